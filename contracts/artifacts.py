@@ -1,0 +1,65 @@
+"""Load compiled contract artifacts (ABI and bytecode). The only place Python reads them.
+
+Artifacts are committed, so running kameng needs no node and no compiler; `kameng compile`
+rebuilds them, and a test fails when they do not match the sources.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from contracts.compiler import ARTIFACTS_DIR, CONTRACTS, source_hash
+from contracts.errors import StaleArtifactsError
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled contract."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployed_bytecode: str
+    compiler: str
+    source_hash: str
+
+
+@cache
+def load(name: str) -> Artifact:
+    """Load one contract's artifact.
+
+    Raises:
+        StaleArtifactsError: the artifact is missing; run `kameng compile`.
+    """
+    path = ARTIFACTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise StaleArtifactsError(f"no artifact for {name} at {path}; run `kameng compile`")
+    data = json.loads(path.read_text())
+    return Artifact(
+        name=data["contractName"],
+        abi=data["abi"],
+        bytecode=data["bytecode"],
+        deployed_bytecode=data["deployedBytecode"],
+        compiler=data["compiler"],
+        source_hash=data["sourceHash"],
+    )
+
+
+def artifacts_current() -> bool:
+    """Whether every artifact exists and was built from the current sources."""
+    wanted = source_hash()
+    for name in CONTRACTS:
+        path = ARTIFACTS_DIR / f"{name}.json"
+        if not path.exists():
+            return False
+        if json.loads(path.read_text()).get("sourceHash") != wanted:
+            return False
+    return True
+
+
+def escrow_abi() -> list[dict[str, Any]]:
+    """The CodeEscrow ABI."""
+    return load("CodeEscrow").abi

@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+
+import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
+
+/// @title CodeEscrow
+/// @notice One shared escrow for every kameng trade. See ICodeEscrow and docs/PROTOCOL.md.
+contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice May grant and revoke licensed-product authorizations and close listings.
+    bytes32 public constant RIGHTS_ADMIN_ROLE = keccak256("RIGHTS_ADMIN_ROLE");
+    /// @notice May rule on disputes.
+    bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
+    /// @notice May pause and unpause.
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    uint256 private constant _BPS = 10_000;
+    uint256 private constant _MAX_FEES_BPS = 5_000;
+
+    Config private _config;
+    uint64 private _listingCount;
+
+    mapping(uint256 listingId => Listing) private _listings;
+    mapping(uint256 listingId => mapping(uint256 batchIndex => Batch)) private _batches;
+    mapping(uint256 orderId => bytes32 orderHash) private _orderHashes;
+    mapping(address supplier => mapping(address token => Bond)) private _bonds;
+    mapping(address account => mapping(address token => uint256)) private _balances;
+    mapping(address supplier => mapping(bytes32 sku => bytes32 attestationHash)) private _authorizations;
+    mapping(address supplier => mapping(address key => bool)) private _deliveryKeys;
+    mapping(address token => bool) private _tokenAllowed;
+
+    /// @notice Deploy with an admin and the first platform settings.
+    /// @param admin Holder of every role at deployment; it may hand them on.
+    /// @param initialConfig The platform settings.
+    constructor(address admin, Config memory initialConfig) {
+        if (admin == address(0)) revert EscrowBadArgument("admin");
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(RIGHTS_ADMIN_ROLE, admin);
+        _grantRole(ARBITER_ROLE, admin);
+        _grantRole(PAUSER_ROLE, admin);
+        _setConfig(initialConfig);
+    }
+
+    // ================================================================== admin
+
+    /// @inheritdoc ICodeEscrow
+    function setConfig(Config calldata newConfig) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setConfig(newConfig);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function setTokenAllowed(address token, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (token == address(0)) revert EscrowBadArgument("token");
+        _tokenAllowed[token] = allowed;
+        emit TokenAllowed(token, allowed);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function authorize(address supplier, bytes32 sku, bytes32 attestationHash)
+        external
+        onlyRole(RIGHTS_ADMIN_ROLE)
+    {
+        if (supplier == address(0)) revert EscrowBadArgument("supplier");
+        if (sku == bytes32(0)) revert EscrowBadArgument("sku");
+        _authorizations[supplier][sku] = attestationHash;
+        emit SkuAuthorized(supplier, sku, attestationHash);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function closeListing(uint256 listingId) external onlyRole(RIGHTS_ADMIN_ROLE) {
+        Listing storage listing = _existingListing(listingId);
+        listing.active = false;
+        emit ListingUpdated(listingId, listing.unitPrice, false);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function unpause() external onlyRole(PAUSER_ROLE) {
+        _unpause();
+    }
+
+    // ================================================================== supplier
+
+    /// @inheritdoc ICodeEscrow
+    function depositBond(address token, uint256 amount) external payable nonReentrant {
+        if (amount == 0) revert EscrowBadArgument("amount");
+        if (token != address(0) && !_tokenAllowed[token]) revert EscrowTokenNotAllowed(token);
+        Bond storage bond = _bonds[msg.sender][token];
+        _pullPayment(token, amount);
+        bond.free += uint128(amount);
+        emit BondDeposited(msg.sender, token, amount, bond.free, bond.reserved);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function withdrawBond(address token, uint256 amount, address to) external nonReentrant {
+        if (amount == 0) revert EscrowBadArgument("amount");
+        if (to == address(0)) revert EscrowBadArgument("to");
+        Bond storage bond = _bonds[msg.sender][token];
+        if (bond.free < amount) revert EscrowBondShort(msg.sender, token, amount, bond.free);
+        bond.free -= uint128(amount);
+        emit BondWithdrawn(msg.sender, token, amount, to, bond.free, bond.reserved);
+        _pushPayment(token, to, amount);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function setDeliveryKey(address key, bool enabled) external {
+        if (key == address(0) || key == msg.sender) revert EscrowBadArgument("key");
+        _deliveryKeys[msg.sender][key] = enabled;
+        emit DeliveryKeySet(msg.sender, key, enabled);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function createListing(
+        bytes32 sku,
+        address token,
+        uint96 unitPrice,
+        uint32 deliveryWindow,
+        uint32 disputeWindow,
+        uint16 bondBps,
+        string calldata metadataURI
+    ) external whenNotPaused returns (uint256 listingId) {
+        if (_authorizations[msg.sender][sku] == bytes32(0)) revert EscrowNotAuthorized(msg.sender, sku);
+        if (token != address(0) && !_tokenAllowed[token]) revert EscrowTokenNotAllowed(token);
+        if (unitPrice == 0) revert EscrowBadArgument("unitPrice");
+        if (deliveryWindow == 0) revert EscrowBadArgument("deliveryWindow");
+        if (disputeWindow == 0) revert EscrowBadArgument("disputeWindow");
+        if (bondBps < _config.minBondBps || bondBps > _BPS) revert EscrowBadBps(bondBps);
+
+        listingId = ++_listingCount;
+        _listings[listingId] = Listing({
+            supplier: msg.sender,
+            committed: 0,
+            sold: 0,
+            bondBps: bondBps,
+            active: true,
+            token: token,
+            unitPrice: unitPrice,
+            deliveryWindow: deliveryWindow,
+            disputeWindow: disputeWindow,
+            batchCount: 0,
+            sku: sku
+        });
+        emit ListingCreated(
+            listingId, msg.sender, sku, token, unitPrice, deliveryWindow, disputeWindow, bondBps, metadataURI
+        );
+        emit MetaEvidence(listingId, metadataURI);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function updateListing(uint256 listingId, uint96 unitPrice, bool active) external {
+        Listing storage listing = _existingListing(listingId);
+        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        if (unitPrice == 0) revert EscrowBadArgument("unitPrice");
+        if (active) {
+            if (paused()) revert EnforcedPause();
+            if (_authorizations[msg.sender][listing.sku] == bytes32(0)) {
+                revert EscrowNotAuthorized(msg.sender, listing.sku);
+            }
+        }
+        listing.unitPrice = unitPrice;
+        listing.active = active;
+        emit ListingUpdated(listingId, unitPrice, active);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function commitBatch(uint256 listingId, bytes32 root, uint32 count)
+        external
+        whenNotPaused
+        returns (uint256 batchIndex)
+    {
+        Listing storage listing = _existingListing(listingId);
+        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        if (_authorizations[msg.sender][listing.sku] == bytes32(0)) {
+            revert EscrowNotAuthorized(msg.sender, listing.sku);
+        }
+        if (root == bytes32(0)) revert EscrowBadArgument("root");
+        if (count == 0) revert EscrowBadArgument("count");
+
+        uint32 firstIndex = listing.committed;
+        batchIndex = listing.batchCount;
+        _batches[listingId][batchIndex] = Batch({root: root, firstIndex: firstIndex, count: count});
+        listing.committed = firstIndex + count;
+        listing.batchCount = uint32(batchIndex + 1);
+        emit BatchCommitted(listingId, batchIndex, root, firstIndex, count, firstIndex + count);
+    }
+
+    // ================================================================== buyer
+
+    /// @inheritdoc ICodeEscrow
+    function buy(
+        uint256 listingId,
+        uint32 quantity,
+        uint256 maxUnitPrice,
+        address referrer,
+        bytes32 buyerPubKey
+    ) external payable nonReentrant whenNotPaused returns (uint256 orderId) {
+        if (quantity == 0) revert EscrowZeroQuantity();
+        if (buyerPubKey == bytes32(0)) revert EscrowBadArgument("buyerPubKey");
+        Listing storage listing = _existingListing(listingId);
+        address supplier = listing.supplier;
+        if (!listing.active) revert EscrowListingInactive(listingId);
+        uint32 firstIndex = listing.sold;
+        {
+            uint256 available = uint256(listing.committed) - firstIndex;
+            if (quantity > available) revert EscrowStockShort(listingId, quantity, available);
+        }
+        if (referrer == msg.sender || referrer == supplier) revert EscrowBadReferrer(referrer);
+        uint256 unitPrice = listing.unitPrice;
+        if (unitPrice > maxUnitPrice) revert EscrowPriceAboveMax(unitPrice, maxUnitPrice);
+        address token = listing.token;
+        uint256 amount = unitPrice * quantity;
+        uint256 bondAmount = (amount * listing.bondBps) / _BPS;
+
+        Bond storage bond = _bonds[supplier][token];
+        uint256 free = bond.free;
+        if (free < bondAmount) revert EscrowBondShort(supplier, token, bondAmount, free);
+        bond.free = uint128(free - bondAmount);
+        bond.reserved += uint128(bondAmount);
+        listing.sold = firstIndex + quantity;
+
+        Config memory cfg = _config;
+        Order memory order = Order({
+            buyer: msg.sender,
+            supplier: supplier,
+            token: token,
+            referrer: referrer,
+            amount: uint128(amount),
+            bond: uint128(bondAmount),
+            quantity: quantity,
+            feeBps: cfg.feeBps,
+            referralBps: referrer == address(0) ? 0 : cfg.referralBps,
+            disputeWindow: listing.disputeWindow,
+            deadline: uint40(block.timestamp + listing.deliveryWindow),
+            state: OrderState.Paid,
+            releaseDigest: bytes32(0)
+        });
+        orderId = (listingId << 32) | firstIndex;
+        _orderHashes[orderId] = keccak256(abi.encode(order));
+        emit OrderPaid(orderId, listingId, msg.sender, firstIndex, buyerPubKey, order);
+
+        _pullPayment(token, amount);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function confirm(uint256 orderId, Order calldata order) external nonReentrant {
+        _checkOrder(orderId, order, OrderState.Delivered);
+        if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
+        _orderHashes[orderId] = _hashWithState(order, OrderState.Completed);
+        (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
+        _credit(order.supplier, order.token, toSupplier);
+        _credit(_config.feeRecipient, order.token, fee);
+        if (commission != 0) _credit(order.referrer, order.token, commission);
+        _releaseBond(order.supplier, order.token, order.bond);
+        emit OrderCompleted(orderId, true, toSupplier, fee, commission);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function refund(uint256 orderId, Order calldata order) external nonReentrant {
+        _checkOrder(orderId, order, OrderState.Paid);
+        if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
+        _orderHashes[orderId] = _hashWithState(order, OrderState.Refunded);
+        _credit(order.buyer, order.token, order.amount);
+        _releaseBond(order.supplier, order.token, order.bond);
+        emit OrderRefunded(orderId, order.amount);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function dispute(
+        uint256 orderId,
+        Order calldata order,
+        string calldata evidenceURI,
+        bytes32 evidenceHash
+    ) external {
+        _checkOrder(orderId, order, OrderState.Delivered);
+        if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
+        if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
+        Order memory updated = order;
+        updated.state = OrderState.Disputed;
+        updated.deadline = uint40(block.timestamp + _config.arbitrationWindow);
+        _orderHashes[orderId] = keccak256(abi.encode(updated));
+        emit DisputeOpened(orderId, updated.deadline, evidenceURI, evidenceHash);
+        emit Dispute(address(this), orderId, orderId >> 32, orderId);
+        emit Evidence(address(this), orderId, msg.sender, evidenceURI);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function addEvidence(
+        uint256 orderId,
+        Order calldata order,
+        string calldata evidenceURI,
+        bytes32 evidenceHash
+    ) external {
+        _checkOrder(orderId, order, OrderState.Disputed);
+        if (
+            msg.sender != order.buyer && msg.sender != order.supplier
+                && !_deliveryKeys[order.supplier][msg.sender]
+        ) revert EscrowWrongCaller(msg.sender);
+        emit EvidenceAdded(orderId, msg.sender, evidenceURI, evidenceHash);
+        emit Evidence(address(this), orderId, msg.sender, evidenceURI);
+    }
+
+    // ================================================================== delivery and settlement
+
+    /// @inheritdoc ICodeEscrow
+    function deliver(
+        uint256[] calldata orderIds,
+        Order[] calldata orders,
+        bytes32[] calldata releaseDigests
+    ) external {
+        uint256 n = orderIds.length;
+        if (n == 0) revert EscrowBadArgument("orderIds");
+        if (orders.length != n || releaseDigests.length != n) revert EscrowLengthMismatch();
+        address allowedSupplier;
+        for (uint256 i; i < n; ++i) {
+            uint256 orderId = orderIds[i];
+            Order calldata order = orders[i];
+            _checkOrder(orderId, order, OrderState.Paid);
+            if (order.supplier != allowedSupplier) {
+                if (msg.sender != order.supplier && !_deliveryKeys[order.supplier][msg.sender]) {
+                    revert EscrowWrongCaller(msg.sender);
+                }
+                allowedSupplier = order.supplier;
+            }
+            if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
+            bytes32 digest = releaseDigests[i];
+            if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
+            Order memory updated = order;
+            updated.state = OrderState.Delivered;
+            updated.deadline = uint40(block.timestamp + order.disputeWindow);
+            updated.releaseDigest = digest;
+            _orderHashes[orderId] = keccak256(abi.encode(updated));
+            emit OrderDelivered(orderId, digest, updated.deadline);
+        }
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function settle(uint256[] calldata orderIds, Order[] calldata orders) external nonReentrant {
+        uint256 n = orderIds.length;
+        if (n == 0) revert EscrowBadArgument("orderIds");
+        if (orders.length != n) revert EscrowLengthMismatch();
+        address feeRecipient = _config.feeRecipient;
+        // Credits to the same (supplier, token) are summed in memory and written once.
+        address supplier;
+        address token;
+        uint256 supplierSum;
+        uint256 feeSum;
+        uint256 bondSum;
+        for (uint256 i; i < n; ++i) {
+            uint256 orderId = orderIds[i];
+            Order calldata order = orders[i];
+            _checkOrder(orderId, order, OrderState.Delivered);
+            if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
+            _orderHashes[orderId] = _hashWithState(order, OrderState.Completed);
+            (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
+            if (order.supplier != supplier || order.token != token) {
+                _flushSettlement(supplier, token, feeRecipient, supplierSum, feeSum, bondSum);
+                (supplier, token, supplierSum, feeSum, bondSum) = (order.supplier, order.token, 0, 0, 0);
+            }
+            supplierSum += toSupplier;
+            feeSum += fee;
+            bondSum += order.bond;
+            if (commission != 0) _credit(order.referrer, order.token, commission);
+            emit OrderCompleted(orderId, false, toSupplier, fee, commission);
+        }
+        _flushSettlement(supplier, token, feeRecipient, supplierSum, feeSum, bondSum);
+    }
+
+    // ================================================================== arbitration
+
+    /// @inheritdoc ICodeEscrow
+    function rule(
+        uint256 orderId,
+        Order calldata order,
+        uint16 buyerBps,
+        uint16 slashBps,
+        bytes32 bundleHash,
+        bytes32 reason
+    ) external nonReentrant onlyRole(ARBITER_ROLE) {
+        _checkOrder(orderId, order, OrderState.Disputed);
+        if (msg.sender == order.buyer || msg.sender == order.supplier) revert EscrowArbiterIsParty(msg.sender);
+        if (buyerBps > _BPS) revert EscrowBadBps(buyerBps);
+        if (slashBps > _BPS) revert EscrowBadBps(slashBps);
+        _resolve(orderId, order, msg.sender, buyerBps, slashBps, bundleHash, reason);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function resolveTimedOut(uint256 orderId, Order calldata order) external nonReentrant {
+        _checkOrder(orderId, order, OrderState.Disputed);
+        if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
+        _resolve(orderId, order, address(0), uint16(_BPS / 2), 0, bytes32(0), "arbitration-timeout");
+    }
+
+    // ================================================================== balances
+
+    /// @inheritdoc ICodeEscrow
+    function withdraw(address token, address to) external nonReentrant {
+        if (to == address(0)) revert EscrowBadArgument("to");
+        uint256 amount = _balances[msg.sender][token];
+        if (amount == 0) revert EscrowNothingToWithdraw(msg.sender, token);
+        _balances[msg.sender][token] = 0;
+        emit Withdrawn(msg.sender, token, to, amount);
+        _pushPayment(token, to, amount);
+    }
+
+    // ================================================================== views
+
+    /// @inheritdoc ICodeEscrow
+    function orderHash(uint256 orderId) external view returns (bytes32) {
+        return _orderHashes[orderId];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function hashOrder(Order calldata order) external pure returns (bytes32) {
+        return keccak256(abi.encode(order));
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function getListing(uint256 listingId) external view returns (Listing memory) {
+        return _listings[listingId];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function getBatch(uint256 listingId, uint256 batchIndex) external view returns (Batch memory) {
+        return _batches[listingId][batchIndex];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function bondOf(address supplier, address token) external view returns (Bond memory) {
+        return _bonds[supplier][token];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function balanceOf(address account, address token) external view returns (uint256) {
+        return _balances[account][token];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function authorization(address supplier, bytes32 sku) external view returns (bytes32) {
+        return _authorizations[supplier][sku];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function isDeliveryKey(address supplier, address key) external view returns (bool) {
+        return _deliveryKeys[supplier][key];
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function config() external view returns (Config memory) {
+        return _config;
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function listingCount() external view returns (uint256) {
+        return _listingCount;
+    }
+
+    // ================================================================== internal
+
+    function _setConfig(Config memory newConfig) private {
+        if (newConfig.feeBps > _BPS) revert EscrowBadBps(newConfig.feeBps);
+        if (newConfig.referralBps > _BPS) revert EscrowBadBps(newConfig.referralBps);
+        if (uint256(newConfig.feeBps) + newConfig.referralBps > _MAX_FEES_BPS) {
+            revert EscrowBadBps(uint256(newConfig.feeBps) + newConfig.referralBps);
+        }
+        if (newConfig.minBondBps > _BPS) revert EscrowBadBps(newConfig.minBondBps);
+        if (newConfig.feeRecipient == address(0)) revert EscrowBadArgument("feeRecipient");
+        if (newConfig.arbitrationWindow == 0) revert EscrowBadArgument("arbitrationWindow");
+        _config = newConfig;
+        emit ConfigUpdated(newConfig);
+    }
+
+    function _existingListing(uint256 listingId) private view returns (Listing storage listing) {
+        listing = _listings[listingId];
+        if (listing.supplier == address(0)) revert EscrowUnknownListing(listingId);
+    }
+
+    /// @dev Reverts unless `order` hashes to the stored hash and is in `expected` state.
+    function _checkOrder(uint256 orderId, Order calldata order, OrderState expected) private view {
+        bytes32 stored = _orderHashes[orderId];
+        if (stored == bytes32(0) || stored != keccak256(abi.encode(order))) revert EscrowUnknownOrder(orderId);
+        if (order.state != expected) revert EscrowWrongState(orderId, order.state);
+    }
+
+    function _hashWithState(Order calldata order, OrderState state) private pure returns (bytes32) {
+        Order memory updated = order;
+        updated.state = state;
+        return keccak256(abi.encode(updated));
+    }
+
+    /// @dev Splits `gross` into the supplier's part, the platform fee and the referral commission.
+    function _splitProceeds(Order calldata order, uint256 gross)
+        private
+        pure
+        returns (uint256 toSupplier, uint256 fee, uint256 commission)
+    {
+        fee = (gross * order.feeBps) / _BPS;
+        commission = (gross * order.referralBps) / _BPS;
+        toSupplier = gross - fee - commission;
+    }
+
+    function _resolve(
+        uint256 orderId,
+        Order calldata order,
+        address arbiter,
+        uint16 buyerBps,
+        uint16 slashBps,
+        bytes32 bundleHash,
+        bytes32 reason
+    ) private {
+        _orderHashes[orderId] = _hashWithState(order, OrderState.Resolved);
+        uint256 buyerAmount = (uint256(order.amount) * buyerBps) / _BPS;
+        uint256 supplierGross = order.amount - buyerAmount;
+        (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, supplierGross);
+        uint256 slashed = (uint256(order.bond) * slashBps) / _BPS;
+
+        _credit(order.buyer, order.token, buyerAmount + slashed);
+        _credit(order.supplier, order.token, toSupplier);
+        _credit(_config.feeRecipient, order.token, fee);
+        if (commission != 0) _credit(order.referrer, order.token, commission);
+        Bond storage bond = _bonds[order.supplier][order.token];
+        bond.reserved -= order.bond;
+        bond.free += uint128(order.bond - slashed);
+
+        emit DisputeRuled(
+            orderId, arbiter, buyerBps, slashBps, buyerAmount, toSupplier, slashed, bundleHash, reason
+        );
+        emit Ruling(address(this), orderId, buyerBps);
+    }
+
+    function _flushSettlement(
+        address supplier,
+        address token,
+        address feeRecipient,
+        uint256 supplierSum,
+        uint256 feeSum,
+        uint256 bondSum
+    ) private {
+        if (supplier == address(0)) return;
+        _credit(supplier, token, supplierSum);
+        _credit(feeRecipient, token, feeSum);
+        _releaseBond(supplier, token, bondSum);
+    }
+
+    function _credit(address account, address token, uint256 amount) private {
+        if (amount == 0) return;
+        _balances[account][token] += amount;
+        emit BalanceCredited(account, token, amount);
+    }
+
+    function _releaseBond(address supplier, address token, uint256 amount) private {
+        if (amount == 0) return;
+        Bond storage bond = _bonds[supplier][token];
+        bond.reserved -= uint128(amount);
+        bond.free += uint128(amount);
+    }
+
+    /// @dev Takes `amount` from the caller: as msg.value for the native coin, else by transferFrom,
+    ///      refusing tokens that deliver less than the amount sent.
+    function _pullPayment(address token, uint256 amount) private {
+        if (token == address(0)) {
+            if (msg.value != amount) revert EscrowWrongValue(msg.value, amount);
+            return;
+        }
+        if (msg.value != 0) revert EscrowWrongValue(msg.value, 0);
+        IERC20 erc20 = IERC20(token);
+        uint256 before = erc20.balanceOf(address(this));
+        erc20.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = erc20.balanceOf(address(this)) - before;
+        if (received != amount) revert EscrowTokenShortfall(token, amount, received);
+    }
+
+    function _pushPayment(address token, address to, uint256 amount) private {
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert EscrowTransferFailed(to, amount);
+        } else {
+            IERC20(token).safeTransfer(to, amount);
+        }
+    }
+}

@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title ICodeEscrow
+/// @notice The on-chain half of kameng: supplier bonds, licensed listings with committed code
+///         batches, escrowed orders over contiguous code ranges, delivery digests, settlement,
+///         disputes with ERC-1497 events, and a pull-payment ledger.
+/// @dev Orders are stored as one hash each. Every call after `buy` passes the full `Order` back
+///      in calldata and the contract checks it against the stored hash. Every event carries the
+///      fields it changed, so an indexer can rebuild each order from events alone.
+///      Encodings are in docs/PROTOCOL.md.
+interface ICodeEscrow {
+    // ------------------------------------------------------------------ types
+
+    /// @notice Lifecycle of an order. `None` means no order exists under that id.
+    enum OrderState {
+        None,
+        Paid,
+        Delivered,
+        Disputed,
+        Completed,
+        Refunded,
+        Resolved
+    }
+
+    /// @notice Everything about an order. Only `keccak256(abi.encode(order))` is stored.
+    /// @dev `deadline` means: delivery deadline while Paid, end of the dispute window while
+    ///      Delivered, arbitration deadline while Disputed. The listing id and the first code
+    ///      index are packed into the order id: `orderId = listingId << 32 | firstIndex`.
+    struct Order {
+        address buyer;
+        address supplier;
+        address token;
+        address referrer;
+        uint128 amount;
+        uint128 bond;
+        uint32 quantity;
+        uint16 feeBps;
+        uint16 referralBps;
+        uint32 disputeWindow;
+        uint40 deadline;
+        OrderState state;
+        bytes32 releaseDigest;
+    }
+
+    /// @notice A listing: one supplier selling one sku for one payment token.
+    /// @dev Storage layout, four slots:
+    ///      slot 0: supplier (160) | committed (32) | sold (32) | bondBps (16) | active (8)
+    ///      slot 1: token (160) | unitPrice (96)
+    ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32)
+    ///      slot 3: sku
+    struct Listing {
+        address supplier;
+        uint32 committed;
+        uint32 sold;
+        uint16 bondBps;
+        bool active;
+        address token;
+        uint96 unitPrice;
+        uint32 deliveryWindow;
+        uint32 disputeWindow;
+        uint32 batchCount;
+        bytes32 sku;
+    }
+
+    /// @notice A batch of committed codes: a Merkle root over leaves for indexes
+    ///         `[firstIndex, firstIndex + count)`.
+    struct Batch {
+        bytes32 root;
+        uint32 firstIndex;
+        uint32 count;
+    }
+
+    /// @notice A supplier's bond in one token.
+    struct Bond {
+        uint128 free;
+        uint128 reserved;
+    }
+
+    /// @notice Platform settings, packed into one slot.
+    /// @dev slot: feeRecipient (160) | feeBps (16) | referralBps (16) | minBondBps (16) |
+    ///      arbitrationWindow (32)
+    struct Config {
+        address feeRecipient;
+        uint16 feeBps;
+        uint16 referralBps;
+        uint16 minBondBps;
+        uint32 arbitrationWindow;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice The order id has no order, or the order passed does not hash to the stored one.
+    error EscrowUnknownOrder(uint256 orderId);
+    /// @notice The order is not in the state this step needs.
+    error EscrowWrongState(uint256 orderId, OrderState state);
+    /// @notice The listing id has no listing.
+    error EscrowUnknownListing(uint256 listingId);
+    /// @notice The listing is closed to new orders.
+    error EscrowListingInactive(uint256 listingId);
+    /// @notice The caller may not perform this step.
+    error EscrowWrongCaller(address caller);
+    /// @notice A quantity of zero was asked for.
+    error EscrowZeroQuantity();
+    /// @notice Fewer committed codes remain than the quantity asked for.
+    error EscrowStockShort(uint256 listingId, uint256 requested, uint256 available);
+    /// @notice The listing's price is above the buyer's maximum.
+    error EscrowPriceAboveMax(uint256 unitPrice, uint256 maxUnitPrice);
+    /// @notice The value sent does not match the amount due.
+    error EscrowWrongValue(uint256 sent, uint256 expected);
+    /// @notice The token delivered less than the amount transferred (fee-on-transfer tokens).
+    error EscrowTokenShortfall(address token, uint256 expected, uint256 received);
+    /// @notice The token is not on the platform's allow-list.
+    error EscrowTokenNotAllowed(address token);
+    /// @notice The supplier's free bond does not cover the reservation.
+    error EscrowBondShort(address supplier, address token, uint256 required, uint256 free);
+    /// @notice The (supplier, sku) pair has no licensed-product authorization.
+    error EscrowNotAuthorized(address supplier, bytes32 sku);
+    /// @notice The deadline of this step has passed.
+    error EscrowDeadlinePassed(uint256 orderId, uint256 deadline);
+    /// @notice The deadline this step waits for has not passed yet.
+    error EscrowDeadlineNotReached(uint256 orderId, uint256 deadline);
+    /// @notice A basis-point value is above its limit.
+    error EscrowBadBps(uint256 bps);
+    /// @notice A required argument is zero or malformed.
+    error EscrowBadArgument(string name);
+    /// @notice Array arguments differ in length.
+    error EscrowLengthMismatch();
+    /// @notice There is nothing to withdraw.
+    error EscrowNothingToWithdraw(address account, address token);
+    /// @notice A native-coin transfer failed.
+    error EscrowTransferFailed(address to, uint256 amount);
+    /// @notice The referrer is the buyer or the supplier.
+    error EscrowBadReferrer(address referrer);
+    /// @notice The arbiter is a party to the order.
+    error EscrowArbiterIsParty(address arbiter);
+
+    // ------------------------------------------------------------------ events: ERC-1497
+
+    /// @notice ERC-1497: the listing's terms (`metaEvidenceID` is the listing id).
+    event MetaEvidence(uint256 indexed _metaEvidenceID, string _evidence);
+    /// @notice ERC-1497: a dispute was raised (`disputeID` and `evidenceGroupID` are the order id).
+    event Dispute(
+        address indexed _arbitrator,
+        uint256 indexed _disputeID,
+        uint256 _metaEvidenceID,
+        uint256 _evidenceGroupID
+    );
+    /// @notice ERC-1497: evidence was submitted for an order.
+    event Evidence(
+        address indexed _arbitrator,
+        uint256 indexed _evidenceGroupID,
+        address indexed _party,
+        string _evidence
+    );
+    /// @notice ERC-792/1497: a ruling was given. `_ruling` is the buyer's share in basis points.
+    event Ruling(address indexed _arbitrator, uint256 indexed _disputeID, uint256 _ruling);
+
+    // ------------------------------------------------------------------ events: kameng
+
+    /// @notice Platform settings changed.
+    event ConfigUpdated(Config config);
+    /// @notice A payment token was allowed or disallowed.
+    event TokenAllowed(address indexed token, bool allowed);
+    /// @notice A licensed-product authorization was granted (nonzero attestation) or revoked.
+    event SkuAuthorized(address indexed supplier, bytes32 indexed sku, bytes32 attestationHash);
+    /// @notice A supplier named or removed a delivery key.
+    event DeliveryKeySet(address indexed supplier, address indexed key, bool enabled);
+    /// @notice A supplier's bond changed by a deposit.
+    event BondDeposited(
+        address indexed supplier, address indexed token, uint256 amount, uint256 free, uint256 reserved
+    );
+    /// @notice A supplier withdrew free bond.
+    event BondWithdrawn(
+        address indexed supplier,
+        address indexed token,
+        uint256 amount,
+        address to,
+        uint256 free,
+        uint256 reserved
+    );
+    /// @notice A listing was created.
+    event ListingCreated(
+        uint256 indexed listingId,
+        address indexed supplier,
+        bytes32 indexed sku,
+        address token,
+        uint256 unitPrice,
+        uint32 deliveryWindow,
+        uint32 disputeWindow,
+        uint16 bondBps,
+        string metadataURI
+    );
+    /// @notice A listing's price or activity changed.
+    event ListingUpdated(uint256 indexed listingId, uint256 unitPrice, bool active);
+    /// @notice A batch of code commitments was appended to a listing.
+    event BatchCommitted(
+        uint256 indexed listingId,
+        uint256 indexed batchIndex,
+        bytes32 root,
+        uint32 firstIndex,
+        uint32 count,
+        uint32 committed
+    );
+    /// @notice An order was paid into escrow. `order` is the full stored order.
+    event OrderPaid(
+        uint256 indexed orderId,
+        uint256 indexed listingId,
+        address indexed buyer,
+        uint32 firstIndex,
+        bytes32 buyerPubKey,
+        Order order
+    );
+    /// @notice An order was delivered: `releaseDigest` binds the sealed release sent off-chain.
+    event OrderDelivered(uint256 indexed orderId, bytes32 releaseDigest, uint40 disputeDeadline);
+    /// @notice An order completed: confirmed by the buyer, or settled after its dispute window.
+    event OrderCompleted(
+        uint256 indexed orderId,
+        bool byBuyer,
+        uint256 supplierAmount,
+        uint256 fee,
+        uint256 commission
+    );
+    /// @notice An undelivered order was refunded in full after its delivery deadline.
+    event OrderRefunded(uint256 indexed orderId, uint256 amount);
+    /// @notice The buyer opened a dispute.
+    event DisputeOpened(
+        uint256 indexed orderId, uint40 arbitrationDeadline, string evidenceURI, bytes32 evidenceHash
+    );
+    /// @notice A party added evidence to a dispute.
+    event EvidenceAdded(uint256 indexed orderId, address indexed party, string uri, bytes32 evidenceHash);
+    /// @notice A dispute was resolved, by an arbiter or by the timeout fallback (arbiter zero).
+    event DisputeRuled(
+        uint256 indexed orderId,
+        address indexed arbiter,
+        uint16 buyerBps,
+        uint16 slashBps,
+        uint256 buyerAmount,
+        uint256 supplierAmount,
+        uint256 slashed,
+        bytes32 bundleHash,
+        bytes32 reason
+    );
+    /// @notice An account's withdrawable balance was credited.
+    event BalanceCredited(address indexed account, address indexed token, uint256 amount);
+    /// @notice An account withdrew its balance.
+    event Withdrawn(address indexed account, address indexed token, address to, uint256 amount);
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Set the platform fee, referral commission, minimum bond and arbitration window.
+    /// @param config The new settings; bps values are at most 10,000 and fee + referral at most 5,000.
+    function setConfig(Config calldata config) external;
+
+    /// @notice Allow or disallow an ERC-20 payment token. The native coin (address 0) is always allowed.
+    /// @param token The token.
+    /// @param allowed Whether new listings may use it.
+    function setTokenAllowed(address token, bool allowed) external;
+
+    /// @notice Grant or revoke the licensed-product authorization for (supplier, sku).
+    /// @param supplier The supplier.
+    /// @param sku The product id.
+    /// @param attestationHash Hash of the rights holder's attestation; zero revokes.
+    function authorize(address supplier, bytes32 sku, bytes32 attestationHash) external;
+
+    /// @notice Close a listing whose authorization was revoked. Rights admin only.
+    /// @param listingId The listing.
+    function closeListing(uint256 listingId) external;
+
+    /// @notice Stop new listings, batches and orders. Withdrawals and settlement go on.
+    function pause() external;
+
+    /// @notice Lift a pause.
+    function unpause() external;
+
+    // ------------------------------------------------------------------ supplier
+
+    /// @notice Deposit bond in `token` (address 0 for the native coin, sent as value).
+    /// @param token The bond token; it must match the token of the listings it backs.
+    /// @param amount The amount; must equal msg.value for the native coin.
+    function depositBond(address token, uint256 amount) external payable;
+
+    /// @notice Withdraw free (unreserved) bond.
+    /// @param token The bond token.
+    /// @param amount The amount to withdraw.
+    /// @param to The recipient.
+    function withdrawBond(address token, uint256 amount, address to) external;
+
+    /// @notice Name or remove a key that may deliver the caller's orders.
+    /// @param key The delivery key's address.
+    /// @param enabled Whether it may deliver.
+    function setDeliveryKey(address key, bool enabled) external;
+
+    /// @notice Open a listing for an authorized sku.
+    /// @param sku The product id.
+    /// @param token The payment token (address 0 for the native coin).
+    /// @param unitPrice Price per code.
+    /// @param deliveryWindow Seconds the supplier has to deliver after payment.
+    /// @param disputeWindow Seconds the buyer has to dispute after delivery.
+    /// @param bondBps Bond reserved per order, in basis points of its amount (at least the minimum).
+    /// @param metadataURI Where the listing's description lives.
+    /// @return listingId The new listing's id (counting from 1).
+    function createListing(
+        bytes32 sku,
+        address token,
+        uint96 unitPrice,
+        uint32 deliveryWindow,
+        uint32 disputeWindow,
+        uint16 bondBps,
+        string calldata metadataURI
+    ) external returns (uint256 listingId);
+
+    /// @notice Change a listing's price or open and close it. Open orders keep their terms.
+    /// @param listingId The listing.
+    /// @param unitPrice The new price.
+    /// @param active Whether it takes new orders.
+    function updateListing(uint256 listingId, uint96 unitPrice, bool active) external;
+
+    /// @notice Append a batch of committed codes to a listing's stock.
+    /// @param listingId The listing.
+    /// @param root Merkle root over the batch's leaves (see docs/PROTOCOL.md).
+    /// @param count Number of codes in the batch.
+    /// @return batchIndex The batch's index within the listing.
+    function commitBatch(uint256 listingId, bytes32 root, uint32 count)
+        external
+        returns (uint256 batchIndex);
+
+    // ------------------------------------------------------------------ buyer
+
+    /// @notice Pay for `quantity` codes into escrow.
+    /// @param listingId The listing.
+    /// @param quantity Number of codes (wholesale buyers take many).
+    /// @param maxUnitPrice The highest unit price the buyer accepts.
+    /// @param referrer Who referred the buyer, or address 0.
+    /// @param buyerPubKey The buyer's per-order X25519 public key.
+    /// @return orderId The order's id: `listingId << 32 | firstIndex`.
+    function buy(
+        uint256 listingId,
+        uint32 quantity,
+        uint256 maxUnitPrice,
+        address referrer,
+        bytes32 buyerPubKey
+    ) external payable returns (uint256 orderId);
+
+    /// @notice Confirm receipt: the supplier is paid and the bond reservation is freed.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    function confirm(uint256 orderId, Order calldata order) external;
+
+    /// @notice Reclaim the whole payment of an order not delivered by its deadline.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    function refund(uint256 orderId, Order calldata order) external;
+
+    /// @notice Open a dispute on a delivered order within its dispute window. Buyer only.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    /// @param evidenceURI Where the buyer's evidence lives.
+    /// @param evidenceHash Hash of that evidence.
+    function dispute(
+        uint256 orderId,
+        Order calldata order,
+        string calldata evidenceURI,
+        bytes32 evidenceHash
+    ) external;
+
+    /// @notice Add evidence to an open dispute. Buyer, supplier or its delivery keys.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    /// @param evidenceURI Where the evidence lives.
+    /// @param evidenceHash Hash of that evidence.
+    function addEvidence(
+        uint256 orderId,
+        Order calldata order,
+        string calldata evidenceURI,
+        bytes32 evidenceHash
+    ) external;
+
+    // ------------------------------------------------------------------ delivery and settlement
+
+    /// @notice Post the digests of sealed releases for paid orders. Supplier or its delivery key.
+    /// @param orderIds The orders.
+    /// @param orders The orders as stored.
+    /// @param releaseDigests For each order, `keccak256` of its sealed release.
+    function deliver(
+        uint256[] calldata orderIds,
+        Order[] calldata orders,
+        bytes32[] calldata releaseDigests
+    ) external;
+
+    /// @notice Settle delivered orders whose dispute windows have passed. Anyone may call.
+    /// @param orderIds The orders.
+    /// @param orders The orders as stored.
+    function settle(uint256[] calldata orderIds, Order[] calldata orders) external;
+
+    // ------------------------------------------------------------------ arbitration
+
+    /// @notice Rule on a dispute. Arbiter role; never a party to the order.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    /// @param buyerBps The buyer's share of the payment, in basis points.
+    /// @param slashBps Share of the reserved bond paid to the buyer, in basis points.
+    /// @param bundleHash Hash of the evidence bundle the ruling cites.
+    /// @param reason A short reason code (for example "code-already-redeemed").
+    function rule(
+        uint256 orderId,
+        Order calldata order,
+        uint16 buyerBps,
+        uint16 slashBps,
+        bytes32 bundleHash,
+        bytes32 reason
+    ) external;
+
+    /// @notice Apply the fallback to a dispute nobody ruled on by its arbitration deadline:
+    ///         the payment is split equally and the bond reservation is freed. Anyone may call.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    function resolveTimedOut(uint256 orderId, Order calldata order) external;
+
+    // ------------------------------------------------------------------ balances
+
+    /// @notice Withdraw the caller's whole balance of `token` to `to`.
+    /// @param token The token (address 0 for the native coin).
+    /// @param to The recipient.
+    function withdraw(address token, address to) external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The stored hash of an order, zero if none.
+    /// @param orderId The order.
+    /// @return The hash.
+    function orderHash(uint256 orderId) external view returns (bytes32);
+
+    /// @notice Hash an order the way the contract stores it.
+    /// @param order The order.
+    /// @return The hash.
+    function hashOrder(Order calldata order) external pure returns (bytes32);
+
+    /// @notice A listing.
+    /// @param listingId The listing.
+    /// @return The listing.
+    function getListing(uint256 listingId) external view returns (Listing memory);
+
+    /// @notice A batch of a listing.
+    /// @param listingId The listing.
+    /// @param batchIndex The batch index.
+    /// @return The batch.
+    function getBatch(uint256 listingId, uint256 batchIndex) external view returns (Batch memory);
+
+    /// @notice A supplier's bond in a token.
+    /// @param supplier The supplier.
+    /// @param token The token.
+    /// @return The bond.
+    function bondOf(address supplier, address token) external view returns (Bond memory);
+
+    /// @notice An account's withdrawable balance in a token.
+    /// @param account The account.
+    /// @param token The token.
+    /// @return The balance.
+    function balanceOf(address account, address token) external view returns (uint256);
+
+    /// @notice The attestation hash authorizing (supplier, sku), zero if none.
+    /// @param supplier The supplier.
+    /// @param sku The product id.
+    /// @return The attestation hash.
+    function authorization(address supplier, bytes32 sku) external view returns (bytes32);
+
+    /// @notice Whether `key` may deliver `supplier`'s orders.
+    /// @param supplier The supplier.
+    /// @param key The key.
+    /// @return Whether it may.
+    function isDeliveryKey(address supplier, address key) external view returns (bool);
+
+    /// @notice The platform settings.
+    /// @return The settings.
+    function config() external view returns (Config memory);
+
+    /// @notice Number of listings created.
+    /// @return The count.
+    function listingCount() external view returns (uint256);
+}
