@@ -6,6 +6,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
 
@@ -24,17 +25,27 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_FEES_BPS = 5_000;
 
+    /// @dev One slot per (account, token): the withdrawable balance and, for suppliers, the bond.
+    ///      slot: balance (96) | bondFree (80) | bondReserved (80). Packing them lets a settlement
+    ///      pay the supplier and free its bond with one storage write. Amounts that would not fit
+    ///      revert with OpenZeppelin's SafeCastOverflowedUintDowncast.
+    struct Ledger {
+        uint96 balance;
+        uint80 bondFree;
+        uint80 bondReserved;
+    }
+
     Config private _config;
     uint64 private _listingCount;
 
     mapping(uint256 listingId => Listing) private _listings;
     mapping(uint256 listingId => mapping(uint256 batchIndex => Batch)) private _batches;
     mapping(uint256 orderId => bytes32 orderHash) private _orderHashes;
-    mapping(address supplier => mapping(address token => Bond)) private _bonds;
-    mapping(address account => mapping(address token => uint256)) private _balances;
+    mapping(address account => mapping(address token => Ledger)) private _ledgers;
     mapping(address supplier => mapping(bytes32 sku => bytes32 attestationHash)) private _authorizations;
     mapping(address supplier => mapping(address key => bool)) private _deliveryKeys;
     mapping(address token => bool) private _tokenAllowed;
+    mapping(address token => uint256) private _fees;
 
     /// @notice Deploy with an admin and the first platform settings.
     /// @param admin Holder of every role at deployment; it may hand them on.
@@ -77,7 +88,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function closeListing(uint256 listingId) external onlyRole(RIGHTS_ADMIN_ROLE) {
         Listing storage listing = _existingListing(listingId);
         listing.active = false;
-        emit ListingUpdated(listingId, listing.unitPrice, false);
+        emit ListingUpdated(listingId, listing.unitPrice, false, listing.feeBps, listing.referralBps);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -96,20 +107,21 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function depositBond(address token, uint256 amount) external payable nonReentrant {
         if (amount == 0) revert EscrowBadArgument("amount");
         if (token != address(0) && !_tokenAllowed[token]) revert EscrowTokenNotAllowed(token);
-        Bond storage bond = _bonds[msg.sender][token];
+        Ledger storage ledger = _ledgers[msg.sender][token];
         _pullPayment(token, amount);
-        bond.free += uint128(amount);
-        emit BondDeposited(msg.sender, token, amount, bond.free, bond.reserved);
+        ledger.bondFree = SafeCast.toUint80(uint256(ledger.bondFree) + amount);
+        emit BondDeposited(msg.sender, token, amount, ledger.bondFree, ledger.bondReserved);
     }
 
     /// @inheritdoc ICodeEscrow
     function withdrawBond(address token, uint256 amount, address to) external nonReentrant {
         if (amount == 0) revert EscrowBadArgument("amount");
         if (to == address(0)) revert EscrowBadArgument("to");
-        Bond storage bond = _bonds[msg.sender][token];
-        if (bond.free < amount) revert EscrowBondShort(msg.sender, token, amount, bond.free);
-        bond.free -= uint128(amount);
-        emit BondWithdrawn(msg.sender, token, amount, to, bond.free, bond.reserved);
+        Ledger storage ledger = _ledgers[msg.sender][token];
+        uint256 free = ledger.bondFree;
+        if (free < amount) revert EscrowBondShort(msg.sender, token, amount, free);
+        ledger.bondFree = uint80(free - amount);
+        emit BondWithdrawn(msg.sender, token, amount, to, free - amount, ledger.bondReserved);
         _pushPayment(token, to, amount);
     }
 
@@ -149,10 +161,22 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             deliveryWindow: deliveryWindow,
             disputeWindow: disputeWindow,
             batchCount: 0,
+            feeBps: _config.feeBps,
+            referralBps: _config.referralBps,
             sku: sku
         });
         emit ListingCreated(
-            listingId, msg.sender, sku, token, unitPrice, deliveryWindow, disputeWindow, bondBps, metadataURI
+            listingId,
+            msg.sender,
+            sku,
+            token,
+            unitPrice,
+            deliveryWindow,
+            disputeWindow,
+            bondBps,
+            _config.feeBps,
+            _config.referralBps,
+            metadataURI
         );
         emit MetaEvidence(listingId, metadataURI);
     }
@@ -170,7 +194,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         }
         listing.unitPrice = unitPrice;
         listing.active = active;
-        emit ListingUpdated(listingId, unitPrice, active);
+        // Re-pricing a listing also moves it onto the platform's current fee terms.
+        listing.feeBps = _config.feeBps;
+        listing.referralBps = _config.referralBps;
+        emit ListingUpdated(listingId, unitPrice, active, listing.feeBps, listing.referralBps);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -222,14 +249,13 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         uint256 amount = unitPrice * quantity;
         uint256 bondAmount = (amount * listing.bondBps) / _BPS;
 
-        Bond storage bond = _bonds[supplier][token];
-        uint256 free = bond.free;
+        Ledger storage ledger = _ledgers[supplier][token];
+        uint256 free = ledger.bondFree;
         if (free < bondAmount) revert EscrowBondShort(supplier, token, bondAmount, free);
-        bond.free = uint128(free - bondAmount);
-        bond.reserved += uint128(bondAmount);
+        ledger.bondFree = uint80(free - bondAmount);
+        ledger.bondReserved = SafeCast.toUint80(uint256(ledger.bondReserved) + bondAmount);
         listing.sold = firstIndex + quantity;
 
-        Config memory cfg = _config;
         Order memory order = Order({
             buyer: msg.sender,
             supplier: supplier,
@@ -238,16 +264,35 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             amount: uint128(amount),
             bond: uint128(bondAmount),
             quantity: quantity,
-            feeBps: cfg.feeBps,
-            referralBps: referrer == address(0) ? 0 : cfg.referralBps,
+            feeBps: listing.feeBps,
+            referralBps: referrer == address(0) ? 0 : listing.referralBps,
             disputeWindow: listing.disputeWindow,
             deadline: uint40(block.timestamp + listing.deliveryWindow),
             state: OrderState.Paid,
             releaseDigest: bytes32(0)
         });
         orderId = (listingId << 32) | firstIndex;
-        _orderHashes[orderId] = keccak256(abi.encode(order));
-        emit OrderPaid(orderId, listingId, msg.sender, firstIndex, buyerPubKey, order);
+        bytes32 h;
+        assembly ("memory-safe") {
+            // A memory struct of static fields is laid out as its ABI encoding: 13 words.
+            h := keccak256(order, 0x1a0)
+        }
+        _orderHashes[orderId] = h;
+        emit OrderPaid(
+            orderId,
+            msg.sender,
+            buyerPubKey,
+            supplier,
+            token,
+            referrer,
+            order.amount,
+            order.bond,
+            quantity,
+            order.feeBps,
+            order.referralBps,
+            order.disputeWindow,
+            order.deadline
+        );
 
         _pullPayment(token, amount);
     }
@@ -256,22 +301,21 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function confirm(uint256 orderId, Order calldata order) external nonReentrant {
         _checkOrder(orderId, order, OrderState.Delivered);
         if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
-        _orderHashes[orderId] = _hashWithState(order, OrderState.Completed);
+        delete _orderHashes[orderId];
         (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
-        _credit(order.supplier, order.token, toSupplier);
-        _credit(_config.feeRecipient, order.token, fee);
+        _paySupplier(order.supplier, order.token, toSupplier, order.bond, order.bond);
+        _fees[order.token] += fee;
         if (commission != 0) _credit(order.referrer, order.token, commission);
-        _releaseBond(order.supplier, order.token, order.bond);
-        emit OrderCompleted(orderId, true, toSupplier, fee, commission);
+        emit OrderConfirmed(orderId);
     }
 
     /// @inheritdoc ICodeEscrow
     function refund(uint256 orderId, Order calldata order) external nonReentrant {
         _checkOrder(orderId, order, OrderState.Paid);
         if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
-        _orderHashes[orderId] = _hashWithState(order, OrderState.Refunded);
+        delete _orderHashes[orderId];
         _credit(order.buyer, order.token, order.amount);
-        _releaseBond(order.supplier, order.token, order.bond);
+        _paySupplier(order.supplier, order.token, 0, order.bond, order.bond);
         emit OrderRefunded(orderId, order.amount);
     }
 
@@ -285,11 +329,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         _checkOrder(orderId, order, OrderState.Delivered);
         if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
         if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
-        Order memory updated = order;
-        updated.state = OrderState.Disputed;
-        updated.deadline = uint40(block.timestamp + _config.arbitrationWindow);
-        _orderHashes[orderId] = keccak256(abi.encode(updated));
-        emit DisputeOpened(orderId, updated.deadline, evidenceURI, evidenceHash);
+        uint40 arbitrationDeadline = uint40(block.timestamp + _config.arbitrationWindow);
+        _orderHashes[orderId] =
+            _hashCalldata(order, uint256(OrderState.Disputed), arbitrationDeadline, bytes32(0));
+        emit DisputeOpened(orderId, arbitrationDeadline, evidenceURI, evidenceHash);
         emit Dispute(address(this), orderId, orderId >> 32, orderId);
         emit Evidence(address(this), orderId, msg.sender, evidenceURI);
     }
@@ -335,12 +378,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
             bytes32 digest = releaseDigests[i];
             if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
-            Order memory updated = order;
-            updated.state = OrderState.Delivered;
-            updated.deadline = uint40(block.timestamp + order.disputeWindow);
-            updated.releaseDigest = digest;
-            _orderHashes[orderId] = keccak256(abi.encode(updated));
-            emit OrderDelivered(orderId, digest, updated.deadline);
+            uint40 disputeDeadline = uint40(block.timestamp + order.disputeWindow);
+            _orderHashes[orderId] =
+                _hashCalldata(order, uint256(OrderState.Delivered), disputeDeadline, digest);
+            emit OrderDelivered(orderId, digest);
         }
     }
 
@@ -349,7 +390,6 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         uint256 n = orderIds.length;
         if (n == 0) revert EscrowBadArgument("orderIds");
         if (orders.length != n) revert EscrowLengthMismatch();
-        address feeRecipient = _config.feeRecipient;
         // Credits to the same (supplier, token) are summed in memory and written once.
         address supplier;
         address token;
@@ -361,19 +401,19 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             Order calldata order = orders[i];
             _checkOrder(orderId, order, OrderState.Delivered);
             if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
-            _orderHashes[orderId] = _hashWithState(order, OrderState.Completed);
+            delete _orderHashes[orderId];
             (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
             if (order.supplier != supplier || order.token != token) {
-                _flushSettlement(supplier, token, feeRecipient, supplierSum, feeSum, bondSum);
+                _flushSettlement(supplier, token, supplierSum, feeSum, bondSum);
                 (supplier, token, supplierSum, feeSum, bondSum) = (order.supplier, order.token, 0, 0, 0);
             }
             supplierSum += toSupplier;
             feeSum += fee;
             bondSum += order.bond;
             if (commission != 0) _credit(order.referrer, order.token, commission);
-            emit OrderCompleted(orderId, false, toSupplier, fee, commission);
+            emit OrderSettled(orderId);
         }
-        _flushSettlement(supplier, token, feeRecipient, supplierSum, feeSum, bondSum);
+        _flushSettlement(supplier, token, supplierSum, feeSum, bondSum);
     }
 
     // ================================================================== arbitration
@@ -406,14 +446,30 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     /// @inheritdoc ICodeEscrow
     function withdraw(address token, address to) external nonReentrant {
         if (to == address(0)) revert EscrowBadArgument("to");
-        uint256 amount = _balances[msg.sender][token];
+        Ledger storage ledger = _ledgers[msg.sender][token];
+        uint256 amount = ledger.balance;
         if (amount == 0) revert EscrowNothingToWithdraw(msg.sender, token);
-        _balances[msg.sender][token] = 0;
+        ledger.balance = 0;
         emit Withdrawn(msg.sender, token, to, amount);
         _pushPayment(token, to, amount);
     }
 
+    /// @inheritdoc ICodeEscrow
+    function withdrawFees(address token, address to) external nonReentrant onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (to == address(0)) revert EscrowBadArgument("to");
+        uint256 amount = _fees[token];
+        if (amount == 0) revert EscrowNothingToWithdraw(address(this), token);
+        _fees[token] = 0;
+        emit FeesWithdrawn(token, to, amount);
+        _pushPayment(token, to, amount);
+    }
+
     // ================================================================== views
+
+    /// @inheritdoc ICodeEscrow
+    function feesOf(address token) external view returns (uint256) {
+        return _fees[token];
+    }
 
     /// @inheritdoc ICodeEscrow
     function orderHash(uint256 orderId) external view returns (bytes32) {
@@ -437,12 +493,13 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     /// @inheritdoc ICodeEscrow
     function bondOf(address supplier, address token) external view returns (Bond memory) {
-        return _bonds[supplier][token];
+        Ledger storage ledger = _ledgers[supplier][token];
+        return Bond({free: ledger.bondFree, reserved: ledger.bondReserved});
     }
 
     /// @inheritdoc ICodeEscrow
     function balanceOf(address account, address token) external view returns (uint256) {
-        return _balances[account][token];
+        return _ledgers[account][token].balance;
     }
 
     /// @inheritdoc ICodeEscrow
@@ -488,14 +545,31 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     /// @dev Reverts unless `order` hashes to the stored hash and is in `expected` state.
     function _checkOrder(uint256 orderId, Order calldata order, OrderState expected) private view {
         bytes32 stored = _orderHashes[orderId];
-        if (stored == bytes32(0) || stored != keccak256(abi.encode(order))) revert EscrowUnknownOrder(orderId);
+        if (stored == bytes32(0) || stored != _hashCalldata(order, 0, 0, bytes32(0))) {
+            revert EscrowUnknownOrder(orderId);
+        }
         if (order.state != expected) revert EscrowWrongState(orderId, order.state);
     }
 
-    function _hashWithState(Order calldata order, OrderState state) private pure returns (bytes32) {
-        Order memory updated = order;
-        updated.state = state;
-        return keccak256(abi.encode(updated));
+    /// @dev keccak256(abi.encode(order)) straight from calldata. `Order` is a static struct, so its
+    ///      calldata bytes are its ABI encoding; a non-canonical encoding (dirty high bits) hashes
+    ///      differently and is refused by `_checkOrder`. With `state` nonzero, the hash is of the
+    ///      order moved to `state` with the given deadline and, if nonzero, release digest.
+    function _hashCalldata(Order calldata order, uint256 state, uint256 deadline, bytes32 digest)
+        private
+        pure
+        returns (bytes32 h)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, order, 0x1a0)
+            if state {
+                mstore(add(ptr, 0x140), deadline)
+                mstore(add(ptr, 0x160), state)
+                if digest { mstore(add(ptr, 0x180), digest) }
+            }
+            h := keccak256(ptr, 0x1a0)
+        }
     }
 
     /// @dev Splits `gross` into the supplier's part, the platform fee and the referral commission.
@@ -518,19 +592,16 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         bytes32 bundleHash,
         bytes32 reason
     ) private {
-        _orderHashes[orderId] = _hashWithState(order, OrderState.Resolved);
+        delete _orderHashes[orderId];
         uint256 buyerAmount = (uint256(order.amount) * buyerBps) / _BPS;
         uint256 supplierGross = order.amount - buyerAmount;
         (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, supplierGross);
         uint256 slashed = (uint256(order.bond) * slashBps) / _BPS;
 
         _credit(order.buyer, order.token, buyerAmount + slashed);
-        _credit(order.supplier, order.token, toSupplier);
-        _credit(_config.feeRecipient, order.token, fee);
+        _paySupplier(order.supplier, order.token, toSupplier, order.bond, order.bond - slashed);
+        _fees[order.token] += fee;
         if (commission != 0) _credit(order.referrer, order.token, commission);
-        Bond storage bond = _bonds[order.supplier][order.token];
-        bond.reserved -= order.bond;
-        bond.free += uint128(order.bond - slashed);
 
         emit DisputeRuled(
             orderId, arbiter, buyerBps, slashBps, buyerAmount, toSupplier, slashed, bundleHash, reason
@@ -541,28 +612,32 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function _flushSettlement(
         address supplier,
         address token,
-        address feeRecipient,
         uint256 supplierSum,
         uint256 feeSum,
         uint256 bondSum
     ) private {
         if (supplier == address(0)) return;
-        _credit(supplier, token, supplierSum);
-        _credit(feeRecipient, token, feeSum);
-        _releaseBond(supplier, token, bondSum);
+        _paySupplier(supplier, token, supplierSum, bondSum, bondSum);
+        _fees[token] += feeSum;
     }
 
     function _credit(address account, address token, uint256 amount) private {
         if (amount == 0) return;
-        _balances[account][token] += amount;
-        emit BalanceCredited(account, token, amount);
+        Ledger storage ledger = _ledgers[account][token];
+        ledger.balance = SafeCast.toUint96(uint256(ledger.balance) + amount);
     }
 
-    function _releaseBond(address supplier, address token, uint256 amount) private {
-        if (amount == 0) return;
-        Bond storage bond = _bonds[supplier][token];
-        bond.reserved -= uint128(amount);
-        bond.free += uint128(amount);
+    /// @dev Credits a supplier, takes `unreserve` off its reserved bond and returns `refree` of
+    ///      it to its free bond (the rest was slashed), in one storage write.
+    function _paySupplier(address supplier, address token, uint256 credit, uint256 unreserve, uint256 refree)
+        private
+    {
+        Ledger storage ledger = _ledgers[supplier][token];
+        Ledger memory next = ledger;
+        next.balance = SafeCast.toUint96(uint256(next.balance) + credit);
+        next.bondReserved -= uint80(unreserve);
+        next.bondFree = SafeCast.toUint80(uint256(next.bondFree) + refree);
+        _ledgers[supplier][token] = next;
     }
 
     /// @dev Takes `amount` from the caller: as msg.value for the native coin, else by transferFrom,

@@ -47,8 +47,10 @@ interface ICodeEscrow {
     /// @dev Storage layout, four slots:
     ///      slot 0: supplier (160) | committed (32) | sold (32) | bondBps (16) | active (8)
     ///      slot 1: token (160) | unitPrice (96)
-    ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32)
+    ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32) | feeBps (16) |
+    ///              referralBps (16)
     ///      slot 3: sku
+    ///      The fee terms are the platform's at creation, refreshed by `updateListing`.
     struct Listing {
         address supplier;
         uint32 committed;
@@ -60,6 +62,8 @@ interface ICodeEscrow {
         uint32 deliveryWindow;
         uint32 disputeWindow;
         uint32 batchCount;
+        uint16 feeBps;
+        uint16 referralBps;
         bytes32 sku;
     }
 
@@ -71,7 +75,7 @@ interface ICodeEscrow {
         uint32 count;
     }
 
-    /// @notice A supplier's bond in one token.
+    /// @notice A supplier's bond in one token (stored packed: free and reserved fit in 80 bits).
     struct Bond {
         uint128 free;
         uint128 reserved;
@@ -79,7 +83,7 @@ interface ICodeEscrow {
 
     /// @notice Platform settings, packed into one slot.
     /// @dev slot: feeRecipient (160) | feeBps (16) | referralBps (16) | minBondBps (16) |
-    ///      arbitrationWindow (32)
+    ///      arbitrationWindow (32). `feeRecipient` is informational; fees are withdrawn by the admin.
     struct Config {
         address feeRecipient;
         uint16 feeBps;
@@ -189,10 +193,14 @@ interface ICodeEscrow {
         uint32 deliveryWindow,
         uint32 disputeWindow,
         uint16 bondBps,
+        uint16 feeBps,
+        uint16 referralBps,
         string metadataURI
     );
-    /// @notice A listing's price or activity changed.
-    event ListingUpdated(uint256 indexed listingId, uint256 unitPrice, bool active);
+    /// @notice A listing's price, activity or fee terms changed.
+    event ListingUpdated(
+        uint256 indexed listingId, uint256 unitPrice, bool active, uint16 feeBps, uint16 referralBps
+    );
     /// @notice A batch of code commitments was appended to a listing.
     event BatchCommitted(
         uint256 indexed listingId,
@@ -202,25 +210,35 @@ interface ICodeEscrow {
         uint32 count,
         uint32 committed
     );
-    /// @notice An order was paid into escrow. `order` is the full stored order.
+    /// @notice An order was paid into escrow. With `state = Paid` and `releaseDigest = 0` its
+    ///         fields are the stored Order. The listing id and the first code index are
+    ///         `orderId >> 32` and `orderId & 0xffffffff`.
     event OrderPaid(
         uint256 indexed orderId,
-        uint256 indexed listingId,
         address indexed buyer,
-        uint32 firstIndex,
         bytes32 buyerPubKey,
-        Order order
+        address supplier,
+        address token,
+        address referrer,
+        uint128 amount,
+        uint128 bond,
+        uint32 quantity,
+        uint16 feeBps,
+        uint16 referralBps,
+        uint32 disputeWindow,
+        uint40 deadline
     );
     /// @notice An order was delivered: `releaseDigest` binds the sealed release sent off-chain.
-    event OrderDelivered(uint256 indexed orderId, bytes32 releaseDigest, uint40 disputeDeadline);
-    /// @notice An order completed: confirmed by the buyer, or settled after its dispute window.
-    event OrderCompleted(
-        uint256 indexed orderId,
-        bool byBuyer,
-        uint256 supplierAmount,
-        uint256 fee,
-        uint256 commission
-    );
+    ///         The dispute window now ends at this block's timestamp + the order's disputeWindow.
+    event OrderDelivered(uint256 indexed orderId, bytes32 releaseDigest);
+    /// @notice The buyer confirmed an order: it is complete. The supplier's balance grew by
+    ///         amount - fee - commission, the referrer's by commission and the platform's fees by
+    ///         fee, where fee = amount * feeBps / 10000 and commission = amount * referralBps /
+    ///         10000; the order's bond reservation was freed.
+    event OrderConfirmed(uint256 indexed orderId);
+    /// @notice An order was settled after its dispute window passed: the same payouts as
+    ///         OrderConfirmed.
+    event OrderSettled(uint256 indexed orderId);
     /// @notice An undelivered order was refunded in full after its delivery deadline.
     event OrderRefunded(uint256 indexed orderId, uint256 amount);
     /// @notice The buyer opened a dispute.
@@ -241,8 +259,8 @@ interface ICodeEscrow {
         bytes32 bundleHash,
         bytes32 reason
     );
-    /// @notice An account's withdrawable balance was credited.
-    event BalanceCredited(address indexed account, address indexed token, uint256 amount);
+    /// @notice The platform's fees in a token were withdrawn.
+    event FeesWithdrawn(address indexed token, address to, uint256 amount);
     /// @notice An account withdrew its balance.
     event Withdrawn(address indexed account, address indexed token, address to, uint256 amount);
 
@@ -424,9 +442,20 @@ interface ICodeEscrow {
     /// @param to The recipient.
     function withdraw(address token, address to) external;
 
+    /// @notice Withdraw the platform's accumulated fees in `token`. Admin only.
+    /// @param token The token.
+    /// @param to The recipient.
+    function withdrawFees(address token, address to) external;
+
     // ------------------------------------------------------------------ views
 
-    /// @notice The stored hash of an order, zero if none.
+    /// @notice The platform's accumulated fees in a token.
+    /// @param token The token.
+    /// @return The amount.
+    function feesOf(address token) external view returns (uint256);
+
+    /// @notice The stored hash of an open order; zero if none or if the order has finished
+    ///         (completed, refunded or resolved orders are deleted; their history is in events).
     /// @param orderId The order.
     /// @return The hash.
     function orderHash(uint256 orderId) external view returns (bytes32);

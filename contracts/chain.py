@@ -1,0 +1,225 @@
+"""Connect to a chain: the embedded eth-tester (py-evm) or a real node over JSON-RPC (anvil).
+
+`Chain` hides the differences the rest of kameng cares about: making and funding accounts,
+moving time, and mining. Development accounts are made fresh with random keys at run time and
+funded from the node's own unlocked accounts, so no private key is written in the code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import HTTPProvider, Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from contracts.errors import ChainError
+
+ROOT = Path(__file__).resolve().parent.parent
+ANVIL_BINARY = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+
+
+@dataclass
+class Chain:
+    """A connection to a chain, with the helpers tests, the demo and benchmarks need.
+
+    Attributes:
+        w3: The web3 connection.
+        kind: ``"embedded"`` for eth-tester in-process, ``"rpc"`` for a node over JSON-RPC.
+        rpc_url: The node's URL, when there is one.
+    """
+
+    w3: Web3
+    kind: str
+    rpc_url: str | None = None
+    _tester: Any = field(default=None, repr=False)
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id, read from the node."""
+        return int(self.w3.eth.chain_id)
+
+    def make_request(self, method: str, params: list[Any]) -> Any:
+        """Send a raw JSON-RPC request and return its result.
+
+        Raises:
+            ChainError: the node answered with an error.
+        """
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise ChainError(f"{method} failed: {response['error']}")
+        return response.get("result")
+
+    def new_account(self, ether: int = 1000) -> LocalAccount:
+        """Create a random account and fund it with `ether` of the native coin."""
+        account: LocalAccount = Account.create()
+        self.fund(account.address, Web3.to_wei(ether, "ether"))
+        return account
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give `address` `wei` of the native coin, from the node's unlocked accounts."""
+        if self.kind == "embedded":
+            faucet = self.w3.eth.accounts[0]
+            tx = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})
+            self.w3.eth.wait_for_transaction_receipt(tx)
+        else:
+            current = self.w3.eth.get_balance(address)  # type: ignore[arg-type]
+            self.make_request("anvil_setBalance", [address, hex(current + wei)])
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def travel_to(self, timestamp: int) -> None:
+        """Mine a block at `timestamp`, so the following transaction sees `timestamp + 1` or more.
+
+        On eth-tester every transaction mines its own block one second after the last, so use
+        `next_tx_timestamp` to know exactly what a transaction will see.
+        """
+        if self.kind == "embedded":
+            self._tester.time_travel(timestamp)
+        else:
+            self.make_request("evm_setNextBlockTimestamp", [timestamp])
+            self.make_request("evm_mine", [])
+
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """Make the next mined block (and so the next transaction) carry exactly `timestamp`.
+
+        Raises:
+            ChainError: `timestamp` is not after the latest block.
+        """
+        latest = self.timestamp()
+        if timestamp <= latest:
+            raise ChainError(f"cannot go back in time: {timestamp} <= latest block {latest}")
+        if self.kind == "embedded":
+            # eth-tester mines each transaction in its own block one second after the last.
+            if timestamp - 1 > latest:
+                self._tester.time_travel(timestamp - 1)
+        else:
+            self.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine empty blocks."""
+        if self.kind == "embedded":
+            self._tester.mine_blocks(blocks)
+        else:
+            self.make_request("anvil_mine", [hex(blocks)])
+
+    def snapshot(self) -> Any:
+        """Take a snapshot to revert to."""
+        if self.kind == "embedded":
+            return self._tester.take_snapshot()
+        return self.make_request("evm_snapshot", [])
+
+    def revert(self, snapshot_id: Any) -> None:
+        """Revert to a snapshot."""
+        if self.kind == "embedded":
+            self._tester.revert_to_snapshot(snapshot_id)
+        else:
+            self.make_request("evm_revert", [snapshot_id])
+
+
+def embedded_chain() -> Chain:
+    """Start an in-process eth-tester chain on py-evm (Prague)."""
+    from eth_tester import EthereumTester, PyEVMBackend
+
+    tester = EthereumTester(PyEVMBackend())
+    w3 = Web3(EthereumTesterProvider(tester))
+    return Chain(w3=w3, kind="embedded", _tester=tester)
+
+
+def rpc_chain(url: str, timeout: float = 10.0) -> Chain:
+    """Connect to a node over HTTP JSON-RPC.
+
+    Raises:
+        ChainError: the node does not answer.
+    """
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - a cheap liveness probe
+    except Exception as exc:  # requests raises many types; all mean "unreachable"
+        raise ChainError(f"no node answers at {url}: {exc}; start one or fix --rpc-url") from exc
+    return Chain(w3=w3, kind="rpc", rpc_url=url)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AnvilNode:
+    """An anvil node on a free loopback port, started and stopped by a context manager."""
+
+    def __init__(self, block_time: float | None = None, extra_args: list[str] | None = None):
+        """Prepare a node; `block_time` in seconds switches from automine to interval mining."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.block_time = block_time
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binary() -> str:
+        """Path of the anvil binary from the npm package.
+
+        Raises:
+            ChainError: anvil is not installed.
+        """
+        if ANVIL_BINARY.exists():
+            return str(ANVIL_BINARY)
+        found = shutil.which("anvil")
+        if found:
+            return found
+        raise ChainError("anvil not found; run `npm ci` to install @foundry-rs/anvil")
+
+    def start(self) -> Chain:
+        """Start the node and wait until it answers.
+
+        Raises:
+            ChainError: it did not start within 15 s.
+        """
+        args = [self.binary(), "--port", str(self.port), "--host", "127.0.0.1", "--silent"]
+        if self.block_time is not None:
+            args += ["--block-time", str(self.block_time)]
+        args += self.extra_args
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ)
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise ChainError(f"anvil exited with {self.process.returncode}: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return rpc_chain(self.url)
+            except OSError:
+                time.sleep(0.05)  # polling for the port to open, not synchronising work
+        self.stop()
+        raise ChainError("anvil did not start within 15 s")
+
+    def stop(self) -> None:
+        """Stop the node."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Chain:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

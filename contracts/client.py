@@ -1,0 +1,502 @@
+"""The Python client of the CodeEscrow contract: deploy, transact, read, decode.
+
+Transactions are signed locally with the caller's key and nonces are tracked here, which is
+several times faster than letting the node sign. A revert raises `ContractRevertError` with
+the custom error's name and arguments, decoded from the estimate before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from contracts.artifacts import load
+from contracts.compiler import CONTRACTS
+from contracts.encoding import ZERO_ADDRESS, Order, OrderState, order_id
+from contracts.errors import ChainError, ContractRevertError
+from contracts.events import DecodedLog, EventCodec
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from contracts.chain import Chain
+
+
+@cache
+def error_codec() -> EventCodec:
+    """A codec that knows the errors and events of every contract we build."""
+    merged: list[dict[str, Any]] = []
+    for name in CONTRACTS:
+        merged.extend(load(name).abi)
+    return EventCodec(merged)
+
+
+@cache
+def escrow_codec() -> EventCodec:
+    """The codec of the CodeEscrow ABI."""
+    return EventCodec(load("CodeEscrow").abi)
+
+
+@dataclass(frozen=True)
+class EscrowConfig:
+    """The contract's Config struct."""
+
+    fee_recipient: str
+    fee_bps: int = 200
+    referral_bps: int = 300
+    min_bond_bps: int = 1000
+    arbitration_window: int = 7 * 24 * 3600
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """As the ABI takes it."""
+        return (self.fee_recipient, self.fee_bps, self.referral_bps, self.min_bond_bps,
+                self.arbitration_window)
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction and its decoded escrow events."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    events: list[DecodedLog]
+
+    def event(self, name: str) -> DecodedLog:
+        """The first event called `name`.
+
+        Raises:
+            KeyError: there is none.
+        """
+        for e in self.events:
+            if e.name == name:
+                return e
+        raise KeyError(f"no {name} event in {self.tx_hash}")
+
+    def all(self, name: str) -> list[DecodedLog]:
+        """Every event called `name`."""
+        return [e for e in self.events if e.name == name]
+
+
+def _revert_data(exc: Exception) -> bytes | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, bytes | HexBytes):
+        return bytes(data)
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, str) and arg.startswith("0x") and len(arg) >= 10:
+            try:
+                return bytes.fromhex(arg[2:])
+            except ValueError:
+                continue
+    return None
+
+
+def decode_revert(exc: Exception) -> Exception:
+    """Turn a web3 revert into a `ContractRevertError` when the error is one of ours."""
+    data = _revert_data(exc)
+    if data is not None:
+        decoded = error_codec().decode_error(data)
+        if decoded is not None:
+            return decoded
+    return exc
+
+
+class Transactor:
+    """Signs and sends transactions for local accounts, tracking nonces."""
+
+    def __init__(self, chain: Chain) -> None:
+        """Bind to a chain."""
+        self.chain = chain
+        self.w3 = chain.w3
+        self._nonces: dict[str, int] = {}
+        self._chain_id = chain.chain_id
+        self._gas_price: int | None = None
+
+    def _nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            self._nonces[address] = self.w3.eth.get_transaction_count(address, "pending")  # type: ignore[arg-type]
+        return self._nonces[address]
+
+    def reset_nonce(self, address: str) -> None:
+        """Forget the cached nonce of `address` (after a failed send)."""
+        self._nonces.pop(address, None)
+
+    def gas_price(self) -> int:
+        """A gas price that covers the current base fee with room to spare."""
+        block = self.w3.eth.get_block("latest")
+        base = int(block.get("baseFeePerGas", 0) or 0)
+        return max(2 * base + 1_000_000_000, 1_000_000_000)
+
+    def send(
+        self,
+        account: LocalAccount,
+        call: Any,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        wait: bool = True,
+    ) -> str | dict[str, Any]:
+        """Estimate, sign and send a contract call; return the receipt, or the hash if not waiting.
+
+        Raises:
+            ContractRevertError: the call would revert with a known custom error.
+            ChainError: the node refused it, or it reverted when mined.
+        """
+        tx: dict[str, Any] = {"from": account.address, "value": value, "chainId": self._chain_id}
+        if gas is None:
+            try:
+                gas = int(call.estimate_gas(tx)) * 6 // 5 + 10_000
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                raise decode_revert(exc) from exc
+        tx.update(
+            {"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()}
+        )
+        built = call.build_transaction(tx)
+        signed = account.sign_transaction(built)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except (ContractCustomError, ContractLogicError) as exc:
+            self.reset_nonce(account.address)
+            raise decode_revert(exc) from exc
+        except ValueError as exc:
+            self.reset_nonce(account.address)
+            raise ChainError(f"node refused the transaction: {exc}") from exc
+        self._nonces[account.address] += 1
+        if not wait:
+            return "0x" + bytes(tx_hash).hex()
+        return self.wait(tx_hash)
+
+    def wait(self, tx_hash: Any, timeout: float = 120) -> dict[str, Any]:
+        """Wait for a receipt; raise if the transaction reverted.
+
+        Raises:
+            ChainError: it reverted or never mined.
+        """
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.02)
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {HexBytes(tx_hash).hex()} reverted when mined")
+        return dict(receipt)
+
+
+class EscrowClient:
+    """Typed access to one deployed CodeEscrow."""
+
+    def __init__(self, chain: Chain, address: str, transactor: Transactor | None = None) -> None:
+        """Bind to a deployed escrow."""
+        self.chain = chain
+        self.w3 = chain.w3
+        self.address = to_checksum_address(address)
+        self.contract: Contract = self.w3.eth.contract(address=self.address, abi=load("CodeEscrow").abi)
+        self.codec = escrow_codec()
+        self.tx = transactor or Transactor(chain)
+
+    # ------------------------------------------------------------ deployment
+
+    @classmethod
+    def deploy(cls, chain: Chain, admin: LocalAccount, config: EscrowConfig) -> EscrowClient:
+        """Deploy a new escrow with `admin` holding every role."""
+        address, _ = deploy_contract(chain, admin, "CodeEscrow", admin.address, config.as_tuple())
+        return cls(chain, address)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _send(self, account: LocalAccount, fn: str, *args: Any, value: int = 0,
+              gas: int | None = None) -> TxResult:
+        call = getattr(self.contract.functions, fn)(*args)
+        receipt = self.tx.send(account, call, value=value, gas=gas)
+        assert isinstance(receipt, dict)
+        return self.result(receipt)
+
+    def result(self, receipt: dict[str, Any]) -> TxResult:
+        """Decode a receipt's escrow events."""
+        events = []
+        for log in receipt["logs"]:
+            if to_checksum_address(log["address"]) != self.address:
+                continue
+            decoded = self.codec.decode_log(dict(log))
+            if decoded is not None:
+                events.append(decoded)
+        return TxResult(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            events=events,
+        )
+
+    def call(self, fn: str, *args: Any) -> Any:
+        """Call a view function.
+
+        Raises:
+            ContractRevertError: it reverted with one of our errors.
+        """
+        try:
+            return getattr(self.contract.functions, fn)(*args).call()
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise decode_revert(exc) from exc
+
+    # ------------------------------------------------------------ admin
+
+    def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        """Grant a role by name, such as ``ARBITER_ROLE``."""
+        role_id = self.call(role)
+        return self._send(admin, "grantRole", role_id, account)
+
+    def set_config(self, admin: LocalAccount, config: EscrowConfig) -> TxResult:
+        """Change the platform settings."""
+        return self._send(admin, "setConfig", config.as_tuple())
+
+    def set_token_allowed(self, admin: LocalAccount, token: str, allowed: bool) -> TxResult:
+        """Allow or disallow a payment token."""
+        return self._send(admin, "setTokenAllowed", token, allowed)
+
+    def authorize(self, rights_admin: LocalAccount, supplier: str, sku: bytes,
+                  attestation: bytes) -> TxResult:
+        """Grant (or with a zero attestation, revoke) a licensed-product authorization."""
+        return self._send(rights_admin, "authorize", supplier, sku, attestation)
+
+    def pause(self, pauser: LocalAccount) -> TxResult:
+        """Pause new listings and orders."""
+        return self._send(pauser, "pause")
+
+    def unpause(self, pauser: LocalAccount) -> TxResult:
+        """Lift the pause."""
+        return self._send(pauser, "unpause")
+
+    def close_listing(self, rights_admin: LocalAccount, listing_id: int) -> TxResult:
+        """Close a listing (rights admin)."""
+        return self._send(rights_admin, "closeListing", listing_id)
+
+    # ------------------------------------------------------------ supplier
+
+    def deposit_bond(self, supplier: LocalAccount, amount: int, token: str = ZERO_ADDRESS) -> TxResult:
+        """Deposit bond (native coin unless `token`; approve the token first)."""
+        value = amount if token == ZERO_ADDRESS else 0
+        return self._send(supplier, "depositBond", token, amount, value=value)
+
+    def withdraw_bond(self, supplier: LocalAccount, amount: int, to: str | None = None,
+                      token: str = ZERO_ADDRESS) -> TxResult:
+        """Withdraw free bond."""
+        return self._send(supplier, "withdrawBond", token, amount, to or supplier.address)
+
+    def set_delivery_key(self, supplier: LocalAccount, key: str, enabled: bool = True) -> TxResult:
+        """Name (or remove) a delivery key."""
+        return self._send(supplier, "setDeliveryKey", key, enabled)
+
+    def create_listing(self, supplier: LocalAccount, *, sku: bytes, unit_price: int,
+                       token: str = ZERO_ADDRESS, delivery_window: int = 3600,
+                       dispute_window: int = 24 * 3600, bond_bps: int = 1000,
+                       metadata_uri: str = "") -> tuple[int, TxResult]:
+        """Open a listing; returns its id and the transaction."""
+        res = self._send(supplier, "createListing", sku, token, unit_price, delivery_window,
+                         dispute_window, bond_bps, metadata_uri)
+        return int(res.event("ListingCreated").args["listingId"]), res
+
+    def update_listing(self, supplier: LocalAccount, listing_id: int, unit_price: int,
+                       active: bool) -> TxResult:
+        """Change price or activity."""
+        return self._send(supplier, "updateListing", listing_id, unit_price, active)
+
+    def commit_batch(self, supplier: LocalAccount, listing_id: int, root: bytes,
+                     count: int) -> TxResult:
+        """Append a committed batch of codes."""
+        return self._send(supplier, "commitBatch", listing_id, root, count)
+
+    # ------------------------------------------------------------ orders
+
+    def buy(self, buyer: LocalAccount, listing_id: int, quantity: int, *, max_unit_price: int,
+            buyer_pubkey: bytes, referrer: str = ZERO_ADDRESS, value: int | None = None,
+            ) -> tuple[int, Order, TxResult]:
+        """Pay for an order; returns its id, the stored Order and the transaction.
+
+        `value` defaults to `max_unit_price * quantity` for native-coin listings when it is the
+        exact price; pass it explicitly otherwise (0 for ERC-20 listings).
+        """
+        if value is None:
+            value = max_unit_price * quantity
+        res = self._send(buyer, "buy", listing_id, quantity, max_unit_price, referrer,
+                         buyer_pubkey, value=value)
+        ev = res.event("OrderPaid")
+        return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
+
+    def confirm(self, buyer: LocalAccount, oid: int, order: Order) -> TxResult:
+        """Confirm receipt (buyer)."""
+        return self._send(buyer, "confirm", oid, order.as_tuple())
+
+    def refund(self, caller: LocalAccount, oid: int, order: Order) -> TxResult:
+        """Refund an order whose delivery deadline passed."""
+        return self._send(caller, "refund", oid, order.as_tuple())
+
+    def dispute(self, buyer: LocalAccount, oid: int, order: Order, uri: str,
+                evidence_hash: bytes) -> tuple[Order, TxResult]:
+        """Open a dispute (buyer); returns the order as now stored and the transaction."""
+        res = self._send(buyer, "dispute", oid, order.as_tuple(), uri, evidence_hash)
+        deadline = int(res.event("DisputeOpened").args["arbitrationDeadline"])
+        return order.with_changes(state=OrderState.DISPUTED, deadline=deadline), res
+
+    def add_evidence(self, party: LocalAccount, oid: int, order: Order, uri: str,
+                     evidence_hash: bytes) -> TxResult:
+        """Add evidence to an open dispute."""
+        return self._send(party, "addEvidence", oid, order.as_tuple(), uri, evidence_hash)
+
+    def deliver(self, sender: LocalAccount, items: Sequence[tuple[int, Order, bytes]],
+                gas: int | None = None) -> tuple[list[Order], TxResult]:
+        """Post release digests for paid orders: items are (order id, order, digest).
+
+        Returns:
+            The orders as now stored (Delivered, with their dispute deadlines), and the transaction.
+        """
+        res = self._send(sender, "deliver", [i[0] for i in items], [i[1].as_tuple() for i in items],
+                         [i[2] for i in items], gas=gas)
+        ts = self.block_timestamp(res.block_number)
+        delivered = [o.with_changes(state=OrderState.DELIVERED, deadline=ts + o.dispute_window,
+                                    release_digest=d) for _, o, d in items]
+        return delivered, res
+
+    def block_timestamp(self, block_number: int) -> int:
+        """The timestamp of a block."""
+        return int(self.w3.eth.get_block(block_number)["timestamp"])
+
+    def settle(self, caller: LocalAccount, items: Sequence[tuple[int, Order]]) -> TxResult:
+        """Settle delivered orders whose dispute windows have passed."""
+        return self._send(caller, "settle", [i[0] for i in items], [i[1].as_tuple() for i in items])
+
+    def rule(self, arbiter: LocalAccount, oid: int, order: Order, *, buyer_bps: int,
+             slash_bps: int = 0, bundle_hash: bytes = b"\0" * 32,
+             reason: bytes = b"\0" * 32) -> TxResult:
+        """Rule a dispute (arbiter)."""
+        return self._send(arbiter, "rule", oid, order.as_tuple(), buyer_bps, slash_bps,
+                          bundle_hash, reason)
+
+    def resolve_timed_out(self, caller: LocalAccount, oid: int, order: Order) -> TxResult:
+        """Apply the arbitration-timeout fallback."""
+        return self._send(caller, "resolveTimedOut", oid, order.as_tuple())
+
+    def withdraw(self, account: LocalAccount, token: str = ZERO_ADDRESS,
+                 to: str | None = None) -> TxResult:
+        """Withdraw the whole balance of `token`."""
+        return self._send(account, "withdraw", token, to or account.address)
+
+    # ------------------------------------------------------------ views
+
+    def order_hash(self, oid: int) -> bytes:
+        """The stored hash of an order."""
+        return bytes(self.call("orderHash", oid))
+
+    def order_matches(self, oid: int, order: Order) -> bool:
+        """Whether `order` is what the chain stores under `oid`."""
+        return self.order_hash(oid) == order.hash()
+
+    def listing(self, listing_id: int) -> dict[str, Any]:
+        """A listing as a dict of its fields."""
+        (supplier, committed, sold, bond_bps, active, token, unit_price, delivery_window,
+         dispute_window, batch_count, sku) = self.call("getListing", listing_id)
+        return {"supplier": supplier, "committed": committed, "sold": sold, "bond_bps": bond_bps,
+                "active": active, "token": token, "unit_price": unit_price,
+                "delivery_window": delivery_window, "dispute_window": dispute_window,
+                "batch_count": batch_count, "sku": bytes(sku)}
+
+    def batch(self, listing_id: int, index: int) -> tuple[bytes, int, int]:
+        """A batch: (root, first index, count)."""
+        root, first, count = self.call("getBatch", listing_id, index)
+        return bytes(root), int(first), int(count)
+
+    def bond_of(self, supplier: str, token: str = ZERO_ADDRESS) -> tuple[int, int]:
+        """A supplier's (free, reserved) bond."""
+        free, reserved = self.call("bondOf", supplier, token)
+        return int(free), int(reserved)
+
+    def balance_of(self, account: str, token: str = ZERO_ADDRESS) -> int:
+        """An account's withdrawable balance."""
+        return int(self.call("balanceOf", account, token))
+
+
+def deploy_contract(chain: Chain, deployer: LocalAccount, name: str, *args: Any) -> tuple[str, TxResult]:
+    """Deploy any of our contracts by artifact name; returns its address and the transaction."""
+    art = load(name)
+    factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+    transactor = Transactor(chain)
+    receipt = transactor.send(deployer, factory.constructor(*args))
+    assert isinstance(receipt, dict)
+    address = receipt["contractAddress"]
+    return str(address), TxResult(
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=int(receipt["blockNumber"]),
+        gas_used=int(receipt["gasUsed"]),
+        events=[],
+    )
+
+
+def order_from_paid_event(args: dict[str, Any]) -> Order:
+    """The stored Order of a fresh OrderPaid event."""
+    return Order(
+        buyer=to_checksum_address(args["buyer"]),
+        supplier=to_checksum_address(args["supplier"]),
+        token=to_checksum_address(args["token"]),
+        referrer=to_checksum_address(args["referrer"]),
+        amount=int(args["amount"]),
+        bond=int(args["bond"]),
+        quantity=int(args["quantity"]),
+        fee_bps=int(args["feeBps"]),
+        referral_bps=int(args["referralBps"]),
+        dispute_window=int(args["disputeWindow"]),
+        deadline=int(args["deadline"]),
+        state=OrderState.PAID,
+        release_digest=b"\0" * 32,
+    )
+
+
+def apply_event(order: Order, name: str, args: dict[str, Any], block_timestamp: int) -> Order:
+    """Advance an order by one of its events, as the contract did. Used to rebuild orders.
+
+    Args:
+        order: The order before the event.
+        name: The event's name.
+        args: The event's decoded arguments.
+        block_timestamp: The timestamp of the block that holds the event.
+    """
+    if name == "OrderDelivered":
+        return order.with_changes(state=OrderState.DELIVERED,
+                                  deadline=block_timestamp + order.dispute_window,
+                                  release_digest=bytes(args["releaseDigest"]))
+    if name in ("OrderConfirmed", "OrderSettled"):
+        return order.with_changes(state=OrderState.COMPLETED)
+    if name == "OrderRefunded":
+        return order.with_changes(state=OrderState.REFUNDED)
+    if name == "DisputeOpened":
+        return order.with_changes(state=OrderState.DISPUTED,
+                                  deadline=int(args["arbitrationDeadline"]))
+    if name == "DisputeRuled":
+        return order.with_changes(state=OrderState.RESOLVED)
+    return order
+
+
+def rebuild_orders(events: Iterable[DecodedLog], timestamps: dict[int, int]) -> dict[int, Order]:
+    """Rebuild orders from their events alone, in chain order.
+
+    Args:
+        events: Decoded escrow events in chain order.
+        timestamps: Block timestamps by block number.
+    """
+    orders: dict[int, Order] = {}
+    for ev in events:
+        if ev.name == "OrderPaid":
+            orders[int(ev.args["orderId"])] = order_from_paid_event(ev.args)
+        elif "orderId" in ev.args and int(ev.args["orderId"]) in orders:
+            oid = int(ev.args["orderId"])
+            orders[oid] = apply_event(orders[oid], ev.name, ev.args, timestamps[ev.block_number])
+    return orders
+
+
+__all__ = ["EscrowClient", "EscrowConfig", "Transactor", "TxResult", "deploy_contract",
+           "order_id", "rebuild_orders", "apply_event"]
