@@ -7,6 +7,7 @@ the custom error's name and arguments, decoded from the estimate before anything
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -15,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
+from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+#: What a revert looks like on the way out of web3 (nodes) or eth-tester (embedded chain).
+REVERTS = (ContractCustomError, ContractLogicError, ContractPanicError, TransactionFailed)
 
 from contracts.artifacts import load
 from contracts.compiler import CONTRACTS
@@ -85,7 +90,24 @@ class TxResult:
         return [e for e in self.events if e.name == name]
 
 
-def _revert_data(exc: Exception) -> bytes | None:
+def _revert_data(exc: BaseException) -> bytes | None:
+    """Find revert data in the many shapes web3, eth-tester and nodes give it."""
+    cause = exc.__cause__
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, bytes) and len(arg) >= 4:
+            return arg
+        if isinstance(arg, str) and "b'" in arg or isinstance(arg, str) and 'b"' in arg:
+            start = arg.find("b'") if "b'" in arg else arg.find('b"')
+            try:
+                value = ast.literal_eval(arg[start:])
+            except (ValueError, SyntaxError):
+                value = None
+            if isinstance(value, bytes):
+                return value
+    if cause is not None and cause is not exc:
+        found = _revert_data(cause)
+        if found is not None:
+            return found
     data = getattr(exc, "data", None)
     if isinstance(data, dict):
         data = data.get("data")
@@ -102,7 +124,7 @@ def _revert_data(exc: Exception) -> bytes | None:
     return None
 
 
-def decode_revert(exc: Exception) -> Exception:
+def decode_revert(exc: BaseException) -> BaseException:
     """Turn a web3 revert into a `ContractRevertError` when the error is one of ours."""
     data = _revert_data(exc)
     if data is not None:
@@ -121,7 +143,10 @@ class Transactor:
         self.w3 = chain.w3
         self._nonces: dict[str, int] = {}
         self._chain_id = chain.chain_id
-        self._gas_price: int | None = None
+        #: When set, transactions skip gas estimation and use this limit. Tests set it to send
+        #: a transaction at an exact timestamp, where estimating against the latest block would
+        #: see a different time than the transaction's own block.
+        self.fixed_gas: int | None = None
 
     def _nonce(self, address: str) -> int:
         if address not in self._nonces:
@@ -155,9 +180,11 @@ class Transactor:
         """
         tx: dict[str, Any] = {"from": account.address, "value": value, "chainId": self._chain_id}
         if gas is None:
+            gas = self.fixed_gas
+        if gas is None:
             try:
                 gas = int(call.estimate_gas(tx)) * 6 // 5 + 10_000
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            except REVERTS as exc:
                 raise decode_revert(exc) from exc
         tx.update(
             {"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()}
@@ -166,7 +193,7 @@ class Transactor:
         signed = account.sign_transaction(built)
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except (ContractCustomError, ContractLogicError) as exc:
+        except REVERTS as exc:
             self.reset_nonce(account.address)
             raise decode_revert(exc) from exc
         except ValueError as exc:
@@ -242,7 +269,7 @@ class EscrowClient:
         """
         try:
             return getattr(self.contract.functions, fn)(*args).call()
-        except (ContractCustomError, ContractLogicError) as exc:
+        except REVERTS as exc:
             raise decode_revert(exc) from exc
 
     # ------------------------------------------------------------ admin

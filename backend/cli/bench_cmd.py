@@ -1,0 +1,35 @@
+"""`kameng bench NAME`: run a benchmark from the `bench` package; JSON on the last line."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+
+import typer
+
+import bench
+from backend.cli.app import app, console, err_console
+
+
+def available() -> list[str]:
+    """Names of the benchmarks in the `bench` package."""
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+
+
+@app.command("bench")
+def bench_cmd(
+    name: str = typer.Argument(..., help="Which benchmark: gas, indexer, latency."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on the last line."),
+) -> None:
+    """Run a benchmark. Results are ratios against a baseline measured in the same run."""
+    names = available()
+    if name not in names:
+        err_console.print(f"[red]error:[/red] no benchmark {name!r}; choose one of {', '.join(names)}")
+        raise typer.Exit(2)
+    module = importlib.import_module(f"bench.{name}")
+    result = module.run(console=console)
+    if as_json:
+        print(json.dumps(result, separators=(", ", ": ")))
+    else:
+        console.print_json(json.dumps(result))

@@ -1,0 +1,1 @@
+"""Benchmarks: each module has `run(console) -> dict`, called by `kameng bench NAME`."""

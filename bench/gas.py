@@ -1,0 +1,100 @@
+"""Gas of the escrow on the embedded chain, against a plain escrow measured in the same run.
+
+Orders are measured in steady state: the supplier already holds a balance and bond, so no
+measurement includes the one-off cost of a first write to an empty slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import keccak
+from rich.console import Console
+
+from contracts.chain import embedded_chain
+from contracts.client import EscrowClient, deploy_contract
+from contracts.testing import make_world, open_listing
+
+BATCH = 50
+
+
+def _buy(escrow: EscrowClient, buyer: Any, listing_id: int) -> tuple[int, Any, int]:
+    oid, order, res = escrow.buy(buyer, listing_id, 1, max_unit_price=10**16,
+                                 buyer_pubkey=keccak(text=f"pk{buyer.address}"))
+    return oid, order, res.gas_used
+
+
+def run(console: Console) -> dict[str, Any]:
+    """Measure every step once, a 50-order batch, and the plain baseline."""
+    chain = embedded_chain()
+    world = make_world(chain, buyers=2)
+    escrow = world.escrow
+    buyer, other = world.buyers
+    listing = open_listing(world, stock=BATCH + 20, dispute_window=3600)
+    console.print("[dim]warming up: one full order so balances exist[/dim]")
+    oid, order, _ = _buy(escrow, buyer, listing)
+    (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, keccak(b"warm"))])
+    escrow.confirm(buyer, oid, order)
+
+    single: dict[str, int] = {}
+    oid, order, single["buy"] = _buy(escrow, buyer, listing)
+    (order,), res = escrow.deliver(world.delivery_key, [(oid, order, keccak(b"r1"))])
+    single["deliver"] = res.gas_used
+    single["confirm"] = escrow.confirm(buyer, oid, order).gas_used
+
+    oid2, order2, _ = _buy(escrow, buyer, listing)
+    (order2,), _ = escrow.deliver(world.delivery_key, [(oid2, order2, keccak(b"r2"))])
+    chain.travel_to(order2.deadline + 1)
+    single["settle_after_window"] = escrow.settle(other, [(oid2, order2)]).gas_used
+
+    oid3, order3, _ = _buy(escrow, buyer, listing)
+    chain.travel_to(order3.deadline + 1)
+    single["refund"] = escrow.refund(buyer, oid3, order3).gas_used
+
+    oid4, order4, _ = _buy(escrow, buyer, listing)
+    (order4,), _ = escrow.deliver(world.delivery_key, [(oid4, order4, keccak(b"r4"))])
+    order4, res = escrow.dispute(buyer, oid4, order4, "ipfs://evidence", keccak(b"evidence"))
+    single["dispute"] = res.gas_used
+    single["rule"] = escrow.rule(world.arbiter, oid4, order4, buyer_bps=10_000, slash_bps=5000,
+                                 bundle_hash=keccak(b"bundle")).gas_used
+
+    console.print(f"[dim]batch of {BATCH}: buy, deliver in one tx, settle in one tx[/dim]")
+    batch = [_buy(escrow, buyer, listing) for _ in range(BATCH)]
+    delivered, res = escrow.deliver(
+        world.delivery_key, [(oid, o, keccak(oid.to_bytes(32, "big"))) for oid, o, _ in batch]
+    )
+    deliver_per = res.gas_used / BATCH
+    chain.travel_to(max(o.deadline for o in delivered) + 1)
+    res = escrow.settle(other, [(b[0], o) for b, o in zip(batch, delivered, strict=True)])
+    settle_per = res.gas_used / BATCH
+    buy_avg = sum(b[2] for b in batch) / BATCH
+
+    console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
+    plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")
+    plain = EscrowClient(chain, plain_addr)  # reuse its transactor for signing
+    plain_contract = chain.w3.eth.contract(address=plain_addr, abi=_plain_abi())
+    seller = world.supplier
+    baseline = 0
+    for _ in range(2):  # the second round is steady state
+        r1 = plain.tx.send(buyer, plain_contract.functions.buy(seller.address, 10**16), value=10**16)
+        deal = int(plain_contract.functions.count().call())
+        r2 = plain.tx.send(seller, plain_contract.functions.deliver(deal, keccak(b"d")))
+        r3 = plain.tx.send(buyer, plain_contract.functions.confirm(deal))
+        assert isinstance(r1, dict) and isinstance(r2, dict) and isinstance(r3, dict)
+        baseline = int(r1["gasUsed"]) + int(r2["gasUsed"]) + int(r3["gasUsed"])
+
+    lifecycle_single = single["buy"] + single["deliver"] + single["confirm"]
+    lifecycle_batched = round(buy_avg + deliver_per + settle_per)
+    return {
+        "single": single,
+        "batch50_per_order": {"deliver": round(deliver_per), "settle_after_window": round(settle_per)},
+        "lifecycle_single": lifecycle_single,
+        "lifecycle_batched": lifecycle_batched,
+        "baseline_lifecycle": baseline,
+    }
+
+
+def _plain_abi() -> list[dict[str, Any]]:
+    from contracts.artifacts import load
+
+    return load("PlainEscrow").abi
