@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything kameng needs into this checkout: a Python virtualenv from the hashed
+# lock file, and the pinned npm packages (solc, OpenZeppelin, anvil). Safe to run again:
+# each step is skipped when its lock file has not changed since it last ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! [ -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.kameng-lock.sha256
+want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "==> installing Python packages from requirements.lock"
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -c "import backend.cli, web3, eth_tester" 
+  echo "$want" > "$stamp"
+fi
+nstamp=node_modules/.kameng-lock.sha256
+nwant=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$nstamp" 2>/dev/null || true)" != "$nwant" ]; then
+  echo "==> installing npm packages from package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error
+  chmod +x node_modules/@foundry-rs/anvil-linux-*/bin/anvil 2>/dev/null || true
+  echo "$nwant" > "$nstamp"
+fi
