@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from rich.console import Console
 
 from contracts.chain import embedded_chain
@@ -19,8 +19,9 @@ BATCH = 50
 
 
 def _buy(escrow: EscrowClient, buyer: Any, listing_id: int) -> tuple[int, Any, int]:
-    oid, order, res = escrow.buy(buyer, listing_id, 1, max_unit_price=10**16,
-                                 buyer_pubkey=keccak(text=f"pk{buyer.address}"))
+    oid, order, res = escrow.buy(
+        buyer, listing_id, 1, max_unit_price=10**16, buyer_pubkey=keccak(text=f"pk{buyer.address}")
+    )
     return oid, order, res.gas_used
 
 
@@ -55,8 +56,9 @@ def run(console: Console) -> dict[str, Any]:
     (order4,), _ = escrow.deliver(world.delivery_key, [(oid4, order4, keccak(b"r4"))])
     order4, res = escrow.dispute(buyer, oid4, order4, "ipfs://evidence", keccak(b"evidence"))
     single["dispute"] = res.gas_used
-    single["rule"] = escrow.rule(world.arbiter, oid4, order4, buyer_bps=10_000, slash_bps=5000,
-                                 bundle_hash=keccak(b"bundle")).gas_used
+    single["rule"] = escrow.rule(
+        world.arbiter, oid4, order4, buyer_bps=10_000, slash_bps=5000, bundle_hash=keccak(b"bundle")
+    ).gas_used
 
     console.print(f"[dim]batch of {BATCH}: buy, deliver in one tx, settle in one tx[/dim]")
     batch = [_buy(escrow, buyer, listing) for _ in range(BATCH)]
@@ -72,11 +74,15 @@ def run(console: Console) -> dict[str, Any]:
     console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
     plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")
     plain = EscrowClient(chain, plain_addr)  # reuse its transactor for signing
-    plain_contract = chain.w3.eth.contract(address=plain_addr, abi=_plain_abi())
+    plain_contract = chain.w3.eth.contract(
+        address=to_checksum_address(plain_addr), abi=_plain_abi()
+    )
     seller = world.supplier
     baseline = 0
     for _ in range(2):  # the second round is steady state
-        r1 = plain.tx.send(buyer, plain_contract.functions.buy(seller.address, 10**16), value=10**16)
+        r1 = plain.tx.send(
+            buyer, plain_contract.functions.buy(seller.address, 10**16), value=10**16
+        )
         deal = int(plain_contract.functions.count().call())
         r2 = plain.tx.send(seller, plain_contract.functions.deliver(deal, keccak(b"d")))
         r3 = plain.tx.send(buyer, plain_contract.functions.confirm(deal))
@@ -87,7 +93,10 @@ def run(console: Console) -> dict[str, Any]:
     lifecycle_batched = round(buy_avg + deliver_per + settle_per)
     return {
         "single": single,
-        "batch50_per_order": {"deliver": round(deliver_per), "settle_after_window": round(settle_per)},
+        "batch50_per_order": {
+            "deliver": round(deliver_per),
+            "settle_after_window": round(settle_per),
+        },
         "lifecycle_single": lifecycle_single,
         "lifecycle_batched": lifecycle_batched,
         "baseline_lifecycle": baseline,

@@ -13,25 +13,25 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
-from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-
-#: What a revert looks like on the way out of web3 (nodes) or eth-tester (embedded chain).
-REVERTS = (ContractCustomError, ContractLogicError, ContractPanicError, TransactionFailed)
 
 from contracts.artifacts import load
 from contracts.compiler import CONTRACTS
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, order_id
-from contracts.errors import ChainError, ContractRevertError
+from contracts.errors import ChainError
 from contracts.events import DecodedLog, EventCodec
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from contracts.chain import Chain
+
+#: What a revert looks like on the way out of web3 (nodes) or eth-tester (embedded chain).
+REVERTS = (ContractCustomError, ContractLogicError, ContractPanicError, TransactionFailed)
 
 
 @cache
@@ -61,8 +61,13 @@ class EscrowConfig:
 
     def as_tuple(self) -> tuple[object, ...]:
         """As the ABI takes it."""
-        return (self.fee_recipient, self.fee_bps, self.referral_bps, self.min_bond_bps,
-                self.arbitration_window)
+        return (
+            self.fee_recipient,
+            self.fee_bps,
+            self.referral_bps,
+            self.min_bond_bps,
+            self.arbitration_window,
+        )
 
 
 @dataclass(frozen=True)
@@ -186,9 +191,7 @@ class Transactor:
                 gas = int(call.estimate_gas(tx)) * 6 // 5 + 10_000
             except REVERTS as exc:
                 raise decode_revert(exc) from exc
-        tx.update(
-            {"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()}
-        )
+        tx.update({"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()})
         built = call.build_transaction(tx)
         signed = account.sign_transaction(built)
         try:
@@ -210,7 +213,9 @@ class Transactor:
         Raises:
             ChainError: it reverted or never mined.
         """
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.02)
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=timeout, poll_latency=0.02
+        )
         if receipt["status"] != 1:
             raise ChainError(f"transaction {HexBytes(tx_hash).hex()} reverted when mined")
         return dict(receipt)
@@ -224,7 +229,9 @@ class EscrowClient:
         self.chain = chain
         self.w3 = chain.w3
         self.address = to_checksum_address(address)
-        self.contract: Contract = self.w3.eth.contract(address=self.address, abi=load("CodeEscrow").abi)
+        self.contract: Contract = self.w3.eth.contract(
+            address=self.address, abi=load("CodeEscrow").abi
+        )
         self.codec = escrow_codec()
         self.tx = transactor or Transactor(chain)
 
@@ -238,8 +245,9 @@ class EscrowClient:
 
     # ------------------------------------------------------------ plumbing
 
-    def _send(self, account: LocalAccount, fn: str, *args: Any, value: int = 0,
-              gas: int | None = None) -> TxResult:
+    def _send(
+        self, account: LocalAccount, fn: str, *args: Any, value: int = 0, gas: int | None = None
+    ) -> TxResult:
         call = getattr(self.contract.functions, fn)(*args)
         receipt = self.tx.send(account, call, value=value, gas=gas)
         assert isinstance(receipt, dict)
@@ -287,8 +295,9 @@ class EscrowClient:
         """Allow or disallow a payment token."""
         return self._send(admin, "setTokenAllowed", token, allowed)
 
-    def authorize(self, rights_admin: LocalAccount, supplier: str, sku: bytes,
-                  attestation: bytes) -> TxResult:
+    def authorize(
+        self, rights_admin: LocalAccount, supplier: str, sku: bytes, attestation: bytes
+    ) -> TxResult:
         """Grant (or with a zero attestation, revoke) a licensed-product authorization."""
         return self._send(rights_admin, "authorize", supplier, sku, attestation)
 
@@ -306,13 +315,16 @@ class EscrowClient:
 
     # ------------------------------------------------------------ supplier
 
-    def deposit_bond(self, supplier: LocalAccount, amount: int, token: str = ZERO_ADDRESS) -> TxResult:
+    def deposit_bond(
+        self, supplier: LocalAccount, amount: int, token: str = ZERO_ADDRESS
+    ) -> TxResult:
         """Deposit bond (native coin unless `token`; approve the token first)."""
         value = amount if token == ZERO_ADDRESS else 0
         return self._send(supplier, "depositBond", token, amount, value=value)
 
-    def withdraw_bond(self, supplier: LocalAccount, amount: int, to: str | None = None,
-                      token: str = ZERO_ADDRESS) -> TxResult:
+    def withdraw_bond(
+        self, supplier: LocalAccount, amount: int, to: str | None = None, token: str = ZERO_ADDRESS
+    ) -> TxResult:
         """Withdraw free bond."""
         return self._send(supplier, "withdrawBond", token, amount, to or supplier.address)
 
@@ -320,30 +332,57 @@ class EscrowClient:
         """Name (or remove) a delivery key."""
         return self._send(supplier, "setDeliveryKey", key, enabled)
 
-    def create_listing(self, supplier: LocalAccount, *, sku: bytes, unit_price: int,
-                       token: str = ZERO_ADDRESS, delivery_window: int = 3600,
-                       dispute_window: int = 24 * 3600, bond_bps: int = 1000,
-                       metadata_uri: str = "") -> tuple[int, TxResult]:
+    def create_listing(
+        self,
+        supplier: LocalAccount,
+        *,
+        sku: bytes,
+        unit_price: int,
+        token: str = ZERO_ADDRESS,
+        delivery_window: int = 3600,
+        dispute_window: int = 24 * 3600,
+        bond_bps: int = 1000,
+        metadata_uri: str = "",
+    ) -> tuple[int, TxResult]:
         """Open a listing; returns its id and the transaction."""
-        res = self._send(supplier, "createListing", sku, token, unit_price, delivery_window,
-                         dispute_window, bond_bps, metadata_uri)
+        res = self._send(
+            supplier,
+            "createListing",
+            sku,
+            token,
+            unit_price,
+            delivery_window,
+            dispute_window,
+            bond_bps,
+            metadata_uri,
+        )
         return int(res.event("ListingCreated").args["listingId"]), res
 
-    def update_listing(self, supplier: LocalAccount, listing_id: int, unit_price: int,
-                       active: bool) -> TxResult:
+    def update_listing(
+        self, supplier: LocalAccount, listing_id: int, unit_price: int, active: bool
+    ) -> TxResult:
         """Change price or activity."""
         return self._send(supplier, "updateListing", listing_id, unit_price, active)
 
-    def commit_batch(self, supplier: LocalAccount, listing_id: int, root: bytes,
-                     count: int) -> TxResult:
+    def commit_batch(
+        self, supplier: LocalAccount, listing_id: int, root: bytes, count: int
+    ) -> TxResult:
         """Append a committed batch of codes."""
         return self._send(supplier, "commitBatch", listing_id, root, count)
 
     # ------------------------------------------------------------ orders
 
-    def buy(self, buyer: LocalAccount, listing_id: int, quantity: int, *, max_unit_price: int,
-            buyer_pubkey: bytes, referrer: str = ZERO_ADDRESS, value: int | None = None,
-            ) -> tuple[int, Order, TxResult]:
+    def buy(
+        self,
+        buyer: LocalAccount,
+        listing_id: int,
+        quantity: int,
+        *,
+        max_unit_price: int,
+        buyer_pubkey: bytes,
+        referrer: str = ZERO_ADDRESS,
+        value: int | None = None,
+    ) -> tuple[int, Order, TxResult]:
         """Pay for an order; returns its id, the stored Order and the transaction.
 
         `value` defaults to `max_unit_price * quantity` for native-coin listings when it is the
@@ -351,8 +390,9 @@ class EscrowClient:
         """
         if value is None:
             value = max_unit_price * quantity
-        res = self._send(buyer, "buy", listing_id, quantity, max_unit_price, referrer,
-                         buyer_pubkey, value=value)
+        res = self._send(
+            buyer, "buy", listing_id, quantity, max_unit_price, referrer, buyer_pubkey, value=value
+        )
         ev = res.event("OrderPaid")
         return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
 
@@ -364,30 +404,46 @@ class EscrowClient:
         """Refund an order whose delivery deadline passed."""
         return self._send(caller, "refund", oid, order.as_tuple())
 
-    def dispute(self, buyer: LocalAccount, oid: int, order: Order, uri: str,
-                evidence_hash: bytes) -> tuple[Order, TxResult]:
+    def dispute(
+        self, buyer: LocalAccount, oid: int, order: Order, uri: str, evidence_hash: bytes
+    ) -> tuple[Order, TxResult]:
         """Open a dispute (buyer); returns the order as now stored and the transaction."""
         res = self._send(buyer, "dispute", oid, order.as_tuple(), uri, evidence_hash)
         deadline = int(res.event("DisputeOpened").args["arbitrationDeadline"])
         return order.with_changes(state=OrderState.DISPUTED, deadline=deadline), res
 
-    def add_evidence(self, party: LocalAccount, oid: int, order: Order, uri: str,
-                     evidence_hash: bytes) -> TxResult:
+    def add_evidence(
+        self, party: LocalAccount, oid: int, order: Order, uri: str, evidence_hash: bytes
+    ) -> TxResult:
         """Add evidence to an open dispute."""
         return self._send(party, "addEvidence", oid, order.as_tuple(), uri, evidence_hash)
 
-    def deliver(self, sender: LocalAccount, items: Sequence[tuple[int, Order, bytes]],
-                gas: int | None = None) -> tuple[list[Order], TxResult]:
+    def deliver(
+        self,
+        sender: LocalAccount,
+        items: Sequence[tuple[int, Order, bytes]],
+        gas: int | None = None,
+    ) -> tuple[list[Order], TxResult]:
         """Post release digests for paid orders: items are (order id, order, digest).
 
         Returns:
             The orders as now stored (Delivered, with their dispute deadlines), and the transaction.
         """
-        res = self._send(sender, "deliver", [i[0] for i in items], [i[1].as_tuple() for i in items],
-                         [i[2] for i in items], gas=gas)
+        res = self._send(
+            sender,
+            "deliver",
+            [i[0] for i in items],
+            [i[1].as_tuple() for i in items],
+            [i[2] for i in items],
+            gas=gas,
+        )
         ts = self.block_timestamp(res.block_number)
-        delivered = [o.with_changes(state=OrderState.DELIVERED, deadline=ts + o.dispute_window,
-                                    release_digest=d) for _, o, d in items]
+        delivered = [
+            o.with_changes(
+                state=OrderState.DELIVERED, deadline=ts + o.dispute_window, release_digest=d
+            )
+            for _, o, d in items
+        ]
         return delivered, res
 
     def block_timestamp(self, block_number: int) -> int:
@@ -398,19 +454,29 @@ class EscrowClient:
         """Settle delivered orders whose dispute windows have passed."""
         return self._send(caller, "settle", [i[0] for i in items], [i[1].as_tuple() for i in items])
 
-    def rule(self, arbiter: LocalAccount, oid: int, order: Order, *, buyer_bps: int,
-             slash_bps: int = 0, bundle_hash: bytes = b"\0" * 32,
-             reason: bytes = b"\0" * 32) -> TxResult:
+    def rule(
+        self,
+        arbiter: LocalAccount,
+        oid: int,
+        order: Order,
+        *,
+        buyer_bps: int,
+        slash_bps: int = 0,
+        bundle_hash: bytes = b"\0" * 32,
+        reason: bytes = b"\0" * 32,
+    ) -> TxResult:
         """Rule a dispute (arbiter)."""
-        return self._send(arbiter, "rule", oid, order.as_tuple(), buyer_bps, slash_bps,
-                          bundle_hash, reason)
+        return self._send(
+            arbiter, "rule", oid, order.as_tuple(), buyer_bps, slash_bps, bundle_hash, reason
+        )
 
     def resolve_timed_out(self, caller: LocalAccount, oid: int, order: Order) -> TxResult:
         """Apply the arbitration-timeout fallback."""
         return self._send(caller, "resolveTimedOut", oid, order.as_tuple())
 
-    def withdraw(self, account: LocalAccount, token: str = ZERO_ADDRESS,
-                 to: str | None = None) -> TxResult:
+    def withdraw(
+        self, account: LocalAccount, token: str = ZERO_ADDRESS, to: str | None = None
+    ) -> TxResult:
         """Withdraw the whole balance of `token`."""
         return self._send(account, "withdraw", token, to or account.address)
 
@@ -426,12 +492,32 @@ class EscrowClient:
 
     def listing(self, listing_id: int) -> dict[str, Any]:
         """A listing as a dict of its fields."""
-        (supplier, committed, sold, bond_bps, active, token, unit_price, delivery_window,
-         dispute_window, batch_count, sku) = self.call("getListing", listing_id)
-        return {"supplier": supplier, "committed": committed, "sold": sold, "bond_bps": bond_bps,
-                "active": active, "token": token, "unit_price": unit_price,
-                "delivery_window": delivery_window, "dispute_window": dispute_window,
-                "batch_count": batch_count, "sku": bytes(sku)}
+        (
+            supplier,
+            committed,
+            sold,
+            bond_bps,
+            active,
+            token,
+            unit_price,
+            delivery_window,
+            dispute_window,
+            batch_count,
+            sku,
+        ) = self.call("getListing", listing_id)
+        return {
+            "supplier": supplier,
+            "committed": committed,
+            "sold": sold,
+            "bond_bps": bond_bps,
+            "active": active,
+            "token": token,
+            "unit_price": unit_price,
+            "delivery_window": delivery_window,
+            "dispute_window": dispute_window,
+            "batch_count": batch_count,
+            "sku": bytes(sku),
+        }
 
     def batch(self, listing_id: int, index: int) -> tuple[bytes, int, int]:
         """A batch: (root, first index, count)."""
@@ -448,7 +534,9 @@ class EscrowClient:
         return int(self.call("balanceOf", account, token))
 
 
-def deploy_contract(chain: Chain, deployer: LocalAccount, name: str, *args: Any) -> tuple[str, TxResult]:
+def deploy_contract(
+    chain: Chain, deployer: LocalAccount, name: str, *args: Any
+) -> tuple[str, TxResult]:
     """Deploy any of our contracts by artifact name; returns its address and the transaction."""
     art = load(name)
     factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
@@ -493,16 +581,19 @@ def apply_event(order: Order, name: str, args: dict[str, Any], block_timestamp: 
         block_timestamp: The timestamp of the block that holds the event.
     """
     if name == "OrderDelivered":
-        return order.with_changes(state=OrderState.DELIVERED,
-                                  deadline=block_timestamp + order.dispute_window,
-                                  release_digest=bytes(args["releaseDigest"]))
+        return order.with_changes(
+            state=OrderState.DELIVERED,
+            deadline=block_timestamp + order.dispute_window,
+            release_digest=bytes(args["releaseDigest"]),
+        )
     if name in ("OrderConfirmed", "OrderSettled"):
         return order.with_changes(state=OrderState.COMPLETED)
     if name == "OrderRefunded":
         return order.with_changes(state=OrderState.REFUNDED)
     if name == "DisputeOpened":
-        return order.with_changes(state=OrderState.DISPUTED,
-                                  deadline=int(args["arbitrationDeadline"]))
+        return order.with_changes(
+            state=OrderState.DISPUTED, deadline=int(args["arbitrationDeadline"])
+        )
     if name == "DisputeRuled":
         return order.with_changes(state=OrderState.RESOLVED)
     return order
@@ -525,5 +616,13 @@ def rebuild_orders(events: Iterable[DecodedLog], timestamps: dict[int, int]) -> 
     return orders
 
 
-__all__ = ["EscrowClient", "EscrowConfig", "Transactor", "TxResult", "deploy_contract",
-           "order_id", "rebuild_orders", "apply_event"]
+__all__ = [
+    "EscrowClient",
+    "EscrowConfig",
+    "Transactor",
+    "TxResult",
+    "deploy_contract",
+    "order_id",
+    "rebuild_orders",
+    "apply_event",
+]

@@ -58,8 +58,21 @@ class Order:
     @classmethod
     def from_tuple(cls, values: tuple[object, ...] | list[object]) -> Order:
         """Build from a decoded struct."""
-        (buyer, supplier, token, referrer, amount, bond, quantity, fee_bps, referral_bps,
-         dispute_window, deadline, state, digest) = values
+        (
+            buyer,
+            supplier,
+            token,
+            referrer,
+            amount,
+            bond,
+            quantity,
+            fee_bps,
+            referral_bps,
+            dispute_window,
+            deadline,
+            state,
+            digest,
+        ) = values
         return cls(
             buyer=to_checksum_address(str(buyer)),
             supplier=to_checksum_address(str(supplier)),

@@ -119,7 +119,9 @@ class EventCodec:
             args=decoded[1],
             address=str(log["address"]),
             block_number=_to_int(log["blockNumber"]),
-            block_hash=block_hash if isinstance(block_hash, str) else "0x" + bytes(block_hash).hex(),
+            block_hash=block_hash
+            if isinstance(block_hash, str)
+            else "0x" + bytes(block_hash).hex(),
             tx_hash=tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex(),
             log_index=_to_int(log["logIndex"]),
         )

@@ -43,10 +43,14 @@ def make_world(chain: Chain, buyers: int = 3, config: EscrowConfig | None = None
     supplier = chain.new_account(ether=100_000)
     delivery_key = chain.new_account()
     fee_recipient = chain.new_account()
-    escrow = EscrowClient.deploy(chain, admin, config or EscrowConfig(fee_recipient=fee_recipient.address))
+    escrow = EscrowClient.deploy(
+        chain, admin, config or EscrowConfig(fee_recipient=fee_recipient.address)
+    )
     escrow.grant_role(admin, "ARBITER_ROLE", arbiter.address)
     sku = sku_id("steam-wallet-50")
-    escrow.authorize(admin, supplier.address, sku, keccak(text="licence: Valve distribution agreement"))
+    escrow.authorize(
+        admin, supplier.address, sku, keccak(text="licence: Valve distribution agreement")
+    )
     escrow.set_delivery_key(supplier, delivery_key.address)
     return World(
         chain=chain,
@@ -63,29 +67,51 @@ def make_world(chain: Chain, buyers: int = 3, config: EscrowConfig | None = None
 
 def demo_codes(n: int, start: int = 0) -> list[bytes]:
     """`n` distinct fake card codes (tests and demo only)."""
-    return [f"KMG-{i:06d}-{keccak(i.to_bytes(8, 'big')).hex()[:8].upper()}".encode()
-            for i in range(start, start + n)]
+    return [
+        f"KMG-{i:06d}-{keccak(i.to_bytes(8, 'big')).hex()[:8].upper()}".encode()
+        for i in range(start, start + n)
+    ]
 
 
-def commit_codes(world: World, listing_id: int, codes: list[bytes], first_index: int = 0,
-                 ) -> tuple[list[bytes], MerkleTree]:
+def commit_codes(
+    world: World,
+    listing_id: int,
+    codes: list[bytes],
+    first_index: int = 0,
+) -> tuple[list[bytes], MerkleTree]:
     """Commit `codes` as one batch with random salts; returns the salts and the tree."""
     import os
 
     salts = [os.urandom(32) for _ in codes]
-    leaves = [leaf(first_index + i, commitment(s, c)) for i, (s, c) in enumerate(zip(salts, codes, strict=True))]
+    leaves = [
+        leaf(first_index + i, commitment(s, c))
+        for i, (s, c) in enumerate(zip(salts, codes, strict=True))
+    ]
     tree = MerkleTree(leaves)
     world.escrow.commit_batch(world.supplier, listing_id, tree.root, len(codes))
     return salts, tree
 
 
-def open_listing(world: World, *, stock: int = 10, unit_price: int = 10**16,
-                 token: str = ZERO_ADDRESS, bond: int = 10**18, delivery_window: int = 3600,
-                 dispute_window: int = 86_400, bond_bps: int = 1000) -> int:
+def open_listing(
+    world: World,
+    *,
+    stock: int = 10,
+    unit_price: int = 10**16,
+    token: str = ZERO_ADDRESS,
+    bond: int = 10**18,
+    delivery_window: int = 3600,
+    dispute_window: int = 86_400,
+    bond_bps: int = 1000,
+) -> int:
     """Bond the supplier, open a listing and commit `stock` codes to it; returns the listing id."""
     listing_id, _ = world.escrow.create_listing(
-        world.supplier, sku=world.sku, unit_price=unit_price, token=token,
-        delivery_window=delivery_window, dispute_window=dispute_window, bond_bps=bond_bps,
+        world.supplier,
+        sku=world.sku,
+        unit_price=unit_price,
+        token=token,
+        delivery_window=delivery_window,
+        dispute_window=dispute_window,
+        bond_bps=bond_bps,
         metadata_uri="ipfs://listing",
     )
     if bond:

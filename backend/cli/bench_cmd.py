@@ -14,18 +14,24 @@ from backend.cli.app import app, console, err_console
 
 def available() -> list[str]:
     """Names of the benchmarks in the `bench` package."""
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+    )
 
 
 @app.command("bench")
 def bench_cmd(
     name: str = typer.Argument(..., help="Which benchmark: gas, indexer, latency."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on the last line."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the result as JSON on the last line."
+    ),
 ) -> None:
     """Run a benchmark. Results are ratios against a baseline measured in the same run."""
     names = available()
     if name not in names:
-        err_console.print(f"[red]error:[/red] no benchmark {name!r}; choose one of {', '.join(names)}")
+        err_console.print(
+            f"[red]error:[/red] no benchmark {name!r}; choose one of {', '.join(names)}"
+        )
         raise typer.Exit(2)
     module = importlib.import_module(f"bench.{name}")
     result = module.run(console=console)

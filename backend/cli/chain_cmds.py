@@ -20,4 +20,6 @@ def compile_cmd(
     except KamengError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    console.print("compiled" if ran else "artifacts are current (source hash matches); nothing to do")
+    console.print(
+        "compiled" if ran else "artifacts are current (source hash matches); nothing to do"
+    )
