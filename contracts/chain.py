@@ -18,7 +18,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3 import HTTPProvider, Web3
+from web3.types import Wei
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from contracts.errors import ChainError
@@ -68,7 +70,9 @@ class Chain:
         """Give `address` `wei` of the native coin, from the node's unlocked accounts."""
         if self.kind == "embedded":
             faucet = self.w3.eth.accounts[0]
-            tx = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})
+            tx = self.w3.eth.send_transaction(
+                {"from": faucet, "to": to_checksum_address(address), "value": Wei(wei)}
+            )
             self.w3.eth.wait_for_transaction_receipt(tx)
         else:
             current = self.w3.eth.get_balance(address)  # type: ignore[arg-type]

@@ -18,7 +18,10 @@ from eth_utils import keccak, to_checksum_address
 
 COMMITMENT_DOMAIN = b"kameng.code.v1"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-ORDER_ABI_TYPE = "(address,address,address,address,uint128,uint128,uint32,uint16,uint16,uint32,uint40,uint8,bytes32)"
+ORDER_ABI_TYPE = (
+    "(address,address,address,address,uint128,uint128,uint32,uint16,uint16,uint32,uint40,"
+    "uint8,bytes32)"
+)
 
 
 class OrderState(IntEnum):
