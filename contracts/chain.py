@@ -20,8 +20,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import HTTPProvider, Web3
-from web3.types import Wei
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import Wei
 
 from contracts.errors import ChainError
 
