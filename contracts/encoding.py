@@ -128,6 +128,35 @@ def release_digest(sealed_release: bytes) -> bytes:
     return keccak(sealed_release)
 
 
+MAX_CODE_BYTES = 256
+
+
+def keystream_xor(key: bytes, index: int, data: bytes) -> bytes:
+    """Release v2 cipher: XOR with blocks ``keccak256(abi.encode(key, index, b))``; its own inverse."""
+    if len(key) != 32:
+        raise ValueError("key must be 32 bytes")
+    out = bytearray(data)
+    for b in range(0, len(data), 32):
+        pad = keccak(abi_encode(["bytes32", "uint256", "uint256"], [key, index, b // 32]))
+        for j in range(b, min(b + 32, len(data))):
+            out[j] ^= pad[j - b]
+    return bytes(out)
+
+
+def element_leaf(index: int, salt: bytes, ciphertext: bytes) -> bytes:
+    """Release v2: the leaf of one encrypted code in the release's element tree."""
+    inner = abi_encode(["uint256", "bytes32", "bytes32"], [index, salt, keccak(ciphertext)])
+    return keccak(keccak(inner))
+
+
+def release_digest_v2(sealed_hash: bytes, element_root: bytes, key: bytes) -> bytes:
+    """Release v2: the digest posted on-chain, binding the sealed box, the elements and the key."""
+    key_hash = keccak(abi_encode(["bytes32"], [key]))
+    return keccak(
+        abi_encode(["bytes32", "bytes32", "bytes32"], [sealed_hash, element_root, key_hash])
+    )
+
+
 def sku_id(name: str) -> bytes:
     """A product id (sku) from its name: keccak256 of the UTF-8 name."""
     return keccak(text=name)

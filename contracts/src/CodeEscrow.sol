@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
 
@@ -24,6 +25,8 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_FEES_BPS = 5_000;
+    uint256 private constant _MAX_CODE_BYTES = 256;
+    bytes14 private constant _COMMITMENT_DOMAIN = "kameng.code.v1";
 
     /// @dev One slot per (account, token): the withdrawable balance and, for suppliers, the bond.
     ///      slot: balance (96) | bondFree (80) | bondReserved (80). Packing them lets a settlement
@@ -435,6 +438,65 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     }
 
     /// @inheritdoc ICodeEscrow
+    function proveBadCode(uint256 orderId, Order calldata order, BadCodeProof calldata proof)
+        external
+        nonReentrant
+    {
+        bytes32 stored = _orderHashes[orderId];
+        if (stored == bytes32(0) || stored != _hashCalldata(order, 0, 0, bytes32(0))) {
+            revert EscrowUnknownOrder(orderId);
+        }
+        if (order.state == OrderState.Delivered) {
+            if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
+        } else if (order.state != OrderState.Disputed) {
+            revert EscrowWrongState(orderId, order.state);
+        }
+        if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
+        if (proof.ciphertext.length == 0 || proof.ciphertext.length > _MAX_CODE_BYTES) {
+            revert EscrowBadArgument("ciphertext");
+        }
+
+        // 1. The element is part of the release whose digest the supplier posted.
+        bytes32 elementLeaf = keccak256(
+            bytes.concat(keccak256(abi.encode(proof.index, proof.salt, keccak256(proof.ciphertext))))
+        );
+        bytes32 elementRoot = MerkleProof.processProofCalldata(proof.elementProof, elementLeaf);
+        bytes32 digest = keccak256(abi.encode(proof.sealedHash, elementRoot, keccak256(abi.encode(proof.key))));
+        if (digest != order.releaseDigest) revert EscrowBadProof(orderId, "element");
+
+        // 2. The index belongs to this order and to the cited batch.
+        uint256 firstIndex = orderId & type(uint32).max;
+        if (proof.index < firstIndex || proof.index >= firstIndex + order.quantity) {
+            revert EscrowBadProof(orderId, "index");
+        }
+        Batch storage batch = _batches[orderId >> 32][proof.batchIndex];
+        if (proof.index < batch.firstIndex || proof.index >= uint256(batch.firstIndex) + batch.count) {
+            revert EscrowBadProof(orderId, "batch");
+        }
+
+        // 3. `committed` is what the batch root holds for this index.
+        bytes32 committedLeaf = keccak256(bytes.concat(keccak256(abi.encode(proof.index, proof.committed))));
+        if (!MerkleProof.verifyCalldata(proof.leafProof, batch.root, committedLeaf)) {
+            revert EscrowBadProof(orderId, "leaf");
+        }
+
+        // 4. The released code, decrypted with the revealed key, does not match it.
+        bytes memory code = _decrypt(proof.key, proof.index, proof.ciphertext);
+        if (keccak256(abi.encodePacked(_COMMITMENT_DOMAIN, proof.salt, code)) == proof.committed) {
+            revert EscrowCodeMatches(orderId, proof.index);
+        }
+        _resolve(
+            orderId,
+            order,
+            address(this),
+            uint16(_BPS),
+            uint16(_BPS),
+            keccak256(abi.encode(proof.index, proof.committed)),
+            "bad-code-proven"
+        );
+    }
+
+    /// @inheritdoc ICodeEscrow
     function resolveTimedOut(uint256 orderId, Order calldata order) external nonReentrant {
         _checkOrder(orderId, order, OrderState.Disputed);
         if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
@@ -570,6 +632,25 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             }
             h := keccak256(ptr, 0x1a0)
         }
+    }
+
+    /// @dev ciphertext XOR keystream, where keystream block b = keccak256(abi.encode(key, index, b)).
+    function _decrypt(bytes32 key, uint256 index, bytes calldata ciphertext)
+        private
+        pure
+        returns (bytes memory code)
+    {
+        code = ciphertext;
+        uint256 n = code.length;
+        for (uint256 offset; offset < n; offset += 32) {
+            bytes32 pad = keccak256(abi.encode(key, index, offset / 32));
+            assembly ("memory-safe") {
+                let p := add(add(code, 0x20), offset)
+                mstore(p, xor(mload(p), pad))
+            }
+        }
+        // The last block's XOR also touches the zero padding that rounds `code` up to a whole
+        // word; that padding is inside the allocation and outside `code.length`.
     }
 
     /// @dev Splits `gross` into the supplier's part, the platform fee and the referral commission.

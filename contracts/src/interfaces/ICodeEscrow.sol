@@ -75,6 +75,23 @@ interface ICodeEscrow {
         uint32 count;
     }
 
+    /// @notice A buyer's on-chain proof that a released code does not match its commitment.
+    /// @dev Release v2 encoding (docs/PROTOCOL.md, "Proof of a bad code"):
+    ///      element leaf  = keccak256(keccak256(abi.encode(index, salt, keccak256(ciphertext))))
+    ///      releaseDigest = keccak256(abi.encode(sealedHash, elementRoot, keccak256(abi.encode(key))))
+    ///      code          = ciphertext XOR keystream, block b = keccak256(abi.encode(key, index, b))
+    struct BadCodeProof {
+        bytes32 sealedHash;
+        bytes32 key;
+        uint256 index;
+        bytes32 salt;
+        bytes ciphertext;
+        bytes32[] elementProof;
+        uint256 batchIndex;
+        bytes32 committed;
+        bytes32[] leafProof;
+    }
+
     /// @notice A supplier's bond in one token (stored packed: free and reserved fit in 80 bits).
     struct Bond {
         uint128 free;
@@ -138,6 +155,10 @@ interface ICodeEscrow {
     error EscrowBadReferrer(address referrer);
     /// @notice The arbiter is a party to the order.
     error EscrowArbiterIsParty(address arbiter);
+    /// @notice A bad-code proof failed at the named step (element, index, batch, leaf).
+    error EscrowBadProof(uint256 orderId, string step);
+    /// @notice The released code matches its commitment: there is no misbehaviour to prove.
+    error EscrowCodeMatches(uint256 orderId, uint256 index);
 
     // ------------------------------------------------------------------ events: ERC-1497
 
@@ -428,6 +449,17 @@ interface ICodeEscrow {
         bytes32 bundleHash,
         bytes32 reason
     ) external;
+
+    /// @notice Win without a judge: prove that a released code does not match the commitment
+    ///         the supplier put on-chain for its index. The buyer gets the whole payment and the
+    ///         whole bond reservation; the order is resolved (DisputeRuled with this contract as
+    ///         arbiter and reason "bad-code-proven"). Buyer only, while Delivered (within the
+    ///         dispute window) or Disputed. The proof reveals that one code, which by the claim is
+    ///         not the code that was sold.
+    /// @param orderId The order.
+    /// @param order The order as stored.
+    /// @param proof The proof; see BadCodeProof.
+    function proveBadCode(uint256 orderId, Order calldata order, BadCodeProof calldata proof) external;
 
     /// @notice Apply the fallback to a dispute nobody ruled on by its arbitration deadline:
     ///         the payment is split equally and the bond reservation is freed. Anyone may call.
