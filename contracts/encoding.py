@@ -132,7 +132,7 @@ MAX_CODE_BYTES = 256
 
 
 def keystream_xor(key: bytes, index: int, data: bytes) -> bytes:
-    """Release v2 cipher: XOR with blocks ``keccak256(abi.encode(key, index, b))``; its own inverse."""
+    """Release v2 cipher: XOR with blocks ``keccak256(abi.encode(key, index, b))``."""
     if len(key) != 32:
         raise ValueError("key must be 32 bytes")
     out = bytearray(data)
