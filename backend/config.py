@@ -1,0 +1,170 @@
+"""Backend settings from the environment (prefix ``KAMENG_``) or a ``.env`` file.
+
+Development defaults exist for every secret so that `kameng serve` runs with zero
+configuration, but they are refused unless ``environment == "development"``::
+
+    KAMENG_ENVIRONMENT=production
+    KAMENG_DATABASE_URL=postgresql+psycopg://kameng@db/kameng
+    KAMENG_RPC_URL=https://node.example
+    KAMENG_MASTER_KEY=0x<64 hex>        # AES-256 key wrapping the per-record data keys
+    KAMENG_FINGERPRINT_KEY=0x<64 hex>   # HMAC key of duplicate-detection fingerprints
+    KAMENG_DELIVERY_KEY=0x<64 hex>      # private key of the supplier's delivery account
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+
+def _dev_secret(name: str) -> str:
+    """A fixed, public development value for a secret: anyone can compute it, so it protects
+    nothing and is refused outside development."""
+    return "0x" + hashlib.sha256(f"kameng development {name} - not a secret".encode()).hexdigest()
+
+
+DEV_MASTER_KEY = _dev_secret("master key")
+DEV_FINGERPRINT_KEY = _dev_secret("fingerprint key")
+
+
+def parse_key32(value: str, name: str) -> bytes:
+    """Parse a 32-byte key written as 64 hex digits (with or without ``0x``).
+
+    Raises:
+        ConfigError: it is not 32 bytes of hex.
+    """
+    text = value.strip()
+    if text.startswith(("0x", "0X")):
+        text = text[2:]
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(
+            f"{name} must be 32 bytes written as 64 hex digits; generate one with "
+            "`python -c 'import os; print(os.urandom(32).hex())'`"
+        )
+    return raw
+
+
+class Settings(BaseSettings):
+    """Everything the vault, the delivery agent and the API need to know.
+
+    Attributes:
+        environment: ``development`` allows the development secrets; anything else refuses them.
+        database_url: SQLAlchemy URL; a SQLite file under ``./var/`` by default.
+        rpc_url: A JSON-RPC node; None means the embedded eth-tester chain.
+        escrow_address: The CodeEscrow contract, when already deployed.
+        master_key: Hex AES-256 key that wraps every per-record data key.
+        fingerprint_key: Hex HMAC-SHA256 key for duplicate-detection fingerprints.
+        delivery_key: Hex private key of the supplier's delivery account (not its owner key).
+        max_upload_bytes: Size cap of one CSV upload.
+        max_code_bytes: Longest code accepted (UTF-8 bytes); docs/PROTOCOL.md fixes 256.
+        max_note_chars: Longest note accepted.
+        max_codes_per_upload: Most codes in one upload (one batch on-chain).
+        delivery_batch_size: Most orders posted in one `deliver` transaction.
+        delivery_poll_seconds: How long the agent idles between empty polls.
+        delivery_deadline_margin: Orders whose delivery deadline is closer than this (seconds)
+            are not posted, because the transaction could mine after it and revert.
+        order_source: Where the agent learns of paid orders: the indexer's ``mirror``, the
+            ``chain`` logs directly, or ``auto`` (the mirror when its tables exist).
+        chain_start_block: First block the chain-log source scans (the escrow's deployment).
+        chain_log_range: Blocks per ``eth_getLogs`` request of the chain-log source.
+        reorg_depth: Blocks the chain-log source re-reads behind its cursor on every poll.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAMENG_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    database_url: str = "sqlite:///./var/kameng.db"
+    rpc_url: str | None = None
+    escrow_address: str | None = None
+    master_key: SecretStr = SecretStr(DEV_MASTER_KEY)
+    fingerprint_key: SecretStr = SecretStr(DEV_FINGERPRINT_KEY)
+    delivery_key: SecretStr | None = None
+
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_code_bytes: int = 256
+    max_note_chars: int = 500
+    max_codes_per_upload: int = 50_000
+
+    delivery_batch_size: int = 150
+    delivery_poll_seconds: float = 0.05
+    delivery_deadline_margin: int = 30
+    order_source: Literal["auto", "mirror", "chain"] = "auto"
+    chain_start_block: int = 0
+    chain_log_range: int = 50
+    reorg_depth: int = 12
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        """Refuse development secrets outside development, and malformed keys anywhere."""
+        parse_key32(self.master_key.get_secret_value(), "KAMENG_MASTER_KEY")
+        parse_key32(self.fingerprint_key.get_secret_value(), "KAMENG_FINGERPRINT_KEY")
+        if self.delivery_key is not None:
+            parse_key32(self.delivery_key.get_secret_value(), "KAMENG_DELIVERY_KEY")
+        if self.environment != "development":
+            left = [
+                name
+                for name, value, dev in (
+                    ("KAMENG_MASTER_KEY", self.master_key, DEV_MASTER_KEY),
+                    ("KAMENG_FINGERPRINT_KEY", self.fingerprint_key, DEV_FINGERPRINT_KEY),
+                )
+                if value.get_secret_value().lower() == dev
+            ]
+            if left:
+                raise ConfigError(
+                    f"{', '.join(left)} still hold the public development value, which is refused "
+                    f"when KAMENG_ENVIRONMENT={self.environment}; set them to fresh random "
+                    "32-byte hex keys (and keep them: the vault cannot be read without the "
+                    "master key)"
+                )
+            if self.delivery_key is None:
+                raise ConfigError(
+                    f"KAMENG_DELIVERY_KEY is required when KAMENG_ENVIRONMENT={self.environment}: "
+                    "the private key of the delivery account your supplier named with "
+                    "setDeliveryKey (never the supplier's owner key)"
+                )
+        if self.max_code_bytes > 256:
+            raise ConfigError("max_code_bytes cannot exceed 256 (docs/PROTOCOL.md)")
+        return self
+
+    @cached_property
+    def master_key_bytes(self) -> bytes:
+        """The master key as 32 raw bytes."""
+        return parse_key32(self.master_key.get_secret_value(), "KAMENG_MASTER_KEY")
+
+    @cached_property
+    def fingerprint_key_bytes(self) -> bytes:
+        """The fingerprint HMAC key as 32 raw bytes."""
+        return parse_key32(self.fingerprint_key.get_secret_value(), "KAMENG_FINGERPRINT_KEY")
+
+    def delivery_account(self) -> LocalAccount:
+        """The delivery account, from `delivery_key`.
+
+        Raises:
+            ConfigError: no delivery key is configured.
+        """
+        from eth_account import Account
+
+        if self.delivery_key is None:
+            raise ConfigError(
+                "no delivery key: set KAMENG_DELIVERY_KEY to the private key of the account your "
+                "supplier named with setDeliveryKey"
+            )
+        account: LocalAccount = Account.from_key(
+            parse_key32(self.delivery_key.get_secret_value(), "KAMENG_DELIVERY_KEY")
+        )
+        return account

@@ -1,0 +1,1 @@
+"""The code vault: CSV intake, encryption at rest, commitments and on-chain batch commits."""
