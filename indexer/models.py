@@ -23,7 +23,9 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -57,7 +59,7 @@ class Uint256(TypeDecorator[int]):
             return Decimal(value)
         return str(int(value)).zfill(78)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:  # noqa: ARG002
         """The column's form to a Python int."""
         if value is None:
             return None
@@ -109,6 +111,9 @@ class Block(Base):
     hash: Mapped[str] = mapped_column(String(66))
     parent_hash: Mapped[str] = mapped_column(String(66))
     timestamp: Mapped[int] = mapped_column(BigInteger)
+    #: Whether the block holds escrow logs. Blocks without any are kept only while they can
+    #: still be reorganised away (and the checkpoint's block), then pruned.
+    has_events: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Checkpoint(Base):
@@ -120,6 +125,24 @@ class Checkpoint(Base):
     contract: Mapped[str] = mapped_column(String(42), primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
+    #: The highest block the mirror treats as final: it can roll back to this block, not below.
+    finalized_block: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class ReorgUndo(Base):
+    """Pre-images of latest-value rows changed by blocks that can still be reorganised away.
+
+    One row per (block, table, key): the row as it was before that block first touched it
+    (`pre_image` null when the block created it). Rolling back to block B restores, for each key,
+    the pre-image of the lowest block above B. Rows at or below the finalized block are pruned.
+    """
+
+    __tablename__ = "reorg_undo"
+
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    table_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_key: Mapped[str] = mapped_column(String(400), primary_key=True)  # JSON list of key values
+    pre_image: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object of the row
 
 
 # ---------------------------------------------------------------- platform
