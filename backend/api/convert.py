@@ -1,0 +1,94 @@
+"""Mirror rows to API models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from backend.api.schemas import (
+    ListingPublic,
+    OrderEventPublic,
+    OrderPublic,
+    SupplierRecord,
+)
+from contracts.encoding import OrderState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from indexer import models as m
+
+
+def state_name(state: int) -> str:
+    """The lowercase name of an OrderState value."""
+    try:
+        return OrderState(state).name.lower()
+    except ValueError:
+        return f"unknown({state})"
+
+
+def listing_public(row: m.Listing, record: dict[str, int]) -> ListingPublic:
+    """A catalog entry from a mirror row and its supplier's record."""
+    committed, sold = int(row.committed), int(row.sold)
+    return ListingPublic(
+        listing_id=int(row.listing_id),
+        supplier=row.supplier,
+        sku=row.sku,
+        token=row.token,
+        unit_price=int(row.unit_price),
+        delivery_window=int(row.delivery_window),
+        dispute_window=int(row.dispute_window),
+        bond_bps=row.bond_bps,
+        fee_bps=row.fee_bps,
+        referral_bps=row.referral_bps,
+        metadata_uri=row.metadata_uri,
+        active=bool(row.active),
+        committed=committed,
+        sold=sold,
+        stock=max(0, committed - sold),
+        supplier_record=SupplierRecord(supplier=row.supplier, **record),
+    )
+
+
+def order_public(row: m.Order, ready: Iterable[int] = ()) -> OrderPublic:
+    """An order from a mirror row; `ready` holds the ids with a stored release."""
+    return OrderPublic(**order_fields(row), release_ready=int(row.order_id) in set(ready))
+
+
+def order_fields(row: m.Order) -> dict[str, Any]:
+    """The fields of `OrderPublic` except `release_ready`."""
+    return {
+        "order_id": int(row.order_id),
+        "buyer": row.buyer,
+        "supplier": row.supplier,
+        "token": row.token,
+        "referrer": row.referrer,
+        "amount": int(row.amount),
+        "bond": int(row.bond),
+        "quantity": int(row.quantity),
+        "fee_bps": row.fee_bps,
+        "referral_bps": row.referral_bps,
+        "dispute_window": int(row.dispute_window),
+        "deadline": int(row.deadline),
+        "state": int(row.state),
+        "release_digest": row.release_digest,
+        "listing_id": int(row.listing_id),
+        "first_index": int(row.first_index),
+        "state_name": state_name(int(row.state)),
+        "buyer_pubkey": row.buyer_pubkey,
+        "paid_block": int(row.paid_block),
+        "paid_tx": row.paid_tx,
+        "paid_at": int(row.paid_at),
+        "updated_at": int(row.updated_at),
+    }
+
+
+def event_public(row: m.OrderEvent) -> OrderEventPublic:
+    """One order event."""
+    return OrderEventPublic(
+        name=row.name,
+        state_after=row.state_after,
+        block_number=int(row.block_number),
+        tx_hash=row.tx_hash,
+        log_index=row.log_index,
+        timestamp=int(row.timestamp),
+    )

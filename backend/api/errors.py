@@ -1,0 +1,175 @@
+"""How the API answers failures: a 4xx that says what to fix, or a 503 with a retry hint.
+
+One handler per family of exception:
+
+- `AuthError` → 401 with the reason (replayed message, wrong domain, wrong chain, ...);
+- `UploadRejected` → 413/422 listing the offending CSV lines;
+- any `BackendError` → its `status_code` (404 unknown order, 403 another buyer's release, ...);
+- a contract revert → 409 naming the custom error;
+- the RPC node or the database unreachable → 503 with ``Retry-After``;
+- a malformed request → 422, without echoing the request's content back (it could hold codes).
+
+No answer ever carries a plaintext code: messages are built from ids, line numbers and reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, ClassVar
+
+import requests
+import sqlalchemy.exc as sa_exc
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+
+from backend.auth import AuthError
+from backend.errors import BackendError, ChainUnavailable, UploadRejected
+from contracts.errors import ChainError, ContractRevertError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+
+log = logging.getLogger("kameng.api")
+
+#: Seconds a client should wait before retrying when a dependency is down.
+RETRY_AFTER_S = 5
+
+
+class ApiError(BackendError):
+    """An API-level refusal with a status and optional headers.
+
+    Attributes:
+        status: The HTTP status to answer.
+        headers: Extra response headers, such as ``Retry-After``.
+    """
+
+    status_code: ClassVar[int] = 400
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status or self.status_code
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    """The resource does not exist (or is not in the mirror yet)."""
+
+    status_code: ClassVar[int] = 404
+
+
+class Forbidden(ApiError):
+    """The authenticated wallet may not see or do this."""
+
+    status_code: ClassVar[int] = 403
+
+
+class NotReady(ApiError):
+    """The resource will exist shortly (a release being sealed); retry after a second."""
+
+    status_code: ClassVar[int] = 409
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(BackendError):
+    """The database did not answer."""
+
+    status_code: ClassVar[int] = 503
+
+
+def _json(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _unavailable(
+    what: str, exc: BaseException, retry_after: int = RETRY_AFTER_S
+) -> tuple[int, dict[str, object], dict[str, str]]:
+    # Log the exception type only: driver messages can quote SQL parameters.
+    log.warning("%s unavailable: %s", what, type(exc).__name__)
+    return (
+        503,
+        {
+            "detail": f"{what} is unavailable right now ({type(exc).__name__}); nothing was "
+            f"changed; retry in {retry_after} s"
+        },
+        {"Retry-After": str(retry_after)},
+    )
+
+
+_DB_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    DatabaseUnavailable,
+)
+_RPC_DOWN = (requests.exceptions.RequestException, TimeExhausted, Web3Exception, ChainError)
+
+
+def describe(exc: BaseException) -> tuple[int, dict[str, object], dict[str, str]] | None:
+    """The status, JSON body and headers the API answers `exc` with; None if not ours to map.
+
+    Used by the exception handlers and by streaming routes that fail after the status was sent.
+    """
+    if isinstance(exc, AuthError):
+        return 401, {"detail": exc.reason}, {"WWW-Authenticate": 'Bearer realm="kameng", SIWE'}
+    if isinstance(exc, UploadRejected):
+        return (
+            exc.status_code,
+            {
+                "detail": str(exc),
+                "errors": [{"line": line, "reason": reason} for line, reason in exc.problems],
+                "total": exc.total,
+            },
+            {},
+        )
+    if isinstance(exc, ApiError):
+        return exc.status, {"detail": str(exc)}, exc.headers
+    if isinstance(exc, ChainUnavailable):
+        return 503, {"detail": str(exc)}, {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, _DB_DOWN):
+        return _unavailable("the database", exc)
+    if isinstance(exc, BackendError):
+        retry = getattr(exc, "retry_after", None)
+        return (
+            exc.status_code,
+            {"detail": str(exc)},
+            ({"Retry-After": str(retry)} if isinstance(retry, int) else {}),
+        )
+    if isinstance(exc, ContractRevertError):
+        return 409, {"detail": f"the escrow contract refused: {exc.name}{exc.args_!r}"}, {}
+    if isinstance(exc, ContractLogicError):
+        return 409, {"detail": f"the escrow contract refused the call ({type(exc).__name__})"}, {}
+    if isinstance(exc, _RPC_DOWN):
+        return _unavailable("the RPC node", exc)
+    return None
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on `app`."""
+
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        described = describe(exc)
+        if described is None:  # pragma: no cover - only registered for mapped types
+            raise exc
+        status, body, headers = described
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
+    for kind in (AuthError, BackendError, ContractRevertError, *_DB_DOWN, *_RPC_DOWN):
+        app.add_exception_handler(kind, handle)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _json(
+            422, "invalid request: " + "; ".join(problems) + "; fix these fields and retry"
+        )

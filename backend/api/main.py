@@ -1,0 +1,116 @@
+"""The FastAPI app factory: `create_app(settings, chain=..., escrow=...)`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from backend.api import errors
+from backend.api.deps import AppContext
+from backend.api.routes import arbiter, buyer, catalog, health, rpc, supplier
+from backend.api.routes import auth as auth_routes
+from backend.auth import SiweAuth, ensure_tables
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from eth_account.signers.local import LocalAccount
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from backend.config import Settings
+    from contracts.chain import Chain
+    from contracts.client import EscrowClient
+
+DESCRIPTION = """
+kameng's backend: the catalog, buyers' orders and sealed releases, suppliers' dashboards and
+CSV uploads, and the arbiter's dispute queue. Chain facts come from the indexer's SQL mirror.
+
+**Auth.** Sign-In with Ethereum: `POST /auth/nonce`, sign the EIP-4361 message with your
+wallet, `POST /auth/verify`, then send `Authorization: Bearer <token>`. A buyer may instead sign
+a single request (`X-Kameng-Address`, `X-Kameng-Timestamp`, `X-Kameng-Signature`).
+
+**Errors.** 4xx answers say what to fix; 503 answers carry `Retry-After` when the database or
+the RPC node is down.
+"""
+
+
+def session_secret(settings: Settings) -> bytes:
+    """The key of session tokens, derived from the master key (never used for anything else)."""
+    return hmac.new(
+        settings.master_key_bytes, b"kameng.api.session-tokens.v1", hashlib.sha256
+    ).digest()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    chain: Chain,
+    escrow: EscrowClient,
+    engine: Engine | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    suppliers: Iterable[LocalAccount] = (),
+    domain: str = "localhost",
+    rpc_url: str | None = None,
+    expose_rpc: bool | None = None,
+    low_stock_threshold: int = 20,
+    auth: SiweAuth | None = None,
+) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: The backend's settings (database URL, master key, upload cap...).
+        chain: The chain connection.
+        escrow: The escrow client.
+        engine: The database engine; made from ``settings.database_url`` if None.
+        session_factory: Makes sessions; made from the engine if None.
+        suppliers: Supplier accounts whose uploads this backend commits on-chain.
+        domain: The SIWE domain clients must sign for (host[:port] of this API).
+        rpc_url: A JSON-RPC URL to advertise at ``GET /chain``.
+        expose_rpc: Mount ``POST /rpc`` for the chain (default: when the chain is embedded).
+        low_stock_threshold: Stock at or below which a listing is flagged on the dashboard.
+        auth: A ready SIWE service (tests pass one with their own clock).
+    """
+    if engine is None:
+        engine = create_engine(settings.database_url)
+    if session_factory is None:
+        session_factory = sessionmaker(engine, expire_on_commit=False)
+    ensure_tables(engine)
+    chain_id = chain.chain_id
+    if auth is None:
+        auth = SiweAuth(domain=domain, chain_id=chain_id, secret=session_secret(settings))
+    if expose_rpc is None:
+        expose_rpc = chain.kind == "embedded"
+    ctx = AppContext(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        chain=chain,
+        escrow=escrow,
+        auth=auth,
+        suppliers={a.address: a for a in suppliers},
+        rpc_url=rpc_url,
+        upload_max_bytes=settings.max_upload_bytes,
+        low_stock_threshold=low_stock_threshold,
+    )
+    app = FastAPI(
+        title="kameng",
+        version="0.1.0",
+        summary="Escrowed payment, committed card codes, encrypted delivery.",
+        description=DESCRIPTION,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (health, auth_routes, catalog, buyer, supplier, arbiter):
+        app.include_router(module.router)
+    if expose_rpc:
+        from backend.rpc_proxy import JsonRpcProxy
+
+        app.state.rpc_proxy = JsonRpcProxy(chain)
+        app.include_router(rpc.router)
+    return app

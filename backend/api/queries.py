@@ -1,0 +1,235 @@
+"""Reads of the indexer's mirror for the API: keyword-only functions, one query each where possible.
+
+Every chain fact the API serves comes from here (the mirror tables of `indexer.models`), never
+from the node, so the catalog and dashboards keep answering while the node is slow, and stay
+consistent with the block the mirror has reached.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, case, func, or_, select
+
+from contracts.encoding import OrderState
+from indexer import models as m
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from sqlalchemy.orm import Session
+
+#: Order states whose payment the escrow still holds.
+OPEN_STATES = (int(OrderState.PAID), int(OrderState.DELIVERED), int(OrderState.DISPUTED))
+
+
+def list_listings(
+    session: Session,
+    *,
+    supplier: str | None = None,
+    sku: str | None = None,
+    active: bool | None = None,
+    in_stock: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[m.Listing]:
+    """Listings, newest first, filtered."""
+    q = select(m.Listing)
+    if supplier is not None:
+        q = q.where(m.Listing.supplier == supplier)
+    if sku is not None:
+        q = q.where(m.Listing.sku == sku)
+    if active is not None:
+        q = q.where(m.Listing.active.is_(active))
+    if in_stock:
+        q = q.where(m.Listing.committed > m.Listing.sold)
+    q = q.order_by(m.Listing.listing_id.desc()).limit(limit).offset(offset)
+    return session.scalars(q).all()
+
+
+def get_listing(session: Session, *, listing_id: int) -> m.Listing | None:
+    """One listing."""
+    return session.get(m.Listing, listing_id)
+
+
+def supplier_records(session: Session, *, suppliers: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Each supplier's record: orders completed and refunded, disputes total and lost.
+
+    A dispute is lost by the supplier when its ruling gave the buyer more than half of the
+    payment or slashed the bond (the timeout fallback's equal split is not a loss).
+    """
+    wanted = sorted(set(suppliers))
+    out: dict[str, dict[str, int]] = {
+        s: {"orders_completed": 0, "orders_refunded": 0, "disputes_total": 0, "disputes_lost": 0}
+        for s in wanted
+    }
+    if not wanted:
+        return out
+    rows = session.execute(
+        select(m.Order.supplier, m.Order.state, func.count())
+        .where(
+            m.Order.supplier.in_(wanted),
+            m.Order.state.in_([int(OrderState.COMPLETED), int(OrderState.REFUNDED)]),
+        )
+        .group_by(m.Order.supplier, m.Order.state)
+    ).all()
+    for supplier, state, count in rows:
+        key = "orders_completed" if state == OrderState.COMPLETED else "orders_refunded"
+        out[supplier][key] = int(count)
+    lost = or_(m.Dispute.buyer_bps > 5000, m.Dispute.slash_bps > 0)
+    rows = session.execute(
+        select(
+            m.Order.supplier,
+            func.count(),
+            func.sum(case((and_(m.Dispute.ruled.is_(True), lost), 1), else_=0)),
+        )
+        .join(m.Dispute, m.Dispute.order_id == m.Order.order_id)
+        .where(m.Order.supplier.in_(wanted))
+        .group_by(m.Order.supplier)
+    ).all()
+    for supplier, total, lost_count in rows:
+        out[supplier]["disputes_total"] = int(total)
+        out[supplier]["disputes_lost"] = int(lost_count or 0)
+    return out
+
+
+def get_order(session: Session, *, order_id: int) -> m.Order | None:
+    """One order."""
+    return session.get(m.Order, order_id)
+
+
+def order_events(session: Session, *, order_id: int) -> Sequence[m.OrderEvent]:
+    """An order's events in chain order."""
+    return session.scalars(
+        select(m.OrderEvent)
+        .where(m.OrderEvent.order_id == order_id)
+        .order_by(m.OrderEvent.block_number, m.OrderEvent.log_index)
+    ).all()
+
+
+def list_orders(
+    session: Session,
+    *,
+    buyer: str | None = None,
+    supplier: str | None = None,
+    states: Sequence[int] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[m.Order]:
+    """Orders, newest payment first."""
+    q = select(m.Order)
+    if buyer is not None:
+        q = q.where(m.Order.buyer == buyer)
+    if supplier is not None:
+        q = q.where(m.Order.supplier == supplier)
+    if states:
+        q = q.where(m.Order.state.in_(list(states)))
+    q = q.order_by(m.Order.paid_block.desc(), m.Order.order_id.desc()).limit(limit).offset(offset)
+    return session.scalars(q).all()
+
+
+def orders_by_state(session: Session, *, supplier: str) -> dict[int, int]:
+    """How many of a supplier's orders are in each state."""
+    rows = session.execute(
+        select(m.Order.state, func.count())
+        .where(m.Order.supplier == supplier)
+        .group_by(m.Order.state)
+    ).all()
+    return {int(state): int(count) for state, count in rows}
+
+
+def in_escrow(session: Session, *, supplier: str) -> dict[str, int]:
+    """Payments the escrow holds for a supplier's open orders, per token.
+
+    Summed in Python: amounts are uint256, stored as padded strings on SQLite.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    rows = session.execute(
+        select(m.Order.token, m.Order.amount).where(
+            m.Order.supplier == supplier, m.Order.state.in_(OPEN_STATES)
+        )
+    ).all()
+    for token, amount in rows:
+        totals[token] += int(amount)
+    return dict(totals)
+
+
+def bonds(session: Session, *, supplier: str) -> Sequence[m.Bond]:
+    """A supplier's bonds, per token."""
+    return session.scalars(
+        select(m.Bond).where(m.Bond.supplier == supplier).order_by(m.Bond.token)
+    ).all()
+
+
+def balances(session: Session, *, account: str) -> Sequence[m.Balance]:
+    """An account's withdrawable balances, per token."""
+    return session.scalars(
+        select(m.Balance).where(m.Balance.account == account).order_by(m.Balance.token)
+    ).all()
+
+
+def settlements(session: Session, *, supplier: str, limit: int = 50) -> Sequence[m.Payout]:
+    """Credits to a supplier's balance from finished orders, newest first."""
+    return session.scalars(
+        select(m.Payout)
+        .where(
+            m.Payout.account == supplier,
+            m.Payout.kind.in_(["supplier", "ruling_supplier", "timeout_supplier"]),
+        )
+        .order_by(m.Payout.block_number.desc(), m.Payout.log_index.desc())
+        .limit(limit)
+    ).all()
+
+
+def earned(session: Session, *, supplier: str) -> dict[str, int]:
+    """All settlements credited to a supplier, per token."""
+    totals: dict[str, int] = defaultdict(int)
+    rows = session.execute(
+        select(m.Payout.token, m.Payout.amount).where(
+            m.Payout.account == supplier,
+            m.Payout.kind.in_(["supplier", "ruling_supplier", "timeout_supplier"]),
+        )
+    ).all()
+    for token, amount in rows:
+        totals[token] += int(amount)
+    return dict(totals)
+
+
+def disputes(
+    session: Session, *, include_ruled: bool = False, limit: int = 200
+) -> Sequence[tuple[m.Dispute, m.Order]]:
+    """Disputes with their orders, oldest first (the arbiter's queue)."""
+    q = select(m.Dispute, m.Order).join(m.Order, m.Order.order_id == m.Dispute.order_id)
+    if not include_ruled:
+        q = q.where(m.Dispute.ruled.is_(False))
+    q = q.order_by(m.Dispute.opened_at, m.Dispute.block_number, m.Dispute.log_index).limit(limit)
+    return [(d, o) for d, o in session.execute(q).all()]
+
+
+def evidence(session: Session, *, order_ids: Sequence[int]) -> dict[int, list[m.Evidence]]:
+    """Evidence per order, in chain order."""
+    out: dict[int, list[m.Evidence]] = defaultdict(list)
+    if not order_ids:
+        return out
+    rows = session.scalars(
+        select(m.Evidence)
+        .where(m.Evidence.order_id.in_(list(order_ids)))
+        .order_by(m.Evidence.block_number, m.Evidence.log_index)
+    ).all()
+    for row in rows:
+        out[int(row.order_id)].append(row)
+    return out
+
+
+def indexed_block(session: Session, *, chain_id: int, contract: str) -> int | None:
+    """The mirror's checkpoint for this escrow, or None before the indexer's first commit."""
+    row = session.get(m.Checkpoint, (chain_id, contract))
+    return None if row is None else int(row.block_number)
+
+
+def chain_time(session: Session, *, chain_id: int) -> int | None:
+    """The timestamp of the newest block the mirror has applied (chain time, which on a test
+    chain that travels in time is not wall time), or None before the first."""
+    value = session.scalar(select(func.max(m.Block.timestamp)).where(m.Block.chain_id == chain_id))
+    return None if value is None else int(value)

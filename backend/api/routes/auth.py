@@ -1,0 +1,58 @@
+"""Sign-In with Ethereum: ``POST /auth/nonce``, ``POST /auth/verify``, ``GET /auth/me``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api import queries
+from backend.api.deps import ContextDep, CurrentWallet, SessionDep
+from backend.api.schemas import ErrorPublic, NoncePublic, SessionPublic, SiweVerify, WalletPublic
+from backend.auth import STATEMENT
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/nonce", response_model=NoncePublic, responses={503: {"model": ErrorPublic}})
+def issue_nonce(ctx: ContextDep, session: SessionDep) -> NoncePublic:
+    """A fresh single-use nonce (128 random bits) and the fields your EIP-4361 message needs.
+
+    It expires within 10 minutes. Sign a message naming this domain, this chain and the nonce,
+    then send it to ``POST /auth/verify``.
+    """
+    issued = ctx.auth.issue_nonce(session)
+    return NoncePublic(
+        nonce=issued.nonce,
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
+        domain=ctx.auth.domain,
+        chain_id=ctx.auth.chain_id,
+        statement=STATEMENT,
+    )
+
+
+@router.post(
+    "/verify",
+    response_model=SessionPublic,
+    responses={401: {"model": ErrorPublic, "description": "Refused, with the reason."}},
+)
+def verify(body: SiweVerify, ctx: ContextDep, session: SessionDep) -> SessionPublic:
+    """Check a signed EIP-4361 message and open a session.
+
+    Refused with 401 and the reason for: a malformed message, a wrong domain or chain, an
+    expired or not-yet-valid message, a bad signature, and an unknown, expired or already used
+    nonce (a replayed message).
+    """
+    token = ctx.auth.verify(session, body.message, body.signature)
+    return SessionPublic(token=token.token, address=token.address, expires_at=token.expires_at)
+
+
+@router.get("/me", response_model=WalletPublic, responses={401: {"model": ErrorPublic}})
+def me(ctx: ContextDep, session: SessionDep, wallet: CurrentWallet) -> WalletPublic:
+    """The signed-in wallet, whether it is an arbiter, and how many listings it supplies."""
+    listings = queries.list_listings(session, supplier=wallet.address, limit=10_000)
+    return WalletPublic(
+        address=wallet.address,
+        expires_at=wallet.expires_at,
+        is_arbiter=ctx.is_arbiter(wallet.address),
+        listings=len(listings),
+    )

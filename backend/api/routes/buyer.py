@@ -1,0 +1,126 @@
+"""A buyer's orders and sealed releases. Only the order's buyer may fetch its release."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import select
+
+from backend import models as vault_models
+from backend.api import queries
+from backend.api.convert import event_public, order_fields, order_public, state_name
+from backend.api.deps import CurrentWallet, SessionDep
+from backend.api.errors import Forbidden, NotFound, NotReady
+from backend.api.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
+from backend.errors import ReleaseNotFound
+from backend.release import get_release
+from contracts.encoding import OrderState
+
+router = APIRouter(prefix="/buyer", tags=["buyer"])
+
+OrderIdPath = Annotated[int, Path(ge=0, lt=2**256, description="listingId << 32 | firstIndex")]
+_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorPublic, "description": "Not signed in, or the signature is invalid."},
+    503: {"model": ErrorPublic, "description": "The database is down; retry later."},
+}
+
+
+def ready_ids(session: SessionDep, order_ids: list[int]) -> set[int]:
+    """Which of these orders have a sealed release stored."""
+    if not order_ids:
+        return set()
+    rows = session.scalars(
+        select(vault_models.Release.order_id).where(vault_models.Release.order_id.in_(order_ids))
+    ).all()
+    return {int(r) for r in rows}
+
+
+@router.get("/orders", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
+def my_orders(
+    session: SessionDep,
+    wallet: CurrentWallet,
+    state: Annotated[list[int] | None, Query(description="Only these OrderState values.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OrderPublic]:
+    """The signed-in wallet's orders, newest first, from the mirror."""
+    rows = queries.list_orders(
+        session, buyer=wallet.address, states=state, limit=limit, offset=offset
+    )
+    ready = ready_ids(session, [int(r.order_id) for r in rows])
+    return [order_public(r, ready) for r in rows]
+
+
+def _unknown(order_id: int) -> NotFound:
+    listing, first = order_id >> 32, order_id & 0xFFFFFFFF
+    return NotFound(
+        f"unknown order {order_id} (listing {listing}, first index {first}): no such order in "
+        "the mirror; check the id, or retry in a few seconds if you paid just now"
+    )
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderDetailPublic,
+    responses={**_AUTH_ERRORS, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
+)
+def order_detail(
+    order_id: OrderIdPath, session: SessionDep, wallet: CurrentWallet
+) -> OrderDetailPublic:
+    """One order with its on-chain history. Its buyer or supplier only."""
+    row = queries.get_order(session, order_id=order_id)
+    if row is None:
+        raise _unknown(order_id)
+    if wallet.address not in (row.buyer, row.supplier):
+        raise Forbidden(f"order {order_id} is not yours: sign in as its buyer or supplier")
+    events = queries.order_events(session, order_id=order_id)
+    return OrderDetailPublic(
+        **order_fields(row),
+        release_ready=bool(ready_ids(session, [order_id])),
+        events=[event_public(e) for e in events],
+    )
+
+
+@router.get(
+    "/orders/{order_id}/release",
+    response_model=ReleasePublic,
+    responses={
+        **_AUTH_ERRORS,
+        403: {"model": ErrorPublic, "description": "The order belongs to another buyer."},
+        404: {"model": ErrorPublic, "description": "Unknown order, or it will never have one."},
+        409: {"model": ErrorPublic, "description": "Not sealed yet; retry after Retry-After."},
+    },
+)
+def fetch_release(
+    order_id: OrderIdPath, session: SessionDep, wallet: CurrentWallet
+) -> ReleasePublic:
+    """The order's sealed release with, per code, its commitment, batch root and Merkle proof.
+
+    Only the order's buyer may fetch it (sign in with SIWE, or sign this request). It is useless
+    without the buyer's per-order key; open and check it with ``kameng buyer verify``.
+    """
+    row = queries.get_order(session, order_id=order_id)
+    try:
+        release = get_release(session, order_id)
+    except ReleaseNotFound:
+        release = None
+    buyer = row.buyer if row is not None else (release.buyer if release is not None else None)
+    if buyer is None:
+        raise _unknown(order_id)
+    if wallet.address != buyer:
+        raise Forbidden(
+            f"order {order_id} belongs to another buyer; only its buyer may fetch the release: "
+            "sign in with the wallet that paid for it"
+        )
+    if release is None:
+        state = int(row.state) if row is not None else int(OrderState.PAID)
+        if state == OrderState.PAID:
+            raise NotReady(
+                f"order {order_id} is paid and its release is being sealed; retry in a second"
+            )
+        raise NotFound(
+            f"order {order_id} is {state_name(state)} and this backend holds no release for it"
+        )
+    order_state = state_name(int(row.state)) if row is not None else "paid"
+    return ReleasePublic(**release.model_dump(), order_state=order_state)

@@ -1,0 +1,58 @@
+"""``POST /rpc``: standard Ethereum JSON-RPC for the embedded chain (mounted only then)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from backend.rpc_proxy import JsonRpcProxy
+
+router = APIRouter(tags=["rpc"])
+
+#: Largest JSON-RPC body accepted.
+MAX_RPC_BYTES = 2 * 1024 * 1024
+
+
+@router.post(
+    "/rpc",
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "description": "A JSON-RPC 2.0 request or batch."}
+                }
+            },
+        }
+    },
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "A JSON-RPC 2.0 response (errors travel inside it).",
+        }
+    },
+)
+async def rpc(request: Request) -> JSONResponse:
+    """Ethereum JSON-RPC for the in-process chain: point web3, viem or ethers at this URL."""
+    raw = await request.body()
+    if len(raw) > MAX_RPC_BYTES:
+        return JSONResponse(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32600, "message": "request too large"},
+            }
+        )
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        return JSONResponse(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+        )
+    proxy: JsonRpcProxy = request.app.state.rpc_proxy
+    return JSONResponse(await run_in_threadpool(proxy.handle, payload))

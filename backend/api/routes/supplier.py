@@ -1,0 +1,289 @@
+"""Supplier dashboard data and CSV uploads. Suppliers sign in with SIWE."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import func, select
+
+from backend import models as vault_models
+from backend.api import queries
+from backend.api.convert import order_public, state_name
+from backend.api.deps import AppContext, ContextDep, CurrentWallet, SessionDep
+from backend.api.errors import ApiError, Forbidden, describe
+from backend.api.routes.buyer import ready_ids
+from backend.api.schemas import (
+    BondPublic,
+    ErrorPublic,
+    ListingStockPublic,
+    OrderPublic,
+    SettlementPublic,
+    SupplierDashboardPublic,
+    TokenAmount,
+    UploadErrorPublic,
+    UploadPublic,
+)
+from backend.errors import UploadTooLarge
+from backend.vault.service import UploadResult, upload_codes
+
+router = APIRouter(prefix="/supplier", tags=["supplier"])
+
+#: Content types accepted for a CSV body.
+CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/octet-stream")
+NDJSON = "application/x-ndjson"
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Not signed in."},
+    503: {"model": ErrorPublic, "description": "The database or the node is down; retry later."},
+}
+
+
+@router.get("/dashboard", response_model=SupplierDashboardPublic, responses=_AUTH_ERRORS)
+def dashboard(
+    ctx: ContextDep, session: SessionDep, wallet: CurrentWallet
+) -> SupplierDashboardPublic:
+    """Orders by state, recent settlements, bond (free and reserved), payments held in escrow,
+    withdrawable balance, and stock left per listing with low-stock flags. From the mirror."""
+    me = wallet.address
+    listings = queries.list_listings(session, supplier=me, limit=10_000)
+    vault = dict(
+        session.execute(
+            select(vault_models.Code.listing_id, func.count())
+            .where(vault_models.Code.supplier == me, vault_models.Code.state == "stock")
+            .group_by(vault_models.Code.listing_id)
+        ).all()
+    )
+    threshold = ctx.low_stock_threshold
+    stock_rows = []
+    for row in listings:
+        left = max(0, int(row.committed) - int(row.sold))
+        stock_rows.append(
+            ListingStockPublic(
+                listing_id=int(row.listing_id),
+                sku=row.sku,
+                unit_price=int(row.unit_price),
+                active=bool(row.active),
+                committed=int(row.committed),
+                sold=int(row.sold),
+                stock=left,
+                low_stock=bool(row.active) and left <= threshold,
+                vault_codes=int(vault.get(int(row.listing_id), 0)),
+            )
+        )
+    return SupplierDashboardPublic(
+        supplier=me,
+        bonds=[
+            BondPublic(token=b.token, free=int(b.free), reserved=int(b.reserved))
+            for b in queries.bonds(session, supplier=me)
+        ],
+        in_escrow=[
+            TokenAmount(token=t, amount=a)
+            for t, a in sorted(queries.in_escrow(session, supplier=me).items())
+        ],
+        balances=[
+            TokenAmount(token=b.token, amount=int(b.amount))
+            for b in queries.balances(session, account=me)
+        ],
+        earned=[
+            TokenAmount(token=t, amount=a)
+            for t, a in sorted(queries.earned(session, supplier=me).items())
+        ],
+        orders_by_state={
+            state_name(s): n
+            for s, n in sorted(queries.orders_by_state(session, supplier=me).items())
+        },
+        listings=stock_rows,
+        recent_settlements=[
+            SettlementPublic(
+                order_id=int(p.order_id),
+                token=p.token,
+                amount=int(p.amount),
+                kind=p.kind,
+                block_number=int(p.block_number),
+                tx_hash=p.tx_hash,
+                timestamp=int(p.timestamp),
+            )
+            for p in queries.settlements(session, supplier=me)
+        ],
+        low_stock_threshold=threshold,
+    )
+
+
+@router.get("/orders", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
+def supplier_orders(
+    session: SessionDep,
+    wallet: CurrentWallet,
+    state: Annotated[list[int] | None, Query(description="Only these OrderState values.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OrderPublic]:
+    """The signed-in supplier's orders, newest first."""
+    rows = queries.list_orders(
+        session, supplier=wallet.address, states=state, limit=limit, offset=offset
+    )
+    ready = ready_ids(session, [int(r.order_id) for r in rows])
+    return [order_public(r, ready) for r in rows]
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request body, refusing it as soon as it passes `cap` bytes.
+
+    Raises:
+        UploadTooLarge: the declared or actual size is over the cap.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise UploadTooLarge(int(declared), cap)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise UploadTooLarge(len(body), cap)
+    return bytes(body)
+
+
+def upload_public(result: UploadResult) -> UploadPublic:
+    """The answer to an accepted upload."""
+    return UploadPublic(
+        listing_id=result.listing_id,
+        count=result.count,
+        first_index=result.first_index,
+        batch_index=result.batch_index,
+        root="0x" + result.root.hex(),
+        tx_hash=result.tx_hash,
+        state=result.state,
+    )
+
+
+def _run_upload(
+    ctx: AppContext, supplier: Any, listing_id: int, body: bytes, progress: Any = None
+) -> UploadResult:
+    with ctx.session_factory() as session:
+        return upload_codes(session, ctx.escrow, supplier, listing_id, body, ctx.settings, progress)
+
+
+@router.post(
+    "/listings/{listing_id}/codes",
+    response_model=UploadPublic,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The CSV as the body: one code per row, optional expiry and note.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+    responses={
+        **_AUTH_ERRORS,
+        200: {
+            "content": {NDJSON: {"schema": {"type": "string"}}},
+            "description": f"With `Accept: {NDJSON}`: progress lines, then the result.",
+        },
+        403: {"model": ErrorPublic, "description": "Not the listing's supplier, or no key here."},
+        404: {"model": ErrorPublic, "description": "No such listing on-chain."},
+        409: {
+            "model": ErrorPublic,
+            "description": "Another upload is pending, or the chain refused the commitment.",
+        },
+        413: {"model": UploadErrorPublic, "description": "Over the size cap; nothing stored."},
+        415: {"model": ErrorPublic, "description": "Not a CSV body."},
+        422: {"model": UploadErrorPublic, "description": "Offending lines; nothing stored."},
+    },
+)
+async def upload(
+    listing_id: Annotated[int, Path(ge=1)],
+    request: Request,
+    ctx: ContextDep,
+    wallet: CurrentWallet,
+) -> Any:
+    """Upload codes as CSV: validated, encrypted at rest, committed on-chain as one batch.
+
+    Either everything is stored and committed, or nothing is. A rejected file is answered 422
+    with every offending line (empty file, bad encoding, over-long code, duplicate in the file
+    or against anything this supplier uploaded before); a file over the cap, 413. Send
+    ``Accept: application/x-ndjson`` to get progress lines while it is processed.
+    """
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in CSV_TYPES:
+        raise ApiError(
+            f"send the CSV itself as the request body with Content-Type: text/csv "
+            f"(got {kind or 'no content type'!r})",
+            status=415,
+        )
+    supplier = ctx.suppliers.get(wallet.address)
+    if supplier is None:
+        raise Forbidden(
+            f"this backend holds no signing key for supplier {wallet.address}, so it cannot "
+            "commit a batch for it: upload to the backend your supplier account runs "
+            "(`kameng serve --supplier-key-file ...`)"
+        )
+    cap = int(getattr(ctx.settings, "max_upload_bytes", ctx.upload_max_bytes))
+    body = await read_capped(request, cap)
+    if NDJSON not in request.headers.get("accept", ""):
+        result = await run_in_threadpool(_run_upload, ctx, supplier, listing_id, body)
+        return upload_public(result)
+    return await _streamed_upload(ctx, supplier, listing_id, body)
+
+
+async def _streamed_upload(
+    ctx: AppContext, supplier: Any, listing_id: int, body: bytes
+) -> JSONResponse | StreamingResponse:
+    """Run the upload in a thread and stream its progress as NDJSON once validation passed.
+
+    A failure before the first progress report is answered with its own status; one after it
+    arrives as a last line ``{"error": {"status": ..., "detail": ...}}``.
+    """
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        # At most about 100 lines per upload, whatever the callback's rate.
+        step = max(1, total // 100)
+        if done >= total or done - last[0] >= step:
+            last[0] = done
+            events.put(("progress", (done, total)))
+
+    def work() -> None:
+        try:
+            events.put(("result", _run_upload(ctx, supplier, listing_id, body, progress)))
+        except Exception as exc:  # handed to the request, which maps or re-raises it
+            events.put(("error", exc))
+
+    threading.Thread(target=work, name="kameng-upload", daemon=True).start()
+    kind, value = await run_in_threadpool(events.get)
+    if kind == "error":
+        raise value
+    if kind == "result":
+        return JSONResponse(upload_public(value).model_dump(mode="json"))
+
+    async def lines() -> AsyncIterator[bytes]:
+        item: tuple[str, Any] = (kind, value)
+        while True:
+            k, v = item
+            if k == "progress":
+                yield (json.dumps({"progress": {"done": v[0], "total": v[1]}}) + "\n").encode()
+            elif k == "result":
+                yield (
+                    json.dumps({"result": upload_public(v).model_dump(mode="json")}) + "\n"
+                ).encode()
+                return
+            else:
+                described = describe(v)
+                if described is None:
+                    yield (
+                        json.dumps({"error": {"status": 500, "detail": "internal error"}}) + "\n"
+                    ).encode()
+                    raise v
+                status, payload, _ = described
+                yield (json.dumps({"error": {"status": status, **payload}}) + "\n").encode()
+                return
+            item = await run_in_threadpool(events.get)
+
+    return StreamingResponse(lines(), media_type=NDJSON)

@@ -1,0 +1,342 @@
+"""The API's pydantic models, in families per resource (`XBase`, `XPublic`, `XCreate`).
+
+Amounts are uint256 values that do not fit in a JavaScript number, so they travel as decimal
+strings (`Wei`). Hashes and byte strings are 0x-prefixed lowercase hex; sealed releases and
+salts are hex too, so that a client needs nothing but a hex decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from backend.release import Release
+
+#: A uint256 amount in the token's smallest unit, as a decimal string on the wire.
+Wei = Annotated[
+    int,
+    PlainSerializer(lambda v: str(v), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]+$", "description": "uint256, decimal"}),
+]
+#: An order id (``listingId << 32 | firstIndex``): a uint256, as a decimal string on the wire.
+OrderId = Wei
+#: A checksummed address.
+Address = Annotated[str, Field(pattern="^0x[0-9a-fA-F]{40}$", examples=["0x" + "ab" * 20])]
+#: 0x-prefixed hex of 32 bytes.
+Bytes32 = Annotated[str, Field(pattern="^0x[0-9a-f]{64}$")]
+#: 0x-prefixed hex of any length.
+HexBytes = Annotated[str, Field(pattern="^0x([0-9a-f]{2})*$")]
+
+
+class ApiModel(BaseModel):
+    """Base of every API model."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorPublic(ApiModel):
+    """Every 4xx and 5xx answer: what went wrong and what to do about it."""
+
+    detail: str = Field(description="What went wrong and what to do.")
+
+
+class LineError(ApiModel):
+    """One offending line of an uploaded CSV (0 = the whole file)."""
+
+    line: int
+    reason: str
+
+
+class UploadErrorPublic(ErrorPublic):
+    """A rejected upload: nothing was stored; the offending lines are listed."""
+
+    errors: list[LineError]
+    total: int = Field(description="How many problems were found (the list may be cut short).")
+
+
+# ---------------------------------------------------------------- health and chain
+
+
+class ChainInfoPublic(ApiModel):
+    """What a client needs to talk to the chain this API serves."""
+
+    chain_id: int
+    escrow: Address
+    rpc_url: str | None = Field(
+        None,
+        description="A JSON-RPC URL for the chain, when this server exposes one (embedded chain).",
+    )
+    embedded: bool = Field(description="Whether the chain is the in-process eth-tester chain.")
+
+
+class HealthPublic(ApiModel):
+    """Liveness of the parts the API depends on."""
+
+    status: str = Field(description="`ok` when the database and the node answer.")
+    chain_id: int
+    escrow: Address
+    head_block: int
+    indexed_block: int | None = Field(description="The mirror's checkpoint, if the indexer ran.")
+    lag_blocks: int | None
+
+
+# ---------------------------------------------------------------- auth
+
+
+class NoncePublic(ApiModel):
+    """A fresh SIWE nonce and the fields the signed message must carry."""
+
+    nonce: str = Field(description="128 random bits as 32 hex digits; single use.")
+    issued_at: int
+    expires_at: int = Field(description="Unix time after which the nonce is refused.")
+    domain: str = Field(description="The `domain` the EIP-4361 message must name.")
+    chain_id: int = Field(description="The `Chain ID` the message must name.")
+    statement: str
+
+
+class SiweVerify(ApiModel):
+    """A signed EIP-4361 message."""
+
+    message: str = Field(max_length=4096, description="The EIP-4361 text that was signed.")
+    signature: HexBytes = Field(max_length=1024, description="The EIP-191 signature, 0x-hex.")
+
+
+class SessionPublic(ApiModel):
+    """A session: send `Authorization: Bearer <token>`."""
+
+    token: str
+    token_type: str = "bearer"
+    address: Address
+    expires_at: int
+
+
+class WalletPublic(ApiModel):
+    """The signed-in wallet and what it is on this platform."""
+
+    address: Address
+    expires_at: int
+    is_arbiter: bool
+    listings: int = Field(description="Listings this wallet supplies.")
+
+
+# ---------------------------------------------------------------- catalog
+
+
+class SupplierRecord(ApiModel):
+    """A supplier's on-chain track record, from the mirror."""
+
+    supplier: Address
+    orders_completed: int
+    orders_refunded: int = Field(description="Orders refunded after a missed delivery deadline.")
+    disputes_total: int
+    disputes_lost: int = Field(
+        description="Ruled disputes where the buyer got more than half or the bond was slashed."
+    )
+
+
+class ListingBase(ApiModel):
+    """A listing's on-chain terms."""
+
+    listing_id: int
+    supplier: Address
+    sku: Bytes32
+    token: Address = Field(description="Payment token; the zero address is the native coin.")
+    unit_price: Wei
+    delivery_window: int = Field(description="Seconds the supplier has to deliver.")
+    dispute_window: int = Field(description="Seconds the buyer has to dispute after delivery.")
+    bond_bps: int
+    fee_bps: int
+    referral_bps: int
+    metadata_uri: str
+    active: bool
+
+
+class ListingPublic(ListingBase):
+    """A listing in the catalog, with live stock and the supplier's record."""
+
+    committed: int = Field(description="Codes committed on-chain.")
+    sold: int
+    stock: int = Field(description="Codes left to sell: committed - sold.")
+    supplier_record: SupplierRecord
+
+
+# ---------------------------------------------------------------- orders
+
+
+class OrderBase(ApiModel):
+    """Every field of the contract's Order struct (only its hash is on-chain)."""
+
+    order_id: OrderId
+    buyer: Address
+    supplier: Address
+    token: Address
+    referrer: Address
+    amount: Wei
+    bond: Wei
+    quantity: int
+    fee_bps: int
+    referral_bps: int
+    dispute_window: int
+    deadline: int
+    state: int = Field(
+        description="OrderState: Paid 1, Delivered 2, Disputed 3, Completed 4, "
+        "Refunded 5, Resolved 6."
+    )
+    release_digest: Bytes32
+
+
+class OrderPublic(OrderBase):
+    """An order as the mirror holds it."""
+
+    listing_id: int
+    first_index: int
+    state_name: str
+    buyer_pubkey: Bytes32
+    paid_block: int
+    paid_tx: Bytes32
+    paid_at: int
+    updated_at: int
+    release_ready: bool = Field(description="Whether a sealed release is stored for it.")
+
+
+class OrderEventPublic(ApiModel):
+    """One event of an order's history, citing its log."""
+
+    name: str
+    state_after: int
+    block_number: int
+    tx_hash: Bytes32
+    log_index: int
+    timestamp: int
+
+
+class OrderDetailPublic(OrderPublic):
+    """An order with its full on-chain history."""
+
+    events: list[OrderEventPublic]
+
+
+# ---------------------------------------------------------------- releases
+
+
+class ReleasePublic(Release):
+    """A sealed release as the buyer fetches it (`backend.release.Release`), with the order's
+    state in the mirror. Salts travel inside the sealed box with the codes (docs/RELEASE.md);
+    the public per-code fields are the commitment, the batch and the Merkle proof."""
+
+    order_state: str = Field(description="The order's state in the mirror, e.g. `delivered`.")
+
+
+# ---------------------------------------------------------------- supplier
+
+
+class BondPublic(ApiModel):
+    """A supplier's bond in one token."""
+
+    token: Address
+    free: Wei
+    reserved: Wei
+
+
+class TokenAmount(ApiModel):
+    """An amount of one token."""
+
+    token: Address
+    amount: Wei
+
+
+class SettlementPublic(ApiModel):
+    """A credit to the supplier's balance from a finished order, citing its log."""
+
+    order_id: OrderId
+    token: Address
+    amount: Wei
+    kind: str
+    block_number: int
+    tx_hash: Bytes32
+    timestamp: int
+
+
+class ListingStockPublic(ApiModel):
+    """Stock of one of the supplier's listings."""
+
+    listing_id: int
+    sku: Bytes32
+    unit_price: Wei
+    active: bool
+    committed: int
+    sold: int
+    stock: int
+    low_stock: bool = Field(description="Stock at or below the low-stock threshold.")
+    vault_codes: int | None = Field(None, description="Codes held in this backend's vault.")
+
+
+class SupplierDashboardPublic(ApiModel):
+    """Everything a supplier's dashboard shows, from the mirror."""
+
+    supplier: Address
+    bonds: list[BondPublic]
+    in_escrow: list[TokenAmount] = Field(description="Payments held for open orders, per token.")
+    balances: list[TokenAmount] = Field(description="Withdrawable balance, per token.")
+    earned: list[TokenAmount] = Field(description="All settlements credited, per token.")
+    orders_by_state: dict[str, int]
+    listings: list[ListingStockPublic]
+    recent_settlements: list[SettlementPublic]
+    low_stock_threshold: int
+
+
+class UploadPublic(ApiModel):
+    """An accepted upload: stored, encrypted and committed on-chain in one batch."""
+
+    listing_id: int
+    count: int
+    first_index: int
+    batch_index: int | None = Field(description="The on-chain batch index once committed.")
+    root: Bytes32
+    tx_hash: Bytes32 | None = Field(description="The commitBatch transaction.")
+    state: str = Field(
+        description="`committed`, or `pending` when the chain has not confirmed "
+        "it yet (the vault recovers it)."
+    )
+
+
+# ---------------------------------------------------------------- arbiter
+
+
+class EvidencePublic(ApiModel):
+    """Evidence submitted to a dispute, citing its log."""
+
+    party: Address
+    uri: str
+    evidence_hash: Bytes32
+    block_number: int
+    tx_hash: Bytes32
+
+
+class DisputePublic(ApiModel):
+    """A dispute in the arbiter's queue."""
+
+    order_id: OrderId
+    listing_id: int
+    buyer: Address
+    supplier: Address
+    token: Address
+    amount: Wei
+    bond: Wei
+    opened_at: int
+    arbitration_deadline: int
+    seconds_left: int = Field(description="Until the arbitration deadline; negative when overdue.")
+    overdue: bool
+    ruled: bool
+    evidence_uri: str
+    evidence_hash: Bytes32
+    opened_tx: Bytes32
+    opened_block: int
+    evidence: list[EvidencePublic]
+    buyer_bps: int | None = None
+    slash_bps: int | None = None
+    arbiter: Address | None = None
