@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         max_code_bytes: Longest code accepted (UTF-8 bytes); docs/PROTOCOL.md fixes 256.
         max_note_chars: Longest note accepted.
         max_codes_per_upload: Most codes in one upload (one batch on-chain).
+        commit_wait_seconds: How long an upload waits for its commitBatch to mine before it
+            returns ``pending`` (finished later by `recover_pending`).
         delivery_batch_size: Most orders posted in one `deliver` transaction.
         delivery_poll_seconds: How long the agent idles between empty polls.
         delivery_deadline_margin: Orders whose delivery deadline is closer than this (seconds)
@@ -99,6 +101,7 @@ class Settings(BaseSettings):
     max_code_bytes: int = 256
     max_note_chars: int = 500
     max_codes_per_upload: int = 50_000
+    commit_wait_seconds: float = 60.0
 
     delivery_batch_size: int = 150
     delivery_poll_seconds: float = 0.05

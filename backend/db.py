@@ -1,7 +1,104 @@
 """Engines, sessions and migrations for the backend's database (the mirror's and ours).
 
-Public API: `make_engine(url)`, `session_factory(engine)`, `migrate(url)`,
+Public API: `make_engine(url)`, `session_factory(engine)`, `migrate(url_or_engine)`,
 `bind_escrow(session, chain_id, escrow)`.
+
+SQLite runs in WAL mode with a busy timeout, so the API, the indexer and the delivery agent can
+share one file; PostgreSQL connections are checked before use.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.errors import ConfigError
+from backend.models import VaultMeta
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_backend"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for a SQLite file, create its directory first.
+
+    Args:
+        url: A SQLAlchemy URL.
+        **kwargs: Passed to `create_engine`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory whose objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def migrate(target: str | Engine) -> None:
+    """Bring the database up to date: the indexer's mirror (when the indexer provides
+    `indexer.db.migrate`), then the backend's tables (version table ``alembic_version_backend``).
+
+    Args:
+        target: A URL or an engine.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(target) if isinstance(target, str) else target
+    try:
+        from indexer import db as indexer_db
+    except ImportError:  # the indexer is optional for the vault's own tables
+        indexer_db = None  # type: ignore[assignment,unused-ignore]
+    if indexer_db is not None and hasattr(indexer_db, "migrate"):
+        indexer_db.migrate(target)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    if isinstance(target, str):
+        engine.dispose()
+
+
+def bind_escrow(session: Session, chain_id: int, escrow: str) -> None:
+    """Record (on first use) or check which chain and escrow this database serves.
+
+    Raises:
+        ConfigError: the database already serves another chain or escrow.
+    """
+    meta = session.execute(select(VaultMeta).where(VaultMeta.id == 1)).scalar_one_or_none()
+    if meta is None:
+        session.add(VaultMeta(id=1, chain_id=chain_id, escrow=escrow))
+        session.flush()
+        return
+    if meta.chain_id != chain_id or meta.escrow.lower() != escrow.lower():
+        raise ConfigError(
+            f"this database serves escrow {meta.escrow} on chain {meta.chain_id}, not {escrow} "
+            f"on chain {chain_id}; point KAMENG_DATABASE_URL at another database"
+        )

@@ -14,17 +14,52 @@ The format is specified in docs/RELEASE.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from backend.chaintx import get_logs
+from backend.errors import ReleaseInvalid, ReleaseNotFound
+from backend.models import Release as ReleaseRow
+from backend.models import VaultMeta
+from contracts.encoding import (
+    commitment,
+    element_leaf,
+    keystream_xor,
+    leaf,
+    release_digest_v2,
+    split_order_id,
+)
+from contracts.merkle import MerkleTree
+from contracts.merkle import verify as merkle_verify
+
 if TYPE_CHECKING:
-    from nacl.public import PrivateKey
     from sqlalchemy.orm import Session
 
     from contracts.client import EscrowClient
+
+#: The first field of every payload: names the format.
+PAYLOAD_TAG = "kameng.release.v2"
+#: abi types of the payload: tag, chain id, escrow, order id, release key, codes.
+PAYLOAD_TYPES = (
+    "string",
+    "uint256",
+    "address",
+    "uint256",
+    "bytes32",
+    "(uint256,bytes32,bytes,uint64)[]",
+)
+#: Release states in which the sealed bytes are (or will be) the ones on-chain.
+LIVE_STATES = frozenset({"prepared", "sent", "confirmed"})
 
 
 def _from_hex(value: Any) -> Any:
@@ -75,8 +110,11 @@ class Release(BaseModel):
         listing_id: The listing (``order_id >> 32``).
         first_index: The first code index (``order_id & 0xffffffff``).
         quantity: Number of codes.
-        sealed: The libsodium sealed box; keccak256 of these bytes is the on-chain digest.
-        digest: keccak256(sealed).
+        sealed: The libsodium sealed box (its payload: docs/RELEASE.md).
+        digest: The on-chain digest, release v2:
+            keccak256(abi.encode(keccak256(sealed), element_root, keccak256(abi.encode(key)))).
+        element_root: Merkle root over the encrypted codes' element leaves (the buyer recomputes
+            it after opening the box).
         codes: Per code, its public proof material, in index order.
         state: ``prepared``, ``sent`` or ``confirmed`` (the digest is on-chain).
         tx_hash: The delivering transaction once confirmed.
@@ -91,6 +129,7 @@ class Release(BaseModel):
     quantity: int
     sealed: HexBytes
     digest: HexBytes
+    element_root: HexBytes
     codes: list[CodeProof]
     state: str
     tx_hash: str | None = None
@@ -127,13 +166,202 @@ class VerifiedRelease:
     codes: list[ReleasedCode]
 
 
+# ------------------------------------------------------------------ format
+
+
+@dataclass(frozen=True)
+class CodeToSeal:
+    """One code going into a release, with its public proof material. `repr` hides secrets."""
+
+    index: int
+    code: bytes = field(repr=False)
+    salt: bytes = field(repr=False)
+    commitment: bytes
+    batch_index: int
+    batch_root: bytes
+    proof: list[bytes]
+    expires_at: int = 0
+
+
+@dataclass(frozen=True)
+class BuiltRelease:
+    """A freshly sealed release, before it is stored."""
+
+    sealed: bytes
+    digest: bytes
+    element_root: bytes
+    manifest: str
+
+
+def _element_leaves(items: Sequence[tuple[int, bytes, bytes]]) -> list[bytes]:
+    """Element leaves of (index, salt, ciphertext) triples."""
+    return [element_leaf(index, salt, ct) for index, salt, ct in items]
+
+
+def encode_payload(
+    *,
+    chain_id: int,
+    escrow: str,
+    order_id: int,
+    key: bytes,
+    codes: Sequence[tuple[int, bytes, bytes, int]],
+) -> bytes:
+    """The plaintext inside the sealed box (docs/RELEASE.md).
+
+    Args:
+        chain_id: The chain.
+        escrow: The escrow address.
+        order_id: The order.
+        key: The release key (32 bytes).
+        codes: (index, salt, ciphertext, expires_at) per code, in index order.
+    """
+    return abi_encode(
+        PAYLOAD_TYPES,
+        [
+            PAYLOAD_TAG,
+            chain_id,
+            to_checksum_address(escrow),
+            order_id,
+            key,
+            [(i, salt, ct, exp) for i, salt, ct, exp in codes],
+        ],
+    )
+
+
+def decode_payload(
+    data: bytes,
+) -> tuple[str, int, str, int, bytes, list[tuple[int, bytes, bytes, int]]]:
+    """Decode a payload; see `encode_payload`.
+
+    Raises:
+        ValueError: it is not a well-formed payload.
+    """
+    try:
+        tag, chain_id, escrow, order_id, key, codes = abi_decode(PAYLOAD_TYPES, data)
+    except Exception as exc:  # eth_abi raises several decoding error types
+        raise ValueError(f"malformed release payload: {type(exc).__name__}") from exc
+    return (
+        str(tag),
+        int(chain_id),
+        to_checksum_address(escrow),
+        int(order_id),
+        bytes(key),
+        [(int(i), bytes(salt), bytes(ct), int(exp)) for i, salt, ct, exp in codes],
+    )
+
+
+def seal_release(
+    *,
+    chain_id: int,
+    escrow: str,
+    order_id: int,
+    buyer_pubkey: bytes,
+    codes: Sequence[CodeToSeal],
+) -> BuiltRelease:
+    """Build a release v2 for an order: encrypt each code under a fresh release key, seal the
+    payload to the buyer's X25519 key, and compute the digest that goes on-chain.
+
+    Sealing is randomized (a fresh release key and ephemeral box key), which is why the agent
+    stores the result before posting its digest and never seals the same order twice.
+    """
+    key = os.urandom(32)
+    items = []
+    for c in codes:
+        ct = keystream_xor(key, c.index, c.code)
+        items.append((c.index, c.salt, ct, c.expires_at))
+    element_root = MerkleTree(_element_leaves([(i, s, ct) for i, s, ct, _ in items])).root
+    payload = encode_payload(
+        chain_id=chain_id, escrow=escrow, order_id=order_id, key=key, codes=items
+    )
+    sealed = bytes(SealedBox(PublicKey(buyer_pubkey)).encrypt(payload))
+    digest = release_digest_v2(keccak(sealed), element_root, key)
+    manifest = json.dumps(
+        {
+            "element_root": "0x" + element_root.hex(),
+            "codes": [
+                {
+                    "index": c.index,
+                    "commitment": "0x" + c.commitment.hex(),
+                    "batch_index": c.batch_index,
+                    "batch_root": "0x" + c.batch_root.hex(),
+                    "proof": ["0x" + p.hex() for p in c.proof],
+                }
+                for c in codes
+            ],
+        },
+        separators=(",", ":"),
+    )
+    return BuiltRelease(sealed=sealed, digest=digest, element_root=element_root, manifest=manifest)
+
+
+# ------------------------------------------------------------------ fetching
+
+
+def release_from_row(row: ReleaseRow, chain_id: int, escrow: str) -> Release:
+    """Build the public `Release` from its stored row."""
+    manifest = json.loads(row.manifest)
+    return Release(
+        order_id=row.order_id,
+        chain_id=chain_id,
+        escrow=escrow,
+        buyer=row.buyer,
+        listing_id=row.listing_id,
+        first_index=row.first_index,
+        quantity=row.quantity,
+        sealed=row.sealed,
+        digest=bytes.fromhex(row.digest[2:]),
+        element_root=manifest["element_root"],
+        codes=[CodeProof.model_validate(c) for c in manifest["codes"]],
+        state=row.state,
+        tx_hash=row.tx_hash,
+    )
+
+
 def get_release(session: Session, order_id: int) -> Release:
     """Load the sealed release of an order.
 
+    It is returned from the moment it is stored (state ``prepared``): the bytes never change
+    afterwards, because a re-post after a crash re-sends the same bytes. Until the state is
+    ``confirmed`` the buyer's verification will not find the digest on-chain yet.
+
     Raises:
-        ReleaseNotFound: none is stored (yet) for that order.
+        ReleaseNotFound: none is stored (yet) for that order, or the order can no longer be
+            delivered by this backend.
     """
-    raise NotImplementedError
+    row = session.get(ReleaseRow, order_id)
+    if row is None:
+        raise ReleaseNotFound(
+            f"no release for order {order_id} yet: the order is unknown, not paid, or still "
+            "being sealed; retry in a second"
+        )
+    if row.state not in LIVE_STATES:
+        raise ReleaseNotFound(
+            f"order {order_id} will not be delivered by this backend ({row.state}: "
+            f"{row.error or 'no detail'}); the buyer can reclaim the payment after the deadline"
+        )
+    meta = session.get(VaultMeta, 1)
+    if meta is None:
+        raise ReleaseNotFound("the vault is not bound to an escrow yet")
+    return release_from_row(row, meta.chain_id, meta.escrow)
+
+
+# ------------------------------------------------------------------ verification
+
+
+def open_release(release: Release, private_key: PrivateKey) -> bytes:
+    """Open the sealed box.
+
+    Raises:
+        ReleaseInvalid: it does not open (tampered bytes or another key).
+    """
+    try:
+        return bytes(SealedBox(private_key).decrypt(release.sealed))
+    except CryptoError as exc:
+        raise ReleaseInvalid(
+            "cannot-open",
+            f"the sealed release of order {release.order_id} does not open with this key: its "
+            "bytes were altered, or the key is not this order's key",
+        ) from exc
 
 
 def verify_release(
@@ -163,7 +391,95 @@ def verify_release(
             payload names another order, chain, escrow or index range, or a code does not
             match its commitment and proof.
     """
-    raise NotImplementedError
+    oid = release.order_id
+    _, first_index = split_order_id(oid)
+    sealed_hash = keccak(release.sealed)
+    payload = open_release(release, private_key)
+    try:
+        tag, p_chain, p_escrow, p_order, key, items = decode_payload(payload)
+    except ValueError as exc:
+        raise ReleaseInvalid("bad-payload", str(exc)) from exc
+    if tag != PAYLOAD_TAG:
+        raise ReleaseInvalid("bad-payload", f"unknown release format {tag[:40]!r}")
+    if p_chain != chain_id or p_escrow.lower() != escrow.lower() or p_order != oid:
+        raise ReleaseInvalid(
+            "wrong-order",
+            f"the release is for order {p_order} of escrow {p_escrow} on chain {p_chain}, "
+            f"not order {oid} of {escrow} on chain {chain_id}",
+        )
+    expected = list(range(first_index, first_index + quantity))
+    if [i for i, *_ in items] != expected:
+        raise ReleaseInvalid(
+            "wrong-indexes",
+            f"the release holds indexes {[i for i, *_ in items][:8]}..., expected "
+            f"{first_index}..{first_index + quantity - 1}",
+        )
+    element_root = MerkleTree(_element_leaves([(i, s, ct) for i, s, ct, _ in items])).root
+    digest = release_digest_v2(sealed_hash, element_root, key)
+    if digest != onchain_digest:
+        raise ReleaseInvalid(
+            "digest-mismatch",
+            f"the release's digest 0x{digest.hex()} is not the one on-chain "
+            f"(0x{onchain_digest.hex()}): these are not the bytes the supplier committed to",
+        )
+    proofs = {c.index: c for c in release.codes}
+    out: list[ReleasedCode] = []
+    for index, salt, ct, expires_at in items:
+        code = keystream_xor(key, index, ct)
+        claim = proofs.get(index)
+        if claim is None:
+            raise ReleaseInvalid("missing-proof", f"no commitment or proof for index {index}")
+        if commitment(salt, code) != claim.commitment:
+            raise ReleaseInvalid(
+                "commitment-mismatch",
+                f"the code at index {index} does not match its commitment; prove it on-chain "
+                "with proveBadCode or dispute the order",
+            )
+        batch = batches.get(claim.batch_index)
+        if batch is None:
+            raise ReleaseInvalid("unknown-batch", f"batch {claim.batch_index} is not on-chain")
+        root, batch_first, batch_count = batch
+        if not batch_first <= index < batch_first + batch_count:
+            raise ReleaseInvalid(
+                "batch-range", f"index {index} is not in batch {claim.batch_index}"
+            )
+        if not merkle_verify(list(claim.proof), root, leaf(index, claim.commitment)):
+            raise ReleaseInvalid(
+                "proof-mismatch",
+                f"the commitment of index {index} is not under batch {claim.batch_index}'s "
+                "on-chain root",
+            )
+        out.append(ReleasedCode(index, code, salt, claim.commitment, expires_at))
+    return VerifiedRelease(order_id=oid, codes=out)
+
+
+def onchain_order_facts(
+    escrow: EscrowClient, order_id: int, from_block: int = 0
+) -> tuple[int, bytes | None]:
+    """The quantity (from OrderPaid) and the delivered digest (from OrderDelivered, or None).
+
+    Raises:
+        ReleaseInvalid: the order has no OrderPaid event.
+    """
+    codec = escrow.codec
+    topics = [
+        ["0x" + codec.topic("OrderPaid").hex(), "0x" + codec.topic("OrderDelivered").hex()],
+        "0x" + order_id.to_bytes(32, "big").hex(),
+    ]
+    logs = get_logs(escrow, from_block, "latest", topics)
+    quantity: int | None = None
+    digest: bytes | None = None
+    for raw in logs:
+        ev = codec.decode_log(raw)
+        if ev is None:
+            continue
+        if ev.name == "OrderPaid":
+            quantity = int(ev.args["quantity"])
+        elif ev.name == "OrderDelivered":
+            digest = bytes(ev.args["releaseDigest"])
+    if quantity is None:
+        raise ReleaseInvalid("unknown-order", f"order {order_id} was never paid on this escrow")
+    return quantity, digest
 
 
 def verify_release_onchain(
@@ -171,7 +487,29 @@ def verify_release_onchain(
 ) -> VerifiedRelease:
     """`verify_release` with the digest, quantity and batch roots read from the chain.
 
+    Args:
+        release: The fetched release.
+        private_key: The buyer's per-order key.
+        escrow: The escrow the buyer paid.
+        from_block: Where to start looking for the order's events (its paid block is best).
+
     Raises:
         ReleaseInvalid: as `verify_release`, or the order has no OrderDelivered event yet.
     """
-    raise NotImplementedError
+    quantity, digest = onchain_order_facts(escrow, release.order_id, from_block)
+    if digest is None:
+        raise ReleaseInvalid(
+            "not-delivered",
+            f"order {release.order_id} has no OrderDelivered event yet; wait a block and retry",
+        )
+    listing_id, _ = split_order_id(release.order_id)
+    batches = {c.batch_index: escrow.batch(listing_id, c.batch_index) for c in release.codes}
+    return verify_release(
+        release,
+        private_key,
+        chain_id=escrow.chain.chain_id,
+        escrow=escrow.address,
+        onchain_digest=digest,
+        quantity=quantity,
+        batches=batches,
+    )

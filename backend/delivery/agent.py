@@ -4,13 +4,67 @@ Public API (stable):
 
 - `DeliveryAgent(settings, session_factory, escrow, delivery_account, *, source=None)`
   with `recover()`, `run_once() -> list[int]`, `run_forever(stop)` and `drain()`.
+- `python -m backend.delivery.agent` runs one agent from `Settings` (used by the SIGKILL test).
+
+State machine and crash safety (each arrow is one database transaction):
+
+    paid order --(seal, store)--> Release prepared
+    prepared --(sign deliver tx, store tx + mark sent)--> sent --(broadcast)--> ...
+    sent --(receipt with OrderDelivered(digest))--> confirmed
+    sent --(tx reverted / dropped)--> ask the chain about each order:
+        OrderDelivered with our digest -> confirmed
+        OrderDelivered with another digest -> superseded
+        still Paid (hash unchanged) -> prepared again (the SAME sealed bytes are re-posted)
+        closed without delivery -> abandoned
+
+A release is sealed exactly once (its row is the idempotency key) and the signed transaction is
+stored before it is broadcast, so a process killed at any point restarts into one of these
+states, re-sends stored bytes, and never seals or delivers an order twice. At most one delivery
+transaction is in flight, so batches go out about once per block.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.chaintx import (
+    CONNECTION_ERRORS,
+    SignedTx,
+    broadcast,
+    get_logs,
+    is_known,
+    mined_nonce,
+    pending_nonce,
+    receipt_or_none,
+    rpc_guard,
+    sign_call,
+)
+from backend.db import bind_escrow
+from backend.delivery.sources import (
+    AutoOrderSource,
+    ChainLogOrderSource,
+    MirrorOrderSource,
+    PaidOrder,
+    PaidOrderSource,
+    decode_order,
+    encode_order,
+)
+from backend.errors import ChainUnavailable, DeliveryError
+from backend.models import Code, DeliveryTx, Release, Upload
+from backend.release import CodeToSeal, seal_release
+from backend.vault.crypto import CodeCipher, EncryptedRecord
+from contracts.encoding import OrderState
+from contracts.errors import ChainError, ContractRevertError
+from contracts.merkle import MerkleTree
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -19,9 +73,39 @@ if TYPE_CHECKING:
     from backend.config import Settings
     from contracts.client import EscrowClient
 
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = ("signed", "broadcast")
+#: Failures of a pass that are outages, not bugs: retried with a growing pause.
+RETRYABLE: tuple[type[BaseException], ...] = (ChainUnavailable, SQLAlchemyError, *CONNECTION_ERRORS)
+#: Errors whose first argument is the order that broke a whole batch.
+ORDER_ERRORS = frozenset({"EscrowUnknownOrder", "EscrowWrongState", "EscrowDeadlinePassed"})
+
+
+def make_source(settings: Settings, escrow: EscrowClient) -> PaidOrderSource:
+    """The order source that `settings.order_source` names."""
+    chain = ChainLogOrderSource(
+        escrow,
+        start_block=settings.chain_start_block,
+        log_range=settings.chain_log_range,
+        reorg_depth=settings.reorg_depth,
+    )
+    if settings.order_source == "mirror":
+        return MirrorOrderSource()
+    if settings.order_source == "chain":
+        return chain
+    return AutoOrderSource(escrow, chain)
+
 
 class DeliveryAgent:
-    """Delivers paid orders; safe to kill at any point and restart."""
+    """Delivers paid orders; safe to kill at any point and restart.
+
+    Only one agent may use a delivery key at a time (it manages the key's nonces).
+
+    Attributes:
+        crash_hook: Testing aid: called with the name of each crash point (``prepared``,
+            ``tx-stored``, ``broadcast``, ``reconciled``); raising from it simulates a crash there.
+    """
 
     def __init__(
         self,
@@ -30,19 +114,502 @@ class DeliveryAgent:
         escrow: EscrowClient,
         delivery_account: LocalAccount,
         *,
-        source: object | None = None,
+        source: PaidOrderSource | None = None,
     ) -> None:
-        """Bind the agent."""
-        raise NotImplementedError
+        """Bind the agent.
+
+        Args:
+            settings: Batch size, deadline margin, poll interval, master key.
+            session_factory: Makes database sessions.
+            escrow: The escrow.
+            delivery_account: The delivery key the suppliers named (never their owner key).
+            source: Where paid orders come from; by default `settings.order_source`.
+        """
+        self.settings = settings
+        self.session_factory = session_factory
+        self.escrow = escrow
+        self.w3 = escrow.w3
+        self.account = delivery_account
+        self.source = source or make_source(settings, escrow)
+        self.cipher = CodeCipher(settings.master_key_bytes)
+        self.crash_hook: Callable[[str], None] | None = None
+        self.chain_id = escrow.chain.chain_id
+        self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
+        self._allowed: dict[str, tuple[bool, float]] = {}
+        self._missing_logged: set[int] = set()
+        self._recovered = False
+
+    # ------------------------------------------------------------ public
+
+    def recover(self) -> None:
+        """Bind the database to the escrow and settle every in-flight transaction with the chain.
+
+        Raises:
+            ChainUnavailable: the node did not answer.
+        """
+        with self.session_factory() as session, rpc_guard("recovering deliveries"):
+            bind_escrow(session, self.chain_id, self.escrow.address)
+            session.commit()
+            self._reconcile_in_flight(session)
+        self._recovered = True
 
     def run_once(self) -> list[int]:
         """One pass: reconcile in-flight transactions, seal new paid orders, post a batch.
 
         Returns:
             The order ids whose sealed releases were stored in this pass (now fetchable).
+
+        Raises:
+            ChainUnavailable: the node did not answer (nothing is lost; call again).
         """
-        raise NotImplementedError
+        if not self._recovered:
+            self.recover()
+        with self.session_factory() as session, rpc_guard("delivering"):
+            self._reconcile_in_flight(session)
+            self.source.poll(session)
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            prepared = self._prepare(session, now)
+            self._post(session, now)
+        return prepared
+
+    def drain(self, max_passes: int = 100) -> list[int]:
+        """Run passes until nothing is left to seal, post or confirm (for tests and the demo
+        on a chain that mines on demand).
+
+        Returns:
+            Every order id sealed during the drain.
+
+        Raises:
+            DeliveryError: still busy after `max_passes`.
+        """
+        sealed: list[int] = []
+        for _ in range(max_passes):
+            sealed.extend(self.run_once())
+            if not self.busy():
+                return sealed
+        raise DeliveryError(f"deliveries still in progress after {max_passes} passes")
+
+    def busy(self) -> bool:
+        """Whether releases wait to be posted or confirmed, or new orders wait to be sealed."""
+        with self.session_factory() as session:
+            waiting = session.execute(
+                select(Release.order_id).where(Release.state.in_(("prepared", "sent"))).limit(1)
+            ).first()
+            if waiting is not None:
+                return True
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            fresh = self.source.candidates(
+                session, min_deadline=now + self.settings.delivery_deadline_margin, limit=20
+            )
+            return any(p.order_id not in self._missing_logged for p in fresh)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Run passes until `stop` is set, idling briefly when there is nothing to do."""
-        raise NotImplementedError
+        """Run passes until `stop` is set, idling briefly when there is nothing to do.
+
+        A node or database outage is logged and retried with a growing pause; nothing is lost.
+        """
+        backoff = self.settings.delivery_poll_seconds
+        while not stop.is_set():
+            try:
+                sealed = self.run_once()
+                backoff = self.settings.delivery_poll_seconds
+            except RETRYABLE as exc:
+                log.warning("delivery pass failed, retrying in %.1fs: %s", backoff, exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2 + 0.1, 10.0)
+                continue
+            except ChainError as exc:
+                log.error("delivery pass failed: %s", exc)
+                stop.wait(1.0)
+                continue
+            if not sealed:
+                stop.wait(self.settings.delivery_poll_seconds)
+
+    # ------------------------------------------------------------ crash points
+
+    def _crash(self, point: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(point)
+
+    # ------------------------------------------------------------ sealing
+
+    def _may_deliver_for(self, supplier: str) -> bool:
+        """Whether our key may deliver `supplier`'s orders (cached for a minute)."""
+        if supplier == self.account.address:
+            return True
+        cached = self._allowed.get(supplier)
+        if cached is not None and time.monotonic() - cached[1] < 60:
+            return cached[0]
+        allowed = bool(self.escrow.call("isDeliveryKey", supplier, self.account.address))
+        self._allowed[supplier] = (allowed, time.monotonic())
+        if not allowed:
+            log.warning(
+                "supplier %s has not named %s as a delivery key; its orders are skipped",
+                supplier,
+                self.account.address,
+            )
+        return allowed
+
+    def _tree(self, session: Session, upload_id: int) -> MerkleTree:
+        tree = self._trees.get(upload_id)
+        if tree is None:
+            upload = session.get(Upload, upload_id)
+            assert upload is not None
+            commitments = session.execute(
+                select(Code.code_index, Code.commitment)
+                .where(Code.upload_id == upload_id)
+                .order_by(Code.code_index)
+            ).all()
+            from contracts.encoding import leaf
+
+            tree = MerkleTree([leaf(int(i), bytes(c)) for i, c in commitments])
+            if tree.root != upload.root:
+                raise DeliveryError(
+                    f"upload {upload_id}'s stored commitments do not rebuild its root; the vault "
+                    "was altered"
+                )
+            self._trees[upload_id] = tree
+            while len(self._trees) > 64:
+                self._trees.popitem(last=False)
+        else:
+            self._trees.move_to_end(upload_id)
+        return tree
+
+    def _codes_for(self, session: Session, paid: PaidOrder) -> list[CodeToSeal] | None:
+        """Decrypt the order's codes with their proofs; None if the vault lacks some."""
+        q = paid.order.quantity
+        rows = session.execute(
+            select(Code, Upload)
+            .join(Upload, Upload.id == Code.upload_id)
+            .where(
+                Code.listing_id == paid.listing_id,
+                Code.code_index >= paid.first_index,
+                Code.code_index < paid.first_index + q,
+                Upload.state == "committed",
+            )
+            .order_by(Code.code_index)
+        ).all()
+        if len(rows) != q:
+            if paid.order_id not in self._missing_logged:
+                self._missing_logged.add(paid.order_id)
+                log.error(
+                    "order %s needs %d codes at %d.. of listing %s; the vault has %d of them",
+                    paid.order_id,
+                    q,
+                    paid.first_index,
+                    paid.listing_id,
+                    len(rows),
+                )
+            return None
+        out = []
+        for code_row, upload in rows:
+            index = int(code_row.code_index)
+            salt, code = self.cipher.decrypt(
+                paid.listing_id,
+                index,
+                EncryptedRecord(
+                    code_row.ciphertext, code_row.nonce, code_row.wrapped_key, code_row.key_id
+                ),
+            )
+            tree = self._tree(session, upload.id)
+            expires: datetime | None = code_row.expires_at
+            assert upload.batch_index is not None
+            out.append(
+                CodeToSeal(
+                    index=index,
+                    code=code,
+                    salt=salt,
+                    commitment=bytes(code_row.commitment),
+                    batch_index=upload.batch_index,
+                    batch_root=upload.root,
+                    proof=tree.proof(index - upload.first_index),
+                    expires_at=int(expires.timestamp()) if expires is not None else 0,
+                )
+            )
+        return out
+
+    def _prepare(self, session: Session, now: int) -> list[int]:
+        """Seal every new paid order and store the releases in one transaction."""
+        candidates = self.source.candidates(
+            session,
+            min_deadline=now + self.settings.delivery_deadline_margin,
+            limit=self.settings.delivery_batch_size * 2,
+        )
+        sealed: list[int] = []
+        for paid in candidates:
+            if paid.order_id in self._missing_logged:
+                continue
+            if not self._may_deliver_for(paid.order.supplier):
+                continue
+            codes = self._codes_for(session, paid)
+            if codes is None:
+                continue
+            built = seal_release(
+                chain_id=self.chain_id,
+                escrow=self.escrow.address,
+                order_id=paid.order_id,
+                buyer_pubkey=paid.buyer_pubkey,
+                codes=codes,
+            )
+            session.add(
+                Release(
+                    order_id=paid.order_id,
+                    listing_id=paid.listing_id,
+                    first_index=paid.first_index,
+                    quantity=paid.order.quantity,
+                    buyer=paid.order.buyer,
+                    supplier=paid.order.supplier,
+                    buyer_pubkey=paid.buyer_pubkey,
+                    order_abi=encode_order(paid.order),
+                    paid_block=paid.paid_block,
+                    sealed=built.sealed,
+                    digest="0x" + built.digest.hex(),
+                    manifest=built.manifest,
+                    state="prepared",
+                )
+            )
+            session.execute(
+                update(Code)
+                .where(
+                    Code.listing_id == paid.listing_id,
+                    Code.code_index >= paid.first_index,
+                    Code.code_index < paid.first_index + paid.order.quantity,
+                )
+                .values(state="released")
+            )
+            sealed.append(paid.order_id)
+        if sealed:
+            session.commit()
+            log.info("sealed %d releases", len(sealed))
+            self._crash("prepared")
+        return sealed
+
+    # ------------------------------------------------------------ posting
+
+    def _post(self, session: Session, now: int) -> None:
+        """Sign, store and broadcast one deliver transaction, unless one is in flight."""
+        in_flight = session.execute(
+            select(DeliveryTx.id).where(DeliveryTx.state.in_(IN_FLIGHT)).limit(1)
+        ).first()
+        if in_flight is not None:
+            return
+        releases = list(
+            session.execute(
+                select(Release)
+                .where(Release.state == "prepared")
+                .order_by(Release.paid_block, Release.order_id)
+                .limit(self.settings.delivery_batch_size)
+            ).scalars()
+        )
+        if not releases:
+            return
+        margin = self.settings.delivery_deadline_margin
+        batch: list[Release] = []
+        for rel in releases:
+            order = decode_order(rel.order_abi)
+            if order.deadline <= now + margin:
+                self._reconcile_release(rel, late=True)
+            elif self._may_deliver_for(order.supplier):
+                batch.append(rel)
+        signed = self._sign_batch(batch)
+        if signed is None:
+            session.commit()
+            return
+        tx, batch = signed
+        row = DeliveryTx(
+            sender=self.account.address,
+            nonce=tx.nonce,
+            tx_hash=tx.tx_hash,
+            raw_tx=tx.raw,
+            state="signed",
+            order_count=len(batch),
+        )
+        session.add(row)
+        session.flush()
+        for rel in batch:
+            rel.state = "sent"
+            rel.delivery_tx_id = row.id
+        session.commit()
+        self._crash("tx-stored")
+        outcome = broadcast(self.w3, tx)
+        if outcome != "dead":
+            row.state = "broadcast"
+            session.commit()
+        log.info("posted %d deliveries in %s (%s)", len(batch), tx.tx_hash, outcome)
+        self._crash("broadcast")
+
+    def _sign_batch(self, batch: list[Release]) -> tuple[SignedTx, list[Release]] | None:
+        """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped."""
+        while batch:
+            items = [(rel.order_id, decode_order(rel.order_abi), rel.digest) for rel in batch]
+            try:
+                tx = sign_call(
+                    self.escrow,
+                    self.account,
+                    "deliver",
+                    [
+                        [oid for oid, _, _ in items],
+                        [o.as_tuple() for _, o, _ in items],
+                        [bytes.fromhex(d[2:]) for _, _, d in items],
+                    ],
+                    nonce=pending_nonce(self.w3, self.account.address),
+                    chain_id=self.chain_id,
+                )
+                return tx, batch
+            except ContractRevertError as exc:
+                culprit = self._culprit(exc, batch)
+                if culprit is None:
+                    raise DeliveryError(
+                        f"deliver would revert with {exc.name}{exc.args_!r} for a batch of "
+                        f"{len(batch)}; check the delivery key and the escrow"
+                    ) from exc
+                log.warning("order %s rejected by the chain (%s)", culprit.order_id, exc.name)
+                self._reconcile_release(culprit)
+                batch = [r for r in batch if r is not culprit]
+        return None
+
+    def _culprit(self, exc: ContractRevertError, batch: Sequence[Release]) -> Release | None:
+        if exc.name in ORDER_ERRORS and exc.args_:
+            oid = int(exc.args_[0])  # type: ignore[call-overload]
+            for rel in batch:
+                if rel.order_id == oid:
+                    return rel
+        if exc.name == "EscrowWrongCaller":
+            self._allowed.clear()
+            for rel in batch:
+                if not self._may_deliver_for(rel.supplier):
+                    return rel
+        return None
+
+    # ------------------------------------------------------------ reconciling
+
+    def _reconcile_in_flight(self, session: Session) -> None:
+        """Settle every stored delivery transaction with the chain."""
+        txs = list(
+            session.execute(
+                select(DeliveryTx).where(DeliveryTx.state.in_(IN_FLIGHT)).order_by(DeliveryTx.id)
+            ).scalars()
+        )
+        for tx in txs:
+            receipt = receipt_or_none(self.w3, tx.tx_hash)
+            if receipt is not None:
+                self._apply_receipt(session, tx, receipt)
+            elif is_known(self.w3, tx.tx_hash):
+                if tx.state == "signed":
+                    tx.state = "broadcast"
+            elif mined_nonce(self.w3, tx.sender) <= tx.nonce:
+                outcome = broadcast(self.w3, SignedTx(tx.raw_tx, tx.tx_hash, tx.nonce, tx.sender))
+                log.info("re-sent stored delivery tx %s (%s)", tx.tx_hash, outcome)
+                if outcome == "dead":
+                    self._drop(session, tx)
+                else:
+                    tx.state = "broadcast"
+            else:
+                self._drop(session, tx)
+            session.commit()
+            self._crash("reconciled")
+
+    def _apply_receipt(self, session: Session, tx: DeliveryTx, receipt: dict[str, Any]) -> None:
+        releases = self._releases_of(session, tx)
+        tx.block_number = int(receipt["blockNumber"])
+        if receipt["status"] != 1:
+            tx.state = "reverted"
+            log.warning("delivery tx %s reverted; reconciling its orders", tx.tx_hash)
+            for rel in releases:
+                self._reconcile_release(rel)
+            return
+        tx.state = "mined"
+        delivered = {
+            int(ev.args["orderId"]): "0x" + bytes(ev.args["releaseDigest"]).hex()
+            for ev in self.escrow.result(receipt).all("OrderDelivered")
+        }
+        for rel in releases:
+            if delivered.get(rel.order_id) == rel.digest:
+                rel.state = "confirmed"
+                rel.tx_hash = tx.tx_hash
+                rel.block_number = tx.block_number
+            else:
+                self._reconcile_release(rel)
+
+    def _drop(self, session: Session, tx: DeliveryTx) -> None:
+        tx.state = "dropped"
+        log.warning("delivery tx %s can never mine; reconciling its orders", tx.tx_hash)
+        for rel in self._releases_of(session, tx):
+            self._reconcile_release(rel)
+
+    def _releases_of(self, session: Session, tx: DeliveryTx) -> list[Release]:
+        return list(
+            session.execute(
+                select(Release).where(Release.delivery_tx_id == tx.id, Release.state == "sent")
+            ).scalars()
+        )
+
+    def _reconcile_release(self, rel: Release, *, late: bool = False) -> None:
+        """Ask the chain what became of one order and move its release accordingly."""
+        codec = self.escrow.codec
+        logs = get_logs(
+            self.escrow,
+            rel.paid_block,
+            "latest",
+            [
+                "0x" + codec.topic("OrderDelivered").hex(),
+                "0x" + rel.order_id.to_bytes(32, "big").hex(),
+            ],
+        )
+        events = [e for e in (codec.decode_log(raw) for raw in logs) if e is not None]
+        if events:
+            ev = events[0]
+            digest = "0x" + bytes(ev.args["releaseDigest"]).hex()
+            if digest == rel.digest:
+                rel.state = "confirmed"
+                rel.tx_hash = ev.tx_hash
+                rel.block_number = ev.block_number
+            else:
+                rel.state = "superseded"
+                rel.error = f"delivered on-chain with another digest {digest} in {ev.tx_hash}"
+                log.error("order %s was delivered by someone else", rel.order_id)
+            return
+        order = decode_order(rel.order_abi)
+        still_paid = self.escrow.order_hash(rel.order_id) == order.hash()
+        if still_paid and not late:
+            rel.state = "prepared"
+            rel.delivery_tx_id = None
+            return
+        rel.state = "abandoned"
+        rel.delivery_tx_id = None
+        rel.error = (
+            "its delivery deadline is too close or passed; the buyer can reclaim the payment"
+            if still_paid
+            else f"the order left the {OrderState.PAID.name} state without a delivery"
+        )
+        log.warning("order %s abandoned: %s", rel.order_id, rel.error)
+
+
+def main() -> None:  # pragma: no cover - exercised by tests/integration as a subprocess
+    """Run one agent from the environment (``KAMENG_*``) until SIGTERM or SIGINT."""
+    import signal
+    import sys
+
+    from backend.config import Settings
+    from backend.db import make_engine, session_factory
+    from contracts.chain import rpc_chain
+    from contracts.client import EscrowClient
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    settings = Settings()
+    if settings.rpc_url is None or settings.escrow_address is None:
+        raise SystemExit("set KAMENG_RPC_URL and KAMENG_ESCROW_ADDRESS")
+    chain = rpc_chain(settings.rpc_url)
+    escrow = EscrowClient(chain, settings.escrow_address)
+    engine = make_engine(settings.database_url)
+    agent = DeliveryAgent(settings, session_factory(engine), escrow, settings.delivery_account())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent.recover()
+    print("agent ready", flush=True)
+    agent.run_forever(stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Transactions the backend must be able to re-send byte for byte after a crash.
+
+The vault and the delivery agent sign a transaction, store the signed bytes in the database,
+and only then broadcast them. After a crash the stored bytes are broadcast again: a transaction
+with the same nonce can mine at most once, so a re-send can never double anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+from web3.exceptions import (
+    ProviderConnectionError,
+    RequestTimedOut,
+    TimeExhausted,
+    TransactionNotFound,
+)
+
+from backend.errors import ChainUnavailable
+from contracts.client import REVERTS, decode_revert
+from contracts.errors import ChainError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+
+    from contracts.client import EscrowClient
+
+#: Exceptions that mean "the node is not there", as opposed to "the node said no".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ProviderConnectionError,
+    RequestTimedOut,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def rpc_guard(what: str) -> Iterator[None]:
+    """Turn "the node did not answer" into `ChainUnavailable` with a retry hint.
+
+    Args:
+        what: What was being done, for the message.
+
+    Raises:
+        ChainUnavailable: a connection error or timeout happened inside the block.
+    """
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise ChainUnavailable(
+            f"the RPC node did not answer while {what} ({type(exc).__name__}); "
+            "check the node and retry in a few seconds",
+            retry_after=5,
+        ) from exc
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction, ready to broadcast or re-broadcast.
+
+    Attributes:
+        raw: The signed RLP bytes.
+        tx_hash: Its hash, 0x hex.
+        nonce: Its nonce.
+        sender: The signer's address.
+    """
+
+    raw: bytes
+    tx_hash: str
+    nonce: int
+    sender: str
+
+
+def sign_call(
+    escrow: EscrowClient,
+    account: LocalAccount,
+    fn: str,
+    args: Sequence[Any],
+    *,
+    nonce: int,
+    gas: int | None = None,
+    gas_price: int | None = None,
+    chain_id: int | None = None,
+) -> SignedTx:
+    """Estimate (unless `gas` is given) and sign an escrow call without sending it.
+
+    Raises:
+        ContractRevertError: the call would revert with a known custom error.
+        ChainError: it would revert for another reason.
+    """
+    call = getattr(escrow.contract.functions, fn)(*args)
+    tx: dict[str, Any] = {
+        "from": account.address,
+        "value": 0,
+        "chainId": chain_id if chain_id is not None else escrow.chain.chain_id,
+    }
+    if gas is None:
+        try:
+            gas = int(call.estimate_gas(tx)) * 6 // 5 + 20_000
+        except REVERTS as exc:
+            decoded = decode_revert(exc)
+            if decoded is exc:
+                raise ChainError(f"{fn} would revert: {exc}") from exc
+            raise decoded from exc
+    tx.update({"gas": gas, "nonce": nonce, "gasPrice": gas_price or escrow.tx.gas_price()})
+    built = call.build_transaction(tx)
+    signed = account.sign_transaction(built)
+    return SignedTx(
+        raw=bytes(signed.raw_transaction),
+        tx_hash="0x" + bytes(signed.hash).hex(),
+        nonce=nonce,
+        sender=account.address,
+    )
+
+
+def receipt_or_none(w3: Web3, tx_hash: str) -> dict[str, Any] | None:
+    """The receipt of a transaction, or None while it is not mined (or unknown)."""
+    try:
+        return dict(w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+    except TransactionNotFound:
+        return None
+
+
+def is_known(w3: Web3, tx_hash: str) -> bool:
+    """Whether the node knows the transaction (mined or waiting in its pool)."""
+    try:
+        w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    except TransactionNotFound:
+        return False
+    return True
+
+
+def mined_nonce(w3: Web3, address: str) -> int:
+    """The number of transactions from `address` in the latest block (its next mined nonce)."""
+    return int(w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
+
+
+def pending_nonce(w3: Web3, address: str) -> int:
+    """The next nonce counting the node's pool."""
+    return int(w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
+
+
+def broadcast(w3: Web3, tx: SignedTx) -> str:
+    """Send signed bytes; tolerate a node that already has them.
+
+    Returns:
+        ``"sent"``, ``"known"`` (the node already has it, mined or pooled) or ``"dead"`` (its
+        nonce was used by another transaction, so it can never mine).
+
+    Raises:
+        ChainUnavailable: the node did not answer.
+        ChainError: the node refused it for another reason.
+    """
+    with rpc_guard("broadcasting a transaction"):
+        try:
+            w3.eth.send_raw_transaction(tx.raw)
+            return "sent"
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:  # nodes and eth-tester word refusals in many exception types
+            if is_known(w3, tx.tx_hash):
+                return "known"
+            if mined_nonce(w3, tx.sender) > tx.nonce:
+                return "dead"
+            raise ChainError(f"the node refused transaction {tx.tx_hash}: {exc}") from exc
+
+
+def wait_receipt(w3: Web3, tx_hash: str, timeout: float) -> dict[str, Any] | None:
+    """Wait up to `timeout` seconds for a receipt; None if it did not come.
+
+    Raises:
+        ChainUnavailable: the node did not answer.
+    """
+    with rpc_guard("waiting for a receipt"):
+        try:
+            return dict(
+                w3.eth.wait_for_transaction_receipt(
+                    tx_hash,  # type: ignore[arg-type]
+                    timeout=timeout,
+                    poll_latency=0.05,
+                )
+            )
+        except TimeExhausted:
+            return None
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """The parts of an on-chain listing the backend needs."""
+
+    supplier: str
+    committed: int
+    sold: int
+    active: bool
+    batch_count: int
+
+    @property
+    def exists(self) -> bool:
+        """Whether the listing exists (its supplier is nonzero)."""
+        return int(self.supplier, 16) != 0
+
+
+def read_listing(escrow: EscrowClient, listing_id: int) -> ListingView:
+    """Read a listing through `getListing` (fields by their position in ICodeEscrow.Listing)."""
+    fields = escrow.call("getListing", listing_id)
+    return ListingView(
+        supplier=str(fields[0]),
+        committed=int(fields[1]),
+        sold=int(fields[2]),
+        active=bool(fields[4]),
+        batch_count=int(fields[9]),
+    )
+
+
+def get_logs(
+    escrow: EscrowClient, from_block: int, to_block: int | str, topics: list[Any]
+) -> list[dict[str, Any]]:
+    """The escrow's raw logs in a block range, ready for `EventCodec.decode_log`.
+
+    A real node is asked through the raw provider (web3's formatting costs ~110 µs a log); the
+    embedded chain only understands web3's formatted filter.
+
+    Args:
+        escrow: The escrow.
+        from_block: First block.
+        to_block: Last block, or ``"latest"``.
+        topics: The topics filter, 0x-hex strings (or lists of them for alternatives).
+    """
+    if escrow.chain.kind == "embedded":
+        found = escrow.w3.eth.get_logs(
+            {
+                "address": escrow.address,
+                "fromBlock": from_block,
+                "toBlock": to_block,  # type: ignore[typeddict-item]
+                "topics": topics,
+            }
+        )
+        return [dict(log) for log in found]
+    result = escrow.chain.make_request(
+        "eth_getLogs",
+        [
+            {
+                "address": escrow.address,
+                "fromBlock": hex(from_block),
+                "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+                "topics": topics,
+            }
+        ],
+    )
+    return list(result or [])
