@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from backend.cli import bench_cmd, buyer, chain_cmds, demo, serve, supplier  # noqa: F401
 from backend.cli.app import app
-from backend.cli import bench_cmd, chain_cmds, demo  # noqa: F401 - they register commands
 
 __all__ = ["app", "main"]
 

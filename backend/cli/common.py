@@ -1,0 +1,207 @@
+"""What the buyer and supplier commands share: the API client, the wallet, the chain, orders.
+
+A command finds its wallet, in this order: ``--key-file PATH`` (a file holding a 0x hex private
+key), the environment variable ``KAMENG_PRIVATE_KEY``, or ``--dev ROLE`` which reads a
+development account from the file `kameng serve` writes on the embedded chain
+(``./var/dev-accounts.json``: ``supplier``, ``arbiter``, ``buyer0``, ``buyer1``, ...).
+
+It finds the chain from the API: ``GET /chain`` names the escrow and, on the embedded chain, the
+JSON-RPC URL the server exposes; ``--rpc-url`` overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from backend.cli.app import err_console
+from backend.client import ApiError, KamengClient
+from contracts.chain import rpc_chain
+from contracts.client import EscrowClient, rebuild_orders
+from contracts.encoding import Order, OrderState
+from contracts.errors import ChainError, KamengError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from backend.api.schemas import OrderPublic
+
+DEFAULT_API = "http://127.0.0.1:8000"
+DEV_ACCOUNTS = Path("var/dev-accounts.json")
+
+ApiOption = Annotated[
+    str, typer.Option("--api", envvar="KAMENG_API_URL", help="The kameng API's base URL.")
+]
+KeyFileOption = Annotated[
+    Path | None, typer.Option("--key-file", help="File holding your wallet's private key (0x hex).")
+]
+DevOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dev",
+        help="Use a development account from var/dev-accounts.json "
+        "(supplier, arbiter, admin, buyer0, buyer1, ...).",
+    ),
+]
+RpcOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        envvar="KAMENG_RPC_URL",
+        help="JSON-RPC node; by default the one the API advertises (embedded chain).",
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error and return the exit to raise."""
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def load_wallet(
+    key_file: Path | None, dev: str | None, dev_file: Path = DEV_ACCOUNTS
+) -> LocalAccount:
+    """The wallet a command acts as.
+
+    Raises:
+        typer.Exit: none was given, or the key cannot be read.
+    """
+    try:
+        if key_file is not None:
+            account: LocalAccount = Account.from_key(key_file.read_text().strip())
+            return account
+        if dev is not None:
+            data = json.loads(dev_file.read_text())
+            if dev.startswith("buyer") and dev[5:].isdigit():
+                entry = data["buyers"][int(dev[5:])]
+            else:
+                entry = data[dev]
+            dev_account: LocalAccount = Account.from_key(entry["private_key"])
+            return dev_account
+        env = os.environ.get("KAMENG_PRIVATE_KEY")
+        if env:
+            env_account: LocalAccount = Account.from_key(env.strip())
+            return env_account
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise fail(f"cannot load the wallet ({type(exc).__name__}: {exc})") from exc
+    raise fail(
+        "no wallet: pass --key-file PATH, set KAMENG_PRIVATE_KEY, or --dev ROLE "
+        "(with `kameng serve` on the embedded chain)",
+        2,
+    )
+
+
+@dataclass
+class Session:
+    """A command's connections: the API, the chain, the escrow and the wallet."""
+
+    api: KamengClient
+    escrow: EscrowClient
+    wallet: LocalAccount
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id."""
+        return self.escrow.chain.chain_id
+
+
+def connect(api_url: str, wallet: LocalAccount, rpc_url: str | None = None) -> Session:
+    """Connect to the API and, through what it advertises, to the chain and the escrow.
+
+    Raises:
+        typer.Exit: the API or the node cannot be reached.
+    """
+    api = KamengClient(api_url)
+    try:
+        info = api.chain_info()
+        url = rpc_url or api.rpc_url()
+        if url is None:
+            raise fail("the API runs on a real node and does not expose it: pass --rpc-url")
+        chain = rpc_chain(url)
+        if chain.chain_id != info.chain_id:
+            raise fail(f"--rpc-url is chain {chain.chain_id}, the API serves {info.chain_id}")
+    except ApiError as exc:
+        raise fail(str(exc)) from exc
+    except ChainError as exc:
+        raise fail(str(exc)) from exc
+    return Session(api=api, escrow=EscrowClient(chain, info.escrow), wallet=wallet)
+
+
+def order_from_public(row: OrderPublic) -> Order:
+    """The contract's Order struct from the API's view of an order."""
+    return Order(
+        buyer=to_checksum_address(row.buyer),
+        supplier=to_checksum_address(row.supplier),
+        token=to_checksum_address(row.token),
+        referrer=to_checksum_address(row.referrer),
+        amount=row.amount,
+        bond=row.bond,
+        quantity=row.quantity,
+        fee_bps=row.fee_bps,
+        referral_bps=row.referral_bps,
+        dispute_window=row.dispute_window,
+        deadline=row.deadline,
+        state=OrderState(row.state),
+        release_digest=bytes.fromhex(row.release_digest[2:]),
+    )
+
+
+def order_from_chain(escrow: EscrowClient, order_id: int, from_block: int = 0) -> Order | None:
+    """Rebuild an order from its events on-chain (when the mirror lags behind)."""
+    topic = "0x" + order_id.to_bytes(32, "big").hex()
+    raw = escrow.chain.make_request(
+        "eth_getLogs",
+        [
+            {
+                "address": escrow.address,
+                "fromBlock": hex(from_block),
+                "toBlock": "latest",
+                "topics": [None, topic],
+            }
+        ],
+    )
+    events = [e for e in (escrow.codec.decode_log(r) for r in raw or []) if e is not None]
+    stamps = {e.block_number: escrow.block_timestamp(e.block_number) for e in events}
+    return rebuild_orders(events, stamps).get(order_id)
+
+
+def current_order(s: Session, order_id: int) -> Order:
+    """The order as stored on-chain: the mirror's view if it hashes right, else rebuilt.
+
+    Raises:
+        typer.Exit: the order is unknown, finished, or not the wallet's business.
+    """
+    order: Order | None = None
+    paid_block = 0
+    try:
+        detail = s.api.order(order_id, s.wallet)
+        order, paid_block = order_from_public(detail), detail.paid_block
+    except ApiError as exc:
+        if exc.status != 404:
+            raise fail(str(exc)) from exc
+    if order is not None and s.escrow.order_matches(order_id, order):
+        return order
+    rebuilt = order_from_chain(s.escrow, order_id, paid_block)
+    if rebuilt is None:
+        raise fail(f"unknown order {order_id}: no OrderPaid event on escrow {s.escrow.address}")
+    if not s.escrow.order_matches(order_id, rebuilt):
+        raise fail(
+            f"order {order_id} is finished ({rebuilt.state.name.lower()}) or unknown "
+            "on-chain; nothing to do"
+        )
+    return rebuilt
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line description of an error for the terminal."""
+    if isinstance(exc, KamengError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,242 @@
+"""`kameng supplier upload / dashboard / listing / bond / delivery-key`.
+
+Uploads go through the API (signed in with SIWE) to the vault of the backend that holds the
+supplier's key; the rest are the supplier's own transactions, signed locally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_utils import to_checksum_address
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backend.cli.app import app, console
+from backend.cli.common import (
+    DEFAULT_API,
+    ApiOption,
+    DevOption,
+    KeyFileOption,
+    RpcOption,
+    connect,
+    describe_error,
+    fail,
+    load_wallet,
+)
+from backend.client import ApiError, KamengClient
+from contracts.encoding import ZERO_ADDRESS, sku_id
+from contracts.errors import KamengError
+
+supplier_app = typer.Typer(
+    help="Upload codes, watch orders and settlements, manage bond and listings.",
+    no_args_is_help=True,
+)
+app.add_typer(supplier_app, name="supplier")
+bond_app = typer.Typer(help="Deposit or withdraw bond.", no_args_is_help=True)
+supplier_app.add_typer(bond_app, name="bond")
+
+
+def _wei(amount: int) -> str:
+    return f"{amount / 10**18:,.6f}".rstrip("0").rstrip(".") + f" ({amount} wei)"
+
+
+@supplier_app.command("upload")
+def upload(
+    listing_id: Annotated[int, typer.Argument(help="The listing the codes are for.")],
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: one code per row, optional expiry and note.",
+        ),
+    ],
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+) -> None:
+    """Upload a CSV of codes: validated, encrypted at rest, committed on-chain as one batch."""
+    wallet = load_wallet(key_file, dev)
+    data = csv_file.read_bytes()
+    client = KamengClient(api, timeout=600)
+    try:
+        client.sign_in(wallet)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            sending = bar.add_task("sending  ", total=len(data))
+            vault = bar.add_task("vault    ", total=None)
+
+            def sent(done: int, total: int) -> None:
+                bar.update(sending, completed=done, total=total)
+
+            def processed(done: int, total: int) -> None:
+                bar.update(vault, completed=done, total=total)
+
+            result = client.upload_codes(listing_id, data, progress=processed, sent=sent)
+            bar.update(vault, completed=result.count, total=result.count)
+    except ApiError as exc:
+        for line, reason in exc.errors[:50]:
+            console.print(f"  line {line}: {reason}" if line else f"  {reason}")
+        if len(exc.errors) > 50:
+            console.print(f"  … and {len(exc.errors) - 50} more")
+        raise fail(exc.detail if exc.errors else str(exc)) from exc
+    console.print(
+        f"[green]✓[/green] {result.count} codes stored and committed to listing "
+        f"{listing_id}: indexes {result.first_index}..{result.first_index + result.count - 1},"
+        f" batch {result.batch_index}, root {result.root}"
+    )
+    console.print(f"  commitBatch tx {result.tx_hash} ({result.state})")
+
+
+@supplier_app.command("dashboard")
+def dashboard(
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+) -> None:
+    """Orders, settlements, bond, escrow and stock, from the mirror."""
+    wallet = load_wallet(key_file, dev)
+    client = KamengClient(api)
+    try:
+        client.sign_in(wallet)
+        d = client.dashboard()
+    except ApiError as exc:
+        raise fail(str(exc)) from exc
+    console.rule(f"supplier {d.supplier}")
+    for b in d.bonds:
+        console.print(f"bond ({b.token}): free {_wei(b.free)}, reserved {_wei(b.reserved)}")
+    for t in d.in_escrow:
+        console.print(f"held in escrow for open orders: {_wei(t.amount)}")
+    for t in d.balances:
+        console.print(f"withdrawable balance: {_wei(t.amount)}")
+    for t in d.earned:
+        console.print(f"earned in all: {_wei(t.amount)}")
+    console.print(
+        "orders: " + (", ".join(f"{k} {v}" for k, v in d.orders_by_state.items()) or "none")
+    )
+    table = Table(
+        "listing", "price (wei)", "committed", "sold", "stock", "vault", "alert", title="stock"
+    )
+    for row in d.listings:
+        table.add_row(
+            str(row.listing_id),
+            str(row.unit_price),
+            str(row.committed),
+            str(row.sold),
+            str(row.stock),
+            str(row.vault_codes),
+            "[yellow]low stock[/yellow]" if row.low_stock else "",
+        )
+    console.print(table)
+    if d.recent_settlements:
+        st = Table("order", "kind", "amount (wei)", "block", "tx", title="recent settlements")
+        for p in d.recent_settlements[:20]:
+            st.add_row(str(p.order_id), p.kind, str(p.amount), str(p.block_number), p.tx_hash)
+        console.print(st)
+
+
+@supplier_app.command("listing")
+def create_listing(
+    sku: Annotated[str, typer.Option(help="Product name (hashed to the sku) or 0x bytes32.")],
+    price: Annotated[int, typer.Option(help="Unit price in wei.")],
+    delivery_window: Annotated[int, typer.Option(help="Seconds to deliver after payment.")] = 3600,
+    dispute_window: Annotated[int, typer.Option(help="Seconds the buyer may dispute.")] = 86_400,
+    bond_bps: Annotated[
+        int, typer.Option(help="Bond reserved per order, in bps of its amount.")
+    ] = 1000,
+    metadata_uri: Annotated[str, typer.Option(help="Where the listing's description lives.")] = "",
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Open a listing for an authorized sku (native coin)."""
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    sku_bytes = bytes.fromhex(sku[2:]) if sku.startswith("0x") and len(sku) == 66 else sku_id(sku)
+    try:
+        listing_id, res = s.escrow.create_listing(
+            s.wallet,
+            sku=sku_bytes,
+            unit_price=price,
+            delivery_window=delivery_window,
+            dispute_window=dispute_window,
+            bond_bps=bond_bps,
+            metadata_uri=metadata_uri,
+        )
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(
+        f"[green]✓[/green] listing {listing_id} opened: tx {res.tx_hash}, gas {res.gas_used:,}"
+    )
+
+
+@bond_app.command("deposit")
+def bond_deposit(
+    amount: Annotated[int, typer.Argument(help="Amount in wei.")],
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Deposit bond in the native coin."""
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        res = s.escrow.deposit_bond(s.wallet, amount, ZERO_ADDRESS)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    free, reserved = s.escrow.bond_of(s.wallet.address)
+    console.print(
+        f"[green]✓[/green] deposited {_wei(amount)}: tx {res.tx_hash}, gas "
+        f"{res.gas_used:,}; bond free {_wei(free)}, reserved {_wei(reserved)}"
+    )
+
+
+@bond_app.command("withdraw")
+def bond_withdraw(
+    amount: Annotated[int, typer.Argument(help="Amount in wei.")],
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Withdraw free bond (reserved bond backs open orders and stays)."""
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        res = s.escrow.withdraw_bond(s.wallet, amount)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(f"[green]✓[/green] withdrew {_wei(amount)} of bond: tx {res.tx_hash}")
+
+
+@supplier_app.command("delivery-key")
+def delivery_key(
+    address: Annotated[str, typer.Argument(help="The delivery account's address.")],
+    disable: Annotated[bool, typer.Option(help="Remove it instead.")] = False,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Name (or remove) the key the delivery agent signs deliveries with."""
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        res = s.escrow.set_delivery_key(s.wallet, to_checksum_address(address), not disable)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(
+        f"[green]✓[/green] delivery key {address} {'removed' if disable else 'named'}: "
+        f"tx {res.tx_hash}"
+    )
+
+
+__all__ = ["supplier_app"]

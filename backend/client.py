@@ -1,0 +1,403 @@
+"""The Python client of kameng's HTTP API, used by the CLI, the demo and the benchmarks.
+
+    client = KamengClient("http://127.0.0.1:8000")
+    client.sign_in(account)                    # SIWE: nonce, sign, verify
+    for listing in client.listings(): ...
+    release = client.wait_release(order_id, account)
+
+Answers are parsed into the API's own pydantic models (`backend.api.schemas`). A refusal raises
+`ApiError` carrying the status, the server's message, the offending CSV lines when there are
+any, and the ``Retry-After`` hint of a 503.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from backend.api.schemas import (
+    ChainInfoPublic,
+    DisputePublic,
+    HealthPublic,
+    ListingPublic,
+    NoncePublic,
+    OrderDetailPublic,
+    OrderPublic,
+    ReleasePublic,
+    SessionPublic,
+    SupplierDashboardPublic,
+    SupplierRecord,
+    UploadPublic,
+    WalletPublic,
+)
+from backend.auth import build_message, request_text, sign_message
+from contracts.errors import KamengError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Called as progress(done, total) while the server processes an upload.
+UploadProgress = Callable[[int, int], None]
+
+
+class ApiError(KamengError):
+    """The API refused a request, or could not be reached.
+
+    Attributes:
+        status: The HTTP status (0 when the server could not be reached).
+        detail: The server's message: what went wrong and what to do.
+        errors: Offending lines of a rejected CSV upload: (line, reason) pairs.
+        retry_after: Seconds to wait before retrying, from a 503's ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[tuple[int, str]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        self.retry_after = retry_after
+        where = f"HTTP {status}" if status else "unreachable"
+        super().__init__(f"{where}: {detail}")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500] or response.reason_phrase}
+    raise _error_from(response.status_code, body, response.headers.get("retry-after"))
+
+
+def _error_from(status: int, body: Any, retry_after: str | None = None) -> ApiError:
+    detail = body.get("detail", "") if isinstance(body, dict) else str(body)
+    errors = []
+    if isinstance(body, dict):
+        errors = [(int(e["line"]), str(e["reason"])) for e in body.get("errors", []) or []]
+    retry = None
+    if retry_after is not None:
+        try:
+            retry = float(retry_after)
+        except ValueError:
+            retry = None
+    return ApiError(status, str(detail), errors=errors, retry_after=retry)
+
+
+class KamengClient:
+    """A session with one kameng API.
+
+    Args:
+        base_url: The API's root URL, such as ``http://127.0.0.1:8000``.
+        timeout: Seconds per request.
+        token: A session token from an earlier sign-in.
+        transport: An httpx transport (tests pass an ASGI transport).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Open the connection pool."""
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._chain: ChainInfoPublic | None = None
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def __enter__(self) -> KamengClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token and "X-Kameng-Signature" not in headers:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request; raise `ApiError` unless it succeeded.
+
+        Raises:
+            ApiError: a 4xx/5xx answer, or the server could not be reached (status 0).
+        """
+        try:
+            response = self.http.request(method, path, headers=self._headers(headers), **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0, f"cannot reach {self.base_url}: {exc}; is `kameng serve` running there?"
+            ) from exc
+        _raise_for(response)
+        return response
+
+    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate(self.request("GET", path, **kwargs).json())
+
+    def _get_list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
+        adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+        result: list[M] = adapter.validate_python(self.request("GET", path, **kwargs).json())
+        return result
+
+    def signed_headers(self, account: LocalAccount, method: str, path: str) -> dict[str, str]:
+        """Headers that authenticate one request by a signature of `account` (no session)."""
+        info = self.chain_info()
+        now = int(time.time())
+        text = request_text(
+            action=f"{method} {urlsplit(self.base_url + path).path}",
+            chain_id=info.chain_id,
+            escrow=info.escrow,
+            timestamp=now,
+        )
+        return {
+            "X-Kameng-Address": account.address,
+            "X-Kameng-Timestamp": str(now),
+            "X-Kameng-Signature": sign_message(account, text),
+        }
+
+    # ------------------------------------------------------------ health and chain
+
+    def chain_info(self) -> ChainInfoPublic:
+        """The chain id, the escrow and (for an embedded chain) the JSON-RPC URL. Cached."""
+        if self._chain is None:
+            self._chain = self._get(ChainInfoPublic, "/chain")
+        return self._chain
+
+    def rpc_url(self) -> str | None:
+        """An absolute JSON-RPC URL for the chain, when the server exposes one."""
+        url = self.chain_info().rpc_url
+        if url is None:
+            return None
+        return url if "://" in url else self.base_url + url
+
+    def health(self) -> HealthPublic:
+        """Liveness of the node and the database (503 raises `ApiError` with `retry_after`)."""
+        return self._get(HealthPublic, "/health")
+
+    # ------------------------------------------------------------ auth
+
+    def nonce(self) -> NoncePublic:
+        """A fresh SIWE nonce with the domain and chain the message must name."""
+        return NoncePublic.model_validate(self.request("POST", "/auth/nonce").json())
+
+    def siwe_message(self, account: LocalAccount, nonce: NoncePublic) -> str:
+        """The EIP-4361 message for `account` with `nonce`."""
+        return build_message(
+            domain=nonce.domain,
+            address=account.address,
+            uri=self.base_url,
+            chain_id=nonce.chain_id,
+            nonce=nonce.nonce,
+            issued_at=int(time.time()),
+            statement=nonce.statement,
+        )
+
+    def verify(self, message: str, signature: str) -> SessionPublic:
+        """Send a signed EIP-4361 message; the answer holds the session token."""
+        return SessionPublic.model_validate(
+            self.request(
+                "POST", "/auth/verify", json={"message": message, "signature": signature}
+            ).json()
+        )
+
+    def sign_in(self, account: LocalAccount) -> SessionPublic:
+        """Sign in with `account` (nonce, EIP-4361 message, signature); keep the token."""
+        message = self.siwe_message(account, self.nonce())
+        session = self.verify(message, sign_message(account, message))
+        self.token = session.token
+        return session
+
+    def me(self) -> WalletPublic:
+        """The signed-in wallet."""
+        return self._get(WalletPublic, "/auth/me")
+
+    # ------------------------------------------------------------ catalog
+
+    def listings(
+        self,
+        *,
+        supplier: str | None = None,
+        sku: str | None = None,
+        active: bool | None = True,
+        in_stock: bool = False,
+        limit: int = 100,
+    ) -> list[ListingPublic]:
+        """Listings with live stock, price and the supplier's record."""
+        params: dict[str, Any] = {"limit": limit, "in_stock": in_stock}
+        if supplier:
+            params["supplier"] = supplier
+        if sku:
+            params["sku"] = sku
+        if active is not None:
+            params["active"] = active
+        return self._get_list(ListingPublic, "/catalog/listings", params=params)
+
+    def listing(self, listing_id: int) -> ListingPublic:
+        """One listing."""
+        return self._get(ListingPublic, f"/catalog/listings/{listing_id}")
+
+    def supplier_record(self, supplier: str) -> SupplierRecord:
+        """A supplier's on-chain record."""
+        return self._get(SupplierRecord, f"/catalog/suppliers/{supplier}")
+
+    # ------------------------------------------------------------ buyer
+
+    def my_orders(
+        self, *, states: list[int] | None = None, account: LocalAccount | None = None
+    ) -> list[OrderPublic]:
+        """The signed-in wallet's orders (or `account`'s, by a signed request)."""
+        path = "/buyer/orders"
+        headers = self.signed_headers(account, "GET", path) if account else None
+        params = {"state": states} if states else None
+        return self._get_list(OrderPublic, path, params=params, headers=headers)
+
+    def order(self, order_id: int, account: LocalAccount | None = None) -> OrderDetailPublic:
+        """One order with its history (its buyer or supplier only)."""
+        path = f"/buyer/orders/{order_id}"
+        headers = self.signed_headers(account, "GET", path) if account else None
+        return self._get(OrderDetailPublic, path, headers=headers)
+
+    def release(self, order_id: int, account: LocalAccount | None = None) -> ReleasePublic:
+        """The sealed release of an order (its buyer only).
+
+        Raises:
+            ApiError: 409 while it is being sealed, 403 for another buyer's order, 404 unknown.
+        """
+        path = f"/buyer/orders/{order_id}/release"
+        headers = self.signed_headers(account, "GET", path) if account else None
+        return self._get(ReleasePublic, path, headers=headers)
+
+    def wait_release(
+        self,
+        order_id: int,
+        account: LocalAccount | None = None,
+        *,
+        timeout: float = 60.0,
+        poll: float = 0.05,
+    ) -> ReleasePublic:
+        """Fetch a release, polling while the order is paid but not sealed yet (409 or 404).
+
+        Raises:
+            ApiError: it did not come within `timeout`, or the server refused for good.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.release(order_id, account)
+            except ApiError as exc:
+                if exc.status not in (404, 409) or time.monotonic() > deadline:
+                    raise
+            time.sleep(poll)  # polling the server for a condition, with a deadline
+
+    # ------------------------------------------------------------ supplier
+
+    def dashboard(self) -> SupplierDashboardPublic:
+        """The signed-in supplier's dashboard data."""
+        return self._get(SupplierDashboardPublic, "/supplier/dashboard")
+
+    def supplier_orders(self, *, states: list[int] | None = None) -> list[OrderPublic]:
+        """The signed-in supplier's orders."""
+        params = {"state": states} if states else None
+        return self._get_list(OrderPublic, "/supplier/orders", params=params)
+
+    def upload_codes(
+        self,
+        listing_id: int,
+        csv_bytes: bytes,
+        *,
+        progress: UploadProgress | None = None,
+        sent: UploadProgress | None = None,
+        chunk: int = 64 * 1024,
+    ) -> UploadPublic:
+        """Upload a CSV of codes to a listing (signed in as its supplier).
+
+        Args:
+            listing_id: The listing.
+            csv_bytes: The CSV file's bytes.
+            progress: Called with (done, total) codes while the server processes them.
+            sent: Called with (bytes sent, total bytes) while the file is sent.
+            chunk: Bytes per chunk sent.
+
+        Raises:
+            ApiError: refused; ``errors`` lists the offending lines of a rejected file.
+        """
+        total = len(csv_bytes)
+
+        def body() -> Iterator[bytes]:
+            for start in range(0, total, chunk):
+                piece = csv_bytes[start : start + chunk]
+                yield piece
+                if sent is not None:
+                    sent(min(total, start + len(piece)), total)
+
+        headers = self._headers(
+            {
+                "Content-Type": "text/csv",
+                "Content-Length": str(total),
+                "Accept": "application/x-ndjson",
+            }
+        )
+        path = f"/supplier/listings/{listing_id}/codes"
+        try:
+            with self.http.stream("POST", path, content=body(), headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response)
+                if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
+                    response.read()
+                    return UploadPublic.model_validate(response.json())
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    if "progress" in item and progress is not None:
+                        progress(int(item["progress"]["done"]), int(item["progress"]["total"]))
+                    elif "result" in item:
+                        return UploadPublic.model_validate(item["result"])
+                    elif "error" in item:
+                        err = dict(item["error"])
+                        raise _error_from(int(err.pop("status", 500)), err)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0,
+                f"upload to {self.base_url} broke off: {exc}; check the "
+                "dashboard before retrying (the vault recovers pending uploads)",
+            ) from exc
+        raise ApiError(502, "the upload's answer ended without a result; check the dashboard")
+
+    # ------------------------------------------------------------ arbiter
+
+    def disputes(self, *, include_ruled: bool = False) -> list[DisputePublic]:
+        """The dispute queue, oldest first (signed in as an arbiter)."""
+        return self._get_list(
+            DisputePublic, "/arbiter/disputes", params={"include_ruled": include_ruled}
+        )
+
+
+__all__ = ["ApiError", "KamengClient", "UploadProgress"]

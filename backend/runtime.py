@@ -1,0 +1,413 @@
+"""Everything `kameng serve` runs in one process, also used by the demo, benchmarks and tests.
+
+A `Runtime` holds a chain connection, the escrow, the database, and runs three workers:
+
+- the indexer, which mirrors the escrow's events into SQL (a thread);
+- the delivery agent, which seals paid orders and posts their digests (a thread);
+- the API under uvicorn (a thread, or the main thread for `kameng serve`).
+
+`Runtime.embedded()` is the zero-configuration case: an in-process eth-tester chain, a freshly
+deployed escrow, a development world (admin, arbiter, a supplier with a bond, a listing and a
+delivery key, funded buyers; every key made at random at start) and a SQLite file in a
+temporary directory. `Runtime.connect()` points at a real node and database instead.
+
+The embedded chain is not thread-safe, so its provider is serialized with one lock
+(`backend.rpc_proxy.serialize_provider`) before any worker starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_account import Account
+from eth_utils import keccak
+
+from backend.db import bind_escrow, make_engine, migrate, session_factory
+from backend.rpc_proxy import serialize_provider
+from contracts.chain import embedded_chain, free_port, rpc_chain
+from contracts.client import EscrowClient, EscrowConfig
+from contracts.encoding import sku_id
+from contracts.errors import KamengError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    import uvicorn
+    from eth_account.signers.local import LocalAccount
+    from fastapi import FastAPI
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from backend.config import Settings
+    from contracts.chain import Chain
+
+log = logging.getLogger("kameng.runtime")
+
+#: The sku of the development world's listing.
+DEV_SKU_NAME = "demo-gift-card-10"
+
+
+class RuntimeError_(KamengError):
+    """The runtime could not start; the message says what to fix."""
+
+
+@dataclass
+class DevWorld:
+    """Accounts and a listing made at random on an embedded chain (development only)."""
+
+    admin: LocalAccount
+    arbiter: LocalAccount
+    supplier: LocalAccount
+    delivery: LocalAccount
+    buyers: list[LocalAccount]
+    sku: bytes
+    listing_id: int
+
+    def as_json(self) -> dict[str, Any]:
+        """Addresses and private keys, for `kameng serve --dev-accounts FILE`."""
+
+        def one(account: LocalAccount) -> dict[str, str]:
+            return {"address": account.address, "private_key": "0x" + bytes(account.key).hex()}
+
+        return {
+            "warning": "development keys of an in-process chain; worthless anywhere else",
+            "admin": one(self.admin),
+            "arbiter": one(self.arbiter),
+            "supplier": one(self.supplier),
+            "delivery": one(self.delivery),
+            "buyers": [one(b) for b in self.buyers],
+            "sku": "0x" + self.sku.hex(),
+            "listing_id": self.listing_id,
+        }
+
+
+def deploy_dev_world(
+    chain: Chain, *, buyers: int = 3, unit_price: int = 10**16, bond: int = 10 * 10**18
+) -> tuple[EscrowClient, DevWorld]:
+    """Deploy an escrow and set up a development world on `chain`."""
+    admin = chain.new_account(ether=1000)
+    arbiter = chain.new_account(ether=100)
+    supplier = chain.new_account(ether=100_000)
+    delivery = chain.new_account(ether=100)
+    fee_recipient = chain.new_account(ether=1)
+    escrow = EscrowClient.deploy(chain, admin, EscrowConfig(fee_recipient=fee_recipient.address))
+    escrow.grant_role(admin, "ARBITER_ROLE", arbiter.address)
+    sku = sku_id(DEV_SKU_NAME)
+    escrow.authorize(admin, supplier.address, sku, keccak(text="licence: development"))
+    escrow.set_delivery_key(supplier, delivery.address)
+    escrow.deposit_bond(supplier, bond)
+    listing_id, _ = escrow.create_listing(
+        supplier,
+        sku=sku,
+        unit_price=unit_price,
+        delivery_window=3600,
+        dispute_window=86_400,
+        bond_bps=1000,
+        metadata_uri=f"kameng:dev/{DEV_SKU_NAME}",
+    )
+    world = DevWorld(
+        admin=admin,
+        arbiter=arbiter,
+        supplier=supplier,
+        delivery=delivery,
+        buyers=[chain.new_account(ether=1000) for _ in range(buyers)],
+        sku=sku,
+        listing_id=listing_id,
+    )
+    return escrow, world
+
+
+def load_account(path: str | Path) -> LocalAccount:
+    """A local account from a file holding its private key as hex (one line).
+
+    Raises:
+        RuntimeError_: the file is missing or does not hold a key.
+    """
+    try:
+        text = Path(path).read_text().strip()
+        account: LocalAccount = Account.from_key(text)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError_(
+            f"cannot read a private key from {path}: {type(exc).__name__}; the file must hold "
+            "one 0x-prefixed hex key"
+        ) from exc
+    return account
+
+
+@dataclass
+class Runtime:
+    """A chain, an escrow, a database and the workers around them.
+
+    Attributes:
+        settings: The backend's settings.
+        chain: The chain connection (embedded or RPC).
+        escrow: The escrow client the workers and the API share.
+        engine: The database engine.
+        sessions: The session factory.
+        delivery_account: The key the delivery agent signs with.
+        suppliers: Supplier accounts this backend commits uploads for.
+        dev: The development world, on an embedded chain.
+        start_block: The escrow's deployment block (where indexing starts).
+    """
+
+    settings: Settings
+    chain: Chain
+    escrow: EscrowClient
+    engine: Engine
+    sessions: sessionmaker[Session]
+    delivery_account: LocalAccount | None
+    suppliers: list[LocalAccount] = field(default_factory=list)
+    dev: DevWorld | None = None
+    start_block: int = 0
+    tempdir: tempfile.TemporaryDirectory[str] | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    server: uvicorn.Server | None = None
+    url: str | None = None
+    errors: list[BaseException] = field(default_factory=list)
+    indexer: Any = None
+    agent: Any = None
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def embedded(
+        cls, settings: Settings, *, database_url: str | None = None, buyers: int = 3
+    ) -> Runtime:
+        """The zero-configuration runtime: embedded chain, fresh escrow, dev world, SQLite.
+
+        Args:
+            settings: The backend's settings (development secrets are fine here).
+            database_url: A database to use instead of a fresh SQLite file.
+            buyers: How many funded development buyers to make.
+        """
+        chain = embedded_chain()
+        serialize_provider(chain)
+        escrow, dev = deploy_dev_world(chain, buyers=buyers)
+        tempdir = None
+        if database_url is None:
+            tempdir = tempfile.TemporaryDirectory(prefix="kameng-")
+            database_url = f"sqlite:///{tempdir.name}/kameng.db"
+        engine = make_engine(database_url)
+        runtime = cls(
+            settings=settings,
+            chain=chain,
+            escrow=escrow,
+            engine=engine,
+            sessions=session_factory(engine),
+            delivery_account=dev.delivery,
+            suppliers=[dev.supplier],
+            dev=dev,
+            start_block=0,
+            tempdir=tempdir,
+        )
+        runtime.prepare_database()
+        return runtime
+
+    @classmethod
+    def connect(
+        cls,
+        settings: Settings,
+        *,
+        rpc_url: str,
+        database_url: str,
+        escrow: str,
+        suppliers: Iterable[LocalAccount] = (),
+        start_block: int = 0,
+    ) -> Runtime:
+        """A runtime on a real node and database, for an escrow already deployed.
+
+        Raises:
+            ChainError: the node does not answer.
+            ConfigError: the settings lack a delivery key.
+        """
+        chain = rpc_chain(rpc_url)
+        client = EscrowClient(chain, escrow)
+        engine = make_engine(database_url)
+        runtime = cls(
+            settings=settings,
+            chain=chain,
+            escrow=client,
+            engine=engine,
+            sessions=session_factory(engine),
+            delivery_account=settings.delivery_account(),
+            suppliers=list(suppliers),
+            start_block=start_block,
+        )
+        runtime.prepare_database()
+        return runtime
+
+    def prepare_database(self) -> None:
+        """Migrate the schema (mirror and vault) and bind the database to this escrow."""
+        migrate(self.engine)
+        with self.sessions() as session:
+            bind_escrow(session, self.chain.chain_id, self.escrow.address)
+            session.commit()
+
+    # ------------------------------------------------------------ workers
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # recorded and re-raised by `check`
+                log.exception("%s stopped", name)
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, name=f"kameng-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def make_indexer(self) -> Any:
+        """The indexer for this runtime's chain, database and escrow."""
+        from indexer.runner import Indexer
+
+        return Indexer(
+            chain=self.chain,
+            database=self.engine,
+            escrow=self.escrow.address,
+            start_block=self.start_block,
+            finality_depth=0 if self.chain.kind == "embedded" else 2,
+        )
+
+    def make_agent(self) -> Any:
+        """The delivery agent for this runtime.
+
+        Raises:
+            RuntimeError_: no delivery account is configured.
+        """
+        from backend.delivery.agent import DeliveryAgent
+
+        if self.delivery_account is None:
+            raise RuntimeError_("no delivery account: set KAMENG_DELIVERY_KEY")
+        return DeliveryAgent(self.settings, self.sessions, self.escrow, self.delivery_account)
+
+    def start_indexer(self) -> None:
+        """Run the indexer in a thread until `stop`."""
+        self.indexer = self.make_indexer()
+        self._spawn("indexer", lambda: self.indexer.run_forever(self.stop_event))
+
+    def start_agent(self) -> None:
+        """Run the delivery agent in a thread until `stop`."""
+        self.agent = self.make_agent()
+        self._spawn("agent", lambda: self.agent.run_forever(self.stop_event))
+
+    def app(self, *, domain: str | None = None, public_url: str | None = None) -> FastAPI:
+        """The API for this runtime."""
+        from backend.api import create_app
+
+        rpc = "/rpc" if self.chain.kind == "embedded" else None
+        return create_app(
+            self.settings,
+            chain=self.chain,
+            escrow=self.escrow,
+            engine=self.engine,
+            session_factory=self.sessions,
+            suppliers=self.suppliers,
+            domain=domain or "localhost",
+            rpc_url=(public_url + rpc) if public_url and rpc else rpc,
+        )
+
+    def start_api(
+        self, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0
+    ) -> str:
+        """Serve the API with uvicorn in a thread; return its base URL once it listens.
+
+        Raises:
+            RuntimeError_: it did not start within `timeout`.
+        """
+        import uvicorn
+
+        port = port or free_port()
+        url = f"http://{host}:{port}"
+        app = self.app(domain=f"{host}:{port}", public_url=url)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self._spawn("api", self.server.run)
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if self.errors or time.monotonic() > deadline:
+                raise RuntimeError_(f"the API did not start on {url}: {self.errors or 'timeout'}")
+            time.sleep(0.02)  # polling uvicorn's started flag, with a deadline
+        self.url = url
+        return url
+
+    def start(
+        self,
+        *,
+        api: bool = True,
+        indexer: bool = True,
+        agent: bool = True,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> Runtime:
+        """Start the chosen workers."""
+        if indexer:
+            self.start_indexer()
+        if agent:
+            self.start_agent()
+        if api:
+            self.start_api(host, port)
+        return self
+
+    def check(self) -> None:
+        """Re-raise the first error a worker died of.
+
+        Raises:
+            RuntimeError_: a worker stopped with an error.
+        """
+        if self.errors:
+            raise RuntimeError_(f"a worker stopped: {self.errors[0]!r}") from self.errors[0]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every worker and wait for them."""
+        self.stop_event.set()
+        if self.server is not None:
+            self.server.should_exit = True
+        for thread in self.threads:
+            thread.join(timeout)
+        self.threads.clear()
+        self.engine.dispose()
+        if self.tempdir is not None:
+            self.tempdir.cleanup()
+            self.tempdir = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def write_dev_accounts(self, path: str | Path) -> Path:
+        """Write the development world's keys to `path` (mode 0600).
+
+        Raises:
+            RuntimeError_: there is no development world (not an embedded chain).
+        """
+        if self.dev is None:
+            raise RuntimeError_("development accounts exist only on the embedded chain")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(
+                {
+                    **self.dev.as_json(),
+                    "escrow": self.escrow.address,
+                    "chain_id": self.chain.chain_id,
+                    "api": self.url,
+                },
+                fh,
+                indent=2,
+            )
+        return target
