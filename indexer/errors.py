@@ -17,7 +17,15 @@ class RpcError(IndexerError):
 
 
 class TransientRpcError(RpcError):
-    """A fault worth retrying: a timeout, a dropped connection, HTTP 429 or 5xx, a node lagging."""
+    """A fault worth retrying: a timeout, a dropped connection, HTTP 429 or 5xx, a node lagging.
+
+    Attributes:
+        retry_after: Seconds the node asked us to wait (HTTP ``Retry-After``), when it said.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RangeTooLargeError(RpcError):

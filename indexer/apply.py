@@ -1,0 +1,653 @@
+"""Decoded escrow events to rows: the raw log, the history tables and the latest-value tables.
+
+One call of `Applier.apply` handles a batch of consecutive block ranges inside the caller's
+transaction:
+
+1. decode every log once with `contracts.events.EventCodec` (eth_abi against precomputed types);
+2. load, in a few bulk SELECTs, the latest-value rows the batch will touch;
+3. run each event's handler in chain order, in memory;
+4. write: raw events, history rows and blocks with COPY/executemany, latest-value rows with one
+   upsert per table, and (for blocks that are not final yet) the undo journal.
+
+Row ids of the history tables are derived from the log's position,
+``block_number << 24 | log_index << 4 | k``, so a re-run, a restart after a kill and a
+re-application after a reorg all give the same ids, on SQLite as on PostgreSQL.
+
+Money follows the contract exactly (see ICodeEscrow): on OrderConfirmed and OrderSettled,
+fee = amount * feeBps / 10000 goes to the platform (credited to the escrow's own address),
+commission = amount * referralBps / 10000 to the referrer, the rest to the supplier, and the
+order's bond reservation is freed. A ruling splits the payment by its amounts, pays the slashed
+bond to the buyer and charges fee and commission on the supplier's gross share.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import to_checksum_address
+
+from contracts.client import escrow_codec
+from contracts.encoding import ZERO_ADDRESS, OrderState
+from indexer.bulk import BulkWriter
+from indexer.errors import IndexerError
+from indexer.state import TABLES, WorkingSet
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sqlalchemy.engine import Connection
+
+    from indexer.fetch import FetchedRange
+    from indexer.source import Header
+
+log = logging.getLogger("kameng.indexer")
+
+BPS = 10_000
+MAX_LOG_INDEX = 1 << 20
+ZERO32 = "0x" + "00" * 32
+
+#: Order state after each order event (EvidenceAdded leaves the state as it is).
+STATE_AFTER = {
+    "OrderPaid": OrderState.PAID,
+    "OrderDelivered": OrderState.DELIVERED,
+    "OrderConfirmed": OrderState.COMPLETED,
+    "OrderSettled": OrderState.COMPLETED,
+    "OrderRefunded": OrderState.REFUNDED,
+    "DisputeOpened": OrderState.DISPUTED,
+    "EvidenceAdded": OrderState.DISPUTED,
+    "DisputeRuled": OrderState.RESOLVED,
+}
+ORDER_EVENTS = frozenset(STATE_AFTER)
+#: Order events that move money (they need the order's parties' bonds and balances).
+MONEY_EVENTS = frozenset({"OrderPaid", "OrderConfirmed", "OrderSettled", "OrderRefunded",
+                          "DisputeRuled"})
+
+
+def row_id(block_number: int, log_index: int, k: int = 0) -> int:
+    """The deterministic id of the `k`-th row derived from one log.
+
+    Raises:
+        IndexerError: the log index does not fit (more than a million logs in a block).
+    """
+    if log_index >= MAX_LOG_INDEX:
+        raise IndexerError(f"log index {log_index} in block {block_number} is beyond 2**20")
+    return (block_number << 24) | (log_index << 4) | k
+
+
+class Event:
+    """One decoded log, with where it came from."""
+
+    __slots__ = ("args", "block", "id", "log_index", "name", "ts", "tx")
+
+    def __init__(self, name: str, args: dict[str, Any], block: int, tx: str, log_index: int,
+                 ts: int) -> None:
+        self.name = name
+        self.args = args
+        self.block = block
+        self.tx = tx
+        self.log_index = log_index
+        self.ts = ts
+        self.id = row_id(block, log_index)
+
+    def ref(self) -> dict[str, Any]:
+        """The LogRef columns citing this log."""
+        return {"block_number": self.block, "tx_hash": self.tx, "log_index": self.log_index}
+
+
+@dataclass
+class ApplyResult:
+    """What one batch wrote.
+
+    Attributes:
+        events: Logs applied.
+        rows: Rows written (raw, history, latest-value, journal and blocks).
+    """
+
+    events: int = 0
+    rows: int = 0
+
+
+def _hex32(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+class Applier:
+    """Turns one escrow's logs into rows. Stateless between batches; one per indexer."""
+
+    def __init__(self, chain_id: int, escrow: str) -> None:
+        """Bind to a chain and an escrow address.
+
+        Args:
+            chain_id: The chain id stored with raw events and blocks.
+            escrow: The escrow contract's address.
+        """
+        self.chain_id = chain_id
+        self.escrow = to_checksum_address(escrow)
+        self.codec = escrow_codec()
+        self._checksums: dict[str, str] = {}
+        # Which decoded arguments of each event are addresses (eth_abi gives them lowercase).
+        self._address_args: dict[bytes, tuple[str, ...]] = {}
+        for topic, spec in self.codec.by_topic.items():
+            names = [n for n, t in spec.indexed if t == "address"]
+            names += [n for n, t in zip(spec.data_names, spec.data_types, strict=True)
+                      if t == "address"]
+            self._address_args[topic] = tuple(names)
+        self._handlers: dict[str, Callable[[_Batch, Event], None]] = {
+            "ConfigUpdated": _Batch.config_updated,
+            "TokenAllowed": _Batch.token_allowed,
+            "SkuAuthorized": _Batch.sku_authorized,
+            "DeliveryKeySet": _Batch.delivery_key_set,
+            "BondDeposited": _Batch.bond_changed,
+            "BondWithdrawn": _Batch.bond_changed,
+            "ListingCreated": _Batch.listing_created,
+            "ListingUpdated": _Batch.listing_updated,
+            "BatchCommitted": _Batch.batch_committed,
+            "OrderPaid": _Batch.order_paid,
+            "OrderDelivered": _Batch.order_delivered,
+            "OrderConfirmed": _Batch.order_completed,
+            "OrderSettled": _Batch.order_completed,
+            "OrderRefunded": _Batch.order_refunded,
+            "DisputeOpened": _Batch.dispute_opened,
+            "EvidenceAdded": _Batch.evidence_added,
+            "DisputeRuled": _Batch.dispute_ruled,
+            "FeesWithdrawn": _Batch.fees_withdrawn,
+            "Withdrawn": _Batch.withdrawn,
+        }
+
+    def checksum(self, address: str) -> str:
+        """The checksummed form of an address (cached: a few hundred addresses recur)."""
+        found = self._checksums.get(address)
+        if found is None:
+            found = to_checksum_address(address)
+            self._checksums[address] = found
+        return found
+
+    def decode(self, ranges: Sequence[FetchedRange]) -> tuple[list[Event], list[tuple[Any, ...]]]:
+        """Decode a batch's logs into events and raw-event rows (in `RAW_COLUMNS` order).
+
+        Raises:
+            IndexerError: a log of the escrow carries an unknown event.
+        """
+        events: list[Event] = []
+        raw: list[tuple[Any, ...]] = []
+        decode_args = self.codec.decode_args
+        by_topic = self.codec.by_topic
+        checksum = self.checksum
+        chain_id = self.chain_id
+        address = self.escrow
+        for fetched in ranges:
+            headers = fetched.headers
+            for entry in fetched.logs:
+                topics_hex: list[str] = entry["topics"]
+                topics = [bytes.fromhex(t[2:]) for t in topics_hex]
+                data_hex: str = entry["data"]
+                data = bytes.fromhex(data_hex[2:])
+                block = int(entry["blockNumber"], 16)
+                log_index = int(entry["logIndex"], 16)
+                tx = str(entry["transactionHash"]).lower()
+                decoded = decode_args(topics, data)
+                if decoded is None:
+                    raise IndexerError(
+                        f"log {log_index} of block {block} from the escrow has an unknown event "
+                        f"(topic {topics_hex[0] if topics_hex else None}); is the ABI current?"
+                    )
+                name, args = decoded
+                for arg in self._address_args[topics[0]]:
+                    args[arg] = checksum(args[arg])
+                ev = Event(name, args, block, tx, log_index, headers[block].timestamp)
+                events.append(ev)
+                raw.append((ev.id, chain_id, block, str(entry["blockHash"]).lower(), log_index,
+                            tx, address, by_topic[topics[0]].name, ",".join(topics_hex).lower(),
+                            data))
+        return events, raw
+
+    def apply(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
+              extra_headers: Sequence[Header] = ()) -> ApplyResult:
+        """Write a batch of consecutive ranges inside the caller's transaction.
+
+        Args:
+            conn: The connection, in a transaction the caller commits with the checkpoint.
+            ranges: Consecutive fetched ranges, in order.
+            journal: Keep undo pre-images (the blocks may still be reorganised away).
+            extra_headers: Headers to store besides those of the ranges (blocks not final).
+
+        Returns:
+            Counts of events and rows.
+        """
+        events, raw = self.decode(ranges)
+        writer = BulkWriter(conn)
+        ws = WorkingSet(conn, journal=journal)
+        batch = _Batch(self, ws)
+        batch.prefetch(events)
+        handlers = self._handlers
+        for ev in events:
+            handler = handlers.get(ev.name)
+            if handler is not None:
+                handler(batch, ev)
+        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw)
+        rows = len(raw)
+        for table, table_rows in batch.history.items():
+            writer.insert(table, table_rows)
+            rows += len(table_rows)
+        rows += ws.flush(writer)
+        rows += self.write_blocks(writer, ranges, events, extra_headers)
+        return ApplyResult(events=len(events), rows=rows)
+
+    def write_blocks(self, writer: BulkWriter, ranges: Sequence[FetchedRange],
+                     events: Sequence[Event], extra: Sequence[Header]) -> int:
+        """Store the headers of the blocks with events, of each range's end and of `extra`."""
+        with_events = {ev.block for ev in events}
+        headers: dict[int, Header] = {}
+        for fetched in ranges:
+            headers.update(fetched.headers)
+        for h in extra:
+            headers[h.number] = h
+        rows = [
+            (self.chain_id, n, h.hash, h.parent_hash, h.timestamp, n in with_events)
+            for n, h in sorted(headers.items())
+        ]
+        writer.insert_tuples(TABLES["blocks"], BLOCK_COLUMNS, rows)
+        return len(rows)
+
+
+RAW_COLUMNS = ("id", "chain_id", "block_number", "block_hash", "log_index", "tx_hash", "address",
+               "name", "topics", "data")
+BLOCK_COLUMNS = ("chain_id", "number", "hash", "parent_hash", "timestamp", "has_events")
+
+
+class _Batch:
+    """The in-memory state of one batch: the working set and the history rows to insert."""
+
+    def __init__(self, applier: Applier, ws: WorkingSet) -> None:
+        self.applier = applier
+        self.ws = ws
+        self.escrow = applier.escrow
+        self.order_events: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
+        self.batches: list[dict[str, Any]] = []
+        self.evidence: list[dict[str, Any]] = []
+        self.payouts: list[dict[str, Any]] = []
+        self.withdrawals: list[dict[str, Any]] = []
+        self.history = {
+            TABLES["order_events"]: self.order_events,
+            TABLES["deliveries"]: self.deliveries,
+            TABLES["batches"]: self.batches,
+            TABLES["evidence"]: self.evidence,
+            TABLES["payouts"]: self.payouts,
+            TABLES["withdrawals"]: self.withdrawals,
+        }
+        self._warned: set[int] = set()
+
+    # ------------------------------------------------------------ loading
+
+    def prefetch(self, events: Sequence[Event]) -> None:
+        """Load every latest-value row the batch will touch, in a few bulk SELECTs."""
+        ws = self.ws
+        paid: dict[int, Event] = {}
+        order_keys: set[tuple[Any, ...]] = set()
+        listing_keys: set[tuple[Any, ...]] = set()
+        created_listings: set[int] = set()
+        dispute_keys: set[tuple[Any, ...]] = set()
+        bond_keys: set[tuple[Any, ...]] = set()
+        balance_keys: set[tuple[Any, ...]] = set()
+        for ev in events:
+            name, args = ev.name, ev.args
+            if name in ORDER_EVENTS:
+                oid = args["orderId"]
+                if name == "OrderPaid":
+                    paid[oid] = ev
+                    lid = oid >> 32
+                    if lid not in created_listings:
+                        listing_keys.add((lid,))
+                elif oid not in paid:
+                    order_keys.add((oid,))
+                if name == "DisputeRuled":
+                    dispute_keys.add((oid,))
+            elif name == "ListingCreated":
+                created_listings.add(args["listingId"])
+            elif name in ("ListingUpdated", "BatchCommitted"):
+                if args["listingId"] not in created_listings:
+                    listing_keys.add((args["listingId"],))
+            elif name in ("BondDeposited", "BondWithdrawn"):
+                bond_keys.add((args["supplier"], args["token"]))
+            elif name == "Withdrawn":
+                balance_keys.add((args["account"], args["token"]))
+            elif name == "FeesWithdrawn":
+                balance_keys.add((self.escrow, args["token"]))
+        ws.prefetch("orders", order_keys)
+        ws.prefetch("listings", listing_keys)
+        ws.prefetch("disputes", dispute_keys)
+        # Second round: the bonds and balances the batch's payments move.
+        for ev in events:
+            if ev.name not in MONEY_EVENTS:
+                continue
+            oid = ev.args["orderId"]
+            if ev.name == "OrderPaid":
+                bond_keys.add((ev.args["supplier"], ev.args["token"]))
+                continue
+            order = ws.tables["orders"].rows.get((oid,))
+            if order is None:
+                paid_ev = paid.get(oid)
+                if paid_ev is None:
+                    continue
+                a = paid_ev.args
+                buyer, supplier = a["buyer"], a["supplier"]
+                token, referrer = a["token"], a["referrer"]
+            else:
+                buyer, supplier, token, referrer = (order["buyer"], order["supplier"],
+                                                    order["token"], order["referrer"])
+            bond_keys.add((supplier, token))
+            balance_keys.add((supplier, token))
+            balance_keys.add((buyer, token))
+            balance_keys.add((self.escrow, token))
+            if referrer != ZERO_ADDRESS:
+                balance_keys.add((referrer, token))
+        ws.prefetch("bonds", bond_keys)
+        ws.prefetch("balances", balance_keys)
+
+    def _order(self, ev: Event) -> dict[str, Any] | None:
+        oid = ev.args["orderId"]
+        row = self.ws.touch("orders", (oid,), ev.block)
+        if row is None and oid not in self._warned:
+            self._warned.add(oid)
+            log.warning("%s for order %d, which the mirror never saw paid (start block after "
+                        "its purchase?); only its history is recorded", ev.name, oid)
+        return row
+
+    def _order_event(self, ev: Event, state: int) -> None:
+        self.order_events.append({
+            "id": ev.id, "order_id": ev.args["orderId"], "name": ev.name, "state_after": state,
+            "timestamp": ev.ts, "block_number": ev.block, "tx_hash": ev.tx,
+            "log_index": ev.log_index,
+        })
+
+    # ------------------------------------------------------------ money
+
+    def credit(self, ev: Event, k: int, account: str, token: str, amount: int, kind: str,
+               order_id: int) -> None:
+        """Credit `amount` to `account`'s balance and record the payout (zero credits are not)."""
+        if amount == 0:
+            return
+        self.payouts.append({
+            "id": row_id(ev.block, ev.log_index, k), "order_id": order_id, "account": account,
+            "token": token, "amount": amount, "kind": kind, "timestamp": ev.ts,
+            "block_number": ev.block, "tx_hash": ev.tx, "log_index": ev.log_index,
+        })
+        key = (account, token)
+        row = self.ws.touch("balances", key, ev.block)
+        if row is None:
+            self.ws.put("balances", key, {"account": account, "token": token, "amount": amount,
+                                          "updated_block": ev.block}, ev.block)
+        else:
+            row["amount"] += amount
+            row["updated_block"] = ev.block
+
+    def debit(self, ev: Event, account: str, token: str, amount: int) -> None:
+        """Take a withdrawal off `account`'s balance."""
+        key = (account, token)
+        row = self.ws.touch("balances", key, ev.block)
+        if row is None:
+            log.warning("withdrawal of %d by %s in block %d without a recorded balance",
+                        amount, account, ev.block)
+            self.ws.put("balances", key, {"account": account, "token": token, "amount": 0,
+                                          "updated_block": ev.block}, ev.block)
+            return
+        row["amount"] = max(0, row["amount"] - amount)
+        row["updated_block"] = ev.block
+
+    def bond_move(self, ev: Event, supplier: str, token: str, *, reserve: int = 0,
+                  release: int = 0, slashed: int = 0) -> None:
+        """Reserve bond for an order, or release a reservation (less what was slashed)."""
+        key = (supplier, token)
+        row = self.ws.touch("bonds", key, ev.block)
+        if row is None:
+            log.warning("bond of %s in %s moved in block %d before any deposit was seen",
+                        supplier, token, ev.block)
+            return
+        if reserve:
+            row["free"] = max(0, row["free"] - reserve)
+            row["reserved"] += reserve
+        if release:
+            row["reserved"] = max(0, row["reserved"] - release)
+            row["free"] += release - slashed
+        row["updated_block"] = ev.block
+
+    # ------------------------------------------------------------ platform
+
+    def config_updated(self, ev: Event) -> None:
+        """ConfigUpdated: the platform's settings."""
+        fee_recipient, fee_bps, referral_bps, min_bond_bps, window = ev.args["config"]
+        self.ws.put("platform_config", (self.escrow,), {
+            "contract": self.escrow, "fee_recipient": self.applier.checksum(fee_recipient),
+            "fee_bps": fee_bps, "referral_bps": referral_bps, "min_bond_bps": min_bond_bps,
+            "arbitration_window": window, "block_number": ev.block,
+        }, ev.block)
+
+    def token_allowed(self, ev: Event) -> None:
+        """TokenAllowed: the payment-token allow-list."""
+        token = ev.args["token"]
+        self.ws.put("allowed_tokens", (token,), {
+            "token": token, "allowed": ev.args["allowed"], "block_number": ev.block,
+        }, ev.block)
+
+    def sku_authorized(self, ev: Event) -> None:
+        """SkuAuthorized: the licensed-product whitelist."""
+        supplier, sku = ev.args["supplier"], _hex32(ev.args["sku"])
+        self.ws.put("authorizations", (supplier, sku), {
+            "supplier": supplier, "sku": sku,
+            "attestation_hash": _hex32(ev.args["attestationHash"]), **ev.ref(),
+        }, ev.block)
+
+    def delivery_key_set(self, ev: Event) -> None:
+        """DeliveryKeySet: keys that may deliver a supplier's orders."""
+        supplier, key = ev.args["supplier"], ev.args["key"]
+        self.ws.put("delivery_keys", (supplier, key), {
+            "supplier": supplier, "key": key, "enabled": ev.args["enabled"], **ev.ref(),
+        }, ev.block)
+
+    def bond_changed(self, ev: Event) -> None:
+        """BondDeposited / BondWithdrawn: the event carries the bond's new free and reserved."""
+        a = ev.args
+        self.ws.put("bonds", (a["supplier"], a["token"]), {
+            "supplier": a["supplier"], "token": a["token"], "free": a["free"],
+            "reserved": a["reserved"], "updated_block": ev.block,
+        }, ev.block)
+        if ev.name == "BondWithdrawn":
+            self.withdrawals.append({
+                "id": ev.id, "account": a["supplier"], "token": a["token"], "to": a["to"],
+                "amount": a["amount"], "kind": "bond", "timestamp": ev.ts, **ev.ref(),
+            })
+
+    # ------------------------------------------------------------ listings
+
+    def listing_created(self, ev: Event) -> None:
+        """ListingCreated: a new listing with no stock yet."""
+        a = ev.args
+        lid = a["listingId"]
+        self.ws.put("listings", (lid,), {
+            "listing_id": lid, "supplier": a["supplier"], "sku": _hex32(a["sku"]),
+            "token": a["token"], "unit_price": a["unitPrice"],
+            "delivery_window": a["deliveryWindow"], "dispute_window": a["disputeWindow"],
+            "bond_bps": a["bondBps"], "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
+            "metadata_uri": a["metadataURI"], "active": True, "committed": 0, "sold": 0,
+            "updated_block": ev.block, **ev.ref(),
+        }, ev.block)
+
+    def listing_updated(self, ev: Event) -> None:
+        """ListingUpdated: price, activity and fee terms."""
+        a = ev.args
+        row = self.ws.touch("listings", (a["listingId"],), ev.block)
+        if row is None:
+            return
+        row.update(unit_price=a["unitPrice"], active=a["active"], fee_bps=a["feeBps"],
+                   referral_bps=a["referralBps"], updated_block=ev.block)
+
+    def batch_committed(self, ev: Event) -> None:
+        """BatchCommitted: a Merkle root over a range of code indexes; the stock grows."""
+        a = ev.args
+        self.batches.append({
+            "listing_id": a["listingId"], "batch_index": a["batchIndex"],
+            "root": _hex32(a["root"]), "first_index": a["firstIndex"], "count": a["count"],
+            **ev.ref(),
+        })
+        row = self.ws.touch("listings", (a["listingId"],), ev.block)
+        if row is not None:
+            row["committed"] = a["committed"]
+            row["updated_block"] = ev.block
+
+    # ------------------------------------------------------------ orders
+
+    def order_paid(self, ev: Event) -> None:
+        """OrderPaid: the whole order; stock sold and bond reserved."""
+        a = ev.args
+        oid = a["orderId"]
+        lid, first = oid >> 32, oid & 0xFFFFFFFF
+        self.ws.put("orders", (oid,), {
+            "order_id": oid, "listing_id": lid, "first_index": first, "buyer": a["buyer"],
+            "supplier": a["supplier"], "token": a["token"], "referrer": a["referrer"],
+            "amount": a["amount"], "bond": a["bond"], "quantity": a["quantity"],
+            "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
+            "dispute_window": a["disputeWindow"], "deadline": a["deadline"],
+            "state": int(OrderState.PAID), "release_digest": ZERO32,
+            "buyer_pubkey": _hex32(a["buyerPubKey"]), "paid_block": ev.block, "paid_tx": ev.tx,
+            "paid_at": ev.ts, "updated_block": ev.block, "updated_at": ev.ts,
+        }, ev.block)
+        listing = self.ws.touch("listings", (lid,), ev.block)
+        if listing is not None:
+            listing["sold"] = first + a["quantity"]
+            listing["updated_block"] = ev.block
+        if a["bond"]:
+            self.bond_move(ev, a["supplier"], a["token"], reserve=a["bond"])
+        self._order_event(ev, int(OrderState.PAID))
+
+    def order_delivered(self, ev: Event) -> None:
+        """OrderDelivered: the release digest; the dispute window opens."""
+        digest = _hex32(ev.args["releaseDigest"])
+        order = self._order(ev)
+        if order is not None:
+            deadline = ev.ts + order["dispute_window"]
+            order.update(state=int(OrderState.DELIVERED), release_digest=digest,
+                         deadline=deadline, updated_block=ev.block, updated_at=ev.ts)
+            self.deliveries.append({
+                "order_id": ev.args["orderId"], "release_digest": digest, "timestamp": ev.ts,
+                "dispute_deadline": deadline, **ev.ref(),
+            })
+        self._order_event(ev, int(OrderState.DELIVERED))
+
+    def order_completed(self, ev: Event) -> None:
+        """OrderConfirmed / OrderSettled: supplier, platform and referrer paid; bond freed."""
+        order = self._order(ev)
+        if order is not None:
+            order.update(state=int(OrderState.COMPLETED), updated_block=ev.block,
+                         updated_at=ev.ts)
+            amount, token, oid = order["amount"], order["token"], order["order_id"]
+            fee = amount * order["fee_bps"] // BPS
+            commission = amount * order["referral_bps"] // BPS
+            self.credit(ev, 0, order["supplier"], token, amount - fee - commission, "supplier", oid)
+            self.credit(ev, 1, self.escrow, token, fee, "fee", oid)
+            self.credit(ev, 2, order["referrer"], token, commission, "commission", oid)
+            if order["bond"]:
+                self.bond_move(ev, order["supplier"], token, release=order["bond"])
+        self._order_event(ev, int(OrderState.COMPLETED))
+
+    def order_refunded(self, ev: Event) -> None:
+        """OrderRefunded: the buyer gets the whole payment back; bond freed."""
+        order = self._order(ev)
+        if order is not None:
+            order.update(state=int(OrderState.REFUNDED), updated_block=ev.block,
+                         updated_at=ev.ts)
+            self.credit(ev, 3, order["buyer"], order["token"], ev.args["amount"], "refund",
+                        order["order_id"])
+            if order["bond"]:
+                self.bond_move(ev, order["supplier"], order["token"], release=order["bond"])
+        self._order_event(ev, int(OrderState.REFUNDED))
+
+    # ------------------------------------------------------------ disputes
+
+    def dispute_opened(self, ev: Event) -> None:
+        """DisputeOpened: the arbitration deadline and the buyer's first evidence."""
+        a = ev.args
+        oid = a["orderId"]
+        order = self._order(ev)
+        evidence_hash = _hex32(a["evidenceHash"])
+        if order is not None:
+            order.update(state=int(OrderState.DISPUTED), deadline=a["arbitrationDeadline"],
+                         updated_block=ev.block, updated_at=ev.ts)
+            self.evidence.append({
+                "id": ev.id, "order_id": oid, "party": order["buyer"], "uri": a["evidenceURI"],
+                "evidence_hash": evidence_hash, **ev.ref(),
+            })
+        self.ws.put("disputes", (oid,), {
+            "order_id": oid, "opened_at": ev.ts, "arbitration_deadline": a["arbitrationDeadline"],
+            "evidence_uri": a["evidenceURI"], "evidence_hash": evidence_hash, "ruled": False,
+            "arbiter": None, "buyer_bps": None, "slash_bps": None, "buyer_amount": None,
+            "supplier_amount": None, "slashed": None, "bundle_hash": None, "reason": None,
+            "ruled_block": None, "ruled_tx": None, "ruled_at": None, **ev.ref(),
+        }, ev.block)
+        self._order_event(ev, int(OrderState.DISPUTED))
+
+    def evidence_added(self, ev: Event) -> None:
+        """EvidenceAdded: more evidence from a party."""
+        a = ev.args
+        self.evidence.append({
+            "id": ev.id, "order_id": a["orderId"], "party": a["party"], "uri": a["uri"],
+            "evidence_hash": _hex32(a["evidenceHash"]), **ev.ref(),
+        })
+        order = self.ws.get("orders", (a["orderId"],))
+        state = int(order["state"]) if order is not None else int(OrderState.DISPUTED)
+        self._order_event(ev, state)
+
+    def dispute_ruled(self, ev: Event) -> None:
+        """DisputeRuled: the split, the slash and the payouts (arbiter zero: the timeout)."""
+        a = ev.args
+        oid = a["orderId"]
+        timeout = a["arbiter"] == ZERO_ADDRESS
+        dispute = self.ws.touch("disputes", (oid,), ev.block)
+        if dispute is not None:
+            dispute.update(
+                ruled=True, arbiter=a["arbiter"], buyer_bps=a["buyerBps"], slash_bps=a["slashBps"],
+                buyer_amount=a["buyerAmount"], supplier_amount=a["supplierAmount"],
+                slashed=a["slashed"], bundle_hash=_hex32(a["bundleHash"]),
+                reason=_hex32(a["reason"]), ruled_block=ev.block, ruled_tx=ev.tx, ruled_at=ev.ts,
+            )
+        order = self._order(ev)
+        if order is not None:
+            order.update(state=int(OrderState.RESOLVED), updated_block=ev.block,
+                         updated_at=ev.ts)
+            token = order["token"]
+            gross = order["amount"] - a["buyerAmount"]
+            fee = gross * order["fee_bps"] // BPS
+            commission = gross * order["referral_bps"] // BPS
+            side = "timeout" if timeout else "ruling"
+            self.credit(ev, 0, order["supplier"], token, a["supplierAmount"], f"{side}_supplier",
+                        oid)
+            self.credit(ev, 1, self.escrow, token, fee, "fee", oid)
+            self.credit(ev, 2, order["referrer"], token, commission, "commission", oid)
+            self.credit(ev, 3, order["buyer"], token, a["buyerAmount"], f"{side}_buyer", oid)
+            self.credit(ev, 4, order["buyer"], token, a["slashed"], "slash", oid)
+            if order["bond"]:
+                self.bond_move(ev, order["supplier"], token, release=order["bond"],
+                               slashed=a["slashed"])
+        self._order_event(ev, int(OrderState.RESOLVED))
+
+    # ------------------------------------------------------------ withdrawals
+
+    def fees_withdrawn(self, ev: Event) -> None:
+        """FeesWithdrawn: the platform's fees (credited to the escrow's address) paid out."""
+        a = ev.args
+        self.debit(ev, self.escrow, a["token"], a["amount"])
+        self.withdrawals.append({
+            "id": ev.id, "account": self.escrow, "token": a["token"], "to": a["to"],
+            "amount": a["amount"], "kind": "fees", "timestamp": ev.ts, **ev.ref(),
+        })
+
+    def withdrawn(self, ev: Event) -> None:
+        """Withdrawn: an account took its whole balance."""
+        a = ev.args
+        self.debit(ev, a["account"], a["token"], a["amount"])
+        self.withdrawals.append({
+            "id": ev.id, "account": a["account"], "token": a["token"], "to": a["to"],
+            "amount": a["amount"], "kind": "balance", "timestamp": ev.ts, **ev.ref(),
+        })
