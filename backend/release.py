@@ -513,3 +513,70 @@ def verify_release_onchain(
         quantity=quantity,
         batches=batches,
     )
+
+
+@dataclass(frozen=True)
+class BadCodeProof:
+    """The argument of ``proveBadCode`` for one code of a release (ICodeEscrow.BadCodeProof).
+
+    Submitting it reveals this one code and the order's release key.
+    """
+
+    sealed_hash: bytes
+    key: bytes = field(repr=False)
+    index: int
+    salt: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+    element_proof: list[bytes]
+    batch_index: int
+    committed: bytes
+    leaf_proof: list[bytes]
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """As the ABI takes it."""
+        return (
+            self.sealed_hash,
+            self.key,
+            self.index,
+            self.salt,
+            self.ciphertext,
+            self.element_proof,
+            self.batch_index,
+            self.committed,
+            self.leaf_proof,
+        )
+
+
+def bad_code_proof(release: Release, private_key: PrivateKey, index: int) -> BadCodeProof:
+    """Build the on-chain proof that the code at `index` does not match its commitment.
+
+    The committed value and its leaf proof come from the release's public proof material; check
+    them against the batch root first (`verify_release` reports ``commitment-mismatch`` only
+    after the digest matched, which is when this proof can win).
+
+    Raises:
+        ReleaseInvalid: the box does not open, or the index is not in the release.
+    """
+    payload = open_release(release, private_key)
+    try:
+        _, _, _, _, key, items = decode_payload(payload)
+    except ValueError as exc:
+        raise ReleaseInvalid("bad-payload", str(exc)) from exc
+    positions = {i: j for j, (i, *_) in enumerate(items)}
+    claims = {c.index: c for c in release.codes}
+    if index not in positions or index not in claims:
+        raise ReleaseInvalid("missing-proof", f"index {index} is not in this release")
+    tree = MerkleTree(_element_leaves([(i, s, ct) for i, s, ct, _ in items]))
+    _, salt, ciphertext, _ = items[positions[index]]
+    claim = claims[index]
+    return BadCodeProof(
+        sealed_hash=keccak(release.sealed),
+        key=key,
+        index=index,
+        salt=salt,
+        ciphertext=ciphertext,
+        element_proof=tree.proof(positions[index]),
+        batch_index=claim.batch_index,
+        committed=claim.commitment,
+        leaf_proof=list(claim.proof),
+    )
