@@ -175,6 +175,10 @@ class Runtime:
     errors: list[BaseException] = field(default_factory=list)
     indexer: Any = None
     agent: Any = None
+    #: Blocks below the head a real node may still reorganise (the indexer's finality depth).
+    finality_depth: int = 2
+    #: Seconds between the indexer's head polls.
+    poll_interval: float = 0.05
 
     # ------------------------------------------------------------ construction
 
@@ -192,6 +196,42 @@ class Runtime:
         chain = embedded_chain()
         serialize_provider(chain)
         escrow, dev = deploy_dev_world(chain, buyers=buyers)
+        runtime = cls.local(
+            settings,
+            chain=chain,
+            escrow=escrow,
+            delivery_account=dev.delivery,
+            suppliers=[dev.supplier],
+            database_url=database_url,
+        )
+        runtime.dev = dev
+        return runtime
+
+    @classmethod
+    def local(
+        cls,
+        settings: Settings,
+        *,
+        chain: Chain,
+        escrow: EscrowClient,
+        delivery_account: LocalAccount,
+        suppliers: Iterable[LocalAccount] = (),
+        database_url: str | None = None,
+        start_block: int = 0,
+    ) -> Runtime:
+        """A runtime around a chain and escrow the caller set up (the demo, benchmarks, tests).
+
+        Args:
+            settings: The backend's settings.
+            chain: The chain (an embedded one is serialized here).
+            escrow: The deployed escrow; the workers and the API share its client.
+            delivery_account: The supplier's delivery key.
+            suppliers: Supplier accounts whose uploads this backend commits.
+            database_url: The database; a fresh SQLite file in a temporary directory if None.
+            start_block: Where indexing starts.
+        """
+        if chain.kind == "embedded":
+            serialize_provider(chain)
         tempdir = None
         if database_url is None:
             tempdir = tempfile.TemporaryDirectory(prefix="kameng-")
@@ -203,10 +243,9 @@ class Runtime:
             escrow=escrow,
             engine=engine,
             sessions=session_factory(engine),
-            delivery_account=dev.delivery,
-            suppliers=[dev.supplier],
-            dev=dev,
-            start_block=0,
+            delivery_account=delivery_account,
+            suppliers=list(suppliers),
+            start_block=start_block,
             tempdir=tempdir,
         )
         runtime.prepare_database()
@@ -271,11 +310,12 @@ class Runtime:
         from indexer.runner import Indexer
 
         return Indexer(
-            chain=self.chain,
-            database=self.engine,
-            escrow=self.escrow.address,
+            self.chain,
+            self.engine,
+            self.escrow.address,
             start_block=self.start_block,
-            finality_depth=0 if self.chain.kind == "embedded" else 2,
+            finality_depth=0 if self.chain.kind == "embedded" else self.finality_depth,
+            poll_interval=self.poll_interval,
         )
 
     def make_agent(self) -> Any:
@@ -377,6 +417,8 @@ class Runtime:
         for thread in self.threads:
             thread.join(timeout)
         self.threads.clear()
+        if self.indexer is not None:
+            self.indexer.close()
         self.engine.dispose()
         if self.tempdir is not None:
             self.tempdir.cleanup()

@@ -36,6 +36,8 @@ from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
+    from nacl.public import PrivateKey
+
     from backend.api.schemas import ReleasePublic
     from backend.release import VerifiedRelease
     from contracts.client import TxResult
@@ -65,9 +67,17 @@ def mask(code: str) -> str:
 
 
 def verify_order(
-    s: Session, order_id: int, release: ReleasePublic | None = None
+    s: Session,
+    order_id: int,
+    release: ReleasePublic | None = None,
+    *,
+    key: PrivateKey | None = None,
+    from_block: int | None = None,
 ) -> VerifiedRelease:
     """Fetch (unless given) and verify an order's release against the chain.
+
+    The per-order key is re-derived from the wallet unless given; chain reads start at the
+    order's payment block (from the API), since scanning a long chain from block 0 is slow.
 
     Raises:
         ReleaseInvalid: the release fails a check (tampered, wrong key, code not committed).
@@ -76,10 +86,16 @@ def verify_order(
     from backend.keys import recover_order_key
     from backend.release import verify_release_onchain
 
+    if from_block is None:
+        try:
+            from_block = s.api.order(order_id, s.wallet).paid_block
+        except ApiError:
+            from_block = 0
     if release is None:
         release = s.api.release(order_id, s.wallet)
-    key = recover_order_key(s.escrow, s.wallet, order_id)
-    return verify_release_onchain(release, key, s.escrow)
+    if key is None:
+        key = recover_order_key(s.escrow, s.wallet, order_id, from_block)
+    return verify_release_onchain(release, key, s.escrow, from_block)
 
 
 def show_codes(verified: VerifiedRelease, reveal: bool) -> None:
@@ -159,7 +175,7 @@ def buy(
         return
     try:
         release = s.api.wait_release(oid, s.wallet, timeout=timeout)
-        verified = verify_order(s, oid, release)
+        verified = verify_order(s, oid, release, key=key, from_block=res.block_number)
     except (ApiError, BackendError) as exc:
         raise fail(f"{exc}; fetch later with `kameng buyer fetch {oid}`") from exc
     console.print(f"  [green]✓[/green] release {release.digest.hex()[:16]}… fetched and verified")
