@@ -137,6 +137,8 @@ class DeliveryAgent:
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._allowed: dict[str, tuple[bool, float]] = {}
         self._missing_logged: set[int] = set()
+        #: Orders left alone in the last pass (codes missing, or not our supplier's key).
+        self._skipped: set[int] = set()
         self._recovered = False
 
     # ------------------------------------------------------------ public
@@ -201,7 +203,7 @@ class DeliveryAgent:
             fresh = self.source.candidates(
                 session, min_deadline=now + self.settings.delivery_deadline_margin, limit=20
             )
-            return any(p.order_id not in self._missing_logged for p in fresh)
+            return any(p.order_id not in self._skipped for p in fresh)
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run passes until `stop` is set, idling briefly when there is nothing to do.
@@ -340,10 +342,13 @@ class DeliveryAgent:
             if paid.order_id in self._missing_logged:
                 continue
             if not self._may_deliver_for(paid.order.supplier):
+                self._skipped.add(paid.order_id)
                 continue
             codes = self._codes_for(session, paid)
             if codes is None:
+                self._skipped.add(paid.order_id)
                 continue
+            self._skipped.discard(paid.order_id)
             built = seal_release(
                 chain_id=self.chain_id,
                 escrow=self.escrow.address,
@@ -432,11 +437,11 @@ class DeliveryAgent:
         session.commit()
         self._crash("tx-stored")
         outcome = broadcast(self.w3, tx)
+        self._crash("broadcast")
         if outcome != "dead":
             row.state = "broadcast"
             session.commit()
         log.info("posted %d deliveries in %s (%s)", len(batch), tx.tx_hash, outcome)
-        self._crash("broadcast")
 
     def _sign_batch(self, batch: list[Release]) -> tuple[SignedTx, list[Release]] | None:
         """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped."""

@@ -1,0 +1,83 @@
+"""Helpers of the delivery tests: buying with wallet-derived keys and checking the chain."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from nacl.public import PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.chaintx import get_logs
+from backend.keys import next_order_key, public_key_bytes
+from backend.models import Release as ReleaseRow
+from backend.release import get_release, verify_release_onchain
+from contracts.client import EscrowClient
+from contracts.encoding import Order
+
+
+@dataclass
+class Bought:
+    """An order and the buyer's key for it."""
+
+    oid: int
+    order: Order
+    buyer: LocalAccount
+    key: PrivateKey
+
+
+def buy(
+    escrow: EscrowClient, buyer: LocalAccount, listing_id: int, quantity: int, price: int = 10**15
+) -> Bought:
+    """Buy with a wallet-derived order key."""
+    key, _ = next_order_key(escrow, buyer)
+    oid, order, _ = escrow.buy(
+        buyer, listing_id, quantity, max_unit_price=price, buyer_pubkey=public_key_bytes(key)
+    )
+    return Bought(oid, order, buyer, key)
+
+
+def delivered_events(escrow: EscrowClient, from_block: int = 0) -> dict[int, list[str]]:
+    """Every OrderDelivered on-chain: order id -> digests (0x hex), in chain order."""
+    topic = "0x" + escrow.codec.topic("OrderDelivered").hex()
+    out: dict[int, list[str]] = defaultdict(list)
+    for raw in get_logs(escrow, from_block, "latest", [topic]):
+        ev = escrow.codec.decode_log(raw)
+        assert ev is not None
+        out[int(ev.args["orderId"])].append("0x" + bytes(ev.args["releaseDigest"]).hex())
+    return dict(out)
+
+
+def assert_delivered_once(
+    escrow: EscrowClient, sessions: sessionmaker[Session], orders: list[Bought]
+) -> None:
+    """Each order: exactly one OrderDelivered, whose digest is the stored release's, which the
+    buyer opens and verifies against the chain."""
+    events = delivered_events(escrow)
+    with sessions() as session:
+        for b in orders:
+            row = session.get(ReleaseRow, b.oid)
+            assert row is not None and row.state == "confirmed", (b.oid, row and row.state)
+            assert events.get(b.oid) == [row.digest], b.oid
+            verified = verify_release_onchain(get_release(session, b.oid), b.key, escrow)
+            assert len(verified.codes) == b.order.quantity
+
+
+def release_states(sessions: sessionmaker[Session]) -> dict[int, str]:
+    """Every stored release's state by order id."""
+    with sessions() as session:
+        return {
+            int(oid): state
+            for oid, state in session.execute(select(ReleaseRow.order_id, ReleaseRow.state))
+        }
+
+
+def sealed_bytes(sessions: sessionmaker[Session]) -> dict[int, bytes]:
+    """Every stored release's sealed bytes by order id."""
+    with sessions() as session:
+        return {
+            int(oid): bytes(sealed)
+            for oid, sealed in session.execute(select(ReleaseRow.order_id, ReleaseRow.sealed))
+        }
