@@ -1,0 +1,154 @@
+"""A delivery agent that dies at any step restarts into a consistent state: no order is sealed or
+delivered twice, none is skipped, and a re-post carries the same bytes (in-process crashes at
+each named point; tests/integration/test_delivery_sigkill.py does it with a real SIGKILL)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings
+from backend.delivery.agent import DeliveryAgent
+from backend.models import DeliveryTx
+from contracts.testing import World
+from tests.backend.engine_delivery import (
+    Bought,
+    assert_delivered_once,
+    buy,
+    release_states,
+    sealed_bytes,
+)
+from tests.backend.engine_helpers import stock_listing
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs; the database keeps its commits."""
+
+
+def crash_at(target: str, times: int = 1) -> Callable[[str], None]:
+    left = [times]
+
+    def hook(point: str) -> None:
+        if point == target and left[0] > 0:
+            left[0] -= 1
+            raise Crash(point)
+
+    return hook
+
+
+def new_agent(world: World, sessions: sessionmaker[Session], settings: Settings) -> DeliveryAgent:
+    return DeliveryAgent(settings, sessions, world.escrow, world.delivery_key)
+
+
+def tx_rows(sessions: sessionmaker[Session]) -> list[tuple[str, str, int]]:
+    with sessions() as session:
+        rows = session.execute(
+            select(DeliveryTx.tx_hash, DeliveryTx.state, DeliveryTx.order_count).order_by(
+                DeliveryTx.id
+            )
+        ).all()
+    return [(h, s, n) for h, s, n in rows]
+
+
+def _orders(world: World, listing_id: int) -> list[Bought]:
+    return [
+        buy(world.escrow, b, listing_id, q) for b, q in zip(world.buyers, [1, 3, 2], strict=True)
+    ]
+
+
+@pytest.mark.parametrize("point", ["prepared", "tx-stored", "broadcast"])
+def test_restart_after_a_crash_delivers_each_order_once_with_the_same_bytes(
+    world: World, sessions: sessionmaker[Session], settings: Settings, point: str
+) -> None:
+    stocked = stock_listing(world, sessions, settings, count=10)
+    orders = _orders(world, stocked.listing_id)
+    dying = new_agent(world, sessions, settings)
+    dying.crash_hook = crash_at(point)
+    with pytest.raises(Crash):
+        dying.run_once()
+    before = sealed_bytes(sessions)
+    assert set(before) == {b.oid for b in orders}
+    txs_before = tx_rows(sessions)
+
+    new_agent(world, sessions, settings).drain()
+
+    assert sealed_bytes(sessions) == before  # never re-sealed
+    assert_delivered_once(world.escrow, sessions, orders)
+    txs = tx_rows(sessions)
+    assert [s for _, s, _ in txs] == ["mined"]
+    if point != "prepared":
+        # The transaction signed before the crash is the one that mined, re-sent if needed.
+        assert txs[0][0] == txs_before[0][0]
+
+
+def test_crash_during_recovery_is_recovered_too(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    stocked = stock_listing(world, sessions, settings, count=10)
+    orders = _orders(world, stocked.listing_id)
+    first = new_agent(world, sessions, settings)
+    first.crash_hook = crash_at("tx-stored")
+    with pytest.raises(Crash):
+        first.run_once()
+    second = new_agent(world, sessions, settings)
+    second.crash_hook = crash_at("reconciled")
+    with pytest.raises(Crash):
+        second.run_once()
+    new_agent(world, sessions, settings).drain()
+    assert_delivered_once(world.escrow, sessions, orders)
+
+
+def _burn_nonce(world: World, account: LocalAccount, nonce: int) -> None:
+    """Spend `nonce` of `account` on a plain transfer, as another program using the key would."""
+    w3 = world.chain.w3
+    tx = {
+        "to": account.address,
+        "value": 0,
+        "gas": 21_000,
+        "gasPrice": world.escrow.tx.gas_price(),
+        "nonce": nonce,
+        "chainId": world.chain.chain_id,
+    }
+    w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+
+
+def test_stored_tx_whose_nonce_was_taken_is_replaced_with_the_same_digests(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    stocked = stock_listing(world, sessions, settings, count=10)
+    orders = _orders(world, stocked.listing_id)
+    dying = new_agent(world, sessions, settings)
+    dying.crash_hook = crash_at("tx-stored")
+    with pytest.raises(Crash):
+        dying.run_once()
+    with sessions() as session:
+        nonce = session.execute(select(DeliveryTx.nonce)).scalar_one()
+    _burn_nonce(world, world.delivery_key, nonce)
+    before = sealed_bytes(sessions)
+
+    new_agent(world, sessions, settings).drain()
+
+    assert sealed_bytes(sessions) == before
+    assert [s for _, s, _ in tx_rows(sessions)] == ["dropped", "mined"]
+    assert_delivered_once(world.escrow, sessions, orders)
+
+
+def test_repeated_crashes_at_every_point_never_double_deliver(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    stocked = stock_listing(world, sessions, settings, count=40)
+    orders: list[Bought] = []
+    for round_, point in enumerate(["prepared", "tx-stored", "broadcast", "reconciled"] * 2):
+        orders += [buy(world.escrow, world.buyers[round_ % 3], stocked.listing_id, 2)]
+        agent = new_agent(world, sessions, settings)
+        agent.crash_hook = crash_at(point)
+        with contextlib.suppress(Crash):
+            agent.drain()
+    new_agent(world, sessions, settings).drain()
+    assert set(release_states(sessions).values()) == {"confirmed"}
+    assert_delivered_once(world.escrow, sessions, orders)
