@@ -370,7 +370,13 @@ class Runtime:
         url = f"http://{host}:{port}"
         app = self.app(domain=f"{host}:{port}", public_url=url)
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
         )
         self.server = uvicorn.Server(config)
         self._spawn("api", self.server.run)

@@ -115,6 +115,6 @@ def serve(
     console.print(table)
     app_ = runtime.app(domain=f"{host}:{port}", public_url=url)
     try:
-        uvicorn.run(app_, host=host, port=port, log_level="info")
+        uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
     finally:
         runtime.stop()

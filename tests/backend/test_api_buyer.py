@@ -1,0 +1,139 @@
+"""The buyer's side of the API against a served backend (embedded chain, SQLite, real workers):
+orders, the sealed release only for its buyer, and clear 4xx answers for bad requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from backend.auth import sign_message
+from backend.client import ApiError
+from backend.release import verify_release_onchain
+from contracts.encoding import OrderState, order_id
+from tests.backend.api_helpers import Served, poll, serve
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serve(buyers=3) as s:
+        s.upload(60)
+        yield s
+
+
+def test_buyer_fetches_a_release_that_verifies_against_the_chain(served: Served) -> None:
+    buyer = served.dev.buyers[0]
+    bought = served.buy(buyer, 3)
+    client = served.client(buyer)
+    release = client.wait_release(bought.order_id, timeout=20)
+    assert release.order_id == bought.order_id and release.buyer == buyer.address
+    first = bought.order_id & 0xFFFFFFFF
+    assert [c.index for c in release.codes] == [first + i for i in range(3)]
+    for code in release.codes:
+        assert len(code.commitment) == 32 and code.proof and len(code.batch_root) == 32
+    poll(
+        "the delivery on-chain",
+        lambda: served.escrow.order_hash(bought.order_id) != bought.order.hash(),
+    )
+    verified = verify_release_onchain(release, bought.key, served.escrow, bought.tx.block_number)
+    assert len(verified.codes) == 3
+
+
+def test_buyer_sees_its_orders_and_their_history(served: Served) -> None:
+    buyer = served.dev.buyers[1]
+    bought = served.buy(buyer, 1)
+    client = served.client(buyer)
+    client.wait_release(bought.order_id)
+
+    def delivered() -> bool:
+        return client.order(bought.order_id).state == OrderState.DELIVERED
+
+    poll("the mirror to see the delivery", delivered)
+    mine = client.my_orders()
+    assert bought.order_id in [o.order_id for o in mine]
+    assert all(o.buyer == buyer.address for o in mine)
+    detail = client.order(bought.order_id)
+    assert [e.name for e in detail.events] == ["OrderPaid", "OrderDelivered"]
+    assert detail.paid_tx == bought.tx.tx_hash and detail.release_ready
+
+
+def test_release_of_another_buyers_order_is_forbidden(served: Served) -> None:
+    owner, intruder = served.dev.buyers[0], served.dev.buyers[2]
+    bought = served.buy(owner, 1)
+    served.client(owner).wait_release(bought.order_id)
+    with pytest.raises(ApiError) as err:
+        served.client(intruder).release(bought.order_id)
+    assert err.value.status == 403 and "another buyer" in err.value.detail
+    with pytest.raises(ApiError) as err:
+        served.client().release(bought.order_id, intruder)
+    assert err.value.status == 403
+
+
+def test_unknown_order_is_404_with_a_hint(served: Served) -> None:
+    client = served.client(served.dev.buyers[0])
+    missing = order_id(served.dev.listing_id, 59_999)
+    with pytest.raises(ApiError) as err:
+        client.release(missing)
+    assert err.value.status == 404 and "unknown order" in err.value.detail
+    with pytest.raises(ApiError) as err:
+        client.order(missing)
+    assert err.value.status == 404
+
+
+def test_release_needs_a_signed_in_or_signed_request(served: Served) -> None:
+    with pytest.raises(ApiError) as err:
+        served.client().release(order_id(served.dev.listing_id, 0))
+    assert err.value.status == 401 and "not signed in" in err.value.detail
+
+
+def test_a_signed_request_authenticates_one_fetch_and_a_forged_one_is_refused(
+    served: Served,
+) -> None:
+    buyer, other = served.dev.buyers[1], served.dev.buyers[2]
+    bought = served.buy(buyer, 2)
+    client = served.client()
+    release = client.wait_release(bought.order_id, buyer)
+    assert len(release.codes) == 2
+    path = f"/buyer/orders/{bought.order_id}/release"
+    headers = client.signed_headers(buyer, "GET", path)
+    headers["X-Kameng-Signature"] = client.signed_headers(other, "GET", path)["X-Kameng-Signature"]
+    response = httpx.get(served.url + path, headers=headers)
+    assert response.status_code == 401 and "bad request signature" in response.json()["detail"]
+
+
+def test_a_replayed_siwe_message_is_refused_with_the_reason(served: Served) -> None:
+    client = served.client()
+    buyer = served.dev.buyers[0]
+    message = client.siwe_message(buyer, client.nonce())
+    signature = sign_message(buyer, message)
+    client.verify(message, signature)
+    response = httpx.post(
+        served.url + "/auth/verify", json={"message": message, "signature": signature}
+    )
+    assert response.status_code == 401
+    assert "replayed message" in response.json()["detail"]
+
+
+def test_siwe_for_another_domain_or_chain_is_refused(served: Served) -> None:
+    client = served.client()
+    buyer = served.dev.buyers[0]
+    nonce = client.nonce()
+    wrong_domain = nonce.model_copy(update={"domain": "phish.example"})
+    message = client.siwe_message(buyer, wrong_domain)
+    with pytest.raises(ApiError) as err:
+        client.verify(message, sign_message(buyer, message))
+    assert err.value.status == 401 and "wrong domain" in err.value.detail
+    wrong_chain = client.nonce().model_copy(update={"chain_id": 1})
+    message = client.siwe_message(buyer, wrong_chain)
+    with pytest.raises(ApiError) as err:
+        client.verify(message, sign_message(buyer, message))
+    assert err.value.status == 401 and "wrong chain" in err.value.detail
+
+
+def test_malformed_requests_are_422_without_echoing_input(served: Served) -> None:
+    response = httpx.post(served.url + "/auth/verify", json={"message": "KMG-SECRET-CODE"})
+    assert response.status_code == 422
+    assert "signature" in response.json()["detail"] and "KMG-SECRET-CODE" not in response.text
+    response = httpx.get(served.url + "/catalog/listings", params={"supplier": "nope"})
+    assert response.status_code == 422 and "supplier" in response.json()["detail"]
