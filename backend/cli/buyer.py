@@ -9,6 +9,7 @@ when nothing came by the deadline. Codes are shown masked unless ``--reveal`` is
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -73,11 +74,13 @@ def verify_order(
     *,
     key: PrivateKey | None = None,
     from_block: int | None = None,
+    wait: float = 30.0,
 ) -> VerifiedRelease:
     """Fetch (unless given) and verify an order's release against the chain.
 
     The per-order key is re-derived from the wallet unless given; chain reads start at the
     order's payment block (from the API), since scanning a long chain from block 0 is slow.
+    A release whose digest is not on-chain yet is checked again for up to `wait` seconds.
 
     Raises:
         ReleaseInvalid: the release fails a check (tampered, wrong key, code not committed).
@@ -95,7 +98,16 @@ def verify_order(
         release = s.api.release(order_id, s.wallet)
     if key is None:
         key = recover_order_key(s.escrow, s.wallet, order_id, from_block)
-    return verify_release_onchain(release, key, s.escrow, from_block)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return verify_release_onchain(release, key, s.escrow, from_block)
+        except ReleaseInvalid as exc:
+            # A release is fetchable as soon as it is sealed; its digest reaches the chain with
+            # the agent's next delivery transaction, about a block later.
+            if exc.reason != "not-delivered" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)  # polling the chain for the delivery, with a deadline
 
 
 def show_codes(verified: VerifiedRelease, reveal: bool) -> None:
@@ -338,7 +350,9 @@ def refund(
             "can be refunded"
         )
     now = s.escrow.chain.timestamp()
-    if now <= order.deadline:
+    # The next block is at least one second after the latest, and refund needs it past the
+    # deadline: so it can go as soon as the latest block has reached the deadline.
+    if now < order.deadline:
         raise fail(
             f"the delivery deadline {order.deadline} has not passed (chain time {now}, "
             f"{order.deadline - now} s to go); retry after it"

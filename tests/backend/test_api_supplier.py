@@ -12,7 +12,7 @@ import pytest
 from backend.client import ApiError
 from contracts.encoding import OrderState
 from contracts.testing import demo_codes
-from tests.backend.api_helpers import Served, poll, serve, backend_settings
+from tests.backend.api_helpers import Served, backend_settings, poll, serve
 
 CAP = 64 * 1024
 

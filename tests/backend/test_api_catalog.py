@@ -1,0 +1,128 @@
+"""The catalog and the arbiter's queue, read from the mirror the real indexer writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from eth_utils import keccak
+
+from backend.client import ApiError
+from contracts.encoding import OrderState
+from tests.backend.api_helpers import Served, poll, serve
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serve(buyers=3) as s:
+        s.upload(40)
+        yield s
+
+
+def test_catalog_shows_live_stock_price_and_terms(served: Served) -> None:
+    client = served.client()
+
+    def stocked() -> object:
+        rows = client.listings()
+        return rows if rows and rows[0].committed >= 40 else None
+
+    rows = poll("the listing's stock in the catalog", stocked)
+    row = next(r for r in rows if r.listing_id == served.dev.listing_id)
+    assert row.supplier == served.dev.supplier.address and row.unit_price == 10**16
+    assert row.sku == "0x" + served.dev.sku.hex() and row.active
+    sold_before = row.sold
+    bought = served.buy(served.dev.buyers[0], 4)
+    assert bought.order.quantity == 4
+
+    def sold() -> object:
+        listing = client.listing(served.dev.listing_id)
+        return listing if listing.sold == sold_before + 4 else None
+
+    listing = poll("the sale in the catalog", sold)
+    assert listing.stock == listing.committed - listing.sold
+    assert client.listings(sku="0x" + served.dev.sku.hex())[0].listing_id == served.dev.listing_id
+    assert client.listings(supplier=served.dev.buyers[0].address) == []
+    with pytest.raises(ApiError) as err:
+        client.listing(987)
+    assert err.value.status == 404
+
+
+def test_supplier_record_counts_completed_orders_and_lost_disputes(served: Served) -> None:
+    buyer, disputer = served.dev.buyers[1], served.dev.buyers[2]
+    kept = served.buy(buyer, 1)
+    lost = served.buy(disputer, 1)
+    for b in (kept, lost):
+        served.client(b.buyer).wait_release(b.order_id)
+    served.escrow.confirm(buyer, kept.order_id, served.current(kept.order_id, buyer))
+    order = served.current(lost.order_id, disputer)
+    disputed, _ = served.escrow.dispute(
+        disputer, lost.order_id, order, "ipfs://why", keccak(text="redeemed already")
+    )
+    judge = served.client(served.dev.arbiter)
+
+    def queued() -> object:
+        return [d for d in judge.disputes() if d.order_id == lost.order_id]
+
+    (entry,) = poll("the dispute in the arbiter's queue", queued)
+    assert entry.buyer == disputer.address and entry.supplier == served.dev.supplier.address
+    assert entry.arbitration_deadline == disputed.deadline and not entry.overdue
+    assert 0 < entry.seconds_left <= 7 * 24 * 3600
+    assert entry.evidence_uri == "ipfs://why" and entry.amount == lost.order.amount
+    assert entry.evidence and entry.evidence[0].party == disputer.address
+    served.escrow.rule(
+        served.dev.arbiter, lost.order_id, disputed, buyer_bps=10_000, slash_bps=1000
+    )
+    client = served.client()
+
+    def recorded() -> object:
+        record = client.supplier_record(served.dev.supplier.address)
+        return record if record.disputes_lost == 1 and record.orders_completed >= 1 else None
+
+    record = poll("the supplier's record", recorded)
+    assert record.disputes_total == 1
+    assert client.listing(served.dev.listing_id).supplier_record == record
+    assert [d.order_id for d in judge.disputes()] == []
+    ruled = judge.disputes(include_ruled=True)
+    assert ruled[0].ruled and ruled[0].buyer_bps == 10_000
+    assert client.order(lost.order_id, disputer).state == OrderState.RESOLVED
+
+
+def test_dispute_queue_is_oldest_first_and_for_arbiters_only(served: Served) -> None:
+    first, second = served.dev.buyers[0], served.dev.buyers[1]
+    a = served.buy(first, 1)
+    b = served.buy(second, 1)
+    for x in (a, b):
+        served.client(x.buyer).wait_release(x.order_id)
+    for x in (b, a):  # b's dispute is opened first
+        order = served.current(x.order_id, x.buyer)
+        served.escrow.dispute(x.buyer, x.order_id, order, "", keccak(text="bad"))
+    judge = served.client(served.dev.arbiter)
+
+    def both() -> object:
+        queue = judge.disputes()
+        return queue if {d.order_id for d in queue} >= {a.order_id, b.order_id} else None
+
+    queue = poll("both disputes in the queue", both)
+    ids = [d.order_id for d in queue]
+    assert ids.index(b.order_id) < ids.index(a.order_id)
+    assert [d.opened_at for d in queue] == sorted(d.opened_at for d in queue)
+    with pytest.raises(ApiError) as err:
+        served.client(first).disputes()
+    assert err.value.status == 403 and "ARBITER_ROLE" in err.value.detail
+    assert httpx.get(served.url + "/arbiter/disputes").status_code == 401
+
+
+def test_me_names_roles(served: Served) -> None:
+    assert served.client(served.dev.arbiter).me().is_arbiter
+    me = served.client(served.dev.supplier).me()
+    assert not me.is_arbiter and me.listings == 1
+
+
+def test_health_reports_head_and_mirror(served: Served) -> None:
+    served.wait_indexed()
+    health = served.client().health()
+    assert health.status == "ok" and health.lag_blocks == 0
+    assert health.escrow == served.escrow.address
+    info = served.client().chain_info()
+    assert info.embedded and info.rpc_url and info.rpc_url.endswith("/rpc")

@@ -1,0 +1,144 @@
+"""`kameng buyer ...` against a served backend: buy, fetch, verify, confirm, dispute, refund,
+and the failures a buyer must see (a tampered release, another buyer's order, too early)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from backend.cli import app
+from backend.models import Release
+from contracts.encoding import OrderState, commitment, leaf
+from contracts.merkle import MerkleTree
+from contracts.testing import demo_codes
+from tests.backend.api_helpers import Served, poll, serve
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serve(buyers=3) as s:
+        s.upload(30)
+        yield s
+
+
+def kameng(served: Served, account: LocalAccount, *args: str, tmp: Path) -> tuple[int, str]:
+    """Run `kameng buyer ...` as `account`; return the exit code and the flattened output."""
+    key = tmp / f"{account.address}.key"
+    key.write_text("0x" + bytes(account.key).hex())
+    result = runner.invoke(
+        app, ["buyer", *args, "--api", served.url, "--key-file", str(key)], env={"COLUMNS": "200"}
+    )
+    return result.exit_code, " ".join(result.output.split())
+
+
+def _order_id(output: str) -> int:
+    return int(output.split("order ", 1)[1].split(":", 1)[0])
+
+
+def test_buy_verify_confirm(served: Served, tmp_path: Path) -> None:
+    buyer = served.dev.buyers[0]
+    code, out = kameng(served, buyer, "buy", str(served.dev.listing_id), "-q", "2", tmp=tmp_path)
+    assert code == 0, out
+    assert "paid into escrow" in out and "fetched and verified" in out
+    assert "KMG-" not in out  # codes are masked unless --reveal
+    oid = _order_id(out)
+    saved = tmp_path / "release.json"
+    code, out = kameng(served, buyer, "fetch", str(oid), "--out", str(saved), tmp=tmp_path)
+    assert code == 0 and saved.exists(), out
+    code, out = kameng(served, buyer, "verify", str(oid), "--reveal", tmp=tmp_path)
+    assert code == 0 and "every code matches" in out, out
+    assert "KMG-" in out  # revealed on the buyer's own terminal only when asked
+    code, out = kameng(served, buyer, "confirm", str(oid), tmp=tmp_path)
+    assert code == 0 and f"confirmed order {oid}" in out, out
+    client = served.client()
+    poll(
+        "the confirmation in the mirror",
+        lambda: client.order(oid, buyer).state == OrderState.COMPLETED,
+    )
+    code, out = kameng(served, buyer, "orders", tmp=tmp_path)
+    assert code == 0 and str(oid) in out and "completed" in out
+
+
+def test_tampered_ciphertext_is_caught_by_verify(served: Served, tmp_path: Path) -> None:
+    buyer = served.dev.buyers[1]
+    code, out = kameng(served, buyer, "buy", str(served.dev.listing_id), "--no-wait", tmp=tmp_path)
+    assert code == 0, out
+    oid = _order_id(out)
+    client = served.client()
+    poll(
+        "the delivery in the mirror", lambda: client.order(oid, buyer).state == OrderState.DELIVERED
+    )
+    saved = tmp_path / "good.json"
+    assert kameng(served, buyer, "fetch", str(oid), "--out", str(saved), tmp=tmp_path)[0] == 0
+    with served.runtime.sessions() as session:
+        sealed = session.get(Release, oid).sealed  # type: ignore[union-attr]
+        flipped = sealed[:40] + bytes([sealed[40] ^ 1]) + sealed[41:]
+        session.execute(update(Release).where(Release.order_id == oid).values(sealed=flipped))
+        session.commit()
+    code, out = kameng(served, buyer, "verify", str(oid), tmp=tmp_path)
+    assert code == 1 and "FAILED verification" in out and "dispute" in out, out
+    code, out = kameng(served, buyer, "confirm", str(oid), tmp=tmp_path)
+    assert code == 1 and "not confirming" in out, out
+    # the copy fetched before the tampering still verifies
+    code, out = kameng(served, buyer, "verify", str(oid), "--file", str(saved), tmp=tmp_path)
+    assert code == 0, out
+    code, out = kameng(
+        served, buyer, "dispute", str(oid), "--reason", "box does not open", tmp=tmp_path
+    )
+    assert code == 0 and f"disputed order {oid}" in out, out
+    poll("the dispute in the mirror", lambda: client.order(oid, buyer).state == OrderState.DISPUTED)
+
+
+def test_other_buyers_and_unknown_orders_are_refused(served: Served, tmp_path: Path) -> None:
+    owner, other = served.dev.buyers[0], served.dev.buyers[2]
+    code, out = kameng(served, owner, "buy", str(served.dev.listing_id), tmp=tmp_path)
+    assert code == 0, out
+    oid = _order_id(out)
+    code, out = kameng(served, other, "fetch", str(oid), tmp=tmp_path)
+    assert code == 1 and "HTTP 403" in out and "another buyer" in out, out
+    code, out = kameng(served, other, "verify", str(oid + 1000), tmp=tmp_path)
+    assert code == 1 and "404" in out, out
+
+
+def test_refund_after_a_missed_deadline(served: Served, tmp_path: Path) -> None:
+    """A second supplier, whose backend is not this one, never delivers."""
+    chain, escrow, admin = served.runtime.chain, served.escrow, served.dev.admin
+    silent = chain.new_account(ether=100)
+    escrow.authorize(admin, silent.address, served.dev.sku, keccak(text="licence"))
+    escrow.deposit_bond(silent, 10**18)
+    lid, _ = escrow.create_listing(
+        silent, sku=served.dev.sku, unit_price=10**16, delivery_window=600
+    )
+    salts = [os.urandom(32) for _ in range(3)]
+    codes = demo_codes(3, 90_000)
+    tree = MerkleTree(
+        [leaf(i, commitment(s, c)) for i, (s, c) in enumerate(zip(salts, codes, strict=True))]
+    )
+    escrow.commit_batch(silent, lid, tree.root, 3)
+    buyer = served.dev.buyers[2]
+    client = served.client()
+    poll(
+        "the new listing in the catalog",
+        lambda: [r for r in client.listings() if r.listing_id == lid and r.stock == 3],
+    )
+    code, out = kameng(served, buyer, "buy", str(lid), "--no-wait", tmp=tmp_path)
+    assert code == 0, out
+    oid = _order_id(out)
+    code, out = kameng(served, buyer, "refund", str(oid), tmp=tmp_path)
+    assert code == 1 and "has not passed" in out, out
+    order = served.current(oid, buyer)
+    chain.travel_to(order.deadline + 1)
+    balance = chain.w3.eth.get_balance(buyer.address)
+    code, out = kameng(served, buyer, "refund", str(oid), tmp=tmp_path)
+    assert code == 0 and f"refunded order {oid}" in out and "withdrew" in out, out
+    assert chain.w3.eth.get_balance(buyer.address) > balance
+    poll("the refund in the mirror", lambda: client.order(oid, buyer).state == OrderState.REFUNDED)

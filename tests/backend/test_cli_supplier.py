@@ -1,0 +1,108 @@
+"""`kameng supplier ...` and `kameng demo` end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
+
+from backend.cli import app
+from contracts.testing import demo_codes
+from tests.backend.api_helpers import Served, serve
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serve(buyers=1) as s:
+        yield s
+
+
+def kameng(served: Served, account: LocalAccount, *args: str, tmp: Path) -> tuple[int, str]:
+    key = tmp / "supplier.key"
+    key.write_text("0x" + bytes(account.key).hex())
+    result = runner.invoke(
+        app,
+        ["supplier", *args, "--api", served.url, "--key-file", str(key)],
+        env={"COLUMNS": "200"},
+    )
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_upload_shows_progress_and_commits(served: Served, tmp_path: Path) -> None:
+    csv = tmp_path / "codes.csv"
+    csv.write_bytes(b"code,expires,note\n" + b"\n".join(c + b",,lot 1" for c in demo_codes(1500)))
+    code, out = kameng(
+        served, served.dev.supplier, "upload", str(served.dev.listing_id), str(csv), tmp=tmp_path
+    )
+    assert code == 0, out
+    assert "1500 codes stored and committed" in out and "committed" in out
+    assert "1500/1500" in out  # the progress bar's last state
+    assert "KMG-" not in out
+
+
+def test_rejected_upload_lists_the_lines(served: Served, tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_bytes(b"NEW-CODE-1\n\xff\xfe-not-utf8\nNEW-CODE-1\n")
+    code, out = kameng(
+        served, served.dev.supplier, "upload", str(served.dev.listing_id), str(csv), tmp=tmp_path
+    )
+    assert code == 1, out
+    assert "line 2:" in out and "line 3:" in out and "nothing stored" in out
+    assert "KMG-" not in out and "NEW-CODE-1" not in out
+
+
+def test_dashboard_and_bond(served: Served, tmp_path: Path) -> None:
+    code, out = kameng(served, served.dev.supplier, "bond", "deposit", str(10**18), tmp=tmp_path)
+    assert code == 0 and "deposited" in out, out
+    code, out = kameng(served, served.dev.supplier, "dashboard", tmp=tmp_path)
+    assert code == 0, out
+    assert f"supplier {served.dev.supplier.address}" in out and "bond" in out
+
+
+def test_serve_style_dev_accounts_drive_the_cli(served: Served, tmp_path: Path) -> None:
+    served.runtime.url = served.url
+    path = served.runtime.write_dev_accounts(tmp_path / "dev.json")
+    data = json.loads(path.read_text())
+    assert data["supplier"]["address"] == served.dev.supplier.address
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.json"
+    result = runner.invoke(
+        app,
+        ["demo", "--codes", "150", "--buyers", "6", "--transcript", str(transcript)],
+        env={"COLUMNS": "200"},
+    )
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0, out
+    for chapter in (
+        "1. Deploy",
+        "2. Supplier A bonds and uploads 150 codes",
+        "3. 6 buyers pay",
+        "4. The delivery agent",
+        "5. Buyers fetch, verify",
+        "6. A dispute",
+        "7. Supplier B misses",
+        "summary",
+    ):
+        assert chapter in out, chapter
+    assert "4 confirmed · 1 dispute ruled for the buyer · 1 refunded" in out
+    steps = json.loads(transcript.read_text())["steps"]
+    assert {s["kind"] for s in steps} >= {
+        "deploy",
+        "buy",
+        "deliver",
+        "confirm",
+        "dispute",
+        "rule",
+        "refund",
+        "commitBatch",
+    }
+    assert all(s["tx"].startswith("0x") and len(s["tx"]) == 66 and s["gas"] > 0 for s in steps)
