@@ -31,8 +31,9 @@ from eth_utils import to_checksum_address
 from contracts.client import escrow_codec
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from indexer.bulk import BulkWriter
+from indexer.decode import LogDecoder
 from indexer.errors import IndexerError
-from indexer.state import TABLES, WorkingSet
+from indexer.state import TABLES, RowCache, WorkingSet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -107,10 +108,12 @@ class ApplyResult:
 
     events: int = 0
     rows: int = 0
+    working_set: WorkingSet | None = None
 
-
-def _hex32(value: bytes) -> str:
-    return "0x" + value.hex()
+    def publish(self, cache: RowCache) -> None:
+        """Once the transaction committed: hand the batch's rows to the cache."""
+        if self.working_set is not None:
+            self.working_set.publish(cache)
 
 
 class Applier:
@@ -125,15 +128,7 @@ class Applier:
         """
         self.chain_id = chain_id
         self.escrow = to_checksum_address(escrow)
-        self.codec = escrow_codec()
-        self._checksums: dict[str, str] = {}
-        # Which decoded arguments of each event are addresses (eth_abi gives them lowercase).
-        self._address_args: dict[bytes, tuple[str, ...]] = {}
-        for topic, spec in self.codec.by_topic.items():
-            names = [n for n, t in spec.indexed if t == "address"]
-            names += [n for n, t in zip(spec.data_names, spec.data_types, strict=True)
-                      if t == "address"]
-            self._address_args[topic] = tuple(names)
+        self.decoder = LogDecoder(escrow_codec())
         self._handlers: dict[str, Callable[[_Batch, Event], None]] = {
             "ConfigUpdated": _Batch.config_updated,
             "TokenAllowed": _Batch.token_allowed,
@@ -156,14 +151,6 @@ class Applier:
             "Withdrawn": _Batch.withdrawn,
         }
 
-    def checksum(self, address: str) -> str:
-        """The checksummed form of an address (cached: a few hundred addresses recur)."""
-        found = self._checksums.get(address)
-        if found is None:
-            found = to_checksum_address(address)
-            self._checksums[address] = found
-        return found
-
     def decode(self, ranges: Sequence[FetchedRange]) -> tuple[list[Event], list[tuple[Any, ...]]]:
         """Decode a batch's logs into events and raw-event rows (in `RAW_COLUMNS` order).
 
@@ -172,39 +159,33 @@ class Applier:
         """
         events: list[Event] = []
         raw: list[tuple[Any, ...]] = []
-        decode_args = self.codec.decode_args
-        by_topic = self.codec.by_topic
-        checksum = self.checksum
+        decode = self.decoder.decode
         chain_id = self.chain_id
         address = self.escrow
         for fetched in ranges:
             headers = fetched.headers
             for entry in fetched.logs:
-                topics_hex: list[str] = entry["topics"]
-                topics = [bytes.fromhex(t[2:]) for t in topics_hex]
-                data_hex: str = entry["data"]
-                data = bytes.fromhex(data_hex[2:])
+                topics: list[str] = entry["topics"]
+                data: str = entry["data"]
                 block = int(entry["blockNumber"], 16)
                 log_index = int(entry["logIndex"], 16)
-                tx = str(entry["transactionHash"]).lower()
-                decoded = decode_args(topics, data)
+                tx = entry["transactionHash"].lower()
+                decoded = decode(topics, data)
                 if decoded is None:
                     raise IndexerError(
                         f"log {log_index} of block {block} from the escrow has an unknown event "
-                        f"(topic {topics_hex[0] if topics_hex else None}); is the ABI current?"
+                        f"(topic {topics[0] if topics else None}); is the ABI current?"
                     )
                 name, args = decoded
-                for arg in self._address_args[topics[0]]:
-                    args[arg] = checksum(args[arg])
                 ev = Event(name, args, block, tx, log_index, headers[block].timestamp)
                 events.append(ev)
-                raw.append((ev.id, chain_id, block, str(entry["blockHash"]).lower(), log_index,
-                            tx, address, by_topic[topics[0]].name, ",".join(topics_hex).lower(),
-                            data))
+                raw.append((ev.id, chain_id, block, entry["blockHash"].lower(), log_index, tx,
+                            address, name, ",".join(topics).lower(), data))
         return events, raw
 
     def apply(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
-              extra_headers: Sequence[Header] = ()) -> ApplyResult:
+              extra_headers: Sequence[Header] = (), cache: RowCache | None = None
+              ) -> ApplyResult:
         """Write a batch of consecutive ranges inside the caller's transaction.
 
         Args:
@@ -212,13 +193,15 @@ class Applier:
             ranges: Consecutive fetched ranges, in order.
             journal: Keep undo pre-images (the blocks may still be reorganised away).
             extra_headers: Headers to store besides those of the ranges (blocks not final).
+            cache: Latest-value rows as last committed; after the caller commits, it must call
+                `ApplyResult.publish` (or clear the cache if the commit failed).
 
         Returns:
             Counts of events and rows.
         """
         events, raw = self.decode(ranges)
         writer = BulkWriter(conn)
-        ws = WorkingSet(conn, journal=journal)
+        ws = WorkingSet(conn, journal=journal, cache=cache)
         batch = _Batch(self, ws)
         batch.prefetch(events)
         handlers = self._handlers
@@ -226,14 +209,14 @@ class Applier:
             handler = handlers.get(ev.name)
             if handler is not None:
                 handler(batch, ev)
-        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw)
+        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw, hex_blob=9)
         rows = len(raw)
         for table, table_rows in batch.history.items():
             writer.insert(table, table_rows)
             rows += len(table_rows)
         rows += ws.flush(writer)
         rows += self.write_blocks(writer, ranges, events, extra_headers)
-        return ApplyResult(events=len(events), rows=rows)
+        return ApplyResult(events=len(events), rows=rows, working_set=ws)
 
     def write_blocks(self, writer: BulkWriter, ranges: Sequence[FetchedRange],
                      events: Sequence[Event], extra: Sequence[Header]) -> int:
@@ -420,7 +403,7 @@ class _Batch:
         """ConfigUpdated: the platform's settings."""
         fee_recipient, fee_bps, referral_bps, min_bond_bps, window = ev.args["config"]
         self.ws.put("platform_config", (self.escrow,), {
-            "contract": self.escrow, "fee_recipient": self.applier.checksum(fee_recipient),
+            "contract": self.escrow, "fee_recipient": fee_recipient,
             "fee_bps": fee_bps, "referral_bps": referral_bps, "min_bond_bps": min_bond_bps,
             "arbitration_window": window, "block_number": ev.block,
         }, ev.block)
@@ -434,10 +417,10 @@ class _Batch:
 
     def sku_authorized(self, ev: Event) -> None:
         """SkuAuthorized: the licensed-product whitelist."""
-        supplier, sku = ev.args["supplier"], _hex32(ev.args["sku"])
+        supplier, sku = ev.args["supplier"], ev.args["sku"]
         self.ws.put("authorizations", (supplier, sku), {
             "supplier": supplier, "sku": sku,
-            "attestation_hash": _hex32(ev.args["attestationHash"]), **ev.ref(),
+            "attestation_hash": ev.args["attestationHash"], **ev.ref(),
         }, ev.block)
 
     def delivery_key_set(self, ev: Event) -> None:
@@ -466,8 +449,8 @@ class _Batch:
         """ListingCreated: a new listing with no stock yet."""
         a = ev.args
         lid = a["listingId"]
-        self.ws.put("listings", (lid,), {
-            "listing_id": lid, "supplier": a["supplier"], "sku": _hex32(a["sku"]),
+        self.ws.create("listings", (lid,), {
+            "listing_id": lid, "supplier": a["supplier"], "sku": a["sku"],
             "token": a["token"], "unit_price": a["unitPrice"],
             "delivery_window": a["deliveryWindow"], "dispute_window": a["disputeWindow"],
             "bond_bps": a["bondBps"], "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
@@ -489,7 +472,7 @@ class _Batch:
         a = ev.args
         self.batches.append({
             "listing_id": a["listingId"], "batch_index": a["batchIndex"],
-            "root": _hex32(a["root"]), "first_index": a["firstIndex"], "count": a["count"],
+            "root": a["root"], "first_index": a["firstIndex"], "count": a["count"],
             **ev.ref(),
         })
         row = self.ws.touch("listings", (a["listingId"],), ev.block)
@@ -504,14 +487,14 @@ class _Batch:
         a = ev.args
         oid = a["orderId"]
         lid, first = oid >> 32, oid & 0xFFFFFFFF
-        self.ws.put("orders", (oid,), {
+        self.ws.create("orders", (oid,), {
             "order_id": oid, "listing_id": lid, "first_index": first, "buyer": a["buyer"],
             "supplier": a["supplier"], "token": a["token"], "referrer": a["referrer"],
             "amount": a["amount"], "bond": a["bond"], "quantity": a["quantity"],
             "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
             "dispute_window": a["disputeWindow"], "deadline": a["deadline"],
             "state": int(OrderState.PAID), "release_digest": ZERO32,
-            "buyer_pubkey": _hex32(a["buyerPubKey"]), "paid_block": ev.block, "paid_tx": ev.tx,
+            "buyer_pubkey": a["buyerPubKey"], "paid_block": ev.block, "paid_tx": ev.tx,
             "paid_at": ev.ts, "updated_block": ev.block, "updated_at": ev.ts,
         }, ev.block)
         listing = self.ws.touch("listings", (lid,), ev.block)
@@ -524,7 +507,7 @@ class _Batch:
 
     def order_delivered(self, ev: Event) -> None:
         """OrderDelivered: the release digest; the dispute window opens."""
-        digest = _hex32(ev.args["releaseDigest"])
+        digest = ev.args["releaseDigest"]
         order = self._order(ev)
         if order is not None:
             deadline = ev.ts + order["dispute_window"]
@@ -571,7 +554,7 @@ class _Batch:
         a = ev.args
         oid = a["orderId"]
         order = self._order(ev)
-        evidence_hash = _hex32(a["evidenceHash"])
+        evidence_hash = a["evidenceHash"]
         if order is not None:
             order.update(state=int(OrderState.DISPUTED), deadline=a["arbitrationDeadline"],
                          updated_block=ev.block, updated_at=ev.ts)
@@ -579,7 +562,7 @@ class _Batch:
                 "id": ev.id, "order_id": oid, "party": order["buyer"], "uri": a["evidenceURI"],
                 "evidence_hash": evidence_hash, **ev.ref(),
             })
-        self.ws.put("disputes", (oid,), {
+        self.ws.create("disputes", (oid,), {
             "order_id": oid, "opened_at": ev.ts, "arbitration_deadline": a["arbitrationDeadline"],
             "evidence_uri": a["evidenceURI"], "evidence_hash": evidence_hash, "ruled": False,
             "arbiter": None, "buyer_bps": None, "slash_bps": None, "buyer_amount": None,
@@ -593,7 +576,7 @@ class _Batch:
         a = ev.args
         self.evidence.append({
             "id": ev.id, "order_id": a["orderId"], "party": a["party"], "uri": a["uri"],
-            "evidence_hash": _hex32(a["evidenceHash"]), **ev.ref(),
+            "evidence_hash": a["evidenceHash"], **ev.ref(),
         })
         order = self.ws.get("orders", (a["orderId"],))
         state = int(order["state"]) if order is not None else int(OrderState.DISPUTED)
@@ -609,8 +592,8 @@ class _Batch:
             dispute.update(
                 ruled=True, arbiter=a["arbiter"], buyer_bps=a["buyerBps"], slash_bps=a["slashBps"],
                 buyer_amount=a["buyerAmount"], supplier_amount=a["supplierAmount"],
-                slashed=a["slashed"], bundle_hash=_hex32(a["bundleHash"]),
-                reason=_hex32(a["reason"]), ruled_block=ev.block, ruled_tx=ev.tx, ruled_at=ev.ts,
+                slashed=a["slashed"], bundle_hash=a["bundleHash"],
+                reason=a["reason"], ruled_block=ev.block, ruled_tx=ev.tx, ruled_at=ev.ts,
             )
         order = self._order(ev)
         if order is not None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from indexer.models import Uint256
 
@@ -24,6 +22,10 @@ if TYPE_CHECKING:
 
 def _uint_sqlite(value: Any) -> Any:
     return None if value is None else str(int(value)).zfill(78)
+
+
+#: Upserts of at least this many rows go through COPY into a temporary table on PostgreSQL.
+_MERGE_THRESHOLD = 200
 
 
 def uint_columns(table: Table) -> frozenset[str]:
@@ -39,6 +41,7 @@ class BulkWriter:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
         self._converters: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
+        self._upserts: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def _row_converters(self, table: Table, columns: tuple[str, ...]
                         ) -> list[Callable[[Any], Any] | None]:
@@ -66,36 +69,82 @@ class BulkWriter:
         self.insert_tuples(table, columns, tuples)
 
     def insert_tuples(self, table: Table, columns: Sequence[str],
-                      tuples: Iterable[Sequence[Any]]) -> None:
+                      tuples: Iterable[Sequence[Any]], hex_blob: int | None = None) -> None:
         """Insert rows given as tuples in `columns` order, already in the column's stored form.
 
         On SQLite, `Uint256` values must be zero-padded 78-digit strings; on PostgreSQL, ints.
+        `hex_blob` is the position of a binary column given as ``0x`` hex (as nodes send it).
         """
         driver = self.conn.connection.driver_connection
         assert driver is not None
         names = ", ".join(f'"{c}"' for c in columns)
+        if hex_blob is not None:
+            i = hex_blob
+            tuples = ((*r[:i], bytes.fromhex(r[i][2:]), *r[i + 1:]) for r in tuples)
         if self.postgres:
-            sql = f'COPY "{table.name}" ({names}) FROM STDIN'
-            with driver.cursor() as cur, cur.copy(sql) as cp:
-                for row in tuples:
-                    cp.write_row(row)
+            self._copy(driver, f'"{table.name}"', names, tuples)
         else:
             marks = ", ".join("?" for _ in columns)
             driver.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', tuples)
 
+    @staticmethod
+    def _copy(driver: Any, target: str, names: str, tuples: Iterable[Sequence[Any]]) -> None:
+        """COPY rows (psycopg formats each row in C)."""
+        with driver.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as cp:
+            for row in tuples:
+                cp.write_row(row)
+
     def upsert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows, or update every non-key column where the primary key exists."""
+        """Insert rows, or update every non-key column where the primary key exists.
+
+        Every row must have every column of `rows[0]`, with Python values (ints for `Uint256`).
+        """
         if not rows:
             return
-        pk = [c.name for c in table.primary_key.columns]
-        stmt = pg_insert(table) if self.postgres else sqlite_insert(table)
-        columns = list(rows[0].keys())
-        updates = {c: stmt.excluded[c] for c in columns if c not in pk}
-        if updates:
-            stmt = stmt.on_conflict_do_update(index_elements=pk, set_=updates)
+        columns = tuple(rows[0].keys())
+        key = (table.name, columns)
+        sql = self._upserts.get(key)
+        if sql is None:
+            pk = [c.name for c in table.primary_key.columns]
+            names = ", ".join(f'"{c}"' for c in columns)
+            marks = ", ".join(("%s" if self.postgres else "?") for _ in columns)
+            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
+            conflict = ", ".join(f'"{c}"' for c in pk)
+            action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            sql = (f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) '
+                   f"ON CONFLICT ({conflict}) {action}")
+            self._upserts[key] = sql
+        converters = self._row_converters(table, columns)
+        tuples = [
+            tuple(r[c] if f is None else f(r[c]) for c, f in zip(columns, converters, strict=True))
+            for r in rows
+        ]
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        if self.postgres and len(tuples) >= _MERGE_THRESHOLD:
+            self._merge(driver, table, columns, tuples)
+        elif self.postgres:
+            with driver.cursor() as cur:
+                cur.executemany(sql, tuples)
         else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=pk)
-        self.conn.execute(stmt, list(rows))
+            driver.executemany(sql, tuples)
+
+    def _merge(self, driver: Any, table: Table, columns: tuple[str, ...],
+               tuples: list[tuple[Any, ...]]) -> None:
+        """A large upsert on PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT."""
+        temp = f'"_kameng_{table.name}"'
+        pk = [c.name for c in table.primary_key.columns]
+        names = ", ".join(f'"{c}"' for c in columns)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
+        conflict = ", ".join(f'"{c}"' for c in pk)
+        with driver.cursor() as cur:
+            cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE "{table.name}") '
+                        "ON COMMIT DELETE ROWS")
+        self._copy(driver, temp, names, tuples)
+        with driver.cursor() as cur:
+            cur.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {temp} '
+                        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+            cur.execute(f"TRUNCATE {temp}")
 
     def delete_keys(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> None:
         """Delete the rows with these primary keys."""

@@ -121,12 +121,13 @@ class RangeSizer:
             return self.size
 
     def succeeded(self, blocks: int, logs: int) -> None:
-        """Learn from an answer of `logs` logs over `blocks` blocks."""
+        """Learn from an answer of `logs` logs over `blocks` blocks: aim at `target_logs`."""
         with self._lock:
-            if logs <= self.target // 2 and blocks >= self.size:
-                self.size = min(self.maximum, self.size * 2)
-            elif logs > self.target * 2:
-                self.size = max(1, min(self.size, blocks) // 2)
+            if logs > self.target * 2:
+                self.size = max(1, min(self.size, blocks * self.target // logs))
+            elif logs * 2 < self.target and blocks >= self.size // 2:
+                factor = min(8, self.target // max(1, logs))
+                self.size = min(self.maximum, max(self.size, blocks) * max(2, factor))
 
     def refused(self, blocks: int, suggested: int | None = None) -> None:
         """Learn that a range of `blocks` blocks was too large (`suggested`: the node's size)."""

@@ -61,6 +61,7 @@ from indexer.fetch import (
 from indexer.lock import lock_key, release, try_acquire
 from indexer.reorg import find_ancestor, prune, rollback
 from indexer.source import source_for
+from indexer.state import RowCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -173,6 +174,7 @@ class Indexer:
         self._migrated = False
         self._started = time.monotonic()
         self._head: int | None = None
+        self._cache = RowCache()
         self.checkpoint: Checkpoint | None = None
 
     # ------------------------------------------------------------ public
@@ -293,6 +295,7 @@ class Indexer:
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         was_writer, self._writer = self._writer, False
+        self._cache.clear()
         if conn is None:
             return
         try:
@@ -336,6 +339,8 @@ class Indexer:
         with conn.begin():
             cp = cp_store.load(conn, self.chain_id, self.address)
         self.checkpoint = cp
+        if self._cache.tag != cp:
+            self._cache.clear()
         head = self.retrier.call(self.source.head, "eth_blockNumber")
         self._head = head
         applied = 0
@@ -357,11 +362,18 @@ class Indexer:
                 ranges: list[FetchedRange], *, journal: bool,
                 extra: list[Header] | None = None) -> int:
         assert self._applier is not None
-        with conn.begin():
-            result = self._applier.apply(conn, ranges, journal=journal, extra_headers=extra or ())
-            old_final = old.finalized if old is not None else self.start_block - 1
-            prune(conn, self.chain_id, old_final, new.finalized)
-            cp_store.save(conn, self.chain_id, self.address, old, new)
+        try:
+            with conn.begin():
+                result = self._applier.apply(conn, ranges, journal=journal,
+                                             extra_headers=extra or (), cache=self._cache)
+                old_final = old.finalized if old is not None else self.start_block - 1
+                prune(conn, self.chain_id, old_final, new.finalized)
+                cp_store.save(conn, self.chain_id, self.address, old, new)
+        except BaseException:
+            self._cache.clear()  # the batch changed cached rows in place
+            raise
+        result.publish(self._cache)
+        self._cache.tag = new
         self.checkpoint = new
         self.stats.events += result.events
         self.stats.commits += 1
@@ -424,6 +436,7 @@ class Indexer:
             rollback(conn, self.chain_id, number)
             new = Checkpoint(number, block_hash, cp.finalized)
             cp_store.save(conn, self.chain_id, self.address, cp, new)
+        self._cache.clear()
         self.checkpoint = new
         self.stats.reorgs += 1
         self.stats.rolled_back_blocks += cp.number - number

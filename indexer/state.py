@@ -81,6 +81,32 @@ def encode_row(row: Row | None) -> str | None:
     return None if row is None else json.dumps(row, separators=(",", ":"), sort_keys=True)
 
 
+class RowCache:
+    """Latest-value rows as last committed, kept between transactions by the writer.
+
+    Valid only while this process is the only writer and every transaction it began was
+    committed: the runner clears it on any failure, rollback or change of writer, and tags it
+    with the checkpoint it matches. Rows are shared with the working set of the next batch,
+    which changes them in place; that is why a failed transaction must clear the cache.
+    """
+
+    def __init__(self, limit: int = 400_000) -> None:
+        """An empty cache holding at most about `limit` rows (then it starts over)."""
+        self.limit = limit
+        self.tables: dict[str, dict[Key, Row | None]] = {name: {} for name in LATEST_TABLES}
+        self.tag: object = None
+
+    def clear(self) -> None:
+        """Forget everything."""
+        for rows in self.tables.values():
+            rows.clear()
+        self.tag = None
+
+    def size(self) -> int:
+        """Rows (and known-absent keys) held."""
+        return sum(len(rows) for rows in self.tables.values())
+
+
 @dataclass
 class _TableState:
     table: Table
@@ -92,15 +118,17 @@ class _TableState:
 class WorkingSet:
     """Latest-value rows for one transaction, loaded in bulk and written back in bulk."""
 
-    def __init__(self, conn: Connection, *, journal: bool) -> None:
+    def __init__(self, conn: Connection, *, journal: bool, cache: RowCache | None = None) -> None:
         """Bind to a connection.
 
         Args:
             conn: The connection, inside the batch's transaction.
             journal: Whether to keep pre-images for `reorg_undo` (blocks not yet final).
+            cache: Rows as last committed, to read before the database.
         """
         self.conn = conn
         self.journal = journal
+        self.cache = cache
         self.tables = {name: _TableState(t, primary_key(t)) for name, t in LATEST_TABLES.items()}
         #: (block, table, key) -> pre-image, for blocks that may still be reorganised away.
         self.undo: dict[tuple[int, str, Key], Row | None] = {}
@@ -109,6 +137,15 @@ class WorkingSet:
         """Load the rows of `keys` not loaded yet, in bulk (absent keys are remembered as None)."""
         state = self.tables[name]
         missing = [k for k in set(keys) if k not in state.rows]
+        if missing and self.cache is not None:
+            cached = self.cache.tables[name]
+            still = []
+            for k in missing:
+                if k in cached:
+                    state.rows[k] = cached[k]
+                else:
+                    still.append(k)
+            missing = still
         if not missing:
             return
         table = state.table
@@ -144,6 +181,17 @@ class WorkingSet:
         state.rows[key] = row
         state.dirty.add(key)
 
+    def create(self, name: str, key: Key, row: Row, block: int) -> None:
+        """Insert the row of a key that cannot exist yet (a new order, listing or dispute)."""
+        state = self.tables[name]
+        if self.journal:
+            marker = (block, name, key)
+            if marker not in self.undo:
+                before = state.rows.get(key)
+                self.undo[marker] = None if before is None else copy.copy(before)
+        state.rows[key] = row
+        state.dirty.add(key)
+
     def touch(self, name: str, key: Key, block: int) -> Row | None:
         """The row of `key`, ready to be changed in place as of `block` (None if absent)."""
         row = self.get(name, key)
@@ -155,6 +203,13 @@ class WorkingSet:
                 self.undo[marker] = copy.copy(row)
         self.tables[name].dirty.add(key)
         return row
+
+    def publish(self, cache: RowCache) -> None:
+        """After a commit: make this batch's rows the cache's (call only once committed)."""
+        for name, state in self.tables.items():
+            cache.tables[name].update(state.rows)
+        if cache.size() > cache.limit:
+            cache.clear()
 
     def flush(self, writer: BulkWriter) -> int:
         """Upsert every changed row and insert the undo journal; returns rows written."""

@@ -1,0 +1,412 @@
+"""Fast escrow workloads on anvil for the indexer's tests and benchmark.
+
+Nothing here is needed to run the indexer. `AnvilDriver` sends transactions from impersonated
+accounts (no signing in Python: anvil's ``anvil_autoImpersonateAccount``) in JSON-RPC batches,
+with automine off, and mines blocks at chosen timestamps. `Workload` drives the whole escrow
+lifecycle in rounds, so that every event type of the contract appears, and many per
+transaction (batched deliver and settle), about 2.7 events per order:
+
+    buy -> deliver (batched) -> confirm | dispute -> evidence -> rule | timeout fallback
+        -> settle (batched) | refund -> withdraw, withdraw fees, bond in and out
+
+It tracks every order's stored struct from the events it sees, with the client's own
+`order_from_paid_event` and `apply_event`, so later calls pass the right `Order`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import requests
+from eth_abi import encode as abi_encode
+from eth_utils import (
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    keccak,
+    to_checksum_address,
+)
+
+from contracts.artifacts import load
+from contracts.client import apply_event, escrow_codec, order_from_paid_event
+from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.events import DecodedLog
+from indexer.errors import IndexerError
+
+ROLE_ARBITER = keccak(text="ARBITER_ROLE")
+REASON = b"code-already-redeemed".ljust(32, b"\0")
+
+
+def random_address() -> str:
+    """A fresh random address (impersonated on anvil, so it needs no key)."""
+    return to_checksum_address("0x" + os.urandom(20).hex())
+
+
+class Calldata:
+    """Encodes calls to one contract's functions against types computed once."""
+
+    def __init__(self, abi: list[dict[str, Any]]) -> None:
+        """Precompute selectors and input types."""
+        self.functions: dict[str, tuple[bytes, list[str]]] = {}
+        self.constructor_types: list[str] = []
+        for item in abi:
+            entry = cast("Any", item)
+            if item["type"] == "function":
+                self.functions[item["name"]] = (function_abi_to_4byte_selector(entry),
+                                                list(get_abi_input_types(entry)))
+            elif item["type"] == "constructor":
+                self.constructor_types = list(get_abi_input_types(entry))
+
+    def encode(self, fn: str, *args: Any) -> str:
+        """``0x``-hex calldata of `fn(*args)`."""
+        selector, types = self.functions[fn]
+        return "0x" + (selector + abi_encode(types, list(args))).hex()
+
+    def constructor(self, bytecode: str, *args: Any) -> str:
+        """Deployment data: bytecode followed by the encoded constructor arguments."""
+        code = bytecode[2:] if bytecode.startswith("0x") else bytecode
+        return "0x" + code + abi_encode(self.constructor_types, list(args)).hex()
+
+
+class AnvilDriver:
+    """Batches of unsigned transactions to anvil from impersonated accounts; manual mining."""
+
+    def __init__(self, url: str, *, automine: bool = False) -> None:
+        """Connect, impersonate every account, and switch automine off (unless `automine`).
+
+        Args:
+            url: The anvil node's URL.
+            automine: Keep mining a block per transaction (live runs with ``--block-time``
+                pass True, and anvil keeps its own interval).
+        """
+        self.url = url
+        self.session = requests.Session()
+        self._ids = itertools.count(1)
+        self.rpc("anvil_autoImpersonateAccount", [True])
+        if not automine:
+            self.rpc("evm_setAutomine", [False])
+        self.rpc("evm_setBlockGasLimit", [hex(2_000_000_000)])
+        self.codec = escrow_codec()
+        self.funded: set[str] = set()
+        self.nonces: dict[str, int] = {}
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call.
+
+        Raises:
+            IndexerError: the node answered with an error.
+        """
+        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        reply = self.session.post(self.url, json=body, timeout=120).json()
+        if "error" in reply:
+            raise IndexerError(f"{method} failed: {reply['error']}")
+        return reply.get("result")
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several JSON-RPC calls in one batch request; results in order.
+
+        Raises:
+            IndexerError: any of them failed.
+        """
+        results: list[Any] = []
+        for i in range(0, len(calls), 1000):
+            chunk = calls[i:i + 1000]
+            body = [{"jsonrpc": "2.0", "id": n, "method": m, "params": p}
+                    for n, (m, p) in enumerate(chunk)]
+            replies = self.session.post(self.url, json=body, timeout=300).json()
+            replies.sort(key=lambda r: r["id"])
+            for reply in replies:
+                if "error" in reply:
+                    raise IndexerError(f"batched call failed: {reply['error']}")
+                results.append(reply.get("result"))
+        return results
+
+    def fund(self, *addresses: str) -> None:
+        """Give accounts plenty of the native coin."""
+        calls = [("anvil_setBalance", [a, hex(10**30)]) for a in addresses if a not in self.funded]
+        if calls:
+            self.batch(calls)
+            self.funded.update(addresses)
+
+    def send(self, txs: list[dict[str, Any]]) -> list[str]:
+        """Send transactions (dicts with from, to, data, value, gas) without waiting.
+
+        Nonces are assigned here: anvil may handle the requests of a batch concurrently.
+        """
+        senders = sorted({tx["from"] for tx in txs} - set(self.nonces))
+        if senders:
+            counts = self.batch([("eth_getTransactionCount", [a, "pending"]) for a in senders])
+            self.nonces.update({a: int(c, 16) for a, c in zip(senders, counts, strict=True)})
+        calls = []
+        for tx in txs:
+            nonce = self.nonces[tx["from"]]
+            self.nonces[tx["from"]] = nonce + 1
+            req = {"from": tx["from"], "data": tx["data"], "gas": hex(tx.get("gas", 500_000)),
+                   "nonce": hex(nonce)}
+            if tx.get("to"):
+                req["to"] = tx["to"]
+            if tx.get("value"):
+                req["value"] = hex(tx["value"])
+            calls.append(("eth_sendTransaction", [req]))
+        return [str(h) for h in self.batch(calls)]
+
+    def mine(self, timestamp: int | None = None) -> int:
+        """Mine one block (at `timestamp` if given) with every pending transaction.
+
+        Returns:
+            The new block's number.
+
+        Raises:
+            IndexerError: transactions were left pending (the block was full).
+        """
+        if timestamp is not None:
+            self.rpc("evm_setNextBlockTimestamp", [timestamp])
+        self.rpc("anvil_mine", ["0x1"])
+        pending = int(self.rpc("txpool_status", [])["pending"], 16)
+        if pending:
+            raise IndexerError(f"{pending} transactions left pending after mining")
+        return int(self.rpc("eth_blockNumber", []), 16)
+
+    def block_logs(self, number: int, address: str) -> list[DecodedLog]:
+        """The escrow's decoded logs in one block."""
+        raw = self.rpc("eth_getLogs", [{"fromBlock": hex(number), "toBlock": hex(number),
+                                        "address": address}])
+        out = []
+        for entry in raw:
+            decoded = self.codec.decode_log(entry)
+            if decoded is not None:
+                out.append(decoded)
+        return out
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def head(self) -> int:
+        """The latest block's number."""
+        return int(self.rpc("eth_blockNumber", []), 16)
+
+
+@dataclass
+class Workload:
+    """An escrow on anvil and a lifecycle driver that produces every event type.
+
+    Attributes:
+        driver: The anvil driver.
+        escrow: The escrow's address (after `deploy`).
+        orders: Open orders as stored, by id.
+        events: Escrow events seen, by name.
+    """
+
+    driver: AnvilDriver
+    seed: int = 1
+    buyers: int = 8
+    delivery_window: int = 600
+    dispute_window: int = 1200
+    arbitration_window: int = 1800
+    unit_price: int = 10**15
+    escrow: str = ""
+    orders: dict[int, Order] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    listings: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.calldata = Calldata(load("CodeEscrow").abi)
+        self.admin = random_address()
+        self.arbiter = random_address()
+        self.supplier = random_address()
+        self.delivery_key = random_address()
+        self.referrer = random_address()
+        self.fee_recipient = random_address()
+        self.buyer_list = [random_address() for _ in range(self.buyers)]
+        self.sku = sku_id("steam-wallet-50")
+        self.driver.fund(self.admin, self.arbiter, self.supplier, self.delivery_key,
+                         self.referrer, *self.buyer_list)
+        self.now = self.driver.timestamp() + 10
+        self.stock: dict[int, int] = {}
+
+    # ------------------------------------------------------------ plumbing
+
+    def tx(self, sender: str, fn: str, *args: Any, value: int = 0, gas: int = 400_000
+           ) -> dict[str, Any]:
+        """A transaction calling the escrow."""
+        return {"from": sender, "to": self.escrow, "data": self.calldata.encode(fn, *args),
+                "value": value, "gas": gas}
+
+    def block(self, txs: list[dict[str, Any]], advance: int = 1) -> list[DecodedLog]:
+        """Send `txs`, mine them in one block `advance` seconds later, track their events."""
+        if txs:
+            self.driver.send(txs)
+        self.now += advance
+        number = self.driver.mine(self.now)
+        logs = self.driver.block_logs(number, self.escrow)
+        for ev in logs:
+            self.events[ev.name] = self.events.get(ev.name, 0) + 1
+            if ev.name == "OrderPaid":
+                self.orders[int(ev.args["orderId"])] = order_from_paid_event(ev.args)
+            elif "orderId" in ev.args and int(ev.args["orderId"]) in self.orders:
+                oid = int(ev.args["orderId"])
+                self.orders[oid] = apply_event(self.orders[oid], ev.name, ev.args, self.now)
+                if self.orders[oid].state in (OrderState.COMPLETED, OrderState.REFUNDED,
+                                              OrderState.RESOLVED):
+                    del self.orders[oid]
+        return logs
+
+    def expect(self, logs: list[DecodedLog], name: str, count: int) -> None:
+        """Check that a block holds `count` events called `name`.
+
+        Raises:
+            IndexerError: it holds another number (a transaction of the workload reverted).
+        """
+        got = sum(1 for ev in logs if ev.name == name)
+        if got != count:
+            raise IndexerError(f"workload expected {count} {name} events, block has {got}")
+
+    def total_events(self) -> int:
+        """Escrow events emitted so far."""
+        return sum(self.events.values())
+
+    # ------------------------------------------------------------ phases
+
+    def deploy(self) -> str:
+        """Deploy the escrow and set up roles, config, a token, a licensed supplier, a listing."""
+        art = load("CodeEscrow")
+        config = (self.fee_recipient, 200, 300, 1000, self.arbitration_window)
+        data = self.calldata.constructor(art.bytecode, self.admin, config)
+        (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 8_000_000}])
+        self.now += 1
+        self.driver.mine(self.now)
+        receipt = self.driver.rpc("eth_getTransactionReceipt", [tx_hash])
+        self.escrow = to_checksum_address(receipt["contractAddress"])
+        self.block([
+            self.tx(self.admin, "grantRole", ROLE_ARBITER, self.arbiter),
+            self.tx(self.admin, "setTokenAllowed", random_address(), True),
+            self.tx(self.admin, "authorize", self.supplier, self.sku, keccak(text="licence")),
+            self.tx(self.supplier, "setDeliveryKey", self.delivery_key, True),
+            self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**23, value=10**23),
+        ])
+        self.open_listing()
+        return self.escrow
+
+    def open_listing(self) -> int:
+        """Create a listing (ListingCreated, MetaEvidence)."""
+        logs = self.block([self.tx(
+            self.supplier, "createListing", self.sku, ZERO_ADDRESS, self.unit_price,
+            self.delivery_window, self.dispute_window, 1000, f"ipfs://listing/{len(self.listings)}",
+        )])
+        lid = int(next(ev for ev in logs if ev.name == "ListingCreated").args["listingId"])
+        self.listings.append(lid)
+        self.stock[lid] = 0
+        return lid
+
+    def restock(self, listing_id: int, count: int) -> None:
+        """Commit a batch of `count` codes (BatchCommitted); the root is random here."""
+        self.block([self.tx(self.supplier, "commitBatch", listing_id, os.urandom(32), count)])
+        self.stock[listing_id] += count
+
+    def buy_block(self, n: int, listing_id: int) -> list[int]:
+        """`n` purchases in one block; some with a referrer, some of several codes."""
+        if self.stock[listing_id] < n * 3:
+            self.restock(listing_id, max(n * 3, 1000))
+        txs = []
+        for i in range(n):
+            quantity = 1 + (i % 3 == 0) * 2
+            referrer = self.referrer if i % 4 == 0 else ZERO_ADDRESS
+            buyer = self.buyer_list[self.rng.randrange(len(self.buyer_list))]
+            txs.append(self.tx(buyer, "buy", listing_id, quantity, self.unit_price, referrer,
+                               os.urandom(32), value=self.unit_price * quantity, gas=300_000))
+            self.stock[listing_id] -= quantity
+        logs = self.block(txs)
+        self.expect(logs, "OrderPaid", n)
+        return [int(ev.args["orderId"]) for ev in logs if ev.name == "OrderPaid"]
+
+    def deliver(self, oids: list[int], batch: int) -> None:
+        """Deliver orders in batched transactions (one block)."""
+        txs = []
+        for i in range(0, len(oids), batch):
+            chunk = oids[i:i + batch]
+            txs.append(self.tx(self.delivery_key, "deliver", chunk,
+                               [self.orders[o].as_tuple() for o in chunk],
+                               [keccak(o.to_bytes(32, "big") + os.urandom(4)) for o in chunk],
+                               gas=80_000 + 40_000 * len(chunk)))
+        self.expect(self.block(txs), "OrderDelivered", len(oids))
+
+    def settle(self, oids: list[int], batch: int) -> None:
+        """Settle delivered orders past their dispute windows, batched (one block)."""
+        txs = []
+        for i in range(0, len(oids), batch):
+            chunk = oids[i:i + batch]
+            txs.append(self.tx(self.referrer, "settle", chunk,
+                               [self.orders[o].as_tuple() for o in chunk],
+                               gas=80_000 + 50_000 * len(chunk)))
+        self.expect(self.block(txs), "OrderSettled", len(oids))
+
+    def round(self, orders: int, *, per_block: int = 500, batch: int = 100) -> None:
+        """One full lifecycle round over `orders` new orders; every event type appears."""
+        listing = self.listings[-1]
+        if self.rng.random() < 0.5:
+            self.block([self.tx(self.supplier, "updateListing", listing, self.unit_price, True)])
+        paid: list[int] = []
+        for i in range(0, orders, per_block):
+            paid += self.buy_block(min(per_block, orders - i), listing)
+        self.rng.shuffle(paid)
+        undelivered = paid[: max(1, len(paid) // 20)]
+        delivered = paid[len(undelivered):]
+        for i in range(0, len(delivered), per_block * 2):
+            self.deliver(delivered[i:i + per_block * 2], batch)
+        confirmed = delivered[: len(delivered) // 10]
+        disputed = delivered[len(confirmed): len(confirmed) + max(2, len(delivered) // 40)]
+        to_settle = delivered[len(confirmed) + len(disputed):]
+        buyer_txs = [self.tx(self.orders[o].buyer, "confirm", o, self.orders[o].as_tuple())
+                     for o in confirmed]
+        buyer_txs += [self.tx(self.orders[o].buyer, "dispute", o, self.orders[o].as_tuple(),
+                              f"ipfs://evidence/{o}", keccak(o.to_bytes(32, "big")))
+                      for o in disputed]
+        logs = self.block(buyer_txs)
+        self.expect(logs, "OrderConfirmed", len(confirmed))
+        self.expect(logs, "DisputeOpened", len(disputed))
+        self.block([self.tx(self.supplier, "addEvidence", o, self.orders[o].as_tuple(),
+                            f"ipfs://supplier/{o}", keccak(b"s" + o.to_bytes(32, "big")))
+                    for o in disputed])
+        ruled = disputed[: len(disputed) // 2]
+        logs = self.block([
+            self.tx(self.arbiter, "rule", o, self.orders[o].as_tuple(),
+                    self.rng.choice([0, 5000, 10_000]), self.rng.choice([0, 2500]),
+                    keccak(b"bundle" + o.to_bytes(32, "big")), REASON)
+            for o in ruled
+        ])
+        self.expect(logs, "DisputeRuled", len(ruled))
+        # Past every delivery deadline and dispute window of this round.
+        self.now += self.dispute_window + 60
+        for i in range(0, len(to_settle), per_block * 2):
+            self.settle(to_settle[i:i + per_block * 2], batch)
+        logs = self.block([self.tx(self.orders[o].buyer, "refund", o, self.orders[o].as_tuple())
+                           for o in undelivered])
+        self.expect(logs, "OrderRefunded", len(undelivered))
+        # Past the arbitration deadline: the timeout fallback for the rest.
+        self.now += self.arbitration_window + 60
+        timed_out = disputed[len(ruled):]
+        logs = self.block([self.tx(self.referrer, "resolveTimedOut", o, self.orders[o].as_tuple())
+                           for o in timed_out])
+        self.expect(logs, "DisputeRuled", len(timed_out))
+        withdrawers = sorted({self.supplier, self.referrer, *self.rng.sample(self.buyer_list, 3)})
+        logs = self.block(
+            [self.tx(a, "withdraw", ZERO_ADDRESS, a) for a in withdrawers]
+            + [self.tx(self.admin, "withdrawFees", ZERO_ADDRESS, self.fee_recipient),
+               self.tx(self.supplier, "withdrawBond", ZERO_ADDRESS, 10**18, self.supplier),
+               self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**18, value=10**18)]
+        )
+        self.expect(logs, "FeesWithdrawn", 1)
+
+    def config_change(self) -> None:
+        """ConfigUpdated, SkuAuthorized and DeliveryKeySet once more."""
+        config = (self.fee_recipient, 150, 250, 1000, self.arbitration_window)
+        self.block([
+            self.tx(self.admin, "setConfig", config),
+            self.tx(self.admin, "authorize", self.supplier, sku_id("office-365"), keccak(b"a2")),
+            self.tx(self.supplier, "setDeliveryKey", random_address(), True),
+        ])
