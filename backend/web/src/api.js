@@ -1,0 +1,173 @@
+// The kameng API (same origin): JSON requests, Sign-In with Ethereum sessions, streamed uploads.
+import { net, userError } from "./chain.js";
+import { signText, wallet } from "./wallet.js";
+
+const SESSION_KEY = "kameng.session.";
+
+/** An API refusal: `status`, the server's `detail`, and per-line `errors` for uploads. */
+export class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    const detail = body?.detail ?? body?.error?.detail;
+    const text = typeof detail === "string" ? detail : `The server answered ${status}.`;
+    super(text);
+    this.status = status;
+    this.userMessage = humanize(status, text, retryAfter);
+    this.errors = body?.errors ?? body?.error?.errors ?? null;
+    this.total = body?.total ?? body?.error?.total ?? null;
+    this.body = body;
+  }
+}
+
+function humanize(status, text, retryAfter) {
+  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  if (status === 503) return `${sentence}${retryAfter ? ` (retrying in ${retryAfter} s)` : ""}`;
+  return sentence.endsWith(".") ? sentence : `${sentence}.`;
+}
+
+function offline(err) {
+  return userError("Lost the connection to the kameng server. The page keeps retrying; nothing you did is lost.", null, { offline: true, cause: err });
+}
+
+// ------------------------------------------------------------------ sessions
+
+function stored(address) {
+  if (!address) return null;
+  try {
+    const s = JSON.parse(localStorage.getItem(SESSION_KEY + address.toLowerCase()) || "null");
+    if (s && s.expires_at * 1000 > Date.now() + 30_000) return s;
+  } catch {
+    // ignore a corrupt entry
+  }
+  return null;
+}
+
+/** Whether the connected wallet has a live session with this server. */
+export function signedIn() {
+  return Boolean(stored(wallet.address));
+}
+
+/** Forget the connected wallet's session. */
+export function signOut() {
+  if (wallet.address) localStorage.removeItem(SESSION_KEY + wallet.address.toLowerCase());
+}
+
+function iso(ts) {
+  return new Date(ts * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The EIP-4361 text for a nonce answer (what `backend.auth.build_message` builds). */
+export function siweMessage(n, address, uri) {
+  return [
+    `${n.domain} wants you to sign in with your Ethereum account:`,
+    address,
+    "",
+    n.statement,
+    "",
+    `URI: ${uri}`,
+    "Version: 1",
+    `Chain ID: ${n.chain_id}`,
+    `Nonce: ${n.nonce}`,
+    `Issued At: ${iso(n.issued_at)}`,
+  ].join("\n");
+}
+
+/** Sign in with Ethereum: one signature, no gas. */
+export async function signIn() {
+  if (!wallet.address) throw userError("Connect a wallet first.", null, { needsWallet: true });
+  const nonce = await post("/auth/nonce", {});
+  if (Number(nonce.chain_id) !== net.chainId) throw userError(`The server signs in on chain ${nonce.chain_id}, not ${net.chainId}.`);
+  const message = siweMessage(nonce, wallet.address, window.location.origin);
+  const signature = await signText(message);
+  const session = await post("/auth/verify", { message, signature });
+  localStorage.setItem(SESSION_KEY + wallet.address.toLowerCase(), JSON.stringify(session));
+  return session;
+}
+
+/** Sign in unless already signed in. */
+export async function ensureSignedIn() {
+  if (!signedIn()) await signIn();
+}
+
+// ------------------------------------------------------------------ requests
+
+async function request(method, path, { body, auth = false, headers = {}, raw = false } = {}) {
+  const h = { Accept: "application/json", ...headers };
+  if (auth) {
+    const s = stored(wallet.address);
+    if (!s) throw userError("Sign in with your wallet to see this (one signature, no gas).", null, { needsSignIn: true });
+    h.Authorization = `Bearer ${s.token}`;
+  }
+  let payload = body;
+  if (body !== undefined && !(body instanceof Blob) && typeof body !== "string") {
+    h["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, { method, headers: h, body: payload, cache: "no-store" });
+  } catch (err) {
+    throw offline(err);
+  }
+  if (raw) return res;
+  return parse(res, auth);
+}
+
+async function parse(res, auth) {
+  let data = null;
+  const text = await res.text().catch(() => "");
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { detail: text.slice(0, 200) };
+  }
+  if (!res.ok) {
+    if (res.status === 401 && auth) signOut();
+    const err = new ApiError(res.status, data, res.headers.get("Retry-After"));
+    if (res.status === 401) err.needsSignIn = true;
+    throw err;
+  }
+  return data;
+}
+
+export const get = (path, opts) => request("GET", path, opts);
+export const post = (path, body, opts) => request("POST", path, { ...opts, body });
+
+/**
+ * Upload a CSV of codes to a listing, reporting progress as the server streams it
+ * (`Accept: application/x-ndjson`). Resolves with the UploadPublic answer.
+ */
+export async function uploadCodes(listingId, file, onProgress) {
+  const res = await request("POST", `/supplier/listings/${listingId}/codes`, {
+    auth: true,
+    raw: true,
+    body: file,
+    headers: { "Content-Type": "text/csv", Accept: "application/x-ndjson" },
+  });
+  if (!res.ok || !(res.headers.get("content-type") || "").includes("ndjson")) return parse(res, true);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let result = null;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw offline(err);
+    }
+    if (chunk.done) break;
+    buffer += decoder.decode(chunk.value, { stream: true });
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl).trim();
+      buffer = buffer.slice(nl + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line);
+      if (msg.progress) onProgress?.(msg.progress.done, msg.progress.total);
+      else if (msg.result) result = msg.result;
+      else if (msg.error) throw new ApiError(msg.error.status, msg.error);
+    }
+  }
+  if (!result) throw userError("The upload ended without an answer; check the dashboard before retrying.");
+  return result;
+}

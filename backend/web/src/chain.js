@@ -1,0 +1,282 @@
+// Chain access from the browser: the escrow's ABI, reads over the server's JSON-RPC, the Order
+// struct and its hash, order rebuilding from events, and turning reverts into sentences.
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  createPublicClient,
+  decodeEventLog,
+  defineChain,
+  encodeAbiParameters,
+  formatUnits,
+  getAddress,
+  http,
+  keccak256,
+  parseAbi,
+  toHex,
+  zeroAddress,
+} from "viem";
+import { abi as ESCROW_ABI } from "../../../contracts/artifacts/CodeEscrow.json";
+
+export { ESCROW_ABI };
+export const ZERO_ADDRESS = zeroAddress;
+export const STATES = ["None", "Paid", "Delivered", "Disputed", "Completed", "Refunded", "Resolved"];
+export const STATE = Object.fromEntries(STATES.map((name, i) => [name.toUpperCase(), i]));
+
+/** The Order tuple as the ABI declares it (from `confirm(uint256, Order)`). */
+const ORDER_PARAM = ESCROW_ABI.find((x) => x.type === "function" && x.name === "confirm").inputs[1];
+const ERC20_ABI = parseAbi([
+  "function symbol() view returns (string)",
+  "function decimals() view returns (uint8)",
+  "function balanceOf(address) view returns (uint256)",
+  "function allowance(address, address) view returns (uint256)",
+  "function approve(address, uint256) returns (bool)",
+]);
+export { ERC20_ABI };
+
+/** What the server says about its chain (GET /chain), plus the clients made from it. */
+export const net = {
+  chainId: 0,
+  escrow: ZERO_ADDRESS,
+  rpcUrl: "",
+  embedded: false,
+  chain: null,
+  client: null,
+};
+
+/** Configure the module from GET /chain. */
+export function configure(info) {
+  net.chainId = Number(info.chain_id);
+  net.escrow = getAddress(info.escrow);
+  net.embedded = Boolean(info.embedded);
+  net.rpcUrl = info.rpc_url ? new URL(info.rpc_url, window.location.href).href : new URL("rpc", window.location.href).href;
+  net.chain = defineChain({
+    id: net.chainId,
+    name: net.embedded ? "kameng embedded chain" : `chain ${net.chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [net.rpcUrl] } },
+  });
+  net.client = createPublicClient({
+    chain: net.chain,
+    transport: http(net.rpcUrl, { retryCount: 1, timeout: 15_000 }),
+    pollingInterval: 300,
+    batch: false,
+  });
+}
+
+/** Call a view function of the escrow. */
+export function read(functionName, args = []) {
+  return net.client.readContract({ address: net.escrow, abi: ESCROW_ABI, functionName, args });
+}
+
+// ------------------------------------------------------------------ tokens and amounts
+
+const tokenCache = new Map([[ZERO_ADDRESS, { symbol: "ETH", decimals: 18 }]]);
+
+/** Symbol and decimals of a payment token (the zero address is the native coin). */
+export async function tokenInfo(token) {
+  const key = (token || ZERO_ADDRESS).toLowerCase();
+  if (tokenCache.has(key)) return tokenCache.get(key);
+  try {
+    const [symbol, decimals] = await Promise.all([
+      net.client.readContract({ address: token, abi: ERC20_ABI, functionName: "symbol" }),
+      net.client.readContract({ address: token, abi: ERC20_ABI, functionName: "decimals" }),
+    ]);
+    const info = { symbol, decimals: Number(decimals) };
+    tokenCache.set(key, info);
+    return info;
+  } catch {
+    return { symbol: "TOKEN", decimals: 18 };
+  }
+}
+
+/** Format an amount with the token's symbol, from the cache (call `tokenInfo` first for ERC-20s). */
+export function fmtAmount(amount, token = ZERO_ADDRESS, { symbol = true, digits = 6 } = {}) {
+  const info = tokenCache.get((token || ZERO_ADDRESS).toLowerCase()) || { symbol: "TOKEN", decimals: 18 };
+  const text = formatUnits(BigInt(amount ?? 0), info.decimals);
+  const [whole, frac = ""] = text.split(".");
+  const trimmed = frac.slice(0, digits).replace(/0+$/, "");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const value = trimmed ? `${grouped}.${trimmed}` : grouped;
+  return symbol ? `${value} ${info.symbol}` : value;
+}
+
+// ------------------------------------------------------------------ orders
+
+/** An Order struct (bigints where the ABI has uint128) from the API's OrderPublic. */
+export function orderFromApi(o) {
+  return {
+    buyer: getAddress(o.buyer),
+    supplier: getAddress(o.supplier),
+    token: getAddress(o.token),
+    referrer: getAddress(o.referrer),
+    amount: BigInt(o.amount),
+    bond: BigInt(o.bond),
+    quantity: Number(o.quantity),
+    feeBps: Number(o.fee_bps),
+    referralBps: Number(o.referral_bps),
+    disputeWindow: Number(o.dispute_window),
+    deadline: Number(o.deadline),
+    state: Number(o.state),
+    releaseDigest: o.release_digest,
+  };
+}
+
+/** keccak256(abi.encode(order)), as the contract stores it. */
+export function hashOrder(order) {
+  return keccak256(encodeAbiParameters([ORDER_PARAM], [order]));
+}
+
+/** The listing id and first code index packed into an order id. */
+export function splitOrderId(orderId) {
+  const id = BigInt(orderId);
+  return { listingId: id >> 32n, firstIndex: Number(id & 0xffffffffn) };
+}
+
+/** Decode the escrow's logs of a receipt (unknown logs are skipped). */
+export function decodeLogs(logs) {
+  const out = [];
+  for (const log of logs || []) {
+    if (log.address?.toLowerCase() !== net.escrow.toLowerCase()) continue;
+    try {
+      const ev = decodeEventLog({ abi: ESCROW_ABI, data: log.data, topics: log.topics });
+      out.push({ name: ev.eventName, args: ev.args, log });
+    } catch {
+      // not one of ours
+    }
+  }
+  return out;
+}
+
+/** The order as built from an OrderPaid event's arguments (state Paid, digest 0). */
+export function orderFromPaid(args) {
+  return {
+    buyer: getAddress(args.buyer),
+    supplier: getAddress(args.supplier),
+    token: getAddress(args.token),
+    referrer: getAddress(args.referrer),
+    amount: BigInt(args.amount),
+    bond: BigInt(args.bond),
+    quantity: Number(args.quantity),
+    feeBps: Number(args.feeBps),
+    referralBps: Number(args.referralBps),
+    disputeWindow: Number(args.disputeWindow),
+    deadline: Number(args.deadline),
+    state: STATE.PAID,
+    releaseDigest: toHex(0n, { size: 32 }),
+  };
+}
+
+/**
+ * Rebuild an order from its events alone (docs/PROTOCOL.md, "Rebuilding an order"). Used when the
+ * API's copy does not hash to the stored value. `fromBlock` should be the paid block.
+ */
+export async function rebuildOrder(orderId, fromBlock = 0n) {
+  const topic = toHex(BigInt(orderId), { size: 32 });
+  const logs = await net.client.request({
+    method: "eth_getLogs",
+    params: [{ address: net.escrow, fromBlock: toHex(BigInt(fromBlock)), toBlock: "latest", topics: [null, topic] }],
+  });
+  let order = null;
+  for (const ev of decodeLogs(logs)) {
+    if (ev.name === "OrderPaid") order = orderFromPaid(ev.args);
+    else if (!order) continue;
+    else if (ev.name === "OrderDelivered") {
+      const block = await net.client.getBlock({ blockHash: ev.log.blockHash });
+      order = { ...order, state: STATE.DELIVERED, releaseDigest: ev.args.releaseDigest, deadline: Number(block.timestamp) + order.disputeWindow };
+    } else if (ev.name === "DisputeOpened") {
+      order = { ...order, state: STATE.DISPUTED, deadline: Number(ev.args.arbitrationDeadline) };
+    } else if (["OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"].includes(ev.name)) {
+      order = { ...order, state: { OrderConfirmed: 4, OrderSettled: 4, OrderRefunded: 5, DisputeRuled: 6 }[ev.name] };
+    }
+  }
+  return order;
+}
+
+/**
+ * The Order struct to pass back to the contract: the API's copy when it hashes to the stored
+ * value, otherwise one rebuilt from events.
+ *
+ * Throws a user error when neither matches (the order finished, or the mirror is behind).
+ */
+export async function liveOrder(apiOrder) {
+  const stored = await read("orderHash", [BigInt(apiOrder.order_id)]);
+  const fromApi = orderFromApi(apiOrder);
+  if (hashOrder(fromApi) === stored) return fromApi;
+  if (BigInt(stored) === 0n) {
+    throw userError("This order is finished on-chain (completed, refunded or resolved); reload to see its final state.");
+  }
+  const rebuilt = await rebuildOrder(apiOrder.order_id, BigInt(apiOrder.paid_block || 0));
+  if (rebuilt && hashOrder(rebuilt) === stored) return rebuilt;
+  throw userError("The order changed on-chain a moment ago; wait a second and try again.");
+}
+
+// ------------------------------------------------------------------ errors
+
+/** An error whose message is meant for the person at the screen. */
+export function userError(text, detail, extra) {
+  const err = new Error(text);
+  err.userMessage = text;
+  err.detail = detail;
+  Object.assign(err, extra);
+  return err;
+}
+
+const time = (ts) => new Date(Number(ts) * 1000).toLocaleString();
+
+/** Sentences for the escrow's custom errors. */
+const REVERTS = {
+  EscrowStockShort: (a) => `Not enough stock: ${a[2]} code(s) left, you asked for ${a[1]}. Nothing was charged.`,
+  EscrowWrongState: (a) => `The order is ${STATES[Number(a[1])] ?? a[1]} now, so this step is not possible; reload the page.`,
+  EscrowUnknownOrder: () => "The order does not match the chain (it may have just changed); reload and try again.",
+  EscrowUnknownListing: (a) => `Listing ${a[0]} does not exist.`,
+  EscrowListingInactive: (a) => `Listing ${a[0]} is closed to new orders.`,
+  EscrowWrongCaller: (a) => `The connected wallet (${a[0]}) may not do this.`,
+  EscrowZeroQuantity: () => "Choose a quantity of at least 1.",
+  EscrowPriceAboveMax: (a) => `The price changed to ${a[0]} (you accepted at most ${a[1]}); reload to see the new price.`,
+  EscrowWrongValue: () => "The payment amount did not match the price; reload and try again.",
+  EscrowBondShort: () => "The supplier's bond cannot back this order right now; try a smaller quantity or another supplier.",
+  EscrowNotAuthorized: () => "This supplier holds no licensed-product authorization for this product.",
+  EscrowDeadlinePassed: (a) => `Too late: the deadline passed at ${time(a[1])}.`,
+  EscrowDeadlineNotReached: (a) => `Too early: this is possible after ${time(a[1])}.`,
+  EscrowBadBps: (a) => `A percentage is out of range (${a[0]} basis points).`,
+  EscrowBadArgument: (a) => `Bad value for ${a[0]}.`,
+  EscrowNothingToWithdraw: () => "There is nothing to withdraw.",
+  EscrowTokenNotAllowed: () => "That payment token is not accepted by the platform.",
+  EscrowArbiterIsParty: () => "An arbiter cannot rule on an order it bought or sold.",
+  EscrowBadReferrer: () => "The referrer cannot be the buyer or the supplier.",
+  EscrowBadProof: (a) => `The proof failed at the ${a[1]} step.`,
+  EscrowCodeMatches: () => "That code matches its commitment: there is nothing to prove.",
+  AccessControlUnauthorizedAccount: (a) => `The connected wallet (${a[0]}) lacks the role this needs.`,
+  EnforcedPause: () => "The platform is paused for new business; withdrawals and settlement still work.",
+};
+
+/** Turn anything thrown by viem, a wallet or fetch into an error with a `userMessage`. */
+export function explain(err) {
+  if (err?.userMessage) return err;
+  const code = err?.code ?? err?.cause?.code;
+  if (code === 4001 || err?.name === "UserRejectedRequestError" || /user (rejected|denied)/i.test(err?.message || "")) {
+    return userError("You rejected the request in your wallet. Nothing was signed or sent.", null, { rejected: true, cause: err });
+  }
+  if (err instanceof BaseError) {
+    const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
+    if (revert?.data?.errorName) {
+      const name = revert.data.errorName;
+      const args = revert.data.args || [];
+      const say = REVERTS[name];
+      return userError(say ? say(args) : `The contract refused: ${name}.`, null, { revert: name, cause: err });
+    }
+    const insufficient = err.walk((e) => e?.name === "InsufficientFundsError");
+    if (insufficient || /insufficient funds|sender doesn't have enough funds/i.test(err.details || err.message)) {
+      return userError("Insufficient funds: the wallet cannot pay this amount plus gas.", null, { insufficient: true, cause: err });
+    }
+    const http = err.walk((e) => e?.name === "HttpRequestError" || e?.name === "TimeoutError");
+    if (http) {
+      return userError("Lost the connection to the chain. Check your connection; the page retries and recovers on reload.", null, { offline: true, cause: err });
+    }
+    return userError(err.shortMessage || err.message, null, { cause: err });
+  }
+  if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
+    return userError("Lost the connection to the server. The page retries; your order state is kept.", null, { offline: true, cause: err });
+  }
+  return userError(err?.message || String(err), null, { cause: err });
+}

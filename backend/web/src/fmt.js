@@ -1,0 +1,97 @@
+// Formatting: addresses, hashes, times, and links from chain numbers to their transactions.
+import { keccak256, stringToBytes } from "viem";
+import { h } from "./ui.js";
+
+/** 0x1234…abcd */
+export function short(hex, head = 6, tail = 4) {
+  if (!hex) return "—";
+  const s = String(hex);
+  return s.length <= head + tail + 1 ? s : `${s.slice(0, head)}…${s.slice(-tail)}`;
+}
+
+/** An address, shortened, with the full value on hover. */
+export function addr(address, label) {
+  return h("span", { class: "mono", title: address }, label || short(address));
+}
+
+/** A link to the in-app transaction page: "block 12 · 0xabcd…1234". */
+export function txLink(txHash, block, label) {
+  if (!txHash) return h("span", { class: "muted" }, "—");
+  const text = label ?? (block !== undefined && block !== null ? `block ${block} · ${short(txHash, 8, 4)}` : short(txHash, 8, 4));
+  return h("a", { class: "txlink", href: `#/tx/${txHash}`, title: `transaction ${txHash}${block !== undefined && block !== null ? ` in block ${block}` : ""}` }, text);
+}
+
+/** A number that links to the transaction that produced it. */
+export function chainNumber(value, txHash, block) {
+  if (!txHash) return h("span", null, value);
+  return h("a", { href: `#/tx/${txHash}`, class: "chain-number", title: `from transaction ${txHash}${block !== undefined ? ` (block ${block})` : ""}` }, value);
+}
+
+/** A local date and time. */
+export function when(ts) {
+  if (!ts) return "—";
+  return new Date(Number(ts) * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** "3 h 12 min" for a number of seconds (zero parts left out). */
+export function duration(seconds) {
+  let s = Math.abs(Math.round(seconds));
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const hr = Math.floor(s / 3600);
+  s -= hr * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  const parts = d ? [[d, "d"], [hr, "h"]] : hr ? [[hr, "h"], [m, "min"]] : m ? [[m, "min"], [s, "s"]] : [[s, "s"]];
+  const shown = parts.filter(([n], i) => n || i === 0);
+  return shown.map(([n, unit]) => `${n} ${unit}`).join(" ");
+}
+
+/** "in 3 h 12 min" / "2 min ago" relative to `now` (Unix seconds). */
+export function relative(ts, now = Date.now() / 1000) {
+  const delta = Number(ts) - now;
+  return delta >= 0 ? `in ${duration(delta)}` : `${duration(delta)} ago`;
+}
+
+/** Basis points as a percentage. */
+export function bps(value) {
+  const n = Number(value) / 100;
+  return `${Number.isInteger(n) ? n : n.toFixed(2)}%`;
+}
+
+/** keccak256 of a UTF-8 string. */
+export const keccakText = (text) => keccak256(stringToBytes(text));
+
+/** "steam-wallet-50" → "Steam Wallet 50" */
+export function humanize(slug) {
+  return slug
+    .split(/[-_\s]+/)
+    .filter(Boolean)
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join(" ");
+}
+
+/**
+ * The product behind a listing: its name and description from the metadata URI, and whether the
+ * name is proven (keccak256(name) equals the on-chain sku, as contracts.encoding.sku_id makes it).
+ *
+ * Understood metadata: `data:application/json,...` with {name, sku, description}, or any URI
+ * whose last path segment is the sku's name (`ipfs://steam-wallet-50`, `kameng:sku/steam-wallet-50`).
+ */
+export function product(listing) {
+  const sku = listing.sku.toLowerCase();
+  const uri = listing.metadata_uri || "";
+  let meta = {};
+  if (uri.startsWith("data:application/json")) {
+    try {
+      const body = uri.slice(uri.indexOf(",") + 1);
+      meta = JSON.parse(uri.slice(0, uri.indexOf(",")).includes(";base64") ? atob(body) : decodeURIComponent(body));
+    } catch {
+      meta = {};
+    }
+  }
+  const candidates = [meta.sku, meta.name, uri.split(/[/:]/).filter(Boolean).pop()].filter((c) => typeof c === "string" && c);
+  const proven = candidates.find((c) => keccakText(c) === sku);
+  const name = typeof meta.name === "string" && meta.name ? meta.name : proven ? humanize(proven) : `Product ${short(sku, 10, 6)}`;
+  return { sku, name, slug: proven || null, proven: Boolean(proven), description: typeof meta.description === "string" ? meta.description : "" };
+}

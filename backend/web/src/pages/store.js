@@ -1,0 +1,208 @@
+// The storefront: products grouped by sku with their suppliers side by side (智能比价), search and
+// filters, and a product page with each supplier's licensed-product authorization.
+import { toEventSelector, toHex } from "viem";
+import { get } from "../api.js";
+import { ESCROW_ABI, fmtAmount, net, read, tokenInfo } from "../chain.js";
+import { addr, bps, duration, product, short, txLink } from "../fmt.js";
+import { h, message, pill, replace } from "../ui.js";
+
+/** Listings grouped by sku, cheapest offer first in each group. */
+function groupBySku(listings) {
+  const groups = new Map();
+  for (const l of listings) {
+    const p = product(l);
+    if (!groups.has(p.sku)) groups.set(p.sku, { ...p, offers: [] });
+    const g = groups.get(p.sku);
+    if (!g.proven && p.proven) Object.assign(g, p, { offers: g.offers });
+    g.offers.push(l);
+  }
+  for (const g of groups.values()) {
+    g.offers.sort((a, b) => (BigInt(a.unit_price) < BigInt(b.unit_price) ? -1 : BigInt(a.unit_price) > BigInt(b.unit_price) ? 1 : 0));
+    g.stock = g.offers.reduce((n, o) => n + Number(o.stock), 0);
+    g.best = g.offers.find((o) => Number(o.stock) > 0) || g.offers[0];
+  }
+  return [...groups.values()];
+}
+
+async function loadTokens(listings) {
+  await Promise.all([...new Set(listings.map((l) => l.token.toLowerCase()))].map((t) => tokenInfo(t)));
+}
+
+function record(r) {
+  return `${r.orders_completed} completed · ${r.disputes_lost} dispute${r.disputes_lost === 1 ? "" : "s"} lost`;
+}
+
+function offerCard(o, best) {
+  const soldOut = Number(o.stock) === 0;
+  return h(
+    "div",
+    { class: `offer${o === best && !soldOut ? " best" : ""}`, "data-test": "offer", "data-listing": o.listing_id },
+    h("div", { class: "spread" }, h("span", { class: "price" }, fmtAmount(o.unit_price, o.token)), o === best && !soldOut ? pill("best price", "brand") : null),
+    h(
+      "dl",
+      null,
+      h("dt", null, "Supplier"),
+      h("dd", null, addr(o.supplier)),
+      h("dt", null, "Stock"),
+      h("dd", { "data-test": "offer-stock" }, soldOut ? pill("sold out", "bad") : `${o.stock}`),
+      h("dt", null, "Record"),
+      h("dd", null, `${o.supplier_record.orders_completed} ✓ · ${o.supplier_record.disputes_lost} ✗`),
+      h("dt", null, "Bond"),
+      h("dd", null, `${bps(o.bond_bps)} / order`),
+    ),
+    h("a", { class: "btn small", style: { width: "100%", marginTop: ".5rem" }, href: `#/buy/${o.listing_id}`, "aria-disabled": soldOut ? "true" : null }, soldOut ? "View" : "Buy"),
+  );
+}
+
+/** #/ : every product with its suppliers side by side. */
+export async function storePage(ctx) {
+  const listings = await get("/catalog/listings?limit=500");
+  await loadTokens(listings);
+  const groups = groupBySku(listings);
+  const search = h("input", { type: "search", placeholder: "Search products, sku or supplier…", "aria-label": "Search", "data-test": "search" });
+  const inStock = h("input", { type: "checkbox", id: "in-stock", "data-test": "in-stock" });
+  const sort = h(
+    "select",
+    { "aria-label": "Sort", "data-test": "sort" },
+    h("option", { value: "name" }, "Name"),
+    h("option", { value: "price" }, "Lowest price"),
+    h("option", { value: "stock" }, "Most stock"),
+    h("option", { value: "suppliers" }, "Most suppliers"),
+  );
+  const list = h("div", { class: "grid", "data-test": "products" });
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    let shown = groups.filter(
+      (g) =>
+        (!q || g.name.toLowerCase().includes(q) || g.sku.includes(q) || (g.slug || "").includes(q) || g.offers.some((o) => o.supplier.toLowerCase().includes(q))) &&
+        (!inStock.checked || g.stock > 0),
+    );
+    const price = (g) => BigInt(g.best.unit_price);
+    shown = shown.sort((a, b) => {
+      if (sort.value === "price") return price(a) < price(b) ? -1 : price(a) > price(b) ? 1 : 0;
+      if (sort.value === "stock") return b.stock - a.stock;
+      if (sort.value === "suppliers") return b.offers.length - a.offers.length;
+      return a.name.localeCompare(b.name);
+    });
+    replace(
+      list,
+      shown.length
+        ? shown.map((g) =>
+            h(
+              "article",
+              { class: "card product", "data-test": "product", "data-sku": g.sku },
+              h("div", { class: "spread" }, h("h2", null, h("a", { href: `#/product/${g.sku}` }, g.name)), g.stock ? pill(`${g.stock} in stock`, "ok") : pill("sold out", "bad")),
+              h("div", { class: "muted small" }, `${g.offers.length} supplier${g.offers.length === 1 ? "" : "s"} · from `, h("strong", null, fmtAmount(g.best.unit_price, g.best.token)), " · sku ", h("span", { class: "mono", title: g.sku }, short(g.sku, 8, 4))),
+              h("div", { class: "offers" }, g.offers.slice(0, 4).map((o) => offerCard(o, g.best))),
+              g.offers.length > 4 ? h("a", { href: `#/product/${g.sku}`, class: "small" }, `Compare all ${g.offers.length} suppliers →`) : null,
+            ),
+          )
+        : [message("info", listings.length ? "No product matches your search." : "No products are listed yet. Suppliers open listings from the Supplier page.")],
+    );
+  };
+  search.addEventListener("input", draw);
+  inStock.addEventListener("change", draw);
+  sort.addEventListener("change", draw);
+  draw();
+  return h(
+    "section",
+    null,
+    h("h1", null, "Store"),
+    h("p", { class: "muted" }, "Game cards, software keys and memberships, each sold by bonded suppliers. Your payment stays in escrow until the codes check out against their on-chain commitments."),
+    h("div", { class: "toolbar" }, search, h("label", { for: "in-stock", class: "row", style: { margin: 0, fontWeight: 500 } }, inStock, "In stock only"), sort),
+    list,
+  );
+}
+
+/** The SkuAuthorized log granting (supplier, sku), newest first. */
+async function authorizationLog(supplier, sku) {
+  const topic0 = ESCROW_ABI.find((x) => x.type === "event" && x.name === "SkuAuthorized");
+  const logs = await net.client.request({
+    method: "eth_getLogs",
+    params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [toEventSelector(topic0), toHex(BigInt(supplier), { size: 32 }), sku] }],
+  });
+  return logs.length ? logs[logs.length - 1] : null;
+}
+
+/** #/product/<sku> : the suppliers of one product compared, with their authorizations. */
+export async function productPage(ctx, sku) {
+  const listings = await get(`/catalog/listings?sku=${sku}&limit=500`);
+  if (!listings.length) return h("section", null, h("h1", null, "Unknown product"), message("info", "No open listing sells this product."), h("a", { href: "#/" }, "← Store"));
+  await loadTokens(listings);
+  const [g] = groupBySku(listings);
+  const rows = h("tbody");
+  const authSlots = new Map();
+  const bondSlots = new Map();
+  for (const o of g.offers) {
+    const auth = h("td", { "data-label": "Licensed", "data-test": "authorization" }, h("span", { class: "muted" }, "checking…"));
+    const bond = h("td", { "data-label": "Supplier bond", class: "num" }, "…");
+    authSlots.set(o.listing_id, auth);
+    bondSlots.set(o.listing_id, bond);
+    rows.append(
+      h(
+        "tr",
+        { "data-test": "compare-row" },
+        h("td", { "data-label": "Supplier" }, addr(o.supplier), h("div", { class: "small muted" }, `listing #${o.listing_id}`)),
+        h("td", { "data-label": "Price", class: "num" }, h("strong", null, fmtAmount(o.unit_price, o.token)), o === g.best ? h("div", null, pill("best", "brand")) : null),
+        h("td", { "data-label": "Stock", class: "num" }, Number(o.stock) ? `${o.stock}` : pill("sold out", "bad")),
+        h("td", { "data-label": "On-chain record" }, record(o.supplier_record), o.supplier_record.orders_refunded ? h("div", { class: "small muted" }, `${o.supplier_record.orders_refunded} refunded late`) : null),
+        h("td", { "data-label": "Terms", class: "small" }, `deliver in ${duration(o.delivery_window)}`, h("br"), `dispute within ${duration(o.dispute_window)}`, h("br"), `bond ${bps(o.bond_bps)} / order`),
+        bond,
+        auth,
+        h("td", { "data-label": "" }, h("a", { class: "btn small", href: `#/buy/${o.listing_id}` }, Number(o.stock) ? "Buy" : "View")),
+      ),
+    );
+  }
+  // On-chain facts, filled in as they arrive.
+  for (const o of g.offers) {
+    read("authorization", [o.supplier, sku])
+      .then(async (att) => {
+        const slot = authSlots.get(o.listing_id);
+        if (BigInt(att) === 0n) {
+          replace(slot, pill("not authorized", "bad"));
+          return;
+        }
+        replace(slot, pill("licensed ✓", "ok"), h("div", { class: "small mono", title: `attestation ${att}` }, `attestation ${short(att, 8, 4)}`));
+        const log = await authorizationLog(o.supplier, sku).catch(() => null);
+        if (log) slot.append(h("div", { class: "small" }, txLink(log.transactionHash, Number(log.blockNumber))));
+      })
+      .catch(() => replace(authSlots.get(o.listing_id), h("span", { class: "muted" }, "unavailable")));
+    read("bondOf", [o.supplier, o.token])
+      .then((b) => replace(bondSlots.get(o.listing_id), fmtAmount(b.free, o.token), h("div", { class: "small muted" }, `${fmtAmount(b.reserved, o.token)} reserved`)))
+      .catch(() => replace(bondSlots.get(o.listing_id), "—"));
+  }
+  return h(
+    "section",
+    null,
+    h("a", { href: "#/", class: "small" }, "← Store"),
+    h("h1", { "data-test": "product-name" }, g.name),
+    h(
+      "p",
+      { class: "muted" },
+      g.description || "",
+      " sku ",
+      h("span", { class: "mono" }, g.sku),
+      g.proven ? h("span", null, " = keccak256(", h("code", null, `"${g.slug}"`), ") ", pill("name verified", "ok")) : null,
+    ),
+    h(
+      "div",
+      { class: "card" },
+      h("h2", null, "Compare suppliers"),
+      h(
+        "p",
+        { class: "small muted" },
+        "Every supplier here holds a licensed-product authorization from the platform's rights administrator (白名单), recorded on-chain with the hash of the rights holder's attestation. The bond backs each order: a supplier found at fault loses it to the buyer.",
+      ),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "compare stack-sm" },
+          h("thead", null, h("tr", null, ["Supplier", "Price", "Stock", "On-chain record", "Terms", "Supplier bond", "Licensed", ""].map((t) => h("th", null, t)))),
+          rows,
+        ),
+      ),
+    ),
+  );
+}

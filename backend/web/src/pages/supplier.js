@@ -1,0 +1,340 @@
+// The supplier dashboard: bond, escrow and balances with withdraw, low-stock warnings, orders by
+// state, a sales chart, CSV uploads with progress and per-line errors, and listings to open,
+// restock, reprice and close.
+import { parseEther, toEventSelector, toHex } from "viem";
+import { ApiError, get, uploadCodes } from "../api.js";
+import { cumulativeChart } from "../chart.js";
+import { ESCROW_ABI, ZERO_ADDRESS, decodeLogs, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
+import { chainNumber, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
+import { gate } from "../session.js";
+import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
+import { sendEscrow, wallet } from "../wallet.js";
+import { statePill } from "./orders.js";
+
+const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
+
+/** The supplier's bond and withdrawal events, newest last, to link the numbers to their txs. */
+async function ledgerEvents(address) {
+  const logs = await net.client.request({
+    method: "eth_getLogs",
+    params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [[topic("BondDeposited"), topic("BondWithdrawn"), topic("Withdrawn")], toHex(BigInt(address), { size: 32 })] }],
+  });
+  return decodeLogs(logs);
+}
+
+function amountOf(list, token) {
+  return BigInt(list.find((x) => x.token.toLowerCase() === token.toLowerCase())?.amount ?? 0);
+}
+
+/** The upload card: pick a listing and a CSV, watch progress, see bad lines. */
+function uploadCard(listings, onDone, preselect) {
+  const select = h("select", { "data-test": "upload-listing" }, listings.map((l) => h("option", { value: String(l.listing_id), selected: String(l.listing_id) === String(preselect) }, `#${l.listing_id} · ${l.name}`)));
+  const file = h("input", { type: "file", accept: ".csv,text/csv,text/plain", "data-test": "upload-file" });
+  const bar = h("div");
+  const progressText = h("div", { class: "small muted", "data-test": "upload-progress" });
+  const progress = h("div", { class: "progress", hidden: true }, bar);
+  const slot = messageSlot({ "data-test": "upload-message" });
+  const btn = h("button", { class: "btn", "data-test": "upload" }, "Upload and commit");
+  btn.addEventListener("click", () =>
+    busy(btn, slot, async () => {
+      const f = file.files?.[0];
+      if (!f) throw userError("Choose a CSV file first: one code per line, optionally with an expiry and a note.");
+      if (!select.value) throw userError("Open a listing first.");
+      progress.hidden = false;
+      bar.style.width = "0%";
+      progressText.textContent = `Sending ${f.name} (${(f.size / 1024).toFixed(1)} KiB)…`;
+      try {
+        const r = await uploadCodes(select.value, f, (done, total) => {
+          bar.style.width = `${Math.round((100 * done) / Math.max(total, 1))}%`;
+          progressText.textContent = `Encrypting and committing: ${done} of ${total} codes`;
+        });
+        bar.style.width = "100%";
+        progressText.textContent = "";
+        slot.show(
+          "ok",
+          `Committed ${r.count} codes to listing #${r.listing_id} as batch ${r.batch_index} (indexes ${r.first_index}–${r.first_index + r.count - 1}).`,
+          h("span", null, "Merkle root ", h("span", { class: "mono" }, short(r.root, 10, 6)), " · ", txLink(r.tx_hash)),
+        );
+        file.value = "";
+        onDone?.();
+      } catch (err) {
+        progress.hidden = true;
+        progressText.textContent = "";
+        if (err instanceof ApiError && Array.isArray(err.errors) && err.errors.length) {
+          replace(
+            slot,
+            h(
+              "div",
+              { class: "msg error", role: "alert", "data-test": "upload-errors" },
+              h("div", null, `Nothing was stored: ${err.total ?? err.errors.length} problem${(err.total ?? err.errors.length) === 1 ? "" : "s"} in ${f.name}. Fix these lines and upload again.`),
+              h(
+                "table",
+                { class: "small", style: { marginTop: ".4rem" } },
+                h("thead", null, h("tr", null, h("th", null, "Line"), h("th", null, "Problem"))),
+                h("tbody", null, err.errors.map((e) => h("tr", { "data-test": "upload-error-line" }, h("td", { class: "num" }, e.line === 0 ? "file" : String(e.line)), h("td", null, e.reason)))),
+              ),
+              err.total > err.errors.length ? h("div", { class: "small" }, `…and ${err.total - err.errors.length} more.`) : null,
+            ),
+          );
+          return;
+        }
+        throw err;
+      }
+    }),
+  );
+  return h(
+    "div",
+    { class: "card", id: "upload" },
+    h("h2", null, "Upload codes"),
+    h("p", { class: "small muted" }, "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing."),
+    field("Listing", select),
+    field("CSV file", file),
+    progress,
+    progressText,
+    slot,
+    btn,
+  );
+}
+
+/** The form to open a listing for an authorized product. */
+function openListingCard(minBondBps, onDone) {
+  const name = h("input", { placeholder: "steam-wallet-50", "data-test": "new-sku", autocomplete: "off" });
+  const skuInfo = h("div", { class: "small muted", "data-test": "new-sku-info" }, "The product's sku is keccak256 of this name.");
+  const price = h("input", { type: "text", inputmode: "decimal", value: "0.01", "data-test": "new-price" });
+  const delivery = h("select", null, [["600", "10 minutes"], ["3600", "1 hour"], ["86400", "1 day"]].map(([v, t]) => h("option", { value: v, selected: v === "3600" }, t)));
+  const dispute = h("select", null, [["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"]].map(([v, t]) => h("option", { value: v, selected: v === "86400" }, t)));
+  const bond = h("input", { type: "number", min: String(minBondBps / 100), max: "100", step: "1", value: String(Math.max(20, minBondBps / 100)), "data-test": "new-bond" });
+  const description = h("input", { placeholder: "Steam wallet top-up, 50 USD, global", "data-test": "new-description" });
+  const slot = messageSlot({ "data-test": "open-listing-message" });
+  let authorized = false;
+  const check = async () => {
+    const n = name.value.trim();
+    authorized = false;
+    if (!n) {
+      replace(skuInfo, "The product's sku is keccak256 of this name.");
+      return;
+    }
+    const sku = keccakText(n);
+    const att = await read("authorization", [wallet.address, sku]).catch(() => 0n);
+    authorized = BigInt(att) !== 0n;
+    replace(skuInfo, "sku ", h("span", { class: "mono" }, short(sku, 10, 6)), " · ", authorized ? pill("licensed for you ✓", "ok") : pill("no authorization: ask the platform's rights administrator", "bad"));
+  };
+  name.addEventListener("change", check);
+  name.addEventListener("input", () => {
+    authorized = false;
+  });
+  const btn = h("button", { class: "btn", "data-test": "open-listing" }, "Open listing");
+  btn.addEventListener("click", () =>
+    busy(btn, slot, async () => {
+      const n = name.value.trim();
+      if (!/^[\w.-]{2,64}$/.test(n)) throw userError("Give the product's sku name: 2 to 64 letters, digits, dots, dashes or underscores.");
+      await check();
+      if (!authorized) throw userError(`You hold no licensed-product authorization for "${n}". The platform's rights administrator grants it after checking the rights holder's attestation.`);
+      let unit;
+      try {
+        unit = parseEther(price.value.trim());
+      } catch {
+        throw userError("Enter the unit price in ETH, for example 0.01.");
+      }
+      if (unit <= 0n) throw userError("The price must be above zero.");
+      const bondBps = Math.round(Number(bond.value) * 100);
+      if (!(bondBps >= minBondBps && bondBps <= 10000)) throw userError(`The bond must be between ${minBondBps / 100}% and 100% of each order.`);
+      const meta = { name: humanize(n), sku: n, description: description.value.trim() };
+      const uri = `data:application/json,${encodeURIComponent(JSON.stringify(meta))}`;
+      const r = await sendEscrow("createListing", [keccakText(n), ZERO_ADDRESS, unit, Number(delivery.value), Number(dispute.value), bondBps, uri]);
+      const ev = r.events.find((e) => e.name === "ListingCreated");
+      slot.show("ok", `Listing #${ev?.args.listingId} is open. Upload codes to put it in stock.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      onDone?.();
+    }),
+  );
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Open a listing"),
+    field("Product (sku name)", name),
+    skuInfo,
+    h("div", { class: "cols" }, field("Unit price (ETH)", price), field("Bond per order (%)", bond, `At least ${minBondBps / 100}%`)),
+    h("div", { class: "cols" }, field("Deliver within", delivery), field("Buyers may dispute for", dispute)),
+    field("Description", description),
+    slot,
+    btn,
+  );
+}
+
+function bondCard(bond, onDone) {
+  const amount = h("input", { type: "text", inputmode: "decimal", value: "1", "data-test": "bond-amount" });
+  const slot = messageSlot({ "data-test": "bond-message" });
+  const deposit = h("button", { class: "btn", "data-test": "bond-deposit" }, "Deposit bond");
+  const withdraw = h("button", { class: "btn quiet", "data-test": "bond-withdraw" }, "Withdraw free bond");
+  const parse = () => {
+    try {
+      const v = parseEther(amount.value.trim());
+      if (v <= 0n) throw new Error();
+      return v;
+    } catch {
+      throw userError("Enter an amount in ETH, for example 1.5.");
+    }
+  };
+  deposit.addEventListener("click", () =>
+    busy(deposit, slot, async () => {
+      const v = parse();
+      const r = await sendEscrow("depositBond", [ZERO_ADDRESS, v], { value: v });
+      slot.show("ok", `Deposited ${fmtAmount(v)} of bond.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      onDone?.();
+    }),
+  );
+  withdraw.addEventListener("click", () =>
+    busy(withdraw, slot, async () => {
+      const v = parse();
+      if (v > BigInt(bond.free)) throw userError(`Only ${fmtAmount(bond.free)} of your bond is free; the rest backs open orders.`);
+      const r = await sendEscrow("withdrawBond", [ZERO_ADDRESS, v, wallet.address]);
+      slot.show("ok", `Withdrew ${fmtAmount(v)} of free bond.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      onDone?.();
+    }),
+  );
+  return h("div", { class: "card" }, h("h2", null, "Bond (保证金)"), h("p", { class: "small muted" }, "Each order reserves part of your bond until it settles. Reserved bond cannot be withdrawn; an arbiter may slash it to the buyer."), field("Amount (ETH)", amount), slot, h("div", { class: "row" }, deposit, withdraw));
+}
+
+/** #/supplier */
+export async function supplierPage(ctx, preselect) {
+  const title = h("h1", null, "Supplier dashboard");
+  const g = gate(ctx, { needSignIn: true, why: "Sign in with your supplier wallet to see your listings, orders, bond and balances." });
+  if (g) return h("section", null, title, g);
+  const [dash, orders, config] = await Promise.all([get("/supplier/dashboard", { auth: true }), get("/supplier/orders?limit=1000", { auth: true }), read("config")]);
+  const listingsFull = (
+    await Promise.all([true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`).catch(() => [])))
+  ).flat();
+  const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
+  await Promise.all([...new Set([ZERO_ADDRESS, ...orders.map((o) => o.token)])].map(tokenInfo));
+  const ledger = await ledgerEvents(wallet.address).catch(() => []);
+  const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
+  const token = ZERO_ADDRESS;
+  const bond = dash.bonds.find((b) => b.token.toLowerCase() === token) || { free: "0", reserved: "0" };
+  const balance = amountOf(dash.balances, token);
+  const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
+  const lastSettle = dash.recent_settlements[0];
+  const reload = () => ctx.rerender();
+
+  const wslot = messageSlot({ "data-test": "withdraw-message" });
+  const withdrawBtn = h("button", { class: "btn small", "data-test": "withdraw", disabled: balance === 0n }, "Withdraw");
+  withdrawBtn.addEventListener("click", () =>
+    busy(withdrawBtn, wslot, async () => {
+      const r = await sendEscrow("withdraw", [token, wallet.address]);
+      wslot.show("ok", `Withdrew ${fmtAmount(balance)} to ${short(wallet.address)}.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      setTimeout(reload, 1200);
+    }),
+  );
+
+  const listings = dash.listings.map((l) => ({ ...l, name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}` }));
+  const lowStock = listings.filter((l) => l.low_stock);
+  const byState = Object.entries(dash.orders_by_state);
+
+  const listingRows = listings.map((l) => {
+    const slot = messageSlot();
+    const toggle = h("button", { class: "btn small quiet", "data-test": "toggle-listing" }, l.active ? "Close" : "Reopen");
+    toggle.addEventListener("click", () =>
+      busy(toggle, slot, async () => {
+        await sendEscrow("updateListing", [BigInt(l.listing_id), BigInt(l.unit_price), !l.active]);
+        reload();
+      }),
+    );
+    return h(
+      "tr",
+      { "data-test": "listing-row", "data-listing": l.listing_id },
+      h("td", { "data-label": "Listing" }, `#${l.listing_id} `, h("strong", null, l.name), h("div", { class: "small muted mono" }, short(l.sku, 10, 4))),
+      h("td", { "data-label": "Price", class: "num" }, fmtAmount(l.unit_price)),
+      h("td", { "data-label": "Stock", class: "num", "data-test": "listing-stock" }, `${l.stock}`, l.low_stock ? h("div", null, pill("low", "warn")) : null),
+      h("td", { "data-label": "Committed / sold", class: "num" }, `${l.committed} / ${l.sold}`),
+      h("td", { "data-label": "In vault", class: "num" }, l.vault_codes ?? "—"),
+      h("td", { "data-label": "Status" }, l.active ? pill("open", "ok") : pill("closed", "")),
+      h("td", { "data-label": "" }, h("div", { class: "row" }, h("a", { class: "btn small", href: "#/supplier", onclick: (e) => {
+        e.preventDefault();
+        const sel = document.querySelector('[data-test="upload-listing"]');
+        if (sel) sel.value = String(l.listing_id);
+        document.getElementById("upload")?.scrollIntoView({ behavior: "smooth" });
+      } }, "Restock"), toggle), slot),
+    );
+  });
+
+  const sales = orders.map((o) => ({ t: Number(o.paid_at), amount: BigInt(o.amount) }));
+  const settled = dash.recent_settlements.map((s) => ({ t: Number(s.timestamp), amount: BigInt(s.amount) }));
+
+  return h(
+    "section",
+    null,
+    h("div", { class: "spread" }, title, h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address)))),
+    lowStock.map((l) => message("warn", `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`)),
+    h(
+      "div",
+      { class: "stats" },
+      stat("Bond free", chainNumber(fmtAmount(bond.free), lastBond?.log.transactionHash, lastBond ? Number(lastBond.log.blockNumber) : undefined), lastBond ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber)) : "no deposit yet", { "data-test": "bond-free" }),
+      stat("Bond reserved", fmtAmount(bond.reserved), "backs open orders", { "data-test": "bond-reserved" }),
+      stat("In escrow", fmtAmount(amountOf(dash.in_escrow, token)), "paid, not yet settled", { "data-test": "in-escrow" }),
+      stat("Withdrawable", chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number), h("div", null, withdrawBtn), { "data-test": "withdrawable" }),
+      stat("Earned", fmtAmount(amountOf(dash.earned, token)), `${dash.recent_settlements.length} settlement${dash.recent_settlements.length === 1 ? "" : "s"}`, { "data-test": "earned" }),
+    ),
+    wslot,
+    h(
+      "div",
+      { class: "cols" },
+      h(
+        "div",
+        { class: "card" },
+        h("h2", null, "Sales and settlements"),
+        cumulativeChart(
+          [
+            { name: "Sold (paid into escrow)", color: "#0f766e", points: sales },
+            { name: "Settled to you", color: "#d97706", points: settled },
+          ],
+          { title: "Cumulative sales and settlements" },
+        ),
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h("h2", null, "Orders by state"),
+        byState.length ? h("div", { class: "row", "data-test": "orders-by-state" }, byState.map(([name, n]) => pill(`${name}: ${n}`, name === "disputed" || name === "Disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : ""))) : h("p", { class: "muted" }, "No orders yet."),
+        h(
+          "div",
+          { class: "table-wrap", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
+          h(
+            "table",
+            { class: "small", "data-test": "supplier-orders" },
+            h("thead", null, h("tr", null, ["Order", "State", "Qty", "Amount", "Paid"].map((t) => h("th", null, t)))),
+            h("tbody", null, orders.slice(0, 50).map((o) => h("tr", null, h("td", null, `#${o.order_id}`), h("td", null, statePill(o.state)), h("td", { class: "num" }, `${o.quantity}`), h("td", { class: "num" }, fmtAmount(o.amount, o.token)), h("td", null, txLink(o.paid_tx, o.paid_block))))),
+          ),
+        ),
+      ),
+    ),
+    h(
+      "div",
+      { class: "card" },
+      h("h2", null, "Listings"),
+      listings.length
+        ? h("div", { class: "table-wrap" }, h("table", { class: "stack-sm", "data-test": "listings" }, h("thead", null, h("tr", null, ["Listing", "Price", "Stock", "Committed / sold", "In vault", "Status", ""].map((t) => h("th", null, t)))), h("tbody", null, listingRows)))
+        : h("p", { class: "muted" }, "No listings yet: open one below."),
+    ),
+    h("div", { class: "cols" }, listings.length ? uploadCard(listings, reload, preselect) : h("div"), openListingCard(Number(config.minBondBps), reload)),
+    h("div", { class: "cols" }, bondCard(bond, reload), settlementsCard(dash.recent_settlements)),
+  );
+}
+
+function settlementsCard(settlements) {
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Recent settlements"),
+    settlements.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            { class: "small", "data-test": "settlements" },
+            h("thead", null, h("tr", null, ["Order", "Kind", "Amount", "When", "Transaction"].map((t) => h("th", null, t)))),
+            h("tbody", null, settlements.map((s) => h("tr", { "data-test": "settlement-row" }, h("td", null, `#${s.order_id}`), h("td", null, s.kind), h("td", { class: "num" }, fmtAmount(s.amount, s.token)), h("td", null, when(s.timestamp)), h("td", null, txLink(s.tx_hash, s.block_number))))),
+          ),
+        )
+      : h("p", { class: "muted" }, "Nothing settled yet. An order settles when its buyer confirms, or when its dispute window passes."),
+  );
+}

@@ -1,0 +1,85 @@
+"""The committed front-end build (backend/web/dist) matches its sources, and the API serves it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from backend.web import DIST, ROOT, WEB, mount_web, source_digest, stale_reason
+
+
+def test_dist_is_built_from_the_current_sources() -> None:
+    reason = stale_reason()
+    assert reason is None, reason
+
+
+def test_build_record_lists_every_output_file() -> None:
+    record = json.loads((DIST / "BUILD.json").read_text())
+    assert record["source_digest"] == source_digest()
+    assert {"index.html", "app.js", "styles.css"} <= set(record["outputs"])
+    assert all(v for v in record["bundled"].values()), record["bundled"]
+
+
+def _copy_of_the_build(tmp_path: Path) -> Path:
+    """A copy of everything the build check reads, laid out as in the repository."""
+    shutil.copytree(WEB / "src", tmp_path / "backend" / "web" / "src")
+    shutil.copytree(DIST, tmp_path / "backend" / "web" / "dist")
+    for name in ("index.html", "styles.css", "build.mjs"):
+        shutil.copy(WEB / name, tmp_path / "backend" / "web" / name)
+    artifacts = tmp_path / "contracts" / "artifacts"
+    artifacts.mkdir(parents=True)
+    shutil.copy(ROOT / "contracts" / "artifacts" / "CodeEscrow.json", artifacts)
+    shutil.copy(ROOT / "package-lock.json", tmp_path)
+    return tmp_path
+
+
+def test_changing_a_source_makes_the_dist_stale(tmp_path: Path) -> None:
+    root = _copy_of_the_build(tmp_path)
+    assert stale_reason(root) is None
+    source = root / "backend" / "web" / "src" / "fmt.js"
+    source.write_bytes(source.read_bytes() + b"\n// edited\n")
+    assert "stale" in (stale_reason(root) or "")
+
+
+def test_editing_the_bundle_by_hand_is_caught(tmp_path: Path) -> None:
+    root = _copy_of_the_build(tmp_path)
+    bundle = root / "backend" / "web" / "dist" / "app.js"
+    bundle.write_bytes(bundle.read_bytes() + b"\n")
+    assert "by hand" in (stale_reason(root) or "")
+
+
+def test_upgrading_a_bundled_package_makes_the_dist_stale(tmp_path: Path) -> None:
+    root = _copy_of_the_build(tmp_path)
+    lock = json.loads((root / "package-lock.json").read_text())
+    lock["packages"]["node_modules/viem"]["version"] = "0.0.0-test"
+    (root / "package-lock.json").write_text(json.dumps(lock))
+    assert "stale" in (stale_reason(root) or "")
+
+
+def test_pages_load_nothing_from_other_origins() -> None:
+    html = (DIST / "index.html").read_text()
+    bundle = (DIST / "app.js").read_text()
+    assert not re.search(r"""(src|href)=["']https?://""", html)
+    assert "cdn." not in html and "fonts.googleapis" not in html + bundle
+
+
+def test_mount_web_serves_the_site_after_the_api_routes() -> None:
+    app = FastAPI()
+
+    @app.get("/chain")
+    def chain() -> dict[str, int]:
+        return {"chain_id": 1}
+
+    mount_web(app)
+    client = TestClient(app)
+    page = client.get("/")
+    assert page.status_code == 200
+    assert '<script type="module" src="app.js">' in page.text
+    assert page.headers["cache-control"] == "no-cache"
+    assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/chain").json() == {"chain_id": 1}

@@ -1,0 +1,326 @@
+"""What the browser tests share: a served kameng with its web front-end, headless Chromium, and
+a scriptable injected wallet.
+
+- `WebStack`: `kameng serve`'s runtime (embedded chain, indexer, delivery agent, API) with the
+  built front-end mounted at ``/``, on a free loopback port.
+- `launch_browser`: Debian's Chromium driven by Playwright (never Playwright's own download).
+- `InjectedWallet`: an EIP-1193 ``window.ethereum`` whose requests are answered in Python (signing
+  with a local key), so tests can put it on the wrong network or make it refuse to sign.
+
+Tests wait on what the page shows (Playwright's auto-waiting ``expect``), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from web3 import Web3
+
+from backend.config import Settings
+from backend.runtime import Runtime
+from backend.vault.service import upload_codes
+from backend.web import mount_web
+from contracts.chain import free_port
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+#: The flags Chromium needs here: root without a sandbox, and no calls to Google's services,
+#: which this machine's closed network refuses (docs: .library machine notes).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+#: How long a page condition may take (chain transactions, delivery, the mirror).
+TIMEOUT_MS = 30_000
+
+
+@dataclass
+class WebStack:
+    """A running kameng with the web front-end, and handles on its chain and workers."""
+
+    runtime: Runtime
+    url: str
+    server: Any
+    thread: threading.Thread
+    _codes: int = field(default=0)
+
+    @property
+    def chain(self) -> Any:
+        """The embedded chain."""
+        return self.runtime.chain
+
+    @property
+    def escrow(self) -> Any:
+        """The escrow client."""
+        return self.runtime.escrow
+
+    @property
+    def dev(self) -> Any:
+        """The development world: supplier, arbiter, buyers, listing."""
+        assert self.runtime.dev is not None
+        return self.runtime.dev
+
+    def new_account(self, ether: int = 100) -> LocalAccount:
+        """A fresh funded account (ether=0: an empty one)."""
+        if ether == 0:
+            account: LocalAccount = Account.create()
+            return account
+        return self.chain.new_account(ether=ether)
+
+    def codes(self, n: int, prefix: str = "GIFT") -> list[str]:
+        """`n` codes never used before in this stack."""
+        start = self._codes
+        self._codes += n
+        return [f"{prefix}-{i:05d}-{(i * 7919) % 99991:05d}" for i in range(start, start + n)]
+
+    def stock_listing(self, n: int, listing_id: int | None = None) -> list[str]:
+        """Upload `n` fresh codes to the dev listing through the vault; returns them."""
+        codes = self.codes(n)
+        body = ("\n".join(codes) + "\n").encode()
+        with self.runtime.sessions() as session:
+            upload_codes(
+                session,
+                self.escrow,
+                self.dev.supplier,
+                listing_id or self.dev.listing_id,
+                body,
+                self.runtime.settings,
+            )
+        return codes
+
+    def wait_until(self, what: str, check: Any, timeout: float = 30.0) -> Any:
+        """Poll a Python-side condition (the mirror, the chain) until it holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            self.runtime.check()
+            time.sleep(0.05)  # polling a server-side condition with a deadline
+
+    def stop(self) -> None:
+        """Stop the server and the workers."""
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.runtime.stop()
+
+
+def start_stack() -> WebStack:
+    """Start the embedded runtime, mount the front-end and serve both on a free port."""
+    import uvicorn
+
+    runtime = Runtime.embedded(Settings(), buyers=2)
+    runtime.start(api=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    runtime.url = url
+    app = runtime.app(domain=f"127.0.0.1:{port}", public_url=url)
+    mount_web(app)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="kameng-web-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web server did not start on {url}")
+        time.sleep(0.02)  # waiting for uvicorn's started flag, with a deadline
+    return WebStack(runtime=runtime, url=url, server=server, thread=thread)
+
+
+def launch_browser(playwright: Playwright) -> Browser:
+    """Headless Debian Chromium."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def new_page(browser: Browser, *, phone: bool = False) -> tuple[BrowserContext, Page]:
+    """A fresh browser profile (its own localStorage) on the site, failing on page errors."""
+    if phone:
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+        )
+    else:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return context, page
+
+
+def connect_dev_wallet(page: Page, account: LocalAccount) -> None:
+    """Connect the development wallet with `account`'s key, through the connect dialog."""
+    page.get_by_test_id("connect").click()
+    page.get_by_test_id("dev-key").fill("0x" + bytes(account.key).hex())
+    page.get_by_test_id("import-dev-key").click()
+
+
+def sign_in(page: Page) -> None:
+    """Press the page's "Sign in with Ethereum" button."""
+    page.get_by_test_id("sign-in").click()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot to docs/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def write_csv(tmp: Path, name: str, lines: list[str]) -> Path:
+    """A CSV file of `lines`."""
+    path = tmp / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ an injected wallet
+
+_SHIM = """
+(() => {
+  const listeners = {};
+  window.ethereum = {
+    isKamengTestWallet: true,
+    async request({ method, params }) {
+      const answer = await window.__kamengWallet(method, params || []);
+      if (answer && answer.error) {
+        const err = new Error(answer.error.message);
+        err.code = answer.error.code;
+        throw err;
+      }
+      return answer ? answer.result : null;
+    },
+    on(event, fn) { (listeners[event] = listeners[event] || []).push(fn); },
+    removeListener(event, fn) {
+      listeners[event] = (listeners[event] || []).filter((f) => f !== fn);
+    },
+    __emit(event, value) { for (const fn of listeners[event] || []) fn(value); },
+  };
+})();
+"""
+
+
+class InjectedWallet:
+    """A browser wallet (EIP-1193) for tests: answers in Python and signs with a local key.
+
+    Attributes:
+        account: The key it signs with.
+        chain_id: The network it says it is on (set it to another id to test a wrong network).
+        reject_signatures: Refuse every ``personal_sign`` as a person pressing "Reject" would.
+        requests: Every method asked, in order.
+    """
+
+    def __init__(self, stack: WebStack, account: LocalAccount, chain_id: int | None = None):
+        self.stack = stack
+        self.account = account
+        self.chain_id = chain_id if chain_id is not None else stack.chain.chain_id
+        self.reject_signatures = False
+        self.requests: list[str] = []
+        self._http = httpx.Client(timeout=30)
+        self._page: Page | None = None
+        self._rpc_id = 0
+
+    def install(self, context: BrowserContext) -> None:
+        """Put ``window.ethereum`` into every page of `context`."""
+        context.expose_binding("__kamengWallet", self._answer)
+        context.add_init_script(_SHIM)
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        self._rpc_id += 1
+        body = {"jsonrpc": "2.0", "id": self._rpc_id, "method": method, "params": params}
+        answer = self._http.post(f"{self.stack.url}/rpc", json=body).json()
+        if "error" in answer:
+            raise _RpcError(answer["error"])
+        return answer["result"]
+
+    def _answer(self, source: dict[str, Any], method: str, params: list[Any]) -> dict[str, Any]:
+        self.requests.append(method)
+        page = source.get("page")
+        try:
+            return {"result": self._handle(page, method, params)}
+        except _RpcError as exc:
+            return {"error": exc.error}
+
+    def _handle(self, page: Any, method: str, params: list[Any]) -> Any:
+        if method in ("eth_requestAccounts", "eth_accounts"):
+            return [self.account.address]
+        if method == "eth_chainId":
+            return hex(self.chain_id)
+        if method == "wallet_switchEthereumChain":
+            self.chain_id = int(params[0]["chainId"], 16)
+            if page is not None:
+                page.evaluate(
+                    "id => window.ethereum.__emit('chainChanged', id)", hex(self.chain_id)
+                )
+            return None
+        if method == "personal_sign":
+            if self.reject_signatures:
+                raise _RpcError({"code": 4001, "message": "User rejected the request."})
+            data = bytes.fromhex(params[0][2:])
+            signed = self.account.sign_message(encode_defunct(primitive=data))
+            return "0x" + bytes(signed.signature).hex()
+        if method == "eth_sendTransaction":
+            if self.chain_id != self.stack.chain.chain_id:
+                raise _RpcError({"code": 4901, "message": "wallet is on another chain"})
+            return self._send(params[0])
+        return self._rpc(method, params)
+
+    def _send(self, tx: dict[str, Any]) -> str:
+        nonce = (
+            int(tx["nonce"], 16)
+            if tx.get("nonce")
+            else int(self._rpc("eth_getTransactionCount", [self.account.address, "pending"]), 16)
+        )
+        call = {k: tx[k] for k in ("from", "to", "data", "value") if tx.get(k)}
+        gas = int(tx["gas"], 16) if tx.get("gas") else int(self._rpc("eth_estimateGas", [call]), 16)
+        block = self._rpc("eth_getBlockByNumber", ["latest", False])
+        base = int(block.get("baseFeePerGas") or "0x0", 16)
+        signed = self.account.sign_transaction(
+            {
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": Web3.to_checksum_address(tx["to"]),
+                "data": tx.get("data", "0x"),
+                "value": int(tx.get("value") or "0x0", 16),
+                "gas": gas + gas // 5,
+                "maxFeePerGas": 2 * base + 10**9,
+                "maxPriorityFeePerGas": 10**9,
+            }
+        )
+        return str(
+            self._rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+        )
+
+
+class _RpcError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(json.dumps(error))
+        self.error = error
