@@ -63,7 +63,7 @@ from backend.models import Code, DeliveryTx, Release, Upload
 from backend.release import CodeToSeal, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
 from contracts.encoding import OrderState
-from contracts.errors import ChainError, ContractRevertError
+from contracts.errors import ContractRevertError, KamengError
 from contracts.merkle import MerkleTree
 
 if TYPE_CHECKING:
@@ -208,7 +208,9 @@ class DeliveryAgent:
     def run_forever(self, stop: threading.Event) -> None:
         """Run passes until `stop` is set, idling briefly when there is nothing to do.
 
-        A node or database outage is logged and retried with a growing pause; nothing is lost.
+        A node or database outage is logged and retried with a growing pause; an error the
+        chain or the vault raises on purpose is logged and retried after a second. Nothing is
+        lost either way: the next pass starts from what the database holds.
         """
         backoff = self.settings.delivery_poll_seconds
         while not stop.is_set():
@@ -220,7 +222,7 @@ class DeliveryAgent:
                 stop.wait(backoff)
                 backoff = min(backoff * 2 + 0.1, 10.0)
                 continue
-            except ChainError as exc:
+            except KamengError as exc:  # the chain or the vault said no; keep serving the rest
                 log.error("delivery pass failed: %s", exc)
                 stop.wait(1.0)
                 continue
