@@ -79,7 +79,8 @@ class Progress:
     """A report after each commit (and while waiting as a standby).
 
     Attributes:
-        mode: ``catch-up``, ``follow``, ``reorg`` or ``standby``.
+        mode: ``catch-up``, ``follow``, ``reorg``, ``standby`` (another indexer writes) or
+            ``writer`` (this one took over).
         checkpoint: The last block applied (None before the first commit).
         head: The chain's head when the pass began.
         events: Events applied by this indexer since it was created.
@@ -175,6 +176,7 @@ class Indexer:
         self._started = time.monotonic()
         self._head: int | None = None
         self._cache = RowCache()
+        self._last_mode = ""
         self.checkpoint: Checkpoint | None = None
 
     # ------------------------------------------------------------ public
@@ -207,7 +209,8 @@ class Indexer:
         self._prepare()
         try:
             if not self._ensure_writer():
-                self._emit("standby")
+                if self._last_mode != "standby":
+                    self._emit("standby")
                 return 0
             return self._sync()
         except LostWriterError:
@@ -288,6 +291,7 @@ class Indexer:
             self._writer = try_acquire(self._conn, self._lock_key)
             if self._writer:
                 log.info("took the writer lock of this mirror")
+                self._emit("writer")
         else:
             self._writer = True
         return self._writer
@@ -311,6 +315,7 @@ class Indexer:
                 conn.invalidate()
 
     def _emit(self, mode: str) -> None:
+        self._last_mode = mode
         if self.on_progress is not None:
             self.on_progress(Progress(
                 mode=mode,
