@@ -91,7 +91,7 @@ def _unavailable(
     what: str, exc: BaseException, retry_after: int = RETRY_AFTER_S
 ) -> tuple[int, dict[str, object], dict[str, str]]:
     # Log the exception type only: driver messages can quote SQL parameters.
-    log.warning("%s unavailable: %s", what, type(exc).__name__)
+    log.warning("%s is unavailable: %s", what, type(exc).__name__)
     return (
         503,
         {

@@ -60,6 +60,7 @@ def create_app(
     expose_rpc: bool | None = None,
     low_stock_threshold: int = 20,
     auth: SiweAuth | None = None,
+    web: bool = True,
 ) -> FastAPI:
     """Build the API.
 
@@ -75,6 +76,7 @@ def create_app(
         expose_rpc: Mount ``POST /rpc`` for the chain (default: when the chain is embedded).
         low_stock_threshold: Stock at or below which a listing is flagged on the dashboard.
         auth: A ready SIWE service (tests pass one with their own clock).
+        web: Serve the built web front-end (``backend/web/dist``) at ``/`` when it exists.
     """
     if engine is None:
         engine = create_engine(settings.database_url)
@@ -113,4 +115,16 @@ def create_app(
 
         app.state.rpc_proxy = JsonRpcProxy(chain)
         app.include_router(rpc.router)
+    if web:
+        _mount_web(app)
     return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """Mount the front-end after every API route, if it has been built."""
+    try:
+        from backend.web import DIST, mount_web
+    except ImportError:  # the front-end package is optional
+        return
+    if (DIST / "index.html").is_file():
+        mount_web(app)

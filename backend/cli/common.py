@@ -3,7 +3,8 @@
 A command finds its wallet, in this order: ``--key-file PATH`` (a file holding a 0x hex private
 key), the environment variable ``KAMENG_PRIVATE_KEY``, or ``--dev ROLE`` which reads a
 development account from the file `kameng serve` writes on the embedded chain
-(``./var/dev-accounts.json``: ``supplier``, ``arbiter``, ``buyer0``, ``buyer1``, ...).
+(``./var/dev-accounts.json``, or ``KAMENG_DEV_ACCOUNTS``: ``supplier``, ``arbiter``, ``buyer0``,
+``buyer1``, ...).
 
 It finds the chain from the API: ``GET /chain`` names the escrow and, on the embedded chain, the
 JSON-RPC URL the server exposes; ``--rpc-url`` overrides it.
@@ -67,13 +68,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_wallet(
-    key_file: Path | None, dev: str | None, dev_file: Path = DEV_ACCOUNTS
+    key_file: Path | None, dev: str | None, dev_file: Path | None = None
 ) -> LocalAccount:
     """The wallet a command acts as.
 
     Raises:
         typer.Exit: none was given, or the key cannot be read.
     """
+    dev_file = dev_file or Path(os.environ.get("KAMENG_DEV_ACCOUNTS", str(DEV_ACCOUNTS)))
     try:
         if key_file is not None:
             account: LocalAccount = Account.from_key(key_file.read_text().strip())

@@ -62,12 +62,17 @@ def serve(
     agent: Annotated[bool, typer.Option(help="Run the delivery agent in this process.")] = True,
 ) -> None:
     """Run the API, the delivery agent and the indexer in one process (zero configuration)."""
+    import logging
+
     import uvicorn
 
     from backend.config import Settings
     from backend.runtime import Runtime, load_account
     from contracts.errors import KamengError
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     try:
         settings = Settings()
         if rpc_url is None:
