@@ -140,6 +140,9 @@ class DeliveryAgent:
         #: Orders left alone in the last pass (codes missing, or not our supplier's key).
         self._skipped: set[int] = set()
         self._recovered = False
+        #: Pending uploads first seen by this agent (upload id -> monotonic time).
+        self._pending_seen: dict[int, float] = {}
+        self._uploads_checked = 0.0
 
     # ------------------------------------------------------------ public
 
@@ -168,6 +171,7 @@ class DeliveryAgent:
             self.recover()
         with self.session_factory() as session, rpc_guard("delivering"):
             self._reconcile_in_flight(session)
+            self._finish_stale_uploads(session)
             self.source.poll(session)
             now = int(self.w3.eth.get_block("latest")["timestamp"])
             prepared = self._prepare(session, now)
@@ -228,6 +232,29 @@ class DeliveryAgent:
                 continue
             if not sealed:
                 stop.wait(self.settings.delivery_poll_seconds)
+
+    # ------------------------------------------------------------ uploads
+
+    def _finish_stale_uploads(self, session: Session) -> None:
+        """Finish uploads left ``pending`` (a crash, or a slow block) once they have been pending
+        longer than an upload waits by itself, so their stock becomes deliverable. Without the
+        supplier's key it can only confirm or abandon them (`recover_pending`)."""
+        now = time.monotonic()
+        if now - self._uploads_checked < min(5.0, self.settings.commit_wait_seconds):
+            return
+        self._uploads_checked = now
+        pending = set(session.execute(select(Upload.id).where(Upload.state == "pending")).scalars())
+        self._pending_seen = {uid: self._pending_seen.get(uid, now) for uid in pending}
+        stale = [
+            uid
+            for uid, seen in self._pending_seen.items()
+            if now - seen >= self.settings.commit_wait_seconds
+        ]
+        if stale:
+            from backend.vault.service import recover_pending
+
+            for result in recover_pending(session, self.escrow, self.settings, upload_ids=stale):
+                log.info("finished pending upload %s: %s", result.upload_id, result.state)
 
     # ------------------------------------------------------------ crash points
 

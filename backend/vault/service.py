@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -487,6 +487,7 @@ def recover_pending(
     supplier: LocalAccount | None = None,
     *,
     listing_id: int | None = None,
+    upload_ids: Collection[int] | None = None,
 ) -> list[UploadResult]:
     """Finish every pending upload after a crash, matching it against the chain.
 
@@ -508,6 +509,7 @@ def recover_pending(
         settings: The settings.
         supplier: The supplier's account, to re-sign transactions that can no longer mine.
         listing_id: Only this listing's uploads.
+        upload_ids: Only these uploads.
 
     Returns:
         The uploads it looked at, as they are now.
@@ -518,6 +520,8 @@ def recover_pending(
     query = select(Upload).where(Upload.state == "pending").order_by(Upload.id)
     if listing_id is not None:
         query = query.where(Upload.listing_id == listing_id)
+    if upload_ids is not None:
+        query = query.where(Upload.id.in_(list(upload_ids)))
     out: list[UploadResult] = []
     with rpc_guard("recovering pending uploads"):
         bind_escrow(session, escrow.chain.chain_id, escrow.address)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
 from backend.delivery.sources import ChainLogOrderSource, MirrorOrderSource
-from backend.errors import ReleaseNotFound
+from backend.errors import ReleaseNotFound, UploadRejected
 from backend.models import DeliveryTx
 from backend.release import get_release
 from backend.vault.service import stock_counts, upload_codes
@@ -212,3 +212,51 @@ def test_chain_source_resumes_from_its_cursor(
         found = again.candidates(session, min_deadline=0, limit=5)
     assert [p.order_id for p in found] == [first.oid, second.oid]
     assert found[1].order == second.order and found[1].buyer_pubkey == bytes(second.key.public_key)
+
+
+def test_order_across_two_batches_verifies_against_both_roots(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    stocked = stock_listing(world, sessions, settings, count=3)
+    with sessions() as session:
+        upload_codes(
+            session,
+            world.escrow,
+            world.supplier,
+            stocked.listing_id,
+            b"\n".join(demo_codes(3, start=3)),
+            settings,
+        )
+    order = buy(world.escrow, world.buyers[0], stocked.listing_id, 5)
+    agent_for(world, sessions, settings).drain()
+    assert_delivered_once(world.escrow, sessions, [order])
+    with sessions() as session:
+        release = get_release(session, order.oid)
+    assert [c.batch_index for c in release.codes] == [0, 0, 0, 1, 1]
+
+
+def test_no_code_reaches_a_log_line_or_an_error(
+    world: World,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        stocked = stock_listing(world, sessions, settings, count=6)
+        with sessions() as session, pytest.raises(UploadRejected) as rejected:
+            upload_codes(
+                session,
+                world.escrow,
+                world.supplier,
+                stocked.listing_id,
+                b"\n".join(stocked.codes[:2]),
+                settings,
+            )
+        orders = [buy(world.escrow, b, stocked.listing_id, 2) for b in world.buyers]
+        agent_for(world, sessions, settings).drain()
+        with sessions() as session:
+            reprs = [repr(get_release(session, o.oid)) for o in orders]
+    text = caplog.text + str(rejected.value) + repr(rejected.value) + "".join(reprs)
+    assert "sealed 3 releases" in caplog.text
+    for code in stocked.codes:
+        assert code.decode() not in text

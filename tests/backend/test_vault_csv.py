@@ -24,14 +24,14 @@ def rejected(data: bytes, **kw: int) -> UploadRejected:
 
 def test_codes_with_header_expiry_and_note_are_parsed() -> None:
     data = (
-        "code,expiry,note\n"
-        "KMG-1,2027-01-31,from distributor A\n"
-        "KMG-2,,\n"
-        "KMG-3,2027-02-01T12:00:00+08:00\n"
-        '"KMG,4",1830000000,"note, with comma"\n'
-        "  KMG-5  \r\n"
-        "\n"
-    ).encode()
+        b"code,expiry,note\n"
+        b"KMG-1,2027-01-31,from distributor A\n"
+        b"KMG-2,,\n"
+        b"KMG-3,2027-02-01T12:00:00+08:00\n"
+        b'"KMG,4",1830000000,"note, with comma"\n'
+        b"  KMG-5  \r\n"
+        b"\n"
+    )
     codes = parse(data)
     assert [c.code for c in codes] == [b"KMG-1", b"KMG-2", b"KMG-3", b"KMG,4", b"KMG-5"]
     assert [c.line for c in codes] == [2, 3, 4, 5, 6]

@@ -206,3 +206,19 @@ def test_batch_that_lands_at_another_index_is_flagged_not_sold(
         assert upload is not None and "landed at first index 2" in (upload.error or "")
     assert recovered.state == "misplaced"
     assert _code_count(sessions) == 0
+
+
+def test_delivery_agent_finishes_an_upload_left_pending(
+    monkeypatch: pytest.MonkeyPatch, world: World, sessions: sessionmaker[Session]
+) -> None:
+    settings = engine_settings(commit_wait_seconds=0)
+    lid = _listing(world)
+    _crash_upload(
+        monkeypatch, world, sessions, settings, lid, "before-broadcast", b"\n".join(demo_codes(4))
+    )
+    agent = DeliveryAgent(settings, sessions, world.escrow, world.delivery_key)
+    agent.run_once()
+    assert _upload_states(sessions) == ["committed"]
+    bought = buy(world.escrow, world.buyers[0], lid, 4)
+    agent.drain()
+    assert_delivered_once(world.escrow, sessions, [bought])
