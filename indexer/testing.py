@@ -410,3 +410,62 @@ class Workload:
             self.tx(self.admin, "authorize", self.supplier, sku_id("office-365"), keccak(b"a2")),
             self.tx(self.supplier, "setDeliveryKey", random_address(), True),
         ])
+
+
+# ---------------------------------------------------------------- comparing mirrors
+
+
+def dump_mirror(engine: Any, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every mirror table, normalised and sorted, for row-by-row comparisons.
+
+    Args:
+        engine: A SQLAlchemy engine (or URL) of a migrated mirror.
+        skip: Tables to leave out.
+
+    Returns:
+        Rows by table name, as tuples in column order; ints, strs, bools, hex for bytes.
+    """
+    from sqlalchemy import select
+
+    from indexer.db import make_engine
+    from indexer.state import TABLES
+
+    own = isinstance(engine, str)
+    eng = make_engine(engine) if own else engine
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    try:
+        with eng.connect() as conn:
+            for name, table in sorted(TABLES.items()):
+                if name in skip:
+                    continue
+                rows = conn.execute(select(table)).all()
+                out[name] = sorted((tuple(_plain(v) for v in row) for row in rows), key=repr)
+    finally:
+        if own:
+            eng.dispose()
+    return out
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def diff_mirrors(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]],
+                 limit: int = 5) -> list[str]:
+    """Human-readable differences between two `dump_mirror` results (empty when equal)."""
+    out = []
+    for name in sorted(set(a) | set(b)):
+        ra, rb = a.get(name, []), b.get(name, [])
+        if ra == rb:
+            continue
+        sa, sb = set(ra), set(rb)
+        only_a = sorted(sa - sb, key=repr)[:limit]
+        only_b = sorted(sb - sa, key=repr)[:limit]
+        out.append(f"{name}: {len(ra)} vs {len(rb)} rows; only left {only_a}; only right {only_b}")
+    return out

@@ -1,0 +1,331 @@
+"""Every escrow event, decoded and applied on the embedded chain, checked against the contract.
+
+One lifecycle (`lifecycle` fixture) emits every event type of CodeEscrow, in the native coin and
+in a 6-decimal ERC-20. The mirror must then agree with the contract's views: open orders hash to
+`orderHash`, balances equal `balanceOf`, the platform's fees `feesOf`, bonds `bondOf`, listings
+`getListing`, batches `getBatch`, authorizations and delivery keys their views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import sqlalchemy as sa
+from eth_utils import keccak
+
+from contracts.artifacts import load
+from contracts.client import EscrowConfig, deploy_contract
+from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.testing import commit_codes, demo_codes, make_world, open_listing
+from indexer.runner import Indexer
+from indexer import models as m
+from indexer.testing import diff_mirrors, dump_mirror
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from contracts.chain import Chain
+    from contracts.testing import World
+
+
+@dataclass
+class Lifecycle:
+    """A world after a lifecycle that emitted every event type."""
+
+    world: World
+    token: str
+    open_orders: dict[int, Order] = field(default_factory=dict)
+    closed: dict[int, OrderState] = field(default_factory=dict)
+    accounts: set[str] = field(default_factory=set)
+    steps: list[int] = field(default_factory=list)  # block number after each step
+
+
+def _run(chain: Chain) -> Lifecycle:
+    world = make_world(chain, buyers=3)
+    escrow, admin, supplier = world.escrow, world.admin, world.supplier
+    b1, b2, b3 = world.buyers
+    life = Lifecycle(world=world, token="")
+    step = life.steps.append
+
+    def mark() -> None:
+        step(chain.w3.eth.block_number)
+
+    # Platform: config, token allow-list, a second authorization (granted, then revoked).
+    escrow.set_config(admin, EscrowConfig(fee_recipient=world.fee_recipient.address,
+                                          fee_bps=250, referral_bps=300,
+                                          arbitration_window=3600))
+    token_address, _ = deploy_contract(chain, admin, "TestToken", "USD Coin", "USDC")
+    escrow.tx.reset_nonce(admin.address)  # deploy_contract signed with its own nonce counter
+    token = chain.w3.eth.contract(address=token_address, abi=load("TestToken").abi)
+    escrow.set_token_allowed(admin, token_address, True)
+    life.token = token_address
+    escrow.authorize(admin, supplier.address, sku_id("office-365"), keccak(b"att"))
+    escrow.authorize(admin, supplier.address, sku_id("office-365"), b"\0" * 32)
+    escrow.set_delivery_key(supplier, b3.address, True)
+    escrow.set_delivery_key(supplier, b3.address, False)
+    mark()
+
+    # A native-coin listing (bond, listing, batch) and a price change.
+    native = open_listing(world, stock=12, unit_price=10**16, delivery_window=600,
+                          dispute_window=1200)
+    escrow.update_listing(supplier, native, 10**16, True)
+    mark()
+
+    # An ERC-20 listing with its own bond.
+    for account in (supplier, b1):
+        escrow.tx.send(admin, token.functions.mint(account.address, 10**12))
+        escrow.tx.send(account, token.functions.approve(escrow.address, 2**255))
+    escrow.deposit_bond(supplier, 10**10, token_address)
+    usdc, _ = escrow.create_listing(supplier, sku=world.sku, unit_price=5_000_000,
+                                    token=token_address, delivery_window=600,
+                                    dispute_window=1200, bond_bps=2000, metadata_uri="ipfs://u")
+    commit_codes(world, usdc, demo_codes(5, 100))
+    mark()
+
+    # Orders: referrers, quantities, both tokens.
+    buys: list[tuple[int, Order]] = []
+    for buyer, qty, ref in ((b1, 1, b2.address), (b2, 2, ZERO_ADDRESS), (b1, 1, ZERO_ADDRESS),
+                            (b2, 3, b3.address), (b3, 1, ZERO_ADDRESS), (b3, 1, b1.address)):
+        oid, order, _ = escrow.buy(buyer, native, qty, max_unit_price=10**16,
+                                   buyer_pubkey=keccak(buyer.address.encode()), referrer=ref)
+        buys.append((oid, order))
+    oid, order, _ = escrow.buy(b1, usdc, 2, max_unit_price=5_000_000, buyer_pubkey=keccak(b"u"),
+                               referrer=b2.address, value=0)
+    buys.append((oid, order))
+    mark()
+
+    # Deliver all but one (batched), by the delivery key.
+    to_deliver = [buys[i] for i in (0, 1, 2, 3, 4, 6)]
+    delivered, _ = escrow.deliver(world.delivery_key, [(o, od, keccak(o.to_bytes(32, "big")))
+                                                        for o, od in to_deliver])
+    d = {o: od for (o, _), od in zip(to_deliver, delivered, strict=True)}
+    mark()
+
+    # Confirm one in each token; dispute two; evidence from the supplier.
+    escrow.confirm(b1, buys[0][0], d[buys[0][0]])
+    escrow.confirm(b1, buys[6][0], d[buys[6][0]])
+    disputed_a, _ = escrow.dispute(b2, buys[1][0], d[buys[1][0]], "ipfs://a", keccak(b"a"))
+    disputed_b, _ = escrow.dispute(b2, buys[3][0], d[buys[3][0]], "ipfs://b", keccak(b"b"))
+    escrow.add_evidence(supplier, buys[1][0], disputed_a, "ipfs://s", keccak(b"s"))
+    escrow.add_evidence(b2, buys[1][0], disputed_a, "ipfs://a2", keccak(b"a2"))
+    escrow.rule(world.arbiter, buys[1][0], disputed_a, buyer_bps=7000, slash_bps=5000,
+                bundle_hash=keccak(b"bundle"), reason=b"code-already-redeemed".ljust(32, b"\0"))
+    mark()
+
+    # Time passes: settle after the window, refund the undelivered one, the timeout fallback.
+    chain.travel_to(max(d[buys[2][0]].deadline, buys[5][1].deadline, disputed_b.deadline) + 1)
+    escrow.settle(b3, [(buys[2][0], d[buys[2][0]])])
+    escrow.refund(b3, buys[5][0], buys[5][1])
+    escrow.resolve_timed_out(b1, buys[3][0], disputed_b)
+    mark()
+
+    # Money out: balances, fees, bond; a pause and a closed listing.
+    escrow.withdraw(supplier)
+    escrow.withdraw(b2)
+    escrow.withdraw(supplier, token_address)
+    escrow._send(admin, "withdrawFees", ZERO_ADDRESS, world.fee_recipient.address)
+    escrow.withdraw_bond(supplier, 10**17)
+    escrow.pause(admin)
+    escrow.unpause(admin)
+    escrow.close_listing(admin, usdc)
+    mark()
+
+    life.open_orders = {buys[4][0]: d[buys[4][0]]}
+    life.closed = {buys[0][0]: OrderState.COMPLETED, buys[6][0]: OrderState.COMPLETED,
+                   buys[2][0]: OrderState.COMPLETED, buys[5][0]: OrderState.REFUNDED,
+                   buys[1][0]: OrderState.RESOLVED, buys[3][0]: OrderState.RESOLVED}
+    life.accounts = {a.address for a in (supplier, b1, b2, b3, world.delivery_key)}
+    return life
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> Lifecycle:
+    """The lifecycle, once per module (eth-tester runs some 30 transactions a second)."""
+    from contracts.chain import embedded_chain
+
+    return _run(embedded_chain())
+
+
+@pytest.fixture(scope="module")
+def mirror(lifecycle: Lifecycle, tmp_path_factory: pytest.TempPathFactory) -> sa.Engine:
+    """The lifecycle indexed in one pass into SQLite."""
+    path = tmp_path_factory.mktemp("mirror") / "one.db"
+    with Indexer(lifecycle.world.chain, f"sqlite:///{path}", lifecycle.world.escrow.address) as ix:
+        assert ix.run_once() > 0
+        assert ix.run_once() == 0  # nothing new: nothing applied twice
+    return sa.create_engine(f"sqlite:///{path}")
+
+
+def _rows(engine: sa.Engine, model: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(model.__table__)).all())
+
+
+def test_every_event_type_reaches_raw_events(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    names = {r.name for r in _rows(mirror, m.RawEvent)}
+    expected = {e["name"] for e in load("CodeEscrow").abi if e["type"] == "event"}
+    assert expected - names == {"RoleRevoked", "RoleAdminChanged"}  # never emitted here
+    raw = _rows(mirror, m.RawEvent)
+    assert len({(r.chain_id, r.block_hash, r.log_index) for r in raw}) == len(raw)
+    assert all(r.address == lifecycle.world.escrow.address for r in raw)
+
+
+def test_open_orders_hash_to_the_contracts_stored_hash(lifecycle: Lifecycle,
+                                                       mirror: sa.Engine) -> None:
+    escrow = lifecycle.world.escrow
+    by_id = {int(r.order_id): r for r in _rows(mirror, m.Order)}
+    assert len(by_id) == 7
+    for oid, expected in lifecycle.open_orders.items():
+        row = by_id[oid]
+        rebuilt = Order(
+            buyer=row.buyer, supplier=row.supplier, token=row.token, referrer=row.referrer,
+            amount=int(row.amount), bond=int(row.bond), quantity=row.quantity,
+            fee_bps=row.fee_bps, referral_bps=row.referral_bps,
+            dispute_window=row.dispute_window, deadline=row.deadline,
+            state=OrderState(row.state), release_digest=bytes.fromhex(row.release_digest[2:]),
+        )
+        assert rebuilt == expected
+        assert escrow.order_hash(oid) == rebuilt.hash()
+    for oid, state in lifecycle.closed.items():
+        assert by_id[oid].state == state
+        assert escrow.order_hash(oid) == b"\0" * 32
+
+
+def test_order_history_lists_every_step_in_chain_order(lifecycle: Lifecycle,
+                                                       mirror: sa.Engine) -> None:
+    history: dict[int, list[tuple[str, int]]] = {}
+    for r in sorted(_rows(mirror, m.OrderEvent), key=lambda r: (r.block_number, r.log_index)):
+        history.setdefault(int(r.order_id), []).append((r.name, r.state_after))
+    disputed = [oid for oid, s in lifecycle.closed.items() if s == OrderState.RESOLVED]
+    ruled = history[disputed[0]]
+    assert ruled == [("OrderPaid", 1), ("OrderDelivered", 2), ("DisputeOpened", 3),
+                     ("EvidenceAdded", 3), ("EvidenceAdded", 3), ("DisputeRuled", 6)]
+    refunded = next(o for o, s in lifecycle.closed.items() if s == OrderState.REFUNDED)
+    assert history[refunded] == [("OrderPaid", 1), ("OrderRefunded", 5)]
+    assert sum(len(h) for h in history.values()) == len(_rows(mirror, m.OrderEvent))
+
+
+def test_balances_match_balance_of_and_fees_of(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    escrow = lifecycle.world.escrow
+    balances = {(r.account, r.token): int(r.amount) for r in _rows(mirror, m.Balance)}
+    for token in (ZERO_ADDRESS, lifecycle.token):
+        for account in lifecycle.accounts:
+            assert balances.get((account, token), 0) == escrow.balance_of(account, token), account
+        assert balances.get((escrow.address, token), 0) == escrow.call("feesOf", token)
+    # Payouts minus withdrawals is the balance, for every account.
+    credited: dict[tuple[str, str], int] = {}
+    for p in _rows(mirror, m.Payout):
+        credited[(p.account, p.token)] = credited.get((p.account, p.token), 0) + int(p.amount)
+    for w in _rows(mirror, m.Withdrawal):
+        if w.kind in ("balance", "fees"):
+            credited[(w.account, w.token)] -= int(w.amount)
+    assert {k: v for k, v in credited.items() if v} == {k: v for k, v in balances.items() if v}
+
+
+def test_payouts_follow_the_contracts_formulas(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    orders = {int(r.order_id): r for r in _rows(mirror, m.Order)}
+    kinds: dict[int, dict[str, int]] = {}
+    for p in _rows(mirror, m.Payout):
+        kinds.setdefault(int(p.order_id), {})[p.kind] = int(p.amount)
+    for oid, state in lifecycle.closed.items():
+        o = orders[oid]
+        amount = int(o.amount)
+        if state == OrderState.COMPLETED:
+            fee, commission = amount * o.fee_bps // 10_000, amount * o.referral_bps // 10_000
+            assert kinds[oid].get("supplier") == amount - fee - commission
+            assert kinds[oid].get("fee", 0) == fee
+            assert kinds[oid].get("commission", 0) == commission
+        elif state == OrderState.REFUNDED:
+            assert kinds[oid] == {"refund": amount}
+    disputes = {int(r.order_id): r for r in _rows(mirror, m.Dispute)}
+    timeout = next(d for d in disputes.values() if d.arbiter == ZERO_ADDRESS)
+    ruled = next(d for d in disputes.values() if d.arbiter != ZERO_ADDRESS)
+    assert timeout.ruled and timeout.buyer_bps == 5000 and int(timeout.slashed) == 0
+    assert set(kinds[int(timeout.order_id)]) >= {"timeout_buyer", "timeout_supplier"}
+    assert ruled.buyer_bps == 7000 and ruled.slash_bps == 5000 and int(ruled.slashed) > 0
+    assert kinds[int(ruled.order_id)]["slash"] == int(ruled.slashed)
+    assert kinds[int(ruled.order_id)]["ruling_buyer"] == int(ruled.buyer_amount)
+
+
+def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    escrow = lifecycle.world.escrow
+    supplier = lifecycle.world.supplier.address
+    for r in _rows(mirror, m.Bond):
+        assert (int(r.free), int(r.reserved)) == escrow.bond_of(supplier, r.token)
+    listings = _rows(mirror, m.Listing)
+    assert len(listings) == escrow.call("listingCount")
+    for r in listings:
+        # The Listing struct, in ICodeEscrow's order.
+        (supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
+         dispute_window, _batch_count, fee_bps, referral_bps, sku) = escrow.call("getListing",
+                                                                                 r.listing_id)
+        assert (r.supplier, r.committed, r.sold, r.bond_bps, r.active, r.token, int(r.unit_price),
+                r.delivery_window, r.dispute_window, r.fee_bps, r.referral_bps, r.sku) == (
+            supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
+            dispute_window, fee_bps, referral_bps, "0x" + bytes(sku).hex())
+    for b in _rows(mirror, m.Batch):
+        root, first, count = escrow.batch(b.listing_id, b.batch_index)
+        assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
+
+
+def test_platform_tables_match_the_contract(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    escrow = lifecycle.world.escrow
+    (cfg,) = _rows(mirror, m.PlatformConfig)
+    assert (cfg.fee_recipient, cfg.fee_bps, cfg.referral_bps, cfg.min_bond_bps,
+            cfg.arbitration_window) == tuple(escrow.call("config"))
+    (tok,) = _rows(mirror, m.AllowedToken)
+    assert tok.token == lifecycle.token and tok.allowed
+    for a in _rows(mirror, m.Authorization):
+        on_chain = escrow.call("authorization", a.supplier, bytes.fromhex(a.sku[2:]))
+        assert a.attestation_hash == "0x" + bytes(on_chain).hex()
+    keys = {(k.supplier, k.key): k.enabled for k in _rows(mirror, m.DeliveryKey)}
+    for (supplier, key), enabled in keys.items():
+        assert escrow.call("isDeliveryKey", supplier, key) == enabled
+    assert False in keys.values() and True in keys.values()
+
+
+def test_rows_cite_their_logs(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    raw = {(r.block_number, r.log_index): r for r in _rows(mirror, m.RawEvent)}
+    for model in (m.OrderEvent, m.Delivery, m.Evidence, m.Payout, m.Withdrawal, m.Batch):
+        for r in _rows(mirror, model):
+            assert raw[(r.block_number, r.log_index)].tx_hash == r.tx_hash
+    blocks = {b.number: b for b in _rows(mirror, m.Block)}
+    w3 = lifecycle.world.chain.w3
+    for number in {r.block_number for r in raw.values()}:
+        assert blocks[number].has_events
+        assert blocks[number].hash == "0x" + bytes(w3.eth.get_block(number)["hash"]).hex()
+    (cp,) = _rows(mirror, m.Checkpoint)
+    assert cp.block_number == w3.eth.block_number
+
+
+def test_indexing_step_by_step_gives_the_same_rows(lifecycle: Lifecycle, mirror: sa.Engine,
+                                                   tmp_path: Path) -> None:
+    """Many small passes (cache, batching, journal) end where one pass does."""
+    url = f"sqlite:///{tmp_path / 'steps.db'}"
+    chain = lifecycle.world.chain
+    source_head = chain.w3.eth.block_number
+    from indexer.source import TesterSource
+
+    class Upto(TesterSource):
+        """The embedded chain seen only up to `limit` (an older head)."""
+
+        limit = 0
+
+        def head(self) -> int:
+            return min(super().head(), self.limit)
+
+        def latest(self) -> Any:
+            h = self.header(self.head())
+            assert h is not None
+            return h
+
+    source = Upto(chain.w3, max_range=3)
+    with Indexer(source, url, lifecycle.world.escrow.address, finality_depth=2) as ix:
+        for limit in [*lifecycle.steps, source_head]:
+            source.limit = limit
+            ix.run_once()
+    stepped = dump_mirror(url, skip=("reorg_undo", "blocks", "checkpoints"))
+    whole = dump_mirror(mirror, skip=("reorg_undo", "blocks", "checkpoints"))
+    assert diff_mirrors(stepped, whole) == []
