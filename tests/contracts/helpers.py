@@ -215,6 +215,10 @@ class Env:
         oid, order = self.delivered_order(listing_id, **kw)
         return oid, self.dispute(oid, order, buyer)
 
+    def withdraw_fees(self, token: str, to: str) -> dict[str, Any]:
+        """withdrawFees as the admin (the client has no method for it)."""
+        return self.send(self.admin, self.escrow.contract.functions.withdrawFees(token, to))
+
     def add_supplier(self, name: str = "second-sku") -> tuple[LocalAccount, bytes]:
         """A second authorized supplier with an ETH bond; returns it and its sku."""
         supplier = self.chain.new_account(ether=10_000)
