@@ -19,8 +19,8 @@ from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
 from contracts.testing import commit_codes, demo_codes, make_world, open_listing
-from indexer.runner import Indexer
 from indexer import models as m
+from indexer.runner import Indexer
 from indexer.testing import diff_mirrors, dump_mirror
 
 if TYPE_CHECKING:
