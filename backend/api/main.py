@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.api import errors
 from backend.api.deps import AppContext
-from backend.api.routes import arbiter, buyer, catalog, health, rpc, supplier
+from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth, ensure_tables
 
@@ -108,7 +108,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (health, auth_routes, catalog, buyer, supplier, arbiter):
+    for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence):
         app.include_router(module.router)
     if expose_rpc:
         from backend.rpc_proxy import JsonRpcProxy

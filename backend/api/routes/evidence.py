@@ -1,0 +1,258 @@
+"""Evidence bundles: ``GET /evidence/orders/{id}`` for the arbiter and both parties, the parties'
+additions, and a verification of any bundle against this server's chain.
+
+The bundle is returned as its exact canonical text (``document``): write it to a file as is;
+its ``selfHash`` covers every byte. The server's checklist (``POST /evidence/verify``) is a
+convenience; anyone can check a bundle without this server with ``kameng verify``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import Field
+
+from backend.api.deps import ContextDep, CurrentWallet, SessionDep
+from backend.api.errors import ApiError, Forbidden, NotFound
+from backend.api.schemas import ApiModel, ErrorPublic
+from backend.evidence.chainview import ChainView
+from backend.evidence.derive import SupplierClaim
+from backend.evidence.errors import AdditionRejected, BundleBuildError
+from backend.evidence.service import add_buyer_secret, add_supplier_codes, bundle_for, parties
+from backend.evidence.store import AdditionsStore, ensure_tables
+from backend.evidence.verify import verify_bundle
+
+router = APIRouter(prefix="/evidence", tags=["evidence"])
+
+OrderIdPath = Annotated[int, Path(ge=0, lt=2**256, description="listingId << 32 | firstIndex")]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorPublic, "description": "Not signed in."},
+    403: {"model": ErrorPublic, "description": "Not a party to the order, nor an arbiter."},
+    404: {"model": ErrorPublic, "description": "No such order on the escrow."},
+    503: {"model": ErrorPublic, "description": "The database or the node is down."},
+}
+
+
+class BundlePublic(ApiModel):
+    """An order's evidence bundle."""
+
+    order_id: str = Field(description="The order id (decimal).")
+    self_hash: str = Field(description="ERC-1497 selfHash: keccak-256 multihash, base58btc.")
+    bundle_hash: str = Field(
+        description="keccak256 of the bundle without selfHash, 0x hex: what a ruling cites."
+    )
+    document: str = Field(description="The bundle's canonical JSON text; save it byte for byte.")
+    with_buyer_secret: bool = Field(description="Whether the buyer's secret is included.")
+    with_supplier_codes: bool = Field(description="Whether the supplier's codes are included.")
+
+
+class BuyerSecretCreate(ApiModel):
+    """The buyer's per-order X25519 secret: it opens this order's release and nothing else."""
+
+    order_secret: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class SupplierCodeCreate(ApiModel):
+    """A code the supplier says it sent."""
+
+    index: int = Field(ge=0, lt=2**32)
+    salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    code: str = Field(description="The code's bytes, base64.", max_length=400)
+
+
+class SupplierCodesCreate(ApiModel):
+    """The codes the supplier says it sent: listed, or read from this backend's vault."""
+
+    codes: list[SupplierCodeCreate] | None = Field(default=None, max_length=10_000)
+    from_vault: bool = Field(default=False, description="Attach the vault's codes instead.")
+
+
+class AdditionPublic(ApiModel):
+    """An accepted addition."""
+
+    order_id: str
+    party: str = Field(description="`buyer` or `supplier`.")
+    codes: int = Field(description="Codes attached (0 for the buyer's secret).")
+
+
+class ClaimPublic(ApiModel):
+    """One line of the verifier's checklist."""
+
+    name: str
+    status: str = Field(description="`pass`, `fail` or `skip`.")
+    detail: str
+
+
+class FindingPublic(ApiModel):
+    """A fact the verified bundle establishes."""
+
+    kind: str
+    detail: str
+    against: str | None = None
+
+
+class ChecklistPublic(ApiModel):
+    """The verifier's checklist for a bundle, run against this server's chain."""
+
+    ok: bool
+    order_id: str | None
+    self_hash: str | None
+    claims: list[ClaimPublic]
+    findings: list[FindingPublic]
+
+
+class BundleVerify(ApiModel):
+    """A bundle to verify."""
+
+    document: str = Field(max_length=32 * 1024 * 1024)
+
+
+def _store(ctx: ContextDep) -> AdditionsStore:
+    ensure_tables(ctx.engine)
+    return AdditionsStore(ctx.settings.master_key_bytes)
+
+
+def _view(ctx: ContextDep) -> ChainView:
+    return ChainView(ctx.chain, ctx.escrow.address)
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=BundlePublic,
+    responses=_ERRORS,
+)
+def get_bundle(
+    order_id: OrderIdPath,
+    ctx: ContextDep,
+    session: SessionDep,
+    wallet: CurrentWallet,
+    with_additions: Annotated[
+        bool, Query(description="Include the parties' additions (the buyer's secret, codes).")
+    ] = True,
+) -> BundlePublic:
+    """The order's evidence bundle, built now from the chain, the stored sealed release and the
+    parties' additions. For the order's buyer and supplier, and for arbiters."""
+    view = _view(ctx)
+    try:
+        buyer, supplier = parties(session, view, order_id)
+    except BundleBuildError as exc:
+        raise NotFound(str(exc)) from exc
+    if wallet.address not in (buyer, supplier) and not ctx.is_arbiter(wallet.address):
+        raise Forbidden(
+            f"order {order_id}'s evidence is for its buyer, its supplier and arbiters; sign in "
+            "with one of those wallets"
+        )
+    try:
+        built = bundle_for(
+            session, view, order_id, store=_store(ctx), with_additions=with_additions
+        )
+    except BundleBuildError as exc:
+        raise NotFound(str(exc)) from exc
+    return BundlePublic(
+        order_id=str(order_id),
+        self_hash=built.self_hash,
+        bundle_hash="0x" + built.bundle_hash.hex(),
+        document=built.data.decode("utf-8"),
+        with_buyer_secret=built.bundle.additions.buyer is not None,
+        with_supplier_codes=built.bundle.additions.supplier is not None,
+    )
+
+
+@router.post(
+    "/orders/{order_id}/buyer-secret",
+    response_model=AdditionPublic,
+    responses={**_ERRORS, 400: {"model": ErrorPublic, "description": "Not this order's key."}},
+)
+def post_buyer_secret(
+    order_id: OrderIdPath,
+    body: Annotated[BuyerSecretCreate, Body()],
+    ctx: ContextDep,
+    session: SessionDep,
+    wallet: CurrentWallet,
+) -> AdditionPublic:
+    """Add the buyer's per-order secret to the order's evidence (the buyer only). It must be the
+    key of the ``buyerPubKey`` the order was paid with; it lets the arbiter open this order's
+    release and check each code against its commitment, and reveals no other order."""
+    try:
+        add_buyer_secret(
+            session,
+            _view(ctx),
+            order_id,
+            store=_store(ctx),
+            buyer=wallet.address,
+            secret=bytes.fromhex(body.order_secret[2:]),
+        )
+    except AdditionRejected as exc:
+        raise ApiError(str(exc), status=400) from exc
+    return AdditionPublic(order_id=str(order_id), party="buyer", codes=0)
+
+
+@router.post(
+    "/orders/{order_id}/supplier-codes",
+    response_model=AdditionPublic,
+    responses={**_ERRORS, 400: {"model": ErrorPublic, "description": "Codes outside the order."}},
+)
+def post_supplier_codes(
+    order_id: OrderIdPath,
+    body: Annotated[SupplierCodesCreate, Body()],
+    ctx: ContextDep,
+    session: SessionDep,
+    wallet: CurrentWallet,
+) -> AdditionPublic:
+    """Add the salts and codes the supplier says it sent (the supplier only), listed or read
+    from this backend's vault. The bundle shows whether each matches its commitment and, with
+    the buyer's secret, the release."""
+    claims = None
+    if not body.from_vault:
+        if not body.codes:
+            raise ApiError("list the codes, or set from_vault", status=400)
+        try:
+            claims = [
+                SupplierClaim(
+                    index=c.index,
+                    salt=bytes.fromhex(c.salt[2:]),
+                    code=base64.b64decode(c.code, validate=True),
+                )
+                for c in body.codes
+            ]
+        except binascii.Error as exc:
+            raise ApiError("a code is not base64", status=400) from exc
+    try:
+        stored = add_supplier_codes(
+            session,
+            _view(ctx),
+            order_id,
+            store=_store(ctx),
+            supplier=wallet.address,
+            codes=claims,
+            master_key=ctx.settings.master_key_bytes,
+        )
+    except AdditionRejected as exc:
+        raise ApiError(str(exc), status=400) from exc
+    return AdditionPublic(order_id=str(order_id), party="supplier", codes=len(stored))
+
+
+@router.post(
+    "/verify",
+    response_model=ChecklistPublic,
+    responses={503: {"model": ErrorPublic, "description": "The node is down."}},
+)
+def post_verify(body: Annotated[BundleVerify, Body()], ctx: ContextDep) -> ChecklistPublic:
+    """Check a bundle against this server's chain: one claim per line, pass, fail or skip.
+    Needs no sign-in; the same check runs offline with ``kameng verify``."""
+    checklist = verify_bundle(body.document.encode("utf-8"), ctx.chain)
+    return ChecklistPublic(
+        ok=checklist.ok,
+        order_id=str(checklist.order_id) if checklist.order_id is not None else None,
+        self_hash=checklist.self_hash,
+        claims=[
+            ClaimPublic(name=c.name, status=c.status, detail=c.detail) for c in checklist.claims
+        ],
+        findings=[
+            FindingPublic(kind=f.kind, detail=f.detail, against=f.against)
+            for f in checklist.findings
+        ],
+    )
