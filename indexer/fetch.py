@@ -73,6 +73,7 @@ class Retrier:
         self.policy = policy
         self.stop = stop or threading.Event()
         self.retries = 0
+        self._lock = threading.Lock()
 
     def call(self, fn: Callable[[], T], what: str) -> T:
         """Call `fn` until it succeeds, retrying `TransientRpcError` and `ChainMovedError`.
@@ -88,7 +89,8 @@ class Retrier:
                 return fn()
             except (TransientRpcError, ChainMovedError) as exc:
                 attempt += 1
-                self.retries += 1
+                with self._lock:
+                    self.retries += 1
                 limit = self.policy.max_attempts
                 if limit is not None and attempt >= limit:
                     raise
@@ -163,6 +165,7 @@ class LogFetcher:
         self.sizer = sizer
         self.retrier = retrier
         self.splits = 0
+        self._lock = threading.Lock()
 
     def logs(self, start: int, end: int) -> list[dict[str, Any]]:
         """All logs in ``[start, end]``, splitting the range as often as the node asks.
@@ -185,7 +188,8 @@ class LogFetcher:
                         f"the node refuses the logs of block {lo} even alone ({exc}); "
                         "use a node without a result limit"
                     ) from exc
-                self.splits += 1
+                with self._lock:
+                    self.splits += 1
                 cut = exc.suggested_to
                 if cut is None or not lo <= cut < hi:
                     cut = lo + (hi - lo) // 2

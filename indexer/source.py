@@ -89,8 +89,8 @@ _RANGE_PATTERNS = (
     "range too large",
     "range is too large",
     "too large",
-    "limit exceeded",
     "logs are limited",
+    "are limited to",
     "log response size exceeded",
     "query timeout exceeded",
 )
@@ -152,6 +152,8 @@ def classify_rpc_error(method: str, error: Any) -> RpcError:
         code, message = None, str(error)
     lowered = message.lower()
     text = f"{method} failed: {message} (code {code})"
+    if code == 429 or "rate limit" in lowered or "too many requests" in lowered:
+        return TransientRpcError(text)
     if method == "eth_getLogs" and any(p in lowered for p in _RANGE_PATTERNS):
         suggested = suggested_range(message)
         return RangeTooLargeError(text, suggested[1] if suggested else None)

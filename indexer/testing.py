@@ -242,7 +242,10 @@ class Workload:
         if txs:
             self.driver.send(txs)
         self.now += advance
-        number = self.driver.mine(self.now)
+        return self.track(self.driver.mine(self.now))
+
+    def track(self, number: int) -> list[DecodedLog]:
+        """Count and follow the escrow events of block `number`."""
         logs = self.driver.block_logs(number, self.escrow)
         for ev in logs:
             self.events[ev.name] = self.events.get(ev.name, 0) + 1
@@ -279,9 +282,10 @@ class Workload:
         data = self.calldata.constructor(art.bytecode, self.admin, config)
         (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 8_000_000}])
         self.now += 1
-        self.driver.mine(self.now)
+        number = self.driver.mine(self.now)
         receipt = self.driver.rpc("eth_getTransactionReceipt", [tx_hash])
         self.escrow = to_checksum_address(receipt["contractAddress"])
+        self.track(number)
         self.block([
             self.tx(self.admin, "grantRole", ROLE_ARBITER, self.arbiter),
             self.tx(self.admin, "setTokenAllowed", random_address(), True),
@@ -469,3 +473,67 @@ def diff_mirrors(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[An
         only_b = sorted(sb - sa, key=repr)[:limit]
         out.append(f"{name}: {len(ra)} vs {len(rb)} rows; only left {only_a}; only right {only_b}")
     return out
+
+
+def small_workload(url: str, *, rounds: int = 2, orders: int = 60, per_block: int = 15,
+                   batch: int = 10, seed: int = 1) -> Workload:
+    """Deploy an escrow on the anvil at `url` and run a few lifecycle rounds on it.
+
+    Args:
+        url: The anvil node.
+        rounds: Lifecycle rounds.
+        orders: New orders per round.
+        per_block: Transactions of one kind per block.
+        batch: Orders per deliver or settle transaction.
+        seed: Seeds the workload's choices.
+
+    Returns:
+        The workload, with its escrow deployed.
+    """
+    work = Workload(AnvilDriver(url), seed=seed)
+    work.deploy()
+    work.config_change()
+    for _ in range(rounds):
+        work.round(orders, per_block=per_block, batch=batch)
+    return work
+
+
+def reorg(driver: AnvilDriver, depth: int, rng: random.Random, drop: float = 0.3) -> int:
+    """Replace the last `depth` blocks: their transactions re-ordered, some dropped, moved.
+
+    Returns:
+        How many transactions were dropped.
+    """
+    head = driver.head()
+    txs: list[dict[str, Any]] = []
+    for number in range(head - depth + 1, head + 1):
+        block = driver.rpc("eth_getBlockByNumber", [hex(number), True])
+        for tx in block["transactions"]:
+            req = {"from": tx["from"], "data": tx["input"], "value": tx["value"],
+                   "gas": tx["gas"]}
+            if tx.get("to"):
+                req["to"] = tx["to"]
+            txs.append(req)
+    rng.shuffle(txs)
+    kept = [t for i, t in enumerate(txs) if i == 0 or rng.random() > drop]
+    driver.rpc("anvil_reorg", [depth, [[t, rng.randrange(depth)] for t in kept]])
+    driver.nonces.clear()
+    return len(txs) - len(kept)
+
+
+def wait_until(condition: Any, timeout: float, what: str = "condition",
+               interval: float = 0.01) -> float:
+    """Poll `condition()` until it is true; return the seconds it took.
+
+    Raises:
+        TimeoutError: it stayed false for `timeout` seconds.
+    """
+    import time
+
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)  # polling a condition, not standing in for synchronisation

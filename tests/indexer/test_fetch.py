@@ -48,6 +48,9 @@ def test_infura_and_alchemy_limits_are_range_errors_with_their_suggestion() -> N
 
 
 def test_rate_limits_and_server_errors_are_transient() -> None:
+    rate = classify_rpc_error("eth_getLogs", {"code": -32005,
+                                              "message": "rate limit exceeded, slow down"})
+    assert type(rate) is TransientRpcError  # not a range error, though eth_getLogs
     for error in ({"code": 429, "message": "Too Many Requests"},
                   {"code": -32005, "message": "daily request count exceeded"},
                   {"code": -32603, "message": "internal error"},
