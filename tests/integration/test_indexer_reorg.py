@@ -37,7 +37,7 @@ def _activity(work: Workload) -> None:
     work.block([work.tx(a, "withdraw", ZERO_ADDRESS, a) for a in (work.supplier, work.referrer)])
 
 
-def _clean(url: str, node: str, escrow: str, tmp: Path, name: str) -> dict[str, list[tuple]]:
+def _clean(node: str, escrow: str, tmp: Path, name: str) -> dict[str, list[tuple]]:
     fresh = f"sqlite:///{tmp / name}"
     with Indexer(node, fresh, escrow, finality_depth=FINALITY) as ix:
         ix.run_once()
@@ -63,7 +63,7 @@ def test_reorgs_of_depth_1_to_5_leave_the_canonical_chain(anvil_node: AnvilNode,
             work.now = work.driver.timestamp()
             ix.run_once()
             assert ix.stats.reorgs == depth, f"depth {depth}: reorg not noticed"
-            clean = _clean(url, anvil_node.url, work.escrow, tmp_path, f"clean{depth}.db")
+            clean = _clean(anvil_node.url, work.escrow, tmp_path, f"clean{depth}.db")
             assert diff_mirrors(dump_mirror(url), clean) == [], f"depth {depth}, {dropped} dropped"
         assert ix.stats.rolled_back_blocks >= 15
 
