@@ -62,7 +62,7 @@ from backend.errors import ChainUnavailable, DeliveryError
 from backend.models import Code, DeliveryTx, Release, Upload
 from backend.release import CodeToSeal, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
-from contracts.encoding import OrderState
+from contracts.encoding import Order, OrderState
 from contracts.errors import ContractRevertError, KamengError
 from contracts.merkle import MerkleTree
 
@@ -438,29 +438,29 @@ class DeliveryAgent:
         if not releases:
             return
         margin = self.settings.delivery_deadline_margin
-        batch: list[Release] = []
+        batch: list[tuple[Release, Order]] = []
         for rel in releases:
             order = decode_order(rel.order_abi)
             if order.deadline <= now + margin:
                 self._reconcile_release(rel, late=True)
             elif self._may_deliver_for(order.supplier):
-                batch.append(rel)
+                batch.append((rel, order))
         signed = self._sign_batch(batch)
         if signed is None:
             session.commit()
             return
-        tx, batch = signed
+        tx, posted = signed
         row = DeliveryTx(
             sender=self.account.address,
             nonce=tx.nonce,
             tx_hash=tx.tx_hash,
             raw_tx=tx.raw,
             state="signed",
-            order_count=len(batch),
+            order_count=len(posted),
         )
         session.add(row)
         session.flush()
-        for rel in batch:
+        for rel in posted:
             rel.state = "sent"
             rel.delivery_tx_id = row.id
         session.commit()
@@ -470,28 +470,29 @@ class DeliveryAgent:
         if outcome != "dead":
             row.state = "broadcast"
             session.commit()
-        log.info("posted %d deliveries in %s (%s)", len(batch), tx.tx_hash, outcome)
+        log.info("posted %d deliveries in %s (%s)", len(posted), tx.tx_hash, outcome)
 
-    def _sign_batch(self, batch: list[Release]) -> tuple[SignedTx, list[Release]] | None:
+    def _sign_batch(
+        self, batch: list[tuple[Release, Order]]
+    ) -> tuple[SignedTx, list[Release]] | None:
         """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped."""
         while batch:
-            items = [(rel.order_id, decode_order(rel.order_abi), rel.digest) for rel in batch]
             try:
                 tx = sign_call(
                     self.escrow,
                     self.account,
                     "deliver",
                     [
-                        [oid for oid, _, _ in items],
-                        [o.as_tuple() for _, o, _ in items],
-                        [bytes.fromhex(d[2:]) for _, _, d in items],
+                        [rel.order_id for rel, _ in batch],
+                        [order.as_tuple() for _, order in batch],
+                        [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
                     ],
                     nonce=pending_nonce(self.w3, self.account.address),
                     chain_id=self.chain_id,
                 )
-                return tx, batch
+                return tx, [rel for rel, _ in batch]
             except ContractRevertError as exc:
-                culprit = self._culprit(exc, batch)
+                culprit = self._culprit(exc, [rel for rel, _ in batch])
                 if culprit is None:
                     raise DeliveryError(
                         f"deliver would revert with {exc.name}{exc.args_!r} for a batch of "
@@ -499,7 +500,7 @@ class DeliveryAgent:
                     ) from exc
                 log.warning("order %s rejected by the chain (%s)", culprit.order_id, exc.name)
                 self._reconcile_release(culprit)
-                batch = [r for r in batch if r is not culprit]
+                batch = [(r, o) for r, o in batch if r is not culprit]
         return None
 
     def _culprit(self, exc: ContractRevertError, batch: Sequence[Release]) -> Release | None:

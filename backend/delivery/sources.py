@@ -192,29 +192,42 @@ class ChainLogOrderSource:
             start = end + 1
 
     def _read(self, session: Session, start: int, end: int) -> None:
-        for raw in get_logs(self.escrow, start, end, [self._topics]):
-            ev = self.escrow.codec.decode_log(raw)
-            if ev is None or "orderId" not in ev.args:
-                continue
+        events = [
+            ev
+            for ev in (
+                self.escrow.codec.decode_log(raw)
+                for raw in get_logs(self.escrow, start, end, [self._topics])
+            )
+            if ev is not None and "orderId" in ev.args
+        ]
+        if not events:
+            return
+        ids = {int(ev.args["orderId"]) for ev in events}
+        known = {
+            int(row.order_id): row
+            for row in session.execute(
+                select(AgentPaidOrder).where(AgentPaidOrder.order_id.in_(list(ids)))
+            ).scalars()
+        }
+        for ev in events:
             oid = int(ev.args["orderId"])
-            row = session.get(AgentPaidOrder, oid)
+            row = known.get(oid)
             if ev.name == "OrderPaid":
                 if row is None:
                     order = order_from_paid_event(ev.args)
-                    session.add(
-                        AgentPaidOrder(
-                            order_id=oid,
-                            listing_id=split_order_id(oid)[0],
-                            supplier=order.supplier,
-                            buyer_pubkey=bytes(ev.args["buyerPubKey"]),
-                            order_abi=encode_order(order),
-                            deadline=order.deadline,
-                            paid_block=ev.block_number,
-                            paid_tx=ev.tx_hash,
-                            closed=False,
-                        )
+                    row = AgentPaidOrder(
+                        order_id=oid,
+                        listing_id=split_order_id(oid)[0],
+                        supplier=order.supplier,
+                        buyer_pubkey=bytes(ev.args["buyerPubKey"]),
+                        order_abi=encode_order(order),
+                        deadline=order.deadline,
+                        paid_block=ev.block_number,
+                        paid_tx=ev.tx_hash,
+                        closed=False,
                     )
-                    session.flush()
+                    session.add(row)
+                    known[oid] = row
             elif row is not None:
                 row.closed = True
 
