@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from backend.cli import bench_cmd, buyer, chain_cmds, demo, serve, supplier  # noqa: F401
-from backend.cli import index_cmd  # noqa: F401 - registers `kameng index`
+from backend.cli import (  # noqa: F401
+    arbiter_cmd,  # noqa: F401 - `kameng arbiter ...`
+    bench_cmd,
+    buyer,
+    chain_cmds,
+    demo,
+    evidence_cmd,  # noqa: F401 - `kameng evidence`, `kameng verify`
+    index_cmd,  # noqa: F401 - registers `kameng index`
+    serve,
+    supplier,
+)
 from backend.cli.app import app
 
 __all__ = ["app", "main"]

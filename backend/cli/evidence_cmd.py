@@ -1,0 +1,286 @@
+"""`kameng evidence ORDER_ID`, `kameng verify BUNDLE` and `kameng buyer prove-bad-code ORDER_ID`.
+
+``evidence`` pulls an order's bundle from the API (its buyer, its supplier or an arbiter may),
+optionally adding the buyer's per-order secret (re-derived from the wallet) or the supplier's
+codes first, saves it byte for byte and checks it against the chain. ``verify`` needs nothing
+but the bundle and a node: it prints one line per claim and exits 1 when any claim fails.
+``prove-bad-code`` wins an order without a judge when a released code does not match its
+commitment (docs/PROTOCOL.md, "Proof of a bad code").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from backend.cli.app import app, console
+from backend.cli.buyer import buyer_app
+from backend.cli.common import (
+    DEFAULT_API,
+    ApiOption,
+    DevOption,
+    KeyFileOption,
+    RpcOption,
+    Session,
+    connect,
+    current_order,
+    describe_error,
+    fail,
+    load_wallet,
+)
+from backend.client import ApiError
+from contracts.errors import KamengError
+
+if TYPE_CHECKING:
+    from backend.api.routes.evidence import BundlePublic
+    from backend.evidence.arbiter import Outcome
+    from backend.evidence.verify import Checklist
+    from contracts.chain import Chain
+
+EVIDENCE_DIR = Path("var/evidence")
+_ICONS = {
+    "pass": "[green]✓ pass[/green]",
+    "fail": "[red]✗ FAIL[/red]",
+    "skip": "[yellow]- skip[/yellow]",
+}
+
+
+# ---------------------------------------------------------------- API adapter
+
+
+def fetch_bundle(s: Session, order_id: int, *, with_additions: bool = True) -> BundlePublic:
+    """GET /evidence/orders/{id}, signed by the session's wallet (adapter over `KamengClient`).
+
+    Raises:
+        ApiError: refused (403 for a wallet that is neither party nor arbiter, 404 unknown).
+    """
+    from backend.api.routes.evidence import BundlePublic
+
+    path = f"/evidence/orders/{order_id}"
+    response = s.api.request(
+        "GET",
+        path,
+        params={"with_additions": with_additions},
+        headers=s.api.signed_headers(s.wallet, "GET", path),
+    )
+    return BundlePublic.model_validate(response.json())
+
+
+def post_addition(s: Session, order_id: int, kind: str, body: dict[str, object]) -> int:
+    """POST one of the parties' additions; returns how many codes were attached.
+
+    Raises:
+        ApiError: refused (not the party, not the order's key, codes outside the order).
+    """
+    path = f"/evidence/orders/{order_id}/{kind}"
+    response = s.api.request(
+        "POST", path, json=body, headers=s.api.signed_headers(s.wallet, "POST", path)
+    )
+    return int(response.json()["codes"])
+
+
+def save(bundle: BundlePublic, out: Path | None) -> Path:
+    """Write a bundle's exact bytes to `out` (default ``var/evidence/ORDER.json``)."""
+    target = out or EVIDENCE_DIR / f"{bundle.order_id}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(bundle.document.encode("utf-8"))
+    return target
+
+
+# ---------------------------------------------------------------- printing
+
+
+def print_checklist(checklist: Checklist, title: str = "evidence bundle") -> None:
+    """One line per claim, then what the bundle establishes."""
+    table = Table("", "claim", "detail", title=title, title_justify="left")
+    for c in checklist.claims:
+        table.add_row(_ICONS[c.status], c.name, c.detail)
+    console.print(table)
+    for f in checklist.findings:
+        against = f" [bold](against the {f.against})[/bold]" if f.against else ""
+        console.print(f"  • {f.detail}{against}")
+    failed = checklist.failed()
+    if failed:
+        console.print(
+            f"[red]✗ {len(failed)} claim(s) failed:[/red] "
+            + ", ".join(c.name for c in failed)
+            + " — this bundle does not say what the chain says"
+        )
+    else:
+        skipped = [c.name for c in checklist.claims if c.status == "skip"]
+        extra = f" ({', '.join(skipped)} need a party's addition)" if skipped else ""
+        console.print(f"[green]✓ every claim checks against the chain[/green]{extra}")
+    if checklist.self_hash:
+        console.print(f"  selfHash {checklist.self_hash}")
+    if checklist.bundle_hash is not None:
+        console.print(f"  bundle hash 0x{checklist.bundle_hash.hex()} (what a ruling cites)")
+
+
+def print_outcome(result: Outcome, what: str) -> None:
+    """What a ruling gave each party, and their balances now."""
+    tx = result.tx
+    console.print(
+        f"  [green]✓[/green] {what}: tx {tx.tx_hash} block {tx.block_number} gas {tx.gas_used:,}"
+    )
+    console.print(
+        f"  buyer credited {result.buyer_amount} + bond {result.slashed}, balance now "
+        f"{result.buyer_balance}"
+    )
+    free, reserved = result.supplier_bond
+    console.print(
+        f"  supplier credited {result.supplier_amount}, balance now {result.supplier_balance}; "
+        f"bond free {free}, reserved {reserved}"
+    )
+
+
+def verify_file(path: Path, chain: Chain | str) -> Checklist:
+    """Read a bundle file and verify it against the chain.
+
+    Raises:
+        typer.Exit: the file cannot be read, or the node cannot be reached.
+    """
+    from backend.evidence.verify import verify_bundle
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc}") from exc
+    try:
+        return verify_bundle(data, chain)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command("verify")
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="The bundle file (JSON), as saved.")],
+    rpc_url: Annotated[
+        str,
+        typer.Option(
+            "--rpc-url",
+            envvar="KAMENG_RPC_URL",
+            help="A node of the bundle's chain (an archive node for old bundles).",
+        ),
+    ],
+) -> None:
+    """Check every claim of an evidence bundle against the chain alone (no backend, no database).
+
+    Prints one line per claim, pass, fail or skip, and what the bundle establishes; exits 1 when
+    any claim fails.
+    """
+    checklist = verify_file(bundle, rpc_url)
+    print_checklist(checklist, title=f"{bundle}")
+    if not checklist.ok:
+        raise typer.Exit(1)
+
+
+@app.command("evidence")
+def evidence(
+    order_id: Annotated[int, typer.Argument(help="The order id.")],
+    out: Annotated[Path | None, typer.Option(help="Where to save the bundle (JSON).")] = None,
+    with_buyer_secret: Annotated[
+        bool,
+        typer.Option(
+            "--with-buyer-secret",
+            help="As the buyer: add your per-order secret first (re-derived from your wallet). "
+            "It lets the arbiter open this order's release, and reveals no other order.",
+        ),
+    ] = False,
+    with_supplier_codes: Annotated[
+        bool,
+        typer.Option(
+            "--with-supplier-codes",
+            help="As the supplier: attach the salts and codes your vault sent for this order.",
+        ),
+    ] = False,
+    additions: Annotated[
+        bool, typer.Option(help="Include the parties' additions already given.")
+    ] = True,
+    check: Annotated[bool, typer.Option(help="Verify the bundle against the chain.")] = True,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Pull an order's evidence bundle (its buyer, its supplier or an arbiter), save it and check
+    it against the chain. Exits 1 when a claim fails."""
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        if with_buyer_secret:
+            from backend.keys import recover_order_key
+
+            paid_block = s.api.order(order_id, s.wallet).paid_block
+            key = recover_order_key(s.escrow, s.wallet, order_id, paid_block)
+            post_addition(s, order_id, "buyer-secret", {"order_secret": "0x" + bytes(key).hex()})
+            console.print(f"  [green]✓[/green] added your secret for order {order_id}")
+        if with_supplier_codes:
+            n = post_addition(s, order_id, "supplier-codes", {"from_vault": True})
+            console.print(f"  [green]✓[/green] attached the {n} code(s) your vault sent")
+        bundle = fetch_bundle(s, order_id, with_additions=additions)
+    except (ApiError, KamengError) as exc:
+        raise fail(describe_error(exc)) from exc
+    target = save(bundle, out)
+    console.print(
+        f"saved the evidence bundle of order {order_id} to {target} "
+        f"({len(bundle.document.encode())} bytes)"
+    )
+    if check:
+        checklist = verify_file(target, s.escrow.chain)
+        print_checklist(checklist, title=f"order {order_id}")
+        if not checklist.ok:
+            raise typer.Exit(1)
+
+
+@buyer_app.command("prove-bad-code")
+def prove_bad_code_cmd(
+    order_id: Annotated[int, typer.Argument(help="The order id.")],
+    index: Annotated[
+        int | None,
+        typer.Option(help="The code index to prove (default: the first that does not match)."),
+    ] = None,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Win without a judge: prove on-chain that a released code is not the committed one.
+
+    Opens the release with your per-order key, finds a code that does not match its commitment
+    and sends proveBadCode: you get the whole payment and the bond reservation. It reveals that
+    one code and the order's release key. Works while the order is delivered (within the
+    dispute window) or disputed.
+    """
+    from backend.errors import ReleaseInvalid
+    from backend.evidence.arbiter import find_bad_code, prove_bad_code
+    from backend.keys import recover_order_key
+    from backend.release import bad_code_proof
+
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        paid_block = s.api.order(order_id, s.wallet).paid_block
+        release = s.api.release(order_id, s.wallet)
+        key = recover_order_key(s.escrow, s.wallet, order_id, paid_block)
+        proof = (
+            bad_code_proof(release, key, index)
+            if index is not None
+            else find_bad_code(release, key)
+        )
+    except (ApiError, ReleaseInvalid, KamengError) as exc:
+        raise fail(describe_error(exc)) from exc
+    if proof is None:
+        raise fail(
+            f"every code of order {order_id} matches its commitment: there is nothing to prove "
+            "on-chain (a code redeemed before the sale is for an arbiter: dispute the order)"
+        )
+    order = current_order(s, order_id)
+    try:
+        result = prove_bad_code(s.escrow, s.wallet, order_id, order, proof)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    print_outcome(result, f"proved index {proof.index} is not the committed code")
