@@ -8,6 +8,7 @@ with the same nonce can mine at most once, so a re-send can never double anythin
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -43,6 +44,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def account_lock(address: str) -> threading.RLock:
+    """A process-wide lock for signing with one account, so that two threads never take the
+    same nonce (re-entrant: recovery inside an upload takes it again)."""
+    with _locks_guard:
+        return _locks.setdefault(address.lower(), threading.RLock())
 
 
 @contextlib.contextmanager

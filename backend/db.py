@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.errors import ConfigError
@@ -92,11 +93,15 @@ def bind_escrow(session: Session, chain_id: int, escrow: str) -> None:
     Raises:
         ConfigError: the database already serves another chain or escrow.
     """
-    meta = session.execute(select(VaultMeta).where(VaultMeta.id == 1)).scalar_one_or_none()
+    query = select(VaultMeta).where(VaultMeta.id == 1)
+    meta = session.execute(query).scalar_one_or_none()
     if meta is None:
-        session.add(VaultMeta(id=1, chain_id=chain_id, escrow=escrow))
-        session.flush()
-        return
+        try:
+            with session.begin_nested():
+                session.add(VaultMeta(id=1, chain_id=chain_id, escrow=escrow))
+            return
+        except IntegrityError:  # another session bound it a moment ago
+            meta = session.execute(query).scalar_one()
     if meta.chain_id != chain_id or meta.escrow.lower() != escrow.lower():
         raise ConfigError(
             f"this database serves escrow {meta.escrow} on chain {meta.chain_id}, not {escrow} "

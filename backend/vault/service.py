@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.chaintx import (
     SignedTx,
+    account_lock,
     broadcast,
     is_known,
     mined_nonce,
@@ -279,11 +280,28 @@ def upload_codes(
         max_note_chars=settings.max_note_chars,
         max_codes=settings.max_codes_per_upload,
     )
-    total = len(parsed)
     fp_key = settings.fingerprint_key_bytes
     fps = [fingerprint(fp_key, p.code) for p in parsed]
     _reject_stock_duplicates(session, supplier.address, parsed, fps)
+    # One upload per supplier at a time in this process: the listing's first free index and
+    # the supplier's nonce must not change between reading them and the batch mining.
+    with account_lock(supplier.address):
+        return _upload_locked(
+            session, escrow, supplier, listing_id, settings, progress, parsed, fps
+        )
 
+
+def _upload_locked(
+    session: Session,
+    escrow: EscrowClient,
+    supplier: LocalAccount,
+    listing_id: int,
+    settings: Settings,
+    progress: Progress | None,
+    parsed: list[ParsedCode],
+    fps: list[bytes],
+) -> UploadResult:
+    total = len(parsed)
     w3 = escrow.w3
     with rpc_guard("reading the listing"):
         chain_id = escrow.chain.chain_id
@@ -453,24 +471,26 @@ def _reconcile_without_receipt(
         and supplier.address == upload.supplier
         and listing.committed == upload.first_index
     ):
-        try:
-            signed = sign_call(
-                escrow,
-                supplier,
-                "commitBatch",
-                [upload.listing_id, upload.root, upload.count],
-                nonce=pending_nonce(w3, supplier.address),
-            )
-        except ContractRevertError as exc:
-            _abandon(session, upload, f"the chain refused the batch on recovery ({exc.name})")
-            return
-        upload.tx_nonce, upload.tx_hash, upload.raw_tx = signed.nonce, signed.tx_hash, signed.raw
-        session.commit()  # store the new bytes before they leave
-        if broadcast(w3, signed) != "dead":
-            receipt = wait_receipt(w3, signed.tx_hash, settings.commit_wait_seconds)
-            if receipt is not None:
-                _finish_from_receipt(session, escrow, upload, receipt)
-        escrow.tx.reset_nonce(supplier.address)
+        with account_lock(supplier.address):
+            try:
+                signed = sign_call(
+                    escrow,
+                    supplier,
+                    "commitBatch",
+                    [upload.listing_id, upload.root, upload.count],
+                    nonce=pending_nonce(w3, supplier.address),
+                )
+            except ContractRevertError as exc:
+                _abandon(session, upload, f"the chain refused the batch on recovery ({exc.name})")
+                return
+            upload.tx_nonce, upload.tx_hash = signed.nonce, signed.tx_hash
+            upload.raw_tx = signed.raw
+            session.commit()  # store the new bytes before they leave
+            if broadcast(w3, signed) != "dead":
+                receipt = wait_receipt(w3, signed.tx_hash, settings.commit_wait_seconds)
+                if receipt is not None:
+                    _finish_from_receipt(session, escrow, upload, receipt)
+            escrow.tx.reset_nonce(supplier.address)
         return
     _abandon(
         session,

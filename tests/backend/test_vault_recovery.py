@@ -222,3 +222,40 @@ def test_delivery_agent_finishes_an_upload_left_pending(
     bought = buy(world.escrow, world.buyers[0], lid, 4)
     agent.drain()
     assert_delivered_once(world.escrow, sessions, [bought])
+
+
+def test_concurrent_uploads_of_one_supplier_all_commit(
+    anvil_world: tuple[AnvilNode, Chain, World], sessions: sessionmaker[Session]
+) -> None:
+    """Two API requests at once must not sign with the same nonce or the same indexes."""
+    import threading
+
+    _, _, world = anvil_world
+    settings = engine_settings()
+    listings = [_listing(world), _listing(world)]
+    targets = [listings[0], listings[1], listings[0]]
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def upload(n: int, lid: int) -> None:
+        try:
+            with sessions() as session:
+                r = upload_codes(
+                    session,
+                    world.escrow,
+                    world.supplier,
+                    lid,
+                    b"\n".join(demo_codes(20, start=100 * n)),
+                    settings,
+                )
+            results.append(r.state)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(n, lid)) for n, lid in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == ["committed"] * 3
+    assert [world.escrow.call("getListing", lid)[1] for lid in listings] == [40, 20]
