@@ -73,6 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -85,6 +86,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def is_postgres(bind: Engine | Connection) -> bool:
     """Whether an engine or connection talks to PostgreSQL."""
     return bind.dialect.name == "postgresql"
+
+
+def begin_write(conn: Connection) -> None:
+    """Make the transaction just begun on `conn` a write transaction from its first statement.
+
+    On SQLite, Python's driver starts transactions lazily, before the first INSERT/UPDATE/
+    DELETE only: reads before it, and DDL, would run outside the transaction. ``BEGIN
+    IMMEDIATE`` puts everything in it and takes the write lock up front (waiting out other
+    writers with the busy timeout instead of failing half-way). PostgreSQL needs nothing.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
@@ -126,6 +139,7 @@ def migrate(url_or_engine: str | Engine, revision: str = "head") -> None:
                 conn.commit()
             try:
                 with conn.begin():
+                    begin_write(conn)  # on SQLite too, a migration is all or nothing
                     command.upgrade(alembic_config(conn), revision)
             finally:
                 if is_postgres(conn):

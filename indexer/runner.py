@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from indexer import checkpoint as cp_store
 from indexer.apply import Applier
 from indexer.checkpoint import Checkpoint
-from indexer.db import is_postgres, make_engine, migrate
+from indexer.db import begin_write, is_postgres, make_engine, migrate
 from indexer.errors import (
     ChainMovedError,
     DeepReorgError,
@@ -369,6 +369,7 @@ class Indexer:
         assert self._applier is not None
         try:
             with conn.begin():
+                begin_write(conn)
                 result = self._applier.apply(conn, ranges, journal=journal,
                                              extra_headers=extra or (), cache=self._cache)
                 old_final = old.finalized if old is not None else self.start_block - 1
@@ -436,6 +437,7 @@ class Indexer:
         conn = self._conn
         assert conn is not None
         with conn.begin():
+            begin_write(conn)
             number, block_hash = find_ancestor(conn, self.chain_id, cp.number, cp.finalized,
                                                self._header, self.finality_depth)
             rollback(conn, self.chain_id, number)
