@@ -493,7 +493,11 @@ def _verify_against_chain(view: ChainView, bundle: EvidenceBundle, out: Checklis
         return
     out.add("chain.id", "pass", f"chain {chain_id}")
     a = bundle.as_of
-    as_of = view.block(a.block_number)
+    try:
+        as_of = view.block(a.block_number)
+    except FactMissing as exc:
+        out.add("chain.asOf", "fail", f"{exc}: the bundle is from another chain, or ahead of it")
+        return
     if (as_of.hash, as_of.timestamp) != (a.block_hash, a.timestamp):
         out.add(
             "chain.asOf",
