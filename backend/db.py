@@ -36,13 +36,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def normalize_url(url: str) -> str:
+    """Spell a PostgreSQL URL with the psycopg 3 driver (``postgres://`` and ``postgresql://``
+    would otherwise ask for psycopg2, which is not installed)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for a SQLite file, create its directory first.
 
     Args:
-        url: A SQLAlchemy URL.
+        url: A SQLAlchemy URL (plain ``postgresql://`` URLs mean psycopg 3).
         **kwargs: Passed to `create_engine`.
     """
+    url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
