@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from playwright.sync_api import expect
 from web3 import Web3
 
 from backend.config import Settings
@@ -33,6 +36,9 @@ from contracts.chain import free_port
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+
+    from contracts.chain import Chain
+    from contracts.client import EscrowClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -51,6 +57,7 @@ CHROMIUM_ARGS = [
 ]
 #: How long a page condition may take (chain transactions, delivery, the mirror).
 TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @dataclass
@@ -62,14 +69,16 @@ class WebStack:
     server: Any
     thread: threading.Thread
     _codes: int = field(default=0)
+    #: Every code uploaded by `stock_listing`, by listing, in index order.
+    listing_codes: dict[int, list[str]] = field(default_factory=dict)
 
     @property
-    def chain(self) -> Any:
+    def chain(self) -> Chain:
         """The embedded chain."""
         return self.runtime.chain
 
     @property
-    def escrow(self) -> Any:
+    def escrow(self) -> EscrowClient:
         """The escrow client."""
         return self.runtime.escrow
 
@@ -93,19 +102,102 @@ class WebStack:
         return [f"{prefix}-{i:05d}-{(i * 7919) % 99991:05d}" for i in range(start, start + n)]
 
     def stock_listing(self, n: int, listing_id: int | None = None) -> list[str]:
-        """Upload `n` fresh codes to the dev listing through the vault; returns them."""
+        """Upload `n` fresh codes to a listing (the dev listing by default) through the vault,
+        and wait until the catalog shows them; returns the codes."""
+        lid = listing_id or self.dev.listing_id
         codes = self.codes(n)
         body = ("\n".join(codes) + "\n").encode()
         with self.runtime.sessions() as session:
-            upload_codes(
-                session,
-                self.escrow,
-                self.dev.supplier,
-                listing_id or self.dev.listing_id,
-                body,
-                self.runtime.settings,
+            result = upload_codes(
+                session, self.escrow, self.dev.supplier, lid, body, self.runtime.settings
             )
+        known = self.listing_codes.setdefault(lid, [])
+        assert result.first_index == len(known), "codes uploaded behind the tests' back"
+        known.extend(codes)
+        self.wait_until(
+            f"listing {lid} to show {len(known)} committed codes",
+            lambda: self.catalog_listing(lid)["committed"] >= len(known),
+        )
         return codes
+
+    def catalog_listing(self, listing_id: int) -> dict[str, Any]:
+        """A listing as the catalog API shows it."""
+        answer: dict[str, Any] = httpx.get(f"{self.url}/catalog/listings/{listing_id}").json()
+        return answer
+
+    def codes_of_order(self, order_id: int, quantity: int) -> list[str]:
+        """The codes an order was sold, from what the tests uploaded."""
+        listing_id, first = order_id >> 32, order_id & 0xFFFFFFFF
+        return self.listing_codes[listing_id][first : first + quantity]
+
+    @contextmanager
+    def hold_deliveries(self) -> Iterator[None]:
+        """Keep the delivery agent from sealing anything inside the block (the supplier is slow).
+
+        Returns only once any pass that began before the hold has finished, so an order paid
+        inside the block is delivered only after it.
+        """
+        agent = self.runtime.agent
+        entered = threading.Event()
+
+        def held() -> list[int]:
+            entered.set()
+            return []
+
+        agent.run_once = held
+        try:
+            if not entered.wait(10):
+                raise AssertionError("the delivery agent did not come round")
+            yield
+        finally:
+            del agent.run_once
+
+    def travel(self, seconds: int) -> None:
+        """Move the embedded chain's clock forward (the next block is `seconds` later)."""
+        lock = self.chain.w3.provider._kameng_lock  # type: ignore[attr-defined]
+        with lock:
+            self.chain.travel_to(self.chain.timestamp() + seconds)
+
+    def buy_over_api(self, buyer: LocalAccount, listing_id: int, quantity: int) -> int:
+        """A buyer pays with the Python client (as `kameng buyer buy` does); returns the id."""
+        from backend.keys import next_order_key, public_key_bytes
+
+        price = int(self.catalog_listing(listing_id)["unit_price"])
+        key, _nonce = next_order_key(self.escrow, buyer)
+        self.escrow.tx.reset_nonce(buyer.address)
+        oid, _order, _res = self.escrow.buy(
+            buyer, listing_id, quantity, max_unit_price=price, buyer_pubkey=public_key_bytes(key)
+        )
+        return oid
+
+    def confirm_over_api(self, buyer: LocalAccount, order_id: int) -> None:
+        """The buyer confirms once the order is delivered (the struct comes from the API)."""
+        from backend.client import KamengClient
+        from contracts.encoding import Order, OrderState
+
+        with KamengClient(self.url) as client:
+            detail = self.wait_until(
+                f"order {order_id} to be delivered",
+                lambda: _delivered(client.order(order_id, buyer)),
+            )
+        order = Order.from_tuple(
+            [
+                detail.buyer,
+                detail.supplier,
+                detail.token,
+                detail.referrer,
+                detail.amount,
+                detail.bond,
+                detail.quantity,
+                detail.fee_bps,
+                detail.referral_bps,
+                detail.dispute_window,
+                detail.deadline,
+                OrderState(detail.state),
+                bytes.fromhex(detail.release_digest[2:]),
+            ]
+        )
+        self.escrow.confirm(buyer, order_id, order)
 
     def wait_until(self, what: str, check: Any, timeout: float = 30.0) -> Any:
         """Poll a Python-side condition (the mirror, the chain) until it holds."""
@@ -124,6 +216,10 @@ class WebStack:
         self.server.should_exit = True
         self.thread.join(10)
         self.runtime.stop()
+
+
+def _delivered(detail: Any) -> Any:
+    return detail if int(detail.state) == 2 else None
 
 
 def start_stack() -> WebStack:
@@ -234,7 +330,8 @@ class InjectedWallet:
     Attributes:
         account: The key it signs with.
         chain_id: The network it says it is on (set it to another id to test a wrong network).
-        reject_signatures: Refuse every ``personal_sign`` as a person pressing "Reject" would.
+        reject_signatures: Refuse ``personal_sign`` as a person pressing "Reject" would: every
+            request when True, or only messages containing this text.
         requests: Every method asked, in order.
     """
 
@@ -242,7 +339,7 @@ class InjectedWallet:
         self.stack = stack
         self.account = account
         self.chain_id = chain_id if chain_id is not None else stack.chain.chain_id
-        self.reject_signatures = False
+        self.reject_signatures: bool | str = False
         self.requests: list[str] = []
         self._http = httpx.Client(timeout=30)
         self._page: Page | None = None
@@ -282,9 +379,10 @@ class InjectedWallet:
                 )
             return None
         if method == "personal_sign":
-            if self.reject_signatures:
-                raise _RpcError({"code": 4001, "message": "User rejected the request."})
             data = bytes.fromhex(params[0][2:])
+            reject = self.reject_signatures
+            if reject is True or (isinstance(reject, str) and reject.encode() in data):
+                raise _RpcError({"code": 4001, "message": "User rejected the request."})
             signed = self.account.sign_message(encode_defunct(primitive=data))
             return "0x" + bytes(signed.signature).hex()
         if method == "eth_sendTransaction":

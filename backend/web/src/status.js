@@ -1,4 +1,5 @@
 // The connection banner and polling that survives a lost connection.
+import { explain } from "./chain.js";
 
 /** Tell the banner whether the last request reached the server. */
 export function reportConnection(ok) {
@@ -33,8 +34,9 @@ export function poll(ctx, fn, { interval = 1000, onError } = {}) {
       reportConnection(true);
       delay = interval;
       if (again === false) stopped = true;
-    } catch (err) {
-      if (err?.offline) {
+    } catch (raw) {
+      const err = explain(raw);
+      if (err.offline) {
         reportConnection(false);
         delay = Math.min(delay * 2, 8000);
       } else {

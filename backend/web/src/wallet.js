@@ -165,7 +165,7 @@ export async function fundDev(ether = "100") {
     method: "eth_sendTransaction",
     params: [{ from: faucet, to: wallet.address, value: toHex(parseEther(ether)), gas: toHex(21000) }],
   });
-  await net.client.waitForTransactionReceipt({ hash });
+  await waitForReceipt(hash);
   changed();
 }
 
@@ -258,12 +258,32 @@ export async function sendEscrow(functionName, args, { value, nonce, onSent, abi
     throw explain(err);
   }
   onSent?.(hash);
-  const receipt = await net.client.waitForTransactionReceipt({ hash, pollingInterval: 250, timeout: 120_000 }).catch((err) => {
-    throw explain(err);
-  });
+  const receipt = await waitForReceipt(hash);
   changed(); // balances moved
   if (receipt.status !== "success") throw userError(`The transaction ${hash} reverted on-chain.`);
   return { hash, receipt, events: decodeLogs(receipt.logs) };
+}
+
+/**
+ * Poll for a transaction's receipt. Three failed requests in a row mean the connection is lost:
+ * that is reported at once (the caller keeps what it needs to recover on reload).
+ */
+export async function waitForReceipt(hash, { interval = 250, timeout = 120_000 } = {}) {
+  const deadline = Date.now() + timeout;
+  let failures = 0;
+  for (;;) {
+    try {
+      const receipt = await net.client.getTransactionReceipt({ hash });
+      if (receipt) return receipt;
+    } catch (err) {
+      if (err?.name !== "TransactionReceiptNotFoundError") {
+        failures += 1;
+        if (failures >= 3) throw explain(err);
+      }
+    }
+    if (Date.now() > deadline) throw userError(`The transaction ${hash} was not mined within ${timeout / 1000} s; reload to check on it.`, null, { offline: true });
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
 }
 
 function fmtEth(wei) {

@@ -63,6 +63,19 @@ function evidenceItem(ev, d) {
   );
 }
 
+/** A dispute's evidence: the opening one, then what was added (each once). */
+function evidenceOf(d) {
+  // The opening evidence is usually in `evidence` too (the ERC-1497 Evidence event of dispute()).
+  const opening = { party: d.buyer, uri: d.evidence_uri, evidence_hash: d.evidence_hash, tx_hash: d.opened_tx, block_number: d.opened_block };
+  const seen = new Set();
+  return [opening, ...d.evidence].filter((e) => {
+    const key = `${e.tx_hash}|${e.evidence_hash}`.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** The checklist a verifier can repeat from the chain alone. */
 async function checklist(d) {
   const items = [];
@@ -102,7 +115,11 @@ function rulingForm(d, facts, onRuled) {
   const slash = h("input", { type: "range", min: "0", max: "100", step: "5", value: "0", "data-test": "slash" });
   const reason = h("select", { "data-test": "reason" }, REASONS.map(([v, t]) => h("option", { value: v }, t)));
   const summary = h("p", { class: "small", "data-test": "ruling-summary" });
+  const buyerOut = h("output", null, "");
+  const slashOut = h("output", null, "");
   const update = () => {
+    buyerOut.textContent = `${buyer.value}%`;
+    slashOut.textContent = `${slash.value}%`;
     const b = BigInt(Number(buyer.value) * 100);
     const s = BigInt(Number(slash.value) * 100);
     const toBuyer = (amount * b) / 10000n + (bond * s) / 10000n;
@@ -142,8 +159,8 @@ function rulingForm(d, facts, onRuled) {
     "div",
     { class: "card" },
     h("h2", null, "Ruling"),
-    field(h("span", null, "Buyer's share of the payment: ", h("output", null, `${buyer.value}%`)), buyer),
-    field(h("span", null, "Slash the supplier's bond to the buyer: ", h("output", null, `${slash.value}%`)), slash),
+    field(h("span", null, "Buyer's share of the payment: ", buyerOut), buyer),
+    field(h("span", null, "Slash the supplier's bond to the buyer: ", slashOut), slash),
     field("Reason", reason),
     summary,
     h("p", { class: "small muted" }, "The ruling cites the bundle hash ", h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)), ": keccak256 of the evidence hashes and the checklist above."),
@@ -168,15 +185,7 @@ export async function arbiterPage(ctx) {
     await tokenInfo(d.token);
     replace(detail, h("p", { class: "muted" }, "Checking the chain…"));
     const facts = await checklist(d);
-    // The opening evidence is usually in `evidence` too (the ERC-1497 Evidence event of dispute()).
-    const opening = { party: d.buyer, uri: d.evidence_uri, evidence_hash: d.evidence_hash, tx_hash: d.opened_tx, block_number: d.opened_block };
-    const seen = new Set();
-    const all = [opening, ...d.evidence].filter((e) => {
-      const key = `${e.tx_hash}|${e.evidence_hash}`.toLowerCase();
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    const all = evidenceOf(d);
     replace(
       detail,
       h(
@@ -260,7 +269,7 @@ export async function arbiterPage(ctx) {
                       h("td", { "data-label": "Payment", class: "num" }, fmtAmount(d.amount, d.token)),
                       h("td", { "data-label": "Opened" }, txLink(d.opened_tx, d.opened_block)),
                       h("td", { "data-label": "Deadline", class: "countdown" }, d.ruled ? pill("ruled", "ok") : d.overdue ? pill(`overdue ${duration(d.seconds_left)}`, "bad") : pill(`${duration(d.seconds_left)} left`, d.seconds_left < 86400 ? "warn" : ""), h("div", { class: "small muted" }, when(d.arbitration_deadline))),
-                      h("td", { "data-label": "Evidence", class: "num" }, `${1 + d.evidence.length}`),
+                      h("td", { "data-label": "Evidence", class: "num" }, `${evidenceOf(d).length}`),
                       h("td", { "data-label": "" }, h("button", { class: "btn small", "data-test": "review", onclick: () => open(d) }, d.ruled ? "View" : "Review")),
                     ),
                   ),

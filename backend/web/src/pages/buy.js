@@ -6,7 +6,7 @@ import { addr, bps, duration, product } from "../fmt.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
 import { orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { connectDialog } from "../session.js";
-import { poll } from "../status.js";
+import { poll, reportConnection } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { nativeBalance, requireWallet, sendEscrow, signText, wallet } from "../wallet.js";
 
@@ -122,6 +122,7 @@ export async function buyPage(ctx, listingId, referrer) {
       } catch (err) {
         if (err.offline) {
           // The payment may be on its way: keep the entry, the page resolves it when back online.
+          reportConnection(false);
           replace(pendingSlot, pendingCard(ctx));
         } else if (!pendingPayments(wallet.address).find((e) => e.id === entry.id)?.txHash) {
           removePending(entry.id);

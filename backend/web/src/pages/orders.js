@@ -229,6 +229,8 @@ export async function orderPage(ctx, orderId) {
   const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, "Loading the order…"));
   const actionsBox = h("div");
   const releaseBox = h("div");
+  // Outcomes of the buttons below: kept when the order's new state redraws the actions.
+  const outcome = messageSlot({ "data-test": "order-outcome" });
   const eventsBox = h("div");
   let last = null;
   let actionsKey = null;
@@ -245,7 +247,7 @@ export async function orderPage(ctx, orderId) {
         busy(btn, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("refund", [BigInt(o.order_id), order]);
-          slot.show("ok", "Refunded: the payment is credited to your balance. Withdraw it from My orders.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show("ok", "Refunded: the payment is credited to your balance. Withdraw it from My orders.", txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
         }),
       );
@@ -290,7 +292,7 @@ export async function orderPage(ctx, orderId) {
         busy(confirm, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("confirm", [BigInt(o.order_id), order]);
-          slot.show("ok", "Confirmed. The supplier is paid; thank you.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show("ok", "Confirmed. The supplier is paid; thank you.", txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
         }),
       );
@@ -305,7 +307,7 @@ export async function orderPage(ctx, orderId) {
           const ev = await evidenceDocument({ title: `Buyer's dispute of order ${o.order_id}`, description: text.value.trim(), file: file.files?.[0], verification });
           const order = await liveOrder(o);
           const r = await sendEscrow("dispute", [BigInt(o.order_id), order, ev.uri, ev.hash]);
-          dslot.show("ok", "Dispute opened. An arbiter will rule; your evidence is on-chain.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show("ok", "Dispute opened. An arbiter will rule; your evidence is on-chain.", txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
         }),
       );
@@ -318,7 +320,7 @@ export async function orderPage(ctx, orderId) {
           busy(pbtn, pslot, async () => {
             const order = await liveOrder(o);
             const r = await sendEscrow("proveBadCode", [BigInt(o.order_id), order, badCodeProof(report, bad, releaseData.sealed)]);
-            pslot.show("ok", "Proven on-chain: the payment and the bond are credited to you.", txLink(r.hash, Number(r.receipt.blockNumber)));
+            outcome.show("ok", "Proven on-chain: the payment and the bond are credited to you.", txLink(r.hash, Number(r.receipt.blockNumber)));
             refreshNow();
           }),
         );
@@ -423,5 +425,5 @@ export async function orderPage(ctx, orderId) {
     { interval: 800, onError: (err) => slot.error(err) },
   );
 
-  return h("section", null, h("a", { href: "#/orders", class: "small" }, "← My orders"), h("h1", null, `Order #${orderId}`), slot, statusBox, releaseBox, actionsBox, eventsBox);
+  return h("section", null, h("a", { href: "#/orders", class: "small" }, "← My orders"), h("h1", null, `Order #${orderId}`), slot, statusBox, outcome, releaseBox, actionsBox, eventsBox);
 }

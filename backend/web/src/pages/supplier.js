@@ -7,6 +7,7 @@ import { cumulativeChart } from "../chart.js";
 import { ESCROW_ABI, ZERO_ADDRESS, decodeLogs, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
 import { chainNumber, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
 import { gate } from "../session.js";
+import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
@@ -27,8 +28,8 @@ function amountOf(list, token) {
 }
 
 /** The upload card: pick a listing and a CSV, watch progress, see bad lines. */
-function uploadCard(listings, onDone, preselect) {
-  const select = h("select", { "data-test": "upload-listing" }, listings.map((l) => h("option", { value: String(l.listing_id), selected: String(l.listing_id) === String(preselect) }, `#${l.listing_id} · ${l.name}`)));
+function uploadCard(onDone) {
+  const select = h("select", { "data-test": "upload-listing" }, h("option", { value: "" }, "No listing yet: open one first"));
   const file = h("input", { type: "file", accept: ".csv,text/csv,text/plain", "data-test": "upload-file" });
   const bar = h("div");
   const progressText = h("div", { class: "small muted", "data-test": "upload-progress" });
@@ -82,7 +83,7 @@ function uploadCard(listings, onDone, preselect) {
       }
     }),
   );
-  return h(
+  const card = h(
     "div",
     { class: "card", id: "upload" },
     h("h2", null, "Upload codes"),
@@ -94,6 +95,14 @@ function uploadCard(listings, onDone, preselect) {
     slot,
     btn,
   );
+  /** Refresh the listing choices, keeping the current one. */
+  card.setListings = (listings) => {
+    const current = select.value;
+    if (!listings.length) return;
+    replace(select, listings.map((l) => h("option", { value: String(l.listing_id) }, `#${l.listing_id} · ${l.name}${l.active ? "" : " (closed)"}`)));
+    if (listings.some((l) => String(l.listing_id) === current)) select.value = current;
+  };
+  return card;
 }
 
 /** The form to open a listing for an authorized product. */
@@ -161,7 +170,7 @@ function openListingCard(minBondBps, onDone) {
   );
 }
 
-function bondCard(bond, onDone) {
+function bondCard(currentBond, onDone) {
   const amount = h("input", { type: "text", inputmode: "decimal", value: "1", "data-test": "bond-amount" });
   const slot = messageSlot({ "data-test": "bond-message" });
   const deposit = h("button", { class: "btn", "data-test": "bond-deposit" }, "Deposit bond");
@@ -186,7 +195,8 @@ function bondCard(bond, onDone) {
   withdraw.addEventListener("click", () =>
     busy(withdraw, slot, async () => {
       const v = parse();
-      if (v > BigInt(bond.free)) throw userError(`Only ${fmtAmount(bond.free)} of your bond is free; the rest backs open orders.`);
+      const free = BigInt(currentBond().free);
+      if (v > free) throw userError(`Only ${fmtAmount(free)} of your bond is free; the rest backs open orders.`);
       const r = await sendEscrow("withdrawBond", [ZERO_ADDRESS, v, wallet.address]);
       slot.show("ok", `Withdrew ${fmtAmount(v)} of free bond.`, txLink(r.hash, Number(r.receipt.blockNumber)));
       onDone?.();
@@ -195,39 +205,39 @@ function bondCard(bond, onDone) {
   return h("div", { class: "card" }, h("h2", null, "Bond (保证金)"), h("p", { class: "small muted" }, "Each order reserves part of your bond until it settles. Reserved bond cannot be withdrawn; an arbiter may slash it to the buyer."), field("Amount (ETH)", amount), slot, h("div", { class: "row" }, deposit, withdraw));
 }
 
-/** #/supplier */
-export async function supplierPage(ctx, preselect) {
-  const title = h("h1", null, "Supplier dashboard");
-  const g = gate(ctx, { needSignIn: true, why: "Sign in with your supplier wallet to see your listings, orders, bond and balances." });
-  if (g) return h("section", null, title, g);
-  const [dash, orders, config] = await Promise.all([get("/supplier/dashboard", { auth: true }), get("/supplier/orders?limit=1000", { auth: true }), read("config")]);
-  const listingsFull = (
-    await Promise.all([true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`).catch(() => [])))
-  ).flat();
-  const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
+/** Everything the dashboard shows, fetched in one go. */
+async function loadDashboard() {
+  const [dash, orders, listingsFull, ledger] = await Promise.all([
+    get("/supplier/dashboard", { auth: true }),
+    get("/supplier/orders?limit=1000", { auth: true }),
+    Promise.all([true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`))).then((x) => x.flat()),
+    ledgerEvents(wallet.address).catch(() => []),
+  ]);
   await Promise.all([...new Set([ZERO_ADDRESS, ...orders.map((o) => o.token)])].map(tokenInfo));
-  const ledger = await ledgerEvents(wallet.address).catch(() => []);
-  const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
+  const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
+  const listings = dash.listings.map((l) => ({ ...l, name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}` }));
+  return { dash, orders, listings, ledger };
+}
+
+/** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
+function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
   const token = ZERO_ADDRESS;
+  const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
   const bond = dash.bonds.find((b) => b.token.toLowerCase() === token) || { free: "0", reserved: "0" };
   const balance = amountOf(dash.balances, token);
   const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
   const lastSettle = dash.recent_settlements[0];
-  const reload = () => ctx.rerender();
+  const lowStock = listings.filter((l) => l.low_stock);
+  const byState = Object.entries(dash.orders_by_state);
 
-  const wslot = messageSlot({ "data-test": "withdraw-message" });
   const withdrawBtn = h("button", { class: "btn small", "data-test": "withdraw", disabled: balance === 0n }, "Withdraw");
   withdrawBtn.addEventListener("click", () =>
     busy(withdrawBtn, wslot, async () => {
       const r = await sendEscrow("withdraw", [token, wallet.address]);
       wslot.show("ok", `Withdrew ${fmtAmount(balance)} to ${short(wallet.address)}.`, txLink(r.hash, Number(r.receipt.blockNumber)));
-      setTimeout(reload, 1200);
+      refresh();
     }),
   );
-
-  const listings = dash.listings.map((l) => ({ ...l, name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}` }));
-  const lowStock = listings.filter((l) => l.low_stock);
-  const byState = Object.entries(dash.orders_by_state);
 
   const listingRows = listings.map((l) => {
     const slot = messageSlot();
@@ -235,45 +245,43 @@ export async function supplierPage(ctx, preselect) {
     toggle.addEventListener("click", () =>
       busy(toggle, slot, async () => {
         await sendEscrow("updateListing", [BigInt(l.listing_id), BigInt(l.unit_price), !l.active]);
-        reload();
+        refresh();
       }),
     );
+    const restock = h("button", { class: "btn small" }, "Restock");
+    restock.addEventListener("click", () => {
+      const sel = document.querySelector('[data-test="upload-listing"]');
+      if (sel) sel.value = String(l.listing_id);
+      document.getElementById("upload")?.scrollIntoView({ behavior: "smooth" });
+    });
     return h(
       "tr",
       { "data-test": "listing-row", "data-listing": l.listing_id },
       h("td", { "data-label": "Listing" }, `#${l.listing_id} `, h("strong", null, l.name), h("div", { class: "small muted mono" }, short(l.sku, 10, 4))),
       h("td", { "data-label": "Price", class: "num" }, fmtAmount(l.unit_price)),
-      h("td", { "data-label": "Stock", class: "num", "data-test": "listing-stock" }, `${l.stock}`, l.low_stock ? h("div", null, pill("low", "warn")) : null),
+      h("td", { "data-label": "Stock", class: "num" }, h("span", { "data-test": "listing-stock" }, `${l.stock}`), l.low_stock ? h("div", null, pill("low", "warn")) : null),
       h("td", { "data-label": "Committed / sold", class: "num" }, `${l.committed} / ${l.sold}`),
       h("td", { "data-label": "In vault", class: "num" }, l.vault_codes ?? "—"),
       h("td", { "data-label": "Status" }, l.active ? pill("open", "ok") : pill("closed", "")),
-      h("td", { "data-label": "" }, h("div", { class: "row" }, h("a", { class: "btn small", href: "#/supplier", onclick: (e) => {
-        e.preventDefault();
-        const sel = document.querySelector('[data-test="upload-listing"]');
-        if (sel) sel.value = String(l.listing_id);
-        document.getElementById("upload")?.scrollIntoView({ behavior: "smooth" });
-      } }, "Restock"), toggle), slot),
+      h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle), slot),
     );
   });
 
   const sales = orders.map((o) => ({ t: Number(o.paid_at), amount: BigInt(o.amount) }));
-  const settled = dash.recent_settlements.map((s) => ({ t: Number(s.timestamp), amount: BigInt(s.amount) }));
-
-  return h(
-    "section",
-    null,
-    h("div", { class: "spread" }, title, h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address)))),
-    lowStock.map((l) => message("warn", `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`)),
+  const settled = dash.recent_settlements.map((x) => ({ t: Number(x.timestamp), amount: BigInt(x.amount) }));
+  return [
+    lowStock.map((l) =>
+      message("warn", `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`),
+    ),
     h(
       "div",
       { class: "stats" },
       stat("Bond free", chainNumber(fmtAmount(bond.free), lastBond?.log.transactionHash, lastBond ? Number(lastBond.log.blockNumber) : undefined), lastBond ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber)) : "no deposit yet", { "data-test": "bond-free" }),
       stat("Bond reserved", fmtAmount(bond.reserved), "backs open orders", { "data-test": "bond-reserved" }),
       stat("In escrow", fmtAmount(amountOf(dash.in_escrow, token)), "paid, not yet settled", { "data-test": "in-escrow" }),
-      stat("Withdrawable", chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number), h("div", null, withdrawBtn), { "data-test": "withdrawable" }),
+      stat("Withdrawable", h("span", { "data-test": "withdrawable-amount" }, chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number)), h("div", null, withdrawBtn), { "data-test": "withdrawable" }),
       stat("Earned", fmtAmount(amountOf(dash.earned, token)), `${dash.recent_settlements.length} settlement${dash.recent_settlements.length === 1 ? "" : "s"}`, { "data-test": "earned" }),
     ),
-    wslot,
     h(
       "div",
       { class: "cols" },
@@ -293,7 +301,7 @@ export async function supplierPage(ctx, preselect) {
         "div",
         { class: "card" },
         h("h2", null, "Orders by state"),
-        byState.length ? h("div", { class: "row", "data-test": "orders-by-state" }, byState.map(([name, n]) => pill(`${name}: ${n}`, name === "disputed" || name === "Disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : ""))) : h("p", { class: "muted" }, "No orders yet."),
+        byState.length ? h("div", { class: "row", "data-test": "orders-by-state" }, byState.map(([name, n]) => pill(`${name}: ${n}`, name.toLowerCase() === "disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : ""))) : h("p", { class: "muted" }, "No orders yet."),
         h(
           "div",
           { class: "table-wrap", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
@@ -314,8 +322,53 @@ export async function supplierPage(ctx, preselect) {
         ? h("div", { class: "table-wrap" }, h("table", { class: "stack-sm", "data-test": "listings" }, h("thead", null, h("tr", null, ["Listing", "Price", "Stock", "Committed / sold", "In vault", "Status", ""].map((t) => h("th", null, t)))), h("tbody", null, listingRows)))
         : h("p", { class: "muted" }, "No listings yet: open one below."),
     ),
-    h("div", { class: "cols" }, listings.length ? uploadCard(listings, reload, preselect) : h("div"), openListingCard(Number(config.minBondBps), reload)),
-    h("div", { class: "cols" }, bondCard(bond, reload), settlementsCard(dash.recent_settlements)),
+    settlementsCard(dash.recent_settlements),
+  ];
+}
+
+/** #/supplier */
+export async function supplierPage(ctx) {
+  const title = h("h1", null, "Supplier dashboard");
+  const g = gate(ctx, { needSignIn: true, why: "Sign in with your supplier wallet to see your listings, orders, bond and balances." });
+  if (g) return h("section", null, title, g);
+  const config = await read("config");
+  let data = await loadDashboard();
+  const live = h("div", { "data-test": "supplier-live" });
+  const wslot = messageSlot({ "data-test": "withdraw-message" });
+  const errors = messageSlot();
+  let refresh = () => {};
+  const upload = uploadCard(() => refresh());
+  const show = () => {
+    replace(live, liveView(data, { wslot, refresh: () => refresh() }));
+    upload.setListings(data.listings);
+  };
+  show();
+  let signature = JSON.stringify(data, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+  refresh = poll(
+    ctx,
+    async () => {
+      const next = await loadDashboard();
+      const sig = JSON.stringify(next, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+      errors.clear();
+      if (sig !== signature) {
+        signature = sig;
+        data = next;
+        show();
+      }
+      return true;
+    },
+    { interval: 2500, onError: (err) => errors.error(err) },
+  );
+  const currentBond = () => data.dash.bonds.find((b) => b.token.toLowerCase() === ZERO_ADDRESS) || { free: "0", reserved: "0" };
+  return h(
+    "section",
+    null,
+    h("div", { class: "spread" }, title, h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address)))),
+    errors,
+    wslot,
+    live,
+    h("div", { class: "cols" }, upload, openListingCard(Number(config.minBondBps), () => refresh())),
+    bondCard(currentBond, () => refresh()),
   );
 }
 

@@ -1,0 +1,223 @@
+"""Bad input in the browser: each gets a message on the page and leaves the state unchanged.
+
+A wrong network, a rejected signature, insufficient funds, a quantity above stock, an upload
+with bad lines (their numbers shown), and a connection lost during an order (a reload recovers
+the order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from web_support import (
+    InjectedWallet,
+    WebStack,
+    connect_dev_wallet,
+    launch_browser,
+    new_page,
+    sign_in,
+    start_stack,
+    write_csv,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from playwright.sync_api import Browser, Route
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[WebStack]:
+    s = start_stack()
+    try:
+        s.stock_listing(6)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        p.selectors.set_test_id_attribute("data-test")
+        b = launch_browser(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def sold(stack: WebStack) -> int:
+    return int(stack.catalog_listing(stack.dev.listing_id)["sold"])
+
+
+def test_quantity_above_stock_is_refused(stack: WebStack, browser: Browser) -> None:
+    buyer = stack.new_account(ether=5)
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    connect_dev_wallet(page, buyer)
+    stock = int(stack.catalog_listing(stack.dev.listing_id)["stock"])
+    expect(page.get_by_test_id("stock")).to_contain_text(f"{stock} of")
+    before = sold(stack)
+
+    page.get_by_test_id("quantity").fill(str(stock + 1))
+    expect(page.get_by_test_id("buy-message")).to_contain_text(
+        f"Only {stock} codes left in stock: choose at most {stock}"
+    )
+    expect(page.get_by_test_id("pay")).to_be_disabled()
+    expect(page.get_by_test_id("total")).to_have_text("—")
+    page.get_by_test_id("quantity").fill("0")
+    expect(page.get_by_test_id("buy-message")).to_contain_text("at least 1")
+    page.get_by_test_id("quantity").fill(str(stock))
+    expect(page.get_by_test_id("buy-message")).to_be_empty()
+    expect(page.get_by_test_id("pay")).to_be_enabled()
+    assert sold(stack) == before
+    context.close()
+
+
+def test_insufficient_funds_are_reported_before_anything_is_signed(
+    stack: WebStack, browser: Browser
+) -> None:
+    broke = stack.new_account(ether=0)
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    connect_dev_wallet(page, broke)
+    before = sold(stack)
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("buy-message")).to_contain_text(
+        "Insufficient funds: 1 code(s) cost 0.01 ETH plus gas, and your wallet holds 0 ETH"
+    )
+    expect(page.get_by_test_id("buy-steps")).to_be_empty()
+    expect(page).to_have_url(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    assert sold(stack) == before
+    context.close()
+
+
+def test_wrong_network_is_refused_until_the_wallet_switches(
+    stack: WebStack, browser: Browser
+) -> None:
+    buyer = stack.new_account(ether=5)
+    context, page = new_page(browser)
+    wallet = InjectedWallet(stack, buyer, chain_id=1)
+    wallet.install(context)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    page.get_by_test_id("connect").click()
+    page.get_by_test_id("connect-injected").click()
+    expect(page.get_by_test_id("wrong-network")).to_contain_text("Wrong network (1)")
+    before = sold(stack)
+
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("buy-message")).to_contain_text(
+        "Wrong network: your wallet is on Ethereum mainnet (id 1), but kameng runs on chain "
+        f"{stack.chain.chain_id}"
+    )
+    assert "personal_sign" not in wallet.requests
+    assert "eth_sendTransaction" not in wallet.requests
+    assert sold(stack) == before
+
+    # Switching networks in the wallet lets the same page go on: the injected wallet pays.
+    page.get_by_test_id("switch-network").click()
+    expect(page.get_by_test_id("wrong-network")).to_have_count(0)
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("order-state")).to_have_text("Delivered")
+    assert "eth_sendTransaction" in wallet.requests
+    assert sold(stack) == before + 1
+    context.close()
+
+
+def test_rejected_signature_leaves_no_order(stack: WebStack, browser: Browser) -> None:
+    buyer = stack.new_account(ether=5)
+    context, page = new_page(browser)
+    wallet = InjectedWallet(stack, buyer)
+    wallet.reject_signatures = "unlock the codes"  # the per-order key; sign-in is accepted
+    wallet.install(context)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    page.get_by_test_id("connect").click()
+    page.get_by_test_id("connect-injected").click()
+    expect(page.get_by_test_id("wallet-address")).to_be_visible()
+    before = sold(stack)
+
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("buy-message")).to_contain_text(
+        "You rejected the request in your wallet. Nothing was signed or sent."
+    )
+    assert wallet.requests.count("personal_sign") == 2  # sign-in, then the refused key
+    assert "eth_sendTransaction" not in wallet.requests
+    assert sold(stack) == before
+    expect(page.get_by_test_id("pending-payments")).to_be_empty()
+    expect(page.get_by_test_id("pay")).to_be_enabled()
+    context.close()
+
+
+def test_upload_with_bad_lines_names_them_and_stores_nothing(
+    stack: WebStack, browser: Browser, tmp_path: Path
+) -> None:
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/supplier")
+    connect_dev_wallet(page, stack.dev.supplier)
+    sign_in(page)
+    row = page.locator(f'[data-test="listing-row"][data-listing="{stack.dev.listing_id}"]')
+    committed = int(stack.catalog_listing(stack.dev.listing_id)["committed"])
+    stock = str(int(stack.catalog_listing(stack.dev.listing_id)["stock"]))
+    expect(row.get_by_test_id("listing-stock")).to_have_text(stock)
+
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"BAD-1\nBAD-2\nBAD-1\n\xff\xfe\xfa\n" + b"Y" * 257 + b"\nBAD-3\n")
+    page.get_by_test_id("upload-file").set_input_files(path)
+    page.get_by_test_id("upload").click()
+    box = page.get_by_test_id("upload-errors")
+    expect(box).to_contain_text("Nothing was stored")
+    lines = page.get_by_test_id("upload-error-line")
+    expect(lines.first).to_be_visible()
+    numbers = [t.split()[0] for t in lines.all_inner_texts()]
+    assert "3" in numbers, numbers  # the duplicate of line 1
+    assert "5" in numbers, numbers  # 257 bytes, over the limit
+    expect(row.get_by_test_id("listing-stock")).to_have_text(stock)
+    assert int(stack.catalog_listing(stack.dev.listing_id)["committed"]) == committed
+
+    # An empty file is refused too, naming the file.
+    page.get_by_test_id("upload-file").set_input_files(write_csv(tmp_path, "empty.csv", []))
+    page.get_by_test_id("upload").click()
+    expect(page.get_by_test_id("upload-error-line").first).to_contain_text("file")
+    context.close()
+
+
+def test_lost_connection_during_an_order_recovers_on_reload(
+    stack: WebStack, browser: Browser
+) -> None:
+    buyer = stack.new_account(ether=5)
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    connect_dev_wallet(page, buyer)
+
+    # The connection drops right after the payment leaves the browser.
+    cut = {"on": False}
+
+    def network(route: Route) -> None:
+        if cut["on"]:
+            route.abort("internetdisconnected")
+            return
+        request = route.request
+        if request.method == "POST" and "eth_sendRawTransaction" in (request.post_data or ""):
+            route.fulfill(response=route.fetch())
+            cut["on"] = True
+            return
+        route.continue_()
+
+    page.route("**/*", network)
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("buy-message")).to_contain_text("Lost the connection")
+    expect(page.locator("#banner")).to_contain_text("Connection lost")
+
+    # Back online, a reload finds the order that was paid while the page was cut off.
+    page.unroute("**/*")
+    page.reload()
+    recovered = page.get_by_test_id("recovered-order")
+    expect(recovered).to_be_visible()
+    expect(page.get_by_test_id("pending-payments")).to_contain_text("went through")
+    recovered.click()
+    expect(page.get_by_test_id("order-state")).to_have_text("Delivered")
+    context.close()
