@@ -16,10 +16,16 @@ It tracks every order's stored struct from the events it sees, with the client's
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import queue
 import random
+import signal
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from eth_abi import encode as abi_encode
@@ -35,6 +41,9 @@ from contracts.client import apply_event, escrow_codec, order_from_paid_event
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
 from contracts.events import DecodedLog
 from indexer.errors import IndexerError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ROLE_ARBITER = keccak(text="ARBITER_ROLE")
 REASON = b"code-already-redeemed".ljust(32, b"\0")
@@ -537,3 +546,44 @@ def wait_until(condition: Any, timeout: float, what: str = "condition",
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"{what} not reached within {timeout} s")
         time.sleep(interval)  # polling a condition, not standing in for synchronisation
+
+
+# ---------------------------------------------------------------- subprocesses
+
+#: `kameng` without relying on the console script being on PATH.
+KAMENG = [sys.executable, "-c",
+          "import sys; from backend.cli import main; sys.argv[0] = 'kameng'; main()"]
+
+
+class IndexProcess:
+    """`kameng index --log-json` in a subprocess, its JSON lines read on a thread."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        """Start ``kameng index --log-json ARGS``, its stderr appended to `log`."""
+        self.stderr = log.open("ab")
+        self.proc = subprocess.Popen([*KAMENG, "index", "--log-json", *args],
+                                     stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env={**os.environ, "COLUMNS": "200"})
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        """Queue each JSON line of stdout; None at the end."""
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                self.lines.put(json.loads(raw))
+            except ValueError:
+                continue
+        self.lines.put(None)
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next progress line; None when the process closed its output."""
+        return self.lines.get(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, and reap."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.stderr.close()

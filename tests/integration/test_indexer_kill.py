@@ -5,19 +5,14 @@ by row (raw events, decoded tables, blocks, journal, checkpoint)."""
 from __future__ import annotations
 
 import os
-import queue
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from indexer.runner import Indexer
-from indexer.testing import diff_mirrors, dump_mirror, small_workload
+from indexer.testing import IndexProcess, diff_mirrors, dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,46 +20,6 @@ if TYPE_CHECKING:
     from contracts.chain import AnvilNode
 
 pytestmark = pytest.mark.anvil
-
-#: `kameng` without relying on the console script being on PATH.
-KAMENG = [sys.executable, "-c",
-          "import sys; from backend.cli import main; sys.argv[0] = 'kameng'; main()"]
-
-
-class IndexProcess:
-    """`kameng index --log-json` in a subprocess, its JSON lines read on a thread."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        import json
-
-        self._json = json
-        self.stderr = log.open("ab")
-        self.proc = subprocess.Popen([*KAMENG, "index", "--log-json", *args],
-                                     stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env={**os.environ, "COLUMNS": "200"})
-        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            try:
-                self.lines.put(self._json.loads(raw))
-            except ValueError:
-                continue
-        self.lines.put(None)
-
-    def next(self, timeout: float) -> dict[str, Any] | None:
-        """The next progress line; None when the process closed its output."""
-        return self.lines.get(timeout=timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, and reap."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.stderr.close()
-
 
 def test_sigkill_at_random_points_then_restart_equals_a_clean_run(anvil_node: AnvilNode,
                                                                  tmp_path: Path) -> None:
