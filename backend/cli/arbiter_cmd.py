@@ -65,18 +65,11 @@ def queue(
         rows = client.disputes(include_ruled=include_ruled)
     except ApiError as exc:
         raise fail(str(exc)) from exc
-    table = Table(
-        "order",
-        "opened",
-        "deadline",
-        "left",
-        "amount",
-        "bond",
-        "evidence",
-        "state",
-        title=f"{len(rows)} dispute(s), oldest first",
-        title_justify="left",
-    )
+    table = Table(title=f"{len(rows)} dispute(s), oldest first", title_justify="left")
+    for name in ("order", "opened", "deadline", "left"):
+        table.add_column(name, no_wrap=True)
+    for name in ("amount", "bond", "evidence", "state"):
+        table.add_column(name)
     for d in rows:
         state = "ruled" if d.ruled else ("[red]overdue[/red]" if d.overdue else "open")
         table.add_row(
@@ -192,7 +185,7 @@ def fallback(
     if order is None or order.state != OrderState.DISPUTED:
         raise fail(f"order {order_id} is not disputed on-chain")
     now = s.escrow.chain.timestamp()
-    if now <= order.deadline:
+    if now < order.deadline:  # the next block is at least one second later
         raise fail(
             f"the arbitration deadline {order.deadline} has not passed (chain time {now}, "
             f"{_left(order.deadline - now)} to go)"
