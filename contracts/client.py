@@ -503,6 +503,8 @@ class EscrowClient:
             delivery_window,
             dispute_window,
             batch_count,
+            fee_bps,
+            referral_bps,
             sku,
         ) = self.call("getListing", listing_id)
         return {
@@ -515,6 +517,8 @@ class EscrowClient:
             "unit_price": unit_price,
             "delivery_window": delivery_window,
             "dispute_window": dispute_window,
+            "fee_bps": fee_bps,
+            "referral_bps": referral_bps,
             "batch_count": batch_count,
             "sku": bytes(sku),
         }
