@@ -98,13 +98,23 @@ def bundle_for(
     """
     secret = store.buyer_secret(session, order_id) if with_additions else None
     codes = store.supplier_codes(session, order_id) if with_additions else None
+    hints = hints_for(session, order_id)
+    release = stored_release(session, order_id)
+    if release is not None:
+        delivered = view.find_logs(
+            [view.topic("OrderDelivered"), hex32(order_id.to_bytes(32, "big"))],
+            hints.paid_block,
+            view.head().number,
+        )
+        if not delivered or bytes(delivered[-1].args["releaseDigest"]) != release.digest:
+            release = None  # sealed but not (yet) the delivered release: nothing to bind
     return build_bundle(
         view,
         order_id,
-        release=stored_release(session, order_id),
+        release=release,
         buyer_secret=secret,
         supplier_codes=codes,
-        hints=hints_for(session, order_id),
+        hints=hints,
     )
 
 

@@ -14,6 +14,7 @@ chain-only verifier on every bundle.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,6 +135,16 @@ def cheat(stage: Stage, buyer: LocalAccount, quantity: int, swap: dict[int, byte
     return bought
 
 
+def _salts(stage: Stage, bought: Bought) -> list[bytes]:
+    """The salts the cheating supplier committed for the order's codes (from its opened
+    release: the supplier knows them, the test reads them back)."""
+    from backend.release import decode_payload, open_release
+
+    release = stage.served.client().release(bought.order_id, bought.buyer)
+    items = decode_payload(open_release(release, bought.key))[5]
+    return [salt for _, salt, _, _ in items]
+
+
 def balances(stage: Stage, bought: Bought) -> tuple[int, int, tuple[int, int]]:
     escrow, order = stage.escrow, bought.order
     return (
@@ -158,13 +169,32 @@ def test_1_swapped_code_is_proven_and_ruled_refund_and_slash(stage: Stage) -> No
     assert len(bundle.opening.bad_code_proofs) == 1
 
     stage.dispute(bought, "code 2 is not the one committed")
+    # The cheating supplier claims it sent the committed codes: the bundle shows it did not.
+    first = bought.order_id & 0xFFFFFFFF
+    batch_codes = demo_codes(2, 900)
+    claimed = [
+        {"index": first + j, "salt": "0x" + salt.hex(), "code": base64.b64encode(code).decode()}
+        for j, (salt, code) in enumerate(zip(_salts(stage, bought), batch_codes, strict=True))
+    ]
+    client = stage.served.client()
+    p = f"/evidence/orders/{bought.order_id}/supplier-codes"
+    supplier = stage.served.dev.supplier
+    client.request(
+        "POST", p, json={"codes": claimed}, headers=client.signed_headers(supplier, "POST", p)
+    )
     queue = stage.kameng("arbiter", "arbiter", "queue").output
     assert str(bought.order_id) in queue
     opened = stage.tmp / "s1-arbiter.json"
     out = stage.kameng(
         "arbiter", "arbiter", "open", str(bought.order_id), "--out", str(opened)
     ).output
-    assert "against the supplier" in out
+    assert "against the supplier" in out and "is not the code in the release" in out
+    said = stage.bundle(opened).additions.supplier
+    assert said is not None
+    assert [(c.matches_commitment, c.matches_release) for c in said.codes] == [
+        (True, True),
+        (True, False),
+    ]
     buyer_before, _, (free_before, reserved_before) = balances(stage, bought)
     out = stage.kameng(
         "arbiter",
