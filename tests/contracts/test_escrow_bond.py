@@ -161,9 +161,7 @@ def test_buy_reverts_bond_short_when_free_bond_does_not_cover(env: Env) -> None:
     lid = env.eth_listing
     assert_reverts(
         env,
-        lambda: escrow.buy(
-            env.buyer, lid, 1, max_unit_price=ETH_PRICE, buyer_pubkey=b"\1" * 32
-        ),
+        lambda: escrow.buy(env.buyer, lid, 1, max_unit_price=ETH_PRICE, buyer_pubkey=b"\1" * 32),
         "EscrowBondShort",
         [supplier.address, ETH, bond_per_unit, 0],
         orders=[oid],

@@ -40,7 +40,9 @@ def test_buy_escrows_payment_and_stores_order_hash(env: Env) -> None:
         state=OrderState.PAID,
         release_digest=ZERO32,
     )
-    assert escrow.order_hash(oid) == order.hash() == bytes(escrow.call("hashOrder", order.as_tuple()))
+    assert (
+        escrow.order_hash(oid) == order.hash() == bytes(escrow.call("hashOrder", order.as_tuple()))
+    )
     assert env.held(ETH) == held + 3 * ETH_PRICE
     assert escrow.call("getListing", lid)[SOLD] == 3
     ev = res.event("OrderPaid").args
@@ -72,7 +74,10 @@ def test_zero_quantity_reverts(env: Env) -> None:
 
 def test_quantity_above_stock_reverts(env: Env) -> None:
     assert_reverts(
-        env, lambda: env.buy(quantity=STOCK + 1), "EscrowStockShort", [env.eth_listing, STOCK + 1, STOCK]
+        env,
+        lambda: env.buy(quantity=STOCK + 1),
+        "EscrowStockShort",
+        [env.eth_listing, STOCK + 1, STOCK],
     )
 
 
@@ -188,4 +193,6 @@ def test_order_hash_matches_python_and_contract_hashing(env: Env) -> None:
     assert bytes(env.escrow.call("hashOrder", order.as_tuple())) == order.hash()
     assert env.escrow.order_hash(oid) == order.hash()
     tampered = order.with_changes(amount=order.amount + 1)
-    assert bytes(env.escrow.call("hashOrder", tampered.as_tuple())) == tampered.hash() != order.hash()
+    assert (
+        bytes(env.escrow.call("hashOrder", tampered.as_tuple())) == tampered.hash() != order.hash()
+    )

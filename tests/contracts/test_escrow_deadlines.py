@@ -1,4 +1,4 @@
-"""Deadlines at the second: each step one second before, exactly at, and one second after its deadline.
+"""Deadlines to the second: each step 1 s before, exactly at and 1 s after its deadline.
 
 Deliver and dispute are allowed while block.timestamp <= deadline; refund, settle and the
 timeout fallback only once block.timestamp > deadline. Every transaction here is checked to

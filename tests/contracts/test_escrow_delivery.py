@@ -130,7 +130,11 @@ def test_empty_and_mismatched_arrays_revert(env: Env) -> None:
         env, lambda: send([oid], [order, order], [DIGEST]), "EscrowLengthMismatch", [], orders=[oid]
     )
     assert_reverts(
-        env, lambda: send([oid], [order], [DIGEST, DIGEST]), "EscrowLengthMismatch", [], orders=[oid]
+        env,
+        lambda: send([oid], [order], [DIGEST, DIGEST]),
+        "EscrowLengthMismatch",
+        [],
+        orders=[oid],
     )
 
 

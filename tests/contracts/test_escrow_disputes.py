@@ -1,4 +1,4 @@
-"""Disputes: opening, evidence (ERC-1497), arbiter rulings with slashing, and the timeout fallback."""
+"""Disputes: opening, evidence (ERC-1497), rulings with slashing, and the timeout fallback."""
 
 from __future__ import annotations
 
@@ -235,7 +235,9 @@ def test_arbiter_who_is_a_party_reverts(env: Env, party: str) -> None:
     env.escrow.rule(env.arbiter, oid, order, buyer_bps=5_000)
 
 
-@pytest.mark.parametrize(("buyer_bps", "slash_bps", "bad"), [(10_001, 0, 10_001), (0, 65_535, 65_535)])
+@pytest.mark.parametrize(
+    ("buyer_bps", "slash_bps", "bad"), [(10_001, 0, 10_001), (0, 65_535, 65_535)]
+)
 def test_rule_bps_above_10000_reverts(env: Env, buyer_bps: int, slash_bps: int, bad: int) -> None:
     oid, order = env.disputed_order()
     assert_reverts(
@@ -306,9 +308,7 @@ def test_timeout_fallback_with_odd_amount_gives_the_odd_unit_to_the_supplier_sid
     env.escrow.resolve_timed_out(env.outsider, oid, order)
     token = env.usdc.address
     assert env.escrow.balance_of(env.buyer.address, token) == 500_000
-    paid_out = env.escrow.balance_of(env.supplier.address, token) + env.escrow.call(
-        "feesOf", token
-    )
+    paid_out = env.escrow.balance_of(env.supplier.address, token) + env.escrow.call("feesOf", token)
     assert paid_out == 500_001
 
 

@@ -1,4 +1,4 @@
-"""Settlement: buyer confirmation, batch settlement after the window, refunds, payouts, withdrawals."""
+"""Settlement: confirmation, batch settlement after the window, refunds, payouts, withdrawals."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def test_confirm_pays_supplier_fee_and_referrer_and_frees_bond(env: Env) -> None
     oid, order = env.delivered_order(quantity=3, referrer=env.referrer.address)
     res = escrow.confirm(env.buyer, oid, order)
     to_supplier, fee, commission = split(order)
-    assert fee == 3 * ETH_PRICE * FEE_BPS // BPS and commission == 3 * ETH_PRICE * REFERRAL_BPS // BPS
+    assert (
+        fee == 3 * ETH_PRICE * FEE_BPS // BPS and commission == 3 * ETH_PRICE * REFERRAL_BPS // BPS
+    )
     assert escrow.balance_of(supplier.address) == to_supplier
     assert escrow.balance_of(env.referrer.address) == commission
     assert escrow.call("feesOf", ETH) == fee

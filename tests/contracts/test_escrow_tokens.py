@@ -32,7 +32,10 @@ def test_usdc_has_six_decimals_and_a_full_lifecycle_moves_exact_units(env: Env) 
     escrow.withdraw(env.referrer, token)
     escrow.withdraw_bond(env.supplier, USDC_BOND, token=token)
     env.withdraw_fees(token, env.world.fee_recipient.address)
-    assert env.held(token, env.supplier.address) == supplier_wallet + 35 * USDC - fee - commission + USDC_BOND
+    assert (
+        env.held(token, env.supplier.address)
+        == supplier_wallet + 35 * USDC - fee - commission + USDC_BOND
+    )
     assert env.held(token, env.referrer.address) == commission
     assert env.held(token, env.world.fee_recipient.address) == fee
     assert env.held(token) == 0
@@ -85,9 +88,7 @@ def test_blocked_supplier_cannot_freeze_anyone_elses_funds(env: Env) -> None:
     owed = escrow.balance_of(supplier.address, blk)
     assert owed > 0
     # The blocked supplier cannot receive: its own withdrawals revert and change nothing.
-    assert_reverts(
-        env, lambda: escrow.withdraw(supplier, blk), "Blocked", [supplier.address]
-    )
+    assert_reverts(env, lambda: escrow.withdraw(supplier, blk), "Blocked", [supplier.address])
     assert_reverts(
         env,
         lambda: escrow.withdraw_bond(supplier, 10 * USDC, token=blk),
