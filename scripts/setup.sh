@@ -28,3 +28,13 @@ if [ "$(cat "$nstamp" 2>/dev/null || true)" != "$nwant" ]; then
   chmod +x node_modules/@foundry-rs/anvil-linux-*/bin/anvil 2>/dev/null || true
   echo "$nwant" > "$nstamp"
 fi
+# The browser tests drive Debian's headless Chromium (a test tool's own browser download does
+# not work here), with a CJK font so that pages and screenshots show 卡盟 rather than boxes.
+# Skipped when both are present.
+if ! [ -x /usr/bin/chromium ] || ! fc-list :lang=zh family 2>/dev/null | grep -q .; then
+  echo "==> installing Debian's chromium and a CJK font for the browser tests"
+  sudo_=""
+  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 \
+    || { $sudo_ apt-get update -q >/dev/null && $sudo_ apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; }
+fi

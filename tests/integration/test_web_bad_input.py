@@ -221,3 +221,33 @@ def test_lost_connection_during_an_order_recovers_on_reload(
     recovered.click()
     expect(page.get_by_test_id("order-state")).to_have_text("Delivered")
     context.close()
+
+
+def test_a_tampered_release_fails_its_checks_and_cannot_be_confirmed(
+    stack: WebStack, browser: Browser
+) -> None:
+    """The release's public proof material is altered on the way: the page shows which code
+    fails against its on-chain commitment, and offers a dispute instead of a confirmation."""
+    buyer = stack.new_account(ether=5)
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
+    connect_dev_wallet(page, buyer)
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("order-state")).to_have_text("Delivered")
+
+    def tamper(route: Route) -> None:
+        answer = route.fetch()
+        release = answer.json()
+        first = release["codes"][0]["commitment"]
+        release["codes"][0]["commitment"] = first[:-1] + ("0" if first[-1] != "0" else "1")
+        route.fulfill(response=answer, json=release)
+
+    page.route("**/buyer/orders/*/release", tamper)
+    page.get_by_test_id("open-codes").click()
+    expect(page.get_by_test_id("release-verdict")).to_have_text("verification failed")
+    expect(page.get_by_test_id("code-verdict")).to_have_text(["fail"])
+    expect(page.get_by_test_id("code")).to_contain_text("✗ matches its commitment")
+    expect(page.get_by_test_id("confirm")).to_be_disabled()
+    expect(page.get_by_test_id("dispute")).to_be_enabled()
+    expect(page.get_by_test_id("order-state")).to_have_text("Delivered")
+    context.close()

@@ -208,7 +208,9 @@ def test_arbiter_rules_a_dispute_with_evidence(
     page.get_by_test_id("dispute-text").fill("The code says 'already redeemed' at the issuer.")
     page.get_by_test_id("dispute-file").set_input_files(proof)
     page.get_by_test_id("dispute").click()
-    expect(page.get_by_test_id("order-outcome")).to_contain_text("Dispute opened")
+    expect(page.get_by_test_id("order-outcome")).to_contain_text(
+        "your order key is in the evidence"
+    )
     expect(page.get_by_test_id("order-state")).to_have_text("Disputed")
 
     # The arbiter sees the dispute in the queue with its deadline.
@@ -220,7 +222,15 @@ def test_arbiter_rules_a_dispute_with_evidence(
     expect(row).to_contain_text("left")
     row.get_by_test_id("review").click()
 
-    # The evidence bundle and the checklist, recomputed from the chain.
+    # The evidence bundle, verified against the chain claim by claim; with the buyer's key the
+    # sealed release is tied to the on-chain digest.
+    expect(arbiter.get_by_test_id("bundle-verdict")).to_have_text("verified against the chain")
+    claims = arbiter.get_by_test_id("claim")
+    expect(claims.filter(has_text="release.digest")).to_have_attribute("data-status", "pass")
+    expect(arbiter.locator('[data-test="claim"][data-status="fail"]')).to_have_count(0)
+    bundle_hash = arbiter.get_by_test_id("server-bundle-hash").inner_text()
+
+    # The same facts, recomputed in the browser from the chain's events.
     checks = arbiter.get_by_test_id("check")
     expect(checks).to_have_count(4)
     for check in checks.all():
@@ -248,7 +258,8 @@ def test_arbiter_rules_a_dispute_with_evidence(
 
     # The ruling's transaction, and the buyer's side.
     result.get_by_role("link").click()
-    expect(arbiter.get_by_test_id("tx-event").filter(has_text="DisputeRuled")).to_be_visible()
+    ruled = arbiter.get_by_test_id("tx-event").filter(has_text="DisputeRuled")
+    expect(ruled).to_contain_text(bundle_hash)
     expect(page.get_by_test_id("order-state")).to_have_text("Resolved")
     page.goto(f"{stack.url}/#/orders")
     page.get_by_test_id("buyer-withdraw").click()

@@ -13,6 +13,7 @@ Tests wait on what the page shows (Playwright's auto-waiting ``expect``), never 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +31,6 @@ from web3 import Web3
 from backend.config import Settings
 from backend.runtime import Runtime
 from backend.vault.service import upload_codes
-from backend.web import mount_web
 from contracts.chain import free_port
 
 if TYPE_CHECKING:
@@ -41,7 +41,11 @@ if TYPE_CHECKING:
     from contracts.client import EscrowClient
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+#: Where `screenshot` writes. The README's pictures live in docs/screenshots; refresh them with
+#: ``KAMENG_SCREENSHOTS_DIR=docs/screenshots pytest tests/integration/test_web_journeys.py``.
+#: By default the tests write beside themselves (ignored by git), so a test run leaves the
+#: committed pictures alone.
+SCREENSHOTS = ROOT / os.environ.get("KAMENG_SCREENSHOTS_DIR", "tests/_screenshots")
 CHROMIUM = "/usr/bin/chromium"
 #: The flags Chromium needs here: root without a sandbox, and no calls to Google's services,
 #: which this machine's closed network refuses (docs: .library machine notes).
@@ -223,7 +227,8 @@ def _delivered(detail: Any) -> Any:
 
 
 def start_stack() -> WebStack:
-    """Start the embedded runtime, mount the front-end and serve both on a free port."""
+    """Start the embedded runtime (`kameng serve`'s) and serve its API with the front-end on a
+    free port."""
     import uvicorn
 
     runtime = Runtime.embedded(Settings(), buyers=2)
@@ -231,8 +236,7 @@ def start_stack() -> WebStack:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     runtime.url = url
-    app = runtime.app(domain=f"127.0.0.1:{port}", public_url=url)
-    mount_web(app)
+    app = runtime.app(domain=f"127.0.0.1:{port}", public_url=url)  # mounts backend/web/dist
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )
@@ -284,7 +288,7 @@ def sign_in(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot to docs/screenshots/<name>.png."""
+    """Save a full-page screenshot as <name>.png in `SCREENSHOTS`."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -1,7 +1,7 @@
 // The arbiter console: the dispute queue with deadlines, each dispute's evidence bundle with a
 // checklist verified against the chain in this browser, and the ruling form (split and slash).
 import { keccak256, stringToHex, toEventSelector, toHex } from "viem";
-import { get } from "../api.js";
+import { get, post } from "../api.js";
 import { ESCROW_ABI, decodeLogs, fmtAmount, hashOrder, net, read, rebuildOrder, splitOrderId, tokenInfo, userError } from "../chain.js";
 import { addr, bps, duration, short, txLink, when } from "../fmt.js";
 import { gate } from "../session.js";
@@ -76,6 +76,60 @@ function evidenceOf(d) {
   });
 }
 
+/** The backend's evidence bundle for the order and its verification (null when unavailable). */
+async function serverBundle(orderId) {
+  try {
+    const bundle = await get(`/evidence/orders/${orderId}`, { auth: true });
+    const checklist = await post("/evidence/verify", { document: bundle.document });
+    return { bundle, checklist };
+  } catch (err) {
+    return { error: err };
+  }
+}
+
+const CLAIM_MARK = { pass: "✓", fail: "✗", skip: "–" };
+
+function bundleCard(server) {
+  if (server.error) {
+    return h("div", { class: "card" }, h("h3", null, "Evidence bundle"), message("warn", "The backend's evidence bundle is not available; the checklist above is computed in this browser.", server.error.userMessage || server.error.message));
+  }
+  const { bundle, checklist } = server;
+  const blob = URL.createObjectURL(new Blob([bundle.document], { type: "application/json" }));
+  const failed = checklist.claims.filter((c) => c.status === "fail");
+  return h(
+    "div",
+    { class: "card", "data-test": "bundle" },
+    h("div", { class: "spread" }, h("h3", null, "Evidence bundle"), checklist.ok ? pill("verified against the chain", "ok", { "data-test": "bundle-verdict" }) : pill("fails verification", "bad", { "data-test": "bundle-verdict" })),
+    h(
+      "p",
+      { class: "small muted" },
+      "One canonical document (ERC-1497) holding every chain fact of this order and the parties' additions. Anyone can re-check it offline with ",
+      h("code", null, "kameng verify"),
+      ".",
+    ),
+    h(
+      "dl",
+      { class: "kv small" },
+      h("dt", null, "selfHash"),
+      h("dd", { class: "mono" }, bundle.self_hash),
+      h("dt", null, "Bundle hash"),
+      h("dd", { class: "mono", "data-test": "server-bundle-hash" }, bundle.bundle_hash),
+      h("dt", null, "Additions"),
+      h("dd", null, bundle.with_buyer_secret ? pill("buyer's order key", "ok") : pill("no buyer key", ""), " ", bundle.with_supplier_codes ? pill("supplier's codes", "ok") : pill("no supplier codes", "")),
+    ),
+    h("a", { class: "btn small quiet", href: blob, download: `kameng-evidence-${bundle.order_id}.json` }, "Download the bundle"),
+    failed.length ? message("error", "This bundle fails verification: do not rule on it.", failed.map((c) => `${c.name}: ${c.detail}`)) : null,
+    h("h3", { style: { marginTop: ".8rem" } }, "Verifier's checklist"),
+    h(
+      "ul",
+      { class: "small", "data-test": "claims" },
+      checklist.claims.map((c) => h("li", { "data-test": "claim", "data-status": c.status }, `${CLAIM_MARK[c.status] ?? "?"} `, h("strong", null, c.name), ` ${c.detail}`)),
+    ),
+    checklist.findings.length ? h("h3", null, "Findings") : null,
+    checklist.findings.length ? h("ul", { class: "small", "data-test": "findings" }, checklist.findings.map((f) => h("li", { "data-test": "finding" }, h("strong", null, f.kind), ` ${f.detail}`))) : null,
+  );
+}
+
 /** The checklist a verifier can repeat from the chain alone. */
 async function checklist(d) {
   const items = [];
@@ -133,9 +187,11 @@ function rulingForm(d, facts, onRuled) {
     evidence: facts.evidence.map((e) => ({ party: e.party, evidence_hash: e.evidence_hash, tx: e.tx_hash })),
     checklist: facts.items.map((i) => ({ label: i.label, ok: i.ok })),
   };
-  const bundleHash = keccak256(new TextEncoder().encode(JSON.stringify(bundle)));
+  const serverOk = facts.server && !facts.server.error;
+  const bundleHash = serverOk ? facts.server.bundle.bundle_hash : keccak256(new TextEncoder().encode(JSON.stringify(bundle)));
+  const refused = serverOk && facts.server.checklist.claims.some((c) => c.status === "fail");
   const slot = messageSlot({ "data-test": "ruling-message" });
-  const btn = h("button", { class: "btn", "data-test": "rule" }, "Rule on-chain");
+  const btn = h("button", { class: "btn", "data-test": "rule", disabled: refused }, "Rule on-chain");
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       if (!facts.order) throw userError("The order could not be rebuilt from the chain; reload.");
@@ -163,7 +219,13 @@ function rulingForm(d, facts, onRuled) {
     field(h("span", null, "Slash the supplier's bond to the buyer: ", slashOut), slash),
     field("Reason", reason),
     summary,
-    h("p", { class: "small muted" }, "The ruling cites the bundle hash ", h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)), ": keccak256 of the evidence hashes and the checklist above."),
+    h(
+      "p",
+      { class: "small muted" },
+      "The ruling cites the bundle hash ",
+      h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)),
+      serverOk ? ": the evidence bundle above." : ": keccak256 of the evidence hashes and the checklist computed in this browser.",
+    ),
     slot,
     btn,
   );
@@ -184,7 +246,7 @@ export async function arbiterPage(ctx) {
     selected = String(d.order_id);
     await tokenInfo(d.token);
     replace(detail, h("p", { class: "muted" }, "Checking the chain…"));
-    const facts = await checklist(d);
+    const [facts, server] = await Promise.all([checklist(d), serverBundle(d.order_id)]);
     const all = evidenceOf(d);
     replace(
       detail,
@@ -223,8 +285,8 @@ export async function arbiterPage(ctx) {
           h(
             "div",
             { class: "card" },
-            h("h3", null, "Verifier's checklist"),
-            h("p", { class: "small muted" }, "Recomputed in this browser from the chain's events; anyone can repeat it."),
+            h("h3", null, "Checked in this browser"),
+            h("p", { class: "small muted" }, "Recomputed here from the chain's events, independently of the backend."),
             h(
               "ul",
               { class: "small", "data-test": "checklist" },
@@ -232,11 +294,12 @@ export async function arbiterPage(ctx) {
             ),
           ),
         ),
-        h("h3", null, `Evidence bundle (${all.length})`),
+        bundleCard(server),
+        h("h3", null, `Evidence submitted (${all.length})`),
         h("ul", { style: { listStyle: "none", padding: 0 } }, all.map((ev) => evidenceItem(ev, d))),
         d.ruled
           ? message("info", `Ruled by ${d.arbiter ? short(d.arbiter) : "the timeout fallback"}: buyer ${bps(d.buyer_bps ?? 0)} of the payment, ${bps(d.slash_bps ?? 0)} of the bond slashed.`)
-          : rulingForm(d, { ...facts, evidence: all }, () => refresh()),
+          : rulingForm(d, { ...facts, evidence: all, server }, () => refresh()),
       ),
     );
   };

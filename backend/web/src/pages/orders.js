@@ -1,7 +1,7 @@
 // A buyer's orders: the list, and one order watched live from paid to delivered, with the sealed
 // release opened in the browser, per-code checks, and confirm / dispute / reclaim.
-import { keccak256, toEventSelector, toHex } from "viem";
-import { ApiError, get } from "../api.js";
+import { bytesToHex, keccak256, toEventSelector, toHex } from "viem";
+import { ApiError, get, post } from "../api.js";
 import { ESCROW_ABI, STATE, ZERO_ADDRESS, STATES, decodeLogs, fmtAmount, liveOrder, net, read, splitOrderId, tokenInfo, userError } from "../chain.js";
 import { addr, duration, short, txLink, when } from "../fmt.js";
 import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
@@ -236,6 +236,7 @@ export async function orderPage(ctx, orderId) {
   let actionsKey = null;
   let report = null;
   let releaseData = null;
+  let openedKey = null;
 
   const renderActions = (o, now) => {
     const s = Number(o.state);
@@ -263,6 +264,7 @@ export async function orderPage(ctx, orderId) {
           busy(btn, slot, async () => {
             releaseData = await get(`/buyer/orders/${o.order_id}/release`, { auth: true });
             const key = await orderKey(o);
+            openedKey = key;
             const batches = new Map();
             for (const idx of new Set(releaseData.codes.map((c) => Number(c.batch_index)))) {
               const b = await read("getBatch", [listingId, BigInt(idx)]);
@@ -298,6 +300,7 @@ export async function orderPage(ctx, orderId) {
       );
       const text = h("textarea", { placeholder: "What is wrong? For example: the second code was already redeemed at 14:02.", "data-test": "dispute-text", maxlength: "4000" });
       const file = h("input", { type: "file", "data-test": "dispute-file" });
+      const share = h("input", { type: "checkbox", checked: true, "data-test": "share-key" });
       const dslot = messageSlot({ "data-test": "dispute-message" });
       const dispute = h("button", { class: "btn danger", "data-test": "dispute" }, "Open a dispute");
       dispute.addEventListener("click", () =>
@@ -309,9 +312,19 @@ export async function orderPage(ctx, orderId) {
           const r = await sendEscrow("dispute", [BigInt(o.order_id), order, ev.uri, ev.hash]);
           outcome.show("ok", "Dispute opened. An arbiter will rule; your evidence is on-chain.", txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
+          if (share.checked) {
+            try {
+              const key = openedKey || (await orderKey(o));
+              await post(`/evidence/orders/${o.order_id}/buyer-secret`, { order_secret: bytesToHex(key.secretKey) }, { auth: true });
+              outcome.show("ok", "Dispute opened, and your order key is in the evidence: the arbiter can open this order's codes (and no other).", txLink(r.hash, Number(r.receipt.blockNumber)));
+            } catch (err) {
+              outcome.show("warn", "Dispute opened, but your order key could not be added to the evidence.", err.userMessage || err.message);
+            }
+          }
         }),
       );
-      const bad = report?.codes.find((c) => !c.checks.commitment && report.checks.find((x) => x.id === "digest")?.ok);
+      // Provable on-chain only when the commitment is the one under the batch root and the code misses it.
+      const bad = report?.codes.find((c) => !c.checks.commitment && c.checks.proof && c.checks.batchRoot && c.checks.batchRange && report.checks.find((x) => x.id === "digest")?.ok);
       let prove = null;
       if (bad) {
         const pslot = messageSlot();
@@ -338,6 +351,7 @@ export async function orderPage(ctx, orderId) {
             prove,
             field("Describe the problem", text),
             field("Evidence file (optional: a screenshot, the issuer's answer…)", file, "Up to 24 KiB is stored in the evidence itself; a larger file is recorded by its hash."),
+            h("label", { class: "row small", style: { fontWeight: 500 } }, share, "Let the arbiter open this order's codes (adds this order's key to the evidence; it opens no other order)"),
             dslot,
             dispute,
           ),
