@@ -12,8 +12,12 @@ from contracts.errors import ChainError, ContractRevertError
 from tests.contracts.helpers import (
     DIGEST,
     ETH_PRICE,
+    FEE_BPS,
     FIXED_GAS,
+    REFERRAL_BPS,
     STOCK,
+    USDC_BOND_BPS,
+    USDC_PRICE,
     Env,
     next_tx_at,
     pending_timestamp,
@@ -56,15 +60,21 @@ def test_getlisting_returns_thirteen_fields(env: Env) -> None:
     assert fields[1] == STOCK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="EscrowClient.listing unpacks 11 fields, but getListing returns 13 "
-    "(feeBps and referralBps were added to Listing): ValueError: too many values to unpack",
-)
 def test_client_listing_view(env: Env) -> None:
-    got = env.escrow.listing(env.eth_listing)
-    assert got["committed"] == STOCK and got["unit_price"] == ETH_PRICE
+    got = env.escrow.listing(env.usdc_listing)
+    assert got["supplier"] == env.supplier.address and got["token"] == env.usdc.address
+    assert (got["committed"], got["sold"], got["unit_price"], got["batch_count"]) == (
+        STOCK,
+        0,
+        USDC_PRICE,
+        1,
+    )
+    assert (got["bond_bps"], got["fee_bps"], got["referral_bps"]) == (
+        USDC_BOND_BPS,
+        FEE_BPS,
+        REFERRAL_BPS,
+    )
+    assert got["active"] is True and got["sku"] == env.world.sku
 
 
 @pytest.mark.xfail(
