@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from nacl.public import PrivateKey
 
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_factory
@@ -308,4 +307,3 @@ def test_old_bundle_still_verifies_after_the_order_finished(env: Env, tmp_path: 
     assert fresh.bundle.order.struct.state == 4
     assert fresh.bundle.order.stored_hash == "0x" + "00" * 32
     assert [e.name for e in fresh.bundle.events][-1] == "OrderConfirmed"
-    assert isinstance(PrivateKey(bytes(env.b.key)), PrivateKey)
