@@ -115,6 +115,8 @@ class Release(BaseModel):
             keccak256(abi.encode(keccak256(sealed), element_root, keccak256(abi.encode(key)))).
         element_root: Merkle root over the encrypted codes' element leaves (the buyer recomputes
             it after opening the box).
+        key_hash: keccak256(abi.encode(key)). With `element_root` and the sealed bytes it lets
+            anyone recompute the on-chain digest without the key; it reveals nothing about it.
         codes: Per code, its public proof material, in index order.
         state: ``prepared``, ``sent`` or ``confirmed`` (the digest is on-chain).
         tx_hash: The delivering transaction once confirmed.
@@ -130,6 +132,7 @@ class Release(BaseModel):
     sealed: HexBytes
     digest: HexBytes
     element_root: HexBytes
+    key_hash: HexBytes | None = None
     codes: list[CodeProof]
     state: str
     tx_hash: str | None = None
@@ -278,6 +281,7 @@ def seal_release(
     manifest = json.dumps(
         {
             "element_root": "0x" + element_root.hex(),
+            "key_hash": "0x" + keccak(abi_encode(["bytes32"], [key])).hex(),
             "codes": [
                 {
                     "index": c.index,
@@ -311,6 +315,7 @@ def release_from_row(row: ReleaseRow, chain_id: int, escrow: str) -> Release:
         sealed=row.sealed,
         digest=bytes.fromhex(row.digest[2:]),
         element_root=manifest["element_root"],
+        key_hash=manifest.get("key_hash"),
         codes=[CodeProof.model_validate(c) for c in manifest["codes"]],
         state=row.state,
         tx_hash=row.tx_hash,

@@ -158,6 +158,7 @@ def release_from_backend(release: Release) -> tuple[bytes, ReleaseSection]:
     section = release_section(
         element_root=release.element_root,
         codes=[(c.index, c.commitment, c.batch_index, c.proof) for c in release.codes],
+        key_hash=bytes(release.key_hash) if release.key_hash is not None else None,
     )
     return bytes(release.sealed), section
 

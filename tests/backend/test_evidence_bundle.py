@@ -144,9 +144,20 @@ def test_honest_bundle_with_the_buyers_secret_passes_every_claim(env: Env) -> No
     }
 
 
-def test_without_the_buyers_secret_the_release_binding_is_skipped_not_failed(env: Env) -> None:
+def test_without_the_buyers_secret_the_key_hash_binds_the_release(env: Env) -> None:
     checklist = env.verify(env.bundle(secret=False).data)
     assert checklist.ok
+    assert checklist.claim("release.digest").status == "pass"
+    assert "key hash" in checklist.claim("release.digest").detail
+
+
+def test_without_key_hash_or_secret_the_release_binding_is_skipped_not_failed(env: Env) -> None:
+    def drop_key_hash(doc: dict) -> None:
+        doc["release"].pop("keyHash", None)
+        doc["release"].pop("key_hash", None)
+
+    data = edit(env.bundle(secret=False).data, drop_key_hash)
+    checklist = env.verify(data)
     assert checklist.claim("release.digest").status == "skip"
     assert "buyer's secret" in checklist.claim("release.digest").detail
 
@@ -248,7 +259,7 @@ def test_another_orders_release_is_rejected(env: Env) -> None:
 
     checklist = env.verify(edit(env.bundle().data, transplant))
     assert "release.digest" in failed(checklist)
-    assert "not the release that was delivered" in checklist.claim("release.digest").detail
+    assert "do not give the on-chain digest" in checklist.claim("release.digest").detail
 
 
 def test_another_orders_secret_is_rejected(env: Env) -> None:
