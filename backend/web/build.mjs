@@ -40,9 +40,7 @@ export function inputFiles() {
 /** The versions of the bundled npm packages, from package-lock.json. */
 export function bundledVersions() {
   const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8"));
-  return Object.fromEntries(
-    BUNDLED.map((name) => [name, lock.packages[`node_modules/${name}`]?.version ?? null]),
-  );
+  return Object.fromEntries(BUNDLED.map((name) => [name, lock.packages[`node_modules/${name}`]?.version ?? null]));
 }
 
 /** sha256 over "path\0sha256(content)\n" lines in path order, then the bundled versions. */
@@ -97,7 +95,9 @@ async function build() {
   };
   writeFileSync(join(DIST, "BUILD.json"), JSON.stringify(record, null, 2) + "\n");
   const size = statSync(join(DIST, "app.js")).size;
-  console.log(`built backend/web/dist (app.js ${(size / 1024).toFixed(0)} KiB), digest ${record.source_digest.slice(0, 12)}`);
+  console.log(
+    `built backend/web/dist (app.js ${(size / 1024).toFixed(0)} KiB), digest ${record.source_digest.slice(0, 12)}`,
+  );
 }
 
 function check() {

@@ -257,7 +257,8 @@ def launch_browser(playwright: Playwright) -> Browser:
 
 
 def new_page(browser: Browser, *, phone: bool = False) -> tuple[BrowserContext, Page]:
-    """A fresh browser profile (its own localStorage) on the site, failing on page errors."""
+    """A fresh browser profile (its own localStorage); `page.errors` collects uncaught script
+    errors and Content-Security-Policy refusals."""
     if phone:
         context = browser.new_context(
             viewport={"width": 390, "height": 844},
@@ -271,6 +272,11 @@ def new_page(browser: Browser, *, phone: bool = False) -> tuple[BrowserContext, 
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy refusal (something inline or from another origin) is a bug too.
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return context, page
 

@@ -25,7 +25,11 @@ function humanize(status, text, retryAfter) {
 }
 
 function offline(err) {
-  return userError("Lost the connection to the kameng server. The page keeps retrying; nothing you did is lost.", null, { offline: true, cause: err });
+  return userError(
+    "Lost the connection to the kameng server. The page keeps retrying; nothing you did is lost.",
+    null,
+    { offline: true, cause: err },
+  );
 }
 
 // ------------------------------------------------------------------ sessions
@@ -75,7 +79,8 @@ export function siweMessage(n, address, uri) {
 export async function signIn() {
   if (!wallet.address) throw userError("Connect a wallet first.", null, { needsWallet: true });
   const nonce = await post("/auth/nonce", {});
-  if (Number(nonce.chain_id) !== net.chainId) throw userError(`The server signs in on chain ${nonce.chain_id}, not ${net.chainId}.`);
+  if (Number(nonce.chain_id) !== net.chainId)
+    throw userError(`The server signs in on chain ${nonce.chain_id}, not ${net.chainId}.`);
   const message = siweMessage(nonce, wallet.address, window.location.origin);
   const signature = await signText(message);
   const session = await post("/auth/verify", { message, signature });
@@ -94,7 +99,8 @@ async function request(method, path, { body, auth = false, headers = {}, raw = f
   const h = { Accept: "application/json", ...headers };
   if (auth) {
     const s = stored(wallet.address);
-    if (!s) throw userError("Sign in with your wallet to see this (one signature, no gas).", null, { needsSignIn: true });
+    if (!s)
+      throw userError("Sign in with your wallet to see this (one signature, no gas).", null, { needsSignIn: true });
     h.Authorization = `Bearer ${s.token}`;
   }
   let payload = body;

@@ -12,6 +12,7 @@ import {
   http,
   keccak256,
   parseAbi,
+  toEventSelector,
   toHex,
   zeroAddress,
 } from "viem";
@@ -48,7 +49,9 @@ export function configure(info) {
   net.chainId = Number(info.chain_id);
   net.escrow = getAddress(info.escrow);
   net.embedded = Boolean(info.embedded);
-  net.rpcUrl = info.rpc_url ? new URL(info.rpc_url, window.location.href).href : new URL("rpc", window.location.href).href;
+  net.rpcUrl = info.rpc_url
+    ? new URL(info.rpc_url, window.location.href).href
+    : new URL("rpc", window.location.href).href;
   net.chain = defineChain({
     id: net.chainId,
     name: net.embedded ? "kameng embedded chain" : `chain ${net.chainId}`,
@@ -147,6 +150,29 @@ export function decodeLogs(logs) {
   return out;
 }
 
+const LISTING_EVENTS = ["ListingCreated", "ListingUpdated", "BatchCommitted"].map((name) =>
+  toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name)),
+);
+
+/**
+ * A listing's on-chain history, oldest first: its creation, price and status changes, and every
+ * committed batch, each with its log (transaction hash and block).
+ */
+export async function listingHistory(listingId) {
+  const logs = await net.client.request({
+    method: "eth_getLogs",
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: "0x0",
+        toBlock: "latest",
+        topics: [LISTING_EVENTS, toHex(BigInt(listingId), { size: 32 })],
+      },
+    ],
+  });
+  return decodeLogs(logs);
+}
+
 /** The order as built from an OrderPaid event's arguments (state Paid, digest 0). */
 export function orderFromPaid(args) {
   return {
@@ -182,7 +208,12 @@ export async function rebuildOrder(orderId, fromBlock = 0n) {
     else if (!order) continue;
     else if (ev.name === "OrderDelivered") {
       const block = await net.client.getBlock({ blockHash: ev.log.blockHash });
-      order = { ...order, state: STATE.DELIVERED, releaseDigest: ev.args.releaseDigest, deadline: Number(block.timestamp) + order.disputeWindow };
+      order = {
+        ...order,
+        state: STATE.DELIVERED,
+        releaseDigest: ev.args.releaseDigest,
+        deadline: Number(block.timestamp) + order.disputeWindow,
+      };
     } else if (ev.name === "DisputeOpened") {
       order = { ...order, state: STATE.DISPUTED, deadline: Number(ev.args.arbitrationDeadline) };
     } else if (["OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"].includes(ev.name)) {
@@ -203,7 +234,9 @@ export async function liveOrder(apiOrder) {
   const fromApi = orderFromApi(apiOrder);
   if (hashOrder(fromApi) === stored) return fromApi;
   if (BigInt(stored) === 0n) {
-    throw userError("This order is finished on-chain (completed, refunded or resolved); reload to see its final state.");
+    throw userError(
+      "This order is finished on-chain (completed, refunded or resolved); reload to see its final state.",
+    );
   }
   const rebuilt = await rebuildOrder(apiOrder.order_id, BigInt(apiOrder.paid_block || 0));
   if (rebuilt && hashOrder(rebuilt) === stored) return rebuilt;
@@ -226,15 +259,18 @@ const time = (ts) => new Date(Number(ts) * 1000).toLocaleString();
 /** Sentences for the escrow's custom errors. */
 const REVERTS = {
   EscrowStockShort: (a) => `Not enough stock: ${a[2]} code(s) left, you asked for ${a[1]}. Nothing was charged.`,
-  EscrowWrongState: (a) => `The order is ${STATES[Number(a[1])] ?? a[1]} now, so this step is not possible; reload the page.`,
+  EscrowWrongState: (a) =>
+    `The order is ${STATES[Number(a[1])] ?? a[1]} now, so this step is not possible; reload the page.`,
   EscrowUnknownOrder: () => "The order does not match the chain (it may have just changed); reload and try again.",
   EscrowUnknownListing: (a) => `Listing ${a[0]} does not exist.`,
   EscrowListingInactive: (a) => `Listing ${a[0]} is closed to new orders.`,
   EscrowWrongCaller: (a) => `The connected wallet (${a[0]}) may not do this.`,
   EscrowZeroQuantity: () => "Choose a quantity of at least 1.",
-  EscrowPriceAboveMax: (a) => `The price changed to ${a[0]} (you accepted at most ${a[1]}); reload to see the new price.`,
+  EscrowPriceAboveMax: (a) =>
+    `The price changed to ${a[0]} (you accepted at most ${a[1]}); reload to see the new price.`,
   EscrowWrongValue: () => "The payment amount did not match the price; reload and try again.",
-  EscrowBondShort: () => "The supplier's bond cannot back this order right now; try a smaller quantity or another supplier.",
+  EscrowBondShort: () =>
+    "The supplier's bond cannot back this order right now; try a smaller quantity or another supplier.",
   EscrowNotAuthorized: () => "This supplier holds no licensed-product authorization for this product.",
   EscrowDeadlinePassed: (a) => `Too late: the deadline passed at ${time(a[1])}.`,
   EscrowDeadlineNotReached: (a) => `Too early: this is possible after ${time(a[1])}.`,
@@ -255,7 +291,10 @@ export function explain(err) {
   if (err?.userMessage) return err;
   const code = err?.code ?? err?.cause?.code;
   if (code === 4001 || err?.name === "UserRejectedRequestError" || /user (rejected|denied)/i.test(err?.message || "")) {
-    return userError("You rejected the request in your wallet. Nothing was signed or sent.", null, { rejected: true, cause: err });
+    return userError("You rejected the request in your wallet. Nothing was signed or sent.", null, {
+      rejected: true,
+      cause: err,
+    });
   }
   if (err instanceof BaseError) {
     const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
@@ -267,16 +306,26 @@ export function explain(err) {
     }
     const insufficient = err.walk((e) => e?.name === "InsufficientFundsError");
     if (insufficient || /insufficient funds|sender doesn't have enough funds/i.test(err.details || err.message)) {
-      return userError("Insufficient funds: the wallet cannot pay this amount plus gas.", null, { insufficient: true, cause: err });
+      return userError("Insufficient funds: the wallet cannot pay this amount plus gas.", null, {
+        insufficient: true,
+        cause: err,
+      });
     }
     const http = err.walk((e) => e?.name === "HttpRequestError" || e?.name === "TimeoutError");
     if (http) {
-      return userError("Lost the connection to the chain. Check your connection; the page retries and recovers on reload.", null, { offline: true, cause: err });
+      return userError(
+        "Lost the connection to the chain. Check your connection; the page retries and recovers on reload.",
+        null,
+        { offline: true, cause: err },
+      );
     }
     return userError(err.shortMessage || err.message, null, { cause: err });
   }
   if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
-    return userError("Lost the connection to the server. The page retries; your order state is kept.", null, { offline: true, cause: err });
+    return userError("Lost the connection to the server. The page retries; your order state is kept.", null, {
+      offline: true,
+      cause: err,
+    });
   }
   return userError(err?.message || String(err), null, { cause: err });
 }

@@ -12,13 +12,20 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
   const H = 220;
   const pad = { l: 56, r: 14, t: 12, b: 28 };
   const all = series.flatMap((s) => s.points);
-  if (!all.length) return h("p", { class: "muted small", "data-test": "chart-empty" }, "No sales yet: the chart fills in as orders are paid and settled.");
+  if (!all.length)
+    return h(
+      "p",
+      { class: "muted small", "data-test": "chart-empty" },
+      "No sales yet: the chart fills in as orders are paid and settled.",
+    );
   const lines = series.map((s) => {
     let total = 0;
-    const pts = [...s.points].sort((a, b) => a.t - b.t).map((p) => {
-      total += Number(formatUnits(BigInt(p.amount), decimals));
-      return { t: p.t, v: total };
-    });
+    const pts = [...s.points]
+      .sort((a, b) => a.t - b.t)
+      .map((p) => {
+        total += Number(formatUnits(BigInt(p.amount), decimals));
+        return { t: p.t, v: total };
+      });
     return { ...s, pts };
   });
   let t0 = Math.min(...all.map((p) => p.t));
@@ -35,9 +42,22 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
   const fmtT = (t) => new Date(t * 1000).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
   const chart = svg(
     "svg",
-    { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title || "Cumulative sales and settlements", "data-test": "sales-chart" },
+    {
+      viewBox: `0 0 ${W} ${H}`,
+      class: "chart",
+      role: "img",
+      "aria-label": title || "Cumulative sales and settlements",
+      "data-test": "sales-chart",
+    },
     ticks.map((v) => [
-      svg("line", { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: "axis", "stroke-dasharray": v ? "3 4" : null }),
+      svg("line", {
+        x1: pad.l,
+        x2: W - pad.r,
+        y1: y(v),
+        y2: y(v),
+        class: "axis",
+        "stroke-dasharray": v ? "3 4" : null,
+      }),
       svg("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end" }, fmtV(v)),
     ]),
     svg("text", { x: pad.l, y: H - 8 }, fmtT(t0)),
@@ -64,7 +84,9 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
     h(
       "div",
       { class: "legend" },
-      lines.map((l) => h("span", null, h("i", { style: { background: l.color } }), `${l.name}: ${fmtV(l.pts.at(-1)?.v ?? 0)} ${unit}`)),
+      lines.map((l) =>
+        h("span", null, h("i", { style: { background: l.color } }), `${l.name}: ${fmtV(l.pts.at(-1)?.v ?? 0)} ${unit}`),
+      ),
     ),
   );
 }

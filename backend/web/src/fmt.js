@@ -17,14 +17,31 @@ export function addr(address, label) {
 /** A link to the in-app transaction page: "block 12 · 0xabcd…1234". */
 export function txLink(txHash, block, label) {
   if (!txHash) return h("span", { class: "muted" }, "—");
-  const text = label ?? (block !== undefined && block !== null ? `block ${block} · ${short(txHash, 8, 4)}` : short(txHash, 8, 4));
-  return h("a", { class: "txlink", href: `#/tx/${txHash}`, title: `transaction ${txHash}${block !== undefined && block !== null ? ` in block ${block}` : ""}` }, text);
+  const text =
+    label ?? (block !== undefined && block !== null ? `block ${block} · ${short(txHash, 8, 4)}` : short(txHash, 8, 4));
+  return h(
+    "a",
+    {
+      class: "txlink",
+      href: `#/tx/${txHash}`,
+      title: `transaction ${txHash}${block !== undefined && block !== null ? ` in block ${block}` : ""}`,
+    },
+    text,
+  );
 }
 
 /** A number that links to the transaction that produced it. */
 export function chainNumber(value, txHash, block) {
   if (!txHash) return h("span", null, value);
-  return h("a", { href: `#/tx/${txHash}`, class: "chain-number", title: `from transaction ${txHash}${block !== undefined ? ` (block ${block})` : ""}` }, value);
+  return h(
+    "a",
+    {
+      href: `#/tx/${txHash}`,
+      class: "chain-number",
+      title: `from transaction ${txHash}${block !== undefined ? ` (block ${block})` : ""}`,
+    },
+    value,
+  );
 }
 
 /** A local date and time. */
@@ -42,7 +59,22 @@ export function duration(seconds) {
   s -= hr * 3600;
   const m = Math.floor(s / 60);
   s -= m * 60;
-  const parts = d ? [[d, "d"], [hr, "h"]] : hr ? [[hr, "h"], [m, "min"]] : m ? [[m, "min"], [s, "s"]] : [[s, "s"]];
+  const parts = d
+    ? [
+        [d, "d"],
+        [hr, "h"],
+      ]
+    : hr
+      ? [
+          [hr, "h"],
+          [m, "min"],
+        ]
+      : m
+        ? [
+            [m, "min"],
+            [s, "s"],
+          ]
+        : [[s, "s"]];
   const shown = parts.filter(([n], i) => n || i === 0);
   return shown.map(([n, unit]) => `${n} ${unit}`).join(" ");
 }
@@ -90,8 +122,17 @@ export function product(listing) {
       meta = {};
     }
   }
-  const candidates = [meta.sku, meta.name, uri.split(/[/:]/).filter(Boolean).pop()].filter((c) => typeof c === "string" && c);
+  const candidates = [meta.sku, meta.name, uri.split(/[/:]/).filter(Boolean).pop()].filter(
+    (c) => typeof c === "string" && c,
+  );
   const proven = candidates.find((c) => keccakText(c) === sku);
-  const name = typeof meta.name === "string" && meta.name ? meta.name : proven ? humanize(proven) : `Product ${short(sku, 10, 6)}`;
-  return { sku, name, slug: proven || null, proven: Boolean(proven), description: typeof meta.description === "string" ? meta.description : "" };
+  const name =
+    typeof meta.name === "string" && meta.name ? meta.name : proven ? humanize(proven) : `Product ${short(sku, 10, 6)}`;
+  return {
+    sku,
+    name,
+    slug: proven || null,
+    proven: Boolean(proven),
+    description: typeof meta.description === "string" ? meta.description : "",
+  };
 }

@@ -36,7 +36,8 @@ async function route() {
   cleanup = null;
   const seq = ++renderSeq;
   const match = routes.map(([re, nav, page]) => [path.match(re), nav, page]).find(([m]) => m);
-  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", Boolean(match) && a.dataset.nav === match[1]);
+  for (const a of document.querySelectorAll("[data-nav]"))
+    a.classList.toggle("active", Boolean(match) && a.dataset.nav === match[1]);
   if (!match) {
     replace(main, h("h1", null, "Not found"), h("p", null, h("a", { href: "#/" }, "Back to the store")));
     return;
@@ -69,12 +70,17 @@ async function boot() {
   try {
     info = await get("/chain");
   } catch (err) {
-    replace(main, message("error", "Cannot reach the kameng server.", err.userMessage || String(err)), h("button", { class: "btn", onclick: () => window.location.reload() }, "Retry"));
+    replace(
+      main,
+      message("error", "Cannot reach the kameng server.", err.userMessage || String(err)),
+      h("button", { class: "btn", onclick: () => window.location.reload() }, "Retry"),
+    );
     reportConnection(false);
     return;
   }
   configure(info);
-  document.getElementById("chain-info").textContent = `${net.embedded ? "Embedded development chain" : "Chain"} ${net.chainId} · escrow ${short(net.escrow)}`;
+  document.getElementById("chain-info").textContent =
+    `${net.embedded ? "Embedded development chain" : "Chain"} ${net.chainId} · escrow ${short(net.escrow)}`;
   document.getElementById("chain-info").title = `escrow ${net.escrow}`;
   const widget = walletWidget(() => route());
   replace(document.getElementById("wallet"), widget);

@@ -26,7 +26,12 @@ export function pendingPayments(buyer) {
 
 /** Remember a payment about to be sent; returns its entry. */
 export function addPending(entry) {
-  const e = { id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, escrow: net.escrow, createdAt: Date.now(), ...entry };
+  const e = {
+    id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+    escrow: net.escrow,
+    createdAt: Date.now(),
+    ...entry,
+  };
   save([...load(), e]);
   return e;
 }
@@ -60,7 +65,14 @@ export async function resolvePending(entry) {
   // No hash, or no receipt yet: look for the OrderPaid that carries this entry's key.
   const logs = await net.client.request({
     method: "eth_getLogs",
-    params: [{ address: net.escrow, fromBlock: toHex(BigInt(entry.fromBlock || 0)), toBlock: "latest", topics: [PAID, null, toHex(BigInt(entry.buyer), { size: 32 })] }],
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: toHex(BigInt(entry.fromBlock || 0)),
+        toBlock: "latest",
+        topics: [PAID, null, toHex(BigInt(entry.buyer), { size: 32 })],
+      },
+    ],
   });
   const mine = decodeLogs(logs).find((ev) => ev.args.buyerPubKey.toLowerCase() === entry.pubkey.toLowerCase());
   if (mine) return { state: "paid", orderId: mine.args.orderId.toString(), txHash: mine.log.transactionHash };

@@ -3,7 +3,16 @@
 // checking every code against the chain (release v2, docs/PROTOCOL.md and docs/RELEASE.md).
 // The plaintext codes exist only in this browser tab.
 import sodium from "libsodium-wrappers";
-import { bytesToHex, concat, decodeAbiParameters, encodeAbiParameters, getAddress, hexToBytes, keccak256, stringToBytes } from "viem";
+import {
+  bytesToHex,
+  concat,
+  decodeAbiParameters,
+  encodeAbiParameters,
+  getAddress,
+  hexToBytes,
+  keccak256,
+  stringToBytes,
+} from "viem";
 
 // ------------------------------------------------------------------ per-order key
 
@@ -57,7 +66,11 @@ const PAYLOAD_TYPES = [
   },
 ];
 
-const enc = (types, values) => encodeAbiParameters(types.map((type) => ({ type })), values);
+const enc = (types, values) =>
+  encodeAbiParameters(
+    types.map((type) => ({ type })),
+    values,
+  );
 
 /** keccak256("kameng.code.v1" || salt || code) */
 export function commitment(salt, code) {
@@ -86,7 +99,9 @@ export function elementLeaf(index, salt, ciphertext) {
 
 /** The digest posted on-chain: binds the sealed box, the elements and the release key. */
 export function releaseDigestV2(sealedHash, elementRoot, key) {
-  return keccak256(enc(["bytes32", "bytes32", "bytes32"], [sealedHash, elementRoot, keccak256(enc(["bytes32"], [key]))]));
+  return keccak256(
+    enc(["bytes32", "bytes32", "bytes32"], [sealedHash, elementRoot, keccak256(enc(["bytes32"], [key]))]),
+  );
 }
 
 const hashPair = (a, b) => (a.toLowerCase() < b.toLowerCase() ? keccak256(concat([a, b])) : keccak256(concat([b, a])));
@@ -155,7 +170,15 @@ export async function openRelease(release, facts) {
   } catch {
     payload = null;
   }
-  if (!check("open", "Sealed box opens with your per-order key", Boolean(payload), payload ? null : "The bytes were altered, or this is not the order's key.")) return report;
+  if (
+    !check(
+      "open",
+      "Sealed box opens with your per-order key",
+      Boolean(payload),
+      payload ? null : "The bytes were altered, or this is not the order's key.",
+    )
+  )
+    return report;
 
   let tag, chainId, escrow, payloadOrder, key, items;
   try {
@@ -164,13 +187,38 @@ export async function openRelease(release, facts) {
     check("format", "Release format is kameng.release.v2", false, "The payload does not decode.");
     return report;
   }
-  if (!check("format", "Release format is kameng.release.v2", tag === PAYLOAD_TAG, tag === PAYLOAD_TAG ? null : `Unknown format ${String(tag).slice(0, 40)}`)) return report;
-  const sameOrder = Number(chainId) === facts.chainId && getAddress(escrow) === getAddress(facts.escrow) && payloadOrder === orderId;
-  if (!check("order", "Release names this order, escrow and chain", sameOrder, sameOrder ? null : `It names order ${payloadOrder} of ${escrow} on chain ${chainId}.`)) return report;
+  if (
+    !check(
+      "format",
+      "Release format is kameng.release.v2",
+      tag === PAYLOAD_TAG,
+      tag === PAYLOAD_TAG ? null : `Unknown format ${String(tag).slice(0, 40)}`,
+    )
+  )
+    return report;
+  const sameOrder =
+    Number(chainId) === facts.chainId && getAddress(escrow) === getAddress(facts.escrow) && payloadOrder === orderId;
+  if (
+    !check(
+      "order",
+      "Release names this order, escrow and chain",
+      sameOrder,
+      sameOrder ? null : `It names order ${payloadOrder} of ${escrow} on chain ${chainId}.`,
+    )
+  )
+    return report;
   const indexes = items.map((it) => Number(it.index));
   const expected = Array.from({ length: facts.quantity }, (_, j) => firstIndex + j);
   const rightIndexes = JSON.stringify(indexes) === JSON.stringify(expected);
-  if (!check("indexes", `Holds exactly the order's ${facts.quantity} code index(es)`, rightIndexes, rightIndexes ? null : `Indexes ${indexes.slice(0, 8).join(", ")}…`)) return report;
+  if (
+    !check(
+      "indexes",
+      `Holds exactly the order's ${facts.quantity} code index(es)`,
+      rightIndexes,
+      rightIndexes ? null : `Indexes ${indexes.slice(0, 8).join(", ")}…`,
+    )
+  )
+    return report;
 
   report.key = key;
   report.items = items;
@@ -182,7 +230,11 @@ export async function openRelease(release, facts) {
     "digest",
     "Digest matches the one the supplier posted on-chain",
     digestOk,
-    facts.onchainDigest ? (digestOk ? facts.onchainDigest : `Computed ${digest}, on-chain ${facts.onchainDigest}.`) : "No delivery digest on-chain yet.",
+    facts.onchainDigest
+      ? digestOk
+        ? facts.onchainDigest
+        : `Computed ${digest}, on-chain ${facts.onchainDigest}.`
+      : "No delivery digest on-chain yet.",
   );
 
   const claims = new Map(release.codes.map((c) => [Number(c.index), c]));

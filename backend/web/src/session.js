@@ -22,7 +22,11 @@ import {
 export function connectDialog() {
   const slot = messageSlot();
   const parts = [slot];
-  const injected = h("button", { class: "btn", "data-test": "connect-injected", disabled: !hasInjected() }, "Browser wallet");
+  const injected = h(
+    "button",
+    { class: "btn", "data-test": "connect-injected", disabled: !hasInjected() },
+    "Browser wallet",
+  );
   injected.addEventListener("click", () =>
     busy(injected, slot, async () => {
       await connectInjected();
@@ -34,7 +38,13 @@ export function connectDialog() {
       "div",
       { class: "card" },
       h("h3", null, "Browser wallet"),
-      h("p", { class: "small muted" }, hasInjected() ? "MetaMask or any EIP-1193 wallet in this browser." : "No browser wallet was found in this browser."),
+      h(
+        "p",
+        { class: "small muted" },
+        hasInjected()
+          ? "MetaMask or any EIP-1193 wallet in this browser."
+          : "No browser wallet was found in this browser.",
+      ),
       injected,
     ),
   );
@@ -46,7 +56,13 @@ export function connectDialog() {
         dialog.close();
       }),
     );
-    const keyInput = h("input", { type: "password", placeholder: "0x… 64 hex digits", autocomplete: "off", spellcheck: "false", "data-test": "dev-key" });
+    const keyInput = h("input", {
+      type: "password",
+      placeholder: "0x… 64 hex digits",
+      autocomplete: "off",
+      spellcheck: "false",
+      "data-test": "dev-key",
+    });
     const importBtn = h("button", { class: "btn quiet", "data-test": "import-dev-key" }, "Import key");
     importBtn.addEventListener("click", () =>
       busy(importBtn, slot, async () => {
@@ -65,7 +81,12 @@ export function connectDialog() {
           "A throw-away key kept in this browser's storage, for kameng's embedded development chain. It can take test coins from the node's faucet. Never use it for anything of value.",
         ),
         useDev,
-        h("div", { style: { marginTop: ".7rem" } }, field("Or import a development key (for example one printed by kameng serve)", keyInput), importBtn),
+        h(
+          "div",
+          { style: { marginTop: ".7rem" } },
+          field("Or import a development key (for example one printed by kameng serve)", keyInput),
+          importBtn,
+        ),
       ),
     );
   }
@@ -79,13 +100,18 @@ export function walletWidget(onAccountChange) {
   let lastAddress = null;
   const render = async () => {
     if (!wallet.kind) {
-      replace(root, h("button", { class: "btn", "data-test": "connect", onclick: () => connectDialog() }, "Connect wallet"));
+      replace(
+        root,
+        h("button", { class: "btn", "data-test": "connect", onclick: () => connectDialog() }, "Connect wallet"),
+      );
       return;
     }
     const wrong = wallet.kind === "injected" && wallet.chainId !== net.chainId;
     const balance = h("span", { class: "muted small", "data-test": "wallet-balance" }, "");
     const items = [
-      wallet.kind === "dev" ? pill("DEV WALLET", "dev-label", { title: "Development wallet: embedded chain only" }) : null,
+      wallet.kind === "dev"
+        ? pill("DEV WALLET", "dev-label", { title: "Development wallet: embedded chain only" })
+        : null,
       h("span", { class: "addr", title: wallet.address, "data-test": "wallet-address" }, short(wallet.address)),
       wrong ? null : balance,
     ];
@@ -95,9 +121,17 @@ export function walletWidget(onAccountChange) {
       items.push(pill(`Wrong network (${wallet.chainId})`, "bad", { "data-test": "wrong-network" }), sw);
     }
     if (wallet.kind === "dev") {
-      const fund = h("button", { class: "btn small quiet", "data-test": "fund-dev", title: "Take 100 test coins from the development faucet" }, "+100 ETH");
+      const fund = h(
+        "button",
+        { class: "btn small quiet", "data-test": "fund-dev", title: "Take 100 test coins from the development faucet" },
+        "+100 ETH",
+      );
       fund.addEventListener("click", () => busy(fund, null, () => fundDev("100")));
-      const menu = h("button", { class: "btn small quiet", title: "Other development key", onclick: () => connectDialog() }, "Key…");
+      const menu = h(
+        "button",
+        { class: "btn small quiet", title: "Other development key", onclick: () => connectDialog() },
+        "Key…",
+      );
       items.push(fund, menu);
     }
     items.push(
@@ -152,10 +186,12 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
     const slot = messageSlot();
     slot.error(wrongNetworkError(wallet.chainId));
     const sw = h("button", { class: "btn" }, "Switch network");
-    sw.addEventListener("click", () => busy(sw, slot, async () => {
-      await switchNetwork();
-      ctx.rerender();
-    }));
+    sw.addEventListener("click", () =>
+      busy(sw, slot, async () => {
+        await switchNetwork();
+        ctx.rerender();
+      }),
+    );
     return h("div", { class: "card", "data-test": "gate-network" }, h("h2", null, "Wrong network"), slot, sw);
   }
   if (needSignIn && !signedIn()) {
@@ -171,7 +207,11 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
       "div",
       { class: "card", "data-test": "gate-sign-in" },
       h("h2", null, "Sign in"),
-      h("p", { class: "muted" }, why || "Sign a message with your wallet to prove it is yours. It costs no gas and moves no funds."),
+      h(
+        "p",
+        { class: "muted" },
+        why || "Sign a message with your wallet to prove it is yours. It costs no gas and moves no funds.",
+      ),
       slot,
       btn,
     );

@@ -11,7 +11,8 @@ export function reportConnection(ok) {
   }
   banner.hidden = false;
   banner.className = "banner bad";
-  banner.textContent = "Connection lost: retrying… Your orders are safe on-chain; reload at any time to pick up where you left off.";
+  banner.textContent =
+    "Connection lost: retrying… Your orders are safe on-chain; reload at any time to pick up where you left off.";
 }
 
 /**
@@ -35,7 +36,13 @@ export function poll(ctx, fn, { interval = 1000, onError } = {}) {
       delay = interval;
       if (again === false) stopped = true;
     } catch (raw) {
-      const err = explain(raw);
+      const err = raw?.needsSignIn ? raw : explain(raw);
+      if (err.needsSignIn) {
+        // The session expired or was revoked: show the page's sign-in gate.
+        stopped = true;
+        ctx.rerender();
+        return;
+      }
       if (err.offline) {
         reportConnection(false);
         delay = Math.min(delay * 2, 8000);

@@ -55,7 +55,13 @@ export function svg(tag, attrs, ...children) {
 export function message(kind, text, detail) {
   const box = h("div", { class: `msg ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
   if (Array.isArray(detail) && detail.length) {
-    box.append(h("ul", null, detail.map((line) => h("li", null, line))));
+    box.append(
+      h(
+        "ul",
+        null,
+        detail.map((line) => h("li", null, line)),
+      ),
+    );
   } else if (detail) {
     box.append(h("div", { class: "small" }, detail));
   }
@@ -109,12 +115,24 @@ export async function busy(button, slot, action) {
 export function field(label, input, hint) {
   const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   input.id = id;
-  return h("div", { class: "field" }, h("label", { for: id }, label), input, hint ? h("div", { class: "hint" }, hint) : null);
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    input,
+    hint ? h("div", { class: "hint" }, hint) : null,
+  );
 }
 
 /** A stat tile. */
 export function stat(label, value, sub, attrs) {
-  return h("div", { class: "stat", ...attrs }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
+  return h(
+    "div",
+    { class: "stat", ...attrs },
+    h("div", { class: "label" }, label),
+    h("div", { class: "value" }, value),
+    sub ? h("div", { class: "sub" }, sub) : null,
+  );
 }
 
 /** A pill. */
@@ -129,7 +147,19 @@ export function modal(title, ...body) {
   back.addEventListener("click", (e) => {
     if (e.target === back) close();
   });
-  back.append(h("div", { class: "modal" }, h("div", { class: "spread" }, h("h2", null, title), h("button", { class: "btn quiet small", onclick: close, "aria-label": "Close" }, "✕")), ...body));
+  back.append(
+    h(
+      "div",
+      { class: "modal" },
+      h(
+        "div",
+        { class: "spread" },
+        h("h2", null, title),
+        h("button", { class: "btn quiet small", onclick: close, "aria-label": "Close" }, "✕"),
+      ),
+      ...body,
+    ),
+  );
   document.body.append(back);
   return { el: back, close };
 }

@@ -33,7 +33,17 @@ export function hasInjected() {
   return typeof window.ethereum?.request === "function";
 }
 
-const chainName = (id) => ({ 1: "Ethereum mainnet", 10: "Optimism", 56: "BNB Chain", 137: "Polygon", 8453: "Base", 42161: "Arbitrum One", 11155111: "Sepolia", 31337: "a local anvil or Hardhat node" })[id] || `chain ${id}`;
+const chainName = (id) =>
+  ({
+    1: "Ethereum mainnet",
+    10: "Optimism",
+    56: "BNB Chain",
+    137: "Polygon",
+    8453: "Base",
+    42161: "Arbitrum One",
+    11155111: "Sepolia",
+    31337: "a local anvil or Hardhat node",
+  })[id] || `chain ${id}`;
 
 /** The error shown when the wallet is on another network than kameng. */
 export function wrongNetworkError(have) {
@@ -78,7 +88,10 @@ function hookInjected() {
 
 /** Connect the injected wallet (asks the person to approve). */
 export async function connectInjected() {
-  if (!hasInjected()) throw userError("No browser wallet found. Install one (for example MetaMask) or, on the development chain, use the development wallet.");
+  if (!hasInjected())
+    throw userError(
+      "No browser wallet found. Install one (for example MetaMask) or, on the development chain, use the development wallet.",
+    );
   try {
     const accounts = await window.ethereum.request({ method: "eth_requestAccounts" });
     if (!accounts?.length) throw userError("The wallet shared no account.");
@@ -101,7 +114,14 @@ export async function switchNetwork() {
       await window.ethereum
         .request({
           method: "wallet_addEthereumChain",
-          params: [{ chainId, chainName: net.chain.name, rpcUrls: [net.rpcUrl], nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 } }],
+          params: [
+            {
+              chainId,
+              chainName: net.chain.name,
+              rpcUrls: [net.rpcUrl],
+              nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+            },
+          ],
         })
         .catch((e) => {
           throw explain(e);
@@ -129,7 +149,10 @@ function bindDev(key) {
 
 /** Use the development wallet (embedded chain only): the stored key, or a fresh one. */
 export function connectDev() {
-  if (!net.embedded) throw userError("The development wallet works only on kameng's embedded development chain. Connect a browser wallet.");
+  if (!net.embedded)
+    throw userError(
+      "The development wallet works only on kameng's embedded development chain. Connect a browser wallet.",
+    );
   bindDev(localStorage.getItem(DEV_KEY) || generatePrivateKey());
   changed();
   return wallet;
@@ -237,17 +260,32 @@ export async function nativeBalance(address = wallet.address) {
  *
  * @returns {{hash, receipt, events, nonce}}
  */
-export async function sendEscrow(functionName, args, { value, nonce, onSent, abi = ESCROW_ABI, address = net.escrow } = {}) {
+export async function sendEscrow(
+  functionName,
+  args,
+  { value, nonce, onSent, abi = ESCROW_ABI, address = net.escrow } = {},
+) {
   await requireWallet();
   if (value !== undefined && value > 0n) {
     const have = await nativeBalance();
     if (have < value) {
-      throw userError(`Insufficient funds: this costs ${fmtEth(value)} plus gas, and the wallet holds ${fmtEth(have)}. Nothing was sent.`, null, { insufficient: true });
+      throw userError(
+        `Insufficient funds: this costs ${fmtEth(value)} plus gas, and the wallet holds ${fmtEth(have)}. Nothing was sent.`,
+        null,
+        { insufficient: true },
+      );
     }
   }
   let request;
   try {
-    ({ request } = await net.client.simulateContract({ account: wallet.account, address, abi, functionName, args, value }));
+    ({ request } = await net.client.simulateContract({
+      account: wallet.account,
+      address,
+      abi,
+      functionName,
+      args,
+      value,
+    }));
   } catch (err) {
     throw explain(err);
   }
@@ -281,7 +319,12 @@ export async function waitForReceipt(hash, { interval = 250, timeout = 120_000 }
         if (failures >= 3) throw explain(err);
       }
     }
-    if (Date.now() > deadline) throw userError(`The transaction ${hash} was not mined within ${timeout / 1000} s; reload to check on it.`, null, { offline: true });
+    if (Date.now() > deadline)
+      throw userError(
+        `The transaction ${hash} was not mined within ${timeout / 1000} s; reload to check on it.`,
+        null,
+        { offline: true },
+      );
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }

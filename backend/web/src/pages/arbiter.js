@@ -2,7 +2,18 @@
 // checklist verified against the chain in this browser, and the ruling form (split and slash).
 import { keccak256, stringToHex, toEventSelector, toHex } from "viem";
 import { get, post } from "../api.js";
-import { ESCROW_ABI, decodeLogs, fmtAmount, hashOrder, net, read, rebuildOrder, splitOrderId, tokenInfo, userError } from "../chain.js";
+import {
+  ESCROW_ABI,
+  decodeLogs,
+  fmtAmount,
+  hashOrder,
+  net,
+  read,
+  rebuildOrder,
+  splitOrderId,
+  tokenInfo,
+  userError,
+} from "../chain.js";
 import { addr, bps, duration, short, txLink, when } from "../fmt.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
@@ -25,7 +36,9 @@ function readEvidence(uri, expectedHash) {
     const comma = uri.indexOf(",");
     const head = uri.slice(0, comma);
     const body = uri.slice(comma + 1);
-    const text = head.includes(";base64") ? new TextDecoder().decode(Uint8Array.from(atob(body), (c) => c.charCodeAt(0))) : decodeURIComponent(body);
+    const text = head.includes(";base64")
+      ? new TextDecoder().decode(Uint8Array.from(atob(body), (c) => c.charCodeAt(0)))
+      : decodeURIComponent(body);
     const hashOk = keccak256(new TextEncoder().encode(text)).toLowerCase() === expectedHash.toLowerCase();
     return { doc: JSON.parse(text), hashOk };
   } catch {
@@ -35,7 +48,12 @@ function readEvidence(uri, expectedHash) {
 
 function evidenceItem(ev, d) {
   const { doc, hashOk } = readEvidence(ev.uri, ev.evidence_hash);
-  const party = ev.party.toLowerCase() === d.buyer.toLowerCase() ? "Buyer" : ev.party.toLowerCase() === d.supplier.toLowerCase() ? "Supplier" : "Party";
+  const party =
+    ev.party.toLowerCase() === d.buyer.toLowerCase()
+      ? "Buyer"
+      : ev.party.toLowerCase() === d.supplier.toLowerCase()
+        ? "Supplier"
+        : "Party";
   return h(
     "li",
     { class: "card", "data-test": "evidence" },
@@ -51,22 +69,54 @@ function evidenceItem(ev, d) {
                 "div",
                 { class: "small" },
                 "File: ",
-                doc.fileURI ? h("a", { href: doc.fileURI, download: doc.fileName, "data-test": "evidence-file" }, doc.fileName) : h("span", null, doc.fileName),
+                doc.fileURI
+                  ? h("a", { href: doc.fileURI, download: doc.fileName, "data-test": "evidence-file" }, doc.fileName)
+                  : h("span", null, doc.fileName),
                 ` (${doc.fileSize ?? "?"} bytes, keccak ${short(doc.fileHash, 10, 4)})`,
-                doc.fileURI && keccak256(Uint8Array.from(atob(doc.fileURI.split(",")[1] || ""), (c) => c.charCodeAt(0))) === doc.fileHash ? pill("file hash ✓", "ok") : null,
+                doc.fileURI &&
+                  keccak256(Uint8Array.from(atob(doc.fileURI.split(",")[1] || ""), (c) => c.charCodeAt(0))) ===
+                    doc.fileHash
+                  ? pill("file hash ✓", "ok")
+                  : null,
               )
             : null,
-          doc.verification ? h("div", { class: "small" }, "Buyer's in-browser check: ", doc.verification.ok ? pill("codes passed", "ok") : pill(`failed: ${(doc.verification.failed || []).join(", ") || "per-code"}`, "bad")) : null,
+          doc.verification
+            ? h(
+                "div",
+                { class: "small" },
+                "Buyer's in-browser check: ",
+                doc.verification.ok
+                  ? pill("codes passed", "ok")
+                  : pill(`failed: ${(doc.verification.failed || []).join(", ") || "per-code"}`, "bad"),
+              )
+            : null,
         )
       : h("div", { class: "small" }, h("a", { href: ev.uri, rel: "noopener noreferrer", target: "_blank" }, ev.uri)),
-    h("div", { class: "small" }, "Evidence hash ", h("span", { class: "mono" }, short(ev.evidence_hash, 10, 6)), " ", hashOk === null ? pill("off-site: check by hand", "warn") : hashOk ? pill("matches the document ✓", "ok") : pill("does not match ✗", "bad")),
+    h(
+      "div",
+      { class: "small" },
+      "Evidence hash ",
+      h("span", { class: "mono" }, short(ev.evidence_hash, 10, 6)),
+      " ",
+      hashOk === null
+        ? pill("off-site: check by hand", "warn")
+        : hashOk
+          ? pill("matches the document ✓", "ok")
+          : pill("does not match ✗", "bad"),
+    ),
   );
 }
 
 /** A dispute's evidence: the opening one, then what was added (each once). */
 function evidenceOf(d) {
   // The opening evidence is usually in `evidence` too (the ERC-1497 Evidence event of dispute()).
-  const opening = { party: d.buyer, uri: d.evidence_uri, evidence_hash: d.evidence_hash, tx_hash: d.opened_tx, block_number: d.opened_block };
+  const opening = {
+    party: d.buyer,
+    uri: d.evidence_uri,
+    evidence_hash: d.evidence_hash,
+    tx_hash: d.opened_tx,
+    block_number: d.opened_block,
+  };
   const seen = new Set();
   return [opening, ...d.evidence].filter((e) => {
     const key = `${e.tx_hash}|${e.evidence_hash}`.toLowerCase();
@@ -91,7 +141,16 @@ const CLAIM_MARK = { pass: "✓", fail: "✗", skip: "–" };
 
 function bundleCard(server) {
   if (server.error) {
-    return h("div", { class: "card" }, h("h3", null, "Evidence bundle"), message("warn", "The backend's evidence bundle is not available; the checklist above is computed in this browser.", server.error.userMessage || server.error.message));
+    return h(
+      "div",
+      { class: "card" },
+      h("h3", null, "Evidence bundle"),
+      message(
+        "warn",
+        "The backend's evidence bundle is not available; the checklist above is computed in this browser.",
+        server.error.userMessage || server.error.message,
+      ),
+    );
   }
   const { bundle, checklist } = server;
   const blob = URL.createObjectURL(new Blob([bundle.document], { type: "application/json" }));
@@ -99,7 +158,14 @@ function bundleCard(server) {
   return h(
     "div",
     { class: "card", "data-test": "bundle" },
-    h("div", { class: "spread" }, h("h3", null, "Evidence bundle"), checklist.ok ? pill("verified against the chain", "ok", { "data-test": "bundle-verdict" }) : pill("fails verification", "bad", { "data-test": "bundle-verdict" })),
+    h(
+      "div",
+      { class: "spread" },
+      h("h3", null, "Evidence bundle"),
+      checklist.ok
+        ? pill("verified against the chain", "ok", { "data-test": "bundle-verdict" })
+        : pill("fails verification", "bad", { "data-test": "bundle-verdict" }),
+    ),
     h(
       "p",
       { class: "small muted" },
@@ -115,18 +181,48 @@ function bundleCard(server) {
       h("dt", null, "Bundle hash"),
       h("dd", { class: "mono", "data-test": "server-bundle-hash" }, bundle.bundle_hash),
       h("dt", null, "Additions"),
-      h("dd", null, bundle.with_buyer_secret ? pill("buyer's order key", "ok") : pill("no buyer key", ""), " ", bundle.with_supplier_codes ? pill("supplier's codes", "ok") : pill("no supplier codes", "")),
+      h(
+        "dd",
+        null,
+        bundle.with_buyer_secret ? pill("buyer's order key", "ok") : pill("no buyer key", ""),
+        " ",
+        bundle.with_supplier_codes ? pill("supplier's codes", "ok") : pill("no supplier codes", ""),
+      ),
     ),
-    h("a", { class: "btn small quiet", href: blob, download: `kameng-evidence-${bundle.order_id}.json` }, "Download the bundle"),
-    failed.length ? message("error", "This bundle fails verification: do not rule on it.", failed.map((c) => `${c.name}: ${c.detail}`)) : null,
+    h(
+      "a",
+      { class: "btn small quiet", href: blob, download: `kameng-evidence-${bundle.order_id}.json` },
+      "Download the bundle",
+    ),
+    failed.length
+      ? message(
+          "error",
+          "This bundle fails verification: do not rule on it.",
+          failed.map((c) => `${c.name}: ${c.detail}`),
+        )
+      : null,
     h("h3", { style: { marginTop: ".8rem" } }, "Verifier's checklist"),
     h(
       "ul",
       { class: "small", "data-test": "claims" },
-      checklist.claims.map((c) => h("li", { "data-test": "claim", "data-status": c.status }, `${CLAIM_MARK[c.status] ?? "?"} `, h("strong", null, c.name), ` ${c.detail}`)),
+      checklist.claims.map((c) =>
+        h(
+          "li",
+          { "data-test": "claim", "data-status": c.status },
+          `${CLAIM_MARK[c.status] ?? "?"} `,
+          h("strong", null, c.name),
+          ` ${c.detail}`,
+        ),
+      ),
     ),
     checklist.findings.length ? h("h3", null, "Findings") : null,
-    checklist.findings.length ? h("ul", { class: "small", "data-test": "findings" }, checklist.findings.map((f) => h("li", { "data-test": "finding" }, h("strong", null, f.kind), ` ${f.detail}`))) : null,
+    checklist.findings.length
+      ? h(
+          "ul",
+          { class: "small", "data-test": "findings" },
+          checklist.findings.map((f) => h("li", { "data-test": "finding" }, h("strong", null, f.kind), ` ${f.detail}`)),
+        )
+      : null,
   );
 }
 
@@ -137,25 +233,62 @@ async function checklist(d) {
   const { listingId, firstIndex } = splitOrderId(d.order_id);
   const order = await rebuildOrder(d.order_id, 0n);
   const stored = await read("orderHash", [BigInt(d.order_id)]);
-  add("The order rebuilt from its events matches the hash stored on-chain", Boolean(order) && hashOrder(order) === stored, order ? null : "No OrderPaid event found.");
-  const logs = await net.client.request({ method: "eth_getLogs", params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [null, toHex(BigInt(d.order_id), { size: 32 })] }] });
+  add(
+    "The order rebuilt from its events matches the hash stored on-chain",
+    Boolean(order) && hashOrder(order) === stored,
+    order ? null : "No OrderPaid event found.",
+  );
+  const logs = await net.client.request({
+    method: "eth_getLogs",
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: "0x0",
+        toBlock: "latest",
+        topics: [null, toHex(BigInt(d.order_id), { size: 32 })],
+      },
+    ],
+  });
   const evs = decodeLogs(logs);
   const paid = evs.find((e) => e.name === "OrderPaid");
   const delivered = evs.find((e) => e.name === "OrderDelivered");
   const batches = decodeLogs(
-    await net.client.request({ method: "eth_getLogs", params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [topic("BatchCommitted"), toHex(listingId, { size: 32 })] }] }),
+    await net.client.request({
+      method: "eth_getLogs",
+      params: [
+        {
+          address: net.escrow,
+          fromBlock: "0x0",
+          toBlock: "latest",
+          topics: [topic("BatchCommitted"), toHex(listingId, { size: 32 })],
+        },
+      ],
+    }),
   );
   const q = Number(paid?.args.quantity ?? 0);
-  const covering = batches.filter((b) => Number(b.args.firstIndex) < firstIndex + q && firstIndex < Number(b.args.firstIndex) + Number(b.args.count));
+  const covering = batches.filter(
+    (b) => Number(b.args.firstIndex) < firstIndex + q && firstIndex < Number(b.args.firstIndex) + Number(b.args.count),
+  );
   add(
     "Every sold code was committed on-chain before the sale",
-    Boolean(paid) && covering.length > 0 && covering.every((b) => Number(b.log.blockNumber) < Number(paid.log.blockNumber)),
-    covering.map((b) => `batch ${b.args.batchIndex} in block ${Number(b.log.blockNumber)}`).join(", ") + (paid ? `; paid in block ${Number(paid.log.blockNumber)}` : ""),
+    Boolean(paid) &&
+      covering.length > 0 &&
+      covering.every((b) => Number(b.log.blockNumber) < Number(paid.log.blockNumber)),
+    covering.map((b) => `batch ${b.args.batchIndex} in block ${Number(b.log.blockNumber)}`).join(", ") +
+      (paid ? `; paid in block ${Number(paid.log.blockNumber)}` : ""),
   );
   if (delivered && paid) {
     const block = await net.client.getBlock({ blockHash: delivered.log.blockHash });
-    add("Delivered before the delivery deadline", Number(block.timestamp) <= Number(paid.args.deadline), `delivered ${when(block.timestamp)}, deadline ${when(paid.args.deadline)}`);
-    add("The release digest is on-chain (the buyer's codes are bound to it)", true, `digest ${short(delivered.args.releaseDigest, 10, 6)}`);
+    add(
+      "Delivered before the delivery deadline",
+      Number(block.timestamp) <= Number(paid.args.deadline),
+      `delivered ${when(block.timestamp)}, deadline ${when(paid.args.deadline)}`,
+    );
+    add(
+      "The release digest is on-chain (the buyer's codes are bound to it)",
+      true,
+      `digest ${short(delivered.args.releaseDigest, 10, 6)}`,
+    );
   } else {
     add("The order was delivered", false, "No OrderDelivered event.");
   }
@@ -165,9 +298,20 @@ async function checklist(d) {
 function rulingForm(d, facts, onRuled) {
   const amount = BigInt(d.amount);
   const bond = BigInt(d.bond);
-  const buyer = h("input", { type: "range", min: "0", max: "100", step: "5", value: "100", "data-test": "buyer-share" });
+  const buyer = h("input", {
+    type: "range",
+    min: "0",
+    max: "100",
+    step: "5",
+    value: "100",
+    "data-test": "buyer-share",
+  });
   const slash = h("input", { type: "range", min: "0", max: "100", step: "5", value: "0", "data-test": "slash" });
-  const reason = h("select", { "data-test": "reason" }, REASONS.map(([v, t]) => h("option", { value: v }, t)));
+  const reason = h(
+    "select",
+    { "data-test": "reason" },
+    REASONS.map(([v, t]) => h("option", { value: v }, t)),
+  );
   const summary = h("p", { class: "small", "data-test": "ruling-summary" });
   const buyerOut = h("output", null, "");
   const slashOut = h("output", null, "");
@@ -177,7 +321,12 @@ function rulingForm(d, facts, onRuled) {
     const b = BigInt(Number(buyer.value) * 100);
     const s = BigInt(Number(slash.value) * 100);
     const toBuyer = (amount * b) / 10000n + (bond * s) / 10000n;
-    replace(summary, `Buyer gets ${fmtAmount((amount * b) / 10000n, d.token)} of the payment`, s ? ` plus ${fmtAmount((bond * s) / 10000n, d.token)} slashed from the bond` : "", ` (${fmtAmount(toBuyer, d.token)} in all). Supplier gets ${fmtAmount(amount - (amount * b) / 10000n, d.token)} before fees; ${fmtAmount(bond - (bond * s) / 10000n, d.token)} of bond returns to it.`);
+    replace(
+      summary,
+      `Buyer gets ${fmtAmount((amount * b) / 10000n, d.token)} of the payment`,
+      s ? ` plus ${fmtAmount((bond * s) / 10000n, d.token)} slashed from the bond` : "",
+      ` (${fmtAmount(toBuyer, d.token)} in all). Supplier gets ${fmtAmount(amount - (amount * b) / 10000n, d.token)} before fees; ${fmtAmount(bond - (bond * s) / 10000n, d.token)} of bond returns to it.`,
+    );
   };
   buyer.addEventListener("input", update);
   slash.addEventListener("input", update);
@@ -188,14 +337,23 @@ function rulingForm(d, facts, onRuled) {
     checklist: facts.items.map((i) => ({ label: i.label, ok: i.ok })),
   };
   const serverOk = facts.server && !facts.server.error;
-  const bundleHash = serverOk ? facts.server.bundle.bundle_hash : keccak256(new TextEncoder().encode(JSON.stringify(bundle)));
+  const bundleHash = serverOk
+    ? facts.server.bundle.bundle_hash
+    : keccak256(new TextEncoder().encode(JSON.stringify(bundle)));
   const refused = serverOk && facts.server.checklist.claims.some((c) => c.status === "fail");
   const slot = messageSlot({ "data-test": "ruling-message" });
   const btn = h("button", { class: "btn", "data-test": "rule", disabled: refused }, "Rule on-chain");
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       if (!facts.order) throw userError("The order could not be rebuilt from the chain; reload.");
-      const r = await sendEscrow("rule", [BigInt(d.order_id), facts.order, Number(buyer.value) * 100, Number(slash.value) * 100, bundleHash, stringToHex(reason.value, { size: 32 })]);
+      const r = await sendEscrow("rule", [
+        BigInt(d.order_id),
+        facts.order,
+        Number(buyer.value) * 100,
+        Number(slash.value) * 100,
+        bundleHash,
+        stringToHex(reason.value, { size: 32 }),
+      ]);
       const ev = r.events.find((e) => e.name === "DisputeRuled");
       replace(
         slot,
@@ -203,7 +361,9 @@ function rulingForm(d, facts, onRuled) {
           "div",
           { class: "msg ok", "data-test": "ruling-result" },
           h("strong", null, "Ruling recorded on-chain. "),
-          ev ? `Buyer credited ${fmtAmount(ev.args.buyerAmount + ev.args.slashed, d.token)} (${fmtAmount(ev.args.slashed, d.token)} from the bond), supplier ${fmtAmount(ev.args.supplierAmount, d.token)}. ` : "",
+          ev
+            ? `Buyer credited ${fmtAmount(ev.args.buyerAmount + ev.args.slashed, d.token)} (${fmtAmount(ev.args.slashed, d.token)} from the bond), supplier ${fmtAmount(ev.args.supplierAmount, d.token)}. `
+            : "",
           txLink(r.hash, Number(r.receipt.blockNumber)),
         ),
       );
@@ -224,7 +384,9 @@ function rulingForm(d, facts, onRuled) {
       { class: "small muted" },
       "The ruling cites the bundle hash ",
       h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)),
-      serverOk ? ": the evidence bundle above." : ": keccak256 of the evidence hashes and the checklist computed in this browser.",
+      serverOk
+        ? ": the evidence bundle above."
+        : ": keccak256 of the evidence hashes and the checklist computed in this browser.",
     ),
     slot,
     btn,
@@ -237,7 +399,17 @@ export async function arbiterPage(ctx) {
   const g = gate(ctx, { needSignIn: true, why: "Sign in with an arbiter's wallet." });
   if (g) return h("section", null, title, g);
   const me = await get("/auth/me", { auth: true });
-  if (!me.is_arbiter) return h("section", null, title, message("error", `${wallet.address} does not hold the arbiter role on this escrow.`, "The operator grants ARBITER_ROLE. Connect an arbiter's wallet."));
+  if (!me.is_arbiter)
+    return h(
+      "section",
+      null,
+      title,
+      message(
+        "error",
+        `${wallet.address} does not hold the arbiter role on this escrow.`,
+        "The operator grants ARBITER_ROLE. Connect an arbiter's wallet.",
+      ),
+    );
   const queueBox = h("div", { "data-test": "queue" });
   const detail = h("div");
   let selected = null;
@@ -273,13 +445,29 @@ export async function arbiterPage(ctx) {
               h("dt", null, "Bond reserved"),
               h("dd", null, fmtAmount(d.bond, d.token)),
               h("dt", null, "Paid"),
-              h("dd", null, facts.paid ? txLink(facts.paid.log.transactionHash, Number(facts.paid.log.blockNumber)) : "—"),
+              h(
+                "dd",
+                null,
+                facts.paid ? txLink(facts.paid.log.transactionHash, Number(facts.paid.log.blockNumber)) : "—",
+              ),
               h("dt", null, "Delivered"),
-              h("dd", null, facts.delivered ? txLink(facts.delivered.log.transactionHash, Number(facts.delivered.log.blockNumber)) : "—"),
+              h(
+                "dd",
+                null,
+                facts.delivered
+                  ? txLink(facts.delivered.log.transactionHash, Number(facts.delivered.log.blockNumber))
+                  : "—",
+              ),
               h("dt", null, "Disputed"),
               h("dd", null, txLink(d.opened_tx, d.opened_block), " · ", when(d.opened_at)),
               h("dt", null, "Rule by"),
-              h("dd", null, when(d.arbitration_deadline), " ", d.overdue ? pill("overdue", "bad") : `(${duration(d.seconds_left)} left)`),
+              h(
+                "dd",
+                null,
+                when(d.arbitration_deadline),
+                " ",
+                d.overdue ? pill("overdue", "bad") : `(${duration(d.seconds_left)} left)`,
+              ),
             ),
           ),
           h(
@@ -290,15 +478,30 @@ export async function arbiterPage(ctx) {
             h(
               "ul",
               { class: "small", "data-test": "checklist" },
-              facts.items.map((i) => h("li", { "data-test": "check", "data-ok": String(i.ok) }, i.ok ? "✓ " : "✗ ", i.label, i.detail ? h("div", { class: "muted" }, i.detail) : null)),
+              facts.items.map((i) =>
+                h(
+                  "li",
+                  { "data-test": "check", "data-ok": String(i.ok) },
+                  i.ok ? "✓ " : "✗ ",
+                  i.label,
+                  i.detail ? h("div", { class: "muted" }, i.detail) : null,
+                ),
+              ),
             ),
           ),
         ),
         bundleCard(server),
         h("h3", null, `Evidence submitted (${all.length})`),
-        h("ul", { style: { listStyle: "none", padding: 0 } }, all.map((ev) => evidenceItem(ev, d))),
+        h(
+          "ul",
+          { style: { listStyle: "none", padding: 0 } },
+          all.map((ev) => evidenceItem(ev, d)),
+        ),
         d.ruled
-          ? message("info", `Ruled by ${d.arbiter ? short(d.arbiter) : "the timeout fallback"}: buyer ${bps(d.buyer_bps ?? 0)} of the payment, ${bps(d.slash_bps ?? 0)} of the bond slashed.`)
+          ? message(
+              "info",
+              `Ruled by ${d.arbiter ? short(d.arbiter) : "the timeout fallback"}: buyer ${bps(d.buyer_bps ?? 0)} of the payment, ${bps(d.slash_bps ?? 0)} of the bond slashed.`,
+            )
           : rulingForm(d, { ...facts, evidence: all, server }, () => refresh()),
       ),
     );
@@ -312,7 +515,12 @@ export async function arbiterPage(ctx) {
       const openOnes = disputes.filter((d) => !d.ruled);
       replace(
         queueBox,
-        h("div", { class: "spread" }, h("h2", null, `Queue: ${openOnes.length} open`), h("span", { class: "small muted" }, "Oldest first. Deadlines in chain time.")),
+        h(
+          "div",
+          { class: "spread" },
+          h("h2", null, `Queue: ${openOnes.length} open`),
+          h("span", { class: "small muted" }, "Oldest first. Deadlines in chain time."),
+        ),
         disputes.length
           ? h(
               "div",
@@ -320,7 +528,15 @@ export async function arbiterPage(ctx) {
               h(
                 "table",
                 { class: "stack-sm" },
-                h("thead", null, h("tr", null, ["Order", "Payment", "Opened", "Deadline", "Evidence", ""].map((t) => h("th", null, t)))),
+                h(
+                  "thead",
+                  null,
+                  h(
+                    "tr",
+                    null,
+                    ["Order", "Payment", "Opened", "Deadline", "Evidence", ""].map((t) => h("th", null, t)),
+                  ),
+                ),
                 h(
                   "tbody",
                   null,
@@ -328,12 +544,34 @@ export async function arbiterPage(ctx) {
                     h(
                       "tr",
                       { "data-test": "dispute-row", "data-order": String(d.order_id) },
-                      h("td", { "data-label": "Order" }, `#${d.order_id}`, h("div", { class: "small muted" }, `listing #${d.listing_id}`)),
+                      h(
+                        "td",
+                        { "data-label": "Order" },
+                        `#${d.order_id}`,
+                        h("div", { class: "small muted" }, `listing #${d.listing_id}`),
+                      ),
                       h("td", { "data-label": "Payment", class: "num" }, fmtAmount(d.amount, d.token)),
                       h("td", { "data-label": "Opened" }, txLink(d.opened_tx, d.opened_block)),
-                      h("td", { "data-label": "Deadline", class: "countdown" }, d.ruled ? pill("ruled", "ok") : d.overdue ? pill(`overdue ${duration(d.seconds_left)}`, "bad") : pill(`${duration(d.seconds_left)} left`, d.seconds_left < 86400 ? "warn" : ""), h("div", { class: "small muted" }, when(d.arbitration_deadline))),
+                      h(
+                        "td",
+                        { "data-label": "Deadline", class: "countdown" },
+                        d.ruled
+                          ? pill("ruled", "ok")
+                          : d.overdue
+                            ? pill(`overdue ${duration(d.seconds_left)}`, "bad")
+                            : pill(`${duration(d.seconds_left)} left`, d.seconds_left < 86400 ? "warn" : ""),
+                        h("div", { class: "small muted" }, when(d.arbitration_deadline)),
+                      ),
                       h("td", { "data-label": "Evidence", class: "num" }, `${evidenceOf(d).length}`),
-                      h("td", { "data-label": "" }, h("button", { class: "btn small", "data-test": "review", onclick: () => open(d) }, d.ruled ? "View" : "Review")),
+                      h(
+                        "td",
+                        { "data-label": "" },
+                        h(
+                          "button",
+                          { class: "btn small", "data-test": "review", onclick: () => open(d) },
+                          d.ruled ? "View" : "Review",
+                        ),
+                      ),
                     ),
                   ),
                 ),
@@ -347,5 +585,12 @@ export async function arbiterPage(ctx) {
     { interval: 4000, onError: (err) => replace(queueBox, message("error", err.userMessage || err.message)) },
   );
 
-  return h("section", null, title, h("p", { class: "muted" }, `Signed in as arbiter ${short(wallet.address)}.`), h("div", { class: "card" }, queueBox), detail);
+  return h(
+    "section",
+    null,
+    title,
+    h("p", { class: "muted" }, `Signed in as arbiter ${short(wallet.address)}.`),
+    h("div", { class: "card" }, queueBox),
+    detail,
+  );
 }

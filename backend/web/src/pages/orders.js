@@ -2,7 +2,20 @@
 // release opened in the browser, per-code checks, and confirm / dispute / reclaim.
 import { bytesToHex, keccak256, toEventSelector, toHex } from "viem";
 import { ApiError, get, post } from "../api.js";
-import { ESCROW_ABI, STATE, ZERO_ADDRESS, STATES, decodeLogs, fmtAmount, liveOrder, net, read, splitOrderId, tokenInfo, userError } from "../chain.js";
+import {
+  ESCROW_ABI,
+  STATE,
+  ZERO_ADDRESS,
+  STATES,
+  decodeLogs,
+  fmtAmount,
+  liveOrder,
+  net,
+  read,
+  splitOrderId,
+  tokenInfo,
+  userError,
+} from "../chain.js";
 import { addr, duration, short, txLink, when } from "../fmt.js";
 import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { gate } from "../session.js";
@@ -45,7 +58,15 @@ export async function ordersPage(ctx) {
           h(
             "table",
             { class: "stack-sm", "data-test": "orders-table" },
-            h("thead", null, h("tr", null, ["Order", "State", "Codes", "Amount", "Paid", ""].map((t) => h("th", null, t)))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["Order", "State", "Codes", "Amount", "Paid", ""].map((t) => h("th", null, t)),
+              ),
+            ),
             h(
               "tbody",
               null,
@@ -53,12 +74,26 @@ export async function ordersPage(ctx) {
                 h(
                   "tr",
                   { "data-test": "order-row" },
-                  h("td", { "data-label": "Order" }, h("a", { href: `#/order/${o.order_id}` }, `#${o.order_id}`), h("div", { class: "small muted" }, `listing #${o.listing_id}`)),
+                  h(
+                    "td",
+                    { "data-label": "Order" },
+                    h("a", { href: `#/order/${o.order_id}` }, `#${o.order_id}`),
+                    h("div", { class: "small muted" }, `listing #${o.listing_id}`),
+                  ),
                   h("td", { "data-label": "State" }, statePill(o.state)),
                   h("td", { "data-label": "Codes", class: "num" }, `${o.quantity}`),
                   h("td", { "data-label": "Amount", class: "num" }, fmtAmount(o.amount, o.token)),
-                  h("td", { "data-label": "Paid" }, txLink(o.paid_tx, o.paid_block), h("div", { class: "small muted" }, when(o.paid_at))),
-                  h("td", { "data-label": "" }, h("a", { class: "btn small quiet", href: `#/order/${o.order_id}` }, "Open")),
+                  h(
+                    "td",
+                    { "data-label": "Paid" },
+                    txLink(o.paid_tx, o.paid_block),
+                    h("div", { class: "small muted" }, when(o.paid_at)),
+                  ),
+                  h(
+                    "td",
+                    { "data-label": "" },
+                    h("a", { class: "btn small quiet", href: `#/order/${o.order_id}` }, "Open"),
+                  ),
                 ),
               ),
             ),
@@ -80,11 +115,23 @@ async function balancesCard(box, orders) {
       btn.addEventListener("click", () =>
         busy(btn, slot, async () => {
           const r = await sendEscrow("withdraw", [token, wallet.address]);
-          slot.show("ok", `Withdrew ${fmtAmount(amount, token)} to your wallet.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+          slot.show(
+            "ok",
+            `Withdrew ${fmtAmount(amount, token)} to your wallet.`,
+            txLink(r.hash, Number(r.receipt.blockNumber)),
+          );
           btn.disabled = true;
         }),
       );
-      rows.push(h("div", { class: "spread" }, h("span", null, "Refunds and rulings credited to you: ", h("strong", null, fmtAmount(amount, token))), btn), slot);
+      rows.push(
+        h(
+          "div",
+          { class: "spread" },
+          h("span", null, "Refunds and rulings credited to you: ", h("strong", null, fmtAmount(amount, token))),
+          btn,
+        ),
+        slot,
+      );
     }
   }
   if (rows.length) replace(box, h("div", { class: "card" }, rows));
@@ -94,12 +141,34 @@ async function balancesCard(box, orders) {
 
 function progressSteps(state) {
   const s = Number(state);
-  const names = s === STATE.REFUNDED ? ["Paid", "Refunded"] : s === STATE.DISPUTED || s === STATE.RESOLVED ? ["Paid", "Delivered", "Disputed", "Resolved"] : ["Paid", "Delivered", "Completed"];
+  const names =
+    s === STATE.REFUNDED
+      ? ["Paid", "Refunded"]
+      : s === STATE.DISPUTED || s === STATE.RESOLVED
+        ? ["Paid", "Delivered", "Disputed", "Resolved"]
+        : ["Paid", "Delivered", "Completed"];
   const at = names.indexOf(STATES[s]);
   return h(
     "ol",
     { class: "steps", "aria-label": "Order progress" },
-    names.map((n, i) => h("li", { class: i < at ? "done" : i === at ? (n === "Disputed" ? "done now" : "done") : i === at + 1 && s !== STATE.COMPLETED ? "now" : "" }, n)),
+    names.map((n, i) =>
+      h(
+        "li",
+        {
+          class:
+            i < at
+              ? "done"
+              : i === at
+                ? n === "Disputed"
+                  ? "done now"
+                  : "done"
+                : i === at + 1 && s !== STATE.COMPLETED
+                  ? "now"
+                  : "",
+        },
+        n,
+      ),
+    ),
   );
 }
 
@@ -109,10 +178,23 @@ function headline(o, now) {
   if (s === STATE.PAID) {
     return now > o.deadline
       ? message("warn", "The supplier missed the delivery deadline. Reclaim your payment below.")
-      : message("info", `Paid. Waiting for the supplier to deliver (deadline ${when(o.deadline)}, ${duration(o.deadline - now)} left).`, "This page updates by itself.");
+      : message(
+          "info",
+          `Paid. Waiting for the supplier to deliver (deadline ${when(o.deadline)}, ${duration(o.deadline - now)} left).`,
+          "This page updates by itself.",
+        );
   }
-  if (s === STATE.DELIVERED) return message("ok", "Delivered! Open your codes, check them, then confirm.", `Dispute window ends ${when(o.deadline)}.`);
-  if (s === STATE.DISPUTED) return message("warn", `Disputed. An arbiter rules by ${when(o.deadline)}; if none does, the payment is split in half.`);
+  if (s === STATE.DELIVERED)
+    return message(
+      "ok",
+      "Delivered! Open your codes, check them, then confirm.",
+      `Dispute window ends ${when(o.deadline)}.`,
+    );
+  if (s === STATE.DISPUTED)
+    return message(
+      "warn",
+      `Disputed. An arbiter rules by ${when(o.deadline)}; if none does, the payment is split in half.`,
+    );
   if (s === STATE.COMPLETED) return message("ok", "Completed: the supplier has been paid (钱货两清).");
   if (s === STATE.REFUNDED) return message("info", "Refunded: the whole payment was credited back to you.");
   return message("info", "Resolved by a ruling.");
@@ -152,7 +234,14 @@ async function onchainDigest(orderApi) {
   const topic = toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === "OrderDelivered"));
   const logs = await net.client.request({
     method: "eth_getLogs",
-    params: [{ address: net.escrow, fromBlock: toHex(BigInt(orderApi.paid_block || 0)), toBlock: "latest", topics: [topic, toHex(BigInt(orderApi.order_id), { size: 32 })] }],
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: toHex(BigInt(orderApi.paid_block || 0)),
+        toBlock: "latest",
+        topics: [topic, toHex(BigInt(orderApi.order_id), { size: 32 })],
+      },
+    ],
   });
   const ev = decodeLogs(logs).find((e) => e.name === "OrderDelivered");
   return ev ? ev.args.releaseDigest : null;
@@ -163,10 +252,14 @@ async function orderKey(o) {
   const tx = await net.client.getTransaction({ hash: o.paid_tx });
   const saved = JSON.parse(localStorage.getItem(`kameng.orderkey.${o.order_id}`) || "null");
   const nonce = saved?.nonce ?? tx.nonce;
-  const signature = await signText(orderKeyMessage({ chainId: net.chainId, escrow: net.escrow, buyer: wallet.address, nonce }));
+  const signature = await signText(
+    orderKeyMessage({ chainId: net.chainId, escrow: net.escrow, buyer: wallet.address, nonce }),
+  );
   const key = await orderKeyFromSignature(signature);
   if (key.publicKeyHex.toLowerCase() !== o.buyer_pubkey.toLowerCase()) {
-    throw userError(`This wallet's key for nonce ${nonce} is not the key order ${o.order_id} was paid with, so its codes cannot be opened here.`);
+    throw userError(
+      `This wallet's key for nonce ${nonce} is not the key order ${o.order_id} was paid with, so its codes cannot be opened here.`,
+    );
   }
   return key;
 }
@@ -182,18 +275,42 @@ function copy(button, text) {
   );
 }
 
-const CHECK_LABELS = { commitment: "matches its commitment", batchRoot: "batch root is on-chain", batchRange: "index inside its batch", proof: "Merkle proof verifies" };
+const CHECK_LABELS = {
+  commitment: "matches its commitment",
+  batchRoot: "batch root is on-chain",
+  batchRange: "index inside its batch",
+  proof: "Merkle proof verifies",
+};
 
 function releaseView(o, release, report) {
   return h(
     "div",
     { class: "card", "data-test": "release" },
-    h("div", { class: "spread" }, h("h2", null, "Your codes"), report.ok ? pill("all checks pass", "ok", { "data-test": "release-verdict" }) : pill("verification failed", "bad", { "data-test": "release-verdict" })),
-    h("p", { class: "small muted" }, "Opened in this browser with your per-order key. Each code is checked against the commitment the supplier put on-chain before the sale."),
+    h(
+      "div",
+      { class: "spread" },
+      h("h2", null, "Your codes"),
+      report.ok
+        ? pill("all checks pass", "ok", { "data-test": "release-verdict" })
+        : pill("verification failed", "bad", { "data-test": "release-verdict" }),
+    ),
+    h(
+      "p",
+      { class: "small muted" },
+      "Opened in this browser with your per-order key. Each code is checked against the commitment the supplier put on-chain before the sale.",
+    ),
     h(
       "ul",
       { class: "small", "data-test": "release-checks" },
-      report.checks.map((c) => h("li", { "data-test": "release-check", "data-ok": String(c.ok) }, c.ok ? "✓ " : "✗ ", c.label, c.detail && !c.ok ? h("div", { class: "muted" }, c.detail) : null)),
+      report.checks.map((c) =>
+        h(
+          "li",
+          { "data-test": "release-check", "data-ok": String(c.ok) },
+          c.ok ? "✓ " : "✗ ",
+          c.label,
+          c.detail && !c.ok ? h("div", { class: "muted" }, c.detail) : null,
+        ),
+      ),
     ),
     h(
       "ul",
@@ -206,13 +323,23 @@ function releaseView(o, release, report) {
             "div",
             null,
             h("div", { class: "code-text", "data-test": "code-text" }, c.text),
-            h("div", { class: "checks" }, `index ${c.index} · `, Object.entries(c.checks).map(([k, ok]) => `${ok ? "✓" : "✗"} ${CHECK_LABELS[k]}`).join(" · "), c.expiresAt ? ` · expires ${when(c.expiresAt)}` : ""),
+            h(
+              "div",
+              { class: "checks" },
+              `index ${c.index} · `,
+              Object.entries(c.checks)
+                .map(([k, ok]) => `${ok ? "✓" : "✗"} ${CHECK_LABELS[k]}`)
+                .join(" · "),
+              c.expiresAt ? ` · expires ${when(c.expiresAt)}` : "",
+            ),
           ),
           h(
             "div",
             { class: "row" },
             h("button", { class: "btn small quiet", onclick: (e) => copy(e.currentTarget, c.text) }, "Copy"),
-            c.ok ? pill("pass", "ok", { "data-test": "code-verdict" }) : pill("fail", "bad", { "data-test": "code-verdict" }),
+            c.ok
+              ? pill("pass", "ok", { "data-test": "code-verdict" })
+              : pill("fail", "bad", { "data-test": "code-verdict" }),
           ),
         ),
       ),
@@ -248,12 +375,29 @@ export async function orderPage(ctx, orderId) {
         busy(btn, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("refund", [BigInt(o.order_id), order]);
-          outcome.show("ok", "Refunded: the payment is credited to your balance. Withdraw it from My orders.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show(
+            "ok",
+            "Refunded: the payment is credited to your balance. Withdraw it from My orders.",
+            txLink(r.hash, Number(r.receipt.blockNumber)),
+          );
           refreshNow();
         }),
       );
       parts.push(
-        h("div", { class: "card" }, h("h2", null, "Nothing arrived?"), h("p", { class: "small muted" }, now <= o.deadline ? `You can reclaim the whole payment if the codes have not arrived by ${when(o.deadline)}.` : "The delivery deadline has passed: take your money back."), slot, btn),
+        h(
+          "div",
+          { class: "card" },
+          h("h2", null, "Nothing arrived?"),
+          h(
+            "p",
+            { class: "small muted" },
+            now <= o.deadline
+              ? `You can reclaim the whole payment if the codes have not arrived by ${when(o.deadline)}.`
+              : "The delivery deadline has passed: take your money back.",
+          ),
+          slot,
+          btn,
+        ),
       );
     }
     if (s === STATE.DELIVERED || s === STATE.COMPLETED || s === STATE.DISPUTED || s === STATE.RESOLVED) {
@@ -284,74 +428,180 @@ export async function orderPage(ctx, orderId) {
             renderActions(last, now);
           }),
         );
-        parts.push(h("div", { class: "card" }, h("h2", null, "Your codes are sealed to you"), h("p", { class: "small muted" }, "Opening them asks your wallet for one signature (no gas), which re-creates this order's private key in this tab."), slot, btn));
+        parts.push(
+          h(
+            "div",
+            { class: "card" },
+            h("h2", null, "Your codes are sealed to you"),
+            h(
+              "p",
+              { class: "small muted" },
+              "Opening them asks your wallet for one signature (no gas), which re-creates this order's private key in this tab.",
+            ),
+            slot,
+            btn,
+          ),
+        );
       }
     }
     if (s === STATE.DELIVERED) {
       const slot = messageSlot({ "data-test": "confirm-message" });
-      const confirm = h("button", { class: "btn", "data-test": "confirm", disabled: report ? !report.ok : false }, "Confirm: the codes work");
+      const confirm = h(
+        "button",
+        { class: "btn", "data-test": "confirm", disabled: report ? !report.ok : false },
+        "Confirm: the codes work",
+      );
       confirm.addEventListener("click", () =>
         busy(confirm, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("confirm", [BigInt(o.order_id), order]);
-          outcome.show("ok", "Confirmed. The supplier is paid; thank you.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show(
+            "ok",
+            "Confirmed. The supplier is paid; thank you.",
+            txLink(r.hash, Number(r.receipt.blockNumber)),
+          );
           refreshNow();
         }),
       );
-      const text = h("textarea", { placeholder: "What is wrong? For example: the second code was already redeemed at 14:02.", "data-test": "dispute-text", maxlength: "4000" });
+      const text = h("textarea", {
+        placeholder: "What is wrong? For example: the second code was already redeemed at 14:02.",
+        "data-test": "dispute-text",
+        maxlength: "4000",
+      });
       const file = h("input", { type: "file", "data-test": "dispute-file" });
       const share = h("input", { type: "checkbox", checked: true, "data-test": "share-key" });
       const dslot = messageSlot({ "data-test": "dispute-message" });
       const dispute = h("button", { class: "btn danger", "data-test": "dispute" }, "Open a dispute");
       dispute.addEventListener("click", () =>
         busy(dispute, dslot, async () => {
-          if (text.value.trim().length < 10) throw userError("Describe the problem in a sentence or two (at least 10 characters).");
-          const verification = report ? { ok: report.ok, failed: report.checks.filter((c) => !c.ok).map((c) => c.id), codes: report.codes.map((c) => ({ index: c.index, ok: c.ok })) } : null;
-          const ev = await evidenceDocument({ title: `Buyer's dispute of order ${o.order_id}`, description: text.value.trim(), file: file.files?.[0], verification });
+          if (text.value.trim().length < 10)
+            throw userError("Describe the problem in a sentence or two (at least 10 characters).");
+          const verification = report
+            ? {
+                ok: report.ok,
+                failed: report.checks.filter((c) => !c.ok).map((c) => c.id),
+                codes: report.codes.map((c) => ({ index: c.index, ok: c.ok })),
+              }
+            : null;
+          const ev = await evidenceDocument({
+            title: `Buyer's dispute of order ${o.order_id}`,
+            description: text.value.trim(),
+            file: file.files?.[0],
+            verification,
+          });
           const order = await liveOrder(o);
           const r = await sendEscrow("dispute", [BigInt(o.order_id), order, ev.uri, ev.hash]);
-          outcome.show("ok", "Dispute opened. An arbiter will rule; your evidence is on-chain.", txLink(r.hash, Number(r.receipt.blockNumber)));
+          outcome.show(
+            "ok",
+            "Dispute opened. An arbiter will rule; your evidence is on-chain.",
+            txLink(r.hash, Number(r.receipt.blockNumber)),
+          );
           refreshNow();
           if (share.checked) {
             try {
               const key = openedKey || (await orderKey(o));
-              await post(`/evidence/orders/${o.order_id}/buyer-secret`, { order_secret: bytesToHex(key.secretKey) }, { auth: true });
-              outcome.show("ok", "Dispute opened, and your order key is in the evidence: the arbiter can open this order's codes (and no other).", txLink(r.hash, Number(r.receipt.blockNumber)));
+              await post(
+                `/evidence/orders/${o.order_id}/buyer-secret`,
+                { order_secret: bytesToHex(key.secretKey) },
+                { auth: true },
+              );
+              outcome.show(
+                "ok",
+                "Dispute opened, and your order key is in the evidence: the arbiter can open this order's codes (and no other).",
+                txLink(r.hash, Number(r.receipt.blockNumber)),
+              );
             } catch (err) {
-              outcome.show("warn", "Dispute opened, but your order key could not be added to the evidence.", err.userMessage || err.message);
+              outcome.show(
+                "warn",
+                "Dispute opened, but your order key could not be added to the evidence.",
+                err.userMessage || err.message,
+              );
             }
           }
         }),
       );
       // Provable on-chain only when the commitment is the one under the batch root and the code misses it.
-      const bad = report?.codes.find((c) => !c.checks.commitment && c.checks.proof && c.checks.batchRoot && c.checks.batchRange && report.checks.find((x) => x.id === "digest")?.ok);
+      const bad = report?.codes.find(
+        (c) =>
+          !c.checks.commitment &&
+          c.checks.proof &&
+          c.checks.batchRoot &&
+          c.checks.batchRange &&
+          report.checks.find((x) => x.id === "digest")?.ok,
+      );
       let prove = null;
       if (bad) {
         const pslot = messageSlot();
-        const pbtn = h("button", { class: "btn danger", "data-test": "prove-bad-code" }, `Prove code #${bad.index} is bad (refund without a judge)`);
+        const pbtn = h(
+          "button",
+          { class: "btn danger", "data-test": "prove-bad-code" },
+          `Prove code #${bad.index} is bad (refund without a judge)`,
+        );
         pbtn.addEventListener("click", () =>
           busy(pbtn, pslot, async () => {
             const order = await liveOrder(o);
-            const r = await sendEscrow("proveBadCode", [BigInt(o.order_id), order, badCodeProof(report, bad, releaseData.sealed)]);
-            outcome.show("ok", "Proven on-chain: the payment and the bond are credited to you.", txLink(r.hash, Number(r.receipt.blockNumber)));
+            const r = await sendEscrow("proveBadCode", [
+              BigInt(o.order_id),
+              order,
+              badCodeProof(report, bad, releaseData.sealed),
+            ]);
+            outcome.show(
+              "ok",
+              "Proven on-chain: the payment and the bond are credited to you.",
+              txLink(r.hash, Number(r.receipt.blockNumber)),
+            );
             refreshNow();
           }),
         );
-        prove = h("div", null, h("p", { class: "small" }, "A code does not match what the supplier committed to. The contract can check this itself: the proof reveals only that one code."), pslot, pbtn);
+        prove = h(
+          "div",
+          null,
+          h(
+            "p",
+            { class: "small" },
+            "A code does not match what the supplier committed to. The contract can check this itself: the proof reveals only that one code.",
+          ),
+          pslot,
+          pbtn,
+        );
       }
       parts.push(
         h(
           "div",
           { class: "cols" },
-          h("div", { class: "card" }, h("h2", null, "All good?"), h("p", { class: "small muted" }, report ? (report.ok ? "Every code matched its commitment." : "Some checks failed: dispute instead.") : "Open and check your codes first, or confirm if you already redeemed them."), slot, confirm),
+          h(
+            "div",
+            { class: "card" },
+            h("h2", null, "All good?"),
+            h(
+              "p",
+              { class: "small muted" },
+              report
+                ? report.ok
+                  ? "Every code matched its commitment."
+                  : "Some checks failed: dispute instead."
+                : "Open and check your codes first, or confirm if you already redeemed them.",
+            ),
+            slot,
+            confirm,
+          ),
           h(
             "div",
             { class: "card" },
             h("h2", null, "Something wrong?"),
             prove,
             field("Describe the problem", text),
-            field("Evidence file (optional: a screenshot, the issuer's answer…)", file, "Up to 24 KiB is stored in the evidence itself; a larger file is recorded by its hash."),
-            h("label", { class: "row small", style: { fontWeight: 500 } }, share, "Let the arbiter open this order's codes (adds this order's key to the evidence; it opens no other order)"),
+            field(
+              "Evidence file (optional: a screenshot, the issuer's answer…)",
+              file,
+              "Up to 24 KiB is stored in the evidence itself; a larger file is recorded by its hash.",
+            ),
+            h(
+              "label",
+              { class: "row small", style: { fontWeight: 500 } },
+              share,
+              "Let the arbiter open this order's codes (adds this order's key to the evidence; it opens no other order)",
+            ),
             dslot,
             dispute,
           ),
@@ -372,7 +622,12 @@ export async function orderPage(ctx, orderId) {
       h(
         "div",
         { class: "card" },
-        h("div", { class: "spread" }, h("h2", null, `${o.quantity} code${o.quantity === 1 ? "" : "s"} · ${fmtAmount(o.amount, o.token)}`), statePill(o.state)),
+        h(
+          "div",
+          { class: "spread" },
+          h("h2", null, `${o.quantity} code${o.quantity === 1 ? "" : "s"} · ${fmtAmount(o.amount, o.token)}`),
+          statePill(o.state),
+        ),
         progressSteps(o.state),
         headline(o, now),
         h(
@@ -384,8 +639,23 @@ export async function orderPage(ctx, orderId) {
           h("dd", null, addr(o.supplier, o.supplier)),
           h("dt", null, "Paid"),
           h("dd", null, txLink(o.paid_tx, o.paid_block), " · ", when(o.paid_at)),
-          h("dt", null, Number(o.state) === STATE.PAID ? "Delivery deadline" : Number(o.state) === STATE.DELIVERED ? "Dispute window ends" : "Deadline"),
-          h("dd", { class: "countdown" }, when(o.deadline), Number(o.state) <= STATE.DISPUTED ? ` (${o.deadline >= now ? `${duration(o.deadline - now)} left` : "passed"})` : ""),
+          h(
+            "dt",
+            null,
+            Number(o.state) === STATE.PAID
+              ? "Delivery deadline"
+              : Number(o.state) === STATE.DELIVERED
+                ? "Dispute window ends"
+                : "Deadline",
+          ),
+          h(
+            "dd",
+            { class: "countdown" },
+            when(o.deadline),
+            Number(o.state) <= STATE.DISPUTED
+              ? ` (${o.deadline >= now ? `${duration(o.deadline - now)} left` : "passed"})`
+              : "",
+          ),
           h("dt", null, "Release digest"),
           h("dd", { class: "mono small" }, BigInt(o.release_digest) === 0n ? "not yet delivered" : o.release_digest),
           h("dt", null, "Your order key"),
@@ -403,11 +673,28 @@ export async function orderPage(ctx, orderId) {
           h(
             "table",
             { class: "stack-sm", "data-test": "order-events" },
-            h("thead", null, h("tr", null, ["Event", "State after", "When", "Transaction"].map((t) => h("th", null, t)))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["Event", "State after", "When", "Transaction"].map((t) => h("th", null, t)),
+              ),
+            ),
             h(
               "tbody",
               null,
-              o.events.map((e) => h("tr", null, h("td", { "data-label": "Event" }, e.name), h("td", { "data-label": "State after" }, STATES[e.state_after] || e.state_after), h("td", { "data-label": "When" }, when(e.timestamp)), h("td", { "data-label": "Transaction" }, txLink(e.tx_hash, e.block_number)))),
+              o.events.map((e) =>
+                h(
+                  "tr",
+                  null,
+                  h("td", { "data-label": "Event" }, e.name),
+                  h("td", { "data-label": "State after" }, STATES[e.state_after] || e.state_after),
+                  h("td", { "data-label": "When" }, when(e.timestamp)),
+                  h("td", { "data-label": "Transaction" }, txLink(e.tx_hash, e.block_number)),
+                ),
+              ),
             ),
           ),
         ),
@@ -439,5 +726,16 @@ export async function orderPage(ctx, orderId) {
     { interval: 800, onError: (err) => slot.error(err) },
   );
 
-  return h("section", null, h("a", { href: "#/orders", class: "small" }, "← My orders"), h("h1", null, `Order #${orderId}`), slot, statusBox, outcome, releaseBox, actionsBox, eventsBox);
+  return h(
+    "section",
+    null,
+    h("a", { href: "#/orders", class: "small" }, "← My orders"),
+    h("h1", null, `Order #${orderId}`),
+    slot,
+    statusBox,
+    outcome,
+    releaseBox,
+    actionsBox,
+    eventsBox,
+  );
 }

@@ -2,8 +2,8 @@
 // filters, and a product page with each supplier's licensed-product authorization.
 import { toEventSelector, toHex } from "viem";
 import { get } from "../api.js";
-import { ESCROW_ABI, fmtAmount, net, read, tokenInfo } from "../chain.js";
-import { addr, bps, duration, product, short, txLink } from "../fmt.js";
+import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo } from "../chain.js";
+import { addr, bps, chainNumber, duration, product, short, txLink } from "../fmt.js";
 import { h, message, pill, replace } from "../ui.js";
 
 /** Listings grouped by sku, cheapest offer first in each group. */
@@ -17,7 +17,9 @@ function groupBySku(listings) {
     g.offers.push(l);
   }
   for (const g of groups.values()) {
-    g.offers.sort((a, b) => (BigInt(a.unit_price) < BigInt(b.unit_price) ? -1 : BigInt(a.unit_price) > BigInt(b.unit_price) ? 1 : 0));
+    g.offers.sort((a, b) =>
+      BigInt(a.unit_price) < BigInt(b.unit_price) ? -1 : BigInt(a.unit_price) > BigInt(b.unit_price) ? 1 : 0,
+    );
     g.stock = g.offers.reduce((n, o) => n + Number(o.stock), 0);
     g.best = g.offers.find((o) => Number(o.stock) > 0) || g.offers[0];
   }
@@ -37,7 +39,12 @@ function offerCard(o, best) {
   return h(
     "div",
     { class: `offer${o === best && !soldOut ? " best" : ""}`, "data-test": "offer", "data-listing": o.listing_id },
-    h("div", { class: "spread" }, h("span", { class: "price" }, fmtAmount(o.unit_price, o.token)), o === best && !soldOut ? pill("best price", "brand") : null),
+    h(
+      "div",
+      { class: "spread" },
+      h("span", { class: "price" }, fmtAmount(o.unit_price, o.token)),
+      o === best && !soldOut ? pill("best price", "brand") : null,
+    ),
     h(
       "dl",
       null,
@@ -50,7 +57,16 @@ function offerCard(o, best) {
       h("dt", null, "Bond"),
       h("dd", null, `${bps(o.bond_bps)} / order`),
     ),
-    h("a", { class: "btn small", style: { width: "100%", marginTop: ".5rem" }, href: `#/buy/${o.listing_id}`, "aria-disabled": soldOut ? "true" : null }, soldOut ? "View" : "Buy"),
+    h(
+      "a",
+      {
+        class: "btn small",
+        style: { width: "100%", marginTop: ".5rem" },
+        href: `#/buy/${o.listing_id}`,
+        "aria-disabled": soldOut ? "true" : null,
+      },
+      soldOut ? "View" : "Buy",
+    ),
   );
 }
 
@@ -59,7 +75,12 @@ export async function storePage(ctx) {
   const listings = await get("/catalog/listings?limit=500");
   await loadTokens(listings);
   const groups = groupBySku(listings);
-  const search = h("input", { type: "search", placeholder: "Search products, sku or supplier…", "aria-label": "Search", "data-test": "search" });
+  const search = h("input", {
+    type: "search",
+    placeholder: "Search products, sku or supplier…",
+    "aria-label": "Search",
+    "data-test": "search",
+  });
   const inStock = h("input", { type: "checkbox", id: "in-stock", "data-test": "in-stock" });
   const sort = h(
     "select",
@@ -74,7 +95,11 @@ export async function storePage(ctx) {
     const q = search.value.trim().toLowerCase();
     let shown = groups.filter(
       (g) =>
-        (!q || g.name.toLowerCase().includes(q) || g.sku.includes(q) || (g.slug || "").includes(q) || g.offers.some((o) => o.supplier.toLowerCase().includes(q))) &&
+        (!q ||
+          g.name.toLowerCase().includes(q) ||
+          g.sku.includes(q) ||
+          (g.slug || "").includes(q) ||
+          g.offers.some((o) => o.supplier.toLowerCase().includes(q))) &&
         (!inStock.checked || g.stock > 0),
     );
     const price = (g) => BigInt(g.best.unit_price);
@@ -91,13 +116,38 @@ export async function storePage(ctx) {
             h(
               "article",
               { class: "card product", "data-test": "product", "data-sku": g.sku },
-              h("div", { class: "spread" }, h("h2", null, h("a", { href: `#/product/${g.sku}` }, g.name)), g.stock ? pill(`${g.stock} in stock`, "ok") : pill("sold out", "bad")),
-              h("div", { class: "muted small" }, `${g.offers.length} supplier${g.offers.length === 1 ? "" : "s"} · from `, h("strong", null, fmtAmount(g.best.unit_price, g.best.token)), " · sku ", h("span", { class: "mono", title: g.sku }, short(g.sku, 8, 4))),
-              h("div", { class: "offers" }, g.offers.slice(0, 4).map((o) => offerCard(o, g.best))),
-              g.offers.length > 4 ? h("a", { href: `#/product/${g.sku}`, class: "small" }, `Compare all ${g.offers.length} suppliers →`) : null,
+              h(
+                "div",
+                { class: "spread" },
+                h("h2", null, h("a", { href: `#/product/${g.sku}` }, g.name)),
+                g.stock ? pill(`${g.stock} in stock`, "ok") : pill("sold out", "bad"),
+              ),
+              h(
+                "div",
+                { class: "muted small" },
+                `${g.offers.length} supplier${g.offers.length === 1 ? "" : "s"} · from `,
+                h("strong", null, fmtAmount(g.best.unit_price, g.best.token)),
+                " · sku ",
+                h("span", { class: "mono", title: g.sku }, short(g.sku, 8, 4)),
+              ),
+              h(
+                "div",
+                { class: "offers" },
+                g.offers.slice(0, 4).map((o) => offerCard(o, g.best)),
+              ),
+              g.offers.length > 4
+                ? h("a", { href: `#/product/${g.sku}`, class: "small" }, `Compare all ${g.offers.length} suppliers →`)
+                : null,
             ),
           )
-        : [message("info", listings.length ? "No product matches your search." : "No products are listed yet. Suppliers open listings from the Supplier page.")],
+        : [
+            message(
+              "info",
+              listings.length
+                ? "No product matches your search."
+                : "No products are listed yet. Suppliers open listings from the Supplier page.",
+            ),
+          ],
     );
   };
   search.addEventListener("input", draw);
@@ -108,8 +158,18 @@ export async function storePage(ctx) {
     "section",
     null,
     h("h1", null, "Store"),
-    h("p", { class: "muted" }, "Game cards, software keys and memberships, each sold by bonded suppliers. Your payment stays in escrow until the codes check out against their on-chain commitments."),
-    h("div", { class: "toolbar" }, search, h("label", { for: "in-stock", class: "row", style: { margin: 0, fontWeight: 500 } }, inStock, "In stock only"), sort),
+    h(
+      "p",
+      { class: "muted" },
+      "Game cards, software keys and memberships, each sold by bonded suppliers. Your payment stays in escrow until the codes check out against their on-chain commitments.",
+    ),
+    h(
+      "div",
+      { class: "toolbar" },
+      search,
+      h("label", { for: "in-stock", class: "row", style: { margin: 0, fontWeight: 500 } }, inStock, "In stock only"),
+      sort,
+    ),
     list,
   );
 }
@@ -119,7 +179,14 @@ async function authorizationLog(supplier, sku) {
   const topic0 = ESCROW_ABI.find((x) => x.type === "event" && x.name === "SkuAuthorized");
   const logs = await net.client.request({
     method: "eth_getLogs",
-    params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [toEventSelector(topic0), toHex(BigInt(supplier), { size: 32 }), sku] }],
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: "0x0",
+        toBlock: "latest",
+        topics: [toEventSelector(topic0), toHex(BigInt(supplier), { size: 32 }), sku],
+      },
+    ],
   });
   return logs.length ? logs[logs.length - 1] : null;
 }
@@ -127,14 +194,25 @@ async function authorizationLog(supplier, sku) {
 /** #/product/<sku> : the suppliers of one product compared, with their authorizations. */
 export async function productPage(ctx, sku) {
   const listings = await get(`/catalog/listings?sku=${sku}&limit=500`);
-  if (!listings.length) return h("section", null, h("h1", null, "Unknown product"), message("info", "No open listing sells this product."), h("a", { href: "#/" }, "← Store"));
+  if (!listings.length)
+    return h(
+      "section",
+      null,
+      h("h1", null, "Unknown product"),
+      message("info", "No open listing sells this product."),
+      h("a", { href: "#/" }, "← Store"),
+    );
   await loadTokens(listings);
   const [g] = groupBySku(listings);
   const rows = h("tbody");
   const authSlots = new Map();
   const bondSlots = new Map();
   for (const o of g.offers) {
-    const auth = h("td", { "data-label": "Licensed", "data-test": "authorization" }, h("span", { class: "muted" }, "checking…"));
+    const auth = h(
+      "td",
+      { "data-label": "Licensed", "data-test": "authorization" },
+      h("span", { class: "muted" }, "checking…"),
+    );
     const bond = h("td", { "data-label": "Supplier bond", class: "num" }, "…");
     authSlots.set(o.listing_id, auth);
     bondSlots.set(o.listing_id, bond);
@@ -142,18 +220,78 @@ export async function productPage(ctx, sku) {
       h(
         "tr",
         { "data-test": "compare-row" },
-        h("td", { "data-label": "Supplier" }, addr(o.supplier), h("div", { class: "small muted" }, `listing #${o.listing_id}`)),
-        h("td", { "data-label": "Price", class: "num" }, h("strong", null, fmtAmount(o.unit_price, o.token)), o === g.best ? h("div", null, pill("best", "brand")) : null),
-        h("td", { "data-label": "Stock", class: "num" }, Number(o.stock) ? `${o.stock}` : pill("sold out", "bad")),
-        h("td", { "data-label": "On-chain record" }, record(o.supplier_record), o.supplier_record.orders_refunded ? h("div", { class: "small muted" }, `${o.supplier_record.orders_refunded} refunded late`) : null),
-        h("td", { "data-label": "Terms", class: "small" }, `deliver in ${duration(o.delivery_window)}`, h("br"), `dispute within ${duration(o.dispute_window)}`, h("br"), `bond ${bps(o.bond_bps)} / order`),
+        h(
+          "td",
+          { "data-label": "Supplier" },
+          addr(o.supplier),
+          h("div", { class: "small muted" }, `listing #${o.listing_id}`),
+        ),
+        h(
+          "td",
+          { "data-label": "Price", class: "num" },
+          h("strong", { "data-test": "price" }, fmtAmount(o.unit_price, o.token)),
+          o === g.best ? h("div", null, pill("best", "brand")) : null,
+        ),
+        h(
+          "td",
+          { "data-label": "Stock", class: "num" },
+          h("span", { "data-test": "stock" }, Number(o.stock) ? `${o.stock}` : pill("sold out", "bad")),
+          h("div", { class: "small muted" }, `of ${o.committed} committed`),
+        ),
+        h(
+          "td",
+          { "data-label": "On-chain record" },
+          record(o.supplier_record),
+          o.supplier_record.orders_refunded
+            ? h("div", { class: "small muted" }, `${o.supplier_record.orders_refunded} refunded late`)
+            : null,
+        ),
+        h(
+          "td",
+          { "data-label": "Terms", class: "small" },
+          `deliver in ${duration(o.delivery_window)}`,
+          h("br"),
+          `dispute within ${duration(o.dispute_window)}`,
+          h("br"),
+          `bond ${bps(o.bond_bps)} / order`,
+        ),
         bond,
         auth,
-        h("td", { "data-label": "" }, h("a", { class: "btn small", href: `#/buy/${o.listing_id}` }, Number(o.stock) ? "Buy" : "View")),
+        h(
+          "td",
+          { "data-label": "" },
+          h("a", { class: "btn small", href: `#/buy/${o.listing_id}` }, Number(o.stock) ? "Buy" : "View"),
+        ),
       ),
     );
   }
-  // On-chain facts, filled in as they arrive.
+  // On-chain facts, filled in as they arrive: each number links to the transaction behind it.
+  for (const [i, o] of g.offers.entries()) {
+    const row = rows.children[i];
+    listingHistory(o.listing_id)
+      .then((events) => {
+        const priced = events.filter((e) => e.name !== "BatchCommitted").at(-1);
+        const batches = events.filter((e) => e.name === "BatchCommitted");
+        if (priced) {
+          const price = row.querySelector('[data-test="price"]');
+          price.replaceWith(chainNumber(price.textContent, priced.log.transactionHash, Number(priced.log.blockNumber)));
+        }
+        if (batches.length) {
+          const last = batches.at(-1);
+          row
+            .querySelector('[data-test="stock"]')
+            .after(
+              h(
+                "div",
+                { class: "small" },
+                `${batches.length} batch${batches.length === 1 ? "" : "es"}, last `,
+                txLink(last.log.transactionHash, Number(last.log.blockNumber)),
+              ),
+            );
+        }
+      })
+      .catch(() => {});
+  }
   for (const o of g.offers) {
     read("authorization", [o.supplier, sku])
       .then(async (att) => {
@@ -162,13 +300,23 @@ export async function productPage(ctx, sku) {
           replace(slot, pill("not authorized", "bad"));
           return;
         }
-        replace(slot, pill("licensed ✓", "ok"), h("div", { class: "small mono", title: `attestation ${att}` }, `attestation ${short(att, 8, 4)}`));
+        replace(
+          slot,
+          pill("licensed ✓", "ok"),
+          h("div", { class: "small mono", title: `attestation ${att}` }, `attestation ${short(att, 8, 4)}`),
+        );
         const log = await authorizationLog(o.supplier, sku).catch(() => null);
         if (log) slot.append(h("div", { class: "small" }, txLink(log.transactionHash, Number(log.blockNumber))));
       })
       .catch(() => replace(authSlots.get(o.listing_id), h("span", { class: "muted" }, "unavailable")));
     read("bondOf", [o.supplier, o.token])
-      .then((b) => replace(bondSlots.get(o.listing_id), fmtAmount(b.free, o.token), h("div", { class: "small muted" }, `${fmtAmount(b.reserved, o.token)} reserved`)))
+      .then((b) =>
+        replace(
+          bondSlots.get(o.listing_id),
+          fmtAmount(b.free, o.token),
+          h("div", { class: "small muted" }, `${fmtAmount(b.reserved, o.token)} reserved`),
+        ),
+      )
       .catch(() => replace(bondSlots.get(o.listing_id), "—"));
   }
   return h(
@@ -182,7 +330,9 @@ export async function productPage(ctx, sku) {
       g.description || "",
       " sku ",
       h("span", { class: "mono" }, g.sku),
-      g.proven ? h("span", null, " = keccak256(", h("code", null, `"${g.slug}"`), ") ", pill("name verified", "ok")) : null,
+      g.proven
+        ? h("span", null, " = keccak256(", h("code", null, `"${g.slug}"`), ") ", pill("name verified", "ok"))
+        : null,
     ),
     h(
       "div",
@@ -199,7 +349,17 @@ export async function productPage(ctx, sku) {
         h(
           "table",
           { class: "compare stack-sm" },
-          h("thead", null, h("tr", null, ["Supplier", "Price", "Stock", "On-chain record", "Terms", "Supplier bond", "Licensed", ""].map((t) => h("th", null, t)))),
+          h(
+            "thead",
+            null,
+            h(
+              "tr",
+              null,
+              ["Supplier", "Price", "Stock", "On-chain record", "Terms", "Supplier bond", "Licensed", ""].map((t) =>
+                h("th", null, t),
+              ),
+            ),
+          ),
           rows,
         ),
       ),

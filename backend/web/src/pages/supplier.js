@@ -4,7 +4,17 @@
 import { parseEther, toEventSelector, toHex } from "viem";
 import { ApiError, get, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
-import { ESCROW_ABI, ZERO_ADDRESS, decodeLogs, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
+import {
+  ESCROW_ABI,
+  ZERO_ADDRESS,
+  decodeLogs,
+  fmtAmount,
+  listingHistory,
+  net,
+  read,
+  tokenInfo,
+  userError,
+} from "../chain.js";
 import { chainNumber, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
@@ -18,7 +28,17 @@ const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event
 async function ledgerEvents(address) {
   const logs = await net.client.request({
     method: "eth_getLogs",
-    params: [{ address: net.escrow, fromBlock: "0x0", toBlock: "latest", topics: [[topic("BondDeposited"), topic("BondWithdrawn"), topic("Withdrawn")], toHex(BigInt(address), { size: 32 })] }],
+    params: [
+      {
+        address: net.escrow,
+        fromBlock: "0x0",
+        toBlock: "latest",
+        topics: [
+          [topic("BondDeposited"), topic("BondWithdrawn"), topic("Withdrawn")],
+          toHex(BigInt(address), { size: 32 }),
+        ],
+      },
+    ],
   });
   return decodeLogs(logs);
 }
@@ -29,7 +49,11 @@ function amountOf(list, token) {
 
 /** The upload card: pick a listing and a CSV, watch progress, see bad lines. */
 function uploadCard(onDone) {
-  const select = h("select", { "data-test": "upload-listing" }, h("option", { value: "" }, "No listing yet: open one first"));
+  const select = h(
+    "select",
+    { "data-test": "upload-listing" },
+    h("option", { value: "" }, "No listing yet: open one first"),
+  );
   const file = h("input", { type: "file", accept: ".csv,text/csv,text/plain", "data-test": "upload-file" });
   const bar = h("div");
   const progressText = h("div", { class: "small muted", "data-test": "upload-progress" });
@@ -67,14 +91,31 @@ function uploadCard(onDone) {
             h(
               "div",
               { class: "msg error", role: "alert", "data-test": "upload-errors" },
-              h("div", null, `Nothing was stored: ${err.total ?? err.errors.length} problem${(err.total ?? err.errors.length) === 1 ? "" : "s"} in ${f.name}. Fix these lines and upload again.`),
+              h(
+                "div",
+                null,
+                `Nothing was stored: ${err.total ?? err.errors.length} problem${(err.total ?? err.errors.length) === 1 ? "" : "s"} in ${f.name}. Fix these lines and upload again.`,
+              ),
               h(
                 "table",
                 { class: "small", style: { marginTop: ".4rem" } },
                 h("thead", null, h("tr", null, h("th", null, "Line"), h("th", null, "Problem"))),
-                h("tbody", null, err.errors.map((e) => h("tr", { "data-test": "upload-error-line" }, h("td", { class: "num" }, e.line === 0 ? "file" : String(e.line)), h("td", null, e.reason)))),
+                h(
+                  "tbody",
+                  null,
+                  err.errors.map((e) =>
+                    h(
+                      "tr",
+                      { "data-test": "upload-error-line" },
+                      h("td", { class: "num" }, e.line === 0 ? "file" : String(e.line)),
+                      h("td", null, e.reason),
+                    ),
+                  ),
+                ),
               ),
-              err.total > err.errors.length ? h("div", { class: "small" }, `…and ${err.total - err.errors.length} more.`) : null,
+              err.total > err.errors.length
+                ? h("div", { class: "small" }, `…and ${err.total - err.errors.length} more.`)
+                : null,
             ),
           );
           return;
@@ -87,7 +128,11 @@ function uploadCard(onDone) {
     "div",
     { class: "card", id: "upload" },
     h("h2", null, "Upload codes"),
-    h("p", { class: "small muted" }, "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing."),
+    h(
+      "p",
+      { class: "small muted" },
+      "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing.",
+    ),
     field("Listing", select),
     field("CSV file", file),
     progress,
@@ -99,7 +144,12 @@ function uploadCard(onDone) {
   card.setListings = (listings) => {
     const current = select.value;
     if (!listings.length) return;
-    replace(select, listings.map((l) => h("option", { value: String(l.listing_id) }, `#${l.listing_id} · ${l.name}${l.active ? "" : " (closed)"}`)));
+    replace(
+      select,
+      listings.map((l) =>
+        h("option", { value: String(l.listing_id) }, `#${l.listing_id} · ${l.name}${l.active ? "" : " (closed)"}`),
+      ),
+    );
     if (listings.some((l) => String(l.listing_id) === current)) select.value = current;
   };
   return card;
@@ -108,12 +158,42 @@ function uploadCard(onDone) {
 /** The form to open a listing for an authorized product. */
 function openListingCard(minBondBps, onDone) {
   const name = h("input", { placeholder: "steam-wallet-50", "data-test": "new-sku", autocomplete: "off" });
-  const skuInfo = h("div", { class: "small muted", "data-test": "new-sku-info" }, "The product's sku is keccak256 of this name.");
+  const skuInfo = h(
+    "div",
+    { class: "small muted", "data-test": "new-sku-info" },
+    "The product's sku is keccak256 of this name.",
+  );
   const price = h("input", { type: "text", inputmode: "decimal", value: "0.01", "data-test": "new-price" });
-  const delivery = h("select", null, [["600", "10 minutes"], ["3600", "1 hour"], ["86400", "1 day"]].map(([v, t]) => h("option", { value: v, selected: v === "3600" }, t)));
-  const dispute = h("select", null, [["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"]].map(([v, t]) => h("option", { value: v, selected: v === "86400" }, t)));
-  const bond = h("input", { type: "number", min: String(minBondBps / 100), max: "100", step: "1", value: String(Math.max(20, minBondBps / 100)), "data-test": "new-bond" });
-  const description = h("input", { placeholder: "Steam wallet top-up, 50 USD, global", "data-test": "new-description" });
+  const delivery = h(
+    "select",
+    null,
+    [
+      ["600", "10 minutes"],
+      ["3600", "1 hour"],
+      ["86400", "1 day"],
+    ].map(([v, t]) => h("option", { value: v, selected: v === "3600" }, t)),
+  );
+  const dispute = h(
+    "select",
+    null,
+    [
+      ["3600", "1 hour"],
+      ["86400", "1 day"],
+      ["604800", "7 days"],
+    ].map(([v, t]) => h("option", { value: v, selected: v === "86400" }, t)),
+  );
+  const bond = h("input", {
+    type: "number",
+    min: String(minBondBps / 100),
+    max: "100",
+    step: "1",
+    value: String(Math.max(20, minBondBps / 100)),
+    "data-test": "new-bond",
+  });
+  const description = h("input", {
+    placeholder: "Steam wallet top-up, 50 USD, global",
+    "data-test": "new-description",
+  });
   const slot = messageSlot({ "data-test": "open-listing-message" });
   let authorized = false;
   const check = async () => {
@@ -126,7 +206,15 @@ function openListingCard(minBondBps, onDone) {
     const sku = keccakText(n);
     const att = await read("authorization", [wallet.address, sku]).catch(() => 0n);
     authorized = BigInt(att) !== 0n;
-    replace(skuInfo, "sku ", h("span", { class: "mono" }, short(sku, 10, 6)), " · ", authorized ? pill("licensed for you ✓", "ok") : pill("no authorization: ask the platform's rights administrator", "bad"));
+    replace(
+      skuInfo,
+      "sku ",
+      h("span", { class: "mono" }, short(sku, 10, 6)),
+      " · ",
+      authorized
+        ? pill("licensed for you ✓", "ok")
+        : pill("no authorization: ask the platform's rights administrator", "bad"),
+    );
   };
   name.addEventListener("change", check);
   name.addEventListener("input", () => {
@@ -136,9 +224,13 @@ function openListingCard(minBondBps, onDone) {
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       const n = name.value.trim();
-      if (!/^[\w.-]{2,64}$/.test(n)) throw userError("Give the product's sku name: 2 to 64 letters, digits, dots, dashes or underscores.");
+      if (!/^[\w.-]{2,64}$/.test(n))
+        throw userError("Give the product's sku name: 2 to 64 letters, digits, dots, dashes or underscores.");
       await check();
-      if (!authorized) throw userError(`You hold no licensed-product authorization for "${n}". The platform's rights administrator grants it after checking the rights holder's attestation.`);
+      if (!authorized)
+        throw userError(
+          `You hold no licensed-product authorization for "${n}". The platform's rights administrator grants it after checking the rights holder's attestation.`,
+        );
       let unit;
       try {
         unit = parseEther(price.value.trim());
@@ -147,12 +239,25 @@ function openListingCard(minBondBps, onDone) {
       }
       if (unit <= 0n) throw userError("The price must be above zero.");
       const bondBps = Math.round(Number(bond.value) * 100);
-      if (!(bondBps >= minBondBps && bondBps <= 10000)) throw userError(`The bond must be between ${minBondBps / 100}% and 100% of each order.`);
+      if (!(bondBps >= minBondBps && bondBps <= 10000))
+        throw userError(`The bond must be between ${minBondBps / 100}% and 100% of each order.`);
       const meta = { name: humanize(n), sku: n, description: description.value.trim() };
       const uri = `data:application/json,${encodeURIComponent(JSON.stringify(meta))}`;
-      const r = await sendEscrow("createListing", [keccakText(n), ZERO_ADDRESS, unit, Number(delivery.value), Number(dispute.value), bondBps, uri]);
+      const r = await sendEscrow("createListing", [
+        keccakText(n),
+        ZERO_ADDRESS,
+        unit,
+        Number(delivery.value),
+        Number(dispute.value),
+        bondBps,
+        uri,
+      ]);
       const ev = r.events.find((e) => e.name === "ListingCreated");
-      slot.show("ok", `Listing #${ev?.args.listingId} is open. Upload codes to put it in stock.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      slot.show(
+        "ok",
+        `Listing #${ev?.args.listingId} is open. Upload codes to put it in stock.`,
+        txLink(r.hash, Number(r.receipt.blockNumber)),
+      );
       onDone?.();
     }),
   );
@@ -162,7 +267,12 @@ function openListingCard(minBondBps, onDone) {
     h("h2", null, "Open a listing"),
     field("Product (sku name)", name),
     skuInfo,
-    h("div", { class: "cols" }, field("Unit price (ETH)", price), field("Bond per order (%)", bond, `At least ${minBondBps / 100}%`)),
+    h(
+      "div",
+      { class: "cols" },
+      field("Unit price (ETH)", price),
+      field("Bond per order (%)", bond, `At least ${minBondBps / 100}%`),
+    ),
     h("div", { class: "cols" }, field("Deliver within", delivery), field("Buyers may dispute for", dispute)),
     field("Description", description),
     slot,
@@ -202,7 +312,19 @@ function bondCard(currentBond, onDone) {
       onDone?.();
     }),
   );
-  return h("div", { class: "card" }, h("h2", null, "Bond (保证金)"), h("p", { class: "small muted" }, "Each order reserves part of your bond until it settles. Reserved bond cannot be withdrawn; an arbiter may slash it to the buyer."), field("Amount (ETH)", amount), slot, h("div", { class: "row" }, deposit, withdraw));
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Bond (保证金)"),
+    h(
+      "p",
+      { class: "small muted" },
+      "Each order reserves part of your bond until it settles. Reserved bond cannot be withdrawn; an arbiter may slash it to the buyer.",
+    ),
+    field("Amount (ETH)", amount),
+    slot,
+    h("div", { class: "row" }, deposit, withdraw),
+  );
 }
 
 /** Everything the dashboard shows, fetched in one go. */
@@ -210,12 +332,19 @@ async function loadDashboard() {
   const [dash, orders, listingsFull, ledger] = await Promise.all([
     get("/supplier/dashboard", { auth: true }),
     get("/supplier/orders?limit=1000", { auth: true }),
-    Promise.all([true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`))).then((x) => x.flat()),
+    Promise.all(
+      [true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`)),
+    ).then((x) => x.flat()),
     ledgerEvents(wallet.address).catch(() => []),
   ]);
   await Promise.all([...new Set([ZERO_ADDRESS, ...orders.map((o) => o.token)])].map(tokenInfo));
   const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
-  const listings = dash.listings.map((l) => ({ ...l, name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}` }));
+  const histories = await Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => [])));
+  const listings = dash.listings.map((l, i) => ({
+    ...l,
+    name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}`,
+    lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
+  }));
   return { dash, orders, listings, ledger };
 }
 
@@ -230,18 +359,30 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
   const lowStock = listings.filter((l) => l.low_stock);
   const byState = Object.entries(dash.orders_by_state);
 
-  const withdrawBtn = h("button", { class: "btn small", "data-test": "withdraw", disabled: balance === 0n }, "Withdraw");
+  const withdrawBtn = h(
+    "button",
+    { class: "btn small", "data-test": "withdraw", disabled: balance === 0n },
+    "Withdraw",
+  );
   withdrawBtn.addEventListener("click", () =>
     busy(withdrawBtn, wslot, async () => {
       const r = await sendEscrow("withdraw", [token, wallet.address]);
-      wslot.show("ok", `Withdrew ${fmtAmount(balance)} to ${short(wallet.address)}.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      wslot.show(
+        "ok",
+        `Withdrew ${fmtAmount(balance)} to ${short(wallet.address)}.`,
+        txLink(r.hash, Number(r.receipt.blockNumber)),
+      );
       refresh();
     }),
   );
 
   const listingRows = listings.map((l) => {
     const slot = messageSlot();
-    const toggle = h("button", { class: "btn small quiet", "data-test": "toggle-listing" }, l.active ? "Close" : "Reopen");
+    const toggle = h(
+      "button",
+      { class: "btn small quiet", "data-test": "toggle-listing" },
+      l.active ? "Close" : "Reopen",
+    );
     toggle.addEventListener("click", () =>
       busy(toggle, slot, async () => {
         await sendEscrow("updateListing", [BigInt(l.listing_id), BigInt(l.unit_price), !l.active]);
@@ -257,10 +398,28 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
     return h(
       "tr",
       { "data-test": "listing-row", "data-listing": l.listing_id },
-      h("td", { "data-label": "Listing" }, `#${l.listing_id} `, h("strong", null, l.name), h("div", { class: "small muted mono" }, short(l.sku, 10, 4))),
+      h(
+        "td",
+        { "data-label": "Listing" },
+        `#${l.listing_id} `,
+        h("strong", null, l.name),
+        h("div", { class: "small muted mono" }, short(l.sku, 10, 4)),
+      ),
       h("td", { "data-label": "Price", class: "num" }, fmtAmount(l.unit_price)),
-      h("td", { "data-label": "Stock", class: "num" }, h("span", { "data-test": "listing-stock" }, `${l.stock}`), l.low_stock ? h("div", null, pill("low", "warn")) : null),
-      h("td", { "data-label": "Committed / sold", class: "num" }, `${l.committed} / ${l.sold}`),
+      h(
+        "td",
+        { "data-label": "Stock", class: "num" },
+        h("span", { "data-test": "listing-stock" }, `${l.stock}`),
+        l.low_stock ? h("div", null, pill("low", "warn")) : null,
+      ),
+      h(
+        "td",
+        { "data-label": "Committed / sold", class: "num" },
+        l.lastBatch
+          ? chainNumber(String(l.committed), l.lastBatch.log.transactionHash, Number(l.lastBatch.log.blockNumber))
+          : String(l.committed),
+        ` / ${l.sold}`,
+      ),
       h("td", { "data-label": "In vault", class: "num" }, l.vault_codes ?? "—"),
       h("td", { "data-label": "Status" }, l.active ? pill("open", "ok") : pill("closed", "")),
       h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle), slot),
@@ -271,16 +430,44 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
   const settled = dash.recent_settlements.map((x) => ({ t: Number(x.timestamp), amount: BigInt(x.amount) }));
   return [
     lowStock.map((l) =>
-      message("warn", `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`),
+      message(
+        "warn",
+        `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`,
+      ),
     ),
     h(
       "div",
       { class: "stats" },
-      stat("Bond free", chainNumber(fmtAmount(bond.free), lastBond?.log.transactionHash, lastBond ? Number(lastBond.log.blockNumber) : undefined), lastBond ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber)) : "no deposit yet", { "data-test": "bond-free" }),
+      stat(
+        "Bond free",
+        chainNumber(
+          fmtAmount(bond.free),
+          lastBond?.log.transactionHash,
+          lastBond ? Number(lastBond.log.blockNumber) : undefined,
+        ),
+        lastBond ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber)) : "no deposit yet",
+        { "data-test": "bond-free" },
+      ),
       stat("Bond reserved", fmtAmount(bond.reserved), "backs open orders", { "data-test": "bond-reserved" }),
-      stat("In escrow", fmtAmount(amountOf(dash.in_escrow, token)), "paid, not yet settled", { "data-test": "in-escrow" }),
-      stat("Withdrawable", h("span", { "data-test": "withdrawable-amount" }, chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number)), h("div", null, withdrawBtn), { "data-test": "withdrawable" }),
-      stat("Earned", fmtAmount(amountOf(dash.earned, token)), `${dash.recent_settlements.length} settlement${dash.recent_settlements.length === 1 ? "" : "s"}`, { "data-test": "earned" }),
+      stat("In escrow", fmtAmount(amountOf(dash.in_escrow, token)), "paid, not yet settled", {
+        "data-test": "in-escrow",
+      }),
+      stat(
+        "Withdrawable",
+        h(
+          "span",
+          { "data-test": "withdrawable-amount" },
+          chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number),
+        ),
+        h("div", null, withdrawBtn),
+        { "data-test": "withdrawable" },
+      ),
+      stat(
+        "Earned",
+        fmtAmount(amountOf(dash.earned, token)),
+        `${dash.recent_settlements.length} settlement${dash.recent_settlements.length === 1 ? "" : "s"}`,
+        { "data-test": "earned" },
+      ),
     ),
     h(
       "div",
@@ -301,15 +488,50 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         "div",
         { class: "card" },
         h("h2", null, "Orders by state"),
-        byState.length ? h("div", { class: "row", "data-test": "orders-by-state" }, byState.map(([name, n]) => pill(`${name}: ${n}`, name.toLowerCase() === "disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : ""))) : h("p", { class: "muted" }, "No orders yet."),
+        byState.length
+          ? h(
+              "div",
+              { class: "row", "data-test": "orders-by-state" },
+              byState.map(([name, n]) =>
+                pill(
+                  `${name}: ${n}`,
+                  name.toLowerCase() === "disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : "",
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, "No orders yet."),
         h(
           "div",
           { class: "table-wrap", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
           h(
             "table",
             { class: "small", "data-test": "supplier-orders" },
-            h("thead", null, h("tr", null, ["Order", "State", "Qty", "Amount", "Paid"].map((t) => h("th", null, t)))),
-            h("tbody", null, orders.slice(0, 50).map((o) => h("tr", null, h("td", null, `#${o.order_id}`), h("td", null, statePill(o.state)), h("td", { class: "num" }, `${o.quantity}`), h("td", { class: "num" }, fmtAmount(o.amount, o.token)), h("td", null, txLink(o.paid_tx, o.paid_block))))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["Order", "State", "Qty", "Amount", "Paid"].map((t) => h("th", null, t)),
+              ),
+            ),
+            h(
+              "tbody",
+              null,
+              orders
+                .slice(0, 50)
+                .map((o) =>
+                  h(
+                    "tr",
+                    null,
+                    h("td", null, `#${o.order_id}`),
+                    h("td", null, statePill(o.state)),
+                    h("td", { class: "num" }, `${o.quantity}`),
+                    h("td", { class: "num" }, fmtAmount(o.amount, o.token)),
+                    h("td", null, txLink(o.paid_tx, o.paid_block)),
+                  ),
+                ),
+            ),
           ),
         ),
       ),
@@ -319,7 +541,26 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       { class: "card" },
       h("h2", null, "Listings"),
       listings.length
-        ? h("div", { class: "table-wrap" }, h("table", { class: "stack-sm", "data-test": "listings" }, h("thead", null, h("tr", null, ["Listing", "Price", "Stock", "Committed / sold", "In vault", "Status", ""].map((t) => h("th", null, t)))), h("tbody", null, listingRows)))
+        ? h(
+            "div",
+            { class: "table-wrap" },
+            h(
+              "table",
+              { class: "stack-sm", "data-test": "listings" },
+              h(
+                "thead",
+                null,
+                h(
+                  "tr",
+                  null,
+                  ["Listing", "Price", "Stock", "Committed / sold", "In vault", "Status", ""].map((t) =>
+                    h("th", null, t),
+                  ),
+                ),
+              ),
+              h("tbody", null, listingRows),
+            ),
+          )
         : h("p", { class: "muted" }, "No listings yet: open one below."),
     ),
     settlementsCard(dash.recent_settlements),
@@ -329,7 +570,10 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
 /** #/supplier */
 export async function supplierPage(ctx) {
   const title = h("h1", null, "Supplier dashboard");
-  const g = gate(ctx, { needSignIn: true, why: "Sign in with your supplier wallet to see your listings, orders, bond and balances." });
+  const g = gate(ctx, {
+    needSignIn: true,
+    why: "Sign in with your supplier wallet to see your listings, orders, bond and balances.",
+  });
   if (g) return h("section", null, title, g);
   const config = await read("config");
   let data = await loadDashboard();
@@ -359,15 +603,26 @@ export async function supplierPage(ctx) {
     },
     { interval: 2500, onError: (err) => errors.error(err) },
   );
-  const currentBond = () => data.dash.bonds.find((b) => b.token.toLowerCase() === ZERO_ADDRESS) || { free: "0", reserved: "0" };
+  const currentBond = () =>
+    data.dash.bonds.find((b) => b.token.toLowerCase() === ZERO_ADDRESS) || { free: "0", reserved: "0" };
   return h(
     "section",
     null,
-    h("div", { class: "spread" }, title, h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address)))),
+    h(
+      "div",
+      { class: "spread" },
+      title,
+      h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address))),
+    ),
     errors,
     wslot,
     live,
-    h("div", { class: "cols" }, upload, openListingCard(Number(config.minBondBps), () => refresh())),
+    h(
+      "div",
+      { class: "cols" },
+      upload,
+      openListingCard(Number(config.minBondBps), () => refresh()),
+    ),
     bondCard(currentBond, () => refresh()),
   );
 }
@@ -384,10 +639,36 @@ function settlementsCard(settlements) {
           h(
             "table",
             { class: "small", "data-test": "settlements" },
-            h("thead", null, h("tr", null, ["Order", "Kind", "Amount", "When", "Transaction"].map((t) => h("th", null, t)))),
-            h("tbody", null, settlements.map((s) => h("tr", { "data-test": "settlement-row" }, h("td", null, `#${s.order_id}`), h("td", null, s.kind), h("td", { class: "num" }, fmtAmount(s.amount, s.token)), h("td", null, when(s.timestamp)), h("td", null, txLink(s.tx_hash, s.block_number))))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["Order", "Kind", "Amount", "When", "Transaction"].map((t) => h("th", null, t)),
+              ),
+            ),
+            h(
+              "tbody",
+              null,
+              settlements.map((s) =>
+                h(
+                  "tr",
+                  { "data-test": "settlement-row" },
+                  h("td", null, `#${s.order_id}`),
+                  h("td", null, s.kind),
+                  h("td", { class: "num" }, fmtAmount(s.amount, s.token)),
+                  h("td", null, when(s.timestamp)),
+                  h("td", null, txLink(s.tx_hash, s.block_number)),
+                ),
+              ),
+            ),
           ),
         )
-      : h("p", { class: "muted" }, "Nothing settled yet. An order settles when its buyer confirms, or when its dispute window passes."),
+      : h(
+          "p",
+          { class: "muted" },
+          "Nothing settled yet. An order settles when its buyer confirms, or when its dispute window passes.",
+        ),
   );
 }

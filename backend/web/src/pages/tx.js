@@ -7,7 +7,8 @@ import { h, message, pill } from "../ui.js";
 function show(value) {
   if (typeof value === "bigint") return value.toString();
   if (Array.isArray(value)) return `[${value.map(show).join(", ")}]`;
-  if (value && typeof value === "object") return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+  if (value && typeof value === "object")
+    return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v));
   return String(value);
 }
 
@@ -16,16 +17,30 @@ export async function txPage(ctx, hash) {
     net.client.getTransaction({ hash }).catch(() => null),
     net.client.getTransactionReceipt({ hash }).catch(() => null),
   ]);
-  if (!tx) return h("section", null, h("h1", null, "Transaction"), message("error", `No transaction ${hash} on chain ${net.chainId}.`));
+  if (!tx)
+    return h(
+      "section",
+      null,
+      h("h1", null, "Transaction"),
+      message("error", `No transaction ${hash} on chain ${net.chainId}.`),
+    );
   const block = receipt ? await net.client.getBlock({ blockNumber: receipt.blockNumber }) : null;
   const events = receipt ? decodeLogs(receipt.logs) : [];
   return h(
     "section",
     null,
-    h("a", { href: "#/", class: "small", onclick: (e) => {
-      e.preventDefault();
-      history.back();
-    } }, "← Back"),
+    h(
+      "a",
+      {
+        href: "#/",
+        class: "small",
+        onclick: (e) => {
+          e.preventDefault();
+          history.back();
+        },
+      },
+      "← Back",
+    ),
     h("h1", null, "Transaction"),
     h(
       "div",
@@ -36,13 +51,33 @@ export async function txPage(ctx, hash) {
         h("dt", null, "Hash"),
         h("dd", { class: "mono" }, hash),
         h("dt", null, "Status"),
-        h("dd", null, !receipt ? pill("pending", "warn") : receipt.status === "success" ? pill("success", "ok") : pill("reverted", "bad")),
+        h(
+          "dd",
+          null,
+          !receipt
+            ? pill("pending", "warn")
+            : receipt.status === "success"
+              ? pill("success", "ok")
+              : pill("reverted", "bad"),
+        ),
         h("dt", null, "Block"),
-        h("dd", { "data-test": "tx-block" }, receipt ? `${receipt.blockNumber}` : "—", block ? ` · ${when(block.timestamp)}` : ""),
+        h(
+          "dd",
+          { "data-test": "tx-block" },
+          receipt ? `${receipt.blockNumber}` : "—",
+          block ? ` · ${when(block.timestamp)}` : "",
+        ),
         h("dt", null, "From"),
         h("dd", null, addr(tx.from, tx.from)),
         h("dt", null, "To"),
-        h("dd", null, tx.to ? addr(tx.to, tx.to) : "contract creation", tx.to?.toLowerCase() === net.escrow.toLowerCase() ? h("span", null, " ", pill("kameng escrow", "brand")) : null),
+        h(
+          "dd",
+          null,
+          tx.to ? addr(tx.to, tx.to) : "contract creation",
+          tx.to?.toLowerCase() === net.escrow.toLowerCase()
+            ? h("span", null, " ", pill("kameng escrow", "brand"))
+            : null,
+        ),
         h("dt", null, "Value"),
         h("dd", null, fmtAmount(tx.value)),
         h("dt", null, "Nonce"),
@@ -61,7 +96,11 @@ export async function txPage(ctx, hash) {
               "div",
               { class: "stack", style: { marginBottom: ".8rem" }, "data-test": "tx-event" },
               h("h3", null, ev.name),
-              h("dl", { class: "kv small" }, Object.entries(ev.args).flatMap(([k, v]) => [h("dt", null, k), h("dd", { class: "mono" }, show(v))])),
+              h(
+                "dl",
+                { class: "kv small" },
+                Object.entries(ev.args).flatMap(([k, v]) => [h("dt", null, k), h("dd", { class: "mono" }, show(v))]),
+              ),
             ),
           ),
         )
