@@ -70,13 +70,14 @@ def order_id_of(url: str) -> int:
 
 def test_buyer_buys_receives_checks_and_confirms(stack: WebStack, browser: Browser) -> None:
     stack.stock_listing(12)
+    in_stock = stack.catalog_listing(stack.dev.listing_id)["stock"]
     buyer = stack.new_account(ether=5)
     context, page = new_page(browser)
     page.goto(stack.url)
 
     # The storefront lists the product with its supplier's offer and stock.
     card = page.get_by_test_id("product").filter(has_text=PRODUCT)
-    expect(card).to_contain_text("12 in stock")
+    expect(card).to_contain_text(f"{in_stock} in stock")
     expect(card.get_by_test_id("offer")).to_contain_text("0.01 ETH")
     connect_dev_wallet(page, buyer)
     expect(page.get_by_test_id("wallet-address")).to_have_text(short(buyer.address))

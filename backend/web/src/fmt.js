@@ -11,7 +11,7 @@ export function short(hex, head = 6, tail = 4) {
 
 /** An address, shortened, with the full value on hover. */
 export function addr(address, label) {
-  return h("span", { class: "mono", title: address }, label || short(address));
+  return h("span", { class: label ? "mono" : "mono nowrap", title: address }, label || short(address));
 }
 
 /** A link to the in-app transaction page: "block 12 · 0xabcd…1234". */
