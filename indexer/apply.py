@@ -180,7 +180,7 @@ class Applier:
                 ev = Event(name, args, block, tx, log_index, headers[block].timestamp)
                 events.append(ev)
                 raw.append((ev.id, chain_id, block, entry["blockHash"].lower(), log_index, tx,
-                            address, name, ",".join(topics).lower(), data))
+                            address, name, ",".join(topics).lower(), bytes.fromhex(data[2:])))
         return events, raw
 
     def apply(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
@@ -202,18 +202,19 @@ class Applier:
         events, raw = self.decode(ranges)
         writer = BulkWriter(conn)
         ws = WorkingSet(conn, journal=journal, cache=cache)
-        batch = _Batch(self, ws)
+        batch = _Batch(self, ws, writer.uint_format)
         batch.prefetch(events)
         handlers = self._handlers
         for ev in events:
             handler = handlers.get(ev.name)
             if handler is not None:
                 handler(batch, ev)
-        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw, hex_blob=9)
+        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw)
         rows = len(raw)
-        for table, table_rows in batch.history.items():
-            writer.insert(table, table_rows)
-            rows += len(table_rows)
+        for name, table_rows in batch.history.items():
+            if table_rows:
+                writer.insert_tuples(TABLES[name], HISTORY_COLUMNS[name], table_rows)
+                rows += len(table_rows)
         rows += ws.flush(writer)
         rows += self.write_blocks(writer, ranges, events, extra_headers)
         return ApplyResult(events=len(events), rows=rows, working_set=ws)
@@ -238,28 +239,41 @@ class Applier:
 RAW_COLUMNS = ("id", "chain_id", "block_number", "block_hash", "log_index", "tx_hash", "address",
                "name", "topics", "data")
 BLOCK_COLUMNS = ("chain_id", "number", "hash", "parent_hash", "timestamp", "has_events")
+_REF = ("block_number", "tx_hash", "log_index")
+#: Column order of the history rows the handlers build as tuples.
+HISTORY_COLUMNS = {
+    "order_events": ("id", "order_id", "name", "state_after", "timestamp", *_REF),
+    "payouts": ("id", "order_id", "account", "token", "amount", "kind", "timestamp", *_REF),
+    "deliveries": ("order_id", "release_digest", "timestamp", "dispute_deadline", *_REF),
+    "evidence": ("id", "order_id", "party", "uri", "evidence_hash", *_REF),
+    "withdrawals": ("id", "account", "token", "to", "amount", "kind", "timestamp", *_REF),
+    "batches": ("listing_id", "batch_index", "root", "first_index", "count", *_REF),
+}
 
 
 class _Batch:
     """The in-memory state of one batch: the working set and the history rows to insert."""
 
-    def __init__(self, applier: Applier, ws: WorkingSet) -> None:
+    def __init__(self, applier: Applier, ws: WorkingSet,
+                 uint_format: Callable[[int], Any]) -> None:
         self.applier = applier
         self.ws = ws
         self.escrow = applier.escrow
-        self.order_events: list[dict[str, Any]] = []
-        self.deliveries: list[dict[str, Any]] = []
-        self.batches: list[dict[str, Any]] = []
-        self.evidence: list[dict[str, Any]] = []
-        self.payouts: list[dict[str, Any]] = []
-        self.withdrawals: list[dict[str, Any]] = []
+        #: Uint256 values in the database's stored form (padded strings on SQLite).
+        self.u = uint_format
+        self.order_events: list[tuple[Any, ...]] = []
+        self.deliveries: list[tuple[Any, ...]] = []
+        self.batches: list[tuple[Any, ...]] = []
+        self.evidence: list[tuple[Any, ...]] = []
+        self.payouts: list[tuple[Any, ...]] = []
+        self.withdrawals: list[tuple[Any, ...]] = []
         self.history = {
-            TABLES["order_events"]: self.order_events,
-            TABLES["deliveries"]: self.deliveries,
-            TABLES["batches"]: self.batches,
-            TABLES["evidence"]: self.evidence,
-            TABLES["payouts"]: self.payouts,
-            TABLES["withdrawals"]: self.withdrawals,
+            "order_events": self.order_events,
+            "deliveries": self.deliveries,
+            "batches": self.batches,
+            "evidence": self.evidence,
+            "payouts": self.payouts,
+            "withdrawals": self.withdrawals,
         }
         self._warned: set[int] = set()
 
@@ -340,11 +354,8 @@ class _Batch:
         return row
 
     def _order_event(self, ev: Event, state: int) -> None:
-        self.order_events.append({
-            "id": ev.id, "order_id": ev.args["orderId"], "name": ev.name, "state_after": state,
-            "timestamp": ev.ts, "block_number": ev.block, "tx_hash": ev.tx,
-            "log_index": ev.log_index,
-        })
+        self.order_events.append((ev.id, self.u(ev.args["orderId"]), ev.name, state, ev.ts,
+                                  ev.block, ev.tx, ev.log_index))
 
     # ------------------------------------------------------------ money
 
@@ -353,11 +364,8 @@ class _Batch:
         """Credit `amount` to `account`'s balance and record the payout (zero credits are not)."""
         if amount == 0:
             return
-        self.payouts.append({
-            "id": row_id(ev.block, ev.log_index, k), "order_id": order_id, "account": account,
-            "token": token, "amount": amount, "kind": kind, "timestamp": ev.ts,
-            "block_number": ev.block, "tx_hash": ev.tx, "log_index": ev.log_index,
-        })
+        self.payouts.append((ev.id | k, self.u(order_id), account, token, self.u(amount), kind,
+                             ev.ts, ev.block, ev.tx, ev.log_index))
         key = (account, token)
         row = self.ws.touch("balances", key, ev.block)
         if row is None:
@@ -438,10 +446,9 @@ class _Batch:
             "reserved": a["reserved"], "updated_block": ev.block,
         }, ev.block)
         if ev.name == "BondWithdrawn":
-            self.withdrawals.append({
-                "id": ev.id, "account": a["supplier"], "token": a["token"], "to": a["to"],
-                "amount": a["amount"], "kind": "bond", "timestamp": ev.ts, **ev.ref(),
-            })
+            self.withdrawals.append((ev.id, a["supplier"], a["token"], a["to"],
+                                     self.u(a["amount"]), "bond", ev.ts, ev.block, ev.tx,
+                                     ev.log_index))
 
     # ------------------------------------------------------------ listings
 
@@ -470,11 +477,8 @@ class _Batch:
     def batch_committed(self, ev: Event) -> None:
         """BatchCommitted: a Merkle root over a range of code indexes; the stock grows."""
         a = ev.args
-        self.batches.append({
-            "listing_id": a["listingId"], "batch_index": a["batchIndex"],
-            "root": a["root"], "first_index": a["firstIndex"], "count": a["count"],
-            **ev.ref(),
-        })
+        self.batches.append((a["listingId"], a["batchIndex"], a["root"], a["firstIndex"],
+                             a["count"], ev.block, ev.tx, ev.log_index))
         row = self.ws.touch("listings", (a["listingId"],), ev.block)
         if row is not None:
             row["committed"] = a["committed"]
@@ -513,10 +517,8 @@ class _Batch:
             deadline = ev.ts + order["dispute_window"]
             order.update(state=int(OrderState.DELIVERED), release_digest=digest,
                          deadline=deadline, updated_block=ev.block, updated_at=ev.ts)
-            self.deliveries.append({
-                "order_id": ev.args["orderId"], "release_digest": digest, "timestamp": ev.ts,
-                "dispute_deadline": deadline, **ev.ref(),
-            })
+            self.deliveries.append((self.u(ev.args["orderId"]), digest, ev.ts, deadline,
+                                    ev.block, ev.tx, ev.log_index))
         self._order_event(ev, int(OrderState.DELIVERED))
 
     def order_completed(self, ev: Event) -> None:
@@ -558,10 +560,8 @@ class _Batch:
         if order is not None:
             order.update(state=int(OrderState.DISPUTED), deadline=a["arbitrationDeadline"],
                          updated_block=ev.block, updated_at=ev.ts)
-            self.evidence.append({
-                "id": ev.id, "order_id": oid, "party": order["buyer"], "uri": a["evidenceURI"],
-                "evidence_hash": evidence_hash, **ev.ref(),
-            })
+            self.evidence.append((ev.id, self.u(oid), order["buyer"], a["evidenceURI"],
+                                  evidence_hash, ev.block, ev.tx, ev.log_index))
         self.ws.create("disputes", (oid,), {
             "order_id": oid, "opened_at": ev.ts, "arbitration_deadline": a["arbitrationDeadline"],
             "evidence_uri": a["evidenceURI"], "evidence_hash": evidence_hash, "ruled": False,
@@ -574,10 +574,8 @@ class _Batch:
     def evidence_added(self, ev: Event) -> None:
         """EvidenceAdded: more evidence from a party."""
         a = ev.args
-        self.evidence.append({
-            "id": ev.id, "order_id": a["orderId"], "party": a["party"], "uri": a["uri"],
-            "evidence_hash": a["evidenceHash"], **ev.ref(),
-        })
+        self.evidence.append((ev.id, self.u(a["orderId"]), a["party"], a["uri"],
+                              a["evidenceHash"], ev.block, ev.tx, ev.log_index))
         order = self.ws.get("orders", (a["orderId"],))
         state = int(order["state"]) if order is not None else int(OrderState.DISPUTED)
         self._order_event(ev, state)
@@ -621,16 +619,12 @@ class _Batch:
         """FeesWithdrawn: the platform's fees (credited to the escrow's address) paid out."""
         a = ev.args
         self.debit(ev, self.escrow, a["token"], a["amount"])
-        self.withdrawals.append({
-            "id": ev.id, "account": self.escrow, "token": a["token"], "to": a["to"],
-            "amount": a["amount"], "kind": "fees", "timestamp": ev.ts, **ev.ref(),
-        })
+        self.withdrawals.append((ev.id, self.escrow, a["token"], a["to"], self.u(a["amount"]),
+                                 "fees", ev.ts, ev.block, ev.tx, ev.log_index))
 
     def withdrawn(self, ev: Event) -> None:
         """Withdrawn: an account took its whole balance."""
         a = ev.args
         self.debit(ev, a["account"], a["token"], a["amount"])
-        self.withdrawals.append({
-            "id": ev.id, "account": a["account"], "token": a["token"], "to": a["to"],
-            "amount": a["amount"], "kind": "balance", "timestamp": ev.ts, **ev.ref(),
-        })
+        self.withdrawals.append((ev.id, a["account"], a["token"], a["to"], self.u(a["amount"]),
+                                 "balance", ev.ts, ev.block, ev.tx, ev.log_index))

@@ -7,6 +7,7 @@ the `Uint256` columns itself (zero-padded decimal strings on SQLite, as `Uint256
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, tuple_
@@ -33,6 +34,29 @@ def uint_columns(table: Table) -> frozenset[str]:
     return frozenset(c.name for c in table.columns if isinstance(c.type, Uint256))
 
 
+class _PaddedUints:
+    """uint256 to SQLite's stored form, remembering recent values (order ids recur)."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self.memo: dict[int, str] = {}
+
+    def __call__(self, value: int) -> str:
+        found = self.memo.get(value)
+        if found is None:
+            if len(self.memo) >= self.size:
+                self.memo.clear()
+            found = self.memo[value] = str(value).zfill(78)
+        return found
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+_PADDED = _PaddedUints()
+
+
 class BulkWriter:
     """Writes many rows at once on one connection, inside the caller's transaction."""
 
@@ -40,6 +64,8 @@ class BulkWriter:
         """Bind to a connection (its transaction must already be open)."""
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
+        #: A uint256 in the stored form of this database (`Uint256`'s own conversion).
+        self.uint_format: Callable[[int], Any] = _identity if self.postgres else _PADDED
         self._converters: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
         self._upserts: dict[tuple[str, tuple[str, ...]], str] = {}
 
@@ -69,18 +95,15 @@ class BulkWriter:
         self.insert_tuples(table, columns, tuples)
 
     def insert_tuples(self, table: Table, columns: Sequence[str],
-                      tuples: Iterable[Sequence[Any]], hex_blob: int | None = None) -> None:
+                      tuples: Iterable[Sequence[Any]]) -> None:
         """Insert rows given as tuples in `columns` order, already in the column's stored form.
 
-        On SQLite, `Uint256` values must be zero-padded 78-digit strings; on PostgreSQL, ints.
-        `hex_blob` is the position of a binary column given as ``0x`` hex (as nodes send it).
+        On SQLite, `Uint256` values must be zero-padded 78-digit strings (`uint_format`); on
+        PostgreSQL, ints.
         """
         driver = self.conn.connection.driver_connection
         assert driver is not None
         names = ", ".join(f'"{c}"' for c in columns)
-        if hex_blob is not None:
-            i = hex_blob
-            tuples = ((*r[:i], bytes.fromhex(r[i][2:]), *r[i + 1:]) for r in tuples)
         if self.postgres:
             self._copy(driver, f'"{table.name}"', names, tuples)
         else:
@@ -114,11 +137,19 @@ class BulkWriter:
             sql = (f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) '
                    f"ON CONFLICT ({conflict}) {action}")
             self._upserts[key] = sql
-        converters = self._row_converters(table, columns)
-        tuples = [
-            tuple(r[c] if f is None else f(r[c]) for c, f in zip(columns, converters, strict=True))
-            for r in rows
-        ]
+        getter = itemgetter(*columns)
+        uints = [i for i, f in enumerate(self._row_converters(table, columns)) if f is not None]
+        if uints:
+            fmt = self.uint_format
+            tuples = []
+            for r in rows:
+                values = list(getter(r))
+                for i in uints:
+                    if values[i] is not None:
+                        values[i] = fmt(values[i])
+                tuples.append(tuple(values))
+        else:
+            tuples = [getter(r) for r in rows]
         driver = self.conn.connection.driver_connection
         assert driver is not None
         if self.postgres and len(tuples) >= _MERGE_THRESHOLD:

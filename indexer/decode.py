@@ -2,10 +2,10 @@
 
 `contracts.events.EventCodec` knows every event's topic and types. For the events whose data
 holds only static ABI types (all the high-volume ones: OrderPaid, OrderDelivered, OrderSettled,
-...), `LogDecoder` compiles the codec's spec into a plan that reads each 32-byte word directly
-from the hex string the node sent: no hex-to-bytes round trip, no `eth_abi` call, addresses
-checksummed through a cache. Events with dynamic data (strings) go through the codec's
-`decode_args`. Both paths give the same values, in the indexer's representation:
+...), `LogDecoder` compiles the codec's spec into a small Python function that slices each
+32-byte word straight out of the hex string the node sent: no hex-to-bytes round trip, no
+`eth_abi` call, addresses checksummed through a cache. Events with dynamic data (strings) go
+through the codec's `decode_args`. Both paths give the same values, in the indexer's representation:
 
 - ``address``: checksummed string;
 - ``bytesN``: ``0x``-prefixed lowercase hex of its N bytes;
@@ -24,19 +24,30 @@ from eth_utils import to_checksum_address
 if TYPE_CHECKING:
     from contracts.events import EventCodec, EventSpec
 
-Word = Callable[[str], Any]
-
 
 class _Plan:
-    __slots__ = ("data", "dynamic", "indexed", "name", "words")
+    __slots__ = ("fn", "name", "topics", "words")
 
-    def __init__(self, name: str, indexed: list[tuple[str, Word]],
-                 data: list[tuple[str, int, int, Word]] | None, words: int) -> None:
+    def __init__(self, name: str, fn: Callable[[list[str], str], dict[str, Any]] | None,
+                 topics: int, words: int) -> None:
         self.name = name
-        self.indexed = indexed
-        self.data = data  # None: dynamic data, decode with the codec
-        self.dynamic = data is None
+        self.fn = fn  # None: dynamic data, decoded by the codec
+        self.topics = topics
         self.words = words
+
+    @property
+    def dynamic(self) -> bool:
+        return self.fn is None
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 256) if value >= 1 << 255 else value
+
+
+def _is_word(typ: str) -> bool:
+    """Whether a type is one static word (as opposed to arrays, strings, bytes, tuples)."""
+    return (typ == "address" or typ == "bool" or typ.startswith(("uint", "int"))
+            or (typ.startswith("bytes") and typ != "bytes"))
 
 
 def _split_tuple(type_string: str) -> list[str]:
@@ -77,70 +88,57 @@ class LogDecoder:
             self._checksums[address] = found
         return found
 
-    def _word(self, typ: str) -> Word | None:
-        """A function of one 64-hex-digit word, or None for a type that is not one word."""
+    @staticmethod
+    def _word_expr(typ: str, var: str, start: int) -> str | None:
+        """Source of an expression reading one word of `typ` at ``var[start:start + 64]``."""
+        word = f"{var}[{start}:{start + 64}]"
         if typ == "address":
-            checksum = self.checksum
-            return lambda w: checksum("0x" + w[24:].lower())
+            return f'cs("0x" + {var}[{start + 24}:{start + 64}].lower())'
         if typ.startswith("uint"):
-            return lambda w: int(w, 16)
+            return f"int({word}, 16)"
         if typ.startswith("int"):
-            bits = 256
-
-            def signed(w: str) -> int:
-                v = int(w, 16)
-                return v - (1 << bits) if v >= 1 << (bits - 1) else v
-
-            return signed
+            return f"signed(int({word}, 16))"
         if typ == "bool":
-            return lambda w: int(w, 16) != 0
+            return f"(int({word}, 16) != 0)"
         if typ.startswith("bytes") and typ != "bytes":
-            size = int(typ[5:])
-            return lambda w: "0x" + w[: 2 * size].lower()
+            return f'"0x" + {var}[{start}:{start + 2 * int(typ[5:])}].lower()'
         return None
 
-    def _static(self, typ: str) -> tuple[int, Word] | None:
-        """(words, reader) of a static type; None for dynamic ones."""
+    def _static_expr(self, typ: str, var: str, start: int) -> tuple[int, str] | None:
+        """(words, expression source) of a static type in the data; None if it is dynamic."""
         if typ.startswith("(") and typ.endswith(")"):
-            parts = [self._static(t) for t in _split_tuple(typ)]
-            if any(p is None for p in parts):
-                return None
-            readers: list[tuple[int, int, Word]] = []
-            offset = 0
-            for p in parts:
-                assert p is not None
-                readers.append((offset, p[0], p[1]))
-                offset += p[0]
-            total = offset
-
-            def read_tuple(w: str) -> tuple[Any, ...]:
-                return tuple(fn(w[64 * o: 64 * (o + n)]) for o, n, fn in readers)
-
-            return total, read_tuple
+            parts, words = [], 0
+            for inner in _split_tuple(typ):
+                found = self._static_expr(inner, var, start + 64 * words)
+                if found is None:
+                    return None
+                words += found[0]
+                parts.append(found[1])
+            return words, "(" + ", ".join(parts) + ",)"
         if typ.endswith("]"):
             return None
-        word = self._word(typ)
-        return None if word is None else (1, word)
+        expr = self._word_expr(typ, var, start)
+        return None if expr is None else (1, expr)
 
     def _plan(self, spec: EventSpec) -> _Plan:
-        indexed: list[tuple[str, Word]] = []
-        for name, typ in spec.indexed:
-            word = self._word(typ)
-            if word is None:  # dynamic indexed values are hashed into the topic
-                indexed.append((name, lambda w: "0x" + w.lower()))
-            else:
-                indexed.append((name, word))
-        data: list[tuple[str, int, int, Word]] | None = []
-        offset = 0
+        """Compile a decoder function for an event whose data is static."""
+        fields = []
+        for i, (name, typ) in enumerate(spec.indexed, start=1):
+            expr = self._word_expr(typ, f"topics[{i}]", 2)
+            if expr is None:  # dynamic indexed values are hashed into the topic
+                expr = f"topics[{i}].lower()"
+            fields.append(f"{name!r}: {expr}")
+        words = 0
         for name, typ in zip(spec.data_names, spec.data_types, strict=True):
-            static = self._static(typ)
-            if static is None:
-                data = None
-                break
-            assert data is not None
-            data.append((name, 64 * offset, 64 * (offset + static[0]), static[1]))
-            offset += static[0]
-        return _Plan(spec.name, indexed, data, offset)
+            found = self._static_expr(typ, "data", 2 + 64 * words)
+            if found is None:
+                return _Plan(spec.name, None, len(spec.indexed) + 1, 0)
+            words += found[0]
+            fields.append(f"{name!r}: {found[1]}")
+        source = "def decode(topics, data):\n    return {" + ", ".join(fields) + "}\n"
+        namespace: dict[str, Any] = {"cs": self.checksum, "signed": _signed}
+        exec(compile(source, f"<decode {spec.name}>", "exec"), namespace)  # noqa: S102
+        return _Plan(spec.name, namespace["decode"], len(spec.indexed) + 1, words)
 
     def normalize(self, value: Any, typ: str) -> Any:
         """A value decoded by `eth_abi` in the indexer's representation (see the module note)."""
@@ -169,19 +167,13 @@ class LogDecoder:
         """
         if not topics:
             return None
-        plan = self.plans.get(topics[0].lower())
+        plan = self.plans.get(topics[0]) or self.plans.get(topics[0].lower())
         if plan is None:
             return None
-        if plan.data is None or len(data) != 2 + 64 * plan.words or len(topics) != len(
-                plan.indexed) + 1:
+        fn = plan.fn
+        if fn is None or len(data) != 2 + 64 * plan.words or len(topics) != plan.topics:
             return self._slow(topics, data)
-        args: dict[str, Any] = {}
-        for (name, fn), topic in zip(plan.indexed, topics[1:], strict=False):
-            args[name] = fn(topic[2:])
-        body = data[2:]
-        for name, start, end, fn in plan.data:
-            args[name] = fn(body[start:end])
-        return plan.name, args
+        return plan.name, fn(topics, data)
 
     def _slow(self, topics: list[str], data: str) -> tuple[str, dict[str, Any]] | None:
         raw_topics = [bytes.fromhex(t[2:]) for t in topics]
@@ -194,7 +186,7 @@ class LogDecoder:
         types.update(zip(spec.data_names, spec.data_types, strict=True))
         for key, value in args.items():
             typ = types[key]
-            if key in dict(spec.indexed) and self._word(typ) is None:
+            if key in dict(spec.indexed) and not _is_word(typ):
                 args[key] = "0x" + bytes(value).hex()
             else:
                 args[key] = self.normalize(value, typ)

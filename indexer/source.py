@@ -193,7 +193,7 @@ class HttpSource:
     """A node over HTTP JSON-RPC, through web3's `HTTPProvider.make_request`."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, max_concurrency: int = 4,
-                 initial_range: int = 100, max_range: int = 50_000) -> None:
+                 initial_range: int = 10, max_range: int = 50_000) -> None:
         """Prepare a source; no request is made yet.
 
         Args:
