@@ -261,6 +261,34 @@ class ReleaseWatcher(threading.Thread):
             self.stop_event.wait(0.01)
 
 
+class MirrorWatcher(threading.Thread):
+    """Notes the wall time at which each order first appears in the indexer's mirror (for the
+    breakdown: block -> mirror -> release)."""
+
+    def __init__(self, runtime: Runtime, stop: threading.Event) -> None:
+        super().__init__(name="bench-mirror", daemon=True)
+        self.runtime = runtime
+        self.stop_event = stop
+        self.seen: dict[int, float] = {}
+
+    def run(self) -> None:
+        from indexer.models import Order as MirrorOrder
+
+        newest = 0
+        while not self.stop_event.is_set():
+            with self.runtime.sessions() as session:
+                rows = session.execute(
+                    select(MirrorOrder.order_id, MirrorOrder.paid_block).where(
+                        MirrorOrder.paid_block >= newest - 2
+                    )
+                ).all()
+            now = time.perf_counter()
+            for oid, block in rows:
+                self.seen.setdefault(int(oid), now)
+                newest = max(newest, int(block))
+            self.stop_event.wait(0.01)
+
+
 def _fund(chain: Chain, accounts: list[LocalAccount]) -> None:
     for a in accounts:
         chain.make_request("anvil_setBalance", [a.address, hex(10**21)])
@@ -295,8 +323,9 @@ def anvil_1s_blocks(
         chain.make_request("evm_setIntervalMining", [1])
         blocks = BlockWatcher(node.url, stop)
         releases = ReleaseWatcher(runtime, stop)
-        blocks.start()
-        releases.start()
+        mirror = MirrorWatcher(runtime, stop)
+        for watcher in (blocks, releases, mirror):
+            watcher.start()
         console.print(f"[dim]anvil, 1-s blocks: {total} orders at {rate:g}/s for {seconds} s[/dim]")
         hashes, sent_for = run_load(
             url=node.url,
@@ -322,6 +351,15 @@ def anvil_1s_blocks(
             time.sleep(0.05)  # waiting for the backend to drain the last blocks
         stop.set()
         latencies = [(releases.seen[o] - blocks.seen[b]) * 1000 for o, b in orders.items()]
+        indexed = [
+            (mirror.seen[o] - blocks.seen[b]) * 1000 for o, b in orders.items() if o in mirror.seen
+        ]
+        if indexed:
+            console.print(
+                f"[dim]breakdown: block -> mirror p50 {percentile(indexed, 50):.0f} ms, "
+                f"p99 {percentile(indexed, 99):.0f} ms; the rest is the agent sealing "
+                "and storing[/dim]"
+            )
         first_block = min(blocks.seen[b] for b in orders.values())
         last_release = max(releases.seen[o] for o in orders)
         per_block = len(orders) / max(1, len(set(orders.values())))

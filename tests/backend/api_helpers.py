@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,6 +127,29 @@ class Served:
             return health.indexed_block is not None and health.indexed_block >= head
 
         poll("the indexer to reach the head", caught_up, timeout)
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str | None]:
+    """A fresh database URL: None for SQLite (the runtime makes a temporary file), or a new
+    PostgreSQL schema on the local server, dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    import sqlalchemy as sa
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @contextmanager

@@ -12,12 +12,14 @@ from backend.auth import sign_message
 from backend.client import ApiError
 from backend.release import verify_release_onchain
 from contracts.encoding import OrderState, order_id
-from tests.backend.api_helpers import Served, poll, serve
+from tests.backend.api_helpers import Served, database, poll, serve
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    with serve(buyers=3) as s:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    with database(request.param) as url, serve(database_url=url, buyers=3) as s:
         s.upload(60)
         yield s
 
@@ -32,6 +34,8 @@ def test_buyer_fetches_a_release_that_verifies_against_the_chain(served: Served)
     assert [c.index for c in release.codes] == [first + i for i in range(3)]
     for code in release.codes:
         assert len(code.commitment) == 32 and code.proof and len(code.batch_root) == 32
+    raw = client.request("GET", f"/buyer/orders/{bought.order_id}/release").text
+    assert "KMG-" not in raw and b"KMG-".hex() not in raw  # codes only inside the box
     poll(
         "the delivery on-chain",
         lambda: served.escrow.order_hash(bought.order_id) != bought.order.hash(),

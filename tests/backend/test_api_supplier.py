@@ -12,14 +12,19 @@ import pytest
 from backend.client import ApiError
 from contracts.encoding import OrderState
 from contracts.testing import demo_codes
-from tests.backend.api_helpers import Served, backend_settings, poll, serve
+from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 
 CAP = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    with serve(backend_settings(max_upload_bytes=CAP), buyers=2) as s:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    with (
+        database(request.param) as url,
+        serve(backend_settings(max_upload_bytes=CAP), database_url=url, buyers=2) as s,
+    ):
         yield s
 
 
