@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -60,6 +61,12 @@ def serve(
     ] = Path("var/dev-accounts.json"),
     indexer: Annotated[bool, typer.Option(help="Run the indexer in this process.")] = True,
     agent: Annotated[bool, typer.Option(help="Run the delivery agent in this process.")] = True,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The URL clients use (its host is the SIWE domain); default: http://HOST:PORT."
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the delivery agent and the indexer in one process (zero configuration)."""
     import logging
@@ -96,7 +103,7 @@ def serve(
         runtime.start(api=False, indexer=indexer, agent=agent)
     except KamengError as exc:
         raise fail(str(exc)) from exc
-    url = f"http://{host}:{port}"
+    url = (public_url or f"http://{host}:{port}").rstrip("/")
     runtime.url = url
     table = Table(show_header=False, title="kameng serve")
     table.add_row("API", f"{url}  (OpenAPI: {url}/docs)")
@@ -118,7 +125,7 @@ def serve(
             f"{written} (supplier, arbiter, buyer0..; listing {runtime.dev.listing_id})",
         )
     console.print(table)
-    app_ = runtime.app(domain=f"{host}:{port}", public_url=url)
+    app_ = runtime.app(domain=urlsplit(url).netloc, public_url=url)
     try:
         uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
     finally:
