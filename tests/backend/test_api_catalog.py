@@ -70,6 +70,10 @@ def test_supplier_record_counts_completed_orders_and_lost_disputes(served: Serve
     assert 0 < entry.seconds_left <= 7 * 24 * 3600
     assert entry.evidence_uri == "ipfs://why" and entry.amount == lost.order.amount
     assert entry.evidence and entry.evidence[0].party == disputer.address
+    assert judge.order(lost.order_id).state == OrderState.DISPUTED  # arbiters read any order
+    with pytest.raises(ApiError) as err:
+        served.client(buyer).order(lost.order_id)
+    assert err.value.status == 403
     served.escrow.rule(
         served.dev.arbiter, lost.order_id, disputed, buyer_bps=10_000, slash_bps=1000
     )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from backend import models as vault_models
 from backend.api import queries
 from backend.api.convert import event_public, order_fields, order_public, state_name
-from backend.api.deps import CurrentWallet, SessionDep
+from backend.api.deps import ContextDep, CurrentWallet, SessionDep
 from backend.api.errors import Forbidden, NotFound, NotReady
 from backend.api.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
 from backend.errors import ReleaseNotFound
@@ -66,13 +66,13 @@ def _unknown(order_id: int) -> NotFound:
     responses={**_AUTH_ERRORS, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
 )
 def order_detail(
-    order_id: OrderIdPath, session: SessionDep, wallet: CurrentWallet
+    order_id: OrderIdPath, ctx: ContextDep, session: SessionDep, wallet: CurrentWallet
 ) -> OrderDetailPublic:
-    """One order with its on-chain history. Its buyer or supplier only."""
+    """One order with its on-chain history. Its buyer, its supplier, or an arbiter."""
     row = queries.get_order(session, order_id=order_id)
     if row is None:
         raise _unknown(order_id)
-    if wallet.address not in (row.buyer, row.supplier):
+    if wallet.address not in (row.buyer, row.supplier) and not ctx.is_arbiter(wallet.address):
         raise Forbidden(f"order {order_id} is not yours: sign in as its buyer or supplier")
     events = queries.order_events(session, order_id=order_id)
     return OrderDetailPublic(
