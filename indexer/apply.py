@@ -30,10 +30,10 @@ from eth_utils import to_checksum_address
 
 from contracts.client import escrow_codec
 from contracts.encoding import ZERO_ADDRESS, OrderState
-from indexer.bulk import BulkWriter
+from indexer.bulk import BulkWriter, RowFormat
 from indexer.decode import LogDecoder
 from indexer.errors import IndexerError
-from indexer.state import TABLES, RowCache, WorkingSet
+from indexer.state import TABLES, RowCache, WorkingSet, Write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -98,22 +98,24 @@ class Event:
 
 
 @dataclass
-class ApplyResult:
-    """What one batch wrote.
+class Prepared:
+    """One batch, applied in memory, with its writes ready to execute.
 
     Attributes:
         events: Logs applied.
-        rows: Rows written (raw, history, latest-value, journal and blocks).
+        writes: The bulk writes, as tuples in the database's stored form.
+        working_set: The latest-value rows the batch read and changed.
+        rows: Rows written, once `Applier.write` ran.
     """
 
-    events: int = 0
+    events: int
+    writes: list[Write]
+    working_set: WorkingSet
     rows: int = 0
-    working_set: WorkingSet | None = None
 
     def publish(self, cache: RowCache) -> None:
-        """Once the transaction committed: hand the batch's rows to the cache."""
-        if self.working_set is not None:
-            self.working_set.publish(cache)
+        """Hand the batch's rows to the cache (once committed, or when pipelining writes)."""
+        self.working_set.publish(cache)
 
 
 class Applier:
@@ -185,8 +187,8 @@ class Applier:
 
     def apply(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
               extra_headers: Sequence[Header] = (), cache: RowCache | None = None
-              ) -> ApplyResult:
-        """Write a batch of consecutive ranges inside the caller's transaction.
+              ) -> Prepared:
+        """Apply a batch of consecutive ranges inside the caller's transaction.
 
         Args:
             conn: The connection, in a transaction the caller commits with the checkpoint.
@@ -194,46 +196,76 @@ class Applier:
             journal: Keep undo pre-images (the blocks may still be reorganised away).
             extra_headers: Headers to store besides those of the ranges (blocks not final).
             cache: Latest-value rows as last committed; after the caller commits, it must call
-                `ApplyResult.publish` (or clear the cache if the commit failed).
+                `Prepared.publish` (or clear the cache if the commit failed).
 
         Returns:
-            Counts of events and rows.
+            The batch, written.
+        """
+        writer = BulkWriter(conn)
+        prepared = self.prepare(conn, ranges, journal=journal, extra_headers=extra_headers,
+                                cache=cache, fmt=writer)
+        self.write(writer, prepared)
+        return prepared
+
+    def prepare(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
+                fmt: RowFormat, extra_headers: Sequence[Header] = (),
+                cache: RowCache | None = None) -> Prepared:
+        """Decode and apply a batch in memory; return its writes as tuples, ready to execute.
+
+        Args:
+            conn: A connection to read latest-value rows the cache does not hold.
+            ranges: Consecutive fetched ranges, in order.
+            journal: Keep undo pre-images (the blocks may still be reorganised away).
+            fmt: The database's row format.
+            extra_headers: Headers to store besides those of the ranges.
+            cache: Latest-value rows as of the previous batch.
+
+        Returns:
+            The prepared batch.
         """
         events, raw = self.decode(ranges)
-        writer = BulkWriter(conn)
         ws = WorkingSet(conn, journal=journal, cache=cache)
-        batch = _Batch(self, ws, writer.uint_format)
+        batch = _Batch(self, ws, fmt.uint_format)
         batch.prefetch(events)
         handlers = self._handlers
         for ev in events:
             handler = handlers.get(ev.name)
             if handler is not None:
                 handler(batch, ev)
-        writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, raw)
-        rows = len(raw)
+        writes: list[Write] = [("insert", TABLES["raw_events"], RAW_COLUMNS, raw)]
         for name, table_rows in batch.history.items():
             if table_rows:
-                writer.insert_tuples(TABLES[name], HISTORY_COLUMNS[name], table_rows)
-                rows += len(table_rows)
-        rows += ws.flush(writer)
-        rows += self.write_blocks(writer, ranges, events, extra_headers)
-        return ApplyResult(events=len(events), rows=rows, working_set=ws)
+                writes.append(("insert", TABLES[name], HISTORY_COLUMNS[name], table_rows))
+        writes += ws.collect(fmt)
+        writes.append(("insert", TABLES["blocks"], BLOCK_COLUMNS,
+                       self.block_rows(ranges, events, extra_headers)))
+        return Prepared(events=len(events), writes=writes, working_set=ws)
 
-    def write_blocks(self, writer: BulkWriter, ranges: Sequence[FetchedRange],
-                     events: Sequence[Event], extra: Sequence[Header]) -> int:
-        """Store the headers of the blocks with events, of each range's end and of `extra`."""
+    @staticmethod
+    def write(writer: BulkWriter, prepared: Prepared) -> None:
+        """Execute a prepared batch's writes on the writer's connection (in its transaction)."""
+        for kind, table, columns, tuples in prepared.writes:
+            if not tuples:
+                continue
+            if kind == "insert":
+                writer.insert_tuples(table, columns, tuples)
+            else:
+                writer.upsert_tuples(table, columns, tuples)
+            prepared.rows += len(tuples)
+
+    def block_rows(self, ranges: Sequence[FetchedRange], events: Sequence[Event],
+                   extra: Sequence[Header]) -> list[tuple[Any, ...]]:
+        """Rows of the headers of the blocks with events, of each range's end and of `extra`."""
         with_events = {ev.block for ev in events}
         headers: dict[int, Header] = {}
         for fetched in ranges:
             headers.update(fetched.headers)
         for h in extra:
             headers[h.number] = h
-        rows = [
+        return [
             (self.chain_id, n, h.hash, h.parent_hash, h.timestamp, n in with_events)
             for n, h in sorted(headers.items())
         ]
-        writer.insert_tuples(TABLES["blocks"], BLOCK_COLUMNS, rows)
-        return len(rows)
 
 
 RAW_COLUMNS = ("id", "chain_id", "block_number", "block_hash", "log_index", "tx_hash", "address",

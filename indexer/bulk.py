@@ -57,42 +57,62 @@ def _identity(value: int) -> int:
 _PADDED = _PaddedUints()
 
 
-class BulkWriter:
+class RowFormat:
+    """Rows as tuples in one database's stored form; needs no connection (thread-safe)."""
+
+    def __init__(self, postgres: bool) -> None:
+        """Format for PostgreSQL (`postgres`) or SQLite."""
+        self.postgres = postgres
+        #: A uint256 in the stored form of this database (`Uint256`'s own conversion).
+        self.uint_format: Callable[[int], Any] = _identity if postgres else _PADDED
+        self._uints: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+    def tuples(self, table: Table, rows: Sequence[dict[str, Any]]
+               ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The columns of `rows[0]` and every row as a tuple in that order, ready to write.
+
+        Every row must have every column of `rows[0]`, with Python values (ints for `Uint256`).
+        """
+        if not rows:
+            return (), []
+        columns = tuple(rows[0].keys())
+        key = (table.name, columns)
+        uints = self._uints.get(key)
+        if uints is None:
+            names = uint_columns(table) if not self.postgres else frozenset()
+            uints = self._uints[key] = [i for i, c in enumerate(columns) if c in names]
+        getter = itemgetter(*columns)
+        if not uints:
+            return columns, [getter(r) for r in rows]
+        fmt = self.uint_format
+        out = []
+        for r in rows:
+            values = list(getter(r))
+            for i in uints:
+                if values[i] is not None:
+                    values[i] = fmt(values[i])
+            out.append(tuple(values))
+        return columns, out
+
+
+class BulkWriter(RowFormat):
     """Writes many rows at once on one connection, inside the caller's transaction."""
 
     def __init__(self, conn: Connection) -> None:
         """Bind to a connection (its transaction must already be open)."""
+        super().__init__(conn.dialect.name == "postgresql")
         self.conn = conn
-        self.postgres = conn.dialect.name == "postgresql"
-        #: A uint256 in the stored form of this database (`Uint256`'s own conversion).
-        self.uint_format: Callable[[int], Any] = _identity if self.postgres else _PADDED
-        self._converters: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
         self._upserts: dict[tuple[str, tuple[str, ...]], str] = {}
-
-    def _row_converters(self, table: Table, columns: tuple[str, ...]
-                        ) -> list[Callable[[Any], Any] | None]:
-        key = (table.name, columns)
-        found = self._converters.get(key)
-        if found is None:
-            uints = uint_columns(table)
-            found = [_uint_sqlite if (not self.postgres and c in uints) else None for c in columns]
-            self._converters[key] = found
-        return found
 
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows (all with the same keys). COPY on PostgreSQL, executemany on SQLite."""
-        if not rows:
-            return
-        columns = tuple(rows[0].keys())
-        converters = self._row_converters(table, columns)
-        if any(converters):
-            tuples: Iterable[tuple[Any, ...]] = (
-                tuple(v if f is None else f(v) for f, v in zip(converters, r.values(), strict=True))
-                for r in rows
-            )
-        else:
-            tuples = (tuple(r.values()) for r in rows)
-        self.insert_tuples(table, columns, tuples)
+        if rows:
+            self.insert_tuples(table, *self.tuples(table, rows))
+
+    def upsert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows, or update every non-key column where the primary key exists."""
+        if rows:
+            self.upsert_tuples(table, *self.tuples(table, rows))
 
     def insert_tuples(self, table: Table, columns: Sequence[str],
                       tuples: Iterable[Sequence[Any]]) -> None:
@@ -117,14 +137,11 @@ class BulkWriter:
             for row in tuples:
                 cp.write_row(row)
 
-    def upsert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows, or update every non-key column where the primary key exists.
-
-        Every row must have every column of `rows[0]`, with Python values (ints for `Uint256`).
-        """
-        if not rows:
+    def upsert_tuples(self, table: Table, columns: tuple[str, ...],
+                      tuples: list[tuple[Any, ...]]) -> None:
+        """Upsert rows given as tuples in `columns` order, in the stored form (`tuples`)."""
+        if not tuples:
             return
-        columns = tuple(rows[0].keys())
         key = (table.name, columns)
         sql = self._upserts.get(key)
         if sql is None:
@@ -137,19 +154,6 @@ class BulkWriter:
             sql = (f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) '
                    f"ON CONFLICT ({conflict}) {action}")
             self._upserts[key] = sql
-        getter = itemgetter(*columns)
-        uints = [i for i, f in enumerate(self._row_converters(table, columns)) if f is not None]
-        if uints:
-            fmt = self.uint_format
-            tuples = []
-            for r in rows:
-                values = list(getter(r))
-                for i in uints:
-                    if values[i] is not None:
-                        values[i] = fmt(values[i])
-                tuples.append(tuple(values))
-        else:
-            tuples = [getter(r) for r in rows]
         driver = self.conn.connection.driver_connection
         assert driver is not None
         if self.postgres and len(tuples) >= _MERGE_THRESHOLD:

@@ -27,6 +27,7 @@ checkpoint, and the rows come out the same as a run that was never interrupted.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from indexer import checkpoint as cp_store
-from indexer.apply import Applier
+from indexer.apply import Applier, Prepared
+from indexer.bulk import BulkWriter, RowFormat
 from indexer.checkpoint import Checkpoint
 from indexer.db import begin_write, is_postgres, make_engine, migrate
 from indexer.errors import (
@@ -103,6 +105,77 @@ class Stats:
     reorgs: int = 0
     rolled_back_blocks: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+class _CommitThread:
+    """Commits prepared batches in order, on the writer's connection, in its own thread."""
+
+    def __init__(self, indexer: Indexer, conn: Connection, depth: int = 2) -> None:
+        self.indexer = indexer
+        self.conn = conn
+        self.queue: queue.Queue[tuple[Prepared, Checkpoint | None, Checkpoint] | None] = \
+            queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.aborted = False
+        self.thread = threading.Thread(target=self._run, name="kameng-commit", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None and not self.aborted:
+                    self.indexer._write_prepared(self.conn, *item)
+            except BaseException as exc:  # handed to the applying thread by `_check`
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, prepared: Prepared, old: Checkpoint | None, new: Checkpoint) -> None:
+        """Queue a batch (waits while the queue is full).
+
+        Raises:
+            BaseException: the commit of an earlier batch failed.
+        """
+        while True:
+            self._check()
+            try:
+                self.queue.put((prepared, old, new), timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def drain(self) -> None:
+        """Wait until everything queued is committed.
+
+        Raises:
+            BaseException: a commit failed.
+        """
+        self.queue.join()
+        self._check()
+
+    def finish(self) -> None:
+        """Commit what is queued, stop the thread.
+
+        Raises:
+            BaseException: a commit failed.
+        """
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+
+    def abort(self) -> None:
+        """Drop what is queued (uncommitted), stop the thread."""
+        self.aborted = True
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
 
 
 class Indexer:
@@ -379,6 +452,8 @@ class Indexer:
             self._cache.clear()  # the batch changed cached rows in place
             raise
         result.publish(self._cache)
+        if self._cache.full():
+            self._cache.clear()
         self._cache.tag = new
         self.checkpoint = new
         self.stats.events += result.events
@@ -386,20 +461,66 @@ class Indexer:
         return result.events
 
     def _catch_up(self, cp: Checkpoint | None, start: int, end: int) -> tuple[Checkpoint, int]:
-        """Apply the final blocks ``[start, end]``: concurrent ranges, committed in order."""
+        """Apply the final blocks ``[start, end]``: concurrent ranges, committed in order.
+
+        With a thread pool (a node over HTTP), three stages overlap: ranges download on the
+        pool, this thread decodes and applies one batch in memory, and a commit thread writes
+        the previous one. Each commit still holds exactly its batch's rows and checkpoint.
+        """
         conn = self._conn
-        assert conn is not None
+        assert conn is not None and self._applier is not None
         pipeline = RangePipeline(self.fetcher, self._executor, self.concurrency)
         applied = 0
-        for group in pipeline.batches(start, end, self.max_batch_logs):
-            last = group[-1]
-            tip = last.headers[last.end]
-            new = Checkpoint(last.end, tip.hash, last.end)
-            applied += self._commit(conn, cp, new, group, journal=False)
-            cp = new
-            self._emit("catch-up")
+        if self._executor is None:
+            for group in pipeline.batches(start, end, self.max_batch_logs):
+                last = group[-1]
+                new = Checkpoint(last.end, last.headers[last.end].hash, last.end)
+                applied += self._commit(conn, cp, new, group, journal=False)
+                cp = new
+                self._emit("catch-up")
+            assert cp is not None
+            return cp, applied
+        fmt = RowFormat(is_postgres(conn))
+        reader = self.engine.connect()
+        committer = _CommitThread(self, conn)
+        try:
+            for group in pipeline.batches(start, end, self.max_batch_logs):
+                if self._cache.full():
+                    committer.drain()  # nothing in flight may depend on what is evicted
+                    self._cache.clear()
+                last = group[-1]
+                new = Checkpoint(last.end, last.headers[last.end].hash, last.end)
+                with reader.begin():
+                    prepared = self._applier.prepare(reader, group, journal=False, fmt=fmt,
+                                                     cache=self._cache)
+                prepared.publish(self._cache)  # the next batch reads these, committed or not
+                committer.submit(prepared, cp, new)
+                applied += prepared.events
+                cp = new
+            committer.finish()
+        except BaseException:
+            self._cache.clear()
+            committer.abort()
+            raise
+        finally:
+            reader.close()
+        self._cache.tag = cp
         assert cp is not None
         return cp, applied
+
+    def _write_prepared(self, conn: Connection, prepared: Prepared, old: Checkpoint | None,
+                        new: Checkpoint) -> None:
+        """Commit one prepared catch-up batch with its checkpoint (on the commit thread)."""
+        with conn.begin():
+            begin_write(conn)
+            Applier.write(BulkWriter(conn), prepared)
+            old_final = old.finalized if old is not None else self.start_block - 1
+            prune(conn, self.chain_id, old_final, new.finalized)
+            cp_store.save(conn, self.chain_id, self.address, old, new)
+        self.checkpoint = new
+        self.stats.events += prepared.events
+        self.stats.commits += 1
+        self._emit("catch-up")
 
     def _follow(self, cp: Checkpoint | None, head: int) -> tuple[Checkpoint | None, int]:
         """Apply the unfinalized blocks up to `head`, checking every parent hash."""

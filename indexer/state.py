@@ -27,13 +27,15 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
-    from indexer.bulk import BulkWriter
+    from indexer.bulk import RowFormat
 
 #: Every table of the mirror, by name.
 TABLES = Base.metadata.tables
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]
+#: One bulk write: ("insert" or "upsert", table, columns, rows as tuples in the stored form).
+Write = tuple[str, "Table", tuple[str, ...], list[tuple[Any, ...]]]
 
 #: The latest-value tables, by name.
 LATEST_TABLES: dict[str, Table] = {
@@ -105,6 +107,10 @@ class RowCache:
     def size(self) -> int:
         """Rows (and known-absent keys) held."""
         return sum(len(rows) for rows in self.tables.values())
+
+    def full(self) -> bool:
+        """Whether it holds more than its limit (the owner then clears it when it is safe)."""
+        return self.size() > self.limit
 
 
 @dataclass
@@ -205,35 +211,35 @@ class WorkingSet:
         return row
 
     def publish(self, cache: RowCache) -> None:
-        """After a commit: make this batch's rows the cache's (call only once committed)."""
+        """Make this batch's rows the cache's (once committed, or once queued for commit)."""
         for name, state in self.tables.items():
             cache.tables[name].update(state.rows)
-        if cache.size() > cache.limit:
-            cache.clear()
 
-    def flush(self, writer: BulkWriter) -> int:
-        """Upsert every changed row and insert the undo journal; returns rows written."""
-        written = 0
+    def collect(self, fmt: RowFormat) -> list[Write]:
+        """The writes of this batch's latest-value rows and undo journal, as tuples.
+
+        Called in the thread that applied the events: the tuples are a snapshot, so the rows
+        may change again (the next batch) before another thread writes them.
+        """
+        writes: list[Write] = []
         for state in self.tables.values():
             if not state.dirty:
                 continue
-            rows = [state.rows[k] for k in sorted(state.dirty, key=_sort_key)]
-            writer.upsert(state.table, [r for r in rows if r is not None])
-            written += len(rows)
+            rows = [r for r in (state.rows[k] for k in sorted(state.dirty, key=_sort_key))
+                    if r is not None]
+            columns, tuples = fmt.tuples(state.table, rows)
+            writes.append(("upsert", state.table, columns, tuples))
             state.dirty.clear()
         if self.undo:
             table = TABLES["reorg_undo"]
-            writer.insert(
-                table,
-                [
-                    {"block_number": block, "table_name": name, "row_key": encode_key(key),
-                     "pre_image": encode_row(row)}
-                    for (block, name, key), row in self.undo.items()
-                ],
-            )
-            written += len(self.undo)
+            columns, tuples = fmt.tuples(table, [
+                {"block_number": block, "table_name": name, "row_key": encode_key(key),
+                 "pre_image": encode_row(row)}
+                for (block, name, key), row in self.undo.items()
+            ])
+            writes.append(("insert", table, columns, tuples))
             self.undo.clear()
-        return written
+        return writes
 
 
 def _sort_key(key: Key) -> tuple[str, ...]:
