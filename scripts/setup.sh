@@ -12,12 +12,18 @@ if ! [ -x .venv/bin/python ]; then
 fi
 stamp=.venv/.kameng-lock.sha256
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+# pip on these machines warns about unreachable local indexes; hide those lines, keep errors.
+pip_() {
+  local rc=0
+  .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored" >&2) || rc=$?
+  return $rc
+}
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing Python packages from requirements.lock"
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -c "import backend.cli, web3, eth_tester" 
+  pip_ install --quiet --upgrade pip
+  pip_ install --quiet --require-hashes -r requirements.lock
+  pip_ install --quiet --no-deps -e .
+  .venv/bin/kameng --help >/dev/null
   echo "$want" > "$stamp"
 fi
 nstamp=node_modules/.kameng-lock.sha256
