@@ -167,7 +167,9 @@ def serve(
     try:
         runtime.start(agent=agent)
         assert runtime.dev is not None and runtime.url is not None
-        yield Served(runtime=runtime, url=runtime.url, dev=runtime.dev)
+        served = Served(runtime=runtime, url=runtime.url, dev=runtime.dev)
+        served.wait_indexed()  # the dev world's listing and bond are in the mirror
+        yield served
         runtime.check()
     finally:
         runtime.stop()
