@@ -11,6 +11,7 @@ from contracts.encoding import OrderState
 from contracts.errors import ChainError, ContractRevertError
 from tests.contracts.helpers import (
     DIGEST,
+    ETH,
     ETH_PRICE,
     FEE_BPS,
     FIXED_GAS,
@@ -52,6 +53,22 @@ def test_order_rebuilt_by_the_client_matches_each_transition(env: Env) -> None:
     assert env.escrow.order_matches(oid, delivered) and not env.escrow.order_matches(oid, order)
     disputed = env.dispute(oid, delivered)
     assert disputed.state == OrderState.DISPUTED and env.escrow.order_matches(oid, disputed)
+
+
+def test_ledger_storage_reads_agree_with_the_views(env: Env) -> None:
+    """The state checks read ledgers from storage; they must say what balanceOf/bondOf say."""
+    oid, order = env.delivered_order(quantity=3, referrer=env.referrer.address)
+    env.escrow.confirm(env.buyer, oid, order)
+    env.buy(env.usdc_listing, quantity=2)
+    env.buy(quantity=2)
+    supplier = env.supplier.address
+    balance, free, reserved = env.ledger(supplier, env.usdc.address)
+    assert free > 0 and reserved > 0
+    assert all(env.ledger(supplier, ETH)) and env.ledger(env.referrer.address, ETH)[0] > 0
+    for account in env.accounts:
+        for token in env.tokens:
+            views = (env.escrow.balance_of(account, token), *env.escrow.bond_of(account, token))
+            assert env.ledger(account, token) == views
 
 
 def test_getlisting_returns_thirteen_fields(env: Env) -> None:
