@@ -132,7 +132,8 @@ class Env:
 
     def token(self, address: str) -> Contract:
         """A TestToken-compatible contract object at `address`."""
-        return self.chain.w3.eth.contract(address=address, abi=load("BlocklistToken").abi)
+        abi = load("BlocklistToken").abi
+        return self.chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
 
     def send(self, account: LocalAccount, call: Any, value: int = 0) -> dict[str, Any]:
         """Send a non-escrow contract call; returns the receipt."""
@@ -306,7 +307,9 @@ def make_env(chain: Chain) -> Env:
     outsider = chain.new_account()
     usdc_address, _ = deploy_contract(chain, world.admin, "TestToken", "USD Coin", "USDC")
     world.escrow.tx.reset_nonce(world.admin.address)
-    usdc = chain.w3.eth.contract(address=usdc_address, abi=load("TestToken").abi)
+    usdc = chain.w3.eth.contract(
+        address=to_checksum_address(usdc_address), abi=load("TestToken").abi
+    )
     env = Env(
         chain=chain,
         world=world,
@@ -384,7 +387,7 @@ def _norm(value: object) -> object:
 
 def revert_args(err: ContractRevertError) -> tuple[object, ...]:
     """A decoded error's arguments, with addresses lower-cased for comparison."""
-    return tuple(_norm(a) for a in err.args_)  # type: ignore[misc]
+    return tuple(_norm(a) for a in err.args_)
 
 
 def expect_args(*args: object) -> tuple[object, ...]:

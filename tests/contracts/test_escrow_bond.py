@@ -195,3 +195,13 @@ def test_ruling_slashes_part_of_the_reservation(env: Env) -> None:
     slashed = order.bond * 2_500 // 10_000
     assert escrow.bond_of(supplier.address) == (ETH_BOND - slashed, 0)
     assert escrow.balance_of(env.buyer.address) == slashed
+
+
+def test_withdraw_bond_to_a_contract_that_refuses_ether_reverts_transfer_failed(env: Env) -> None:
+    refuser = env.usdc.address  # an ERC-20 has no receive function
+    assert_reverts(
+        env,
+        lambda: env.escrow.withdraw_bond(env.supplier, 10**17, to=refuser),
+        "EscrowTransferFailed",
+        [refuser, 10**17],
+    )

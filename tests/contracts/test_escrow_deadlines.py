@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from contracts.client import TxResult
-from contracts.encoding import Order, OrderState
+from contracts.encoding import OrderState
 from tests.contracts.helpers import DIGEST, EVIDENCE_HASH, ZERO32, Env, assert_reverts, next_tx_at
 
 OFFSETS = [-1, 0, 1]
@@ -111,14 +111,9 @@ def test_delivery_and_refund_deadlines_leave_no_gap(env: Env) -> None:
     env.escrow.refund(env.buyer, oid, order)
 
 
-def _delivered(env: Env) -> tuple[int, Order]:
-    oid, order = env.delivered_order()
-    return oid, order
-
-
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_dispute_until_the_end_of_the_dispute_window(env: Env, offset: int) -> None:
-    oid, order = _delivered(env)
+    oid, order = env.delivered_order()
     res = run_at(
         env,
         oid,
@@ -135,7 +130,7 @@ def test_dispute_until_the_end_of_the_dispute_window(env: Env, offset: int) -> N
 
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_settle_only_after_the_dispute_window(env: Env, offset: int) -> None:
-    oid, order = _delivered(env)
+    oid, order = env.delivered_order()
     res = run_at(
         env,
         oid,
@@ -171,7 +166,7 @@ def test_timeout_fallback_only_after_the_arbitration_deadline(env: Env, offset: 
 
 
 def test_settle_batch_with_one_order_still_in_its_window_reverts_whole_batch(env: Env) -> None:
-    first = _delivered(env)
+    first = env.delivered_order()
     second = env.delivered_order(buyer=env.world.buyers[1])
     assert second[1].deadline > first[1].deadline
     next_tx_at(env.chain, second[1].deadline)

@@ -51,8 +51,8 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
     lid, res = create(env, token=env.usdc.address, unit_price=7 * 10**6)
     assert lid == count + 1 == env.escrow.call("listingCount")
     got = listing(env, lid)
-    assert got[SUPPLIER].lower() == env.supplier.address.lower()
-    assert got[TOKEN].lower() == env.usdc.address.lower()
+    assert str(got[SUPPLIER]).lower() == env.supplier.address.lower()
+    assert str(got[TOKEN]).lower() == env.usdc.address.lower()
     assert (got[COMMITTED], got[SOLD], got[BOND_BPS], got[ACTIVE], got[PRICE]) == (
         0,
         0,
@@ -280,3 +280,26 @@ def test_commit_batch_after_revocation_reverts(env: Env) -> None:
         "EscrowNotAuthorized",
         [env.supplier.address, env.world.sku],
     )
+
+
+def test_revoked_sku_keeps_selling_until_the_rights_admin_closes_the_listing(env: Env) -> None:
+    """Revoking is two steps by design: buy() does not re-check the whitelist (gas), so the
+    rights admin revokes the authorization and closes the listing; the supplier cannot reopen."""
+    escrow, lid = env.escrow, env.eth_listing
+    escrow.authorize(env.admin, env.supplier.address, env.world.sku, ZERO32)
+    env.buy()
+    escrow.close_listing(env.admin, lid)
+    assert_reverts(env, lambda: env.buy(), "EscrowListingInactive", [lid])
+    assert_reverts(
+        env,
+        lambda: escrow.update_listing(env.supplier, lid, ETH_PRICE, True),
+        "EscrowNotAuthorized",
+        [env.supplier.address, env.world.sku],
+    )
+
+
+def test_closed_listing_of_an_authorized_supplier_can_be_reopened(env: Env) -> None:
+    escrow, lid = env.escrow, env.eth_listing
+    escrow.close_listing(env.admin, lid)
+    escrow.update_listing(env.supplier, lid, ETH_PRICE, True)
+    env.buy()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
+from web3.types import TxParams
 
 from contracts.encoding import ORDER_ABI_TYPE, Order, OrderState
 from tests.contracts.helpers import (
@@ -118,11 +119,16 @@ def test_non_canonical_encoding_of_the_genuine_order_is_refused(
     oid, order = env.delivered_order()
     selector = keccak(text=f"confirm(uint256,{ORDER_ABI_TYPE})")[:4]
     args = bytearray(encode(["uint256", ORDER_ABI_TYPE], [oid, order.as_tuple()]))
-    call = {"from": env.buyer.address, "to": env.escrow.address}
+
+    def call() -> bytes:
+        tx: TxParams = {"from": env.buyer.address, "to": env.escrow.address}
+        tx["data"] = bytes(selector + args)
+        return bytes(env.chain.w3.eth.call(tx))
+
     # The canonical encoding is accepted ...
-    env.chain.w3.eth.call({**call, "data": bytes(selector + args)})
+    call()
     # ... the same values with a dirty top byte are not.
     args[32 * word] |= 0x80
-    err = catch_revert(lambda: env.chain.w3.eth.call({**call, "data": bytes(selector + args)}))
+    err = catch_revert(call)
     assert (err.name, err.args_) == ("EscrowUnknownOrder", (oid,)), field
     assert env.escrow.order_matches(oid, order)

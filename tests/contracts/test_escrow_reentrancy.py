@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eth_utils import to_checksum_address
 from web3.contract import Contract
 
 from contracts.artifacts import load
@@ -17,7 +18,8 @@ def deploy_attacker(env: Env) -> Contract:
     address, _ = deploy_contract(env.chain, env.outsider, "ReentrantAttacker", env.escrow.address)
     env.tx.reset_nonce(env.outsider.address)
     env.extra_accounts.append(address)
-    return env.chain.w3.eth.contract(address=address, abi=load("ReentrantAttacker").abi)
+    abi = load("ReentrantAttacker").abi
+    return env.chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
 
 
 def attacker_buys_and_is_refunded(env: Env, attacker: Contract) -> tuple[int, Order]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eth_typing import HexStr
 from eth_utils import keccak
 
 from contracts.chain import Chain
@@ -80,7 +81,7 @@ def test_whole_lifecycle_on_anvil(anvil: Chain) -> None:
         before = anvil.w3.eth.get_balance(account.address)
         owed = escrow.balance_of(account.address)
         receipt = escrow.withdraw(account)
-        tx = anvil.w3.eth.get_transaction_receipt(receipt.tx_hash)
+        tx = anvil.w3.eth.get_transaction_receipt(HexStr(receipt.tx_hash))
         gas_cost = tx["gasUsed"] * tx["effectiveGasPrice"]
         assert anvil.w3.eth.get_balance(account.address) == before + owed - gas_cost
         assert escrow.balance_of(account.address) == 0
