@@ -179,6 +179,9 @@ class Runtime:
     finality_depth: int = 2
     #: Seconds between the indexer's head polls.
     poll_interval: float = 0.05
+    #: A node URL to advertise at ``GET /chain`` (a development node; never a provider's URL,
+    #: which may carry an API key).
+    advertise_rpc: str | None = None
 
     # ------------------------------------------------------------ construction
 
@@ -249,6 +252,29 @@ class Runtime:
             tempdir=tempdir,
         )
         runtime.prepare_database()
+        return runtime
+
+    @classmethod
+    def dev_node(
+        cls, settings: Settings, *, rpc_url: str, database_url: str | None = None, buyers: int = 3
+    ) -> Runtime:
+        """A development world deployed on a development node (anvil), which funds accounts.
+
+        Raises:
+            ChainError: the node does not answer, or cannot fund accounts (not a dev node).
+        """
+        chain = rpc_chain(rpc_url)
+        escrow, dev = deploy_dev_world(chain, buyers=buyers)
+        runtime = cls.local(
+            settings,
+            chain=chain,
+            escrow=escrow,
+            delivery_account=dev.delivery,
+            suppliers=[dev.supplier],
+            database_url=database_url,
+        )
+        runtime.dev = dev
+        runtime.advertise_rpc = rpc_url
         return runtime
 
     @classmethod
@@ -345,6 +371,7 @@ class Runtime:
         from backend.api import create_app
 
         rpc = "/rpc" if self.chain.kind == "embedded" else None
+        advertised = (public_url + rpc) if public_url and rpc else rpc
         return create_app(
             self.settings,
             chain=self.chain,
@@ -353,7 +380,7 @@ class Runtime:
             session_factory=self.sessions,
             suppliers=self.suppliers,
             domain=domain or "localhost",
-            rpc_url=(public_url + rpc) if public_url and rpc else rpc,
+            rpc_url=advertised or self.advertise_rpc,
         )
 
     def start_api(

@@ -3,8 +3,9 @@
 With no options it needs nothing: an embedded chain, a fresh escrow, a development world whose
 keys go to ``var/dev-accounts.json`` (so `kameng buyer ... --dev buyer0` and
 `kameng supplier ... --dev supplier` work at once), SQLite in a temporary directory, and the
-chain's JSON-RPC at ``/rpc``. ``--rpc-url`` and ``--database-url`` point it at a real node and
-PostgreSQL, for an escrow given by ``--escrow``.
+chain's JSON-RPC at ``/rpc``. ``--rpc-url`` alone deploys the same development world on a
+development node (anvil). ``--rpc-url``, ``--database-url`` and ``--escrow`` point it at a real
+node, PostgreSQL and a deployed escrow.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def serve(
     escrow: Annotated[
         str | None,
         typer.Option(
-            "--escrow", envvar="KAMENG_ESCROW_ADDRESS", help="The deployed escrow (with --rpc-url)."
+            "--escrow",
+            envvar="KAMENG_ESCROW_ADDRESS",
+            help="A deployed escrow (else a dev world is deployed).",
         ),
     ] = None,
     supplier_key_file: Annotated[
@@ -75,7 +78,7 @@ def serve(
 
     from backend.config import Settings
     from backend.runtime import Runtime, load_account
-    from contracts.errors import KamengError
+    from contracts.errors import ChainError, KamengError
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -85,13 +88,17 @@ def serve(
         if rpc_url is None:
             console.print("starting the embedded chain and deploying the escrow…")
             runtime = Runtime.embedded(settings, database_url=database_url)
-        else:
-            if escrow is None:
+        elif escrow is None:
+            console.print(f"deploying a development world on {rpc_url}…")
+            try:
+                runtime = Runtime.dev_node(settings, rpc_url=rpc_url, database_url=database_url)
+            except ChainError as exc:
                 raise fail(
-                    "--rpc-url needs --escrow ADDRESS (or KAMENG_ESCROW_ADDRESS): deploy "
-                    "the escrow first, then point kameng at it",
+                    f"{exc}. Without --escrow, serve deploys a development world, which needs a "
+                    "development node such as anvil; for a real network pass --escrow ADDRESS",
                     2,
-                )
+                ) from exc
+        else:
             runtime = Runtime.connect(
                 settings,
                 rpc_url=rpc_url,

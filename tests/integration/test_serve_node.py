@@ -4,6 +4,7 @@ answers 503 with a retry hint, writes nothing half-way, and recovers when they c
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from backend.cli import app
 from backend.client import ApiError, KamengClient
 from backend.keys import next_order_key, public_key_bytes
 from backend.release import verify_release_onchain
@@ -22,6 +25,7 @@ from tests.integration.serve_support import kameng_serve
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anvil
+runner = CliRunner()
 
 
 @pytest.fixture()
@@ -138,6 +142,28 @@ def test_serve_on_anvil_and_sqlite_survives_the_node_going_down(
         rpc.stop()
 
 
+def test_serve_on_a_dev_node_deploys_a_dev_world(
+    node: tuple[AnvilNode, Chain], tmp_path: Path
+) -> None:
+    anvil, _ = node
+    dev = tmp_path / "dev.json"
+    args = ["--port", str(free_port()), "--rpc-url", anvil.url, "--dev-accounts", str(dev)]
+    with kameng_serve(args, cwd=tmp_path) as (url, _):
+        accounts = json.loads(dev.read_text())
+        assert httpx.get(url + "/chain").json()["rpc_url"] == anvil.url
+        env = {"KAMENG_DEV_ACCOUNTS": str(dev), "KAMENG_API_URL": url, "COLUMNS": "200"}
+        csv = tmp_path / "codes.csv"
+        csv.write_bytes(b"\n".join(demo_codes(20)))
+        listing = str(accounts["listing_id"])
+        result = runner.invoke(
+            app, ["supplier", "upload", listing, str(csv), "--dev", "supplier"], env=env
+        )
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["buyer", "buy", listing, "--dev", "buyer1"], env=env)
+        assert result.exit_code == 0 and "verified" in result.output, result.output
+    _no_plaintext_in_logs(tmp_path)
+
+
 @pytest.mark.postgres
 def test_serve_on_anvil_and_postgres_survives_the_database_and_node_going_down(
     node: tuple[AnvilNode, Chain], postgres_url: str, tmp_path: Path
@@ -191,4 +217,3 @@ def _no_plaintext_in_logs(tmp: Path) -> None:
     for log in logs:
         text = log.read_text()
         assert "KMG-" not in text, "a plaintext code reached the server's log"
-
