@@ -6,7 +6,7 @@ import json
 import queue
 import threading
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,7 +31,10 @@ from backend.api.schemas import (
     UploadPublic,
 )
 from backend.errors import UploadTooLarge
-from backend.vault.service import UploadResult, upload_codes
+from backend.vault.service import Progress, UploadResult, upload_codes
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 router = APIRouter(prefix="/supplier", tags=["supplier"])
 
@@ -163,7 +166,11 @@ def upload_public(result: UploadResult) -> UploadPublic:
 
 
 def _run_upload(
-    ctx: AppContext, supplier: Any, listing_id: int, body: bytes, progress: Any = None
+    ctx: AppContext,
+    supplier: LocalAccount,
+    listing_id: int,
+    body: bytes,
+    progress: Progress | None = None,
 ) -> UploadResult:
     with ctx.session_factory() as session:
         return upload_codes(session, ctx.escrow, supplier, listing_id, body, ctx.settings, progress)
@@ -232,7 +239,7 @@ async def upload(
 
 
 async def _streamed_upload(
-    ctx: AppContext, supplier: Any, listing_id: int, body: bytes
+    ctx: AppContext, supplier: LocalAccount, listing_id: int, body: bytes
 ) -> JSONResponse | StreamingResponse:
     """Run the upload in a thread and stream its progress as NDJSON once validation passed.
 
