@@ -75,6 +75,7 @@ def serve(
     import logging
 
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from backend.config import Settings
     from backend.runtime import Runtime, load_account
@@ -83,6 +84,7 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings()
         if rpc_url is None:
@@ -110,6 +112,10 @@ def serve(
         runtime.start(api=False, indexer=indexer, agent=agent)
     except KamengError as exc:
         raise fail(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise fail(
+            f"cannot use the database ({type(exc).__name__}): start it, or fix --database-url"
+        ) from exc
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     runtime.url = url
     table = Table(show_header=False, title="kameng serve")
