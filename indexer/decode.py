@@ -37,6 +37,7 @@ class _Plan:
 
     @property
     def dynamic(self) -> bool:
+        """Whether the event's data is dynamic (decoded by the codec, not compiled)."""
         return self.fn is None
 
 

@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
@@ -104,7 +104,6 @@ class Stats:
     commits: int = 0
     reorgs: int = 0
     rolled_back_blocks: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class _CommitThread:

@@ -92,3 +92,24 @@ def test_with_finality_zero_any_reorg_is_too_deep(anvil_node: AnvilNode, tmp_pat
         reorg(work.driver, 1, random.Random(1))
         with pytest.raises(DeepReorgError):
             ix.run_once()
+
+
+def test_a_shorter_branch_rolls_the_mirror_back(anvil_node: AnvilNode, tmp_path: Path) -> None:
+    """`anvil_rollback`: the chain loses its last blocks; the checkpoint is past the head."""
+    work = small_workload(anvil_node.url, rounds=1, orders=10, per_block=10, batch=10)
+    url = f"sqlite:///{tmp_path / 'mirror.db'}"
+    with Indexer(anvil_node.url, url, work.escrow, finality_depth=FINALITY) as ix:
+        _activity(work)
+        ix.run_once()
+        work.driver.rpc("anvil_rollback", [3])
+        work.driver.nonces.clear()
+        ix.run_once()
+        assert ix.checkpoint is not None and ix.checkpoint.number == work.driver.head()
+        assert ix.stats.reorgs == 1
+    clean = _clean(anvil_node.url, work.escrow, tmp_path, "clean.db")
+    # The mirror keeps the finalized block it had reached (the head went back, finality does
+    # not), so its bookkeeping differs from a fresh run's; every mirrored fact is the same.
+    bookkeeping = ("checkpoints", "blocks", "reorg_undo")
+    mirrored = dump_mirror(url, skip=bookkeeping)
+    assert diff_mirrors(mirrored, {k: v for k, v in clean.items() if k not in bookkeeping}) == []
+    assert dump_mirror(url)["checkpoints"][0][2] == clean["checkpoints"][0][2]  # same block
