@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
+from contracts import compiler
 from contracts.artifacts import artifacts_current, load
 from contracts.compiler import ARTIFACTS_DIR, CONTRACTS, compile_sources, source_hash
 
@@ -17,6 +20,20 @@ def test_committed_artifacts_match_the_sources() -> None:
         data = json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())
         assert data["sourceHash"] == wanted
         assert data["contractName"] == name
+
+
+def test_an_edited_source_makes_the_artifacts_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staleness check sees an edit: run it against a copy of the sources."""
+    shutil.copytree(compiler.SOURCES_DIR, tmp_path / "contracts" / "src")
+    shutil.copy(compiler.ROOT / "package.json", tmp_path / "package.json")
+    monkeypatch.setattr(compiler, "ROOT", tmp_path)
+    monkeypatch.setattr(compiler, "SOURCES_DIR", tmp_path / "contracts" / "src")
+    assert artifacts_current()  # an exact copy is still current
+    source = tmp_path / "contracts" / "src" / "CodeEscrow.sol"
+    source.write_text(source.read_text() + "\n// an edit\n")
+    assert not artifacts_current()
 
 
 def test_artifact_abi_declares_every_interface_error_and_event() -> None:
@@ -38,20 +55,21 @@ def test_artifact_abi_declares_every_interface_error_and_event() -> None:
     assert declared_events and declared_events <= events
 
 
-@pytest.fixture(scope="module")
-def fresh() -> dict[str, dict[str, object]]:
-    """Every contract compiled now, with the pinned npm solc (needs node and node_modules)."""
-    return compile_sources()
-
-
-@pytest.mark.parametrize("name", CONTRACTS)
-def test_fresh_compile_equals_committed_artifact(
-    fresh: dict[str, dict[str, object]], name: str
-) -> None:
-    committed = load(name)
-    built = fresh[name]
-    assert built["abi"] == committed.abi
-    assert built["bytecode"] == committed.bytecode
-    assert built["deployedBytecode"] == committed.deployed_bytecode
-    assert built["compiler"] == committed.compiler
-    assert built["sourceHash"] == committed.source_hash
+def test_fresh_compile_equals_committed_artifacts() -> None:
+    """Compile every contract now with the pinned npm solc (needs node and node_modules) and
+    compare with what is committed. One test, so that xdist compiles once."""
+    fresh = compile_sources()
+    assert sorted(fresh) == sorted(CONTRACTS)
+    mismatches = []
+    for name in CONTRACTS:
+        committed, built = load(name), fresh[name]
+        for key, have in (
+            ("abi", committed.abi),
+            ("bytecode", committed.bytecode),
+            ("deployedBytecode", committed.deployed_bytecode),
+            ("compiler", committed.compiler),
+            ("sourceHash", committed.source_hash),
+        ):
+            if built[key] != have:
+                mismatches.append(f"{name}.{key}")
+    assert not mismatches, f"committed artifacts differ from a fresh compile: {mismatches}"
