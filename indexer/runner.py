@@ -430,6 +430,8 @@ class Indexer:
         if start <= final:
             cp, n = self._catch_up(cp, start, final)
             applied += n
+            if self.retrier.stop.is_set():
+                return applied
         if (cp.number + 1 if cp is not None else self.start_block) <= head:
             cp, n = self._follow(cp, head)
             applied += n
@@ -477,6 +479,8 @@ class Indexer:
                 applied += self._commit(conn, cp, new, group, journal=False)
                 cp = new
                 self._emit("catch-up")
+                if self.retrier.stop.is_set():
+                    break
             assert cp is not None
             return cp, applied
         fmt = RowFormat(is_postgres(conn))
@@ -496,6 +500,8 @@ class Indexer:
                 committer.submit(prepared, cp, new)
                 applied += prepared.events
                 cp = new
+                if self.retrier.stop.is_set():
+                    break  # what is queued is still committed
             committer.finish()
         except BaseException:
             self._cache.clear()
