@@ -43,6 +43,9 @@ class Chain:
     kind: str
     rpc_url: str | None = None
     _tester: Any = field(default=None, repr=False)
+    #: The transaction sender shared by every client of this chain (see
+    #: `contracts.client.shared_transactor`), so nonces stay consistent across them.
+    transactor: Any = field(default=None, repr=False, compare=False)
 
     @property
     def chain_id(self) -> int:
@@ -83,13 +86,10 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def travel_to(self, timestamp: int) -> None:
-        """Mine a block at `timestamp`, so the following transaction sees `timestamp + 1` or more.
-
-        On eth-tester every transaction mines its own block one second after the last, so use
-        `next_tx_timestamp` to know exactly what a transaction will see.
-        """
+        """Mine a block at `timestamp`; the following transaction sees `timestamp + 1` or later."""
         if self.kind == "embedded":
-            self._tester.time_travel(timestamp)
+            # eth-tester's time_travel(t) mines a block at t - 1 and leaves the next one at t.
+            self._tester.time_travel(timestamp + 1)
         else:
             self.make_request("evm_setNextBlockTimestamp", [timestamp])
             self.make_request("evm_mine", [])
@@ -104,9 +104,9 @@ class Chain:
         if timestamp <= latest:
             raise ChainError(f"cannot go back in time: {timestamp} <= latest block {latest}")
         if self.kind == "embedded":
-            # eth-tester mines each transaction in its own block one second after the last.
-            if timestamp - 1 > latest:
-                self._tester.time_travel(timestamp - 1)
+            # The next block is latest + 1 unless time_travel(t) moved it to exactly t.
+            if timestamp > latest + 1:
+                self._tester.time_travel(timestamp)
         else:
             self.make_request("evm_setNextBlockTimestamp", [timestamp])
 

@@ -8,6 +8,7 @@ the custom error's name and arguments, decoded from the estimate before anything
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -109,10 +110,11 @@ def _revert_data(exc: BaseException) -> bytes | None:
                 value = None
             if isinstance(value, bytes):
                 return value
-    if cause is not None and cause is not exc:
-        found = _revert_data(cause)
-        if found is not None:
-            return found
+    for linked in (cause, exc.__context__):
+        if linked is not None and linked is not exc:
+            found = _revert_data(linked)
+            if found is not None:
+                return found
     data = getattr(exc, "data", None)
     if isinstance(data, dict):
         data = data.get("data")
@@ -152,6 +154,7 @@ class Transactor:
         #: a transaction at an exact timestamp, where estimating against the latest block would
         #: see a different time than the transaction's own block.
         self.fixed_gas: int | None = None
+        self._lock = threading.RLock()
 
     def _nonce(self, address: str) -> int:
         if address not in self._nonces:
@@ -191,18 +194,21 @@ class Transactor:
                 gas = int(call.estimate_gas(tx)) * 6 // 5 + 10_000
             except REVERTS as exc:
                 raise decode_revert(exc) from exc
-        tx.update({"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()})
-        built = call.build_transaction(tx)
-        signed = account.sign_transaction(built)
-        try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except REVERTS as exc:
-            self.reset_nonce(account.address)
-            raise decode_revert(exc) from exc
-        except ValueError as exc:
-            self.reset_nonce(account.address)
-            raise ChainError(f"node refused the transaction: {exc}") from exc
-        self._nonces[account.address] += 1
+        with self._lock:  # one nonce per transaction, even with several threads per account
+            tx.update(
+                {"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()}
+            )
+            built = call.build_transaction(tx)
+            signed = account.sign_transaction(built)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except REVERTS as exc:
+                self.reset_nonce(account.address)
+                raise decode_revert(exc) from exc
+            except ValueError as exc:
+                self.reset_nonce(account.address)
+                raise ChainError(f"node refused the transaction: {exc}") from exc
+            self._nonces[account.address] += 1
         if not wait:
             return "0x" + bytes(tx_hash).hex()
         return self.wait(tx_hash)
@@ -217,8 +223,30 @@ class Transactor:
             tx_hash, timeout=timeout, poll_latency=0.02
         )
         if receipt["status"] != 1:
-            raise ChainError(f"transaction {HexBytes(tx_hash).hex()} reverted when mined")
+            raise self._mined_revert(tx_hash, int(receipt["blockNumber"]))
         return dict(receipt)
+
+    def _mined_revert(self, tx_hash: Any, block_number: int) -> BaseException:
+        """Replay a transaction that reverted when mined, to name its error."""
+        plain = ChainError(f"transaction {HexBytes(tx_hash).hex()} reverted when mined")
+        try:
+            tx = self.w3.eth.get_transaction(tx_hash)
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+            self.w3.eth.call(call, block_identifier=max(block_number - 1, 0))  # type: ignore[arg-type]
+        except REVERTS as exc:
+            decoded = decode_revert(exc)
+            return decoded if decoded is not exc else plain
+        except Exception:  # noqa: BLE001 - the replay is best effort; the plain error stands
+            return plain
+        return plain
+
+
+def shared_transactor(chain: Chain) -> Transactor:
+    """The one Transactor of a chain, so every client signing for an account shares its nonce."""
+    if chain.transactor is None:
+        chain.transactor = Transactor(chain)
+    transactor: Transactor = chain.transactor
+    return transactor
 
 
 class EscrowClient:
@@ -233,7 +261,7 @@ class EscrowClient:
             address=self.address, abi=load("CodeEscrow").abi
         )
         self.codec = escrow_codec()
-        self.tx = transactor or Transactor(chain)
+        self.tx = transactor or shared_transactor(chain)
 
     # ------------------------------------------------------------ deployment
 
@@ -544,7 +572,7 @@ def deploy_contract(
     """Deploy any of our contracts by artifact name; returns its address and the transaction."""
     art = load(name)
     factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    transactor = Transactor(chain)
+    transactor = shared_transactor(chain)
     receipt = transactor.send(deployer, factory.constructor(*args))
     assert isinstance(receipt, dict)
     address = receipt["contractAddress"]

@@ -250,6 +250,8 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         if (unitPrice > maxUnitPrice) revert EscrowPriceAboveMax(unitPrice, maxUnitPrice);
         address token = listing.token;
         uint256 amount = unitPrice * quantity;
+        // Every payout of an order is credited to a 96-bit ledger balance; refuse what could not be.
+        if (amount > type(uint96).max) revert EscrowAmountTooLarge(amount, type(uint96).max);
         uint256 bondAmount = (amount * listing.bondBps) / _BPS;
 
         Ledger storage ledger = _ledgers[supplier][token];
@@ -431,7 +433,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         bytes32 reason
     ) external nonReentrant onlyRole(ARBITER_ROLE) {
         _checkOrder(orderId, order, OrderState.Disputed);
-        if (msg.sender == order.buyer || msg.sender == order.supplier) revert EscrowArbiterIsParty(msg.sender);
+        if (
+            msg.sender == order.buyer || msg.sender == order.supplier || msg.sender == order.referrer
+                || _deliveryKeys[order.supplier][msg.sender]
+        ) revert EscrowArbiterIsParty(msg.sender);
         if (buyerBps > _BPS) revert EscrowBadBps(buyerBps);
         if (slashBps > _BPS) revert EscrowBadBps(slashBps);
         _resolve(orderId, order, msg.sender, buyerBps, slashBps, bundleHash, reason);

@@ -112,6 +112,7 @@ class Env:
     def reset(self) -> None:
         """Forget cached nonces and fixed gas (after a chain revert) and extra accounts."""
         self.escrow.tx = Transactor(self.chain)
+        self.chain.transactor = self.escrow.tx  # deploy_contract and clients share it
         self.extra_accounts = []
         self.extra_tokens = []
 

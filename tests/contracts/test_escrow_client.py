@@ -1,14 +1,13 @@
-"""The Python client and chain helpers against the contract: what the other tests rely on, and
-known defects (xfail, strict: each turns into a failure once the defect is fixed)."""
+"""The Python client and chain helpers against the contract: what the other tests rely on,
+including the timing, decoding and nonce defects found while writing the suite (now fixed)."""
 
 from __future__ import annotations
 
 import pytest
-from eth_utils.exceptions import ValidationError
 
-from contracts.client import REVERTS, deploy_contract
+from contracts.client import deploy_contract
 from contracts.encoding import OrderState
-from contracts.errors import ChainError, ContractRevertError
+from contracts.errors import ContractRevertError
 from tests.contracts.helpers import (
     DIGEST,
     ETH,
@@ -94,24 +93,12 @@ def test_client_listing_view(env: Env) -> None:
     assert got["active"] is True and got["sku"] == env.world.sku
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=REVERTS,
-    reason="on eth-tester, web3 reads a custom error whose only argument is a string "
-    "(EscrowBadArgument) as Error(string) and raises TransactionFailed('execution reverted: "
-    "amount'); decode_revert follows __cause__ only, never __context__ where the raw data is",
-)
 def test_client_decodes_escrow_bad_argument(env: Env) -> None:
     with pytest.raises(ContractRevertError) as info:
         env.escrow.deposit_bond(env.supplier, 0)
     assert info.value.name == "EscrowBadArgument" and info.value.args_ == ("amount",)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Chain.set_next_block_timestamp(ts) on eth-tester calls time_travel(ts - 1), but "
-    "time_travel(t) already leaves the pending block at t, so the next tx lands at ts - 1",
-)
 def test_set_next_block_timestamp_is_exact(env: Env) -> None:
     target = env.chain.timestamp() + 50
     env.chain.set_next_block_timestamp(target)
@@ -121,11 +108,6 @@ def test_set_next_block_timestamp_is_exact(env: Env) -> None:
     assert env.escrow.block_timestamp(res.block_number) == target
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Chain.travel_to(ts) on eth-tester mines its block at ts - 1 and the next tx sees ts, "
-    "not 'a block at ts, so the following transaction sees ts + 1' as documented",
-)
 def test_travel_to_mines_a_block_at_the_timestamp(env: Env) -> None:
     target = env.chain.timestamp() + 50
     env.chain.travel_to(target)
@@ -133,12 +115,6 @@ def test_travel_to_mines_a_block_at_the_timestamp(env: Env) -> None:
     assert pending_timestamp(env.chain) >= target + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChainError,
-    reason="with Transactor.fixed_gas a reverting transaction is mined and send raises a plain "
-    "ChainError('... reverted when mined'): the custom error's name is lost",
-)
 def test_fixed_gas_revert_is_decoded(env: Env) -> None:
     env.tx.fixed_gas = FIXED_GAS
     with pytest.raises(ContractRevertError) as info:
@@ -146,12 +122,6 @@ def test_fixed_gas_revert_is_decoded(env: Env) -> None:
     assert info.value.name == "EscrowNothingToWithdraw"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason="deploy_contract signs with a Transactor of its own, so the EscrowClient's cached "
-    "nonce for the same account goes stale and its next send is refused (invalid nonce)",
-)
 def test_escrow_client_after_deploy_contract_by_the_same_account(env: Env) -> None:
     env.escrow.set_token_allowed(env.admin, env.usdc.address, True)  # caches the admin's nonce
     address, _ = deploy_contract(env.chain, env.admin, "TestToken", "Other", "OTH")

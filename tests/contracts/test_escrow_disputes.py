@@ -219,9 +219,13 @@ def test_rule_by_non_arbiter_reverts_access_control(env: Env) -> None:
         )
 
 
-@pytest.mark.parametrize("party", ["buyer", "supplier"])
+@pytest.mark.parametrize("party", ["buyer", "supplier", "delivery_key"])
 def test_arbiter_who_is_a_party_reverts(env: Env, party: str) -> None:
-    account: LocalAccount = env.buyer if party == "buyer" else env.supplier
+    account: LocalAccount = {
+        "buyer": env.buyer,
+        "supplier": env.supplier,
+        "delivery_key": env.world.delivery_key,
+    }[party]
     env.escrow.grant_role(env.admin, "ARBITER_ROLE", account.address)
     oid, order = env.disputed_order()
     assert_reverts(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from eth_utils import keccak
 
 from contracts.encoding import Order
-from contracts.errors import ContractRevertError
-from tests.contracts.helpers import PUBKEY, Env, assert_reverts, config, next_tx_at
+from tests.contracts.helpers import PUBKEY, Env, assert_reverts, config
 
 #: A unit price whose double is one more than the ledger's balance field can hold.
 HUGE_PRICE = 2**95
@@ -35,35 +33,24 @@ def buy_two(env: Env, lid: int) -> tuple[int, Order]:
 
 
 def test_with_a_bond_an_order_beyond_the_ledger_is_refused_at_buy(env: Env) -> None:
-    """Any bond on such an order exceeds the 80-bit bond field, so no bond can cover it."""
+    """The amount check comes before the bond check: the error names the amount."""
     lid = huge_listing(env, bond_bps=1_000)
-    bond = 2 * HUGE_PRICE * 1_000 // 10_000
-    assert bond >= 2**80
-    free = env.escrow.bond_of(env.supplier.address, env.usdc.address)[0]
+    assert 2 * HUGE_PRICE * 1_000 // 10_000 >= 2**80  # no bond could cover it either
     assert_reverts(
         env,
         lambda: buy_two(env, lid),
-        "EscrowBondShort",
-        [env.supplier.address, env.usdc.address, bond, free],
+        "EscrowAmountTooLarge",
+        [2 * HUGE_PRICE, 2**96 - 1],
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ContractRevertError,
-    reason="contract bug: with minBondBps = 0 and a listing at bondBps = 0, buy() accepts an "
-    "order whose amount (uint128) exceeds the 96-bit ledger balance; refund, confirm and "
-    "settle then all revert with SafeCastOverflowedUintDowncast(96, amount), so an "
-    "undelivered order's payment is stuck in the escrow for good",
-)
-def test_order_beyond_the_ledger_is_refused_or_refundable(env: Env) -> None:
+def test_order_beyond_the_ledger_is_refused_at_buy(env: Env) -> None:
+    """Without any bond, an order whose payout could not fit the 96-bit ledger is refused."""
     env.escrow.set_config(env.admin, config(env, min_bond_bps=0))
     lid = huge_listing(env, bond_bps=0)
-    try:
-        oid, order = buy_two(env, lid)
-    except ContractRevertError:
-        return  # refusing the order up front is a correct fix
-    assert order.amount == 2**96
-    next_tx_at(env.chain, order.deadline + 1)
-    env.escrow.refund(env.buyer, oid, order)
-    assert env.escrow.balance_of(env.buyer.address, env.usdc.address) == 2**96
+    assert_reverts(
+        env,
+        lambda: buy_two(env, lid),
+        "EscrowAmountTooLarge",
+        [2 * HUGE_PRICE, 2**96 - 1],
+    )

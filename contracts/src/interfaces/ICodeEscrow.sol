@@ -153,8 +153,11 @@ interface ICodeEscrow {
     error EscrowTransferFailed(address to, uint256 amount);
     /// @notice The referrer is the buyer or the supplier.
     error EscrowBadReferrer(address referrer);
-    /// @notice The arbiter is a party to the order.
+    /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key of the
+    ///         supplier, or the referrer).
     error EscrowArbiterIsParty(address arbiter);
+    /// @notice An order's amount would not fit the 96-bit ledger that pays it out.
+    error EscrowAmountTooLarge(uint256 amount, uint256 max);
     /// @notice A bad-code proof failed at the named step (element, index, batch, leaf).
     error EscrowBadProof(uint256 orderId, string step);
     /// @notice The released code matches its commitment: there is no misbehaviour to prove.
