@@ -518,10 +518,11 @@ def _summary(
         f"{sum(p.quantity for p in purchases)} codes "
         f"(wholesale: {WHOLESALE} in one order)",
     )
+    kinds = [step["kind"] for step in story.steps]
     table.add_row(
         "outcomes",
-        f"{len(purchases) - 2} confirmed · 1 dispute ruled for the buyer · "
-        "1 refunded after a missed deadline",
+        f"{kinds.count('confirm')} confirmed · {kinds.count('rule')} dispute ruled for the "
+        f"buyer · {kinds.count('refund')} refunded after a missed deadline",
     )
     table.add_row(
         "codes verified by buyers", f"{verified_codes} against commitments and roots on-chain"

@@ -93,8 +93,11 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         "summary",
     ):
         assert chapter in out, chapter
-    assert "4 confirmed · 1 dispute ruled for the buyer · 1 refunded" in out
     steps = json.loads(transcript.read_text())["steps"]
+    kinds = [s["kind"] for s in steps]
+    # 6 buyers: one disputes, one buys from the silent supplier, the other 4 confirm.
+    assert (kinds.count("confirm"), kinds.count("rule"), kinds.count("refund")) == (4, 1, 1), out
+    assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert {s["kind"] for s in steps} >= {
         "deploy",
         "buy",
