@@ -26,26 +26,23 @@ State machines (strings, so they read well in SQL):
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from indexer.models import Uint256  # the mirror's exact uint256, so order ids join
 
 #: Constraint names, as the mirror spells them.
 NAMING = {
@@ -55,38 +52,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Uint256(TypeDecorator[int]):
-    """An unsigned 256-bit integer stored exactly as the mirror stores one (NUMERIC(78, 0) on
-    PostgreSQL, a zero-padded decimal string on SQLite), so order ids join across the two.
-
-    It is defined here, not imported from the indexer, so the vault does not depend on the
-    indexer package being importable.
-    """
-
-    impl = String(78)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        """NUMERIC(78,0) on PostgreSQL, a padded string elsewhere."""
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(78, 0))
-        return dialect.type_descriptor(String(78))
-
-    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
-        """Python int to the column's form."""
-        if value is None:
-            return None
-        if dialect.name == "postgresql":
-            return Decimal(value)
-        return str(int(value)).zfill(78)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:  # noqa: ARG002
-        """The column's form to a Python int."""
-        if value is None:
-            return None
-        return int(value)
 
 
 def utcnow() -> datetime:

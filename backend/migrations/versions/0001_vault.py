@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import backend.models
+import indexer.models
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -30,7 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "agent_paid_orders",
-        sa.Column("order_id", backend.models.Uint256(), nullable=False),
+        sa.Column("order_id", indexer.models.Uint256(), nullable=False),
         sa.Column("listing_id", sa.BigInteger(), nullable=False),
         sa.Column("supplier", sa.String(length=42), nullable=False),
         sa.Column("buyer_pubkey", sa.LargeBinary(length=32), nullable=False),
@@ -127,7 +127,7 @@ def upgrade() -> None:
 
     op.create_table(
         "vault_releases",
-        sa.Column("order_id", backend.models.Uint256(), nullable=False),
+        sa.Column("order_id", indexer.models.Uint256(), nullable=False),
         sa.Column("listing_id", sa.BigInteger(), nullable=False),
         sa.Column("first_index", sa.BigInteger(), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
