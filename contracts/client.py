@@ -393,10 +393,21 @@ class EscrowClient:
         return self._send(supplier, "updateListing", listing_id, unit_price, active)
 
     def commit_batch(
-        self, supplier: LocalAccount, listing_id: int, root: bytes, count: int
+        self,
+        supplier: LocalAccount,
+        listing_id: int,
+        root: bytes,
+        count: int,
+        first_index: int | None = None,
     ) -> TxResult:
-        """Append a committed batch of codes."""
-        return self._send(supplier, "commitBatch", listing_id, root, count)
+        """Append a committed batch of codes whose leaves bind indexes from `first_index`.
+
+        `first_index` defaults to the listing's committed count as read now; pass the index the
+        leaves were built for, so that a batch landing after another one reverts instead.
+        """
+        if first_index is None:
+            first_index = int(self.listing(listing_id)["committed"])
+        return self._send(supplier, "commitBatch", listing_id, root, count, first_index)
 
     # ------------------------------------------------------------ orders
 

@@ -88,7 +88,7 @@ def commit_codes(
         for i, (s, c) in enumerate(zip(salts, codes, strict=True))
     ]
     tree = MerkleTree(leaves)
-    world.escrow.commit_batch(world.supplier, listing_id, tree.root, len(codes))
+    world.escrow.commit_batch(world.supplier, listing_id, tree.root, len(codes), first_index)
     return salts, tree
 
 

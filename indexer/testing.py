@@ -237,6 +237,7 @@ class Workload:
                          self.referrer, *self.buyer_list)
         self.now = self.driver.timestamp() + 10
         self.stock: dict[int, int] = {}
+        self.stock_committed: dict[int, int] = {}  # codes committed so far, per listing
 
     # ------------------------------------------------------------ plumbing
 
@@ -318,7 +319,11 @@ class Workload:
 
     def restock(self, listing_id: int, count: int) -> None:
         """Commit a batch of `count` codes (BatchCommitted); the root is random here."""
-        self.block([self.tx(self.supplier, "commitBatch", listing_id, os.urandom(32), count)])
+        first = self.stock_committed.get(listing_id, 0)
+        self.block(
+            [self.tx(self.supplier, "commitBatch", listing_id, os.urandom(32), count, first)]
+        )
+        self.stock_committed[listing_id] = first + count
         self.stock[listing_id] += count
 
     def buy_block(self, n: int, listing_id: int) -> list[int]:

@@ -165,7 +165,13 @@ def _finish_from_receipt(
 ) -> None:
     """Mark an upload committed (or misplaced/abandoned) from its mined transaction."""
     if receipt["status"] != 1:
-        _abandon(session, upload, "the commitBatch transaction reverted when mined")
+        _abandon(
+            session,
+            upload,
+            "the commitBatch transaction reverted when mined (most often another batch was "
+            "committed to the listing first, so these leaves' indexes were taken: "
+            "EscrowBatchOutOfOrder); nothing of it is on-chain, upload the codes again",
+        )
         return
     for ev in escrow.result(receipt).all("BatchCommitted"):
         if int(ev.args["listingId"]) == upload.listing_id and bytes(ev.args["root"]) == upload.root:
@@ -335,7 +341,7 @@ def _upload_locked(
                 escrow,
                 supplier,
                 "commitBatch",
-                [listing_id, tree.root, total],
+                [listing_id, tree.root, total, first_index],
                 nonce=nonce,
                 chain_id=chain_id,
             )
@@ -477,7 +483,7 @@ def _reconcile_without_receipt(
                     escrow,
                     supplier,
                     "commitBatch",
-                    [upload.listing_id, upload.root, upload.count],
+                    [upload.listing_id, upload.root, upload.count, upload.first_index],
                     nonce=pending_nonce(w3, supplier.address),
                 )
             except ContractRevertError as exc:

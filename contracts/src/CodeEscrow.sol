@@ -204,7 +204,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     }
 
     /// @inheritdoc ICodeEscrow
-    function commitBatch(uint256 listingId, bytes32 root, uint32 count)
+    function commitBatch(uint256 listingId, bytes32 root, uint32 count, uint32 firstIndex)
         external
         whenNotPaused
         returns (uint256 batchIndex)
@@ -217,7 +217,9 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         if (root == bytes32(0)) revert EscrowBadArgument("root");
         if (count == 0) revert EscrowBadArgument("count");
 
-        uint32 firstIndex = listing.committed;
+        if (listing.committed != firstIndex) {
+            revert EscrowBatchOutOfOrder(listingId, firstIndex, listing.committed);
+        }
         batchIndex = listing.batchCount;
         _batches[listingId][batchIndex] = Batch({root: root, firstIndex: firstIndex, count: count});
         listing.committed = firstIndex + count;

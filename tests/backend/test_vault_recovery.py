@@ -178,18 +178,18 @@ def test_node_down_stores_nothing_and_says_retry(
     assert _upload_states(sessions) == [] and _code_count(sessions) == 0
 
 
-def test_batch_that_lands_at_another_index_is_flagged_not_sold(
+def test_batch_built_for_taken_indexes_is_refused_by_the_chain(
     anvil_world: tuple[AnvilNode, Chain, World], sessions: sessionmaker[Session]
 ) -> None:
-    """If another commitBatch mines first, the upload's leaves bind the wrong indexes: the vault
-    must notice and refuse to deliver from it."""
+    """If another commitBatch mines first, the upload's leaves bind indexes that are now taken:
+    the chain refuses the batch (EscrowBatchOutOfOrder) and the vault drops its codes."""
     _, chain, world = anvil_world
     settings = engine_settings(commit_wait_seconds=0.3)
     lid = _listing(world)
     chain.make_request("evm_setAutomine", [False])
     world.escrow.tx.send(  # an out-of-band batch, still in the pool
         world.supplier,
-        world.escrow.contract.functions.commitBatch(lid, b"\x01" * 32, 2),
+        world.escrow.contract.functions.commitBatch(lid, b"\x01" * 32, 2, 0),
         gas=200_000,
         wait=False,
     )
@@ -203,9 +203,11 @@ def test_batch_that_lands_at_another_index_is_flagged_not_sold(
     with sessions() as session:
         (recovered,) = recover_pending(session, world.escrow, settings)
         upload = session.get(Upload, recovered.upload_id)
-        assert upload is not None and "landed at first index 2" in (upload.error or "")
-    assert recovered.state == "misplaced"
+        assert upload is not None and "EscrowBatchOutOfOrder" in (upload.error or "")
+    assert recovered.state == "abandoned"
     assert _code_count(sessions) == 0
+    listing = world.escrow.listing(lid)
+    assert (listing["committed"], listing["batch_count"]) == (2, 1)  # only the other batch
 
 
 def test_delivery_agent_finishes_an_upload_left_pending(

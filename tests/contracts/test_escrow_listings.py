@@ -272,6 +272,20 @@ def test_commit_batch_bad_inputs_revert(env: Env) -> None:
     )
 
 
+def test_commit_batch_built_for_other_indexes_reverts(env: Env) -> None:
+    """A batch whose leaves were built for indexes that another batch took can never land."""
+    escrow, lid, root = env.escrow, env.eth_listing, keccak(b"root")
+    for stale in (0, STOCK - 1, STOCK + 1):
+        assert_reverts(
+            env,
+            lambda stale=stale: escrow.commit_batch(env.supplier, lid, root, 1, stale),  # type: ignore[misc]
+            "EscrowBatchOutOfOrder",
+            [lid, stale, STOCK],
+        )
+    escrow.commit_batch(env.supplier, lid, root, 1, STOCK)
+    assert escrow.batch(lid, 1) == (root, STOCK, 1)
+
+
 def test_commit_batch_after_revocation_reverts(env: Env) -> None:
     env.escrow.authorize(env.admin, env.supplier.address, env.world.sku, ZERO32)
     assert_reverts(

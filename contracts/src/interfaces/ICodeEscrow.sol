@@ -156,6 +156,8 @@ interface ICodeEscrow {
     /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key of the
     ///         supplier, or the referrer).
     error EscrowArbiterIsParty(address arbiter);
+    /// @notice A batch was built for other indexes than the listing's next ones.
+    error EscrowBatchOutOfOrder(uint256 listingId, uint256 firstIndex, uint256 committed);
     /// @notice An order's amount would not fit the 96-bit ledger that pays it out.
     error EscrowAmountTooLarge(uint256 amount, uint256 max);
     /// @notice A bad-code proof failed at the named step (element, index, batch, leaf).
@@ -362,8 +364,10 @@ interface ICodeEscrow {
     /// @param listingId The listing.
     /// @param root Merkle root over the batch's leaves (see docs/PROTOCOL.md).
     /// @param count Number of codes in the batch.
+    /// @param firstIndex The index the batch's first leaf binds; must equal the listing's
+    ///        committed count, so a batch built for other indexes can never land.
     /// @return batchIndex The batch's index within the listing.
-    function commitBatch(uint256 listingId, bytes32 root, uint32 count)
+    function commitBatch(uint256 listingId, bytes32 root, uint32 count, uint32 firstIndex)
         external
         returns (uint256 batchIndex);
 
