@@ -16,7 +16,7 @@ A buyer may also authenticate a single request without a session: `verify_reques
 checks an EIP-191 signature over a short text naming the action, the chain, the escrow and the
 time. The CLI uses it to fetch a release in one round trip.
 
-Nonces live in the table `auth_nonces` (own metadata, created by `ensure_tables`), so that
+Nonces live in the table `auth_nonces` (created by the backend's migration 0002), so that
 single use holds across processes and restarts: consuming a nonce is one conditional
 ``UPDATE``, which only one request can win.
 """

@@ -4,8 +4,8 @@ A buyer adds its per-order X25519 secret (it opens that order's release and noth
 supplier adds the salts and plaintext codes it says it sent. Both are secrets until the arbiter
 reads them, so they are stored AES-256-GCM encrypted under a key derived from the master key
 (``HMAC-SHA256(master key, "kameng.evidence.additions.v1")``), with the order id and the party
-as associated data. The table ``evidence_additions`` has its own metadata and is created by
-`ensure_tables`, like the auth tables, so it needs no migration of another package.
+as associated data. The table ``evidence_additions`` is created by the backend's migration
+0002 (`ensure_tables` stays as a no-op safety net for an app started without migrating).
 """
 
 from __future__ import annotations
