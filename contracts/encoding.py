@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import astuple, dataclass, replace
 from enum import IntEnum
+from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
@@ -90,6 +91,29 @@ class Order:
             deadline=int(deadline),  # type: ignore[call-overload]
             state=OrderState(int(state)),  # type: ignore[call-overload]
             release_digest=bytes(digest),  # type: ignore[call-overload]
+        )
+
+    @classmethod
+    def from_record(cls, rec: Any) -> Order:
+        """Build from any record with the struct's field names (a mirror row, an API model, a
+        bundle section): amounts may be ints or decimal strings, the digest bytes or 0x hex."""
+        digest = rec.release_digest
+        if isinstance(digest, str):
+            digest = bytes.fromhex(digest.removeprefix("0x"))
+        return cls(
+            buyer=to_checksum_address(rec.buyer),
+            supplier=to_checksum_address(rec.supplier),
+            token=to_checksum_address(rec.token),
+            referrer=to_checksum_address(rec.referrer),
+            amount=int(rec.amount),
+            bond=int(rec.bond),
+            quantity=int(rec.quantity),
+            fee_bps=int(rec.fee_bps),
+            referral_bps=int(rec.referral_bps),
+            dispute_window=int(rec.dispute_window),
+            deadline=int(rec.deadline),
+            state=OrderState(int(rec.state)),
+            release_digest=bytes(digest),
         )
 
     def hash(self) -> bytes:

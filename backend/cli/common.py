@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from eth_account import Account
-from eth_utils import to_checksum_address
 
 from backend.cli.app import err_console
 from backend.client import ApiError, KamengClient
 from contracts.chain import rpc_chain
 from contracts.client import EscrowClient, rebuild_orders
-from contracts.encoding import Order, OrderState
+from contracts.encoding import Order
 from contracts.errors import ChainError, KamengError
 
 if TYPE_CHECKING:
@@ -139,21 +138,7 @@ def connect(api_url: str, wallet: LocalAccount, rpc_url: str | None = None) -> S
 
 def order_from_public(row: OrderPublic) -> Order:
     """The contract's Order struct from the API's view of an order."""
-    return Order(
-        buyer=to_checksum_address(row.buyer),
-        supplier=to_checksum_address(row.supplier),
-        token=to_checksum_address(row.token),
-        referrer=to_checksum_address(row.referrer),
-        amount=row.amount,
-        bond=row.bond,
-        quantity=row.quantity,
-        fee_bps=row.fee_bps,
-        referral_bps=row.referral_bps,
-        dispute_window=row.dispute_window,
-        deadline=row.deadline,
-        state=OrderState(row.state),
-        release_digest=bytes.fromhex(row.release_digest[2:]),
-    )
+    return Order.from_record(row)
 
 
 def order_from_chain(escrow: EscrowClient, order_id: int, from_block: int = 0) -> Order | None:

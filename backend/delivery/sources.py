@@ -125,21 +125,7 @@ class MirrorOrderSource:
         ).scalars()
         out = []
         for r in rows:
-            order = Order(
-                buyer=r.buyer,
-                supplier=r.supplier,
-                token=r.token,
-                referrer=r.referrer,
-                amount=int(r.amount),
-                bond=int(r.bond),
-                quantity=int(r.quantity),
-                fee_bps=r.fee_bps,
-                referral_bps=r.referral_bps,
-                dispute_window=int(r.dispute_window),
-                deadline=int(r.deadline),
-                state=OrderState.PAID,
-                release_digest=ZERO32,
-            )
+            order = Order.from_record(r)  # state Paid, digest 0: the query's filter
             pubkey = bytes.fromhex(r.buyer_pubkey.removeprefix("0x"))
             out.append(PaidOrder(int(r.order_id), order, pubkey, int(r.paid_block)))
         return out

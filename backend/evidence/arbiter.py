@@ -36,21 +36,7 @@ if TYPE_CHECKING:
 
 def order_from_struct(struct: OrderStruct) -> Order:
     """The contract's Order from a bundle's order struct."""
-    return Order(
-        buyer=struct.buyer,
-        supplier=struct.supplier,
-        token=struct.token,
-        referrer=struct.referrer,
-        amount=int(struct.amount),
-        bond=int(struct.bond),
-        quantity=struct.quantity,
-        fee_bps=struct.fee_bps,
-        referral_bps=struct.referral_bps,
-        dispute_window=struct.dispute_window,
-        deadline=struct.deadline,
-        state=OrderState(struct.state),
-        release_digest=bytes.fromhex(struct.release_digest[2:]),
-    )
+    return Order.from_record(struct)
 
 
 @dataclass(frozen=True)
