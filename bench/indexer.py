@@ -11,7 +11,10 @@ One run:
    `add_all` of raw and order-history rows, one commit per 20-block range, over the first
    rounds of the same chain (a prefix with the same mix of events, to keep the run short);
 5. (e) live lag on a second anvil mining a block every second: from the moment a block is
-   visible on the node to the moment its events are visible in the mirror, p99 over events.
+   visible on the node to the moment its events are visible in the mirror, p99 over events;
+6. (f) a floor, printed but not in the result dict: the least an indexer must do, fetch + parse
+   + one raw-event row per log into SQLite (no decoding, no decoded tables), one thread. Its
+   ratio to the ceiling shows how much room the ≥ 0.5 × ceiling target leaves for the rest.
 
 The last line of `kameng bench indexer --json` is the result dict.
 """
@@ -78,6 +81,49 @@ def _ceiling(url: str, escrow: str, head: int, concurrency: int) -> tuple[int, f
             sizer.succeeded(hi - lo + 1, len(logs))
             count += len(logs)
     return count, time.perf_counter() - started
+
+
+def _floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]:
+    """Fetch + parse + the raw-event rows alone, sequentially, committed every ~20,000 logs."""
+    from contracts.client import escrow_codec
+    from indexer.apply import RAW_COLUMNS
+    from indexer.bulk import BulkWriter
+    from indexer.state import TABLES
+
+    migrate(database)
+    engine = make_engine(database)
+    names = {"0x" + spec.topic0.hex(): name for name, spec in escrow_codec().by_name.items()}
+    source = HttpSource(url)
+    chain_id = source.chain_id()
+    sizer = RangeSizer(source.initial_range, source.max_range)
+    count = pending = 0
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        writer = BulkWriter(conn)
+        tx = conn.begin()
+        cursor = 0
+        while cursor <= head:
+            hi = min(head, cursor + sizer.next_size() - 1)
+            logs = source.logs(cursor, hi, escrow)
+            sizer.succeeded(hi - cursor + 1, len(logs))
+            rows = []
+            for e in logs:
+                block, index = int(e["blockNumber"], 16), int(e["logIndex"], 16)
+                rows.append(((block << 24) | (index << 4), chain_id, block, e["blockHash"], index,
+                             e["transactionHash"], escrow, names.get(e["topics"][0], ""),
+                             ",".join(e["topics"]), bytes.fromhex(e["data"][2:])))
+            writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, rows)
+            count += len(rows)
+            pending += len(rows)
+            if pending >= 20_000:
+                tx.commit()
+                tx = conn.begin()
+                pending = 0
+            cursor = hi + 1
+        tx.commit()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return count, elapsed
 
 
 def _index(url: str, database: str, escrow: str) -> tuple[int, float]:
@@ -252,6 +298,14 @@ def run(console: Console) -> dict[str, Any]:
         assert n == total, (n, total)
         postgres_eps = n / secs
         console.print(f"[dim]  {n:,} events in {secs:.2f} s[/dim]")
+
+        console.print("[bold](f)[/bold] floor: fetch + parse + raw-event rows only, SQLite, "
+                      "one thread")
+        n, secs = _floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
+        assert n == total, (n, total)
+        floor = n / secs
+        console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor:,.0f}/s, "
+                      f"{floor / ceiling:.2f}× the ceiling[/dim]")
 
         console.print("[bold](d)[/bold] baseline: web3 get_logs + ORM add_all")
         prefix = _prefix_block(node.url, work.escrow, BASELINE_EVENTS)
