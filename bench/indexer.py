@@ -83,8 +83,17 @@ def _ceiling(url: str, escrow: str, head: int, concurrency: int) -> tuple[int, f
     return count, time.perf_counter() - started
 
 
-def _floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]:
-    """Fetch + parse + the raw-event rows alone, sequentially, committed every ~20,000 logs."""
+def floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]:
+    """Fetch + parse + the raw-event rows alone, sequentially, committed every ~20,000 logs.
+
+    The rows are exactly those the indexer writes to ``raw_events`` (tested), so the floor does
+    the same mandatory work as the indexer and nothing else.
+
+    Returns:
+        Logs written and the seconds it took.
+    """
+    from eth_utils import to_checksum_address
+
     from contracts.client import escrow_codec
     from indexer.apply import RAW_COLUMNS
     from indexer.bulk import BulkWriter
@@ -95,6 +104,7 @@ def _floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]
     names = {"0x" + spec.topic0.hex(): name for name, spec in escrow_codec().by_name.items()}
     source = HttpSource(url)
     chain_id = source.chain_id()
+    address = to_checksum_address(escrow)
     sizer = RangeSizer(source.initial_range, source.max_range)
     count = pending = 0
     started = time.perf_counter()
@@ -109,9 +119,10 @@ def _floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]
             rows = []
             for e in logs:
                 block, index = int(e["blockNumber"], 16), int(e["logIndex"], 16)
-                rows.append(((block << 24) | (index << 4), chain_id, block, e["blockHash"], index,
-                             e["transactionHash"], escrow, names.get(e["topics"][0], ""),
-                             ",".join(e["topics"]), bytes.fromhex(e["data"][2:])))
+                rows.append(((block << 24) | (index << 4), chain_id, block,
+                             e["blockHash"].lower(), index, e["transactionHash"].lower(), address,
+                             names.get(e["topics"][0], ""), ",".join(e["topics"]).lower(),
+                             bytes.fromhex(e["data"][2:])))
             writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, rows)
             count += len(rows)
             pending += len(rows)
@@ -301,7 +312,7 @@ def run(console: Console) -> dict[str, Any]:
 
         console.print("[bold](f)[/bold] floor: fetch + parse + raw-event rows only, SQLite, "
                       "one thread")
-        n, secs = _floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
+        n, secs = floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
         assert n == total, (n, total)
         floor = n / secs
         console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor:,.0f}/s, "
