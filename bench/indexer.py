@@ -314,9 +314,9 @@ def run(console: Console) -> dict[str, Any]:
                       "one thread")
         n, secs = floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
         assert n == total, (n, total)
-        floor = n / secs
+        floor_eps = n / secs
         console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor:,.0f}/s, "
-                      f"{floor / ceiling:.2f}× the ceiling[/dim]")
+                      f"{floor_eps / ceiling:.2f}× the ceiling[/dim]")
 
         console.print("[bold](d)[/bold] baseline: web3 get_logs + ORM add_all")
         prefix = _prefix_block(node.url, work.escrow, BASELINE_EVENTS)
