@@ -286,6 +286,18 @@ def connect_dev_wallet(page: Page, account: LocalAccount) -> None:
     page.get_by_test_id("connect").click()
     page.get_by_test_id("dev-key").fill("0x" + bytes(account.key).hex())
     page.get_by_test_id("import-dev-key").click()
+    settle_after_connect(page, account.address)
+
+
+def settle_after_connect(page: Page, address: str) -> None:
+    """Wait until the wallet widget shows `address` and the page it re-renders is complete.
+
+    Connecting a new account re-renders the current page; a click before that render ends
+    could land on the page that is about to be replaced. <main> carries aria-busy while a
+    render is under way.
+    """
+    expect(page.locator("#wallet")).to_contain_text(f"{address[:6]}…{address[-4:]}")
+    expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
 
 
 def sign_in(page: Page) -> None:

@@ -28,13 +28,25 @@ const routes = [
 let cleanup = null;
 let renderSeq = 0;
 
-/** Render the page the location's hash names. */
+/**
+ * Render the page the location's hash names. While a render is under way <main> carries
+ * aria-busy (assistive technology waits for it; so do the browser tests).
+ */
 async function route() {
-  const path = window.location.hash.replace(/^#/, "") || "/";
   const main = document.getElementById("app");
+  const seq = ++renderSeq;
+  main.setAttribute("aria-busy", "true");
+  try {
+    await render(main, seq);
+  } finally {
+    if (seq === renderSeq) main.removeAttribute("aria-busy");
+  }
+}
+
+async function render(main, seq) {
+  const path = window.location.hash.replace(/^#/, "") || "/";
   cleanup?.();
   cleanup = null;
-  const seq = ++renderSeq;
   const match = routes.map(([re, nav, page]) => [path.match(re), nav, page]).find(([m]) => m);
   for (const a of document.querySelectorAll("[data-nav]"))
     a.classList.toggle("active", Boolean(match) && a.dataset.nav === match[1]);
