@@ -86,12 +86,14 @@ class SignedTx:
         tx_hash: Its hash, 0x hex.
         nonce: Its nonce.
         sender: The signer's address.
+        gas_price: The gas price it offers (wei), when known.
     """
 
     raw: bytes
     tx_hash: str
     nonce: int
     sender: str
+    gas_price: int | None = None
 
 
 def _type_string(param: dict[str, Any]) -> str:
@@ -165,6 +167,7 @@ def sign_call(
         tx_hash="0x" + bytes(signed.hash).hex(),
         nonce=nonce,
         sender=account.address,
+        gas_price=int(tx["gasPrice"]),
     )
 
 

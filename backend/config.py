@@ -17,7 +17,7 @@ import hashlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.errors import ConfigError
@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         delivery_poll_seconds: How long the agent idles between empty polls.
         delivery_deadline_margin: Orders whose delivery deadline is closer than this (seconds)
             are not posted, because the transaction could mine after it and revert.
+        delivery_bump_blocks: A delivery transaction still waiting in the node's pool after
+            this many blocks is replaced by the same call at a higher gas price (same nonce).
+        delivery_bump_percent: How much a replacement raises the gas price at least (nodes
+            refuse replacements under +10%); the node's current price is used when higher.
+        delivery_max_gas_price: The highest gas price (wei) a delivery transaction or its
+            replacement may offer; None for no cap. Above it deliveries wait, with a warning.
         order_source: Where the agent learns of paid orders: the indexer's ``mirror``, the
             ``chain`` logs directly, or ``auto`` (the mirror when its tables exist).
         chain_start_block: First block the chain-log source scans (the escrow's deployment).
@@ -106,6 +112,9 @@ class Settings(BaseSettings):
     delivery_batch_size: int = 150
     delivery_poll_seconds: float = 0.05
     delivery_deadline_margin: int = 30
+    delivery_bump_blocks: int = Field(default=3, ge=1)
+    delivery_bump_percent: int = Field(default=25, ge=11, le=400)
+    delivery_max_gas_price: int | None = Field(default=None, gt=0)
     order_source: Literal["auto", "mirror", "chain"] = "auto"
     chain_start_block: int = 0
     chain_log_range: int = 50

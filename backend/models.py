@@ -20,7 +20,8 @@ State machines (strings, so they read well in SQL):
   release whose transaction died goes back to ``prepared`` with the SAME bytes. ``superseded``:
   the order was delivered on-chain with another digest; ``abandoned``: the order can no longer be
   delivered (refunded, or its deadline passed).
-- ``DeliveryTx.state``: ``signed`` -> ``broadcast`` -> ``mined`` | ``reverted`` | ``dropped``.
+- ``DeliveryTx.state``: ``signed`` -> ``broadcast`` -> ``mined`` | ``reverted`` | ``dropped``, or
+  ``replaced`` (a copy at a higher gas price and the same nonce took over its releases).
 """
 
 from __future__ import annotations
@@ -156,6 +157,12 @@ class DeliveryTx(Base):
     state: Mapped[str] = mapped_column(String(12), default="signed")
     order_count: Mapped[int] = mapped_column(Integer)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Gas price it offers (wei); None for rows stored before it was recorded.
+    gas_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The chain's head when it was broadcast: how long it has waited in the pool.
+    sent_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The transaction this one replaces at a higher gas price (same nonce), if any.
+    replaces_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

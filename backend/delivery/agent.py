@@ -11,6 +11,9 @@ State machine and crash safety (each arrow is one database transaction):
     paid order --(seal, store)--> Release prepared
     prepared --(sign deliver tx, store tx + mark sent)--> sent --(broadcast)--> ...
     sent --(receipt with OrderDelivered(digest))--> confirmed
+    sent --(tx waits in the pool for `delivery_bump_blocks`)--> sent, in a replacement tx:
+        the same call, the same nonce, a higher gas price (stored before it is broadcast)
+    sent --(stored tx refused on re-send, e.g. evicted by a base-fee rise)--> dropped, as below
     sent --(tx reverted / dropped)--> ask the chain about each order:
         OrderDelivered with our digest -> confirmed
         OrderDelivered with another digest -> superseded
@@ -63,7 +66,7 @@ from backend.models import Code, DeliveryTx, Release, Upload
 from backend.release import CodeToSeal, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
 from contracts.encoding import Order, OrderState
-from contracts.errors import ContractRevertError, KamengError
+from contracts.errors import ChainError, ContractRevertError, KamengError
 from contracts.merkle import MerkleTree
 
 if TYPE_CHECKING:
@@ -104,7 +107,8 @@ class DeliveryAgent:
 
     Attributes:
         crash_hook: Testing aid: called with the name of each crash point (``prepared``,
-            ``tx-stored``, ``broadcast``, ``reconciled``); raising from it simulates a crash there.
+            ``tx-stored``, ``broadcast``, ``reconciled``, ``bump-stored``); raising from it
+            simulates a crash there.
     """
 
     def __init__(
@@ -137,6 +141,8 @@ class DeliveryAgent:
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._allowed: dict[str, tuple[bool, float]] = {}
         self._missing_logged: set[int] = set()
+        #: Delivery txs already reported as needing a gas price above the cap.
+        self._cap_warned: set[str] = set()
         #: Orders left alone in the last pass (codes missing, or not our supplier's key).
         self._skipped: set[int] = set()
         self._recovered = False
@@ -457,6 +463,7 @@ class DeliveryAgent:
             raw_tx=tx.raw,
             state="signed",
             order_count=len(posted),
+            gas_price=tx.gas_price,
         )
         session.add(row)
         session.flush()
@@ -469,13 +476,29 @@ class DeliveryAgent:
         self._crash("broadcast")
         if outcome != "dead":
             row.state = "broadcast"
+            row.sent_block = int(self.w3.eth.block_number)
             session.commit()
         log.info("posted %d deliveries in %s (%s)", len(posted), tx.tx_hash, outcome)
 
     def _sign_batch(
         self, batch: list[tuple[Release, Order]]
     ) -> tuple[SignedTx, list[Release]] | None:
-        """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped."""
+        """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped.
+
+        Returns None (the releases wait) while the gas price is above the configured cap.
+        """
+        price = self.escrow.tx.gas_price() if batch else 0
+        cap = self.settings.delivery_max_gas_price
+        if cap is not None and price > cap:
+            if "post" not in self._cap_warned:
+                log.warning(
+                    "the gas price (%d wei) is above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): "
+                    "deliveries wait until it falls",
+                    price, cap,
+                )
+            self._cap_warned.add("post")
+            return None
+        self._cap_warned.discard("post")
         while batch:
             try:
                 tx = sign_call(
@@ -488,6 +511,7 @@ class DeliveryAgent:
                         [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
                     ],
                     nonce=pending_nonce(self.w3, self.account.address),
+                    gas_price=price,
                     chain_id=self.chain_id,
                 )
                 return tx, [rel for rel, _ in batch]
@@ -530,19 +554,124 @@ class DeliveryAgent:
             if receipt is not None:
                 self._apply_receipt(session, tx, receipt)
             elif is_known(self.w3, tx.tx_hash):
-                if tx.state == "signed":
+                head = int(self.w3.eth.block_number)
+                if tx.state == "signed" or tx.sent_block is None:
                     tx.state = "broadcast"
+                    tx.sent_block = head
+                elif head - tx.sent_block >= self.settings.delivery_bump_blocks:
+                    session.commit()
+                    self._bump(session, tx, head)
             elif mined_nonce(self.w3, tx.sender) <= tx.nonce:
-                outcome = broadcast(self.w3, SignedTx(tx.raw_tx, tx.tx_hash, tx.nonce, tx.sender))
+                head = int(self.w3.eth.block_number)
+                try:
+                    outcome = broadcast(
+                        self.w3, SignedTx(tx.raw_tx, tx.tx_hash, tx.nonce, tx.sender)
+                    )
+                except ChainError as exc:
+                    # Typically the base fee rose past its gas price and the pool evicted it. Its
+                    # orders go back to `prepared` and out again in a new transaction at today's
+                    # price (same nonce, so if the old one ever mines the new one cannot, and the
+                    # orders are found delivered with the same digest).
+                    self._drop(session, tx, f"the node no longer takes it ({exc})")
+                    session.commit()
+                    continue
                 log.info("re-sent stored delivery tx %s (%s)", tx.tx_hash, outcome)
                 if outcome == "dead":
                     self._drop(session, tx)
                 else:
                     tx.state = "broadcast"
+                    tx.sent_block = head
             else:
                 self._drop(session, tx)
             session.commit()
             self._crash("reconciled")
+
+    def _bump(self, session: Session, tx: DeliveryTx, head: int) -> None:
+        """Replace a delivery transaction stuck in the pool by the same call at a higher gas price.
+
+        The replacement has the same nonce, so at most one of the two mines; it is stored (and
+        takes over the releases) before it is broadcast. Whichever mines, the releases are
+        settled from the chain: the replacement's receipt, or, if the original mined instead,
+        the replacement is dropped and each order is found delivered with our digest.
+        """
+        releases = self._releases_of(session, tx)
+        if not releases:
+            return
+        current = self.escrow.tx.gas_price()
+        old_price = tx.gas_price or current  # rows stored before prices were recorded
+        bumped = old_price * (100 + self.settings.delivery_bump_percent) // 100 + 1
+        price = max(bumped, current)
+        cap = self.settings.delivery_max_gas_price
+        if cap is not None and price > cap:
+            if tx.tx_hash not in self._cap_warned:
+                self._cap_warned.add(tx.tx_hash)
+                log.warning(
+                    "delivery tx %s offers %d wei/gas and is not mining; a replacement would "
+                    "offer %d, above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): leaving it as it is",
+                    tx.tx_hash, old_price, price, cap,
+                )
+            tx.sent_block = head
+            session.commit()
+            return
+        orders = [decode_order(rel.order_abi) for rel in releases]
+        try:
+            signed = sign_call(
+                self.escrow,
+                self.account,
+                "deliver",
+                [
+                    [rel.order_id for rel in releases],
+                    [order.as_tuple() for order in orders],
+                    [bytes.fromhex(rel.digest[2:]) for rel in releases],
+                ],
+                nonce=tx.nonce,
+                gas_price=price,
+                chain_id=self.chain_id,
+            )
+        except (ContractRevertError, ChainError) as exc:
+            # The call would no longer succeed (an order moved on); the waiting tx will revert
+            # or be dropped, and its orders are reconciled then.
+            log.warning("not replacing delivery tx %s: %s", tx.tx_hash, exc)
+            tx.sent_block = head
+            session.commit()
+            return
+        row = DeliveryTx(
+            sender=tx.sender,
+            nonce=tx.nonce,
+            tx_hash=signed.tx_hash,
+            raw_tx=signed.raw,
+            state="signed",
+            order_count=len(releases),
+            gas_price=price,
+            replaces_id=tx.id,
+        )
+        session.add(row)
+        session.flush()
+        for rel in releases:
+            rel.delivery_tx_id = row.id
+        tx.state = "replaced"
+        session.commit()
+        self._crash("bump-stored")
+        try:
+            outcome = broadcast(self.w3, signed)
+        except ChainError as exc:
+            # The node refused the replacement: give the releases back to the waiting tx.
+            log.warning("the node refused replacement %s of %s: %s", row.tx_hash, tx.tx_hash, exc)
+            for rel in releases:
+                rel.delivery_tx_id = tx.id
+            tx.state = "broadcast"
+            tx.sent_block = head
+            session.delete(row)
+            session.commit()
+            return
+        if outcome != "dead":
+            row.state = "broadcast"
+            row.sent_block = head
+        session.commit()
+        log.info(
+            "delivery tx %s waited %d blocks at %d wei/gas; replaced by %s at %d (%s)",
+            tx.tx_hash, head - (tx.sent_block or head), old_price, row.tx_hash, price, outcome,
+        )
 
     def _apply_receipt(self, session: Session, tx: DeliveryTx, receipt: dict[str, Any]) -> None:
         releases = self._releases_of(session, tx)
@@ -566,9 +695,9 @@ class DeliveryAgent:
             else:
                 self._reconcile_release(rel)
 
-    def _drop(self, session: Session, tx: DeliveryTx) -> None:
+    def _drop(self, session: Session, tx: DeliveryTx, why: str = "it can never mine") -> None:
         tx.state = "dropped"
-        log.warning("delivery tx %s can never mine; reconciling its orders", tx.tx_hash)
+        log.warning("delivery tx %s dropped: %s; reconciling its orders", tx.tx_hash, why)
         for rel in self._releases_of(session, tx):
             self._reconcile_release(rel)
 
