@@ -246,10 +246,12 @@ class KamengClient:
         sku: str | None = None,
         active: bool | None = True,
         in_stock: bool = False,
+        licence: str = "in-force",
         limit: int = 100,
     ) -> list[ListingPublic]:
-        """Listings with live stock, price and the supplier's record."""
-        params: dict[str, Any] = {"limit": limit, "in_stock": in_stock}
+        """Listings with live stock, price and the supplier's record (`licence`: ``in-force``,
+        ``revoked`` or ``any``)."""
+        params: dict[str, Any] = {"limit": limit, "in_stock": in_stock, "licence": licence}
         if supplier:
             params["supplier"] = supplier
         if sku:

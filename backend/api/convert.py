@@ -26,8 +26,8 @@ def state_name(state: int) -> str:
         return f"unknown({state})"
 
 
-def listing_public(row: m.Listing, record: dict[str, int]) -> ListingPublic:
-    """A catalog entry from a mirror row and its supplier's record."""
+def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> ListingPublic:
+    """A catalog entry from a mirror row, its supplier's record and whether it is licensed."""
     committed, sold = int(row.committed), int(row.sold)
     return ListingPublic(
         listing_id=int(row.listing_id),
@@ -45,6 +45,7 @@ def listing_public(row: m.Listing, record: dict[str, int]) -> ListingPublic:
         committed=committed,
         sold=sold,
         stock=max(0, committed - sold),
+        licensed=licensed,
         supplier_record=SupplierRecord(supplier=row.supplier, **record),
     )
 

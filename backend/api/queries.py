@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from contracts.encoding import OrderState
 from indexer import models as m
@@ -24,6 +24,24 @@ if TYPE_CHECKING:
 OPEN_STATES = (int(OrderState.PAID), int(OrderState.DELIVERED), int(OrderState.DISPUTED))
 
 
+#: The attestation hash of a revoked (supplier, sku) authorization.
+_REVOKED = "0x" + "00" * 32
+
+
+def _licensed() -> ColumnElement[bool]:
+    """Whether a listing's supplier currently holds the rights holder's authorization for its
+    sku (the escrow checks it when the listing is created; it can be revoked afterwards)."""
+    return (
+        select(m.Authorization.supplier)
+        .where(
+            m.Authorization.supplier == m.Listing.supplier,
+            m.Authorization.sku == m.Listing.sku,
+            m.Authorization.attestation_hash != _REVOKED,
+        )
+        .exists()
+    )
+
+
 def list_listings(
     session: Session,
     *,
@@ -31,10 +49,11 @@ def list_listings(
     sku: str | None = None,
     active: bool | None = None,
     in_stock: bool = False,
+    licensed: bool | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[m.Listing]:
-    """Listings, newest first, filtered."""
+    """Listings, newest first, filtered (`licensed`: by `is_licensed`)."""
     q = select(m.Listing)
     if supplier is not None:
         q = q.where(m.Listing.supplier == supplier)
@@ -44,8 +63,24 @@ def list_listings(
         q = q.where(m.Listing.active.is_(active))
     if in_stock:
         q = q.where(m.Listing.committed > m.Listing.sold)
+    if licensed is not None:
+        q = q.where(_licensed() if licensed else ~_licensed())
     q = q.order_by(m.Listing.listing_id.desc()).limit(limit).offset(offset)
     return session.scalars(q).all()
+
+
+def licensed_pairs(session: Session, *, listings: Iterable[m.Listing]) -> set[tuple[str, str]]:
+    """The (supplier, sku) pairs of `listings` whose authorization is in force (not revoked)."""
+    pairs = {(row.supplier, row.sku) for row in listings}
+    if not pairs:
+        return set()
+    suppliers = sorted({p[0] for p in pairs})
+    rows = session.execute(
+        select(m.Authorization.supplier, m.Authorization.sku).where(
+            m.Authorization.supplier.in_(suppliers), m.Authorization.attestation_hash != _REVOKED
+        )
+    ).all()
+    return {(str(a), str(b)) for a, b in rows} & pairs
 
 
 def get_listing(session: Session, *, listing_id: int) -> m.Listing | None:

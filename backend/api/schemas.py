@@ -161,6 +161,11 @@ class ListingPublic(ListingBase):
     committed: int = Field(description="Codes committed on-chain.")
     sold: int
     stock: int = Field(description="Codes left to sell: committed - sold.")
+    licensed: bool = Field(
+        description="Whether the rights holder's authorization of this supplier for this sku is "
+        "still in force. A revoked one hides the listing from the storefront; the escrow still "
+        "takes payments until the supplier or an admin closes it."
+    )
     supplier_record: SupplierRecord
 
 

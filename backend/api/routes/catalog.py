@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -33,22 +33,32 @@ def list_listings(
     ] = None,
     active: Annotated[bool | None, Query(description="Only open (true) or closed (false).")] = True,
     in_stock: Annotated[bool, Query(description="Only listings with codes left.")] = False,
+    licence: Annotated[
+        Literal["in-force", "revoked", "any"],
+        Query(
+            description="Listings whose supplier's authorization for the sku (the rights "
+            "holder's licence) is in force (the default), revoked, or any."
+        ),
+    ] = "in-force",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ListingPublic]:
     """Listings, newest first, with stock left (committed - sold), price and terms, and the
-    supplier's on-chain record (orders completed, disputes lost). Read from the mirror."""
+    supplier's on-chain record (orders completed, disputes lost). Read from the mirror. By
+    default only listings whose licence (the rights holder's authorization) is in force."""
     rows = queries.list_listings(
         session,
         supplier=address_or_none(supplier, "supplier"),
         sku=bytes32_or_none(sku, "sku"),
         active=active,
         in_stock=in_stock,
+        licensed={"in-force": True, "revoked": False, "any": None}[licence],
         limit=limit,
         offset=offset,
     )
     records = queries.supplier_records(session, suppliers={r.supplier for r in rows})
-    return [listing_public(r, records[r.supplier]) for r in rows]
+    ok = queries.licensed_pairs(session, listings=rows)
+    return [listing_public(r, records[r.supplier], (r.supplier, r.sku) in ok) for r in rows]
 
 
 @router.get(
@@ -63,7 +73,8 @@ def get_listing(listing_id: int, session: SessionDep) -> ListingPublic:
             "created just now"
         )
     records = queries.supplier_records(session, suppliers=[row.supplier])
-    return listing_public(row, records[row.supplier])
+    ok = queries.licensed_pairs(session, listings=[row])
+    return listing_public(row, records[row.supplier], (row.supplier, row.sku) in ok)
 
 
 @router.get(

@@ -91,18 +91,30 @@ export async function buyPage(ctx, listingId, referrer) {
   const total = h("strong", { "data-test": "total" }, fmtAmount(price, l.token));
   const slot = messageSlot({ "data-test": "buy-message" });
   const progress = h("ol", { class: "small stack", "data-test": "buy-steps" });
+  // The rights holder withdrew the supplier's licence for this product: no new sales here.
+  const unlicensed = l.licensed === false;
+  const closed = !l.active || stock === 0 || unlicensed;
   const pay = h(
     "button",
-    { class: "btn", "data-test": "pay", disabled: !l.active || stock === 0 },
-    stock === 0 ? "Sold out" : "Pay into escrow",
+    { class: "btn", "data-test": "pay", disabled: closed },
+    unlicensed ? "Not licensed" : stock === 0 ? "Sold out" : "Pay into escrow",
   );
 
   const refresh = () => {
     slot.clear();
+    if (unlicensed) {
+      slot.error(
+        userError(
+          "The rights holder has withdrawn this supplier's licence for this product, so kameng no longer sells it here. Nothing was signed or sent.",
+        ),
+      );
+      pay.disabled = true;
+      return;
+    }
     try {
       const q = checkQuantity(qty.value, stock);
       total.textContent = fmtAmount(price * BigInt(q), l.token);
-      pay.disabled = !l.active || stock === 0;
+      pay.disabled = closed;
     } catch (err) {
       total.textContent = "—";
       slot.error(err);

@@ -333,7 +333,9 @@ async function loadDashboard() {
     get("/supplier/dashboard", { auth: true }),
     get("/supplier/orders?limit=1000", { auth: true }),
     Promise.all(
-      [true, false].map((active) => get(`/catalog/listings?supplier=${wallet.address}&active=${active}&limit=500`)),
+      [true, false].map((active) =>
+        get(`/catalog/listings?supplier=${wallet.address}&active=${active}&licence=any&limit=500`),
+      ),
     ).then((x) => x.flat()),
     ledgerEvents(wallet.address).catch(() => []),
   ]);
