@@ -568,11 +568,16 @@ class DeliveryAgent:
                         self.w3, SignedTx(tx.raw_tx, tx.tx_hash, tx.nonce, tx.sender)
                     )
                 except ChainError as exc:
-                    # Typically the base fee rose past its gas price and the pool evicted it. Its
-                    # orders go back to `prepared` and out again in a new transaction at today's
-                    # price (same nonce, so if the old one ever mines the new one cannot, and the
-                    # orders are found delivered with the same digest).
-                    self._drop(session, tx, f"the node no longer takes it ({exc})")
+                    # The base fee rose past its gas price and the pool evicted it: its orders go
+                    # back to `prepared` and out again in a new transaction at today's price
+                    # (same nonce, so if the old one ever mines the new one cannot, and the
+                    # orders are found delivered with the same digest). Any other refusal (no
+                    # funds for gas, say) is raised as before: re-signing would not help.
+                    latest = self.w3.eth.get_block("latest")
+                    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
+                    if tx.gas_price is None or tx.gas_price >= base_fee:
+                        raise
+                    self._drop(session, tx, f"priced out by the base fee ({exc})")
                     session.commit()
                     continue
                 log.info("re-sent stored delivery tx %s (%s)", tx.tx_hash, outcome)

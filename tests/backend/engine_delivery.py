@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
@@ -16,6 +17,22 @@ from backend.models import Release as ReleaseRow
 from backend.release import get_release, verify_release_onchain
 from contracts.client import EscrowClient
 from contracts.encoding import Order
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs; the database keeps its commits."""
+
+
+def crash_at(target: str, times: int = 1) -> Callable[[str], None]:
+    """A crash hook that dies at the crash point `target`, the first `times` times it is hit."""
+    left = [times]
+
+    def hook(point: str) -> None:
+        if point == target and left[0] > 0:
+            left[0] -= 1
+            raise Crash(point)
+
+    return hook
 
 
 @dataclass

@@ -4,7 +4,6 @@ not ours, and reconciling with what the chain says."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -19,8 +18,10 @@ from backend.release import get_release
 from backend.vault.service import stock_counts, upload_codes
 from contracts.testing import World, commit_codes, demo_codes
 from tests.backend.engine_delivery import (
+    Crash,
     assert_delivered_once,
     buy,
+    crash_at,
     delivered_events,
     release_states,
 )
@@ -29,19 +30,6 @@ from tests.backend.engine_helpers import engine_settings, stock_listing
 
 def agent_for(world: World, sessions: sessionmaker[Session], settings: Settings) -> DeliveryAgent:
     return DeliveryAgent(settings, sessions, world.escrow, world.delivery_key)
-
-
-class Crash(BaseException):
-    """Stands for the process dying: nothing after it runs, the database keeps what was
-    committed."""
-
-
-def crash_at(target: str) -> Callable[[str], None]:
-    def hook(point: str) -> None:
-        if point == target:
-            raise Crash(point)
-
-    return hook
 
 
 def seal_then_crash(world: World, sessions: sessionmaker[Session], settings: Settings) -> None:

@@ -5,7 +5,6 @@ each named point; tests/integration/test_delivery_sigkill.py does it with a real
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -18,27 +17,14 @@ from backend.models import DeliveryTx
 from contracts.testing import World
 from tests.backend.engine_delivery import (
     Bought,
+    Crash,
     assert_delivered_once,
     buy,
+    crash_at,
     release_states,
     sealed_bytes,
 )
 from tests.backend.engine_helpers import stock_listing
-
-
-class Crash(BaseException):
-    """Stands for the process dying: nothing after it runs; the database keeps its commits."""
-
-
-def crash_at(target: str, times: int = 1) -> Callable[[str], None]:
-    left = [times]
-
-    def hook(point: str) -> None:
-        if point == target and left[0] > 0:
-            left[0] -= 1
-            raise Crash(point)
-
-    return hook
 
 
 def new_agent(world: World, sessions: sessionmaker[Session], settings: Settings) -> DeliveryAgent:

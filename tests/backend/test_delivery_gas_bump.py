@@ -15,7 +15,6 @@ In every case the buyer gets exactly one OrderDelivered, with the stored release
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -28,8 +27,10 @@ from contracts.chain import Chain
 from contracts.testing import World, make_world
 from tests.backend.engine_delivery import (
     Bought,
+    Crash,
     assert_delivered_once,
     buy,
+    crash_at,
     release_states,
 )
 from tests.backend.engine_helpers import engine_settings, stock_listing
@@ -39,18 +40,6 @@ pytestmark = pytest.mark.anvil
 BUMP_BLOCKS = 2
 #: anvil's default block gas limit, restored after blocks made too small.
 BLOCK_GAS_LIMIT = 30_000_000
-
-
-class Crash(BaseException):
-    """Stands for the process dying at a crash point."""
-
-
-def crash_at(target: str) -> Callable[[str], None]:
-    def hook(point: str) -> None:
-        if point == target:
-            raise Crash(point)
-
-    return hook
 
 
 def txs(sessions: sessionmaker[Session]) -> list[tuple[str, int, int | None, int | None]]:

@@ -7,19 +7,16 @@ the order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from web_support import (
     InjectedWallet,
     WebStack,
     connect_dev_wallet,
-    launch_browser,
     new_page,
     sign_in,
-    start_stack,
     write_csv,
 )
 
@@ -29,25 +26,10 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[WebStack]:
-    s = start_stack()
-    try:
-        s.stock_listing(6)
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        p.selectors.set_test_id_attribute("data-test")
-        b = launch_browser(p)
-        try:
-            yield b
-        finally:
-            b.close()
+@pytest.fixture(scope="module", autouse=True)
+def stocked(stack: WebStack) -> None:
+    """Six codes in the development listing before the module's first test."""
+    stack.stock_listing(6)
 
 
 def sold(stack: WebStack) -> int:

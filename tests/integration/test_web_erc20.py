@@ -5,14 +5,13 @@ enough of the token is told so before anything is signed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from eth_utils import to_checksum_address
-from playwright.sync_api import expect, sync_playwright
-from web_support import WebStack, connect_dev_wallet, launch_browser, new_page, start_stack
+from playwright.sync_api import expect
+from web_support import WebStack, connect_dev_wallet, new_page
 
 from contracts.artifacts import load
 from contracts.client import deploy_contract
@@ -31,26 +30,6 @@ class TokenListing:
 
     listing_id: int
     token: Any  # the web3 contract
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[WebStack]:
-    s = start_stack()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        p.selectors.set_test_id_attribute("data-test")
-        b = launch_browser(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,15 @@ and saves a screenshot to docs/screenshots/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from web_support import (
     WebStack,
     connect_dev_wallet,
-    launch_browser,
     new_page,
     screenshot,
     sign_in,
-    start_stack,
     write_csv,
 )
 
@@ -36,26 +32,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 PRODUCT = "Demo Gift Card 10"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[WebStack]:
-    s = start_stack()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        p.selectors.set_test_id_attribute("data-test")
-        b = launch_browser(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def short(address: str) -> str:

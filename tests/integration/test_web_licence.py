@@ -3,36 +3,14 @@ why and will not take a payment; a renewed licence brings it back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import pytest
 from eth_utils import keccak
-from playwright.sync_api import expect, sync_playwright
-from web_support import WebStack, connect_dev_wallet, launch_browser, new_page, start_stack
+from playwright.sync_api import expect
+from web_support import WebStack, connect_dev_wallet, new_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[WebStack]:
-    s = start_stack()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        p.selectors.set_test_id_attribute("data-test")
-        b = launch_browser(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_a_revoked_licence_stops_sales_in_the_store(stack: WebStack, browser: Browser) -> None:
