@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 OPEN_STATES = (int(OrderState.PAID), int(OrderState.DELIVERED), int(OrderState.DISPUTED))
 
 
-#: The attestation hash of a revoked (supplier, sku) authorization.
-_REVOKED = "0x" + "00" * 32
+#: An authorization in force: the rights holder's attestation hash is not the zero of a
+#: revocation.
+_IN_FORCE = m.Authorization.attestation_hash != "0x" + "00" * 32
 
 
 def _licensed() -> ColumnElement[bool]:
@@ -36,7 +37,7 @@ def _licensed() -> ColumnElement[bool]:
         .where(
             m.Authorization.supplier == m.Listing.supplier,
             m.Authorization.sku == m.Listing.sku,
-            m.Authorization.attestation_hash != _REVOKED,
+            _IN_FORCE,
         )
         .exists()
     )
@@ -53,7 +54,7 @@ def list_listings(
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[m.Listing]:
-    """Listings, newest first, filtered (`licensed`: by `is_licensed`)."""
+    """Listings, newest first, filtered (`licensed`: whether the licence is in force)."""
     q = select(m.Listing)
     if supplier is not None:
         q = q.where(m.Listing.supplier == supplier)
@@ -77,7 +78,7 @@ def licensed_pairs(session: Session, *, listings: Iterable[m.Listing]) -> set[tu
     suppliers = sorted({p[0] for p in pairs})
     rows = session.execute(
         select(m.Authorization.supplier, m.Authorization.sku).where(
-            m.Authorization.supplier.in_(suppliers), m.Authorization.attestation_hash != _REVOKED
+            m.Authorization.supplier.in_(suppliers), _IN_FORCE
         )
     ).all()
     return {(str(a), str(b)) for a, b in rows} & pairs

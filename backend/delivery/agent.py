@@ -141,7 +141,7 @@ class DeliveryAgent:
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._allowed: dict[str, tuple[bool, float]] = {}
         self._missing_logged: set[int] = set()
-        #: Delivery txs already reported as needing a gas price above the cap.
+        #: What was already reported as waiting for the gas price to fall under the cap.
         self._cap_warned: set[str] = set()
         #: Orders left alone in the last pass (codes missing, or not our supplier's key).
         self._skipped: set[int] = set()
@@ -488,31 +488,13 @@ class DeliveryAgent:
         Returns None (the releases wait) while the gas price is above the configured cap.
         """
         price = self.escrow.tx.gas_price() if batch else 0
-        cap = self.settings.delivery_max_gas_price
-        if cap is not None and price > cap:
-            if "post" not in self._cap_warned:
-                log.warning(
-                    "the gas price (%d wei) is above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): "
-                    "deliveries wait until it falls",
-                    price, cap,
-                )
-            self._cap_warned.add("post")
+        if self._over_cap(price, "new deliveries"):
             return None
-        self._cap_warned.discard("post")
+        self._cap_warned.discard("new deliveries")
         while batch:
             try:
-                tx = sign_call(
-                    self.escrow,
-                    self.account,
-                    "deliver",
-                    [
-                        [rel.order_id for rel, _ in batch],
-                        [order.as_tuple() for _, order in batch],
-                        [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
-                    ],
-                    nonce=pending_nonce(self.w3, self.account.address),
-                    gas_price=price,
-                    chain_id=self.chain_id,
+                tx = self._sign_deliver(
+                    batch, nonce=pending_nonce(self.w3, self.account.address), gas_price=price
                 )
                 return tx, [rel for rel, _ in batch]
             except ContractRevertError as exc:
@@ -526,6 +508,37 @@ class DeliveryAgent:
                 self._reconcile_release(culprit)
                 batch = [(r, o) for r, o in batch if r is not culprit]
         return None
+
+    def _sign_deliver(
+        self, batch: Sequence[tuple[Release, Order]], *, nonce: int, gas_price: int
+    ) -> SignedTx:
+        """Sign one `deliver` of the batch's releases (see `sign_call` for what it raises)."""
+        return sign_call(
+            self.escrow,
+            self.account,
+            "deliver",
+            [
+                [rel.order_id for rel, _ in batch],
+                [order.as_tuple() for _, order in batch],
+                [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
+            ],
+            nonce=nonce,
+            gas_price=gas_price,
+            chain_id=self.chain_id,
+        )
+
+    def _over_cap(self, price: int, what: str) -> bool:
+        """Whether `price` is above `delivery_max_gas_price`; says so once per `what`."""
+        cap = self.settings.delivery_max_gas_price
+        if cap is None or price <= cap:
+            return False
+        if what not in self._cap_warned:
+            self._cap_warned.add(what)
+            log.warning(
+                "%s would need %d wei/gas, above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): waiting",
+                what, price, cap,
+            )
+        return True
 
     def _culprit(self, exc: ContractRevertError, batch: Sequence[Release]) -> Release | None:
         if exc.name in ORDER_ERRORS and exc.args_:
@@ -606,33 +619,13 @@ class DeliveryAgent:
         old_price = tx.gas_price or current  # rows stored before prices were recorded
         bumped = old_price * (100 + self.settings.delivery_bump_percent) // 100 + 1
         price = max(bumped, current)
-        cap = self.settings.delivery_max_gas_price
-        if cap is not None and price > cap:
-            if tx.tx_hash not in self._cap_warned:
-                self._cap_warned.add(tx.tx_hash)
-                log.warning(
-                    "delivery tx %s offers %d wei/gas and is not mining; a replacement would "
-                    "offer %d, above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): leaving it as it is",
-                    tx.tx_hash, old_price, price, cap,
-                )
+        if self._over_cap(price, f"replacing delivery tx {tx.tx_hash}"):
             tx.sent_block = head
             session.commit()
             return
-        orders = [decode_order(rel.order_abi) for rel in releases]
+        batch = [(rel, decode_order(rel.order_abi)) for rel in releases]
         try:
-            signed = sign_call(
-                self.escrow,
-                self.account,
-                "deliver",
-                [
-                    [rel.order_id for rel in releases],
-                    [order.as_tuple() for order in orders],
-                    [bytes.fromhex(rel.digest[2:]) for rel in releases],
-                ],
-                nonce=tx.nonce,
-                gas_price=price,
-                chain_id=self.chain_id,
-            )
+            signed = self._sign_deliver(batch, nonce=tx.nonce, gas_price=price)
         except (ContractRevertError, ChainError) as exc:
             # The call would no longer succeed (an order moved on); the waiting tx will revert
             # or be dropped, and its orders are reconciled then.
