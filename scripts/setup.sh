@@ -31,7 +31,7 @@ nwant=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$nstamp" 2>/dev/null || true)" != "$nwant" ]; then
   echo "==> installing npm packages from package-lock.json"
   npm ci --no-audit --no-fund --loglevel=error
-  chmod +x node_modules/@foundry-rs/anvil-linux-*/bin/anvil 2>/dev/null || true
+  chmod +x node_modules/@foundry-rs/*-linux-*/bin/* 2>/dev/null || true
   echo "$nwant" > "$nstamp"
 fi
 # The browser tests drive Debian's headless Chromium (a test tool's own browser download does
