@@ -315,7 +315,7 @@ def run(console: Console) -> dict[str, Any]:
         n, secs = floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
         assert n == total, (n, total)
         floor_eps = n / secs
-        console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor:,.0f}/s, "
+        console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor_eps:,.0f}/s, "
                       f"{floor_eps / ceiling:.2f}× the ceiling[/dim]")
 
         console.print("[bold](d)[/bold] baseline: web3 get_logs + ORM add_all")
