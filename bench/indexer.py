@@ -16,7 +16,9 @@ One run:
    + one raw-event row per log into SQLite (no decoding, no decoded tables), one thread. Its
    ratio to the ceiling shows how much room the ≥ 0.5 × ceiling target leaves for the rest.
 
-The last line of `kameng bench indexer --json` is the result dict.
+The last line of `kameng bench indexer --json` is the result dict. `--quick` runs the same steps
+on the same real parts (anvil, SQLite, PostgreSQL) at `QUICK` sizes, for CI: a few thousand
+events and a few seconds of live blocks, so its figures say the run works, not how fast.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -48,15 +51,49 @@ ORDERS_PER_ROUND = 5_000
 BASELINE_EVENTS = 20_000
 BASELINE_RANGE = 20
 LIVE_SECONDS = 20
+FIELDS = (
+    "events",
+    "sqlite_eps",
+    "postgres_eps",
+    "ceiling_eps",
+    "baseline_eps",
+    "live_p99_ms",
+)
+"""The result's keys, all ints: an event count, rates in events/s and a lag in ms."""
 
 
-def _generate(console: Console, url: str) -> Workload:
+@dataclass(frozen=True)
+class Sizes:
+    """How much one run does.
+
+    Attributes:
+        target_events: Rounds are generated until the chain holds at least this many events.
+        orders_per_round: New orders per lifecycle round.
+        per_block: Transactions of one kind per block.
+        batch: Orders per deliver or settle transaction.
+        baseline_events: The plain baseline indexes the prefix holding this many events.
+        live_seconds: How long the live-lag measurement runs.
+    """
+
+    target_events: int
+    orders_per_round: int
+    per_block: int
+    batch: int
+    baseline_events: int
+    live_seconds: int
+
+
+FULL = Sizes(TARGET_EVENTS, ORDERS_PER_ROUND, 500, 100, BASELINE_EVENTS, LIVE_SECONDS)
+QUICK = Sizes(2_000, 500, 100, 20, 500, 4)
+
+
+def _generate(console: Console, url: str, sizes: Sizes) -> Workload:
     work = Workload(AnvilDriver(url), buyers=20)
     work.deploy()
     work.config_change()
     started = time.monotonic()
-    while work.total_events() < TARGET_EVENTS:
-        work.round(ORDERS_PER_ROUND, per_block=500, batch=100)
+    while work.total_events() < sizes.target_events:
+        work.round(sizes.orders_per_round, per_block=sizes.per_block, batch=sizes.batch)
         console.print(f"[dim]  {work.total_events():,} events, block {work.driver.head()}, "
                       f"{time.monotonic() - started:.0f} s[/dim]")
     return work
@@ -189,7 +226,7 @@ def _baseline(url: str, database: str, escrow: str, last_block: int) -> tuple[in
     return count, elapsed
 
 
-def _live(console: Console) -> tuple[float, int]:
+def _live(console: Console, seconds: int) -> tuple[float, int]:
     """Lag from a block's appearance on the node to its events' appearance in the mirror."""
     import tempfile
 
@@ -247,8 +284,8 @@ def _live(console: Console) -> tuple[float, int]:
         runner.start()
         for t in threads:
             t.start()
-        console.print(f"[dim]  {LIVE_SECONDS} s of 1-s blocks, 16 purchases a second[/dim]")
-        stop.wait(LIVE_SECONDS)
+        console.print(f"[dim]  {seconds} s of 1-s blocks, 16 purchases a second[/dim]")
+        stop.wait(seconds)
         stop.set()
         for t in [*threads, runner]:
             t.join(10)
@@ -270,10 +307,19 @@ def _live(console: Console) -> tuple[float, int]:
         tmp.cleanup()
 
 
-def run(console: Console) -> dict[str, Any]:
-    """Generate the chain, measure (a) to (e), and return the issue's result dict."""
+def run(console: Console, quick: bool = False) -> dict[str, Any]:
+    """Generate the chain, measure (a) to (e), and return the issue's result dict.
+
+    Args:
+        console: Where progress and the floor and ratios go.
+        quick: Run at `QUICK` sizes instead of `FULL`.
+
+    Returns:
+        The figures named by `FIELDS`.
+    """
     import tempfile
 
+    sizes = QUICK if quick else FULL
     tmp = tempfile.TemporaryDirectory()
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
@@ -281,7 +327,7 @@ def run(console: Console) -> dict[str, Any]:
     node.start()
     try:
         console.print("[bold]generating[/bold] escrow events on anvil")
-        work = _generate(console, node.url)
+        work = _generate(console, node.url, sizes)
         head = work.driver.head()
         total = work.total_events()
         concurrency = HttpSource(node.url).max_concurrency
@@ -319,7 +365,7 @@ def run(console: Console) -> dict[str, Any]:
                       f"{floor_eps / ceiling:.2f}× the ceiling[/dim]")
 
         console.print("[bold](d)[/bold] baseline: web3 get_logs + ORM add_all")
-        prefix = _prefix_block(node.url, work.escrow, BASELINE_EVENTS)
+        prefix = _prefix_block(node.url, work.escrow, sizes.baseline_events)
         n, secs = _baseline(node.url, f"sqlite:///{tmp.name}/baseline.db", work.escrow, prefix)
         baseline = n / secs
         console.print(f"[dim]  {n:,} events (blocks 0-{prefix}) in {secs:.2f} s[/dim]")
@@ -331,7 +377,7 @@ def run(console: Console) -> dict[str, Any]:
         tmp.cleanup()
 
     console.print("[bold](e)[/bold] live lag with 1-s blocks")
-    p99, _count = _live(console)
+    p99, _count = _live(console, sizes.live_seconds)
     result = {
         "events": total,
         "sqlite_eps": round(sqlite_eps),

@@ -1,4 +1,8 @@
-"""`kameng bench NAME`: run a benchmark from the `bench` package; JSON on the last line."""
+"""`kameng bench NAME`: run a benchmark from the `bench` package; JSON on the last line.
+
+`--quick` runs it at small sizes (seconds, for CI); its result has the same fields plus
+``"quick": true``, so a quick figure is never mistaken for a measurement.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,11 @@ def bench_cmd(
     as_json: bool = typer.Option(
         False, "--json", help="Print the result as JSON on the last line."
     ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help='Small sizes, seconds to run: checks the benchmark works (adds "quick": true).',
+    ),
 ) -> None:
     """Run a benchmark. Results are ratios against a baseline measured in the same run."""
     names = available()
@@ -34,7 +43,9 @@ def bench_cmd(
         )
         raise typer.Exit(2)
     module = importlib.import_module(f"bench.{name}")
-    result = module.run(console=console)
+    result = module.run(console=console, quick=quick)
+    if quick:
+        result["quick"] = True
     if as_json:
         print(json.dumps(result, separators=(", ", ": ")))
     else:

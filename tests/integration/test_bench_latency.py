@@ -1,23 +1,9 @@
-"""The latency benchmark runs end to end (small sizes; a benchmark, not a timed test)."""
+"""The latency benchmark's percentile. The benchmark itself runs end to end, at small sizes,
+in ``test_bench_quick.py`` (``kameng bench latency --quick``)."""
 
 from __future__ import annotations
 
-import pytest
-from rich.console import Console
-
 from bench import latency
-
-pytestmark = pytest.mark.anvil
-
-
-def test_latency_benchmark_measures_both_setups() -> None:
-    console = Console(quiet=True)
-    embedded = latency.embedded(console, orders=5)
-    assert set(embedded) == {"p50_ms", "p99_ms"}
-    assert 0 < embedded["p50_ms"] <= embedded["p99_ms"]
-    anvil = latency.anvil_1s_blocks(console, rate=10, seconds=3)
-    assert set(anvil) == {"p50_ms", "p99_ms", "orders_per_s"}
-    assert 0 < anvil["p50_ms"] <= anvil["p99_ms"] and anvil["orders_per_s"] > 0
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -1,0 +1,99 @@
+"""Every benchmark's quick mode runs through the real CLI and prints the full result's shape.
+
+Each test runs ``kameng bench NAME --quick --json`` as a subprocess, parses the last line of
+its stdout and checks it against the benchmark module's own ``FIELDS``. The figures are from
+tiny runs, so only their types and signs are checked, never their size (gas changes with the
+contract). What the benchmarks' parts do is tested elsewhere: the floor's rows in
+``test_bench_floor.py``, the percentile in ``test_bench_latency.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import gas, indexer, latency, leaves
+
+KAMENG = Path(sys.executable).with_name("kameng")
+TIMEOUT = 600
+
+
+def run_quick(name: str) -> dict[str, Any]:
+    """Run ``kameng bench NAME --quick --json`` and return its flattened JSON result.
+
+    Args:
+        name: The benchmark.
+
+    Returns:
+        The result's leaves by dotted path (see `bench.leaves`).
+    """
+    proc = subprocess.run(
+        [str(KAMENG), "bench", name, "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no output; stderr: {proc.stderr[-4000:]}"
+    result = json.loads(lines[-1])
+    assert isinstance(result, dict)
+    return leaves(result)
+
+
+def check_shape(flat: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Assert the result has exactly `fields` plus ``quick: true``; return it without ``quick``.
+
+    Args:
+        flat: A flattened quick result.
+        fields: The benchmark module's ``FIELDS``.
+
+    Returns:
+        The figures named by `fields`.
+    """
+    assert len(set(fields)) == len(fields)
+    assert set(flat) == {*fields, "quick"}
+    assert flat["quick"] is True
+    return {f: flat[f] for f in fields}
+
+
+def is_int(value: Any) -> bool:
+    """Whether `value` is a JSON integer (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def test_gas_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("gas"), gas.FIELDS)
+    assert all(is_int(v) and v > 0 for v in figures.values()), figures
+    assert figures["lifecycle_single"] == sum(
+        figures[f"single.{step}"] for step in ("buy", "deliver", "confirm")
+    )
+    # one transaction's base cost is shared by the batch, so batching is cheaper per order
+    for step in ("deliver", "settle_after_window"):
+        assert figures[f"batch50_per_order.{step}"] < figures[f"single.{step}"], figures
+    assert figures["lifecycle_batched"] < figures["lifecycle_single"], figures
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+def test_indexer_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("indexer"), indexer.FIELDS)
+    assert all(is_int(v) for v in figures.values()), figures
+    assert indexer.QUICK.target_events <= figures["events"] < indexer.FULL.target_events
+    rates = ("sqlite_eps", "postgres_eps", "ceiling_eps", "baseline_eps")
+    assert all(figures[f] > 0 for f in rates), figures
+    assert figures["live_p99_ms"] >= 0
+
+
+@pytest.mark.anvil
+def test_latency_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("latency"), latency.FIELDS)
+    assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
+    for setup in ("embedded", "anvil_1s_blocks"):
+        assert figures[f"{setup}.p50_ms"] <= figures[f"{setup}.p99_ms"], figures
