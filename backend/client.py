@@ -289,7 +289,8 @@ class KamengClient:
         """The sealed release of an order (its buyer only).
 
         Raises:
-            ApiError: 409 while it is being sealed, 403 for another buyer's order, 404 unknown.
+            ApiError: 409 while it is being sealed or its delivery is not on-chain yet, 403 for
+                another buyer's order, 404 unknown.
         """
         path = f"/buyer/orders/{order_id}/release"
         headers = self.signed_headers(account, "GET", path) if account else None
@@ -303,7 +304,9 @@ class KamengClient:
         timeout: float = 60.0,
         poll: float = 0.05,
     ) -> ReleasePublic:
-        """Fetch a release, polling while the order is paid but not sealed yet (409 or 404).
+        """Fetch a release, polling while it is not sealed or not delivered on-chain yet (409),
+        or the order is not in the mirror yet (404). Once it returns, the order's delivery with
+        this release's digest is on-chain and in the mirror.
 
         Raises:
             ApiError: it did not come within `timeout`, or the server refused for good.

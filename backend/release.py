@@ -327,7 +327,9 @@ def get_release(session: Session, order_id: int) -> Release:
 
     It is returned from the moment it is stored (state ``prepared``): the bytes never change
     afterwards, because a re-post after a crash re-sends the same bytes. Until the state is
-    ``confirmed`` the buyer's verification will not find the digest on-chain yet.
+    ``confirmed`` the buyer's verification will not find the digest on-chain yet. The API hands
+    it to the buyer only once its delivery is on-chain (`backend.api.queries.servable_releases`):
+    codes in the buyer's hands before then could come with a refund (audit finding 10).
 
     Raises:
         ReleaseNotFound: none is stored (yet) for that order, or the order can no longer be

@@ -51,7 +51,7 @@ def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> Li
 
 
 def order_public(row: m.Order, ready: Iterable[int] = ()) -> OrderPublic:
-    """An order from a mirror row; `ready` holds the ids with a stored release."""
+    """An order from a mirror row; `ready` holds the ids whose release can be fetched."""
     return OrderPublic(**order_fields(row), release_ready=int(row.order_id) in set(ready))
 
 

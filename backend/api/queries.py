@@ -2,7 +2,8 @@
 
 Every chain fact the API serves comes from here (the mirror tables of `indexer.models`), never
 from the node, so the catalog and dashboards keep answering while the node is slow, and stay
-consistent with the block the mirror has reached.
+consistent with the block the mirror has reached. Which sealed releases may be served is decided
+here too (`servable_releases`): the vault's releases joined with the mirror's deliveries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
+from backend.models import Release
+from backend.release import LIVE_STATES
 from contracts.encoding import OrderState
 from indexer import models as m
 
@@ -133,6 +136,43 @@ def supplier_records(session: Session, *, suppliers: Iterable[str]) -> dict[str,
 def get_order(session: Session, *, order_id: int) -> m.Order | None:
     """One order."""
     return session.get(m.Order, order_id)
+
+
+def servable_releases(
+    session: Session, *, order_ids: Iterable[int] | None = None, since_block: int = 0
+) -> dict[int, int]:
+    """The orders whose sealed release may be served, each with the block of its mirror row's
+    latest change.
+
+    A release is served only once it is the delivered one on-chain: this backend stored it (and
+    has not given it up) and the mirror shows the order delivered with exactly its digest
+    (`orders.release_digest` is set by OrderDelivered and kept through every later state).
+    Serving it earlier would let a buyer hold the codes while the delivery could still miss its
+    deadline and the whole payment be reclaimed (audit finding 10). A reorg that removes the
+    delivery rolls the mirror back, and the release is not served again until the delivery is
+    mined again.
+
+    Args:
+        session: A session on the database holding both the vault and the mirror.
+        order_ids: Only these orders (every order when None).
+        since_block: Only orders whose mirror row last changed at this block or later.
+    """
+    q = (
+        select(Release.order_id, m.Order.updated_block)
+        .join(m.Order, m.Order.order_id == Release.order_id)
+        .where(
+            Release.state.in_(sorted(LIVE_STATES)),
+            m.Order.release_digest == Release.digest,
+        )
+    )
+    if order_ids is not None:
+        ids = sorted(set(order_ids))
+        if not ids:
+            return {}
+        q = q.where(Release.order_id.in_(ids))
+    if since_block:
+        q = q.where(m.Order.updated_block >= since_block)
+    return {int(oid): int(block) for oid, block in session.execute(q).all()}
 
 
 def order_events(session: Session, *, order_id: int) -> Sequence[m.OrderEvent]:

@@ -205,7 +205,10 @@ class OrderPublic(OrderBase):
     paid_tx: Bytes32
     paid_at: int
     updated_at: int
-    release_ready: bool = Field(description="Whether a sealed release is stored for it.")
+    release_ready: bool = Field(
+        description="Whether its sealed release can be fetched: stored by this backend and "
+        "delivered on-chain with that digest (as far as the mirror has indexed)."
+    )
 
 
 class OrderEventPublic(ApiModel):
@@ -230,8 +233,9 @@ class OrderDetailPublic(OrderPublic):
 
 class ReleasePublic(Release):
     """A sealed release as the buyer fetches it (`backend.release.Release`), with the order's
-    state in the mirror. Salts travel inside the sealed box with the codes (docs/RELEASE.md);
-    the public per-code fields are the commitment, the batch and the Merkle proof."""
+    state in the mirror. It is served only once the mirror shows the order delivered with this
+    release's digest. Salts travel inside the sealed box with the codes (docs/RELEASE.md); the
+    public per-code fields are the commitment, the batch and the Merkle proof."""
 
     order_state: str = Field(description="The order's state in the mirror, e.g. `delivered`.")
 

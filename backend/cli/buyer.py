@@ -103,8 +103,9 @@ def verify_order(
         try:
             return verify_release_onchain(release, key, s.escrow, from_block)
         except ReleaseInvalid as exc:
-            # A release is fetchable as soon as it is sealed; its digest reaches the chain with
-            # the agent's next delivery transaction, about a block later.
+            # The API serves a release only once its mirror shows the delivery, but the node
+            # this CLI reads may be behind the backend's, and a release saved from an older
+            # backend may predate its delivery.
             if exc.reason != "not-delivered" or time.monotonic() > deadline:
                 raise
         time.sleep(0.05)  # polling the chain for the delivery, with a deadline

@@ -168,7 +168,8 @@ class DeliveryAgent:
         """One pass: reconcile in-flight transactions, seal new paid orders, post a batch.
 
         Returns:
-            The order ids whose sealed releases were stored in this pass (now fetchable).
+            The order ids whose sealed releases were stored in this pass (the API serves each
+            once its delivery is on-chain).
 
         Raises:
             ChainUnavailable: the node did not answer (nothing is lost; call again).

@@ -8,6 +8,7 @@ shortcuts tests need. Nothing is mocked: requests go over HTTP, orders are paid 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -127,6 +128,55 @@ class Served:
             return health.indexed_block is not None and health.indexed_block >= head
 
         poll("the indexer to reach the head", caught_up, timeout)
+
+
+class AgentHold:
+    """Holds the backend's running delivery agent at one of its crash points.
+
+    The first time the agent reaches `point` (a `DeliveryAgent.crash_hook` point: ``prepared``
+    after storing sealed releases, ``tx-stored`` after signing and storing a deliver transaction
+    but before broadcasting it) its thread waits there until `release`. Everything it did before
+    that point is committed, so the API, the indexer and the chain carry on around it.
+    """
+
+    def __init__(self, point: str) -> None:
+        self.point = point
+        self.reached = threading.Event()
+        self._go = threading.Event()
+
+    def __call__(self, point: str) -> None:
+        """The crash hook: hold the agent the first time it reaches our point."""
+        if point == self.point and not self.reached.is_set():
+            self.reached.set()
+            self._go.wait(120)  # released by `release`; a bound so a broken test cannot hang
+
+    def wait(self, timeout: float = 20.0) -> None:
+        """Wait until the agent is held at the point.
+
+        Raises:
+            AssertionError: it did not get there within `timeout`.
+        """
+        if not self.reached.wait(timeout):
+            raise AssertionError(f"the delivery agent never reached {self.point!r}")
+
+    def release(self) -> None:
+        """Let the agent go on."""
+        self._go.set()
+
+
+@contextmanager
+def agent_held(served: Served, point: str) -> Iterator[AgentHold]:
+    """Hold the served backend's delivery agent at `point` (see `AgentHold`) inside the block;
+    it is always let go on the way out."""
+    agent = served.runtime.agent
+    assert agent is not None, "the backend runs without a delivery agent"
+    hold = AgentHold(point)
+    agent.crash_hook = hold
+    try:
+        yield hold
+    finally:
+        agent.crash_hook = None
+        hold.release()
 
 
 @contextmanager

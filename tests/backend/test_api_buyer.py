@@ -10,9 +10,10 @@ import pytest
 
 from backend.auth import sign_message
 from backend.client import ApiError
+from backend.models import Release as ReleaseRow
 from backend.release import verify_release_onchain
 from contracts.encoding import OrderState, order_id
-from tests.backend.api_helpers import Served, database, poll, serve
+from tests.backend.api_helpers import Served, agent_held, database, poll, serve
 
 
 @pytest.fixture(
@@ -36,24 +37,83 @@ def test_buyer_fetches_a_release_that_verifies_against_the_chain(served: Served)
         assert len(code.commitment) == 32 and code.proof and len(code.batch_root) == 32
     raw = client.request("GET", f"/buyer/orders/{bought.order_id}/release").text
     assert "KMG-" not in raw and b"KMG-".hex() not in raw  # codes only inside the box
-    poll(
-        "the delivery on-chain",
-        lambda: served.escrow.order_hash(bought.order_id) != bought.order.hash(),
-    )
+    # A served release is a delivered one: it verifies against the chain without waiting.
     verified = verify_release_onchain(release, bought.key, served.escrow, bought.tx.block_number)
     assert len(verified.codes) == 3
+
+
+def _stored_release(served: Served, oid: int) -> tuple[str, str] | None:
+    """(state, digest) of the release the backend stored for an order, if any."""
+    with served.runtime.sessions() as session:
+        row = session.get(ReleaseRow, oid)
+        return (row.state, row.digest) if row is not None else None
+
+
+def test_a_release_is_not_served_before_its_delivery_is_on_chain(served: Served) -> None:
+    """Audit finding 10: the release is sealed and stored and its deliver transaction signed,
+    but not mined. Served then, the buyer would hold the codes while the delivery could still
+    miss its deadline and the whole payment be reclaimed; it also made
+    test_dispute_queue_is_oldest_first_and_for_arbiters_only flaky (a dispute sent while the
+    order was still Paid). The API answers 409 until the delivery is mined and indexed, then
+    serves that same release, and everything it implies holds at once."""
+    buyer = served.dev.buyers[2]
+    client = served.client(buyer)
+    with agent_held(served, "tx-stored") as hold:
+        bought = served.buy(buyer, 2)
+        hold.wait()
+        stored = _stored_release(served, bought.order_id)
+        assert stored is not None and stored[0] == "sent"  # sealed, stored, signed; not sent
+        served.wait_indexed()  # the mirror holds every block there is
+        assert served.escrow.order_matches(bought.order_id, bought.order)  # still Paid
+        with pytest.raises(ApiError) as err:
+            client.release(bought.order_id)
+        assert err.value.status == 409 and "not on-chain yet" in err.value.detail
+        assert err.value.retry_after == 1
+        detail = client.order(bought.order_id)
+        assert detail.state == OrderState.PAID and not detail.release_ready
+        listed = next(o for o in client.my_orders() if o.order_id == bought.order_id)
+        assert not listed.release_ready
+    release = client.wait_release(bought.order_id)
+    assert "0x" + release.digest.hex() == stored[1]  # the release sealed before, unchanged
+    detail = client.order(bought.order_id)
+    assert detail.state == OrderState.DELIVERED and detail.release_ready
+    assert detail.release_digest == stored[1] and release.order_state == "delivered"
+    verified = verify_release_onchain(release, bought.key, served.escrow, bought.tx.block_number)
+    assert len(verified.codes) == 2
+
+
+def test_a_release_the_chain_does_not_hold_is_never_served(served: Served) -> None:
+    """Audit finding 10, the other way round: while the agent's release is stored but not
+    posted, the supplier delivers the order by hand with another digest. The stored release is
+    not the delivered one: 404 at once (not 409: it will never be served), and still after the
+    agent finds it superseded."""
+    buyer, supplier = served.dev.buyers[0], served.dev.supplier
+    client = served.client(buyer)
+    with agent_held(served, "prepared") as hold:
+        bought = served.buy(buyer, 1)
+        hold.wait()
+        served.escrow.tx.reset_nonce(supplier.address)
+        served.escrow.deliver(supplier, [(bought.order_id, bought.order, b"\x42" * 32)])
+        served.wait_indexed()
+        assert _stored_release(served, bought.order_id) is not None
+        with pytest.raises(ApiError) as err:
+            client.release(bought.order_id)
+        assert err.value.status == 404 and "another release" in err.value.detail
+        assert not client.order(bought.order_id).release_ready
+    poll(
+        "the agent to find its release superseded",
+        lambda: (_stored_release(served, bought.order_id) or ("",))[0] == "superseded",
+    )
+    with pytest.raises(ApiError) as err:
+        client.release(bought.order_id)
+    assert err.value.status == 404
 
 
 def test_buyer_sees_its_orders_and_their_history(served: Served) -> None:
     buyer = served.dev.buyers[1]
     bought = served.buy(buyer, 1)
     client = served.client(buyer)
-    client.wait_release(bought.order_id)
-
-    def delivered() -> bool:
-        return client.order(bought.order_id).state == OrderState.DELIVERED
-
-    poll("the mirror to see the delivery", delivered)
+    client.wait_release(bought.order_id)  # served: delivered, and in the mirror
     mine = client.my_orders()
     assert bought.order_id in [o.order_id for o in mine]
     assert all(o.buyer == buyer.address for o in mine)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select
 
-from backend import models as vault_models
 from backend.api import queries
 from backend.api.convert import event_public, order_fields, order_public, state_name
 from backend.api.deps import ContextDep, CurrentWallet, SessionDep
@@ -19,6 +17,9 @@ from contracts.encoding import OrderState
 
 router = APIRouter(prefix="/buyer", tags=["buyer"])
 
+#: The mirror's release digest of an order not delivered (yet).
+_NO_DIGEST = "0x" + "00" * 32
+
 OrderIdPath = Annotated[int, Path(ge=0, lt=2**256, description="listingId << 32 | firstIndex")]
 _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorPublic, "description": "Not signed in, or the signature is invalid."},
@@ -27,13 +28,9 @@ _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def ready_ids(session: SessionDep, order_ids: list[int]) -> set[int]:
-    """Which of these orders have a sealed release stored."""
-    if not order_ids:
-        return set()
-    rows = session.scalars(
-        select(vault_models.Release.order_id).where(vault_models.Release.order_id.in_(order_ids))
-    ).all()
-    return {int(r) for r in rows}
+    """Which of these orders have a release the buyer can fetch: stored here and delivered
+    on-chain with its digest (`queries.servable_releases`)."""
+    return set(queries.servable_releases(session, order_ids=order_ids))
 
 
 @router.get("/orders", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
@@ -89,7 +86,11 @@ def order_detail(
         **_AUTH_ERRORS,
         403: {"model": ErrorPublic, "description": "The order belongs to another buyer."},
         404: {"model": ErrorPublic, "description": "Unknown order, or it will never have one."},
-        409: {"model": ErrorPublic, "description": "Not sealed yet; retry after Retry-After."},
+        409: {
+            "model": ErrorPublic,
+            "description": "Not sealed yet, or sealed but its delivery is not on-chain yet "
+            "(not mined, or not indexed); retry after Retry-After.",
+        },
     },
 )
 def fetch_release(
@@ -97,8 +98,10 @@ def fetch_release(
 ) -> ReleasePublic:
     """The order's sealed release with, per code, its commitment, batch root and Merkle proof.
 
-    Only the order's buyer may fetch it (sign in with SIWE, or sign this request). It is useless
-    without the buyer's per-order key; open and check it with ``kameng buyer verify``.
+    Only the order's buyer may fetch it (sign in with SIWE, or sign this request). It is served
+    once its delivery is on-chain: the indexer's mirror shows the order delivered with this
+    release's digest (until then 409, even though it is sealed). It is useless without the
+    buyer's per-order key; open and check it with ``kameng buyer verify``.
     """
     row = queries.get_order(session, order_id=order_id)
     try:
@@ -113,8 +116,8 @@ def fetch_release(
             f"order {order_id} belongs to another buyer; only its buyer may fetch the release: "
             "sign in with the wallet that paid for it"
         )
+    state = int(row.state) if row is not None else int(OrderState.PAID)
     if release is None:
-        state = int(row.state) if row is not None else int(OrderState.PAID)
         if state == OrderState.PAID:
             raise NotReady(
                 f"order {order_id} is paid and its release is being sealed; retry in a second"
@@ -122,5 +125,22 @@ def fetch_release(
         raise NotFound(
             f"order {order_id} is {state_name(state)} and this backend holds no release for it"
         )
-    order_state = state_name(int(row.state)) if row is not None else "paid"
-    return ReleasePublic(**release.model_dump(), order_state=order_state)
+    if order_id not in queries.servable_releases(session, order_ids=[order_id]):
+        # Sealed, but not the delivered release on-chain (audit finding 10).
+        if row is None or state == OrderState.PAID:
+            raise NotReady(
+                f"order {order_id}'s release is sealed but its delivery is not on-chain yet "
+                "(the deliver transaction is not mined, or the indexer has not reached its "
+                "block); it is served once it is; retry in a second"
+            )
+        delivered = row.release_digest != _NO_DIGEST
+        raise NotFound(
+            f"order {order_id} is {state_name(state)} on-chain "
+            + (
+                f"with another release (digest {row.release_digest})"
+                if delivered
+                else "and was never delivered"
+            )
+            + "; this backend's sealed release is not the delivered one and is not served"
+        )
+    return ReleasePublic(**release.model_dump(), order_state=state_name(state))
