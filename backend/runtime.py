@@ -102,7 +102,7 @@ def deploy_dev_world(
     escrow.grant_role(admin, "ARBITER_ROLE", arbiter.address)
     sku = sku_id(DEV_SKU_NAME)
     escrow.authorize(admin, supplier.address, sku, keccak(text="licence: development"))
-    escrow.set_delivery_key(supplier, delivery.address)
+    escrow.name_delivery_key(supplier, delivery)
     escrow.deposit_bond(supplier, bond)
     listing_id, _ = escrow.create_listing(
         supplier,

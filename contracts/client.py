@@ -59,6 +59,10 @@ class EscrowConfig:
     referral_bps: int = 300
     min_bond_bps: int = 1000
     arbitration_window: int = 7 * 24 * 3600
+    min_delivery_window: int = 60
+    max_delivery_window: int = 30 * 24 * 3600
+    min_dispute_window: int = 3600
+    max_dispute_window: int = 90 * 24 * 3600
 
     def as_tuple(self) -> tuple[object, ...]:
         """As the ABI takes it."""
@@ -68,6 +72,10 @@ class EscrowConfig:
             self.referral_bps,
             self.min_bond_bps,
             self.arbitration_window,
+            self.min_delivery_window,
+            self.max_delivery_window,
+            self.min_dispute_window,
+            self.max_dispute_window,
         )
 
 
@@ -357,8 +365,29 @@ class EscrowClient:
         return self._send(supplier, "withdrawBond", token, amount, to or supplier.address)
 
     def set_delivery_key(self, supplier: LocalAccount, key: str, enabled: bool = True) -> TxResult:
-        """Name (or remove) a delivery key."""
+        """Propose (or remove) a delivery key; a proposed key acts once it accepts."""
         return self._send(supplier, "setDeliveryKey", key, enabled)
+
+    def accept_delivery_key(self, key: LocalAccount, supplier: str) -> TxResult:
+        """Accept a supplier's proposal, signed by the key itself."""
+        return self._send(key, "acceptDeliveryKey", supplier)
+
+    def resign_delivery_key(self, key: LocalAccount, supplier: str) -> TxResult:
+        """Stop being a supplier's delivery key, signed by the key itself."""
+        return self._send(key, "resignDeliveryKey", supplier)
+
+    def name_delivery_key(
+        self, supplier: LocalAccount, key: LocalAccount
+    ) -> tuple[TxResult, TxResult]:
+        """Both steps, when one holds both keys (development, tests): propose, then accept."""
+        return (
+            self.set_delivery_key(supplier, key.address),
+            self.accept_delivery_key(key, supplier.address),
+        )
+
+    def set_referral_bps(self, supplier: LocalAccount, listing_id: int, bps: int) -> TxResult:
+        """Opt a listing into referrals at `bps` (0 opts out)."""
+        return self._send(supplier, "setReferralBps", listing_id, bps)
 
     def create_listing(
         self,
@@ -544,6 +573,7 @@ class EscrowClient:
             batch_count,
             fee_bps,
             referral_bps,
+            arbitration_window,
             sku,
         ) = self.call("getListing", listing_id)
         return {
@@ -558,6 +588,7 @@ class EscrowClient:
             "dispute_window": dispute_window,
             "fee_bps": fee_bps,
             "referral_bps": referral_bps,
+            "arbitration_window": arbitration_window,
             "batch_count": batch_count,
             "sku": bytes(sku),
         }

@@ -51,7 +51,7 @@ def make_world(chain: Chain, buyers: int = 3, config: EscrowConfig | None = None
     escrow.authorize(
         admin, supplier.address, sku, keccak(text="licence: Valve distribution agreement")
     )
-    escrow.set_delivery_key(supplier, delivery_key.address)
+    escrow.name_delivery_key(supplier, delivery_key)
     return World(
         chain=chain,
         escrow=escrow,
@@ -102,8 +102,12 @@ def open_listing(
     delivery_window: int = 3600,
     dispute_window: int = 86_400,
     bond_bps: int = 1000,
+    referral_bps: int = 0,
 ) -> int:
-    """Bond the supplier, open a listing and commit `stock` codes to it; returns the listing id."""
+    """Bond the supplier, open a listing and commit `stock` codes to it; returns the listing id.
+
+    `referral_bps` opts the listing into referrals (the supplier's choice; zero leaves it out).
+    """
     listing_id, _ = world.escrow.create_listing(
         world.supplier,
         sku=world.sku,
@@ -114,6 +118,8 @@ def open_listing(
         bond_bps=bond_bps,
         metadata_uri="ipfs://listing",
     )
+    if referral_bps:
+        world.escrow.set_referral_bps(world.supplier, listing_id, referral_bps)
     if bond:
         world.escrow.deposit_bond(world.supplier, bond, token)
     if stock:

@@ -441,11 +441,14 @@ class _Batch:
 
     def config_updated(self, ev: Event) -> None:
         """ConfigUpdated: the platform's settings."""
-        fee_recipient, fee_bps, referral_bps, min_bond_bps, window = ev.args["config"]
+        (fee_recipient, fee_bps, referral_bps, min_bond_bps, window,
+         min_delivery, max_delivery, min_dispute, max_dispute) = ev.args["config"]
         self.ws.put("platform_config", (self.escrow,), {
             "contract": self.escrow, "fee_recipient": fee_recipient,
             "fee_bps": fee_bps, "referral_bps": referral_bps, "min_bond_bps": min_bond_bps,
-            "arbitration_window": window, "block_number": ev.block,
+            "arbitration_window": window, "min_delivery_window": min_delivery,
+            "max_delivery_window": max_delivery, "min_dispute_window": min_dispute,
+            "max_dispute_window": max_dispute, "block_number": ev.block,
         }, ev.block)
 
     def token_allowed(self, ev: Event) -> None:
@@ -492,7 +495,7 @@ class _Batch:
             "listing_id": lid, "supplier": a["supplier"], "sku": a["sku"],
             "token": a["token"], "unit_price": a["unitPrice"],
             "delivery_window": a["deliveryWindow"], "dispute_window": a["disputeWindow"],
-            "bond_bps": a["bondBps"], "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
+            "arbitration_window": a["arbitrationWindow"], "bond_bps": a["bondBps"], "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
             "metadata_uri": a["metadataURI"], "active": True, "committed": 0, "sold": 0,
             "updated_block": ev.block, **ev.ref(),
         }, ev.block)

@@ -159,6 +159,10 @@ class PlatformConfig(Base):
     referral_bps: Mapped[int] = mapped_column(Integer)
     min_bond_bps: Mapped[int] = mapped_column(Integer)
     arbitration_window: Mapped[int] = mapped_column(BigInteger)
+    min_delivery_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_delivery_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    min_dispute_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_dispute_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_number: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -207,6 +211,8 @@ class Listing(Base, LogRef):
     unit_price: Mapped[int] = mapped_column(Uint256)
     delivery_window: Mapped[int] = mapped_column(BigInteger)
     dispute_window: Mapped[int] = mapped_column(BigInteger)
+    #: Fixed when the listing is created (null in rows mirrored before migration 0002).
+    arbitration_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bond_bps: Mapped[int] = mapped_column(Integer)
     fee_bps: Mapped[int] = mapped_column(Integer)
     referral_bps: Mapped[int] = mapped_column(Integer)

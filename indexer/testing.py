@@ -49,6 +49,10 @@ ROLE_ARBITER = keccak(text="ARBITER_ROLE")
 REASON = b"code-already-redeemed".ljust(32, b"\0")
 
 
+#: The Config's window bounds (min/max delivery, min/max dispute), as the contract takes them.
+WINDOW_BOUNDS = (60, 30 * 86_400, 3600, 90 * 86_400)
+
+
 def random_address() -> str:
     """A fresh random address (impersonated on anvil, so it needs no key)."""
     return to_checksum_address("0x" + os.urandom(20).hex())
@@ -214,7 +218,7 @@ class Workload:
     seed: int = 1
     buyers: int = 8
     delivery_window: int = 600
-    dispute_window: int = 1200
+    dispute_window: int = 3600
     arbitration_window: int = 1800
     unit_price: int = 10**15
     escrow: str = ""
@@ -288,7 +292,7 @@ class Workload:
     def deploy(self) -> str:
         """Deploy the escrow and set up roles, config, a token, a licensed supplier, a listing."""
         art = load("CodeEscrow")
-        config = (self.fee_recipient, 200, 300, 1000, self.arbitration_window)
+        config = (self.fee_recipient, 200, 300, 1000, self.arbitration_window, *WINDOW_BOUNDS)
         data = self.calldata.constructor(art.bytecode, self.admin, config)
         (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 8_000_000}])
         self.now += 1
@@ -301,6 +305,7 @@ class Workload:
             self.tx(self.admin, "setTokenAllowed", random_address(), True),
             self.tx(self.admin, "authorize", self.supplier, self.sku, keccak(text="licence")),
             self.tx(self.supplier, "setDeliveryKey", self.delivery_key, True),
+            self.tx(self.delivery_key, "acceptDeliveryKey", self.supplier),
             self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**23, value=10**23),
         ])
         self.open_listing()
@@ -422,7 +427,7 @@ class Workload:
 
     def config_change(self) -> None:
         """ConfigUpdated, SkuAuthorized and DeliveryKeySet once more."""
-        config = (self.fee_recipient, 150, 250, 1000, self.arbitration_window)
+        config = (self.fee_recipient, 150, 250, 1000, self.arbitration_window, *WINDOW_BOUNDS)
         self.block([
             self.tx(self.admin, "setConfig", config),
             self.tx(self.admin, "authorize", self.supplier, sku_id("office-365"), keccak(b"a2")),

@@ -205,8 +205,13 @@ def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
         "admin",
     )
     story.tx(
-        "supplier A names its delivery agent's key",
+        "supplier A proposes its delivery agent's key",
         escrow.set_delivery_key(supplier, delivery.address),
+        "admin",
+    )
+    story.tx(
+        "the delivery agent's key accepts",
+        escrow.accept_delivery_key(delivery, supplier.address),
         "admin",
     )
 

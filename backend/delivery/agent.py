@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.chaintx import (
     CONNECTION_ERRORS,
     SignedTx,
+    account_lock,
     broadcast,
     get_logs,
     is_known,
@@ -279,6 +280,13 @@ class DeliveryAgent:
         if cached is not None and time.monotonic() - cached[1] < 60:
             return cached[0]
         allowed = bool(self.escrow.call("isDeliveryKey", supplier, self.account.address))
+        if not allowed and self.escrow.call(
+            "isProposedDeliveryKey", supplier, self.account.address
+        ):
+            # The supplier proposed our key: accepting is our consent to deliver for it (the
+            # contract refuses the acceptance if our key holds the arbiter role).
+            self._accept_proposal(supplier)
+            allowed = bool(self.escrow.call("isDeliveryKey", supplier, self.account.address))
         self._allowed[supplier] = (allowed, time.monotonic())
         if not allowed:
             log.warning(
@@ -287,6 +295,21 @@ class DeliveryAgent:
                 self.account.address,
             )
         return allowed
+
+    def _accept_proposal(self, supplier: str) -> None:
+        """Accept `supplier`'s proposal of our key; a refusal is logged, not raised."""
+        with account_lock(self.account.address):
+            try:
+                res = self.escrow.accept_delivery_key(self.account, supplier)
+                log.info(
+                    "accepted supplier %s's delivery-key proposal (tx %s)", supplier, res.tx_hash
+                )
+            except KamengError as exc:
+                log.warning(
+                    "could not accept supplier %s's delivery-key proposal: %s", supplier, exc
+                )
+            finally:
+                self.escrow.tx.reset_nonce(self.account.address)
 
     def _tree(self, session: Session, upload_id: int) -> MerkleTree:
         tree = self._trees.get(upload_id)
@@ -537,7 +560,9 @@ class DeliveryAgent:
             self._cap_warned.add(what)
             log.warning(
                 "%s would need %d wei/gas, above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): waiting",
-                what, price, cap,
+                what,
+                price,
+                cap,
             )
         return True
 
@@ -669,7 +694,12 @@ class DeliveryAgent:
         session.commit()
         log.info(
             "delivery tx %s waited %d blocks at %d wei/gas; replaced by %s at %d (%s)",
-            tx.tx_hash, head - (tx.sent_block or head), old_price, row.tx_hash, price, outcome,
+            tx.tx_hash,
+            head - (tx.sent_block or head),
+            old_price,
+            row.tx_hash,
+            price,
+            outcome,
         )
 
     def _apply_receipt(self, session: Session, tx: DeliveryTx, receipt: dict[str, Any]) -> None:

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT
-pragma solidity ^0.8.28;
+pragma solidity 0.8.37;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
+import {BadCodeVerifier} from "./BadCodeVerifier.sol";
 import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
 
 /// @title CodeEscrow
 /// @notice One shared escrow for every kameng trade. See ICodeEscrow and docs/PROTOCOL.md.
-contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTransient {
+contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice May grant and revoke licensed-product authorizations and close listings.
@@ -25,18 +25,34 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_FEES_BPS = 5_000;
-    uint256 private constant _MAX_CODE_BYTES = 256;
-    bytes14 private constant _COMMITMENT_DOMAIN = "kameng.code.v1";
+    /// @dev Bounds on the bounds: no configuration can make a window shorter or longer than these.
+    uint256 private constant _MIN_DELIVERY_WINDOW = 1 minutes;
+    uint256 private constant _MIN_DISPUTE_WINDOW = 1 hours;
+    uint256 private constant _MAX_WINDOW = 365 days;
+    uint256 private constant _MIN_ARBITRATION_WINDOW = 1 hours;
+    uint256 private constant _MAX_ARBITRATION_WINDOW = 90 days;
+    /// @dev Delay before a new default admin can accept the role (two-step transfer).
+    uint48 private constant _ADMIN_TRANSFER_DELAY = 2 days;
+    /// @dev Free + reserved bond never exceeds this, so a reservation returned to free always fits.
+    uint256 private constant _MAX_BOND = type(uint80).max;
+    /// @dev Delivery-key status per (supplier, key).
+    uint8 private constant _KEY_PROPOSED = 1;
+    uint8 private constant _KEY_ACTIVE = 2;
 
     /// @dev One slot per (account, token): the withdrawable balance and, for suppliers, the bond.
     ///      slot: balance (96) | bondFree (80) | bondReserved (80). Packing them lets a settlement
-    ///      pay the supplier and free its bond with one storage write. Amounts that would not fit
-    ///      revert with OpenZeppelin's SafeCastOverflowedUintDowncast.
+    ///      pay the supplier and free its bond with one storage write. A credit that would not fit
+    ///      the 96-bit balance goes to `_overflow` instead (credits never revert, so no party can
+    ///      block another's payout); `depositBond` keeps free + reserved within 80 bits, so
+    ///      moving bond between free and reserved never overflows.
     struct Ledger {
         uint96 balance;
         uint80 bondFree;
         uint80 bondReserved;
     }
+
+    /// @dev Checks bad-code proofs (deployed by the constructor; pure, stateless).
+    BadCodeVerifier private immutable _VERIFIER;
 
     Config private _config;
     uint64 private _listingCount;
@@ -46,16 +62,20 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     mapping(uint256 orderId => bytes32 orderHash) private _orderHashes;
     mapping(address account => mapping(address token => Ledger)) private _ledgers;
     mapping(address supplier => mapping(bytes32 sku => bytes32 attestationHash)) private _authorizations;
-    mapping(address supplier => mapping(address key => bool)) private _deliveryKeys;
+    mapping(address supplier => mapping(address key => uint8 status)) private _deliveryKeys;
+    mapping(address account => mapping(address token => uint256)) private _overflow;
     mapping(address token => bool) private _tokenAllowed;
     mapping(address token => uint256) private _fees;
 
     /// @notice Deploy with an admin and the first platform settings.
     /// @param admin Holder of every role at deployment; it may hand them on.
     /// @param initialConfig The platform settings.
-    constructor(address admin, Config memory initialConfig) {
-        if (admin == address(0)) revert EscrowBadArgument("admin");
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    ///      The default admin role moves only in two steps with a delay
+    ///      (AccessControlDefaultAdminRules: beginDefaultAdminTransfer, then acceptDefaultAdminTransfer).
+    constructor(address admin, Config memory initialConfig)
+        AccessControlDefaultAdminRules(_ADMIN_TRANSFER_DELAY, admin)
+    {
+        _VERIFIER = new BadCodeVerifier();
         _grantRole(RIGHTS_ADMIN_ROLE, admin);
         _grantRole(ARBITER_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
@@ -111,8 +131,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         if (amount == 0) revert EscrowBadArgument("amount");
         if (token != address(0) && !_tokenAllowed[token]) revert EscrowTokenNotAllowed(token);
         Ledger storage ledger = _ledgers[msg.sender][token];
+        uint256 total = uint256(ledger.bondFree) + ledger.bondReserved + amount;
+        if (total > _MAX_BOND) revert EscrowAmountTooLarge(total, _MAX_BOND);
         _pullPayment(token, amount);
-        ledger.bondFree = SafeCast.toUint80(uint256(ledger.bondFree) + amount);
+        ledger.bondFree = uint80(ledger.bondFree + amount);
         emit BondDeposited(msg.sender, token, amount, ledger.bondFree, ledger.bondReserved);
     }
 
@@ -131,8 +153,27 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     /// @inheritdoc ICodeEscrow
     function setDeliveryKey(address key, bool enabled) external {
         if (key == address(0) || key == msg.sender) revert EscrowBadArgument("key");
-        _deliveryKeys[msg.sender][key] = enabled;
-        emit DeliveryKeySet(msg.sender, key, enabled);
+        if (enabled) {
+            if (_deliveryKeys[msg.sender][key] == _KEY_ACTIVE) return;
+            _deliveryKeys[msg.sender][key] = _KEY_PROPOSED;
+            emit DeliveryKeyProposed(msg.sender, key);
+        } else {
+            _removeDeliveryKey(msg.sender, key);
+        }
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function acceptDeliveryKey(address supplier) external {
+        if (_deliveryKeys[supplier][msg.sender] != _KEY_PROPOSED) revert EscrowNotProposed(supplier, msg.sender);
+        if (hasRole(ARBITER_ROLE, msg.sender)) revert EscrowKeyIsArbiter(msg.sender);
+        _deliveryKeys[supplier][msg.sender] = _KEY_ACTIVE;
+        emit DeliveryKeySet(supplier, msg.sender, true);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function resignDeliveryKey(address supplier) external {
+        if (_deliveryKeys[supplier][msg.sender] == 0) revert EscrowNotProposed(supplier, msg.sender);
+        _removeDeliveryKey(supplier, msg.sender);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -148,9 +189,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         if (_authorizations[msg.sender][sku] == bytes32(0)) revert EscrowNotAuthorized(msg.sender, sku);
         if (token != address(0) && !_tokenAllowed[token]) revert EscrowTokenNotAllowed(token);
         if (unitPrice == 0) revert EscrowBadArgument("unitPrice");
-        if (deliveryWindow == 0) revert EscrowBadArgument("deliveryWindow");
-        if (disputeWindow == 0) revert EscrowBadArgument("disputeWindow");
-        if (bondBps < _config.minBondBps || bondBps > _BPS) revert EscrowBadBps(bondBps);
+        Config memory cfg = _config;
+        _checkWindow("deliveryWindow", deliveryWindow, cfg.minDeliveryWindow, cfg.maxDeliveryWindow);
+        _checkWindow("disputeWindow", disputeWindow, cfg.minDisputeWindow, cfg.maxDisputeWindow);
+        if (bondBps < cfg.minBondBps || bondBps > _BPS) revert EscrowBadBps(bondBps);
 
         listingId = ++_listingCount;
         _listings[listingId] = Listing({
@@ -164,8 +206,9 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             deliveryWindow: deliveryWindow,
             disputeWindow: disputeWindow,
             batchCount: 0,
-            feeBps: _config.feeBps,
-            referralBps: _config.referralBps,
+            feeBps: cfg.feeBps,
+            referralBps: 0,
+            arbitrationWindow: cfg.arbitrationWindow,
             sku: sku
         });
         emit ListingCreated(
@@ -177,8 +220,9 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             deliveryWindow,
             disputeWindow,
             bondBps,
-            _config.feeBps,
-            _config.referralBps,
+            cfg.feeBps,
+            0,
+            cfg.arbitrationWindow,
             metadataURI
         );
         emit MetaEvidence(listingId, metadataURI);
@@ -197,10 +241,22 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         }
         listing.unitPrice = unitPrice;
         listing.active = active;
-        // Re-pricing a listing also moves it onto the platform's current fee terms.
-        listing.feeBps = _config.feeBps;
-        listing.referralBps = _config.referralBps;
+        // Re-pricing a listing also moves it onto the platform's current fee and referral cap.
+        Config storage cfg = _config;
+        listing.feeBps = cfg.feeBps;
+        if (listing.referralBps > cfg.referralBps) listing.referralBps = cfg.referralBps;
         emit ListingUpdated(listingId, unitPrice, active, listing.feeBps, listing.referralBps);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function setReferralBps(uint256 listingId, uint16 referralBps) external {
+        Listing storage listing = _existingListing(listingId);
+        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        if (referralBps > _config.referralBps || uint256(referralBps) + listing.feeBps > _MAX_FEES_BPS) {
+            revert EscrowBadBps(referralBps);
+        }
+        listing.referralBps = referralBps;
+        emit ListingUpdated(listingId, listing.unitPrice, listing.active, listing.feeBps, referralBps);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -243,25 +299,41 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         address supplier = listing.supplier;
         if (!listing.active) revert EscrowListingInactive(listingId);
         uint32 firstIndex = listing.sold;
-        {
-            uint256 available = uint256(listing.committed) - firstIndex;
-            if (quantity > available) revert EscrowStockShort(listingId, quantity, available);
+        uint256 available;
+        unchecked {
+            available = uint256(listing.committed) - firstIndex; // sold <= committed, always
         }
-        if (referrer == msg.sender || referrer == supplier) revert EscrowBadReferrer(referrer);
+        if (quantity > available) revert EscrowStockShort(listingId, quantity, available);
+        if (referrer != address(0)) {
+            // An arbiter named as referrer would be a party to the order and could not rule on it.
+            if (referrer == msg.sender || referrer == supplier || hasRole(ARBITER_ROLE, referrer)) {
+                revert EscrowBadReferrer(referrer);
+            }
+        }
         uint256 unitPrice = listing.unitPrice;
         if (unitPrice > maxUnitPrice) revert EscrowPriceAboveMax(unitPrice, maxUnitPrice);
         address token = listing.token;
-        uint256 amount = unitPrice * quantity;
+        uint256 amount;
+        uint256 bondAmount;
+        unchecked {
+            amount = unitPrice * quantity; // < 2^96 * 2^32
+        }
         // Every payout of an order is credited to a 96-bit ledger balance; refuse what could not be.
         if (amount > type(uint96).max) revert EscrowAmountTooLarge(amount, type(uint96).max);
-        uint256 bondAmount = (amount * listing.bondBps) / _BPS;
+        unchecked {
+            bondAmount = (amount * listing.bondBps) / _BPS; // < 2^96 * 2^16, and <= amount
+        }
 
         Ledger storage ledger = _ledgers[supplier][token];
         uint256 free = ledger.bondFree;
         if (free < bondAmount) revert EscrowBondShort(supplier, token, bondAmount, free);
-        ledger.bondFree = uint80(free - bondAmount);
-        ledger.bondReserved = SafeCast.toUint80(uint256(ledger.bondReserved) + bondAmount);
-        listing.sold = firstIndex + quantity;
+        unchecked {
+            // free >= bondAmount (above); free + reserved <= _MAX_BOND (depositBond), so moving
+            // bond between them cannot overflow; quantity <= available, so sold <= committed.
+            ledger.bondFree = uint80(free - bondAmount);
+            ledger.bondReserved = uint80(ledger.bondReserved + bondAmount);
+            listing.sold = firstIndex + quantity;
+        }
 
         Order memory order = Order({
             buyer: msg.sender,
@@ -336,7 +408,8 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         _checkOrder(orderId, order, OrderState.Delivered);
         if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
         if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
-        uint40 arbitrationDeadline = uint40(block.timestamp + _config.arbitrationWindow);
+        // The listing's window, fixed when the listing was created: the order's terms never move.
+        uint40 arbitrationDeadline = uint40(block.timestamp + _listings[orderId >> 32].arbitrationWindow);
         _orderHashes[orderId] =
             _hashCalldata(order, uint256(OrderState.Disputed), arbitrationDeadline, bytes32(0));
         emit DisputeOpened(orderId, arbitrationDeadline, evidenceURI, evidenceHash);
@@ -354,7 +427,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         _checkOrder(orderId, order, OrderState.Disputed);
         if (
             msg.sender != order.buyer && msg.sender != order.supplier
-                && !_deliveryKeys[order.supplier][msg.sender]
+                && _deliveryKeys[order.supplier][msg.sender] != _KEY_ACTIVE
         ) revert EscrowWrongCaller(msg.sender);
         emit EvidenceAdded(orderId, msg.sender, evidenceURI, evidenceHash);
         emit Evidence(address(this), orderId, msg.sender, evidenceURI);
@@ -367,7 +440,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         uint256[] calldata orderIds,
         Order[] calldata orders,
         bytes32[] calldata releaseDigests
-    ) external {
+    ) external returns (uint256 delivered) {
         uint256 n = orderIds.length;
         if (n == 0) revert EscrowBadArgument("orderIds");
         if (orders.length != n || releaseDigests.length != n) revert EscrowLengthMismatch();
@@ -375,9 +448,15 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         for (uint256 i; i < n; ++i) {
             uint256 orderId = orderIds[i];
             Order calldata order = orders[i];
-            _checkOrder(orderId, order, OrderState.Paid);
+            bytes32 stored = _orderHashes[orderId];
+            if (stored == bytes32(0)) {
+                // Finished (refunded) or never placed: skip it, deliver the rest.
+                emit DeliverySkipped(orderId);
+                continue;
+            }
+            _checkStored(orderId, stored, order, OrderState.Paid);
             if (order.supplier != allowedSupplier) {
-                if (msg.sender != order.supplier && !_deliveryKeys[order.supplier][msg.sender]) {
+                if (msg.sender != order.supplier && _deliveryKeys[order.supplier][msg.sender] != _KEY_ACTIVE) {
                     revert EscrowWrongCaller(msg.sender);
                 }
                 allowedSupplier = order.supplier;
@@ -385,15 +464,27 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
             bytes32 digest = releaseDigests[i];
             if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
-            uint40 disputeDeadline = uint40(block.timestamp + order.disputeWindow);
+            uint40 disputeDeadline;
+            unchecked {
+                disputeDeadline = uint40(block.timestamp + order.disputeWindow); // 2^32 s window
+            }
             _orderHashes[orderId] =
                 _hashCalldata(order, uint256(OrderState.Delivered), disputeDeadline, digest);
             emit OrderDelivered(orderId, digest);
+            unchecked {
+                ++delivered;
+            }
         }
+        // Nothing left to deliver: the caller is told, as for a single finished order.
+        if (delivered == 0) revert EscrowUnknownOrder(orderIds[0]);
     }
 
     /// @inheritdoc ICodeEscrow
-    function settle(uint256[] calldata orderIds, Order[] calldata orders) external nonReentrant {
+    function settle(uint256[] calldata orderIds, Order[] calldata orders)
+        external
+        nonReentrant
+        returns (uint256 settled)
+    {
         uint256 n = orderIds.length;
         if (n == 0) revert EscrowBadArgument("orderIds");
         if (orders.length != n) revert EscrowLengthMismatch();
@@ -406,7 +497,13 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         for (uint256 i; i < n; ++i) {
             uint256 orderId = orderIds[i];
             Order calldata order = orders[i];
-            _checkOrder(orderId, order, OrderState.Delivered);
+            bytes32 stored = _orderHashes[orderId];
+            if (stored == bytes32(0)) {
+                // Finished (confirmed, settled, resolved) or never placed: skip it, settle the rest.
+                emit SettlementSkipped(orderId);
+                continue;
+            }
+            _checkStored(orderId, stored, order, OrderState.Delivered);
             if (block.timestamp <= order.deadline) revert EscrowDeadlineNotReached(orderId, order.deadline);
             delete _orderHashes[orderId];
             (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
@@ -414,12 +511,18 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
                 _flushSettlement(supplier, token, supplierSum, feeSum, bondSum);
                 (supplier, token, supplierSum, feeSum, bondSum) = (order.supplier, order.token, 0, 0, 0);
             }
-            supplierSum += toSupplier;
-            feeSum += fee;
-            bondSum += order.bond;
+            unchecked {
+                // Each term is < 2^128 and a batch has far fewer than 2^100 orders.
+                supplierSum += toSupplier;
+                feeSum += fee;
+                bondSum += order.bond;
+                ++settled;
+            }
             if (commission != 0) _credit(order.referrer, order.token, commission);
             emit OrderSettled(orderId);
         }
+        // Nothing left to settle: the caller is told, as for a single finished order.
+        if (settled == 0) revert EscrowUnknownOrder(orderIds[0]);
         _flushSettlement(supplier, token, supplierSum, feeSum, bondSum);
     }
 
@@ -437,7 +540,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         _checkOrder(orderId, order, OrderState.Disputed);
         if (
             msg.sender == order.buyer || msg.sender == order.supplier || msg.sender == order.referrer
-                || _deliveryKeys[order.supplier][msg.sender]
+                || _deliveryKeys[order.supplier][msg.sender] == _KEY_ACTIVE
         ) revert EscrowArbiterIsParty(msg.sender);
         if (buyerBps > _BPS) revert EscrowBadBps(buyerBps);
         if (slashBps > _BPS) revert EscrowBadBps(slashBps);
@@ -459,48 +562,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
             revert EscrowWrongState(orderId, order.state);
         }
         if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
-        if (proof.ciphertext.length == 0 || proof.ciphertext.length > _MAX_CODE_BYTES) {
-            revert EscrowBadArgument("ciphertext");
-        }
-
-        // 1. The element is part of the release whose digest the supplier posted.
-        bytes32 elementLeaf = keccak256(
-            bytes.concat(keccak256(abi.encode(proof.index, proof.salt, keccak256(proof.ciphertext))))
-        );
-        bytes32 elementRoot = MerkleProof.processProofCalldata(proof.elementProof, elementLeaf);
-        bytes32 digest = keccak256(abi.encode(proof.sealedHash, elementRoot, keccak256(abi.encode(proof.key))));
-        if (digest != order.releaseDigest) revert EscrowBadProof(orderId, "element");
-
-        // 2. The index belongs to this order and to the cited batch.
-        uint256 firstIndex = orderId & type(uint32).max;
-        if (proof.index < firstIndex || proof.index >= firstIndex + order.quantity) {
-            revert EscrowBadProof(orderId, "index");
-        }
-        Batch storage batch = _batches[orderId >> 32][proof.batchIndex];
-        if (proof.index < batch.firstIndex || proof.index >= uint256(batch.firstIndex) + batch.count) {
-            revert EscrowBadProof(orderId, "batch");
-        }
-
-        // 3. `committed` is what the batch root holds for this index.
-        bytes32 committedLeaf = keccak256(bytes.concat(keccak256(abi.encode(proof.index, proof.committed))));
-        if (!MerkleProof.verifyCalldata(proof.leafProof, batch.root, committedLeaf)) {
-            revert EscrowBadProof(orderId, "leaf");
-        }
-
-        // 4. The released code, decrypted with the revealed key, does not match it.
-        bytes memory code = _decrypt(proof.key, proof.index, proof.ciphertext);
-        if (keccak256(abi.encodePacked(_COMMITMENT_DOMAIN, proof.salt, code)) == proof.committed) {
-            revert EscrowCodeMatches(orderId, proof.index);
-        }
-        _resolve(
-            orderId,
-            order,
-            address(this),
-            uint16(_BPS),
-            uint16(_BPS),
-            keccak256(abi.encode(proof.index, proof.committed)),
-            "bad-code-proven"
-        );
+        Batch memory batch = _batches[orderId >> 32][proof.batchIndex];
+        (bytes32 reason, bytes32 bundleHash) =
+            _VERIFIER.verify(orderId, order.quantity, order.releaseDigest, batch, proof);
+        _resolve(orderId, order, address(this), uint16(_BPS), uint16(_BPS), bundleHash, reason);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -516,9 +581,11 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function withdraw(address token, address to) external nonReentrant {
         if (to == address(0)) revert EscrowBadArgument("to");
         Ledger storage ledger = _ledgers[msg.sender][token];
-        uint256 amount = ledger.balance;
+        uint256 spilled = _overflow[msg.sender][token];
+        uint256 amount = ledger.balance + spilled;
         if (amount == 0) revert EscrowNothingToWithdraw(msg.sender, token);
         ledger.balance = 0;
+        if (spilled != 0) _overflow[msg.sender][token] = 0;
         emit Withdrawn(msg.sender, token, to, amount);
         _pushPayment(token, to, amount);
     }
@@ -568,7 +635,7 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     /// @inheritdoc ICodeEscrow
     function balanceOf(address account, address token) external view returns (uint256) {
-        return _ledgers[account][token].balance;
+        return _ledgers[account][token].balance + _overflow[account][token];
     }
 
     /// @inheritdoc ICodeEscrow
@@ -578,7 +645,12 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     /// @inheritdoc ICodeEscrow
     function isDeliveryKey(address supplier, address key) external view returns (bool) {
-        return _deliveryKeys[supplier][key];
+        return _deliveryKeys[supplier][key] == _KEY_ACTIVE;
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function isProposedDeliveryKey(address supplier, address key) external view returns (bool) {
+        return _deliveryKeys[supplier][key] == _KEY_PROPOSED;
     }
 
     /// @inheritdoc ICodeEscrow
@@ -601,9 +673,26 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         }
         if (newConfig.minBondBps > _BPS) revert EscrowBadBps(newConfig.minBondBps);
         if (newConfig.feeRecipient == address(0)) revert EscrowBadArgument("feeRecipient");
-        if (newConfig.arbitrationWindow == 0) revert EscrowBadArgument("arbitrationWindow");
+        _checkWindow(
+            "arbitrationWindow", newConfig.arbitrationWindow, _MIN_ARBITRATION_WINDOW, _MAX_ARBITRATION_WINDOW
+        );
+        _checkWindow("minDeliveryWindow", newConfig.minDeliveryWindow, _MIN_DELIVERY_WINDOW, _MAX_WINDOW);
+        _checkWindow("maxDeliveryWindow", newConfig.maxDeliveryWindow, newConfig.minDeliveryWindow, _MAX_WINDOW);
+        _checkWindow("minDisputeWindow", newConfig.minDisputeWindow, _MIN_DISPUTE_WINDOW, _MAX_WINDOW);
+        _checkWindow("maxDisputeWindow", newConfig.maxDisputeWindow, newConfig.minDisputeWindow, _MAX_WINDOW);
         _config = newConfig;
         emit ConfigUpdated(newConfig);
+    }
+
+    function _checkWindow(string memory name, uint256 value, uint256 min, uint256 max) private pure {
+        if (value < min || value > max) revert EscrowBadWindow(name, value, min, max);
+    }
+
+    function _removeDeliveryKey(address supplier, address key) private {
+        uint8 status = _deliveryKeys[supplier][key];
+        if (status == 0) return;
+        delete _deliveryKeys[supplier][key];
+        if (status == _KEY_ACTIVE) emit DeliveryKeySet(supplier, key, false);
     }
 
     function _existingListing(uint256 listingId) private view returns (Listing storage listing) {
@@ -613,7 +702,14 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
 
     /// @dev Reverts unless `order` hashes to the stored hash and is in `expected` state.
     function _checkOrder(uint256 orderId, Order calldata order, OrderState expected) private view {
-        bytes32 stored = _orderHashes[orderId];
+        _checkStored(orderId, _orderHashes[orderId], order, expected);
+    }
+
+    /// @dev `_checkOrder` against a stored hash the caller has already read.
+    function _checkStored(uint256 orderId, bytes32 stored, Order calldata order, OrderState expected)
+        private
+        pure
+    {
         if (stored == bytes32(0) || stored != _hashCalldata(order, 0, 0, bytes32(0))) {
             revert EscrowUnknownOrder(orderId);
         }
@@ -641,34 +737,19 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
         }
     }
 
-    /// @dev ciphertext XOR keystream, where keystream block b = keccak256(abi.encode(key, index, b)).
-    function _decrypt(bytes32 key, uint256 index, bytes calldata ciphertext)
-        private
-        pure
-        returns (bytes memory code)
-    {
-        code = ciphertext;
-        uint256 n = code.length;
-        for (uint256 offset; offset < n; offset += 32) {
-            bytes32 pad = keccak256(abi.encode(key, index, offset / 32));
-            assembly ("memory-safe") {
-                let p := add(add(code, 0x20), offset)
-                mstore(p, xor(mload(p), pad))
-            }
-        }
-        // The last block's XOR also touches the zero padding that rounds `code` up to a whole
-        // word; that padding is inside the allocation and outside `code.length`.
-    }
-
     /// @dev Splits `gross` into the supplier's part, the platform fee and the referral commission.
     function _splitProceeds(Order calldata order, uint256 gross)
         private
         pure
         returns (uint256 toSupplier, uint256 fee, uint256 commission)
     {
-        fee = (gross * order.feeBps) / _BPS;
-        commission = (gross * order.referralBps) / _BPS;
-        toSupplier = gross - fee - commission;
+        unchecked {
+            // gross < 2^128 and bps < 2^16; feeBps and referralBps are each at most 5,000
+            // (setConfig, setReferralBps), so fee + commission <= gross.
+            fee = (gross * order.feeBps) / _BPS;
+            commission = (gross * order.referralBps) / _BPS;
+            toSupplier = gross - fee - commission;
+        }
     }
 
     function _resolve(
@@ -712,7 +793,14 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     function _credit(address account, address token, uint256 amount) private {
         if (amount == 0) return;
         Ledger storage ledger = _ledgers[account][token];
-        ledger.balance = SafeCast.toUint96(uint256(ledger.balance) + amount);
+        ledger.balance = _fit(account, token, uint256(ledger.balance) + amount);
+    }
+
+    /// @dev What of `balance` fits the 96-bit ledger slot; the rest is kept in `_overflow`.
+    function _fit(address account, address token, uint256 balance) private returns (uint96) {
+        if (balance <= type(uint96).max) return uint96(balance);
+        _overflow[account][token] += balance - type(uint96).max;
+        return type(uint96).max;
     }
 
     /// @dev Credits a supplier, takes `unreserve` off its reserved bond and returns `refree` of
@@ -722,9 +810,10 @@ contract CodeEscrow is ICodeEscrow, AccessControl, Pausable, ReentrancyGuardTran
     {
         Ledger storage ledger = _ledgers[supplier][token];
         Ledger memory next = ledger;
-        next.balance = SafeCast.toUint96(uint256(next.balance) + credit);
+        next.balance = _fit(supplier, token, uint256(next.balance) + credit);
         next.bondReserved -= uint80(unreserve);
-        next.bondFree = SafeCast.toUint80(uint256(next.bondFree) + refree);
+        // refree <= unreserve and free + reserved <= _MAX_BOND, so this fits.
+        next.bondFree += uint80(refree);
         _ledgers[supplier][token] = next;
     }
 

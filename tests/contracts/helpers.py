@@ -323,7 +323,12 @@ def make_env(chain: Chain) -> Env:
     world.escrow.set_token_allowed(world.admin, usdc.address, True)
     env.fund_token(usdc.address, [world.supplier, *world.buyers], 100_000 * USDC)
     env.eth_listing = open_listing(
-        world, stock=STOCK, unit_price=ETH_PRICE, bond=ETH_BOND, bond_bps=ETH_BOND_BPS
+        world,
+        stock=STOCK,
+        unit_price=ETH_PRICE,
+        bond=ETH_BOND,
+        bond_bps=ETH_BOND_BPS,
+        referral_bps=REFERRAL_BPS,
     )
     env.usdc_listing = open_listing(
         world,
@@ -332,6 +337,7 @@ def make_env(chain: Chain) -> Env:
         token=usdc.address,
         bond=USDC_BOND,
         bond_bps=USDC_BOND_BPS,
+        referral_bps=REFERRAL_BPS,
     )
     env.locate_ledgers()
     return env

@@ -20,6 +20,9 @@ from tests.contracts.helpers import (
     revert_args,
 )
 
+HOUR = 3600
+DAY = 86_400
+
 ROLES = ["DEFAULT_ADMIN_ROLE", "RIGHTS_ADMIN_ROLE", "ARBITER_ROLE", "PAUSER_ROLE"]
 
 
@@ -30,7 +33,8 @@ def test_deployer_admin_holds_every_role_and_arbiter_only_its_own(env: Env) -> N
         assert escrow.call("hasRole", role_id, env.admin.address) is True
         assert escrow.call("hasRole", role_id, env.arbiter.address) is (role == "ARBITER_ROLE")
     cfg = escrow.call("config")
-    assert tuple(cfg) == (env.world.fee_recipient.address, FEE_BPS, REFERRAL_BPS, 1000, 604_800)
+    assert tuple(cfg) == EscrowConfig(fee_recipient=env.world.fee_recipient.address).as_tuple()
+    assert tuple(cfg)[:5] == (env.world.fee_recipient.address, FEE_BPS, REFERRAL_BPS, 1000, 604_800)
     assert escrow.call("listingCount") == 2
 
 
@@ -39,7 +43,8 @@ def test_deploy_with_zero_admin_reverts(env: Env) -> None:
     err = catch_revert(
         lambda: deploy_contract(env.chain, env.outsider, "CodeEscrow", ETH, bad.as_tuple())
     )
-    assert err.name == "EscrowBadArgument" and revert_args(err) == expect_args("admin")
+    # OpenZeppelin's AccessControlDefaultAdminRules refuses a zero admin before our checks run.
+    assert err.name == "AccessControlInvalidDefaultAdmin" and revert_args(err) == expect_args(ETH)
 
 
 def test_deploy_with_bad_config_reverts(env: Env) -> None:
@@ -54,7 +59,11 @@ def test_set_config_updates_and_emits(env: Env) -> None:
         fee_bps=4_000,
         referral_bps=1_000,
         min_bond_bps=0,
-        arbitration_window=60,
+        arbitration_window=3600,
+        min_delivery_window=120,
+        max_delivery_window=7200,
+        min_dispute_window=7200,
+        max_dispute_window=86_400,
     )
     res = env.escrow.set_config(env.admin, new)
     assert tuple(env.escrow.call("config")) == new.as_tuple()
@@ -77,7 +86,26 @@ def test_set_config_updates_and_emits(env: Env) -> None:
         ({"referral_bps": 10_001}, "EscrowBadBps", [10_001]),
         ({"fee_bps": 2_501, "referral_bps": 2_500}, "EscrowBadBps", [5_001]),
         ({"min_bond_bps": 10_001}, "EscrowBadBps", [10_001]),
-        ({"arbitration_window": 0}, "EscrowBadArgument", ["arbitrationWindow"]),
+        # Audit finding 5: the arbitration window is bounded (1 hour to 90 days).
+        ({"arbitration_window": 0}, "EscrowBadWindow", ["arbitrationWindow", 0, HOUR, 90 * DAY]),
+        (
+            {"arbitration_window": 90 * DAY + 1},
+            "EscrowBadWindow",
+            ["arbitrationWindow", 90 * DAY + 1, HOUR, 90 * DAY],
+        ),
+        # Audit finding 4: the bounds of listing windows are themselves bounded.
+        ({"min_delivery_window": 59}, "EscrowBadWindow", ["minDeliveryWindow", 59, 60, 365 * DAY]),
+        (
+            {"min_delivery_window": 600, "max_delivery_window": 599},
+            "EscrowBadWindow",
+            ["maxDeliveryWindow", 599, 600, 365 * DAY],
+        ),
+        ({"min_dispute_window": 60}, "EscrowBadWindow", ["minDisputeWindow", 60, HOUR, 365 * DAY]),
+        (
+            {"max_dispute_window": 365 * DAY + 1},
+            "EscrowBadWindow",
+            ["maxDisputeWindow", 365 * DAY + 1, HOUR, 365 * DAY],
+        ),
     ],
 )
 def test_set_config_bad_values_revert(

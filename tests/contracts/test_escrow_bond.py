@@ -74,15 +74,15 @@ def test_deposit_in_a_token_not_allowed_reverts(env: Env) -> None:
     )
 
 
-def test_deposit_beyond_80_bits_reverts_safecast(env: Env) -> None:
+def test_deposit_beyond_80_bits_reverts_amount_too_large(env: Env) -> None:
     token = env.usdc.address
     huge = 2**80
     env.send(env.supplier, env.usdc.functions.mint(env.supplier.address, huge))
     assert_reverts(
         env,
         lambda: env.escrow.deposit_bond(env.supplier, huge, token),
-        "SafeCastOverflowedUintDowncast",
-        [80, USDC_BOND + huge],
+        "EscrowAmountTooLarge",
+        [USDC_BOND + huge, 2**80 - 1],
     )
 
 

@@ -13,7 +13,6 @@ from tests.contracts.helpers import (
     ETH,
     ETH_PRICE,
     FEE_BPS,
-    REFERRAL_BPS,
     STOCK,
     ZERO32,
     Env,
@@ -23,7 +22,9 @@ from tests.contracts.helpers import (
 
 # getListing tuple positions
 SUPPLIER, COMMITTED, SOLD, BOND_BPS, ACTIVE, TOKEN, PRICE = range(7)
-DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE, LISTING_REFERRAL, SKU = range(7, 13)
+DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE, LISTING_REFERRAL = range(7, 12)
+ARBITRATION_WINDOW, SKU = 12, 13
+DAY = 86_400
 
 
 def listing(env: Env, lid: int) -> tuple[object, ...]:
@@ -61,11 +62,9 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
         7 * 10**6,
     )
     assert (got[DELIVERY_WINDOW], got[DISPUTE_WINDOW], got[BATCH_COUNT]) == (600, 7200, 0)
-    assert (got[LISTING_FEE], got[LISTING_REFERRAL], got[SKU]) == (
-        FEE_BPS,
-        REFERRAL_BPS,
-        env.world.sku,
-    )
+    # Referrals are the supplier's opt-in (audit finding 8): a new listing offers none.
+    assert (got[LISTING_FEE], got[LISTING_REFERRAL], got[SKU]) == (FEE_BPS, 0, env.world.sku)
+    assert got[ARBITRATION_WINDOW] == 7 * DAY
     ev = res.event("ListingCreated").args
     assert ev["listingId"] == lid and ev["sku"] == env.world.sku
     assert (ev["unitPrice"], ev["deliveryWindow"], ev["disputeWindow"], ev["bondBps"]) == (
@@ -74,11 +73,8 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
         7200,
         1500,
     )
-    assert (ev["feeBps"], ev["referralBps"], ev["metadataURI"]) == (
-        FEE_BPS,
-        REFERRAL_BPS,
-        "ipfs://terms",
-    )
+    assert (ev["feeBps"], ev["referralBps"], ev["metadataURI"]) == (FEE_BPS, 0, "ipfs://terms")
+    assert ev["arbitrationWindow"] == 7 * DAY
     meta = res.event("MetaEvidence").args
     assert (meta["_metaEvidenceID"], meta["_evidence"]) == (lid, "ipfs://terms")
 
@@ -117,8 +113,23 @@ def test_create_listing_in_token_not_allowed_reverts(env: Env) -> None:
     ("field", "value", "error", "args"),
     [
         ("unit_price", 0, "EscrowBadArgument", ["unitPrice"]),
-        ("delivery_window", 0, "EscrowBadArgument", ["deliveryWindow"]),
-        ("dispute_window", 0, "EscrowBadArgument", ["disputeWindow"]),
+        # Audit finding 4: both windows lie within the configured bounds.
+        ("delivery_window", 0, "EscrowBadWindow", ["deliveryWindow", 0, 60, 30 * DAY]),
+        ("delivery_window", 59, "EscrowBadWindow", ["deliveryWindow", 59, 60, 30 * DAY]),
+        (
+            "delivery_window",
+            30 * DAY + 1,
+            "EscrowBadWindow",
+            ["deliveryWindow", 30 * DAY + 1, 60, 30 * DAY],
+        ),
+        ("dispute_window", 0, "EscrowBadWindow", ["disputeWindow", 0, 3600, 90 * DAY]),
+        ("dispute_window", 1, "EscrowBadWindow", ["disputeWindow", 1, 3600, 90 * DAY]),
+        (
+            "dispute_window",
+            90 * DAY + 1,
+            "EscrowBadWindow",
+            ["disputeWindow", 90 * DAY + 1, 3600, 90 * DAY],
+        ),
         ("bond_bps", 999, "EscrowBadBps", [999]),
         ("bond_bps", 10_001, "EscrowBadBps", [10_001]),
     ],

@@ -217,14 +217,10 @@ def test_settle_bad_arrays_and_twice_revert(env: Env) -> None:
         [],
         orders=[oid],
     )
-    assert_reverts(
-        env,
-        lambda: env.escrow.settle(env.outsider, [(oid, order), (oid, order)]),
-        "EscrowUnknownOrder",
-        [oid],
-        orders=[oid],
-    )
-    env.escrow.settle(env.outsider, [(oid, order)])
+    # The same order twice in a batch: settled once, then skipped (audit finding 6).
+    res = env.escrow.settle(env.outsider, [(oid, order), (oid, order)])
+    assert [e.args["orderId"] for e in res.all("OrderSettled")] == [oid]
+    assert [e.args["orderId"] for e in res.all("SettlementSkipped")] == [oid]
     assert_reverts(
         env,
         lambda: env.escrow.settle(env.outsider, [(oid, order)]),

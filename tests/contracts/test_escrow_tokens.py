@@ -6,6 +6,7 @@ from eth_utils import keccak
 
 from tests.contracts.helpers import (
     PUBKEY,
+    REFERRAL_BPS,
     USDC,
     USDC_BOND,
     USDC_PRICE,
@@ -76,6 +77,7 @@ def test_blocked_supplier_cannot_freeze_anyone_elses_funds(env: Env) -> None:
     env.fund_token(blk, [supplier, b1, b2], 10**12)
     escrow.deposit_bond(supplier, 1_000 * USDC, blk)
     lid, _ = escrow.create_listing(supplier, sku=env.world.sku, unit_price=USDC_PRICE, token=blk)
+    escrow.set_referral_bps(supplier, lid, REFERRAL_BPS)
     escrow.commit_batch(supplier, lid, keccak(b"blk"), 10)
     sold, sold_order = env.buy(lid, buyer=b1, quantity=2, referrer=env.referrer.address)
     sold_order = env.deliver(sold, sold_order)
@@ -126,6 +128,7 @@ def test_blocked_buyer_cannot_freeze_the_supplier(env: Env) -> None:
     env.fund_token(blk, [supplier, buyer], 10**12)
     escrow.deposit_bond(supplier, 1_000 * USDC, blk)
     lid, _ = escrow.create_listing(supplier, sku=env.world.sku, unit_price=USDC_PRICE, token=blk)
+    escrow.set_referral_bps(supplier, lid, REFERRAL_BPS)
     escrow.commit_batch(supplier, lid, keccak(b"blk"), 10)
     oid, order = env.buy(lid, buyer=buyer)
     order = env.deliver(oid, order)

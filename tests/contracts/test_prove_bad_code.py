@@ -158,3 +158,52 @@ def test_proof_while_disputed_resolves_the_dispute(world: World) -> None:
     d.order = disputed
     _prove(escrow, buyer, d, _proof(d, 0))
     assert escrow.balance_of(buyer.address) == d.order.amount + d.order.bond
+
+
+def _deliver_with(world: World, element: bytes) -> Delivered:
+    """A 2-code order whose second released element is `element` (a ciphertext as sent)."""
+    escrow = world.escrow
+    escrow.deposit_bond(world.supplier, 10**18)
+    lid, _ = escrow.create_listing(world.supplier, sku=world.sku, unit_price=10**16)
+    codes = demo_codes(2)
+    salts = [os.urandom(32) for _ in codes]
+    committed = [commitment(s, c) for s, c in zip(salts, codes, strict=True)]
+    leaf_tree = MerkleTree([leaf(i, c) for i, c in enumerate(committed)])
+    escrow.commit_batch(world.supplier, lid, leaf_tree.root, len(codes))
+    buyer = world.buyers[0]
+    oid, order, _ = escrow.buy(buyer, lid, 2, max_unit_price=10**16, buyer_pubkey=keccak(b"x"))
+    key = os.urandom(32)
+    sealed_hash = keccak(b"sealed")
+    cts = [keystream_xor(key, 0, codes[0]), element]
+    element_tree = MerkleTree([element_leaf(i, salts[i], ct) for i, ct in enumerate(cts)])
+    digest = release_digest_v2(sealed_hash, element_tree.root, key)
+    (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, digest)])
+    return Delivered(oid, order, key, sealed_hash, codes, salts, element_tree, leaf_tree, committed)
+
+
+@pytest.mark.parametrize(
+    "element", [b"", b"\x01" * 257, b"\x02" * 4096], ids=["empty", "257", "4k"]
+)
+def test_an_element_of_impossible_length_is_provably_bad(world: World, element: bytes) -> None:
+    """Audit finding 9: a supplier cannot make proveBadCode impossible with ciphertexts that are
+    empty or longer than 256 bytes (proveBadCode used to refuse them as a bad argument). A
+    commitment binds a code of 1 to 256 bytes, so such an element is proven bad by its length."""
+    d = _deliver_with(world, element)
+    escrow, buyer = world.escrow, world.buyers[0]
+    proof = _proof(d, 1, ciphertext=element)
+    res = escrow._send(buyer, "proveBadCode", d.oid, d.order.as_tuple(), proof)
+    ruled = res.event("DisputeRuled").args
+    assert ruled["reason"].rstrip(b"\0") == b"bad-length-proven"
+    assert ruled["bundleHash"] == keccak((1).to_bytes(32, "big") + keccak(element))
+    assert escrow.order_hash(d.oid) == b"\0" * 32
+    assert escrow.balance_of(buyer.address) >= d.order.amount + d.order.bond
+
+
+def test_an_impossible_length_still_needs_the_element_in_the_release(world: World) -> None:
+    """Audit finding 9: the length rule does not let a buyer skip the proof that the element is
+    part of the digest the supplier posted."""
+    d = _deliver_with(world, b"\x01" * 300)
+    with pytest.raises(ContractRevertError) as exc:
+        _prove(world.escrow, world.buyers[0], d, _proof(d, 1, ciphertext=b"\x01" * 301))
+    assert exc.value.name == "EscrowBadProof"
+    assert world.escrow.order_matches(d.oid, d.order)

@@ -64,12 +64,13 @@ def _run(chain: Chain) -> Lifecycle:
     escrow.authorize(admin, supplier.address, sku_id("office-365"), keccak(b"att"))
     escrow.authorize(admin, supplier.address, sku_id("office-365"), b"\0" * 32)
     escrow.set_delivery_key(supplier, b3.address, True)
+    escrow.accept_delivery_key(b3, supplier.address)
     escrow.set_delivery_key(supplier, b3.address, False)
     mark()
 
     # A native-coin listing (bond, listing, batch) and a price change.
     native = open_listing(world, stock=12, unit_price=10**16, delivery_window=600,
-                          dispute_window=1200)
+                          dispute_window=3600, referral_bps=300)
     escrow.update_listing(supplier, native, 10**16, True)
     mark()
 
@@ -80,7 +81,8 @@ def _run(chain: Chain) -> Lifecycle:
     escrow.deposit_bond(supplier, 10**10, token_address)
     usdc, _ = escrow.create_listing(supplier, sku=world.sku, unit_price=5_000_000,
                                     token=token_address, delivery_window=600,
-                                    dispute_window=1200, bond_bps=2000, metadata_uri="ipfs://u")
+                                    dispute_window=3600, bond_bps=2000, metadata_uri="ipfs://u")
+    escrow.set_referral_bps(supplier, usdc, 300)
     commit_codes(world, usdc, demo_codes(5, 100))
     mark()
 
@@ -166,7 +168,17 @@ def _rows(engine: sa.Engine, model: Any) -> list[Any]:
 def test_every_event_type_reaches_raw_events(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
     names = {r.name for r in _rows(mirror, m.RawEvent)}
     expected = {e["name"] for e in load("CodeEscrow").abi if e["type"] == "event"}
-    assert expected - names == {"RoleRevoked", "RoleAdminChanged"}  # never emitted here
+    never_here = {
+        "RoleRevoked",
+        "RoleAdminChanged",
+        "DeliverySkipped",
+        "SettlementSkipped",
+        "DefaultAdminTransferScheduled",
+        "DefaultAdminTransferCanceled",
+        "DefaultAdminDelayChangeScheduled",
+        "DefaultAdminDelayChangeCanceled",
+    }
+    assert expected - names == never_here  # never emitted in this lifecycle
     raw = _rows(mirror, m.RawEvent)
     assert len({(r.chain_id, r.block_hash, r.log_index) for r in raw}) == len(raw)
     assert all(r.address == lifecycle.world.escrow.address for r in raw)
@@ -259,12 +271,13 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
     for r in listings:
         # The Listing struct, in ICodeEscrow's order.
         (supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
-         dispute_window, _batch_count, fee_bps, referral_bps, sku) = escrow.call("getListing",
-                                                                                 r.listing_id)
+         dispute_window, _batch_count, fee_bps, referral_bps, arbitration_window,
+         sku) = escrow.call("getListing", r.listing_id)
         assert (r.supplier, r.committed, r.sold, r.bond_bps, r.active, r.token, int(r.unit_price),
-                r.delivery_window, r.dispute_window, r.fee_bps, r.referral_bps, r.sku) == (
+                r.delivery_window, r.dispute_window, r.fee_bps, r.referral_bps,
+                r.arbitration_window, r.sku) == (
             supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
-            dispute_window, fee_bps, referral_bps, "0x" + bytes(sku).hex())
+            dispute_window, fee_bps, referral_bps, arbitration_window, "0x" + bytes(sku).hex())
     for b in _rows(mirror, m.Batch):
         root, first, count = escrow.batch(b.listing_id, b.batch_index)
         assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
@@ -274,7 +287,8 @@ def test_platform_tables_match_the_contract(lifecycle: Lifecycle, mirror: sa.Eng
     escrow = lifecycle.world.escrow
     (cfg,) = _rows(mirror, m.PlatformConfig)
     assert (cfg.fee_recipient, cfg.fee_bps, cfg.referral_bps, cfg.min_bond_bps,
-            cfg.arbitration_window) == tuple(escrow.call("config"))
+            cfg.arbitration_window, cfg.min_delivery_window, cfg.max_delivery_window,
+            cfg.min_dispute_window, cfg.max_dispute_window) == tuple(escrow.call("config"))
     (tok,) = _rows(mirror, m.AllowedToken)
     assert tok.token == lifecycle.token and tok.allowed
     for a in _rows(mirror, m.Authorization):

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-pragma solidity ^0.8.28;
+pragma solidity 0.8.37;
 
 /// @title ICodeEscrow
 /// @notice The on-chain half of kameng: supplier bonds, licensed listings with committed code
@@ -48,9 +48,12 @@ interface ICodeEscrow {
     ///      slot 0: supplier (160) | committed (32) | sold (32) | bondBps (16) | active (8)
     ///      slot 1: token (160) | unitPrice (96)
     ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32) | feeBps (16) |
-    ///              referralBps (16)
+    ///              referralBps (16) | arbitrationWindow (32)
     ///      slot 3: sku
-    ///      The fee terms are the platform's at creation, refreshed by `updateListing`.
+    ///      `feeBps` is the platform's at creation, refreshed by `updateListing`. `referralBps` is
+    ///      the supplier's choice (zero until it opts in with `setReferralBps`), never above the
+    ///      platform's cap. `arbitrationWindow` is the platform's at creation and never changes,
+    ///      so no setting changes the terms of an order already placed.
     struct Listing {
         address supplier;
         uint32 committed;
@@ -64,6 +67,7 @@ interface ICodeEscrow {
         uint32 batchCount;
         uint16 feeBps;
         uint16 referralBps;
+        uint32 arbitrationWindow;
         bytes32 sku;
     }
 
@@ -98,15 +102,23 @@ interface ICodeEscrow {
         uint128 reserved;
     }
 
-    /// @notice Platform settings, packed into one slot.
-    /// @dev slot: feeRecipient (160) | feeBps (16) | referralBps (16) | minBondBps (16) |
-    ///      arbitrationWindow (32). `feeRecipient` is informational; fees are withdrawn by the admin.
+    /// @notice Platform settings, packed into two slots.
+    /// @dev slot 0: feeRecipient (160) | feeBps (16) | referralBps (16) | minBondBps (16) |
+    ///      arbitrationWindow (32); slot 1: minDeliveryWindow | maxDeliveryWindow |
+    ///      minDisputeWindow | maxDisputeWindow (32 each). `feeRecipient` is informational; fees
+    ///      are withdrawn by the admin. `referralBps` is the cap a supplier may offer. The windows
+    ///      bound what a listing may choose and are themselves bounded by the contract (see
+    ///      `setConfig`).
     struct Config {
         address feeRecipient;
         uint16 feeBps;
         uint16 referralBps;
         uint16 minBondBps;
         uint32 arbitrationWindow;
+        uint32 minDeliveryWindow;
+        uint32 maxDeliveryWindow;
+        uint32 minDisputeWindow;
+        uint32 maxDisputeWindow;
     }
 
     // ------------------------------------------------------------------ errors
@@ -151,11 +163,17 @@ interface ICodeEscrow {
     error EscrowNothingToWithdraw(address account, address token);
     /// @notice A native-coin transfer failed.
     error EscrowTransferFailed(address to, uint256 amount);
-    /// @notice The referrer is the buyer or the supplier.
+    /// @notice The referrer is the buyer, the supplier, or an arbiter.
     error EscrowBadReferrer(address referrer);
-    /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key of the
-    ///         supplier, or the referrer).
+    /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key the supplier
+    ///         named and that accepted, or the referrer).
     error EscrowArbiterIsParty(address arbiter);
+    /// @notice A window (delivery, dispute or arbitration) is outside its bounds.
+    error EscrowBadWindow(string name, uint256 value, uint256 min, uint256 max);
+    /// @notice The caller was not proposed as a delivery key by this supplier.
+    error EscrowNotProposed(address supplier, address key);
+    /// @notice An arbiter may not become a delivery key (it would become a party to disputes).
+    error EscrowKeyIsArbiter(address key);
     /// @notice A batch was built for other indexes than the listing's next ones.
     error EscrowBatchOutOfOrder(uint256 listingId, uint256 firstIndex, uint256 committed);
     /// @notice An order's amount would not fit the 96-bit ledger that pays it out.
@@ -194,8 +212,11 @@ interface ICodeEscrow {
     event TokenAllowed(address indexed token, bool allowed);
     /// @notice A licensed-product authorization was granted (nonzero attestation) or revoked.
     event SkuAuthorized(address indexed supplier, bytes32 indexed sku, bytes32 attestationHash);
-    /// @notice A supplier named or removed a delivery key.
+    /// @notice A delivery key became active (it accepted the supplier's proposal) or was removed
+    ///         (by the supplier or by the key itself).
     event DeliveryKeySet(address indexed supplier, address indexed key, bool enabled);
+    /// @notice A supplier proposed a delivery key; it becomes active when the key accepts.
+    event DeliveryKeyProposed(address indexed supplier, address indexed key);
     /// @notice A supplier's bond changed by a deposit.
     event BondDeposited(
         address indexed supplier, address indexed token, uint256 amount, uint256 free, uint256 reserved
@@ -221,9 +242,10 @@ interface ICodeEscrow {
         uint16 bondBps,
         uint16 feeBps,
         uint16 referralBps,
+        uint32 arbitrationWindow,
         string metadataURI
     );
-    /// @notice A listing's price, activity or fee terms changed.
+    /// @notice A listing's price, activity, fee terms or referral commission changed.
     event ListingUpdated(
         uint256 indexed listingId, uint256 unitPrice, bool active, uint16 feeBps, uint16 referralBps
     );
@@ -265,6 +287,12 @@ interface ICodeEscrow {
     /// @notice An order was settled after its dispute window passed: the same payouts as
     ///         OrderConfirmed.
     event OrderSettled(uint256 indexed orderId);
+    /// @notice A `deliver` batch skipped an order that had already finished (refunded) or never
+    ///         existed; the rest of the batch went on.
+    event DeliverySkipped(uint256 indexed orderId);
+    /// @notice A `settle` batch skipped an order that had already finished (confirmed, settled
+    ///         or resolved) or never existed; the rest of the batch went on.
+    event SettlementSkipped(uint256 indexed orderId);
     /// @notice An undelivered order was refunded in full after its delivery deadline.
     event OrderRefunded(uint256 indexed orderId, uint256 amount);
     /// @notice The buyer opened a dispute.
@@ -292,8 +320,12 @@ interface ICodeEscrow {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Set the platform fee, referral commission, minimum bond and arbitration window.
-    /// @param config The new settings; bps values are at most 10,000 and fee + referral at most 5,000.
+    /// @notice Set the platform fee, referral cap, minimum bond, arbitration window and the
+    ///         bounds of listing windows. Applies to listings created (fees: updated) from now on;
+    ///         an order keeps the terms it was placed under.
+    /// @param config The new settings; bps values are at most 10,000 and fee + referral at most
+    ///        5,000; 1 hour <= arbitrationWindow <= 90 days; 1 minute <= minDeliveryWindow <=
+    ///        maxDeliveryWindow <= 365 days; 1 hour <= minDisputeWindow <= maxDisputeWindow <= 365 days.
     function setConfig(Config calldata config) external;
 
     /// @notice Allow or disallow an ERC-20 payment token. The native coin (address 0) is always allowed.
@@ -319,7 +351,8 @@ interface ICodeEscrow {
 
     // ------------------------------------------------------------------ supplier
 
-    /// @notice Deposit bond in `token` (address 0 for the native coin, sent as value).
+    /// @notice Deposit bond in `token` (address 0 for the native coin, sent as value). Free plus
+    ///         reserved bond may not exceed 2^80 - 1, so that no returned reservation can overflow.
     /// @param token The bond token; it must match the token of the listings it backs.
     /// @param amount The amount; must equal msg.value for the native coin.
     function depositBond(address token, uint256 amount) external payable;
@@ -330,17 +363,30 @@ interface ICodeEscrow {
     /// @param to The recipient.
     function withdrawBond(address token, uint256 amount, address to) external;
 
-    /// @notice Name or remove a key that may deliver the caller's orders.
+    /// @notice Propose (`enabled`) or remove a key that may deliver the caller's orders. A
+    ///         proposed key acts only after it accepts with `acceptDeliveryKey`, so nobody is made
+    ///         a party to a supplier's orders without its consent. Removal is immediate.
     /// @param key The delivery key's address.
-    /// @param enabled Whether it may deliver.
+    /// @param enabled True to propose it, false to remove it (active or proposed).
     function setDeliveryKey(address key, bool enabled) external;
+
+    /// @notice Accept a supplier's proposal: the caller becomes one of its delivery keys. An
+    ///         account holding the arbiter role may not accept.
+    /// @param supplier The supplier that proposed the caller.
+    function acceptDeliveryKey(address supplier) external;
+
+    /// @notice Stop being a delivery key of `supplier` (active or proposed). The key itself only.
+    /// @param supplier The supplier.
+    function resignDeliveryKey(address supplier) external;
 
     /// @notice Open a listing for an authorized sku.
     /// @param sku The product id.
     /// @param token The payment token (address 0 for the native coin).
     /// @param unitPrice Price per code.
-    /// @param deliveryWindow Seconds the supplier has to deliver after payment.
-    /// @param disputeWindow Seconds the buyer has to dispute after delivery.
+    /// @param deliveryWindow Seconds the supplier has to deliver after payment (within the
+    ///        configured bounds).
+    /// @param disputeWindow Seconds the buyer has to dispute after delivery (within the
+    ///        configured bounds).
     /// @param bondBps Bond reserved per order, in basis points of its amount (at least the minimum).
     /// @param metadataURI Where the listing's description lives.
     /// @return listingId The new listing's id (counting from 1).
@@ -360,6 +406,15 @@ interface ICodeEscrow {
     /// @param active Whether it takes new orders.
     function updateListing(uint256 listingId, uint96 unitPrice, bool active) external;
 
+    /// @notice Opt a listing into referrals: a referrer named at purchase earns `referralBps` of
+    ///         the payment, out of the supplier's proceeds. Zero opts out. Because a buyer can
+    ///         name a second address of its own, a supplier that offers a commission offers it
+    ///         as a possible discount to every buyer (docs/PROTOCOL.md, "Referrals"). Open orders
+    ///         keep their terms.
+    /// @param listingId The listing (the caller's).
+    /// @param referralBps The commission, at most the platform's cap (`config().referralBps`).
+    function setReferralBps(uint256 listingId, uint16 referralBps) external;
+
     /// @notice Append a batch of committed codes to a listing's stock.
     /// @param listingId The listing.
     /// @param root Merkle root over the batch's leaves (see docs/PROTOCOL.md).
@@ -377,7 +432,8 @@ interface ICodeEscrow {
     /// @param listingId The listing.
     /// @param quantity Number of codes (wholesale buyers take many).
     /// @param maxUnitPrice The highest unit price the buyer accepts.
-    /// @param referrer Who referred the buyer, or address 0.
+    /// @param referrer Who referred the buyer, or address 0; never the buyer, the supplier or an
+    ///        arbiter. It earns a commission only on listings that opted into referrals.
     /// @param buyerPubKey The buyer's per-order X25519 public key.
     /// @return orderId The order's id: `listingId << 32 | firstIndex`.
     function buy(
@@ -425,19 +481,27 @@ interface ICodeEscrow {
     // ------------------------------------------------------------------ delivery and settlement
 
     /// @notice Post the digests of sealed releases for paid orders. Supplier or its delivery key.
+    ///         An order that has already finished (refunded) is skipped with DeliverySkipped, so
+    ///         a refund racing the batch cannot revert it; a batch in which every order was
+    ///         skipped reverts EscrowUnknownOrder(orderIds[0]).
     /// @param orderIds The orders.
     /// @param orders The orders as stored.
     /// @param releaseDigests For each order, `keccak256` of its sealed release.
+    /// @return delivered How many orders were delivered (the rest were skipped).
     function deliver(
         uint256[] calldata orderIds,
         Order[] calldata orders,
         bytes32[] calldata releaseDigests
-    ) external;
+    ) external returns (uint256 delivered);
 
-    /// @notice Settle delivered orders whose dispute windows have passed. Anyone may call.
+    /// @notice Settle delivered orders whose dispute windows have passed. Anyone may call. An
+    ///         order that has already finished is skipped with SettlementSkipped, so nobody can
+    ///         make a batch revert by settling or confirming one of its orders first; a batch in
+    ///         which every order was skipped reverts EscrowUnknownOrder(orderIds[0]).
     /// @param orderIds The orders.
     /// @param orders The orders as stored.
-    function settle(uint256[] calldata orderIds, Order[] calldata orders) external;
+    /// @return settled How many orders were settled (the rest were skipped).
+    function settle(uint256[] calldata orderIds, Order[] calldata orders) external returns (uint256 settled);
 
     // ------------------------------------------------------------------ arbitration
 
@@ -458,7 +522,9 @@ interface ICodeEscrow {
     ) external;
 
     /// @notice Win without a judge: prove that a released code does not match the commitment
-    ///         the supplier put on-chain for its index. The buyer gets the whole payment and the
+    ///         the supplier put on-chain for its index, or that a released element cannot be a
+    ///         code at all (its ciphertext is empty or longer than 256 bytes: a commitment binds a
+    ///         code of 1 to 256 bytes, docs/PROTOCOL.md). The buyer gets the whole payment and the
     ///         whole bond reservation; the order is resolved (DisputeRuled with this contract as
     ///         arbiter and reason "bad-code-proven"). Buyer only, while Delivered (within the
     ///         dispute window) or Disputed. The proof reveals that one code, which by the claim is
@@ -476,7 +542,8 @@ interface ICodeEscrow {
 
     // ------------------------------------------------------------------ balances
 
-    /// @notice Withdraw the caller's whole balance of `token` to `to`.
+    /// @notice Withdraw the caller's whole balance of `token` to `to` (including any part of it
+    ///         that did not fit the packed 96-bit ledger slot).
     /// @param token The token (address 0 for the native coin).
     /// @param to The recipient.
     function withdraw(address token, address to) external;
@@ -521,7 +588,7 @@ interface ICodeEscrow {
     /// @return The bond.
     function bondOf(address supplier, address token) external view returns (Bond memory);
 
-    /// @notice An account's withdrawable balance in a token.
+    /// @notice An account's withdrawable balance in a token (packed slot plus overflow).
     /// @param account The account.
     /// @param token The token.
     /// @return The balance.
@@ -533,11 +600,17 @@ interface ICodeEscrow {
     /// @return The attestation hash.
     function authorization(address supplier, bytes32 sku) external view returns (bytes32);
 
-    /// @notice Whether `key` may deliver `supplier`'s orders.
+    /// @notice Whether `key` may deliver `supplier`'s orders (proposed and accepted).
     /// @param supplier The supplier.
     /// @param key The key.
     /// @return Whether it may.
     function isDeliveryKey(address supplier, address key) external view returns (bool);
+
+    /// @notice Whether `supplier` proposed `key` and the key has not accepted yet.
+    /// @param supplier The supplier.
+    /// @param key The key.
+    /// @return Whether the proposal is pending.
+    function isProposedDeliveryKey(address supplier, address key) external view returns (bool);
 
     /// @notice The platform settings.
     /// @return The settings.
