@@ -495,7 +495,8 @@ class _Batch:
             "listing_id": lid, "supplier": a["supplier"], "sku": a["sku"],
             "token": a["token"], "unit_price": a["unitPrice"],
             "delivery_window": a["deliveryWindow"], "dispute_window": a["disputeWindow"],
-            "arbitration_window": a["arbitrationWindow"], "bond_bps": a["bondBps"], "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
+            "arbitration_window": a["arbitrationWindow"], "bond_bps": a["bondBps"],
+            "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
             "metadata_uri": a["metadataURI"], "active": True, "committed": 0, "sold": 0,
             "updated_block": ev.block, **ev.ref(),
         }, ev.block)
