@@ -227,16 +227,24 @@ def delivery_key(
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
-    """Name (or remove) the key the delivery agent signs deliveries with."""
+    """Propose (or remove) the key the delivery agent signs deliveries with.
+
+    A proposed key acts only after it accepts (acceptDeliveryKey, signed by the key itself; the
+    platform's delivery agent accepts on its own when it next sees one of your orders). Removal is
+    immediate.
+    """
     s = connect(api, load_wallet(key_file, dev), rpc_url)
     try:
         res = s.escrow.set_delivery_key(s.wallet, to_checksum_address(address), not disable)
     except KamengError as exc:
         raise fail(describe_error(exc)) from exc
-    console.print(
-        f"[green]✓[/green] delivery key {address} {'removed' if disable else 'named'}: "
-        f"tx {res.tx_hash}"
-    )
+    if disable:
+        console.print(f"[green]✓[/green] delivery key {address} removed: tx {res.tx_hash}")
+    else:
+        console.print(
+            f"[green]✓[/green] delivery key {address} proposed: tx {res.tx_hash}; it delivers "
+            "once the key accepts (the platform's delivery agent does so by itself)"
+        )
 
 
 __all__ = ["supplier_app"]

@@ -248,3 +248,32 @@ def test_no_code_reaches_a_log_line_or_an_error(
     assert "sealed 3 releases" in caplog.text
     for code in stocked.codes:
         assert code.decode() not in text
+
+
+def test_agent_accepts_a_suppliers_proposal_of_its_key_and_delivers(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Audit finding 1: a delivery key acts only after it accepts. The agent accepts a supplier's
+    proposal of its own key when it meets that supplier's orders, then delivers them."""
+    stocked = stock_listing(world, sessions, settings, count=5)
+    escrow, supplier, key = world.escrow, world.supplier, world.delivery_key
+    escrow.set_delivery_key(supplier, key.address, False)
+    escrow.set_delivery_key(supplier, key.address)
+    assert escrow.call("isDeliveryKey", supplier.address, key.address) is False
+    orders = [buy(escrow, world.buyers[0], stocked.listing_id, 1)]
+    agent_for(world, sessions, settings).drain()
+    assert escrow.call("isDeliveryKey", supplier.address, key.address) is True
+    assert_delivered_once(escrow, sessions, orders)
+
+
+def test_agent_whose_key_was_not_proposed_delivers_nothing(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Audit finding 1: without a proposal the agent has nothing to accept and skips the orders."""
+    stocked = stock_listing(world, sessions, settings, count=5)
+    escrow, supplier, key = world.escrow, world.supplier, world.delivery_key
+    escrow.set_delivery_key(supplier, key.address, False)
+    order = buy(escrow, world.buyers[0], stocked.listing_id, 1)
+    assert agent_for(world, sessions, settings).run_once() == []
+    assert escrow.call("isDeliveryKey", supplier.address, key.address) is False
+    assert escrow.order_hash(order.oid) != b"\0" * 32
