@@ -219,7 +219,7 @@ class Workload:
     buyers: int = 8
     delivery_window: int = 600
     dispute_window: int = 3600
-    arbitration_window: int = 1800
+    arbitration_window: int = 3600
     unit_price: int = 10**15
     escrow: str = ""
     orders: dict[int, Order] = field(default_factory=dict)
@@ -294,10 +294,13 @@ class Workload:
         art = load("CodeEscrow")
         config = (self.fee_recipient, 200, 300, 1000, self.arbitration_window, *WINDOW_BOUNDS)
         data = self.calldata.constructor(art.bytecode, self.admin, config)
-        (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 8_000_000}])
+        # The escrow's constructor also deploys its BadCodeVerifier: about 7.5M gas in all.
+        (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 15_000_000}])
         self.now += 1
         number = self.driver.mine(self.now)
         receipt = self.driver.rpc("eth_getTransactionReceipt", [tx_hash])
+        if int(receipt["status"], 16) != 1:
+            raise RuntimeError(f"deploying CodeEscrow failed (gas used {receipt['gasUsed']})")
         self.escrow = to_checksum_address(receipt["contractAddress"])
         self.track(number)
         self.block([

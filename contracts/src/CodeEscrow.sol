@@ -51,8 +51,10 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         uint80 bondReserved;
     }
 
-    /// @dev Checks bad-code proofs (deployed by the constructor; pure, stateless).
-    BadCodeVerifier private immutable _VERIFIER;
+    /// @dev Checks bad-code proofs (deployed by the constructor; pure, stateless). Kept in storage
+    ///      rather than as an immutable so that the runtime code is exactly the artifact's
+    ///      deployedBytecode, which evidence bundles check byte for byte; only proveBadCode reads it.
+    BadCodeVerifier private _verifier;
 
     Config private _config;
     uint64 private _listingCount;
@@ -75,7 +77,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     constructor(address admin, Config memory initialConfig)
         AccessControlDefaultAdminRules(_ADMIN_TRANSFER_DELAY, admin)
     {
-        _VERIFIER = new BadCodeVerifier();
+        _verifier = new BadCodeVerifier();
         _grantRole(RIGHTS_ADMIN_ROLE, admin);
         _grantRole(ARBITER_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
@@ -564,7 +566,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         if (msg.sender != order.buyer) revert EscrowWrongCaller(msg.sender);
         Batch memory batch = _batches[orderId >> 32][proof.batchIndex];
         (bytes32 reason, bytes32 bundleHash) =
-            _VERIFIER.verify(orderId, order.quantity, order.releaseDigest, batch, proof);
+            _verifier.verify(orderId, order.quantity, order.releaseDigest, batch, proof);
         _resolve(orderId, order, address(this), uint16(_BPS), uint16(_BPS), bundleHash, reason);
     }
 

@@ -25,7 +25,7 @@ def test_whole_lifecycle_on_anvil(anvil: Chain) -> None:
     referrer = anvil.new_account()
 
     # Bond, listing and a committed batch of ten codes.
-    lid = open_listing(world, stock=10, unit_price=PRICE, bond=BOND)
+    lid = open_listing(world, stock=10, unit_price=PRICE, bond=BOND, referral_bps=300)
     assert escrow.bond_of(supplier.address) == (BOND, 0)
     assert escrow.batch(lid, 0)[1:] == (0, 10)
 
