@@ -12,7 +12,6 @@ any, and the ``Retry-After`` hint of a 503.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +36,8 @@ from backend.api.schemas import (
     WalletPublic,
 )
 from backend.auth import build_message, request_text, sign_message
+from backend.errors import JsonTooDeep
+from backend.limits import loads
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
@@ -74,12 +75,26 @@ class ApiError(KamengError):
         super().__init__(f"{where}: {detail}")
 
 
+def answer_json(response: httpx.Response, text: str | bytes | None = None) -> Any:
+    """The JSON of an answer (or of one of its NDJSON lines), at most
+    `backend.limits.MAX_JSON_DEPTH` levels deep.
+
+    Raises:
+        ApiError: the answer nests deeper than that.
+        ValueError: it is not JSON.
+    """
+    try:
+        return loads(response.content if text is None else text, "the API's answer")
+    except JsonTooDeep as exc:
+        raise ApiError(response.status_code, str(exc)) from exc
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
         return
     try:
-        body = response.json()
-    except ValueError:
+        body = answer_json(response)
+    except (ValueError, ApiError):
         body = {"detail": response.text[:500] or response.reason_phrase}
     raise _error_from(response.status_code, body, response.headers.get("retry-after"))
 
@@ -158,11 +173,11 @@ class KamengClient:
         return response
 
     def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
-        return model.model_validate(self.request("GET", path, **kwargs).json())
+        return model.model_validate(answer_json(self.request("GET", path, **kwargs)))
 
     def _get_list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
         adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
-        result: list[M] = adapter.validate_python(self.request("GET", path, **kwargs).json())
+        result: list[M] = adapter.validate_python(answer_json(self.request("GET", path, **kwargs)))
         return result
 
     def signed_headers(self, account: LocalAccount, method: str, path: str) -> dict[str, str]:
@@ -204,7 +219,7 @@ class KamengClient:
 
     def nonce(self) -> NoncePublic:
         """A fresh SIWE nonce with the domain and chain the message must name."""
-        return NoncePublic.model_validate(self.request("POST", "/auth/nonce").json())
+        return NoncePublic.model_validate(answer_json(self.request("POST", "/auth/nonce")))
 
     def siwe_message(self, account: LocalAccount, nonce: NoncePublic) -> str:
         """The EIP-4361 message for `account` with `nonce`."""
@@ -221,9 +236,11 @@ class KamengClient:
     def verify(self, message: str, signature: str) -> SessionPublic:
         """Send a signed EIP-4361 message; the answer holds the session token."""
         return SessionPublic.model_validate(
-            self.request(
-                "POST", "/auth/verify", json={"message": message, "signature": signature}
-            ).json()
+            answer_json(
+                self.request(
+                    "POST", "/auth/verify", json={"message": message, "signature": signature}
+                )
+            )
         )
 
     def sign_in(self, account: LocalAccount) -> SessionPublic:
@@ -376,11 +393,11 @@ class KamengClient:
                     _raise_for(response)
                 if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
                     response.read()
-                    return UploadPublic.model_validate(response.json())
+                    return UploadPublic.model_validate(answer_json(response))
                 for line in response.iter_lines():
                     if not line.strip():
                         continue
-                    item = json.loads(line)
+                    item = answer_json(response, line)
                     if "progress" in item and progress is not None:
                         progress(int(item["progress"]["done"]), int(item["progress"]["total"]))
                     elif "result" in item:

@@ -144,3 +144,27 @@ class KeyDerivationError(BackendError):
 
 class DeliveryError(BackendError):
     """The delivery agent could not do its job; the message says why."""
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+class JsonTooDeep(BackendError):
+    """A JSON document nests arrays and objects deeper than `backend.limits.MAX_JSON_DEPTH`.
+
+    Raised before the document is parsed, so a hostile one costs a linear scan, not the stack.
+
+    Attributes:
+        depth: How deep the document nests.
+        limit: The most levels accepted.
+    """
+
+    status_code: ClassVar[int] = 422
+
+    def __init__(self, what: str, depth: int, limit: int) -> None:
+        super().__init__(
+            f"{what} nests arrays and objects {depth} levels deep; at most {limit} levels are "
+            "accepted: send a flatter document"
+        )
+        self.depth = depth
+        self.limit = limit

@@ -12,9 +12,11 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.api import errors
 from backend.api.deps import AppContext
+from backend.api.middleware import JsonDepthLimit
 from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth, ensure_tables
+from backend.limits import pin_recursion_limit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -37,6 +39,10 @@ a single request (`X-Kameng-Address`, `X-Kameng-Timestamp`, `X-Kameng-Signature`
 
 **Errors.** 4xx answers say what to fix; 503 answers carry `Retry-After` when the database or
 the RPC node is down.
+
+**Limits.** JSON bodies (and the JSON inside them, such as an evidence bundle) nest at most
+64 levels of arrays and objects, else 422. Path and query integers have the range their schema
+states (`minimum`, `maximum`); out of it, 422 naming the range.
 """
 
 
@@ -108,6 +114,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(JsonDepthLimit)
     for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence):
         app.include_router(module.router)
     if expose_rpc:
@@ -117,6 +124,10 @@ def create_app(
         app.include_router(rpc.router)
     if web:
         _mount_web(app)
+    # Everything the app runs is imported now: undo what a dependency did to the recursion
+    # limit at import (py_ecc raises it to 100,000), so that Python raises RecursionError
+    # before the C stack overflows (backend.limits).
+    pin_recursion_limit()
     return app
 
 

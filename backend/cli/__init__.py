@@ -14,10 +14,16 @@ from backend.cli import (  # noqa: F401
     supplier,
 )
 from backend.cli.app import app
+from backend.limits import pin_recursion_limit
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the `kameng` script."""
+    """Entry point of the `kameng` script.
+
+    Every command is imported by now: put back the recursion limit a dependency raised at
+    import (`backend.limits.pin_recursion_limit`) before running one.
+    """
+    pin_recursion_limit()
     app()

@@ -8,7 +8,6 @@ when nothing came by the deadline. Codes are shown masked unless ``--reveal`` is
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -32,7 +31,8 @@ from backend.cli.common import (
     load_wallet,
 )
 from backend.client import ApiError
-from backend.errors import BackendError, ReleaseInvalid
+from backend.errors import BackendError, JsonTooDeep, ReleaseInvalid
+from backend.limits import loads
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.errors import KamengError
 
@@ -252,10 +252,10 @@ def verify(
     release = None
     if file is not None:
         try:
-            data = json.loads(file.read_text())
+            data = loads(file.read_text(), str(file))
             data.setdefault("order_state", "unknown")
             release = ReleasePublic.model_validate(data)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, JsonTooDeep) as exc:
             raise fail(f"cannot read {file}: {exc}") from exc
         if release.order_id != order_id:
             raise fail(f"{file} holds the release of order {release.order_id}, not {order_id}")

@@ -12,7 +12,6 @@ JSON-RPC URL the server exposes; ``--rpc-url`` overrides it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from eth_account import Account
 
 from backend.cli.app import err_console
 from backend.client import ApiError, KamengClient
+from backend.errors import JsonTooDeep
+from backend.limits import loads
 from contracts.chain import rpc_chain
 from contracts.client import EscrowClient, rebuild_orders
 from contracts.encoding import Order
@@ -80,7 +81,7 @@ def load_wallet(
             account: LocalAccount = Account.from_key(key_file.read_text().strip())
             return account
         if dev is not None:
-            data = json.loads(dev_file.read_text())
+            data = loads(dev_file.read_text(), str(dev_file))
             if dev.startswith("buyer") and dev[5:].isdigit():
                 entry = data["buyers"][int(dev[5:])]
             else:
@@ -91,7 +92,7 @@ def load_wallet(
         if env:
             env_account: LocalAccount = Account.from_key(env.strip())
             return env_account
-    except (OSError, ValueError, KeyError, IndexError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, JsonTooDeep) as exc:
         raise fail(f"cannot load the wallet ({type(exc).__name__}: {exc})") from exc
     raise fail(
         "no wallet: pass --key-file PATH, set KAMENG_PRIVATE_KEY, or --dev ROLE "

@@ -31,7 +31,7 @@ from backend.cli.common import (
     fail,
     load_wallet,
 )
-from backend.client import ApiError
+from backend.client import ApiError, answer_json
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def fetch_bundle(s: Session, order_id: int, *, with_additions: bool = True) -> B
         params={"with_additions": with_additions},
         headers=s.api.signed_headers(s.wallet, "GET", path),
     )
-    return BundlePublic.model_validate(response.json())
+    return BundlePublic.model_validate(answer_json(response))
 
 
 def post_addition(s: Session, order_id: int, kind: str, body: dict[str, object]) -> int:
@@ -79,7 +79,7 @@ def post_addition(s: Session, order_id: int, kind: str, body: dict[str, object])
     response = s.api.request(
         "POST", path, json=body, headers=s.api.signed_headers(s.wallet, "POST", path)
     )
-    return int(response.json()["codes"])
+    return int(answer_json(response)["codes"])
 
 
 def save(bundle: BundlePublic, out: Path | None) -> Path:

@@ -18,7 +18,9 @@ from typing import Any
 
 from eth_utils import keccak
 
+from backend.errors import JsonTooDeep
 from backend.evidence.errors import BundleFormatError
+from backend.limits import check_json_depth
 
 #: multicodec of keccak-256, and its digest length.
 KECCAK_256_CODE = 0x1B
@@ -80,7 +82,8 @@ def _no_constant(text: str) -> Any:
 
 
 def loads(data: bytes) -> Any:
-    """Parse JSON strictly: UTF-8, no duplicate keys, no floats, no NaN.
+    """Parse JSON strictly: UTF-8, no duplicate keys, no floats, no NaN, at most
+    `backend.limits.MAX_JSON_DEPTH` levels of nesting.
 
     Raises:
         BundleFormatError: the bytes are not such JSON (claim ``json``).
@@ -89,6 +92,10 @@ def loads(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BundleFormatError("json", f"not UTF-8 at byte {exc.start}") from exc
+    try:
+        check_json_depth(data, "the bundle")
+    except JsonTooDeep as exc:
+        raise BundleFormatError("json", str(exc)) from exc
     try:
         return json.loads(
             text,

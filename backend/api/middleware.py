@@ -1,0 +1,88 @@
+"""ASGI middleware of the API: `JsonDepthLimit` refuses deeply nested JSON bodies unparsed.
+
+FastAPI parses a route's JSON body with the recursive `json.loads` before any of our code runs,
+so the depth check sits in front of it: every body FastAPI would read as JSON (no
+``Content-Type``, ``application/json`` or ``application/*+json``) is scanned
+(`backend.limits.json_depth`) and refused with 422 when it nests deeper than
+`backend.limits.MAX_JSON_DEPTH`, with the answer `backend.api.errors.describe` gives.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from typing import TYPE_CHECKING
+
+from fastapi.responses import JSONResponse
+
+from backend.api.errors import describe
+from backend.errors import JsonTooDeep
+from backend.limits import check_json_depth
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import Message as AsgiMessage
+
+
+def parsed_as_json(content_type: str | None) -> bool:
+    """Whether FastAPI reads a body with this ``Content-Type`` as JSON (as its router does)."""
+    if not content_type:
+        return True
+    message = Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+class JsonDepthLimit:
+    """Refuse, with 422, a JSON request body nested deeper than `MAX_JSON_DEPTH`.
+
+    Other bodies (CSV uploads) stream through untouched; a JSON body is read whole (FastAPI
+    reads it whole anyway), checked, and handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap `app`."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the body of an HTTP request that will be parsed as JSON, then pass it on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        content_type = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+        if not parsed_as_json(content_type):
+            await self.app(scope, receive, send)
+            return
+        received: list[AsgiMessage] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break  # the client left; let the app see it as it would have
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        try:
+            check_json_depth(b"".join(chunks), "the request body")
+        except JsonTooDeep as exc:
+            status, body, headers = describe(exc) or (422, {"detail": str(exc)}, {})
+            await JSONResponse(body, status_code=status, headers=headers or None)(
+                scope, receive, send
+            )
+            return
+
+        async def replay() -> AsgiMessage:
+            if received:
+                return received.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+__all__ = ["JsonDepthLimit", "parsed_as_json"]
