@@ -4,6 +4,11 @@ A route asks for what it needs by type:
 
     def my_orders(session: SessionDep, wallet: CurrentWallet) -> list[OrderPublic]: ...
 
+Every integer in a path or a query string is one of the ranged types below (`ListingIdPath`,
+`OrderIdPath`, `Offset`, `OrderStates`, `CatalogLimit`, `PageLimit`): each declares its range
+in the OpenAPI schema (``minimum``, ``maximum``) and refuses a value outside it with 422
+``must be an integer from LOW to HIGH``, before the value reaches SQL or the chain.
+
 `CurrentWallet` accepts either a session token from SIWE (``Authorization: Bearer ...``) or a
 one-off signed request: ``X-Kameng-Address``, ``X-Kameng-Timestamp`` and ``X-Kameng-Signature``,
 an EIP-191 signature over `backend.auth.request_text` with the action ``"METHOD /path"``.
@@ -17,8 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from backend.auth import AuthError, SiweAuth, Wallet
@@ -33,6 +40,99 @@ if TYPE_CHECKING:
 
 #: How long an arbiter-role lookup is cached.
 ROLE_CACHE_S = 30.0
+
+# ------------------------------------------------------------------ ranged integers
+
+#: Largest signed 64-bit integer: SQL's BIGINT, which holds the mirror's listing ids and an
+#: OFFSET. The escrow counts listings from 1, so no listing id reaches it.
+SQL_BIGINT_MAX = 2**63 - 1
+#: Largest order id: ``listingId << 32 | firstIndex`` with the largest listing id.
+ORDER_ID_MAX = (SQL_BIGINT_MAX << 32) | 0xFFFFFFFF
+#: Range of `contracts.encoding.OrderState` (None = 0 ... Resolved = 6).
+ORDER_STATE_MAX = 6
+
+
+def int_range(low: int, high: int) -> WrapValidator:
+    """A validator that refuses anything but an integer in ``[low, high]``, naming the range.
+
+    Text that is no integer (``abc``, ``1.5``) or too long to be one gets the same answer as a
+    number out of range: ``must be an integer from LOW to HIGH``.
+
+    Args:
+        low: The smallest value accepted.
+        high: The largest value accepted.
+    """
+
+    def refuse() -> PydanticCustomError:
+        return PydanticCustomError(
+            "int_range", "must be an integer from {low} to {high}", {"low": low, "high": high}
+        )
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> int:
+        try:
+            number: int = handler(value)
+        except ValidationError as exc:
+            raise refuse() from exc
+        if not low <= number <= high:
+            raise refuse()
+        return number
+
+    return WrapValidator(check)
+
+
+def _schema(low: int, high: int) -> dict[str, Any]:
+    """The range as OpenAPI states it."""
+    return {"minimum": low, "maximum": high}
+
+
+ListingIdPath = Annotated[
+    int,
+    Path(
+        description=f"The listing's id, 1 to {SQL_BIGINT_MAX}.",
+        json_schema_extra=_schema(1, SQL_BIGINT_MAX),
+    ),
+    int_range(1, SQL_BIGINT_MAX),
+]
+OrderIdPath = Annotated[
+    int,
+    Path(
+        description=f"listingId << 32 | firstIndex: 0 to {ORDER_ID_MAX}.",
+        json_schema_extra=_schema(0, ORDER_ID_MAX),
+    ),
+    int_range(0, ORDER_ID_MAX),
+]
+Offset = Annotated[
+    int,
+    Query(
+        description=f"Rows to skip, 0 to {SQL_BIGINT_MAX}.",
+        json_schema_extra=_schema(0, SQL_BIGINT_MAX),
+    ),
+    int_range(0, SQL_BIGINT_MAX),
+]
+CatalogLimit = Annotated[
+    int,
+    Query(description="Most rows to answer, 1 to 500.", json_schema_extra=_schema(1, 500)),
+    int_range(1, 500),
+]
+PageLimit = Annotated[
+    int,
+    Query(description="Most rows to answer, 1 to 1000.", json_schema_extra=_schema(1, 1000)),
+    int_range(1, 1000),
+]
+OrderStates = Annotated[
+    list[
+        Annotated[
+            int,
+            Field(json_schema_extra=_schema(0, ORDER_STATE_MAX)),
+            int_range(0, ORDER_STATE_MAX),
+        ]
+    ]
+    | None,
+    Query(
+        description=f"Only these OrderState values (0 to {ORDER_STATE_MAX}: None, Paid, "
+        "Delivered, Disputed, Completed, Refunded, Resolved); repeat for several."
+    ),
+]
 
 
 @dataclass
@@ -170,11 +270,20 @@ CurrentArbiter = Annotated[Wallet, Depends(get_arbiter)]
 
 
 __all__ = [
+    "ORDER_ID_MAX",
+    "SQL_BIGINT_MAX",
     "AppContext",
+    "CatalogLimit",
     "ContextDep",
     "CurrentArbiter",
     "CurrentWallet",
+    "ListingIdPath",
+    "Offset",
+    "OrderIdPath",
+    "OrderStates",
+    "PageLimit",
     "SessionDep",
+    "int_range",
     "get_context",
     "get_session",
     "get_wallet",

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api import queries
-from backend.api.deps import ContextDep, CurrentArbiter, SessionDep
+from backend.api.deps import ContextDep, CurrentArbiter, PageLimit, SessionDep
 from backend.api.schemas import DisputePublic, ErrorPublic, EvidencePublic
 
 router = APIRouter(prefix="/arbiter", tags=["arbiter"])
@@ -28,7 +28,7 @@ def dispute_queue(
     session: SessionDep,
     arbiter: CurrentArbiter,  # noqa: ARG001 - the dependency is the access check
     include_ruled: Annotated[bool, Query(description="Also list disputes already ruled.")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: PageLimit = 200,
 ) -> list[DisputePublic]:
     """Open disputes, oldest first, with the arbitration deadline and the time left (in chain
     time), the order they are about, and every piece of evidence with the log it came from.

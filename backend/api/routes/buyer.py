@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter
 
 from backend.api import queries
 from backend.api.convert import event_public, order_fields, order_public, state_name
-from backend.api.deps import ContextDep, CurrentWallet, SessionDep
+from backend.api.deps import (
+    ContextDep,
+    CurrentWallet,
+    Offset,
+    OrderIdPath,
+    OrderStates,
+    PageLimit,
+    SessionDep,
+)
 from backend.api.errors import Forbidden, NotFound, NotReady
 from backend.api.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
 from backend.errors import ReleaseNotFound
@@ -20,7 +26,6 @@ router = APIRouter(prefix="/buyer", tags=["buyer"])
 #: The mirror's release digest of an order not delivered (yet).
 _NO_DIGEST = "0x" + "00" * 32
 
-OrderIdPath = Annotated[int, Path(ge=0, lt=2**256, description="listingId << 32 | firstIndex")]
 _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorPublic, "description": "Not signed in, or the signature is invalid."},
     503: {"model": ErrorPublic, "description": "The database is down; retry later."},
@@ -37,9 +42,9 @@ def ready_ids(session: SessionDep, order_ids: list[int]) -> set[int]:
 def my_orders(
     session: SessionDep,
     wallet: CurrentWallet,
-    state: Annotated[list[int] | None, Query(description="Only these OrderState values.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    state: OrderStates = None,
+    limit: PageLimit = 100,
+    offset: Offset = 0,
 ) -> list[OrderPublic]:
     """The signed-in wallet's orders, newest first, from the mirror."""
     rows = queries.list_orders(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from backend.api import queries
 from backend.api.convert import listing_public
-from backend.api.deps import SessionDep
+from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
 from backend.api.errors import NotFound
 from backend.api.schemas import ErrorPublic, ListingPublic, SupplierRecord
 from backend.api.validate import address_or_none, bytes32_or_none, checksum
@@ -40,8 +40,8 @@ def list_listings(
             "holder's licence) is in force (the default), revoked, or any."
         ),
     ] = "in-force",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: CatalogLimit = 100,
+    offset: Offset = 0,
 ) -> list[ListingPublic]:
     """Listings, newest first, with stock left (committed - sold), price and terms, and the
     supplier's on-chain record (orders completed, disputes lost). Read from the mirror. By
@@ -62,9 +62,11 @@ def list_listings(
 
 
 @router.get(
-    "/listings/{listing_id}", response_model=ListingPublic, responses={404: {"model": ErrorPublic}}
+    "/listings/{listing_id}",
+    response_model=ListingPublic,
+    responses={404: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
 )
-def get_listing(listing_id: int, session: SessionDep) -> ListingPublic:
+def get_listing(listing_id: ListingIdPath, session: SessionDep) -> ListingPublic:
     """One listing with live stock and the supplier's record."""
     row = queries.get_listing(session, listing_id=listing_id)
     if row is None:

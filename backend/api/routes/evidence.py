@@ -12,10 +12,10 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import Field
 
-from backend.api.deps import ContextDep, CurrentWallet, SessionDep
+from backend.api.deps import ContextDep, CurrentWallet, OrderIdPath, SessionDep
 from backend.api.errors import ApiError, Forbidden, NotFound
 from backend.api.schemas import ApiModel, ErrorPublic
 from backend.evidence.chainview import ChainView
@@ -24,10 +24,10 @@ from backend.evidence.errors import AdditionRejected, BundleBuildError
 from backend.evidence.service import add_buyer_secret, add_supplier_codes, bundle_for, parties
 from backend.evidence.store import AdditionsStore, ensure_tables
 from backend.evidence.verify import verify_bundle
+from backend.limits import check_json_depth
 
 router = APIRouter(prefix="/evidence", tags=["evidence"])
 
-OrderIdPath = Annotated[int, Path(ge=0, lt=2**256, description="listingId << 32 | firstIndex")]
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorPublic, "description": "Not signed in."},
     403: {"model": ErrorPublic, "description": "Not a party to the order, nor an arbiter."},
@@ -238,11 +238,16 @@ def post_supplier_codes(
 @router.post(
     "/verify",
     response_model=ChecklistPublic,
-    responses={503: {"model": ErrorPublic, "description": "The node is down."}},
+    responses={
+        422: {"model": ErrorPublic, "description": "The document nests deeper than 64 levels."},
+        503: {"model": ErrorPublic, "description": "The node is down."},
+    },
 )
 def post_verify(body: Annotated[BundleVerify, Body()], ctx: ContextDep) -> ChecklistPublic:
     """Check a bundle against this server's chain: one claim per line, pass, fail or skip.
-    Needs no sign-in; the same check runs offline with ``kameng verify``."""
+    Needs no sign-in; the same check runs offline with ``kameng verify``. A document nested
+    deeper than 64 levels of arrays and objects is refused (422) unparsed."""
+    check_json_depth(body.document, "the bundle (`document`)")
     checklist = verify_bundle(body.document.encode("utf-8"), ctx.chain)
     return ChecklistPublic(
         ok=checklist.ok,

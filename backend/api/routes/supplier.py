@@ -6,9 +6,9 @@ import json
 import queue
 import threading
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
@@ -16,7 +16,16 @@ from sqlalchemy import func, select
 from backend import models as vault_models
 from backend.api import queries
 from backend.api.convert import order_public, state_name
-from backend.api.deps import AppContext, ContextDep, CurrentWallet, SessionDep
+from backend.api.deps import (
+    AppContext,
+    ContextDep,
+    CurrentWallet,
+    ListingIdPath,
+    Offset,
+    OrderStates,
+    PageLimit,
+    SessionDep,
+)
 from backend.api.errors import ApiError, Forbidden, describe
 from backend.api.routes.buyer import ready_ids
 from backend.api.schemas import (
@@ -123,9 +132,9 @@ def dashboard(
 def supplier_orders(
     session: SessionDep,
     wallet: CurrentWallet,
-    state: Annotated[list[int] | None, Query(description="Only these OrderState values.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    state: OrderStates = None,
+    limit: PageLimit = 100,
+    offset: Offset = 0,
 ) -> list[OrderPublic]:
     """The signed-in supplier's orders, newest first."""
     rows = queries.list_orders(
@@ -204,7 +213,7 @@ def _run_upload(
     },
 )
 async def upload(
-    listing_id: Annotated[int, Path(ge=1)],
+    listing_id: ListingIdPath,
     request: Request,
     ctx: ContextDep,
     wallet: CurrentWallet,
