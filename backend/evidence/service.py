@@ -201,9 +201,13 @@ def add_supplier_codes(
     """Store the codes the supplier says it sent (given, or read from the vault).
 
     Raises:
-        AdditionRejected: the wallet is not the order's supplier, or a code is outside the order.
+        AdditionRejected: the order is unknown, the wallet is not the order's supplier, or a
+            code is outside the order.
     """
-    _, owner = parties(session, view, order_id)
+    try:
+        _, owner = parties(session, view, order_id)
+    except BundleBuildError as exc:  # unknown order: refused as `add_buyer_secret` refuses it
+        raise AdditionRejected(str(exc)) from exc
     if owner != supplier:
         raise AdditionRejected(f"only the supplier of order {order_id} may add its codes")
     paid = view.find_logs(
