@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from eth_utils import keccak
 
 from contracts.chain import rpc_chain
 from contracts.client import EscrowClient
 from contracts.errors import ContractRevertError
 from tests.backend.api_helpers import Served, serve
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +66,78 @@ def test_json_rpc_wire_format_batches_and_errors(served: Served) -> None:
     assert block["number"] == "0x0" and "parentHash" in block and "gasLimit" in block
     assert "error" in answer[2]
     assert httpx.post(url, content=b"{not json").json()["error"]["code"] == -32700
+
+
+CAST = ROOT / "node_modules" / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"
+DEAD = "0x000000000000000000000000000000000000dEaD"
+
+
+def cast(*args: str) -> str:
+    """Run Foundry's cast (pinned in package.json); its stdout."""
+    assert os.access(CAST, os.X_OK), f"{CAST} missing or not executable: run scripts/setup.sh"
+    done = subprocess.run([str(CAST), *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (args, done.stderr[-2000:])
+    return done.stdout.strip()
+
+
+def test_cast_calls_sends_and_reads_receipts_and_blocks(served: Served) -> None:
+    """A second client, written to the execution API specification: it sends `input`."""
+    url = served.url + "/rpc"
+    escrow = served.escrow
+    role = escrow.call("ARBITER_ROLE")
+    assert cast("call", escrow.address, "ARBITER_ROLE()(bytes32)", "--rpc-url", url) == (
+        "0x" + role.hex()
+    )
+    arbiter = served.dev.arbiter.address
+    signature = "hasRole(bytes32,address)(bool)"
+    held = cast("call", escrow.address, signature, "0x" + role.hex(), arbiter, "--rpc-url", url)
+    assert held == "true"
+    # eth_sendTransaction from an account the embedded chain holds, with call data.
+    sender = served.runtime.chain.w3.eth.accounts[0]
+    receipt = json.loads(
+        cast("send", "--unlocked", "--from", sender, DEAD, "0xdeadbeef", "--json", "--rpc-url", url)
+    )
+    assert receipt["status"] == "0x1"
+    sent = served.runtime.chain.w3.eth.get_transaction(receipt["transactionHash"])
+    assert bytes(sent["input"]) == bytes.fromhex("deadbeef") and sent["to"] == DEAD
+    # A receipt with logs carries their bloom, the same as its block's (one transaction each).
+    bought = served.buy(served.dev.buyers[0], 1)
+    receipt = json.loads(cast("receipt", bought.tx.tx_hash, "--json", "--rpc-url", url))
+    block = json.loads(cast("block", str(bought.tx.block_number), "--json", "--rpc-url", url))
+    assert receipt["logsBloom"] == block["logsBloom"] != "0x" + "00" * 256
+    assert len(bytes.fromhex(block["logsBloom"][2:])) == 256
+
+
+def test_call_data_is_accepted_as_input_or_data_but_not_two_different_ones(
+    served: Served,
+) -> None:
+    url = served.url + "/rpc"
+    w3 = served.runtime.chain.w3
+    escrow = served.escrow.address
+    selector = "0x" + keccak(text="ARBITER_ROLE()")[:4].hex()
+    expected = "0x" + served.escrow.call("ARBITER_ROLE").hex()
+
+    def rpc(method: str, *params: object) -> dict[str, Any]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        answer: dict[str, Any] = httpx.post(url, json=body).json()
+        return answer
+
+    for tx in (
+        {"input": selector},
+        {"data": selector},
+        {"input": selector, "data": selector.upper().replace("X", "x")},
+    ):
+        assert rpc("eth_call", {"to": escrow, **tx}, "latest")["result"] == expected, tx
+        assert int(rpc("eth_estimateGas", {"to": escrow, **tx})["result"], 16) > 21_000, tx
+    differ = rpc("eth_call", {"to": escrow, "input": selector, "data": "0x12345678"}, "latest")
+    assert differ["error"]["code"] == -32602
+    assert "both `input` and `data`" in differ["error"]["message"]
+
+    # The tester needs `gas` in a transaction (a node would estimate it).
+    tx = {"from": w3.eth.accounts[1], "to": DEAD, "gas": hex(50_000)}
+    nonce = w3.eth.get_transaction_count(tx["from"])
+    refused = rpc("eth_sendTransaction", {**tx, "input": "0x01", "data": "0x02"})
+    assert refused["error"]["code"] == -32602 and "differ" in refused["error"]["message"]
+    assert w3.eth.get_transaction_count(tx["from"]) == nonce
+    sent = rpc("eth_sendTransaction", {**tx, "input": "0xcafe"})["result"]
+    assert bytes(w3.eth.get_transaction(sent)["input"]) == b"\xca\xfe"
