@@ -1,6 +1,6 @@
 """A real SIGKILL of the delivery agent while deliveries are in flight, on anvil with 1-s blocks.
 
-Buyers keep paying while an agent subprocess is killed with SIGKILL several times, each time
+Buyers pay in waves while an agent subprocess is killed with SIGKILL several times, each time
 while one of its delivery transactions waits for a block (observed in the database, not
 guessed with sleeps), and restarted. In the end every order is delivered exactly once on-chain,
 with the digest of the release stored in the database, which its buyer opens and verifies.
@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,11 +99,13 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.005)  # a polling interval, not a stand-in for synchronisation
 
 
-def _buy_continuously(world: World, listing_id: int, keys: dict[bytes, PrivateKey]) -> None:
-    """ORDERS purchases, spread over several blocks, sent without waiting for receipts."""
+def _buy_wave(
+    world: World, listing_id: int, keys: dict[bytes, PrivateKey], first: int, count: int
+) -> None:
+    """Purchases `first` .. `first + count - 1`, sent without waiting for receipts."""
     escrow = world.escrow
     buyers = world.buyers
-    for i in range(ORDERS):
+    for i in range(first, first + count):
         key = PrivateKey.generate()
         keys[bytes(key.public_key)] = key
         quantity = 1 + i % 3
@@ -156,7 +157,11 @@ def test_sigkill_while_deliveries_are_in_flight(
     }
     agent = AgentProcess(env, tmp_path / "agent.log")
     keys: dict[bytes, PrivateKey] = {}
-    buying = threading.Thread(target=_buy_continuously, args=(world, lid, keys))
+    # Buyers pay in waves, one before each kill and one after the last restart, so that there is
+    # always a delivery left to be in flight when the test waits for one (with one continuous
+    # stream a slow agent could deliver everything in two transactions, and the third wait had
+    # nothing to see: a CI flake under load).
+    wave = ORDERS // (KILLS + 1)
 
     def sent_in_flight() -> bool:
         with sessions() as s:
@@ -171,12 +176,12 @@ def test_sigkill_while_deliveries_are_in_flight(
 
     try:
         agent.start()
-        buying.start()
-        for _ in range(KILLS):
+        for k in range(KILLS):
+            _buy_wave(world, lid, keys, k * wave, wave)
             _wait_for(sent_in_flight, 30, "a delivery transaction in flight")
             agent.kill()
             agent.start()
-        buying.join()
+        _buy_wave(world, lid, keys, KILLS * wave, ORDERS - KILLS * wave)
 
         paid = {}
         topic = "0x" + escrow.codec.topic("OrderPaid").hex()
@@ -202,7 +207,6 @@ def test_sigkill_while_deliveries_are_in_flight(
         _wait_for(all_confirmed, 60, "every release confirmed")
     finally:
         agent.stop()
-        buying.join(timeout=30)
 
     delivered: dict[int, list[bytes]] = {}
     for raw in get_logs(escrow, 0, "latest", ["0x" + escrow.codec.topic("OrderDelivered").hex()]):
