@@ -1,0 +1,1931 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IAccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/IAccessControlDefaultAdminRules.sol";
+
+import {ICodeEscrow} from "../src/interfaces/ICodeEscrow.sol";
+import {Codes} from "./Codes.sol";
+import {FuzzAttacker} from "./FuzzAttacker.sol";
+import {FuzzToken} from "./FuzzToken.sol";
+import {VM, Vm} from "./Vm.sol";
+
+/// @notice CodeEscrow's whole external surface, as the harness sees it.
+interface IEscrow is ICodeEscrow, IAccessControlDefaultAdminRules {
+    function RIGHTS_ADMIN_ROLE() external view returns (bytes32);
+    function ARBITER_ROLE() external view returns (bytes32);
+    function PAUSER_ROLE() external view returns (bytes32);
+    function paused() external view returns (bool);
+}
+
+/// @title EscrowHandler
+/// @notice The target of the invariant fuzzer: every external function of CodeEscrow, called
+///         by bounded random actors with bounded random arguments, plus time jumps. Each call
+///         goes through `prank` and `try`, so a refused call never stops the run; instead the
+///         handler knows, from ICodeEscrow's NatSpec and docs/PROTOCOL.md, whether each
+///         money-moving call must succeed or must be refused, and records a violation when the
+///         escrow disagrees. It keeps every open order's full struct (the escrow stores only its
+///         hash) and ghost copies of stock, keys and balances for the invariants.
+contract EscrowHandler {
+    Vm private constant vm = VM;
+
+    uint256 private constant _BPS = 10_000;
+    uint256 private constant _MAX_BOND = type(uint80).max;
+    uint256 private constant _MAX_AMOUNT = type(uint96).max;
+    /// @dev Orders kept open at once; `buy` does nothing beyond this, to bound the checks' cost.
+    uint256 private constant _MAX_OPEN = 32;
+    uint256 private constant _FINISHED_KEPT = 16;
+    /// @dev Listings created at most (each is checked after every call).
+    uint256 private constant _MAX_LISTINGS = 24;
+    /// @dev An EOA outside every role, used as a neutral caller and withdrawal recipient.
+    address public constant SINK = address(0x5151);
+
+    IEscrow public immutable escrow;
+    FuzzAttacker public immutable attacker;
+    address[] public tokens;
+    address[] public actors;
+    address[] private _suppliers;
+    address[] private _buyers;
+    address[] private _keys;
+    address[] private _arbiters;
+    address[] private _referrers;
+    mapping(address account => uint256) private _actorIndex; // 1-based
+    /// @notice Actor names, for messages.
+    mapping(address account => string) public names;
+    bytes32[3] private _skus;
+
+    // ---------------------------------------------------------------- orders
+    uint256[] private _open;
+    mapping(uint256 orderId => uint256) private _openPos; // 1-based
+    mapping(uint256 orderId => ICodeEscrow.Order) private _orders;
+    uint256[] private _finished;
+    uint256 private _finishedNext;
+    /// @notice The release each delivered order carries (0: a digest that is no release).
+    mapping(uint256 orderId => uint256) public releaseSeedOf;
+    mapping(uint256 from => mapping(uint256 to => uint256)) public transitions;
+
+    // ---------------------------------------------------------------- ghosts
+    mapping(uint256 listingId => uint256) public ghostSold;
+    mapping(uint256 listingId => uint256) public ghostCommitted;
+    mapping(uint256 listingId => uint256) public ghostBatches;
+    mapping(uint256 listingId => mapping(uint256 index => bool)) private _indexSold;
+    mapping(uint256 listingId => mapping(uint256 batchIndex => bool)) private _realRoot;
+    mapping(address token => bool) public ghostAllowed;
+    /// @dev (supplier, key): the key accepted (active) / was proposed and has not answered.
+    mapping(address supplier => mapping(address key => bool)) public accepted;
+    mapping(address supplier => mapping(address key => bool)) public proposed;
+    address[] private _pairSupplier;
+    address[] private _pairKey;
+    mapping(address supplier => mapping(address key => bool)) private _pairSeen;
+
+    // ---------------------------------------------------------------- findings
+    uint256 public calls;
+    uint256 public violations;
+    string public firstViolation;
+    uint256 private _firstViolationCall;
+    mapping(bytes32 op => uint256) public successes;
+
+    /// @dev Ledger balances, free and reserved bonds of the actors in `mask` (by actor index),
+    ///      and the platform's fees.
+    struct Books {
+        bool[] mask;
+        uint256[] bal;
+        uint256[] free;
+        uint256[] res;
+        uint256[] fees;
+    }
+
+    struct Expect {
+        bool[] mask;
+        int256[] bal;
+        int256[] free;
+        int256[] res;
+        int256[] fees;
+        bool unknownAccount;
+    }
+
+    /// @dev Set when a call changed the escrow; the liveness check then runs once the handler's
+    ///      own books are up to date (a refused call or a time jump cannot change its outcome:
+    ///      the check jumps past every deadline anyway).
+    bool private _mutated;
+
+    modifier counted() {
+        ++calls;
+        _;
+        if (_mutated) {
+            _mutated = false;
+            _checkState();
+            _checkLiveness();
+        }
+    }
+
+    constructor(IEscrow escrow_, FuzzAttacker attacker_, address[] memory tokens_) {
+        escrow = escrow_;
+        attacker = attacker_;
+        tokens = tokens_;
+        ghostAllowed[address(0)] = true;
+        _skus = [bytes32("sku-a"), bytes32("sku-b"), bytes32("sku-c")];
+    }
+
+    // ================================================================== setup (by the test)
+
+    /// @notice Register the actors (called once by the test's setUp).
+    function addActors(
+        address[] memory suppliers,
+        address[] memory buyers,
+        address[] memory keys,
+        address[] memory arbiters,
+        address[] memory referrers,
+        address[] memory others
+    ) external {
+        require(actors.length == 0, "actors already set");
+        _addAll(_suppliers, suppliers);
+        _addAll(_buyers, buyers);
+        _addAll(_keys, keys);
+        _addAll(_arbiters, arbiters);
+        _addAll(_referrers, referrers);
+        for (uint256 i; i < others.length; ++i) {
+            _addActor(others[i]);
+        }
+        for (uint256 i; i < actors.length; ++i) {
+            for (uint256 t = 1; t < tokens.length; ++t) {
+                vm.prank(actors[i]);
+                FuzzToken(tokens[t]).approve(address(escrow), type(uint256).max);
+            }
+        }
+    }
+
+    /// @notice Name an actor in violation messages.
+    function name(address account, string calldata label) external {
+        names[account] = label;
+    }
+
+    /// @notice Note a token the test allowed at setup.
+    function noteAllowed(address token) external {
+        ghostAllowed[token] = true;
+    }
+
+    /// @notice The skus the harness lists.
+    function sku(uint256 i) external view returns (bytes32) {
+        return _skus[i % 3];
+    }
+
+    /// @notice Record a listing and batch the test created at setup through the handler.
+    function seedListing(address supplier, uint256 skuIndex, uint256 tokenIndex, uint96 unitPrice, uint16 bondBps)
+        external
+        returns (uint256 listingId)
+    {
+        ICodeEscrow.Config memory cfg = escrow.config();
+        vm.prank(supplier);
+        listingId = escrow.createListing(
+            _skus[skuIndex % 3],
+            tokens[tokenIndex],
+            unitPrice,
+            cfg.minDeliveryWindow,
+            cfg.minDisputeWindow,
+            bondBps,
+            "ipfs://seed"
+        );
+        _commit(supplier, listingId, 48, true);
+    }
+
+    function _addAll(address[] storage pool, address[] memory list) private {
+        for (uint256 i; i < list.length; ++i) {
+            pool.push(list[i]);
+            _addActor(list[i]);
+        }
+    }
+
+    function _addActor(address a) private {
+        if (_actorIndex[a] != 0) return;
+        actors.push(a);
+        _actorIndex[a] = actors.length;
+    }
+
+    // ================================================================== time and attacker
+
+    /// @notice Jump forward in time: to exactly an open order's deadline or one second past it,
+    ///         or by minutes, days or up to a year.
+    function warp(uint256 seed) external counted {
+        _warp(seed);
+    }
+
+    /// @notice The same as `warp` (weight).
+    function warpAgain(uint256 seed) external counted {
+        _warp(seed);
+    }
+
+    function _warp(uint256 seed) private {
+        uint256 t = _now();
+        uint256 m = seed % 8;
+        uint256 target;
+        if (m < 2 && _open.length != 0) {
+            target = uint256(_orders[_open[(seed >> 8) % _open.length]].deadline) + m;
+        } else if (m < 5) {
+            target = t + _bound(seed >> 8, 1, 1 hours);
+        } else if (m < 7) {
+            target = t + _bound(seed >> 8, 1 hours, 3 days);
+        } else if ((seed >> 8) % 8 != 0) {
+            target = t + _bound(seed >> 16, 3 days, 40 days);
+        } else {
+            target = t + _bound(seed >> 16, 40 days, 400 days);
+        }
+        if (target <= t) target = t + 1;
+        vm.warp(target);
+    }
+
+    /// @notice What the attacker contract does when paid: accept, refuse, or try to re-enter.
+    function setAttackerMode(uint256 seed) external counted {
+        attacker.setMode(FuzzAttacker.Mode(seed % 3));
+    }
+
+    // ================================================================== bonds and keys
+
+    function depositBond(uint256 who, uint256 tokenSeed, uint256 amountSeed) external counted {
+        address s = _supplier(who);
+        uint256 ti = tokenSeed % 3;
+        address t = tokens[ti];
+        ICodeEscrow.Bond memory b = escrow.bondOf(s, t);
+        uint256 used = uint256(b.free) + b.reserved;
+        uint256 m = amountSeed % 8;
+        uint256 amount;
+        if (m == 0) {
+            amount = used < _MAX_BOND ? _MAX_BOND - used : 1; // fill to the cap exactly
+        } else if (m == 1) {
+            amount = b.free < _MAX_BOND ? _MAX_BOND - b.free : 1; // free to 2^80-1 (over the cap if reserved)
+        } else if (m == 2) {
+            amount = used <= _MAX_BOND ? _MAX_BOND - used + 1 : 1; // one over the cap
+        } else {
+            amount = _bound(amountSeed >> 8, 1, 10_000 * _unit(ti));
+        }
+        _fund(s, t, amount);
+        bool expected = ghostAllowed[t] && used + amount <= _MAX_BOND;
+        Books memory before = _books(_mask(s));
+        vm.prank(s);
+        try escrow.depositBond{value: ti == 0 ? amount : 0}(t, amount) {
+            _outcome("depositBond", true, expected, "");
+            Expect memory e = _expect(before);
+            _addFree(e, s, ti, int256(amount));
+            _checkBooks("depositBond", before, e);
+        } catch (bytes memory err) {
+            _outcome("depositBond", false, expected, err);
+        }
+    }
+
+    function withdrawBond(uint256 who, uint256 tokenSeed, uint256 amountSeed, uint256 toSeed) external counted {
+        address s = _supplier(who);
+        uint256 ti = tokenSeed % 3;
+        address t = tokens[ti];
+        uint256 free = escrow.bondOf(s, t).free;
+        uint256 m = amountSeed % 4;
+        uint256 amount = m == 0 ? free : m == 1 ? free + 1 : _bound(amountSeed >> 8, 1, free == 0 ? 1 : free);
+        if (amount == 0) amount = 1;
+        address to = _recipient(toSeed);
+        bool expected = amount <= free && to != address(0) && _receives(to, ti);
+        Books memory before = _books(_mask(s));
+        uint256 toBefore = _external(to, ti);
+        vm.prank(s);
+        try escrow.withdrawBond(t, amount, to) {
+            _outcome("withdrawBond", true, expected, "");
+            Expect memory e = _expect(before);
+            _addFree(e, s, ti, -int256(amount));
+            _checkBooks("withdrawBond", before, e);
+            if (to != address(escrow) && _external(to, ti) != toBefore + amount) {
+                _fail("withdrawBond: the recipient did not receive the amount");
+            }
+        } catch (bytes memory err) {
+            _outcome("withdrawBond", false, expected, err);
+        }
+    }
+
+    function setDeliveryKey(uint256 who, uint256 keySeed, uint256 enableSeed) external counted {
+        bool enabled = enableSeed % 4 != 0; // mostly proposals, sometimes removals
+        address s = _supplier(who);
+        address k = _keyCandidate(keySeed);
+        bool expected = k != address(0) && k != s;
+        vm.prank(s);
+        try escrow.setDeliveryKey(k, enabled) {
+            _outcome("setDeliveryKey", true, expected, "");
+            _notePair(s, k);
+            if (enabled) {
+                if (!accepted[s][k]) proposed[s][k] = true;
+            } else {
+                accepted[s][k] = false;
+                proposed[s][k] = false;
+            }
+        } catch (bytes memory err) {
+            _outcome("setDeliveryKey", false, expected, err);
+        }
+    }
+
+    function acceptDeliveryKey(uint256 keySeed, uint256 who) external counted {
+        address k = _keyCandidate(keySeed);
+        address s = _supplier(who);
+        if (who % 4 != 0) {
+            (bool found, address ps, address pk) = _pair(keySeed >> 128);
+            if (found) (s, k) = (ps, pk);
+        }
+        bool isArbiter = escrow.hasRole(escrow.ARBITER_ROLE(), k);
+        bool expected = proposed[s][k] && !isArbiter;
+        vm.prank(k);
+        try escrow.acceptDeliveryKey(s) {
+            _outcome("acceptDeliveryKey", true, expected, "");
+            if (isArbiter) _fail("parties: an arbiter accepted to become a delivery key");
+            _notePair(s, k);
+            accepted[s][k] = true;
+            proposed[s][k] = false;
+        } catch (bytes memory err) {
+            _outcome("acceptDeliveryKey", false, expected, err);
+        }
+    }
+
+    function resignDeliveryKey(uint256 keySeed, uint256 who) external counted {
+        address k = _keyCandidate(keySeed);
+        address s = _supplier(who);
+        if (who % 2 != 0) {
+            (bool found, address ps, address pk) = _pair(keySeed >> 128);
+            if (found) (s, k) = (ps, pk);
+        }
+        bool expected = proposed[s][k] || accepted[s][k];
+        vm.prank(k);
+        try escrow.resignDeliveryKey(s) {
+            _outcome("resignDeliveryKey", true, expected, "");
+            accepted[s][k] = false;
+            proposed[s][k] = false;
+        } catch (bytes memory err) {
+            _outcome("resignDeliveryKey", false, expected, err);
+        }
+    }
+
+    // ================================================================== listings
+
+    function createListing(uint256 who, uint256 seed) external counted {
+        if (escrow.listingCount() >= _MAX_LISTINGS) return;
+        address s = _supplier(who);
+        bytes32 sku_ = _skus[_r(seed, 1) % 3];
+        uint256 ti = _r(seed, 2) % 3;
+        address t = tokens[ti];
+        ICodeEscrow.Config memory cfg = escrow.config();
+        uint96 price = _price(ti, _r(seed, 3));
+        uint32 dw = _window(_r(seed, 4), cfg.minDeliveryWindow, cfg.maxDeliveryWindow, true);
+        uint32 xw = _window(_r(seed, 5), cfg.minDisputeWindow, cfg.maxDisputeWindow, true);
+        uint16 bondBps;
+        {
+            uint256 bs = _r(seed, 6);
+            if (bs % 16 == 0) bondBps = uint16(_BPS + 1);
+            else if (bs % 4 == 0) bondBps = 0;
+            else bondBps = uint16(_bound(bs >> 8, cfg.minBondBps, uint256(cfg.minBondBps) + 3000));
+            if (bondBps > _BPS && bs % 16 != 0) bondBps = uint16(_BPS);
+        }
+        bool expected = !escrow.paused() && escrow.authorization(s, sku_) != bytes32(0) && ghostAllowed[t] && price != 0
+            && dw >= cfg.minDeliveryWindow && dw <= cfg.maxDeliveryWindow && xw >= cfg.minDisputeWindow
+            && xw <= cfg.maxDisputeWindow && bondBps >= cfg.minBondBps && bondBps <= _BPS;
+        uint256 countBefore = escrow.listingCount();
+        vm.prank(s);
+        try escrow.createListing(sku_, t, price, dw, xw, bondBps, "ipfs://listing") returns (uint256 id) {
+            _outcome("createListing", true, expected, "");
+            ICodeEscrow.Listing memory l = escrow.getListing(id);
+            if (
+                id != countBefore + 1 || l.supplier != s || l.committed != 0 || l.sold != 0 || l.bondBps != bondBps
+                    || !l.active || l.token != t || l.unitPrice != price || l.deliveryWindow != dw
+                    || l.disputeWindow != xw || l.batchCount != 0 || l.feeBps != cfg.feeBps || l.referralBps != 0
+                    || l.arbitrationWindow != cfg.arbitrationWindow || l.sku != sku_
+            ) _fail("createListing: the stored listing is not the one asked for");
+        } catch (bytes memory err) {
+            _outcome("createListing", false, expected, err);
+        }
+    }
+
+    function updateListing(uint256 listingSeed, uint256 seed) external counted {
+        uint256 id = _listing(listingSeed);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address caller = _r(seed, 1) % 8 == 0 ? _any(seed) : l.supplier;
+        uint96 price = _r(seed, 2) % 16 == 0 ? 0 : _price(_tokenIndex(l.token), _r(seed, 3));
+        bool active = _r(seed, 4) % 4 != 0;
+        ICodeEscrow.Config memory cfg = escrow.config();
+        bool expected = l.supplier != address(0) && caller == l.supplier && price != 0
+            && (!active || (!escrow.paused() && escrow.authorization(l.supplier, l.sku) != bytes32(0)));
+        vm.prank(caller);
+        try escrow.updateListing(id, price, active) {
+            _outcome("updateListing", true, expected, "");
+            ICodeEscrow.Listing memory n = escrow.getListing(id);
+            uint16 ref = l.referralBps > cfg.referralBps ? cfg.referralBps : l.referralBps;
+            if (n.unitPrice != price || n.active != active || n.feeBps != cfg.feeBps || n.referralBps != ref) {
+                _fail("updateListing: the listing's price, activity or fee terms are not as specified");
+            }
+            if (n.sold != l.sold || n.committed != l.committed || n.arbitrationWindow != l.arbitrationWindow) {
+                _fail("updateListing: changed stock or the arbitration window");
+            }
+        } catch (bytes memory err) {
+            _outcome("updateListing", false, expected, err);
+        }
+    }
+
+    function setReferralBps(uint256 listingSeed, uint256 seed) external counted {
+        uint256 id = _listing(listingSeed);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address caller = _r(seed, 1) % 8 == 0 ? _any(seed) : l.supplier;
+        // At most the platform's cap, and fee + commission at most 5,000 bps (docs/PROTOCOL.md).
+        uint256 cap = escrow.config().referralBps;
+        if (cap + l.feeBps > 5_000 && _r(seed, 4) % 2 == 0) cap = l.feeBps > 5_000 ? 0 : 5_000 - l.feeBps;
+        uint16 bps = uint16(_r(seed, 2) % 8 == 0 ? cap + 1 : _bound(_r(seed, 3), 0, cap));
+        bool expected = l.supplier != address(0) && caller == l.supplier && bps <= escrow.config().referralBps
+            && uint256(bps) + l.feeBps <= 5_000;
+        vm.prank(caller);
+        try escrow.setReferralBps(id, bps) {
+            _outcome("setReferralBps", true, expected, "");
+            if (escrow.getListing(id).referralBps != bps) _fail("setReferralBps: not stored");
+        } catch (bytes memory err) {
+            _outcome("setReferralBps", false, expected, err);
+        }
+    }
+
+    function commitBatch(uint256 listingSeed, uint256 seed) external counted {
+        uint256 id = _listing(listingSeed);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address caller = _r(seed, 1) % 8 == 0 ? _any(seed) : l.supplier;
+        _commitAs(caller, id, _r(seed, 2) % 10 == 0 ? 0 : _bound(_r(seed, 3), 1, 32), _r(seed, 4));
+    }
+
+    function _commit(address caller, uint256 id, uint256 count, bool real) private {
+        _commitAs(caller, id, count, real ? 1 : 0);
+    }
+
+    /// @dev mode: 0 junk root; 1..: real root; a few wrong first indexes and zero roots.
+    function _commitAs(address caller, uint256 id, uint256 count, uint256 mode) private {
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        uint256 first = l.committed;
+        uint256 m = mode % 16;
+        if (m == 15) first = first + 1;
+        else if (m == 14 && first != 0) first = first - 1;
+        bool real = m != 0 && count != 0;
+        bytes32 root = real ? Codes.root(Codes.batchLeaves(id, first, count)) : keccak256(abi.encode("junk", mode));
+        if (m == 13) root = bytes32(0);
+        bool expected = !escrow.paused() && l.supplier != address(0) && caller == l.supplier
+            && escrow.authorization(l.supplier, l.sku) != bytes32(0) && root != bytes32(0) && count != 0
+            && first == l.committed && first + count <= type(uint32).max;
+        vm.prank(caller);
+        try escrow.commitBatch(id, root, uint32(count), uint32(first)) returns (uint256 batchIndex) {
+            _outcome("commitBatch", true, expected, "");
+            ICodeEscrow.Batch memory b = escrow.getBatch(id, batchIndex);
+            if (batchIndex != ghostBatches[id] || b.root != root || b.firstIndex != first || b.count != count) {
+                _fail("commitBatch: the stored batch is not the one committed");
+            }
+            _realRoot[id][batchIndex] = real;
+            ghostBatches[id] = batchIndex + 1;
+            ghostCommitted[id] = first + count;
+        } catch (bytes memory err) {
+            _outcome("commitBatch", false, expected, err);
+        }
+    }
+
+    // ================================================================== buying
+
+    struct Purchase {
+        address buyer;
+        uint256 listingId;
+        ICodeEscrow.Listing listing;
+        uint32 quantity;
+        address referrer;
+        uint256 maxUnitPrice;
+        bytes32 pubKey;
+        uint256 ti;
+        uint256 amount;
+        uint256 bond;
+        uint256 value;
+        bool expected;
+    }
+
+    function buy(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        _buy(who, listingSeed, seed);
+    }
+
+    /// @notice The same as `buy`: a second and third entry point make orders as frequent as
+    ///         the calls that act on them (the fuzzer picks entry points uniformly).
+    function buyMore(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        _buy(who, listingSeed, seed);
+    }
+
+    function buyWholesale(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        _buy(who, listingSeed, seed);
+    }
+
+    function _buy(uint256 who, uint256 listingSeed, uint256 seed) private {
+        if (_open.length >= _MAX_OPEN) return;
+        Purchase memory p = _purchase(who, listingSeed, seed);
+        Books memory before = _books(_mask(p.listing.supplier));
+        vm.prank(p.buyer);
+        try escrow.buy{value: p.value}(p.listingId, p.quantity, p.maxUnitPrice, p.referrer, p.pubKey) returns (
+            uint256 orderId
+        ) {
+            _outcome("buy", true, p.expected, "");
+            _afterBuy(orderId, p);
+            Expect memory e = _expect(before);
+            _addFree(e, p.listing.supplier, p.ti, -int256(p.bond));
+            _addReserved(e, p.listing.supplier, p.ti, int256(p.bond));
+            _checkBooks("buy", before, e);
+        } catch (bytes memory err) {
+            _outcome("buy", false, p.expected, err);
+        }
+    }
+
+    function _purchase(uint256 who, uint256 listingSeed, uint256 seed) private returns (Purchase memory p) {
+        p.buyer = _buyer(who);
+        p.listingId = listingSeed % 8 == 0 ? _listing(listingSeed >> 8) : _buyable(listingSeed >> 8);
+        p.listing = escrow.getListing(p.listingId);
+        ICodeEscrow.Listing memory l = p.listing;
+        uint256 available = uint256(l.committed) - l.sold;
+        uint256 qm = _r(seed, 1) % 16;
+        if (qm == 0) p.quantity = 0;
+        else if (qm == 1) p.quantity = uint32(available + 1);
+        else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
+        p.referrer = _referrerCandidate(_r(seed, 3), p.buyer, l.supplier);
+        p.maxUnitPrice = _r(seed, 4) % 16 == 0 && l.unitPrice != 0 ? uint256(l.unitPrice) - 1 : l.unitPrice;
+        p.pubKey = _r(seed, 5) % 32 == 0 ? bytes32(0) : keccak256(abi.encode("pub", seed));
+        p.ti = _tokenIndex(l.token);
+        p.amount = uint256(l.unitPrice) * p.quantity;
+        p.bond = (p.amount * l.bondBps) / _BPS;
+        p.value = p.ti == 0 ? (_r(seed, 6) % 16 == 0 ? p.amount + 1 : p.amount) : 0;
+        if (p.ti == 0) vm.deal(p.buyer, p.buyer.balance + p.value);
+        else FuzzToken(l.token).mint(p.buyer, p.amount);
+        bool referrerOk = p.referrer == address(0)
+            || (p.referrer != p.buyer && p.referrer != l.supplier && !escrow.hasRole(escrow.ARBITER_ROLE(), p.referrer));
+        p.expected = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
+            && p.quantity <= available && p.pubKey != bytes32(0) && referrerOk && l.unitPrice <= p.maxUnitPrice
+            && p.amount <= _MAX_AMOUNT && p.bond <= escrow.bondOf(l.supplier, l.token).free
+            && p.value == (p.ti == 0 ? p.amount : 0);
+    }
+
+    function _afterBuy(uint256 orderId, Purchase memory p) private {
+        uint256 id = p.listingId;
+        ICodeEscrow.Listing memory l = p.listing;
+        uint32 q = p.quantity;
+        if (orderId != (id << 32 | l.sold)) _fail("stock: the order id is not listingId << 32 | first index");
+        if (uint256(l.sold) + q > l.committed) _fail("stock: an order took indexes beyond committed stock");
+        for (uint256 i = l.sold; i < uint256(l.sold) + q; ++i) {
+            if (_indexSold[id][i]) _fail("stock: a code index was sold twice");
+            _indexSold[id][i] = true;
+        }
+        ghostSold[id] = uint256(l.sold) + q;
+        // Every state's deadline is bounded: the order can always be finished within a year.
+        if (l.deliveryWindow > 365 days || l.disputeWindow > 365 days || l.arbitrationWindow > 90 days) {
+            _fail("windows: an order was placed under a window beyond the contract's bounds");
+        }
+        if (p.referrer != address(0) && escrow.hasRole(escrow.ARBITER_ROLE(), p.referrer)) {
+            _fail("parties: an arbiter was named referrer at buy");
+        }
+        ICodeEscrow.Order memory o = ICodeEscrow.Order({
+            buyer: p.buyer,
+            supplier: l.supplier,
+            token: l.token,
+            referrer: p.referrer,
+            amount: uint128(p.amount),
+            bond: uint128(p.bond),
+            quantity: q,
+            feeBps: l.feeBps,
+            referralBps: p.referrer == address(0) ? 0 : l.referralBps,
+            disputeWindow: l.disputeWindow,
+            deadline: uint40(_now() + l.deliveryWindow),
+            state: ICodeEscrow.OrderState.Paid,
+            releaseDigest: bytes32(0)
+        });
+        if (escrow.orderHash(orderId) != keccak256(abi.encode(o))) {
+            _fail("orders: the stored order is not the one OrderPaid's rules describe");
+        }
+        if (_openPos[orderId] != 0) _fail("stock: an order id was issued twice");
+        _orders[orderId] = o;
+        _open.push(orderId);
+        _openPos[orderId] = _open.length;
+        ++transitions[0][uint256(ICodeEscrow.OrderState.Paid)];
+    }
+
+    // ================================================================== delivery
+
+    function deliver(uint256 pickSeed, uint256 seed) external counted {
+        _deliver(pickSeed, seed);
+    }
+
+    /// @notice The same as `deliver` (weight).
+    function deliverMore(uint256 pickSeed, uint256 seed) external counted {
+        _deliver(pickSeed, seed);
+    }
+
+    function _deliver(uint256 pickSeed, uint256 seed) private {
+        if (_open.length == 0) return;
+        uint256 base = _pickOpen(pickSeed, ICodeEscrow.OrderState.Paid, pickSeed % 8 == 0 ? ANY_TIME : BY_DEADLINE);
+        address s = _orders[base].supplier;
+        uint256[] memory ids = _batchOf(base, s, seed);
+        uint256 n = ids.length;
+        ICodeEscrow.Order[] memory os = new ICodeEscrow.Order[](n);
+        bytes32[] memory digests = new bytes32[](n);
+        uint256[] memory seeds = new uint256[](n);
+        address caller = _deliverer(s, _r(seed, 7));
+        bool expected = n != 0;
+        uint256 open;
+        for (uint256 i; i < n; ++i) {
+            os[i] = _orders[ids[i]];
+            uint256 dm = _r(seed, 100 + i) % 32;
+            if (dm == 0) {
+                digests[i] = bytes32(0);
+            } else if (dm == 1) {
+                digests[i] = keccak256(abi.encode("junk digest", seed, i)); // no release behind it
+            } else if (_openPos[ids[i]] != 0) {
+                seeds[i] = _r(seed, 200 + i) | (1 << 255); // nonzero: a release
+                digests[i] = Codes.digest(seeds[i], ids[i] >> 32, ids[i] & type(uint32).max, os[i].quantity);
+            } else {
+                digests[i] = keccak256(abi.encode("skipped", seed, i));
+            }
+            if (_openPos[ids[i]] == 0) continue; // finished or never placed: must be skipped
+            ++open;
+            if (
+                os[i].state != ICodeEscrow.OrderState.Paid || _now() > os[i].deadline || digests[i] == bytes32(0)
+                    || (caller != os[i].supplier && !accepted[os[i].supplier][caller])
+            ) expected = false;
+        }
+        vm.prank(caller);
+        try escrow.deliver(ids, os, digests) returns (uint256 delivered) {
+            _outcome("deliver", true, expected, "");
+            if (delivered != open) _fail("deliver: the count returned is not the number of open orders");
+            for (uint256 i; i < n; ++i) {
+                if (_openPos[ids[i]] == 0) {
+                    if (escrow.orderHash(ids[i]) != bytes32(0)) _fail("deliver: a skipped order came back");
+                    continue;
+                }
+                ICodeEscrow.Order storage o = _orders[ids[i]];
+                _move(ids[i], ICodeEscrow.OrderState.Delivered);
+                o.deadline = uint40(_now() + o.disputeWindow);
+                o.releaseDigest = digests[i];
+                releaseSeedOf[ids[i]] = seeds[i];
+            }
+        } catch (bytes memory err) {
+            _outcome("deliver", false, expected, err);
+        }
+    }
+
+    /// @dev A batch for `deliver`: `base`, more open orders of the same supplier, sometimes a
+    ///      finished order, an order id that never existed, or an order of another supplier.
+    function _batchOf(uint256 base, address s, uint256 seed) private view returns (uint256[] memory ids) {
+        uint256[] memory buf = new uint256[](10);
+        uint256 n;
+        buf[n++] = base;
+        uint256 want = _r(seed, 1) % 5;
+        uint256 start = _r(seed, 2);
+        for (uint256 i; i < _open.length && want != 0; ++i) {
+            uint256 id = _open[(start % _open.length + i) % _open.length];
+            if (id == base) continue;
+            if (_orders[id].supplier != s && _r(seed, 3) % 8 != 0) continue;
+            bool live = _orders[id].state == ICodeEscrow.OrderState.Paid && _now() <= _orders[id].deadline;
+            if (!live && _r(seed, 4) % 8 != 0) continue;
+            buf[n++] = id;
+            --want;
+        }
+        if (_finished.length != 0 && _r(seed, 5) % 3 == 0) buf[n++] = _finished[_r(seed, 6) % _finished.length];
+        if (_r(seed, 8) % 6 == 0) buf[n++] = ((escrow.listingCount() + 7) << 32) | (seed & 0xff); // never placed
+        ids = new uint256[](n);
+        // Shuffle a little: the finished and unknown ids are not always last.
+        uint256 rot = _r(seed, 9) % n;
+        for (uint256 i; i < n; ++i) {
+            ids[i] = buf[(i + rot) % n];
+        }
+    }
+
+    // ================================================================== buyer actions
+
+    function confirm(uint256 pickSeed, uint256 callerSeed) external counted {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Delivered, ANY_TIME);
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : o.buyer;
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Delivered && caller == o.buyer;
+        Books memory before = _books(_maskOrder(o));
+        vm.prank(caller);
+        try escrow.confirm(id, o) {
+            _outcome("confirm", true, expected, "");
+            Expect memory e = _expect(before);
+            _expectComplete(e, o);
+            _finish(id, ICodeEscrow.OrderState.Completed);
+            _checkBooks("confirm", before, e);
+        } catch (bytes memory err) {
+            _outcome("confirm", false, expected, err);
+        }
+    }
+
+    function refund(uint256 pickSeed, uint256 callerSeed) external counted {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Paid, PAST_DEADLINE);
+        address caller = _anyOrSink(callerSeed);
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Paid && _now() > o.deadline;
+        Books memory before = _books(_maskOrder(o));
+        vm.prank(caller);
+        try escrow.refund(id, o) {
+            _outcome("refund", true, expected, "");
+            Expect memory e = _expect(before);
+            _expectRefund(e, o);
+            _finish(id, ICodeEscrow.OrderState.Refunded);
+            _checkBooks("refund", before, e);
+        } catch (bytes memory err) {
+            _outcome("refund", false, expected, err);
+        }
+    }
+
+    function dispute(uint256 pickSeed, uint256 callerSeed) external counted {
+        _dispute(pickSeed, callerSeed);
+    }
+
+    /// @notice The same as `dispute` (weight).
+    function disputeAgain(uint256 pickSeed, uint256 callerSeed) external counted {
+        _dispute(pickSeed, callerSeed);
+    }
+
+    function _dispute(uint256 pickSeed, uint256 callerSeed) private {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Delivered, BY_DEADLINE);
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : o.buyer;
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Delivered && caller == o.buyer
+            && _now() <= o.deadline;
+        uint256 window = escrow.getListing(id >> 32).arbitrationWindow;
+        vm.prank(caller);
+        try escrow.dispute(id, o, "ipfs://evidence", keccak256("evidence")) {
+            _outcome("dispute", true, expected, "");
+            if (window < 1 hours || window > 90 days) _fail("dispute: arbitration window outside 1 hour..90 days");
+            _move(id, ICodeEscrow.OrderState.Disputed);
+            _orders[id].deadline = uint40(_now() + window);
+        } catch (bytes memory err) {
+            _outcome("dispute", false, expected, err);
+        }
+    }
+
+    function addEvidence(uint256 pickSeed, uint256 callerSeed) external counted {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Disputed, ANY_TIME);
+        uint256 m = callerSeed % 4;
+        address caller = m == 0 ? o.buyer : m == 1 ? o.supplier : _keyCandidate(callerSeed >> 8);
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Disputed
+            && (caller == o.buyer || caller == o.supplier || accepted[o.supplier][caller]);
+        bytes32 h = escrow.orderHash(id);
+        vm.prank(caller);
+        try escrow.addEvidence(id, o, "ipfs://more", keccak256("more")) {
+            _outcome("addEvidence", true, expected, "");
+            if (escrow.orderHash(id) != h) _fail("addEvidence: changed the order");
+        } catch (bytes memory err) {
+            _outcome("addEvidence", false, expected, err);
+        }
+    }
+
+    // ================================================================== settlement and arbitration
+
+    function settle(uint256 pickSeed, uint256 seed) external counted {
+        uint256[] memory buf = new uint256[](12);
+        uint256 n;
+        uint256 start = pickSeed;
+        bool expected = true;
+        uint256 open;
+        for (uint256 i; i < _open.length && n < 6; ++i) {
+            uint256 id = _open[(start % _open.length + i) % _open.length];
+            ICodeEscrow.Order storage o = _orders[id];
+            bool ready = o.state == ICodeEscrow.OrderState.Delivered && _now() > o.deadline;
+            if (!ready && _r(seed, i) % 16 != 0) continue;
+            if (!ready) expected = false;
+            buf[n++] = id;
+            ++open;
+        }
+        // Orders already finished (confirmed, settled, resolved, refunded) and unknown ids are skipped.
+        for (uint256 k; k < _r(seed, 50) % 3 && _finished.length != 0; ++k) {
+            buf[n++] = _finished[_r(seed, 51 + k) % _finished.length];
+        }
+        if (_r(seed, 60) % 8 == 0) buf[n++] = (escrow.listingCount() + 9) << 32;
+        if (n == 0) return;
+        uint256[] memory ids = new uint256[](n);
+        ICodeEscrow.Order[] memory os = new ICodeEscrow.Order[](n);
+        uint256 rot = _r(seed, 61) % n;
+        for (uint256 i; i < n; ++i) {
+            ids[i] = buf[(i + rot) % n];
+            os[i] = _orders[ids[i]];
+        }
+        address caller = _anyOrSink(_r(seed, 62));
+        Books memory before = _books(_maskOrders(os));
+        vm.prank(caller);
+        try escrow.settle(ids, os) returns (uint256 settled) {
+            // A batch of finished orders only has nothing to do; whether it reverts is the
+            // escrow's choice. With one open order in it, it must settle.
+            if (open != 0) _outcome("settle", true, expected, "");
+            if (settled != open) _fail("settle: the count returned is not the number of open orders");
+            Expect memory e = _expect(before);
+            for (uint256 i; i < n; ++i) {
+                if (_openPos[ids[i]] == 0) continue;
+                _expectComplete(e, os[i]);
+                _finish(ids[i], ICodeEscrow.OrderState.Completed);
+            }
+            _checkBooks("settle", before, e);
+        } catch (bytes memory err) {
+            if (open != 0) _outcome("settle", false, expected, err);
+        }
+    }
+
+    function rule(uint256 pickSeed, uint256 callerSeed, uint256 bpsSeed) external counted {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Disputed, ANY_TIME);
+        address caller = callerSeed % 4 == 0 ? _any(callerSeed >> 8) : _holder(escrow.ARBITER_ROLE(), callerSeed >> 8);
+        uint16 buyerBps = uint16(_r(bpsSeed, 1) % 16 == 0 ? _BPS + 1 : _bound(_r(bpsSeed, 2), 0, _BPS));
+        uint16 slashBps = uint16(_r(bpsSeed, 3) % 16 == 0 ? _BPS + 1 : _bound(_r(bpsSeed, 4), 0, _BPS));
+        bool party = _isParty(o, caller);
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Disputed
+            && escrow.hasRole(escrow.ARBITER_ROLE(), caller) && !party && buyerBps <= _BPS && slashBps <= _BPS;
+        Books memory before = _books(_maskOrder(o));
+        vm.prank(caller);
+        try escrow.rule(id, o, buyerBps, slashBps, keccak256("bundle"), "fuzz") {
+            _outcome("rule", true, expected, "");
+            if (party) _fail("parties: a party to the order ruled on it");
+            Expect memory e = _expect(before);
+            _expectResolve(e, o, buyerBps, slashBps);
+            _finish(id, ICodeEscrow.OrderState.Resolved);
+            _checkBooks("rule", before, e);
+        } catch (bytes memory err) {
+            _outcome("rule", false, expected, err);
+        }
+    }
+
+    function resolveTimedOut(uint256 pickSeed, uint256 callerSeed) external counted {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(pickSeed, ICodeEscrow.OrderState.Disputed, PAST_DEADLINE);
+        address caller = _anyOrSink(callerSeed);
+        bool expected = _openPos[id] != 0 && o.state == ICodeEscrow.OrderState.Disputed && _now() > o.deadline;
+        Books memory before = _books(_maskOrder(o));
+        vm.prank(caller);
+        try escrow.resolveTimedOut(id, o) {
+            _outcome("resolveTimedOut", true, expected, "");
+            Expect memory e = _expect(before);
+            _expectResolve(e, o, _BPS / 2, 0);
+            _finish(id, ICodeEscrow.OrderState.Resolved);
+            _checkBooks("resolveTimedOut", before, e);
+        } catch (bytes memory err) {
+            _outcome("resolveTimedOut", false, expected, err);
+        }
+    }
+
+    function proveBadCode(uint256 pickSeed, uint256 seed) external counted {
+        _proveBadCode(pickSeed, seed);
+    }
+
+    /// @notice The same as `proveBadCode` (weight).
+    function proveBadCodeAgain(uint256 pickSeed, uint256 seed) external counted {
+        _proveBadCode(pickSeed, seed);
+    }
+
+    function _proveBadCode(uint256 pickSeed, uint256 seed) private {
+        (uint256 id, ICodeEscrow.Order memory o) = _target(
+            pickSeed,
+            seed % 3 == 0 ? ICodeEscrow.OrderState.Disputed : ICodeEscrow.OrderState.Delivered,
+            seed % 3 == 0 ? ANY_TIME : BY_DEADLINE
+        );
+        if (o.quantity == 0) return;
+        (ICodeEscrow.BadCodeProof memory proof, bool provable) = _proof(id, o, seed);
+        address caller = _r(seed, 9) % 8 == 0 ? _any(seed) : o.buyer;
+        bool stateOk = (o.state == ICodeEscrow.OrderState.Delivered && _now() <= o.deadline)
+            || o.state == ICodeEscrow.OrderState.Disputed;
+        bool expected = _openPos[id] != 0 && stateOk && caller == o.buyer && provable;
+        Books memory before = _books(_maskOrder(o));
+        vm.prank(caller);
+        try escrow.proveBadCode(id, o, proof) {
+            _outcome("proveBadCode", true, expected, "");
+            Expect memory e = _expect(before);
+            _expectResolve(e, o, _BPS, _BPS);
+            _finish(id, ICodeEscrow.OrderState.Resolved);
+            _checkBooks("proveBadCode", before, e);
+        } catch (bytes memory err) {
+            _outcome("proveBadCode", false, expected, err);
+        }
+    }
+
+    /// @dev A proof for one code of the order's release, and whether it must win: the element is
+    ///      not a code (EMPTY, LONG), or it is WRONG and the proof cites its batch, whose root is real.
+    function _proof(uint256 id, ICodeEscrow.Order memory o, uint256 seed)
+        private
+        view
+        returns (ICodeEscrow.BadCodeProof memory proof, bool provable)
+    {
+        uint256 release = releaseSeedOf[id];
+        uint256 listingId = id >> 32;
+        uint256 first = id & type(uint32).max;
+        uint256 j = _r(seed, 1) % o.quantity;
+        proof.index = first + j;
+        proof.sealedHash = Codes.sealedHash(release);
+        proof.key = Codes.releaseKey(release);
+        (proof.salt, proof.ciphertext) = Codes.element(release, listingId, first, j);
+        proof.elementProof = Codes.proof(Codes.elementLeaves(release, listingId, first, o.quantity), j);
+        uint256 batches = ghostBatches[listingId];
+        uint256 bi;
+        for (; bi < batches; ++bi) {
+            ICodeEscrow.Batch memory b = escrow.getBatch(listingId, bi);
+            if (proof.index >= b.firstIndex && proof.index < uint256(b.firstIndex) + b.count) break;
+        }
+        bool rightBatch = bi < batches && _r(seed, 2) % 8 != 0;
+        proof.batchIndex = rightBatch ? bi : bi + 1;
+        proof.committed = Codes.commitment(listingId, proof.index);
+        if (bi < batches) {
+            ICodeEscrow.Batch memory b = escrow.getBatch(listingId, bi);
+            proof.leafProof =
+                Codes.proof(Codes.batchLeaves(listingId, b.firstIndex, b.count), proof.index - b.firstIndex);
+        }
+        uint256 kind = Codes.elementKind(release, j);
+        provable = release != 0
+            && (kind == Codes.EMPTY || kind == Codes.LONG || (kind == Codes.WRONG && rightBatch && _realRoot[listingId][bi]));
+    }
+
+    // ================================================================== balances
+
+    function withdraw(uint256 who, uint256 tokenSeed, uint256 toSeed) external counted {
+        uint256 ti = tokenSeed % 3;
+        address t = tokens[ti];
+        address a = who % 8 == 0 ? _any(who >> 8) : _holderOf(t, who >> 8);
+        uint256 amount = escrow.balanceOf(a, t);
+        address to = _recipient(toSeed);
+        bool expected = amount != 0 && to != address(0) && _receives(to, ti);
+        Books memory before = _books(_mask(a));
+        uint256 toBefore = _external(to, ti);
+        vm.prank(a);
+        try escrow.withdraw(t, to) {
+            _outcome("withdraw", true, expected, "");
+            Expect memory e = _expect(before);
+            _addBalance(e, a, ti, -int256(amount));
+            _checkBooks("withdraw", before, e);
+            if (to != address(escrow) && _external(to, ti) != toBefore + amount) {
+                _fail("withdraw: the recipient did not receive the whole balance");
+            }
+        } catch (bytes memory err) {
+            _outcome("withdraw", false, expected, err);
+        }
+    }
+
+    function withdrawFees(uint256 tokenSeed, uint256 toSeed, uint256 callerSeed) external counted {
+        uint256 ti = tokenSeed % 3;
+        address t = tokens[ti];
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : escrow.defaultAdmin();
+        uint256 amount = escrow.feesOf(t);
+        address to = _recipient(toSeed);
+        bool expected = escrow.hasRole(bytes32(0), caller) && amount != 0 && to != address(0) && _receives(to, ti);
+        Books memory before = _books(new bool[](actors.length));
+        uint256 toBefore = _external(to, ti);
+        vm.prank(caller);
+        try escrow.withdrawFees(t, to) {
+            _outcome("withdrawFees", true, expected, "");
+            Expect memory e = _expect(before);
+            e.fees[ti] -= int256(amount);
+            _checkBooks("withdrawFees", before, e);
+            if (to != address(escrow) && _external(to, ti) != toBefore + amount) {
+                _fail("withdrawFees: the recipient did not receive the fees");
+            }
+        } catch (bytes memory err) {
+            _outcome("withdrawFees", false, expected, err);
+        }
+    }
+
+    // ================================================================== admin
+
+    function setConfig(uint256 seed, uint256 callerSeed) external counted {
+        ICodeEscrow.Config memory c;
+        c.feeRecipient = _r(seed, 1) % 32 == 0 ? address(0) : _any(seed);
+        c.feeBps = uint16(_bound(_r(seed, 2), 0, 1_500));
+        c.referralBps = uint16(_bound(_r(seed, 3), 0, 1_500));
+        uint256 extreme = _r(seed, 4) % 16;
+        if (extreme == 0) (c.feeBps, c.referralBps) = (5_000, 0); // listings keep their fee terms
+        else if (extreme == 1) (c.feeBps, c.referralBps) = (0, 5_000); // until updated
+        else if (extreme == 2) (c.feeBps, c.referralBps) = (3_000, 2_001); // over 5,000 together
+        c.minBondBps = uint16(_r(seed, 5) % 3 == 0 ? 0 : _bound(_r(seed, 6), 0, 2_000));
+        bool edgy = _r(seed, 14) % 4 == 0; // one config in four tries edges and invalid windows
+        c.arbitrationWindow = _window(_r(seed, 7), 1 hours, 90 days, edgy);
+        c.minDeliveryWindow = _window(_r(seed, 8), 1 minutes, 3 days, edgy);
+        c.maxDeliveryWindow = _window(_r(seed, 9), c.minDeliveryWindow, 30 days, edgy);
+        c.minDisputeWindow = _window(_r(seed, 10), 1 hours, 3 days, edgy);
+        c.maxDisputeWindow = _window(_r(seed, 11), c.minDisputeWindow, 30 days, edgy);
+        if (edgy && _r(seed, 12) % 4 == 0) c.maxDeliveryWindow = 365 days;
+        if (edgy && _r(seed, 13) % 4 == 0) c.maxDisputeWindow = 365 days + 1;
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : escrow.defaultAdmin();
+        bool expected = escrow.hasRole(bytes32(0), caller) && c.feeRecipient != address(0)
+            && uint256(c.feeBps) + c.referralBps <= 5_000 && c.minBondBps <= _BPS && c.arbitrationWindow >= 1 hours
+            && c.arbitrationWindow <= 90 days && c.minDeliveryWindow >= 1 minutes
+            && c.maxDeliveryWindow >= c.minDeliveryWindow && c.maxDeliveryWindow <= 365 days
+            && c.minDisputeWindow >= 1 hours && c.maxDisputeWindow >= c.minDisputeWindow
+            && c.maxDisputeWindow <= 365 days;
+        vm.prank(caller);
+        try escrow.setConfig(c) {
+            _outcome("setConfig", true, expected, "");
+            if (keccak256(abi.encode(escrow.config())) != keccak256(abi.encode(c))) _fail("setConfig: not stored");
+        } catch (bytes memory err) {
+            _outcome("setConfig", false, expected, err);
+        }
+    }
+
+    function setTokenAllowed(uint256 tokenSeed, uint256 allowSeed, uint256 callerSeed) external counted {
+        bool allowed = allowSeed % 4 != 0;
+        uint256 ti = tokenSeed % 8 == 0 ? 0 : 1 + tokenSeed % 2;
+        address t = tokens[ti];
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : escrow.defaultAdmin();
+        bool expected = escrow.hasRole(bytes32(0), caller) && t != address(0);
+        vm.prank(caller);
+        try escrow.setTokenAllowed(t, allowed) {
+            _outcome("setTokenAllowed", true, expected, "");
+            ghostAllowed[t] = allowed;
+        } catch (bytes memory err) {
+            _outcome("setTokenAllowed", false, expected, err);
+        }
+    }
+
+    function authorize(uint256 who, uint256 skuSeed, uint256 callerSeed) external counted {
+        address s = _supplier(who);
+        bytes32 sku_ = skuSeed % 32 == 0 ? bytes32(0) : _skus[skuSeed % 3];
+        bytes32 attestation = (skuSeed >> 8) % 6 == 0 ? bytes32(0) : keccak256(abi.encode("attestation", skuSeed));
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : _holder(escrow.RIGHTS_ADMIN_ROLE(), callerSeed);
+        bool expected = escrow.hasRole(escrow.RIGHTS_ADMIN_ROLE(), caller) && sku_ != bytes32(0);
+        vm.prank(caller);
+        try escrow.authorize(s, sku_, attestation) {
+            _outcome("authorize", true, expected, "");
+            if (escrow.authorization(s, sku_) != attestation) _fail("authorize: not stored");
+        } catch (bytes memory err) {
+            _outcome("authorize", false, expected, err);
+        }
+    }
+
+    function closeListing(uint256 listingSeed, uint256 callerSeed) external counted {
+        if ((callerSeed >> 128) % 4 != 0) return; // keep most listings open
+        uint256 id = _listing(listingSeed);
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : _holder(escrow.RIGHTS_ADMIN_ROLE(), callerSeed);
+        bool expected = escrow.hasRole(escrow.RIGHTS_ADMIN_ROLE(), caller) && id != 0 && id <= escrow.listingCount();
+        vm.prank(caller);
+        try escrow.closeListing(id) {
+            _outcome("closeListing", true, expected, "");
+            if (escrow.getListing(id).active) _fail("closeListing: still active");
+        } catch (bytes memory err) {
+            _outcome("closeListing", false, expected, err);
+        }
+    }
+
+    function pause(uint256 callerSeed) external counted {
+        if ((callerSeed >> 128) % 8 != 0) return; // a pause stops most business: keep it rare
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : _holder(escrow.PAUSER_ROLE(), callerSeed);
+        bool expected = escrow.hasRole(escrow.PAUSER_ROLE(), caller) && !escrow.paused();
+        vm.prank(caller);
+        try escrow.pause() {
+            _outcome("pause", true, expected, "");
+        } catch (bytes memory err) {
+            _outcome("pause", false, expected, err);
+        }
+    }
+
+    function unpause(uint256 callerSeed) external counted {
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : _holder(escrow.PAUSER_ROLE(), callerSeed);
+        bool expected = escrow.hasRole(escrow.PAUSER_ROLE(), caller) && escrow.paused();
+        vm.prank(caller);
+        try escrow.unpause() {
+            _outcome("unpause", true, expected, "");
+        } catch (bytes memory err) {
+            _outcome("unpause", false, expected, err);
+        }
+    }
+
+    /// @notice grantRole / revokeRole / renounceRole of the arbiter, pauser and rights-admin roles
+    ///         (and attempts on the default admin role, which only moves in two steps).
+    function roles(uint256 roleSeed, uint256 accountSeed, uint256 callerSeed) external counted {
+        bytes32[4] memory all =
+            [escrow.ARBITER_ROLE(), escrow.PAUSER_ROLE(), escrow.RIGHTS_ADMIN_ROLE(), bytes32(0)];
+        uint256 ri = roleSeed % 16 == 0 ? 3 : roleSeed % 3;
+        bytes32 role = all[ri];
+        // Arbiters mostly among the arbiters and delivery keys (keys may never accept once arbiters).
+        address account = ri == 0 && accountSeed % 4 != 0 ? _keyCandidate(accountSeed >> 8) : _any(accountSeed);
+        if (account == address(0)) account = _any(accountSeed);
+        uint256 op = (roleSeed >> 8) % 3;
+        address admin = escrow.defaultAdmin();
+        address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : admin;
+        if (op == 2) caller = account;
+        bool isAdmin = caller == admin && admin != address(0);
+        vm.prank(caller);
+        if (op == 0) {
+            try escrow.grantRole(role, account) {
+                _outcome("grantRole", true, isAdmin && ri != 3, "");
+            } catch (bytes memory err) {
+                _outcome("grantRole", false, isAdmin && ri != 3, err);
+            }
+        } else if (op == 1) {
+            try escrow.revokeRole(role, account) {
+                _outcome("revokeRole", true, isAdmin && ri != 3, "");
+            } catch (bytes memory err) {
+                _outcome("revokeRole", false, isAdmin && ri != 3, err);
+            }
+        } else {
+            // Renouncing the default admin role needs a scheduled transfer to zero, never made
+            // here; for anyone but the admin it is a no-op, like any role one does not hold.
+            bool expected = ri != 3 || account != admin;
+            try escrow.renounceRole(role, account) {
+                _outcome("renounceRole", true, expected, "");
+            } catch (bytes memory err) {
+                _outcome("renounceRole", false, expected, err);
+            }
+        }
+    }
+
+    /// @notice The default admin's two-step transfer and delay (AccessControlDefaultAdminRules).
+    function adminTransfer(uint256 opSeed, uint256 seed) external counted {
+        address admin = escrow.defaultAdmin();
+        (address pending, uint48 schedule) = escrow.pendingDefaultAdmin();
+        uint256 op = opSeed % 5;
+        if (op == 0) {
+            address candidate = _any(seed);
+            address caller = seed % 8 == 0 ? _any(seed >> 8) : admin;
+            vm.prank(caller);
+            try escrow.beginDefaultAdminTransfer(candidate) {
+                _outcome("beginDefaultAdminTransfer", true, caller == admin, "");
+            } catch (bytes memory err) {
+                _outcome("beginDefaultAdminTransfer", false, caller == admin, err);
+            }
+        } else if (op == 1) {
+            address caller = seed % 4 == 0 ? _any(seed >> 8) : pending;
+            bool expected = caller == pending && pending != address(0) && schedule != 0 && schedule < _now();
+            vm.prank(caller);
+            try escrow.acceptDefaultAdminTransfer() {
+                _outcome("acceptDefaultAdminTransfer", true, expected, "");
+                if (escrow.defaultAdmin() != pending) _fail("acceptDefaultAdminTransfer: admin did not move");
+            } catch (bytes memory err) {
+                _outcome("acceptDefaultAdminTransfer", false, expected, err);
+            }
+        } else if (op == 2) {
+            address caller = seed % 8 == 0 ? _any(seed >> 8) : admin;
+            vm.prank(caller);
+            try escrow.cancelDefaultAdminTransfer() {
+                _outcome("cancelDefaultAdminTransfer", true, caller == admin, "");
+            } catch (bytes memory err) {
+                _outcome("cancelDefaultAdminTransfer", false, caller == admin, err);
+            }
+        } else if (op == 3) {
+            address caller = seed % 8 == 0 ? _any(seed >> 8) : admin;
+            vm.prank(caller);
+            try escrow.changeDefaultAdminDelay(uint48(_bound(seed >> 16, 0, 5 days))) {
+                _outcome("changeDefaultAdminDelay", true, caller == admin, "");
+            } catch (bytes memory err) {
+                _outcome("changeDefaultAdminDelay", false, caller == admin, err);
+            }
+        } else {
+            address caller = seed % 8 == 0 ? _any(seed >> 8) : admin;
+            vm.prank(caller);
+            try escrow.rollbackDefaultAdminDelay() {
+                _outcome("rollbackDefaultAdminDelay", true, caller == admin, "");
+            } catch (bytes memory err) {
+                _outcome("rollbackDefaultAdminDelay", false, caller == admin, err);
+            }
+        }
+    }
+
+    // ================================================================== invariants (views)
+
+    /// @notice Conservation, per token: the escrow holds exactly every ledger balance, every bond
+    ///         (free and reserved), every open order's payment and the platform's fees. Also:
+    ///         each supplier's reserved bond is the sum of its open orders' bonds, and (second
+    ///         result) no bond, free + reserved, is above 2^80 - 1, the cap that keeps returns
+    ///         from overflowing.
+    function checkConservation() public view returns (string memory bad, string memory capBad) {
+        uint256 slots = actors.length * 3;
+        uint256[] memory reserved = new uint256[](slots);
+        uint256[] memory owed = new uint256[](3);
+        for (uint256 k; k < _open.length; ++k) {
+            ICodeEscrow.Order storage o = _orders[_open[k]];
+            uint256 ti = _tokenIndex(o.token);
+            owed[ti] += o.amount;
+            uint256 i = _actorIndex[o.supplier];
+            if (i != 0) reserved[(i - 1) * 3 + ti] += o.bond;
+        }
+        for (uint256 ti; ti < 3; ++ti) {
+            address t = tokens[ti];
+            uint256 sum = owed[ti] + escrow.feesOf(t);
+            for (uint256 i; i < actors.length; ++i) {
+                ICodeEscrow.Bond memory b = escrow.bondOf(actors[i], t);
+                sum += escrow.balanceOf(actors[i], t) + b.free + b.reserved;
+                if (reserved[i * 3 + ti] != b.reserved && bytes(bad).length == 0) {
+                    bad = string.concat(
+                        "conservation: reserved bond of ",
+                        names[actors[i]],
+                        " in token ",
+                        _u(ti),
+                        " is ",
+                        _u(b.reserved),
+                        ", its open orders reserve ",
+                        _u(reserved[i * 3 + ti])
+                    );
+                }
+                if (uint256(b.free) + b.reserved > _MAX_BOND && bytes(capBad).length == 0) {
+                    capBad = string.concat("bond cap: ", names[actors[i]], " holds free + reserved bond above 2^80-1");
+                }
+            }
+            uint256 held = _external(address(escrow), ti);
+            if (held != sum && bytes(bad).length == 0) {
+                bad = string.concat("conservation: escrow holds ", _u(held), " of token ", _u(ti), " but owes ", _u(sum));
+            }
+        }
+    }
+
+    /// @notice Stock: sold <= committed for every listing, both equal to the ghosts, and every open
+    ///         order's code range inside the sold part of its listing.
+    function checkStock() public view returns (string memory) {
+        uint256 count = escrow.listingCount();
+        for (uint256 id = 1; id <= count; ++id) {
+            ICodeEscrow.Listing memory l = escrow.getListing(id);
+            if (l.sold > l.committed) return string.concat("stock: listing ", _u(id), " sold more than committed");
+            if (l.sold != ghostSold[id] || l.committed != ghostCommitted[id] || l.batchCount != ghostBatches[id]) {
+                return string.concat("stock: listing ", _u(id), " sold/committed/batches differ from the calls made");
+            }
+        }
+        for (uint256 k; k < _open.length; ++k) {
+            uint256 id = _open[k];
+            ICodeEscrow.Listing memory l = escrow.getListing(id >> 32);
+            if ((id & type(uint32).max) + _orders[id].quantity > l.sold) {
+                return string.concat("stock: order ", _u(id), " lies outside its listing's sold range");
+            }
+        }
+        return "";
+    }
+
+    /// @notice Every open order is stored as the hash of the struct its legal history gives, and
+    ///         every finished order is deleted.
+    function checkOrders() public view returns (string memory) {
+        for (uint256 k; k < _open.length; ++k) {
+            uint256 id = _open[k];
+            if (escrow.orderHash(id) != keccak256(abi.encode(_orders[id]))) {
+                return string.concat(
+                    "orders: order ",
+                    _u(id),
+                    " (state ",
+                    _u(uint256(_orders[id].state)),
+                    ") is not stored as its legal history says"
+                );
+            }
+        }
+        for (uint256 k; k < _finished.length; ++k) {
+            if (escrow.orderHash(_finished[k]) != bytes32(0)) {
+                return string.concat("orders: finished order ", _u(_finished[k]), " is still stored");
+            }
+        }
+        return "";
+    }
+
+    /// @notice Nobody is a delivery key (a party) of a supplier unless it accepted; proposals are as
+    ///         the calls left them.
+    function checkParties() public view returns (string memory) {
+        for (uint256 i; i < _pairSupplier.length; ++i) {
+            address s = _pairSupplier[i];
+            address k = _pairKey[i];
+            if (escrow.isDeliveryKey(s, k) != accepted[s][k]) {
+                string memory why = "the key never accepted";
+                if (accepted[s][k]) why = "the key accepted and was not removed";
+                else if (escrow.hasRole(escrow.ARBITER_ROLE(), k)) why = "the key, an arbiter, never accepted";
+                return string.concat(
+                    "parties: isDeliveryKey(", names[s], ", ", names[k], ") disagrees with the calls made: ", why
+                );
+            }
+            if (escrow.isProposedDeliveryKey(s, k) != proposed[s][k]) {
+                return string.concat("parties: a delivery-key proposal is not as the calls left it");
+            }
+        }
+        if (attacker.guardBypassed()) return "reentrancy: a re-entrant call got past the guard";
+        return "";
+    }
+
+    /// @notice Every state invariant, now. Empty if all hold, else each broken one's message.
+    function checkAll() public view returns (string memory bad) {
+        string memory capBad;
+        (bad, capBad) = checkConservation();
+        bad = _and(bad, checkStock());
+        bad = _and(bad, checkOrders());
+        bad = _and(bad, checkParties());
+        bad = _and(bad, capBad);
+    }
+
+    /// @dev After a call that changed the escrow: a call that changed nothing (refused, or a time
+    ///      jump) cannot break a state invariant, so checking here is checking after every call.
+    function _checkState() private {
+        string memory bad = checkAll();
+        if (bytes(bad).length != 0) _fail(bad);
+    }
+
+    function _and(string memory a, string memory b) private pure returns (string memory) {
+        if (bytes(b).length == 0) return a;
+        if (bytes(a).length == 0) return b;
+        return string.concat(a, " | ", b);
+    }
+
+    /// @notice The first violation the handler recorded during calls, or "".
+    function recorded() external view returns (string memory) {
+        return violations == 0 ? "" : string.concat(firstViolation, " [", _u(violations), " in all]");
+    }
+
+    function openCount() external view returns (uint256) {
+        return _open.length;
+    }
+
+    // ================================================================== liveness (simulated)
+
+    /// @notice Finish every open order and drain the escrow, then revert so that nothing of it
+    ///         stays. Reverts with "SIM:" followed by the first failure, or "SIM:" alone.
+    /// @dev From each non-terminal state some party finishes the order within its window:
+    ///      a disputed order by a non-party arbiter (when there is one) or by anyone after the
+    ///      arbitration deadline; a delivered one by its buyer's confirmation or by anyone's
+    ///      settlement after the dispute window (in one batch that also holds finished orders); a
+    ///      paid one by anyone's refund after the delivery deadline. Then every balance, bond and
+    ///      fee is withdrawn to a plain address, and the escrow must be left holding nothing.
+    function simulateFinishAll() external {
+        require(msg.sender == address(this), "simulateFinishAll: handler only");
+        revert(string.concat("SIM:", _finishAll()));
+    }
+
+    /// @dev Runs the simulation, restores the clock (a revert undoes state, not the block's
+    ///      timestamp) and records a violation if some order could not be finished or some
+    ///      money not withdrawn.
+    function _checkLiveness() private {
+        uint256 t = _now();
+        string memory why;
+        try this.simulateFinishAll() {
+            why = "liveness: the simulation did not revert";
+        } catch Error(string memory r) {
+            bytes memory b = bytes(r);
+            if (b.length >= 4 && b[0] == "S" && b[1] == "I" && b[2] == "M" && b[3] == ":") {
+                bytes memory rest = new bytes(b.length - 4);
+                for (uint256 i; i < rest.length; ++i) {
+                    rest[i] = b[i + 4];
+                }
+                why = string(rest);
+            } else {
+                why = string.concat("liveness: the simulation failed: ", r);
+            }
+        } catch (bytes memory err) {
+            why = string.concat("liveness: the simulation crashed: ", _hex(err));
+        }
+        vm.warp(t);
+        if (bytes(why).length != 0) _fail(why);
+    }
+
+    function _finishAll() private returns (string memory) {
+        uint256 latest = _now();
+        address[] memory arbiters = _roleHolders(escrow.ARBITER_ROLE());
+        // Before any deadline: rulings and confirmations.
+        for (uint256 k = _open.length; k > 0; --k) {
+            uint256 id = _open[k - 1];
+            ICodeEscrow.Order memory o = _orders[id];
+            if (o.deadline > latest) latest = o.deadline;
+            if (o.state == ICodeEscrow.OrderState.Disputed && id % 2 == 0) {
+                address arbiter = _nonParty(o, arbiters);
+                if (arbiter == address(0)) continue;
+                vm.prank(arbiter);
+                try escrow.rule(id, o, 2_500, 5_000, bytes32(0), "sim") {
+                    _finish(id, ICodeEscrow.OrderState.Resolved);
+                } catch (bytes memory err) {
+                    return string.concat("liveness: a non-party arbiter cannot rule on order ", _u(id), ": ", _hex(err));
+                }
+            } else if (o.state == ICodeEscrow.OrderState.Delivered && id % 3 == 0) {
+                vm.prank(o.buyer);
+                try escrow.confirm(id, o) {
+                    _finish(id, ICodeEscrow.OrderState.Completed);
+                } catch (bytes memory err) {
+                    return string.concat("liveness: the buyer cannot confirm order ", _u(id), ": ", _hex(err));
+                }
+            }
+        }
+        // After every deadline: refunds, one settlement batch, timeouts; all by a stranger.
+        vm.warp(latest + 1);
+        uint256[] memory toSettle = new uint256[](_open.length + 2);
+        uint256 n;
+        for (uint256 k = _open.length; k > 0; --k) {
+            uint256 id = _open[k - 1];
+            ICodeEscrow.Order memory o = _orders[id];
+            if (o.state == ICodeEscrow.OrderState.Paid) {
+                vm.prank(SINK);
+                try escrow.refund(id, o) {
+                    _finish(id, ICodeEscrow.OrderState.Refunded);
+                } catch (bytes memory err) {
+                    return string.concat("liveness: order ", _u(id), " cannot be refunded after its deadline: ", _hex(err));
+                }
+            } else if (o.state == ICodeEscrow.OrderState.Disputed) {
+                vm.prank(SINK);
+                try escrow.resolveTimedOut(id, o) {
+                    _finish(id, ICodeEscrow.OrderState.Resolved);
+                } catch (bytes memory err) {
+                    return string.concat("liveness: order ", _u(id), " cannot be resolved after its timeout: ", _hex(err));
+                }
+            } else {
+                toSettle[n++] = id;
+            }
+        }
+        // A finished order in the batch must be skipped, not revert it.
+        if (n != 0 && _finished.length != 0) toSettle[n++] = _finished[0];
+        if (n != 0) {
+            uint256[] memory ids = new uint256[](n);
+            ICodeEscrow.Order[] memory os = new ICodeEscrow.Order[](n);
+            uint256 open;
+            for (uint256 i; i < n; ++i) {
+                ids[i] = toSettle[i];
+                os[i] = _orders[ids[i]];
+                if (_openPos[ids[i]] != 0) ++open;
+            }
+            vm.prank(SINK);
+            try escrow.settle(ids, os) returns (uint256 settled) {
+                if (settled != open) return "liveness: settle did not settle every delivered order";
+                for (uint256 i; i < n; ++i) {
+                    if (_openPos[ids[i]] != 0) _finish(ids[i], ICodeEscrow.OrderState.Completed);
+                }
+            } catch (bytes memory err) {
+                return string.concat("liveness: delivered orders cannot be settled after their windows: ", _hex(err));
+            }
+        }
+        return _drain();
+    }
+
+    function _drain() private returns (string memory) {
+        for (uint256 ti; ti < tokens.length; ++ti) {
+            address t = tokens[ti];
+            for (uint256 i; i < actors.length; ++i) {
+                address a = actors[i];
+                ICodeEscrow.Bond memory b = escrow.bondOf(a, t);
+                if (b.reserved != 0) return "liveness: bond still reserved after every order finished";
+                if (escrow.balanceOf(a, t) != 0) {
+                    vm.prank(a);
+                    try escrow.withdraw(t, SINK) {}
+                    catch (bytes memory err) {
+                        return string.concat("liveness: ", names[a], " cannot withdraw its balance: ", _hex(err));
+                    }
+                }
+                if (b.free != 0) {
+                    vm.prank(a);
+                    try escrow.withdrawBond(t, b.free, SINK) {}
+                    catch (bytes memory err) {
+                        return string.concat("liveness: ", names[a], " cannot withdraw its bond: ", _hex(err));
+                    }
+                }
+            }
+            if (escrow.feesOf(t) != 0) {
+                vm.prank(escrow.defaultAdmin());
+                try escrow.withdrawFees(t, SINK) {}
+                catch (bytes memory err) {
+                    return string.concat("liveness: fees cannot be withdrawn: ", _hex(err));
+                }
+            }
+            uint256 left = _external(address(escrow), ti);
+            if (left != 0) {
+                return string.concat("conservation: escrow keeps ", _u(left), " of token ", _u(ti), " after a full drain");
+            }
+        }
+        return "";
+    }
+
+    function _nonParty(ICodeEscrow.Order memory o, address[] memory arbiters) private view returns (address) {
+        for (uint256 i; i < arbiters.length; ++i) {
+            if (!_isParty(o, arbiters[i])) return arbiters[i];
+        }
+        return address(0);
+    }
+
+    // ================================================================== bookkeeping
+
+    function _isParty(ICodeEscrow.Order memory o, address a) private view returns (bool) {
+        return a == o.buyer || a == o.supplier || (a == o.referrer && a != address(0)) || accepted[o.supplier][a];
+    }
+
+    function _move(uint256 id, ICodeEscrow.OrderState to) private {
+        ICodeEscrow.OrderState from = _orders[id].state;
+        bool legal = (from == ICodeEscrow.OrderState.Paid
+                && (to == ICodeEscrow.OrderState.Delivered || to == ICodeEscrow.OrderState.Refunded))
+            || (from == ICodeEscrow.OrderState.Delivered
+                && (to == ICodeEscrow.OrderState.Completed || to == ICodeEscrow.OrderState.Disputed
+                    || to == ICodeEscrow.OrderState.Resolved))
+            || (from == ICodeEscrow.OrderState.Disputed && to == ICodeEscrow.OrderState.Resolved);
+        if (!legal) {
+            _fail(string.concat("transitions: illegal move of order ", _u(id), " from ", _u(uint256(from)), " to ", _u(uint256(to))));
+        }
+        ++transitions[uint256(from)][uint256(to)];
+        _orders[id].state = to;
+    }
+
+    function _finish(uint256 id, ICodeEscrow.OrderState to) private {
+        _move(id, to);
+        uint256 pos = _openPos[id];
+        uint256 last = _open[_open.length - 1];
+        _open[pos - 1] = last;
+        _openPos[last] = pos;
+        _open.pop();
+        delete _openPos[id];
+        if (_finished.length < _FINISHED_KEPT) {
+            _finished.push(id);
+        } else {
+            _finished[_finishedNext] = id;
+            _finishedNext = (_finishedNext + 1) % _FINISHED_KEPT;
+        }
+        if (escrow.orderHash(id) != bytes32(0)) _fail("orders: a finished order is still stored");
+    }
+
+    function _notePair(address s, address k) private {
+        if (_pairSeen[s][k]) return;
+        _pairSeen[s][k] = true;
+        _pairSupplier.push(s);
+        _pairKey.push(k);
+    }
+
+    function _outcome(string memory op, bool ok, bool expected, bytes memory err) private {
+        if (ok) {
+            ++successes[keccak256(bytes(op))];
+            _mutated = true;
+        }
+        if (ok == expected) return;
+        if (ok) _fail(string.concat(op, ": succeeded where the rules say it must revert"));
+        else _fail(string.concat(op, ": reverted where the rules say it must succeed: ", _hex(err)));
+    }
+
+    /// @dev Keeps every violation of the first call that broke something (several invariants
+    ///      may break at once), and counts the rest.
+    function _fail(string memory what) private {
+        if (violations == 0) {
+            _firstViolationCall = calls;
+            firstViolation = string.concat(what, " (at handler call ", _u(calls), ")");
+        } else if (calls == _firstViolationCall) {
+            firstViolation = string.concat(firstViolation, " || ", what);
+        }
+        ++violations;
+    }
+
+    // ---------------------------------------------------------------- money books
+
+    function _mask(address a) private view returns (bool[] memory m) {
+        m = new bool[](actors.length);
+        _maskAdd(m, a);
+    }
+
+    function _maskAdd(bool[] memory m, address a) private view {
+        uint256 i = _actorIndex[a];
+        if (i != 0) m[i - 1] = true;
+    }
+
+    /// @dev The accounts a finished order may credit: its buyer, supplier and referrer.
+    function _maskOrder(ICodeEscrow.Order memory o) private view returns (bool[] memory m) {
+        m = _mask(o.buyer);
+        _maskAdd(m, o.supplier);
+        _maskAdd(m, o.referrer);
+    }
+
+    function _maskOrders(ICodeEscrow.Order[] memory os) private view returns (bool[] memory m) {
+        m = new bool[](actors.length);
+        for (uint256 i; i < os.length; ++i) {
+            _maskAdd(m, os[i].buyer);
+            _maskAdd(m, os[i].supplier);
+            _maskAdd(m, os[i].referrer);
+        }
+    }
+
+    function _books(bool[] memory mask) private view returns (Books memory b) {
+        b.mask = mask;
+        uint256 n = actors.length * 3;
+        b.bal = new uint256[](n);
+        b.free = new uint256[](n);
+        b.res = new uint256[](n);
+        b.fees = new uint256[](3);
+        for (uint256 ti; ti < 3; ++ti) {
+            b.fees[ti] = escrow.feesOf(tokens[ti]);
+            for (uint256 i; i < actors.length; ++i) {
+                if (!mask[i]) continue;
+                ICodeEscrow.Bond memory bond = escrow.bondOf(actors[i], tokens[ti]);
+                b.bal[i * 3 + ti] = escrow.balanceOf(actors[i], tokens[ti]);
+                b.free[i * 3 + ti] = bond.free;
+                b.res[i * 3 + ti] = bond.reserved;
+            }
+        }
+    }
+
+    function _expect(Books memory before) private view returns (Expect memory e) {
+        e.mask = before.mask;
+        uint256 n = actors.length * 3;
+        e.bal = new int256[](n);
+        e.free = new int256[](n);
+        e.res = new int256[](n);
+        e.fees = new int256[](3);
+    }
+
+    function _slot(Expect memory e, address a, uint256 ti) private view returns (uint256, bool) {
+        uint256 i = _actorIndex[a];
+        if (i == 0 || !e.mask[i - 1]) {
+            e.unknownAccount = true;
+            return (0, false);
+        }
+        return ((i - 1) * 3 + ti, true);
+    }
+
+    function _addBalance(Expect memory e, address a, uint256 ti, int256 d) private view {
+        if (d == 0) return;
+        (uint256 s, bool ok) = _slot(e, a, ti);
+        if (ok) e.bal[s] += d;
+    }
+
+    function _addFree(Expect memory e, address a, uint256 ti, int256 d) private view {
+        if (d == 0) return;
+        (uint256 s, bool ok) = _slot(e, a, ti);
+        if (ok) e.free[s] += d;
+    }
+
+    function _addReserved(Expect memory e, address a, uint256 ti, int256 d) private view {
+        if (d == 0) return;
+        (uint256 s, bool ok) = _slot(e, a, ti);
+        if (ok) e.res[s] += d;
+    }
+
+    /// @dev Confirmation or settlement: amount - fee - commission to the supplier, the commission to
+    ///      the referrer, the fee to the platform, the reservation back to free bond.
+    function _expectComplete(Expect memory e, ICodeEscrow.Order memory o) private view {
+        uint256 ti = _tokenIndex(o.token);
+        uint256 fee = (uint256(o.amount) * o.feeBps) / _BPS;
+        uint256 commission = (uint256(o.amount) * o.referralBps) / _BPS;
+        _addBalance(e, o.supplier, ti, int256(uint256(o.amount) - fee - commission));
+        _addBalance(e, o.referrer, ti, int256(commission));
+        e.fees[ti] += int256(fee);
+        _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
+        _addFree(e, o.supplier, ti, int256(uint256(o.bond)));
+    }
+
+    function _expectRefund(Expect memory e, ICodeEscrow.Order memory o) private view {
+        uint256 ti = _tokenIndex(o.token);
+        _addBalance(e, o.buyer, ti, int256(uint256(o.amount)));
+        _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
+        _addFree(e, o.supplier, ti, int256(uint256(o.bond)));
+    }
+
+    function _expectResolve(Expect memory e, ICodeEscrow.Order memory o, uint256 buyerBps, uint256 slashBps)
+        private
+        view
+    {
+        uint256 ti = _tokenIndex(o.token);
+        uint256 buyerAmount = (uint256(o.amount) * buyerBps) / _BPS;
+        uint256 gross = o.amount - buyerAmount;
+        uint256 fee = (gross * o.feeBps) / _BPS;
+        uint256 commission = (gross * o.referralBps) / _BPS;
+        uint256 slashed = (uint256(o.bond) * slashBps) / _BPS;
+        _addBalance(e, o.buyer, ti, int256(buyerAmount + slashed));
+        _addBalance(e, o.supplier, ti, int256(gross - fee - commission));
+        _addBalance(e, o.referrer, ti, int256(commission));
+        e.fees[ti] += int256(fee);
+        _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
+        _addFree(e, o.supplier, ti, int256(uint256(o.bond) - slashed));
+    }
+
+    function _checkBooks(string memory op, Books memory before, Expect memory e) private {
+        if (e.unknownAccount) {
+            _fail(string.concat(op, ": the rules credit an account outside the call's parties (harness)"));
+            return;
+        }
+        Books memory nowB = _books(before.mask);
+        for (uint256 ti; ti < 3; ++ti) {
+            if (int256(nowB.fees[ti]) != int256(before.fees[ti]) + e.fees[ti]) {
+                _fail(string.concat(op, ": platform fees in token ", _u(ti), " moved by the wrong amount"));
+                return;
+            }
+        }
+        for (uint256 s; s < nowB.bal.length; ++s) {
+            if (int256(nowB.bal[s]) != int256(before.bal[s]) + e.bal[s]) {
+                _fail(string.concat(op, ": balance of ", names[actors[s / 3]], " in token ", _u(s % 3), " moved by the wrong amount"));
+                return;
+            }
+            if (int256(nowB.free[s]) != int256(before.free[s]) + e.free[s]) {
+                _fail(string.concat(op, ": free bond of ", names[actors[s / 3]], " in token ", _u(s % 3), " moved by the wrong amount"));
+                return;
+            }
+            if (int256(nowB.res[s]) != int256(before.res[s]) + e.res[s]) {
+                _fail(string.concat(op, ": reserved bond of ", names[actors[s / 3]], " in token ", _u(s % 3), " moved by the wrong amount"));
+                return;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- choices
+
+    function _now() private view returns (uint256) {
+        return vm.getBlockTimestamp();
+    }
+
+    function _r(uint256 seed, uint256 k) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(seed, k)));
+    }
+
+    function _bound(uint256 x, uint256 lo, uint256 hi) private pure returns (uint256) {
+        if (hi <= lo) return lo;
+        return lo + (x % (hi - lo + 1));
+    }
+
+    function _unit(uint256 ti) private view returns (uint256) {
+        return ti == 0 ? 1e18 : 10 ** FuzzToken(tokens[ti]).decimals();
+    }
+
+    function _tokenIndex(address t) private view returns (uint256) {
+        for (uint256 i; i < tokens.length; ++i) {
+            if (tokens[i] == t) return i;
+        }
+        return 0;
+    }
+
+    /// @dev Mostly a supplier; one time in eight any actor (buyers, arbiters, keys... as suppliers).
+    function _supplier(uint256 seed) private view returns (address) {
+        return seed % 8 == 0 ? _any(seed >> 8) : _suppliers[(seed >> 8) % _suppliers.length];
+    }
+
+    function _buyer(uint256 seed) private view returns (address) {
+        return seed % 8 == 0 ? _any(seed >> 8) : _buyers[(seed >> 8) % _buyers.length];
+    }
+
+    function _any(uint256 seed) private view returns (address) {
+        return actors[seed % actors.length];
+    }
+
+    function _anyOrSink(uint256 seed) private view returns (address) {
+        return seed % 4 == 0 ? SINK : _any(seed >> 8);
+    }
+
+    /// @dev Keys, arbiters (which must never become keys), anyone, or address zero.
+    function _keyCandidate(uint256 seed) private view returns (address) {
+        uint256 m = seed % 16;
+        if (m == 0) return address(0);
+        if (m < 7) return _keys[(seed >> 8) % _keys.length];
+        if (m < 11) return _arbiters[(seed >> 8) % _arbiters.length];
+        return _any(seed >> 8);
+    }
+
+    function _referrerCandidate(uint256 seed, address b, address s) private view returns (address) {
+        uint256 m = seed % 16;
+        if (m < 6) return address(0);
+        if (m < 12) return _referrers[(seed >> 8) % _referrers.length];
+        if (m == 12) return _arbiters[(seed >> 8) % _arbiters.length];
+        if (m == 13) return b;
+        if (m == 14) return s;
+        return _any(seed >> 8);
+    }
+
+    /// @dev Withdrawal recipients: the sink, an actor, the attacker (which may refuse), or zero.
+    function _recipient(uint256 seed) private view returns (address) {
+        uint256 m = seed % 16;
+        if (m == 0) return address(0);
+        if (m < 4) return address(attacker);
+        if (m < 8) return SINK;
+        return _any(seed >> 8);
+    }
+
+    function _receives(address to, uint256 ti) private view returns (bool) {
+        return ti != 0 || to != address(attacker) || attacker.mode() != FuzzAttacker.Mode.Reject;
+    }
+
+    /// @dev Who delivers for supplier s: s, one of its accepted keys, or anyone.
+    function _deliverer(address s, uint256 seed) private view returns (address) {
+        uint256 m = seed % 8;
+        if (m == 0) return _any(seed >> 8);
+        if (m < 4) {
+            for (uint256 i; i < actors.length; ++i) {
+                address k = actors[((seed >> 8) + i) % actors.length];
+                if (accepted[s][k]) return k;
+            }
+        }
+        return s;
+    }
+
+    function _holder(bytes32 role, uint256 seed) private view returns (address) {
+        for (uint256 i; i < actors.length; ++i) {
+            address a = actors[(seed % actors.length + i) % actors.length];
+            if (escrow.hasRole(role, a)) return a;
+        }
+        return _any(seed);
+    }
+
+    function _roleHolders(bytes32 role) private view returns (address[] memory out) {
+        address[] memory buf = new address[](actors.length);
+        uint256 n;
+        for (uint256 i; i < actors.length; ++i) {
+            if (escrow.hasRole(role, actors[i])) buf[n++] = actors[i];
+        }
+        out = new address[](n);
+        for (uint256 i; i < n; ++i) {
+            out[i] = buf[i];
+        }
+    }
+
+    /// @dev An open listing with stock, if there is one.
+    function _buyable(uint256 seed) private view returns (uint256) {
+        uint256 count = escrow.listingCount();
+        for (uint256 i; i < count; ++i) {
+            uint256 id = 1 + (seed % count + i) % count;
+            ICodeEscrow.Listing memory l = escrow.getListing(id);
+            if (l.active && l.committed > l.sold) return id;
+        }
+        return _listing(seed);
+    }
+
+    /// @dev A (supplier, key) pair the calls touched, preferably a pending proposal, if any.
+    function _pair(uint256 seed) private view returns (bool found, address s, address k) {
+        uint256 n = _pairSupplier.length;
+        if (n == 0) return (false, address(0), address(0));
+        uint256 start = seed % n;
+        for (uint256 j; j < n; ++j) {
+            uint256 i = (start + j) % n;
+            if (proposed[_pairSupplier[i]][_pairKey[i]]) return (true, _pairSupplier[i], _pairKey[i]);
+        }
+        return (true, _pairSupplier[start], _pairKey[start]);
+    }
+
+    /// @dev An actor with a balance in `token`, if any.
+    function _holderOf(address token, uint256 seed) private view returns (address) {
+        uint256 n = actors.length;
+        for (uint256 j; j < n; ++j) {
+            address a = actors[(seed % n + j) % n];
+            if (escrow.balanceOf(a, token) != 0) return a;
+        }
+        return actors[seed % n];
+    }
+
+    /// @dev A listing id: mostly an existing one, sometimes one that does not exist.
+    function _listing(uint256 seed) private view returns (uint256) {
+        uint256 count = escrow.listingCount();
+        if (count == 0 || seed % 32 == 0) return count + 1;
+        return 1 + (seed >> 8) % count;
+    }
+
+    /// @dev An order to act on: an open one in `want` state if any (from a random start), else an
+    ///      open one in another state; sometimes a finished one.
+    function _target(uint256 seed, ICodeEscrow.OrderState want, uint256 timing)
+        private
+        view
+        returns (uint256 id, ICodeEscrow.Order memory o)
+    {
+        if (_open.length == 0 || (seed % 16 == 0 && _finished.length != 0)) {
+            if (_finished.length == 0) return (1 << 32, o);
+            id = _finished[(seed >> 8) % _finished.length];
+            return (id, _orders[id]);
+        }
+        // One time in eight, ignore the timing the call wants (the call may then be refused).
+        id = _pickOpen(seed >> 8, want, (seed >> 4) % 8 == 0 ? ANY_TIME : timing);
+        o = _orders[id];
+    }
+
+    uint256 private constant ANY_TIME = 0;
+    uint256 private constant BY_DEADLINE = 1;
+    uint256 private constant PAST_DEADLINE = 2;
+
+    /// @dev An open order in state `want` and on the wanted side of its deadline, else one in
+    ///      state `want`, else any (each search from a random start).
+    function _pickOpen(uint256 seed, ICodeEscrow.OrderState want, uint256 timing) private view returns (uint256) {
+        uint256 n = _open.length;
+        uint256 start = seed % n;
+        uint256 inState = type(uint256).max;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = _open[(start + i) % n];
+            ICodeEscrow.Order storage o = _orders[id];
+            if (o.state != want) continue;
+            if (timing == ANY_TIME || (timing == BY_DEADLINE) == (_now() <= o.deadline)) return id;
+            if (inState == type(uint256).max) inState = id;
+        }
+        return inState != type(uint256).max ? inState : _open[start];
+    }
+
+    function _price(uint256 ti, uint256 seed) private view returns (uint96) {
+        uint256 m = seed % 16;
+        if (m == 0) return uint96(2 ** 95 + (seed >> 8) % 2 ** 90); // a single code near the 96-bit limit
+        if (m == 1) return 1;
+        return uint96(_bound(seed >> 8, 1, 100 * _unit(ti)));
+    }
+
+    /// @dev Inside [lo, min(hi, lo + 30 days)]; if edgy, sometimes at the edges or just outside.
+    function _window(uint256 seed, uint256 lo, uint256 hi, bool edgy) private pure returns (uint32) {
+        uint256 m = edgy ? seed % 16 : 4;
+        if (m == 0) return uint32(lo == 0 ? 0 : lo - 1);
+        if (m == 1) return uint32(hi + 1);
+        if (m == 2) return uint32(lo);
+        if (m == 3) return uint32(hi);
+        return uint32(_bound(seed >> 8, lo, hi < lo + 30 days ? hi : lo + 30 days));
+    }
+
+    function _fund(address who, address token, uint256 amount) private {
+        if (token == address(0)) vm.deal(who, who.balance + amount);
+        else FuzzToken(token).mint(who, amount);
+    }
+
+    function _external(address who, uint256 ti) private view returns (uint256) {
+        return ti == 0 ? who.balance : FuzzToken(tokens[ti]).balanceOf(who);
+    }
+
+    // ---------------------------------------------------------------- strings
+
+    function _u(uint256 v) private pure returns (string memory) {
+        if (v == 0) return "0";
+        bytes memory b = new bytes(78);
+        uint256 n;
+        while (v != 0) {
+            b[77 - n++] = bytes1(uint8(48 + (v % 10)));
+            v /= 10;
+        }
+        bytes memory out = new bytes(n);
+        for (uint256 i; i < n; ++i) {
+            out[i] = b[78 - n + i];
+        }
+        return string(out);
+    }
+
+    function _hex(bytes memory data) private pure returns (string memory) {
+        uint256 n = data.length < 68 ? data.length : 68;
+        bytes memory out = new bytes(2 + 2 * n);
+        out[0] = "0";
+        out[1] = "x";
+        bytes16 digits = "0123456789abcdef";
+        for (uint256 i; i < n; ++i) {
+            out[2 + 2 * i] = digits[uint8(data[i]) >> 4];
+            out[3 + 2 * i] = digits[uint8(data[i]) & 0x0f];
+        }
+        return string(out);
+    }
+}

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title Vm
+/// @notice The few Foundry cheatcodes the invariant harness uses, declared here so that the
+///         harness does not depend on forge-std (npm only has an old, unofficial copy of it).
+///         Signatures as in Foundry's cheatcode interface (forge 1.7).
+interface Vm {
+    /// @notice The next call's msg.sender is `sender`.
+    function prank(address sender) external;
+    /// @notice Set block.timestamp.
+    function warp(uint256 timestamp) external;
+    /// @notice block.timestamp as the EVM sees it now. Read time through this: under viaIR the
+    ///         optimizer may reuse a `block.timestamp` read from before a `warp`.
+    function getBlockTimestamp() external view returns (uint256 timestamp);
+    /// @notice Set an account's native balance.
+    function deal(address account, uint256 newBalance) external;
+    /// @notice Deploy a contract of this project from its artifact ("File.sol:Contract").
+    function deployCode(string calldata artifactPath, bytes calldata constructorArgs)
+        external
+        returns (address deployed);
+    /// @notice Name an address in traces.
+    function label(address account, string calldata newLabel) external;
+}
+
+/// @dev Foundry's cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).
+Vm constant VM = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
