@@ -49,9 +49,9 @@ class Mode:
         return self.runs * self.depth
 
 
-#: CI: 50,000 calls, about 95 s of fuzzing plus about 40 s of compiling from a clean checkout.
+#: CI: 50,000 calls; 80-120 s of fuzzing plus about 40 s of compiling from a clean checkout.
 CI = Mode("ci", runs=200, depth=250)
-#: Nightly or by hand: 1,000,000 calls, deeper sequences (about half an hour).
+#: Nightly or by hand: 1,000,000 calls in deeper sequences (about 33 minutes).
 LONG = Mode("long", runs=2000, depth=500)
 
 
