@@ -148,4 +148,10 @@ def fetch_release(
             )
             + "; this backend's sealed release is not the delivered one and is not served"
         )
+    # The order row read above may predate the delivery the check just saw (each statement reads
+    # the latest commit; the indexer can land the block in between): read the state again so the
+    # answer never pairs a served release with "paid".
+    fresh = queries.get_order(session, order_id=order_id)
+    if fresh is not None:
+        state = int(fresh.state)
     return ReleasePublic(**release.model_dump(), order_state=state_name(state))
