@@ -38,8 +38,15 @@ class Delivered:
     committed: list[bytes]
 
 
-def _deliver(world: World, *, quantity: int = 3, swap: int | None = None) -> Delivered:
-    """List 8 codes, sell `quantity`, deliver a v2 release; `swap` replaces one code."""
+def _deliver(
+    world: World,
+    *,
+    quantity: int = 3,
+    swap: int | None = None,
+    raw: tuple[int, bytes] | None = None,
+) -> Delivered:
+    """List 8 codes, sell `quantity`, deliver a v2 release; `swap` replaces one code, `raw`
+    (index, bytes) replaces one released ciphertext by those bytes as they are."""
     escrow = world.escrow
     lid, _ = escrow.create_listing(world.supplier, sku=world.sku, unit_price=10**16)
     escrow.deposit_bond(world.supplier, 10**18)
@@ -58,6 +65,8 @@ def _deliver(world: World, *, quantity: int = 3, swap: int | None = None) -> Del
     key = os.urandom(32)
     sealed_hash = keccak(b"the sealed box bytes")
     cts = [keystream_xor(key, i, c) for i, c in enumerate(sent)]
+    if raw is not None:
+        cts[raw[0]] = raw[1]
     element_tree = MerkleTree([element_leaf(i, salts[i], ct) for i, ct in enumerate(cts)])
     digest = release_digest_v2(sealed_hash, element_tree.root, key)
     (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, digest)])
@@ -162,23 +171,7 @@ def test_proof_while_disputed_resolves_the_dispute(world: World) -> None:
 
 def _deliver_with(world: World, element: bytes) -> Delivered:
     """A 2-code order whose second released element is `element` (a ciphertext as sent)."""
-    escrow = world.escrow
-    escrow.deposit_bond(world.supplier, 10**18)
-    lid, _ = escrow.create_listing(world.supplier, sku=world.sku, unit_price=10**16)
-    codes = demo_codes(2)
-    salts = [os.urandom(32) for _ in codes]
-    committed = [commitment(s, c) for s, c in zip(salts, codes, strict=True)]
-    leaf_tree = MerkleTree([leaf(i, c) for i, c in enumerate(committed)])
-    escrow.commit_batch(world.supplier, lid, leaf_tree.root, len(codes))
-    buyer = world.buyers[0]
-    oid, order, _ = escrow.buy(buyer, lid, 2, max_unit_price=10**16, buyer_pubkey=keccak(b"x"))
-    key = os.urandom(32)
-    sealed_hash = keccak(b"sealed")
-    cts = [keystream_xor(key, 0, codes[0]), element]
-    element_tree = MerkleTree([element_leaf(i, salts[i], ct) for i, ct in enumerate(cts)])
-    digest = release_digest_v2(sealed_hash, element_tree.root, key)
-    (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, digest)])
-    return Delivered(oid, order, key, sealed_hash, codes, salts, element_tree, leaf_tree, committed)
+    return _deliver(world, quantity=2, raw=(1, element))
 
 
 @pytest.mark.parametrize(
