@@ -1,10 +1,16 @@
-"""Everything `kameng serve` runs in one process, also used by the demo, benchmarks and tests.
+"""What `kameng serve` runs (the chain, the workers, the API), also used by the demo, benchmarks
+and tests.
 
 A `Runtime` holds a chain connection, the escrow, the database, and runs three workers:
 
 - the indexer, which mirrors the escrow's events into SQL (a thread);
 - the delivery agent, which seals paid orders and posts their digests (a thread);
-- the API under uvicorn (a thread, or the main thread for `kameng serve`).
+- the API under uvicorn: a thread (`start_api`), the main thread (`kameng serve
+  --single-process`), or a child process restarted when it dies (`kameng serve`, see
+  `backend.supervisor`, which keeps the chain and the other two workers here).
+
+`worker_report` says which of the indexer and the agent still run; ``GET /health`` answers 503
+naming any that died.
 
 `Runtime.embedded()` is the zero-configuration case: an in-process eth-tester chain, a freshly
 deployed escrow, a development world (admin, arbiter, a supplier with a bond, a listing and a
@@ -32,6 +38,7 @@ from eth_utils import keccak
 
 from backend.db import bind_escrow, make_engine, migrate, session_factory
 from backend.rpc_proxy import serialize_provider
+from backend.workers import RUNNING, WorkerReport, dead
 from contracts.chain import embedded_chain, free_port, rpc_chain
 from contracts.client import EscrowClient, EscrowConfig
 from contracts.encoding import sku_id
@@ -173,6 +180,10 @@ class Runtime:
     server: uvicorn.Server | None = None
     url: str | None = None
     errors: list[BaseException] = field(default_factory=list)
+    #: Each worker's thread, by name (``indexer``, ``agent``, ``api``).
+    worker_threads: dict[str, threading.Thread] = field(default_factory=dict)
+    #: The exception each worker died of, by name.
+    worker_errors: dict[str, BaseException] = field(default_factory=dict)
     indexer: Any = None
     agent: Any = None
     #: Blocks below the head a real node may still reorganise (the indexer's finality depth).
@@ -325,11 +336,34 @@ class Runtime:
                 target()
             except BaseException as exc:  # recorded and re-raised by `check`
                 log.exception("%s stopped", name)
+                self.worker_errors[name] = exc
                 self.errors.append(exc)
+            else:
+                if not self.stop_event.is_set():
+                    log.error("%s returned although nobody asked it to stop", name)
 
         thread = threading.Thread(target=run, name=f"kameng-{name}", daemon=True)
         thread.start()
         self.threads.append(thread)
+        self.worker_threads[name] = thread
+
+    def worker_report(self) -> WorkerReport:
+        """The liveness of the background workers started here (the indexer, the agent).
+
+        The API thread is left out: when it can answer, it runs. A worker that stopped says
+        why: the type of the exception it died of, ``stopped`` after `stop`, or ``returned``.
+        """
+        workers: dict[str, str] = {}
+        for name, thread in self.worker_threads.items():
+            if name == "api":
+                continue
+            if thread.is_alive():
+                workers[name] = RUNNING
+            elif name in self.worker_errors:
+                workers[name] = dead(type(self.worker_errors[name]).__name__)
+            else:
+                workers[name] = dead("stopped" if self.stop_event.is_set() else "returned")
+        return WorkerReport(workers=workers)
 
     def make_indexer(self) -> Any:
         """The indexer for this runtime's chain, database and escrow."""
@@ -366,13 +400,18 @@ class Runtime:
         self.agent = self.make_agent()
         self._spawn("agent", lambda: self.agent.run_forever(self.stop_event))
 
+    def advertised_rpc(self, public_url: str | None = None) -> str | None:
+        """The JSON-RPC URL ``GET /chain`` names: the API's ``/rpc`` on the embedded chain, a
+        development node's URL, or None."""
+        if self.chain.kind == "embedded":
+            return (public_url + "/rpc") if public_url else "/rpc"
+        return self.advertise_rpc
+
     def app(self, *, domain: str | None = None, public_url: str | None = None) -> FastAPI:
-        """The API for this runtime."""
+        """The API for this runtime (its ``GET /health`` reports this runtime's workers)."""
         from backend.api import create_app
 
-        rpc = "/rpc" if self.chain.kind == "embedded" else None
-        advertised = (public_url + rpc) if public_url and rpc else rpc
-        return create_app(
+        app = create_app(
             self.settings,
             chain=self.chain,
             escrow=self.escrow,
@@ -380,8 +419,10 @@ class Runtime:
             session_factory=self.sessions,
             suppliers=self.suppliers,
             domain=domain or "localhost",
-            rpc_url=advertised or self.advertise_rpc,
+            rpc_url=self.advertised_rpc(public_url),
         )
+        app.state.ctx.workers = self.worker_report
+        return app
 
     def start_api(
         self, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0

@@ -31,10 +31,13 @@ from sqlalchemy.orm import Session
 from backend.auth import AuthError, SiweAuth, Wallet
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eth_account.signers.local import LocalAccount
     from sqlalchemy import Engine
     from sqlalchemy.orm import sessionmaker
 
+    from backend.workers import WorkerReport
     from contracts.chain import Chain
     from contracts.client import EscrowClient
 
@@ -150,6 +153,8 @@ class AppContext:
         rpc_url: A JSON-RPC URL clients may use, when this server exposes one.
         upload_max_bytes: Size cap of a CSV upload.
         low_stock_threshold: Stock at or below which a listing is flagged.
+        workers: Reports the background workers' liveness for ``GET /health``
+            (`backend.workers`); None when no worker runs beside this API.
     """
 
     settings: Any
@@ -162,6 +167,7 @@ class AppContext:
     rpc_url: str | None = None
     upload_max_bytes: int = 4 * 1024 * 1024
     low_stock_threshold: int = 20
+    workers: Callable[[], WorkerReport] | None = None
     _roles: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False)
     _roles_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -76,12 +76,33 @@ class ChainInfoPublic(ApiModel):
 class HealthPublic(ApiModel):
     """Liveness of the parts the API depends on."""
 
-    status: str = Field(description="`ok` when the database and the node answer.")
+    status: str = Field(
+        description="`ok` when the database and the node answer and every worker runs; "
+        "`degraded` (with 503) when a worker has died."
+    )
     chain_id: int
     escrow: Address
     head_block: int
     indexed_block: int | None = Field(description="The mirror's checkpoint, if the indexer ran.")
     lag_blocks: int | None
+    workers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each background worker (`indexer`, `agent`, and under `kameng serve`'s "
+        "supervisor `api`): `running`, or `dead: <reason>` (an exception's type, an exit "
+        "code or a signal).",
+        examples=[{"indexer": "running", "agent": "dead: OperationalError", "api": "running"}],
+    )
+    api_restarts: int | None = Field(
+        None,
+        description="How often `kameng serve`'s supervisor restarted the API worker after it "
+        "died; null when the API runs in the same process as the workers.",
+    )
+
+
+class HealthDownPublic(HealthPublic):
+    """``GET /health`` when a worker has died (503): the same fields, and which worker."""
+
+    detail: str = Field(description="Which workers are dead.")
 
 
 # ---------------------------------------------------------------- auth
