@@ -88,11 +88,17 @@ class JsonRpcProxy:
     """Answers JSON-RPC request objects against an embedded chain."""
 
     def __init__(self, chain: Chain) -> None:
-        """Bind to an embedded chain (and serialize its provider)."""
+        """Bind to an embedded chain (and serialize its provider).
+
+        Under the `kameng serve` supervisor the API worker builds one around its RPC connection
+        to the supervisor's chain, then puts `backend.internal_rpc.ForwardingRpcProxy` in its
+        place; an HTTP provider is left unserialized.
+        """
         self.chain = chain
         self.provider: Any = chain.w3.provider
         self._from: str | None = None
-        serialize_provider(chain)
+        if chain.kind == "embedded":
+            serialize_provider(chain)
 
     def handle(self, request: Any) -> Any:
         """Answer one request object, or a list of them (a batch)."""

@@ -37,11 +37,14 @@ class Chain:
         w3: The web3 connection.
         kind: ``"embedded"`` for eth-tester in-process, ``"rpc"`` for a node over JSON-RPC.
         rpc_url: The node's URL, when there is one.
+        embedded_upstream: An RPC connection to kameng's embedded chain, served over loopback by
+            the `kameng serve` supervisor to its API worker (`backend.supervisor`).
     """
 
     w3: Web3
     kind: str
     rpc_url: str | None = None
+    embedded_upstream: bool = False
     _tester: Any = field(default=None, repr=False)
     #: The transaction sender shared by every client of this chain (see
     #: `contracts.client.shared_transactor`), so nonces stay consistent across them.
@@ -140,18 +143,33 @@ def embedded_chain() -> Chain:
     return Chain(w3=w3, kind="embedded", _tester=tester)
 
 
-def rpc_chain(url: str, timeout: float = 10.0) -> Chain:
+def rpc_chain(
+    url: str,
+    timeout: float = 10.0,
+    *,
+    headers: dict[str, str] | None = None,
+    embedded_upstream: bool = False,
+) -> Chain:
     """Connect to a node over HTTP JSON-RPC.
+
+    Args:
+        url: The node's URL.
+        timeout: Seconds a request may take.
+        headers: Extra HTTP headers sent with every request (an internal bearer token).
+        embedded_upstream: The node is kameng's embedded chain served by the supervisor.
 
     Raises:
         ChainError: the node does not answer.
     """
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    request_kwargs: dict[str, Any] = {"timeout": timeout}
+    if headers:
+        request_kwargs["headers"] = {**HTTPProvider.get_request_headers(), **headers}
+    w3 = Web3(HTTPProvider(url, request_kwargs=request_kwargs))
     try:
         w3.eth.chain_id  # noqa: B018 - a cheap liveness probe
     except Exception as exc:  # requests raises many types; all mean "unreachable"
         raise ChainError(f"no node answers at {url}: {exc}; start one or fix --rpc-url") from exc
-    return Chain(w3=w3, kind="rpc", rpc_url=url)
+    return Chain(w3=w3, kind="rpc", rpc_url=url, embedded_upstream=embedded_upstream)
 
 
 def free_port() -> int:

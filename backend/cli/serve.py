@@ -1,4 +1,8 @@
-"""`kameng serve`: the API, the delivery agent and the indexer in one process.
+"""`kameng serve`: the API, the delivery agent and the indexer.
+
+By default a supervisor process keeps the chain, the indexer and the delivery agent, and runs
+the API in a child process that it restarts when it dies (`backend.supervisor`); with
+``--single-process`` everything runs in one process, as the demo does.
 
 With no options it needs nothing: an embedded chain, a fresh escrow, a development world whose
 keys go to ``var/dev-accounts.json`` (so `kameng buyer ... --dev buyer0` and
@@ -70,8 +74,29 @@ def serve(
             help="The URL clients use (its host is the SIWE domain); default: http://HOST:PORT."
         ),
     ] = None,
+    single_process: Annotated[
+        bool,
+        typer.Option(
+            "--single-process",
+            help="Run the API in the same process as the chain, the indexer and the agent "
+            "(a crash of the API then takes them down too). By default the API runs in a "
+            "child process that is restarted on the same port when it dies.",
+        ),
+    ] = False,
+    api_restart_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds before restarting a crashed API worker; doubles with each crash in "
+            "a row, up to 30 s, and resets once a worker stays up 30 s.",
+        ),
+    ] = 0.5,
 ) -> None:
-    """Run the API, the delivery agent and the indexer in one process (zero configuration)."""
+    """Run the API, the delivery agent and the indexer (zero configuration).
+
+    The API runs in a supervised child process, restarted when it dies, unless
+    --single-process is given.
+    """
     import logging
 
     import uvicorn
@@ -79,6 +104,7 @@ def serve(
 
     from backend.config import Settings
     from backend.runtime import Runtime, load_account
+    from backend.supervisor import ApiSupervisor
     from contracts.errors import ChainError, KamengError
 
     logging.basicConfig(
@@ -118,6 +144,21 @@ def serve(
         ) from exc
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     runtime.url = url
+    supervisor = None
+    if not single_process:
+        supervisor = ApiSupervisor(
+            runtime,
+            host=host,
+            port=port,
+            domain=urlsplit(url).netloc,
+            public_url=url,
+            restart_delay=api_restart_delay,
+        )
+        try:
+            supervisor.bind()
+        except OSError as exc:
+            runtime.stop()
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from exc
     table = Table(show_header=False, title="kameng serve")
     table.add_row("API", f"{url}  (OpenAPI: {url}/docs)")
     table.add_row(
@@ -131,6 +172,12 @@ def serve(
         "workers",
         ", ".join(w for w, on in (("indexer", indexer), ("delivery agent", agent)) if on) or "none",
     )
+    table.add_row(
+        "API process",
+        "same process (--single-process)"
+        if supervisor is None
+        else "a child process, restarted on the same port if it dies",
+    )
     if runtime.dev is not None:
         written = runtime.write_dev_accounts(dev_accounts)
         table.add_row(
@@ -138,8 +185,11 @@ def serve(
             f"{written} (supplier, arbiter, buyer0..; listing {runtime.dev.listing_id})",
         )
     console.print(table)
-    app_ = runtime.app(domain=urlsplit(url).netloc, public_url=url)
     try:
-        uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
+        if supervisor is not None:
+            supervisor.run()
+        else:
+            app_ = runtime.app(domain=urlsplit(url).netloc, public_url=url)
+            uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
     finally:
         runtime.stop()
