@@ -124,7 +124,10 @@ def _handler_for(server: InternalServer) -> type[BaseHTTPRequestHandler]:
             """``POST /``: one JSON-RPC request or a batch, against the embedded chain."""
             if self._refused():
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if self.path != "/" or server.proxy is None or not 0 < length <= MAX_BODY_BYTES:
                 self.close_connection = True
                 self._answer(400, {"detail": "POST / with a JSON-RPC body"})

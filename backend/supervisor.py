@@ -180,21 +180,26 @@ class ApiSupervisor:
             if kind == "stop":
                 log.info("%s: stopping the API worker", signal.Signals(value).name)
                 return
-            if kind != "exit" or self._child is None or value[0] is not self._child.process:
-                continue  # a child we already gave up on
-            process, returncode = value
-            uptime = time.monotonic() - self._child.started
-            self._last_exit = describe_exit(returncode)
+            if kind == "exit":
+                process, returncode = value
+                if self._child is None or process is not self._child.process:
+                    continue  # a child we already gave up on
+                uptime = time.monotonic() - self._child.started
+                self._last_exit = describe_exit(returncode)
+                what = f"API worker (pid {process.pid}) {self._last_exit} after {uptime:.1f} s"
+            elif kind == "spawn_failed":
+                uptime = 0.0
+                self._last_exit = f"could not start ({value})"
+                what = f"the API worker {self._last_exit}"
+            else:
+                continue
             if uptime >= self.stable_after:
                 crashes_in_a_row = 0
             crashes_in_a_row += 1
             delay = min(self.max_delay, self.restart_delay * 2 ** (crashes_in_a_row - 1))
             log.error(
-                "API worker (pid %d) %s after %.1f s; the indexer and the delivery agent go on; "
-                "restarting the API worker in %.1f s",
-                process.pid,
-                self._last_exit,
-                uptime,
+                "%s; the indexer and the delivery agent go on; restarting the API worker in %.1f s",
+                what,
                 delay,
             )
             try:
@@ -206,11 +211,13 @@ class ApiSupervisor:
                     log.info("%s: not restarting the API worker", signal.Signals(value).name)
                     return
             self.restarts += 1
-            self._spawn(listener)
-            assert self._child is not None
-            log.warning(
-                "API worker restarted (pid %d, restart %d)", self._child.process.pid, self.restarts
-            )
+            if self._spawn(listener):
+                assert self._child is not None
+                log.warning(
+                    "API worker restarted (pid %d, restart %d)",
+                    self._child.process.pid,
+                    self.restarts,
+                )
 
     def _config(self, listener: socket.socket) -> WorkerConfig:
         runtime = self.runtime
@@ -237,20 +244,29 @@ class ApiSupervisor:
             log_level=self.log_level,
         )
 
-    def _spawn(self, listener: socket.socket) -> None:
-        """Start an API worker, hand it its config, and watch for its exit."""
+    def _spawn(self, listener: socket.socket) -> bool:
+        """Start an API worker, hand it its config, and watch for its exit.
+
+        Returns False when the process could not even be started (out of processes or
+        memory); a ``spawn_failed`` event then schedules the next try.
+        """
         env = dict(os.environ)
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + path if path else "")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.api_worker"],
-            stdin=subprocess.PIPE,
-            pass_fds=(listener.fileno(),),
-            env=env,
-            # Its own session: a Ctrl-C in the terminal reaches the supervisor only, which
-            # stops the child in order.
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "backend.api_worker"],
+                stdin=subprocess.PIPE,
+                pass_fds=(listener.fileno(),),
+                env=env,
+                # Its own session: a Ctrl-C in the terminal reaches the supervisor only, which
+                # stops the child in order.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._child = None
+            self._events.put(("spawn_failed", exc.strerror or type(exc).__name__))
+            return False
         self._child = _Child(process=process, started=time.monotonic())
         assert process.stdin is not None
         try:
@@ -264,6 +280,7 @@ class ApiSupervisor:
 
         threading.Thread(target=wait, name=f"kameng-wait-{process.pid}", daemon=True).start()
         log.info("API worker started (pid %d)", process.pid)
+        return True
 
     def _stop_child(self) -> None:
         child, self._child = self._child, None
