@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from backend.api import errors
+from backend.api import errors, openapi
 from backend.api.deps import AppContext
-from backend.api.middleware import JsonDepthLimit
+from backend.api.middleware import AllowedMethods, JsonDepthLimit
 from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth, ensure_tables
@@ -115,6 +115,8 @@ def create_app(
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
+    app.add_middleware(AllowedMethods, api=app)
+    openapi.install(app)
     for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence):
         app.include_router(module.router)
     if expose_rpc:

@@ -1,4 +1,10 @@
-"""ASGI middleware of the API: `JsonDepthLimit` refuses deeply nested JSON bodies unparsed.
+"""ASGI middleware of the API.
+
+`AllowedMethods` answers 405 with the right ``Allow`` for an API path asked with a method it
+does not take (otherwise the web front-end's catch-all mount would answer ``Allow: GET, HEAD``
+for ``OPTIONS /auth/nonce``, a path whose only method is POST).
+
+`JsonDepthLimit` refuses deeply nested JSON bodies unparsed.
 
 FastAPI parses a route's JSON body with the recursive `json.loads` before any of our code runs,
 so the depth check sits in front of it: every body FastAPI would read as JSON (no
@@ -9,16 +15,19 @@ so the depth check sits in front of it: every body FastAPI would read as JSON (n
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
+from starlette.routing import compile_path
 
 from backend.api.errors import describe
 from backend.errors import JsonTooDeep
 from backend.limits import check_json_depth
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
     from starlette.types import Message as AsgiMessage
 
@@ -33,6 +42,54 @@ def parsed_as_json(content_type: str | None) -> bool:
         return False
     subtype = message.get_content_subtype()
     return subtype == "json" or subtype.endswith("+json")
+
+
+class AllowedMethods:
+    """Answer 405 naming the allowed methods when a path is the API's but the method is not.
+
+    The paths and methods are the app's OpenAPI document's (read once, at the first request), so
+    what ``Allow`` says is what the document says.
+    """
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        """Wrap `app`, whose operations `api.openapi()` describes."""
+        self.app = app
+        self.api = api
+        self._paths: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+
+    def paths(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+        """Each documented path as a pattern, with its methods (FastAPI adds no HEAD to GET)."""
+        if self._paths is None:
+            found = []
+            for template, item in self.api.openapi().get("paths", {}).items():
+                methods = frozenset(m.upper() for m in item)
+                found.append((compile_path(template)[0], methods))
+            self._paths = found
+        return self._paths
+
+    def allowed(self, method: str, path: str) -> set[str] | None:
+        """The methods `path` takes, if it is documented and `method` is not one of them."""
+        methods: set[str] = set()
+        for pattern, taken in self.paths():
+            if pattern.match(path):
+                if method in taken:
+                    return None
+                methods |= taken
+        return methods or None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 405 with ``Allow``."""
+        methods = None
+        if scope["type"] == "http":
+            methods = self.allowed(scope["method"], scope["path"])
+        if methods is None:
+            await self.app(scope, receive, send)
+            return
+        allow = ", ".join(sorted(methods))
+        detail = f"{scope['method']} is not allowed on {scope['path']}; use {allow}"
+        await JSONResponse({"detail": detail}, status_code=405, headers={"Allow": allow})(
+            scope, receive, send
+        )
 
 
 class JsonDepthLimit:
@@ -85,4 +142,4 @@ class JsonDepthLimit:
         await self.app(scope, replay, send)
 
 
-__all__ = ["JsonDepthLimit", "parsed_as_json"]
+__all__ = ["AllowedMethods", "JsonDepthLimit", "parsed_as_json"]

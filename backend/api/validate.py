@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from backend.api.errors import ApiError
+
+#: An address in a path or query: 20 bytes of hex after ``0x``, in any case (the checksum is not
+#: required: the value is only compared, never sent anywhere).
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+#: 32 bytes of hex, with or without ``0x``.
+BYTES32_PATTERN = r"^(0x)?[0-9a-fA-F]{64}$"
 
 
 class BadValue(ApiError):
@@ -21,9 +28,9 @@ def checksum(value: str, name: str) -> str:
     Raises:
         BadValue: it is not an address.
     """
-    if not is_address(value):
+    if not re.fullmatch(ADDRESS_PATTERN, value):
         raise BadValue(f"{name} must be a 0x-prefixed 20-byte hex address, got {value[:60]!r}")
-    return to_checksum_address(value)
+    return to_checksum_address(value.lower())
 
 
 def address_or_none(value: str | None, name: str) -> str | None:

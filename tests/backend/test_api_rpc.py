@@ -13,6 +13,7 @@ import httpx
 import pytest
 from eth_utils import keccak
 
+from backend.api.routes.rpc import MAX_RPC_BYTES
 from contracts.chain import rpc_chain
 from contracts.client import EscrowClient
 from contracts.errors import ContractRevertError
@@ -65,7 +66,34 @@ def test_json_rpc_wire_format_batches_and_errors(served: Served) -> None:
     block = answer[1]["result"]
     assert block["number"] == "0x0" and "parentHash" in block and "gasLimit" in block
     assert "error" in answer[2]
-    assert httpx.post(url, content=b"{not json").json()["error"]["code"] == -32700
+    json_type = {"Content-Type": "application/json"}
+    for body in (b"{not json", b""):
+        bad = httpx.post(url, content=body, headers=json_type)
+        assert (bad.status_code, bad.json()["error"]["code"]) == (400, -32700), body
+    # Not a request object, or a batch holding one: 400 before anything runs.
+    mine = {"jsonrpc": "2.0", "id": 9, "method": "evm_mine", "params": []}
+    head = served.runtime.chain.w3.eth.block_number
+    for payload in (5, [], [None], [mine, None], {"method": 1}, {**mine, "params": 5}):
+        bad = httpx.post(url, json=payload)
+        assert (bad.status_code, bad.json()["error"]["code"]) == (400, -32600), payload
+    assert served.runtime.chain.w3.eth.block_number == head
+
+
+def test_rpc_refuses_other_content_types_and_oversized_bodies(served: Served) -> None:
+    """A page on another origin can post a form (text/plain, no preflight) but not JSON: /rpc
+    takes only application/json, so such a page cannot drive the chain."""
+    url = served.url + "/rpc"
+    call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    head = served.runtime.chain.w3.eth.block_number
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None):
+        headers = {"Content-Type": kind} if kind else {}
+        answer = httpx.post(url, content=call.encode(), headers=headers)
+        assert answer.status_code == 415, (kind, answer.text)
+        assert "Content-Type: application/json" in answer.json()["detail"]
+    assert served.runtime.chain.w3.eth.block_number == head
+    big = b'{"pad": "' + b"x" * (MAX_RPC_BYTES + 1) + b'"}'
+    answer = httpx.post(url, content=big, headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (413, -32600)
 
 
 CAST = ROOT / "node_modules" / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"

@@ -28,7 +28,6 @@ def test_deeply_nested_json_is_refused_and_the_server_stays_up(tmp_path: Path) -
     with kameng_serve(["--port", port, "--dev-accounts", str(dev)], cwd=tmp_path) as (url, proc):
         sent = [
             ("/rpc", DEEP.encode(), "application/json"),
-            ("/rpc", DEEP.encode(), "text/plain"),
             ("/auth/verify", DEEP.encode(), "application/json"),
             ("/evidence/verify", json.dumps({"document": DEEP}).encode(), "application/json"),
         ]

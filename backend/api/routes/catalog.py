@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from backend.api import queries
 from backend.api.convert import listing_public
 from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
 from backend.api.errors import NotFound
 from backend.api.schemas import ErrorPublic, ListingPublic, SupplierRecord
-from backend.api.validate import address_or_none, bytes32_or_none, checksum
+from backend.api.validate import (
+    ADDRESS_PATTERN,
+    BYTES32_PATTERN,
+    address_or_none,
+    bytes32_or_none,
+    checksum,
+)
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 
@@ -23,12 +29,19 @@ router = APIRouter(prefix="/catalog", tags=["catalog"])
 )
 def list_listings(
     session: SessionDep,
-    supplier: Annotated[str | None, Query(description="Only this supplier's listings.")] = None,
+    supplier: Annotated[
+        str | None,
+        Query(
+            description="Only this supplier's listings.",
+            json_schema_extra={"pattern": ADDRESS_PATTERN},
+        ),
+    ] = None,
     sku: Annotated[
         str | None,
         Query(
             description="Only this product (bytes32, 0x-hex): "
-            "compare suppliers of the same product."
+            "compare suppliers of the same product.",
+            json_schema_extra={"pattern": BYTES32_PATTERN},
         ),
     ] = None,
     active: Annotated[bool | None, Query(description="Only open (true) or closed (false).")] = True,
@@ -82,7 +95,10 @@ def get_listing(listing_id: ListingIdPath, session: SessionDep) -> ListingPublic
 @router.get(
     "/suppliers/{address}", response_model=SupplierRecord, responses={422: {"model": ErrorPublic}}
 )
-def supplier_record(address: str, session: SessionDep) -> SupplierRecord:
+def supplier_record(
+    address: Annotated[str, Path(json_schema_extra={"pattern": ADDRESS_PATTERN})],
+    session: SessionDep,
+) -> SupplierRecord:
     """A supplier's on-chain record: orders completed and refunded, disputes total and lost."""
     supplier = checksum(address, "address")
     record = queries.supplier_records(session, suppliers=[supplier])[supplier]

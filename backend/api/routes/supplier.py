@@ -209,7 +209,20 @@ def _run_upload(
         },
         413: {"model": UploadErrorPublic, "description": "Over the size cap; nothing stored."},
         415: {"model": ErrorPublic, "description": "Not a CSV body."},
-        422: {"model": UploadErrorPublic, "description": "Offending lines; nothing stored."},
+        422: {
+            "description": "Offending lines (with `errors` and `total`), or a malformed request "
+            "field such as a signed-request header; nothing stored.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/UploadErrorPublic"},
+                            {"$ref": "#/components/schemas/ErrorPublic"},
+                        ]
+                    }
+                }
+            },
+        },
     },
 )
 async def upload(
