@@ -22,13 +22,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Header, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
+from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter
 from backend.auth import AuthError, SiweAuth, Wallet
+from backend.evidence.cache import BundleCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -155,6 +157,8 @@ class AppContext:
         low_stock_threshold: Stock at or below which a listing is flagged.
         workers: Reports the background workers' liveness for ``GET /health``
             (`backend.workers`); None when no worker runs beside this API.
+        limiter: Rate limits of the expensive calls (`backend.api.ratelimit`).
+        bundles: Evidence bundles already built, by order, head block and additions.
     """
 
     settings: Any
@@ -168,6 +172,8 @@ class AppContext:
     upload_max_bytes: int = 4 * 1024 * 1024
     low_stock_threshold: int = 20
     workers: Callable[[], WorkerReport] | None = None
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(DEFAULT_LIMITS))
+    bundles: BundleCache = field(default_factory=lambda: BundleCache())
     _roles: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False)
     _roles_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -214,25 +220,38 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /auth/verify.")
 
 
+_signed_address = APIKeyHeader(
+    name="X-Kameng-Address",
+    scheme_name="SignedRequestAddress",
+    description="Signed request: the signer's address (with the two headers below).",
+    auto_error=False,
+)
+_signed_timestamp = APIKeyHeader(
+    name="X-Kameng-Timestamp",
+    scheme_name="SignedRequestTimestamp",
+    description="Signed request: Unix time of the signature, in seconds.",
+    auto_error=False,
+)
+_signed_signature = APIKeyHeader(
+    name="X-Kameng-Signature",
+    scheme_name="SignedRequestSignature",
+    description="Signed request: EIP-191 signature over the request text (docs/API.md).",
+    auto_error=False,
+)
+
+
 def get_wallet(
     request: Request,
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_kameng_address: Annotated[
-        str | None, Header(description="Signed request: the signer's address.")
-    ] = None,
-    x_kameng_timestamp: Annotated[
-        int | None, Header(description="Signed request: Unix time of the signature.")
-    ] = None,
-    x_kameng_signature: Annotated[
-        str | None,
-        Header(
-            description="Signed request: EIP-191 signature over the request text "
-            "(action `METHOD /path`)."
-        ),
-    ] = None,
+    x_kameng_address: Annotated[str | None, Depends(_signed_address)],
+    x_kameng_timestamp: Annotated[str | None, Depends(_signed_timestamp)],
+    x_kameng_signature: Annotated[str | None, Depends(_signed_signature)],
 ) -> Wallet:
     """The authenticated wallet, from a session token or a signed request.
+
+    The signed-request headers are documented as security schemes, not parameters: they are
+    credentials, and a malformed one is answered 401 like a bad token.
 
     Raises:
         AuthError: neither is present, or the one present is invalid.
@@ -240,11 +259,14 @@ def get_wallet(
     if credentials is not None:
         return ctx.auth.authenticate(credentials.credentials)
     if x_kameng_address and x_kameng_signature and x_kameng_timestamp is not None:
+        stamp = x_kameng_timestamp
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            raise AuthError("X-Kameng-Timestamp must be the signature's Unix time in seconds")
         return ctx.auth.verify_request_signature(
             action=f"{request.method} {request.url.path}",
             escrow=ctx.escrow.address,
             address=x_kameng_address,
-            timestamp=x_kameng_timestamp,
+            timestamp=int(x_kameng_timestamp),
             signature=x_kameng_signature,
         )
     raise AuthError(

@@ -31,6 +31,24 @@ class AdditionRejected(EvidenceError):
     """A party's addition was refused: wrong party, wrong key, or codes outside the order."""
 
 
+class UnknownOrder(BundleBuildError, AdditionRejected):
+    """The order is not on the escrow (or not in the mirror yet)."""
+
+
+class NotAParty(AdditionRejected):
+    """The wallet is not the party the addition is for."""
+
+
+class MirrorBehind(EvidenceError):
+    """The indexer's mirror is too far behind the chain to say where an order's logs are.
+
+    Attributes:
+        retry_after: Seconds to wait before retrying.
+    """
+
+    retry_after = 5
+
+
 class RulingRefused(EvidenceError):
     """The arbiter's ruling was not sent: the bundle does not verify, or the order is not
     disputed any more."""

@@ -105,7 +105,7 @@ def test_every_path_and_query_integer_declares_its_range(served: Served) -> None
     assert seen >= 12
 
 
-def test_supplier_codes_for_an_unknown_order_are_refused_like_the_buyer_secret(
+def test_evidence_additions_for_an_unknown_order_answer_404(
     served: Served,
 ) -> None:
     unknown = served.dev.listing_id << 32 | 4_000_000
@@ -120,9 +120,9 @@ def test_supplier_codes_for_an_unknown_order_are_refused_like_the_buyer_secret(
         headers=supplier,
         json={"codes": [{"index": 4_000_000, "salt": "0x" + "22" * 32, "code": "S01HLTE="}]},
     )
-    assert secret.status_code == 400 and f"unknown order {unknown}" in secret.json()["detail"]
+    assert secret.status_code == 404 and f"unknown order {unknown}" in secret.json()["detail"]
     for answer in (from_vault, listed):
-        assert (answer.status_code, answer.json()) == (400, secret.json())
+        assert (answer.status_code, answer.json()) == (404, secret.json())
 
 
 def _nested(depth: int, core: str = "0") -> str:
@@ -137,7 +137,6 @@ def test_json_nested_deeper_than_the_limit_is_refused_with_422(served: Served) -
             ("/auth/verify", deep, {"Content-Type": "application/json"}),
             ("/auth/nonce", deep, {}),  # no Content-Type: FastAPI would read it as JSON
             ("/rpc", deep, {"Content-Type": "application/json"}),
-            ("/rpc", deep, {"Content-Type": "text/plain"}),
             (
                 "/evidence/verify",
                 json.dumps({"document": _nested(depth)}).encode(),
@@ -151,7 +150,9 @@ def test_json_nested_deeper_than_the_limit_is_refused_with_422(served: Served) -
             assert f"{depth} levels deep" in detail and limit in detail, (path, detail)
     # At the limit, the request is answered as before.
     call = {"jsonrpc": "2.0", "id": 7, "method": "eth_chainId", "params": []}
-    batch = [call, json.loads(_nested(MAX_JSON_DEPTH - 1))]  # the batch is level 1
+    # Levels: the batch, a request object, its params, then the nested arrays.
+    deep_call = {**call, "id": 8, "params": [json.loads(_nested(MAX_JSON_DEPTH - 4))]}
+    batch = [call, deep_call]
     answer = httpx.post(served.url + "/rpc", json=batch)
     assert answer.status_code == 200
     assert answer.json()[0] == {

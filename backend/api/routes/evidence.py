@@ -12,16 +12,28 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
-from pydantic import Field
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import ConfigDict, Field
 
-from backend.api.deps import ContextDep, CurrentWallet, OrderIdPath, SessionDep
+from backend.api.deps import AppContext, ContextDep, CurrentWallet, OrderIdPath, SessionDep
 from backend.api.errors import ApiError, Forbidden, NotFound
 from backend.api.schemas import ApiModel, ErrorPublic
 from backend.evidence.chainview import ChainView
 from backend.evidence.derive import SupplierClaim
-from backend.evidence.errors import AdditionRejected, BundleBuildError
-from backend.evidence.service import add_buyer_secret, add_supplier_codes, bundle_for, parties
+from backend.evidence.errors import (
+    AdditionRejected,
+    BundleBuildError,
+    MirrorBehind,
+    NotAParty,
+    UnknownOrder,
+)
+from backend.evidence.service import (
+    add_buyer_secret,
+    add_supplier_codes,
+    bundle_for,
+    mirror_view,
+    parties,
+)
 from backend.evidence.store import AdditionsStore, ensure_tables
 from backend.evidence.verify import verify_bundle
 from backend.limits import check_json_depth
@@ -31,8 +43,12 @@ router = APIRouter(prefix="/evidence", tags=["evidence"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorPublic, "description": "Not signed in."},
     403: {"model": ErrorPublic, "description": "Not a party to the order, nor an arbiter."},
-    404: {"model": ErrorPublic, "description": "No such order on the escrow."},
-    503: {"model": ErrorPublic, "description": "The database or the node is down."},
+    404: {"model": ErrorPublic, "description": "No such order in the escrow's mirror."},
+    429: {"model": ErrorPublic, "description": "Over the rate limit; see `Retry-After`."},
+    503: {
+        "model": ErrorPublic,
+        "description": "The database or the node is down, or the mirror is behind the chain.",
+    },
 }
 
 
@@ -65,6 +81,15 @@ class SupplierCodeCreate(ApiModel):
 
 class SupplierCodesCreate(ApiModel):
     """The codes the supplier says it sent: listed, or read from this backend's vault."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["codes"], "properties": {"codes": {"type": "array", "minItems": 1}}},
+                {"required": ["from_vault"], "properties": {"from_vault": {"const": True}}},
+            ]
+        }
+    )
 
     codes: list[SupplierCodeCreate] | None = Field(default=None, max_length=10_000)
     from_vault: bool = Field(default=False, description="Attach the vault's codes instead.")
@@ -115,8 +140,31 @@ def _store(ctx: ContextDep) -> AdditionsStore:
     return AdditionsStore(ctx.settings.master_key_bytes)
 
 
-def _view(ctx: ContextDep) -> ChainView:
-    return ChainView(ctx.chain, ctx.escrow.address)
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _limit(ctx: AppContext, request: Request, wallet: str | None = None) -> None:
+    """Take one token per client address and, when signed in, one per wallet (429 if out)."""
+    ctx.limiter.check("evidence-address", _client(request), "evidence requests from here")
+    if wallet is not None:
+        ctx.limiter.check("evidence-wallet", wallet, f"evidence requests by {wallet}")
+
+
+def _view(ctx: AppContext, session: SessionDep) -> ChainView:
+    """The chain, read where the mirror says an order's logs are (503 if it is behind)."""
+    try:
+        return mirror_view(session, ctx.chain, ctx.escrow.address)
+    except MirrorBehind as exc:
+        raise ApiError(str(exc), status=503, headers={"Retry-After": str(exc.retry_after)}) from exc
+
+
+def _refused(exc: AdditionRejected) -> ApiError:
+    if isinstance(exc, UnknownOrder):
+        return NotFound(str(exc))
+    if isinstance(exc, NotAParty):
+        return Forbidden(str(exc))
+    return ApiError(str(exc), status=400)
 
 
 @router.get(
@@ -126,6 +174,7 @@ def _view(ctx: ContextDep) -> ChainView:
 )
 def get_bundle(
     order_id: OrderIdPath,
+    request: Request,
     ctx: ContextDep,
     session: SessionDep,
     wallet: CurrentWallet,
@@ -134,11 +183,12 @@ def get_bundle(
     ] = True,
 ) -> BundlePublic:
     """The order's evidence bundle, built now from the chain, the stored sealed release and the
-    parties' additions. For the order's buyer and supplier, and for arbiters."""
-    view = _view(ctx)
+    parties' additions. For the order's buyer and supplier, and for arbiters. Rate limited per
+    wallet and per client address (429 with ``Retry-After``)."""
+    _limit(ctx, request, wallet.address)
     try:
-        buyer, supplier = parties(session, view, order_id)
-    except BundleBuildError as exc:
+        buyer, supplier = parties(session, order_id)
+    except UnknownOrder as exc:
         raise NotFound(str(exc)) from exc
     if wallet.address not in (buyer, supplier) and not ctx.is_arbiter(wallet.address):
         raise Forbidden(
@@ -147,7 +197,12 @@ def get_bundle(
         )
     try:
         built = bundle_for(
-            session, view, order_id, store=_store(ctx), with_additions=with_additions
+            session,
+            _view(ctx, session),
+            order_id,
+            store=_store(ctx),
+            with_additions=with_additions,
+            cache=ctx.bundles,
         )
     except BundleBuildError as exc:
         raise NotFound(str(exc)) from exc
@@ -168,6 +223,7 @@ def get_bundle(
 )
 def post_buyer_secret(
     order_id: OrderIdPath,
+    request: Request,
     body: Annotated[BuyerSecretCreate, Body()],
     ctx: ContextDep,
     session: SessionDep,
@@ -176,17 +232,18 @@ def post_buyer_secret(
     """Add the buyer's per-order secret to the order's evidence (the buyer only). It must be the
     key of the ``buyerPubKey`` the order was paid with; it lets the arbiter open this order's
     release and check each code against its commitment, and reveals no other order."""
+    _limit(ctx, request, wallet.address)
     try:
         add_buyer_secret(
             session,
-            _view(ctx),
+            _view(ctx, session),
             order_id,
             store=_store(ctx),
             buyer=wallet.address,
             secret=bytes.fromhex(body.order_secret[2:]),
         )
     except AdditionRejected as exc:
-        raise ApiError(str(exc), status=400) from exc
+        raise _refused(exc) from exc
     return AdditionPublic(order_id=str(order_id), party="buyer", codes=0)
 
 
@@ -197,6 +254,7 @@ def post_buyer_secret(
 )
 def post_supplier_codes(
     order_id: OrderIdPath,
+    request: Request,
     body: Annotated[SupplierCodesCreate, Body()],
     ctx: ContextDep,
     session: SessionDep,
@@ -205,6 +263,7 @@ def post_supplier_codes(
     """Add the salts and codes the supplier says it sent (the supplier only), listed or read
     from this backend's vault. The bundle shows whether each matches its commitment and, with
     the buyer's secret, the release."""
+    _limit(ctx, request, wallet.address)
     claims = None
     if not body.from_vault:
         if not body.codes:
@@ -223,7 +282,7 @@ def post_supplier_codes(
     try:
         stored = add_supplier_codes(
             session,
-            _view(ctx),
+            _view(ctx, session),
             order_id,
             store=_store(ctx),
             supplier=wallet.address,
@@ -231,7 +290,7 @@ def post_supplier_codes(
             master_key=ctx.settings.master_key_bytes,
         )
     except AdditionRejected as exc:
-        raise ApiError(str(exc), status=400) from exc
+        raise _refused(exc) from exc
     return AdditionPublic(order_id=str(order_id), party="supplier", codes=len(stored))
 
 
@@ -240,13 +299,17 @@ def post_supplier_codes(
     response_model=ChecklistPublic,
     responses={
         422: {"model": ErrorPublic, "description": "The document nests deeper than 64 levels."},
-        503: {"model": ErrorPublic, "description": "The node is down."},
+        429: {"model": ErrorPublic, "description": "Over the rate limit; see `Retry-After`."},
     },
 )
-def post_verify(body: Annotated[BundleVerify, Body()], ctx: ContextDep) -> ChecklistPublic:
+def post_verify(
+    body: Annotated[BundleVerify, Body()], request: Request, ctx: ContextDep
+) -> ChecklistPublic:
     """Check a bundle against this server's chain: one claim per line, pass, fail or skip.
     Needs no sign-in; the same check runs offline with ``kameng verify``. A document nested
-    deeper than 64 levels of arrays and objects is refused (422) unparsed."""
+    deeper than 64 levels of arrays and objects is refused (422) unparsed. Rate limited per
+    client address (429 with ``Retry-After``)."""
+    ctx.limiter.check("verify-address", _client(request), "verifications from here")
     check_json_depth(body.document, "the bundle (`document`)")
     checklist = verify_bundle(body.document.encode("utf-8"), ctx.chain)
     return ChecklistPublic(
