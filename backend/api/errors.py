@@ -15,12 +15,15 @@ No answer ever carries a plaintext code: messages are built from ids, line numbe
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+from email.message import Message
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import sqlalchemy.exc as sa_exc
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from backend.auth import AuthError
@@ -28,7 +31,10 @@ from backend.errors import BackendError, ChainUnavailable, UploadRejected
 from contracts.errors import ChainError, ContractRevertError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from fastapi import FastAPI, Request
+    from starlette.responses import Response
 
 log = logging.getLogger("kameng.api")
 
@@ -151,6 +157,59 @@ def describe(exc: BaseException) -> tuple[int, dict[str, object], dict[str, str]
     return None
 
 
+def parsed_as_json(content_type: str | None) -> bool:
+    """Whether FastAPI reads a body with this ``Content-Type`` as JSON (as its router does)."""
+    if not content_type:
+        return True
+    message = Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def unreadable_body(exc: BaseException | None) -> str | None:
+    """What to fix in a JSON body the framework could not read, from the error it raised.
+
+    FastAPI answers any failure to read a JSON body other than a syntax error with the bare
+    400 ``There was an error parsing the body``; the cause says which it was.
+
+    Args:
+        exc: The exception behind the 400 (its ``__cause__``).
+
+    Returns:
+        The message, or None when `exc` is no body-reading failure we know.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"the request body is not valid {exc.encoding.upper()} (byte {exc.start}): send JSON "
+            "encoded as UTF-8"
+        )
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return (
+            "the request body holds a number of more than 4300 digits, which is not read: send "
+            "large numbers as decimal strings"
+        )
+    if isinstance(exc, (ValueError, RecursionError)):
+        return (
+            f"the request body cannot be read as JSON ({type(exc).__name__}): send a UTF-8 JSON "
+            "document"
+        )
+    return None
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    """One validation error as a phrase: where, and what is wrong."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "json_invalid":
+        at = loc[1] if len(loc) > 1 else "?"
+        reason = (err.get("ctx") or {}).get("error", "invalid")
+        return f"the body is not valid JSON (character {at}: {reason})"
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on `app`."""
 
@@ -164,12 +223,27 @@ def install(app: FastAPI) -> None:
     for kind in (AuthError, BackendError, ContractRevertError, *_DB_DOWN, *_RPC_DOWN):
         app.add_exception_handler(kind, handle)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = unreadable_body(exc.__cause__) if exc.status_code == 400 else None
+        if detail is not None:
+            return _json(400, detail)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        kind = request.headers.get("content-type", "")
+        if any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors) and not (
+            parsed_as_json(kind)
+        ):
+            shown = kind.split(";")[0].strip()[:60]
+            return _json(
+                422,
+                "invalid request: the body must be JSON, sent with Content-Type: "
+                f"application/json (got {shown!r}); fix the content type and retry",
+            )
+        problems = [_problem(err) for err in errors]
         return _json(
             422, "invalid request: " + "; ".join(problems) + "; fix these fields and retry"
         )

@@ -16,13 +16,12 @@ so the depth check sits in front of it: every body FastAPI would read as JSON (n
 from __future__ import annotations
 
 import re
-from email.message import Message
 from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
 from starlette.routing import compile_path
 
-from backend.api.errors import describe
+from backend.api.errors import describe, parsed_as_json
 from backend.errors import JsonTooDeep
 from backend.limits import check_json_depth
 
@@ -30,18 +29,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
     from starlette.types import Message as AsgiMessage
-
-
-def parsed_as_json(content_type: str | None) -> bool:
-    """Whether FastAPI reads a body with this ``Content-Type`` as JSON (as its router does)."""
-    if not content_type:
-        return True
-    message = Message()
-    message["content-type"] = content_type
-    if message.get_content_maintype() != "application":
-        return False
-    subtype = message.get_content_subtype()
-    return subtype == "json" or subtype.endswith("+json")
 
 
 class AllowedMethods:
