@@ -16,6 +16,7 @@ an EIP-191 signature over `backend.auth.request_text` with the action ``"METHOD 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -57,11 +58,17 @@ ORDER_ID_MAX = (SQL_BIGINT_MAX << 32) | 0xFFFFFFFF
 ORDER_STATE_MAX = 6
 
 
+#: What a path or query integer may look like: ASCII digits, optionally after a minus sign.
+_DECIMAL = re.compile(r"-?[0-9]+")
+
+
 def int_range(low: int, high: int) -> WrapValidator:
     """A validator that refuses anything but an integer in ``[low, high]``, naming the range.
 
     Text that is no integer (``abc``, ``1.5``) or too long to be one gets the same answer as a
-    number out of range: ``must be an integer from LOW to HIGH``.
+    number out of range: ``must be an integer from LOW to HIGH``. Only plain decimal text is
+    an integer: ``1.0``, ``1e3``, ``+1``, ``1_0`` and `` 1``, which a lax parser would read, are
+    refused too.
 
     Args:
         low: The smallest value accepted.
@@ -74,6 +81,8 @@ def int_range(low: int, high: int) -> WrapValidator:
         )
 
     def check(value: Any, handler: ValidatorFunctionWrapHandler) -> int:
+        if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+            raise refuse()
         try:
             number: int = handler(value)
         except ValidationError as exc:
