@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         max_code_bytes: Longest code accepted (UTF-8 bytes); docs/PROTOCOL.md fixes 256.
         max_note_chars: Longest note accepted.
         max_codes_per_upload: Most codes in one upload (one batch on-chain).
+        body_timeout_seconds: How long the API waits for the next piece of a request body before
+            it answers 408 and closes the connection (a client that stops sending mid-body).
         commit_wait_seconds: How long an upload waits for its commitBatch to mine before it
             returns ``pending`` (finished later by `recover_pending`).
         delivery_batch_size: Most orders posted in one `deliver` transaction.
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
         chain_start_block: First block the chain-log source scans (the escrow's deployment).
         chain_log_range: Blocks per ``eth_getLogs`` request of the chain-log source.
         reorg_depth: Blocks the chain-log source re-reads behind its cursor on every poll.
+        rate_limit_scale: Multiplies every rate limit of the API (`backend.api.ratelimit`):
+            2 allows twice the calls; tests that sign in hundreds of times use a large one.
     """
 
     model_config = SettingsConfigDict(
@@ -108,6 +112,7 @@ class Settings(BaseSettings):
     max_note_chars: int = 500
     max_codes_per_upload: int = 50_000
     commit_wait_seconds: float = 60.0
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
 
     delivery_batch_size: int = 150
     delivery_poll_seconds: float = 0.05
@@ -119,6 +124,7 @@ class Settings(BaseSettings):
     chain_start_block: int = 0
     chain_log_range: int = 50
     reorg_depth: int = 12
+    rate_limit_scale: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -12,7 +12,8 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.api import errors, openapi
 from backend.api.deps import AppContext
-from backend.api.middleware import AllowedMethods, JsonDepthLimit
+from backend.api.middleware import AllowedMethods, BodyTimeout, JsonDepthLimit
+from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
 from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth, ensure_tables
@@ -105,6 +106,7 @@ def create_app(
         rpc_url=rpc_url,
         upload_max_bytes=settings.max_upload_bytes,
         low_stock_threshold=low_stock_threshold,
+        limiter=RateLimiter(scaled(DEFAULT_LIMITS, settings.rate_limit_scale)),
     )
     app = FastAPI(
         title="kameng",
@@ -116,6 +118,8 @@ def create_app(
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(AllowedMethods, api=app)
+    # Outermost: every body read below it, the depth check's included, is timed.
+    app.add_middleware(BodyTimeout, idle_s=float(getattr(settings, "body_timeout_seconds", 30.0)))
     openapi.install(app)
     for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence):
         app.include_router(module.router)

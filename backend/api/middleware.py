@@ -6,6 +6,11 @@ for ``OPTIONS /auth/nonce``, a path whose only method is POST).
 
 `JsonDepthLimit` refuses deeply nested JSON bodies unparsed.
 
+`BodyTimeout` answers 408 when a client stops sending in the middle of a request body: uvicorn
+itself waits for the rest of a body for ever (its only timeout is the keep-alive one, between
+requests), so without it a client that sends half a body holds its request open until it
+disconnects.
+
 FastAPI parses a route's JSON body with the recursive `json.loads` before any of our code runs,
 so the depth check sits in front of it: every body FastAPI would read as JSON (no
 ``Content-Type``, ``application/json`` or ``application/*+json``) is scanned
@@ -15,10 +20,12 @@ so the depth check sits in front of it: every body FastAPI would read as JSON (n
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 
 from backend.api.errors import describe, parsed_as_json
@@ -79,6 +86,63 @@ class AllowedMethods:
         )
 
 
+class BodyTimeout:
+    """Answer 408, and close the connection, when a request body stalls for `idle_s` seconds.
+
+    Each wait for the next piece of the body is bounded; a slow client that keeps sending is
+    never cut off. Once the body is complete, or the answer has started, nothing is timed (a
+    streaming answer listens for the client's disconnect through the same ``receive``). After
+    the 408 the app sees the client as gone, and whatever it answers is dropped.
+    """
+
+    def __init__(self, app: ASGIApp, idle_s: float) -> None:
+        """Wrap `app`, waiting at most `idle_s` seconds for each piece of a body."""
+        self.app = app
+        self.idle_s = idle_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on with a ``receive`` that times out a stalled body."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"body_done": False, "started": False, "timed_out": False}
+
+        async def timed_receive() -> AsgiMessage:
+            if state["timed_out"]:
+                return {"type": "http.disconnect"}
+            if state["body_done"] or state["started"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_s)
+            except TimeoutError:
+                state["timed_out"] = True
+                detail = (
+                    f"the request body stalled: nothing arrived for {self.idle_s:g} s before "
+                    "the Content-Length announced was reached; send the whole body without "
+                    "pausing, or a Content-Length that matches it"
+                )
+                await JSONResponse(
+                    {"detail": detail}, status_code=408, headers={"Connection": "close"}
+                )(scope, receive, send)
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                state["body_done"] = True
+            return message
+
+        async def guarded_send(message: AsgiMessage) -> None:
+            if state["timed_out"]:
+                return  # answered 408 already
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except ClientDisconnect:
+            if not state["timed_out"]:
+                raise  # a client that really left, as before
+
+
 class JsonDepthLimit:
     """Refuse, with 422, a JSON request body nested deeper than `MAX_JSON_DEPTH`.
 
@@ -129,4 +193,4 @@ class JsonDepthLimit:
         await self.app(scope, replay, send)
 
 
-__all__ = ["AllowedMethods", "JsonDepthLimit", "parsed_as_json"]
+__all__ = ["AllowedMethods", "BodyTimeout", "JsonDepthLimit", "parsed_as_json"]
