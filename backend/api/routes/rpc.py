@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -44,6 +45,19 @@ def envelope_problem(payload: Any) -> str | None:
         if "jsonrpc" in item and not isinstance(item["jsonrpc"], str):
             return f"{where} has a `jsonrpc` that is not a string"
     return None
+
+
+def holds_lone_surrogate(payload: Any) -> bool:
+    """Whether the parsed JSON holds a string with an unpaired UTF-16 surrogate (``"\\ud800"``).
+
+    JSON's escapes can spell one, but it is no Unicode text: it cannot be encoded to forward
+    the request or to echo its ``id`` in the answer.
+    """
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _rpc_error(status: int, code: int, message: str) -> JSONResponse:
@@ -109,6 +123,10 @@ async def rpc(request: Request) -> JSONResponse:
         payload: Any = loads(raw, "the JSON-RPC request")
     except ValueError:
         return _rpc_error(400, -32700, "parse error: the body is not JSON")
+    if holds_lone_surrogate(payload):
+        return _rpc_error(
+            400, -32700, "parse error: a string holds an unpaired UTF-16 surrogate escape"
+        )
     problem = envelope_problem(payload)
     if problem is not None:
         return _rpc_error(400, -32600, f"invalid request: {problem}")
