@@ -52,6 +52,30 @@ NONCE_TTL_S = 600
 SESSION_TTL_S = 12 * 3600
 #: How far a signed request's timestamp may be from the server's clock.
 REQUEST_SIGNATURE_SKEW_S = 300
+#: Longest line of a SIWE message accepted (kameng's own are under 100 characters).
+MAX_SIWE_LINE = 160
+#: Most lines of a SIWE message accepted (the fields, a statement and a few resources).
+MAX_SIWE_LINES = 24
+
+
+def siwe_shape_problem(message: str) -> str | None:
+    """What makes `message` too big to be worth parsing, or None.
+
+    The SIWE parsers are slow on long input (seconds for a few kilobytes, however malformed),
+    so a request is refused before parsing when a line or the line count is over its cap.
+    """
+    lines = message.split("\n")
+    if len(lines) > MAX_SIWE_LINES:
+        return f"{len(lines)} lines; at most {MAX_SIWE_LINES} are accepted"
+    for n, line in enumerate(lines, 1):
+        if len(line) > MAX_SIWE_LINE:
+            return (
+                f"line {n} is {len(line)} characters long; at most {MAX_SIWE_LINE} are "
+                "accepted: keep the statement, URI and resources short"
+            )
+    return None
+
+
 #: The statement shown in wallets.
 STATEMENT = "Sign in to kameng. This request costs no gas and moves no funds."
 
@@ -239,8 +263,12 @@ class SiweAuth:
                 is not yet valid, the signature is not the address's, or the nonce is unknown,
                 expired or already used.
         """
+        problem = siwe_shape_problem(message)
+        if problem is not None:
+            raise AuthError(f"malformed SIWE message: {problem}")
         try:
-            parsed = siwe.SiweMessage.from_message(message)
+            # The regular-expression parser: the ABNF one takes seconds on a few kilobytes.
+            parsed = siwe.SiweMessage.from_message(message, abnf=False)
         except Exception as exc:  # the parser raises ValueError, abnf errors and pydantic errors
             raise AuthError(
                 f"malformed SIWE message: {type(exc).__name__}; build it as EIP-4361 describes"

@@ -23,8 +23,16 @@ from backend.api.errors import ApiError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from fastapi import Request
+
 #: Most buckets kept per limit (least recently used are dropped first: a dropped bucket is full).
 MAX_BUCKETS = 100_000
+
+
+def client_address(request: Request) -> str:
+    """The address of the connection's peer (behind a reverse proxy: the proxy's, unless uvicorn
+    runs with ``--proxy-headers`` and trusts it)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 class RateLimited(ApiError):
@@ -63,6 +71,10 @@ class RateLimiter:
             name: OrderedDict() for name in self.limits
         }
 
+    def check_client(self, name: str, request: Request, what: str = "requests") -> None:
+        """`check` keyed by the client's address (the peer of the connection)."""
+        self.check(name, client_address(request), what)
+
     def check(self, name: str, key: str, what: str = "requests") -> None:
         """Take a token from `key`'s bucket of limit `name`.
 
@@ -94,6 +106,16 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     # Building or adding to an evidence bundle: a signed-in wallet, and any one client address.
     "evidence-wallet": Limit(per_minute=30, burst=10),
     "evidence-address": Limit(per_minute=60, burst=20),
+    # Signing in needs no sign-in: a nonce is a stored row, a verification a SIWE parse.
+    "auth-address": Limit(per_minute=60, burst=20),
     # Verifying a bundle against the chain needs no sign-in: per client address only.
     "verify-address": Limit(per_minute=12, burst=4),
 }
+
+
+def scaled(limits: Mapping[str, Limit], factor: float) -> dict[str, Limit]:
+    """`limits` with every rate and burst multiplied by `factor` (bursts stay at least 1)."""
+    return {
+        name: Limit(per_minute=lim.per_minute * factor, burst=max(1, round(lim.burst * factor)))
+        for name, lim in limits.items()
+    }

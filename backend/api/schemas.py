@@ -122,7 +122,11 @@ class NoncePublic(ApiModel):
 class SiweVerify(ApiModel):
     """A signed EIP-4361 message."""
 
-    message: str = Field(max_length=4096, description="The EIP-4361 text that was signed.")
+    message: str = Field(
+        max_length=4096,
+        description="The EIP-4361 text that was signed: at most 24 lines of at most 160 "
+        "characters each (401 otherwise).",
+    )
     signature: HexBytes = Field(max_length=1024, description="The EIP-191 signature, 0x-hex.")
 
 

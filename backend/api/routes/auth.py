@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from backend.api import queries
 from backend.api.deps import ContextDep, CurrentWallet, SessionDep
@@ -12,13 +12,22 @@ from backend.auth import STATEMENT
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/nonce", response_model=NoncePublic, responses={503: {"model": ErrorPublic}})
-def issue_nonce(ctx: ContextDep, session: SessionDep) -> NoncePublic:
+_LIMITED = {"model": ErrorPublic, "description": "Over the rate limit; see `Retry-After`."}
+
+
+@router.post(
+    "/nonce",
+    response_model=NoncePublic,
+    responses={429: _LIMITED, 503: {"model": ErrorPublic}},
+)
+def issue_nonce(request: Request, ctx: ContextDep, session: SessionDep) -> NoncePublic:
     """A fresh single-use nonce (128 random bits) and the fields your EIP-4361 message needs.
 
     It expires within 10 minutes. Sign a message naming this domain, this chain and the nonce,
-    then send it to ``POST /auth/verify``.
+    then send it to ``POST /auth/verify``. Rate limited per client address with
+    ``POST /auth/verify`` (429 with ``Retry-After``).
     """
+    ctx.limiter.check_client("auth-address", request, "sign-in requests from here")
     issued = ctx.auth.issue_nonce(session)
     return NoncePublic(
         nonce=issued.nonce,
@@ -33,15 +42,22 @@ def issue_nonce(ctx: ContextDep, session: SessionDep) -> NoncePublic:
 @router.post(
     "/verify",
     response_model=SessionPublic,
-    responses={401: {"model": ErrorPublic, "description": "Refused, with the reason."}},
+    responses={
+        401: {"model": ErrorPublic, "description": "Refused, with the reason."},
+        429: _LIMITED,
+    },
 )
-def verify(body: SiweVerify, ctx: ContextDep, session: SessionDep) -> SessionPublic:
+def verify(
+    body: SiweVerify, request: Request, ctx: ContextDep, session: SessionDep
+) -> SessionPublic:
     """Check a signed EIP-4361 message and open a session.
 
     Refused with 401 and the reason for: a malformed message, a wrong domain or chain, an
     expired or not-yet-valid message, a bad signature, and an unknown, expired or already used
-    nonce (a replayed message).
+    nonce (a replayed message). A message of more than 24 lines, or with a line over 160
+    characters, is refused unparsed. Rate limited per client address (429).
     """
+    ctx.limiter.check_client("auth-address", request, "sign-in requests from here")
     token = ctx.auth.verify(session, body.message, body.signature)
     return SessionPublic(token=token.token, address=token.address, expires_at=token.expires_at)
 

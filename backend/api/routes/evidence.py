@@ -140,15 +140,11 @@ def _store(ctx: ContextDep) -> AdditionsStore:
     return AdditionsStore(ctx.settings.master_key_bytes)
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
-
-
 def _limit(ctx: AppContext, request: Request, wallet: str | None = None) -> None:
-    """Take one token per client address and, when signed in, one per wallet (429 if out)."""
-    ctx.limiter.check("evidence-address", _client(request), "evidence requests from here")
+    """Take one token per wallet, when signed in, and one per client address (429 if out)."""
     if wallet is not None:
         ctx.limiter.check("evidence-wallet", wallet, f"evidence requests by {wallet}")
+    ctx.limiter.check_client("evidence-address", request, "evidence requests from here")
 
 
 def _view(ctx: AppContext, session: SessionDep) -> ChainView:
@@ -309,7 +305,7 @@ def post_verify(
     Needs no sign-in; the same check runs offline with ``kameng verify``. A document nested
     deeper than 64 levels of arrays and objects is refused (422) unparsed. Rate limited per
     client address (429 with ``Retry-After``)."""
-    ctx.limiter.check("verify-address", _client(request), "verifications from here")
+    ctx.limiter.check_client("verify-address", request, "verifications from here")
     check_json_depth(body.document, "the bundle (`document`)")
     checklist = verify_bundle(body.document.encode("utf-8"), ctx.chain)
     return ChecklistPublic(
