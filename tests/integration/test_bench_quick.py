@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import gas, indexer, latency, leaves
+from bench import evidence, gas, indexer, latency, leaves
 
 KAMENG = Path(sys.executable).with_name("kameng")
 TIMEOUT = 600
@@ -97,3 +97,23 @@ def test_latency_quick_has_every_field() -> None:
     assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
     for setup in ("embedded", "anvil_1s_blocks"):
         assert figures[f"{setup}.p50_ms"] <= figures[f"{setup}.p99_ms"], figures
+
+
+@pytest.mark.anvil
+def test_evidence_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("evidence"), evidence.FIELDS)
+    for node in evidence.NODES:
+        assert figures[f"{node}.blocks"] >= evidence.QUICK[node].blocks, figures
+        for order in evidence.ORDERS:
+            prefix = f"{node}.{order}."
+            assert figures[prefix + "events"] >= 4, figures
+            for name, value in figures.items():
+                if name.startswith(prefix) and name.endswith("_under_1s"):
+                    assert isinstance(value, bool), (name, value)
+                elif name.startswith(prefix) and name.endswith("_ms"):
+                    assert isinstance(value, float) and value > 0, (name, value)
+            for call in ("get_cold", "get_cached", "buyer_secret", "verify", "build_mirror"):
+                assert figures[f"{prefix}{call}_median_ms"] <= figures[f"{prefix}{call}_max_ms"]
+            assert figures[prefix + "speedup"] > 0, figures
+        assert figures[f"{node}.early.paid_block"] < figures[f"{node}.late.paid_block"], figures
+        assert isinstance(figures[f"{node}.unknown_codes_under_1s"], bool), figures
