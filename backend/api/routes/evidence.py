@@ -76,7 +76,11 @@ class SupplierCodeCreate(ApiModel):
 
     index: int = Field(ge=0, lt=2**32)
     salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-    code: str = Field(description="The code's bytes, base64.", max_length=400)
+    code: str = Field(
+        description="The code's bytes, base64 (standard alphabet, padded).",
+        max_length=400,
+        pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+    )
 
 
 class SupplierCodesCreate(ApiModel):
@@ -273,7 +277,7 @@ def post_supplier_codes(
                 )
                 for c in body.codes
             ]
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:
             raise ApiError("a code is not base64", status=400) from exc
     try:
         stored = add_supplier_codes(

@@ -192,7 +192,8 @@ def _run_upload(
         "requestBody": {
             "required": True,
             "description": "The CSV as the body: one code per row, optional expiry and note.",
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            # Any bytes: a CSV body has no JSON type (so a client cannot send a "wrong" one).
+            "content": {"text/csv": {"schema": {"description": "UTF-8 CSV text."}}},
         }
     },
     responses={
