@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,19 @@ class Chain:
         """The latest block's timestamp."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def _tester_lock(self) -> AbstractContextManager[Any]:
+        """The lock serializing the embedded chain's provider, if one was installed
+        (`backend.rpc_proxy.serialize_provider`): calls to the tester itself take it too, so a
+        test that mines or travels in time never runs inside a worker's request."""
+        lock = getattr(self.w3.provider, "_kameng_lock", None)
+        return lock if lock is not None else nullcontext()
+
     def travel_to(self, timestamp: int) -> None:
         """Mine a block at `timestamp`; the following transaction sees `timestamp + 1` or later."""
         if self.kind == "embedded":
             # eth-tester's time_travel(t) mines a block at t - 1 and leaves the next one at t.
-            self._tester.time_travel(timestamp + 1)
+            with self._tester_lock():
+                self._tester.time_travel(timestamp + 1)
         else:
             self.make_request("evm_setNextBlockTimestamp", [timestamp])
             self.make_request("evm_mine", [])
@@ -109,35 +118,86 @@ class Chain:
         if self.kind == "embedded":
             # The next block is latest + 1 unless time_travel(t) moved it to exactly t.
             if timestamp > latest + 1:
-                self._tester.time_travel(timestamp)
+                with self._tester_lock():
+                    self._tester.time_travel(timestamp)
         else:
             self.make_request("evm_setNextBlockTimestamp", [timestamp])
 
     def mine(self, blocks: int = 1) -> None:
         """Mine empty blocks."""
         if self.kind == "embedded":
-            self._tester.mine_blocks(blocks)
+            with self._tester_lock():
+                self._tester.mine_blocks(blocks)
         else:
             self.make_request("anvil_mine", [hex(blocks)])
 
     def snapshot(self) -> Any:
         """Take a snapshot to revert to."""
         if self.kind == "embedded":
-            return self._tester.take_snapshot()
+            with self._tester_lock():
+                return self._tester.take_snapshot()
         return self.make_request("evm_snapshot", [])
 
     def revert(self, snapshot_id: Any) -> None:
         """Revert to a snapshot."""
         if self.kind == "embedded":
-            self._tester.revert_to_snapshot(snapshot_id)
+            with self._tester_lock():
+                self._tester.revert_to_snapshot(snapshot_id)
         else:
             self.make_request("evm_revert", [snapshot_id])
+
+
+def _install_indexed_tx_lookup() -> None:
+    """Make eth-tester find a mined transaction through py-evm's hash index.
+
+    eth-tester's py-evm backend finds a transaction (for its receipt, and for every log
+    ``eth_getLogs`` returns) by walking back from the head one block at a time
+    (``_get_transaction_by_hash``, whose own TODO asks for a lookup by hash): on a chain of
+    10,000 blocks each receipt of an old transaction costs seconds, and a receipt asked for an
+    unknown hash walks the whole chain. py-evm keeps the index (``chaindb.get_transaction_index``);
+    this looks there first (after the pending block, which is not indexed yet), checks the answer
+    against the block, and falls back to the walk only if the index is stale. An unknown hash is
+    answered at once with the walk's own error. Installed once per process.
+    """
+    from eth.exceptions import PyEVMError
+    from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
+    from eth_tester.backends.pyevm import main as pyevm_main
+    from eth_tester.exceptions import TransactionNotFound
+    from eth_utils import encode_hex
+
+    walk = pyevm_main._get_transaction_by_hash
+    if getattr(walk, "kameng_indexed", False):
+        return
+
+    def lookup(chain: Any, transaction_hash: bytes) -> Any:
+        head = chain.get_block()  # the pending block: not in the index yet
+        for index, transaction in enumerate(head.transactions):
+            if transaction.hash == transaction_hash:
+                return head, transaction, index
+        try:
+            number, index = chain.chaindb.get_transaction_index(transaction_hash)
+        except EvmTransactionNotFound:
+            # Not mined (the pending block was searched above): as the walk would say.
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
+            ) from None
+        try:
+            block = chain.get_canonical_block_by_number(number)
+        except PyEVMError:
+            return walk(chain, transaction_hash)
+        if index < len(block.transactions) and block.transactions[index].hash == transaction_hash:
+            return block, block.transactions[index], index
+        return walk(chain, transaction_hash)
+
+    lookup.kameng_indexed = True  # type: ignore[attr-defined]
+    pyevm_main._get_transaction_by_hash = lookup
 
 
 def embedded_chain() -> Chain:
     """Start an in-process eth-tester chain on py-evm (Prague)."""
     from eth_tester import EthereumTester, PyEVMBackend
 
+    _install_indexed_tx_lookup()
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     return Chain(w3=w3, kind="embedded", _tester=tester)
