@@ -56,12 +56,17 @@ def dumps(value: Any) -> bytes:
     """The canonical bytes of a JSON value.
 
     Raises:
-        BundleFormatError: the value holds a float, a negative or too large integer, or a
-            type JSON does not have.
+        BundleFormatError: the value holds a float, a negative or too large integer, a type
+            JSON does not have, or a string that is not Unicode text (an unpaired surrogate).
     """
     _check_value(value, "$")
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, written as \ud800 in the JSON
+        raise BundleFormatError(
+            "canonical", f"a string holds an unpaired surrogate (U+{ord(text[exc.start]):04X})"
+        ) from exc
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

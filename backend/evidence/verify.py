@@ -67,6 +67,7 @@ from contracts.errors import ChainError
 from contracts.merkle import verify as merkle_verify
 
 if TYPE_CHECKING:
+    from backend.evidence.chainview import LogIndex
     from contracts.chain import Chain
 
 Status = Literal["pass", "fail", "skip"]
@@ -450,12 +451,17 @@ def _release_claims(
         )
 
 
-def verify_bundle(data: bytes, chain: Chain | str) -> Checklist:
+def verify_bundle(
+    data: bytes, chain: Chain | str, index_for: Callable[[str], LogIndex | None] | None = None
+) -> Checklist:
     """Check every claim of a bundle against the chain alone.
 
     Args:
         data: The bundle's bytes, exactly as written.
         chain: A `Chain`, or a JSON-RPC URL (an archive node for old bundles).
+        index_for: Given the bundle's escrow, where its logs are (`ChainView`'s `LogIndex`):
+            the server passes its mirror's for its own escrow, so that checking an old order
+            on a long chain reads a few blocks instead of scanning; None scans.
 
     Returns:
         The checklist; ``ok`` is False when any claim failed.
@@ -472,6 +478,8 @@ def verify_bundle(data: bytes, chain: Chain | str) -> Checklist:
 
         chain = rpc_chain(chain)
     view = ChainView(chain, bundle.escrow)
+    if index_for is not None:
+        view.index = index_for(view.escrow)
     try:
         _verify_against_chain(view, bundle, out)
     except FactMissing as exc:

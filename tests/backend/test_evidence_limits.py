@@ -131,3 +131,25 @@ def test_a_siwe_message_too_big_to_parse_is_refused_unparsed(
             f"{s.url}/auth/verify", json={"message": message, "signature": "0x" + "00" * 65}
         )
         assert answer.status_code == 401 and why in answer.json()["detail"], answer.text
+
+
+def test_evidence_bodies_are_read_strictly(served: tuple[Served, Bought]) -> None:
+    """Found by the nasty-input suite: a lone surrogate in a bundle was a 500, and lax parsing
+    read ``"yes"`` as true and ``1.0`` or ``"1"`` as an index."""
+    s, bought = served
+    document = '{"a":"\\ud800"}'
+    checked = httpx.post(f"{s.url}/evidence/verify", json={"document": document})
+    assert checked.status_code == 200, checked.text
+    failed = {c["name"]: c["detail"] for c in checked.json()["claims"] if c["status"] == "fail"}
+    assert "unpaired surrogate" in failed["canonical"]
+    path = f"{s.url}/evidence/orders/{bought.order_id}/supplier-codes"
+    as_supplier = _token(s, s.dev.supplier)
+    code = {"salt": "0x" + "22" * 32, "code": "S01HLTE="}
+    for body in (
+        {"from_vault": "yes"},
+        {"from_vault": 1},
+        {"codes": [{**code, "index": 1.0}]},
+        {"codes": [{**code, "index": "1"}]},
+    ):
+        answer = httpx.post(path, headers=as_supplier, json=body)
+        assert answer.status_code == 422, (body, answer.text)
