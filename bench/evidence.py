@@ -32,13 +32,11 @@ The API's rate limiter (`backend.api.ratelimit`, about 10 evidence calls at once
 20 per address) would throttle a benchmark: this run replaces the app's ``ctx.limiter`` with one
 whose buckets never run dry, and measures the calls, not the limits.
 
-Sizes (`FULL`, `QUICK`): anvil grows to 10,000 blocks (1,500 quick), the issue's chain.
-eth-tester finds a transaction's receipt by walking back from the head one block at a time
-(``eth_tester.backends.pyevm.main._get_transaction_by_hash``), and its ``get_logs`` reads the
-receipt of every transaction in the range that way, so on the embedded chain each read of an
-old transaction costs about 1 ms per block mined since, however narrow the log range: a bundle
-of the early order reads about 20 of them. That is the node, not the mirror, and 10,000 blocks
-there would take hours per run, so the embedded chain grows to 1,500 blocks (200 quick).
+Sizes (`FULL`, `QUICK`): both nodes grow to 10,000 blocks, the issue's chain (quick: 200 on
+the embedded chain, 1,500 on anvil). The embedded chain finds a transaction's receipt through
+py-evm's hash index (`contracts.chain._install_indexed_tx_lookup`); before that, eth-tester
+walked back from the head one block at a time for every receipt, and a bundle of an early order
+on 10,000 blocks took minutes.
 
 Every figure is in ms; ``*_median_ms`` and ``*_max_ms`` are over the repetitions.
 ``*_under_1s`` is true when every repetition of that API call answered in under a second (the
@@ -89,10 +87,8 @@ class Size:
     baseline_reps: int
 
 
-#: Full size by node. eth-tester finds a receipt by walking back from the head block by block,
-#: so on the embedded chain every read of an old transaction costs about 1 ms per block since
-#: (see the module docstring); 10,000 blocks there would take hours, so it runs shorter.
-FULL = {"embedded": Size(1_500, 3, 1), "anvil": Size(10_000, 5, 3)}
+#: Full size by node: the issue's 10,000 blocks on both.
+FULL = {"embedded": Size(10_000, 3, 1), "anvil": Size(10_000, 5, 3)}
 QUICK = {"embedded": Size(200, 2, 1), "anvil": Size(1_500, 3, 2)}
 NODES = ("embedded", "anvil")
 #: The late order is paid this many blocks before the end of the grown chain.
