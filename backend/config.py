@@ -1,14 +1,18 @@
 """Backend settings from the environment (prefix ``KAMENG_``) or a ``.env`` file.
 
-Development defaults exist for every secret so that `kameng serve` runs with zero
-configuration, but they are refused unless ``environment == "development"``::
+Production is the default. Every secret has a public development value so that the embedded
+chain runs with zero configuration, but those values are accepted only in development, which
+`kameng serve` chooses on the embedded chain alone (or with ``--dev`` on a local node). Anything
+else refuses to start, naming each missing secret::
 
-    KAMENG_ENVIRONMENT=production
     KAMENG_DATABASE_URL=postgresql+psycopg://kameng@db/kameng
     KAMENG_RPC_URL=https://node.example
     KAMENG_MASTER_KEY=0x<64 hex>        # AES-256 key wrapping the per-record data keys
     KAMENG_FINGERPRINT_KEY=0x<64 hex>   # HMAC key of duplicate-detection fingerprints
+    KAMENG_SESSION_KEY=0x<64 hex>       # HMAC key of sign-in tokens (not the master key)
     KAMENG_DELIVERY_KEY=0x<64 hex>      # private key of the supplier's delivery account
+
+Make each with ``python -c 'import os; print(os.urandom(32).hex())'``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ def _dev_secret(name: str) -> str:
 
 DEV_MASTER_KEY = _dev_secret("master key")
 DEV_FINGERPRINT_KEY = _dev_secret("fingerprint key")
+DEV_SESSION_KEY = _dev_secret("session key")
+
+#: How to make a secret, for error messages.
+MAKE_KEY = "make one with `python -c 'import os; print(os.urandom(32).hex())'`"
 
 
 def parse_key32(value: str, name: str) -> bytes:
@@ -61,12 +69,15 @@ class Settings(BaseSettings):
     """Everything the vault, the delivery agent and the API need to know.
 
     Attributes:
-        environment: ``development`` allows the development secrets; anything else refuses them.
+        environment: ``development`` allows the development secrets; anything else (the default
+            is ``production``) refuses them.
         database_url: SQLAlchemy URL; a SQLite file under ``./var/`` by default.
         rpc_url: A JSON-RPC node; None means the embedded eth-tester chain.
         escrow_address: The CodeEscrow contract, when already deployed.
         master_key: Hex AES-256 key that wraps every per-record data key.
         fingerprint_key: Hex HMAC-SHA256 key for duplicate-detection fingerprints.
+        session_key: Hex HMAC-SHA256 key of sign-in tokens; its own key, never derived from the
+            master key, so that rotating one does not touch the other.
         delivery_key: Hex private key of the supplier's delivery account (not its owner key).
         max_upload_bytes: Size cap of one CSV upload.
         max_code_bytes: Longest code accepted (UTF-8 bytes); docs/PROTOCOL.md fixes 256.
@@ -99,12 +110,13 @@ class Settings(BaseSettings):
         env_prefix="KAMENG_", env_file=".env", extra="ignore", frozen=True
     )
 
-    environment: Literal["development", "test", "staging", "production"] = "development"
+    environment: Literal["development", "test", "staging", "production"] = "production"
     database_url: str = "sqlite:///./var/kameng.db"
     rpc_url: str | None = None
     escrow_address: str | None = None
     master_key: SecretStr = SecretStr(DEV_MASTER_KEY)
     fingerprint_key: SecretStr = SecretStr(DEV_FINGERPRINT_KEY)
+    session_key: SecretStr = SecretStr(DEV_SESSION_KEY)
     delivery_key: SecretStr | None = None
 
     max_upload_bytes: int = 8 * 1024 * 1024
@@ -133,27 +145,47 @@ class Settings(BaseSettings):
         parse_key32(self.fingerprint_key.get_secret_value(), "KAMENG_FINGERPRINT_KEY")
         if self.delivery_key is not None:
             parse_key32(self.delivery_key.get_secret_value(), "KAMENG_DELIVERY_KEY")
+        parse_key32(self.session_key.get_secret_value(), "KAMENG_SESSION_KEY")
         if self.environment != "development":
-            left = [
-                name
-                for name, value, dev in (
-                    ("KAMENG_MASTER_KEY", self.master_key, DEV_MASTER_KEY),
-                    ("KAMENG_FINGERPRINT_KEY", self.fingerprint_key, DEV_FINGERPRINT_KEY),
+            problems = [
+                f"{name} is missing (it holds the public development value, refused when "
+                f"KAMENG_ENVIRONMENT={self.environment}): {why}; {MAKE_KEY}"
+                for name, value, dev, why in (
+                    (
+                        "KAMENG_MASTER_KEY",
+                        self.master_key,
+                        DEV_MASTER_KEY,
+                        "it encrypts the vault; keep it, the vault cannot be read without it",
+                    ),
+                    (
+                        "KAMENG_FINGERPRINT_KEY",
+                        self.fingerprint_key,
+                        DEV_FINGERPRINT_KEY,
+                        "it keys the duplicate-code fingerprints; keep it with the database",
+                    ),
+                    (
+                        "KAMENG_SESSION_KEY",
+                        self.session_key,
+                        DEV_SESSION_KEY,
+                        "it signs sign-in tokens; changing it signs everyone out",
+                    ),
                 )
-                if value.get_secret_value().lower() == dev
+                if value.get_secret_value().lower().removeprefix("0x") == dev[2:]
             ]
-            if left:
-                raise ConfigError(
-                    f"{', '.join(left)} still hold the public development value, which is refused "
-                    f"when KAMENG_ENVIRONMENT={self.environment}; set them to fresh random "
-                    "32-byte hex keys (and keep them: the vault cannot be read without the "
-                    "master key)"
-                )
             if self.delivery_key is None:
+                problems.append(
+                    "KAMENG_DELIVERY_KEY is missing: the private key of the delivery account "
+                    "your supplier named with setDeliveryKey (never the supplier's owner key)"
+                )
+            if not problems and self.session_key_bytes == self.master_key_bytes:
+                problems.append(
+                    "KAMENG_SESSION_KEY equals KAMENG_MASTER_KEY: use a separate key, so that a "
+                    f"leaked session key does not open the vault; {MAKE_KEY}"
+                )
+            if problems:
                 raise ConfigError(
-                    f"KAMENG_DELIVERY_KEY is required when KAMENG_ENVIRONMENT={self.environment}: "
-                    "the private key of the delivery account your supplier named with "
-                    "setDeliveryKey (never the supplier's owner key)"
+                    f"refusing to start with KAMENG_ENVIRONMENT={self.environment} (the "
+                    "default outside the embedded chain and --dev):\n  " + "\n  ".join(problems)
                 )
         if self.max_code_bytes > 256:
             raise ConfigError("max_code_bytes cannot exceed 256 (docs/PROTOCOL.md)")
@@ -163,6 +195,11 @@ class Settings(BaseSettings):
     def master_key_bytes(self) -> bytes:
         """The master key as 32 raw bytes."""
         return parse_key32(self.master_key.get_secret_value(), "KAMENG_MASTER_KEY")
+
+    @cached_property
+    def session_key_bytes(self) -> bytes:
+        """The session-token key as 32 raw bytes."""
+        return parse_key32(self.session_key.get_secret_value(), "KAMENG_SESSION_KEY")
 
     @cached_property
     def fingerprint_key_bytes(self) -> bytes:

@@ -48,9 +48,11 @@ states (`minimum`, `maximum`); out of it, 422 naming the range.
 
 
 def session_secret(settings: Settings) -> bytes:
-    """The key of session tokens, derived from the master key (never used for anything else)."""
+    """The key of session tokens, derived from the session key (``KAMENG_SESSION_KEY``), which
+    is separate from the vault's master key: a leaked session key mints tokens but opens no
+    vault, and rotating it only signs everyone out."""
     return hmac.new(
-        settings.master_key_bytes, b"kameng.api.session-tokens.v1", hashlib.sha256
+        settings.session_key_bytes, b"kameng.api.session-tokens.v2", hashlib.sha256
     ).digest()
 
 

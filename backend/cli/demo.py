@@ -216,7 +216,11 @@ def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
     )
 
     runtime = Runtime.local(
-        Settings(), chain=chain, escrow=escrow, delivery_account=delivery, suppliers=[supplier]
+        Settings(environment="development"),
+        chain=chain,
+        escrow=escrow,
+        delivery_account=delivery,
+        suppliers=[supplier],
     )
     try:
         runtime.start()

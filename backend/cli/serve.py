@@ -25,6 +25,12 @@ from backend.cli.app import app, console
 from backend.cli.common import fail
 
 
+def is_local_url(url: str) -> bool:
+    """Whether a node URL points at this machine (loopback)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -83,6 +89,15 @@ def serve(
             "child process that is restarted on the same port when it dies.",
         ),
     ] = False,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development on a node on this machine (anvil): allow the public development "
+            "secrets and, without --escrow, deploy a development world. Implied on the "
+            "embedded chain; refused for a node elsewhere.",
+        ),
+    ] = False,
     api_restart_delay: Annotated[
         float,
         typer.Option(
@@ -92,7 +107,8 @@ def serve(
         ),
     ] = 0.5,
 ) -> None:
-    """Run the API, the delivery agent and the indexer (zero configuration).
+    """Run the API, the delivery agent and the indexer (zero configuration on the embedded
+    chain; on any other node, production: it refuses to start without real secrets).
 
     The API runs in a supervised child process, restarted when it dies, unless
     --single-process is given.
@@ -112,7 +128,23 @@ def serve(
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        settings = Settings()
+        if dev and rpc_url is not None and not is_local_url(rpc_url):
+            raise fail(
+                f"--dev is for a development node on this machine, not {rpc_url}: a real "
+                "network needs real secrets (KAMENG_MASTER_KEY, KAMENG_FINGERPRINT_KEY, "
+                "KAMENG_SESSION_KEY, KAMENG_DELIVERY_KEY)",
+                2,
+            )
+        if rpc_url is not None and escrow is None and not dev:
+            raise fail(
+                "without --escrow, serve deploys a development world, which needs --dev and a "
+                "development node on this machine such as anvil; for a real network pass "
+                "--escrow ADDRESS and set the production secrets",
+                2,
+            )
+        # Production is the default; the development secrets only on the embedded chain or
+        # with --dev on a local node.
+        settings = Settings(environment="development") if rpc_url is None or dev else Settings()
         if rpc_url is None:
             console.print("starting the embedded chain and deploying the escrow…")
             runtime = Runtime.embedded(settings, database_url=database_url)

@@ -39,6 +39,7 @@ def backend_settings(**overrides: object) -> Settings:
         "environment": "test",
         "master_key": os.urandom(32).hex(),
         "fingerprint_key": os.urandom(32).hex(),
+        "session_key": os.urandom(32).hex(),
         "delivery_key": os.urandom(32).hex(),
         "order_source": "auto",
         # Module-scoped servers sign in hundreds of times from one address; the limiter has

@@ -18,6 +18,7 @@ def engine_settings(**overrides: object) -> Settings:
         "environment": "test",
         "master_key": os.urandom(32).hex(),
         "fingerprint_key": os.urandom(32).hex(),
+        "session_key": os.urandom(32).hex(),
         "delivery_key": os.urandom(32).hex(),
         "order_source": "chain",
         "database_url": "sqlite://",

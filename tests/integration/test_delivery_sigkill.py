@@ -129,6 +129,7 @@ def test_sigkill_while_deliveries_are_in_flight(
         rpc_url=chain.rpc_url,
         master_key=os.urandom(32).hex(),
         fingerprint_key=os.urandom(32).hex(),
+        session_key=os.urandom(32).hex(),
         delivery_key="0x" + bytes(world.delivery_key.key).hex(),
         order_source="chain",
     )
@@ -152,6 +153,7 @@ def test_sigkill_while_deliveries_are_in_flight(
         "KAMENG_ESCROW_ADDRESS": escrow.address,
         "KAMENG_MASTER_KEY": settings.master_key.get_secret_value(),
         "KAMENG_FINGERPRINT_KEY": settings.fingerprint_key.get_secret_value(),
+        "KAMENG_SESSION_KEY": settings.session_key.get_secret_value(),
         "KAMENG_DELIVERY_KEY": settings.delivery_key.get_secret_value(),  # type: ignore[union-attr]
         "KAMENG_ORDER_SOURCE": "chain",
     }

@@ -50,6 +50,7 @@ def _env(world: World) -> dict[str, str]:
         "KAMENG_ENVIRONMENT": "test",
         "KAMENG_MASTER_KEY": os.urandom(32).hex(),
         "KAMENG_FINGERPRINT_KEY": os.urandom(32).hex(),
+        "KAMENG_SESSION_KEY": os.urandom(32).hex(),
         "KAMENG_DELIVERY_KEY": "0x" + bytes(world.delivery_key.key).hex(),
     }
 
@@ -147,7 +148,7 @@ def test_serve_on_a_dev_node_deploys_a_dev_world(
 ) -> None:
     anvil, _ = node
     dev = tmp_path / "dev.json"
-    args = ["--port", str(free_port()), "--rpc-url", anvil.url, "--dev-accounts", str(dev)]
+    args = ["--port", str(free_port()), "--rpc-url", anvil.url, "--dev", "--dev-accounts", str(dev)]
     with kameng_serve(args, cwd=tmp_path) as (url, _):
         accounts = json.loads(dev.read_text())
         assert httpx.get(url + "/chain").json()["rpc_url"] == anvil.url

@@ -231,7 +231,9 @@ def start_stack() -> WebStack:
     free port."""
     import uvicorn
 
-    runtime = Runtime.embedded(Settings(rate_limit_scale=1000.0), buyers=2)
+    runtime = Runtime.embedded(
+        Settings(environment="development", rate_limit_scale=1000.0), buyers=2
+    )
     runtime.start(api=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
