@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,13 +31,37 @@ DIST = WEB / "dist"
 BUNDLED = ("esbuild", "viem", "libsodium-wrappers", "libsodium")
 
 
+def page_policy(index_html: str) -> str:
+    """The Content-Security-Policy header of the pages: the policy of ``index.html``'s
+    ``<meta>`` tag (one source of truth) plus ``frame-ancestors 'none'``, which a ``<meta>`` tag
+    cannot carry: no other site may frame the pages (the arbiter console, a wallet prompt).
+
+    Raises:
+        ValueError: ``index.html`` has no Content-Security-Policy meta tag.
+    """
+    found = re.search(
+        r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', index_html, re.IGNORECASE
+    )
+    if found is None:
+        raise ValueError("index.html has no Content-Security-Policy <meta> tag")
+    return found.group(1).rstrip("; ") + "; frame-ancestors 'none'"
+
+
 class _WebFiles(StaticFiles):
-    """Static files that are always revalidated, so a rebuilt front-end shows at once."""
+    """Static files that are always revalidated, so a rebuilt front-end shows at once, sent with
+    the security headers a page needs (issue 19: the pages could be framed by another site)."""
+
+    def __init__(self, *, directory: Path, html: bool) -> None:
+        super().__init__(directory=directory, html=html)
+        self.policy = page_policy((directory / "index.html").read_text(encoding="utf-8"))
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         response.headers["Cache-Control"] = "no-cache"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers["Content-Security-Policy"] = self.policy
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
 

@@ -83,3 +83,24 @@ def test_mount_web_serves_the_site_after_the_api_routes() -> None:
     assert page.headers["cache-control"] == "no-cache"
     assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/chain").json() == {"chain_id": 1}
+
+
+def test_pages_carry_security_headers_and_cannot_be_framed() -> None:
+    """Issue 19, finding 5: the CSP was only a <meta> tag, which cannot forbid framing, so the
+    arbiter console rendered inside another site's frame. The server now sends the page's own
+    policy with ``frame-ancestors 'none'``, and ``X-Frame-Options: DENY``."""
+    app = FastAPI()
+    mount_web(app)
+    client = TestClient(app)
+    meta = re.search(
+        r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"',
+        (DIST / "index.html").read_text(),
+    )
+    assert meta is not None
+    for path in ("/", "/app.js"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert policy.startswith(meta.group(1)) and policy.endswith("frame-ancestors 'none'")
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
