@@ -85,7 +85,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _settings() -> Settings:
-    return Settings(environment="development", order_source="auto")
+    # The run signs in every buyer from one address: the API's rate limits (which have their
+    # own tests) would refuse it, and they are not what this measures.
+    return Settings(environment="development", order_source="auto", rate_limit_scale=1000.0)
 
 
 def _upload(runtime: Runtime, count: int) -> None:
