@@ -39,7 +39,7 @@ from indexer import models as mirror
 from tests.backend.api_helpers import Bought, Served, backend_settings, database, poll, serve
 
 #: Empty blocks mined after the order.
-GROWTH = 2_000
+GROWTH = 600
 #: Threads whose `get_logs` calls are not the API's.
 NOT_THE_API = ("kameng-indexer", "kameng-agent", "MainThread")
 KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
