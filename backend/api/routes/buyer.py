@@ -151,6 +151,8 @@ def fetch_release(
     # The order row read above may predate the delivery the check just saw (each statement reads
     # the latest commit; the indexer can land the block in between): read the state again so the
     # answer never pairs a served release with "paid".
+    # expire_all: without it the session's identity map hands back the row loaded above, stale.
+    session.expire_all()
     fresh = queries.get_order(session, order_id=order_id)
     if fresh is not None:
         state = int(fresh.state)
