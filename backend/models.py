@@ -110,7 +110,10 @@ class Code(Base):
     ``ciphertext`` is AES-256-GCM(data key, nonce, salt || code, ad) where ad binds the listing and
     the index (`backend.vault.crypto`); ``wrapped_key`` is the data key encrypted under the
     master key identified by ``key_id``. ``fingerprint`` is HMAC-SHA256(fingerprint key, code),
-    for duplicate detection without plaintext.
+    for duplicate detection without plaintext. ``note_sealed`` is the supplier's note sealed
+    under the same data key (associated data: listing, index, "note"); ``legacy_note`` (column
+    ``note``) is a plaintext note stored before migration 0004, sealed and cleared the first
+    time the vault is opened with its key (`backend.vault.notes`).
     """
 
     __tablename__ = "vault_codes"
@@ -133,7 +136,8 @@ class Code(Base):
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary(60))
     key_id: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    legacy_note: Mapped[str | None] = mapped_column("note", String(500), nullable=True)
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     state: Mapped[str] = mapped_column(String(12), default="staged")  # staged | stock | released
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ from eth_utils import keccak
 
 from backend.db import bind_escrow, make_engine, migrate, session_factory
 from backend.rpc_proxy import serialize_provider
+from backend.vault.master import open_vault
 from backend.workers import RUNNING, WorkerReport, dead
 from contracts.chain import embedded_chain, free_port, rpc_chain
 from contracts.client import EscrowClient, EscrowConfig
@@ -322,10 +323,12 @@ class Runtime:
         return runtime
 
     def prepare_database(self) -> None:
-        """Migrate the schema (mirror and vault) and bind the database to this escrow."""
+        """Migrate the schema (mirror and vault), bind the database to this escrow, and open the
+        vault: refuse a master key it was not written with (`backend.vault.master.open_vault`)."""
         migrate(self.engine)
         with self.sessions() as session:
             bind_escrow(session, self.chain.chain_id, self.escrow.address)
+            open_vault(session, self.settings.master_key_bytes)
             session.commit()
 
     # ------------------------------------------------------------ workers

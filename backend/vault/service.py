@@ -53,6 +53,7 @@ from backend.errors import (
 from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher, fingerprint
 from backend.vault.csv import ParsedCode, parse_codes
+from backend.vault.master import require_master_key
 from contracts.encoding import commitment, leaf
 from contracts.errors import ContractRevertError
 from contracts.merkle import MerkleTree
@@ -263,8 +264,10 @@ def upload_codes(
 
     1. Parse and validate; check duplicates against the supplier's stock; read the listing;
        simulate ``commitBatch``. Nothing is written; any failure raises with nothing stored.
-    2. Sign ``commitBatch`` (not sent yet), and in ONE database transaction store the upload as
-       ``pending`` with the root, the intended first index, the signed bytes and the codes.
+    2. Check that the configured master key is the vault's (`backend.vault.master`), sign
+       ``commitBatch`` (not sent yet), and in ONE database transaction store the upload as
+       ``pending`` with the root, the intended first index, the signed bytes and the codes
+       (each note sealed with its code, `backend.vault.notes`).
     3. Broadcast the stored bytes, wait for the receipt, and mark the upload ``committed``.
 
     The session is committed by this function (after steps 2 and 3).
@@ -275,6 +278,7 @@ def upload_codes(
         UnknownListing: the listing does not exist; nothing stored.
         NotListingOwner: `supplier` does not own it; nothing stored.
         UploadInProgress: another upload to this listing is still pending on-chain.
+        MasterKeyMismatch: the configured master key is not the vault's; nothing stored.
         CommitFailed: the chain refused the commitment; nothing stored.
         ChainUnavailable: the node did not answer; nothing stored, or (if it went away after
             the write) the upload stays pending for `recover_pending`.
@@ -330,6 +334,9 @@ def _upload_locked(
         first_index = listing.committed
 
     cipher = CodeCipher(settings.master_key_bytes)
+    # Write under the vault's own key only; the shared lock (PostgreSQL) keeps a rotation from
+    # committing between this check and the commit below.
+    require_master_key(session, settings.master_key_bytes, lock=True)
     salts = [os.urandom(32) for _ in parsed]
     commitments = [commitment(s, p.code) for s, p in zip(salts, parsed, strict=True)]
     tree = MerkleTree([leaf(first_index + j, c) for j, c in enumerate(commitments)])
@@ -365,7 +372,7 @@ def _upload_locked(
     rows: list[dict[str, Any]] = []
     for j, (p, salt, com, fp) in enumerate(zip(parsed, salts, commitments, fps, strict=True)):
         index = first_index + j
-        record = cipher.encrypt(listing_id, index, salt, p.code)
+        record = cipher.encrypt(listing_id, index, salt, p.code, p.note)
         rows.append(
             {
                 "upload_id": upload.id,
@@ -379,7 +386,7 @@ def _upload_locked(
                 "wrapped_key": record.wrapped_key,
                 "key_id": record.key_id,
                 "expires_at": p.expires_at,
-                "note": p.note,
+                "note_sealed": record.sealed_note,
                 "state": "staged",
             }
         )

@@ -17,6 +17,7 @@ from backend.errors import (
 )
 from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher, EncryptedRecord
+from backend.vault.notes import record_of
 from backend.vault.service import list_uploads, stock_counts, upload_codes
 from contracts.encoding import commitment, leaf
 from contracts.merkle import MerkleTree
@@ -70,7 +71,8 @@ def test_upload_stores_encrypted_codes_and_commits_the_root(
             salt, plain = cipher.decrypt(lid, row.code_index, record)
             assert plain == code and commitment(salt, plain) == row.commitment
             leaves.append(leaf(row.code_index, row.commitment))
-            assert row.note == "lot 7" and row.expires_at is not None
+            assert cipher.decrypt_note(lid, row.code_index, record_of(row)) == "lot 7"
+            assert row.legacy_note is None and row.expires_at is not None
         assert MerkleTree(leaves).root == root
         assert stock_counts(session, lid) == {"stock": 300}
         assert [u.upload_id for u in list_uploads(session, supplier=world.supplier.address)] == [
