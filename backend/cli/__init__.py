@@ -12,6 +12,7 @@ from backend.cli import (  # noqa: F401
     index_cmd,  # noqa: F401 - registers `kameng index`
     serve,
     supplier,
+    vault_cmd,  # noqa: F401 - `kameng vault ...`
 )
 from backend.cli.app import app
 from backend.limits import pin_recursion_limit
