@@ -12,13 +12,21 @@ The flow:
 Every rejection says why (a replayed message, a wrong domain, a wrong chain, an expired or
 unknown nonce, a bad signature) and is answered 401 by the API.
 
-A buyer may also authenticate a single request without a session: `verify_request_signature`
-checks an EIP-191 signature over a short text naming the action, the chain, the escrow and the
-time. The CLI uses it to fetch a release in one round trip.
+A session token names the wallet, the chain and the escrow, and carries a random id and the
+time it was issued; ``POST /auth/logout`` revokes it (or every token of the wallet issued until
+then), and every request checks the revocations (table ``auth_revocations``).
 
-Nonces live in the table `auth_nonces` (created by the backend's migration 0002), so that
-single use holds across processes and restarts: consuming a nonce is one conditional
-``UPDATE``, which only one request can win.
+A wallet may also authenticate a single request without a session: `verify_request_signature`
+checks an EIP-191 signature over `request_text`, which binds the server's domain, the chain, the
+escrow, the method, the path, the query string, a SHA-256 of the body, a single-use nonce and
+the time (at most `REQUEST_SIGNATURE_SKEW_S` either side of the server's clock). A captured
+signature therefore authorizes that one request once, and nothing else. The CLI uses it to
+fetch a release in one round trip, and a supplier's disclosure of vault codes requires it.
+
+Nonces live in the tables `auth_nonces` and `request_nonces` (backend migrations 0002 and
+0005), so that single use holds across processes and restarts: consuming a sign-in nonce is one
+conditional ``UPDATE`` and a request nonce one ``INSERT`` on its primary key, which only one
+request can win.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -38,6 +47,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from contracts.errors import KamengError
 
@@ -50,8 +60,12 @@ if TYPE_CHECKING:
 NONCE_TTL_S = 600
 #: How long a session token lasts.
 SESSION_TTL_S = 12 * 3600
-#: How far a signed request's timestamp may be from the server's clock.
-REQUEST_SIGNATURE_SKEW_S = 300
+#: How far a signed request's timestamp may be from the server's clock, either way.
+REQUEST_SIGNATURE_SKEW_S = 60
+#: A signed request's nonce: 32 to 64 lowercase hex digits (128 to 256 bits).
+REQUEST_NONCE_RE = re.compile(r"[0-9a-f]{32,64}")
+#: First line of the signed-request text; a new layout gets a new version.
+REQUEST_TEXT_HEADER = "kameng request v2"
 #: Longest line of a SIWE message accepted (kameng's own are under 100 characters).
 MAX_SIWE_LINE = 160
 #: Most lines of a SIWE message accepted (the fields, a statement and a few resources).
@@ -93,6 +107,26 @@ auth_nonces = Table(
 )
 
 
+#: Nonces of signed requests already accepted. A row lives until its request's window closed.
+request_nonces = Table(
+    "request_nonces",
+    auth_metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("address", String(42), nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+#: Revoked session tokens: ``t:<token id>`` revokes one token, ``a:<address>`` every token of
+#: the address issued up to ``revoked_ms``. A row is kept until every token it revokes expired.
+auth_revocations = Table(
+    "auth_revocations",
+    auth_metadata,
+    Column("key", String(80), primary_key=True),
+    Column("revoked_ms", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+
 def ensure_tables(engine: Engine) -> None:
     """Create the auth tables if they are missing (idempotent)."""
     auth_metadata.create_all(engine, checkfirst=True)
@@ -121,10 +155,30 @@ class IssuedNonce:
 
 @dataclass(frozen=True)
 class Wallet:
-    """An authenticated wallet: a checksummed address, and when its session ends."""
+    """An authenticated wallet.
+
+    Attributes:
+        address: The checksummed address.
+        expires_at: When its session (or its signed request's window) ends.
+        token_id: The session token's id, or None for a signed request.
+        signed_request: Whether this request itself was signed by the wallet (a fresh signature
+            naming this method, path, query and body), rather than carried by a session token.
+    """
 
     address: str
     expires_at: int
+    token_id: str | None = None
+    signed_request: bool = False
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a signed request binds: the HTTP request as the server received it."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -154,6 +208,7 @@ class SiweAuth:
     Args:
         domain: The RFC 4501 authority messages must name (host[:port] of this API).
         chain_id: The chain messages must name.
+        escrow: The escrow this server serves; tokens and signed requests name it.
         secret: Key of the session tokens' HMAC (at least 32 bytes).
         nonce_ttl_s: Lifetime of a nonce; at most 600 s.
         session_ttl_s: Lifetime of a session token.
@@ -165,6 +220,7 @@ class SiweAuth:
         *,
         domain: str,
         chain_id: int,
+        escrow: str,
         secret: bytes,
         nonce_ttl_s: int = NONCE_TTL_S,
         session_ttl_s: int = SESSION_TTL_S,
@@ -181,6 +237,7 @@ class SiweAuth:
             raise ValueError("nonces must expire within 10 minutes")
         self.domain = domain
         self.chain_id = chain_id
+        self.escrow = to_checksum_address(escrow)
         self._secret = hashlib.sha256(b"kameng.session.v1" + secret).digest()
         self.nonce_ttl_s = nonce_ttl_s
         self.session_ttl_s = session_ttl_s
@@ -308,19 +365,27 @@ class SiweAuth:
 
     # ------------------------------------------------------------ sessions
 
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
     def issue_token(self, address: str) -> SessionToken:
-        """A session token for `address`, valid for `session_ttl_s`."""
-        expires = self._now() + self.session_ttl_s
-        payload = f"{to_checksum_address(address)}|{self.chain_id}|{expires}|{secrets.token_hex(8)}"
+        """A session token for `address` on this chain and escrow, valid for `session_ttl_s`."""
+        issued_ms = self._now_ms()
+        expires = issued_ms // 1000 + self.session_ttl_s
+        who = to_checksum_address(address)
+        payload = (
+            f"v2|{who}|{self.chain_id}|{self.escrow}|{issued_ms}|{expires}|{secrets.token_hex(12)}"
+        )
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
         token = f"{_b64(payload.encode())}.{_b64(mac)}"
-        return SessionToken(token=token, address=to_checksum_address(address), expires_at=expires)
+        return SessionToken(token=token, address=who, expires_at=expires)
 
-    def authenticate(self, token: str) -> Wallet:
+    def authenticate(self, token: str, *, session: Session) -> Wallet:
         """The wallet a session token names.
 
         Raises:
-            AuthError: the token is malformed, forged, for another chain or expired.
+            AuthError: the token is malformed, forged, for another chain or escrow, expired or
+                revoked.
         """
         try:
             head, tail = token.split(".", 1)
@@ -336,37 +401,94 @@ class SiweAuth:
                 "invalid session token: it was not issued by this server; sign in again"
             )
         try:
-            address, chain, expires, _ = payload.decode().split("|")
-            chain_id, expires_at = int(chain), int(expires)
+            version, address, chain, escrow, issued, expires, token_id = payload.decode().split("|")
+            chain_id, issued_ms, expires_at = int(chain), int(issued), int(expires)
         except ValueError as exc:
             raise AuthError("malformed session token: sign in again") from exc
+        if version != "v2":
+            raise AuthError("outdated session token: sign in again")
         if chain_id != self.chain_id:
             raise AuthError(f"session token is for chain {chain_id}; sign in again on this chain")
+        if escrow != self.escrow:
+            raise AuthError(
+                f"session token is for escrow {escrow}, this server serves {self.escrow}; "
+                "sign in again here"
+            )
         if expires_at <= self._now():
             raise AuthError(f"session expired at {_iso(expires_at)}; sign in again")
-        return Wallet(address=address, expires_at=expires_at)
+        revoked = session.execute(
+            select(auth_revocations.c.key, auth_revocations.c.revoked_ms).where(
+                auth_revocations.c.key.in_([f"t:{token_id}", f"a:{address}"])
+            )
+        ).all()
+        for key, revoked_ms in revoked:
+            if key.startswith("t:") or issued_ms <= int(revoked_ms):
+                raise AuthError("session revoked: it was signed out; sign in again")
+        return Wallet(address=address, expires_at=expires_at, token_id=token_id)
+
+    def revoke(self, session: Session, wallet: Wallet, *, everywhere: bool = False) -> None:
+        """Sign out: revoke `wallet`'s token, or every token of its address issued until now.
+
+        Raises:
+            AuthError: `everywhere` is false and the wallet came with no session token.
+        """
+        now = self._now()
+        if everywhere:
+            key = f"a:{wallet.address}"
+            expires = now + self.session_ttl_s
+        elif wallet.token_id is not None:
+            key, expires = f"t:{wallet.token_id}", wallet.expires_at
+        else:
+            raise AuthError("a signed request has no session to sign out of; send the token")
+        session.execute(delete(auth_revocations).where(auth_revocations.c.expires_at < now))
+        session.execute(delete(auth_revocations).where(auth_revocations.c.key == key))
+        session.execute(
+            insert(auth_revocations).values(key=key, revoked_ms=self._now_ms(), expires_at=expires)
+        )
+        session.commit()
 
     # ------------------------------------------------------------ signed requests
 
     def verify_request_signature(
-        self, *, action: str, escrow: str, address: str, timestamp: int, signature: str
+        self,
+        session: Session,
+        *,
+        request: SignedRequest,
+        address: str,
+        timestamp: int,
+        nonce: str,
+        signature: str,
     ) -> Wallet:
-        """Check a one-off signed request (see `request_text`).
+        """Check a one-off signed request (see `request_text`) and consume its nonce.
+
+        The nonce is recorded only once the signature holds, so a forged request cannot use up
+        someone else's nonce.
 
         Raises:
-            AuthError: the address is malformed, the time is too far from now, or the
-                signature is not the address's over the expected text.
+            AuthError: the address or the nonce is malformed, the time is more than
+                `REQUEST_SIGNATURE_SKEW_S` from now, the signature is not the address's over
+                this exact request, or the nonce was used before.
         """
         if not is_address(address):
             raise AuthError(f"malformed address {address!r} in X-Kameng-Address")
+        if not REQUEST_NONCE_RE.fullmatch(nonce):
+            raise AuthError(
+                "X-Kameng-Nonce must be 32 to 64 lowercase hex digits, fresh for every request"
+            )
         now = self._now()
         if abs(now - timestamp) > REQUEST_SIGNATURE_SKEW_S:
             raise AuthError(
                 f"stale request signature: signed at {timestamp}, the server's time is {now}; "
-                f"sign again (signatures are good for {REQUEST_SIGNATURE_SKEW_S} s)"
+                f"sign again (a signature is good for {REQUEST_SIGNATURE_SKEW_S} s either side "
+                "of the server's clock: check your clock)"
             )
         text = request_text(
-            action=action, chain_id=self.chain_id, escrow=escrow, timestamp=timestamp
+            domain=self.domain,
+            chain_id=self.chain_id,
+            escrow=self.escrow,
+            request=request,
+            nonce=nonce,
+            timestamp=timestamp,
         )
         try:
             signer = Account.recover_message(encode_defunct(text=text), signature=signature)
@@ -374,12 +496,25 @@ class SiweAuth:
             raise AuthError("malformed request signature in X-Kameng-Signature") from exc
         if signer.lower() != address.lower():
             raise AuthError(
-                f"bad request signature: it was made by {signer}, "
-                f"not {to_checksum_address(address)}"
+                f"bad request signature: it was not made by {to_checksum_address(address)} over "
+                "this exact request (domain, chain, escrow, method, path, query, body, nonce "
+                "and time, as docs/API.md lays out)"
             )
-        return Wallet(
-            address=to_checksum_address(address), expires_at=timestamp + REQUEST_SIGNATURE_SKEW_S
-        )
+        who = to_checksum_address(address)
+        expires = timestamp + REQUEST_SIGNATURE_SKEW_S
+        session.execute(delete(request_nonces).where(request_nonces.c.expires_at < now))
+        try:
+            session.execute(
+                insert(request_nonces).values(nonce=nonce, address=who, expires_at=expires)
+            )
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise AuthError(
+                "replayed request: its nonce was already used; sign every request with a "
+                "fresh nonce"
+            ) from exc
+        return Wallet(address=who, expires_at=expires, signed_request=True)
 
 
 def build_message(
@@ -408,14 +543,37 @@ def build_message(
     return str(msg.prepare_message())
 
 
-def request_text(*, action: str, chain_id: int, escrow: str, timestamp: int) -> str:
+def body_digest(body: bytes) -> str:
+    """The ``body-sha256`` line of a signed request: SHA-256 of the body's bytes, lowercase hex."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def request_text(
+    *,
+    domain: str,
+    chain_id: int,
+    escrow: str,
+    request: SignedRequest,
+    nonce: str,
+    timestamp: int,
+) -> str:
     """The text a wallet signs to authenticate one request without a session.
 
-    ``action`` names the request, for example ``release:1234``.
+    It binds the request's method (upper case), path (as sent, percent-encoded), raw query
+    string (without ``?``; empty if none) and the SHA-256 of its body bytes (of the empty
+    string if none), with this server's domain, chain and escrow, the nonce and the time.
     """
     return (
-        f"kameng request\naction: {action}\nchain: {chain_id}\n"
-        f"escrow: {to_checksum_address(escrow)}\ntime: {timestamp}"
+        f"{REQUEST_TEXT_HEADER}\n"
+        f"domain: {domain}\n"
+        f"chain: {chain_id}\n"
+        f"escrow: {to_checksum_address(escrow)}\n"
+        f"method: {request.method.upper()}\n"
+        f"path: {request.path}\n"
+        f"query: {request.query}\n"
+        f"body-sha256: {body_digest(request.body)}\n"
+        f"nonce: {nonce}\n"
+        f"time: {timestamp}"
     )
 
 
@@ -428,13 +586,18 @@ __all__ = [
     "AuthError",
     "IssuedNonce",
     "NONCE_TTL_S",
+    "REQUEST_SIGNATURE_SKEW_S",
     "SessionToken",
+    "SignedRequest",
     "SiweAuth",
     "Wallet",
     "auth_metadata",
     "auth_nonces",
+    "auth_revocations",
+    "body_digest",
     "build_message",
     "ensure_tables",
+    "request_nonces",
     "request_text",
     "sign_message",
 ]

@@ -12,6 +12,7 @@ any, and the ``Retry-After`` hint of a 503.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +36,7 @@ from backend.api.schemas import (
     UploadPublic,
     WalletPublic,
 )
-from backend.auth import build_message, request_text, sign_message
+from backend.auth import SignedRequest, build_message, request_text, sign_message
 from backend.errors import JsonTooDeep
 from backend.limits import loads
 from contracts.errors import KamengError
@@ -151,20 +152,35 @@ class KamengClient:
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
-        if self.token and "X-Kameng-Signature" not in headers:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
         return headers
 
     def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        signer: LocalAccount | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """Send a request; raise `ApiError` unless it succeeded.
+
+        With `signer`, the request carries no session token: it is signed by that wallet
+        (`sign_request`), binding its method, path, query and body.
 
         Raises:
             ApiError: a 4xx/5xx answer, or the server could not be reached (status 0).
         """
+        extra = dict(headers or {})
+        if signer is None:
+            extra = self._headers(extra)
         try:
-            response = self.http.request(method, path, headers=self._headers(headers), **kwargs)
+            built = self.http.build_request(method, path, headers=extra, **kwargs)
+            if signer is not None:
+                built.headers.update(self.sign_request(signer, built))
+            response = self.http.send(built)
         except httpx.TransportError as exc:
             raise ApiError(
                 0, f"cannot reach {self.base_url}: {exc}; is `kameng serve` running there?"
@@ -180,19 +196,30 @@ class KamengClient:
         result: list[M] = adapter.validate_python(answer_json(self.request("GET", path, **kwargs)))
         return result
 
-    def signed_headers(self, account: LocalAccount, method: str, path: str) -> dict[str, str]:
-        """Headers that authenticate one request by a signature of `account` (no session)."""
+    def sign_request(self, account: LocalAccount, request: httpx.Request) -> dict[str, str]:
+        """Headers that authenticate `request`, exactly as it will be sent, by a signature of
+        `account`: its method, path, query and body, this server's domain, chain and escrow, a
+        fresh nonce and the time (`backend.auth.request_text`)."""
         info = self.chain_info()
         now = int(time.time())
+        nonce = secrets.token_hex(16)
         text = request_text(
-            action=f"{method} {urlsplit(self.base_url + path).path}",
+            domain=info.domain or urlsplit(self.base_url).netloc,
             chain_id=info.chain_id,
             escrow=info.escrow,
+            request=SignedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query.decode("ascii"),
+                body=request.read(),
+            ),
+            nonce=nonce,
             timestamp=now,
         )
         return {
             "X-Kameng-Address": account.address,
             "X-Kameng-Timestamp": str(now),
+            "X-Kameng-Nonce": nonce,
             "X-Kameng-Signature": sign_message(account, text),
         }
 
@@ -291,16 +318,12 @@ class KamengClient:
         self, *, states: list[int] | None = None, account: LocalAccount | None = None
     ) -> list[OrderPublic]:
         """The signed-in wallet's orders (or `account`'s, by a signed request)."""
-        path = "/buyer/orders"
-        headers = self.signed_headers(account, "GET", path) if account else None
         params = {"state": states} if states else None
-        return self._get_list(OrderPublic, path, params=params, headers=headers)
+        return self._get_list(OrderPublic, "/buyer/orders", params=params, signer=account)
 
     def order(self, order_id: int, account: LocalAccount | None = None) -> OrderDetailPublic:
         """One order with its history (its buyer or supplier only)."""
-        path = f"/buyer/orders/{order_id}"
-        headers = self.signed_headers(account, "GET", path) if account else None
-        return self._get(OrderDetailPublic, path, headers=headers)
+        return self._get(OrderDetailPublic, f"/buyer/orders/{order_id}", signer=account)
 
     def release(self, order_id: int, account: LocalAccount | None = None) -> ReleasePublic:
         """The sealed release of an order (its buyer only).
@@ -309,9 +332,7 @@ class KamengClient:
             ApiError: 409 while it is being sealed or its delivery is not on-chain yet, 403 for
                 another buyer's order, 404 unknown.
         """
-        path = f"/buyer/orders/{order_id}/release"
-        headers = self.signed_headers(account, "GET", path) if account else None
-        return self._get(ReleasePublic, path, headers=headers)
+        return self._get(ReleasePublic, f"/buyer/orders/{order_id}/release", signer=account)
 
     def wait_release(
         self,

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
             returns ``pending`` (finished later by `recover_pending`).
         delivery_batch_size: Most orders posted in one `deliver` transaction.
         delivery_poll_seconds: How long the agent idles between empty polls.
+        retention_grace_seconds: How long after an order became final (completed, refunded or
+            resolved, so every window has passed) its codes and evidence additions are kept
+            before the delivery agent purges them (`backend.evidence.retention`).
+        retention_sweep_seconds: How often the delivery agent looks for orders to purge.
         delivery_deadline_margin: Orders whose delivery deadline is closer than this (seconds)
             are not posted, because the transaction could mine after it and revert.
         delivery_bump_blocks: A delivery transaction still waiting in the node's pool after
@@ -137,6 +141,8 @@ class Settings(BaseSettings):
     chain_log_range: int = 50
     reorg_depth: int = 12
     rate_limit_scale: float = Field(default=1.0, gt=0)
+    retention_grace_seconds: int = Field(default=7 * 86_400, ge=0)
+    retention_sweep_seconds: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -10,8 +10,10 @@ in the OpenAPI schema (``minimum``, ``maximum``) and refuses a value outside it 
 ``must be an integer from LOW to HIGH``, before the value reaches SQL or the chain.
 
 `CurrentWallet` accepts either a session token from SIWE (``Authorization: Bearer ...``) or a
-one-off signed request: ``X-Kameng-Address``, ``X-Kameng-Timestamp`` and ``X-Kameng-Signature``,
-an EIP-191 signature over `backend.auth.request_text` with the action ``"METHOD /path"``.
+one-off signed request: ``X-Kameng-Address``, ``X-Kameng-Timestamp``, ``X-Kameng-Nonce`` and
+``X-Kameng-Signature``, an EIP-191 signature over `backend.auth.request_text`, which binds the
+method, the path, the query string and the body's SHA-256 (the body is read, up to the upload
+cap, before the signature is checked).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter
-from backend.auth import AuthError, SiweAuth, Wallet
+from backend.auth import AuthError, SignedRequest, SiweAuth, Wallet
+from backend.errors import UploadTooLarge
 from backend.evidence.cache import BundleCache
 
 if TYPE_CHECKING:
@@ -232,13 +236,19 @@ _bearer = HTTPBearer(auto_error=False, description="A session token from POST /a
 _signed_address = APIKeyHeader(
     name="X-Kameng-Address",
     scheme_name="SignedRequestAddress",
-    description="Signed request: the signer's address (with the two headers below).",
+    description="Signed request: the signer's address (with the three headers below).",
     auto_error=False,
 )
 _signed_timestamp = APIKeyHeader(
     name="X-Kameng-Timestamp",
     scheme_name="SignedRequestTimestamp",
-    description="Signed request: Unix time of the signature, in seconds.",
+    description="Signed request: Unix time of the signature, in seconds (within 60 s of now).",
+    auto_error=False,
+)
+_signed_nonce = APIKeyHeader(
+    name="X-Kameng-Nonce",
+    scheme_name="SignedRequestNonce",
+    description="Signed request: 32 to 64 lowercase hex digits, never used before.",
     auto_error=False,
 )
 _signed_signature = APIKeyHeader(
@@ -249,38 +259,93 @@ _signed_signature = APIKeyHeader(
 )
 
 
-def get_wallet(
+async def read_body_capped(request: Request, cap: int) -> bytes:
+    """The request body, refusing it as soon as it passes `cap` bytes; later reads of the body
+    (``request.body()``, ``request.stream()``) get the same bytes.
+
+    Raises:
+        UploadTooLarge: the declared or actual size is over the cap.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise UploadTooLarge(int(declared), cap)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise UploadTooLarge(len(body), cap)
+    request._body = bytes(body)  # Starlette's own cache: stream() and body() replay it
+    return request._body
+
+
+def _authenticate(ctx: AppContext, token: str) -> Wallet:
+    with ctx.session_factory() as session:
+        return ctx.auth.authenticate(token, session=session)
+
+
+def _verify_signed(
+    ctx: AppContext, signed: SignedRequest, address: str, stamp: int, nonce: str, signature: str
+) -> Wallet:
+    with ctx.session_factory() as session:
+        return ctx.auth.verify_request_signature(
+            session,
+            request=signed,
+            address=address,
+            timestamp=stamp,
+            nonce=nonce,
+            signature=signature,
+        )
+
+
+async def get_wallet(
     request: Request,
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_kameng_address: Annotated[str | None, Depends(_signed_address)],
     x_kameng_timestamp: Annotated[str | None, Depends(_signed_timestamp)],
+    x_kameng_nonce: Annotated[str | None, Depends(_signed_nonce)],
     x_kameng_signature: Annotated[str | None, Depends(_signed_signature)],
 ) -> Wallet:
     """The authenticated wallet, from a session token or a signed request.
 
     The signed-request headers are documented as security schemes, not parameters: they are
-    credentials, and a malformed one is answered 401 like a bad token.
+    credentials, and a malformed one is answered 401 like a bad token. The token's revocation
+    and the request's nonce are checked in the database, off the event loop.
 
     Raises:
-        AuthError: neither is present, or the one present is invalid.
+        AuthError: neither is present, or the one present is invalid, revoked or replayed.
     """
     if credentials is not None:
-        return ctx.auth.authenticate(credentials.credentials)
+        return await run_in_threadpool(_authenticate, ctx, credentials.credentials)
     if x_kameng_address and x_kameng_signature and x_kameng_timestamp is not None:
         stamp = x_kameng_timestamp
         if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
             raise AuthError("X-Kameng-Timestamp must be the signature's Unix time in seconds")
-        return ctx.auth.verify_request_signature(
-            action=f"{request.method} {request.url.path}",
-            escrow=ctx.escrow.address,
-            address=x_kameng_address,
-            timestamp=int(x_kameng_timestamp),
-            signature=x_kameng_signature,
+        if not x_kameng_nonce:
+            raise AuthError(
+                "X-Kameng-Nonce is missing: a signed request carries a fresh nonce "
+                "(32 to 64 lowercase hex digits) and signs it with the request (docs/API.md)"
+            )
+        cap = int(getattr(ctx.settings, "max_upload_bytes", ctx.upload_max_bytes))
+        signed = SignedRequest(
+            method=request.method,
+            path=request.url.path,
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            body=await read_body_capped(request, cap),
+        )
+        return await run_in_threadpool(
+            _verify_signed,
+            ctx,
+            signed,
+            x_kameng_address,
+            int(stamp),
+            x_kameng_nonce,
+            x_kameng_signature,
         )
     raise AuthError(
         "not signed in: send `Authorization: Bearer <token>` (from POST /auth/nonce, then "
-        "POST /auth/verify) or sign the request with X-Kameng-Address/-Timestamp/-Signature"
+        "POST /auth/verify) or sign the request with X-Kameng-Address/-Timestamp/-Nonce/"
+        "-Signature"
     )
 
 
@@ -324,4 +389,5 @@ __all__ = [
     "get_context",
     "get_session",
     "get_wallet",
+    "read_body_capped",
 ]

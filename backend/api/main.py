@@ -94,7 +94,12 @@ def create_app(
     ensure_tables(engine)
     chain_id = chain.chain_id
     if auth is None:
-        auth = SiweAuth(domain=domain, chain_id=chain_id, secret=session_secret(settings))
+        auth = SiweAuth(
+            domain=domain,
+            chain_id=chain_id,
+            escrow=escrow.address,
+            secret=session_secret(settings),
+        )
     if expose_rpc is None:
         expose_rpc = chain.kind == "embedded"
     ctx = AppContext(

@@ -61,6 +61,13 @@ class UploadErrorPublic(ErrorPublic):
 # ---------------------------------------------------------------- health and chain
 
 
+class LogoutPublic(ApiModel):
+    """A signed-out session."""
+
+    address: Address
+    everywhere: bool = Field(description="Whether every session of the wallet was revoked.")
+
+
 class ChainInfoPublic(ApiModel):
     """What a client needs to talk to the chain this API serves."""
 
@@ -71,6 +78,11 @@ class ChainInfoPublic(ApiModel):
         description="A JSON-RPC URL for the chain, when this server exposes one (embedded chain).",
     )
     embedded: bool = Field(description="Whether the chain is the in-process eth-tester chain.")
+    domain: str = Field(
+        "",
+        description="This server's domain (host[:port]): what SIWE messages and signed "
+        "requests name.",
+    )
 
 
 class HealthPublic(ApiModel):

@@ -59,12 +59,11 @@ def fetch_bundle(s: Session, order_id: int, *, with_additions: bool = True) -> B
     """
     from backend.api.routes.evidence import BundlePublic
 
-    path = f"/evidence/orders/{order_id}"
     response = s.api.request(
         "GET",
-        path,
+        f"/evidence/orders/{order_id}",
         params={"with_additions": with_additions},
-        headers=s.api.signed_headers(s.wallet, "GET", path),
+        signer=s.wallet,
     )
     return BundlePublic.model_validate(answer_json(response))
 
@@ -75,9 +74,8 @@ def post_addition(s: Session, order_id: int, kind: str, body: dict[str, object])
     Raises:
         ApiError: refused (not the party, not the order's key, codes outside the order).
     """
-    path = f"/evidence/orders/{order_id}/{kind}"
     response = s.api.request(
-        "POST", path, json=body, headers=s.api.signed_headers(s.wallet, "POST", path)
+        "POST", f"/evidence/orders/{order_id}/{kind}", json=body, signer=s.wallet
     )
     return int(answer_json(response)["codes"])
 
@@ -230,6 +228,11 @@ def evidence(
         f"saved the evidence bundle of order {order_id} to {target} "
         f"({len(bundle.document.encode())} bytes)"
     )
+    if bundle.additions_withheld:
+        console.print(
+            f"  [dim]the {' and '.join(bundle.additions_withheld)} addition(s) carry plaintext: "
+            "only the arbiters of a disputed order see them, and each reading is recorded[/dim]"
+        )
     if check:
         checklist = verify_file(target, s.escrow.chain)
         print_checklist(checklist, title=f"order {order_id}")

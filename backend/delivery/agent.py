@@ -63,6 +63,7 @@ from backend.delivery.sources import (
     encode_order,
 )
 from backend.errors import ChainUnavailable, DeliveryError
+from backend.evidence.retention import purge_final_orders
 from backend.models import Code, DeliveryTx, Release, Upload
 from backend.release import CodeToSeal, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
@@ -150,6 +151,7 @@ class DeliveryAgent:
         #: Pending uploads first seen by this agent (upload id -> monotonic time).
         self._pending_seen: dict[int, float] = {}
         self._uploads_checked = 0.0
+        self._retention_swept = float("-inf")
 
     # ------------------------------------------------------------ public
 
@@ -184,6 +186,7 @@ class DeliveryAgent:
             now = int(self.w3.eth.get_block("latest")["timestamp"])
             prepared = self._prepare(session, now)
             self._post(session, now)
+            self._sweep_retention(session, now)
         return prepared
 
     def drain(self, max_passes: int = 100) -> list[int]:
@@ -240,6 +243,14 @@ class DeliveryAgent:
                 continue
             if not sealed:
                 stop.wait(self.settings.delivery_poll_seconds)
+
+    def _sweep_retention(self, session: Session, now: int) -> None:
+        """Every `retention_sweep_seconds`, erase what final orders no longer need."""
+        clock = time.monotonic()
+        if clock - self._retention_swept < self.settings.retention_sweep_seconds:
+            return
+        self._retention_swept = clock
+        purge_final_orders(session, now=now, grace_s=self.settings.retention_grace_seconds)
 
     # ------------------------------------------------------------ uploads
 

@@ -52,3 +52,11 @@ class MirrorBehind(EvidenceError):
 class RulingRefused(EvidenceError):
     """The arbiter's ruling was not sent: the bundle does not verify, or the order is not
     disputed any more."""
+
+
+class NotDisputed(AdditionRejected):
+    """The vault discloses an order's codes only while the order is disputed."""
+
+
+class FreshSignatureRequired(AdditionRejected):
+    """Disclosing the vault's codes needs the supplier's signature over this very request."""

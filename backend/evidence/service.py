@@ -22,9 +22,16 @@ from backend.evidence.bundle import Built, Hints, build_bundle
 from backend.evidence.cache import additions_digest
 from backend.evidence.chainview import ERC1497_ORDER_EVENTS, ORDER_EVENTS, ChainView, hex32
 from backend.evidence.derive import SupplierClaim
-from backend.evidence.errors import AdditionRejected, MirrorBehind, NotAParty, UnknownOrder
-from backend.evidence.store import AdditionsStore
-from contracts.encoding import split_order_id
+from backend.evidence.errors import (
+    AdditionRejected,
+    FreshSignatureRequired,
+    MirrorBehind,
+    NotAParty,
+    NotDisputed,
+    UnknownOrder,
+)
+from backend.evidence.store import AdditionsStore, record_disclosure
+from contracts.encoding import OrderState, split_order_id
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -183,6 +190,29 @@ def parties(session: Session, order_id: int) -> tuple[str, str]:
     return row.buyer, row.supplier
 
 
+def was_disputed(session: Session, order_id: int) -> bool:
+    """Whether the order is disputed now or was ever disputed (the mirror's history says).
+
+    Raises:
+        UnknownOrder: the mirror does not know the order.
+    """
+    from indexer import models as mirror
+
+    row = order_row(session, order_id)
+    if int(row.state) in (OrderState.DISPUTED, OrderState.RESOLVED):
+        return True
+    return (
+        session.scalar(
+            select(mirror.OrderEvent.id)
+            .where(
+                mirror.OrderEvent.order_id == order_id, mirror.OrderEvent.name == "OrderDisputed"
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def stored_release(session: Session, order_id: int) -> Release | None:
     """The sealed release the backend stored for an order, if it may be the delivered one."""
     from backend.models import Release as ReleaseRow
@@ -204,17 +234,20 @@ def bundle_for(
     store: AdditionsStore,
     with_additions: bool = True,
     cache: BundleCache | None = None,
+    parties_shown: tuple[str, ...] = ("buyer", "supplier"),
 ) -> Built:
-    """Build an order's bundle from the chain, the stored release and the stored additions,
-    pinned to the latest block (or take it from `cache` if built for that block already).
+    """Build an order's bundle from the chain, the stored release and the stored additions of
+    `parties_shown` (none without `with_additions`), pinned to the latest block (or take it
+    from `cache` if built for that block already).
 
     Raises:
         UnknownOrder: the mirror does not know the order.
         BundleBuildError: the chain lacks a fact the bundle needs.
     """
     hints = hints_for(session, order_id)
-    secret = store.buyer_secret(session, order_id) if with_additions else None
-    codes = store.supplier_codes(session, order_id) if with_additions else None
+    shown = parties_shown if with_additions else ()
+    secret = store.buyer_secret(session, order_id) if "buyer" in shown else None
+    codes = store.supplier_codes(session, order_id) if "supplier" in shown else None
     release = stored_release(session, order_id)
     as_of = view.head()
     key = (
@@ -222,7 +255,8 @@ def bundle_for(
         as_of.hash,
         additions_digest(secret, codes)
         + ("" if release is None else release.digest.hex())
-        + ("+" if with_additions else "-"),
+        + "+"
+        + ",".join(shown),
     )
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
@@ -290,6 +324,7 @@ def add_buyer_secret(
             "--with-buyer-secret does)"
         )
     store.put_buyer_secret(session, order_id=order_id, buyer=buyer, secret=secret)
+    record_disclosure(session, order_id=order_id, kind="buyer-secret", actor=buyer, codes=0)
     session.commit()
 
 
@@ -333,18 +368,38 @@ def add_supplier_codes(
     supplier: str,
     codes: list[SupplierClaim] | None,
     master_key: bytes | None = None,
+    freshly_signed: bool = False,
 ) -> list[SupplierClaim]:
-    """Store the codes the supplier says it sent (given, or read from the vault).
+    """Store the codes the supplier says it sent (given, or read from the vault), and record
+    the disclosure.
+
+    The vault releases an order's codes (``codes=None``) only while the order is disputed, and
+    only on a request the supplier's wallet signed itself (`freshly_signed`: a signed request
+    naming this order, not a session token, so a stolen token cannot empty the vault).
 
     Raises:
-        AdditionRejected: the order is unknown, the wallet is not the order's supplier, or a
-            code is outside the order.
+        AdditionRejected: the order is unknown, the wallet is not the order's supplier, a code
+            is outside the order, or (from the vault) the order is not disputed or the request
+            was not signed by the wallet.
     """
     if parties(session, order_id)[1] != supplier:
         raise NotAParty(f"only the supplier of order {order_id} may add its codes")
+    if codes is None:
+        if int(order_row(session, order_id).state) != OrderState.DISPUTED:
+            raise NotDisputed(
+                f"order {order_id} is not disputed: the vault discloses an order's codes only "
+                "while it is disputed, and only to its arbiters"
+            )
+        if not freshly_signed:
+            raise FreshSignatureRequired(
+                "the vault's codes are disclosed only on a request signed by the supplier's "
+                "wallet itself (X-Kameng-Signature over this request, naming the order), not "
+                "with a session token"
+            )
     quantity = int(_paid(session, view, order_id).args["quantity"])
     _, first = split_order_id(order_id)
     wanted = range(first, first + quantity)
+    from_vault = codes is None
     if codes is None:
         if master_key is None:
             raise AdditionRejected("give the codes, or ask for the vault's")
@@ -360,5 +415,12 @@ def add_supplier_codes(
     if any(len(c.salt) != 32 or not 0 < len(c.code) <= 256 for c in codes):
         raise AdditionRejected("each salt is 32 bytes and each code 1 to 256 bytes")
     store.put_supplier_codes(session, order_id=order_id, supplier=supplier, codes=codes)
+    record_disclosure(
+        session,
+        order_id=order_id,
+        kind="vault-codes" if from_vault else "supplier-codes",
+        actor=supplier,
+        codes=len(codes),
+    )
     session.commit()
     return codes

@@ -6,6 +6,11 @@ reads them, so they are stored AES-256-GCM encrypted under a key derived from th
 (``HMAC-SHA256(master key, "kameng.evidence.additions.v1")``), with the order id and the party
 as associated data. The table ``evidence_additions`` is created by the backend's migration
 0002 (`ensure_tables` stays as a no-op safety net for an app started without migrating).
+
+Every disclosure of plaintext is recorded in ``evidence_disclosures`` (migration 0005), where
+both parties and the arbiters can read it: a party attaching its secret or codes (``buyer-secret``,
+``supplier-codes``, ``vault-codes`` when the supplier had this backend's vault release them) and
+each time an arbiter receives a bundle that carries them (``arbiter-read``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import DateTime, LargeBinary, MetaData, String
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, String, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.evidence.derive import SupplierClaim
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 PARTIES = ("buyer", "supplier")
+#: Kinds of recorded disclosure.
+DISCLOSURE_KINDS = ("buyer-secret", "supplier-codes", "vault-codes", "arbiter-read")
 
 
 class Base(DeclarativeBase):
@@ -53,6 +60,72 @@ class Addition(Base):
 
     def __repr__(self) -> str:
         return f"Addition(order_id={self.order_id}, party={self.party!r}, address={self.address})"
+
+
+class Disclosure(Base):
+    """One disclosure of an order's plaintext: who, what, when. Never updated, never deleted."""
+
+    __tablename__ = "evidence_disclosures"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    order_id: Mapped[str] = mapped_column(String(78), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(42))
+    codes: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def record_disclosure(
+    session: Session, *, order_id: int, kind: str, actor: str, codes: int
+) -> None:
+    """Record a disclosure (committed with the caller's transaction)."""
+    if kind not in DISCLOSURE_KINDS:
+        raise ValueError(f"unknown disclosure kind {kind!r}")
+    session.add(
+        Disclosure(
+            order_id=str(order_id), kind=kind, actor=actor, codes=codes, at=datetime.now(UTC)
+        )
+    )
+
+
+def disclosures(session: Session, order_id: int) -> list[Disclosure]:
+    """An order's disclosures, oldest first."""
+    return list(
+        session.scalars(
+            select(Disclosure).where(Disclosure.order_id == str(order_id)).order_by(Disclosure.id)
+        )
+    )
+
+
+def added_parties(session: Session, order_id: int) -> list[str]:
+    """Which parties added something to an order's evidence."""
+    return sorted(session.scalars(select(Addition.party).where(Addition.order_id == str(order_id))))
+
+
+def vault_disclosed(session: Session, order_id: int) -> bool:
+    """Whether the supplier's current addition to the order came from this backend's vault."""
+    last = session.scalar(
+        select(Disclosure.kind)
+        .where(
+            Disclosure.order_id == str(order_id),
+            Disclosure.kind.in_(("supplier-codes", "vault-codes")),
+        )
+        .order_by(Disclosure.id.desc())
+        .limit(1)
+    )
+    return last == "vault-codes"
+
+
+def purge_additions(session: Session, order_ids: list[int]) -> int:
+    """Delete the parties' additions to these orders (the disclosure record stays)."""
+    if not order_ids:
+        return 0
+    result = session.execute(
+        delete(Addition).where(Addition.order_id.in_([str(o) for o in order_ids]))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def ensure_tables(engine: Engine) -> None:

@@ -160,10 +160,16 @@ def test_a_signed_request_authenticates_one_fetch_and_a_forged_one_is_refused(
     release = client.wait_release(bought.order_id, buyer)
     assert len(release.codes) == 2
     path = f"/buyer/orders/{bought.order_id}/release"
-    headers = client.signed_headers(buyer, "GET", path)
-    headers["X-Kameng-Signature"] = client.signed_headers(other, "GET", path)["X-Kameng-Signature"]
+    request = client.http.build_request("GET", path)
+    headers = client.sign_request(buyer, request)
+    headers["X-Kameng-Signature"] = client.sign_request(other, request)["X-Kameng-Signature"]
     response = httpx.get(served.url + path, headers=headers)
     assert response.status_code == 401 and "bad request signature" in response.json()["detail"]
+    # The genuine headers work once; sent again they are a replay.
+    genuine = client.sign_request(buyer, request)
+    assert httpx.get(served.url + path, headers=genuine).status_code == 200
+    again = httpx.get(served.url + path, headers=genuine)
+    assert again.status_code == 401 and "replayed request" in again.json()["detail"]
 
 
 def test_a_replayed_siwe_message_is_refused_with_the_reason(served: Served) -> None:

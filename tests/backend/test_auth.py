@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from backend.auth import (
     NONCE_TTL_S,
     AuthError,
+    SignedRequest,
     SiweAuth,
     build_message,
     ensure_tables,
@@ -53,7 +54,7 @@ def session(tmp_path: object) -> Iterator[Session]:
 
 @pytest.fixture()
 def auth(clock: Clock) -> SiweAuth:
-    return SiweAuth(domain=DOMAIN, chain_id=CHAIN, secret=b"k" * 32, clock=clock)
+    return SiweAuth(domain=DOMAIN, chain_id=CHAIN, escrow=ESCROW, secret=b"k" * 32, clock=clock)
 
 
 @pytest.fixture()
@@ -88,7 +89,7 @@ def test_nonces_are_128_bit_random_and_expire_within_ten_minutes(
         assert re.fullmatch(r"[0-9a-f]{32}", n.nonce)
         assert 0 < n.expires_at - n.issued_at <= 600
     with pytest.raises(ValueError, match="10 minutes"):
-        SiweAuth(domain=DOMAIN, chain_id=CHAIN, secret=b"k" * 32, nonce_ttl_s=601)
+        SiweAuth(domain=DOMAIN, chain_id=CHAIN, escrow=ESCROW, secret=b"k" * 32, nonce_ttl_s=601)
 
 
 def test_sign_in_opens_a_session_naming_the_wallet(
@@ -97,7 +98,7 @@ def test_sign_in_opens_a_session_naming_the_wallet(
     message, signature = _signed(auth, session, wallet)
     token = auth.verify(session, message, signature)
     assert token.address == wallet.address
-    assert auth.authenticate(token.token).address == wallet.address
+    assert auth.authenticate(token.token, session=session).address == wallet.address
 
 
 def test_replayed_message_is_refused(
@@ -174,45 +175,117 @@ def test_tampered_forged_and_expired_tokens_are_refused(
     token = auth.verify(session, *_signed(auth, session, wallet)).token
     head, tail = token.split(".")
     with pytest.raises(AuthError, match="invalid session token"):
-        auth.authenticate(head + "." + ("A" if tail[0] != "A" else "B") + tail[1:])
-    other = SiweAuth(domain=DOMAIN, chain_id=CHAIN, secret=b"z" * 32, clock=clock)
+        auth.authenticate(head + "." + ("A" if tail[0] != "A" else "B") + tail[1:], session=session)
+    other = SiweAuth(domain=DOMAIN, chain_id=CHAIN, escrow=ESCROW, secret=b"z" * 32, clock=clock)
     with pytest.raises(AuthError, match="invalid session token"):
-        other.authenticate(token)
+        other.authenticate(token, session=session)
     with pytest.raises(AuthError, match="malformed"):
-        auth.authenticate("garbage")
+        auth.authenticate("garbage", session=session)
     clock.now += auth.session_ttl_s + 1
     with pytest.raises(AuthError, match="session expired"):
-        auth.authenticate(token)
+        auth.authenticate(token, session=session)
 
 
-def test_request_signature_names_signer_action_and_time(
-    auth: SiweAuth, wallet: LocalAccount, clock: Clock
+def _signed_request(
+    wallet: LocalAccount, request: SignedRequest, nonce: str, when: int, *, domain: str = DOMAIN
+) -> dict[str, object]:
+    text = request_text(
+        domain=domain, chain_id=CHAIN, escrow=ESCROW, request=request, nonce=nonce, timestamp=when
+    )
+    return {
+        "request": request,
+        "address": wallet.address,
+        "timestamp": when,
+        "nonce": nonce,
+        "signature": sign_message(wallet, text),
+    }
+
+
+UPLOAD = SignedRequest(method="POST", path="/supplier/listings/1/codes", query="", body=b"A1\n")
+
+
+def test_a_signed_request_binds_method_path_query_body_domain_and_time(
+    auth: SiweAuth, session: Session, wallet: LocalAccount, clock: Clock
 ) -> None:
     now = int(clock.now)
-    text = request_text(action="GET /buyer/orders", chain_id=CHAIN, escrow=ESCROW, timestamp=now)
-    signature = sign_message(wallet, text)
-    ok = auth.verify_request_signature(
-        action="GET /buyer/orders",
-        escrow=ESCROW,
-        address=wallet.address,
-        timestamp=now,
-        signature=signature,
-    )
-    assert ok.address == wallet.address
+    ok = auth.verify_request_signature(session, **_signed_request(wallet, UPLOAD, "a1" * 16, now))
+    assert ok.address == wallet.address and ok.signed_request and ok.token_id is None
+    # The captured signature, sent with anything else, is refused: another body, path, method,
+    # query, or for another server.
+    for other in (
+        SignedRequest(method="POST", path=UPLOAD.path, query="", body=b"B2\n"),
+        SignedRequest(method="POST", path="/supplier/listings/2/codes", query="", body=b"A1\n"),
+        SignedRequest(method="PUT", path=UPLOAD.path, query="", body=b"A1\n"),
+        SignedRequest(method="POST", path=UPLOAD.path, query="x=1", body=b"A1\n"),
+    ):
+        fields = _signed_request(wallet, UPLOAD, "b2" * 16, now)
+        fields["request"] = other
+        with pytest.raises(AuthError, match="bad request signature"):
+            auth.verify_request_signature(session, **fields)  # type: ignore[arg-type]
+    elsewhere = _signed_request(wallet, UPLOAD, "c3" * 16, now, domain="evil.example")
     with pytest.raises(AuthError, match="bad request signature"):
+        auth.verify_request_signature(session, **elsewhere)  # type: ignore[arg-type]
+
+
+def test_a_signed_request_is_good_once_within_a_short_symmetric_window(
+    auth: SiweAuth, session: Session, wallet: LocalAccount, clock: Clock
+) -> None:
+    now = int(clock.now)
+    fields = _signed_request(wallet, UPLOAD, "d4" * 16, now)
+    auth.verify_request_signature(session, **fields)  # type: ignore[arg-type]
+    with pytest.raises(AuthError, match="replayed request"):
+        auth.verify_request_signature(session, **fields)  # type: ignore[arg-type]
+    for skew in (61, -61):
+        late = _signed_request(wallet, UPLOAD, "e5" * 16, now + skew)
+        with pytest.raises(AuthError, match="stale request signature"):
+            auth.verify_request_signature(session, **late)  # type: ignore[arg-type]
+    for skew in (60, -60):
+        edge = _signed_request(wallet, UPLOAD, f"{skew + 100:032x}", now + skew)
+        auth.verify_request_signature(session, **edge)  # type: ignore[arg-type]
+    with pytest.raises(AuthError, match="X-Kameng-Nonce must be"):
         auth.verify_request_signature(
-            action="GET /buyer/orders/1/release",
-            escrow=ESCROW,
-            address=wallet.address,
-            timestamp=now,
-            signature=signature,
+            session,
+            **_signed_request(wallet, UPLOAD, "F6" * 16, now),  # type: ignore[arg-type]
         )
-    clock.now += 301
-    with pytest.raises(AuthError, match="stale request signature"):
-        auth.verify_request_signature(
-            action="GET /buyer/orders",
-            escrow=ESCROW,
-            address=wallet.address,
-            timestamp=now,
-            signature=signature,
-        )
+
+
+def test_a_forged_request_does_not_use_up_the_nonce(
+    auth: SiweAuth, session: Session, wallet: LocalAccount, clock: Clock
+) -> None:
+    now = int(clock.now)
+    fields = _signed_request(wallet, UPLOAD, "a7" * 16, now)
+    forged = dict(
+        fields, signature=_signed_request(Account.create(), UPLOAD, "a7" * 16, now)["signature"]
+    )
+    with pytest.raises(AuthError, match="bad request signature"):
+        auth.verify_request_signature(session, **forged)  # type: ignore[arg-type]
+    assert auth.verify_request_signature(session, **fields).address == wallet.address  # type: ignore[arg-type]
+
+
+def test_logout_revokes_one_token_or_every_token_of_the_wallet(
+    auth: SiweAuth, session: Session, wallet: LocalAccount, clock: Clock
+) -> None:
+    first = auth.verify(session, *_signed(auth, session, wallet)).token
+    second = auth.verify(session, *_signed(auth, session, wallet)).token
+    auth.revoke(session, auth.authenticate(first, session=session))
+    with pytest.raises(AuthError, match="session revoked"):
+        auth.authenticate(first, session=session)
+    assert auth.authenticate(second, session=session).address == wallet.address
+    clock.now += 1
+    auth.revoke(session, auth.authenticate(second, session=session), everywhere=True)
+    with pytest.raises(AuthError, match="session revoked"):
+        auth.authenticate(second, session=session)
+    clock.now += 1
+    later = auth.verify(session, *_signed(auth, session, wallet)).token
+    assert auth.authenticate(later, session=session).address == wallet.address
+
+
+def test_a_token_is_bound_to_its_escrow(
+    auth: SiweAuth, session: Session, wallet: LocalAccount, clock: Clock
+) -> None:
+    token = auth.verify(session, *_signed(auth, session, wallet)).token
+    other = SiweAuth(
+        domain=DOMAIN, chain_id=CHAIN, escrow="0x" + "34" * 20, secret=b"k" * 32, clock=clock
+    )
+    with pytest.raises(AuthError, match="is for escrow"):
+        other.authenticate(token, session=session)

@@ -179,9 +179,7 @@ def test_1_swapped_code_is_proven_and_ruled_refund_and_slash(stage: Stage) -> No
     client = stage.served.client()
     p = f"/evidence/orders/{bought.order_id}/supplier-codes"
     supplier = stage.served.dev.supplier
-    client.request(
-        "POST", p, json={"codes": claimed}, headers=client.signed_headers(supplier, "POST", p)
-    )
+    client.request("POST", p, json={"codes": claimed}, signer=supplier)
     queue = stage.kameng("arbiter", "arbiter", "queue").output
     assert str(bought.order_id) in queue
     opened = stage.tmp / "s1-arbiter.json"
@@ -360,25 +358,15 @@ def test_evidence_api_guards_its_doors(stage: Stage) -> None:
     path = f"/evidence/orders/{bought.order_id}"
     client = served.client()
     with pytest.raises(Exception, match="403"):
-        client.request("GET", path, headers=client.signed_headers(stranger, "GET", path))
+        client.request("GET", path, signer=stranger)
     secret_path = path + "/buyer-secret"
     wrong = {"order_secret": "0x" + "11" * 32}
     with pytest.raises(Exception, match="not the key of order"):
-        client.request(
-            "POST",
-            secret_path,
-            json=wrong,
-            headers=client.signed_headers(bought.buyer, "POST", secret_path),
-        )
+        client.request("POST", secret_path, json=wrong, signer=bought.buyer)
     with pytest.raises(Exception, match="only the supplier"):
         p = path + "/supplier-codes"
-        client.request(
-            "POST",
-            p,
-            json={"from_vault": True},
-            headers=client.signed_headers(bought.buyer, "POST", p),
-        )
-    doc = client.request("GET", path, headers=client.signed_headers(bought.buyer, "GET", path))
+        client.request("POST", p, json={"from_vault": True}, signer=bought.buyer)
+    doc = client.request("GET", path, signer=bought.buyer)
     document = doc.json()["document"]
     checked = client.request("POST", "/evidence/verify", json={"document": document}).json()
     assert checked["ok"] is True and any(c["name"] == "order" for c in checked["claims"])

@@ -608,6 +608,7 @@ def explicit_cases(server: Server) -> list[Case]:
                     {
                         "X-Kameng-Address": "0x\xff" + "1" * 39,
                         "X-Kameng-Timestamp": str(int(time.time())),
+                        "X-Kameng-Nonce": "ab" * 16,
                         "X-Kameng-Signature": "0x" + "11" * 65,
                     },
                 ),
@@ -616,6 +617,7 @@ def explicit_cases(server: Server) -> list[Case]:
                     {
                         "X-Kameng-Address": "0x" + "11" * 20,
                         "X-Kameng-Timestamp": RTL + "1",
+                        "X-Kameng-Nonce": "ab" * 16,
                         "X-Kameng-Signature": "0x" + "11" * 65,
                     },
                 ),
@@ -624,6 +626,7 @@ def explicit_cases(server: Server) -> list[Case]:
                     {
                         "X-Kameng-Address": "0x" + "11" * 20,
                         "X-Kameng-Timestamp": str(2**256),
+                        "X-Kameng-Nonce": "ab" * 16,
                         "X-Kameng-Signature": "0x" + "11" * 65,
                     },
                 ),

@@ -1,12 +1,23 @@
-"""Sign-In with Ethereum: ``POST /auth/nonce``, ``POST /auth/verify``, ``GET /auth/me``."""
+"""Sign-In with Ethereum: ``POST /auth/nonce``, ``POST /auth/verify``, ``GET /auth/me`` and
+``POST /auth/logout``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from backend.api import queries
 from backend.api.deps import ContextDep, CurrentWallet, SessionDep
-from backend.api.schemas import ErrorPublic, NoncePublic, SessionPublic, SiweVerify, WalletPublic
+from backend.api.schemas import (
+    ErrorPublic,
+    LogoutPublic,
+    NoncePublic,
+    SessionPublic,
+    SiweVerify,
+    WalletPublic,
+)
 from backend.auth import STATEMENT
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -72,3 +83,24 @@ def me(ctx: ContextDep, session: SessionDep, wallet: CurrentWallet) -> WalletPub
         is_arbiter=ctx.is_arbiter(wallet.address),
         listings=len(listings),
     )
+
+
+@router.post("/logout", response_model=LogoutPublic, responses={401: {"model": ErrorPublic}})
+async def logout(
+    ctx: ContextDep,
+    wallet: CurrentWallet,
+    everywhere: Annotated[
+        bool,
+        Query(description="Revoke every session of this wallet issued until now, not just this."),
+    ] = False,
+) -> LogoutPublic:
+    """Sign out: the session token sent is refused from now on (with ``everywhere``, every
+    token of the wallet issued until now, in every browser). Needs the session token itself,
+    or, for ``everywhere``, a signed request by the wallet."""
+
+    def revoke() -> None:
+        with ctx.session_factory() as session:
+            ctx.auth.revoke(session, wallet, everywhere=everywhere)
+
+    await run_in_threadpool(revoke)
+    return LogoutPublic(address=wallet.address, everywhere=everywhere)

@@ -23,8 +23,10 @@ from backend.evidence.derive import SupplierClaim
 from backend.evidence.errors import (
     AdditionRejected,
     BundleBuildError,
+    FreshSignatureRequired,
     MirrorBehind,
     NotAParty,
+    NotDisputed,
     UnknownOrder,
 )
 from backend.evidence.service import (
@@ -33,8 +35,16 @@ from backend.evidence.service import (
     bundle_for,
     mirror_view,
     parties,
+    was_disputed,
 )
-from backend.evidence.store import AdditionsStore, ensure_tables
+from backend.evidence.store import (
+    AdditionsStore,
+    added_parties,
+    disclosures,
+    ensure_tables,
+    record_disclosure,
+    vault_disclosed,
+)
 from backend.evidence.verify import verify_bundle
 from backend.limits import check_json_depth
 
@@ -63,6 +73,24 @@ class BundlePublic(ApiModel):
     document: str = Field(description="The bundle's canonical JSON text; save it byte for byte.")
     with_buyer_secret: bool = Field(description="Whether the buyer's secret is included.")
     with_supplier_codes: bool = Field(description="Whether the supplier's codes are included.")
+    additions_withheld: list[str] = Field(
+        default_factory=list,
+        description="Parties whose additions exist but are not in this bundle: they carry "
+        "plaintext, so only arbiters see them, and only for an order that was disputed.",
+    )
+
+
+class DisclosurePublic(ApiModel):
+    """One disclosure of an order's plaintext."""
+
+    kind: str = Field(
+        description="`buyer-secret`, `supplier-codes`, `vault-codes` (the supplier had this "
+        "backend's vault release the order's codes) or `arbiter-read` (an arbiter received "
+        "a bundle carrying them)."
+    )
+    actor: str = Field(description="The wallet that disclosed or read.")
+    codes: int = Field(description="How many codes it concerned (0 for the buyer's secret).")
+    at: str = Field(description="When, RFC 3339 UTC.")
 
 
 class BuyerSecretCreate(ApiModel):
@@ -164,8 +192,10 @@ def _view(ctx: AppContext, session: SessionDep) -> ChainView:
 def _refused(exc: AdditionRejected) -> ApiError:
     if isinstance(exc, UnknownOrder):
         return NotFound(str(exc))
-    if isinstance(exc, NotAParty):
+    if isinstance(exc, (NotAParty, FreshSignatureRequired)):
         return Forbidden(str(exc))
+    if isinstance(exc, NotDisputed):
+        return ApiError(str(exc), status=409)
     return ApiError(str(exc), status=400)
 
 
@@ -185,29 +215,56 @@ def get_bundle(
     ] = True,
 ) -> BundlePublic:
     """The order's evidence bundle, built now from the chain, the stored sealed release and the
-    parties' additions. For the order's buyer and supplier, and for arbiters. Rate limited per
+    parties' additions. For the order's buyer and supplier, and for arbiters.
+
+    The additions carry plaintext (the buyer's secret opens the release; the supplier's codes
+    are codes), so an arbiter gets them only for an order that is or was disputed, and each
+    such answer is recorded as a disclosure (``GET .../disclosures``); each party gets its own
+    addition back, except codes the vault released, which only arbiters see. What is left out
+    is named in ``additions_withheld``. Rate limited per
     wallet and per client address (429 with ``Retry-After``)."""
     _limit(ctx, request, wallet.address)
     try:
         buyer, supplier = parties(session, order_id)
     except UnknownOrder as exc:
         raise NotFound(str(exc)) from exc
-    if wallet.address not in (buyer, supplier) and not ctx.is_arbiter(wallet.address):
+    arbiter = ctx.is_arbiter(wallet.address)
+    if wallet.address not in (buyer, supplier) and not arbiter:
         raise Forbidden(
             f"order {order_id}'s evidence is for its buyer, its supplier and arbiters; sign in "
             "with one of those wallets"
         )
+    added = added_parties(session, order_id)
+    shown: tuple[str, ...] = ()
+    if with_additions and added:
+        if arbiter and was_disputed(session, order_id):
+            shown = tuple(added)
+        elif wallet.address == buyer:
+            shown = tuple(p for p in added if p == "buyer")
+        elif wallet.address == supplier and not vault_disclosed(session, order_id):
+            shown = tuple(p for p in added if p == "supplier")
     try:
         built = bundle_for(
             session,
             _view(ctx, session),
             order_id,
             store=_store(ctx),
-            with_additions=with_additions,
+            with_additions=bool(shown),
+            parties_shown=shown,
             cache=ctx.bundles,
         )
     except BundleBuildError as exc:
         raise NotFound(str(exc)) from exc
+    if shown and wallet.address not in (buyer, supplier):
+        codes = built.bundle.additions.supplier
+        record_disclosure(
+            session,
+            order_id=order_id,
+            kind="arbiter-read",
+            actor=wallet.address,
+            codes=len(codes.codes) if codes is not None else 0,
+        )
+        session.commit()
     return BundlePublic(
         order_id=str(order_id),
         self_hash=built.self_hash,
@@ -215,7 +272,43 @@ def get_bundle(
         document=built.data.decode("utf-8"),
         with_buyer_secret=built.bundle.additions.buyer is not None,
         with_supplier_codes=built.bundle.additions.supplier is not None,
+        additions_withheld=[p for p in added if p not in shown],
     )
+
+
+@router.get(
+    "/orders/{order_id}/disclosures",
+    response_model=list[DisclosurePublic],
+    responses=_ERRORS,
+)
+def get_disclosures(
+    order_id: OrderIdPath,
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    wallet: CurrentWallet,
+) -> list[DisclosurePublic]:
+    """Every disclosure of the order's plaintext, oldest first: who attached a secret or codes,
+    whether the vault released codes, and each arbiter who read them. For the order's buyer
+    and supplier, and for arbiters."""
+    _limit(ctx, request, wallet.address)
+    try:
+        buyer, supplier = parties(session, order_id)
+    except UnknownOrder as exc:
+        raise NotFound(str(exc)) from exc
+    if wallet.address not in (buyer, supplier) and not ctx.is_arbiter(wallet.address):
+        raise Forbidden(
+            f"order {order_id}'s disclosures are for its buyer, its supplier and arbiters"
+        )
+    return [
+        DisclosurePublic(
+            kind=d.kind,
+            actor=d.actor,
+            codes=d.codes,
+            at=d.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        for d in disclosures(session, order_id)
+    ]
 
 
 @router.post(
@@ -252,7 +345,15 @@ def post_buyer_secret(
 @router.post(
     "/orders/{order_id}/supplier-codes",
     response_model=AdditionPublic,
-    responses={**_ERRORS, 400: {"model": ErrorPublic, "description": "Codes outside the order."}},
+    responses={
+        **_ERRORS,
+        400: {"model": ErrorPublic, "description": "Codes outside the order."},
+        403: {
+            "model": ErrorPublic,
+            "description": "Not the order's supplier, or `from_vault` without a signed request.",
+        },
+        409: {"model": ErrorPublic, "description": "`from_vault` for an order not disputed."},
+    },
 )
 def post_supplier_codes(
     order_id: OrderIdPath,
@@ -263,8 +364,12 @@ def post_supplier_codes(
     wallet: CurrentWallet,
 ) -> AdditionPublic:
     """Add the salts and codes the supplier says it sent (the supplier only), listed or read
-    from this backend's vault. The bundle shows whether each matches its commitment and, with
-    the buyer's secret, the release."""
+    from this backend's vault. The bundle shows the arbiters whether each matches its
+    commitment and, with the buyer's secret, the release.
+
+    ``from_vault`` is refused (409) unless the order is disputed, and (403) unless this request
+    is signed by the supplier's wallet itself (``X-Kameng-Signature``; a session token is not
+    enough). Every addition is recorded as a disclosure."""
     _limit(ctx, request, wallet.address)
     claims = None
     if not body.from_vault:
@@ -290,6 +395,7 @@ def post_supplier_codes(
             supplier=wallet.address,
             codes=claims,
             master_key=ctx.settings.master_key_bytes,
+            freshly_signed=wallet.signed_request,
         )
     except AdditionRejected as exc:
         raise _refused(exc) from exc

@@ -71,4 +71,5 @@ def chain_info(ctx: ContextDep) -> ChainInfoPublic:
         rpc_url=ctx.rpc_url,
         # Under `kameng serve`'s supervisor the API reaches the embedded chain over loopback.
         embedded=ctx.embedded or ctx.chain.embedded_upstream,
+        domain=ctx.auth.domain,
     )

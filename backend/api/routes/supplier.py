@@ -25,6 +25,7 @@ from backend.api.deps import (
     OrderStates,
     PageLimit,
     SessionDep,
+    read_body_capped,
 )
 from backend.api.errors import ApiError, Forbidden, describe
 from backend.api.routes.buyer import ready_ids
@@ -39,7 +40,6 @@ from backend.api.schemas import (
     UploadErrorPublic,
     UploadPublic,
 )
-from backend.errors import UploadTooLarge
 from backend.vault.service import Progress, UploadResult, upload_codes
 
 if TYPE_CHECKING:
@@ -144,23 +144,6 @@ def supplier_orders(
     return [order_public(r, ready) for r in rows]
 
 
-async def read_capped(request: Request, cap: int) -> bytes:
-    """The request body, refusing it as soon as it passes `cap` bytes.
-
-    Raises:
-        UploadTooLarge: the declared or actual size is over the cap.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise UploadTooLarge(int(declared), cap)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > cap:
-            raise UploadTooLarge(len(body), cap)
-    return bytes(body)
-
-
 def upload_public(result: UploadResult) -> UploadPublic:
     """The answer to an accepted upload."""
     return UploadPublic(
@@ -254,7 +237,7 @@ async def upload(
             "(`kameng serve --supplier-key-file ...`)"
         )
     cap = int(getattr(ctx.settings, "max_upload_bytes", ctx.upload_max_bytes))
-    body = await read_capped(request, cap)
+    body = await read_body_capped(request, cap)
     if NDJSON not in request.headers.get("accept", ""):
         result = await run_in_threadpool(_run_upload, ctx, supplier, listing_id, body)
         return upload_public(result)
