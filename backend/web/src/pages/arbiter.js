@@ -15,6 +15,7 @@ import {
   userError,
 } from "../chain.js";
 import { addr, bps, duration, short, txLink, when } from "../fmt.js";
+import { uriLink } from "../links.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
@@ -29,7 +30,7 @@ const REASONS = [
   ["partial-fault", "Partial fault: split"],
 ];
 
-/** Decode a data: URI evidence document; other URIs are shown as links. */
+/** Decode a data: URI evidence document; other URIs are shown with `uriLink` (a link or text). */
 function readEvidence(uri, expectedHash) {
   if (!uri.startsWith("data:")) return { doc: null, hashOk: null };
   try {
@@ -46,7 +47,35 @@ function readEvidence(uri, expectedHash) {
   }
 }
 
+/** Whether a data: URI's base64 body hashes to `fileHash` (false for anything that does not decode). */
+function fileHashOk(fileURI, fileHash) {
+  try {
+    const body = String(fileURI).split(",")[1] || "";
+    return keccak256(Uint8Array.from(atob(body), (c) => c.charCodeAt(0))) === fileHash;
+  } catch {
+    return false;
+  }
+}
+
+/** One piece of evidence; a document that cannot be shown is reported, not left to break the console. */
 function evidenceItem(ev, d) {
+  try {
+    return evidenceCard(ev, d);
+  } catch {
+    return h(
+      "li",
+      { class: "card", "data-test": "evidence" },
+      h("div", { class: "spread" }, h("strong", null, "Party ", addr(ev.party)), txLink(ev.tx_hash, ev.block_number)),
+      message(
+        "warn",
+        "This evidence document could not be displayed.",
+        uriLink(ev.uri, { "data-test": "evidence-uri" }),
+      ),
+    );
+  }
+}
+
+function evidenceCard(ev, d) {
   const { doc, hashOk } = readEvidence(ev.uri, ev.evidence_hash);
   const party =
     ev.party.toLowerCase() === d.buyer.toLowerCase()
@@ -70,14 +99,14 @@ function evidenceItem(ev, d) {
                 { class: "small" },
                 "File: ",
                 doc.fileURI
-                  ? h("a", { href: doc.fileURI, download: doc.fileName, "data-test": "evidence-file" }, doc.fileName)
+                  ? uriLink(doc.fileURI, {
+                      label: String(doc.fileName),
+                      fileName: String(doc.fileName),
+                      "data-test": "evidence-file",
+                    })
                   : h("span", null, doc.fileName),
                 ` (${doc.fileSize ?? "?"} bytes, keccak ${short(doc.fileHash, 10, 4)})`,
-                doc.fileURI &&
-                  keccak256(Uint8Array.from(atob(doc.fileURI.split(",")[1] || ""), (c) => c.charCodeAt(0))) ===
-                    doc.fileHash
-                  ? pill("file hash ✓", "ok")
-                  : null,
+                doc.fileURI && fileHashOk(doc.fileURI, doc.fileHash) ? pill("file hash ✓", "ok") : null,
               )
             : null,
           doc.verification
@@ -91,7 +120,7 @@ function evidenceItem(ev, d) {
               )
             : null,
         )
-      : h("div", { class: "small" }, h("a", { href: ev.uri, rel: "noopener noreferrer", target: "_blank" }, ev.uri)),
+      : h("div", { class: "small" }, uriLink(ev.uri, { "data-test": "evidence-uri" })),
     h(
       "div",
       { class: "small" },
