@@ -1,4 +1,5 @@
-"""URIs from the chain or a user are links only when safe (issue 19, finding 5).
+"""URIs from the chain or a user are links only when safe, and disputes warn that they are public
+(issue 19, finding 5).
 
 Anyone can put any string on-chain as an evidence URI. Only ``https:``, ``ipfs:`` and ``data:``
 URIs may become links, judged as a browser judges them (leading spaces and control characters
@@ -190,6 +191,31 @@ def bought(stack: WebStack, browser: Browser) -> Iterator[tuple[LocalAccount, in
     order_id = int(page.url.rsplit("/", 1)[1])
     yield buyer, order_id, page
     context.close()
+
+
+def test_the_dispute_form_warns_that_everything_in_it_is_public(
+    bought: tuple[LocalAccount, int, Page],
+) -> None:
+    _buyer, _order_id, page = bought
+    warning = page.get_by_test_id("evidence-public-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("published on the public chain")
+    expect(warning).to_contain_text("Anyone can read it, forever")
+    expect(warning).to_contain_text("Never paste a code, a PIN or personal data")
+    # In the dispute form, before the text, the file and the button that signs.
+    card = page.locator(".card").filter(has=page.get_by_test_id("dispute"))
+    expect(card.get_by_test_id("evidence-public-warning")).to_have_count(1)
+    order = page.evaluate(
+        """() => ["evidence-public-warning", "dispute-text", "dispute-file", "dispute"].map(
+            (t) => document.querySelector(`[data-test="${t}"]`))
+            .every((el, i, all) => i === 0 || (all[i - 1].compareDocumentPosition(el)
+              & Node.DOCUMENT_POSITION_FOLLOWING))"""
+    )
+    assert order, "the warning must come before the text, the file and the dispute button"
+    warning_id = warning.get_attribute("id")
+    expect(page.get_by_test_id("dispute-text")).to_have_attribute("aria-describedby", warning_id)
+    expect(page.get_by_test_id("dispute-file")).to_have_attribute("aria-describedby", warning_id)
+    assert page.errors == []  # type: ignore[attr-defined]
 
 
 def test_arbiter_console_links_only_safe_evidence_uris(

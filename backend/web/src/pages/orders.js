@@ -24,6 +24,11 @@ import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, signText, wallet } from "../wallet.js";
 import { pendingCard } from "./buy.js";
 
+/** Shown wherever a party writes dispute text or attaches evidence, before anything is signed. */
+const PUBLIC_EVIDENCE_WARNING = "Everything written or attached here is published on the public chain.";
+const PUBLIC_EVIDENCE_DETAIL =
+  "Anyone can read it, forever: it can never be deleted. Never paste a code, a PIN or personal data (a name, an e-mail or postal address, a phone number, an account).";
+
 const STATE_KIND = { Paid: "warn", Delivered: "brand", Disputed: "bad", Completed: "ok", Refunded: "", Resolved: "" };
 
 export function statePill(state) {
@@ -470,6 +475,11 @@ export async function orderPage(ctx, orderId) {
       });
       const file = h("input", { type: "file", "data-test": "dispute-file" });
       const share = h("input", { type: "checkbox", checked: true, "data-test": "share-key" });
+      const publicWarning = message("warn", h("strong", null, PUBLIC_EVIDENCE_WARNING), PUBLIC_EVIDENCE_DETAIL);
+      publicWarning.dataset.test = "evidence-public-warning";
+      publicWarning.id = `evidence-public-warning-${o.order_id}`;
+      text.setAttribute("aria-describedby", publicWarning.id);
+      file.setAttribute("aria-describedby", publicWarning.id);
       const dslot = messageSlot({ "data-test": "dispute-message" });
       const dispute = h("button", { class: "btn danger", "data-test": "dispute" }, "Open a dispute");
       dispute.addEventListener("click", () =>
@@ -559,7 +569,7 @@ export async function orderPage(ctx, orderId) {
           h(
             "p",
             { class: "small" },
-            "A code does not match what the supplier committed to. The contract can check this itself: the proof reveals only that one code.",
+            "A code does not match what the supplier committed to. The contract can check this itself: the proof reveals only that one code, on the public chain.",
           ),
           pslot,
           pbtn,
@@ -590,11 +600,12 @@ export async function orderPage(ctx, orderId) {
             { class: "card" },
             h("h2", null, "Something wrong?"),
             prove,
+            publicWarning,
             field("Describe the problem", text),
             field(
               "Evidence file (optional: a screenshot, the issuer's answer…)",
               file,
-              "Up to 24 KiB is stored in the evidence itself; a larger file is recorded by its hash.",
+              "Up to 24 KiB is stored in the evidence itself, on the public chain; a larger file is recorded by its hash only.",
             ),
             h(
               "label",
