@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.errors import ConfigError
 from backend.models import VaultMeta
+from indexer.db import private_sqlite_file
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -46,7 +47,9 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for a SQLite file, create its directory first.
+    """Create an engine; a SQLite file that does not exist yet is created first, mode 0600 in
+    directories made 0700 (`indexer.db.private_sqlite_file`), so the database and its -wal,
+    -shm and -journal files are readable by this user only, whatever the umask.
 
     Args:
         url: A SQLAlchemy URL (plain ``postgresql://`` URLs mean psycopg 3).
@@ -55,9 +58,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(url)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

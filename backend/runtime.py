@@ -44,6 +44,7 @@ from contracts.chain import embedded_chain, free_port, rpc_chain
 from contracts.client import EscrowClient, EscrowConfig
 from contracts.encoding import sku_id
 from contracts.errors import KamengError
+from indexer.db import private_dirs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -508,7 +509,7 @@ class Runtime:
         self.stop()
 
     def write_dev_accounts(self, path: str | Path) -> Path:
-        """Write the development world's keys to `path` (mode 0600).
+        """Write the development world's keys to `path` (mode 0600; missing directories 0700).
 
         Raises:
             RuntimeError_: there is no development world (not an embedded chain).
@@ -516,8 +517,9 @@ class Runtime:
         if self.dev is None:
             raise RuntimeError_("development accounts exist only on the embedded chain")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(target.parent)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file left from before keeps its mode otherwise
         with os.fdopen(fd, "w") as fh:
             json.dump(
                 {

@@ -2,6 +2,8 @@
 
 - `make_engine(url)`: an engine for SQLite (WAL, `synchronous=NORMAL`, a busy timeout) or
   PostgreSQL (psycopg 3). Plain ``postgresql://`` URLs are taken to mean psycopg.
+- `private_sqlite_file(url)`: creates a SQLite database file 0600 (its missing directories 0700)
+  before SQLite would create it 0644; `make_engine` calls it.
 - `migrate(url_or_engine)`: brings the mirror's tables to the newest Alembic revision. Its
   history is kept in ``alembic_version_indexer`` so the backend can keep its own Alembic tree in
   the same database. On PostgreSQL an advisory lock serialises concurrent migrations.
@@ -13,6 +15,7 @@ guarantee needs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +50,48 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents, each one this process creates mode 0700
+    (whatever the umask); directories that exist are left as they are."""
+    missing: list[Path] = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:  # made a moment ago by someone else: theirs
+            continue
+        d.chmod(0o700)  # mkdir's mode went through the umask
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create the file of a SQLite URL, empty and mode 0600, if it does not exist yet.
+
+    SQLite creates a database file 0666 less the umask (0644 under the usual 022); its -wal,
+    -shm and -journal files then take the database file's mode. Created here first, all of them
+    are readable by this user only. Missing directories are made 0700 (`private_dirs`); an
+    existing file keeps its mode. In-memory databases, ``file:`` URIs and other databases are
+    left alone.
+    """
+    parsed = make_url(normalize_url(url))
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser().resolve()
+    private_dirs(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+    finally:
+        os.close(fd)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -73,6 +118,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
+        private_sqlite_file(url)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
