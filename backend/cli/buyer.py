@@ -29,6 +29,7 @@ from backend.cli.common import (
     describe_error,
     fail,
     load_wallet,
+    write_private,
 )
 from backend.client import ApiError
 from backend.errors import BackendError, JsonTooDeep, ReleaseInvalid
@@ -220,8 +221,7 @@ def fetch(
     except ApiError as exc:
         raise fail(str(exc)) from exc
     target = out or RELEASES / f"{order_id}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(release.model_dump_json(indent=2))
+    write_private(target, release.model_dump_json(indent=2).encode())
     console.print(
         f"saved the sealed release of order {order_id} to {target} "
         f"({len(release.sealed)} bytes sealed, digest 0x{release.digest.hex()}, "

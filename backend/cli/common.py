@@ -193,3 +193,21 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, KamengError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def write_private(target: Path, data: bytes) -> None:
+    """Write `data` to `target` readable by this user only (0600; new folders 0700), replacing
+    it atomically: a bundle or a release may carry an order key or codes."""
+    from indexer.db import private_dirs
+
+    private_dirs(target.parent)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(temp, 0o600)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -30,6 +30,7 @@ from backend.cli.common import (
     describe_error,
     fail,
     load_wallet,
+    write_private,
 )
 from backend.client import ApiError, answer_json
 from contracts.errors import KamengError
@@ -83,8 +84,7 @@ def post_addition(s: Session, order_id: int, kind: str, body: dict[str, object])
 def save(bundle: BundlePublic, out: Path | None) -> Path:
     """Write a bundle's exact bytes to `out` (default ``var/evidence/ORDER.json``)."""
     target = out or EVIDENCE_DIR / f"{bundle.order_id}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(bundle.document.encode("utf-8"))
+    write_private(target, bundle.document.encode("utf-8"))
     return target
 
 

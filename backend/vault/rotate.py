@@ -156,6 +156,17 @@ def _rotate(
             break
         params = []
         for row in rows:
+            if not row.wrapped_key:  # erased by retention (`backend.evidence.retention`)
+                params.append(
+                    {
+                        "id": row.id,
+                        "wrapped_key": b"",
+                        "key_id": new.key_id,
+                        "note_sealed": None,
+                        "legacy_note": None,
+                    }
+                )
+                continue
             listing_id, index = int(row.listing_id), int(row.code_index)
             record = record_of(row)
             if row.legacy_note is not None:
