@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import httpx
 from playwright.sync_api import expect
 from web_support import (
     WebStack,
@@ -94,6 +95,16 @@ def test_buyer_buys_receives_checks_and_confirms(stack: WebStack, browser: Brows
     # The transaction link shows the confirmation on-chain.
     page.get_by_test_id("order-events").get_by_role("link").last.click()
     expect(page.get_by_test_id("tx-event")).to_contain_text("OrderConfirmed")
+
+    # Disconnecting signs out on the server too: the token is refused from then on.
+    key = f"kameng.session.{buyer.address.lower()}"
+    token = page.evaluate(f"JSON.parse(localStorage.getItem('{key}')).token")
+    with page.expect_response("**/auth/logout") as out:
+        page.get_by_test_id("disconnect").click()
+    assert out.value.status == 200
+    assert page.evaluate(f"localStorage.getItem('{key}')") is None
+    me = httpx.get(stack.url + "/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401 and "session revoked" in me.json()["detail"]
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()
 

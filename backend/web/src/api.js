@@ -50,9 +50,25 @@ export function signedIn() {
   return Boolean(stored(wallet.address));
 }
 
-/** Forget the connected wallet's session. */
+/** Forget the connected wallet's session in this browser. */
 export function signOut() {
   if (wallet.address) localStorage.removeItem(SESSION_KEY + wallet.address.toLowerCase());
+}
+
+/** Sign out here and on the server, which refuses the token from then on (POST /auth/logout). */
+export async function logOut() {
+  const s = stored(wallet.address);
+  signOut();
+  if (!s) return;
+  try {
+    await fetch("/auth/logout", {
+      method: "POST",
+      headers: { Accept: "application/json", Authorization: `Bearer ${s.token}` },
+      cache: "no-store",
+    });
+  } catch {
+    // Offline: the token is gone from this browser and expires on its own.
+  }
 }
 
 function iso(ts) {

@@ -1,6 +1,6 @@
 // The wallet widget in the header, the connect dialog, and the "connect / sign in" gate pages
 // show before anything that needs a wallet.
-import { signIn, signOut, signedIn } from "./api.js";
+import { logOut, signIn, signedIn } from "./api.js";
 import { fmtAmount, net } from "./chain.js";
 import { short } from "./fmt.js";
 import { busy, field, h, messageSlot, modal, pill, replace } from "./ui.js";
@@ -141,7 +141,7 @@ export function walletWidget(onAccountChange) {
           class: "btn small quiet",
           "data-test": "disconnect",
           onclick: () => {
-            signOut();
+            logOut();
             disconnect();
           },
         },
