@@ -41,6 +41,6 @@ if ! [ -x /usr/bin/chromium ] || ! fc-list :lang=zh family 2>/dev/null | grep -q
   echo "==> installing Debian's chromium and a CJK font for the browser tests"
   sudo_=""
   [ "$(id -u)" -eq 0 ] || sudo_="sudo"
-  $sudo_ apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 \
-    || { $sudo_ apt-get update -q >/dev/null && $sudo_ apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; }
+  $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 \
+    || { $sudo_ apt-get update -q >/dev/null && $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -q chromium fonts-wqy-microhei >/dev/null; }
 fi
