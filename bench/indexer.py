@@ -94,8 +94,10 @@ def _generate(console: Console, url: str, sizes: Sizes) -> Workload:
     started = time.monotonic()
     while work.total_events() < sizes.target_events:
         work.round(sizes.orders_per_round, per_block=sizes.per_block, batch=sizes.batch)
-        console.print(f"[dim]  {work.total_events():,} events, block {work.driver.head()}, "
-                      f"{time.monotonic() - started:.0f} s[/dim]")
+        console.print(
+            f"[dim]  {work.total_events():,} events, block {work.driver.head()}, "
+            f"{time.monotonic() - started:.0f} s[/dim]"
+        )
     return work
 
 
@@ -156,10 +158,20 @@ def floor(url: str, database: str, escrow: str, head: int) -> tuple[int, float]:
             rows = []
             for e in logs:
                 block, index = int(e["blockNumber"], 16), int(e["logIndex"], 16)
-                rows.append(((block << 24) | (index << 4), chain_id, block,
-                             e["blockHash"].lower(), index, e["transactionHash"].lower(), address,
-                             names.get(e["topics"][0], ""), ",".join(e["topics"]).lower(),
-                             bytes.fromhex(e["data"][2:])))
+                rows.append(
+                    (
+                        (block << 24) | (index << 4),
+                        chain_id,
+                        block,
+                        e["blockHash"].lower(),
+                        index,
+                        e["transactionHash"].lower(),
+                        address,
+                        names.get(e["topics"][0], ""),
+                        ",".join(e["topics"]).lower(),
+                        bytes.fromhex(e["data"][2:]),
+                    )
+                )
             writer.insert_tuples(TABLES["raw_events"], RAW_COLUMNS, rows)
             count += len(rows)
             pending += len(rows)
@@ -195,8 +207,16 @@ def _baseline(url: str, database: str, escrow: str, last_block: int) -> tuple[in
     contract = w3.eth.contract(address=escrow, abi=load("CodeEscrow").abi)  # type: ignore[call-overload]
     names = [e["name"] for e in load("CodeEscrow").abi if e["type"] == "event"]
     chain_id = w3.eth.chain_id
-    order_events = {"OrderPaid", "OrderDelivered", "OrderConfirmed", "OrderSettled",
-                    "OrderRefunded", "DisputeOpened", "EvidenceAdded", "DisputeRuled"}
+    order_events = {
+        "OrderPaid",
+        "OrderDelivered",
+        "OrderConfirmed",
+        "OrderSettled",
+        "OrderRefunded",
+        "DisputeOpened",
+        "EvidenceAdded",
+        "DisputeRuled",
+    }
     count = 0
     started = time.perf_counter()
     with Session(engine) as session:
@@ -206,18 +226,37 @@ def _baseline(url: str, database: str, escrow: str, last_block: int) -> tuple[in
             for name in names:
                 for ev in getattr(contract.events, name)().get_logs(from_block=lo, to_block=hi):
                     block, index = int(ev["blockNumber"]), int(ev["logIndex"])
-                    args = {k: (v.hex() if isinstance(v, bytes) else v)
-                            for k, v in dict(ev["args"]).items()}
-                    rows.append(m.RawEvent(
-                        id=(block << 24) | (index << 4), chain_id=chain_id, block_number=block,
-                        block_hash=ev["blockHash"].to_0x_hex(), log_index=index,
-                        tx_hash=ev["transactionHash"].to_0x_hex(), address=ev["address"],
-                        name=name, topics="", data=json.dumps(args, default=str).encode()))
+                    args = {
+                        k: (v.hex() if isinstance(v, bytes) else v)
+                        for k, v in dict(ev["args"]).items()
+                    }
+                    rows.append(
+                        m.RawEvent(
+                            id=(block << 24) | (index << 4),
+                            chain_id=chain_id,
+                            block_number=block,
+                            block_hash=ev["blockHash"].to_0x_hex(),
+                            log_index=index,
+                            tx_hash=ev["transactionHash"].to_0x_hex(),
+                            address=ev["address"],
+                            name=name,
+                            topics="",
+                            data=json.dumps(args, default=str).encode(),
+                        )
+                    )
                     if name in order_events:
-                        rows.append(m.OrderEvent(
-                            id=(block << 24) | (index << 4), order_id=int(ev["args"]["orderId"]),
-                            name=name, state_after=0, timestamp=0, block_number=block,
-                            tx_hash=ev["transactionHash"].to_0x_hex(), log_index=index))
+                        rows.append(
+                            m.OrderEvent(
+                                id=(block << 24) | (index << 4),
+                                order_id=int(ev["args"]["orderId"]),
+                                name=name,
+                                state_after=0,
+                                timestamp=0,
+                                block_number=block,
+                                tx_hash=ev["transactionHash"].to_0x_hex(),
+                                log_index=index,
+                            )
+                        )
                     count += 1
             session.add_all(rows)
             session.commit()
@@ -273,9 +312,20 @@ def _live(console: Console, seconds: int) -> tuple[float, int]:
         def send() -> None:
             lid = work.listings[-1]
             while not stop.is_set():
-                txs = [work.tx(b, "buy", lid, 1, work.unit_price, "0x" + "00" * 20,
-                               b"\x01" * 32, value=work.unit_price, gas=300_000)
-                       for b in work.buyer_list]
+                txs = [
+                    work.tx(
+                        b,
+                        "buy",
+                        lid,
+                        1,
+                        work.unit_price,
+                        "0x" + "00" * 20,
+                        b"\x01" * 32,
+                        value=work.unit_price,
+                        gas=300_000,
+                    )
+                    for b in work.buyer_list
+                ]
                 work.driver.send(txs)
                 stop.wait(0.25)
 
@@ -298,9 +348,11 @@ def _live(console: Console, seconds: int) -> tuple[float, int]:
         lags.sort()
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else float("nan")
         if lags:
-            console.print(f"[dim]  {len(lags)} events; lag median "
-                          f"{statistics.median(lags):.0f} ms, p99 {p99:.0f} ms, "
-                          f"max {lags[-1]:.0f} ms[/dim]")
+            console.print(
+                f"[dim]  {len(lags)} events; lag median "
+                f"{statistics.median(lags):.0f} ms, p99 {p99:.0f} ms, "
+                f"max {lags[-1]:.0f} ms[/dim]"
+            )
         return p99, len(lags)
     finally:
         node.stop()
@@ -332,8 +384,10 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:
         total = work.total_events()
         concurrency = HttpSource(node.url).max_concurrency
 
-        console.print("[bold](c)[/bold] ceiling: raw eth_getLogs + JSON parse, the best of "
-                      f"sequential and {concurrency} in flight")
+        console.print(
+            "[bold](c)[/bold] ceiling: raw eth_getLogs + JSON parse, the best of "
+            f"sequential and {concurrency} in flight"
+        )
         ceiling = 0.0
         for width in (1, concurrency):
             n, secs = _ceiling(node.url, work.escrow, head, width)
@@ -356,13 +410,16 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:
         postgres_eps = n / secs
         console.print(f"[dim]  {n:,} events in {secs:.2f} s[/dim]")
 
-        console.print("[bold](f)[/bold] floor: fetch + parse + raw-event rows only, SQLite, "
-                      "one thread")
+        console.print(
+            "[bold](f)[/bold] floor: fetch + parse + raw-event rows only, SQLite, one thread"
+        )
         n, secs = floor(node.url, f"sqlite:///{tmp.name}/floor.db", work.escrow, head)
         assert n == total, (n, total)
         floor_eps = n / secs
-        console.print(f"[dim]  {n:,} events in {secs:.2f} s: {floor_eps:,.0f}/s, "
-                      f"{floor_eps / ceiling:.2f}× the ceiling[/dim]")
+        console.print(
+            f"[dim]  {n:,} events in {secs:.2f} s: {floor_eps:,.0f}/s, "
+            f"{floor_eps / ceiling:.2f}× the ceiling[/dim]"
+        )
 
         console.print("[bold](d)[/bold] baseline: web3 get_logs + ORM add_all")
         prefix = _prefix_block(node.url, work.escrow, sizes.baseline_events)

@@ -62,8 +62,9 @@ STATE_AFTER = {
 }
 ORDER_EVENTS = frozenset(STATE_AFTER)
 #: Order events that move money (they need the order's parties' bonds and balances).
-MONEY_EVENTS = frozenset({"OrderPaid", "OrderConfirmed", "OrderSettled", "OrderRefunded",
-                          "DisputeRuled"})
+MONEY_EVENTS = frozenset(
+    {"OrderPaid", "OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"}
+)
 
 
 def row_id(block_number: int, log_index: int, k: int = 0) -> int:
@@ -82,8 +83,9 @@ class Event:
 
     __slots__ = ("args", "block", "id", "log_index", "name", "ts", "tx")
 
-    def __init__(self, name: str, args: dict[str, Any], block: int, tx: str, log_index: int,
-                 ts: int) -> None:
+    def __init__(
+        self, name: str, args: dict[str, Any], block: int, tx: str, log_index: int, ts: int
+    ) -> None:
         self.name = name
         self.args = args
         self.block = block
@@ -181,13 +183,31 @@ class Applier:
                 name, args = decoded
                 ev = Event(name, args, block, tx, log_index, headers[block].timestamp)
                 events.append(ev)
-                raw.append((ev.id, chain_id, block, entry["blockHash"].lower(), log_index, tx,
-                            address, name, ",".join(topics).lower(), bytes.fromhex(data[2:])))
+                raw.append(
+                    (
+                        ev.id,
+                        chain_id,
+                        block,
+                        entry["blockHash"].lower(),
+                        log_index,
+                        tx,
+                        address,
+                        name,
+                        ",".join(topics).lower(),
+                        bytes.fromhex(data[2:]),
+                    )
+                )
         return events, raw
 
-    def apply(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
-              extra_headers: Sequence[Header] = (), cache: RowCache | None = None
-              ) -> Prepared:
+    def apply(
+        self,
+        conn: Connection,
+        ranges: Sequence[FetchedRange],
+        *,
+        journal: bool,
+        extra_headers: Sequence[Header] = (),
+        cache: RowCache | None = None,
+    ) -> Prepared:
         """Apply a batch of consecutive ranges inside the caller's transaction.
 
         Args:
@@ -202,14 +222,22 @@ class Applier:
             The batch, written.
         """
         writer = BulkWriter(conn)
-        prepared = self.prepare(conn, ranges, journal=journal, extra_headers=extra_headers,
-                                cache=cache, fmt=writer)
+        prepared = self.prepare(
+            conn, ranges, journal=journal, extra_headers=extra_headers, cache=cache, fmt=writer
+        )
         self.write(writer, prepared)
         return prepared
 
-    def prepare(self, conn: Connection, ranges: Sequence[FetchedRange], *, journal: bool,
-                fmt: RowFormat, extra_headers: Sequence[Header] = (),
-                cache: RowCache | None = None) -> Prepared:
+    def prepare(
+        self,
+        conn: Connection,
+        ranges: Sequence[FetchedRange],
+        *,
+        journal: bool,
+        fmt: RowFormat,
+        extra_headers: Sequence[Header] = (),
+        cache: RowCache | None = None,
+    ) -> Prepared:
         """Decode and apply a batch in memory; return its writes as tuples, ready to execute.
 
         Args:
@@ -237,8 +265,14 @@ class Applier:
             if table_rows:
                 writes.append(("insert", TABLES[name], HISTORY_COLUMNS[name], table_rows))
         writes += ws.collect(fmt)
-        writes.append(("insert", TABLES["blocks"], BLOCK_COLUMNS,
-                       self.block_rows(ranges, events, extra_headers)))
+        writes.append(
+            (
+                "insert",
+                TABLES["blocks"],
+                BLOCK_COLUMNS,
+                self.block_rows(ranges, events, extra_headers),
+            )
+        )
         return Prepared(events=len(events), writes=writes, working_set=ws)
 
     @staticmethod
@@ -253,8 +287,9 @@ class Applier:
                 writer.upsert_tuples(table, columns, tuples)
             prepared.rows += len(tuples)
 
-    def block_rows(self, ranges: Sequence[FetchedRange], events: Sequence[Event],
-                   extra: Sequence[Header]) -> list[tuple[Any, ...]]:
+    def block_rows(
+        self, ranges: Sequence[FetchedRange], events: Sequence[Event], extra: Sequence[Header]
+    ) -> list[tuple[Any, ...]]:
         """Rows of the headers of the blocks with events, of each range's end and of `extra`."""
         with_events = {ev.block for ev in events}
         headers: dict[int, Header] = {}
@@ -268,8 +303,18 @@ class Applier:
         ]
 
 
-RAW_COLUMNS = ("id", "chain_id", "block_number", "block_hash", "log_index", "tx_hash", "address",
-               "name", "topics", "data")
+RAW_COLUMNS = (
+    "id",
+    "chain_id",
+    "block_number",
+    "block_hash",
+    "log_index",
+    "tx_hash",
+    "address",
+    "name",
+    "topics",
+    "data",
+)
 BLOCK_COLUMNS = ("chain_id", "number", "hash", "parent_hash", "timestamp", "has_events")
 _REF = ("block_number", "tx_hash", "log_index")
 #: Column order of the history rows the handlers build as tuples.
@@ -286,8 +331,7 @@ HISTORY_COLUMNS = {
 class _Batch:
     """The in-memory state of one batch: the working set and the history rows to insert."""
 
-    def __init__(self, applier: Applier, ws: WorkingSet,
-                 uint_format: Callable[[int], Any]) -> None:
+    def __init__(self, applier: Applier, ws: WorkingSet, uint_format: Callable[[int], Any]) -> None:
         self.applier = applier
         self.ws = ws
         self.escrow = applier.escrow
@@ -365,8 +409,12 @@ class _Batch:
                 buyer, supplier = a["buyer"], a["supplier"]
                 token, referrer = a["token"], a["referrer"]
             else:
-                buyer, supplier, token, referrer = (order["buyer"], order["supplier"],
-                                                    order["token"], order["referrer"])
+                buyer, supplier, token, referrer = (
+                    order["buyer"],
+                    order["supplier"],
+                    order["token"],
+                    order["referrer"],
+                )
             bond_keys.add((supplier, token))
             balance_keys.add((supplier, token))
             balance_keys.add((buyer, token))
@@ -381,28 +429,59 @@ class _Batch:
         row = self.ws.touch("orders", (oid,), ev.block)
         if row is None and oid not in self._warned:
             self._warned.add(oid)
-            log.warning("%s for order %d, which the mirror never saw paid (start block after "
-                        "its purchase?); only its history is recorded", ev.name, oid)
+            log.warning(
+                "%s for order %d, which the mirror never saw paid (start block after "
+                "its purchase?); only its history is recorded",
+                ev.name,
+                oid,
+            )
         return row
 
     def _order_event(self, ev: Event, state: int) -> None:
-        self.order_events.append((ev.id, self.u(ev.args["orderId"]), ev.name, state, ev.ts,
-                                  ev.block, ev.tx, ev.log_index))
+        self.order_events.append(
+            (
+                ev.id,
+                self.u(ev.args["orderId"]),
+                ev.name,
+                state,
+                ev.ts,
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )
 
     # ------------------------------------------------------------ money
 
-    def credit(self, ev: Event, k: int, account: str, token: str, amount: int, kind: str,
-               order_id: int) -> None:
+    def credit(
+        self, ev: Event, k: int, account: str, token: str, amount: int, kind: str, order_id: int
+    ) -> None:
         """Credit `amount` to `account`'s balance and record the payout (zero credits are not)."""
         if amount == 0:
             return
-        self.payouts.append((ev.id | k, self.u(order_id), account, token, self.u(amount), kind,
-                             ev.ts, ev.block, ev.tx, ev.log_index))
+        self.payouts.append(
+            (
+                ev.id | k,
+                self.u(order_id),
+                account,
+                token,
+                self.u(amount),
+                kind,
+                ev.ts,
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )
         key = (account, token)
         row = self.ws.touch("balances", key, ev.block)
         if row is None:
-            self.ws.put("balances", key, {"account": account, "token": token, "amount": amount,
-                                          "updated_block": ev.block}, ev.block)
+            self.ws.put(
+                "balances",
+                key,
+                {"account": account, "token": token, "amount": amount, "updated_block": ev.block},
+                ev.block,
+            )
         else:
             row["amount"] += amount
             row["updated_block"] = ev.block
@@ -412,22 +491,42 @@ class _Batch:
         key = (account, token)
         row = self.ws.touch("balances", key, ev.block)
         if row is None:
-            log.warning("withdrawal of %d by %s in block %d without a recorded balance",
-                        amount, account, ev.block)
-            self.ws.put("balances", key, {"account": account, "token": token, "amount": 0,
-                                          "updated_block": ev.block}, ev.block)
+            log.warning(
+                "withdrawal of %d by %s in block %d without a recorded balance",
+                amount,
+                account,
+                ev.block,
+            )
+            self.ws.put(
+                "balances",
+                key,
+                {"account": account, "token": token, "amount": 0, "updated_block": ev.block},
+                ev.block,
+            )
             return
         row["amount"] = max(0, row["amount"] - amount)
         row["updated_block"] = ev.block
 
-    def bond_move(self, ev: Event, supplier: str, token: str, *, reserve: int = 0,
-                  release: int = 0, slashed: int = 0) -> None:
+    def bond_move(
+        self,
+        ev: Event,
+        supplier: str,
+        token: str,
+        *,
+        reserve: int = 0,
+        release: int = 0,
+        slashed: int = 0,
+    ) -> None:
         """Reserve bond for an order, or release a reservation (less what was slashed)."""
         key = (supplier, token)
         row = self.ws.touch("bonds", key, ev.block)
         if row is None:
-            log.warning("bond of %s in %s moved in block %d before any deposit was seen",
-                        supplier, token, ev.block)
+            log.warning(
+                "bond of %s in %s moved in block %d before any deposit was seen",
+                supplier,
+                token,
+                ev.block,
+            )
             return
         if reserve:
             row["free"] = max(0, row["free"] - reserve)
@@ -441,49 +540,110 @@ class _Batch:
 
     def config_updated(self, ev: Event) -> None:
         """ConfigUpdated: the platform's settings."""
-        (fee_recipient, fee_bps, referral_bps, min_bond_bps, window,
-         min_delivery, max_delivery, min_dispute, max_dispute) = ev.args["config"]
-        self.ws.put("platform_config", (self.escrow,), {
-            "contract": self.escrow, "fee_recipient": fee_recipient,
-            "fee_bps": fee_bps, "referral_bps": referral_bps, "min_bond_bps": min_bond_bps,
-            "arbitration_window": window, "min_delivery_window": min_delivery,
-            "max_delivery_window": max_delivery, "min_dispute_window": min_dispute,
-            "max_dispute_window": max_dispute, "block_number": ev.block,
-        }, ev.block)
+        (
+            fee_recipient,
+            fee_bps,
+            referral_bps,
+            min_bond_bps,
+            window,
+            min_delivery,
+            max_delivery,
+            min_dispute,
+            max_dispute,
+        ) = ev.args["config"]
+        self.ws.put(
+            "platform_config",
+            (self.escrow,),
+            {
+                "contract": self.escrow,
+                "fee_recipient": fee_recipient,
+                "fee_bps": fee_bps,
+                "referral_bps": referral_bps,
+                "min_bond_bps": min_bond_bps,
+                "arbitration_window": window,
+                "min_delivery_window": min_delivery,
+                "max_delivery_window": max_delivery,
+                "min_dispute_window": min_dispute,
+                "max_dispute_window": max_dispute,
+                "block_number": ev.block,
+            },
+            ev.block,
+        )
 
     def token_allowed(self, ev: Event) -> None:
         """TokenAllowed: the payment-token allow-list."""
         token = ev.args["token"]
-        self.ws.put("allowed_tokens", (token,), {
-            "token": token, "allowed": ev.args["allowed"], "block_number": ev.block,
-        }, ev.block)
+        self.ws.put(
+            "allowed_tokens",
+            (token,),
+            {
+                "token": token,
+                "allowed": ev.args["allowed"],
+                "block_number": ev.block,
+            },
+            ev.block,
+        )
 
     def sku_authorized(self, ev: Event) -> None:
         """SkuAuthorized: the licensed-product whitelist."""
         supplier, sku = ev.args["supplier"], ev.args["sku"]
-        self.ws.put("authorizations", (supplier, sku), {
-            "supplier": supplier, "sku": sku,
-            "attestation_hash": ev.args["attestationHash"], **ev.ref(),
-        }, ev.block)
+        self.ws.put(
+            "authorizations",
+            (supplier, sku),
+            {
+                "supplier": supplier,
+                "sku": sku,
+                "attestation_hash": ev.args["attestationHash"],
+                **ev.ref(),
+            },
+            ev.block,
+        )
 
     def delivery_key_set(self, ev: Event) -> None:
         """DeliveryKeySet: keys that may deliver a supplier's orders."""
         supplier, key = ev.args["supplier"], ev.args["key"]
-        self.ws.put("delivery_keys", (supplier, key), {
-            "supplier": supplier, "key": key, "enabled": ev.args["enabled"], **ev.ref(),
-        }, ev.block)
+        self.ws.put(
+            "delivery_keys",
+            (supplier, key),
+            {
+                "supplier": supplier,
+                "key": key,
+                "enabled": ev.args["enabled"],
+                **ev.ref(),
+            },
+            ev.block,
+        )
 
     def bond_changed(self, ev: Event) -> None:
         """BondDeposited / BondWithdrawn: the event carries the bond's new free and reserved."""
         a = ev.args
-        self.ws.put("bonds", (a["supplier"], a["token"]), {
-            "supplier": a["supplier"], "token": a["token"], "free": a["free"],
-            "reserved": a["reserved"], "updated_block": ev.block,
-        }, ev.block)
+        self.ws.put(
+            "bonds",
+            (a["supplier"], a["token"]),
+            {
+                "supplier": a["supplier"],
+                "token": a["token"],
+                "free": a["free"],
+                "reserved": a["reserved"],
+                "updated_block": ev.block,
+            },
+            ev.block,
+        )
         if ev.name == "BondWithdrawn":
-            self.withdrawals.append((ev.id, a["supplier"], a["token"], a["to"],
-                                     self.u(a["amount"]), "bond", ev.ts, ev.block, ev.tx,
-                                     ev.log_index))
+            self.withdrawals.append(
+                (
+                    ev.id,
+                    a["supplier"],
+                    a["token"],
+                    a["to"],
+                    self.u(a["amount"]),
+                    "bond",
+                    ev.ts,
+                    ev.block,
+                    ev.tx,
+                    ev.log_index,
+                )
+            )
 
     # ------------------------------------------------------------ listings
 
@@ -491,15 +651,30 @@ class _Batch:
         """ListingCreated: a new listing with no stock yet."""
         a = ev.args
         lid = a["listingId"]
-        self.ws.create("listings", (lid,), {
-            "listing_id": lid, "supplier": a["supplier"], "sku": a["sku"],
-            "token": a["token"], "unit_price": a["unitPrice"],
-            "delivery_window": a["deliveryWindow"], "dispute_window": a["disputeWindow"],
-            "arbitration_window": a["arbitrationWindow"], "bond_bps": a["bondBps"],
-            "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
-            "metadata_uri": a["metadataURI"], "active": True, "committed": 0, "sold": 0,
-            "updated_block": ev.block, **ev.ref(),
-        }, ev.block)
+        self.ws.create(
+            "listings",
+            (lid,),
+            {
+                "listing_id": lid,
+                "supplier": a["supplier"],
+                "sku": a["sku"],
+                "token": a["token"],
+                "unit_price": a["unitPrice"],
+                "delivery_window": a["deliveryWindow"],
+                "dispute_window": a["disputeWindow"],
+                "arbitration_window": a["arbitrationWindow"],
+                "bond_bps": a["bondBps"],
+                "fee_bps": a["feeBps"],
+                "referral_bps": a["referralBps"],
+                "metadata_uri": a["metadataURI"],
+                "active": True,
+                "committed": 0,
+                "sold": 0,
+                "updated_block": ev.block,
+                **ev.ref(),
+            },
+            ev.block,
+        )
 
     def listing_updated(self, ev: Event) -> None:
         """ListingUpdated: price, activity and fee terms."""
@@ -507,14 +682,29 @@ class _Batch:
         row = self.ws.touch("listings", (a["listingId"],), ev.block)
         if row is None:
             return
-        row.update(unit_price=a["unitPrice"], active=a["active"], fee_bps=a["feeBps"],
-                   referral_bps=a["referralBps"], updated_block=ev.block)
+        row.update(
+            unit_price=a["unitPrice"],
+            active=a["active"],
+            fee_bps=a["feeBps"],
+            referral_bps=a["referralBps"],
+            updated_block=ev.block,
+        )
 
     def batch_committed(self, ev: Event) -> None:
         """BatchCommitted: a Merkle root over a range of code indexes; the stock grows."""
         a = ev.args
-        self.batches.append((a["listingId"], a["batchIndex"], a["root"], a["firstIndex"],
-                             a["count"], ev.block, ev.tx, ev.log_index))
+        self.batches.append(
+            (
+                a["listingId"],
+                a["batchIndex"],
+                a["root"],
+                a["firstIndex"],
+                a["count"],
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )
         row = self.ws.touch("listings", (a["listingId"],), ev.block)
         if row is not None:
             row["committed"] = a["committed"]
@@ -527,16 +717,35 @@ class _Batch:
         a = ev.args
         oid = a["orderId"]
         lid, first = oid >> 32, oid & 0xFFFFFFFF
-        self.ws.create("orders", (oid,), {
-            "order_id": oid, "listing_id": lid, "first_index": first, "buyer": a["buyer"],
-            "supplier": a["supplier"], "token": a["token"], "referrer": a["referrer"],
-            "amount": a["amount"], "bond": a["bond"], "quantity": a["quantity"],
-            "fee_bps": a["feeBps"], "referral_bps": a["referralBps"],
-            "dispute_window": a["disputeWindow"], "deadline": a["deadline"],
-            "state": int(OrderState.PAID), "release_digest": ZERO32,
-            "buyer_pubkey": a["buyerPubKey"], "paid_block": ev.block, "paid_tx": ev.tx,
-            "paid_at": ev.ts, "updated_block": ev.block, "updated_at": ev.ts,
-        }, ev.block)
+        self.ws.create(
+            "orders",
+            (oid,),
+            {
+                "order_id": oid,
+                "listing_id": lid,
+                "first_index": first,
+                "buyer": a["buyer"],
+                "supplier": a["supplier"],
+                "token": a["token"],
+                "referrer": a["referrer"],
+                "amount": a["amount"],
+                "bond": a["bond"],
+                "quantity": a["quantity"],
+                "fee_bps": a["feeBps"],
+                "referral_bps": a["referralBps"],
+                "dispute_window": a["disputeWindow"],
+                "deadline": a["deadline"],
+                "state": int(OrderState.PAID),
+                "release_digest": ZERO32,
+                "buyer_pubkey": a["buyerPubKey"],
+                "paid_block": ev.block,
+                "paid_tx": ev.tx,
+                "paid_at": ev.ts,
+                "updated_block": ev.block,
+                "updated_at": ev.ts,
+            },
+            ev.block,
+        )
         listing = self.ws.touch("listings", (lid,), ev.block)
         if listing is not None:
             listing["sold"] = first + a["quantity"]
@@ -551,18 +760,23 @@ class _Batch:
         order = self._order(ev)
         if order is not None:
             deadline = ev.ts + order["dispute_window"]
-            order.update(state=int(OrderState.DELIVERED), release_digest=digest,
-                         deadline=deadline, updated_block=ev.block, updated_at=ev.ts)
-            self.deliveries.append((self.u(ev.args["orderId"]), digest, ev.ts, deadline,
-                                    ev.block, ev.tx, ev.log_index))
+            order.update(
+                state=int(OrderState.DELIVERED),
+                release_digest=digest,
+                deadline=deadline,
+                updated_block=ev.block,
+                updated_at=ev.ts,
+            )
+            self.deliveries.append(
+                (self.u(ev.args["orderId"]), digest, ev.ts, deadline, ev.block, ev.tx, ev.log_index)
+            )
         self._order_event(ev, int(OrderState.DELIVERED))
 
     def order_completed(self, ev: Event) -> None:
         """OrderConfirmed / OrderSettled: supplier, platform and referrer paid; bond freed."""
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.COMPLETED), updated_block=ev.block,
-                         updated_at=ev.ts)
+            order.update(state=int(OrderState.COMPLETED), updated_block=ev.block, updated_at=ev.ts)
             amount, token, oid = order["amount"], order["token"], order["order_id"]
             fee = amount * order["fee_bps"] // BPS
             commission = amount * order["referral_bps"] // BPS
@@ -577,10 +791,16 @@ class _Batch:
         """OrderRefunded: the buyer gets the whole payment back; bond freed."""
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.REFUNDED), updated_block=ev.block,
-                         updated_at=ev.ts)
-            self.credit(ev, 3, order["buyer"], order["token"], ev.args["amount"], "refund",
-                        order["order_id"])
+            order.update(state=int(OrderState.REFUNDED), updated_block=ev.block, updated_at=ev.ts)
+            self.credit(
+                ev,
+                3,
+                order["buyer"],
+                order["token"],
+                ev.args["amount"],
+                "refund",
+                order["order_id"],
+            )
             if order["bond"]:
                 self.bond_move(ev, order["supplier"], order["token"], release=order["bond"])
         self._order_event(ev, int(OrderState.REFUNDED))
@@ -594,24 +814,66 @@ class _Batch:
         order = self._order(ev)
         evidence_hash = a["evidenceHash"]
         if order is not None:
-            order.update(state=int(OrderState.DISPUTED), deadline=a["arbitrationDeadline"],
-                         updated_block=ev.block, updated_at=ev.ts)
-            self.evidence.append((ev.id, self.u(oid), order["buyer"], a["evidenceURI"],
-                                  evidence_hash, ev.block, ev.tx, ev.log_index))
-        self.ws.create("disputes", (oid,), {
-            "order_id": oid, "opened_at": ev.ts, "arbitration_deadline": a["arbitrationDeadline"],
-            "evidence_uri": a["evidenceURI"], "evidence_hash": evidence_hash, "ruled": False,
-            "arbiter": None, "buyer_bps": None, "slash_bps": None, "buyer_amount": None,
-            "supplier_amount": None, "slashed": None, "bundle_hash": None, "reason": None,
-            "ruled_block": None, "ruled_tx": None, "ruled_at": None, **ev.ref(),
-        }, ev.block)
+            order.update(
+                state=int(OrderState.DISPUTED),
+                deadline=a["arbitrationDeadline"],
+                updated_block=ev.block,
+                updated_at=ev.ts,
+            )
+            self.evidence.append(
+                (
+                    ev.id,
+                    self.u(oid),
+                    order["buyer"],
+                    a["evidenceURI"],
+                    evidence_hash,
+                    ev.block,
+                    ev.tx,
+                    ev.log_index,
+                )
+            )
+        self.ws.create(
+            "disputes",
+            (oid,),
+            {
+                "order_id": oid,
+                "opened_at": ev.ts,
+                "arbitration_deadline": a["arbitrationDeadline"],
+                "evidence_uri": a["evidenceURI"],
+                "evidence_hash": evidence_hash,
+                "ruled": False,
+                "arbiter": None,
+                "buyer_bps": None,
+                "slash_bps": None,
+                "buyer_amount": None,
+                "supplier_amount": None,
+                "slashed": None,
+                "bundle_hash": None,
+                "reason": None,
+                "ruled_block": None,
+                "ruled_tx": None,
+                "ruled_at": None,
+                **ev.ref(),
+            },
+            ev.block,
+        )
         self._order_event(ev, int(OrderState.DISPUTED))
 
     def evidence_added(self, ev: Event) -> None:
         """EvidenceAdded: more evidence from a party."""
         a = ev.args
-        self.evidence.append((ev.id, self.u(a["orderId"]), a["party"], a["uri"],
-                              a["evidenceHash"], ev.block, ev.tx, ev.log_index))
+        self.evidence.append(
+            (
+                ev.id,
+                self.u(a["orderId"]),
+                a["party"],
+                a["uri"],
+                a["evidenceHash"],
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )
         order = self.ws.get("orders", (a["orderId"],))
         state = int(order["state"]) if order is not None else int(OrderState.DISPUTED)
         self._order_event(ev, state)
@@ -624,29 +886,38 @@ class _Batch:
         dispute = self.ws.touch("disputes", (oid,), ev.block)
         if dispute is not None:
             dispute.update(
-                ruled=True, arbiter=a["arbiter"], buyer_bps=a["buyerBps"], slash_bps=a["slashBps"],
-                buyer_amount=a["buyerAmount"], supplier_amount=a["supplierAmount"],
-                slashed=a["slashed"], bundle_hash=a["bundleHash"],
-                reason=a["reason"], ruled_block=ev.block, ruled_tx=ev.tx, ruled_at=ev.ts,
+                ruled=True,
+                arbiter=a["arbiter"],
+                buyer_bps=a["buyerBps"],
+                slash_bps=a["slashBps"],
+                buyer_amount=a["buyerAmount"],
+                supplier_amount=a["supplierAmount"],
+                slashed=a["slashed"],
+                bundle_hash=a["bundleHash"],
+                reason=a["reason"],
+                ruled_block=ev.block,
+                ruled_tx=ev.tx,
+                ruled_at=ev.ts,
             )
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.RESOLVED), updated_block=ev.block,
-                         updated_at=ev.ts)
+            order.update(state=int(OrderState.RESOLVED), updated_block=ev.block, updated_at=ev.ts)
             token = order["token"]
             gross = order["amount"] - a["buyerAmount"]
             fee = gross * order["fee_bps"] // BPS
             commission = gross * order["referral_bps"] // BPS
             side = "timeout" if timeout else "ruling"
-            self.credit(ev, 0, order["supplier"], token, a["supplierAmount"], f"{side}_supplier",
-                        oid)
+            self.credit(
+                ev, 0, order["supplier"], token, a["supplierAmount"], f"{side}_supplier", oid
+            )
             self.credit(ev, 1, self.escrow, token, fee, "fee", oid)
             self.credit(ev, 2, order["referrer"], token, commission, "commission", oid)
             self.credit(ev, 3, order["buyer"], token, a["buyerAmount"], f"{side}_buyer", oid)
             self.credit(ev, 4, order["buyer"], token, a["slashed"], "slash", oid)
             if order["bond"]:
-                self.bond_move(ev, order["supplier"], token, release=order["bond"],
-                               slashed=a["slashed"])
+                self.bond_move(
+                    ev, order["supplier"], token, release=order["bond"], slashed=a["slashed"]
+                )
         self._order_event(ev, int(OrderState.RESOLVED))
 
     # ------------------------------------------------------------ withdrawals
@@ -655,12 +926,36 @@ class _Batch:
         """FeesWithdrawn: the platform's fees (credited to the escrow's address) paid out."""
         a = ev.args
         self.debit(ev, self.escrow, a["token"], a["amount"])
-        self.withdrawals.append((ev.id, self.escrow, a["token"], a["to"], self.u(a["amount"]),
-                                 "fees", ev.ts, ev.block, ev.tx, ev.log_index))
+        self.withdrawals.append(
+            (
+                ev.id,
+                self.escrow,
+                a["token"],
+                a["to"],
+                self.u(a["amount"]),
+                "fees",
+                ev.ts,
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )
 
     def withdrawn(self, ev: Event) -> None:
         """Withdrawn: an account took its whole balance."""
         a = ev.args
         self.debit(ev, a["account"], a["token"], a["amount"])
-        self.withdrawals.append((ev.id, a["account"], a["token"], a["to"], self.u(a["amount"]),
-                                 "balance", ev.ts, ev.block, ev.tx, ev.log_index))
+        self.withdrawals.append(
+            (
+                ev.id,
+                a["account"],
+                a["token"],
+                a["to"],
+                self.u(a["amount"]),
+                "balance",
+                ev.ts,
+                ev.block,
+                ev.tx,
+                ev.log_index,
+            )
+        )

@@ -67,8 +67,9 @@ class RowFormat:
         self.uint_format: Callable[[int], Any] = _identity if postgres else _PADDED
         self._uints: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 
-    def tuples(self, table: Table, rows: Sequence[dict[str, Any]]
-               ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    def tuples(
+        self, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         """The columns of `rows[0]` and every row as a tuple in that order, ready to write.
 
         Every row must have every column of `rows[0]`, with Python values (ints for `Uint256`).
@@ -114,8 +115,9 @@ class BulkWriter(RowFormat):
         if rows:
             self.upsert_tuples(table, *self.tuples(table, rows))
 
-    def insert_tuples(self, table: Table, columns: Sequence[str],
-                      tuples: Iterable[Sequence[Any]]) -> None:
+    def insert_tuples(
+        self, table: Table, columns: Sequence[str], tuples: Iterable[Sequence[Any]]
+    ) -> None:
         """Insert rows given as tuples in `columns` order, already in the column's stored form.
 
         On SQLite, `Uint256` values must be zero-padded 78-digit strings (`uint_format`); on
@@ -137,8 +139,9 @@ class BulkWriter(RowFormat):
             for row in tuples:
                 cp.write_row(row)
 
-    def upsert_tuples(self, table: Table, columns: tuple[str, ...],
-                      tuples: list[tuple[Any, ...]]) -> None:
+    def upsert_tuples(
+        self, table: Table, columns: tuple[str, ...], tuples: list[tuple[Any, ...]]
+    ) -> None:
         """Upsert rows given as tuples in `columns` order, in the stored form (`tuples`)."""
         if not tuples:
             return
@@ -151,8 +154,10 @@ class BulkWriter(RowFormat):
             updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
             conflict = ", ".join(f'"{c}"' for c in pk)
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-            sql = (f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) '
-                   f"ON CONFLICT ({conflict}) {action}")
+            sql = (
+                f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) '
+                f"ON CONFLICT ({conflict}) {action}"
+            )
             self._upserts[key] = sql
         driver = self.conn.connection.driver_connection
         assert driver is not None
@@ -164,8 +169,9 @@ class BulkWriter(RowFormat):
         else:
             driver.executemany(sql, tuples)
 
-    def _merge(self, driver: Any, table: Table, columns: tuple[str, ...],
-               tuples: list[tuple[Any, ...]]) -> None:
+    def _merge(
+        self, driver: Any, table: Table, columns: tuple[str, ...], tuples: list[tuple[Any, ...]]
+    ) -> None:
         """A large upsert on PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT."""
         temp = f'"_kameng_{table.name}"'
         pk = [c.name for c in table.primary_key.columns]
@@ -173,12 +179,16 @@ class BulkWriter(RowFormat):
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
         conflict = ", ".join(f'"{c}"' for c in pk)
         with driver.cursor() as cur:
-            cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE "{table.name}") '
-                        "ON COMMIT DELETE ROWS")
+            cur.execute(
+                f'CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE "{table.name}") '
+                "ON COMMIT DELETE ROWS"
+            )
         self._copy(driver, temp, names, tuples)
         with driver.cursor() as cur:
-            cur.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {temp} '
-                        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+            cur.execute(
+                f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {temp} '
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+            )
             cur.execute(f"TRUNCATE {temp}")
 
     def delete_keys(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> None:
@@ -187,7 +197,7 @@ class BulkWriter(RowFormat):
             return
         pk = list(table.primary_key.columns)
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             if len(pk) == 1:
                 cond = pk[0].in_([k[0] for k in chunk])
             else:

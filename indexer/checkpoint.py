@@ -53,20 +53,19 @@ def load(conn: Connection, chain_id: int, contract: str) -> Checkpoint | None:
     if not rows:
         return None
     row = rows[0]
-    return Checkpoint(int(row["block_number"]), str(row["block_hash"]),
-                      int(row["finalized_block"]))
+    return Checkpoint(int(row["block_number"]), str(row["block_hash"]), int(row["finalized_block"]))
 
 
-def save(conn: Connection, chain_id: int, contract: str, old: Checkpoint | None,
-         new: Checkpoint) -> None:
+def save(
+    conn: Connection, chain_id: int, contract: str, old: Checkpoint | None, new: Checkpoint
+) -> None:
     """Move the checkpoint from `old` to `new` inside the caller's transaction.
 
     Raises:
         LostWriterError: the stored checkpoint is not `old` any more.
     """
     table = TABLES["checkpoints"]
-    values = {"block_number": new.number, "block_hash": new.hash,
-              "finalized_block": new.finalized}
+    values = {"block_number": new.number, "block_hash": new.hash, "finalized_block": new.finalized}
     if old is None:
         try:
             conn.execute(insert(table).values(chain_id=chain_id, contract=contract, **values))
@@ -75,8 +74,12 @@ def save(conn: Connection, chain_id: int, contract: str, old: Checkpoint | None,
         return
     result = conn.execute(
         update(table)
-        .where(table.c.chain_id == chain_id, table.c.contract == contract,
-               table.c.block_number == old.number, table.c.block_hash == old.hash)
+        .where(
+            table.c.chain_id == chain_id,
+            table.c.contract == contract,
+            table.c.block_number == old.number,
+            table.c.block_hash == old.hash,
+        )
         .values(**values)
     )
     if result.rowcount != 1:

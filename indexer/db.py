@@ -44,9 +44,9 @@ def normalize_url(url: str) -> str:
         The URL with an explicit driver for PostgreSQL.
     """
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -126,7 +126,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
-    raise IndexerError(f"unsupported database {backend!r} in {url!r}: use sqlite:/// or postgresql://")
+    raise IndexerError(
+        f"unsupported database {backend!r} in {url!r}: use sqlite:/// or postgresql://"
+    )
 
 
 def is_postgres(bind: Engine | Connection) -> bool:

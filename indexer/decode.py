@@ -28,8 +28,13 @@ if TYPE_CHECKING:
 class _Plan:
     __slots__ = ("fn", "name", "topics", "words")
 
-    def __init__(self, name: str, fn: Callable[[list[str], str], dict[str, Any]] | None,
-                 topics: int, words: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[list[str], str], dict[str, Any]] | None,
+        topics: int,
+        words: int,
+    ) -> None:
         self.name = name
         self.fn = fn  # None: dynamic data, decoded by the codec
         self.topics = topics
@@ -47,8 +52,12 @@ def _signed(value: int) -> int:
 
 def _is_word(typ: str) -> bool:
     """Whether a type is one static word (as opposed to arrays, strings, bytes, tuples)."""
-    return (typ == "address" or typ == "bool" or typ.startswith(("uint", "int"))
-            or (typ.startswith("bytes") and typ != "bytes"))
+    return (
+        typ == "address"
+        or typ == "bool"
+        or typ.startswith(("uint", "int"))
+        or (typ.startswith("bytes") and typ != "bytes")
+    )
 
 
 def _split_tuple(type_string: str) -> list[str]:
@@ -144,8 +153,9 @@ class LogDecoder:
     def normalize(self, value: Any, typ: str) -> Any:
         """A value decoded by `eth_abi` in the indexer's representation (see the module note)."""
         if typ.startswith("(") and typ.endswith(")"):
-            return tuple(self.normalize(v, t)
-                         for v, t in zip(value, _split_tuple(typ), strict=True))
+            return tuple(
+                self.normalize(v, t) for v, t in zip(value, _split_tuple(typ), strict=True)
+            )
         if typ == "address":
             return self.checksum(str(value).lower())
         if typ.startswith("bytes") and typ != "bytes":

@@ -47,8 +47,9 @@ class ChainMovedError(IndexerError):
 class DeepReorgError(IndexerError):
     """A reorganisation reached below the finality depth: the mirror cannot undo it safely."""
 
-    def __init__(self, *, block: int, stored_hash: str, chain_hash: str | None,
-                 finality_depth: int) -> None:
+    def __init__(
+        self, *, block: int, stored_hash: str, chain_hash: str | None, finality_depth: int
+    ) -> None:
         now = chain_hash if chain_hash is not None else "no block at that height"
         super().__init__(
             f"reorg deeper than the finality depth ({finality_depth}): block {block}, which the "

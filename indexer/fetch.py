@@ -58,7 +58,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """The wait before attempt ``attempt + 1`` (full jitter, at least ``Retry-After``)."""
-        ceiling = min(self.cap, self.base * (2 ** attempt))
+        ceiling = min(self.cap, self.base * (2**attempt))
         wait = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.cap))
@@ -243,8 +243,9 @@ class LogFetcher:
 class RangePipeline:
     """Fetches consecutive ranges concurrently and yields them in block order."""
 
-    def __init__(self, fetcher: LogFetcher, executor: ThreadPoolExecutor | None,
-                 concurrency: int) -> None:
+    def __init__(
+        self, fetcher: LogFetcher, executor: ThreadPoolExecutor | None, concurrency: int
+    ) -> None:
         """Bind a fetcher and a thread pool (None: fetch inline, one range at a time)."""
         self.fetcher = fetcher
         self.executor = executor

@@ -44,8 +44,14 @@ def stored_blocks(conn: Connection, chain_id: int, low: int, high: int) -> list[
     return [(int(n), str(h)) for n, h in rows]
 
 
-def find_ancestor(conn: Connection, chain_id: int, checkpoint: int, finalized: int,
-                  header: Callable[[int], Header | None], finality_depth: int) -> tuple[int, str]:
+def find_ancestor(
+    conn: Connection,
+    chain_id: int,
+    checkpoint: int,
+    finalized: int,
+    header: Callable[[int], Header | None],
+    finality_depth: int,
+) -> tuple[int, str]:
     """The newest stored block, at or above the finalized block, that the chain still has.
 
     Args:
@@ -72,8 +78,12 @@ def find_ancestor(conn: Connection, chain_id: int, checkpoint: int, finalized: i
         lowest_chain = current.hash if current is not None else None
     if lowest is None:
         lowest = (finalized, "(not stored)")
-    raise DeepReorgError(block=lowest[0], stored_hash=lowest[1], chain_hash=lowest_chain,
-                         finality_depth=finality_depth)
+    raise DeepReorgError(
+        block=lowest[0],
+        stored_hash=lowest[1],
+        chain_hash=lowest_chain,
+        finality_depth=finality_depth,
+    )
 
 
 def rollback(conn: Connection, chain_id: int, ancestor: int) -> dict[str, int]:
@@ -120,8 +130,11 @@ def rollback(conn: Connection, chain_id: int, ancestor: int) -> dict[str, int]:
         delete(blocks).where(and_(blocks.c.chain_id == chain_id, blocks.c.number > ancestor))
     )
     counts["blocks"] = result.rowcount
-    log.warning("rolled back to block %d: %s", ancestor,
-                ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    log.warning(
+        "rolled back to block %d: %s",
+        ancestor,
+        ", ".join(f"{k} {v}" for k, v in counts.items() if v),
+    )
     return counts
 
 

@@ -112,8 +112,9 @@ class _CommitThread:
     def __init__(self, indexer: Indexer, conn: Connection, depth: int = 2) -> None:
         self.indexer = indexer
         self.conn = conn
-        self.queue: queue.Queue[tuple[Prepared, Checkpoint | None, Checkpoint] | None] = \
+        self.queue: queue.Queue[tuple[Prepared, Checkpoint | None, Checkpoint] | None] = (
             queue.Queue(maxsize=depth)
+        )
         self.error: BaseException | None = None
         self.aborted = False
         self.thread = threading.Thread(target=self._run, name="kameng-commit", daemon=True)
@@ -222,21 +223,26 @@ class Indexer:
         """
         self.source: Source = source_for(chain_or_rpc_url, timeout=rpc_timeout)
         self._own_engine = not isinstance(database_url, Engine)
-        self.engine: Engine = make_engine(database_url) if isinstance(database_url, str) \
-            else database_url
+        self.engine: Engine = (
+            make_engine(database_url) if isinstance(database_url, str) else database_url
+        )
         self.address = to_checksum_address(escrow_address)
         self.start_block = max(0, start_block)
         self.finality_depth = max(0, finality_depth)
-        self.concurrency = max(1, min(concurrency or self.source.max_concurrency,
-                                      self.source.max_concurrency))
+        self.concurrency = max(
+            1, min(concurrency or self.source.max_concurrency, self.source.max_concurrency)
+        )
         self.max_batch_logs = max_batch_logs
         self.poll_interval = poll_interval
         self.on_progress = on_progress
         self.auto_migrate = auto_migrate
         self.stats = Stats()
         self.retrier = Retrier(retry or RetryPolicy())
-        self.sizer = RangeSizer(initial_range or self.source.initial_range,
-                                max_range or self.source.max_range, target_logs)
+        self.sizer = RangeSizer(
+            initial_range or self.source.initial_range,
+            max_range or self.source.max_range,
+            target_logs,
+        )
         self.fetcher = LogFetcher(self.source, self.address, self.sizer, self.retrier)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None
@@ -389,13 +395,15 @@ class Indexer:
     def _emit(self, mode: str) -> None:
         self._last_mode = mode
         if self.on_progress is not None:
-            self.on_progress(Progress(
-                mode=mode,
-                checkpoint=self.checkpoint.number if self.checkpoint else None,
-                head=self._head,
-                events=self.stats.events,
-                elapsed=time.monotonic() - self._started,
-            ))
+            self.on_progress(
+                Progress(
+                    mode=mode,
+                    checkpoint=self.checkpoint.number if self.checkpoint else None,
+                    head=self._head,
+                    events=self.stats.events,
+                    elapsed=time.monotonic() - self._started,
+                )
+            )
 
     def _header(self, number: int) -> Header | None:
         return self.retrier.call(lambda: self.source.header(number), f"header {number}")
@@ -437,15 +445,23 @@ class Indexer:
             applied += n
         return applied
 
-    def _commit(self, conn: Connection, old: Checkpoint | None, new: Checkpoint,
-                ranges: list[FetchedRange], *, journal: bool,
-                extra: list[Header] | None = None) -> int:
+    def _commit(
+        self,
+        conn: Connection,
+        old: Checkpoint | None,
+        new: Checkpoint,
+        ranges: list[FetchedRange],
+        *,
+        journal: bool,
+        extra: list[Header] | None = None,
+    ) -> int:
         assert self._applier is not None
         try:
             with conn.begin():
                 begin_write(conn)
-                result = self._applier.apply(conn, ranges, journal=journal,
-                                             extra_headers=extra or (), cache=self._cache)
+                result = self._applier.apply(
+                    conn, ranges, journal=journal, extra_headers=extra or (), cache=self._cache
+                )
                 old_final = old.finalized if old is not None else self.start_block - 1
                 prune(conn, self.chain_id, old_final, new.finalized)
                 cp_store.save(conn, self.chain_id, self.address, old, new)
@@ -494,8 +510,9 @@ class Indexer:
                 last = group[-1]
                 new = Checkpoint(last.end, last.headers[last.end].hash, last.end)
                 with reader.begin():
-                    prepared = self._applier.prepare(reader, group, journal=False, fmt=fmt,
-                                                     cache=self._cache)
+                    prepared = self._applier.prepare(
+                        reader, group, journal=False, fmt=fmt, cache=self._cache
+                    )
                 prepared.publish(self._cache)  # the next batch reads these, committed or not
                 committer.submit(prepared, cp, new)
                 applied += prepared.events
@@ -513,8 +530,9 @@ class Indexer:
         assert cp is not None
         return cp, applied
 
-    def _write_prepared(self, conn: Connection, prepared: Prepared, old: Checkpoint | None,
-                        new: Checkpoint) -> None:
+    def _write_prepared(
+        self, conn: Connection, prepared: Prepared, old: Checkpoint | None, new: Checkpoint
+    ) -> None:
         """Commit one prepared catch-up batch with its checkpoint (on the commit thread)."""
         with conn.begin():
             begin_write(conn)
@@ -544,15 +562,18 @@ class Indexer:
                 continue
             logs = self.fetcher.logs(lo, head)
             by_number = {h.number: h for h in headers}
-            if any(str(e["blockHash"]).lower() != by_number[int(e["blockNumber"], 16)].hash
-                   for e in logs):
+            if any(
+                str(e["blockHash"]).lower() != by_number[int(e["blockNumber"], 16)].hash
+                for e in logs
+            ):
                 log.info("logs of %d..%d came from another branch; fetching again", lo, head)
                 continue
             wanted = {int(e["blockNumber"], 16) for e in logs} | {head}
             fetched = FetchedRange(lo, head, logs, {n: by_number[n] for n in wanted})
             old_final = cp.finalized if cp is not None else lo - 1
-            new = Checkpoint(head, by_number[head].hash,
-                             max(old_final, min(head, head - self.finality_depth)))
+            new = Checkpoint(
+                head, by_number[head].hash, max(old_final, min(head, head - self.finality_depth))
+            )
             applied = self._commit(conn, cp, new, [fetched], journal=True, extra=headers)
             self._emit("follow")
             return new, applied
@@ -564,8 +585,9 @@ class Indexer:
         assert conn is not None
         with conn.begin():
             begin_write(conn)
-            number, block_hash = find_ancestor(conn, self.chain_id, cp.number, cp.finalized,
-                                               self._header, self.finality_depth)
+            number, block_hash = find_ancestor(
+                conn, self.chain_id, cp.number, cp.finalized, self._header, self.finality_depth
+            )
             rollback(conn, self.chain_id, number)
             new = Checkpoint(number, block_hash, cp.finalized)
             cp_store.save(conn, self.chain_id, self.address, cp, new)

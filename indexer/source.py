@@ -192,8 +192,15 @@ def _hex_header(raw: dict[str, Any]) -> Header:
 class HttpSource:
     """A node over HTTP JSON-RPC, through web3's `HTTPProvider.make_request`."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, max_concurrency: int = 4,
-                 initial_range: int = 10, max_range: int = 50_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        max_concurrency: int = 4,
+        initial_range: int = 10,
+        max_range: int = 50_000,
+    ) -> None:
         """Prepare a source; no request is made yet.
 
         Args:
@@ -209,8 +216,9 @@ class HttpSource:
         self.max_concurrency = max_concurrency
         self.initial_range = initial_range
         self.max_range = max_range
-        self.provider = HTTPProvider(url, request_kwargs={"timeout": timeout},
-                                     exception_retry_configuration=None)
+        self.provider = HTTPProvider(
+            url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        )
         self._chain_id: int | None = None
         self._lock = threading.Lock()
 
@@ -250,8 +258,10 @@ class HttpSource:
             except (UnicodeDecodeError, requests.RequestException):
                 body = ""
         if status == 429 or status >= 500 or status == 408:
-            return TransientRpcError(f"{method}: HTTP {status} from {self.url}: {body}",
-                                     retry_after=_retry_after(response))
+            return TransientRpcError(
+                f"{method}: HTTP {status} from {self.url}: {body}",
+                retry_after=_retry_after(response),
+            )
         if status == 413:
             return RangeTooLargeError(f"{method}: HTTP 413 (response too large) from {self.url}")
         if response is not None:
@@ -336,8 +346,12 @@ class TesterSource:
         return int(self.w3.eth.block_number)
 
     def _header(self, block: Any) -> Header:
-        return Header(number=int(block["number"]), hash=_hex(block["hash"]),
-                      parent_hash=_hex(block["parentHash"]), timestamp=int(block["timestamp"]))
+        return Header(
+            number=int(block["number"]),
+            hash=_hex(block["hash"]),
+            parent_hash=_hex(block["parentHash"]),
+            timestamp=int(block["timestamp"]),
+        )
 
     def header(self, number: int) -> Header | None:
         """A block header by number, None past the head."""

@@ -157,7 +157,7 @@ class WorkingSet:
         table = state.table
         pk_cols = [table.c[c] for c in state.pk]
         for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
+            chunk = missing[i : i + 500]
             if len(pk_cols) == 1:
                 cond = pk_cols[0].in_([k[0] for k in chunk])
             else:
@@ -225,18 +225,28 @@ class WorkingSet:
         for state in self.tables.values():
             if not state.dirty:
                 continue
-            rows = [r for r in (state.rows[k] for k in sorted(state.dirty, key=_sort_key))
-                    if r is not None]
+            rows = [
+                r
+                for r in (state.rows[k] for k in sorted(state.dirty, key=_sort_key))
+                if r is not None
+            ]
             columns, tuples = fmt.tuples(state.table, rows)
             writes.append(("upsert", state.table, columns, tuples))
             state.dirty.clear()
         if self.undo:
             table = TABLES["reorg_undo"]
-            columns, tuples = fmt.tuples(table, [
-                {"block_number": block, "table_name": name, "row_key": encode_key(key),
-                 "pre_image": encode_row(row)}
-                for (block, name, key), row in self.undo.items()
-            ])
+            columns, tuples = fmt.tuples(
+                table,
+                [
+                    {
+                        "block_number": block,
+                        "table_name": name,
+                        "row_key": encode_key(key),
+                        "pre_image": encode_row(row),
+                    }
+                    for (block, name, key), row in self.undo.items()
+                ],
+            )
             writes.append(("insert", table, columns, tuples))
             self.undo.clear()
         return writes

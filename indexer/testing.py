@@ -68,8 +68,10 @@ class Calldata:
         for item in abi:
             entry = cast("Any", item)
             if item["type"] == "function":
-                self.functions[item["name"]] = (function_abi_to_4byte_selector(entry),
-                                                list(get_abi_input_types(entry)))
+                self.functions[item["name"]] = (
+                    function_abi_to_4byte_selector(entry),
+                    list(get_abi_input_types(entry)),
+                )
             elif item["type"] == "constructor":
                 self.constructor_types = list(get_abi_input_types(entry))
 
@@ -126,9 +128,11 @@ class AnvilDriver:
         """
         results: list[Any] = []
         for i in range(0, len(calls), 1000):
-            chunk = calls[i:i + 1000]
-            body = [{"jsonrpc": "2.0", "id": n, "method": m, "params": p}
-                    for n, (m, p) in enumerate(chunk)]
+            chunk = calls[i : i + 1000]
+            body = [
+                {"jsonrpc": "2.0", "id": n, "method": m, "params": p}
+                for n, (m, p) in enumerate(chunk)
+            ]
             replies = self.session.post(self.url, json=body, timeout=300).json()
             replies.sort(key=lambda r: r["id"])
             for reply in replies:
@@ -157,8 +161,12 @@ class AnvilDriver:
         for tx in txs:
             nonce = self.nonces[tx["from"]]
             self.nonces[tx["from"]] = nonce + 1
-            req = {"from": tx["from"], "data": tx["data"], "gas": hex(tx.get("gas", 500_000)),
-                   "nonce": hex(nonce)}
+            req = {
+                "from": tx["from"],
+                "data": tx["data"],
+                "gas": hex(tx.get("gas", 500_000)),
+                "nonce": hex(nonce),
+            }
             if tx.get("to"):
                 req["to"] = tx["to"]
             if tx.get("value"):
@@ -185,8 +193,9 @@ class AnvilDriver:
 
     def block_logs(self, number: int, address: str) -> list[DecodedLog]:
         """The escrow's decoded logs in one block."""
-        raw = self.rpc("eth_getLogs", [{"fromBlock": hex(number), "toBlock": hex(number),
-                                        "address": address}])
+        raw = self.rpc(
+            "eth_getLogs", [{"fromBlock": hex(number), "toBlock": hex(number), "address": address}]
+        )
         out = []
         for entry in raw:
             decoded = self.codec.decode_log(entry)
@@ -237,19 +246,31 @@ class Workload:
         self.fee_recipient = random_address()
         self.buyer_list = [random_address() for _ in range(self.buyers)]
         self.sku = sku_id("steam-wallet-50")
-        self.driver.fund(self.admin, self.arbiter, self.supplier, self.delivery_key,
-                         self.referrer, *self.buyer_list)
+        self.driver.fund(
+            self.admin,
+            self.arbiter,
+            self.supplier,
+            self.delivery_key,
+            self.referrer,
+            *self.buyer_list,
+        )
         self.now = self.driver.timestamp() + 10
         self.stock: dict[int, int] = {}
         self.stock_committed: dict[int, int] = {}  # codes committed so far, per listing
 
     # ------------------------------------------------------------ plumbing
 
-    def tx(self, sender: str, fn: str, *args: Any, value: int = 0, gas: int = 400_000
-           ) -> dict[str, Any]:
+    def tx(
+        self, sender: str, fn: str, *args: Any, value: int = 0, gas: int = 400_000
+    ) -> dict[str, Any]:
         """A transaction calling the escrow."""
-        return {"from": sender, "to": self.escrow, "data": self.calldata.encode(fn, *args),
-                "value": value, "gas": gas}
+        return {
+            "from": sender,
+            "to": self.escrow,
+            "data": self.calldata.encode(fn, *args),
+            "value": value,
+            "gas": gas,
+        }
 
     def block(self, txs: list[dict[str, Any]], advance: int = 1) -> list[DecodedLog]:
         """Send `txs`, mine them in one block `advance` seconds later, track their events."""
@@ -268,8 +289,11 @@ class Workload:
             elif "orderId" in ev.args and int(ev.args["orderId"]) in self.orders:
                 oid = int(ev.args["orderId"])
                 self.orders[oid] = apply_event(self.orders[oid], ev.name, ev.args, self.now)
-                if self.orders[oid].state in (OrderState.COMPLETED, OrderState.REFUNDED,
-                                              OrderState.RESOLVED):
+                if self.orders[oid].state in (
+                    OrderState.COMPLETED,
+                    OrderState.REFUNDED,
+                    OrderState.RESOLVED,
+                ):
                     del self.orders[oid]
         return logs
 
@@ -303,23 +327,36 @@ class Workload:
             raise RuntimeError(f"deploying CodeEscrow failed (gas used {receipt['gasUsed']})")
         self.escrow = to_checksum_address(receipt["contractAddress"])
         self.track(number)
-        self.block([
-            self.tx(self.admin, "grantRole", ROLE_ARBITER, self.arbiter),
-            self.tx(self.admin, "setTokenAllowed", random_address(), True),
-            self.tx(self.admin, "authorize", self.supplier, self.sku, keccak(text="licence")),
-            self.tx(self.supplier, "setDeliveryKey", self.delivery_key, True),
-            self.tx(self.delivery_key, "acceptDeliveryKey", self.supplier),
-            self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**23, value=10**23),
-        ])
+        self.block(
+            [
+                self.tx(self.admin, "grantRole", ROLE_ARBITER, self.arbiter),
+                self.tx(self.admin, "setTokenAllowed", random_address(), True),
+                self.tx(self.admin, "authorize", self.supplier, self.sku, keccak(text="licence")),
+                self.tx(self.supplier, "setDeliveryKey", self.delivery_key, True),
+                self.tx(self.delivery_key, "acceptDeliveryKey", self.supplier),
+                self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**23, value=10**23),
+            ]
+        )
         self.open_listing()
         return self.escrow
 
     def open_listing(self) -> int:
         """Create a listing (ListingCreated, MetaEvidence)."""
-        logs = self.block([self.tx(
-            self.supplier, "createListing", self.sku, ZERO_ADDRESS, self.unit_price,
-            self.delivery_window, self.dispute_window, 1000, f"ipfs://listing/{len(self.listings)}",
-        )])
+        logs = self.block(
+            [
+                self.tx(
+                    self.supplier,
+                    "createListing",
+                    self.sku,
+                    ZERO_ADDRESS,
+                    self.unit_price,
+                    self.delivery_window,
+                    self.dispute_window,
+                    1000,
+                    f"ipfs://listing/{len(self.listings)}",
+                )
+            ]
+        )
         lid = int(next(ev for ev in logs if ev.name == "ListingCreated").args["listingId"])
         self.listings.append(lid)
         self.stock[lid] = 0
@@ -343,8 +380,19 @@ class Workload:
             quantity = 1 + (i % 3 == 0) * 2
             referrer = self.referrer if i % 4 == 0 else ZERO_ADDRESS
             buyer = self.buyer_list[self.rng.randrange(len(self.buyer_list))]
-            txs.append(self.tx(buyer, "buy", listing_id, quantity, self.unit_price, referrer,
-                               os.urandom(32), value=self.unit_price * quantity, gas=300_000))
+            txs.append(
+                self.tx(
+                    buyer,
+                    "buy",
+                    listing_id,
+                    quantity,
+                    self.unit_price,
+                    referrer,
+                    os.urandom(32),
+                    value=self.unit_price * quantity,
+                    gas=300_000,
+                )
+            )
             self.stock[listing_id] -= quantity
         logs = self.block(txs)
         self.expect(logs, "OrderPaid", n)
@@ -354,21 +402,33 @@ class Workload:
         """Deliver orders in batched transactions (one block)."""
         txs = []
         for i in range(0, len(oids), batch):
-            chunk = oids[i:i + batch]
-            txs.append(self.tx(self.delivery_key, "deliver", chunk,
-                               [self.orders[o].as_tuple() for o in chunk],
-                               [keccak(o.to_bytes(32, "big") + os.urandom(4)) for o in chunk],
-                               gas=80_000 + 40_000 * len(chunk)))
+            chunk = oids[i : i + batch]
+            txs.append(
+                self.tx(
+                    self.delivery_key,
+                    "deliver",
+                    chunk,
+                    [self.orders[o].as_tuple() for o in chunk],
+                    [keccak(o.to_bytes(32, "big") + os.urandom(4)) for o in chunk],
+                    gas=80_000 + 40_000 * len(chunk),
+                )
+            )
         self.expect(self.block(txs), "OrderDelivered", len(oids))
 
     def settle(self, oids: list[int], batch: int) -> None:
         """Settle delivered orders past their dispute windows, batched (one block)."""
         txs = []
         for i in range(0, len(oids), batch):
-            chunk = oids[i:i + batch]
-            txs.append(self.tx(self.referrer, "settle", chunk,
-                               [self.orders[o].as_tuple() for o in chunk],
-                               gas=80_000 + 50_000 * len(chunk)))
+            chunk = oids[i : i + batch]
+            txs.append(
+                self.tx(
+                    self.referrer,
+                    "settle",
+                    chunk,
+                    [self.orders[o].as_tuple() for o in chunk],
+                    gas=80_000 + 50_000 * len(chunk),
+                )
+            )
         self.expect(self.block(txs), "OrderSettled", len(oids))
 
     def round(self, orders: int, *, per_block: int = 500, batch: int = 100) -> None:
@@ -381,61 +441,104 @@ class Workload:
             paid += self.buy_block(min(per_block, orders - i), listing)
         self.rng.shuffle(paid)
         undelivered = paid[: max(1, len(paid) // 20)]
-        delivered = paid[len(undelivered):]
+        delivered = paid[len(undelivered) :]
         for i in range(0, len(delivered), per_block * 2):
-            self.deliver(delivered[i:i + per_block * 2], batch)
+            self.deliver(delivered[i : i + per_block * 2], batch)
         confirmed = delivered[: len(delivered) // 10]
-        disputed = delivered[len(confirmed): len(confirmed) + max(2, len(delivered) // 40)]
-        to_settle = delivered[len(confirmed) + len(disputed):]
-        buyer_txs = [self.tx(self.orders[o].buyer, "confirm", o, self.orders[o].as_tuple())
-                     for o in confirmed]
-        buyer_txs += [self.tx(self.orders[o].buyer, "dispute", o, self.orders[o].as_tuple(),
-                              f"ipfs://evidence/{o}", keccak(o.to_bytes(32, "big")))
-                      for o in disputed]
+        disputed = delivered[len(confirmed) : len(confirmed) + max(2, len(delivered) // 40)]
+        to_settle = delivered[len(confirmed) + len(disputed) :]
+        buyer_txs = [
+            self.tx(self.orders[o].buyer, "confirm", o, self.orders[o].as_tuple())
+            for o in confirmed
+        ]
+        buyer_txs += [
+            self.tx(
+                self.orders[o].buyer,
+                "dispute",
+                o,
+                self.orders[o].as_tuple(),
+                f"ipfs://evidence/{o}",
+                keccak(o.to_bytes(32, "big")),
+            )
+            for o in disputed
+        ]
         logs = self.block(buyer_txs)
         self.expect(logs, "OrderConfirmed", len(confirmed))
         self.expect(logs, "DisputeOpened", len(disputed))
-        self.block([self.tx(self.supplier, "addEvidence", o, self.orders[o].as_tuple(),
-                            f"ipfs://supplier/{o}", keccak(b"s" + o.to_bytes(32, "big")))
-                    for o in disputed])
+        self.block(
+            [
+                self.tx(
+                    self.supplier,
+                    "addEvidence",
+                    o,
+                    self.orders[o].as_tuple(),
+                    f"ipfs://supplier/{o}",
+                    keccak(b"s" + o.to_bytes(32, "big")),
+                )
+                for o in disputed
+            ]
+        )
         ruled = disputed[: len(disputed) // 2]
-        logs = self.block([
-            self.tx(self.arbiter, "rule", o, self.orders[o].as_tuple(),
-                    self.rng.choice([0, 5000, 10_000]), self.rng.choice([0, 2500]),
-                    keccak(b"bundle" + o.to_bytes(32, "big")), REASON)
-            for o in ruled
-        ])
+        logs = self.block(
+            [
+                self.tx(
+                    self.arbiter,
+                    "rule",
+                    o,
+                    self.orders[o].as_tuple(),
+                    self.rng.choice([0, 5000, 10_000]),
+                    self.rng.choice([0, 2500]),
+                    keccak(b"bundle" + o.to_bytes(32, "big")),
+                    REASON,
+                )
+                for o in ruled
+            ]
+        )
         self.expect(logs, "DisputeRuled", len(ruled))
         # Past every delivery deadline and dispute window of this round.
         self.now += self.dispute_window + 60
         for i in range(0, len(to_settle), per_block * 2):
-            self.settle(to_settle[i:i + per_block * 2], batch)
-        logs = self.block([self.tx(self.orders[o].buyer, "refund", o, self.orders[o].as_tuple())
-                           for o in undelivered])
+            self.settle(to_settle[i : i + per_block * 2], batch)
+        logs = self.block(
+            [
+                self.tx(self.orders[o].buyer, "refund", o, self.orders[o].as_tuple())
+                for o in undelivered
+            ]
+        )
         self.expect(logs, "OrderRefunded", len(undelivered))
         # Past the arbitration deadline: the timeout fallback for the rest.
         self.now += self.arbitration_window + 60
-        timed_out = disputed[len(ruled):]
-        logs = self.block([self.tx(self.referrer, "resolveTimedOut", o, self.orders[o].as_tuple())
-                           for o in timed_out])
+        timed_out = disputed[len(ruled) :]
+        logs = self.block(
+            [
+                self.tx(self.referrer, "resolveTimedOut", o, self.orders[o].as_tuple())
+                for o in timed_out
+            ]
+        )
         self.expect(logs, "DisputeRuled", len(timed_out))
         withdrawers = sorted({self.supplier, self.referrer, *self.rng.sample(self.buyer_list, 3)})
         logs = self.block(
             [self.tx(a, "withdraw", ZERO_ADDRESS, a) for a in withdrawers]
-            + [self.tx(self.admin, "withdrawFees", ZERO_ADDRESS, self.fee_recipient),
-               self.tx(self.supplier, "withdrawBond", ZERO_ADDRESS, 10**18, self.supplier),
-               self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**18, value=10**18)]
+            + [
+                self.tx(self.admin, "withdrawFees", ZERO_ADDRESS, self.fee_recipient),
+                self.tx(self.supplier, "withdrawBond", ZERO_ADDRESS, 10**18, self.supplier),
+                self.tx(self.supplier, "depositBond", ZERO_ADDRESS, 10**18, value=10**18),
+            ]
         )
         self.expect(logs, "FeesWithdrawn", 1)
 
     def config_change(self) -> None:
         """ConfigUpdated, SkuAuthorized and DeliveryKeySet once more."""
         config = (self.fee_recipient, 150, 250, 1000, self.arbitration_window, *WINDOW_BOUNDS)
-        self.block([
-            self.tx(self.admin, "setConfig", config),
-            self.tx(self.admin, "authorize", self.supplier, sku_id("office-365"), keccak(b"a2")),
-            self.tx(self.supplier, "setDeliveryKey", random_address(), True),
-        ])
+        self.block(
+            [
+                self.tx(self.admin, "setConfig", config),
+                self.tx(
+                    self.admin, "authorize", self.supplier, sku_id("office-365"), keccak(b"a2")
+                ),
+                self.tx(self.supplier, "setDeliveryKey", random_address(), True),
+            ]
+        )
 
 
 # ---------------------------------------------------------------- comparing mirrors
@@ -482,8 +585,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def diff_mirrors(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]],
-                 limit: int = 5) -> list[str]:
+def diff_mirrors(
+    a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]], limit: int = 5
+) -> list[str]:
     """Human-readable differences between two `dump_mirror` results (empty when equal)."""
     out = []
     for name in sorted(set(a) | set(b)):
@@ -497,8 +601,15 @@ def diff_mirrors(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[An
     return out
 
 
-def small_workload(url: str, *, rounds: int = 2, orders: int = 60, per_block: int = 15,
-                   batch: int = 10, seed: int = 1) -> Workload:
+def small_workload(
+    url: str,
+    *,
+    rounds: int = 2,
+    orders: int = 60,
+    per_block: int = 15,
+    batch: int = 10,
+    seed: int = 1,
+) -> Workload:
     """Deploy an escrow on the anvil at `url` and run a few lifecycle rounds on it.
 
     Args:
@@ -531,8 +642,7 @@ def reorg(driver: AnvilDriver, depth: int, rng: random.Random, drop: float = 0.3
     for number in range(head - depth + 1, head + 1):
         block = driver.rpc("eth_getBlockByNumber", [hex(number), True])
         for tx in block["transactions"]:
-            req = {"from": tx["from"], "data": tx["input"], "value": tx["value"],
-                   "gas": tx["gas"]}
+            req = {"from": tx["from"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
             if tx.get("to"):
                 req["to"] = tx["to"]
             txs.append(req)
@@ -543,8 +653,9 @@ def reorg(driver: AnvilDriver, depth: int, rng: random.Random, drop: float = 0.3
     return len(txs) - len(kept)
 
 
-def wait_until(condition: Any, timeout: float, what: str = "condition",
-               interval: float = 0.01) -> float:
+def wait_until(
+    condition: Any, timeout: float, what: str = "condition", interval: float = 0.01
+) -> float:
     """Poll `condition()` until it is true; return the seconds it took.
 
     Raises:
@@ -564,8 +675,11 @@ def wait_until(condition: Any, timeout: float, what: str = "condition",
 # ---------------------------------------------------------------- subprocesses
 
 #: `kameng` without relying on the console script being on PATH.
-KAMENG = [sys.executable, "-c",
-          "import sys; from backend.cli import main; sys.argv[0] = 'kameng'; main()"]
+KAMENG = [
+    sys.executable,
+    "-c",
+    "import sys; from backend.cli import main; sys.argv[0] = 'kameng'; main()",
+]
 
 
 class IndexProcess:
@@ -574,9 +688,12 @@ class IndexProcess:
     def __init__(self, args: list[str], log: Path) -> None:
         """Start ``kameng index --log-json ARGS``, its stderr appended to `log`."""
         self.stderr = log.open("ab")
-        self.proc = subprocess.Popen([*KAMENG, "index", "--log-json", *args],
-                                     stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env={**os.environ, "COLUMNS": "200"})
+        self.proc = subprocess.Popen(
+            [*KAMENG, "index", "--log-json", *args],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -11,8 +11,9 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _include_object(obj: object, name: str | None, type_: str, reflected: bool,
-                    compare_to: object) -> bool:
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     """Autogenerate sees only the mirror's tables, never the backend's or another tree's."""
     del obj, compare_to
     return not (type_ == "table" and reflected and name not in target_metadata.tables)

@@ -30,8 +30,11 @@ def test_migrate_creates_vault_auth_and_evidence_tables_matching_the_models(
             | set(EvidenceBase.metadata.tables)
         )
         assert wanted <= tables, wanted - tables
-        for table in (*Base.metadata.tables.values(), *auth_metadata.tables.values(),
-                      *EvidenceBase.metadata.tables.values()):
+        for table in (
+            *Base.metadata.tables.values(),
+            *auth_metadata.tables.values(),
+            *EvidenceBase.metadata.tables.values(),
+        ):
             columns = {c["name"] for c in inspector.get_columns(table.name)}
             assert columns == {c.name for c in table.columns}, table.name
     finally:

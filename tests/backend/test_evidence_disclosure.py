@@ -176,9 +176,10 @@ def test_a_final_orders_codes_and_additions_are_erased_after_the_grace_period(
     kept = _vault_codes(served, other)  # delivered, not final: untouched
     assert all(c.state != PURGED and c.ciphertext for c in kept)
     with served.runtime.sessions() as session:
-        assert session.scalars(
-            select(Addition).where(Addition.order_id == str(bought.order_id))
-        ).all() == []
+        assert (
+            session.scalars(select(Addition).where(Addition.order_id == str(bought.order_id))).all()
+            == []
+        )
     # The buyer still reads its codes from its sealed release.
     release = served.client().release(bought.order_id, bought.buyer)
     assert open_release(release, bought.key)

@@ -53,9 +53,15 @@ def _run(chain: Chain) -> Lifecycle:
         step(chain.w3.eth.block_number)
 
     # Platform: config, token allow-list, a second authorization (granted, then revoked).
-    escrow.set_config(admin, EscrowConfig(fee_recipient=world.fee_recipient.address,
-                                          fee_bps=250, referral_bps=300,
-                                          arbitration_window=3600))
+    escrow.set_config(
+        admin,
+        EscrowConfig(
+            fee_recipient=world.fee_recipient.address,
+            fee_bps=250,
+            referral_bps=300,
+            arbitration_window=3600,
+        ),
+    )
     token_address, _ = deploy_contract(chain, admin, "TestToken", "USD Coin", "USDC")
     escrow.tx.reset_nonce(admin.address)  # deploy_contract signed with its own nonce counter
     token = chain.w3.eth.contract(address=token_address, abi=load("TestToken").abi)
@@ -69,8 +75,14 @@ def _run(chain: Chain) -> Lifecycle:
     mark()
 
     # A native-coin listing (bond, listing, batch) and a price change.
-    native = open_listing(world, stock=12, unit_price=10**16, delivery_window=600,
-                          dispute_window=3600, referral_bps=300)
+    native = open_listing(
+        world,
+        stock=12,
+        unit_price=10**16,
+        delivery_window=600,
+        dispute_window=3600,
+        referral_bps=300,
+    )
     escrow.update_listing(supplier, native, 10**16, True)
     mark()
 
@@ -79,29 +91,56 @@ def _run(chain: Chain) -> Lifecycle:
         escrow.tx.send(admin, token.functions.mint(account.address, 10**12))
         escrow.tx.send(account, token.functions.approve(escrow.address, 2**255))
     escrow.deposit_bond(supplier, 10**10, token_address)
-    usdc, _ = escrow.create_listing(supplier, sku=world.sku, unit_price=5_000_000,
-                                    token=token_address, delivery_window=600,
-                                    dispute_window=3600, bond_bps=2000, metadata_uri="ipfs://u")
+    usdc, _ = escrow.create_listing(
+        supplier,
+        sku=world.sku,
+        unit_price=5_000_000,
+        token=token_address,
+        delivery_window=600,
+        dispute_window=3600,
+        bond_bps=2000,
+        metadata_uri="ipfs://u",
+    )
     escrow.set_referral_bps(supplier, usdc, 300)
     commit_codes(world, usdc, demo_codes(5, 100))
     mark()
 
     # Orders: referrers, quantities, both tokens.
     buys: list[tuple[int, Order]] = []
-    for buyer, qty, ref in ((b1, 1, b2.address), (b2, 2, ZERO_ADDRESS), (b1, 1, ZERO_ADDRESS),
-                            (b2, 3, b3.address), (b3, 1, ZERO_ADDRESS), (b3, 1, b1.address)):
-        oid, order, _ = escrow.buy(buyer, native, qty, max_unit_price=10**16,
-                                   buyer_pubkey=keccak(buyer.address.encode()), referrer=ref)
+    for buyer, qty, ref in (
+        (b1, 1, b2.address),
+        (b2, 2, ZERO_ADDRESS),
+        (b1, 1, ZERO_ADDRESS),
+        (b2, 3, b3.address),
+        (b3, 1, ZERO_ADDRESS),
+        (b3, 1, b1.address),
+    ):
+        oid, order, _ = escrow.buy(
+            buyer,
+            native,
+            qty,
+            max_unit_price=10**16,
+            buyer_pubkey=keccak(buyer.address.encode()),
+            referrer=ref,
+        )
         buys.append((oid, order))
-    oid, order, _ = escrow.buy(b1, usdc, 2, max_unit_price=5_000_000, buyer_pubkey=keccak(b"u"),
-                               referrer=b2.address, value=0)
+    oid, order, _ = escrow.buy(
+        b1,
+        usdc,
+        2,
+        max_unit_price=5_000_000,
+        buyer_pubkey=keccak(b"u"),
+        referrer=b2.address,
+        value=0,
+    )
     buys.append((oid, order))
     mark()
 
     # Deliver all but one (batched), by the delivery key.
     to_deliver = [buys[i] for i in (0, 1, 2, 3, 4, 6)]
-    delivered, _ = escrow.deliver(world.delivery_key, [(o, od, keccak(o.to_bytes(32, "big")))
-                                                        for o, od in to_deliver])
+    delivered, _ = escrow.deliver(
+        world.delivery_key, [(o, od, keccak(o.to_bytes(32, "big"))) for o, od in to_deliver]
+    )
     d = {o: od for (o, _), od in zip(to_deliver, delivered, strict=True)}
     mark()
 
@@ -112,8 +151,15 @@ def _run(chain: Chain) -> Lifecycle:
     disputed_b, _ = escrow.dispute(b2, buys[3][0], d[buys[3][0]], "ipfs://b", keccak(b"b"))
     escrow.add_evidence(supplier, buys[1][0], disputed_a, "ipfs://s", keccak(b"s"))
     escrow.add_evidence(b2, buys[1][0], disputed_a, "ipfs://a2", keccak(b"a2"))
-    escrow.rule(world.arbiter, buys[1][0], disputed_a, buyer_bps=7000, slash_bps=5000,
-                bundle_hash=keccak(b"bundle"), reason=b"code-already-redeemed".ljust(32, b"\0"))
+    escrow.rule(
+        world.arbiter,
+        buys[1][0],
+        disputed_a,
+        buyer_bps=7000,
+        slash_bps=5000,
+        bundle_hash=keccak(b"bundle"),
+        reason=b"code-already-redeemed".ljust(32, b"\0"),
+    )
     mark()
 
     # Time passes: settle after the window, refund the undelivered one, the timeout fallback.
@@ -135,9 +181,14 @@ def _run(chain: Chain) -> Lifecycle:
     mark()
 
     life.open_orders = {buys[4][0]: d[buys[4][0]]}
-    life.closed = {buys[0][0]: OrderState.COMPLETED, buys[6][0]: OrderState.COMPLETED,
-                   buys[2][0]: OrderState.COMPLETED, buys[5][0]: OrderState.REFUNDED,
-                   buys[1][0]: OrderState.RESOLVED, buys[3][0]: OrderState.RESOLVED}
+    life.closed = {
+        buys[0][0]: OrderState.COMPLETED,
+        buys[6][0]: OrderState.COMPLETED,
+        buys[2][0]: OrderState.COMPLETED,
+        buys[5][0]: OrderState.REFUNDED,
+        buys[1][0]: OrderState.RESOLVED,
+        buys[3][0]: OrderState.RESOLVED,
+    }
     life.accounts = {a.address for a in (supplier, b1, b2, b3, world.delivery_key)}
     return life
 
@@ -184,19 +235,28 @@ def test_every_event_type_reaches_raw_events(lifecycle: Lifecycle, mirror: sa.En
     assert all(r.address == lifecycle.world.escrow.address for r in raw)
 
 
-def test_open_orders_hash_to_the_contracts_stored_hash(lifecycle: Lifecycle,
-                                                       mirror: sa.Engine) -> None:
+def test_open_orders_hash_to_the_contracts_stored_hash(
+    lifecycle: Lifecycle, mirror: sa.Engine
+) -> None:
     escrow = lifecycle.world.escrow
     by_id = {int(r.order_id): r for r in _rows(mirror, m.Order)}
     assert len(by_id) == 7
     for oid, expected in lifecycle.open_orders.items():
         row = by_id[oid]
         rebuilt = Order(
-            buyer=row.buyer, supplier=row.supplier, token=row.token, referrer=row.referrer,
-            amount=int(row.amount), bond=int(row.bond), quantity=row.quantity,
-            fee_bps=row.fee_bps, referral_bps=row.referral_bps,
-            dispute_window=row.dispute_window, deadline=row.deadline,
-            state=OrderState(row.state), release_digest=bytes.fromhex(row.release_digest[2:]),
+            buyer=row.buyer,
+            supplier=row.supplier,
+            token=row.token,
+            referrer=row.referrer,
+            amount=int(row.amount),
+            bond=int(row.bond),
+            quantity=row.quantity,
+            fee_bps=row.fee_bps,
+            referral_bps=row.referral_bps,
+            dispute_window=row.dispute_window,
+            deadline=row.deadline,
+            state=OrderState(row.state),
+            release_digest=bytes.fromhex(row.release_digest[2:]),
         )
         assert rebuilt == expected
         assert escrow.order_hash(oid) == rebuilt.hash()
@@ -205,15 +265,22 @@ def test_open_orders_hash_to_the_contracts_stored_hash(lifecycle: Lifecycle,
         assert escrow.order_hash(oid) == b"\0" * 32
 
 
-def test_order_history_lists_every_step_in_chain_order(lifecycle: Lifecycle,
-                                                       mirror: sa.Engine) -> None:
+def test_order_history_lists_every_step_in_chain_order(
+    lifecycle: Lifecycle, mirror: sa.Engine
+) -> None:
     history: dict[int, list[tuple[str, int]]] = {}
     for r in sorted(_rows(mirror, m.OrderEvent), key=lambda r: (r.block_number, r.log_index)):
         history.setdefault(int(r.order_id), []).append((r.name, r.state_after))
     disputed = [oid for oid, s in lifecycle.closed.items() if s == OrderState.RESOLVED]
     ruled = history[disputed[0]]
-    assert ruled == [("OrderPaid", 1), ("OrderDelivered", 2), ("DisputeOpened", 3),
-                     ("EvidenceAdded", 3), ("EvidenceAdded", 3), ("DisputeRuled", 6)]
+    assert ruled == [
+        ("OrderPaid", 1),
+        ("OrderDelivered", 2),
+        ("DisputeOpened", 3),
+        ("EvidenceAdded", 3),
+        ("EvidenceAdded", 3),
+        ("DisputeRuled", 6),
+    ]
     refunded = next(o for o, s in lifecycle.closed.items() if s == OrderState.REFUNDED)
     assert history[refunded] == [("OrderPaid", 1), ("OrderRefunded", 5)]
     assert sum(len(h) for h in history.values()) == len(_rows(mirror, m.OrderEvent))
@@ -270,14 +337,51 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
     assert len(listings) == escrow.call("listingCount")
     for r in listings:
         # The Listing struct, in ICodeEscrow's order.
-        (supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
-         dispute_window, _batch_count, fee_bps, referral_bps, arbitration_window,
-         sku) = escrow.call("getListing", r.listing_id)
-        assert (r.supplier, r.committed, r.sold, r.bond_bps, r.active, r.token, int(r.unit_price),
-                r.delivery_window, r.dispute_window, r.fee_bps, r.referral_bps,
-                r.arbitration_window, r.sku) == (
-            supplier_, committed, sold, bond_bps, active, token, unit_price, delivery_window,
-            dispute_window, fee_bps, referral_bps, arbitration_window, "0x" + bytes(sku).hex())
+        (
+            supplier_,
+            committed,
+            sold,
+            bond_bps,
+            active,
+            token,
+            unit_price,
+            delivery_window,
+            dispute_window,
+            _batch_count,
+            fee_bps,
+            referral_bps,
+            arbitration_window,
+            sku,
+        ) = escrow.call("getListing", r.listing_id)
+        assert (
+            r.supplier,
+            r.committed,
+            r.sold,
+            r.bond_bps,
+            r.active,
+            r.token,
+            int(r.unit_price),
+            r.delivery_window,
+            r.dispute_window,
+            r.fee_bps,
+            r.referral_bps,
+            r.arbitration_window,
+            r.sku,
+        ) == (
+            supplier_,
+            committed,
+            sold,
+            bond_bps,
+            active,
+            token,
+            unit_price,
+            delivery_window,
+            dispute_window,
+            fee_bps,
+            referral_bps,
+            arbitration_window,
+            "0x" + bytes(sku).hex(),
+        )
     for b in _rows(mirror, m.Batch):
         root, first, count = escrow.batch(b.listing_id, b.batch_index)
         assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
@@ -286,9 +390,17 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
 def test_platform_tables_match_the_contract(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
     escrow = lifecycle.world.escrow
     (cfg,) = _rows(mirror, m.PlatformConfig)
-    assert (cfg.fee_recipient, cfg.fee_bps, cfg.referral_bps, cfg.min_bond_bps,
-            cfg.arbitration_window, cfg.min_delivery_window, cfg.max_delivery_window,
-            cfg.min_dispute_window, cfg.max_dispute_window) == tuple(escrow.call("config"))
+    assert (
+        cfg.fee_recipient,
+        cfg.fee_bps,
+        cfg.referral_bps,
+        cfg.min_bond_bps,
+        cfg.arbitration_window,
+        cfg.min_delivery_window,
+        cfg.max_delivery_window,
+        cfg.min_dispute_window,
+        cfg.max_dispute_window,
+    ) == tuple(escrow.call("config"))
     (tok,) = _rows(mirror, m.AllowedToken)
     assert tok.token == lifecycle.token and tok.allowed
     for a in _rows(mirror, m.Authorization):
@@ -314,8 +426,9 @@ def test_rows_cite_their_logs(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
     assert cp.block_number == w3.eth.block_number
 
 
-def test_indexing_step_by_step_gives_the_same_rows(lifecycle: Lifecycle, mirror: sa.Engine,
-                                                   tmp_path: Path) -> None:
+def test_indexing_step_by_step_gives_the_same_rows(
+    lifecycle: Lifecycle, mirror: sa.Engine, tmp_path: Path
+) -> None:
     """Many small passes (cache, batching, journal) end where one pass does."""
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     chain = lifecycle.world.chain

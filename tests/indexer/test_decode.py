@@ -58,8 +58,12 @@ def test_decoder_matches_eth_abi_on_every_event(name: str) -> None:
         got_name, args = decoded
         assert got_name == name
         want = {n: _expected(v, t) for n, t, v in indexed}
-        want.update({n: _expected(v, t) for n, t, v in
-                     zip(spec.data_names, spec.data_types, data_values, strict=True)})
+        want.update(
+            {
+                n: _expected(v, t)
+                for n, t, v in zip(spec.data_names, spec.data_types, data_values, strict=True)
+            }
+        )
         assert args == want
         # And eth_abi, through the codec, reads the same bytes the same way.
         raw = CODEC.decode_args([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
@@ -70,8 +74,16 @@ def test_decoder_matches_eth_abi_on_every_event(name: str) -> None:
 
 def test_static_events_take_the_fast_path() -> None:
     fast = {p.name for p in DECODER.plans.values() if not p.dynamic}
-    assert {"OrderPaid", "OrderDelivered", "OrderSettled", "OrderConfirmed", "DisputeRuled",
-            "ConfigUpdated", "BondDeposited", "Withdrawn"} <= fast
+    assert {
+        "OrderPaid",
+        "OrderDelivered",
+        "OrderSettled",
+        "OrderConfirmed",
+        "DisputeRuled",
+        "ConfigUpdated",
+        "BondDeposited",
+        "Withdrawn",
+    } <= fast
     assert {"ListingCreated", "DisputeOpened", "EvidenceAdded"}.isdisjoint(fast)
 
 

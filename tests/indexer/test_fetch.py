@@ -14,47 +14,70 @@ from indexer.fetch import RangeSizer, Retrier, RetryPolicy, StopRequested
 from indexer.source import classify_rpc_error, suggested_range
 
 
-@pytest.mark.parametrize(("message", "expected"), [
-    ("query returned more than 10000 results. Try with this block range [0x10, 0x1F].",
-     (16, 31)),
-    ("Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range "
-     "and no limit on the response size, or you can request any block range with a cap of 10K "
-     "logs in the response. Based on your parameters, this block range should work: "
-     "[0x1234, 0x1300]", (0x1234, 0x1300)),
-    ("try [100, 200]", (100, 200)),
-    ("query exceeds max results", None),
-    ("range [0x20, 0x10] is backwards", None),
-])
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "query returned more than 10000 results. Try with this block range [0x10, 0x1F].",
+            (16, 31),
+        ),
+        (
+            "Log response size exceeded. You can make eth_getLogs requests with up to a 2K "
+            "block range and no limit on the response size, or you can request any block range "
+            "with a cap of 10K logs in the response. Based on your parameters, this block "
+            "range should work: [0x1234, 0x1300]",
+            (0x1234, 0x1300),
+        ),
+        ("try [100, 200]", (100, 200)),
+        ("query exceeds max results", None),
+        ("range [0x20, 0x10] is backwards", None),
+    ],
+)
 def test_suggested_range_is_read_from_provider_messages(
-        message: str, expected: tuple[int, int] | None) -> None:
+    message: str, expected: tuple[int, int] | None
+) -> None:
     assert suggested_range(message) == expected
 
 
 def test_infura_and_alchemy_limits_are_range_errors_with_their_suggestion() -> None:
-    infura = classify_rpc_error("eth_getLogs", {
-        "code": -32005,
-        "message": "query returned more than 10000 results. Try with this block range "
-                   "[0x4a7c5a, 0x4a7d2b].",
-    })
+    infura = classify_rpc_error(
+        "eth_getLogs",
+        {
+            "code": -32005,
+            "message": "query returned more than 10000 results. Try with this block range "
+            "[0x4a7c5a, 0x4a7d2b].",
+        },
+    )
     assert isinstance(infura, RangeTooLargeError) and infura.suggested_to == 0x4A7D2B
-    alchemy = classify_rpc_error("eth_getLogs", {
-        "code": -32602, "message": "Log response size exceeded. ... this block range should "
-                                   "work: [0x1, 0x7d0]"})
+    alchemy = classify_rpc_error(
+        "eth_getLogs",
+        {
+            "code": -32602,
+            "message": "Log response size exceeded. ... this block range should work: [0x1, 0x7d0]",
+        },
+    )
     assert isinstance(alchemy, RangeTooLargeError) and alchemy.suggested_to == 0x7D0
-    for message in ("query exceeds max results", "response size exceeded",
-                    "block range too large", "eth_getLogs block range is too large"):
+    for message in (
+        "query exceeds max results",
+        "response size exceeded",
+        "block range too large",
+        "eth_getLogs block range is too large",
+    ):
         err = classify_rpc_error("eth_getLogs", {"code": -32000, "message": message})
         assert isinstance(err, RangeTooLargeError) and err.suggested_to is None
 
 
 def test_rate_limits_and_server_errors_are_transient() -> None:
-    rate = classify_rpc_error("eth_getLogs", {"code": -32005,
-                                              "message": "rate limit exceeded, slow down"})
+    rate = classify_rpc_error(
+        "eth_getLogs", {"code": -32005, "message": "rate limit exceeded, slow down"}
+    )
     assert type(rate) is TransientRpcError  # not a range error, though eth_getLogs
-    for error in ({"code": 429, "message": "Too Many Requests"},
-                  {"code": -32005, "message": "daily request count exceeded"},
-                  {"code": -32603, "message": "internal error"},
-                  {"code": -32000, "message": "header not found"}):
+    for error in (
+        {"code": 429, "message": "Too Many Requests"},
+        {"code": -32005, "message": "daily request count exceeded"},
+        {"code": -32603, "message": "internal error"},
+        {"code": -32000, "message": "header not found"},
+    ):
         assert isinstance(classify_rpc_error("eth_blockNumber", error), TransientRpcError)
 
 

@@ -27,8 +27,11 @@ def _check(url: str) -> None:
             assert VERSION_TABLE in names and "alembic_version" not in names
             assert set(Base.metadata.tables) <= names
             ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            diff = [d for d in compare_metadata(ctx, Base.metadata)
-                    if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)]
+            diff = [
+                d
+                for d in compare_metadata(ctx, Base.metadata)
+                if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)
+            ]
             assert diff == [], diff
     finally:
         engine.dispose()

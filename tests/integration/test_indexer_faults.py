@@ -91,12 +91,16 @@ class FaultyProxy:
             self._reply(handler, status, payload, {"Retry-After": "0"} if fault == "429" else {})
             return
         if fault in ("rpc-internal", "rpc-rate-limit"):
-            error = ({"code": -32603, "message": "internal error"} if fault == "rpc-internal"
-                     else {"code": 429, "message": "Too Many Requests: rate limit exceeded"})
+            error = (
+                {"code": -32603, "message": "internal error"}
+                if fault == "rpc-internal"
+                else {"code": 429, "message": "Too Many Requests: rate limit exceeded"}
+            )
             self._json(handler, {"jsonrpc": "2.0", "id": request["id"], "error": error})
             return
-        upstream = self.session.post(self.upstream, data=body,
-                                     headers={"Content-Type": "application/json"}, timeout=30)
+        upstream = self.session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
         reply = upstream.json()
         if request.get("method") == "eth_getLogs" and len(reply.get("result") or []) > LOG_LIMIT:
             reply = self._too_many(request, reply)
@@ -111,18 +115,19 @@ class FaultyProxy:
         self.counts[f"too-many-{style}"] += 1
         message = {
             "infura": f"query returned more than 10000 results. Try with this block range "
-                      f"[{hex(lo)}, {suggestion}].",
+            f"[{hex(lo)}, {suggestion}].",
             "alchemy": f"Log response size exceeded. You can make eth_getLogs requests with up "
-                       f"to a 2K block range. Based on your parameters, this block range should "
-                       f"work: [{hex(lo)}, {suggestion}]",
+            f"to a 2K block range. Based on your parameters, this block range should "
+            f"work: [{hex(lo)}, {suggestion}]",
             "size": "response size exceeded",
         }[style]
         code = {"infura": -32005, "alchemy": -32602, "size": -32000}[style]
         return {"jsonrpc": "2.0", "id": reply["id"], "error": {"code": code, "message": message}}
 
     @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, payload: bytes,
-               headers: dict[str, str]) -> None:
+    def _reply(
+        handler: BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict[str, str]
+    ) -> None:
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)
@@ -150,20 +155,31 @@ def proxy_factory(anvil_node: AnvilNode) -> Iterator[Any]:
 
 
 def test_indexing_completes_through_timeouts_429_5xx_and_too_many_results(
-        anvil_node: AnvilNode, proxy_factory: Any, tmp_path: Path) -> None:
+    anvil_node: AnvilNode, proxy_factory: Any, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=2, orders=80, per_block=20, batch=20)
     proxy = proxy_factory(fault_rate=0.2, seed=11)
     url = f"sqlite:///{tmp_path / 'mirror.db'}"
     policy = RetryPolicy(base=0.005, cap=0.05, max_attempts=200)
-    with Indexer(proxy.url, url, work.escrow, finality_depth=3, rpc_timeout=0.3, retry=policy,
-                 initial_range=50, max_range=400) as ix:
+    with Indexer(
+        proxy.url,
+        url,
+        work.escrow,
+        finality_depth=3,
+        rpc_timeout=0.3,
+        retry=policy,
+        initial_range=50,
+        max_range=400,
+    ) as ix:
         assert ix.run_once() == work.total_events()
         status = ix.status()
     for kind in OPENING:
         assert proxy.counts[kind] >= 1, proxy.counts
     assert sum(v for k, v in proxy.counts.items() if k.startswith("too-many")) >= 3
-    assert {"too-many-infura", "too-many-size"} <= set(proxy.counts) or \
-        {"too-many-alchemy", "too-many-size"} <= set(proxy.counts), proxy.counts
+    assert {"too-many-infura", "too-many-size"} <= set(proxy.counts) or {
+        "too-many-alchemy",
+        "too-many-size",
+    } <= set(proxy.counts), proxy.counts
     assert status["retries"] >= sum(proxy.counts[k] for k in RANDOM_FAULTS), (status, proxy.counts)
     assert status["splits"] >= 3
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
@@ -172,15 +188,17 @@ def test_indexing_completes_through_timeouts_429_5xx_and_too_many_results(
     assert diff_mirrors(dump_mirror(url), dump_mirror(clean)) == []
 
 
-def test_following_through_a_faulty_node(anvil_node: AnvilNode, proxy_factory: Any,
-                                         tmp_path: Path) -> None:
+def test_following_through_a_faulty_node(
+    anvil_node: AnvilNode, proxy_factory: Any, tmp_path: Path
+) -> None:
     """Each pass of the live loop also survives faults: run_once after every new block."""
     work = small_workload(anvil_node.url, rounds=1, orders=20, per_block=10, batch=10)
     proxy = proxy_factory(fault_rate=0.3, seed=5)
     url = f"sqlite:///{tmp_path / 'mirror.db'}"
     policy = RetryPolicy(base=0.005, cap=0.05, max_attempts=200)
-    with Indexer(proxy.url, url, work.escrow, finality_depth=2, rpc_timeout=0.3,
-                 retry=policy) as ix:
+    with Indexer(
+        proxy.url, url, work.escrow, finality_depth=2, rpc_timeout=0.3, retry=policy
+    ) as ix:
         ix.run_once()
         for _ in range(5):
             work.buy_block(3, work.listings[-1])

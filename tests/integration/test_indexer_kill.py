@@ -21,13 +21,28 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anvil
 
-def test_sigkill_at_random_points_then_restart_equals_a_clean_run(anvil_node: AnvilNode,
-                                                                 tmp_path: Path) -> None:
+
+def test_sigkill_at_random_points_then_restart_equals_a_clean_run(
+    anvil_node: AnvilNode, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=2, orders=60, per_block=6, batch=6)
     head = work.driver.head()
     db = f"sqlite:///{tmp_path / 'mirror.db'}"
-    args = ["--rpc-url", anvil_node.url, "--database-url", db, "--escrow", work.escrow,
-            "--finality-depth", "3", "--max-range", "1", "--concurrency", "2", "--once"]
+    args = [
+        "--rpc-url",
+        anvil_node.url,
+        "--database-url",
+        db,
+        "--escrow",
+        work.escrow,
+        "--finality-depth",
+        "3",
+        "--max-range",
+        "1",
+        "--concurrency",
+        "2",
+        "--once",
+    ]
     rng = random.Random(int(os.environ.get("KAMENG_KILL_SEED", "20261126")))
     log = tmp_path / "index.log"
     kills = 0

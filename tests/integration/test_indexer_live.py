@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anvil
 
 
-def test_run_forever_follows_the_head_and_a_live_reorg(anvil_node: AnvilNode,
-                                                       tmp_path: Path) -> None:
+def test_run_forever_follows_the_head_and_a_live_reorg(
+    anvil_node: AnvilNode, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=1, orders=20, per_block=10, batch=10)
     url = f"sqlite:///{tmp_path / 'mirror.db'}"
     ix = Indexer(anvil_node.url, url, work.escrow, finality_depth=4, poll_interval=0.02)
@@ -59,15 +60,20 @@ def test_run_forever_follows_the_head_and_a_live_reorg(anvil_node: AnvilNode,
             wait_until(lambda head=head: checkpoint() >= head, 5, f"block {head}")
             lags.append(time.monotonic() - started)
             with engine.connect() as conn:
-                found = conn.execute(sa.text("SELECT count(*) FROM order_events WHERE "
-                                             "block_number = :b"), {"b": head}).scalar()
+                found = conn.execute(
+                    sa.text("SELECT count(*) FROM order_events WHERE block_number = :b"),
+                    {"b": head},
+                ).scalar()
             assert found == len(paid)
         assert max(lags) < 1.0, lags  # well within one 1-s block
         reorg(work.driver, 2, random.Random(5))
         work.now = work.driver.timestamp()
         work.block([])
-        wait_until(lambda: ix.stats.reorgs >= 1 and checkpoint() == work.driver.head(), 10,
-                   "the reorg to be followed")
+        wait_until(
+            lambda: ix.stats.reorgs >= 1 and checkpoint() == work.driver.head(),
+            10,
+            "the reorg to be followed",
+        )
     finally:
         stop.set()
         thread.join(10)

@@ -31,8 +31,9 @@ def _activity(work: Workload) -> None:
     listing = work.listings[-1]
     paid = work.buy_block(4, listing)
     work.deliver(paid[:3], 2)
-    work.block([work.tx(work.orders[paid[0]].buyer, "confirm", paid[0],
-                        work.orders[paid[0]].as_tuple())])
+    work.block(
+        [work.tx(work.orders[paid[0]].buyer, "confirm", paid[0], work.orders[paid[0]].as_tuple())]
+    )
     work.buy_block(2, listing)
     work.block([work.tx(a, "withdraw", ZERO_ADDRESS, a) for a in (work.supplier, work.referrer)])
 
@@ -44,8 +45,9 @@ def _clean(node: str, escrow: str, tmp: Path, name: str) -> dict[str, list[tuple
     return dump_mirror(fresh)
 
 
-def test_reorgs_of_depth_1_to_5_leave_the_canonical_chain(anvil_node: AnvilNode,
-                                                         tmp_path: Path) -> None:
+def test_reorgs_of_depth_1_to_5_leave_the_canonical_chain(
+    anvil_node: AnvilNode, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=1, orders=40, per_block=10, batch=10)
     rng = random.Random(7)
     url = f"sqlite:///{tmp_path / 'mirror.db'}"
@@ -69,7 +71,8 @@ def test_reorgs_of_depth_1_to_5_leave_the_canonical_chain(anvil_node: AnvilNode,
 
 
 def test_a_reorg_deeper_than_finality_stops_without_touching_the_mirror(
-        anvil_node: AnvilNode, tmp_path: Path) -> None:
+    anvil_node: AnvilNode, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=1, orders=20, per_block=10, batch=10)
     url = f"sqlite:///{tmp_path / 'mirror.db'}"
     with Indexer(anvil_node.url, url, work.escrow, finality_depth=2) as ix:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.anvil, pytest.mark.postgres]
 
 
-def test_sqlite_and_postgres_mirror_identical_rows(anvil_node: AnvilNode, postgres_url: str,
-                                                   tmp_path: Path) -> None:
+def test_sqlite_and_postgres_mirror_identical_rows(
+    anvil_node: AnvilNode, postgres_url: str, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=2, orders=120, per_block=30, batch=25)
     sqlite_url = f"sqlite:///{tmp_path / 'mirror.db'}"
     for url in (sqlite_url, postgres_url):

@@ -53,19 +53,38 @@ def _lock_holders(url: str) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            )).scalar() or 0)
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                        "AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                ).scalar()
+                or 0
+            )
     finally:
         engine.dispose()
 
 
-def test_standby_takes_over_when_the_writer_is_killed(anvil_node: AnvilNode, postgres_url: str,
-                                                     tmp_path: Path) -> None:
+def test_standby_takes_over_when_the_writer_is_killed(
+    anvil_node: AnvilNode, postgres_url: str, tmp_path: Path
+) -> None:
     work = small_workload(anvil_node.url, rounds=2, orders=60, per_block=6, batch=6)
-    args = ["--rpc-url", anvil_node.url, "--database-url", postgres_url, "--escrow", work.escrow,
-            "--finality-depth", "3", "--max-range", "1", "--poll-interval", "0.05"]
+    args = [
+        "--rpc-url",
+        anvil_node.url,
+        "--database-url",
+        postgres_url,
+        "--escrow",
+        work.escrow,
+        "--finality-depth",
+        "3",
+        "--max-range",
+        "1",
+        "--poll-interval",
+        "0.05",
+    ]
     first = IndexProcess(args, tmp_path / "first.log")
     second: IndexProcess | None = None
     try:
@@ -99,8 +118,9 @@ def test_standby_takes_over_when_the_writer_is_killed(anvil_node: AnvilNode, pos
     assert len(dump_mirror(postgres_url)["raw_events"]) == work.total_events()
 
 
-def test_a_second_indexer_in_process_stays_standby(anvil_node: AnvilNode,
-                                                   postgres_url: str) -> None:
+def test_a_second_indexer_in_process_stays_standby(
+    anvil_node: AnvilNode, postgres_url: str
+) -> None:
     """The same rule between two `Indexer` objects: the lock, then the hand-over on close."""
     work = small_workload(anvil_node.url, rounds=1, orders=10, per_block=10, batch=10)
     one = Indexer(anvil_node.url, postgres_url, work.escrow)

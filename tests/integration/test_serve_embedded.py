@@ -60,4 +60,3 @@ def _no_plaintext_in_logs(tmp: Path) -> None:
     for log in logs:
         text = log.read_text()
         assert "KMG-" not in text, "a plaintext code reached the server's log"
-
