@@ -49,10 +49,19 @@ from eth_utils import is_address, to_checksum_address
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from backend.signing import (
+    REQUEST_TEXT_HEADER,
+    STATEMENT,
+    SignedRequest,
+    body_digest,
+    build_message,
+    iso_time,
+    request_text,
+    sign_message,
+)
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
@@ -64,8 +73,6 @@ SESSION_TTL_S = 12 * 3600
 REQUEST_SIGNATURE_SKEW_S = 60
 #: A signed request's nonce: 32 to 64 lowercase hex digits (128 to 256 bits).
 REQUEST_NONCE_RE = re.compile(r"[0-9a-f]{32,64}")
-#: First line of the signed-request text; a new layout gets a new version.
-REQUEST_TEXT_HEADER = "kameng request v2"
 #: Longest line of a SIWE message accepted (kameng's own are under 100 characters).
 MAX_SIWE_LINE = 160
 #: Most lines of a SIWE message accepted (the fields, a statement and a few resources).
@@ -89,9 +96,6 @@ def siwe_shape_problem(message: str) -> str | None:
             )
     return None
 
-
-#: The statement shown in wallets.
-STATEMENT = "Sign in to kameng. This request costs no gas and moves no funds."
 
 auth_metadata = MetaData()
 
@@ -172,16 +176,6 @@ class Wallet:
 
 
 @dataclass(frozen=True)
-class SignedRequest:
-    """What a signed request binds: the HTTP request as the server received it."""
-
-    method: str
-    path: str
-    query: str
-    body: bytes
-
-
-@dataclass(frozen=True)
 class SessionToken:
     """A bearer token for a signed-in wallet."""
 
@@ -196,10 +190,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SiweAuth:
@@ -293,7 +283,7 @@ class SiweAuth:
                 "get a fresh nonce from POST /auth/nonce and sign again"
             )
         raise AuthError(
-            f"expired nonce: it expired at {_iso(int(row.expires_at))} (nonces last "
+            f"expired nonce: it expired at {iso_time(int(row.expires_at))} (nonces last "
             f"{self.nonce_ttl_s // 60} minutes); get a fresh one from POST /auth/nonce"
         )
 
@@ -415,7 +405,7 @@ class SiweAuth:
                 "sign in again here"
             )
         if expires_at <= self._now():
-            raise AuthError(f"session expired at {_iso(expires_at)}; sign in again")
+            raise AuthError(f"session expired at {iso_time(expires_at)}; sign in again")
         revoked = session.execute(
             select(auth_revocations.c.key, auth_revocations.c.revoked_ms).where(
                 auth_revocations.c.key.in_([f"t:{token_id}", f"a:{address}"])
@@ -517,72 +507,9 @@ class SiweAuth:
         return Wallet(address=who, expires_at=expires, signed_request=True)
 
 
-def build_message(
-    *,
-    domain: str,
-    address: str,
-    uri: str,
-    chain_id: int,
-    nonce: str,
-    issued_at: int,
-    statement: str = STATEMENT,
-    expires_at: int | None = None,
-) -> str:
-    """Build an EIP-4361 message text."""
-    msg = siwe.SiweMessage(
-        domain=domain,
-        address=to_checksum_address(address),
-        uri=uri,
-        version="1",
-        chain_id=chain_id,
-        issued_at=_iso(issued_at),
-        nonce=nonce,
-        statement=statement,
-        expiration_time=_iso(expires_at) if expires_at is not None else None,
-    )
-    return str(msg.prepare_message())
-
-
-def body_digest(body: bytes) -> str:
-    """The ``body-sha256`` line of a signed request: SHA-256 of the body's bytes, lowercase hex."""
-    return hashlib.sha256(body).hexdigest()
-
-
-def request_text(
-    *,
-    domain: str,
-    chain_id: int,
-    escrow: str,
-    request: SignedRequest,
-    nonce: str,
-    timestamp: int,
-) -> str:
-    """The text a wallet signs to authenticate one request without a session.
-
-    It binds the request's method (upper case), path (as sent, percent-encoded), raw query
-    string (without ``?``; empty if none) and the SHA-256 of its body bytes (of the empty
-    string if none), with this server's domain, chain and escrow, the nonce and the time.
-    """
-    return (
-        f"{REQUEST_TEXT_HEADER}\n"
-        f"domain: {domain}\n"
-        f"chain: {chain_id}\n"
-        f"escrow: {to_checksum_address(escrow)}\n"
-        f"method: {request.method.upper()}\n"
-        f"path: {request.path}\n"
-        f"query: {request.query}\n"
-        f"body-sha256: {body_digest(request.body)}\n"
-        f"nonce: {nonce}\n"
-        f"time: {timestamp}"
-    )
-
-
-def sign_message(account: LocalAccount, text: str) -> str:
-    """An EIP-191 ``personal_sign`` signature, 0x-hex."""
-    return "0x" + bytes(account.sign_message(encode_defunct(text=text)).signature).hex()
-
-
 __all__ = [
+    "REQUEST_TEXT_HEADER",
+    "STATEMENT",
     "AuthError",
     "IssuedNonce",
     "NONCE_TTL_S",

@@ -5,7 +5,7 @@
     for listing in client.listings(): ...
     release = client.wait_release(order_id, account)
 
-Answers are parsed into the API's own pydantic models (`backend.api.schemas`). A refusal raises
+Answers are parsed into the API's own pydantic models (`backend.schemas`). A refusal raises
 `ApiError` carrying the status, the server's message, the offending CSV lines when there are
 any, and the ``Retry-After`` hint of a 503.
 """
@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from backend.api.schemas import (
+from backend.errors import JsonTooDeep
+from backend.limits import loads
+from backend.schemas import (
     ChainInfoPublic,
     DisputePublic,
     HealthPublic,
@@ -36,9 +38,7 @@ from backend.api.schemas import (
     UploadPublic,
     WalletPublic,
 )
-from backend.auth import SignedRequest, build_message, request_text, sign_message
-from backend.errors import JsonTooDeep
-from backend.limits import loads
+from backend.signing import SignedRequest, build_message, request_text, sign_message
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
-"""Sealed releases: the format, fetching one, and the buyer's verification.
+"""Sealed releases: the format, sealing, and the buyer's verification (no database here).
 
 Public API (stable; the API helper codes against it):
 
-- `Release`: what a buyer fetches (pydantic; bytes travel as 0x hex in JSON).
-- `get_release(session, order_id) -> Release`
+- `Release`: what a buyer fetches (pydantic; bytes travel as 0x hex in JSON); the stored rows
+  are read by `backend.release_store` (`get_release(session, order_id) -> Release`).
 - `verify_release(release, private_key, *, chain_id, escrow, onchain_digest, quantity, batches)
   -> VerifiedRelease` (pure; raises `ReleaseInvalid`)
 - `verify_release_onchain(release, private_key, escrow) -> VerifiedRelease` (reads the digest,
@@ -28,9 +28,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 
 from backend.chaintx import get_logs
-from backend.errors import ReleaseInvalid, ReleaseNotFound
-from backend.models import Release as ReleaseRow
-from backend.models import VaultMeta
+from backend.errors import ReleaseInvalid
 from contracts.encoding import (
     commitment,
     element_leaf,
@@ -43,8 +41,6 @@ from contracts.merkle import MerkleTree
 from contracts.merkle import verify as merkle_verify
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from contracts.client import EscrowClient
 
 #: The first field of every payload: names the format.
@@ -296,60 +292,6 @@ def seal_release(
         separators=(",", ":"),
     )
     return BuiltRelease(sealed=sealed, digest=digest, element_root=element_root, manifest=manifest)
-
-
-# ------------------------------------------------------------------ fetching
-
-
-def release_from_row(row: ReleaseRow, chain_id: int, escrow: str) -> Release:
-    """Build the public `Release` from its stored row."""
-    manifest = json.loads(row.manifest)
-    return Release(
-        order_id=row.order_id,
-        chain_id=chain_id,
-        escrow=escrow,
-        buyer=row.buyer,
-        listing_id=row.listing_id,
-        first_index=row.first_index,
-        quantity=row.quantity,
-        sealed=row.sealed,
-        digest=bytes.fromhex(row.digest[2:]),
-        element_root=manifest["element_root"],
-        key_hash=manifest.get("key_hash"),
-        codes=[CodeProof.model_validate(c) for c in manifest["codes"]],
-        state=row.state,
-        tx_hash=row.tx_hash,
-    )
-
-
-def get_release(session: Session, order_id: int) -> Release:
-    """Load the sealed release of an order.
-
-    It is returned from the moment it is stored (state ``prepared``): the bytes never change
-    afterwards, because a re-post after a crash re-sends the same bytes. Until the state is
-    ``confirmed`` the buyer's verification will not find the digest on-chain yet. The API hands
-    it to the buyer only once its delivery is on-chain (`backend.api.queries.servable_releases`):
-    codes in the buyer's hands before then could come with a refund (audit finding 10).
-
-    Raises:
-        ReleaseNotFound: none is stored (yet) for that order, or the order can no longer be
-            delivered by this backend.
-    """
-    row = session.get(ReleaseRow, order_id)
-    if row is None:
-        raise ReleaseNotFound(
-            f"no release for order {order_id} yet: the order is unknown, not paid, or still "
-            "being sealed; retry in a second"
-        )
-    if row.state not in LIVE_STATES:
-        raise ReleaseNotFound(
-            f"order {order_id} will not be delivered by this backend ({row.state}: "
-            f"{row.error or 'no detail'}); the buyer can reclaim the payment after the deadline"
-        )
-    meta = session.get(VaultMeta, 1)
-    if meta is None:
-        raise ReleaseNotFound("the vault is not bound to an escrow yet")
-    return release_from_row(row, meta.chain_id, meta.escrow)
 
 
 # ------------------------------------------------------------------ verification

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from backend.api.schemas import (
+from backend.schemas import (
     ListingPublic,
     OrderEventPublic,
     OrderPublic,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.openapi.utils import get_openapi
 
-from backend.api.schemas import ErrorPublic
+from backend.schemas import ErrorPublic
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -2,6 +2,10 @@
 
 `--quick` runs it at small sizes (seconds, for CI); its result has the same fields plus
 ``"quick": true``, so a quick figure is never mistaken for a measurement.
+
+The benchmarks sit outside the runtime packages (they drive the runtime; the runtime never
+needs them), so this command loads the `bench` package by name when it runs, and says so when
+it is not there (an installed wheel without the checkout's `bench/`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ import pkgutil
 
 import typer
 
-import bench
 from backend.cli.app import app, console, err_console
+
+#: The package holding one module per benchmark, each with ``run(console, quick)``.
+BENCH_PACKAGE = "bench"
 
 
 def available() -> list[str]:
-    """Names of the benchmarks in the `bench` package."""
+    """Names of the benchmarks in the `bench` package (none if it is not importable)."""
+    try:
+        package = importlib.import_module(BENCH_PACKAGE)
+    except ModuleNotFoundError:
+        return []
     return sorted(
-        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
     )
 
 
@@ -37,12 +47,18 @@ def bench_cmd(
 ) -> None:
     """Run a benchmark. Results are ratios against a baseline measured in the same run."""
     names = available()
+    if not names:
+        err_console.print(
+            "[red]error:[/red] the benchmarks are not installed here: run `kameng bench` from "
+            "a checkout of kameng (they live in its bench/ folder)"
+        )
+        raise typer.Exit(2)
     if name not in names:
         err_console.print(
             f"[red]error:[/red] no benchmark {name!r}; choose one of {', '.join(names)}"
         )
         raise typer.Exit(2)
-    module = importlib.import_module(f"bench.{name}")
+    module = importlib.import_module(f"{BENCH_PACKAGE}.{name}")
     result = module.run(console=console, quick=quick)
     if quick:
         result["quick"] = True

@@ -40,8 +40,8 @@ from contracts.errors import KamengError
 if TYPE_CHECKING:
     from nacl.public import PrivateKey
 
-    from backend.api.schemas import ReleasePublic
     from backend.release import VerifiedRelease
+    from backend.schemas import ReleasePublic
     from contracts.client import TxResult
 
 buyer_app = typer.Typer(
@@ -246,7 +246,7 @@ def verify(
     Checks: the digest posted on-chain, the sealed box opening with your per-order key, and each
     code against its commitment and the batch's Merkle root. Exits 1 on any failure.
     """
-    from backend.api.schemas import ReleasePublic
+    from backend.schemas import ReleasePublic
 
     s = _session(api, key_file, dev, rpc_url)
     release = None

@@ -32,7 +32,7 @@ from contracts.errors import ChainError, KamengError
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from backend.api.schemas import OrderPublic
+    from backend.schemas import OrderPublic
 
 DEFAULT_API = "http://127.0.0.1:8000"
 DEV_ACCOUNTS = Path("var/dev-accounts.json")

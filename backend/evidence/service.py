@@ -5,7 +5,7 @@ This is the adapter between the evidence package and other owners' modules: the 
 (`indexer.models`, for who the parties are and in which blocks their logs are: `MirrorIndex`
 makes every chain read of a request a handful of one-block queries, however long the chain),
 the sealed releases
-(`backend.models.Release` through `backend.release.release_from_row`) and the vault
+(`backend.models.Release` through `backend.release_store.release_from_row`) and the vault
 (`backend.models.Code`, decrypted with `backend.vault.crypto.CodeCipher`, for a supplier that
 asks to attach the codes it sent). The bundle itself only ever states chain facts and the
 parties' inputs; the database only says where to look.
@@ -217,7 +217,7 @@ def stored_release(session: Session, order_id: int) -> Release | None:
     """The sealed release the backend stored for an order, if it may be the delivered one."""
     from backend.models import Release as ReleaseRow
     from backend.models import VaultMeta
-    from backend.release import release_from_row
+    from backend.release_store import release_from_row
 
     row = session.get(ReleaseRow, order_id)
     meta = session.get(VaultMeta, 1)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from nacl.public import PrivateKey
 
-    from backend.api.schemas import UploadPublic
+    from backend.schemas import UploadPublic
     from contracts.client import EscrowClient, TxResult
     from contracts.encoding import Order
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.chaintx import get_logs
 from backend.keys import next_order_key, public_key_bytes
 from backend.models import Release as ReleaseRow
-from backend.release import get_release, verify_release_onchain
+from backend.release import verify_release_onchain
+from backend.release_store import get_release
 from contracts.client import EscrowClient
 from contracts.encoding import Order
 

@@ -21,7 +21,8 @@ from backend.evidence.derive import derive_opening
 from backend.evidence.errors import BundleFormatError
 from backend.evidence.schema import ReleaseSection, to_json
 from backend.evidence.verify import Checklist, verify_bundle
-from backend.release import Release, get_release
+from backend.release import Release
+from backend.release_store import get_release
 from contracts.chain import Chain, embedded_chain
 from contracts.testing import World, make_world
 from tests.backend.engine_delivery import Bought, buy

@@ -18,10 +18,10 @@ from backend.release import (
     bad_code_proof,
     decode_payload,
     open_release,
-    release_from_row,
     seal_release,
     verify_release,
 )
+from backend.release_store import release_from_row
 from contracts.encoding import commitment, leaf, order_id
 from contracts.merkle import MerkleTree
 from contracts.testing import World, demo_codes

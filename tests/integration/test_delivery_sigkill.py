@@ -25,7 +25,8 @@ from backend.chaintx import get_logs
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_factory
 from backend.models import DeliveryTx, Release
-from backend.release import get_release, verify_release_onchain
+from backend.release import verify_release_onchain
+from backend.release_store import get_release
 from backend.vault.service import upload_codes
 from contracts.chain import AnvilNode, Chain
 from contracts.testing import World, demo_codes, make_world

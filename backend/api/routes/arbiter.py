@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from backend.api import queries
 from backend.api.deps import ContextDep, CurrentArbiter, PageLimit, SessionDep
-from backend.api.schemas import DisputePublic, ErrorPublic, EvidencePublic
+from backend.schemas import DisputePublic, ErrorPublic, EvidencePublic
 
 router = APIRouter(prefix="/arbiter", tags=["arbiter"])
 

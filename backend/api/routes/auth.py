@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from backend.api import queries
 from backend.api.deps import ContextDep, CurrentWallet, SessionDep
-from backend.api.schemas import (
+from backend.auth import STATEMENT
+from backend.schemas import (
     ErrorPublic,
     LogoutPublic,
     NoncePublic,
@@ -18,7 +19,6 @@ from backend.api.schemas import (
     SiweVerify,
     WalletPublic,
 )
-from backend.auth import STATEMENT
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

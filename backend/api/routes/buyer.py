@@ -16,9 +16,9 @@ from backend.api.deps import (
     SessionDep,
 )
 from backend.api.errors import Forbidden, NotFound, NotReady
-from backend.api.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
 from backend.errors import ReleaseNotFound
-from backend.release import get_release
+from backend.release_store import get_release
+from backend.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
 from contracts.encoding import OrderState
 
 router = APIRouter(prefix="/buyer", tags=["buyer"])

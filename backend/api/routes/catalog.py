@@ -10,7 +10,6 @@ from backend.api import queries
 from backend.api.convert import listing_public
 from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
 from backend.api.errors import NotFound
-from backend.api.schemas import ErrorPublic, ListingPublic, SupplierRecord
 from backend.api.validate import (
     ADDRESS_PATTERN,
     BYTES32_PATTERN,
@@ -18,6 +17,7 @@ from backend.api.validate import (
     bytes32_or_none,
     checksum,
 )
+from backend.schemas import ErrorPublic, ListingPublic, SupplierRecord
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 

@@ -17,7 +17,6 @@ from pydantic import ConfigDict, Field
 
 from backend.api.deps import AppContext, ContextDep, CurrentWallet, OrderIdPath, SessionDep
 from backend.api.errors import ApiError, Forbidden, NotFound
-from backend.api.schemas import ApiModel, ErrorPublic
 from backend.evidence.chainview import ChainView, LogIndex
 from backend.evidence.derive import SupplierClaim
 from backend.evidence.errors import (
@@ -47,6 +46,7 @@ from backend.evidence.store import (
 )
 from backend.evidence.verify import verify_bundle
 from backend.limits import check_json_depth
+from backend.schemas import ApiModel, ErrorPublic
 
 router = APIRouter(prefix="/evidence", tags=["evidence"])
 

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from backend.api import queries
 from backend.api.deps import ContextDep, SessionDep
 from backend.api.errors import RETRY_AFTER_S
-from backend.api.schemas import ChainInfoPublic, ErrorPublic, HealthDownPublic, HealthPublic
+from backend.schemas import ChainInfoPublic, ErrorPublic, HealthDownPublic, HealthPublic
 from backend.workers import WorkerReport
 
 router = APIRouter(tags=["health"])

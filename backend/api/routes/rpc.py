@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 
 from backend.api.deps import AppContext
 from backend.api.errors import ApiError, Forbidden
-from backend.api.schemas import ErrorPublic
 from backend.limits import loads
 from backend.rpc_proxy import JsonRpcProxy
+from backend.schemas import ErrorPublic
 
 router = APIRouter(tags=["rpc"])
 

@@ -29,7 +29,7 @@ from backend.api.deps import (
 )
 from backend.api.errors import ApiError, Forbidden, describe
 from backend.api.routes.buyer import ready_ids
-from backend.api.schemas import (
+from backend.schemas import (
     BondPublic,
     ErrorPublic,
     ListingStockPublic,
