@@ -7,8 +7,12 @@ forge with it, passes its output through, and ends with one line: the calls made
 violations found. It exits nonzero on a violation or when forge could not run, and then says
 how to replay the failure.
 
-Before fuzzing it checks that `foundry.toml` compiles the escrow with the settings the project
-deploys (`contracts.compiler.SETTINGS`), so that the bytecode under test is the one on chain.
+The harness deploys the committed artifact (`contracts/artifacts/CodeEscrow.json`): the bytes
+kameng deploys are the bytes fuzzed, and forge compiles only the harness (seconds, not the
+half-minute of a viaIR compile through solcjs). Before fuzzing the runner checks that the
+artifacts are current with the sources (`kameng compile` rebuilds them); the test suite checks
+that they equal a fresh compile. A mutation check therefore edits the source, runs
+`kameng compile`, then `scripts/fuzz`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts.compiler import ROOT, SETTINGS
+from contracts.artifacts import artifacts_current
+from contracts.compiler import ROOT
 
 FORGE = ROOT / "node_modules" / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"
 FOUNDRY_TOML = ROOT / "foundry.toml"
@@ -49,7 +54,7 @@ class Mode:
         return self.runs * self.depth
 
 
-#: CI: 50,000 calls; 80-120 s of fuzzing plus about 40 s of compiling from a clean checkout.
+#: CI: 50,000 calls; 80-120 s of fuzzing plus about 15 s of compiling the harness.
 CI = Mode("ci", runs=200, depth=250)
 #: Nightly or by hand: 1,000,000 calls in deeper sequences (about 33 minutes).
 LONG = Mode("long", runs=2000, depth=500)
@@ -117,30 +122,6 @@ def parse_forge_output(text: str) -> Outcome | None:
         sequence=int(sequence.group("original")) if sequence else 0,
         shrunk=int(sequence.group("shrunk")) if sequence else 0,
     )
-
-
-def settings_drift(foundry: Mapping[str, Any], project: Mapping[str, Any]) -> list[str]:
-    """Compare foundry.toml's default profile with the project's compiler settings.
-
-    Returns:
-        One line per setting that differs (empty when the fuzzed bytecode is the deployed one).
-    """
-    profile: Mapping[str, Any] = foundry.get("profile", {}).get("default", {})
-    optimizer: Mapping[str, Any] = project.get("optimizer", {})
-    wanted = {
-        "via_ir": bool(project.get("viaIR", False)),
-        "optimizer": bool(optimizer.get("enabled", False)),
-        "optimizer_runs": int(optimizer.get("runs", 200)),
-        "evm_version": str(project.get("evmVersion", "")),
-        "remappings": list(project.get("remappings", [])),
-    }
-    drift = []
-    for key, value in wanted.items():
-        if profile.get(key) != value:
-            drift.append(
-                f"{key}: foundry.toml has {profile.get(key)!r}, contracts/compiler.py {value!r}"
-            )
-    return drift
 
 
 def parse_seed(text: str) -> int:
@@ -236,13 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("node") is None:
         _say("node is not on PATH; the solc shim needs it")
         return 2
-    foundry = tomllib.loads(FOUNDRY_TOML.read_text())
-    drift = settings_drift(foundry, SETTINGS)
-    if drift:
-        _say("foundry.toml does not compile the escrow as the project deploys it:")
-        for line in drift:
-            _say(f"  {line}")
+    if not artifacts_current():
+        _say(
+            "contracts/artifacts are stale (built from other sources than contracts/src): run "
+            "`kameng compile` first; the fuzzer deploys the committed CodeEscrow artifact"
+        )
         return 2
+    foundry = tomllib.loads(FOUNDRY_TOML.read_text())
     saved = failures_dir(foundry)
     env = dict(os.environ)
     if args.replay:

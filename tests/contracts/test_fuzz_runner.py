@@ -8,7 +8,8 @@ import tomllib
 
 import pytest
 
-from contracts.compiler import ROOT, SETTINGS
+from contracts import fuzz_runner
+from contracts.compiler import ROOT
 from contracts.fuzz_runner import (
     CI,
     FOUNDRY_TOML,
@@ -17,7 +18,6 @@ from contracts.fuzz_runner import (
     parse_forge_output,
     parse_seed,
     replay_hint,
-    settings_drift,
 )
 
 PASS_OUTPUT = """\
@@ -82,17 +82,21 @@ def test_no_result_when_forge_did_not_run_the_test(text: str) -> None:
     assert parse_forge_output(text) is None
 
 
-def test_foundry_compiles_the_escrow_as_the_project_deploys_it() -> None:
+def test_the_harness_deploys_the_committed_artifact_not_a_compile_of_its_own() -> None:
     foundry = tomllib.loads(FOUNDRY_TOML.read_text())
-    assert settings_drift(foundry, SETTINGS) == []
+    assert foundry["profile"]["default"]["src"] == "contracts/fuzz"  # CodeEscrow.sol not built
+    harness = (ROOT / "contracts" / "fuzz" / "CodeEscrowInvariants.t.sol").read_text()
+    assert 'deployCode("contracts/artifacts/CodeEscrow.json"' in harness
 
 
-def test_a_drifted_setting_is_named() -> None:
-    foundry = tomllib.loads(FOUNDRY_TOML.read_text())
-    foundry["profile"]["default"]["optimizer_runs"] = 10_000
-    drift = settings_drift(foundry, SETTINGS)
-    assert len(drift) == 1
-    assert drift[0].startswith("optimizer_runs: foundry.toml has 10000")
+def test_stale_artifacts_are_refused_before_forge_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(fuzz_runner, "artifacts_current", lambda: False)
+    monkeypatch.setattr(fuzz_runner, "_run", lambda *_a, **_k: pytest.fail("forge ran"))
+    assert fuzz_runner.main(["--runs", "1", "--depth", "1"]) == 2
+    out = capsys.readouterr()
+    assert "contracts/artifacts are stale" in out.out + out.err
 
 
 def test_modes_are_big_enough() -> None:
