@@ -62,7 +62,6 @@ from backend.signing import (
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
 #: How long a nonce may be used after it was issued (the issue asks for at most 10 minutes).
@@ -129,11 +128,6 @@ auth_revocations = Table(
     Column("revoked_ms", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create the auth tables if they are missing (idempotent)."""
-    auth_metadata.create_all(engine, checkfirst=True)
 
 
 class AuthError(KamengError):
@@ -523,7 +517,6 @@ __all__ = [
     "auth_revocations",
     "body_digest",
     "build_message",
-    "ensure_tables",
     "request_nonces",
     "request_text",
     "sign_message",

@@ -63,7 +63,7 @@ from backend.config import Settings
 from backend.evidence.bundle import Built, Hints, build_bundle
 from backend.evidence.chainview import ChainView
 from backend.evidence.service import bundle_for, mirror_view, stored_release
-from backend.evidence.store import AdditionsStore, ensure_tables
+from backend.evidence.store import AdditionsStore
 from backend.keys import next_order_key, public_key_bytes
 from backend.rpc_proxy import serialize_provider
 from backend.runtime import Runtime, deploy_dev_world
@@ -328,7 +328,6 @@ def builds(stage: Stage, oid: int, reps: int, baseline_reps: int) -> dict[str, A
         RuntimeError: the two bundles differ (the mirror left a log out, or added one).
     """
     runtime = stage.runtime
-    ensure_tables(runtime.engine)
     store = AdditionsStore(runtime.settings.master_key_bytes)
     mirror_ms: list[float] = []
     baseline_ms: list[float] = []

@@ -16,7 +16,7 @@ from backend.api.middleware import AllowedMethods, BodyTimeout, JsonDepthLimit
 from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
 from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
-from backend.auth import SiweAuth, ensure_tables
+from backend.auth import SiweAuth
 from backend.limits import pin_recursion_limit
 
 if TYPE_CHECKING:
@@ -91,7 +91,6 @@ def create_app(
         engine = create_engine(settings.database_url)
     if session_factory is None:
         session_factory = sessionmaker(engine, expire_on_commit=False)
-    ensure_tables(engine)
     chain_id = chain.chain_id
     if auth is None:
         auth = SiweAuth(

@@ -5,7 +5,7 @@ supplier adds the salts and plaintext codes it says it sent. Both are secrets un
 reads them, so they are stored AES-256-GCM encrypted under a key derived from the master key
 (``HMAC-SHA256(master key, "kameng.evidence.additions.v1")``), with the order id and the party
 as associated data. The table ``evidence_additions`` is created by the backend's migration
-0002 (`ensure_tables` stays as a no-op safety net for an app started without migrating).
+0002.
 
 Every disclosure of plaintext is recorded in ``evidence_disclosures`` (migration 0005), where
 both parties and the arbiters can read it: a party attaching its secret or codes (``buyer-secret``,
@@ -32,7 +32,6 @@ from backend.evidence.derive import SupplierClaim
 from backend.evidence.errors import EvidenceError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
 PARTIES = ("buyer", "supplier")
@@ -126,11 +125,6 @@ def purge_additions(session: Session, order_ids: list[int]) -> int:
         delete(Addition).where(Addition.order_id.in_([str(o) for o in order_ids]))
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create the evidence tables if they are missing (idempotent)."""
-    Base.metadata.create_all(engine, checkfirst=True)
 
 
 class AdditionsStore:

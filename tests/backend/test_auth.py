@@ -17,8 +17,8 @@ from backend.auth import (
     AuthError,
     SignedRequest,
     SiweAuth,
+    auth_metadata,
     build_message,
-    ensure_tables,
     request_text,
     sign_message,
 )
@@ -46,7 +46,7 @@ def clock() -> Clock:
 @pytest.fixture()
 def session(tmp_path: object) -> Iterator[Session]:
     engine = sa.create_engine(f"sqlite:///{tmp_path}/auth.db")
-    ensure_tables(engine)
+    auth_metadata.create_all(engine)
     with Session(engine) as s:
         yield s
     engine.dispose()

@@ -8,17 +8,16 @@ import os
 import pytest
 from sqlalchemy import select
 
-from backend.db import make_engine, session_factory
+from backend.db import make_engine, migrate, session_factory
 from backend.evidence.derive import SupplierClaim
 from backend.evidence.errors import EvidenceError
-from backend.evidence.store import Addition, AdditionsStore, ensure_tables
+from backend.evidence.store import Addition, AdditionsStore
 
 
 def test_additions_round_trip_encrypted_and_bound_to_their_row(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        ensure_tables(engine)
-        ensure_tables(engine)  # idempotent
+        migrate(engine)
         sessions = session_factory(engine)
         store = AdditionsStore(os.urandom(32))
         secret = os.urandom(32)

@@ -40,7 +40,6 @@ from backend.evidence.store import (
     AdditionsStore,
     added_parties,
     disclosures,
-    ensure_tables,
     record_disclosure,
     vault_disclosed,
 )
@@ -170,7 +169,6 @@ class BundleVerify(ApiModel):
 
 
 def _store(ctx: ContextDep) -> AdditionsStore:
-    ensure_tables(ctx.engine)
     return AdditionsStore(ctx.settings.master_key_bytes)
 
 
