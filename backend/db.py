@@ -10,61 +10,21 @@ share one file; PostgreSQL connections are checked before use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.errors import ConfigError
 from backend.models import VaultMeta
-from indexer.db import private_sqlite_file
+from indexer.db import make_engine  # the one database configuration, shared with the indexer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_backend"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def normalize_url(url: str) -> str:
-    """Spell a PostgreSQL URL with the psycopg 3 driver (``postgres://`` and ``postgresql://``
-    would otherwise ask for psycopg2, which is not installed)."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; a SQLite file that does not exist yet is created first, mode 0600 in
-    directories made 0700 (`indexer.db.private_sqlite_file`), so the database and its -wal,
-    -shm and -journal files are readable by this user only, whatever the umask.
-
-    Args:
-        url: A SQLAlchemy URL (plain ``postgresql://`` URLs mean psycopg 3).
-        **kwargs: Passed to `create_engine`.
-    """
-    url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        private_sqlite_file(url)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
-        engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -118,3 +78,6 @@ def bind_escrow(session: Session, chain_id: int, escrow: str) -> None:
             f"this database serves escrow {meta.escrow} on chain {meta.chain_id}, not {escrow} "
             f"on chain {chain_id}; point KAMENG_DATABASE_URL at another database"
         )
+
+
+__all__ = ["MIGRATIONS_DIR", "bind_escrow", "make_engine", "migrate", "session_factory"]

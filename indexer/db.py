@@ -99,18 +99,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for the mirror.
+    """Create an engine: the one database configuration of kameng (the mirror's and the
+    backend's tables alike; `backend.db` uses this).
+
+    A SQLite file that does not exist yet is created first, mode 0600 in directories made 0700
+    (`private_sqlite_file`), so the database and its -wal, -shm and -journal files are readable
+    by this user only, whatever the umask.
 
     Args:
         url: ``sqlite:///path.db`` or a PostgreSQL URL.
         **kwargs: Passed on to `sqlalchemy.create_engine`.
 
     Returns:
-        The engine. For SQLite every connection is in WAL mode with a 30-s busy timeout.
+        The engine. For SQLite every connection is in WAL mode with a 30-s busy timeout and
+        foreign keys enforced; for PostgreSQL, connections are checked before use.
 
     Raises:
         IndexerError: the URL names neither SQLite nor PostgreSQL.
@@ -126,8 +133,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
+    shown = make_url(url).render_as_string(hide_password=True)
     raise IndexerError(
-        f"unsupported database {backend!r} in {url!r}: use sqlite:/// or postgresql://"
+        f"unsupported database {backend!r} in {shown!r}: use sqlite:/// or postgresql://"
     )
 
 

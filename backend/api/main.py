@@ -7,7 +7,6 @@ import hmac
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from backend.api import errors, openapi
@@ -17,6 +16,7 @@ from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
 from backend.api.routes import arbiter, buyer, catalog, evidence, health, rpc, supplier
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth
+from backend.db import make_engine
 from backend.limits import pin_recursion_limit
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def create_app(
         web: Serve the built web front-end (``backend/web/dist``) at ``/`` when it exists.
     """
     if engine is None:
-        engine = create_engine(settings.database_url)
+        engine = make_engine(settings.database_url)
     if session_factory is None:
         session_factory = sessionmaker(engine, expire_on_commit=False)
     chain_id = chain.chain_id
