@@ -62,8 +62,9 @@ RpcOption = Annotated[
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error and return the exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}")
+    """Print an error, on one line however long (logs and scripts grep it), and return the
+    exit to raise."""
+    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -157,17 +157,21 @@ def test_evidence_reads_only_the_blocks_the_mirror_names(grown: Grown) -> None:
     known = mirror_blocks(served, oid)
     assert len(known) >= 5 and max(known) < head - GROWTH + 5
     buyer, buyer_auth = session_of(served, bought.buyer)
-    supplier, supplier_auth = session_of(served, served.dev.supplier)
+    supplier, _ = session_of(served, served.dev.supplier)
     path = f"/evidence/orders/{oid}"
+    # The vault discloses a disputed order's codes on the supplier's own signed request only.
+    client = served.client()
+    signed = client.sign_request(
+        served.dev.supplier,
+        client.http.build_request("POST", path + "/supplier-codes", json={"from_vault": True}),
+    )
     with LogSpy(served.runtime).installed() as spy:
         got = buyer.get(path, headers=buyer_auth)
         assert got.status_code == 200, got.text
         secret = {"order_secret": "0x" + bytes(bought.key).hex()}
         added = buyer.post(path + "/buyer-secret", json=secret, headers=buyer_auth)
         assert added.status_code == 200, added.text
-        codes = supplier.post(
-            path + "/supplier-codes", json={"from_vault": True}, headers=supplier_auth
-        )
+        codes = supplier.post(path + "/supplier-codes", json={"from_vault": True}, headers=signed)
         assert codes.status_code == 200, codes.text
         ranges = spy.api_ranges()
     assert int(served.runtime.chain.w3.eth.block_number) == head
