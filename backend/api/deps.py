@@ -166,7 +166,6 @@ class AppContext:
         auth: SIWE and session tokens.
         suppliers: Supplier accounts this backend signs `commitBatch` for, by address.
         rpc_url: A JSON-RPC URL clients may use, when this server exposes one.
-        upload_max_bytes: Size cap of a CSV upload.
         low_stock_threshold: Stock at or below which a listing is flagged.
         workers: Reports the background workers' liveness for ``GET /health``
             (`backend.workers`); None when no worker runs beside this API.
@@ -182,7 +181,6 @@ class AppContext:
     auth: SiweAuth
     suppliers: dict[str, LocalAccount] = field(default_factory=dict)
     rpc_url: str | None = None
-    upload_max_bytes: int = 4 * 1024 * 1024
     low_stock_threshold: int = 20
     workers: Callable[[], WorkerReport] | None = None
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(DEFAULT_LIMITS))
@@ -326,7 +324,7 @@ async def get_wallet(
                 "X-Kameng-Nonce is missing: a signed request carries a fresh nonce "
                 "(32 to 64 lowercase hex digits) and signs it with the request (docs/API.md)"
             )
-        cap = int(getattr(ctx.settings, "max_upload_bytes", ctx.upload_max_bytes))
+        cap = int(ctx.settings.max_upload_bytes)
         signed = SignedRequest(
             method=request.method,
             path=request.url.path,

@@ -110,7 +110,6 @@ def create_app(
         auth=auth,
         suppliers={a.address: a for a in suppliers},
         rpc_url=rpc_url,
-        upload_max_bytes=settings.max_upload_bytes,
         low_stock_threshold=low_stock_threshold,
         limiter=RateLimiter(scaled(DEFAULT_LIMITS, settings.rate_limit_scale)),
     )

@@ -236,7 +236,7 @@ async def upload(
             "commit a batch for it: upload to the backend your supplier account runs "
             "(`kameng serve --supplier-key-file ...`)"
         )
-    cap = int(getattr(ctx.settings, "max_upload_bytes", ctx.upload_max_bytes))
+    cap = int(ctx.settings.max_upload_bytes)
     body = await read_body_capped(request, cap)
     if NDJSON not in request.headers.get("accept", ""):
         result = await run_in_threadpool(_run_upload, ctx, supplier, listing_id, body)
