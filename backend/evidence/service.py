@@ -205,7 +205,7 @@ def was_disputed(session: Session, order_id: int) -> bool:
         session.scalar(
             select(mirror.OrderEvent.id)
             .where(
-                mirror.OrderEvent.order_id == order_id, mirror.OrderEvent.name == "OrderDisputed"
+                mirror.OrderEvent.order_id == order_id, mirror.OrderEvent.name == "DisputeOpened"
             )
             .limit(1)
         )
