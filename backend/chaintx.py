@@ -28,6 +28,7 @@ from backend.errors import ChainUnavailable
 from contracts.artifacts import load
 from contracts.client import REVERTS, decode_revert
 from contracts.errors import ChainError
+from contracts.layout import abi_type
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -96,19 +97,12 @@ class SignedTx:
     gas_price: int | None = None
 
 
-def _type_string(param: dict[str, Any]) -> str:
-    t: str = param["type"]
-    if t.startswith("tuple"):
-        return f"({','.join(_type_string(c) for c in param['components'])}){t[5:]}"
-    return t
-
-
 @cache
 def _function_plan(fn: str) -> tuple[bytes, tuple[str, ...]]:
     """Selector and argument types of an escrow function, computed once."""
     for item in load("CodeEscrow").abi:
         if item["type"] == "function" and item["name"] == fn:
-            types = tuple(_type_string(p) for p in item["inputs"])
+            types = tuple(abi_type(p) for p in item["inputs"])
             return keccak(text=f"{fn}({','.join(types)})")[:4], types
     raise KeyError(f"CodeEscrow has no function {fn}")
 
@@ -259,14 +253,14 @@ class ListingView:
 
 
 def read_listing(escrow: EscrowClient, listing_id: int) -> ListingView:
-    """Read a listing through `getListing` (fields by their position in ICodeEscrow.Listing)."""
-    fields = escrow.call("getListing", listing_id)
+    """Read a listing through `getListing` (fields by their names in the ABI's Listing struct)."""
+    fields = escrow.listing(listing_id)
     return ListingView(
-        supplier=str(fields[0]),
-        committed=int(fields[1]),
-        sold=int(fields[2]),
-        active=bool(fields[4]),
-        batch_count=int(fields[9]),
+        supplier=str(fields["supplier"]),
+        committed=int(fields["committed"]),
+        sold=int(fields["sold"]),
+        active=bool(fields["active"]),
+        batch_count=int(fields["batch_count"]),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,17 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from contracts.artifacts import load
 from contracts.compiler import CONTRACTS
-from contracts.encoding import ZERO_ADDRESS, Order, OrderState, order_id
+from contracts.encoding import (
+    ORDER_LAYOUT,
+    ZERO_ADDRESS,
+    ZERO_DIGEST,
+    Order,
+    OrderState,
+    order_id,
+)
 from contracts.errors import ChainError
 from contracts.events import DecodedLog, EventCodec
+from contracts.layout import escrow_struct
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -52,7 +60,7 @@ def escrow_codec() -> EventCodec:
 
 @dataclass(frozen=True)
 class EscrowConfig:
-    """The contract's Config struct."""
+    """The contract's Config struct (fields in the ABI's order, checked at import)."""
 
     fee_recipient: str
     fee_bps: int = 200
@@ -66,17 +74,10 @@ class EscrowConfig:
 
     def as_tuple(self) -> tuple[object, ...]:
         """As the ABI takes it."""
-        return (
-            self.fee_recipient,
-            self.fee_bps,
-            self.referral_bps,
-            self.min_bond_bps,
-            self.arbitration_window,
-            self.min_delivery_window,
-            self.max_delivery_window,
-            self.min_dispute_window,
-            self.max_dispute_window,
-        )
+        return astuple(self)
+
+
+escrow_struct("Config").check_dataclass(EscrowConfig)
 
 
 @dataclass(frozen=True)
@@ -559,39 +560,14 @@ class EscrowClient:
         return self.order_hash(oid) == order.hash()
 
     def listing(self, listing_id: int) -> dict[str, Any]:
-        """A listing as a dict of its fields."""
-        (
-            supplier,
-            committed,
-            sold,
-            bond_bps,
-            active,
-            token,
-            unit_price,
-            delivery_window,
-            dispute_window,
-            batch_count,
-            fee_bps,
-            referral_bps,
-            arbitration_window,
-            sku,
-        ) = self.call("getListing", listing_id)
-        return {
-            "supplier": supplier,
-            "committed": committed,
-            "sold": sold,
-            "bond_bps": bond_bps,
-            "active": active,
-            "token": token,
-            "unit_price": unit_price,
-            "delivery_window": delivery_window,
-            "dispute_window": dispute_window,
-            "fee_bps": fee_bps,
-            "referral_bps": referral_bps,
-            "arbitration_window": arbitration_window,
-            "batch_count": batch_count,
-            "sku": bytes(sku),
-        }
+        """A listing as a dict of its fields, by the snake_case names of the ABI's Listing
+        struct (``supplier``, ``committed``, ``sold``, ``unit_price``, ..., ``sku`` as bytes)."""
+        layout = escrow_struct("Listing")
+        fields = layout.as_dict(self.call("getListing", listing_id))
+        for field, component in zip(layout.fields, layout.components, strict=True):
+            if component["type"].startswith("bytes"):
+                fields[field] = bytes(fields[field])
+        return fields
 
     def batch(self, listing_id: int, index: int) -> tuple[bytes, int, int]:
         """A batch: (root, first index, count)."""
@@ -627,22 +603,20 @@ def deploy_contract(
 
 
 def order_from_paid_event(args: dict[str, Any]) -> Order:
-    """The stored Order of a fresh OrderPaid event."""
-    return Order(
-        buyer=to_checksum_address(args["buyer"]),
-        supplier=to_checksum_address(args["supplier"]),
-        token=to_checksum_address(args["token"]),
-        referrer=to_checksum_address(args["referrer"]),
-        amount=int(args["amount"]),
-        bond=int(args["bond"]),
-        quantity=int(args["quantity"]),
-        fee_bps=int(args["feeBps"]),
-        referral_bps=int(args["referralBps"]),
-        dispute_window=int(args["disputeWindow"]),
-        deadline=int(args["deadline"]),
-        state=OrderState.PAID,
-        release_digest=b"\0" * 32,
-    )
+    """The stored Order of a fresh OrderPaid event.
+
+    Every Order field but the state (Paid) and the release digest (zero) is the event argument
+    of the same name.
+
+    Raises:
+        KeyError: the event lacks one of the Order's fields.
+    """
+    fields = {
+        field: args[name]
+        for field, name in zip(ORDER_LAYOUT.fields, ORDER_LAYOUT.solidity_names, strict=True)
+        if field not in ("state", "release_digest")
+    }
+    return Order.from_fields({**fields, "state": OrderState.PAID, "release_digest": ZERO_DIGEST})
 
 
 def apply_event(order: Order, name: str, args: dict[str, Any], block_timestamp: int) -> Order:

@@ -6,23 +6,35 @@
 - release digest = keccak256(sealed release bytes)
 - order id   = listingId << 32 | firstIndex
 - order hash = keccak256(abi.encode(Order))
+
+The Order's field order and types come from the committed ABI (`contracts.layout`): the tuple
+type is computed from it and the `Order` dataclass is checked against it when this module loads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, replace
 from enum import IntEnum
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
+from contracts.layout import escrow_struct, python_type
+
 COMMITMENT_DOMAIN = b"kameng.code.v1"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-ORDER_ABI_TYPE = (
-    "(address,address,address,address,uint128,uint128,uint32,uint16,uint16,uint32,uint40,"
-    "uint8,bytes32)"
-)
+ZERO_DIGEST = b"\0" * 32
+
+#: The Order struct as the committed ABI declares it (``confirm(uint256, Order)`` and the rest).
+ORDER_LAYOUT = escrow_struct("Order")
+#: ``(address,address,address,address,uint128,uint128,uint32,uint16,uint16,uint32,uint40,uint8,
+#: bytes32)``, computed from the ABI.
+ORDER_ABI_TYPE = ORDER_LAYOUT.abi_type
+#: The Order's fields in ABI order, in snake_case (``release_digest``).
+ORDER_FIELDS = ORDER_LAYOUT.fields
 
 
 class OrderState(IntEnum):
@@ -37,9 +49,35 @@ class OrderState(IntEnum):
     RESOLVED = 6
 
 
+def _digest_bytes(value: Any) -> bytes:
+    """A bytes32 value given as bytes or 0x hex."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def _reader(component: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """How a value of one Order component becomes the dataclass field's Python value."""
+    kind = python_type(component)
+    if component["type"] == "address":
+        return lambda v: to_checksum_address(str(v))
+    if kind == OrderState.__name__:
+        return lambda v: OrderState(int(v))
+    if kind == "bytes":
+        return _digest_bytes
+    return int
+
+
+#: (field, reader) for every Order field, in ABI order.
+_ORDER_READERS = tuple((name, _reader(ORDER_LAYOUT.component(name))) for name in ORDER_FIELDS)
+
+
 @dataclass(frozen=True)
 class Order:
-    """The contract's Order struct; only its hash is stored on-chain."""
+    """The contract's Order struct; only its hash is stored on-chain.
+
+    The fields are the ABI's, in its order (checked against the committed ABI at import).
+    """
 
     buyer: str
     supplier: str
@@ -56,73 +94,53 @@ class Order:
     release_digest: bytes
 
     def as_tuple(self) -> tuple[object, ...]:
-        """The struct as web3 and eth_abi take it."""
+        """The struct as web3 and eth_abi take it (ABI order)."""
         return astuple(self)
 
     @classmethod
-    def from_tuple(cls, values: tuple[object, ...] | list[object]) -> Order:
-        """Build from a decoded struct."""
-        (
-            buyer,
-            supplier,
-            token,
-            referrer,
-            amount,
-            bond,
-            quantity,
-            fee_bps,
-            referral_bps,
-            dispute_window,
-            deadline,
-            state,
-            digest,
-        ) = values
-        return cls(
-            buyer=to_checksum_address(str(buyer)),
-            supplier=to_checksum_address(str(supplier)),
-            token=to_checksum_address(str(token)),
-            referrer=to_checksum_address(str(referrer)),
-            amount=int(amount),  # type: ignore[call-overload]
-            bond=int(bond),  # type: ignore[call-overload]
-            quantity=int(quantity),  # type: ignore[call-overload]
-            fee_bps=int(fee_bps),  # type: ignore[call-overload]
-            referral_bps=int(referral_bps),  # type: ignore[call-overload]
-            dispute_window=int(dispute_window),  # type: ignore[call-overload]
-            deadline=int(deadline),  # type: ignore[call-overload]
-            state=OrderState(int(state)),  # type: ignore[call-overload]
-            release_digest=bytes(digest),  # type: ignore[call-overload]
-        )
+    def from_fields(cls, fields: Mapping[str, Any]) -> Order:
+        """Build from a mapping keyed by the struct's snake_case field names.
+
+        Addresses are checksummed, integers may be ints or decimal strings, the state an int
+        and the digest bytes or 0x hex.
+
+        Raises:
+            KeyError: a field is missing.
+        """
+        return cls(**{name: read(fields[name]) for name, read in _ORDER_READERS})
+
+    @classmethod
+    def from_tuple(cls, values: Sequence[object]) -> Order:
+        """Build from a decoded struct (a tuple in ABI order)."""
+        return cls.from_fields(ORDER_LAYOUT.as_dict(values))
 
     @classmethod
     def from_record(cls, rec: Any) -> Order:
         """Build from any record with the struct's field names (a mirror row, an API model, a
         bundle section): amounts may be ints or decimal strings, the digest bytes or 0x hex."""
-        digest = rec.release_digest
-        if isinstance(digest, str):
-            digest = bytes.fromhex(digest.removeprefix("0x"))
-        return cls(
-            buyer=to_checksum_address(rec.buyer),
-            supplier=to_checksum_address(rec.supplier),
-            token=to_checksum_address(rec.token),
-            referrer=to_checksum_address(rec.referrer),
-            amount=int(rec.amount),
-            bond=int(rec.bond),
-            quantity=int(rec.quantity),
-            fee_bps=int(rec.fee_bps),
-            referral_bps=int(rec.referral_bps),
-            dispute_window=int(rec.dispute_window),
-            deadline=int(rec.deadline),
-            state=OrderState(int(rec.state)),
-            release_digest=bytes(digest),
-        )
+        return cls.from_fields({name: getattr(rec, name) for name in ORDER_FIELDS})
+
+    def encode(self) -> bytes:
+        """``abi.encode(order)``."""
+        return abi_encode([ORDER_ABI_TYPE], [self.as_tuple()])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Order:
+        """The inverse of `encode`."""
+        (values,) = abi_decode([ORDER_ABI_TYPE], data)
+        return cls.from_tuple(values)
 
     def hash(self) -> bytes:
         """keccak256(abi.encode(order)), as the contract stores it."""
-        return keccak(abi_encode([ORDER_ABI_TYPE], [self.as_tuple()]))
+        return keccak(self.encode())
 
     def with_changes(self, **changes: object) -> Order:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# A struct changed in Solidity must fail here, not as EscrowUnknownOrder on every later call.
+ORDER_LAYOUT.check_dataclass(Order)
 
 
 def order_id(listing_id: int, first_index: int) -> int:

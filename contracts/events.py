@@ -14,15 +14,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from contracts.errors import ContractRevertError
-
-
-def _type_string(param: dict[str, Any]) -> str:
-    """The canonical ABI type of a parameter, expanding tuples."""
-    t: str = param["type"]
-    if t.startswith("tuple"):
-        inner = ",".join(_type_string(c) for c in param["components"])
-        return f"({inner}){t[5:]}"
-    return t
+from contracts.layout import abi_type as _type_string
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 from sqlalchemy import Select, exists, select
 
 from backend.chaintx import get_logs
 from backend.models import AgentCursor, AgentPaidOrder, Release, Upload
 from contracts.client import order_from_paid_event
-from contracts.encoding import ORDER_ABI_TYPE, Order, OrderState, split_order_id
+from contracts.encoding import Order, OrderState, split_order_id
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -73,13 +71,12 @@ class PaidOrder:
 
 def encode_order(order: Order) -> bytes:
     """``abi.encode(order)``."""
-    return abi_encode([ORDER_ABI_TYPE], [order.as_tuple()])
+    return order.encode()
 
 
 def decode_order(data: bytes) -> Order:
     """The inverse of `encode_order`."""
-    (values,) = abi_decode([ORDER_ABI_TYPE], data)
-    return Order.from_tuple(values)
+    return Order.decode(data)
 
 
 def _our_listings() -> Select[int]:

@@ -169,11 +169,11 @@ class Env:
 
     def price(self, listing_id: int) -> int:
         """A listing's current unit price."""
-        return int(self.escrow.call("getListing", listing_id)[6])
+        return int(self.escrow.listing(listing_id)["unit_price"])
 
     def listing_token(self, listing_id: int) -> str:
         """A listing's payment token."""
-        return to_checksum_address(self.escrow.call("getListing", listing_id)[5])
+        return to_checksum_address(self.escrow.listing(listing_id)["token"])
 
     def buy(
         self,
