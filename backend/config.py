@@ -93,6 +93,16 @@ class Settings(BaseSettings):
             resolved, so every window has passed) its codes and evidence additions are kept
             before the delivery agent purges them (`backend.evidence.retention`).
         retention_sweep_seconds: How often the delivery agent looks for orders to purge.
+        notify: Run the notification producer and dispatcher (`backend.notify`) in serve.
+        notify_allow_private: Let webhooks point at private or loopback addresses (default:
+            only in development).
+        notify_confirmations: Blocks below the indexer's checkpoint an event must be before
+            it is told.
+        notify_retry_budget_seconds: How long a message is retried before it is dead-lettered.
+        notify_backoff_base_seconds: The first pause after a failed delivery; it doubles...
+        notify_backoff_max_seconds: ...up to this.
+        smtp_host: The mail server for email notifications (unset: no email endpoints).
+        smtp_port, smtp_sender, smtp_username, smtp_password, smtp_starttls: The rest of it.
         delivery_deadline_margin: Orders whose delivery deadline is closer than this (seconds)
             are not posted, because the transaction could mine after it and revert.
         delivery_bump_blocks: A delivery transaction still waiting in the node's pool after
@@ -143,6 +153,27 @@ class Settings(BaseSettings):
     rate_limit_scale: float = Field(default=1.0, gt=0)
     retention_grace_seconds: int = Field(default=7 * 86_400, ge=0)
     retention_sweep_seconds: float = Field(default=300.0, gt=0)
+
+    notify: bool = True
+    notify_allow_private: bool | None = None
+    notify_confirmations: int = Field(default=0, ge=0)
+    notify_retry_budget_seconds: float = Field(default=86_400.0, gt=0)
+    notify_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    notify_backoff_max_seconds: float = Field(default=3_600.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65_536)
+    smtp_sender: str = "kameng@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+    @property
+    def notify_private_ok(self) -> bool:
+        """Whether webhooks may point at private and loopback addresses (development only,
+        unless KAMENG_NOTIFY_ALLOW_PRIVATE says otherwise)."""
+        if self.notify_allow_private is not None:
+            return self.notify_allow_private
+        return self.environment == "development"
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -404,6 +404,20 @@ class Runtime:
         self.agent = self.make_agent()
         self._spawn("agent", lambda: self.agent.run_forever(self.stop_event))
 
+    def start_notify(self, public_url: str | None = None) -> None:
+        """Run the notification producer and its sender, each in a thread, until `stop`
+        (`backend.notify`): a slow receiver holds up only other messages."""
+        from backend.notify.service import dispatcher_for, producer_for
+
+        producer = producer_for(self.settings, self.sessions, public_url or self.url)
+        dispatcher = dispatcher_for(self.settings, self.sessions)
+
+        def chain_now() -> int:
+            return int(self.chain.w3.eth.get_block("latest")["timestamp"])
+
+        self._spawn("notify", lambda: producer.run_forever(self.stop_event, chain_now))
+        self._spawn("notify-sender", lambda: dispatcher.run_forever(self.stop_event))
+
     def advertised_rpc(self, public_url: str | None = None) -> str | None:
         """The JSON-RPC URL ``GET /chain`` names: the API's ``/rpc`` on the embedded chain, a
         development node's URL, or None."""
@@ -466,16 +480,19 @@ class Runtime:
         api: bool = True,
         indexer: bool = True,
         agent: bool = True,
+        notify: bool | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
     ) -> Runtime:
-        """Start the chosen workers."""
+        """Start the chosen workers (`notify`: by default as `Settings.notify` says)."""
         if indexer:
             self.start_indexer()
         if agent:
             self.start_agent()
         if api:
             self.start_api(host, port)
+        if self.settings.notify if notify is None else notify:
+            self.start_notify()
         return self
 
     def check(self) -> None:

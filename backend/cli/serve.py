@@ -167,7 +167,7 @@ def serve(
                 suppliers=[load_account(p) for p in supplier_key_file or []],
                 start_block=start_block,
             )
-        runtime.start(api=False, indexer=indexer, agent=agent)
+        runtime.start(api=False, indexer=indexer, agent=agent, notify=False)
     except KamengError as exc:
         raise fail(str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -176,6 +176,8 @@ def serve(
         ) from exc
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     runtime.url = url
+    if settings.notify:
+        runtime.start_notify(url)
     supervisor = None
     if not single_process:
         supervisor = ApiSupervisor(

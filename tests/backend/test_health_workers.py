@@ -32,7 +32,12 @@ def test_a_dead_worker_makes_health_answer_503_naming_it() -> None:
         answer = _health(url)
         ok = answer.json()
         assert answer.status_code == 200 and ok["status"] == "ok"
-        assert ok["workers"] == {"indexer": "running", "agent": "running"}
+        assert ok["workers"] == {
+            "indexer": "running",
+            "agent": "running",
+            "notify": "running",
+            "notify-sender": "running",
+        }
         assert ok["api_restarts"] is None  # one process: no supervisor restarts the API
 
         # The agent's next pass raises what it does not retry: its thread dies.
@@ -43,7 +48,12 @@ def test_a_dead_worker_makes_health_answer_503_naming_it() -> None:
         body = answer.json()
         assert answer.status_code == 503 and answer.headers["Retry-After"]
         assert body["status"] == "degraded"
-        assert body["workers"] == {"indexer": "running", "agent": "dead: InjectedFault"}
+        assert body["workers"] == {
+            "indexer": "running",
+            "agent": "dead: InjectedFault",
+            "notify": "running",
+            "notify-sender": "running",
+        }
         assert body["detail"] == "dead workers: agent (dead: InjectedFault)"
         # The fields a healthy answer has are still there.
         assert body["escrow"] == runtime.escrow.address and body["head_block"] >= 1

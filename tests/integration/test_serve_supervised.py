@@ -79,7 +79,13 @@ def test_a_killed_api_worker_is_restarted_on_the_same_port_while_the_workers_go_
         listing = str(accounts["listing_id"])
         env = {"KAMENG_DEV_ACCOUNTS": str(dev), "KAMENG_API_URL": url, "COLUMNS": "200"}
         health = httpx.get(url + "/health").json()
-        assert health["workers"] == {"indexer": "running", "agent": "running", "api": "running"}
+        assert health["workers"] == {
+            "indexer": "running",
+            "agent": "running",
+            "notify": "running",
+            "notify-sender": "running",
+            "api": "running",
+        }
         assert health["api_restarts"] == 0
         first = poll("the API worker", lambda: api_workers(proc.pid))
         assert len(first) == 1
@@ -126,7 +132,13 @@ def test_a_killed_api_worker_is_restarted_on_the_same_port_while_the_workers_go_
             return body if answer.status_code == 200 and body.get("api_restarts") == 1 else None
 
         health = poll("the API on the same port again", restarted, 60)
-        assert health["workers"] == {"indexer": "running", "agent": "running", "api": "running"}
+        assert health["workers"] == {
+            "indexer": "running",
+            "agent": "running",
+            "notify": "running",
+            "notify-sender": "running",
+            "api": "running",
+        }
         assert health["lag_blocks"] == 0
         second = api_workers(proc.pid)
         assert len(second) == 1 and second != first
