@@ -33,6 +33,7 @@ from contracts.encoding import (
 from contracts.errors import ChainError
 from contracts.events import DecodedLog, EventCodec
 from contracts.layout import escrow_struct
+from contracts.order_rules import order_changes
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -478,8 +479,7 @@ class EscrowClient:
     ) -> tuple[Order, TxResult]:
         """Open a dispute (buyer); returns the order as now stored and the transaction."""
         res = self._send(buyer, "dispute", oid, order.as_tuple(), uri, evidence_hash)
-        deadline = int(res.event("DisputeOpened").args["arbitrationDeadline"])
-        return order.with_changes(state=OrderState.DISPUTED, deadline=deadline), res
+        return apply_event(order, "DisputeOpened", res.event("DisputeOpened").args), res
 
     def add_evidence(
         self, party: LocalAccount, oid: int, order: Order, uri: str, evidence_hash: bytes
@@ -508,10 +508,7 @@ class EscrowClient:
         )
         ts = self.block_timestamp(res.block_number)
         delivered = [
-            o.with_changes(
-                state=OrderState.DELIVERED, deadline=ts + o.dispute_window, release_digest=d
-            )
-            for _, o, d in items
+            apply_event(o, "OrderDelivered", {"releaseDigest": d}, ts) for _, o, d in items
         ]
         return delivered, res
 
@@ -619,32 +616,23 @@ def order_from_paid_event(args: dict[str, Any]) -> Order:
     return Order.from_fields({**fields, "state": OrderState.PAID, "release_digest": ZERO_DIGEST})
 
 
-def apply_event(order: Order, name: str, args: dict[str, Any], block_timestamp: int) -> Order:
-    """Advance an order by one of its events, as the contract did. Used to rebuild orders.
+def apply_event(
+    order: Order, name: str, args: dict[str, Any], block_timestamp: int | None = None
+) -> Order:
+    """Advance an order by one of its events, as the contract did (`order_rules.order_changes`).
+    Used to rebuild orders.
 
     Args:
         order: The order before the event.
         name: The event's name.
         args: The event's decoded arguments.
-        block_timestamp: The timestamp of the block that holds the event.
+        block_timestamp: The timestamp of the block that holds the event (needed for
+            OrderDelivered, which starts the dispute window).
     """
-    if name == "OrderDelivered":
-        return order.with_changes(
-            state=OrderState.DELIVERED,
-            deadline=block_timestamp + order.dispute_window,
-            release_digest=bytes(args["releaseDigest"]),
-        )
-    if name in ("OrderConfirmed", "OrderSettled"):
-        return order.with_changes(state=OrderState.COMPLETED)
-    if name == "OrderRefunded":
-        return order.with_changes(state=OrderState.REFUNDED)
-    if name == "DisputeOpened":
-        return order.with_changes(
-            state=OrderState.DISPUTED, deadline=int(args["arbitrationDeadline"])
-        )
-    if name == "DisputeRuled":
-        return order.with_changes(state=OrderState.RESOLVED)
-    return order
+    changes = order_changes(name, args, block_timestamp, order.dispute_window)
+    if "release_digest" in changes:
+        changes["release_digest"] = bytes(changes["release_digest"])
+    return order.with_changes(**changes) if changes else order
 
 
 def rebuild_orders(events: Iterable[DecodedLog], timestamps: dict[int, int]) -> dict[int, Order]:

@@ -13,11 +13,12 @@ Row ids of the history tables are derived from the log's position,
 ``block_number << 24 | log_index << 4 | k``, so a re-run, a restart after a kill and a
 re-application after a reorg all give the same ids, on SQLite as on PostgreSQL.
 
-Money follows the contract exactly (see ICodeEscrow): on OrderConfirmed and OrderSettled,
-fee = amount * feeBps / 10000 goes to the platform (credited to the escrow's own address),
-commission = amount * referralBps / 10000 to the referrer, the rest to the supplier, and the
-order's bond reservation is freed. A ruling splits the payment by its amounts, pays the slashed
-bond to the buyer and charges fee and commission on the supplier's gross share.
+Money and order states follow the contract through `contracts.order_rules` (which a property
+test checks against the deployed contract): on OrderConfirmed and OrderSettled the platform's
+fee (credited to the escrow's own address), the referrer's commission and the supplier's rest,
+and the order's bond reservation is freed; a refund returns the payment; a ruling splits the
+payment by its shares, pays the slashed bond to the buyer and charges fee and commission on the
+supplier's gross share.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
+from contracts import order_rules as rules
 from contracts.client import escrow_codec
 from contracts.encoding import ZERO_ADDRESS, OrderState
+from contracts.layout import escrow_struct
 from indexer.bulk import BulkWriter, RowFormat
 from indexer.decode import LogDecoder
 from indexer.errors import IndexerError
@@ -45,26 +48,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kameng.indexer")
 
-BPS = 10_000
 MAX_LOG_INDEX = 1 << 20
 ZERO32 = "0x" + "00" * 32
 
-#: Order state after each order event (EvidenceAdded leaves the state as it is).
-STATE_AFTER = {
-    "OrderPaid": OrderState.PAID,
-    "OrderDelivered": OrderState.DELIVERED,
-    "OrderConfirmed": OrderState.COMPLETED,
-    "OrderSettled": OrderState.COMPLETED,
-    "OrderRefunded": OrderState.REFUNDED,
-    "DisputeOpened": OrderState.DISPUTED,
-    "EvidenceAdded": OrderState.DISPUTED,
-    "DisputeRuled": OrderState.RESOLVED,
-}
-ORDER_EVENTS = frozenset(STATE_AFTER)
+#: Events about one order.
+ORDER_EVENTS = rules.ORDER_EVENTS
 #: Order events that move money (they need the order's parties' bonds and balances).
-MONEY_EVENTS = frozenset(
-    {"OrderPaid", "OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"}
-)
+MONEY_EVENTS = rules.MONEY_EVENTS
 
 
 def row_id(block_number: int, log_index: int, k: int = 0) -> int:
@@ -437,6 +427,29 @@ class _Batch:
             )
         return row
 
+    def _advance(self, ev: Event, order: dict[str, Any]) -> dict[str, Any]:
+        """Apply an event's changes to the order's row (`order_rules.order_changes`)."""
+        changes = rules.order_changes(ev.name, ev.args, ev.ts, order["dispute_window"])
+        if "state" in changes:
+            changes["state"] = int(changes["state"])
+        order.update(changes, updated_block=ev.block, updated_at=ev.ts)
+        return changes
+
+    def _check_event_amounts(
+        self, ev: Event, order: dict[str, Any], predicted: dict[str, int]
+    ) -> None:
+        """Warn when the amounts an event carries differ from what the rules predict from the
+        mirror's copy of the order (the mirror holds the order wrong, or the rules are stale)."""
+        differ = {k: (ev.args[k], v) for k, v in predicted.items() if ev.args[k] != v}
+        if differ:
+            log.warning(
+                "%s for order %d: the event's amounts differ from the order rules' "
+                "(event, rules): %s; the mirror's copy of the order may be wrong",
+                ev.name,
+                order["order_id"],
+                differ,
+            )
+
     def _order_event(self, ev: Event, state: int) -> None:
         self.order_events.append(
             (
@@ -507,6 +520,17 @@ class _Batch:
         row["amount"] = max(0, row["amount"] - amount)
         row["updated_block"] = ev.block
 
+    def release_bond(self, ev: Event, order: dict[str, Any], pay: rules.Payout) -> None:
+        """Free an ended order's bond reservation, less what was slashed."""
+        if pay.bond_unreserved:
+            self.bond_move(
+                ev,
+                order["supplier"],
+                order["token"],
+                release=pay.bond_unreserved,
+                slashed=pay.bond_unreserved - pay.bond_refreed,
+            )
+
     def bond_move(
         self,
         ev: Event,
@@ -539,32 +563,13 @@ class _Batch:
     # ------------------------------------------------------------ platform
 
     def config_updated(self, ev: Event) -> None:
-        """ConfigUpdated: the platform's settings."""
-        (
-            fee_recipient,
-            fee_bps,
-            referral_bps,
-            min_bond_bps,
-            window,
-            min_delivery,
-            max_delivery,
-            min_dispute,
-            max_dispute,
-        ) = ev.args["config"]
+        """ConfigUpdated: the platform's settings (columns named as the Config struct's fields)."""
         self.ws.put(
             "platform_config",
             (self.escrow,),
             {
                 "contract": self.escrow,
-                "fee_recipient": fee_recipient,
-                "fee_bps": fee_bps,
-                "referral_bps": referral_bps,
-                "min_bond_bps": min_bond_bps,
-                "arbitration_window": window,
-                "min_delivery_window": min_delivery,
-                "max_delivery_window": max_delivery,
-                "min_dispute_window": min_dispute,
-                "max_dispute_window": max_dispute,
+                **escrow_struct("Config").as_dict(ev.args["config"]),
                 "block_number": ev.block,
             },
             ev.block,
@@ -756,19 +761,19 @@ class _Batch:
 
     def order_delivered(self, ev: Event) -> None:
         """OrderDelivered: the release digest; the dispute window opens."""
-        digest = ev.args["releaseDigest"]
         order = self._order(ev)
         if order is not None:
-            deadline = ev.ts + order["dispute_window"]
-            order.update(
-                state=int(OrderState.DELIVERED),
-                release_digest=digest,
-                deadline=deadline,
-                updated_block=ev.block,
-                updated_at=ev.ts,
-            )
+            changes = self._advance(ev, order)
             self.deliveries.append(
-                (self.u(ev.args["orderId"]), digest, ev.ts, deadline, ev.block, ev.tx, ev.log_index)
+                (
+                    self.u(ev.args["orderId"]),
+                    changes["release_digest"],
+                    ev.ts,
+                    changes["deadline"],
+                    ev.block,
+                    ev.tx,
+                    ev.log_index,
+                )
             )
         self._order_event(ev, int(OrderState.DELIVERED))
 
@@ -776,33 +781,25 @@ class _Batch:
         """OrderConfirmed / OrderSettled: supplier, platform and referrer paid; bond freed."""
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.COMPLETED), updated_block=ev.block, updated_at=ev.ts)
-            amount, token, oid = order["amount"], order["token"], order["order_id"]
-            fee = amount * order["fee_bps"] // BPS
-            commission = amount * order["referral_bps"] // BPS
-            self.credit(ev, 0, order["supplier"], token, amount - fee - commission, "supplier", oid)
-            self.credit(ev, 1, self.escrow, token, fee, "fee", oid)
-            self.credit(ev, 2, order["referrer"], token, commission, "commission", oid)
-            if order["bond"]:
-                self.bond_move(ev, order["supplier"], token, release=order["bond"])
+            self._advance(ev, order)
+            pay = rules.complete(rules.Terms.from_row(order))
+            token, oid = order["token"], order["order_id"]
+            self.credit(ev, 0, order["supplier"], token, pay.to_supplier, "supplier", oid)
+            self.credit(ev, 1, self.escrow, token, pay.fee, "fee", oid)
+            self.credit(ev, 2, order["referrer"], token, pay.commission, "commission", oid)
+            self.release_bond(ev, order, pay)
         self._order_event(ev, int(OrderState.COMPLETED))
 
     def order_refunded(self, ev: Event) -> None:
         """OrderRefunded: the buyer gets the whole payment back; bond freed."""
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.REFUNDED), updated_block=ev.block, updated_at=ev.ts)
-            self.credit(
-                ev,
-                3,
-                order["buyer"],
-                order["token"],
-                ev.args["amount"],
-                "refund",
-                order["order_id"],
-            )
-            if order["bond"]:
-                self.bond_move(ev, order["supplier"], order["token"], release=order["bond"])
+            self._advance(ev, order)
+            pay = rules.refund(rules.Terms.from_row(order))
+            self._check_event_amounts(ev, order, {"amount": pay.buyer_amount})
+            token, oid = order["token"], order["order_id"]
+            self.credit(ev, 3, order["buyer"], token, pay.buyer_amount, "refund", oid)
+            self.release_bond(ev, order, pay)
         self._order_event(ev, int(OrderState.REFUNDED))
 
     # ------------------------------------------------------------ disputes
@@ -814,12 +811,7 @@ class _Batch:
         order = self._order(ev)
         evidence_hash = a["evidenceHash"]
         if order is not None:
-            order.update(
-                state=int(OrderState.DISPUTED),
-                deadline=a["arbitrationDeadline"],
-                updated_block=ev.block,
-                updated_at=ev.ts,
-            )
+            self._advance(ev, order)
             self.evidence.append(
                 (
                     ev.id,
@@ -901,23 +893,25 @@ class _Batch:
             )
         order = self._order(ev)
         if order is not None:
-            order.update(state=int(OrderState.RESOLVED), updated_block=ev.block, updated_at=ev.ts)
-            token = order["token"]
-            gross = order["amount"] - a["buyerAmount"]
-            fee = gross * order["fee_bps"] // BPS
-            commission = gross * order["referral_bps"] // BPS
-            side = "timeout" if timeout else "ruling"
-            self.credit(
-                ev, 0, order["supplier"], token, a["supplierAmount"], f"{side}_supplier", oid
+            self._advance(ev, order)
+            pay = rules.resolve(rules.Terms.from_row(order), a["buyerBps"], a["slashBps"])
+            self._check_event_amounts(
+                ev,
+                order,
+                {
+                    "buyerAmount": pay.buyer_amount,
+                    "supplierAmount": pay.to_supplier,
+                    "slashed": pay.slashed,
+                },
             )
-            self.credit(ev, 1, self.escrow, token, fee, "fee", oid)
-            self.credit(ev, 2, order["referrer"], token, commission, "commission", oid)
-            self.credit(ev, 3, order["buyer"], token, a["buyerAmount"], f"{side}_buyer", oid)
-            self.credit(ev, 4, order["buyer"], token, a["slashed"], "slash", oid)
-            if order["bond"]:
-                self.bond_move(
-                    ev, order["supplier"], token, release=order["bond"], slashed=a["slashed"]
-                )
+            token = order["token"]
+            side = "timeout" if timeout else "ruling"
+            self.credit(ev, 0, order["supplier"], token, pay.to_supplier, f"{side}_supplier", oid)
+            self.credit(ev, 1, self.escrow, token, pay.fee, "fee", oid)
+            self.credit(ev, 2, order["referrer"], token, pay.commission, "commission", oid)
+            self.credit(ev, 3, order["buyer"], token, pay.buyer_amount, f"{side}_buyer", oid)
+            self.credit(ev, 4, order["buyer"], token, pay.slashed, "slash", oid)
+            self.release_bond(ev, order, pay)
         self._order_event(ev, int(OrderState.RESOLVED))
 
     # ------------------------------------------------------------ withdrawals

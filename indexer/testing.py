@@ -38,8 +38,9 @@ from eth_utils import (
 
 from contracts.artifacts import load
 from contracts.client import apply_event, escrow_codec, order_from_paid_event
-from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.encoding import ZERO_ADDRESS, Order, sku_id
 from contracts.events import DecodedLog
+from contracts.order_rules import is_final
 from indexer.errors import IndexerError
 
 if TYPE_CHECKING:
@@ -289,11 +290,7 @@ class Workload:
             elif "orderId" in ev.args and int(ev.args["orderId"]) in self.orders:
                 oid = int(ev.args["orderId"])
                 self.orders[oid] = apply_event(self.orders[oid], ev.name, ev.args, self.now)
-                if self.orders[oid].state in (
-                    OrderState.COMPLETED,
-                    OrderState.REFUNDED,
-                    OrderState.RESOLVED,
-                ):
+                if is_final(self.orders[oid].state):
                     del self.orders[oid]
         return logs
 

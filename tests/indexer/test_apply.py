@@ -15,9 +15,11 @@ import pytest
 import sqlalchemy as sa
 from eth_utils import keccak
 
+from contracts import order_rules as rules
 from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.layout import escrow_struct
 from contracts.testing import commit_codes, demo_codes, make_world, open_listing
 from indexer import models as m
 from indexer.runner import Indexer
@@ -242,22 +244,7 @@ def test_open_orders_hash_to_the_contracts_stored_hash(
     by_id = {int(r.order_id): r for r in _rows(mirror, m.Order)}
     assert len(by_id) == 7
     for oid, expected in lifecycle.open_orders.items():
-        row = by_id[oid]
-        rebuilt = Order(
-            buyer=row.buyer,
-            supplier=row.supplier,
-            token=row.token,
-            referrer=row.referrer,
-            amount=int(row.amount),
-            bond=int(row.bond),
-            quantity=row.quantity,
-            fee_bps=row.fee_bps,
-            referral_bps=row.referral_bps,
-            dispute_window=row.dispute_window,
-            deadline=row.deadline,
-            state=OrderState(row.state),
-            release_digest=bytes.fromhex(row.release_digest[2:]),
-        )
+        rebuilt = Order.from_record(by_id[oid])
         assert rebuilt == expected
         assert escrow.order_hash(oid) == rebuilt.hash()
     for oid, state in lifecycle.closed.items():
@@ -309,15 +296,14 @@ def test_payouts_follow_the_contracts_formulas(lifecycle: Lifecycle, mirror: sa.
     for p in _rows(mirror, m.Payout):
         kinds.setdefault(int(p.order_id), {})[p.kind] = int(p.amount)
     for oid, state in lifecycle.closed.items():
-        o = orders[oid]
-        amount = int(o.amount)
+        terms = rules.Terms.of(Order.from_record(orders[oid]))
         if state == OrderState.COMPLETED:
-            fee, commission = amount * o.fee_bps // 10_000, amount * o.referral_bps // 10_000
-            assert kinds[oid].get("supplier") == amount - fee - commission
-            assert kinds[oid].get("fee", 0) == fee
-            assert kinds[oid].get("commission", 0) == commission
+            pay = rules.complete(terms)
+            assert kinds[oid].get("supplier") == pay.to_supplier
+            assert kinds[oid].get("fee", 0) == pay.fee
+            assert kinds[oid].get("commission", 0) == pay.commission
         elif state == OrderState.REFUNDED:
-            assert kinds[oid] == {"refund": amount}
+            assert kinds[oid] == {"refund": terms.amount}
     disputes = {int(r.order_id): r for r in _rows(mirror, m.Dispute)}
     timeout = next(d for d in disputes.values() if d.arbiter == ZERO_ADDRESS)
     ruled = next(d for d in disputes.values() if d.arbiter != ZERO_ADDRESS)
@@ -336,52 +322,10 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
     listings = _rows(mirror, m.Listing)
     assert len(listings) == escrow.call("listingCount")
     for r in listings:
-        # The Listing struct, in ICodeEscrow's order.
-        (
-            supplier_,
-            committed,
-            sold,
-            bond_bps,
-            active,
-            token,
-            unit_price,
-            delivery_window,
-            dispute_window,
-            _batch_count,
-            fee_bps,
-            referral_bps,
-            arbitration_window,
-            sku,
-        ) = escrow.call("getListing", r.listing_id)
-        assert (
-            r.supplier,
-            r.committed,
-            r.sold,
-            r.bond_bps,
-            r.active,
-            r.token,
-            int(r.unit_price),
-            r.delivery_window,
-            r.dispute_window,
-            r.fee_bps,
-            r.referral_bps,
-            r.arbitration_window,
-            r.sku,
-        ) == (
-            supplier_,
-            committed,
-            sold,
-            bond_bps,
-            active,
-            token,
-            unit_price,
-            delivery_window,
-            dispute_window,
-            fee_bps,
-            referral_bps,
-            arbitration_window,
-            "0x" + bytes(sku).hex(),
-        )
+        on_chain = escrow.listing(r.listing_id)  # the Listing struct, by field name
+        on_chain["sku"] = "0x" + on_chain["sku"].hex()
+        del on_chain["batch_count"]  # the mirror counts batches in its batches table
+        assert {name: getattr(r, name) for name in on_chain} == on_chain
     for b in _rows(mirror, m.Batch):
         root, first, count = escrow.batch(b.listing_id, b.batch_index)
         assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
@@ -390,17 +334,8 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
 def test_platform_tables_match_the_contract(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
     escrow = lifecycle.world.escrow
     (cfg,) = _rows(mirror, m.PlatformConfig)
-    assert (
-        cfg.fee_recipient,
-        cfg.fee_bps,
-        cfg.referral_bps,
-        cfg.min_bond_bps,
-        cfg.arbitration_window,
-        cfg.min_delivery_window,
-        cfg.max_delivery_window,
-        cfg.min_dispute_window,
-        cfg.max_dispute_window,
-    ) == tuple(escrow.call("config"))
+    config = escrow_struct("Config")
+    assert tuple(getattr(cfg, name) for name in config.fields) == tuple(escrow.call("config"))
     (tok,) = _rows(mirror, m.AllowedToken)
     assert tok.token == lifecycle.token and tok.allowed
     for a in _rows(mirror, m.Authorization):

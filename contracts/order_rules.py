@@ -1,0 +1,337 @@
+"""The escrow's order rules in pure Python: what each way of ending an order pays whom, and what
+each order event does to the order. No chain access: plain integers in, plain integers out.
+
+Every rule is CodeEscrow.sol's, with its integer arithmetic (divisions round down):
+
+- buy: ``amount = unitPrice * quantity`` (at most 2**96 - 1), ``bond = amount * bondBps / 10000``
+  moves from the supplier's free bond to its reserved bond; the order's ``referralBps`` is the
+  listing's when a referrer is named, else 0; its ``feeBps`` is the listing's.
+- proceeds of a gross amount: ``fee = gross * feeBps / 10000`` to the platform,
+  ``commission = gross * referralBps / 10000`` to the referrer, the rest to the supplier.
+- confirm and settle: the whole amount is proceeds; the whole bond returns to the free bond.
+- refund: the buyer is credited the amount; the whole bond returns.
+- rule(buyerBps, slashBps): ``buyerAmount = amount * buyerBps / 10000`` to the buyer, the rest is
+  proceeds; ``slashed = bond * slashBps / 10000`` of the bond to the buyer, the rest returns.
+- resolveTimedOut: rule(5000, 0). proveBadCode: rule(10000, 10000).
+
+Who uses them: the indexer credits its mirror's balances with them, the client and the indexer
+advance orders with `order_changes`, and ``tests/contracts/test_order_rules.py`` checks them
+against the deployed contract on random orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from contracts.encoding import OrderState
+
+if TYPE_CHECKING:
+    from contracts.encoding import Order
+
+#: Basis points in a whole (``_BPS``).
+BPS = 10_000
+#: Most of a payment fee and commission may take together (``_MAX_FEES_BPS``).
+MAX_FEES_BPS = 5_000
+#: Most one order may cost: every payout is credited to a 96-bit ledger balance.
+MAX_AMOUNT = 2**96 - 1
+#: The buyer's share when arbitration times out (``resolveTimedOut``).
+TIMEOUT_BUYER_BPS = BPS // 2
+#: The wraparound of the uint40 deadlines the contract computes unchecked.
+_UINT40 = 2**40
+
+#: Order state after each order event (EvidenceAdded leaves the order Disputed).
+STATE_AFTER: dict[str, OrderState] = {
+    "OrderPaid": OrderState.PAID,
+    "OrderDelivered": OrderState.DELIVERED,
+    "OrderConfirmed": OrderState.COMPLETED,
+    "OrderSettled": OrderState.COMPLETED,
+    "OrderRefunded": OrderState.REFUNDED,
+    "DisputeOpened": OrderState.DISPUTED,
+    "EvidenceAdded": OrderState.DISPUTED,
+    "DisputeRuled": OrderState.RESOLVED,
+}
+#: Events about one order (they carry its ``orderId``).
+ORDER_EVENTS = frozenset(STATE_AFTER)
+#: Events that end an order and pay out (see `payout_for_event`).
+ENDING_EVENTS = frozenset({"OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"})
+#: Order events that move money: the purchase and the endings.
+MONEY_EVENTS = ENDING_EVENTS | {"OrderPaid"}
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The parts of an order its payouts depend on.
+
+    Attributes:
+        amount: What the buyer paid.
+        bond: The supplier's bond reserved for the order.
+        fee_bps: The platform's fee on proceeds.
+        referral_bps: The referrer's commission on proceeds (0 without a referrer).
+    """
+
+    amount: int
+    bond: int
+    fee_bps: int
+    referral_bps: int
+
+    @classmethod
+    def of(cls, order: Order) -> Terms:
+        """The terms of an Order."""
+        return cls(order.amount, order.bond, order.fee_bps, order.referral_bps)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Terms:
+        """The terms of an order held as a mapping with the Order's field names."""
+        return cls(
+            int(row["amount"]), int(row["bond"]), int(row["fee_bps"]), int(row["referral_bps"])
+        )
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """What ``buy`` stores in a new order.
+
+    Attributes:
+        amount: The price paid, ``unitPrice * quantity``.
+        bond: The supplier's bond reserved for the order.
+        referral_bps: The order's commission rate (the listing's, or 0 without a referrer).
+    """
+
+    amount: int
+    bond: int
+    referral_bps: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """A gross amount split into the supplier's part, the platform fee and the commission."""
+
+    to_supplier: int
+    fee: int
+    commission: int
+
+
+@dataclass(frozen=True)
+class Payout:
+    """The credits and bond moves with which an order ends.
+
+    Attributes:
+        buyer_amount: The buyer's share of the payment (the whole amount on a refund; on a
+            ruling, ``DisputeRuled.buyerAmount``).
+        slashed: Bond taken from the supplier and credited to the buyer.
+        to_supplier: Credited to the supplier (``DisputeRuled.supplierAmount`` on a ruling).
+        fee: Added to the platform's fees.
+        commission: Credited to the referrer.
+        bond_unreserved: Taken off the supplier's reserved bond (the order's whole bond).
+        bond_refreed: Returned to the supplier's free bond (the bond less what was slashed).
+    """
+
+    buyer_amount: int
+    slashed: int
+    to_supplier: int
+    fee: int
+    commission: int
+    bond_unreserved: int
+    bond_refreed: int
+
+    @property
+    def buyer_credit(self) -> int:
+        """Credited to the buyer in all: its share of the payment plus the slashed bond."""
+        return self.buyer_amount + self.slashed
+
+
+def _check_bps(name: str, bps: int) -> None:
+    if not 0 <= bps <= BPS:
+        raise ValueError(f"{name} must be 0 to {BPS} basis points, not {bps}")
+
+
+def purchase(
+    unit_price: int, quantity: int, bond_bps: int, referral_bps: int, referrer: str
+) -> Purchase:
+    """What ``buy`` stores for `quantity` codes of a listing.
+
+    Args:
+        unit_price: The listing's price per code.
+        quantity: Codes bought.
+        bond_bps: The listing's bond rate.
+        referral_bps: The listing's commission rate.
+        referrer: The referrer named by the buyer (the zero address for none).
+
+    Raises:
+        ValueError: the amount does not fit 96 bits (``EscrowAmountTooLarge``), or a rate is
+            out of range.
+    """
+    _check_bps("bond_bps", bond_bps)
+    _check_bps("referral_bps", referral_bps)
+    amount = unit_price * quantity
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"amount {amount} exceeds {MAX_AMOUNT} (EscrowAmountTooLarge)")
+    return Purchase(
+        amount=amount,
+        bond=amount * bond_bps // BPS,
+        referral_bps=referral_bps if int(referrer, 16) != 0 else 0,
+    )
+
+
+def split_proceeds(gross: int, fee_bps: int, referral_bps: int) -> Split:
+    """Split `gross` as ``_splitProceeds`` does: fee and commission first, the rest to the supplier.
+
+    Args:
+        gross: The amount to split.
+        fee_bps: The order's fee rate.
+        referral_bps: The order's commission rate.
+    """
+    fee = gross * fee_bps // BPS
+    commission = gross * referral_bps // BPS
+    return Split(to_supplier=gross - fee - commission, fee=fee, commission=commission)
+
+
+def complete(terms: Terms) -> Payout:
+    """``confirm`` and ``settle``: the supplier is paid, less fee and commission; bond freed."""
+    split = split_proceeds(terms.amount, terms.fee_bps, terms.referral_bps)
+    return Payout(
+        buyer_amount=0,
+        slashed=0,
+        to_supplier=split.to_supplier,
+        fee=split.fee,
+        commission=split.commission,
+        bond_unreserved=terms.bond,
+        bond_refreed=terms.bond,
+    )
+
+
+def refund(terms: Terms) -> Payout:
+    """``refund``: the buyer gets the whole amount back; bond freed; no fee, no commission."""
+    return Payout(
+        buyer_amount=terms.amount,
+        slashed=0,
+        to_supplier=0,
+        fee=0,
+        commission=0,
+        bond_unreserved=terms.bond,
+        bond_refreed=terms.bond,
+    )
+
+
+def resolve(terms: Terms, buyer_bps: int, slash_bps: int) -> Payout:
+    """``rule`` (and ``_resolve`` behind every ending of a dispute).
+
+    Args:
+        terms: The order's terms.
+        buyer_bps: The buyer's share of the payment.
+        slash_bps: The share of the order's bond paid to the buyer.
+
+    Raises:
+        ValueError: a share is out of range (``EscrowBadBps``).
+    """
+    _check_bps("buyer_bps", buyer_bps)
+    _check_bps("slash_bps", slash_bps)
+    buyer_amount = terms.amount * buyer_bps // BPS
+    split = split_proceeds(terms.amount - buyer_amount, terms.fee_bps, terms.referral_bps)
+    slashed = terms.bond * slash_bps // BPS
+    return Payout(
+        buyer_amount=buyer_amount,
+        slashed=slashed,
+        to_supplier=split.to_supplier,
+        fee=split.fee,
+        commission=split.commission,
+        bond_unreserved=terms.bond,
+        bond_refreed=terms.bond - slashed,
+    )
+
+
+def resolve_timed_out(terms: Terms) -> Payout:
+    """``resolveTimedOut``: half the payment to each side, no slash."""
+    return resolve(terms, TIMEOUT_BUYER_BPS, 0)
+
+
+def prove_bad_code(terms: Terms) -> Payout:
+    """``proveBadCode``: the buyer takes the whole payment and the whole bond."""
+    return resolve(terms, BPS, BPS)
+
+
+def payout_for_event(name: str, terms: Terms, args: Mapping[str, Any]) -> Payout | None:
+    """The payout an order event records, or None for events that pay nothing out.
+
+    Args:
+        name: The event's name.
+        terms: The order's terms.
+        args: The event's decoded arguments (a ruling's ``buyerBps`` and ``slashBps``).
+    """
+    if name in ("OrderConfirmed", "OrderSettled"):
+        return complete(terms)
+    if name == "OrderRefunded":
+        return refund(terms)
+    if name == "DisputeRuled":
+        return resolve(terms, int(args["buyerBps"]), int(args["slashBps"]))
+    return None
+
+
+def order_changes(
+    name: str, args: Mapping[str, Any], block_timestamp: int | None, dispute_window: int
+) -> dict[str, Any]:
+    """The Order fields an event changes, as the contract changes the stored order.
+
+    OrderDelivered sets the release digest and the dispute deadline (``block.timestamp +
+    disputeWindow``); DisputeOpened sets the arbitration deadline; every order event sets the
+    state (`STATE_AFTER`). The digest is returned as the event carries it (bytes or 0x hex).
+
+    Args:
+        name: The event's name.
+        args: The event's decoded arguments.
+        block_timestamp: The timestamp of the event's block (only OrderDelivered needs it).
+        dispute_window: The order's dispute window.
+
+    Returns:
+        The changed fields by their Order names (empty for events that change no order).
+
+    Raises:
+        ValueError: OrderDelivered without a block timestamp.
+    """
+    state = STATE_AFTER.get(name)
+    if state is None or name in ("OrderPaid", "EvidenceAdded"):
+        return {}
+    if name == "OrderDelivered":
+        if block_timestamp is None:
+            raise ValueError("OrderDelivered needs its block's timestamp")
+        return {
+            "state": state,
+            "deadline": (block_timestamp + dispute_window) % _UINT40,
+            "release_digest": args["releaseDigest"],
+        }
+    if name == "DisputeOpened":
+        return {"state": state, "deadline": int(args["arbitrationDeadline"])}
+    return {"state": state}
+
+
+def is_final(state: OrderState | int) -> bool:
+    """Whether an order in `state` has ended (its hash is deleted on-chain)."""
+    return state in (OrderState.COMPLETED, OrderState.REFUNDED, OrderState.RESOLVED)
+
+
+__all__ = [
+    "BPS",
+    "ENDING_EVENTS",
+    "MAX_AMOUNT",
+    "MAX_FEES_BPS",
+    "MONEY_EVENTS",
+    "ORDER_EVENTS",
+    "STATE_AFTER",
+    "TIMEOUT_BUYER_BPS",
+    "Payout",
+    "Purchase",
+    "Split",
+    "Terms",
+    "complete",
+    "is_final",
+    "order_changes",
+    "payout_for_event",
+    "prove_bad_code",
+    "purchase",
+    "refund",
+    "resolve",
+    "resolve_timed_out",
+    "split_proceeds",
+]
