@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from backend.client import ApiError
+from contracts import order_rules as rules
 from contracts.encoding import OrderState
 from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
@@ -159,7 +160,7 @@ def test_dashboard_shows_orders_bond_escrow_settlements_and_stock(served: Served
     assert held >= second.order.amount
     settlement = dash.recent_settlements[0]
     assert settlement.order_id == first.order_id and settlement.kind == "supplier"
-    assert settlement.amount == first.order.amount * (10_000 - first.order.fee_bps) // 10_000
+    assert settlement.amount == rules.complete(rules.Terms.of(first.order)).to_supplier
     row = next(r for r in dash.listings if r.listing_id == served.dev.listing_id)
     assert row.stock == row.committed - row.sold and row.sold >= 3
     assert json.loads(dash.model_dump_json())["bonds"][0]["free"] == str(free)

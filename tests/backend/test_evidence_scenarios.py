@@ -30,6 +30,7 @@ from backend.evidence import canonical
 from backend.evidence.schema import EvidenceBundle
 from backend.evidence.store import AdditionsStore
 from backend.keys import public_key_bytes
+from contracts import order_rules as rules
 from contracts.client import EscrowClient
 from contracts.encoding import OrderState
 from contracts.testing import demo_codes
@@ -294,9 +295,8 @@ def test_2_nothing_came_but_the_release_opens_to_the_committed_codes(stage: Stag
         str(opened),
     )
     _, supplier_after, (_, reserved) = balances(stage, bought)
-    order = bought.order
-    fee = order.amount * order.fee_bps // 10_000
-    assert supplier_after - supplier_before == order.amount - fee
+    ruled = rules.resolve(rules.Terms.of(bought.order), buyer_bps=0, slash_bps=0)
+    assert supplier_after - supplier_before == ruled.to_supplier
 
 
 def test_3_code_redeemed_before_the_sale_is_fixed_and_the_reason_recorded(stage: Stage) -> None:
