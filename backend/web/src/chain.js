@@ -23,8 +23,10 @@ export const ZERO_ADDRESS = zeroAddress;
 export const STATES = ["None", "Paid", "Delivered", "Disputed", "Completed", "Refunded", "Resolved"];
 export const STATE = Object.fromEntries(STATES.map((name, i) => [name.toUpperCase(), i]));
 
-/** The Order tuple as the ABI declares it (from `confirm(uint256, Order)`). */
-const ORDER_PARAM = ESCROW_ABI.find((x) => x.type === "function" && x.name === "confirm").inputs[1];
+/** The Order tuple as the ABI declares it (the `Order` parameter of `confirm`, `refund`, ...). */
+const ORDER_PARAM = ESCROW_ABI.filter((x) => x.type === "function")
+  .flatMap((x) => x.inputs)
+  .find((p) => /^struct \w+\.Order$/.test(p.internalType));
 const ERC20_ABI = parseAbi([
   "function symbol() view returns (string)",
   "function decimals() view returns (uint8)",
@@ -105,23 +107,33 @@ export function fmtAmount(amount, token = ZERO_ADDRESS, { symbol = true, digits 
 
 // ------------------------------------------------------------------ orders
 
+/** `releaseDigest` -> `release_digest`: the API's name for an ABI field. */
+const snakeCase = (name) =>
+  name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1_$2")
+    .toLowerCase();
+
+/** A field's value as the encoder takes it: checksummed addresses, bigints above 48 bits. */
+function orderValue(component, value) {
+  if (value === undefined) throw new Error(`Order field ${component.name} is missing`);
+  if (component.type === "address") return getAddress(value);
+  const int = /^u?int(\d+)$/.exec(component.type);
+  if (int) return Number(int[1]) > 48 ? BigInt(value) : Number(value);
+  return value;
+}
+
+/**
+ * An Order struct built field by field from the ABI's components, in their order; `key` names
+ * the record's key for each component's name.
+ */
+function orderFrom(record, key) {
+  return Object.fromEntries(ORDER_PARAM.components.map((c) => [c.name, orderValue(c, record[key(c.name)])]));
+}
+
 /** An Order struct (bigints where the ABI has uint128) from the API's OrderPublic. */
 export function orderFromApi(o) {
-  return {
-    buyer: getAddress(o.buyer),
-    supplier: getAddress(o.supplier),
-    token: getAddress(o.token),
-    referrer: getAddress(o.referrer),
-    amount: BigInt(o.amount),
-    bond: BigInt(o.bond),
-    quantity: Number(o.quantity),
-    feeBps: Number(o.fee_bps),
-    referralBps: Number(o.referral_bps),
-    disputeWindow: Number(o.dispute_window),
-    deadline: Number(o.deadline),
-    state: Number(o.state),
-    releaseDigest: o.release_digest,
-  };
+  return orderFrom(o, snakeCase);
 }
 
 /** keccak256(abi.encode(order)), as the contract stores it. */
@@ -173,23 +185,9 @@ export async function listingHistory(listingId) {
   return decodeLogs(logs);
 }
 
-/** The order as built from an OrderPaid event's arguments (state Paid, digest 0). */
+/** The order as built from an OrderPaid event's arguments (same names; state Paid, digest 0). */
 export function orderFromPaid(args) {
-  return {
-    buyer: getAddress(args.buyer),
-    supplier: getAddress(args.supplier),
-    token: getAddress(args.token),
-    referrer: getAddress(args.referrer),
-    amount: BigInt(args.amount),
-    bond: BigInt(args.bond),
-    quantity: Number(args.quantity),
-    feeBps: Number(args.feeBps),
-    referralBps: Number(args.referralBps),
-    disputeWindow: Number(args.disputeWindow),
-    deadline: Number(args.deadline),
-    state: STATE.PAID,
-    releaseDigest: toHex(0n, { size: 32 }),
-  };
+  return orderFrom({ ...args, state: STATE.PAID, releaseDigest: toHex(0n, { size: 32 }) }, (name) => name);
 }
 
 /**
