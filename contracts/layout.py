@@ -167,7 +167,10 @@ class StructLayout:
             raise LayoutError(
                 f"{cls.__qualname__} does not match {self.internal_type} in the committed ABI "
                 f"(contracts/artifacts/CodeEscrow.json): it has {_describe(ours)}, the ABI has "
-                f"{_describe(theirs)}; update the dataclass (field order is the ABI's)"
+                f"{_describe(theirs)}; update the dataclass (field order is the ABI's), or if the "
+                "Solidity changed, rebuild the artifacts first with "
+                "`python -c 'from contracts.compiler import build; build()'` (which does not "
+                "load this check)"
             )
 
 
