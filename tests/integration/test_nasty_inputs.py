@@ -489,7 +489,7 @@ def schema_cases(server: Server) -> list[Case]:
                     allowed |= {200, 403}
                 name = ".".join(map(str, at)) or "body"
                 data = with_value(base, at, raw).encode()
-                cases.append(Case(f"{name} {label}", "POST", url, headers, data, allowed))
+                cases.append(Case(f"{name} {label}", method.upper(), url, headers, data, allowed))
         answered = REFUSALS | ({200} if content_ok else set())
         plain = json.dumps(base)
         first = next(iter(base)) if isinstance(base, dict) and base else None
@@ -543,7 +543,7 @@ def schema_cases(server: Server) -> list[Case]:
                 ("duplicated key, bad last", dup_last.encode(), {}, frozenset({400, 422})),
             ]
         for label, data, extra, allowed in whole:
-            cases.append(Case(label, "POST", url, {**headers, **extra}, data, allowed))
+            cases.append(Case(label, method.upper(), url, {**headers, **extra}, data, allowed))
     return cases
 
 
