@@ -10,6 +10,7 @@ from backend.cli import (  # noqa: F401
     demo,
     evidence_cmd,  # noqa: F401 - `kameng evidence`, `kameng verify`
     index_cmd,  # noqa: F401 - registers `kameng index`
+    notify_cmd,  # noqa: F401 - `kameng notify ...`
     serve,
     supplier,
     vault_cmd,  # noqa: F401 - `kameng vault ...`

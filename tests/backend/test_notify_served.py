@@ -146,6 +146,36 @@ def test_subscriptions_that_cannot_be_served_are_refused_with_the_reason(
     assert all("127.0.0.1:9" not in e["target"] for e in mine)
 
 
+def test_the_cli_adds_tests_lists_and_removes_an_endpoint(served: Served, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    key = tmp_path / "supplier.key"
+    key.write_text("0x" + bytes(served.dev.supplier.key).hex())
+    who = ["--api", served.url, "--key-file", str(key)]
+    runner = CliRunner()
+    with receiver() as hook:
+        made = runner.invoke(app, ["notify", "add", "--webhook", hook.url, *who])
+        assert made.exit_code == 0, made.output
+        secret = made.output.split("signing secret (shown once): ")[1].split()[0]
+        endpoint_id = made.output.split("endpoint ")[1].split(":")[0]
+        listed = runner.invoke(app, ["notify", "list", *who])
+        assert hook.url in listed.output and secret not in listed.output
+        tested = runner.invoke(app, ["notify", "test", endpoint_id, *who])
+        assert tested.exit_code == 0, tested.output
+        got = hook.of_type("endpoint.test")
+        assert len(got) == 1
+        Webhook(secret).verify(got[0].body, got[0].headers)
+        hook.stop()  # the receiver goes away: the test says so
+        down = runner.invoke(app, ["notify", "test", endpoint_id, *who])
+        assert down.exit_code == 1 and "did not get through" in down.output
+        removed = runner.invoke(app, ["notify", "remove", endpoint_id, *who])
+        assert removed.exit_code == 0
+        gone = runner.invoke(app, ["notify", "test", endpoint_id, *who])
+        assert gone.exit_code == 1 and f"no endpoint {endpoint_id}" in gone.output
+
+
 def test_the_buyer_is_reminded_before_the_dispute_window_closes(served: Served) -> None:
     """Runs last in the module: it moves the chain's clock."""
     buyer = served.dev.buyers[1]
