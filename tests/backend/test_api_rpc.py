@@ -17,7 +17,7 @@ from backend.api.routes.rpc import MAX_RPC_BYTES
 from contracts.chain import rpc_chain
 from contracts.client import EscrowClient
 from contracts.errors import ContractRevertError
-from tests.backend.api_helpers import Served, serve
+from tests.backend.api_helpers import Served, poll, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +70,10 @@ def test_json_rpc_wire_format_batches_and_errors(served: Served) -> None:
         assert (bad.status_code, bad.json()["error"]["code"]) == (400, -32700), body
     # Not a request object, or a batch holding one: 400 before anything runs.
     mine = {"jsonrpc": "2.0", "id": 9, "method": "evm_mine", "params": []}
+    # The delivery agent may still be delivering the order the test above bought, which mines
+    # a block of its own: wait until it has nothing left to send.
+    served.wait_indexed()  # the order is in the mirror, where the agent looks for work
+    poll("the delivery agent to be idle", lambda: not served.runtime.agent.busy())
     head = served.runtime.chain.w3.eth.block_number
     for payload in (5, [], [None], [mine, None], {"method": 1}, {**mine, "params": 5}):
         bad = httpx.post(url, json=payload)
