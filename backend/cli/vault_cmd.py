@@ -168,6 +168,7 @@ def rotate_key(
     """
     from backend.config import DEV_MASTER_KEY, parse_key32
     from backend.errors import VaultKeyError
+    from backend.notify.endpoints import reseal_secrets
     from backend.vault.crypto import master_key_id
     from backend.vault.master import MasterKeyMismatch
     from backend.vault.rotate import rotate_master_key, rotation_size
@@ -206,6 +207,7 @@ def rotate_key(
                     new_key,
                     batch_size=batch_size,
                     progress=lambda done, _total: bar.update(task, completed=done),
+                    also=reseal_secrets,
                 )
         except MasterKeyMismatch as exc:
             raise fail(

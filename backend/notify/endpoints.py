@@ -21,11 +21,15 @@ import os
 import re
 import socket
 import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contracts.errors import KamengError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Longest URL or address accepted.
 MAX_TARGET = 2048
@@ -146,6 +150,27 @@ class SecretBox:
         return self._aead.decrypt(sealed[:12], sealed[12:], _SECRET_AD).decode("ascii")
 
 
+def reseal_secrets(session: Session, old_key: bytes, new_key: bytes) -> int:
+    """Re-seal every endpoint's signing secret from `old_key` to `new_key` (inside the master
+    key's rotation, in its transaction); returns how many were re-sealed.
+
+    Raises:
+        cryptography.exceptions.InvalidTag: a secret was not sealed under `old_key`.
+    """
+    from sqlalchemy import select
+
+    from backend.notify.models import Endpoint
+
+    old, new = SecretBox(old_key), SecretBox(new_key)
+    count = 0
+    for endpoint in session.scalars(select(Endpoint).where(Endpoint.secret_sealed.is_not(None))):
+        assert endpoint.secret_sealed is not None
+        endpoint.secret_sealed = new.seal(old.open(endpoint.secret_sealed))
+        count += 1
+    session.flush()
+    return count
+
+
 __all__ = [
     "EndpointRejected",
     "SecretBox",
@@ -154,4 +179,5 @@ __all__ = [
     "check_webhook_url",
     "new_secret",
     "public_addresses_only",
+    "reseal_secrets",
 ]

@@ -42,6 +42,8 @@ from backend.vault.master import VaultKey, require_master_key
 from backend.vault.notes import RECORD_COLUMNS, Progress, record_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import CursorResult
     from sqlalchemy.orm import Session
 
@@ -80,6 +82,7 @@ def rotate_master_key(
     *,
     batch_size: int = 500,
     progress: Progress | None = None,
+    also: Callable[[Session, bytes, bytes], int] | None = None,
 ) -> RotationResult:
     """Move the whole vault from `old_key` to `new_key` in one transaction, and commit it.
 
@@ -91,6 +94,9 @@ def rotate_master_key(
         batch_size: Code records (and additions) read and updated at a time.
         progress: Called as progress(done, total) after each batch, total being the code
             records plus the evidence additions.
+        also: More secrets kept under the master key, re-sealed in the same transaction by
+            the layer that owns them (the CLI passes the notification endpoints' secrets);
+            called as also(session, old_key, new_key).
 
     Returns:
         What was rewritten.
@@ -106,6 +112,8 @@ def rotate_master_key(
         raise VaultKeyError("the new master key is the current one: make a new key to rotate to")
     try:
         result = _rotate(session, old, new, old_key, new_key, batch_size, progress)
+        if also is not None:
+            also(session, old_key, new_key)
         session.commit()
     except BaseException:
         session.rollback()

@@ -18,6 +18,8 @@ from backend.errors import VaultKeyError
 from backend.evidence.derive import SupplierClaim
 from backend.evidence.store import AdditionsStore
 from backend.models import Code
+from backend.notify.endpoints import SecretBox, new_secret
+from backend.notify.models import Endpoint
 from backend.runtime import Runtime
 from backend.vault.crypto import CodeCipher, master_key_id
 from backend.vault.master import MasterKeyMismatch, open_vault, vault_key_id
@@ -30,6 +32,10 @@ from tests.backend.test_vault_notes import insert_codes
 
 BUYER = "0x" + "bb" * 20
 SUPPLIER = "0x" + "5a" * 20
+
+
+#: A webhook's secret, which the rotation must carry over.
+WEBHOOK_SECRET = new_secret()
 
 
 @pytest.fixture(autouse=True)
@@ -123,6 +129,18 @@ def test_after_rotation_the_app_opens_with_the_new_key_only_and_everything_decry
             session.execute(
                 sa.text("UPDATE vault_codes SET note = 'PIN-LEGACY' WHERE code_index = 1")
             )
+            # A webhook's signing secret, sealed under the master key too.
+            session.add(
+                Endpoint(
+                    owner="0x" + "ab" * 20,
+                    kind="webhook",
+                    target="https://shop.example/hook",
+                    events="*",
+                    as_arbiter=False,
+                    secret_sealed=SecretBox(settings.master_key_bytes).seal(WEBHOOK_SECRET),
+                    active=True,
+                )
+            )
             # A code of a final order, erased by retention: nothing left to re-wrap.
             session.execute(
                 sa.update(Code)
@@ -175,6 +193,8 @@ def test_after_rotation_the_app_opens_with_the_new_key_only_and_everything_decry
             assert all(r.legacy_note is None for r in rows)
             assert read_notes(session, cipher, lid) == sorted({**notes, 1: "PIN-LEGACY"}.items())
             check_evidence(session, new_key)
+            sealed = session.scalars(sa.select(Endpoint.secret_sealed)).one()
+            assert sealed is not None and SecretBox(new_key).open(sealed) == WEBHOOK_SECRET
             with pytest.raises(VaultKeyError):
                 read_notes(session, CodeCipher(settings.master_key_bytes), lid)
     finally:
