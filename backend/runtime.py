@@ -409,7 +409,7 @@ class Runtime:
         (`backend.notify`): a slow receiver holds up only other messages."""
         from backend.notify.service import dispatcher_for, producer_for
 
-        producer = producer_for(self.settings, self.sessions, public_url or self.url)
+        producer = producer_for(self.settings, self.sessions, public_url or (lambda: self.url))
         dispatcher = dispatcher_for(self.settings, self.sessions)
 
         def chain_now() -> int:

@@ -58,7 +58,8 @@ class Producer:
 
     Args:
         session_factory: Makes database sessions.
-        public_url: The web front-end's URL, for links in messages (None: no links).
+        public_url: The web front-end's URL, for links in messages (None: no links), or a
+            function answering it when asked (a server learns its URL once it listens).
         confirmations: Blocks an event must be below the indexer's checkpoint before it is
             told (0 on a development chain; a few on a chain that reorganises).
         clock: Unix time the rows are stamped with.
@@ -68,17 +69,23 @@ class Producer:
         self,
         session_factory: Callable[[], Session],
         *,
-        public_url: str | None = None,
+        public_url: str | Callable[[], str | None] | None = None,
         confirmations: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Bind the producer."""
         self.session_factory = session_factory
-        self.public_url = public_url.rstrip("/") if public_url else None
+        self._public_url = public_url
         self.confirmations = confirmations
         self.clock = clock
 
     # ------------------------------------------------------------ helpers
+
+    @property
+    def public_url(self) -> str | None:
+        """The base of the links in messages, if known."""
+        url = self._public_url() if callable(self._public_url) else self._public_url
+        return url.rstrip("/") if url else None
 
     def _data(self, order: mirror.Order, **extra: Any) -> dict[str, object]:
         data: dict[str, object] = {

@@ -54,7 +54,9 @@ def dispatcher_for(settings: Settings, session_factory: Callable[[], Session]) -
 
 
 def producer_for(
-    settings: Settings, session_factory: Callable[[], Session], public_url: str | None
+    settings: Settings,
+    session_factory: Callable[[], Session],
+    public_url: str | Callable[[], str | None] | None,
 ) -> Producer:
     """The producer for a server's settings."""
     return Producer(

@@ -153,6 +153,7 @@ async function parse(res, auth) {
 
 export const get = (path, opts) => request("GET", path, opts);
 export const post = (path, body, opts) => request("POST", path, { ...opts, body });
+export const del = (path, opts) => request("DELETE", path, opts);
 
 /**
  * Upload a CSV of codes to a listing, reporting progress as the server streams it

@@ -5,6 +5,7 @@ import { configure, net } from "./chain.js";
 import { short } from "./fmt.js";
 import { arbiterPage } from "./pages/arbiter.js";
 import { buyPage } from "./pages/buy.js";
+import { notifyPage } from "./pages/notify.js";
 import { orderPage, ordersPage } from "./pages/orders.js";
 import { productPage, storePage } from "./pages/store.js";
 import { supplierPage } from "./pages/supplier.js";
@@ -22,6 +23,7 @@ const routes = [
   [/^\/order\/(\d+)$/, "orders", orderPage],
   [/^\/supplier$/, "supplier", supplierPage],
   [/^\/arbiter$/, "arbiter", arbiterPage],
+  [/^\/alerts$/, "alerts", notifyPage],
   [/^\/tx\/(0x[0-9a-fA-F]{64})$/, null, txPage],
 ];
 

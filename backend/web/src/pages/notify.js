@@ -1,0 +1,180 @@
+// Alerts: where the signed-in wallet is told what happens to its orders (webhooks, email), a
+// test button per endpoint, the secret shown once, and messages that never got through.
+import { del, get, post } from "../api.js";
+import { userError } from "../chain.js";
+import { gate } from "../session.js";
+import { busy, field, h, message, messageSlot, replace } from "../ui.js";
+
+/** The card that adds an endpoint; `onAdded(endpoint)` gets the answer (with its secret). */
+function addCard(kinds, onAdded) {
+  const kind = h(
+    "select",
+    { "data-test": "endpoint-kind" },
+    h("option", { value: "webhook" }, "Webhook (https URL, signed)"),
+    h("option", { value: "email" }, "Email"),
+  );
+  const target = h("input", {
+    type: "text",
+    placeholder: "https://your-shop.example/hooks/kameng",
+    "data-test": "endpoint-target",
+    autocomplete: "off",
+  });
+  const boxes = kinds.map((k) =>
+    h(
+      "label",
+      { class: "check", title: k.text },
+      h("input", { type: "checkbox", value: k.name, checked: true, "data-test": "endpoint-event" }),
+      ` ${k.name}`,
+    ),
+  );
+  const slot = messageSlot({ "data-test": "endpoint-message" });
+  const btn = h("button", { class: "btn", "data-test": "endpoint-add" }, "Add");
+  kind.addEventListener("change", () => {
+    target.placeholder = kind.value === "email" ? "you@example.com" : "https://your-shop.example/hooks/kameng";
+  });
+  btn.addEventListener("click", () =>
+    busy(btn, slot, async () => {
+      if (!target.value.trim()) throw userError("Enter the URL or the email address to send to.");
+      const events = boxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i.checked)
+        .map((i) => i.value);
+      if (!events.length) throw userError("Tick at least one kind of message.");
+      const made = await post(
+        "/notifications/endpoints",
+        { kind: kind.value, target: target.value.trim(), events: events.length === kinds.length ? undefined : events },
+        { auth: true },
+      );
+      target.value = "";
+      onAdded(made);
+    }),
+  );
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Add an endpoint"),
+    field("Send by", kind),
+    field(
+      "To",
+      target,
+      "A webhook gets each message signed (Standard Webhooks); email needs the server's mail settings.",
+    ),
+    h("div", { class: "checks" }, ...boxes),
+    slot,
+    btn,
+  );
+}
+
+/** The secret of a new or rotated webhook: shown once, here. */
+function secretNotice(made) {
+  if (!made.secret) return message("ok", `Added: messages will go to ${made.target}.`);
+  return h(
+    "div",
+    { class: "message ok", "data-test": "endpoint-secret" },
+    h("p", null, `Added. Verify the signatures at ${made.target} with this secret; it is shown only now:`),
+    h("code", { class: "wrap" }, made.secret),
+  );
+}
+
+function endpointRow(e, refresh) {
+  const slot = messageSlot({ "data-test": "endpoint-test-result" });
+  const test = h("button", { class: "btn small", "data-test": "endpoint-test" }, "Send a test");
+  test.addEventListener("click", () =>
+    busy(test, slot, async () => {
+      const r = await post(`/notifications/endpoints/${e.id}/test`, {}, { auth: true });
+      if (r.delivered) slot.show("ok", "The test message got through.");
+      else slot.show("error", `The test message did not get through: ${r.error}`);
+    }),
+  );
+  const remove = h("button", { class: "btn small quiet", "data-test": "endpoint-remove" }, "Remove");
+  remove.addEventListener("click", () =>
+    busy(remove, slot, async () => {
+      await del(`/notifications/endpoints/${e.id}`, { auth: true });
+      refresh();
+    }),
+  );
+  return h(
+    "tr",
+    { "data-test": "endpoint" },
+    h("td", null, e.kind),
+    h("td", { class: "wrap" }, e.target),
+    h("td", { class: "small" }, e.events[0] === "*" ? "all" : e.events.join(", ")),
+    h("td", null, test, " ", remove, slot),
+  );
+}
+
+function deadCard(dead, refresh) {
+  if (!dead.length) return null;
+  const rows = dead.map((m) => {
+    const slot = messageSlot();
+    const again = h("button", { class: "btn small", "data-test": "dead-replay" }, "Send again");
+    again.addEventListener("click", () =>
+      busy(again, slot, async () => {
+        await post(`/notifications/messages/${m.id}/replay`, {}, { auth: true });
+        refresh();
+      }),
+    );
+    return h(
+      "tr",
+      { "data-test": "dead" },
+      h("td", null, m.type),
+      h("td", null, String(m.attempts)),
+      h("td", { class: "small" }, m.last_error || ""),
+      h("td", null, again, slot),
+    );
+  });
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Not delivered"),
+    h("p", { class: "muted" }, "These messages were retried for a day and never got through."),
+    h(
+      "table",
+      null,
+      h("tr", null, h("th", null, "Kind"), h("th", null, "Tries"), h("th", null, "Last error"), h("th")),
+      ...rows,
+    ),
+  );
+}
+
+export async function notifyPage(ctx) {
+  const title = h("h1", null, "Alerts");
+  const g = gate(ctx, {
+    needSignIn: true,
+    why: "Sign in to choose where you are told about your orders: paid, delivered, disputes, deadlines, low stock.",
+  });
+  if (g) return h("section", null, title, g);
+  const kinds = await get("/notifications/kinds");
+  const notice = h("div", { "data-test": "endpoint-notice" });
+  const list = h("div");
+  const refresh = async () => {
+    const [endpoints, dead] = await Promise.all([
+      get("/notifications/endpoints", { auth: true }),
+      get("/notifications/dead", { auth: true }),
+    ]);
+    if (!ctx.alive()) return;
+    const table = endpoints.length
+      ? h(
+          "table",
+          { "data-test": "endpoints" },
+          h("tr", null, h("th", null, "By"), h("th", null, "To"), h("th", null, "Kinds"), h("th")),
+          ...endpoints.map((e) => endpointRow(e, refresh)),
+        )
+      : h("p", { class: "muted", "data-test": "no-endpoints" }, "No endpoints yet: nothing is sent to you.");
+    replace(list, h("div", { class: "card" }, h("h2", null, "Your endpoints"), table), deadCard(dead, refresh));
+  };
+  await refresh();
+  const add = addCard(kinds, (made) => {
+    replace(notice, secretNotice(made));
+    refresh();
+  });
+  return h(
+    "section",
+    null,
+    title,
+    h("p", { class: "muted" }, "Messages carry order numbers, amounts, deadlines and links; never a code."),
+    notice,
+    add,
+    list,
+  );
+}
