@@ -93,6 +93,11 @@ class Settings(BaseSettings):
             resolved, so every window has passed) its codes and evidence additions are kept
             before the delivery agent purges them (`backend.evidence.retention`).
         retention_sweep_seconds: How often the delivery agent looks for orders to purge.
+        keeper: Run the keeper (`backend.keeper`: settles due orders, resolves timed-out
+            disputes) in serve, where a keeper key is configured (or on a development chain).
+        keeper_key: The keeper's private key: any account with gas money, no role.
+        keeper_batch_size: Orders per settle transaction.
+        keeper_poll_seconds: Pause between the keeper's passes.
         notify: Run the notification producer and dispatcher (`backend.notify`) in serve.
         notify_allow_private: Let webhooks point at private or loopback addresses (default:
             only in development).
@@ -153,6 +158,11 @@ class Settings(BaseSettings):
     rate_limit_scale: float = Field(default=1.0, gt=0)
     retention_grace_seconds: int = Field(default=7 * 86_400, ge=0)
     retention_sweep_seconds: float = Field(default=300.0, gt=0)
+
+    keeper: bool = True
+    keeper_key: SecretStr | None = None
+    keeper_batch_size: int = Field(default=50, ge=1, le=500)
+    keeper_poll_seconds: float = Field(default=0.5, gt=0)
 
     notify: bool = True
     notify_allow_private: bool | None = None
@@ -242,6 +252,16 @@ class Settings(BaseSettings):
     def fingerprint_key_bytes(self) -> bytes:
         """The fingerprint HMAC key as 32 raw bytes."""
         return parse_key32(self.fingerprint_key.get_secret_value(), "KAMENG_FINGERPRINT_KEY")
+
+    def keeper_account(self) -> LocalAccount | None:
+        """The keeper's account from `keeper_key`, or None."""
+        from eth_account import Account
+
+        if self.keeper_key is None:
+            return None
+        parse_key32(self.keeper_key.get_secret_value(), "KAMENG_KEEPER_KEY")
+        account: LocalAccount = Account.from_key(self.keeper_key.get_secret_value())
+        return account
 
     def delivery_account(self) -> LocalAccount:
         """The delivery account, from `delivery_key`.

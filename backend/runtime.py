@@ -79,6 +79,8 @@ class DevWorld:
     buyers: list[LocalAccount]
     sku: bytes
     listing_id: int
+    #: The keeper's key: no role, only gas money (`backend.keeper`).
+    keeper: LocalAccount | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Addresses and private keys, for `kameng serve --dev-accounts FILE`."""
@@ -92,6 +94,7 @@ class DevWorld:
             "arbiter": one(self.arbiter),
             "supplier": one(self.supplier),
             "delivery": one(self.delivery),
+            **({"keeper": one(self.keeper)} if self.keeper is not None else {}),
             "buyers": [one(b) for b in self.buyers],
             "sku": "0x" + self.sku.hex(),
             "listing_id": self.listing_id,
@@ -130,6 +133,7 @@ def deploy_dev_world(
         buyers=[chain.new_account(ether=1000) for _ in range(buyers)],
         sku=sku,
         listing_id=listing_id,
+        keeper=chain.new_account(ether=100),
     )
     return escrow, world
 
@@ -418,6 +422,59 @@ class Runtime:
         self._spawn("notify", lambda: producer.run_forever(self.stop_event, chain_now))
         self._spawn("notify-sender", lambda: dispatcher.run_forever(self.stop_event))
 
+    def keeper_account(self) -> LocalAccount | None:
+        """The keeper's key: `KAMENG_KEEPER_KEY`, or the development world's."""
+        configured = self.settings.keeper_account()
+        if configured is not None:
+            return configured
+        return self.dev.keeper if self.dev is not None else None
+
+    def make_keeper(self) -> Any:
+        """The keeper for this runtime, with its own chain gateway.
+
+        Raises:
+            RuntimeError_: no keeper key is configured.
+        """
+        from backend.gateway.gateway import Gateway
+        from backend.keeper import Keeper
+
+        account = self.keeper_account()
+        if account is None:
+            raise RuntimeError_(
+                "no keeper key: set KAMENG_KEEPER_KEY to an account holding some gas money "
+                "(it needs no role), or KAMENG_KEEPER=false to run without a keeper"
+            )
+        gateway = Gateway(
+            self.sessions,
+            self.chain,
+            [account],
+            bump_blocks=self.settings.delivery_bump_blocks,
+            bump_percent=self.settings.delivery_bump_percent,
+            max_fee_cap=self.settings.delivery_max_gas_price,
+            reorg_depth=self.settings.reorg_depth,
+        )
+        return Keeper(
+            self.sessions,
+            gateway,
+            account.address,
+            self.escrow.address,
+            batch_size=self.settings.keeper_batch_size,
+        )
+
+    def start_keeper(self) -> None:
+        """Run the keeper in a thread until `stop`."""
+        keeper = self.make_keeper()
+
+        def chain_now() -> int:
+            return int(self.chain.w3.eth.get_block("latest")["timestamp"])
+
+        self._spawn(
+            "keeper",
+            lambda: keeper.run_forever(
+                self.stop_event, chain_now, self.settings.keeper_poll_seconds
+            ),
+        )
+
     def advertised_rpc(self, public_url: str | None = None) -> str | None:
         """The JSON-RPC URL ``GET /chain`` names: the API's ``/rpc`` on the embedded chain, a
         development node's URL, or None."""
@@ -481,10 +538,12 @@ class Runtime:
         indexer: bool = True,
         agent: bool = True,
         notify: bool | None = None,
+        keeper: bool | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
     ) -> Runtime:
-        """Start the chosen workers (`notify`: by default as `Settings.notify` says)."""
+        """Start the chosen workers (`notify`, `keeper`: by default as the settings say; the
+        keeper only where it has a key)."""
         if indexer:
             self.start_indexer()
         if agent:
@@ -493,6 +552,8 @@ class Runtime:
             self.start_api(host, port)
         if self.settings.notify if notify is None else notify:
             self.start_notify()
+        if keeper or (keeper is None and self.settings.keeper and self.keeper_account()):
+            self.start_keeper()
         return self
 
     def check(self) -> None:

@@ -11,6 +11,7 @@ from backend.auth import auth_metadata
 from backend.db import make_engine, migrate
 from backend.evidence.store import Base as EvidenceBase
 from backend.models import Base
+from backend.gateway import models as gateway_models
 from backend.notify import models as notify_models
 
 
@@ -18,7 +19,9 @@ from backend.notify import models as notify_models
 def test_migrate_creates_vault_auth_and_evidence_tables_matching_the_models(
     backend: str, tmp_path: Path, postgres_url: str
 ) -> None:
-    assert notify_models.Endpoint.__table__.metadata is Base.metadata  # covered below
+    # Their tables are on the backend's metadata, so the comparison below covers them.
+    assert notify_models.Endpoint.__table__.metadata is Base.metadata
+    assert gateway_models.ChainTx.__table__.metadata is Base.metadata
     url = f"sqlite:///{tmp_path}/m.db" if backend == "sqlite" else postgres_url
     migrate(url)
     migrate(url)  # a second run changes nothing

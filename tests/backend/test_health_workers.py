@@ -37,6 +37,7 @@ def test_a_dead_worker_makes_health_answer_503_naming_it() -> None:
             "agent": "running",
             "notify": "running",
             "notify-sender": "running",
+            "keeper": "running",
         }
         assert ok["api_restarts"] is None  # one process: no supervisor restarts the API
 
@@ -53,6 +54,7 @@ def test_a_dead_worker_makes_health_answer_503_naming_it() -> None:
             "agent": "dead: InjectedFault",
             "notify": "running",
             "notify-sender": "running",
+            "keeper": "running",
         }
         assert body["detail"] == "dead workers: agent (dead: InjectedFault)"
         # The fields a healthy answer has are still there.

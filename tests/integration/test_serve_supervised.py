@@ -84,6 +84,7 @@ def test_a_killed_api_worker_is_restarted_on_the_same_port_while_the_workers_go_
             "agent": "running",
             "notify": "running",
             "notify-sender": "running",
+            "keeper": "running",
             "api": "running",
         }
         assert health["api_restarts"] == 0
@@ -137,6 +138,7 @@ def test_a_killed_api_worker_is_restarted_on_the_same_port_while_the_workers_go_
             "agent": "running",
             "notify": "running",
             "notify-sender": "running",
+            "keeper": "running",
             "api": "running",
         }
         assert health["lag_blocks"] == 0
