@@ -45,6 +45,9 @@ def backend_settings(**overrides: object) -> Settings:
         # Module-scoped servers sign in hundreds of times from one address; the limiter has
         # its own tests (test_evidence_limits.py).
         "rate_limit_scale": 1000.0,
+        # The keeper settles and resolves on its own; tests that travel in time and then act
+        # by hand would race it, so it runs only where a test asks for it (test_keeper.py).
+        "keeper": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

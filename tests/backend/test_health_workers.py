@@ -24,7 +24,7 @@ def _health(url: str) -> httpx.Response:
 
 
 def test_a_dead_worker_makes_health_answer_503_naming_it() -> None:
-    runtime = Runtime.embedded(backend_settings(), buyers=1)
+    runtime = Runtime.embedded(backend_settings(keeper=True), buyers=1)
     try:
         runtime.start()
         assert runtime.url is not None

@@ -33,7 +33,7 @@ class Crash(Exception):
 )
 def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     # No keeper thread: the tests drive it by hand, killing it where they want.
-    settings = backend_settings(keeper=False, notify=False)
+    settings = backend_settings(notify=False)
     with database(request.param) as url, serve(settings, database_url=url, buyers=3) as s:
         s.upload(40)
         yield s
@@ -170,7 +170,7 @@ def test_an_intent_that_would_revert_fails_named_and_spends_no_nonce(served: Ser
 
 def test_due_orders_settle_with_nobody_clicking() -> None:
     """The keeper as `kameng serve` runs it: a thread, on its own."""
-    with serve(backend_settings(notify=False), buyers=2) as s:
+    with serve(backend_settings(keeper=True, notify=False), buyers=2) as s:
         s.upload(5)
         bought = _delivered(s, 2)
         _past_windows(s, bought)
