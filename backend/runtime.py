@@ -192,6 +192,7 @@ class Runtime:
     worker_errors: dict[str, BaseException] = field(default_factory=dict)
     indexer: Any = None
     agent: Any = None
+    keeper: Any = None
     #: Blocks below the head a real node may still reorganise (the indexer's finality depth).
     finality_depth: int = 2
     #: Seconds between the indexer's head polls.
@@ -468,11 +469,10 @@ class Runtime:
         def chain_now() -> int:
             return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
+        poll_s, chain_id = self.settings.keeper_poll_seconds, self.chain.chain_id
+        self.keeper = keeper
         self._spawn(
-            "keeper",
-            lambda: keeper.run_forever(
-                self.stop_event, chain_now, self.settings.keeper_poll_seconds
-            ),
+            "keeper", lambda: keeper.run_forever(self.stop_event, chain_now, poll_s, chain_id)
         )
 
     def advertised_rpc(self, public_url: str | None = None) -> str | None:

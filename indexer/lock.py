@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-def lock_key(conn: Connection, chain_id: int, contract: str) -> int:
-    """The advisory-lock key of one mirror: a signed 64-bit hash of where it lives."""
+def lock_key(conn: Connection, chain_id: int, contract: str, role: str = "indexer") -> int:
+    """The advisory-lock key of one mirror's `role` (``indexer``, ``keeper``): a signed 64-bit
+    hash of the role and where the mirror lives."""
     where = conn.execute(text("SELECT current_database(), current_schema()")).one()
     conn.commit()
-    digest = keccak(text=f"kameng-indexer:{chain_id}:{contract.lower()}:{where[0]}:{where[1]}")
+    digest = keccak(text=f"kameng-{role}:{chain_id}:{contract.lower()}:{where[0]}:{where[1]}")
     return int.from_bytes(digest[:8], "big", signed=True)
 
 

@@ -10,6 +10,7 @@ from backend.cli import (  # noqa: F401
     demo,
     evidence_cmd,  # noqa: F401 - `kameng evidence`, `kameng verify`
     index_cmd,  # noqa: F401 - registers `kameng index`
+    keeper_cmd,  # noqa: F401 - `kameng keeper`
     notify_cmd,  # noqa: F401 - `kameng notify ...`
     serve,
     supplier,

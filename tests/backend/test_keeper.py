@@ -168,6 +168,38 @@ def test_an_intent_that_would_revert_fails_named_and_spends_no_nonce(served: Ser
     assert served.runtime.chain.w3.eth.get_transaction_count(sender) == nonce
 
 
+def test_one_keeper_acts_at_a_time_and_a_standby_takes_over(served: Served) -> None:
+    import threading
+
+    postgres = served.runtime.engine.dialect.name == "postgresql"
+    chain = served.runtime.chain
+    first, second = served.runtime.make_keeper(), served.runtime.make_keeper()
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(
+            target=k.run_forever, args=(stop, chain.timestamp, 0.05, chain.chain_id), daemon=True
+        )
+        for k, stop in zip((first, second), stops, strict=True)
+    ]
+    try:
+        threads[0].start()
+        poll("the first keeper active", lambda: first.active)
+        threads[1].start()
+        if postgres:
+            poll("the second keeper standing by", lambda: second.standing_by)
+            assert not second.active
+            stops[0].set()
+            threads[0].join(10)
+            poll("the standby taking over", lambda: second.active)
+        else:  # SQLite has no advisory locks: one keeper per database is the operator's rule
+            poll("the second keeper active", lambda: second.active)
+    finally:
+        for stop in stops:
+            stop.set()
+        for t in threads:
+            t.join(10)
+
+
 def test_due_orders_settle_with_nobody_clicking() -> None:
     """The keeper as `kameng serve` runs it: a thread, on its own."""
     with serve(backend_settings(keeper=True, notify=False), buyers=2) as s:
