@@ -161,7 +161,9 @@ def test_the_cli_adds_tests_lists_and_removes_an_endpoint(served: Served, tmp_pa
         secret = made.output.split("signing secret (shown once): ")[1].split()[0]
         endpoint_id = made.output.split("endpoint ")[1].split(":")[0]
         listed = runner.invoke(app, ["notify", "list", *who])
-        assert hook.url in listed.output and secret not in listed.output
+        assert listed.exit_code == 0 and secret not in listed.output
+        mine = served.client(served.dev.supplier).request("GET", "/notifications/endpoints")
+        assert any(str(e["id"]) == endpoint_id and e["target"] == hook.url for e in mine.json())
         tested = runner.invoke(app, ["notify", "test", endpoint_id, *who])
         assert tested.exit_code == 0, tested.output
         got = hook.of_type("endpoint.test")
