@@ -139,7 +139,8 @@ class Gateway:
     # ------------------------------------------------------------ fees and nonces
 
     def _fees(self) -> tuple[int, int]:
-        """(max fee, priority fee) per gas for a new transaction."""
+        """(max fee, priority fee) per gas for a new transaction: twice the latest base fee
+        plus a 1 gwei tip, under the cap."""
         block = self.w3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas", 0) or 0)
         priority = 1_000_000_000
@@ -312,10 +313,15 @@ class Gateway:
         account = self.accounts.get(row.sender)
         if account is None or row.nonce is None or row.max_fee is None or row.priority_fee is None:
             return
-        max_fee = int(row.max_fee) * (100 + self.bump_percent) // 100 + 1
-        priority = int(row.priority_fee) * (100 + self.bump_percent) // 100 + 1
+        # At least `bump_percent` above the last (nodes refuse a smaller replacement), and at
+        # least what a new transaction would pay now (a base fee that jumped evicts the old one).
+        fresh_fee, fresh_tip = self._fees()
+        max_fee = max(int(row.max_fee) * (100 + self.bump_percent) // 100 + 1, fresh_fee)
+        priority = max(int(row.priority_fee) * (100 + self.bump_percent) // 100 + 1, fresh_tip)
         if self.max_fee_cap is not None and max_fee > self.max_fee_cap:
-            return  # waits at the cap
+            if int(row.max_fee) >= self.max_fee_cap:
+                return  # already at the cap: it waits there
+            max_fee = self.max_fee_cap
         assert row.gas_limit is not None
         signed = self._signed(
             account, row, row.nonce, row.gas_limit, max_fee, min(priority, max_fee)
@@ -330,7 +336,7 @@ class Gateway:
             "%s %s stuck for %d blocks: replaced at %d wei/gas",
             row.intent,
             row.key,
-            head - (row.sent_block or head),
+            head - (head if row.sent_block is None else row.sent_block),
             max_fee,
         )
         self._broadcast(session, row, head)
