@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from backend.auth import auth_metadata
 from backend.db import make_engine, migrate
 from backend.evidence.store import Base as EvidenceBase
-from backend.models import Base
 from backend.gateway import models as gateway_models
+from backend.models import Base
 from backend.notify import models as notify_models
 
 
