@@ -78,7 +78,8 @@ def _row(sessions: sessionmaker[Session], message_id: int) -> OutboxMessage:
 
 
 def _dispatcher(sessions: sessionmaker[Session], clock: Clock, **kw: float) -> Dispatcher:
-    channel = WebhookChannel(allow_private=True, timeout=0.3)
+    # Long enough for a loaded machine to answer; the slow receiver takes longer still.
+    channel = WebhookChannel(allow_private=True, timeout=2.0)
     return Dispatcher(
         sessions,
         {"webhook": channel},
@@ -109,6 +110,7 @@ def test_down_then_500_then_slow_then_up_still_delivers_once_signed(
         assert dispatcher.run_once() == 0  # not due yet: nothing is tried
         assert _row(sessions, mid).attempts == 1
         hook.start()
+        hook.slow_s = 5.0
         for mode, attempts in (("error", 2), ("slow", 3)):
             hook.mode = mode
             _next_try(sessions, clock, mid)
