@@ -248,3 +248,39 @@ def delivery_key(
 
 
 __all__ = ["supplier_app"]
+
+
+@supplier_app.command("settle")
+def settle(
+    batch: Annotated[int, typer.Option(help="Orders per settle transaction.", min=1, max=500)] = 50,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Settle your delivered orders whose dispute window has closed, now (the keeper does it on
+    its own too): you are paid without waiting for the buyers."""
+    from contracts.encoding import Order, OrderState
+
+    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    try:
+        s.api.sign_in(s.wallet)
+        rows = s.api.supplier_orders(states=[int(OrderState.DELIVERED)])
+        now = s.escrow.chain.timestamp()
+        due = [(int(r.order_id), Order.from_record(r)) for r in rows if int(r.deadline) < now]
+        if not due:
+            console.print("nothing to settle: no delivered order of yours is past its window")
+            return
+        total = 0
+        for start in range(0, len(due), batch):
+            chunk = due[start : start + batch]
+            s.escrow.tx.reset_nonce(s.wallet.address)
+            res = s.escrow.settle(s.wallet, chunk)
+            total += len(chunk)
+            console.print(
+                f"[green]✓[/green] settled {len(chunk)} order(s): tx {res.tx_hash}, gas "
+                f"{res.gas_used:,} ({res.gas_used // len(chunk):,} per order)"
+            )
+    except (ApiError, KamengError) as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(f"{total} order(s) settled; withdraw with your wallet when you like")

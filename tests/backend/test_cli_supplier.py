@@ -73,6 +73,37 @@ def test_serve_style_dev_accounts_drive_the_cli(served: Served, tmp_path: Path) 
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
+def test_settle_now_pays_the_supplier_for_orders_past_their_window(
+    served: Served, tmp_path: Path
+) -> None:
+    from contracts.encoding import OrderState
+    from tests.backend.api_helpers import poll
+
+    code, out = kameng(served, served.dev.supplier, "settle", tmp=tmp_path)
+    assert code == 0 and "nothing to settle" in out, out
+    served.upload(2, start=5000)
+    buyer = served.dev.buyers[0]
+    bought = [served.buy(buyer, 1) for _ in range(2)]
+    orders = [
+        poll(
+            "delivered",
+            lambda b=b: (
+                (o := served.current(b.order_id, buyer)).state == OrderState.DELIVERED and o
+            ),
+        )
+        for b in bought
+    ]
+    served.runtime.chain.travel_to(max(o.deadline for o in orders) + 1)
+    served.wait_indexed()
+    code, out = kameng(served, served.dev.supplier, "settle", tmp=tmp_path)
+    assert code == 0 and "settled 2 order(s)" in out, out
+    served.wait_indexed()
+    for b in bought:
+        assert served.client().order(b.order_id, buyer).state == OrderState.COMPLETED
+    code, out = kameng(served, served.dev.supplier, "settle", tmp=tmp_path)
+    assert code == 0 and "nothing to settle" in out, out
+
+
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     transcript = tmp_path / "t.json"
     result = runner.invoke(
