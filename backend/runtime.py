@@ -417,10 +417,7 @@ class Runtime:
         producer = producer_for(self.settings, self.sessions, public_url or (lambda: self.url))
         dispatcher = dispatcher_for(self.settings, self.sessions)
 
-        def chain_now() -> int:
-            return int(self.chain.w3.eth.get_block("latest")["timestamp"])
-
-        self._spawn("notify", lambda: producer.run_forever(self.stop_event, chain_now))
+        self._spawn("notify", lambda: producer.run_forever(self.stop_event, self.chain.timestamp))
         self._spawn("notify-sender", lambda: dispatcher.run_forever(self.stop_event))
 
     def keeper_account(self) -> LocalAccount | None:
@@ -466,13 +463,11 @@ class Runtime:
         """Run the keeper in a thread until `stop`."""
         keeper = self.make_keeper()
 
-        def chain_now() -> int:
-            return int(self.chain.w3.eth.get_block("latest")["timestamp"])
-
         poll_s, chain_id = self.settings.keeper_poll_seconds, self.chain.chain_id
         self.keeper = keeper
         self._spawn(
-            "keeper", lambda: keeper.run_forever(self.stop_event, chain_now, poll_s, chain_id)
+            "keeper",
+            lambda: keeper.run_forever(self.stop_event, self.chain.timestamp, poll_s, chain_id),
         )
 
     def advertised_rpc(self, public_url: str | None = None) -> str | None:

@@ -103,9 +103,6 @@ def keeper_cmd(
         "settling due orders and resolving timed-out disputes (Ctrl-C stops)"
     )
 
-    def chain_now() -> int:
-        return int(chain.w3.eth.get_block("latest")["timestamp"])
-
-    keeper.run_forever(stop, chain_now, settings.keeper_poll_seconds, chain.chain_id)
+    keeper.run_forever(stop, chain.timestamp, settings.keeper_poll_seconds, chain.chain_id)
     engine.dispose()
     console.print("keeper stopped")

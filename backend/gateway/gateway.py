@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from backend.chaintx import CONNECTION_ERRORS, receipt_or_none, rpc_guard
+from backend.chaintx import CONNECTION_ERRORS, account_lock, is_known, receipt_or_none, rpc_guard
 from backend.gateway.models import IN_FLIGHT, ChainTx, TxState
 from contracts.client import REVERTS, decode_revert
 from contracts.errors import ContractRevertError
@@ -34,15 +34,6 @@ if TYPE_CHECKING:
     from contracts.chain import Chain
 
 log = logging.getLogger(__name__)
-
-#: Process-wide locks, one per sender, so two threads never take the same nonce.
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _sender_lock(address: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(address.lower(), threading.Lock())
 
 
 def enqueue(
@@ -221,7 +212,7 @@ class Gateway:
             session.commit()
             log.warning("%s %s would revert: %s", row.intent, row.key, row.error)
             return 1
-        with _sender_lock(row.sender):
+        with account_lock(row.sender):
             max_fee, priority = self._fees()
             nonce = self._next_nonce(session, row.sender)
             signed = self._signed(account, row, nonce, gas, max_fee, priority)
@@ -252,11 +243,7 @@ class Gateway:
         for h in row.hashes.split(","):
             if h and receipt_or_none(self.w3, h) is not None:
                 return True
-        try:
-            self.w3.eth.get_transaction(row.tx_hash)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - not found, in any of its spellings
-            return False
-        return True
+        return row.tx_hash is not None and is_known(self.w3, row.tx_hash)
 
     def _reconcile(self, session: Session, head: int) -> int:
         ended = 0
