@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from backend.chaintx import encode_call
 from backend.gateway.gateway import Gateway, busy_subjects, enqueue
@@ -89,7 +89,12 @@ class Keeper:
         """Queue what is due at chain time `now` (committed with the caller's session)."""
         from indexer import models as mirror
 
-        busy = busy_subjects(session, "settle") | busy_subjects(session, "resolve")
+        # Work mined but not yet in the mirror still looks due there: leave it out, or the
+        # next batch would pay gas only to have the contract skip it.
+        mirrored = session.scalar(select(func.max(mirror.Checkpoint.block_number))) or 0
+        busy = busy_subjects(session, "settle", mined_after=mirrored) | busy_subjects(
+            session, "resolve", mined_after=mirrored
+        )
         due = [
             o
             for o in session.scalars(

@@ -242,6 +242,8 @@ class Order(Base):
     """An order's current state: every field of the contract's Order struct and more."""
 
     __tablename__ = "orders"
+    #: The keeper's query: orders in a state whose deadline has passed, oldest first.
+    __table_args__ = (Index("ix_orders_state_deadline", "state", "deadline"),)
 
     order_id: Mapped[int] = mapped_column(Uint256, primary_key=True)
     listing_id: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from backend.chaintx import CONNECTION_ERRORS, account_lock, is_known, receipt_or_none, rpc_guard
@@ -29,6 +29,7 @@ from contracts.errors import ContractRevertError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
     from contracts.chain import Chain
@@ -73,14 +74,23 @@ def outcome(session: Session, key: str) -> ChainTx | None:
     return session.scalar(select(ChainTx).where(ChainTx.key == key))
 
 
-def busy_subjects(session: Session, intent: str) -> set[int]:
-    """The subjects (order ids) of an intent's rows that are not over yet."""
-    rows = session.scalars(
-        select(ChainTx.subjects).where(
-            ChainTx.intent == intent,
-            ChainTx.state.in_([TxState.QUEUED, *IN_FLIGHT]),
+def busy_subjects(session: Session, intent: str, *, mined_after: int | None = None) -> set[int]:
+    """The subjects (order ids) of an intent's rows that are not over yet.
+
+    Args:
+        session: A database session.
+        intent: The intent, e.g. ``"settle"``.
+        mined_after: Also count rows mined after this block: a caller that reads state from
+            the mirror passes the mirror's block, so that work already done on-chain but not
+            yet mirrored is not queued a second time (None: only unfinished rows).
+    """
+    unfinished: ColumnElement[bool] = ChainTx.state.in_([TxState.QUEUED, *IN_FLIGHT])
+    if mined_after is not None:
+        unfinished = or_(
+            unfinished,
+            (ChainTx.state == TxState.MINED) & (ChainTx.block_number > mined_after),
         )
-    )
+    rows = session.scalars(select(ChainTx.subjects).where(ChainTx.intent == intent, unfinished))
     return {int(s) for row in rows for s in row.split(",") if s}
 
 

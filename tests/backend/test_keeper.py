@@ -94,10 +94,29 @@ def test_a_killed_keeper_settles_every_due_order_exactly_once(served: Served, ki
     assert _states(served, bought) == [OrderState.COMPLETED] * 3
     rows = _settle_rows(served, ids)
     assert len(rows) == 1 and rows[0].state == TxState.MINED and rows[0].nonce == row.nonce
-    # Nothing is queued again for orders already settled.
+    # Nothing is queued again for orders already settled...
     assert again.run_once(served.runtime.chain.timestamp()).settle_orders == 0
+    # ... nor while the mirror lags behind the block that settled them (seen here as the
+    # mirror before that block: the orders still Delivered, the checkpoint one block short).
+    _as_if_mirror_lagged(served, bought, rows[0])
     paid = sum(complete(Terms.of(b.order)).to_supplier for b in bought)
     assert served.escrow.balance_of(supplier) - before == paid
+
+
+def _as_if_mirror_lagged(served: Served, bought: list[Bought], row: ChainTx) -> None:
+    """Check that `queue_due` skips the settled orders while the mirror lags `row`'s block."""
+    from indexer import models as mirror
+
+    keeper = served.runtime.make_keeper()
+    with served.runtime.sessions() as session:
+        for b in bought:
+            session.get(mirror.Order, b.order_id).state = int(OrderState.DELIVERED)
+        for checkpoint in session.scalars(select(mirror.Checkpoint)):
+            checkpoint.block_number = int(row.block_number) - 1
+        session.flush()
+        queued = keeper.queue_due(session, served.runtime.chain.timestamp())
+        assert queued.settle_orders == 0
+        session.rollback()
 
 
 def _mined(served: Served, ids: set[int]) -> bool:

@@ -35,7 +35,7 @@ def _check(url: str) -> None:
             assert diff == [], diff
     finally:
         engine.dispose()
-    assert current_revision(url) == "0002"
+    assert current_revision(url) == "0003"
 
 
 def test_migrations_build_the_models_on_sqlite(tmp_path: Path) -> None:
