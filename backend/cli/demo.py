@@ -6,10 +6,12 @@
 4. the delivery agent seals every order to its buyer's key and posts the digests;
 5. buyers fetch their releases, check every code against the chain, and confirm;
 6. one buyer disputes and the arbiter rules from the queue;
-7. a second supplier goes silent, and its buyer reclaims the payment after the deadline.
+7. a second supplier goes silent, and its buyer reclaims the payment after the deadline;
+8. one buyer never confirms: after the dispute window the keeper settles the order by itself.
 
 Everything runs for real in this process: the chain (eth-tester), the indexer, the delivery
-agent and the API under uvicorn, which the buyers, the supplier and the arbiter reach over HTTP.
+agent, the keeper and the API under uvicorn, which the buyers, the supplier and the arbiter
+reach over HTTP.
 Every on-chain step is printed with its transaction hash and gas; the full hashes are written
 to ``var/demo-transcript.json``.
 """
@@ -140,7 +142,8 @@ def demo_cmd(
     ] = Path("var/demo-transcript.json"),
 ) -> None:
     """Run the whole platform on the embedded chain: deploy, bond and upload, 20 buyers,
-    deliveries, verify and confirm, a dispute ruled, a refund after a missed deadline."""
+    deliveries, verify and confirm, a dispute ruled, a refund after a missed deadline, and an
+    order the keeper settles by itself after its dispute window."""
     if buyers < 4 or codes < WHOLESALE + buyers * 3:
         err_console.print(
             f"[red]error:[/red] need at least 4 buyers and {WHOLESALE + buyers * 3} codes"
@@ -159,6 +162,8 @@ def demo_cmd(
 
 
 def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
+    from pydantic import SecretStr
+
     from backend.client import KamengClient
     from backend.config import Settings
     from backend.runtime import Runtime
@@ -177,6 +182,7 @@ def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
     supplier = chain.new_account(ether=1000)
     delivery = chain.new_account(ether=10)
     silent = chain.new_account(ether=1000)
+    keeper = chain.new_account(ether=10)  # no role: it only calls what anyone may call
     from contracts.client import deploy_contract
 
     address, res = deploy_contract(
@@ -216,7 +222,11 @@ def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
     )
 
     runtime = Runtime.local(
-        Settings(environment="development"),
+        Settings(
+            environment="development",
+            keeper_key=SecretStr("0x" + bytes(keeper.key).hex()),
+            keeper_poll_seconds=0.2,
+        ),
         chain=chain,
         escrow=escrow,
         delivery_account=delivery,
@@ -225,8 +235,8 @@ def _run(story: Story, *, codes: int, n_buyers: int, transcript: Path) -> None:
     try:
         runtime.start()
         story.say(
-            f"backend up at {runtime.url}: API, indexer and delivery agent in this process, "
-            "SQLite in a temporary directory"
+            f"backend up at {runtime.url}: API, indexer, delivery agent and keeper in this "
+            "process, SQLite in a temporary directory"
         )
         _story(
             story,
@@ -416,6 +426,7 @@ def _story(
 
     # ------------------------------------------------------------------ 5. verify and confirm
     disputer = delivered_by_a[len(delivered_by_a) // 2]
+    forgetful = delivered_by_a[-1]
     story.chapter("5. Buyers fetch, verify against the chain, and confirm (钱货两清)")
     verified_codes = 0
     for p in delivered_by_a:
@@ -426,6 +437,12 @@ def _story(
             story.say(
                 f"{p.label}: {len(verified.codes)} code(s) verified, but the game says "
                 "one was already redeemed: no confirmation"
+            )
+            continue
+        if p is forgetful:
+            story.say(
+                f"{p.label}: {len(verified.codes)} code(s) verified, redeemed in the game, "
+                "and never presses Confirm"
             )
             continue
         order = _current(escrow, api, p)
@@ -477,6 +494,25 @@ def _story(
         f"{disputer.label} withdraws the ruling and slashed bond",
         escrow.withdraw(disputer.buyer),
         "withdraw",
+    )
+
+    # ------------------------------------------------------------------ 8. keeper
+    story.chapter("8. Nobody clicks: the keeper settles after the dispute window (自动结算)")
+    chain.travel_to(_current(escrow, api, forgetful).deadline + 1)
+    story.say(
+        f"a day passes on-chain; {forgetful.label}'s dispute window closes with no dispute "
+        "and no confirmation"
+    )
+
+    def settled_by_keeper() -> Any:
+        detail = api.order(forgetful.order_id, forgetful.buyer)
+        return next((e for e in detail.events if e.name == "OrderSettled"), None)
+
+    settled = wait_for(f"the keeper to settle order {forgetful.order_id}", settled_by_keeper)
+    story.tx(
+        f"keeper settles order {forgetful.order_id}: supplier A paid, nobody clicked",
+        _receipt_result(escrow, settled.tx_hash),
+        "settle",
     )
     story.tx("supplier A withdraws its earnings", escrow.withdraw(supplier), "withdraw")
 
@@ -531,8 +567,9 @@ def _summary(
     kinds = [step["kind"] for step in story.steps]
     table.add_row(
         "outcomes",
-        f"{kinds.count('confirm')} confirmed · {kinds.count('rule')} dispute ruled for the "
-        f"buyer · {kinds.count('refund')} refunded after a missed deadline",
+        f"{kinds.count('confirm')} confirmed · {kinds.count('settle')} settled by the keeper "
+        f"· {kinds.count('rule')} dispute ruled for the buyer · {kinds.count('refund')} "
+        "refunded after a missed deadline",
     )
     table.add_row(
         "codes verified by buyers", f"{verified_codes} against commitments and roots on-chain"
@@ -562,7 +599,7 @@ def _summary(
         f"withdrawn; bond {bond.free / ETH if bond else 0:.4f} ETH free, "
         f"{bond.reserved / ETH if bond else 0:.4f} reserved",
     )
-    for kind in ("buy", "deliver", "confirm", "dispute", "rule", "refund", "commitBatch"):
+    for kind in ("buy", "deliver", "confirm", "settle", "dispute", "rule", "refund", "commitBatch"):
         if kind in gas:
             values = gas[kind]
             per_order = ""

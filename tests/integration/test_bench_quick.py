@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import evidence, gas, indexer, latency, leaves
+from bench import evidence, gas, indexer, keeper, latency, leaves
 
 KAMENG = Path(sys.executable).with_name("kameng")
 TIMEOUT = 600
@@ -117,3 +117,17 @@ def test_evidence_quick_has_every_field() -> None:
             assert figures[prefix + "speedup"] > 0, figures
         assert figures[f"{node}.early.paid_block"] < figures[f"{node}.late.paid_block"], figures
         assert isinstance(figures[f"{node}.unknown_codes_under_1s"], bool), figures
+
+
+@pytest.mark.anvil
+def test_keeper_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("keeper"), keeper.FIELDS)
+    assert figures["orders"] == keeper.QUICK_ORDERS, figures
+    assert figures["skipped"] == 0, figures  # no gas paid for an order already settled
+    assert 1 <= figures["batches"] <= figures["orders"], figures
+    # an order due in block B is seen by the keeper only once B exists: B+1 is the floor
+    assert 1 <= figures["lag_blocks_p50"] <= figures["lag_blocks_p99"] <= figures["lag_blocks_max"]
+    assert figures["gas_per_order"] > 0 and figures["batch50_gas_per_order"] > 0, figures
+    assert figures["gas_ratio"] == round(
+        figures["gas_per_order"] / figures["batch50_gas_per_order"], 3
+    )
