@@ -165,10 +165,7 @@ def _settled_in(runtime: Runtime, receipts: list[Any]) -> tuple[dict[int, int], 
 
 
 def _block_times(chain: Chain, first: int, last: int) -> dict[int, int]:
-    return {
-        n: int(chain.w3.eth.get_block(n)["timestamp"])
-        for n in range(first, last + 1)
-    }
+    return {n: int(chain.w3.eth.get_block(n)["timestamp"]) for n in range(first, last + 1)}
 
 
 def measure(console: Console, orders: int, rate: float) -> dict[str, Any]:
