@@ -246,6 +246,18 @@ class OrderPublic(OrderBase):
         description="Whether its sealed release can be fetched: stored by this backend and "
         "delivered on-chain with that digest (as far as the mirror has indexed)."
     )
+    settles_at: int | None = Field(
+        None,
+        description="For a Delivered order, the end of its dispute window (its `deadline`, Unix "
+        "seconds in chain time): unless the buyer confirms or disputes first, anyone (the "
+        "platform's keeper, the supplier) may settle it, paying the supplier, once chain time "
+        "is past it. Null in every other state.",
+    )
+    settle_due: bool = Field(
+        False,
+        description="Whether a Delivered order's dispute window has closed by the chain time the "
+        "mirror has reached (`settles_at` is before it), so that it may be settled now.",
+    )
 
 
 class OrderEventPublic(ApiModel):
@@ -321,6 +333,33 @@ class ListingStockPublic(ApiModel):
     vault_codes: int | None = Field(None, description="Codes held in this backend's vault.")
 
 
+class SettlementSummaryPublic(ApiModel):
+    """A supplier's money from delivered orders in one token: settled, due now, and still in
+    the dispute window. Each amount is what the supplier is paid: the payments less the
+    platform's fee and the referrer's commission."""
+
+    token: Address
+    settled: Wei = Field(
+        description="Paid to the supplier for Completed orders (confirmed by the buyer, or "
+        "settled after the dispute window)."
+    )
+    settled_orders: int
+    due: Wei = Field(
+        description="Owed for Delivered orders whose dispute window has closed (deadline before "
+        "the chain time): anyone, the supplier or the platform's keeper, may settle them now."
+    )
+    due_orders: int
+    in_window: Wei = Field(
+        description="Owed for Delivered orders still in their dispute window (the buyer may "
+        "still confirm or dispute)."
+    )
+    in_window_orders: int
+    next_due_at: int | None = Field(
+        description="The earliest deadline among the orders in their window (Unix seconds, chain "
+        "time): that order becomes due once chain time passes it. Null when none is waiting."
+    )
+
+
 class SupplierDashboardPublic(ApiModel):
     """Everything a supplier's dashboard shows, from the mirror."""
 
@@ -333,6 +372,15 @@ class SupplierDashboardPublic(ApiModel):
     listings: list[ListingStockPublic]
     recent_settlements: list[SettlementPublic]
     low_stock_threshold: int
+    settlement: list[SettlementSummaryPublic] = Field(
+        description="Per token: settled, due now, and in the dispute window (amounts, counts, "
+        "the next order to become due). Settle the due ones with `settle` on-chain; "
+        "`GET /supplier/orders/due` gives their Order structs.",
+    )
+    chain_time: int | None = Field(
+        description="The chain time the due amounts are reckoned at: the timestamp of the newest "
+        "block the mirror has applied (null before the first).",
+    )
 
 
 class UploadPublic(ApiModel):

@@ -9,12 +9,14 @@ here too (`servable_releases`): the vault's releases joined with the mirror's de
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from backend.models import Release
 from backend.release import LIVE_STATES
+from contracts import order_rules
 from contracts.encoding import OrderState
 from indexer import models as m
 
@@ -231,6 +233,101 @@ def in_escrow(session: Session, *, supplier: str) -> dict[str, int]:
     return dict(totals)
 
 
+@dataclass
+class SettlementTotals:
+    """A supplier's settled, due and pending money in one token, at one chain time.
+
+    Amounts are what the supplier is (or was) paid: each order's proceeds less the platform's
+    fee and the referrer's commission (`contracts.order_rules.complete`).
+
+    Attributes:
+        settled: Paid for Completed orders (confirmed by the buyer, or settled after the window).
+        settled_orders: How many.
+        due: Owed for Delivered orders whose dispute window has closed (deadline before the
+            chain time): anyone, the keeper too, may settle them now.
+        due_orders: How many.
+        in_window: Owed for Delivered orders still in their dispute window.
+        in_window_orders: How many.
+        next_due_at: The earliest deadline among the orders in their window (each becomes due
+            once chain time passes its deadline), or None.
+    """
+
+    settled: int = 0
+    settled_orders: int = 0
+    due: int = 0
+    due_orders: int = 0
+    in_window: int = 0
+    in_window_orders: int = 0
+    next_due_at: int | None = None
+
+
+def settlement_totals(
+    session: Session, *, supplier: str, now: int | None
+) -> dict[str, SettlementTotals]:
+    """A supplier's settled, due and in-window amounts per token at chain time `now`.
+
+    One query on the supplier's Delivered and Completed orders (the supplier index); the money
+    is summed in Python with the contract's rules (uint256 amounts are padded strings on
+    SQLite). Before the mirror has a block (`now` None) no order counts as due.
+    """
+    rows = session.execute(
+        select(
+            m.Order.token,
+            m.Order.state,
+            m.Order.deadline,
+            m.Order.amount,
+            m.Order.bond,
+            m.Order.fee_bps,
+            m.Order.referral_bps,
+        ).where(
+            m.Order.supplier == supplier,
+            m.Order.state.in_([int(OrderState.DELIVERED), int(OrderState.COMPLETED)]),
+        )
+    ).all()
+    out: dict[str, SettlementTotals] = {}
+    for row in rows:
+        terms = order_rules.Terms(
+            amount=int(row.amount),
+            bond=int(row.bond),
+            fee_bps=int(row.fee_bps),
+            referral_bps=int(row.referral_bps),
+        )
+        paid = order_rules.complete(terms).to_supplier
+        t = out.setdefault(row.token, SettlementTotals())
+        state, deadline = int(row.state), int(row.deadline)
+        if state == OrderState.COMPLETED:
+            t.settled += paid
+            t.settled_orders += 1
+        elif now is not None and deadline < now:
+            t.due += paid
+            t.due_orders += 1
+        else:
+            t.in_window += paid
+            t.in_window_orders += 1
+            if t.next_due_at is None or deadline < t.next_due_at:
+                t.next_due_at = deadline
+    return out
+
+
+def due_orders(
+    session: Session, *, supplier: str, now: int | None, limit: int = 500
+) -> Sequence[m.Order]:
+    """A supplier's Delivered orders whose dispute window closed before chain time `now`,
+    earliest deadline first (none before the mirror has a block)."""
+    if now is None:
+        return []
+    return session.scalars(
+        select(m.Order)
+        .where(
+            m.Order.supplier == supplier,
+            m.Order.state == int(OrderState.DELIVERED),
+            m.Order.deadline < now,
+        )
+        .order_by(m.Order.deadline, m.Order.order_id)
+        .limit(limit)
+    ).all()
+
+
 def bonds(session: Session, *, supplier: str) -> Sequence[m.Bond]:
     """A supplier's bonds, per token."""
     return session.scalars(
@@ -306,6 +403,15 @@ def indexed_block(session: Session, *, chain_id: int, contract: str) -> int | No
 
 def chain_time(session: Session, *, chain_id: int) -> int | None:
     """The timestamp of the newest block the mirror has applied (chain time, which on a test
-    chain that travels in time is not wall time), or None before the first."""
-    value = session.scalar(select(func.max(m.Block.timestamp)).where(m.Block.chain_id == chain_id))
+    chain that travels in time is not wall time), or None before the first.
+
+    The newest block by number (the primary key's index), whose timestamp is the greatest: a
+    block's timestamp is never below its parent's.
+    """
+    value = session.scalar(
+        select(m.Block.timestamp)
+        .where(m.Block.chain_id == chain_id)
+        .order_by(m.Block.number.desc())
+        .limit(1)
+    )
     return None if value is None else int(value)

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from backend.client import ApiError
+from backend.client import ApiError, answer_json
+from backend.schemas import SettlementSummaryPublic
 from contracts import order_rules as rules
-from contracts.encoding import OrderState
+from contracts.encoding import ZERO_ADDRESS, Order, OrderState
 from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 
@@ -181,3 +182,106 @@ def test_chunked_upload_is_cut_off_at_the_cap(served: Served) -> None:
     )
     assert response.status_code == 413, response.text
     assert _stock(served) == before
+
+
+def _summary(served: Served) -> SettlementSummaryPublic:
+    """The supplier's settlement summary in the native coin (zeros before its first order)."""
+    dash = served.client(served.dev.supplier).dashboard()
+    assert dash.chain_time is not None
+    return next(
+        (s for s in dash.settlement if s.token == ZERO_ADDRESS),
+        SettlementSummaryPublic(
+            token=ZERO_ADDRESS,
+            settled=0,
+            settled_orders=0,
+            due=0,
+            due_orders=0,
+            in_window=0,
+            in_window_orders=0,
+            next_due_at=None,
+        ),
+    )
+
+
+def test_settled_due_and_in_window_amounts_are_what_the_chain_pays(served: Served) -> None:
+    supplier, buyer = served.dev.supplier, served.dev.buyers[1]
+    served.upload(4, start=70_000)
+    bought = [served.buy(buyer, q) for q in (1, 2, 1)]
+    orders = {
+        b.order_id: poll(
+            f"order {b.order_id} delivered",
+            lambda b=b: (
+                (o := served.current(b.order_id, buyer)).state == OrderState.DELIVERED and o
+            ),
+        )
+        for b in bought
+    }
+    client = served.client(supplier)
+    delivered = client.supplier_orders(states=[int(OrderState.DELIVERED)])
+    assert set(orders) <= {int(o.order_id) for o in delivered}
+    served.wait_indexed()
+
+    # Everything delivered is in its window: nothing is due yet; the buyer sees the deadline.
+    before = _summary(served)
+    owed = {
+        int(o.order_id): rules.complete(rules.Terms.of(Order.from_record(o))) for o in delivered
+    }
+    assert before.due == before.due_orders == 0
+    assert before.in_window == sum(p.to_supplier for p in owed.values())
+    assert before.in_window_orders == len(delivered)
+    assert before.next_due_at == min(int(o.deadline) for o in delivered)
+    first = bought[0]
+    view = served.client(buyer).order(first.order_id)
+    assert (view.settles_at, view.settle_due) == (orders[first.order_id].deadline, False)
+    assert client.order(first.order_id).settles_at == view.settles_at  # the supplier's view
+    listed = {o.order_id: o for o in served.client(buyer).my_orders()}
+    assert listed[first.order_id].settles_at == view.settles_at
+    assert _due_ids(served) == []
+
+    # The buyer confirms one: settled grows by exactly what the chain credits the supplier.
+    paid_before = served.escrow.balance_of(supplier.address)
+    served.escrow.confirm(buyer, first.order_id, orders[first.order_id])
+    credited = served.escrow.balance_of(supplier.address) - paid_before
+    assert credited == owed[first.order_id].to_supplier
+    confirmed = poll(
+        "the confirmation in the summary",
+        lambda: (s := _summary(served)).settled_orders == before.settled_orders + 1 and s,
+    )
+    assert confirmed.settled == before.settled + credited
+    assert confirmed.in_window == before.in_window - credited
+    assert served.client(buyer).order(first.order_id).settles_at is None  # completed
+
+    # Past every deadline: the rest is due, and the dashboard says how much.
+    served.runtime.chain.travel_to(max(int(o.deadline) for o in delivered) + 1)
+    served.wait_indexed()
+    due = _summary(served)
+    rest = [oid for oid in owed if oid != first.order_id]
+    assert due.due == sum(owed[oid].to_supplier for oid in rest)
+    assert (due.due_orders, due.in_window, due.in_window_orders) == (len(rest), 0, 0)
+    assert due.next_due_at is None and due.settled == confirmed.settled
+    assert sorted(_due_ids(served)) == sorted(rest)
+    assert served.client(buyer).order(bought[1].order_id).settle_due is True
+
+    # Settling them pays the supplier exactly the due amount; they count as settled after.
+    due_orders = client.supplier_orders(states=[int(OrderState.DELIVERED)])
+    items = [(int(o.order_id), Order.from_record(o)) for o in due_orders]
+    paid_before = served.escrow.balance_of(supplier.address)
+    served.escrow.tx.reset_nonce(buyer.address)
+    served.escrow.settle(buyer, items)  # anyone may settle
+    assert served.escrow.balance_of(supplier.address) - paid_before == due.due
+    after = poll(
+        "the settlement in the summary",
+        lambda: (s := _summary(served)).due_orders == 0 and s,
+    )
+    assert after.settled == due.settled + due.due
+    assert after.settled_orders == due.settled_orders + len(rest)
+    assert _due_ids(served) == []
+    assert served.client(buyer).order(bought[1].order_id).settle_due is False
+
+
+def _due_ids(served: Served) -> list[int]:
+    """The ids `GET /supplier/orders/due` answers for the dev supplier."""
+    client = served.client(served.dev.supplier)
+    rows = answer_json(client.request("GET", "/supplier/orders/due"))
+    assert all(r["settle_due"] and r["state_name"] == "delivered" for r in rows), rows
+    return [int(r["order_id"]) for r in rows]

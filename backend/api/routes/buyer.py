@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fastapi import APIRouter
 
 from backend.api import queries
-from backend.api.convert import event_public, order_fields, order_public, state_name
+from backend.api.convert import event_public, order_fields, state_name
 from backend.api.deps import (
+    AppContext,
     ContextDep,
     CurrentWallet,
     Offset,
@@ -20,6 +23,13 @@ from backend.errors import ReleaseNotFound
 from backend.release_store import get_release
 from backend.schemas import ErrorPublic, OrderDetailPublic, OrderPublic, ReleasePublic
 from contracts.encoding import OrderState
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from indexer import models as m
 
 router = APIRouter(prefix="/buyer", tags=["buyer"])
 
@@ -38,20 +48,43 @@ def ready_ids(session: SessionDep, order_ids: list[int]) -> set[int]:
     return set(queries.servable_releases(session, order_ids=order_ids))
 
 
+def settle_fields(row: m.Order, now: int | None) -> dict[str, Any]:
+    """When a Delivered order settles by itself (`settles_at`, its deadline) and whether that
+    is already past at chain time `now` (`settle_due`); null and False in other states."""
+    if int(row.state) != OrderState.DELIVERED:
+        return {"settles_at": None, "settle_due": False}
+    deadline = int(row.deadline)
+    return {"settles_at": deadline, "settle_due": now is not None and deadline < now}
+
+
+def orders_public(ctx: AppContext, session: Session, rows: Sequence[m.Order]) -> list[OrderPublic]:
+    """Mirror rows as `OrderPublic`s: whether each release is ready, and when each Delivered
+    order settles by itself at the mirror's chain time."""
+    ready = ready_ids(session, [int(r.order_id) for r in rows])
+    now = queries.chain_time(session, chain_id=ctx.auth.chain_id) if rows else None
+    return [
+        OrderPublic(
+            **order_fields(r), release_ready=int(r.order_id) in ready, **settle_fields(r, now)
+        )
+        for r in rows
+    ]
+
+
 @router.get("/orders", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
 def my_orders(
+    ctx: ContextDep,
     session: SessionDep,
     wallet: CurrentWallet,
     state: OrderStates = None,
     limit: PageLimit = 100,
     offset: Offset = 0,
 ) -> list[OrderPublic]:
-    """The signed-in wallet's orders, newest first, from the mirror."""
+    """The signed-in wallet's orders, newest first, from the mirror. A Delivered order says
+    when it settles by itself (`settles_at`) and whether that time has come (`settle_due`)."""
     rows = queries.list_orders(
         session, buyer=wallet.address, states=state, limit=limit, offset=offset
     )
-    ready = ready_ids(session, [int(r.order_id) for r in rows])
-    return [order_public(r, ready) for r in rows]
+    return orders_public(ctx, session, rows)
 
 
 def _unknown(order_id: int) -> NotFound:
@@ -70,16 +103,21 @@ def _unknown(order_id: int) -> NotFound:
 def order_detail(
     order_id: OrderIdPath, ctx: ContextDep, session: SessionDep, wallet: CurrentWallet
 ) -> OrderDetailPublic:
-    """One order with its on-chain history. Its buyer, its supplier, or an arbiter."""
+    """One order with its on-chain history. Its buyer, its supplier, or an arbiter.
+
+    A Delivered order says when it settles by itself unless its buyer disputes (`settles_at`,
+    chain time) and whether that time has passed (`settle_due`)."""
     row = queries.get_order(session, order_id=order_id)
     if row is None:
         raise _unknown(order_id)
     if wallet.address not in (row.buyer, row.supplier) and not ctx.is_arbiter(wallet.address):
         raise Forbidden(f"order {order_id} is not yours: sign in as its buyer or supplier")
     events = queries.order_events(session, order_id=order_id)
+    now = queries.chain_time(session, chain_id=ctx.auth.chain_id)
     return OrderDetailPublic(
         **order_fields(row),
         release_ready=bool(ready_ids(session, [order_id])),
+        **settle_fields(row, now),
         events=[event_public(e) for e in events],
     )
 

@@ -6,6 +6,7 @@ import json
 import queue
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from backend import models as vault_models
 from backend.api import queries
-from backend.api.convert import order_public, state_name
+from backend.api.convert import state_name
 from backend.api.deps import (
     AppContext,
     ContextDep,
@@ -28,13 +29,14 @@ from backend.api.deps import (
     read_body_capped,
 )
 from backend.api.errors import ApiError, Forbidden, describe
-from backend.api.routes.buyer import ready_ids
+from backend.api.routes.buyer import orders_public
 from backend.schemas import (
     BondPublic,
     ErrorPublic,
     ListingStockPublic,
     OrderPublic,
     SettlementPublic,
+    SettlementSummaryPublic,
     SupplierDashboardPublic,
     TokenAmount,
     UploadErrorPublic,
@@ -62,8 +64,14 @@ def dashboard(
     ctx: ContextDep, session: SessionDep, wallet: CurrentWallet
 ) -> SupplierDashboardPublic:
     """Orders by state, recent settlements, bond (free and reserved), payments held in escrow,
-    withdrawable balance, and stock left per listing with low-stock flags. From the mirror."""
+    withdrawable balance, and stock left per listing with low-stock flags. From the mirror.
+
+    `settlement` gives per token what Completed orders paid the supplier, what Delivered orders
+    past their dispute window owe it now (anyone may settle them; `GET /supplier/orders/due`
+    lists them), what those still in their window will owe, and when the next one becomes due,
+    all at the mirror's chain time (`chain_time`)."""
     me = wallet.address
+    now = queries.chain_time(session, chain_id=ctx.auth.chain_id)
     listings = queries.list_listings(session, supplier=me, limit=10_000)
     vault = dict(
         session.execute(
@@ -125,11 +133,19 @@ def dashboard(
             for p in queries.settlements(session, supplier=me)
         ],
         low_stock_threshold=threshold,
+        settlement=[
+            SettlementSummaryPublic(token=token, **asdict(totals))
+            for token, totals in sorted(
+                queries.settlement_totals(session, supplier=me, now=now).items()
+            )
+        ],
+        chain_time=now,
     )
 
 
 @router.get("/orders", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
 def supplier_orders(
+    ctx: ContextDep,
     session: SessionDep,
     wallet: CurrentWallet,
     state: OrderStates = None,
@@ -140,8 +156,23 @@ def supplier_orders(
     rows = queries.list_orders(
         session, supplier=wallet.address, states=state, limit=limit, offset=offset
     )
-    ready = ready_ids(session, [int(r.order_id) for r in rows])
-    return [order_public(r, ready) for r in rows]
+    return orders_public(ctx, session, rows)
+
+
+@router.get("/orders/due", response_model=list[OrderPublic], responses=_AUTH_ERRORS)
+def due_orders(
+    ctx: ContextDep, session: SessionDep, wallet: CurrentWallet, limit: PageLimit = 500
+) -> list[OrderPublic]:
+    """The signed-in supplier's Delivered orders whose dispute window has closed by the
+    mirror's chain time, earliest deadline first: pass their Order structs to the escrow's
+    ``settle(orderIds, orders)`` (in batches of about 50) to be paid now, from any wallet.
+
+    An order confirmed, disputed or settled since the mirror last saw it no longer matches
+    its stored hash: ``settle`` skips a finished one and refuses a changed one, so check
+    ``orderHash`` first (the web dashboard does)."""
+    now = queries.chain_time(session, chain_id=ctx.auth.chain_id)
+    rows = queries.due_orders(session, supplier=wallet.address, now=now, limit=limit)
+    return orders_public(ctx, session, rows)
 
 
 def upload_public(result: UploadResult) -> UploadPublic:
