@@ -1,4 +1,10 @@
-"""Backend settings from the environment (prefix ``KAMENG_``) or a ``.env`` file.
+"""Backend settings from the environment (prefix ``KAMENG_``), a ``.env`` file, or ``kameng.toml``.
+
+Precedence, highest first: values passed in code, environment variables, ``.env``, then the
+configuration file: ``kameng.toml`` in the working directory or the file ``KAMENG_CONFIG``
+names. Its keys are the settings' names in lower case without the prefix (``database_url =
+"postgresql://…"``, ``master_key = "0x…"``); an unknown key is refused. Every key is documented
+in ``docs/CONFIG.md``. A file holding secrets must be readable by its owner only (0600).
 
 Production is the default. Every secret has a public development value so that the embedded
 chain runs with zero configuration, but those values are accepted only in development, which
@@ -18,11 +24,20 @@ Make each with ``python -c 'import os; print(os.urandom(32).hex())'``.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+import tomllib
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from backend.errors import ConfigError
 
@@ -63,6 +78,58 @@ def parse_key32(value: str, name: str) -> bytes:
             "`python -c 'import os; print(os.urandom(32).hex())'`"
         )
     return raw
+
+
+CONFIG_ENV = "KAMENG_CONFIG"
+#: Keys of the configuration file that are not `Settings` fields but the commands' own options
+#: (`kameng serve`, `index`, `keeper`): where the node and the deployment are.
+COMMAND_KEYS = frozenset({"manifest", "keystore"})
+#: Settings that are secrets: a configuration file holding one must be private.
+SECRET_KEYS = frozenset(
+    {"master_key", "fingerprint_key", "session_key", "delivery_key", "keeper_key", "smtp_password"}
+)
+
+
+def config_path() -> Path:
+    """The configuration file: ``KAMENG_CONFIG``, or ``kameng.toml`` here."""
+    return Path(os.environ.get(CONFIG_ENV, "kameng.toml"))
+
+
+def config_file() -> dict[str, Any]:
+    """The configuration file's values (empty when there is none).
+
+    Raises:
+        ConfigError: ``KAMENG_CONFIG`` names a missing file, the file is not TOML, a key is
+            unknown, or it holds a secret while others may read it.
+    """
+    path = config_path()
+    if not path.is_file():
+        if CONFIG_ENV in os.environ:
+            raise ConfigError(f"{CONFIG_ENV}={path}: no such file")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(Settings.model_fields) - COMMAND_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; the keys are listed in docs/CONFIG.md "
+            "(lower case, no KAMENG_ prefix)"
+        )
+    secrets = sorted(SECRET_KEYS & set(data))
+    if secrets and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} holds secrets ({', '.join(secrets)}) but others may read it: "
+            f"run `chmod 600 {path}`"
+        )
+    return data
+
+
+def configured(key: str) -> Any:
+    """A command option's value from the configuration file, or None (its environment
+    variable, read by the command itself, comes first)."""
+    return config_file().get(key)
 
 
 class Settings(BaseSettings):
@@ -176,6 +243,27 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code, then the environment, then ``.env``, then the configuration file."""
+        config_file()  # refuse an unknown key or a readable secret before anything is read
+        path = config_path()
+        sources: tuple[PydanticBaseSettingsSource, ...] = (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+        )
+        if path.is_file():
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return (*sources, file_secret_settings)
 
     @property
     def notify_private_ok(self) -> bool:

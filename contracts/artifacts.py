@@ -27,6 +27,15 @@ class Artifact:
     source_hash: str
 
 
+def runtime_code_hash(name: str) -> bytes:
+    """keccak256 of a contract's runtime bytecode as this build deploys it (what
+    ``eth_getCode`` returns at its address: the escrow has no immutables)."""
+    from eth_utils import keccak
+
+    code = load(name).deployed_bytecode
+    return bytes(keccak(bytes.fromhex(code.removeprefix("0x"))))
+
+
 @cache
 def load(name: str) -> Artifact:
     """Load one contract's artifact.

@@ -325,6 +325,14 @@ class EscrowClient:
         role_id = self.call(role)
         return self._send(admin, "grantRole", role_id, account)
 
+    def revoke_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        """Revoke a role by name, such as ``ARBITER_ROLE``."""
+        return self._send(admin, "revokeRole", self.call(role), account)
+
+    def has_role(self, role: str, account: str) -> bool:
+        """Whether `account` holds a role, by name (``DEFAULT_ADMIN_ROLE`` too)."""
+        return bool(self.call("hasRole", self.call(role), account))
+
     def set_config(self, admin: LocalAccount, config: EscrowConfig) -> TxResult:
         """Change the platform settings."""
         return self._send(admin, "setConfig", config.as_tuple())
@@ -338,6 +346,10 @@ class EscrowClient:
     ) -> TxResult:
         """Grant (or with a zero attestation, revoke) a licensed-product authorization."""
         return self._send(rights_admin, "authorize", supplier, sku, attestation)
+
+    def withdraw_fees(self, admin: LocalAccount, token: str, to: str) -> TxResult:
+        """Send the platform's fee income in `token` to `to`."""
+        return self._send(admin, "withdrawFees", token, to)
 
     def pause(self, pauser: LocalAccount) -> TxResult:
         """Pause new listings and orders."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from backend.cli import (  # noqa: F401
+    admin_cmd,  # noqa: F401 - `kameng admin ...`
     arbiter_cmd,  # noqa: F401 - `kameng arbiter ...`
     bench_cmd,
     buyer,
     chain_cmds,
     demo,
+    deploy_cmd,  # noqa: F401 - `kameng deploy`
     evidence_cmd,  # noqa: F401 - `kameng evidence`, `kameng verify`
     index_cmd,  # noqa: F401 - registers `kameng index`
     keeper_cmd,  # noqa: F401 - `kameng keeper`
+    keys_cmd,  # noqa: F401 - `kameng keys ...`
     notify_cmd,  # noqa: F401 - `kameng notify ...`
     serve,
     supplier,

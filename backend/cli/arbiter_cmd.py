@@ -23,6 +23,7 @@ from backend.cli.common import (
     ApiOption,
     DevOption,
     KeyFileOption,
+    KeystoreOption,
     RpcOption,
     connect,
     describe_error,
@@ -53,12 +54,13 @@ def queue(
     include_ruled: Annotated[bool, typer.Option(help="Also list ruled disputes.")] = False,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Open disputes, oldest first, with their deadlines (chain time)."""
     from backend.client import KamengClient
 
-    wallet = load_wallet(key_file, dev)
+    wallet = load_wallet(key_file, dev, keystore=keystore)
     client = KamengClient(api)
     try:
         client.sign_in(wallet)
@@ -93,11 +95,12 @@ def open_(
     out: Annotated[Path | None, typer.Option(help="Where to save the bundle.")] = None,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Pull a dispute's evidence bundle, save it, and check every claim against the chain."""
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         bundle = fetch_bundle(s, order_id)
     except ApiError as exc:
@@ -130,6 +133,7 @@ def rule(
     ] = None,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -137,7 +141,7 @@ def rule(
     bundle's hash. Refuses a bundle that fails verification."""
     from backend.evidence.arbiter import rule_on_bundle
 
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     if bundle is None:
         try:
             bundle = save(fetch_bundle(s, order_id), None)
@@ -173,6 +177,7 @@ def fallback(
     order_id: Annotated[int, typer.Argument(help="The disputed order.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -180,7 +185,7 @@ def fallback(
     the payment is split equally, the bond is freed. Anyone may."""
     from backend.evidence.arbiter import apply_fallback
 
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     order = order_from_chain(s.escrow, order_id)
     if order is None or order.state != OrderState.DISPUTED:
         raise fail(f"order {order_id} is not disputed on-chain")

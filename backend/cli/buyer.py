@@ -22,6 +22,7 @@ from backend.cli.common import (
     ApiOption,
     DevOption,
     KeyFileOption,
+    KeystoreOption,
     RpcOption,
     Session,
     connect,
@@ -52,8 +53,10 @@ app.add_typer(buyer_app, name="buyer")
 RELEASES = Path("var/releases")
 
 
-def _session(api: str, key_file: Path | None, dev: str | None, rpc: str | None) -> Session:
-    return connect(api, load_wallet(key_file, dev), rpc)
+def _session(
+    api: str, key_file: Path | None, dev: str | None, rpc: str | None, keystore: str | None
+) -> Session:
+    return connect(api, load_wallet(key_file, dev, keystore=keystore), rpc)
 
 
 def _tx(what: str, res: TxResult) -> None:
@@ -148,13 +151,14 @@ def buy(
     reveal: Annotated[bool, typer.Option(help="Print the codes in clear after verifying.")] = False,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Pay for codes into escrow with a fresh per-order key, then (by default) fetch and verify."""
     from backend.keys import next_order_key, public_key_bytes
 
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         listing = s.api.listing(listing_id)
     except ApiError as exc:
@@ -211,11 +215,12 @@ def fetch(
     out: Annotated[Path | None, typer.Option(help="Where to save the release (JSON).")] = None,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Fetch an order's sealed release (only its buyer may) and save it as JSON."""
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         release = s.api.release(order_id, s.wallet)
     except ApiError as exc:
@@ -238,6 +243,7 @@ def verify(
     reveal: Annotated[bool, typer.Option(help="Print the codes in clear.")] = False,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -248,7 +254,7 @@ def verify(
     """
     from backend.schemas import ReleasePublic
 
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     release = None
     if file is not None:
         try:
@@ -281,11 +287,12 @@ def confirm(
     skip_verify: Annotated[bool, typer.Option(help="Confirm without verifying first.")] = False,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Confirm receipt: the supplier is paid and its bond freed. Verifies the release first."""
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     if not skip_verify:
         try:
             verify_order(s, order_id)
@@ -315,11 +322,12 @@ def dispute(
     evidence_uri: Annotated[str, typer.Option(help="Where your evidence lives (optional).")] = "",
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Open a dispute on a delivered order, within its dispute window."""
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     order = current_order(s, order_id)
     uri = evidence_uri or f"kameng:statement/{order_id}"
     try:
@@ -339,11 +347,12 @@ def refund(
     withdraw: Annotated[bool, typer.Option(help="Also withdraw your balance afterwards.")] = True,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Reclaim the whole payment of an order not delivered by its deadline."""
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     order = current_order(s, order_id)
     if order.state != OrderState.PAID:
         raise fail(
@@ -374,11 +383,12 @@ def withdraw(
     ] = ZERO_ADDRESS,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Withdraw your whole balance (refunds, rulings, commissions) of a token."""
-    s = _session(api, key_file, dev, rpc_url)
+    s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         _tx("withdrew the balance", s.escrow.withdraw(s.wallet, to_checksum_address(token)))
     except KamengError as exc:
@@ -389,12 +399,13 @@ def withdraw(
 def orders(
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """List your orders."""
     from backend.client import KamengClient
 
-    wallet = load_wallet(key_file, dev)
+    wallet = load_wallet(key_file, dev, keystore=keystore)
     client = KamengClient(api)
     try:
         rows = client.my_orders(account=wallet)

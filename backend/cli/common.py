@@ -1,8 +1,10 @@
 """What the buyer and supplier commands share: the API client, the wallet, the chain, orders.
 
-A command finds its wallet, in this order: ``--key-file PATH`` (a file holding a 0x hex private
-key), the environment variable ``KAMENG_PRIVATE_KEY``, or ``--dev ROLE`` which reads a
-development account from the file `kameng serve` writes on the embedded chain
+A command finds its wallet, in this order: ``--keystore NAME|PATH`` (an encrypted keystore made
+by `kameng keys`; its password from ``KAMENG_KEYSTORE_PASSWORD``,
+``KAMENG_KEYSTORE_PASSWORD_FILE`` or a hidden prompt), ``--key-file PATH`` (a file holding a 0x
+hex private key), the environment variable ``KAMENG_PRIVATE_KEY``, or ``--dev ROLE`` which reads
+a development account from the file `kameng serve` writes on the embedded chain
 (``./var/dev-accounts.json``, or ``KAMENG_DEV_ACCOUNTS``: ``supplier``, ``arbiter``, ``buyer0``,
 ``buyer1``, ...).
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_account import Account
@@ -39,6 +41,32 @@ DEV_ACCOUNTS = Path("var/dev-accounts.json")
 
 ApiOption = Annotated[
     str, typer.Option("--api", envvar="KAMENG_API_URL", help="The kameng API's base URL.")
+]
+KeystoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--keystore",
+        envvar="KAMENG_KEYSTORE",
+        help="Sign with an encrypted keystore: a name from `kameng keys list` or a path "
+        "(password: KAMENG_KEYSTORE_PASSWORD, KAMENG_KEYSTORE_PASSWORD_FILE, or a prompt).",
+    ),
+]
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        envvar="KAMENG_KEYSTORE_PASSWORD_FILE",
+        help="File holding the keystore password (else KAMENG_KEYSTORE_PASSWORD or a prompt).",
+    ),
+]
+ManifestOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        envvar="KAMENG_MANIFEST",
+        help="The deployment manifest `kameng deploy` wrote: the escrow's address and the block "
+        "to index from, checked against the node (chain id and code).",
+    ),
 ]
 KeyFileOption = Annotated[
     Path | None, typer.Option("--key-file", help="File holding your wallet's private key (0x hex).")
@@ -68,14 +96,48 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def ask_password(confirm: bool) -> str:
+    """Ask for a keystore password without echoing it (twice when making a keystore)."""
+    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+def unlock(keystore: str, password_file: Path | None = None) -> LocalAccount:
+    """Open a keystore by name or path, asking for its password if none is configured.
+
+    Raises:
+        typer.Exit: it is missing, or the password is wrong (one line saying which).
+    """
+    from backend.keystore import KeystoreError, open_keystore, password_from, resolve
+
+    try:
+        resolve(keystore)  # a missing keystore is said before a password is asked for
+        password = password_from(
+            password_file or _env_path("KAMENG_KEYSTORE_PASSWORD_FILE"), prompt=ask_password
+        )
+        return open_keystore(keystore, password)
+    except KeystoreError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
 def load_wallet(
-    key_file: Path | None, dev: str | None, dev_file: Path | None = None
+    key_file: Path | None,
+    dev: str | None,
+    dev_file: Path | None = None,
+    *,
+    keystore: str | None = None,
 ) -> LocalAccount:
     """The wallet a command acts as.
 
     Raises:
         typer.Exit: none was given, or the key cannot be read.
     """
+    if keystore is not None:
+        return unlock(keystore)
     dev_file = dev_file or Path(os.environ.get("KAMENG_DEV_ACCOUNTS", str(DEV_ACCOUNTS)))
     try:
         if key_file is not None:
@@ -96,7 +158,7 @@ def load_wallet(
     except (OSError, ValueError, KeyError, IndexError, JsonTooDeep) as exc:
         raise fail(f"cannot load the wallet ({type(exc).__name__}: {exc})") from exc
     raise fail(
-        "no wallet: pass --key-file PATH, set KAMENG_PRIVATE_KEY, or --dev ROLE "
+        "no wallet: pass --keystore NAME, --key-file PATH, set KAMENG_PRIVATE_KEY, or --dev ROLE "
         "(with `kameng serve` on the embedded chain)",
         2,
     )
@@ -136,6 +198,61 @@ def connect(api_url: str, wallet: LocalAccount, rpc_url: str | None = None) -> S
     except ChainError as exc:
         raise fail(str(exc)) from exc
     return Session(api=api, escrow=EscrowClient(chain, info.escrow), wallet=wallet)
+
+
+def from_config(value: Any, key: str) -> Any:
+    """An option's value: as given (command line or environment), else `key` in kameng.toml.
+
+    Raises:
+        typer.Exit: the configuration file is unusable (one line saying why).
+    """
+    from backend.config import configured
+    from backend.errors import ConfigError
+
+    if value is not None:
+        return value
+    try:
+        return configured(key)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the escrow is: its address and the block its history starts at."""
+
+    escrow: str
+    start_block: int
+
+
+def deployment(
+    manifest: Path | None, escrow: str | None, start_block: int, rpc_url: str | None
+) -> Deployment | None:
+    """The escrow a command works on: from `manifest` (checked against the node at `rpc_url`),
+    else `escrow` (with `start_block`), else the configuration file's; None if none is given.
+
+    Raises:
+        typer.Exit: the manifest is unreadable, names another chain or other code, or
+            disagrees with an --escrow also given.
+    """
+    from contracts.manifest import ManifestError, read_manifest
+
+    manifest = from_config(manifest, "manifest")
+    if manifest is None:
+        escrow = from_config(escrow, "escrow_address")
+        return None if escrow is None else Deployment(str(escrow), start_block)
+    try:
+        made = read_manifest(Path(manifest))
+        if escrow is not None and escrow.lower() != made.escrow.lower():
+            raise fail(
+                f"--escrow {escrow} is not the manifest's escrow {made.escrow}: give one of them",
+                2,
+            )
+        if rpc_url is not None:
+            made.check_chain(rpc_chain(rpc_url), rpc_url)
+    except (ManifestError, ChainError) as exc:
+        raise fail(str(exc), 2) from exc
+    return Deployment(made.escrow, start_block or made.deploy_block)
 
 
 def order_from_public(row: OrderPublic) -> Order:

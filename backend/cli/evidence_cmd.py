@@ -23,6 +23,7 @@ from backend.cli.common import (
     ApiOption,
     DevOption,
     KeyFileOption,
+    KeystoreOption,
     RpcOption,
     Session,
     connect,
@@ -203,12 +204,13 @@ def evidence(
     check: Annotated[bool, typer.Option(help="Verify the bundle against the chain.")] = True,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Pull an order's evidence bundle (its buyer, its supplier or an arbiter), save it and check
     it against the chain. Exits 1 when a claim fails."""
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         if with_buyer_secret:
             from backend.keys import recover_order_key
@@ -249,6 +251,7 @@ def prove_bad_code_cmd(
     ] = None,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -264,7 +267,7 @@ def prove_bad_code_cmd(
     from backend.keys import recover_order_key
     from backend.release import bad_code_proof
 
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         paid_block = s.api.order(order_id, s.wallet).paid_block
         release = s.api.release(order_id, s.wallet)

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backend.cli.app import app, console, err_console
+from backend.cli.common import ManifestOption, deployment
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
@@ -35,7 +36,10 @@ def index_cmd(
     escrow: str | None = typer.Option(
         None, "--escrow", envvar="KAMENG_ESCROW_ADDRESS", help="The CodeEscrow address."
     ),
-    from_block: int = typer.Option(0, "--from-block", help="First block on an empty database."),
+    manifest: ManifestOption = None,
+    from_block: int = typer.Option(
+        0, "--from-block", help="First block on an empty database (default: the manifest's)."
+    ),
     finality_depth: int = typer.Option(
         0,
         "--finality-depth",
@@ -58,11 +62,14 @@ def index_cmd(
     from indexer import Indexer
     from indexer.errors import IndexerError
 
-    if not escrow:
+    found = deployment(manifest, escrow, from_block, rpc_url)
+    if found is None:
         err_console.print(
-            "[red]error:[/red] no escrow address: pass --escrow or set KAMENG_ESCROW_ADDRESS"
+            "[red]error:[/red] no escrow: pass --manifest (written by `kameng deploy`) or "
+            "--escrow, or set KAMENG_MANIFEST or KAMENG_ESCROW_ADDRESS"
         )
         raise typer.Exit(2)
+    escrow, from_block = found.escrow, found.start_block
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from backend.cli.app import app, console
-from backend.cli.common import fail
+from backend.cli.common import ManifestOption, deployment, fail
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -21,10 +21,6 @@ def keeper_cmd(
     rpc_url: Annotated[
         str, typer.Option("--rpc-url", envvar="KAMENG_RPC_URL", help="JSON-RPC URL of the node.")
     ],
-    escrow: Annotated[
-        str,
-        typer.Option("--escrow", envvar="KAMENG_ESCROW_ADDRESS", help="The CodeEscrow address."),
-    ],
     database_url: Annotated[
         str,
         typer.Option(
@@ -33,6 +29,11 @@ def keeper_cmd(
             help="The database `kameng serve` (or `kameng index`) keeps the mirror in.",
         ),
     ],
+    escrow: Annotated[
+        str | None,
+        typer.Option("--escrow", envvar="KAMENG_ESCROW_ADDRESS", help="The CodeEscrow address."),
+    ] = None,
+    manifest: ManifestOption = None,
     dev: Annotated[
         bool,
         typer.Option(
@@ -58,6 +59,10 @@ def keeper_cmd(
     from contracts.chain import rpc_chain
     from contracts.errors import KamengError
 
+    found = deployment(manifest, escrow, 0, rpc_url)
+    if found is None:
+        raise fail("no escrow: pass --manifest (written by `kameng deploy`) or --escrow", 2)
+    escrow = found.escrow
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = Settings(environment="development") if dev else Settings()

@@ -19,7 +19,15 @@ import typer
 from rich.table import Table
 
 from backend.cli.app import app, console
-from backend.cli.common import DEFAULT_API, ApiOption, DevOption, KeyFileOption, fail, load_wallet
+from backend.cli.common import (
+    DEFAULT_API,
+    ApiOption,
+    DevOption,
+    KeyFileOption,
+    KeystoreOption,
+    fail,
+    load_wallet,
+)
 from backend.client import ApiError, KamengClient
 
 notify_app = typer.Typer(
@@ -29,10 +37,10 @@ notify_app = typer.Typer(
 app.add_typer(notify_app, name="notify")
 
 
-def _client(api: str, key_file: Any, dev: str | None) -> KamengClient:
+def _client(api: str, key_file: Any, dev: str | None, keystore: str | None) -> KamengClient:
     client = KamengClient(api)
     try:
-        client.sign_in(load_wallet(key_file, dev))
+        client.sign_in(load_wallet(key_file, dev, keystore=keystore))
     except ApiError as exc:
         raise fail(str(exc)) from exc
     return client
@@ -69,6 +77,7 @@ def add(
     ] = None,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Add a webhook or an email address; a webhook's secret is printed this once."""
@@ -80,7 +89,9 @@ def add(
     }
     if event:
         body["events"] = event
-    made = _call(_client(api, key_file, dev), "POST", "/notifications/endpoints", json=body)
+    made = _call(
+        _client(api, key_file, dev, keystore), "POST", "/notifications/endpoints", json=body
+    )
     console.print(f"endpoint {made['id']}: {made['kind']} {made['target']}")
     console.print(f"  types: {', '.join(made['events'])}")
     if made.get("secret"):
@@ -89,10 +100,13 @@ def add(
 
 @notify_app.command("list")
 def list_(
-    api: ApiOption = DEFAULT_API, key_file: KeyFileOption = None, dev: DevOption = None
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
 ) -> None:
     """The wallet's endpoints."""
-    rows = _call(_client(api, key_file, dev), "GET", "/notifications/endpoints")
+    rows = _call(_client(api, key_file, dev, keystore), "GET", "/notifications/endpoints")
     table = Table(title=f"{len(rows)} endpoint(s)", title_justify="left")
     for name in ("id", "kind", "target", "types", "arbiter"):
         table.add_column(name)
@@ -112,11 +126,12 @@ def test(
     endpoint_id: Annotated[int, typer.Argument(help="The endpoint (see `kameng notify list`).")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Send a test message now. Exits 1 if it did not get through."""
     path = f"/notifications/endpoints/{endpoint_id}/test"
-    result = _call(_client(api, key_file, dev), "POST", path)
+    result = _call(_client(api, key_file, dev, keystore), "POST", path)
     if not result["delivered"]:
         raise fail(f"the test message did not get through: {result['error']}")
     console.print(f"[green]✓[/green] endpoint {endpoint_id} got the test message")
@@ -127,10 +142,13 @@ def remove(
     endpoint_id: Annotated[int, typer.Argument(help="The endpoint.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Stop sending to an endpoint."""
-    _call(_client(api, key_file, dev), "DELETE", f"/notifications/endpoints/{endpoint_id}")
+    _call(
+        _client(api, key_file, dev, keystore), "DELETE", f"/notifications/endpoints/{endpoint_id}"
+    )
     console.print(f"endpoint {endpoint_id} removed")
 
 
@@ -139,20 +157,24 @@ def rotate_secret(
     endpoint_id: Annotated[int, typer.Argument(help="The webhook endpoint.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """A new signing secret for a webhook (printed this once; the old one stops at once)."""
     path = f"/notifications/endpoints/{endpoint_id}/rotate-secret"
-    made = _call(_client(api, key_file, dev), "POST", path)
+    made = _call(_client(api, key_file, dev, keystore), "POST", path)
     console.print(f"new signing secret (shown once): {made['secret']}", soft_wrap=True)
 
 
 @notify_app.command("dead")
 def dead(
-    api: ApiOption = DEFAULT_API, key_file: KeyFileOption = None, dev: DevOption = None
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
 ) -> None:
     """Messages that did not get through within the retry budget."""
-    rows = _call(_client(api, key_file, dev), "GET", "/notifications/dead")
+    rows = _call(_client(api, key_file, dev, keystore), "GET", "/notifications/dead")
     table = Table(title=f"{len(rows)} dead message(s)", title_justify="left")
     for name in ("message", "endpoint", "type", "attempts", "last error"):
         table.add_column(name)
@@ -168,10 +190,15 @@ def replay(
     message_id: Annotated[int, typer.Argument(help="The dead message (see `kameng notify dead`).")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Queue a dead message again, with a fresh retry budget."""
-    _call(_client(api, key_file, dev), "POST", f"/notifications/messages/{message_id}/replay")
+    _call(
+        _client(api, key_file, dev, keystore),
+        "POST",
+        f"/notifications/messages/{message_id}/replay",
+    )
     console.print(f"message {message_id} queued again")
 
 
@@ -181,9 +208,10 @@ def threshold(
     value: Annotated[int, typer.Argument(help="Alert when stock is at or below this.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Set a listing's low-stock threshold (库存预警; default 20)."""
     path = f"/notifications/listings/{listing_id}/threshold"
-    _call(_client(api, key_file, dev), "PUT", path, json={"threshold": value})
+    _call(_client(api, key_file, dev, keystore), "PUT", path, json={"threshold": value})
     console.print(f"listing {listing_id}: alert at {value} code(s) or fewer")

@@ -8,8 +8,9 @@ With no options it needs nothing: an embedded chain, a fresh escrow, a developme
 keys go to ``var/dev-accounts.json`` (so `kameng buyer ... --dev buyer0` and
 `kameng supplier ... --dev supplier` work at once), SQLite in a temporary directory, and the
 chain's JSON-RPC at ``/rpc``. ``--rpc-url`` alone deploys the same development world on a
-development node (anvil). ``--rpc-url``, ``--database-url`` and ``--escrow`` point it at a real
-node, PostgreSQL and a deployed escrow.
+development node (anvil). ``--rpc-url``, ``--database-url`` and ``--manifest`` (or
+``--escrow``) point it at a real node, PostgreSQL and a deployed escrow; each may also come
+from ``kameng.toml``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typer
 from rich.table import Table
 
 from backend.cli.app import app, console
-from backend.cli.common import fail
+from backend.cli.common import ManifestOption, deployment, fail, from_config
 
 
 def is_local_url(url: str) -> bool:
@@ -59,6 +60,7 @@ def serve(
             help="A deployed escrow (else a dev world is deployed).",
         ),
     ] = None,
+    manifest: ManifestOption = None,
     supplier_key_file: Annotated[
         list[Path] | None,
         typer.Option(
@@ -127,6 +129,13 @@ def serve(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    rpc_url = from_config(rpc_url, "rpc_url")
+    database_url = from_config(database_url, "database_url")
+    if manifest is not None and rpc_url is None:
+        raise fail("--manifest names a deployment on a node: pass --rpc-url too", 2)
+    found = deployment(manifest, escrow, start_block, rpc_url) if rpc_url is not None else None
+    if found is not None:
+        escrow, start_block = found.escrow, found.start_block
     try:
         if dev and rpc_url is not None and not is_local_url(rpc_url):
             raise fail(

@@ -20,6 +20,7 @@ from backend.cli.common import (
     ApiOption,
     DevOption,
     KeyFileOption,
+    KeystoreOption,
     RpcOption,
     connect,
     describe_error,
@@ -57,10 +58,11 @@ def upload(
     ],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Upload a CSV of codes: validated, encrypted at rest, committed on-chain as one batch."""
-    wallet = load_wallet(key_file, dev)
+    wallet = load_wallet(key_file, dev, keystore=keystore)
     data = csv_file.read_bytes()
     client = KamengClient(api, timeout=600)
     try:
@@ -102,10 +104,11 @@ def upload(
 def dashboard(
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
 ) -> None:
     """Orders, settlements, bond, escrow and stock, from the mirror."""
-    wallet = load_wallet(key_file, dev)
+    wallet = load_wallet(key_file, dev, keystore=keystore)
     client = KamengClient(api)
     try:
         client.sign_in(wallet)
@@ -157,11 +160,12 @@ def create_listing(
     metadata_uri: Annotated[str, typer.Option(help="Where the listing's description lives.")] = "",
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Open a listing for an authorized sku (native coin)."""
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     sku_bytes = bytes.fromhex(sku[2:]) if sku.startswith("0x") and len(sku) == 66 else sku_id(sku)
     try:
         listing_id, res = s.escrow.create_listing(
@@ -185,11 +189,12 @@ def bond_deposit(
     amount: Annotated[int, typer.Argument(help="Amount in wei.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Deposit bond in the native coin."""
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         res = s.escrow.deposit_bond(s.wallet, amount, ZERO_ADDRESS)
     except KamengError as exc:
@@ -206,11 +211,12 @@ def bond_withdraw(
     amount: Annotated[int, typer.Argument(help="Amount in wei.")],
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
     """Withdraw free bond (reserved bond backs open orders and stays)."""
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         res = s.escrow.withdraw_bond(s.wallet, amount)
     except KamengError as exc:
@@ -224,6 +230,7 @@ def delivery_key(
     disable: Annotated[bool, typer.Option(help="Remove it instead.")] = False,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -233,7 +240,7 @@ def delivery_key(
     platform's delivery agent accepts on its own when it next sees one of your orders). Removal is
     immediate.
     """
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         res = s.escrow.set_delivery_key(s.wallet, to_checksum_address(address), not disable)
     except KamengError as exc:
@@ -255,6 +262,7 @@ def settle(
     batch: Annotated[int, typer.Option(help="Orders per settle transaction.", min=1, max=500)] = 50,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
@@ -262,7 +270,7 @@ def settle(
     its own too): you are paid without waiting for the buyers."""
     from contracts.encoding import Order, OrderState
 
-    s = connect(api, load_wallet(key_file, dev), rpc_url)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         s.api.sign_in(s.wallet)
         rows = s.api.supplier_orders(states=[int(OrderState.DELIVERED)])

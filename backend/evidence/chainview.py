@@ -22,7 +22,7 @@ from hexbytes import HexBytes
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from backend.evidence.errors import EvidenceError
-from contracts.artifacts import load
+from contracts.artifacts import load, runtime_code_hash
 from contracts.client import EscrowClient
 from contracts.errors import ChainError
 
@@ -355,8 +355,7 @@ class ChainView:
 
 def artifact_code_hash() -> bytes:
     """keccak256 of the CodeEscrow runtime bytecode this kameng build deploys."""
-    code = load("CodeEscrow").deployed_bytecode
-    return bytes(keccak(bytes.fromhex(code[2:] if code.startswith("0x") else code)))
+    return runtime_code_hash("CodeEscrow")
 
 
 def decode_reason(reason: bytes) -> str:
