@@ -85,6 +85,14 @@ export function relative(ts, now = Date.now() / 1000) {
   return delta >= 0 ? `in ${duration(delta)}` : `${duration(delta)} ago`;
 }
 
+const counts = new Intl.NumberFormat();
+const plurals = new Intl.PluralRules("en");
+
+/** "1 order", "1,250 orders": a count in the reader's digits with an English noun. */
+export function plural(n, noun, nouns = `${noun}s`) {
+  return `${counts.format(n)} ${plurals.select(Number(n)) === "one" ? noun : nouns}`;
+}
+
 /** Basis points as a percentage. */
 export function bps(value) {
   const n = Number(value) / 100;

@@ -85,7 +85,18 @@ export async function ordersPage(ctx) {
                     h("a", { href: `#/order/${o.order_id}` }, `#${o.order_id}`),
                     h("div", { class: "small muted" }, `listing #${o.listing_id}`),
                   ),
-                  h("td", { "data-label": "State" }, statePill(o.state)),
+                  h(
+                    "td",
+                    { "data-label": "State" },
+                    statePill(o.state),
+                    Number(o.state) === STATE.DELIVERED
+                      ? h(
+                          "div",
+                          { class: "small muted", "data-test": "order-settles" },
+                          settleDue(o) ? "due to settle now" : `settles ${when(o.settles_at ?? o.deadline)}`,
+                        )
+                      : null,
+                  ),
                   h("td", { "data-label": "Codes", class: "num" }, `${o.quantity}`),
                   h("td", { "data-label": "Amount", class: "num" }, fmtAmount(o.amount, o.token)),
                   h(
@@ -177,6 +188,17 @@ function progressSteps(state) {
   );
 }
 
+/** Whether a Delivered order's dispute window has closed: by the API's chain time, or by `now`. */
+const settleDue = (o, now) => Boolean(o.settle_due) || (now !== undefined && now > Number(o.settles_at ?? o.deadline));
+
+/** When a Delivered order settles by itself, in one sentence (its deadline, in chain time). */
+function settlesNote(o, now) {
+  if (settleDue(o, now)) {
+    return "Due to settle now: the dispute window has closed, so the supplier is paid as soon as anyone settles it (the platform does so by itself).";
+  }
+  return `Settles automatically on ${when(o.settles_at ?? o.deadline)} unless you dispute before then.`;
+}
+
 /** Where the order is, in one sentence. */
 function headline(o, now) {
   const s = Number(o.state);
@@ -193,7 +215,7 @@ function headline(o, now) {
     return message(
       "ok",
       "Delivered! Open your codes, check them, then confirm.",
-      `Dispute window ends ${when(o.deadline)}.`,
+      h("span", { "data-test": "settles-note" }, settlesNote(o, now)),
     );
   if (s === STATE.DISPUTED)
     return message(

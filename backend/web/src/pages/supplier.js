@@ -1,6 +1,7 @@
-// The supplier dashboard: bond, escrow and balances with withdraw, low-stock warnings, orders by
-// state, a sales chart, CSV uploads with progress and per-line errors, and listings to open,
-// restock, reprice and close.
+// The supplier dashboard: bond, escrow and balances with withdraw, what is settled, due now and
+// still in the dispute window (with a button to settle the due orders now), low-stock warnings,
+// orders by state, a sales chart, CSV uploads with progress and per-line errors, and listings to
+// open, restock, reprice and close.
 import { parseEther, toEventSelector, toHex } from "viem";
 import { ApiError, get, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
@@ -8,14 +9,17 @@ import {
   ESCROW_ABI,
   ZERO_ADDRESS,
   decodeLogs,
+  explain,
   fmtAmount,
+  hashOrder,
   listingHistory,
   net,
+  orderFromApi,
   read,
   tokenInfo,
   userError,
 } from "../chain.js";
-import { chainNumber, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
+import { chainNumber, humanize, keccakText, plural, product, short, txLink, when } from "../fmt.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
@@ -45,6 +49,171 @@ async function ledgerEvents(address) {
 
 function amountOf(list, token) {
   return BigInt(list.find((x) => x.token.toLowerCase() === token.toLowerCase())?.amount ?? 0);
+}
+
+/** Orders per `settle` transaction, as the keeper and `kameng supplier settle` send them. */
+const SETTLE_BATCH = 50;
+
+/** Per-token amounts as "1.2 ETH + 3 USDC" ("0 ETH" when all are zero). */
+function amounts(list, key) {
+  const some = list.filter((s) => BigInt(s[key]) > 0n);
+  return some.length ? some.map((s) => fmtAmount(s[key], s.token)).join(" + ") : fmtAmount(0n);
+}
+
+const total = (list, key) => list.reduce((n, s) => n + Number(s[key]), 0);
+
+/**
+ * Settle the supplier's due orders from its wallet, in batches, reporting into `slot`.
+ *
+ * The orders come from the API; each is checked against its hash on-chain first, so an order
+ * confirmed, settled or disputed since the mirror saw it is left out instead of failing a batch.
+ */
+async function settleDueOrders(slot) {
+  slot.show("info", "Finding your due orders…");
+  const due = await get("/supplier/orders/due?limit=1000", { auth: true });
+  if (!due.length) {
+    throw userError("Nothing is due any more: those orders were settled or confirmed a moment ago.");
+  }
+  slot.show("info", `Checking ${plural(due.length, "due order")} against the chain…`);
+  const live = [];
+  let gone = 0;
+  let changed = 0;
+  for (let i = 0; i < due.length; i += SETTLE_BATCH) {
+    const part = due.slice(i, i + SETTLE_BATCH);
+    const stored = await Promise.all(part.map((o) => read("orderHash", [BigInt(o.order_id)])));
+    part.forEach((o, j) => {
+      const order = orderFromApi(o);
+      if (BigInt(stored[j]) === 0n) gone += 1;
+      else if (hashOrder(order) === stored[j]) live.push({ id: BigInt(o.order_id), order, token: o.token });
+      else changed += 1;
+    });
+  }
+  if (!live.length) {
+    throw userError(
+      "Nothing left to settle: the due orders were settled, confirmed or disputed on-chain a moment ago. The dashboard catches up in a few seconds.",
+    );
+  }
+  const tokens = [...new Set(live.map((x) => x.token))];
+  await Promise.all(tokens.map(tokenInfo));
+  const before = await Promise.all(tokens.map((t) => read("balanceOf", [wallet.address, t])));
+  const batches = [];
+  for (let i = 0; i < live.length; i += SETTLE_BATCH) batches.push(live.slice(i, i + SETTLE_BATCH));
+  let settled = 0;
+  let skipped = 0;
+  const txs = [];
+  for (const [i, batch] of batches.entries()) {
+    slot.show(
+      "info",
+      `Settling batch ${i + 1} of ${batches.length} (${plural(batch.length, "order")})…`,
+      txs.length ? txs : undefined,
+    );
+    let r;
+    try {
+      r = await sendEscrow("settle", [batch.map((x) => x.id), batch.map((x) => x.order)]);
+    } catch (raw) {
+      const err = explain(raw);
+      if (!txs.length) throw err;
+      throw userError(
+        `${plural(settled, "order")} settled in ${plural(txs.length, "transaction")}, then batch ${i + 1} of ${batches.length} failed: ${err.userMessage} Press the button again to settle the rest.`,
+        txs,
+      );
+    }
+    settled += r.events.filter((e) => e.name === "OrderSettled").length;
+    skipped += r.events.filter((e) => e.name === "SettlementSkipped").length;
+    txs.push(txLink(r.hash, Number(r.receipt.blockNumber)));
+  }
+  const after = await Promise.all(tokens.map((t) => read("balanceOf", [wallet.address, t])));
+  const credited = tokens.map((t, i) => fmtAmount(after[i] - before[i], t)).join(" + ");
+  const notes = [
+    gone + skipped ? `${plural(gone + skipped, "order")} had already been settled or confirmed.` : "",
+    changed
+      ? `${plural(changed, "order")} changed on-chain (a dispute?) and ${changed === 1 ? "was" : "were"} left out.`
+      : "",
+  ].filter(Boolean);
+  slot.show(
+    "ok",
+    [
+      `Settled ${plural(settled, "order")} in ${plural(txs.length, "transaction")}: ${credited} credited to your withdrawable balance.`,
+      ...notes,
+    ].join(" "),
+    txs,
+  );
+}
+
+/**
+ * What delivered orders pay: settled, due now and still in the dispute window, with the button
+ * that settles the due ones now. It stays in place while the dashboard refreshes (`update`), so
+ * a settlement's progress is never redrawn away.
+ */
+function settlementCard(onDone) {
+  const figures = h("div", { class: "stats", "data-test": "settlement" });
+  const why = h("p", { class: "small muted", "data-test": "settle-due-why" });
+  const slot = messageSlot({ "data-test": "settle-due-message" });
+  const btn = h("button", { class: "btn", "data-test": "settle-due", disabled: true }, "Settle due orders now");
+  let running = false;
+  let dueCount = 0;
+  btn.addEventListener("click", async () => {
+    running = true;
+    try {
+      await busy(btn, slot, () => settleDueOrders(slot));
+    } finally {
+      running = false;
+      btn.disabled = dueCount === 0;
+      onDone?.();
+    }
+  });
+  const card = h(
+    "div",
+    { class: "card" },
+    h("h2", null, "Settlement"),
+    h(
+      "p",
+      { class: "small muted" },
+      "A delivered order pays you when its buyer confirms, or once its dispute window closes: then anyone may settle it, and the platform's keeper does so by itself. Settle the due ones now to be paid without waiting.",
+    ),
+    figures,
+    why,
+    slot,
+    btn,
+  );
+  /** Show the dashboard's settlement figures (`dash.settlement`, per token). */
+  card.update = (dash) => {
+    const list = dash.settlement || [];
+    dueCount = total(list, "due_orders");
+    const waiting = total(list, "in_window_orders");
+    const nexts = list.map((s) => s.next_due_at).filter((t) => t !== null && t !== undefined);
+    const next = nexts.length ? Math.min(...nexts.map(Number)) : null;
+    replace(
+      figures,
+      stat("Settled", amounts(list, "settled"), `${plural(total(list, "settled_orders"), "order")} completed`, {
+        "data-test": "settled",
+      }),
+      stat(
+        "Due now",
+        amounts(list, "due"),
+        dueCount ? `${plural(dueCount, "order")} past the dispute window` : "none",
+        {
+          "data-test": "due-now",
+        },
+      ),
+      stat(
+        "In dispute window",
+        amounts(list, "in_window"),
+        waiting ? `${plural(waiting, "order")} · next due after ${when(next)}` : "none",
+        { "data-test": "in-window" },
+      ),
+    );
+    btn.disabled = running || dueCount === 0;
+    replace(
+      why,
+      dueCount
+        ? `${plural(dueCount, "order")} can be settled now, in ${plural(Math.ceil(dueCount / SETTLE_BATCH), "transaction")} from your wallet (you pay the gas).`
+        : waiting
+          ? `Nothing is due yet: ${plural(waiting, "order")} ${waiting === 1 ? "is" : "are"} in the dispute window; the next becomes due after ${when(next)}.`
+          : "Nothing to settle: no delivered order is waiting for its dispute window to close.",
+    );
+  };
+  return card;
 }
 
 /** The upload card: pick a listing and a CSV, watch progress, see bad lines. */
@@ -339,7 +508,8 @@ async function loadDashboard() {
     ).then((x) => x.flat()),
     ledgerEvents(wallet.address).catch(() => []),
   ]);
-  await Promise.all([...new Set([ZERO_ADDRESS, ...orders.map((o) => o.token)])].map(tokenInfo));
+  const tokens = [ZERO_ADDRESS, ...orders.map((o) => o.token), ...dash.settlement.map((s) => s.token)];
+  await Promise.all([...new Set(tokens)].map(tokenInfo));
   const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
   const histories = await Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => [])));
   const listings = dash.listings.map((l, i) => ({
@@ -584,17 +754,22 @@ export async function supplierPage(ctx) {
   const errors = messageSlot();
   let refresh = () => {};
   const upload = uploadCard(() => refresh());
+  const settlement = settlementCard(() => refresh());
   const show = () => {
     replace(live, liveView(data, { wslot, refresh: () => refresh() }));
     upload.setListings(data.listings);
+    settlement.update(data.dash);
   };
   show();
-  let signature = JSON.stringify(data, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+  // Redraw when the figures change, not on every new block (chain_time).
+  const sign = (d) =>
+    JSON.stringify(d, (k, v) => (k === "chain_time" ? undefined : typeof v === "bigint" ? v.toString() : v));
+  let signature = sign(data);
   refresh = poll(
     ctx,
     async () => {
       const next = await loadDashboard();
-      const sig = JSON.stringify(next, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+      const sig = sign(next);
       errors.clear();
       if (sig !== signature) {
         signature = sig;
@@ -618,6 +793,7 @@ export async function supplierPage(ctx) {
     ),
     errors,
     wslot,
+    settlement,
     live,
     h(
       "div",
