@@ -4,7 +4,12 @@ Crash safety: a row moves ``queued → signed`` in one commit that stores the si
 nonce, and only then is anything broadcast; after a crash, ``signed`` and ``sent`` rows are
 broadcast again byte for byte (a node that already has them says so), so an intent mines at
 most once. Replacements keep the nonce and raise both fees by `bump_percent`; every hash an
-intent was sent under is kept, and whichever of them mines is the outcome.
+intent was sent under is kept, and whichever of them mines is the outcome. A row none of whose
+hashes mined while its nonce went to another transaction of the sender (someone else used the
+key) is ``dropped``: it can never mine, and its caller decides what to do about it.
+
+A gateway follows only the rows of the accounts it holds, so two gateways in one process (the
+keeper's, the delivery agent's) never write the same row.
 
 One nonce allocator: the next nonce of a sender is the larger of the node's pending count and
 one past the highest nonce this table holds in flight for it, taken under a per-sender lock
@@ -134,7 +139,9 @@ class Gateway:
         self.bump_percent = max(bump_percent, 11)
         self.max_fee_cap = max_fee_cap
         self.reorg_depth = reorg_depth
-        #: Testing aid: called with ``signed`` or ``sent``; raising from it simulates a crash.
+        #: Testing aid: called with ``signed`` (a queued intent's bytes stored), ``replaced`` (a
+        #: replacement's bytes stored) or ``sent`` (broadcast, recorded); raising from it
+        #: simulates a crash there.
         self.crash_hook: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------ fees and nonces
@@ -183,21 +190,19 @@ class Gateway:
 
     def run_once(self) -> int:
         """One pass: reconcile what was sent, broadcast what is signed, sign what is queued.
-        Returns how many intents ended (mined, reverted or failed) in this pass."""
+        Returns how many intents ended (mined, reverted, failed or dropped) in this pass."""
         ended = 0
+        ours = ChainTx.sender.in_(list(self.accounts))
         with self.session_factory() as session, rpc_guard("sending transactions"):
             head = int(self.w3.eth.block_number)
             ended += self._reconcile(session, head)
             for row in session.scalars(
-                select(ChainTx).where(ChainTx.state == TxState.SIGNED).order_by(ChainTx.id)
+                select(ChainTx).where(ChainTx.state == TxState.SIGNED, ours).order_by(ChainTx.id)
             ).all():
                 self._broadcast(session, row, head)
             queued = session.scalars(
                 select(ChainTx)
-                .where(
-                    ChainTx.state == TxState.QUEUED,
-                    ChainTx.sender.in_(list(self.accounts)),
-                )
+                .where(ChainTx.state == TxState.QUEUED, ours)
                 .order_by(ChainTx.id)
                 .limit(50)
             ).all()
@@ -255,16 +260,36 @@ class Gateway:
                 return True
         return row.tx_hash is not None and is_known(self.w3, row.tx_hash)
 
+    def _receipt(self, row: ChainTx) -> dict[str, Any] | None:
+        """The receipt of whichever of the row's hashes mined, if one did."""
+        return next(
+            (r for h in row.hashes.split(",") if h and (r := receipt_or_none(self.w3, h))),
+            None,
+        )
+
+    def _nonce_taken(self, row: ChainTx) -> bool:
+        """Whether the row's nonce was used by a transaction that is none of its own (read
+        before its receipts are looked at again, so one of ours mining in between is seen)."""
+        if row.nonce is None:
+            return False
+        mined = int(self.w3.eth.get_transaction_count(row.sender, "latest"))  # type: ignore[arg-type]
+        return mined > int(row.nonce) and self._receipt(row) is None
+
     def _reconcile(self, session: Session, head: int) -> int:
         ended = 0
+        ours = ChainTx.sender.in_(list(self.accounts))
         rows = session.scalars(
-            select(ChainTx).where(ChainTx.state == TxState.SENT).order_by(ChainTx.id)
+            select(ChainTx).where(ChainTx.state == TxState.SENT, ours).order_by(ChainTx.id)
         ).all()
         for row in rows:
-            receipt = next(
-                (r for h in row.hashes.split(",") if h and (r := receipt_or_none(self.w3, h))),
-                None,
-            )
+            receipt = self._receipt(row)
+            if receipt is None and self._nonce_taken(row):
+                row.state = TxState.DROPPED
+                row.error = f"nonce {row.nonce} was used by another transaction of the sender"
+                session.commit()
+                log.warning("%s %s can never mine: %s", row.intent, row.key, row.error)
+                ended += 1
+                continue
             if receipt is not None:
                 row.tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
                 row.block_number = int(receipt["blockNumber"])
@@ -282,6 +307,7 @@ class Gateway:
             select(ChainTx).where(
                 ChainTx.state == TxState.MINED,
                 ChainTx.block_number >= head - self.reorg_depth,
+                ours,
             )
         ).all()
         for row in recent:
@@ -317,7 +343,11 @@ class Gateway:
         priority = max(int(row.priority_fee) * (100 + self.bump_percent) // 100 + 1, fresh_tip)
         if self.max_fee_cap is not None and max_fee > self.max_fee_cap:
             if int(row.max_fee) >= self.max_fee_cap:
-                return  # already at the cap: it waits there
+                # Already at the cap: it waits there. Its bytes are sent again, since a node
+                # that evicted or refused them (a base fee above the cap) takes them once the
+                # base fee falls.
+                self._broadcast(session, row, head)
+                return
             max_fee = self.max_fee_cap
         assert row.gas_limit is not None
         signed = self._signed(
@@ -328,7 +358,8 @@ class Gateway:
         row.raw_tx, row.tx_hash = bytes(signed.raw_transaction), tx_hash
         row.hashes = f"{row.hashes},{tx_hash}"
         row.state = TxState.SIGNED
-        session.commit()
+        session.commit()  # stored before anything leaves
+        self._crash("replaced")
         log.info(
             "%s %s stuck for %d blocks: replaced at %d wei/gas",
             row.intent,

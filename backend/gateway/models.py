@@ -19,7 +19,8 @@ class TxState(enum.StrEnum):
 
     ``queued`` (not signed yet) → ``signed`` (bytes stored, maybe not broadcast) → ``sent`` →
     ``mined`` (succeeded) or ``reverted`` (mined, failed); ``failed`` (would revert: never
-    signed, no nonce spent).
+    signed, no nonce spent); ``dropped`` (signed, but its nonce was used by another transaction
+    of the same sender, so it can never mine: the caller decides whether to queue it again).
     """
 
     QUEUED = "queued"
@@ -28,10 +29,11 @@ class TxState(enum.StrEnum):
     MINED = "mined"
     REVERTED = "reverted"
     FAILED = "failed"
+    DROPPED = "dropped"
 
 
 #: States that are over.
-FINAL = (TxState.MINED, TxState.REVERTED, TxState.FAILED)
+FINAL = (TxState.MINED, TxState.REVERTED, TxState.FAILED, TxState.DROPPED)
 #: States that hold a nonce and may still mine.
 IN_FLIGHT = (TxState.SIGNED, TxState.SENT)
 
