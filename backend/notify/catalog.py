@@ -1,8 +1,8 @@
 """The notification types: what happened, who must know, and what the message says.
 
-Recipients are roles of an order (``buyer``, ``supplier``) or ``arbiters`` (every endpoint
-whose owner subscribed as an arbiter). A message's ``data`` carries ids, amounts, deadlines
-and a link, never a code, a salt, a key or a release.
+Recipients are roles of an order (``buyer``, ``supplier``; of a listing or a licence,
+``supplier``) or ``arbiters`` (every endpoint whose owner subscribed as an arbiter). A message's
+``data`` carries ids, amounts, deadlines and a link, never a code, a salt, a key or a release.
 """
 
 from __future__ import annotations
@@ -102,6 +102,14 @@ KINDS: dict[str, Kind] = {
             "Listing {listing_id}: {stock} code(s) left",
             "Listing {listing_id} has {stock} code(s) left (threshold {threshold}); upload "
             "more before it sells out.",
+        ),
+        Kind(
+            "licence.revoked",
+            ("supplier",),
+            "Licence revoked: {sku_label}",
+            "The rights holder's authorization to sell {sku_label} was revoked in block "
+            "{block}: your listings of it ({listing_ids}) leave the storefront and can take no "
+            "new codes; orders already paid must still be delivered.",
         ),
         Kind(
             "endpoint.test",

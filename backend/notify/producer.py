@@ -7,27 +7,35 @@ Each pass, in one transaction:
    subscribed endpoint of the people it concerns (`catalog.FROM_EVENT`), then moves the cursor;
 2. looks for deadlines coming up at chain time `now` (dispute window closing in 24 h and 1 h,
    delivery deadline within 1 h and not delivered, arbitration deadline within 24 h and 1 h);
-3. compares each listing's stock with its threshold and alerts once per crossing.
+3. reads the escrow's ``SkuAuthorized`` logs (the mirror's raw events) after a second cursor,
+   to the same block, and tells a supplier each revocation of a licence it held
+   (``licence.revoked``);
+4. compares each listing's stock with its threshold and alerts once per crossing.
 
-Every row carries a de-duplication key naming its cause (the event row, the deadline), unique
-per endpoint, so a pass repeated after a crash writes nothing twice, and a crash before the
-commit loses nothing: the cursor did not move either.
+Every row carries a de-duplication key naming its cause (the event row, the log, the deadline),
+unique per endpoint, so a pass repeated after a crash writes nothing twice, and a crash before
+the commit loses nothing: the cursors did not move either.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from base64 import b64decode
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from sqlalchemy import func, select
 
 from backend.notify.catalog import FROM_EVENT, KINDS
 from backend.notify.models import Endpoint, NotifyCursor, OutboxMessage, StockFlag
-from contracts.encoding import OrderState
+from contracts.encoding import OrderState, sku_id
 
 if TYPE_CHECKING:
     import threading
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from indexer import models as mirror
+    from indexer.decode import LogDecoder
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,52 @@ DAY = 86_400
 REMINDERS = (DAY, HOUR)
 #: Default low-stock threshold of a listing (库存预警).
 DEFAULT_STOCK_THRESHOLD = 20
+#: The producer's cursors (``notify_cursor.name``): the mirror's order history, and the
+#: escrow's ``SkuAuthorized`` logs among its raw events (licences granted and revoked).
+EVENTS, LICENCES = "events", "licences"
+#: The attestation hash of a revoked licence.
+REVOKED = "0x" + "00" * 32
+
+
+def sku_name(sku: str, metadata_uris: Iterable[str]) -> str | None:
+    """The name of `sku` where a listing's metadata proves it, else None.
+
+    Candidates, as the web front-end takes them: the ``sku`` and ``name`` of a
+    ``data:application/json,...`` document, and the URI's last path segment
+    (``kameng:dev/demo-gift-card-10``); a candidate is the name only if its keccak-256 is the
+    sku (`contracts.encoding.sku_id`).
+    """
+    for uri in metadata_uris:
+        candidates: list[object] = []
+        if uri.startswith("data:application/json") and "," in uri:
+            head, body = uri.split(",", 1)
+            with suppress(ValueError):
+                raw = b64decode(body).decode() if ";base64" in head else unquote(body)
+                meta = json.loads(raw)
+                if isinstance(meta, dict):
+                    candidates += [meta.get("sku"), meta.get("name")]
+        parts = [p for p in re.split(r"[/:]", uri) if p]
+        candidates += parts[-1:]
+        for c in candidates:
+            if isinstance(c, str) and c and "0x" + sku_id(c).hex() == sku.lower():
+                return c
+    return None
+
+
+@cache
+def _decoder() -> LogDecoder:
+    """The escrow's log decoder, values in the mirror's representation."""
+    from contracts.client import escrow_codec
+    from indexer.decode import LogDecoder
+
+    return LogDecoder(escrow_codec())
+
+
+def _args(raw: mirror.RawEvent) -> dict[str, Any]:
+    """The decoded arguments of a raw event row."""
+    decoded = _decoder().decode(raw.topics.split(","), "0x" + bytes(raw.data).hex())
+    assert decoded is not None, f"raw event {raw.id} is not an escrow event"
+    return decoded[1]
 
 
 def utc(ts: int | None) -> str:
@@ -51,6 +106,15 @@ def utc(ts: int | None) -> str:
     if not ts:
         return "?"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cursor(session: Session, name: str, start: int = 0) -> NotifyCursor:
+    """The producer's cursor `name`, made at `start` the first time (committed with the pass)."""
+    cursor = session.get(NotifyCursor, name)
+    if cursor is None:
+        cursor = NotifyCursor(name=name, position=start)
+        session.add(cursor)
+    return cursor
 
 
 class Producer:
@@ -160,10 +224,10 @@ class Producer:
 
         with self.session_factory() as session:
             endpoints = list(session.scalars(select(Endpoint).where(Endpoint.active.is_(True))))
-            cursor = session.get(NotifyCursor, "events")
-            if cursor is None:
-                cursor = NotifyCursor(name="events", position=0)
-                session.add(cursor)
+            cursor = _cursor(session, EVENTS)
+            # Both ids are (block, log index) (`indexer.apply.row_id`): a producer upgraded to
+            # tell revocations starts where its order history stood, not with old ones.
+            licences = _cursor(session, LICENCES, start=int(cursor.position))
             indexed = session.scalar(select(func.max(mirror.Checkpoint.block_number))) or 0
             events = session.scalars(
                 select(mirror.OrderEvent)
@@ -191,11 +255,103 @@ class Producer:
                     f"ev:{event.id}",
                     self._data(order, **extra),
                 )
+            upto = indexed - self.confirmations
+            written += self._revocations(session, licences, endpoints, upto, batch)
             if endpoints:
                 written += self._deadlines(session, endpoints, now)
                 written += self._stock(session, endpoints)
             session.commit()
         return written
+
+    def _revocations(
+        self,
+        session: Session,
+        cursor: NotifyCursor,
+        endpoints: Sequence[Endpoint],
+        upto: int,
+        batch: int,
+    ) -> int:
+        """Tell suppliers of the licences revoked up to block `upto`, once per revocation.
+
+        A revocation is a ``SkuAuthorized`` log with a zero attestation that ends an
+        authorization in force; one for a pair never authorized, or already revoked, changes
+        nothing and is not told. The raw logs are read rather than the ``authorizations`` table,
+        which keeps only the latest value: a licence revoked and granted again before a pass is
+        still told. Finding the authorization a revocation ends scans back through the raw
+        logs, which is done only for a revocation (rare).
+        """
+        from indexer import models as mirror
+        from indexer.apply import row_id
+
+        if upto < 0:
+            return 0
+        logs = session.scalars(
+            select(mirror.RawEvent)
+            .where(
+                mirror.RawEvent.name == "SkuAuthorized",
+                mirror.RawEvent.id > cursor.position,
+                mirror.RawEvent.block_number <= upto,
+            )
+            .order_by(mirror.RawEvent.id)
+            .limit(batch)
+        ).all()
+        written = 0
+        for raw in logs:
+            cursor.position = int(raw.id)
+            args = _args(raw)
+            if args["attestationHash"] != REVOKED or not endpoints:
+                continue
+            previous = session.scalars(
+                select(mirror.RawEvent)
+                .where(
+                    mirror.RawEvent.name == "SkuAuthorized",
+                    mirror.RawEvent.topics == raw.topics,  # the same (supplier, sku)
+                    mirror.RawEvent.id < raw.id,
+                )
+                .order_by(mirror.RawEvent.id.desc())
+                .limit(1)
+            ).first()
+            if previous is None or _args(previous)["attestationHash"] == REVOKED:
+                continue
+            supplier, sku = str(args["supplier"]), str(args["sku"])
+            written += self._put(
+                session,
+                self._recipients(endpoints, "licence.revoked", None, supplier),
+                "licence.revoked",
+                f"licence:{raw.id}",
+                self._revocation_data(session, raw, supplier, sku),
+            )
+        if len(logs) < batch:
+            # Every log to `upto` is read: the next pass starts after that block, not after the
+            # last authorization (ids are (block, log index), `indexer.apply.row_id`).
+            cursor.position = max(int(cursor.position), row_id(upto + 1, 0) - 1)
+        return written
+
+    def _revocation_data(
+        self, session: Session, raw: mirror.RawEvent, supplier: str, sku: str
+    ) -> dict[str, object]:
+        from indexer import models as mirror
+
+        listings = session.scalars(
+            select(mirror.Listing)
+            .where(mirror.Listing.supplier == supplier, mirror.Listing.sku == sku)
+            .order_by(mirror.Listing.listing_id)
+        ).all()
+        name = sku_name(sku, [listing.metadata_uri for listing in listings])
+        ids = [int(listing.listing_id) for listing in listings]
+        data: dict[str, object] = {
+            "supplier": supplier,
+            "sku": sku,
+            **({"sku_name": name} if name else {}),
+            "sku_label": name or f"sku {sku}",
+            "listings": ids,
+            "listing_ids": ", ".join(map(str, ids)) or "none",
+            "block": int(raw.block_number),
+            "tx": raw.tx_hash,
+        }
+        if self.public_url:
+            data["link"] = f"{self.public_url}/#/supplier"
+        return data
 
     def _dispute_facts(self, session: Session, order: mirror.Order) -> dict[str, object]:
         from indexer import models as mirror
@@ -338,4 +494,13 @@ class Producer:
             stop.wait(poll_s)
 
 
-__all__ = ["DEFAULT_STOCK_THRESHOLD", "REMINDERS", "Producer", "utc"]
+__all__ = [
+    "DEFAULT_STOCK_THRESHOLD",
+    "EVENTS",
+    "LICENCES",
+    "REMINDERS",
+    "REVOKED",
+    "Producer",
+    "sku_name",
+    "utc",
+]

@@ -180,6 +180,9 @@ def test_every_kind_goes_out_by_email_through_a_real_smtp_server_without_a_code(
         "slash_bps_pct": 50.0,
         "stock": 3,
         "threshold": 20,
+        "sku_label": "steam-wallet-50",
+        "block": 1234,
+        "listing_ids": "2, 5",
         "link": "https://shop.example/#/order/8589934593",
     }
     with smtp_server() as (port, inbox):
