@@ -1,5 +1,8 @@
 """The backend's own tables: the code vault, sealed releases and the delivery agent's ledger.
 
+The transactions that carry deliveries are the chain gateway's (`backend.gateway.models`,
+table ``chain_txs``); a release links to the one carrying it.
+
 They live beside the indexer's mirror (`indexer.models`) in the same database, with their own
 Alembic history (version table ``alembic_version_backend``). Conventions:
 
@@ -15,13 +18,11 @@ State machines (strings, so they read well in SQL):
   maybe broadcast) -> ``committed`` (BatchCommitted seen at the intended first index), or
   ``abandoned`` (the transaction can never mine; the codes are deleted), or ``misplaced`` (the
   batch landed at another first index, see `backend.vault.service`).
-- ``Release.state``: ``prepared`` (sealed bytes and digest stored) -> ``sent`` (inside a signed
-  delivery transaction) -> ``confirmed`` (OrderDelivered with this digest is on-chain); a sent
-  release whose transaction died goes back to ``prepared`` with the SAME bytes. ``superseded``:
-  the order was delivered on-chain with another digest; ``abandoned``: the order can no longer be
-  delivered (refunded, or its deadline passed).
-- ``DeliveryTx.state``: ``signed`` -> ``broadcast`` -> ``mined`` | ``reverted`` | ``dropped``, or
-  ``replaced`` (a copy at a higher gas price and the same nonce took over its releases).
+- ``Release.state``: ``prepared`` (sealed bytes and digest stored) -> ``sent`` (inside a
+  ``deliver`` intent queued with the chain gateway) -> ``confirmed`` (OrderDelivered with this
+  digest is on-chain); a sent release whose transaction died goes back to ``prepared`` with the
+  SAME bytes. ``superseded``: the order was delivered on-chain with another digest;
+  ``abandoned``: the order can no longer be delivered (refunded, or its deadline passed).
 """
 
 from __future__ import annotations
@@ -147,32 +148,6 @@ class Code(Base):
         )
 
 
-class DeliveryTx(Base):
-    """A signed `deliver` transaction, stored before it is broadcast so it can be re-sent as is."""
-
-    __tablename__ = "vault_delivery_txs"
-    __table_args__ = (Index("ix_vault_delivery_txs_state", "state"),)
-
-    id: Mapped[int] = mapped_column(_PK, primary_key=True)
-    sender: Mapped[str] = mapped_column(String(42))
-    nonce: Mapped[int] = mapped_column(BigInteger)
-    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
-    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(12), default="signed")
-    order_count: Mapped[int] = mapped_column(Integer)
-    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    #: Gas price it offers (wei); None for rows stored before it was recorded.
-    gas_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    #: The chain's head when it was broadcast: how long it has waited in the pool.
-    sent_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    #: The transaction this one replaces at a higher gas price (same nonce), if any.
-    replaces_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-
-
 class Release(Base):
     """The sealed release of one order: exactly the bytes whose keccak256 goes on-chain.
 
@@ -197,8 +172,9 @@ class Release(Base):
     digest: Mapped[str] = mapped_column(String(66))
     manifest: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(12), default="prepared")
-    delivery_tx_id: Mapped[int | None] = mapped_column(
-        ForeignKey("vault_delivery_txs.id"), nullable=True, index=True
+    #: The gateway's intent (``chain_txs``) carrying it while ``sent``.
+    chain_tx_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chain_txs.id"), nullable=True, index=True
     )
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -6,28 +6,31 @@ Public API (stable):
   with `recover()`, `run_once() -> list[int]`, `run_forever(stop)` and `drain()`.
 - `python -m backend.delivery.agent` runs one agent from `Settings` (used by the SIGKILL test).
 
-State machine and crash safety (each arrow is one database transaction):
+The agent decides WHAT to deliver; the chain gateway (`backend.gateway`) sends it. State machine
+(each arrow is one database transaction):
 
     paid order --(seal, store)--> Release prepared
-    prepared --(sign deliver tx, store tx + mark sent)--> sent --(broadcast)--> ...
-    sent --(receipt with OrderDelivered(digest))--> confirmed
-    sent --(tx waits in the pool for `delivery_bump_blocks`)--> sent, in a replacement tx:
-        the same call, the same nonce, a higher gas price (stored before it is broadcast)
-    sent --(stored tx refused on re-send, e.g. evicted by a base-fee rise)--> dropped, as below
-    sent --(tx reverted / dropped)--> ask the chain about each order:
+    prepared --(dry run, queue a ``deliver`` intent + mark sent)--> sent
+    the gateway: queued -> signed (bytes stored) -> sent -> mined | reverted, replacing a
+        transaction stuck in the pool by the same call with the same nonce at higher fees, and
+        sending it again after a reorg
+    sent --(intent mined, receipt has OrderDelivered(orderId, our digest))--> confirmed
+    sent --(intent reverted, failed, dropped, or mined without our event)--> ask the chain:
         OrderDelivered with our digest -> confirmed
         OrderDelivered with another digest -> superseded
         still Paid (hash unchanged) -> prepared again (the SAME sealed bytes are re-posted)
         closed without delivery -> abandoned
 
-A release is sealed exactly once (its row is the idempotency key) and the signed transaction is
-stored before it is broadcast, so a process killed at any point restarts into one of these
-states, re-sends stored bytes, and never seals or delivers an order twice. At most one delivery
-transaction is in flight, so batches go out about once per block.
+A release is sealed exactly once (its row is the idempotency key), and the intent is queued in
+the same transaction that marks its releases sent; the gateway stores signed bytes before it
+broadcasts them. A process killed at any point restarts into one of these states, re-sends
+stored bytes, and never seals or delivers an order twice. At most one ``deliver`` intent is
+unfinished at a time, so batches go out about once per block.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -41,16 +44,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.chaintx import (
     CONNECTION_ERRORS,
-    SignedTx,
-    account_lock,
-    broadcast,
+    encode_call,
     get_logs,
-    is_known,
-    mined_nonce,
-    pending_nonce,
     receipt_or_none,
     rpc_guard,
-    sign_call,
 )
 from backend.db import bind_escrow
 from backend.delivery.sources import (
@@ -64,11 +61,14 @@ from backend.delivery.sources import (
 )
 from backend.errors import ChainUnavailable, DeliveryError
 from backend.evidence.retention import purge_final_orders
-from backend.models import Code, DeliveryTx, Release, Upload
+from backend.gateway.gateway import Gateway, enqueue
+from backend.gateway.models import FINAL, ChainTx, TxState
+from backend.models import Code, Release, Upload
 from backend.release import CodeToSeal, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
+from contracts.client import REVERTS, decode_revert
 from contracts.encoding import Order, OrderState
-from contracts.errors import ChainError, ContractRevertError, KamengError
+from contracts.errors import ContractRevertError, KamengError
 from contracts.merkle import MerkleTree
 
 if TYPE_CHECKING:
@@ -80,11 +80,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = ("signed", "broadcast")
+#: The gateway's intents the agent queues.
+DELIVER = "deliver"
+ACCEPT_KEY = "accept-delivery-key"
+#: States of an intent that is not over yet.
+UNFINISHED = (TxState.QUEUED, TxState.SIGNED, TxState.SENT)
+#: The gateway's crash points, under the names the agent's crash points had before it sent
+#: through the gateway (tests hold or kill the agent at them).
+GATEWAY_POINTS = {"signed": "tx-stored", "sent": "broadcast", "replaced": "bump-stored"}
 #: Failures of a pass that are outages, not bugs: retried with a growing pause.
 RETRYABLE: tuple[type[BaseException], ...] = (ChainUnavailable, SQLAlchemyError, *CONNECTION_ERRORS)
 #: Errors whose first argument is the order that broke a whole batch.
 ORDER_ERRORS = frozenset({"EscrowUnknownOrder", "EscrowWrongState", "EscrowDeadlinePassed"})
+
+
+def _fresh_key(session: Session, prefix: str) -> str:
+    """An idempotency key no intent has yet: `prefix`, then ``prefix:1``, ``prefix:2``... (a
+    batch whose intent failed goes out again under a new key)."""
+    key, n = f"{prefix}:0", 0
+    while session.scalar(select(ChainTx.id).where(ChainTx.key == key)) is not None:
+        n += 1
+        key = f"{prefix}:{n}"
+    return key
 
 
 def make_source(settings: Settings, escrow: EscrowClient) -> PaidOrderSource:
@@ -105,12 +122,18 @@ def make_source(settings: Settings, escrow: EscrowClient) -> PaidOrderSource:
 class DeliveryAgent:
     """Delivers paid orders; safe to kill at any point and restart.
 
-    Only one agent may use a delivery key at a time (it manages the key's nonces).
+    It sends through its own `Gateway`, which holds the delivery key and is the only thing that
+    signs with it. Only one agent may use a delivery key at a time.
 
     Attributes:
-        crash_hook: Testing aid: called with the name of each crash point (``prepared``,
-            ``tx-stored``, ``broadcast``, ``reconciled``, ``bump-stored``); raising from it
-            simulates a crash there.
+        gateway: The chain gateway that sends the agent's intents.
+        crash_hook: Testing aid: called with the name of each crash point, raising from it
+            simulates a crash there. The agent's own: ``prepared`` (releases sealed and
+            stored), ``enqueued`` (a ``deliver`` intent queued, its releases sent),
+            ``reconciled`` (an intent's outcome applied to its releases). The gateway's, under
+            the agent's names: ``tx-stored`` (signed bytes stored, not broadcast),
+            ``broadcast`` (broadcast and recorded), ``bump-stored`` (a replacement's bytes
+            stored, not broadcast).
     """
 
     def __init__(
@@ -140,11 +163,22 @@ class DeliveryAgent:
         self.cipher = CodeCipher(settings.master_key_bytes)
         self.crash_hook: Callable[[str], None] | None = None
         self.chain_id = escrow.chain.chain_id
+        self.gateway = Gateway(
+            session_factory,
+            escrow.chain,
+            [delivery_account],
+            bump_blocks=settings.delivery_bump_blocks,
+            bump_percent=settings.delivery_bump_percent,
+            max_fee_cap=settings.delivery_max_gas_price,
+            # The embedded chain never reorganises: no mined intent needs re-checking there.
+            reorg_depth=0 if escrow.chain.kind == "embedded" else settings.reorg_depth,
+        )
+        self.gateway.crash_hook = self._gateway_crash
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._allowed: dict[str, tuple[bool, float]] = {}
         self._missing_logged: set[int] = set()
-        #: What was already reported as waiting for the gas price to fall under the cap.
-        self._cap_warned: set[str] = set()
+        #: Whether the wait for the base fee to fall under the cap was already reported.
+        self._cap_warned = False
         #: Orders left alone in the last pass (codes missing, or not our supplier's key).
         self._skipped: set[int] = set()
         self._recovered = False
@@ -156,7 +190,8 @@ class DeliveryAgent:
     # ------------------------------------------------------------ public
 
     def recover(self) -> None:
-        """Bind the database to the escrow and settle every in-flight transaction with the chain.
+        """Bind the database to the escrow, let the gateway re-send what was signed and follow
+        what was sent, and apply every finished intent to its releases.
 
         Raises:
             ChainUnavailable: the node did not answer.
@@ -164,11 +199,13 @@ class DeliveryAgent:
         with self.session_factory() as session, rpc_guard("recovering deliveries"):
             bind_escrow(session, self.chain_id, self.escrow.address)
             session.commit()
-            self._reconcile_in_flight(session)
+        self.gateway.run_once()
+        with self.session_factory() as session, rpc_guard("recovering deliveries"):
+            self._apply_outcomes(session)
         self._recovered = True
 
     def run_once(self) -> list[int]:
-        """One pass: reconcile in-flight transactions, seal new paid orders, post a batch.
+        """One pass: follow what was sent, seal new paid orders, queue a batch and send it.
 
         Returns:
             The order ids whose sealed releases were stored in this pass (the API serves each
@@ -179,14 +216,18 @@ class DeliveryAgent:
         """
         if not self._recovered:
             self.recover()
+        self.gateway.run_once()
         with self.session_factory() as session, rpc_guard("delivering"):
-            self._reconcile_in_flight(session)
+            self._apply_outcomes(session)
             self._finish_stale_uploads(session)
             self.source.poll(session)
-            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            latest = self.w3.eth.get_block("latest")
+            now = int(latest["timestamp"])
             prepared = self._prepare(session, now)
-            self._post(session, now)
+            queued = self._post(session, now, int(latest.get("baseFeePerGas", 0) or 0))
             self._sweep_retention(session, now)
+        if queued:
+            self.gateway.run_once()  # sign and broadcast it now, not a pass later
         return prepared
 
     def drain(self, max_passes: int = 100) -> list[int]:
@@ -281,10 +322,14 @@ class DeliveryAgent:
         if self.crash_hook is not None:
             self.crash_hook(point)
 
+    def _gateway_crash(self, point: str) -> None:
+        self._crash(GATEWAY_POINTS.get(point, point))
+
     # ------------------------------------------------------------ sealing
 
-    def _may_deliver_for(self, supplier: str) -> bool:
-        """Whether our key may deliver `supplier`'s orders (cached for a minute)."""
+    def _may_deliver_for(self, session: Session, supplier: str) -> bool:
+        """Whether our key may deliver `supplier`'s orders (cached for a minute). May commit
+        `session` (accepting a proposal of our key goes through the gateway)."""
         if supplier == self.account.address:
             return True
         cached = self._allowed.get(supplier)
@@ -296,8 +341,9 @@ class DeliveryAgent:
         ):
             # The supplier proposed our key: accepting is our consent to deliver for it (the
             # contract refuses the acceptance if our key holds the arbiter role).
-            self._accept_proposal(supplier)
-            allowed = bool(self.escrow.call("isDeliveryKey", supplier, self.account.address))
+            allowed = self._accept_proposal(session, supplier)
+            if not allowed and self._accepting(session, supplier):
+                return False  # not mined yet: asked again next pass
         self._allowed[supplier] = (allowed, time.monotonic())
         if not allowed:
             log.warning(
@@ -307,20 +353,57 @@ class DeliveryAgent:
             )
         return allowed
 
-    def _accept_proposal(self, supplier: str) -> None:
-        """Accept `supplier`'s proposal of our key; a refusal is logged, not raised."""
-        with account_lock(self.account.address):
-            try:
-                res = self.escrow.accept_delivery_key(self.account, supplier)
-                log.info(
-                    "accepted supplier %s's delivery-key proposal (tx %s)", supplier, res.tx_hash
-                )
-            except KamengError as exc:
-                log.warning(
-                    "could not accept supplier %s's delivery-key proposal: %s", supplier, exc
-                )
-            finally:
-                self.escrow.tx.reset_nonce(self.account.address)
+    def _accept_key_prefix(self, supplier: str) -> str:
+        return f"{ACCEPT_KEY}:{supplier}:{self.account.address}"
+
+    def _accepting(self, session: Session, supplier: str) -> bool:
+        """Whether an acceptance of `supplier`'s proposal is queued or in flight."""
+        found = session.scalar(
+            select(ChainTx.id)
+            .where(
+                ChainTx.key.startswith(self._accept_key_prefix(supplier) + ":"),
+                ChainTx.state.in_(UNFINISHED),
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    def _accept_proposal(self, session: Session, supplier: str) -> bool:
+        """Accept `supplier`'s proposal of our key through the gateway (queued unless one is
+        under way, then sent); whether our key is the supplier's delivery key now. A refusal
+        is logged, not raised."""
+        session.commit()  # keep what this pass did; the gateway works in its own sessions
+        prefix = self._accept_key_prefix(supplier)
+        if not self._accepting(session, supplier):
+            key = _fresh_key(session, prefix)
+            enqueue(
+                session,
+                intent=ACCEPT_KEY,
+                key=key,
+                sender=self.account.address,
+                to=self.escrow.address,
+                data=encode_call("acceptDeliveryKey", [supplier]),
+            )
+            session.commit()
+            log.info("accepting supplier %s's delivery-key proposal (%s)", supplier, key)
+        self.gateway.run_once()
+        if self.escrow.call("isDeliveryKey", supplier, self.account.address):
+            log.info("accepted supplier %s's delivery-key proposal", supplier)
+            return True
+        session.expire_all()
+        last = session.scalar(
+            select(ChainTx)
+            .where(ChainTx.key.startswith(prefix + ":"))
+            .order_by(ChainTx.id.desc())
+            .limit(1)
+        )
+        if last is not None and last.state in FINAL:
+            log.warning(
+                "could not accept supplier %s's delivery-key proposal: %s",
+                supplier,
+                last.error or last.state,
+            )
+        return False
 
     def _tree(self, session: Session, upload_id: int) -> MerkleTree:
         tree = self._trees.get(upload_id)
@@ -411,7 +494,7 @@ class DeliveryAgent:
         for paid in candidates:
             if paid.order_id in self._missing_logged:
                 continue
-            if not self._may_deliver_for(paid.order.supplier):
+            if not self._may_deliver_for(session, paid.order.supplier):
                 self._skipped.add(paid.order_id)
                 continue
             codes = self._codes_for(session, paid)
@@ -461,13 +544,24 @@ class DeliveryAgent:
 
     # ------------------------------------------------------------ posting
 
-    def _post(self, session: Session, now: int) -> None:
-        """Sign, store and broadcast one deliver transaction, unless one is in flight."""
-        in_flight = session.execute(
-            select(DeliveryTx.id).where(DeliveryTx.state.in_(IN_FLIGHT)).limit(1)
-        ).first()
-        if in_flight is not None:
-            return
+    def _in_flight(self, session: Session) -> ChainTx | None:
+        """Our unfinished ``deliver`` intent, if any."""
+        return session.scalar(
+            select(ChainTx)
+            .where(
+                ChainTx.intent == DELIVER,
+                ChainTx.sender == self.account.address,
+                ChainTx.state.in_(UNFINISHED),
+            )
+            .limit(1)
+        )
+
+    def _post(self, session: Session, now: int, base_fee: int) -> bool:
+        """Queue one ``deliver`` intent for the oldest prepared releases, unless one is
+        unfinished; whether one was queued."""
+        if self._in_flight(session) is not None:
+            self._over_cap(base_fee)  # says why an in-flight delivery may wait
+            return False
         releases = list(
             session.execute(
                 select(Release)
@@ -477,107 +571,114 @@ class DeliveryAgent:
             ).scalars()
         )
         if not releases:
-            return
+            return False
         margin = self.settings.delivery_deadline_margin
+        suppliers = {rel.supplier for rel in releases}
+        allowed = {s for s in suppliers if self._may_deliver_for(session, s)}
         batch: list[tuple[Release, Order]] = []
         for rel in releases:
             order = decode_order(rel.order_abi)
             if order.deadline <= now + margin:
                 self._reconcile_release(rel, late=True)
-            elif self._may_deliver_for(order.supplier):
+            elif rel.supplier in allowed:
                 batch.append((rel, order))
-        signed = self._sign_batch(batch)
-        if signed is None:
+        if batch and self._over_cap(base_fee):
+            batch = []  # they wait, prepared, for the base fee to fall under the cap
+        batch = self._acceptable(session, batch)
+        if not batch:
             session.commit()
-            return
-        tx, posted = signed
-        row = DeliveryTx(
+            return False
+        ids = [rel.order_id for rel, _ in batch]
+        digest = hashlib.sha256(
+            ",".join(f"{rel.order_id}:{rel.digest}" for rel, _ in batch).encode()
+        ).hexdigest()[:32]
+        row = enqueue(
+            session,
+            intent=DELIVER,
+            key=_fresh_key(session, f"{DELIVER}:{digest}"),
             sender=self.account.address,
-            nonce=tx.nonce,
-            tx_hash=tx.tx_hash,
-            raw_tx=tx.raw,
-            state="signed",
-            order_count=len(posted),
-            gas_price=tx.gas_price,
+            to=self.escrow.address,
+            data=self._deliver_data(batch),
+            subjects=ids,
         )
-        session.add(row)
-        session.flush()
-        for rel in posted:
+        for rel, _ in batch:
             rel.state = "sent"
-            rel.delivery_tx_id = row.id
+            rel.chain_tx_id = row.id
         session.commit()
-        self._crash("tx-stored")
-        outcome = broadcast(self.w3, tx)
-        self._crash("broadcast")
-        if outcome != "dead":
-            row.state = "broadcast"
-            row.sent_block = int(self.w3.eth.block_number)
-            session.commit()
-        log.info("posted %d deliveries in %s (%s)", len(posted), tx.tx_hash, outcome)
+        self._crash("enqueued")
+        log.info("queued %d deliveries (%s)", len(batch), row.key)
+        return True
 
-    def _sign_batch(
-        self, batch: list[tuple[Release, Order]]
-    ) -> tuple[SignedTx, list[Release]] | None:
-        """Sign `deliver` for the batch; orders the chain rejects are reconciled and dropped.
-
-        Returns None (the releases wait) while the gas price is above the configured cap.
-        """
-        price = self.escrow.tx.gas_price() if batch else 0
-        if self._over_cap(price, "new deliveries"):
-            return None
-        self._cap_warned.discard("new deliveries")
-        while batch:
-            try:
-                tx = self._sign_deliver(
-                    batch, nonce=pending_nonce(self.w3, self.account.address), gas_price=price
-                )
-                return tx, [rel for rel, _ in batch]
-            except ContractRevertError as exc:
-                culprit = self._culprit(exc, [rel for rel, _ in batch])
-                if culprit is None:
-                    raise DeliveryError(
-                        f"deliver would revert with {exc.name}{exc.args_!r} for a batch of "
-                        f"{len(batch)}; check the delivery key and the escrow"
-                    ) from exc
-                log.warning("order %s rejected by the chain (%s)", culprit.order_id, exc.name)
-                self._reconcile_release(culprit)
-                batch = [(r, o) for r, o in batch if r is not culprit]
-        return None
-
-    def _sign_deliver(
-        self, batch: Sequence[tuple[Release, Order]], *, nonce: int, gas_price: int
-    ) -> SignedTx:
-        """Sign one `deliver` of the batch's releases (see `sign_call` for what it raises)."""
-        return sign_call(
-            self.escrow,
-            self.account,
+    @staticmethod
+    def _deliver_data(batch: Sequence[tuple[Release, Order]]) -> bytes:
+        """The calldata of one ``deliver`` of the batch's releases."""
+        return encode_call(
             "deliver",
             [
                 [rel.order_id for rel, _ in batch],
                 [order.as_tuple() for _, order in batch],
                 [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
             ],
-            nonce=nonce,
-            gas_price=gas_price,
-            chain_id=self.chain_id,
         )
 
-    def _over_cap(self, price: int, what: str) -> bool:
-        """Whether `price` is above `delivery_max_gas_price`; says so once per `what`."""
+    def _acceptable(
+        self, session: Session, batch: list[tuple[Release, Order]]
+    ) -> list[tuple[Release, Order]]:
+        """The batch less the orders the chain would reject, found by a dry run of ``deliver``
+        (each such order is reconciled with the chain).
+
+        Raises:
+            DeliveryError: the call would revert for a reason no single order explains.
+        """
+        while batch:
+            call: Any = {
+                "from": self.account.address,
+                "to": self.escrow.address,
+                "data": "0x" + self._deliver_data(batch).hex(),
+            }
+            try:
+                self.w3.eth.call(call)
+                return batch
+            except CONNECTION_ERRORS:
+                raise
+            except REVERTS as raw:
+                exc = decode_revert(raw)
+                culprit = (
+                    self._culprit(session, exc, [rel for rel, _ in batch])
+                    if isinstance(exc, ContractRevertError)
+                    else None
+                )
+                if culprit is None:
+                    raise DeliveryError(
+                        f"deliver would revert ({exc}) for a batch of {len(batch)}; check the "
+                        "delivery key and the escrow"
+                    ) from raw
+                assert isinstance(exc, ContractRevertError)
+                log.warning("order %s rejected by the chain (%s)", culprit.order_id, exc.name)
+                self._reconcile_release(culprit)
+                batch = [(r, o) for r, o in batch if r is not culprit]
+        return batch
+
+    def _over_cap(self, base_fee: int) -> bool:
+        """Whether the base fee is at or above `delivery_max_gas_price`, so that no delivery
+        the gateway may sign can mine; says so once until it falls under again."""
         cap = self.settings.delivery_max_gas_price
-        if cap is None or price <= cap:
+        if cap is None or base_fee < cap:
+            self._cap_warned = False
             return False
-        if what not in self._cap_warned:
-            self._cap_warned.add(what)
+        if not self._cap_warned:
+            self._cap_warned = True
             log.warning(
-                "%s would need %d wei/gas, above KAMENG_DELIVERY_MAX_GAS_PRICE (%d): waiting",
-                what,
-                price,
+                "deliveries wait: the base fee is %d wei/gas, at or above "
+                "KAMENG_DELIVERY_MAX_GAS_PRICE (%d)",
+                base_fee,
                 cap,
             )
         return True
 
-    def _culprit(self, exc: ContractRevertError, batch: Sequence[Release]) -> Release | None:
+    def _culprit(
+        self, session: Session, exc: ContractRevertError, batch: Sequence[Release]
+    ) -> Release | None:
         if exc.name in ORDER_ERRORS and exc.args_:
             oid = int(exc.args_[0])  # type: ignore[call-overload]
             for rel in batch:
@@ -586,167 +687,56 @@ class DeliveryAgent:
         if exc.name == "EscrowWrongCaller":
             self._allowed.clear()
             for rel in batch:
-                if not self._may_deliver_for(rel.supplier):
+                if not self._may_deliver_for(session, rel.supplier):
                     return rel
         return None
 
     # ------------------------------------------------------------ reconciling
 
-    def _reconcile_in_flight(self, session: Session) -> None:
-        """Settle every stored delivery transaction with the chain."""
-        txs = list(
-            session.execute(
-                select(DeliveryTx).where(DeliveryTx.state.in_(IN_FLIGHT)).order_by(DeliveryTx.id)
-            ).scalars()
-        )
-        for tx in txs:
-            receipt = receipt_or_none(self.w3, tx.tx_hash)
-            if receipt is not None:
-                self._apply_receipt(session, tx, receipt)
-            elif is_known(self.w3, tx.tx_hash):
-                head = int(self.w3.eth.block_number)
-                if tx.state == "signed" or tx.sent_block is None:
-                    tx.state = "broadcast"
-                    tx.sent_block = head
-                elif head - tx.sent_block >= self.settings.delivery_bump_blocks:
-                    session.commit()
-                    self._bump(session, tx, head)
-            elif mined_nonce(self.w3, tx.sender) <= tx.nonce:
-                head = int(self.w3.eth.block_number)
-                try:
-                    outcome = broadcast(
-                        self.w3, SignedTx(tx.raw_tx, tx.tx_hash, tx.nonce, tx.sender)
-                    )
-                except ChainError as exc:
-                    # The base fee rose past its gas price and the pool evicted it: its orders go
-                    # back to `prepared` and out again in a new transaction at today's price
-                    # (same nonce, so if the old one ever mines the new one cannot, and the
-                    # orders are found delivered with the same digest). Any other refusal (no
-                    # funds for gas, say) is raised as before: re-signing would not help.
-                    latest = self.w3.eth.get_block("latest")
-                    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
-                    if tx.gas_price is None or tx.gas_price >= base_fee:
-                        raise
-                    self._drop(session, tx, f"priced out by the base fee ({exc})")
-                    session.commit()
-                    continue
-                log.info("re-sent stored delivery tx %s (%s)", tx.tx_hash, outcome)
-                if outcome == "dead":
-                    self._drop(session, tx)
-                else:
-                    tx.state = "broadcast"
-                    tx.sent_block = head
+    def _apply_outcomes(self, session: Session) -> None:
+        """Settle the releases of every finished ``deliver`` intent from its outcome."""
+        rows = session.scalars(
+            select(ChainTx)
+            .where(
+                ChainTx.id.in_(
+                    select(Release.chain_tx_id).where(Release.state == "sent").distinct()
+                ),
+                ChainTx.state.in_(FINAL),
+            )
+            .order_by(ChainTx.id)
+        ).all()
+        for row in rows:
+            releases = list(
+                session.scalars(
+                    select(Release).where(Release.chain_tx_id == row.id, Release.state == "sent")
+                )
+            )
+            delivered: dict[int, str] = {}
+            if row.state == TxState.MINED:
+                assert row.tx_hash is not None
+                receipt = receipt_or_none(self.w3, row.tx_hash)
+                if receipt is None:
+                    continue  # a reorganisation took it out: the gateway sends it again
+                delivered = {
+                    int(ev.args["orderId"]): "0x" + bytes(ev.args["releaseDigest"]).hex()
+                    for ev in self.escrow.result(receipt).all("OrderDelivered")
+                }
             else:
-                self._drop(session, tx)
+                log.warning(
+                    "delivery %s %s (%s); reconciling its orders",
+                    row.key,
+                    row.state,
+                    row.error or "no reason given",
+                )
+            for rel in releases:
+                if delivered.get(rel.order_id) == rel.digest:
+                    rel.state = "confirmed"
+                    rel.tx_hash = row.tx_hash
+                    rel.block_number = row.block_number
+                else:
+                    self._reconcile_release(rel)
             session.commit()
             self._crash("reconciled")
-
-    def _bump(self, session: Session, tx: DeliveryTx, head: int) -> None:
-        """Replace a delivery transaction stuck in the pool by the same call at a higher gas price.
-
-        The replacement has the same nonce, so at most one of the two mines; it is stored (and
-        takes over the releases) before it is broadcast. Whichever mines, the releases are
-        settled from the chain: the replacement's receipt, or, if the original mined instead,
-        the replacement is dropped and each order is found delivered with our digest.
-        """
-        releases = self._releases_of(session, tx)
-        if not releases:
-            return
-        current = self.escrow.tx.gas_price()
-        old_price = tx.gas_price or current  # rows stored before prices were recorded
-        bumped = old_price * (100 + self.settings.delivery_bump_percent) // 100 + 1
-        price = max(bumped, current)
-        if self._over_cap(price, f"replacing delivery tx {tx.tx_hash}"):
-            tx.sent_block = head
-            session.commit()
-            return
-        batch = [(rel, decode_order(rel.order_abi)) for rel in releases]
-        try:
-            signed = self._sign_deliver(batch, nonce=tx.nonce, gas_price=price)
-        except (ContractRevertError, ChainError) as exc:
-            # The call would no longer succeed (an order moved on); the waiting tx will revert
-            # or be dropped, and its orders are reconciled then.
-            log.warning("not replacing delivery tx %s: %s", tx.tx_hash, exc)
-            tx.sent_block = head
-            session.commit()
-            return
-        row = DeliveryTx(
-            sender=tx.sender,
-            nonce=tx.nonce,
-            tx_hash=signed.tx_hash,
-            raw_tx=signed.raw,
-            state="signed",
-            order_count=len(releases),
-            gas_price=price,
-            replaces_id=tx.id,
-        )
-        session.add(row)
-        session.flush()
-        for rel in releases:
-            rel.delivery_tx_id = row.id
-        tx.state = "replaced"
-        session.commit()
-        self._crash("bump-stored")
-        try:
-            outcome = broadcast(self.w3, signed)
-        except ChainError as exc:
-            # The node refused the replacement: give the releases back to the waiting tx.
-            log.warning("the node refused replacement %s of %s: %s", row.tx_hash, tx.tx_hash, exc)
-            for rel in releases:
-                rel.delivery_tx_id = tx.id
-            tx.state = "broadcast"
-            tx.sent_block = head
-            session.delete(row)
-            session.commit()
-            return
-        if outcome != "dead":
-            row.state = "broadcast"
-            row.sent_block = head
-        session.commit()
-        log.info(
-            "delivery tx %s waited %d blocks at %d wei/gas; replaced by %s at %d (%s)",
-            tx.tx_hash,
-            head - (tx.sent_block or head),
-            old_price,
-            row.tx_hash,
-            price,
-            outcome,
-        )
-
-    def _apply_receipt(self, session: Session, tx: DeliveryTx, receipt: dict[str, Any]) -> None:
-        releases = self._releases_of(session, tx)
-        tx.block_number = int(receipt["blockNumber"])
-        if receipt["status"] != 1:
-            tx.state = "reverted"
-            log.warning("delivery tx %s reverted; reconciling its orders", tx.tx_hash)
-            for rel in releases:
-                self._reconcile_release(rel)
-            return
-        tx.state = "mined"
-        delivered = {
-            int(ev.args["orderId"]): "0x" + bytes(ev.args["releaseDigest"]).hex()
-            for ev in self.escrow.result(receipt).all("OrderDelivered")
-        }
-        for rel in releases:
-            if delivered.get(rel.order_id) == rel.digest:
-                rel.state = "confirmed"
-                rel.tx_hash = tx.tx_hash
-                rel.block_number = tx.block_number
-            else:
-                self._reconcile_release(rel)
-
-    def _drop(self, session: Session, tx: DeliveryTx, why: str = "it can never mine") -> None:
-        tx.state = "dropped"
-        log.warning("delivery tx %s dropped: %s; reconciling its orders", tx.tx_hash, why)
-        for rel in self._releases_of(session, tx):
-            self._reconcile_release(rel)
-
-    def _releases_of(self, session: Session, tx: DeliveryTx) -> list[Release]:
-        return list(
-            session.execute(
-                select(Release).where(Release.delivery_tx_id == tx.id, Release.state == "sent")
-            ).scalars()
-        )
 
     def _reconcile_release(self, rel: Release, *, late: bool = False) -> None:
         """Ask the chain what became of one order and move its release accordingly."""
@@ -777,10 +767,10 @@ class DeliveryAgent:
         still_paid = self.escrow.order_hash(rel.order_id) == order.hash()
         if still_paid and not late:
             rel.state = "prepared"
-            rel.delivery_tx_id = None
+            rel.chain_tx_id = None
             return
         rel.state = "abandoned"
-        rel.delivery_tx_id = None
+        rel.chain_tx_id = None
         rel.error = (
             "its delivery deadline is too close or passed; the buyer can reclaim the payment"
             if still_paid

@@ -12,6 +12,7 @@ idempotency key, in their own transaction. The `Gateway` then, pass after pass:
    blocks and replaced with higher fees (same nonce, every hash remembered), or, after a
    reorganisation, sent again.
 
-`outcome` reports an intent's state by its key. The keeper is the first client; the vault's
-``commitBatch`` and the delivery agent's ``deliver`` are to move here next (docs/ARCHITECTURE.md).
+`outcome` reports an intent's state by its key. The keeper (``settle``, ``resolveTimedOut``) and
+the delivery agent (``deliver``, ``acceptDeliveryKey``) send through it, each with a gateway of
+its own holding its key; the vault's ``commitBatch`` is to move here next (docs/ARCHITECTURE.md).
 """

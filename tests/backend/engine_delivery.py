@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.chaintx import get_logs
+from backend.gateway.models import ChainTx
 from backend.keys import next_order_key, public_key_bytes
 from backend.models import Release as ReleaseRow
 from backend.release import verify_release_onchain
@@ -99,3 +100,38 @@ def sealed_bytes(sessions: sessionmaker[Session]) -> dict[int, bytes]:
             int(oid): bytes(sealed)
             for oid, sealed in session.execute(select(ReleaseRow.order_id, ReleaseRow.sealed))
         }
+
+
+@dataclass(frozen=True)
+class DeliverTx:
+    """What a test reads of one ``deliver`` intent of the chain gateway."""
+
+    key: str
+    state: str
+    order_count: int
+    nonce: int | None
+    tx_hash: str | None
+    hashes: list[str]
+    max_fee: int | None
+    raw_tx: bytes | None
+
+
+def deliver_txs(sessions: sessionmaker[Session]) -> list[DeliverTx]:
+    """Every ``deliver`` intent in the gateway's table, oldest first."""
+    with sessions() as session:
+        rows = session.scalars(
+            select(ChainTx).where(ChainTx.intent == "deliver").order_by(ChainTx.id)
+        ).all()
+        return [
+            DeliverTx(
+                key=r.key,
+                state=str(r.state),
+                order_count=len([s for s in r.subjects.split(",") if s]),
+                nonce=r.nonce,
+                tx_hash=r.tx_hash,
+                hashes=[h for h in r.hashes.split(",") if h],
+                max_fee=None if r.max_fee is None else int(r.max_fee),
+                raw_tx=None if r.raw_tx is None else bytes(r.raw_tx),
+            )
+            for r in rows
+        ]

@@ -6,14 +6,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
 from backend.delivery.sources import ChainLogOrderSource, MirrorOrderSource
 from backend.errors import ReleaseNotFound, UploadRejected
-from backend.models import DeliveryTx
 from backend.release_store import get_release
 from backend.vault.service import stock_counts, upload_codes
 from contracts.testing import World, commit_codes, demo_codes
@@ -22,6 +20,7 @@ from tests.backend.engine_delivery import (
     assert_delivered_once,
     buy,
     crash_at,
+    deliver_txs,
     delivered_events,
     release_states,
 )
@@ -56,9 +55,8 @@ def test_paid_orders_are_sealed_and_posted_in_one_transaction(
         assert get_release(session, orders[0].oid).state == "sent"
     assert agent.drain() == []
     assert_delivered_once(world.escrow, sessions, orders)
+    assert [(t.state, t.order_count) for t in deliver_txs(sessions)] == [("mined", 4)]
     with sessions() as session:
-        txs = session.execute(select(DeliveryTx)).scalars().all()
-        assert [(t.state, t.order_count) for t in txs] == [("mined", 4)]
         assert stock_counts(session, stocked.listing_id) == {"released": 11, "stock": 19}
     # Nothing new: a further pass does nothing.
     assert agent.run_once() == []
@@ -70,9 +68,7 @@ def test_batches_respect_the_batch_size(world: World, sessions: sessionmaker[Ses
     orders = [buy(world.escrow, world.buyers[i % 3], stocked.listing_id, 1) for i in range(5)]
     agent_for(world, sessions, settings).drain()
     assert_delivered_once(world.escrow, sessions, orders)
-    with sessions() as session:
-        counts = session.execute(select(DeliveryTx.order_count).order_by(DeliveryTx.id)).all()
-    assert [n for (n,) in counts] == [2, 2, 1]
+    assert [t.order_count for t in deliver_txs(sessions)] == [2, 2, 1]
 
 
 def test_orders_the_vault_cannot_serve_are_left_alone(
@@ -177,9 +173,8 @@ def test_mirror_source_delivers_from_the_indexer(
     assert agent.source._use_mirror  # type: ignore[attr-defined]
     assert_delivered_once(world.escrow, sessions, orders)
     with sessions() as session:
-        n = session.execute(select(func.count()).select_from(DeliveryTx)).scalar_one()
         assert MirrorOrderSource().candidates(session, min_deadline=0, limit=10) == []
-    assert n == 1
+    assert len(deliver_txs(sessions)) == 1
 
 
 def test_chain_source_resumes_from_its_cursor(

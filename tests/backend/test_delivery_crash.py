@@ -1,6 +1,12 @@
 """A delivery agent that dies at any step restarts into a consistent state: no order is sealed or
 delivered twice, none is skipped, and a re-post carries the same bytes (in-process crashes at
-each named point; tests/integration/test_delivery_sigkill.py does it with a real SIGKILL)."""
+each named point; tests/integration/test_delivery_sigkill.py does it with a real SIGKILL).
+
+The points: the agent's own ``prepared`` (releases sealed and stored), ``enqueued`` (the
+``deliver`` intent queued with the gateway, its releases sent) and ``reconciled`` (an outcome
+applied); the gateway's ``signed``, ``sent`` and ``replaced``, which the agent reports as
+``tx-stored`` (signed bytes stored, not broadcast), ``broadcast`` and ``bump-stored`` (the
+last one needs a transaction stuck in a pool: test_delivery_gas_bump.py, on anvil)."""
 
 from __future__ import annotations
 
@@ -8,12 +14,10 @@ import contextlib
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
-from backend.models import DeliveryTx
 from contracts.testing import World
 from tests.backend.engine_delivery import (
     Bought,
@@ -21,6 +25,7 @@ from tests.backend.engine_delivery import (
     assert_delivered_once,
     buy,
     crash_at,
+    deliver_txs,
     release_states,
     sealed_bytes,
 )
@@ -31,14 +36,9 @@ def new_agent(world: World, sessions: sessionmaker[Session], settings: Settings)
     return DeliveryAgent(settings, sessions, world.escrow, world.delivery_key)
 
 
-def tx_rows(sessions: sessionmaker[Session]) -> list[tuple[str, str, int]]:
-    with sessions() as session:
-        rows = session.execute(
-            select(DeliveryTx.tx_hash, DeliveryTx.state, DeliveryTx.order_count).order_by(
-                DeliveryTx.id
-            )
-        ).all()
-    return [(h, s, n) for h, s, n in rows]
+def tx_rows(sessions: sessionmaker[Session]) -> list[tuple[str | None, str, int]]:
+    """(hash, state, order count) of every ``deliver`` intent, oldest first."""
+    return [(t.tx_hash, t.state, t.order_count) for t in deliver_txs(sessions)]
 
 
 def _orders(world: World, listing_id: int) -> list[Bought]:
@@ -47,7 +47,7 @@ def _orders(world: World, listing_id: int) -> list[Bought]:
     ]
 
 
-@pytest.mark.parametrize("point", ["prepared", "tx-stored", "broadcast"])
+@pytest.mark.parametrize("point", ["prepared", "enqueued", "tx-stored", "broadcast"])
 def test_restart_after_a_crash_delivers_each_order_once_with_the_same_bytes(
     world: World, sessions: sessionmaker[Session], settings: Settings, point: str
 ) -> None:
@@ -66,10 +66,13 @@ def test_restart_after_a_crash_delivers_each_order_once_with_the_same_bytes(
     assert sealed_bytes(sessions) == before  # never re-sealed
     assert_delivered_once(world.escrow, sessions, orders)
     txs = tx_rows(sessions)
-    assert [s for _, s, _ in txs] == ["mined"]
-    if point != "prepared":
+    assert [(s, n) for _, s, n in txs] == [("mined", len(orders))]
+    if point == "enqueued":
+        # Queued before the crash, signed and sent after it: one intent, not a second one.
+        assert [(h, s) for h, s, _ in txs_before] == [(None, "queued")]
+    elif point != "prepared":
         # The transaction signed before the crash is the one that mined, re-sent if needed.
-        assert txs[0][0] == txs_before[0][0]
+        assert txs_before[0][0] is not None and txs[0][0] == txs_before[0][0]
 
 
 def test_crash_during_recovery_is_recovered_too(
@@ -112,8 +115,9 @@ def test_stored_tx_whose_nonce_was_taken_is_replaced_with_the_same_digests(
     dying.crash_hook = crash_at("tx-stored")
     with pytest.raises(Crash):
         dying.run_once()
-    with sessions() as session:
-        nonce = session.execute(select(DeliveryTx.nonce)).scalar_one()
+    [stored] = deliver_txs(sessions)
+    assert stored.state == "signed" and stored.nonce is not None
+    nonce = stored.nonce
     _burn_nonce(world, world.delivery_key, nonce)
     before = sealed_bytes(sessions)
 
@@ -127,9 +131,10 @@ def test_stored_tx_whose_nonce_was_taken_is_replaced_with_the_same_digests(
 def test_repeated_crashes_at_every_point_never_double_deliver(
     world: World, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    stocked = stock_listing(world, sessions, settings, count=40)
+    stocked = stock_listing(world, sessions, settings, count=50)
     orders: list[Bought] = []
-    for round_, point in enumerate(["prepared", "tx-stored", "broadcast", "reconciled"] * 2):
+    points = ["prepared", "enqueued", "tx-stored", "broadcast", "reconciled"]
+    for round_, point in enumerate(points * 2):
         orders += [buy(world.escrow, world.buyers[round_ % 3], stocked.listing_id, 2)]
         agent = new_agent(world, sessions, settings)
         agent.crash_hook = crash_at(point)

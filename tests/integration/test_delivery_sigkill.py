@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.chaintx import get_logs
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_factory
-from backend.models import DeliveryTx, Release
+from backend.gateway.models import IN_FLIGHT, ChainTx
+from backend.models import Release
 from backend.release import verify_release_onchain
 from backend.release_store import get_release
 from backend.vault.service import upload_codes
@@ -167,12 +168,13 @@ def test_sigkill_while_deliveries_are_in_flight(
     wave = ORDERS // (KILLS + 1)
 
     def sent_in_flight() -> bool:
+        """A ``deliver`` intent signed (its bytes stored), waiting for a block."""
         with sessions() as s:
             return (
                 s.execute(
                     select(func.count())
-                    .select_from(DeliveryTx)
-                    .where(DeliveryTx.state.in_(("signed", "broadcast")))
+                    .select_from(ChainTx)
+                    .where(ChainTx.intent == "deliver", ChainTx.state.in_(list(IN_FLIGHT)))
                 ).scalar_one()
                 > 0
             )
@@ -226,6 +228,10 @@ def test_sigkill_while_deliveries_are_in_flight(
             assert rows[oid].digest == "0x" + delivered[oid][0].hex()
             verified = verify_release_onchain(get_release(session, oid), key, escrow)
             assert len(verified.codes) == rows[oid].quantity
-        txs = session.execute(select(DeliveryTx)).scalars().all()
-    assert max(t.order_count for t in txs) > 1  # batched: several orders per transaction
+        txs = session.scalars(select(ChainTx).where(ChainTx.intent == "deliver")).all()
+        # Every intent is over: mined, or dropped/failed with its orders re-posted.
+        assert {t.state for t in txs} <= {"mined", "reverted", "failed", "dropped"}
+        delivering = [int(s) for t in txs if t.state == "mined" for s in t.subjects.split(",")]
+        assert sorted(delivering) == sorted(paid)  # each order in exactly one mined intent
+    assert max(len(t.subjects.split(",")) for t in txs) > 1  # batched: several per transaction
     engine.dispose()
