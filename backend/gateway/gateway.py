@@ -143,6 +143,9 @@ class Gateway:
         #: replacement's bytes stored) or ``sent`` (broadcast, recorded); raising from it
         #: simulates a crash there.
         self.crash_hook: Callable[[str], None] | None = None
+        #: The head whose chain the mined rows were last checked against (a reorganisation
+        #: changes the head's hash, so while it stands still nothing needs checking again).
+        self._checked_head: bytes | None = None
 
     # ------------------------------------------------------------ fees and nonces
 
@@ -194,8 +197,9 @@ class Gateway:
         ended = 0
         ours = ChainTx.sender.in_(list(self.accounts))
         with self.session_factory() as session, rpc_guard("sending transactions"):
-            head = int(self.w3.eth.block_number)
-            ended += self._reconcile(session, head)
+            latest = self.w3.eth.get_block("latest")
+            head = int(latest["number"])
+            ended += self._reconcile(session, head, bytes(latest["hash"]))
             for row in session.scalars(
                 select(ChainTx).where(ChainTx.state == TxState.SIGNED, ours).order_by(ChainTx.id)
             ).all():
@@ -275,7 +279,7 @@ class Gateway:
         mined = int(self.w3.eth.get_transaction_count(row.sender, "latest"))  # type: ignore[arg-type]
         return mined > int(row.nonce) and self._receipt(row) is None
 
-    def _reconcile(self, session: Session, head: int) -> int:
+    def _reconcile(self, session: Session, head: int, head_hash: bytes) -> int:
         ended = 0
         ours = ChainTx.sender.in_(list(self.accounts))
         rows = session.scalars(
@@ -303,6 +307,8 @@ class Gateway:
             if row.sent_block is not None and head - row.sent_block >= self.bump_blocks:
                 self._replace(session, row, head)
         # A reorganisation can drop a mined transaction: send it again.
+        if head_hash == self._checked_head:
+            return ended
         recent = session.scalars(
             select(ChainTx).where(
                 ChainTx.state == TxState.MINED,
@@ -320,6 +326,7 @@ class Gateway:
                 row.state = TxState.SIGNED
                 session.commit()
                 self._broadcast(session, row, head)
+        self._checked_head = head_hash
         return ended
 
     def _mined_reason(self, row: ChainTx) -> str:
