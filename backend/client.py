@@ -369,6 +369,23 @@ class KamengClient:
         params = {"state": states} if states else None
         return self._get_list(OrderPublic, "/supplier/orders", params=params)
 
+    def uploads(self, *, listing_id: int | None = None) -> list[UploadPublic]:
+        """The signed-in supplier's uploads, newest first."""
+        params = {"listing_id": listing_id} if listing_id is not None else None
+        return self._get_list(UploadPublic, "/supplier/uploads", params=params)
+
+    def submit_upload(self, upload_id: int, tx_hash: str | None) -> UploadPublic:
+        """Report the commitBatch the supplier's own wallet sent for an ``awaiting`` upload."""
+        return UploadPublic.model_validate(
+            answer_json(
+                self.request(
+                    "POST",
+                    f"/supplier/uploads/{upload_id}/submitted",
+                    json={"tx_hash": tx_hash},
+                )
+            )
+        )
+
     def upload_codes(
         self,
         listing_id: int,

@@ -83,6 +83,12 @@ class UnknownListing(VaultError):
     status_code: ClassVar[int] = 404
 
 
+class UnknownUpload(VaultError):
+    """No upload with that id belongs to the caller."""
+
+    status_code: ClassVar[int] = 404
+
+
 class NotListingOwner(VaultError):
     """The caller is not the listing's supplier."""
 

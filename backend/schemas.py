@@ -383,9 +383,19 @@ class SupplierDashboardPublic(ApiModel):
     )
 
 
+class CommitCallPublic(ApiModel):
+    """The exact ``commitBatch`` transaction a supplier's wallet signs and sends."""
+
+    chain_id: int
+    from_address: Address = Field(description="The supplier: the only account it works from.")
+    to: Address = Field(description="The escrow.")
+    data: HexBytes = Field(description="commitBatch(listingId, root, count, firstIndex).")
+
+
 class UploadPublic(ApiModel):
     """An accepted upload: stored, encrypted and committed on-chain in one batch."""
 
+    upload_id: int
     listing_id: int
     count: int
     first_index: int
@@ -393,8 +403,24 @@ class UploadPublic(ApiModel):
     root: Bytes32
     tx_hash: Bytes32 | None = Field(description="The commitBatch transaction.")
     state: str = Field(
-        description="`committed`, or `pending` when the chain has not confirmed "
-        "it yet (the vault recovers it)."
+        description="`committed`; `pending` when the chain has not confirmed it yet (the vault "
+        "recovers it); `awaiting` while the supplier's own wallet has to sign `commit_call` "
+        "(then report it at POST /supplier/uploads/{upload_id}/submitted); `abandoned` (codes "
+        "deleted, never on sale)."
+    )
+    commit_call: CommitCallPublic | None = Field(
+        default=None,
+        description="For an `awaiting` upload: the transaction to sign. Its codes go on sale "
+        "once its batch is on-chain, never before.",
+    )
+    error: str | None = Field(default=None, description="Why an upload was abandoned.")
+
+
+class SubmittedUpload(ApiModel):
+    """The supplier's report of its commitBatch transaction."""
+
+    tx_hash: Bytes32 | None = Field(
+        default=None, description="The transaction its wallet sent (none: check the chain)."
     )
 
 

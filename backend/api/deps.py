@@ -111,6 +111,14 @@ ListingIdPath = Annotated[
     ),
     int_range(1, SQL_BIGINT_MAX),
 ]
+UploadIdPath = Annotated[
+    int,
+    Path(
+        description=f"The upload's id, 1 to {SQL_BIGINT_MAX}.",
+        json_schema_extra=_schema(1, SQL_BIGINT_MAX),
+    ),
+    int_range(1, SQL_BIGINT_MAX),
+]
 OrderIdPath = Annotated[
     int,
     Path(

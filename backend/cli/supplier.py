@@ -7,7 +7,7 @@ supplier's key; the rest are the supplier's own transactions, signed locally.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from eth_utils import to_checksum_address
@@ -30,6 +30,11 @@ from backend.cli.common import (
 from backend.client import ApiError, KamengClient
 from contracts.encoding import ZERO_ADDRESS, sku_id
 from contracts.errors import KamengError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from backend.schemas import UploadPublic
 
 supplier_app = typer.Typer(
     help="Upload codes, watch orders and settlements, manage bond and listings.",
@@ -60,8 +65,11 @@ def upload(
     key_file: KeyFileOption = None,
     keystore: KeystoreOption = None,
     dev: DevOption = None,
+    rpc_url: RpcOption = None,
 ) -> None:
-    """Upload a CSV of codes: validated, encrypted at rest, committed on-chain as one batch."""
+    """Upload a CSV of codes: validated and encrypted at rest by the backend, then committed
+    on-chain as one batch by your own wallet (the backend never holds your key). The codes go
+    on sale once the batch is mined."""
     wallet = load_wallet(key_file, dev, keystore=keystore)
     data = csv_file.read_bytes()
     client = KamengClient(api, timeout=600)
@@ -92,12 +100,61 @@ def upload(
         if len(exc.errors) > 50:
             console.print(f"  … and {len(exc.errors) - 50} more")
         raise fail(exc.detail if exc.errors else str(exc)) from exc
+    if result.state == "awaiting":
+        result = _commit_own_batch(client, wallet, api, rpc_url, result)
     console.print(
         f"[green]✓[/green] {result.count} codes stored and committed to listing "
         f"{listing_id}: indexes {result.first_index}..{result.first_index + result.count - 1},"
         f" batch {result.batch_index}, root {result.root}"
     )
     console.print(f"  commitBatch tx {result.tx_hash} ({result.state})")
+
+
+def _commit_own_batch(
+    client: KamengClient,
+    wallet: LocalAccount,
+    api: str,
+    rpc_url: str | None,
+    result: UploadPublic,
+) -> UploadPublic:
+    """Sign and send the commitBatch the vault asked for, from the supplier's own wallet, then
+    report it; the codes are on sale once it is mined.
+
+    Raises:
+        typer.Exit: the call is not the one the upload describes, the chain refuses it, or it
+            does not mine (the upload then waits; run the command's upload again later).
+    """
+    from backend.chaintx import encode_call
+
+    call = result.commit_call
+    root = bytes.fromhex(result.root[2:])
+    expected = encode_call(
+        "commitBatch", [result.listing_id, root, result.count, result.first_index]
+    )
+    s = connect(api, wallet, rpc_url)
+    if (
+        call is None
+        or bytes.fromhex(call.data[2:]) != expected
+        or call.to.lower() != s.escrow.address.lower()
+    ):
+        raise fail("the backend asked to sign a call other than this upload's commitBatch")
+    console.print(f"  signing commitBatch with {wallet.address} (your key stays here)")
+    try:
+        res = s.escrow.commit_batch(
+            wallet, result.listing_id, root, result.count, result.first_index
+        )
+    except KamengError as exc:
+        raise fail(
+            f"commitBatch failed ({describe_error(exc)}); the upload {result.upload_id} waits: "
+            "nothing of it is on sale"
+        ) from exc
+    try:
+        return client.submit_upload(result.upload_id, res.tx_hash)
+    except ApiError as exc:
+        raise fail(
+            f"the batch is on-chain (tx {res.tx_hash}) but reporting it failed: {exc}; "
+            "the backend finds it on-chain by itself"
+        ) from exc
 
 
 @supplier_app.command("dashboard")

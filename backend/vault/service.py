@@ -7,8 +7,23 @@ Public API (stable):
   other `VaultError` subclasses.
 - `recover_pending(session, escrow, settings, supplier=None, *, listing_id=None)
   -> list[UploadResult]`
+- `submit_signed(session, escrow, supplier, upload_id, tx_hash, settings) -> UploadResult` and
+  `settle_signed_uploads(session, escrow) -> list[UploadResult]`: uploads the supplier commits
+  with its own wallet (the backend holds no supplier key; issue 14).
 - `list_uploads(session, *, supplier=None, listing_id=None) -> list[UploadResult]`
 - `stock_counts(session, listing_id) -> dict[str, int]`
+
+A supplier that keeps its own key uploads the same way, but the backend signs nothing: the
+upload is stored ``awaiting`` (codes ``staged``, never for sale) and the answer carries the exact
+``commitBatch`` call for the supplier's wallet to sign and send. The upload becomes ``committed``
+when that call's batch is on-chain at the upload's first index, found from the transaction the
+supplier reports (`submit_signed`) or from the chain alone (`settle_signed_uploads`, which the
+delivery agent runs), so a crash or a closed browser between signing and reporting loses
+nothing. A listing has at most one upload awaiting: a second one is refused (409) until the
+first is signed, because both would name the same code indexes and the vault must hold whichever
+batch lands. A rejected signature leaves the upload awaiting (sign it later from the uploads
+list); its codes are never sold unless its batch lands, and are deleted only once the chain makes
+that impossible (another batch took its indexes).
 
 Crash recovery between the database write and the chain transaction: the upload is stored as
 ``pending`` together with the SIGNED commitBatch bytes before anything is broadcast, so after a
@@ -26,6 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +49,7 @@ from backend.chaintx import (
     SignedTx,
     account_lock,
     broadcast,
+    encode_call,
     is_known,
     mined_nonce,
     pending_nonce,
@@ -47,6 +64,7 @@ from backend.errors import (
     CommitFailed,
     NotListingOwner,
     UnknownListing,
+    UnknownUpload,
     UploadInProgress,
     UploadRejected,
 )
@@ -54,6 +72,7 @@ from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher, fingerprint
 from backend.vault.csv import ParsedCode, parse_codes
 from backend.vault.master import require_master_key
+from contracts.client import REVERTS, decode_revert
 from contracts.encoding import commitment, leaf
 from contracts.errors import ContractRevertError
 from contracts.merkle import MerkleTree
@@ -100,6 +119,21 @@ class UploadResult:
     batch_index: int | None
     tx_hash: str | None
     block_number: int | None
+    #: For an ``awaiting`` upload: the commitBatch call data for the supplier's wallet.
+    commit_data: bytes | None = None
+    #: Why it was abandoned or misplaced.
+    error: str | None = None
+
+
+#: The state of an upload the supplier commits itself, until its batch is found on-chain.
+SIGNED_BY_SUPPLIER = ("awaiting",)
+
+
+def commit_data(upload: Upload) -> bytes:
+    """The ``commitBatch`` calldata that commits `upload` at its first index."""
+    return encode_call(
+        "commitBatch", [upload.listing_id, upload.root, upload.count, upload.first_index]
+    )
 
 
 def _result(upload: Upload) -> UploadResult:
@@ -114,6 +148,8 @@ def _result(upload: Upload) -> UploadResult:
         batch_index=upload.batch_index,
         tx_hash=upload.tx_hash,
         block_number=upload.block_number,
+        commit_data=commit_data(upload) if upload.state == "awaiting" else None,
+        error=upload.error,
     )
 
 
@@ -162,9 +198,16 @@ def _commit_failed(exc: ContractRevertError) -> CommitFailed:
 
 
 def _finish_from_receipt(
-    session: Session, escrow: EscrowClient, upload: Upload, receipt: dict[str, Any]
+    session: Session,
+    escrow: EscrowClient,
+    upload: Upload,
+    receipt: dict[str, Any],
+    *,
+    quiet: bool = False,
 ) -> None:
-    """Mark an upload committed (or misplaced/abandoned) from its mined transaction."""
+    """Mark an upload committed (or misplaced/abandoned) from its mined transaction; with
+    `quiet`, a transaction holding no batch of the upload changes nothing (a supplier's report
+    of a hash is a hint, not proof)."""
     if receipt["status"] != 1:
         _abandon(
             session,
@@ -185,7 +228,8 @@ def _finish_from_receipt(
                 tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             )
             return
-    _abandon(session, upload, "the mined transaction holds no BatchCommitted for this root")
+    if not quiet:
+        _abandon(session, upload, "the mined transaction holds no BatchCommitted for this root")
 
 
 def _mark_committed(
@@ -252,7 +296,7 @@ def _find_batch(escrow: EscrowClient, upload: Upload) -> tuple[int, int] | None:
 def upload_codes(
     session: Session,
     escrow: EscrowClient,
-    supplier: LocalAccount,
+    supplier: LocalAccount | str,
     listing_id: int,
     csv_bytes: bytes,
     settings: Settings,
@@ -269,6 +313,10 @@ def upload_codes(
        ``pending`` with the root, the intended first index, the signed bytes and the codes
        (each note sealed with its code, `backend.vault.notes`).
     3. Broadcast the stored bytes, wait for the receipt, and mark the upload ``committed``.
+
+    With `supplier` an address (the backend holds no key for it), step 2 stores the upload
+    ``awaiting`` with no transaction and step 3 is the supplier's: the result's
+    ``commit_data`` is the call to sign (see the module's docstring).
 
     The session is committed by this function (after steps 2 and 3).
 
@@ -292,10 +340,11 @@ def upload_codes(
     )
     fp_key = settings.fingerprint_key_bytes
     fps = [fingerprint(fp_key, p.code) for p in parsed]
-    _reject_stock_duplicates(session, supplier.address, parsed, fps)
+    address = supplier if isinstance(supplier, str) else supplier.address
+    _reject_stock_duplicates(session, address, parsed, fps)
     # One upload per supplier at a time in this process: the listing's first free index and
     # the supplier's nonce must not change between reading them and the batch mining.
-    with account_lock(supplier.address):
+    with account_lock(address):
         return _upload_locked(
             session, escrow, supplier, listing_id, settings, progress, parsed, fps
         )
@@ -304,7 +353,7 @@ def upload_codes(
 def _upload_locked(
     session: Session,
     escrow: EscrowClient,
-    supplier: LocalAccount,
+    supplier: LocalAccount | str,
     listing_id: int,
     settings: Settings,
     progress: Progress | None,
@@ -313,18 +362,33 @@ def _upload_locked(
 ) -> UploadResult:
     total = len(parsed)
     w3 = escrow.w3
+    address = supplier if isinstance(supplier, str) else supplier.address
     with rpc_guard("reading the listing"):
         chain_id = escrow.chain.chain_id
         bind_escrow(session, chain_id, escrow.address)
         listing = read_listing(escrow, listing_id)
         if not listing.exists:
             raise UnknownListing(f"listing {listing_id} does not exist on {escrow.address}")
-        if to_checksum_address(listing.supplier) != supplier.address:
+        if to_checksum_address(listing.supplier) != address:
             raise NotListingOwner(
-                f"listing {listing_id} belongs to {listing.supplier}, not {supplier.address}"
+                f"listing {listing_id} belongs to {listing.supplier}, not {address}"
             )
+        for waiting in settle_signed_uploads(session, escrow, listing_id=listing_id):
+            if waiting.state == "awaiting":
+                raise UploadInProgress(
+                    f"upload {waiting.upload_id} to listing {listing_id} is waiting for your "
+                    "wallet to sign its commitBatch (see your uploads): sign it first, so that "
+                    "the vault holds whichever batch lands at those code indexes"
+                )
+            listing = read_listing(escrow, listing_id)
         if _pending_for_listing(session, listing_id):
-            recover_pending(session, escrow, settings, supplier, listing_id=listing_id)
+            recover_pending(
+                session,
+                escrow,
+                settings,
+                None if isinstance(supplier, str) else supplier,
+                listing_id=listing_id,
+            )
             if _pending_for_listing(session, listing_id):
                 raise UploadInProgress(
                     f"an earlier upload to listing {listing_id} is still waiting for its "
@@ -341,31 +405,34 @@ def _upload_locked(
     commitments = [commitment(s, p.code) for s, p in zip(salts, parsed, strict=True)]
     tree = MerkleTree([leaf(first_index + j, c) for j, c in enumerate(commitments)])
 
+    signed: SignedTx | None = None
     with rpc_guard("preparing the commitBatch transaction"):
-        nonce = pending_nonce(w3, supplier.address)
         try:
-            signed = sign_call(
-                escrow,
-                supplier,
-                "commitBatch",
-                [listing_id, tree.root, total, first_index],
-                nonce=nonce,
-                chain_id=chain_id,
-            )
+            if isinstance(supplier, str):
+                _simulate_commit(escrow, supplier, [listing_id, tree.root, total, first_index])
+            else:
+                signed = sign_call(
+                    escrow,
+                    supplier,
+                    "commitBatch",
+                    [listing_id, tree.root, total, first_index],
+                    nonce=pending_nonce(w3, supplier.address),
+                    chain_id=chain_id,
+                )
         except ContractRevertError as exc:
             session.rollback()
             raise _commit_failed(exc) from exc
 
     upload = Upload(
-        supplier=supplier.address,
+        supplier=address,
         listing_id=listing_id,
         first_index=first_index,
         count=total,
         root=tree.root,
-        state="pending",
-        tx_nonce=signed.nonce,
-        tx_hash=signed.tx_hash,
-        raw_tx=signed.raw,
+        state="pending" if signed is not None else "awaiting",
+        tx_nonce=signed.nonce if signed is not None else None,
+        tx_hash=signed.tx_hash if signed is not None else None,
+        raw_tx=signed.raw if signed is not None else None,
     )
     session.add(upload)
     session.flush()
@@ -376,7 +443,7 @@ def _upload_locked(
         rows.append(
             {
                 "upload_id": upload.id,
-                "supplier": supplier.address,
+                "supplier": address,
                 "listing_id": listing_id,
                 "code_index": index,
                 "commitment": com,
@@ -398,12 +465,20 @@ def _upload_locked(
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        _reject_stock_duplicates(session, supplier.address, parsed, fps)
+        _reject_stock_duplicates(session, address, parsed, fps)
         raise UploadInProgress(
             f"another upload to listing {listing_id} took the same indexes at the same time; retry"
         ) from exc
     if progress is not None:
         progress(total, total)
+    if signed is None:
+        log.info(
+            "upload %s: %d codes for listing %s stored, awaiting the supplier's commitBatch",
+            upload.id,
+            total,
+            listing_id,
+        )
+        return _result(upload)
     log.info(
         "upload %s: %d codes for listing %s stored, commitBatch %s signed",
         upload.id,
@@ -413,8 +488,108 @@ def _upload_locked(
     )
 
     _send_and_finish(session, escrow, upload, signed, settings)
-    escrow.tx.reset_nonce(supplier.address)
+    escrow.tx.reset_nonce(address)
     return _result(upload)
+
+
+def _simulate_commit(escrow: EscrowClient, supplier: str, args: list[Any]) -> None:
+    """Dry-run the supplier's ``commitBatch`` (from its address, nothing signed).
+
+    Raises:
+        ContractRevertError: the chain would refuse it.
+    """
+    try:
+        escrow.w3.eth.call(
+            {
+                "from": to_checksum_address(supplier),
+                "to": to_checksum_address(escrow.address),
+                "data": HexBytes(encode_call("commitBatch", args)),
+            }
+        )
+    except REVERTS as exc:
+        decoded = decode_revert(exc)
+        if isinstance(decoded, ContractRevertError):
+            raise decoded from exc
+        raise
+
+
+def submit_signed(
+    session: Session,
+    escrow: EscrowClient,
+    supplier: str,
+    upload_id: int,
+    tx_hash: str | None,
+    settings: Settings,
+) -> UploadResult:
+    """Record the supplier's own commitBatch for an upload and finish it once mined.
+
+    Waits up to ``commit_wait_seconds`` for the receipt; an upload whose transaction is not
+    mined yet stays ``awaiting`` (call again, or let `settle_signed_uploads` finish it).
+
+    Raises:
+        UnknownUpload: no upload `upload_id` of this supplier.
+        ChainUnavailable: the node did not answer (nothing changed).
+    """
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.supplier != to_checksum_address(supplier):
+        raise UnknownUpload(f"no upload {upload_id} of {supplier}")
+    if upload.state not in SIGNED_BY_SUPPLIER:
+        return _result(upload)
+    with rpc_guard("reading the commitBatch transaction"):
+        if tx_hash is not None:
+            receipt = wait_receipt(escrow.w3, tx_hash, settings.commit_wait_seconds)
+            if receipt is not None and receipt["status"] == 1:
+                _finish_from_receipt(session, escrow, upload, receipt, quiet=True)
+        if upload.state in SIGNED_BY_SUPPLIER:
+            _settle_signed(session, escrow, upload)
+        session.commit()
+    return _result(upload)
+
+
+def settle_signed_uploads(
+    session: Session, escrow: EscrowClient, *, listing_id: int | None = None
+) -> list[UploadResult]:
+    """Finish uploads the supplier commits itself from the chain alone: ``committed`` where
+    their batch landed at their first index; their codes deleted where another batch took
+    those indexes; left as they are while both are still possible. Commits the session.
+
+    Raises:
+        ChainUnavailable: the node did not answer (nothing changed).
+    """
+    query = select(Upload).where(Upload.state.in_(SIGNED_BY_SUPPLIER)).order_by(Upload.id)
+    if listing_id is not None:
+        query = query.where(Upload.listing_id == listing_id)
+    out: list[UploadResult] = []
+    with rpc_guard("checking uploads the suppliers commit"):
+        for upload in session.execute(query).scalars().all():
+            _settle_signed(session, escrow, upload)
+            out.append(_result(upload))
+        session.commit()
+    return out
+
+
+def _settle_signed(session: Session, escrow: EscrowClient, upload: Upload) -> None:
+    listing = read_listing(escrow, upload.listing_id)
+    if listing.committed <= upload.first_index:
+        return  # nothing took its indexes yet: its call may still land
+    found = _find_batch(escrow, upload)
+    if found is not None:
+        batch_index, first = found
+        _mark_committed(
+            session,
+            upload,
+            batch_index=batch_index,
+            first_index=first,
+            block_number=int(escrow.w3.eth.block_number),
+            tx_hash=None,
+        )
+        return
+    _abandon(
+        session,
+        upload,
+        "another batch was committed at this upload's code indexes before its commitBatch was "
+        "signed and mined; its codes were never on sale, upload them again",
+    )
 
 
 def _pending_for_listing(session: Session, listing_id: int) -> bool:

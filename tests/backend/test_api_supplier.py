@@ -125,7 +125,8 @@ def test_upload_refusals_say_what_to_fix(served: Served) -> None:
     stranger = served.client(served.dev.buyers[0])
     with pytest.raises(ApiError) as err:
         stranger.upload_codes(served.dev.listing_id, b"A-CODE-3\n")
-    assert err.value.status == 403 and "no signing key" in err.value.detail
+    # Not the listing's supplier: refused before anything is stored.
+    assert err.value.status == 403 and "belongs to" in err.value.detail
     response = httpx.post(url, content=b"A-CODE-4\n", headers={"Content-Type": "text/csv"})
     assert response.status_code == 401
 

@@ -3,7 +3,8 @@
 On anvil, from the CLI as an operator would: keystores (`kameng keys`), `kameng deploy` with a
 separate account per role and a manifest, a licence granted by the rights admin with its
 attestation document (`kameng admin`), `kameng serve` in production mode reading the manifest
-(no escrow address typed), a supplier onboarded with its keystore, an order bought and then
+(no escrow address typed, no supplier key on the server), a supplier onboarded with its
+keystore (its own wallet commits its codes' batch), an order bought and then
 settled by the keeper with nobody clicking. Bad input on the way gets one clear line and changes
 nothing: a wrong password, the admin acting without the rights-admin role, a manifest of
 another chain, a node that is down.
@@ -141,9 +142,8 @@ def test_an_operator_opens_a_marketplace_with_kameng_commands(
     assert wrong_chain.exit_code == 2 and "the manifest is for chain" in wrong_chain.output
     assert not (tmp_path / "x.db").exists()
 
-    # Serve in production mode, finding the escrow through the manifest alone.
-    supplier_key = tmp_path / "supplier.key"
-    supplier_key.write_text("0x" + bytes(supplier.key).hex())
+    # Serve in production mode, finding the escrow through the manifest alone, holding no
+    # supplier's key: the supplier's own keystore signs its commitBatch.
     serve_env = {
         **ops,
         "KAMENG_ENVIRONMENT": "production",
@@ -155,7 +155,7 @@ def test_an_operator_opens_a_marketplace_with_kameng_commands(
         "KAMENG_KEEPER_POLL_SECONDS": "0.2",
     }
     args = ["--port", str(free_port()), "--database-url", f"sqlite:///{tmp_path / 'k.db'}",
-            "--supplier-key-file", str(supplier_key), "--single-process"]  # fmt: skip
+            "--single-process"]  # fmt: skip
     with kameng_serve(args, env=serve_env, cwd=tmp_path) as (url, _proc):
         api = KamengClient(url)
         assert api.chain_info().escrow == escrow.address
@@ -175,6 +175,7 @@ def test_an_operator_opens_a_marketplace_with_kameng_commands(
         csv.write_bytes(b"code\n" + b"\n".join(demo_codes(5)))
         uploaded = kameng(sup, "supplier", "upload", str(listing_id), str(csv))
         assert uploaded.exit_code == 0, uploaded.output
+        assert "your key stays here" in uploaded.output and "(committed)" in uploaded.output
         poll("the stock on sale", lambda: api.listing(listing_id).stock == 5)
 
         bought = kameng({**ops, "KAMENG_API_URL": url, "KAMENG_KEYSTORE": "buyer"},

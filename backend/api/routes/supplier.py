@@ -7,9 +7,9 @@ import queue
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from backend import models as vault_models
 from backend.api import queries
 from backend.api.convert import state_name
 from backend.api.deps import (
+    SQL_BIGINT_MAX,
     AppContext,
     ContextDep,
     CurrentWallet,
@@ -26,23 +27,33 @@ from backend.api.deps import (
     OrderStates,
     PageLimit,
     SessionDep,
+    UploadIdPath,
+    int_range,
     read_body_capped,
 )
-from backend.api.errors import ApiError, Forbidden, describe
+from backend.api.errors import ApiError, describe
 from backend.api.routes.buyer import orders_public
 from backend.schemas import (
     BondPublic,
+    CommitCallPublic,
     ErrorPublic,
     ListingStockPublic,
     OrderPublic,
     SettlementPublic,
     SettlementSummaryPublic,
+    SubmittedUpload,
     SupplierDashboardPublic,
     TokenAmount,
     UploadErrorPublic,
     UploadPublic,
 )
-from backend.vault.service import Progress, UploadResult, upload_codes
+from backend.vault.service import (
+    Progress,
+    UploadResult,
+    list_uploads,
+    submit_signed,
+    upload_codes,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -175,9 +186,18 @@ def due_orders(
     return orders_public(ctx, session, rows)
 
 
-def upload_public(result: UploadResult) -> UploadPublic:
+def upload_public(ctx: AppContext, result: UploadResult) -> UploadPublic:
     """The answer to an accepted upload."""
+    call = None
+    if result.commit_data is not None:
+        call = CommitCallPublic(
+            chain_id=ctx.auth.chain_id,
+            from_address=result.supplier,
+            to=ctx.escrow.address,
+            data="0x" + result.commit_data.hex(),
+        )
     return UploadPublic(
+        upload_id=result.upload_id,
         listing_id=result.listing_id,
         count=result.count,
         first_index=result.first_index,
@@ -185,12 +205,14 @@ def upload_public(result: UploadResult) -> UploadPublic:
         root="0x" + result.root.hex(),
         tx_hash=result.tx_hash,
         state=result.state,
+        commit_call=call,
+        error=result.error,
     )
 
 
 def _run_upload(
     ctx: AppContext,
-    supplier: LocalAccount,
+    supplier: LocalAccount | str,
     listing_id: int,
     body: bytes,
     progress: Progress | None = None,
@@ -260,23 +282,73 @@ async def upload(
             f"(got {kind or 'no content type'!r})",
             status=415,
         )
-    supplier = ctx.suppliers.get(wallet.address)
-    if supplier is None:
-        raise Forbidden(
-            f"this backend holds no signing key for supplier {wallet.address}, so it cannot "
-            "commit a batch for it: upload to the backend your supplier account runs "
-            "(`kameng serve --supplier-key-file ...`)"
-        )
+    # A supplier that keeps its own key (the default) signs the commitBatch itself; a
+    # development backend given the key (`--supplier-key-file`) commits for it.
+    supplier: LocalAccount | str = ctx.suppliers.get(wallet.address) or wallet.address
     cap = int(ctx.settings.max_upload_bytes)
     body = await read_body_capped(request, cap)
     if NDJSON not in request.headers.get("accept", ""):
         result = await run_in_threadpool(_run_upload, ctx, supplier, listing_id, body)
-        return upload_public(result)
+        return upload_public(ctx, result)
     return await _streamed_upload(ctx, supplier, listing_id, body)
 
 
+@router.post(
+    "/uploads/{upload_id}/submitted",
+    response_model=UploadPublic,
+    responses={**_AUTH_ERRORS, 404: {"model": ErrorPublic, "description": "No such upload."}},
+)
+async def upload_submitted(
+    upload_id: UploadIdPath,
+    report: SubmittedUpload,
+    ctx: ContextDep,
+    wallet: CurrentWallet,
+) -> UploadPublic:
+    """Report the commitBatch transaction the supplier's wallet sent for an `awaiting` upload.
+
+    Waits briefly for it to mine; the upload is `committed` (its codes on sale) once its batch
+    is on-chain. A hash that holds no batch of this upload changes nothing, and the chain is
+    checked either way, so a lost report is harmless: the delivery agent finishes uploads from
+    the chain alone.
+    """
+
+    def work() -> UploadResult:
+        with ctx.session_factory() as session:
+            return submit_signed(
+                session, ctx.escrow, wallet.address, upload_id, report.tx_hash, ctx.settings
+            )
+
+    return upload_public(ctx, await run_in_threadpool(work))
+
+
+@router.get(
+    "/uploads",
+    response_model=list[UploadPublic],
+    responses={**_AUTH_ERRORS},
+)
+async def my_uploads(
+    ctx: ContextDep,
+    wallet: CurrentWallet,
+    listing_id: Annotated[
+        int | None,
+        Query(
+            description="Only this listing's uploads.",
+            json_schema_extra={"minimum": 1, "maximum": SQL_BIGINT_MAX},
+        ),
+        int_range(1, SQL_BIGINT_MAX),
+    ] = None,
+) -> list[UploadPublic]:
+    """The supplier's uploads, newest first (an `awaiting` one carries its `commit_call`)."""
+
+    def work() -> list[UploadResult]:
+        with ctx.session_factory() as session:
+            return list_uploads(session, supplier=wallet.address, listing_id=listing_id)[:100]
+
+    return [upload_public(ctx, r) for r in await run_in_threadpool(work)]
+
+
 async def _streamed_upload(
-    ctx: AppContext, supplier: LocalAccount, listing_id: int, body: bytes
+    ctx: AppContext, supplier: LocalAccount | str, listing_id: int, body: bytes
 ) -> JSONResponse | StreamingResponse:
     """Run the upload in a thread and stream its progress as NDJSON once validation passed.
 
@@ -305,7 +377,7 @@ async def _streamed_upload(
     if kind == "error":
         raise value
     if kind == "result":
-        return JSONResponse(upload_public(value).model_dump(mode="json"))
+        return JSONResponse(upload_public(ctx, value).model_dump(mode="json"))
 
     async def lines() -> AsyncIterator[bytes]:
         item: tuple[str, Any] = (kind, value)
@@ -315,7 +387,7 @@ async def _streamed_upload(
                 yield (json.dumps({"progress": {"done": v[0], "total": v[1]}}) + "\n").encode()
             elif k == "result":
                 yield (
-                    json.dumps({"result": upload_public(v).model_dump(mode="json")}) + "\n"
+                    json.dumps({"result": upload_public(ctx, v).model_dump(mode="json")}) + "\n"
                 ).encode()
                 return
             else:
