@@ -369,6 +369,11 @@ class KamengClient:
         params = {"state": states} if states else None
         return self._get_list(OrderPublic, "/supplier/orders", params=params)
 
+    def due_orders(self, *, limit: int = 500) -> list[OrderPublic]:
+        """The signed-in supplier's delivered orders past their dispute window, earliest
+        deadline first, with the Order fields ``settle`` takes."""
+        return self._get_list(OrderPublic, "/supplier/orders/due", params={"limit": limit})
+
     def uploads(self, *, listing_id: int | None = None) -> list[UploadPublic]:
         """The signed-in supplier's uploads, newest first."""
         params = {"listing_id": listing_id} if listing_id is not None else None

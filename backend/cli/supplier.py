@@ -184,6 +184,13 @@ def dashboard(
     console.print(
         "orders: " + (", ".join(f"{k} {v}" for k, v in d.orders_by_state.items()) or "none")
     )
+    for m in d.settlement:
+        console.print(
+            f"settled {_wei(m.settled)} ({m.settled_orders} orders); due now {_wei(m.due)} "
+            f"({m.due_orders}: `kameng supplier settle` or the keeper pays them); in the "
+            f"dispute window {_wei(m.in_window)} ({m.in_window_orders})",
+            soft_wrap=True,
+        )
     table = Table(
         "listing", "price (wei)", "committed", "sold", "stock", "vault", "alert", title="stock"
     )
@@ -325,14 +332,20 @@ def settle(
 ) -> None:
     """Settle your delivered orders whose dispute window has closed, now (the keeper does it on
     its own too): you are paid without waiting for the buyers."""
-    from contracts.encoding import Order, OrderState
+    from contracts.encoding import Order
 
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         s.api.sign_in(s.wallet)
-        rows = s.api.supplier_orders(states=[int(OrderState.DELIVERED)])
         now = s.escrow.chain.timestamp()
-        due = [(int(r.order_id), Order.from_record(r)) for r in rows if int(r.deadline) < now]
+        # Due by the mirror, still due on-chain (the stored hash matches: nobody settled it
+        # since), and past the window by the chain's own clock.
+        due = [
+            (int(r.order_id), order)
+            for r in s.api.due_orders()
+            if int(r.deadline) < now
+            and s.escrow.order_matches(int(r.order_id), order := Order.from_record(r))
+        ]
         if not due:
             console.print("nothing to settle: no delivered order of yours is past its window")
             return

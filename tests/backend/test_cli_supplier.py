@@ -95,6 +95,8 @@ def test_settle_now_pays_the_supplier_for_orders_past_their_window(
     ]
     served.runtime.chain.travel_to(max(o.deadline for o in orders) + 1)
     served.wait_indexed()
+    code, out = kameng(served, served.dev.supplier, "dashboard", tmp=tmp_path)
+    assert code == 0 and "due now" in out and "(2: `kameng supplier settle`" in out, out
     code, out = kameng(served, served.dev.supplier, "settle", tmp=tmp_path)
     assert code == 0 and "settled 2 order(s)" in out, out
     served.wait_indexed()
