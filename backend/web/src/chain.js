@@ -274,6 +274,8 @@ const REVERTS = {
   EscrowDeadlineNotReached: (a) => `Too early: this is possible after ${time(a[1])}.`,
   EscrowBadBps: (a) => `A percentage is out of range (${a[0]} basis points).`,
   EscrowBadArgument: (a) => `Bad value for ${a[0]}.`,
+  EscrowBatchOutOfOrder: (a) =>
+    `Listing ${a[0]} already holds ${a[2]} committed codes, so a batch starting at index ${a[1]} no longer fits; reload the page.`,
   EscrowNothingToWithdraw: () => "There is nothing to withdraw.",
   EscrowTokenNotAllowed: () => "That payment token is not accepted by the platform.",
   EscrowArbiterIsParty: () => "An arbiter cannot rule on an order it bought or sold.",

@@ -1,6 +1,6 @@
 // The connected wallet: an injected EIP-1193 wallet (MetaMask and the like), or, on the embedded
 // development chain only, a local development wallet whose key lives in this browser.
-import { createWalletClient, custom, getAddress, http, parseEther, toHex } from "viem";
+import { createWalletClient, custom, decodeFunctionData, getAddress, http, parseEther, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { ESCROW_ABI, decodeLogs, explain, net, userError } from "./chain.js";
 
@@ -298,6 +298,34 @@ export async function sendEscrow(
   onSent?.(hash);
   const receipt = await waitForReceipt(hash);
   changed(); // balances moved
+  if (receipt.status !== "success") throw userError(`The transaction ${hash} reverted on-chain.`);
+  return { hash, receipt, events: decodeLogs(receipt.logs) };
+}
+
+/**
+ * Send a transaction the server prepared (`{to, data}`, such as an upload's `commit_call`) exactly
+ * as given, from the connected wallet: dry-run it first (its calldata decoded with `abi`, so a
+ * revert is explained before anything is signed), send, and wait for the receipt.
+ *
+ * @returns {{hash, receipt, events}}
+ */
+export async function sendPrepared({ to, data }, { onSent, abi = ESCROW_ABI } = {}) {
+  await requireWallet();
+  try {
+    const { functionName, args } = decodeFunctionData({ abi, data });
+    await net.client.simulateContract({ account: wallet.account, address: to, abi, functionName, args });
+  } catch (err) {
+    throw explain(err);
+  }
+  let hash;
+  try {
+    hash = await wallet.client.sendTransaction({ account: wallet.account, chain: net.chain, to, data });
+  } catch (err) {
+    throw explain(err);
+  }
+  onSent?.(hash);
+  const receipt = await waitForReceipt(hash);
+  changed();
   if (receipt.status !== "success") throw userError(`The transaction ${hash} reverted on-chain.`);
   return { hash, receipt, events: decodeLogs(receipt.logs) };
 }

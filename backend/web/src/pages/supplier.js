@@ -1,9 +1,10 @@
 // The supplier dashboard: bond, escrow and balances with withdraw, what is settled, due now and
 // still in the dispute window (with a button to settle the due orders now), low-stock warnings,
-// orders by state, a sales chart, CSV uploads with progress and per-line errors, and listings to
-// open, restock, reprice and close.
-import { parseEther, toEventSelector, toHex } from "viem";
-import { ApiError, get, uploadCodes } from "../api.js";
+// orders by state, a sales chart, CSV uploads with progress and per-line errors (signed by the
+// supplier's own wallet when the server holds no key for it, with the uploads still waiting for
+// that signature), and listings to open, restock, reprice and close.
+import { decodeFunctionData, isAddressEqual, parseEther, toEventSelector, toHex } from "viem";
+import { ApiError, get, post, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
 import {
   ESCROW_ABI,
@@ -23,7 +24,7 @@ import { chainNumber, humanize, keccakText, plural, product, short, txLink, when
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
-import { sendEscrow, wallet } from "../wallet.js";
+import { sendEscrow, sendPrepared, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
 
 const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
@@ -216,6 +217,218 @@ function settlementCard(onDone) {
   return card;
 }
 
+/** Where uploads waiting for the supplier's signature are listed (the card's heading). */
+const WAITING = "Waiting for your signature";
+
+/** Uploads whose commitment this page is signing now (by id), so no button signs one twice. */
+const signing = new Set();
+/** Called whenever `signing` changes (the waiting list redraws its buttons). */
+const signingWatchers = new Set();
+function setSigning(uploadId, on) {
+  if (on) signing.add(uploadId);
+  else signing.delete(uploadId);
+  for (const fn of signingWatchers) fn();
+}
+
+const indexes = (u) => `indexes ${u.first_index}–${u.first_index + u.count - 1}`;
+
+/**
+ * Check an awaiting upload's `commit_call` before the wallet sees it: the escrow's commitBatch of
+ * exactly this upload (listing, root, count, first index), on this chain, from the connected
+ * wallet. Throws a user error saying what is wrong; nothing is signed then.
+ */
+function checkCommitCall(u) {
+  const call = u.commit_call;
+  if (!call) throw userError(`Upload #${u.upload_id} has no transaction to sign any more; reload the page.`);
+  if (Number(call.chain_id) !== net.chainId)
+    throw userError(
+      `Upload #${u.upload_id} is to be committed on chain ${call.chain_id}, but this server runs on chain ${net.chainId}. Nothing was signed; reload the page.`,
+    );
+  if (!wallet.address || !isAddressEqual(call.from_address, wallet.address))
+    throw userError(
+      `Upload #${u.upload_id} must be signed by ${short(call.from_address)}, the listing's supplier, but the connected wallet is ${wallet.address ? short(wallet.address) : "none"}. Nothing was signed: connect ${short(call.from_address)} and press "Sign now" under "${WAITING}".`,
+    );
+  if (!isAddressEqual(call.to, net.escrow))
+    throw userError(
+      `The server asked to send the commitment of upload #${u.upload_id} to ${call.to}, which is not the escrow (${net.escrow}). Nothing was signed; reload the page, and tell the platform if it happens again.`,
+    );
+  let decoded = null;
+  try {
+    decoded = decodeFunctionData({ abi: ESCROW_ABI, data: call.data });
+  } catch {
+    // not an escrow call at all: refused below
+  }
+  const [listingId, root, count, firstIndex] = decoded?.args ?? [];
+  if (
+    decoded?.functionName !== "commitBatch" ||
+    BigInt(listingId) !== BigInt(u.listing_id) ||
+    String(root).toLowerCase() !== String(u.root).toLowerCase() ||
+    BigInt(count) !== BigInt(u.count) ||
+    BigInt(firstIndex) !== BigInt(u.first_index)
+  )
+    throw userError(
+      `The transaction the server handed over is not the commitment of upload #${u.upload_id} (${plural(u.count, "code")} for listing #${u.listing_id}). Nothing was signed; reload the page, and tell the platform if it happens again.`,
+    );
+}
+
+/** Say where an upload's signature went (`done`: the server's UploadPublic after the report). */
+function showSigned(slot, done, tx) {
+  if (done.state === "committed") {
+    slot.show(
+      "ok",
+      `Committed ${done.count} codes to listing #${done.listing_id} as batch ${done.batch_index} (${indexes(done)}). They are on sale now.`,
+      h("span", null, "Merkle root ", h("span", { class: "mono" }, short(done.root, 10, 6)), " · ", tx),
+    );
+  } else if (done.state === "abandoned") {
+    slot.show(
+      "error",
+      `Upload #${done.upload_id} was dropped and its ${plural(done.count, "code")} deleted, never on sale: ${done.error || "another batch took its code indexes"}. Upload those codes again.`,
+      tx,
+    );
+  } else {
+    slot.show(
+      "info",
+      `Your commitment of ${plural(done.count, "code")} was sent, but kameng has not found its batch on-chain yet. Nothing more to sign: press "Sign now" under "${WAITING}" in a minute and it checks the chain again, without a new signature.`,
+      tx,
+    );
+  }
+}
+
+/**
+ * Have the connected wallet sign and send an awaiting upload's commitBatch (`u.commit_call`,
+ * exactly as the server prepared it), then report the transaction so the codes go on sale.
+ * Progress goes into `slot`; a refusal or failure throws a user error saying nothing is on sale.
+ */
+async function signUpload(u, slot) {
+  const codes = plural(u.count, "code");
+  const notOnSale = `Nothing is on sale: your ${codes} are stored encrypted in upload #${u.upload_id} and wait under "${WAITING}" on this page; press "Sign now" there when you are ready.`;
+  if (signing.has(u.upload_id)) throw userError(`Upload #${u.upload_id} is being signed already; see your wallet.`);
+  setSigning(u.upload_id, true);
+  try {
+    try {
+      checkCommitCall(u);
+    } catch (err) {
+      throw userError(`${err.userMessage} ${notOnSale}`);
+    }
+    slot.show("info", `Sign the commitment of ${codes} in your wallet… — your key never leaves your wallet.`);
+    let r;
+    try {
+      r = await sendPrepared(u.commit_call, {
+        onSent: (hash) => slot.show("info", `Commitment of ${codes} sent; waiting for it to be mined…`, txLink(hash)),
+      });
+    } catch (raw) {
+      const err = explain(raw);
+      throw userError(`${err.userMessage} ${notOnSale}`, null, { rejected: err.rejected });
+    }
+    const tx = txLink(r.hash, Number(r.receipt.blockNumber));
+    slot.show("info", `Committed on-chain; telling kameng to put the ${codes} on sale…`, tx);
+    let done;
+    try {
+      done = await post(`/supplier/uploads/${u.upload_id}/submitted`, { tx_hash: r.hash }, { auth: true });
+    } catch (raw) {
+      const err = explain(raw);
+      throw userError(
+        `Your commitment is on-chain, but telling kameng failed: ${err.userMessage} Nothing more to sign: once the server answers again, press "Sign now" under "${WAITING}" and it finds the batch on-chain without a new signature.`,
+        tx,
+      );
+    }
+    showSigned(slot, done, tx);
+    return done;
+  } finally {
+    setSigning(u.upload_id, false);
+  }
+}
+
+/**
+ * The uploads stored but not on sale until the supplier's wallet signs their commitment, each with
+ * a "Sign now" button. Hidden while there are none (and no message to show). It stays in place
+ * while the dashboard refreshes (`update`), so a signature's progress is never redrawn away.
+ */
+function waitingCard(onDone) {
+  const rows = h("tbody");
+  const slot = messageSlot({ "data-test": "waiting-message" });
+  const empty = h("p", { class: "muted", hidden: true }, "Nothing is waiting for your signature.");
+  const table = h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "small stack-sm", "data-test": "waiting-uploads" },
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          ["Upload", "Listing", "Codes", "Merkle root", ""].map((t) => h("th", null, t)),
+        ),
+      ),
+      rows,
+    ),
+  );
+  const card = h(
+    "div",
+    { class: "card", id: "waiting", "data-test": "waiting", hidden: true },
+    h("h2", null, WAITING),
+    h(
+      "p",
+      { class: "small muted" },
+      "These codes are stored encrypted but not on sale: your wallet has not signed their commitment on-chain yet. Sign it to put them on sale; your key never leaves your wallet. A listing takes no new upload while one waits here.",
+    ),
+    table,
+    empty,
+    slot,
+  );
+  let last = [];
+  const draw = () => {
+    replace(
+      rows,
+      last.map((u) => {
+        const btn = h(
+          "button",
+          { class: "btn small", "data-test": "sign-upload", disabled: signing.has(u.upload_id) },
+          signing.has(u.upload_id) ? "Signing…" : "Sign now",
+        );
+        btn.addEventListener("click", async () => {
+          await busy(btn, slot, async () => {
+            // Its batch may have landed already (a report that never arrived): ask first.
+            const now = await post(`/supplier/uploads/${u.upload_id}/submitted`, {}, { auth: true });
+            if (now.state !== "awaiting") showSigned(slot, now, now.tx_hash ? txLink(now.tx_hash) : null);
+            else await signUpload(now, slot);
+          });
+          onDone?.();
+        });
+        return h(
+          "tr",
+          { "data-test": "waiting-upload", "data-upload": u.upload_id },
+          h("td", { "data-label": "Upload" }, `#${u.upload_id}`),
+          h("td", { "data-label": "Listing" }, `#${u.listing_id}`),
+          h("td", { "data-label": "Codes", class: "num" }, `${u.count} (${indexes(u)})`),
+          h("td", { "data-label": "Merkle root", class: "mono" }, short(u.root, 10, 6)),
+          h("td", { "data-label": "" }, btn),
+        );
+      }),
+    );
+    table.hidden = !last.length;
+    empty.hidden = last.length > 0;
+    card.hidden = !last.length && !slot.hasChildNodes();
+  };
+  let mounted = false;
+  const watch = () => {
+    if (card.isConnected) {
+      mounted = true;
+      draw();
+    } else if (mounted) signingWatchers.delete(watch); // the page was left
+  };
+  signingWatchers.add(watch);
+  /** Show the supplier's uploads (GET /supplier/uploads) that wait for its signature. */
+  card.update = (uploads) => {
+    last = uploads.filter((u) => u.state === "awaiting");
+    draw();
+  };
+  return card;
+}
+
 /** The upload card: pick a listing and a CSV, watch progress, see bad lines. */
 function uploadCard(onDone) {
   const select = h(
@@ -244,6 +457,28 @@ function uploadCard(onDone) {
         });
         bar.style.width = "100%";
         progressText.textContent = "";
+        if (r.state === "awaiting") {
+          // The server holds no key for this supplier: the codes are stored, not on sale, until
+          // this wallet signs their commitBatch.
+          file.value = "";
+          onDone?.();
+          try {
+            await signUpload(r, slot);
+          } finally {
+            onDone?.();
+          }
+          return;
+        }
+        if (r.state !== "committed") {
+          slot.show(
+            "info",
+            `Stored ${r.count} codes for listing #${r.listing_id}; their commitment is not confirmed on-chain yet. They go on sale once it is: the dashboard updates by itself.`,
+            r.tx_hash ? txLink(r.tx_hash) : null,
+          );
+          file.value = "";
+          onDone?.();
+          return;
+        }
         slot.show(
           "ok",
           `Committed ${r.count} codes to listing #${r.listing_id} as batch ${r.batch_index} (indexes ${r.first_index}–${r.first_index + r.count - 1}).`,
@@ -254,6 +489,17 @@ function uploadCard(onDone) {
       } catch (err) {
         progress.hidden = true;
         progressText.textContent = "";
+        if (err instanceof ApiError && err.status === 409) {
+          // One upload at a time per listing: is one waiting for this wallet's signature?
+          const uploads = await get(`/supplier/uploads?listing_id=${select.value}`, { auth: true }).catch(() => []);
+          const waiting = uploads.find((u) => u.state === "awaiting");
+          if (waiting) {
+            onDone?.();
+            throw userError(
+              `Nothing from ${f.name} was stored: upload #${waiting.upload_id} (${plural(waiting.count, "code")}) to listing #${waiting.listing_id} still waits for your wallet to sign its commitment, and a listing takes one upload at a time. Press "Sign now" for it under "${WAITING}" on this page, then upload ${f.name} again.`,
+            );
+          }
+        }
         if (err instanceof ApiError && Array.isArray(err.errors) && err.errors.length) {
           replace(
             slot,
@@ -300,7 +546,7 @@ function uploadCard(onDone) {
     h(
       "p",
       { class: "small muted" },
-      "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing.",
+      "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing. Your wallet signs that commitment (your key never leaves it); the codes go on sale once it is on-chain.",
     ),
     field("Listing", select),
     field("CSV file", file),
@@ -498,7 +744,7 @@ function bondCard(currentBond, onDone) {
 
 /** Everything the dashboard shows, fetched in one go. */
 async function loadDashboard() {
-  const [dash, orders, listingsFull, ledger] = await Promise.all([
+  const [dash, orders, listingsFull, ledger, uploads] = await Promise.all([
     get("/supplier/dashboard", { auth: true }),
     get("/supplier/orders?limit=1000", { auth: true }),
     Promise.all(
@@ -507,6 +753,7 @@ async function loadDashboard() {
       ),
     ).then((x) => x.flat()),
     ledgerEvents(wallet.address).catch(() => []),
+    get("/supplier/uploads", { auth: true }),
   ]);
   const tokens = [ZERO_ADDRESS, ...orders.map((o) => o.token), ...dash.settlement.map((s) => s.token)];
   await Promise.all([...new Set(tokens)].map(tokenInfo));
@@ -517,7 +764,7 @@ async function loadDashboard() {
     name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}`,
     lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
   }));
-  return { dash, orders, listings, ledger };
+  return { dash, orders, listings, ledger, uploads };
 }
 
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
@@ -755,10 +1002,12 @@ export async function supplierPage(ctx) {
   let refresh = () => {};
   const upload = uploadCard(() => refresh());
   const settlement = settlementCard(() => refresh());
+  const waiting = waitingCard(() => refresh());
   const show = () => {
     replace(live, liveView(data, { wslot, refresh: () => refresh() }));
     upload.setListings(data.listings);
     settlement.update(data.dash);
+    waiting.update(data.uploads);
   };
   show();
   // Redraw when the figures change, not on every new block (chain_time).
@@ -795,6 +1044,7 @@ export async function supplierPage(ctx) {
     wslot,
     settlement,
     live,
+    waiting,
     h(
       "div",
       { class: "cols" },
