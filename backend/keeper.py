@@ -15,9 +15,9 @@ in the meantime (``SettlementSkipped``), so no gas is spent twice on one order. 
 restarts from the gateway's table: what was signed is sent again byte for byte, what was queued
 is signed, and due orders not in either are queued afresh.
 
-Exactly one keeper acts at a time: on PostgreSQL `run_forever` holds a session-level advisory
-lock (as the indexer's writer does) and a second keeper stands by until the first one's
-session ends; on SQLite, run one.
+Exactly one keeper acts at a time (`backend.election`): on PostgreSQL `run_forever` holds a
+session-level advisory lock (as the indexer's writer does) and a second keeper stands by until
+the first one's session ends; on SQLite, run one.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, func, select
 
 from backend.chaintx import encode_call
+from backend.election import Seat
 from backend.gateway.gateway import Gateway, busy_subjects, enqueue
 from contracts.encoding import Order, OrderState
 
@@ -80,10 +81,8 @@ class Keeper:
         self.sender = sender
         self.escrow = escrow
         self.batch_size = batch_size
-        #: Whether `run_forever` holds the keeper's lock and acts (False while standing by).
-        self.active = False
-        #: Whether `run_forever` found another keeper active and waits for its lock.
-        self.standing_by = False
+        #: Where this keeper stands in the election of the one active keeper.
+        self.seat = Seat("keeper")
 
     def queue_due(self, session: Session, now: int) -> KeeperPass:
         """Queue what is due at chain time `now` (committed with the caller's session)."""
@@ -167,6 +166,16 @@ class Keeper:
         self.gateway.run_once()
         return queued
 
+    @property
+    def active(self) -> bool:
+        """Whether `run_forever` holds the keeper's role and acts."""
+        return self.seat.active
+
+    @property
+    def standing_by(self) -> bool:
+        """Whether `run_forever` found another keeper active and waits for its role."""
+        return self.seat.standing_by
+
     def run_forever(
         self,
         stop: threading.Event,
@@ -175,40 +184,31 @@ class Keeper:
         chain_id: int = 0,
     ) -> None:
         """Run passes until `stop` is set (`chain_now`: the latest block's time), as the only
-        keeper of this database on PostgreSQL (waiting as a standby while another one is)."""
-        from indexer.lock import lock_key, release, try_acquire
+        active keeper of this database (`backend.election`; a standby on PostgreSQL while
+        another one is)."""
+        from backend.election import run_elected
 
         with self.session_factory() as session:
             engine = session.get_bind()
         assert isinstance(engine, Engine)
-        conn = engine.connect() if engine.dialect.name == "postgresql" else None
-        key = 0
-        try:
-            if conn is not None:
-                key = lock_key(conn, chain_id, self.escrow, role="keeper")
-                waited = False
-                while not stop.is_set() and not try_acquire(conn, key):
-                    if not waited:
-                        log.info("another keeper is active on this database: standing by")
-                        waited = self.standing_by = True
-                    stop.wait(poll_s)
-                self.standing_by = False
-                self.active = not stop.is_set()
-            else:
-                self.active = True
-            while not stop.is_set():
+
+        def work(term_over: threading.Event) -> None:
+            while not term_over.is_set():
                 try:
                     self.run_once(chain_now())
                 except Exception:  # a node or database hiccup: log, pause, go on
                     log.exception("keeper pass failed; retrying")
-                stop.wait(poll_s)
-        finally:
-            self.active = False
-            if conn is not None:
-                try:
-                    release(conn, key)
-                finally:
-                    conn.close()
+                term_over.wait(poll_s)
+
+        run_elected(
+            engine,
+            self.seat,
+            chain_id=chain_id,
+            escrow=self.escrow,
+            stop=stop,
+            work=work,
+            poll_s=poll_s,
+        )
 
 
 __all__ = ["DEFAULT_BATCH", "Keeper", "KeeperPass"]

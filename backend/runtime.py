@@ -190,6 +190,8 @@ class Runtime:
     worker_threads: dict[str, threading.Thread] = field(default_factory=dict)
     #: The exception each worker died of, by name.
     worker_errors: dict[str, BaseException] = field(default_factory=dict)
+    #: Where each singleton worker stands in its election, by worker name (``agent``...).
+    seats: dict[str, Any] = field(default_factory=dict)
     indexer: Any = None
     agent: Any = None
     keeper: Any = None
@@ -404,10 +406,28 @@ class Runtime:
         self.indexer = self.make_indexer()
         self._spawn("indexer", lambda: self.indexer.run_forever(self.stop_event))
 
+    def _elected(self, name: str, role: str, work: Callable[[threading.Event], None]) -> None:
+        """Run a singleton worker in a thread until `stop`, while this process holds its role
+        (`backend.election`: one active instance per database, the others stand by)."""
+        from backend.election import Seat, run_elected
+
+        seat = self.seats.setdefault(name, Seat(role))
+        self._spawn(
+            name,
+            lambda: run_elected(
+                self.engine,
+                seat,
+                chain_id=self.chain.chain_id,
+                escrow=self.escrow.address,
+                stop=self.stop_event,
+                work=work,
+            ),
+        )
+
     def start_agent(self) -> None:
-        """Run the delivery agent in a thread until `stop`."""
+        """Run the delivery agent in a thread until `stop`, as the one active agent."""
         self.agent = self.make_agent()
-        self._spawn("agent", lambda: self.agent.run_forever(self.stop_event))
+        self._elected("agent", "delivery", self.agent.run_forever)
 
     def start_notify(self, public_url: str | None = None) -> None:
         """Run the notification producer and its sender, each in a thread, until `stop`
@@ -417,7 +437,7 @@ class Runtime:
         producer = producer_for(self.settings, self.sessions, public_url or (lambda: self.url))
         dispatcher = dispatcher_for(self.settings, self.sessions)
 
-        self._spawn("notify", lambda: producer.run_forever(self.stop_event, self.chain.timestamp))
+        self._elected("notify", "notify", lambda ev: producer.run_forever(ev, self.chain.timestamp))
         self._spawn("notify-sender", lambda: dispatcher.run_forever(self.stop_event))
 
     def keeper_account(self) -> LocalAccount | None:

@@ -15,8 +15,9 @@ from ``kameng.toml``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -24,6 +25,9 @@ from rich.table import Table
 
 from backend.cli.app import app, console
 from backend.cli.common import ManifestOption, deployment, fail, from_config
+
+if TYPE_CHECKING:
+    from backend.runtime import Runtime
 
 
 def is_local_url(url: str) -> bool:
@@ -74,6 +78,16 @@ def serve(
     dev_accounts: Annotated[
         Path, typer.Option(help="Where to write the embedded chain's dev keys.")
     ] = Path("var/dev-accounts.json"),
+    only: Annotated[
+        str,
+        typer.Option(
+            "--only",
+            help="Which roles this process runs: 'all'; 'api' (stateless: run as many as you "
+            "like behind a load balancer, sharing PostgreSQL); or 'worker' (indexer, delivery "
+            "agent, keeper, notifications, no HTTP: run two or more, one of each is elected "
+            "active by PostgreSQL advisory locks and a standby takes over if it dies).",
+        ),
+    ] = "all",
     indexer: Annotated[bool, typer.Option(help="Run the indexer in this process.")] = True,
     agent: Annotated[bool, typer.Option(help="Run the delivery agent in this process.")] = True,
     public_url: Annotated[
@@ -129,6 +143,16 @@ def serve(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if only not in ("all", "api", "worker"):
+        raise fail(f"--only {only!r}: choose all, api or worker", 2)
+    if only != "all" and (rpc_url is None and from_config(None, "rpc_url") is None):
+        raise fail(
+            "--only splits kameng across processes that share a node and PostgreSQL: pass "
+            "--rpc-url, --database-url and --manifest (or --escrow)",
+            2,
+        )
+    if only == "api":
+        indexer = agent = False
     rpc_url = from_config(rpc_url, "rpc_url")
     database_url = from_config(database_url, "database_url")
     if manifest is not None and rpc_url is None:
@@ -176,7 +200,13 @@ def serve(
                 suppliers=[load_account(p) for p in supplier_key_file or []],
                 start_block=start_block,
             )
-        runtime.start(api=False, indexer=indexer, agent=agent, notify=False)
+        runtime.start(
+            api=False,
+            indexer=indexer,
+            agent=agent,
+            notify=False,
+            keeper=False if only == "api" else None,
+        )
     except KamengError as exc:
         raise fail(str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -185,8 +215,11 @@ def serve(
         ) from exc
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     runtime.url = url
-    if settings.notify:
+    if settings.notify and only != "api":
         runtime.start_notify(url)
+    if only == "worker":
+        _run_worker(runtime)
+        return
     supervisor = None
     if not single_process:
         supervisor = ApiSupervisor(
@@ -234,5 +267,29 @@ def serve(
         else:
             app_ = runtime.app(domain=urlsplit(url).netloc, public_url=url)
             uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
+    finally:
+        runtime.stop()
+
+
+def _run_worker(runtime: Runtime) -> None:
+    """`kameng serve --only worker`: the workers, no HTTP, until SIGINT or SIGTERM."""
+    import signal
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    names = ", ".join(sorted(runtime.worker_threads)) or "none"
+    console.print(
+        f"kameng worker: {names} on chain {runtime.chain.chain_id}, escrow "
+        f"{runtime.escrow.address}; singletons are elected (Ctrl-C stops)",
+        soft_wrap=True,
+    )
+    from backend.errors import BackendError
+
+    try:
+        while not done.wait(1.0):
+            runtime.check()  # a worker that died takes the process down, for the supervisor
+    except BackendError as exc:
+        raise fail(f"{exc}; the other workers' standbys take over") from exc
     finally:
         runtime.stop()
