@@ -22,6 +22,7 @@ from backend.cli.common import (
     KeyFileOption,
     KeystoreOption,
     RpcOption,
+    Session,
     connect,
     describe_error,
     fail,
@@ -316,6 +317,117 @@ def delivery_key(
             f"[green]✓[/green] delivery key {address} proposed: tx {res.tx_hash}; it delivers "
             "once the key accepts (the platform's delivery agent does so by itself)"
         )
+
+
+@supplier_app.command("close")
+def close_listing(
+    listing_id: Annotated[int, typer.Argument(help="The listing to take off sale.")],
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Take a listing off sale; orders already paid still finish (delivered, or refunded)."""
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    _close(s, listing_id)
+
+
+def _close(s: Session, listing_id: int) -> bool:
+    """Close one listing of the wallet; False if it was closed already.
+
+    Raises:
+        typer.Exit: it is not the wallet's, or the chain refused.
+    """
+    listing = s.escrow.listing(listing_id)
+    if str(listing["supplier"]).lower() != s.wallet.address.lower():
+        raise fail(f"listing {listing_id} belongs to {listing['supplier']}, not to you", 2)
+    if not listing["active"]:
+        return False
+    try:
+        res = s.escrow.update_listing(s.wallet, listing_id, int(listing["unit_price"]), False)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(f"[green]✓[/green] listing {listing_id} closed: tx {res.tx_hash}")
+    return True
+
+
+@supplier_app.command("withdraw")
+def withdraw_earnings(
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Withdraw your earnings (settled orders) to your wallet."""
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    _withdraw(s)
+
+
+def _withdraw(s: Session) -> int:
+    owed = s.escrow.balance_of(s.wallet.address)
+    if owed == 0:
+        console.print("no earnings to withdraw")
+        return 0
+    try:
+        res = s.escrow.withdraw(s.wallet)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    console.print(f"[green]✓[/green] withdrew {_wei(owed)} of earnings: tx {res.tx_hash}")
+    return owed
+
+
+@supplier_app.command("leave")
+def leave(
+    revoke_delivery_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Also remove this delivery key (the platform's): orders paid but not yet "
+            "delivered are then refunded to their buyers at their deadline."
+        ),
+    ] = None,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Leave the platform: close every listing, withdraw earnings and free bond, and say what
+    still waits on orders in flight (they finish or refund; run `leave` again afterwards)."""
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    me = s.wallet.address.lower()
+    count = int(s.escrow.call("listingCount"))
+    closed = sum(
+        _close(s, lid)
+        for lid in range(1, count + 1)
+        if str(s.escrow.listing(lid)["supplier"]).lower() == me
+    )
+    console.print(f"{closed} listing(s) closed; nothing of yours is on sale now")
+    if revoke_delivery_key is not None:
+        try:
+            res = s.escrow.set_delivery_key(
+                s.wallet, to_checksum_address(revoke_delivery_key), False
+            )
+        except KamengError as exc:
+            raise fail(describe_error(exc)) from exc
+        console.print(f"[green]✓[/green] delivery key {revoke_delivery_key} removed: {res.tx_hash}")
+    _withdraw(s)
+    free, reserved = s.escrow.bond_of(s.wallet.address)
+    if free:
+        try:
+            s.escrow.withdraw_bond(s.wallet, free)
+        except KamengError as exc:
+            raise fail(describe_error(exc)) from exc
+        console.print(f"[green]✓[/green] withdrew {_wei(free)} of free bond")
+    if reserved:
+        console.print(
+            f"{_wei(reserved)} of bond still backs orders in flight: they finish (delivered and "
+            "settled, or refunded); run `kameng supplier leave` again then to withdraw the rest",
+            soft_wrap=True,
+        )
+    else:
+        console.print("nothing left in the escrow: you have left")
 
 
 __all__ = ["supplier_app"]

@@ -148,3 +148,46 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         "commitBatch",
     }
     assert all(s["tx"].startswith("0x") and len(s["tx"]) == 66 and s["gas"] > 0 for s in steps)
+
+
+def test_a_supplier_keeps_its_key_and_leaves(served: Served, tmp_path: Path) -> None:
+    """Issue 14: the backend holds no key of this supplier; its own key (here a key file)
+    commits its batch. It then leaves: listings closed, earnings and free bond withdrawn; the
+    order in flight still finishes, and a second `leave` takes the rest."""
+    from eth_utils import keccak
+
+    from contracts.encoding import OrderState
+    from contracts.errors import ContractRevertError
+    from tests.backend.api_helpers import poll
+
+    escrow, dev = served.escrow, served.dev
+    own = served.runtime.chain.new_account(ether=100)
+    escrow.authorize(dev.admin, own.address, dev.sku, keccak(text="licence: leaver"))
+    escrow.deposit_bond(own, 10**18)
+    listing, _ = escrow.create_listing(own, sku=dev.sku, unit_price=10**16)
+    escrow.set_delivery_key(own, dev.delivery.address)  # the platform's agent accepts it
+    assert own.address not in {s.address for s in served.runtime.suppliers}
+    served.wait_indexed()
+    csv = tmp_path / "mine.csv"
+    csv.write_bytes(b"\n".join(demo_codes(3, 70_000)))
+    code, out = kameng(served, own, "upload", str(listing), str(csv), tmp=tmp_path)
+    assert code == 0 and "your key stays here" in out and "(committed)" in out, out
+
+    buyer = dev.buyers[0]
+    bought = served.buy(buyer, 1, listing_id=listing)
+    order = poll(
+        "delivered",
+        lambda: (o := served.current(bought.order_id, buyer)).state == OrderState.DELIVERED and o,
+    )
+    code, out = kameng(served, own, "leave", tmp=tmp_path)
+    assert code == 0 and "1 listing(s) closed" in out and "still backs orders in flight" in out
+    assert not escrow.listing(listing)["active"]
+    assert escrow.bond_of(own.address)[0] == 0  # the free bond came back
+    with pytest.raises(ContractRevertError):
+        served.buy(buyer, 1, listing_id=listing)  # nothing of it is on sale
+    escrow.tx.reset_nonce(buyer.address)
+    escrow.confirm(buyer, bought.order_id, order)  # the order in flight finishes
+    code, out = kameng(served, own, "leave", tmp=tmp_path)
+    assert code == 0 and "0 listing(s) closed" in out and "withdrew" in out, out
+    assert "nothing left in the escrow" in out, out
+    assert escrow.balance_of(own.address) == 0 and escrow.bond_of(own.address) == (0, 0)
