@@ -79,7 +79,8 @@ def _serve_sources(route: Route) -> None:
     if not file.is_relative_to(SRC) or not file.is_file():
         route.fulfill(status=404, body="")
         return
-    route.fulfill(status=200, content_type="text/javascript", body=file.read_text())
+    kind = "application/json" if file.suffix == ".json" else "text/javascript"
+    route.fulfill(status=200, content_type=kind, body=file.read_text())
 
 
 def _links_page(browser: Browser) -> Page:

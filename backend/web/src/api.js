@@ -1,5 +1,6 @@
 // The kameng API (same origin): JSON requests, Sign-In with Ethereum sessions, streamed uploads.
 import { net, userError } from "./chain.js";
+import { t } from "./i18n.js";
 import { signText, wallet } from "./wallet.js";
 
 const SESSION_KEY = "kameng.session.";
@@ -8,8 +9,8 @@ const SESSION_KEY = "kameng.session.";
 export class ApiError extends Error {
   constructor(status, body, retryAfter) {
     const detail = body?.detail ?? body?.error?.detail;
-    const text = typeof detail === "string" ? detail : `The server answered ${status}.`;
-    super(text);
+    const text = typeof detail === "string" ? detail : null;
+    super(text ?? `HTTP ${status}`);
     this.status = status;
     this.userMessage = humanize(status, text, retryAfter);
     this.errors = body?.errors ?? body?.error?.errors ?? null;
@@ -18,18 +19,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The server's words (its `detail`, in English until the API's errors carry codes the web
+ * translates), framed in the reader's language: "服务器说：…".
+ */
 function humanize(status, text, retryAfter) {
-  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
-  if (status === 503) return `${sentence}${retryAfter ? ` (retrying in ${retryAfter} s)` : ""}`;
-  return sentence.endsWith(".") ? sentence : `${sentence}.`;
+  if (text === null) return t("api.error.status", { status: String(status) });
+  let sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  if (status !== 503 && !sentence.endsWith(".")) sentence = `${sentence}.`;
+  const said = t("api.error.said", { detail: sentence });
+  return status === 503 && retryAfter ? t("api.error.retrying", { said, seconds: String(retryAfter) }) : said;
 }
 
 function offline(err) {
-  return userError(
-    "Lost the connection to the kameng server. The page keeps retrying; nothing you did is lost.",
-    null,
-    { offline: true, cause: err },
-  );
+  return userError(t("api.offline"), null, { offline: true, cause: err });
 }
 
 // ------------------------------------------------------------------ sessions
@@ -77,6 +80,7 @@ function iso(ts) {
 
 /** The EIP-4361 text for a nonce answer (what `backend.auth.build_message` builds). */
 export function siweMessage(n, address, uri) {
+  // i18n-ignore-start: the signed text is protocol (EIP-4361), the same in every language
   return [
     `${n.domain} wants you to sign in with your Ethereum account:`,
     address,
@@ -89,14 +93,15 @@ export function siweMessage(n, address, uri) {
     `Nonce: ${n.nonce}`,
     `Issued At: ${iso(n.issued_at)}`,
   ].join("\n");
+  // i18n-ignore-end
 }
 
 /** Sign in with Ethereum: one signature, no gas. */
 export async function signIn() {
-  if (!wallet.address) throw userError("Connect a wallet first.", null, { needsWallet: true });
+  if (!wallet.address) throw userError(t("wallet.error.connectFirst"), null, { needsWallet: true });
   const nonce = await post("/auth/nonce", {});
   if (Number(nonce.chain_id) !== net.chainId)
-    throw userError(`The server signs in on chain ${nonce.chain_id}, not ${net.chainId}.`);
+    throw userError(t("api.signIn.wrongChain", { server: String(nonce.chain_id), here: String(net.chainId) }));
   const message = siweMessage(nonce, wallet.address, window.location.origin);
   const signature = await signText(message);
   const session = await post("/auth/verify", { message, signature });
@@ -115,8 +120,7 @@ async function request(method, path, { body, auth = false, headers = {}, raw = f
   const h = { Accept: "application/json", ...headers };
   if (auth) {
     const s = stored(wallet.address);
-    if (!s)
-      throw userError("Sign in with your wallet to see this (one signature, no gas).", null, { needsSignIn: true });
+    if (!s) throw userError(t("api.signIn.needed"), null, { needsSignIn: true });
     h.Authorization = `Bearer ${s.token}`;
   }
   let payload = body;
@@ -191,6 +195,6 @@ export async function uploadCodes(listingId, file, onProgress) {
       else if (msg.error) throw new ApiError(msg.error.status, msg.error);
     }
   }
-  if (!result) throw userError("The upload ended without an answer; check the dashboard before retrying.");
+  if (!result) throw userError(t("api.upload.noAnswer"));
   return result;
 }

@@ -1,5 +1,7 @@
 // A small SVG step chart of cumulative amounts over time (no chart library needed).
 import { formatUnits } from "viem";
+import { clock } from "./fmt.js";
+import { t } from "./i18n.js";
 import { h, svg } from "./ui.js";
 
 /**
@@ -12,12 +14,7 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
   const H = 220;
   const pad = { l: 56, r: 14, t: 12, b: 28 };
   const all = series.flatMap((s) => s.points);
-  if (!all.length)
-    return h(
-      "p",
-      { class: "muted small", "data-test": "chart-empty" },
-      "No sales yet: the chart fills in as orders are paid and settled.",
-    );
+  if (!all.length) return h("p", { class: "muted small", "data-test": "chart-empty" }, t("chart.empty"));
   const lines = series.map((s) => {
     let total = 0;
     const pts = [...s.points]
@@ -39,14 +36,14 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
   const y = (v) => H - pad.b - (v / vmax) * (H - pad.t - pad.b);
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * vmax);
   const fmtV = (v) => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toPrecision(2));
-  const fmtT = (t) => new Date(t * 1000).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  const fmtT = clock;
   const chart = svg(
     "svg",
     {
       viewBox: `0 0 ${W} ${H}`,
       class: "chart",
       role: "img",
-      "aria-label": title || "Cumulative sales and settlements",
+      "aria-label": title || t("chart.label"),
       "data-test": "sales-chart",
     },
     ticks.map((v) => [
@@ -85,7 +82,12 @@ export function cumulativeChart(series, { decimals = 18, unit = "ETH", title = "
       "div",
       { class: "legend" },
       lines.map((l) =>
-        h("span", null, h("i", { style: { background: l.color } }), `${l.name}: ${fmtV(l.pts.at(-1)?.v ?? 0)} ${unit}`),
+        h(
+          "span",
+          null,
+          h("i", { style: { background: l.color } }),
+          t("chart.legend", { name: l.name, amount: fmtV(l.pts.at(-1)?.v ?? 0), unit }),
+        ),
       ),
     ),
   );

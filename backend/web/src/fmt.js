@@ -1,5 +1,6 @@
 // Formatting: addresses, hashes, times, and links from chain numbers to their transactions.
 import { keccak256, stringToBytes } from "viem";
+import { locale, t } from "./i18n.js";
 import { h } from "./ui.js";
 
 /** 0x1234…abcd */
@@ -18,13 +19,19 @@ export function addr(address, label) {
 export function txLink(txHash, block, label) {
   if (!txHash) return h("span", { class: "muted" }, "—");
   const text =
-    label ?? (block !== undefined && block !== null ? `block ${block} · ${short(txHash, 8, 4)}` : short(txHash, 8, 4));
+    label ??
+    (block !== undefined && block !== null
+      ? t("fmt.tx.inBlock", { block: String(block), hash: short(txHash, 8, 4) })
+      : short(txHash, 8, 4));
   return h(
     "a",
     {
       class: "txlink",
       href: `#/tx/${txHash}`,
-      title: `transaction ${txHash}${block !== undefined && block !== null ? ` in block ${block}` : ""}`,
+      title:
+        block !== undefined && block !== null
+          ? t("fmt.tx.titleInBlock", { hash: txHash, block: String(block) })
+          : t("fmt.tx.title", { hash: txHash }),
     },
     text,
   );
@@ -38,16 +45,31 @@ export function chainNumber(value, txHash, block) {
     {
       href: `#/tx/${txHash}`,
       class: "chain-number",
-      title: `from transaction ${txHash}${block !== undefined ? ` (block ${block})` : ""}`,
+      title:
+        block !== undefined
+          ? t("fmt.number.titleInBlock", { hash: txHash, block: String(block) })
+          : t("fmt.number.title", { hash: txHash }),
     },
     value,
   );
 }
 
-/** A local date and time. */
+/** A date and time in the reader's language and time zone. */
 export function when(ts) {
   if (!ts) return "—";
-  return new Date(Number(ts) * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" }).format(
+    new Date(Number(ts) * 1000),
+  );
+}
+
+/** A time of day (hours and minutes) in the reader's language. */
+export function clock(ts) {
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(new Date(Number(ts) * 1000));
+}
+
+/** A count in the reader's digits ("1,250"). */
+export function count(n) {
+  return new Intl.NumberFormat(locale()).format(n);
 }
 
 /** "3 h 12 min" for a number of seconds (zero parts left out). */
@@ -61,36 +83,35 @@ export function duration(seconds) {
   s -= m * 60;
   const parts = d
     ? [
-        [d, "d"],
-        [hr, "h"],
+        [d, "fmt.duration.days"],
+        [hr, "fmt.duration.hours"],
       ]
     : hr
       ? [
-          [hr, "h"],
-          [m, "min"],
+          [hr, "fmt.duration.hours"],
+          [m, "fmt.duration.minutes"],
         ]
       : m
         ? [
-            [m, "min"],
-            [s, "s"],
+            [m, "fmt.duration.minutes"],
+            [s, "fmt.duration.seconds"],
           ]
-        : [[s, "s"]];
+        : [[s, "fmt.duration.seconds"]];
   const shown = parts.filter(([n], i) => n || i === 0);
-  return shown.map(([n, unit]) => `${n} ${unit}`).join(" ");
+  return shown.map(([n, unit]) => t(unit, { count: n })).join(t("fmt.duration.join"));
 }
 
 /** "in 3 h 12 min" / "2 min ago" relative to `now` (Unix seconds). */
 export function relative(ts, now = Date.now() / 1000) {
   const delta = Number(ts) - now;
-  return delta >= 0 ? `in ${duration(delta)}` : `${duration(delta)} ago`;
+  return t(delta >= 0 ? "fmt.relative.future" : "fmt.relative.past", { duration: duration(delta) });
 }
 
-const counts = new Intl.NumberFormat();
 const plurals = new Intl.PluralRules("en");
 
 /** "1 order", "1,250 orders": a count in the reader's digits with an English noun. */
 export function plural(n, noun, nouns = `${noun}s`) {
-  return `${counts.format(n)} ${plurals.select(Number(n)) === "one" ? noun : nouns}`;
+  return `${count(n)} ${plurals.select(Number(n)) === "one" ? noun : nouns}`;
 }
 
 /** Basis points as a percentage. */
@@ -135,7 +156,11 @@ export function product(listing) {
   );
   const proven = candidates.find((c) => keccakText(c) === sku);
   const name =
-    typeof meta.name === "string" && meta.name ? meta.name : proven ? humanize(proven) : `Product ${short(sku, 10, 6)}`;
+    typeof meta.name === "string" && meta.name
+      ? meta.name
+      : proven
+        ? humanize(proven)
+        : t("product.unnamed", { sku: short(sku, 10, 6) });
   return {
     sku,
     name,

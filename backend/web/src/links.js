@@ -3,6 +3,7 @@
 // else (javascript:, vbscript:, http:, file:, a relative path…) is shown as text, marked as not a
 // link. A data: URI becomes a download typed application/octet-stream: a browser never renders it,
 // so an HTML or SVG document inside cannot run. Every page renders such URIs with `uriLink`.
+import { t } from "./i18n.js";
 import { h, pill } from "./ui.js";
 
 /** The schemes that may become links (lower case, with the colon, as URL.protocol spells them). */
@@ -59,7 +60,7 @@ export function safeLink(uri) {
 /** A long URI cut for display: its start and how long it is. */
 export function shownUri(uri) {
   const s = String(uri ?? "");
-  return s.length <= SHOWN_CHARS ? s : `${s.slice(0, SHOWN_CHARS)}… (${s.length} characters)`;
+  return s.length <= SHOWN_CHARS ? s : t("links.cut", { start: s.slice(0, SHOWN_CHARS), length: String(s.length) });
 }
 
 /**
@@ -72,7 +73,7 @@ export function uriLink(uri, { label, fileName, ...attrs } = {}) {
   const link = safeLink(uri);
   if (link) {
     const how = link.download
-      ? { download: fileName || "evidence", title: "Downloads the file; it is not opened in the browser." }
+      ? { download: fileName || "evidence", title: t("links.download.title") }
       : { rel: "noopener noreferrer", target: "_blank" };
     return h("a", { href: link.href, ...how, "data-link": "yes", ...attrs }, label ?? shownUri(uri));
   }
@@ -80,10 +81,10 @@ export function uriLink(uri, { label, fileName, ...attrs } = {}) {
     "span",
     { "data-link": "no", ...attrs },
     label ? `${label} ` : null,
-    h("span", { class: "mono" }, shownUri(uri) || "(empty)"),
+    h("span", { class: "mono" }, shownUri(uri) || t("links.empty")),
     " ",
-    pill("not a link", "warn", {
-      title: `Shown as text: only ${LINK_SCHEMES.join(", ")} addresses become links here.`,
+    pill(t("links.notALink"), "warn", {
+      title: t("links.notALink.title", { schemes: LINK_SCHEMES.join(", ") }),
       "data-test": "not-a-link",
     }),
   );

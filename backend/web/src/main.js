@@ -3,6 +3,7 @@
 import { get } from "./api.js";
 import { configure, net } from "./chain.js";
 import { short } from "./fmt.js";
+import { LOCALES, locale, onLocaleChange, setLocale, t } from "./i18n.js";
 import { arbiterPage } from "./pages/arbiter.js";
 import { buyPage } from "./pages/buy.js";
 import { notifyPage } from "./pages/notify.js";
@@ -53,7 +54,7 @@ async function render(main, seq) {
   for (const a of document.querySelectorAll("[data-nav]"))
     a.classList.toggle("active", Boolean(match) && a.dataset.nav === match[1]);
   if (!match) {
-    replace(main, h("h1", null, "Not found"), h("p", null, h("a", { href: "#/" }, "Back to the store")));
+    replace(main, h("h1", null, t("app.notFound.title")), h("p", null, h("a", { href: "#/" }, t("app.notFound.back"))));
     return;
   }
   const [m, , page] = match;
@@ -78,7 +79,42 @@ async function render(main, seq) {
   window.scrollTo?.(0, 0);
 }
 
+/** The text index.html carries: each element with data-i18n (and data-i18n-<attribute>). */
+function translateStatic() {
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-aria-label]"))
+    el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  const langs = document.getElementById("lang");
+  if (langs)
+    replace(
+      langs,
+      LOCALES.map((tag) =>
+        h(
+          "button",
+          {
+            type: "button",
+            lang: tag,
+            "aria-pressed": String(tag === locale()),
+            "data-test": `lang-${tag}`,
+            onclick: () => setLocale(tag),
+          },
+          t(`lang.${tag}`),
+        ),
+      ),
+    );
+}
+
+function showChainInfo() {
+  const info = document.getElementById("chain-info");
+  info.textContent = t(net.embedded ? "app.chainInfo.embedded" : "app.chainInfo", {
+    chainId: String(net.chainId),
+    escrow: short(net.escrow),
+  });
+  info.title = t("app.chainInfo.title", { escrow: net.escrow });
+}
+
 async function boot() {
+  translateStatic();
   const main = document.getElementById("app");
   let info;
   try {
@@ -86,18 +122,22 @@ async function boot() {
   } catch (err) {
     replace(
       main,
-      message("error", "Cannot reach the kameng server.", err.userMessage || String(err)),
-      h("button", { class: "btn", onclick: () => window.location.reload() }, "Retry"),
+      message("error", t("app.unreachable"), err.userMessage || String(err)),
+      h("button", { class: "btn", onclick: () => window.location.reload() }, t("app.retry")),
     );
     reportConnection(false);
     return;
   }
   configure(info);
-  document.getElementById("chain-info").textContent =
-    `${net.embedded ? "Embedded development chain" : "Chain"} ${net.chainId} · escrow ${short(net.escrow)}`;
-  document.getElementById("chain-info").title = `escrow ${net.escrow}`;
+  showChainInfo();
   const widget = walletWidget(() => route());
   replace(document.getElementById("wallet"), widget);
+  onLocaleChange(() => {
+    translateStatic();
+    showChainInfo();
+    widget.refresh();
+    route();
+  });
   await restore();
   window.addEventListener("hashchange", route);
   window.addEventListener("online", () => reportConnection(true));

@@ -13,11 +13,13 @@ import {
   keccak256,
   stringToBytes,
 } from "viem";
+import { t } from "./i18n.js";
 
 // ------------------------------------------------------------------ per-order key
 
 /** The text the buyer's wallet signs for one order (backend.keys.MESSAGE_TEMPLATE). */
 export function orderKeyMessage({ chainId, escrow, buyer, nonce }) {
+  // i18n-ignore-start: the signed text derives the key (backend.keys), so it never changes
   return [
     "kameng: unlock the codes of one order",
     "",
@@ -29,6 +31,7 @@ export function orderKeyMessage({ chainId, escrow, buyer, nonce }) {
     `Buyer: ${getAddress(buyer)}`,
     `Order nonce: ${nonce}`,
   ].join("\n");
+  // i18n-ignore-end
 }
 
 /**
@@ -170,29 +173,22 @@ export async function openRelease(release, facts) {
   } catch {
     payload = null;
   }
-  if (
-    !check(
-      "open",
-      "Sealed box opens with your per-order key",
-      Boolean(payload),
-      payload ? null : "The bytes were altered, or this is not the order's key.",
-    )
-  )
+  if (!check("open", t("release.check.open"), Boolean(payload), payload ? null : t("release.check.open.failed")))
     return report;
 
   let tag, chainId, escrow, payloadOrder, key, items;
   try {
     [tag, chainId, escrow, payloadOrder, key, items] = decodeAbiParameters(PAYLOAD_TYPES, bytesToHex(payload));
   } catch {
-    check("format", "Release format is kameng.release.v2", false, "The payload does not decode.");
+    check("format", t("release.check.format"), false, t("release.check.format.undecodable"));
     return report;
   }
   if (
     !check(
       "format",
-      "Release format is kameng.release.v2",
+      t("release.check.format"),
       tag === PAYLOAD_TAG,
-      tag === PAYLOAD_TAG ? null : `Unknown format ${String(tag).slice(0, 40)}`,
+      tag === PAYLOAD_TAG ? null : t("release.check.format.unknown", { format: String(tag).slice(0, 40) }),
     )
   )
     return report;
@@ -201,9 +197,15 @@ export async function openRelease(release, facts) {
   if (
     !check(
       "order",
-      "Release names this order, escrow and chain",
+      t("release.check.order"),
       sameOrder,
-      sameOrder ? null : `It names order ${payloadOrder} of ${escrow} on chain ${chainId}.`,
+      sameOrder
+        ? null
+        : t("release.check.order.other", {
+            order: String(payloadOrder),
+            escrow: String(escrow),
+            chainId: String(chainId),
+          }),
     )
   )
     return report;
@@ -213,9 +215,9 @@ export async function openRelease(release, facts) {
   if (
     !check(
       "indexes",
-      `Holds exactly the order's ${facts.quantity} code index(es)`,
+      t("release.check.indexes", { count: facts.quantity }),
       rightIndexes,
-      rightIndexes ? null : `Indexes ${indexes.slice(0, 8).join(", ")}…`,
+      rightIndexes ? null : t("release.check.indexes.wrong", { indexes: indexes.slice(0, 8).join(", ") }),
     )
   )
     return report;
@@ -228,13 +230,13 @@ export async function openRelease(release, facts) {
   const digestOk = Boolean(facts.onchainDigest) && digest.toLowerCase() === facts.onchainDigest.toLowerCase();
   check(
     "digest",
-    "Digest matches the one the supplier posted on-chain",
+    t("release.check.digest"),
     digestOk,
     facts.onchainDigest
       ? digestOk
         ? facts.onchainDigest
-        : `Computed ${digest}, on-chain ${facts.onchainDigest}.`
-      : "No delivery digest on-chain yet.",
+        : t("release.check.digest.wrong", { computed: digest, onchain: facts.onchainDigest })
+      : t("release.check.digest.none"),
   );
 
   const claims = new Map(release.codes.map((c) => [Number(c.index), c]));

@@ -3,6 +3,7 @@
 import { logOut, signIn, signedIn } from "./api.js";
 import { fmtAmount, net } from "./chain.js";
 import { short } from "./fmt.js";
+import { t } from "./i18n.js";
 import { busy, field, h, messageSlot, modal, pill, replace } from "./ui.js";
 import {
   connectDev,
@@ -25,7 +26,7 @@ export function connectDialog() {
   const injected = h(
     "button",
     { class: "btn", "data-test": "connect-injected", disabled: !hasInjected() },
-    "Browser wallet",
+    t("connect.injected.button"),
   );
   injected.addEventListener("click", () =>
     busy(injected, slot, async () => {
@@ -37,19 +38,13 @@ export function connectDialog() {
     h(
       "div",
       { class: "card" },
-      h("h3", null, "Browser wallet"),
-      h(
-        "p",
-        { class: "small muted" },
-        hasInjected()
-          ? "MetaMask or any EIP-1193 wallet in this browser."
-          : "No browser wallet was found in this browser.",
-      ),
+      h("h3", null, t("connect.injected.title")),
+      h("p", { class: "small muted" }, hasInjected() ? t("connect.injected.found") : t("connect.injected.none")),
       injected,
     ),
   );
   if (net.embedded) {
-    const useDev = h("button", { class: "btn ghost", "data-test": "connect-dev" }, "Use the development wallet");
+    const useDev = h("button", { class: "btn ghost", "data-test": "connect-dev" }, t("connect.dev.use"));
     useDev.addEventListener("click", () =>
       busy(useDev, slot, async () => {
         connectDev();
@@ -58,12 +53,12 @@ export function connectDialog() {
     );
     const keyInput = h("input", {
       type: "password",
-      placeholder: "0x… 64 hex digits",
+      placeholder: t("connect.dev.keyPlaceholder"),
       autocomplete: "off",
       spellcheck: "false",
       "data-test": "dev-key",
     });
-    const importBtn = h("button", { class: "btn quiet", "data-test": "import-dev-key" }, "Import key");
+    const importBtn = h("button", { class: "btn quiet", "data-test": "import-dev-key" }, t("connect.dev.import"));
     importBtn.addEventListener("click", () =>
       busy(importBtn, slot, async () => {
         importDevKey(keyInput.value);
@@ -74,23 +69,14 @@ export function connectDialog() {
       h(
         "div",
         { class: "card" },
-        h("div", { class: "spread" }, h("h3", null, "Development wallet"), pill("embedded chain only", "dev-label")),
-        h(
-          "p",
-          { class: "small muted" },
-          "A throw-away key kept in this browser's storage, for kameng's embedded development chain. It can take test coins from the node's faucet. Never use it for anything of value.",
-        ),
+        h("div", { class: "spread" }, h("h3", null, t("connect.dev.title")), pill(t("connect.dev.only"), "dev-label")),
+        h("p", { class: "small muted" }, t("connect.dev.explain")),
         useDev,
-        h(
-          "div",
-          { style: { marginTop: ".7rem" } },
-          field("Or import a development key (for example one printed by kameng serve)", keyInput),
-          importBtn,
-        ),
+        h("div", { style: { marginTop: ".7rem" } }, field(t("connect.dev.importLabel"), keyInput), importBtn),
       ),
     );
   }
-  const dialog = modal("Connect a wallet", ...parts);
+  const dialog = modal(t("connect.title"), ...parts);
   return dialog;
 }
 
@@ -102,35 +88,38 @@ export function walletWidget(onAccountChange) {
     if (!wallet.kind) {
       replace(
         root,
-        h("button", { class: "btn", "data-test": "connect", onclick: () => connectDialog() }, "Connect wallet"),
+        h("button", { class: "btn", "data-test": "connect", onclick: () => connectDialog() }, t("wallet.connect")),
       );
       return;
     }
     const wrong = wallet.kind === "injected" && wallet.chainId !== net.chainId;
     const balance = h("span", { class: "muted small", "data-test": "wallet-balance" }, "");
     const items = [
-      wallet.kind === "dev"
-        ? pill("DEV WALLET", "dev-label", { title: "Development wallet: embedded chain only" })
-        : null,
+      wallet.kind === "dev" ? pill(t("wallet.dev.label"), "dev-label", { title: t("wallet.dev.title") }) : null,
       h("span", { class: "addr", title: wallet.address, "data-test": "wallet-address" }, short(wallet.address)),
       wrong ? null : balance,
     ];
     if (wrong) {
-      const sw = h("button", { class: "btn small danger", "data-test": "switch-network" }, "Switch network");
+      const sw = h("button", { class: "btn small danger", "data-test": "switch-network" }, t("wallet.switchNetwork"));
       sw.addEventListener("click", () => busy(sw, null, switchNetwork));
-      items.push(pill(`Wrong network (${wallet.chainId})`, "bad", { "data-test": "wrong-network" }), sw);
+      items.push(
+        pill(t("wallet.wrongNetwork.pill", { chainId: String(wallet.chainId) }), "bad", {
+          "data-test": "wrong-network",
+        }),
+        sw,
+      );
     }
     if (wallet.kind === "dev") {
       const fund = h(
         "button",
-        { class: "btn small quiet", "data-test": "fund-dev", title: "Take 100 test coins from the development faucet" },
+        { class: "btn small quiet", "data-test": "fund-dev", title: t("wallet.fund.title") },
         "+100 ETH",
       );
       fund.addEventListener("click", () => busy(fund, null, () => fundDev("100")));
       const menu = h(
         "button",
-        { class: "btn small quiet", title: "Other development key", onclick: () => connectDialog() },
-        "Key…",
+        { class: "btn small quiet", title: t("wallet.key.title"), onclick: () => connectDialog() },
+        t("wallet.key.button"),
       );
       items.push(fund, menu);
     }
@@ -145,7 +134,7 @@ export function walletWidget(onAccountChange) {
             disconnect();
           },
         },
-        "Disconnect",
+        t("wallet.disconnect"),
       ),
     );
     replace(root, ...items);
@@ -165,6 +154,7 @@ export function walletWidget(onAccountChange) {
     }
   });
   render();
+  root.refresh = render;
   return root;
 }
 
@@ -177,26 +167,26 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
     return h(
       "div",
       { class: "card", "data-test": "gate-connect" },
-      h("h2", null, "Connect a wallet"),
-      h("p", { class: "muted" }, why || "This page needs a wallet."),
-      h("button", { class: "btn", onclick: () => connectDialog() }, "Connect wallet"),
+      h("h2", null, t("connect.title")),
+      h("p", { class: "muted" }, why || t("gate.needsWallet")),
+      h("button", { class: "btn", onclick: () => connectDialog() }, t("wallet.connect")),
     );
   }
   if (wallet.kind === "injected" && wallet.chainId !== net.chainId) {
     const slot = messageSlot();
     slot.error(wrongNetworkError(wallet.chainId));
-    const sw = h("button", { class: "btn" }, "Switch network");
+    const sw = h("button", { class: "btn" }, t("wallet.switchNetwork"));
     sw.addEventListener("click", () =>
       busy(sw, slot, async () => {
         await switchNetwork();
         ctx.rerender();
       }),
     );
-    return h("div", { class: "card", "data-test": "gate-network" }, h("h2", null, "Wrong network"), slot, sw);
+    return h("div", { class: "card", "data-test": "gate-network" }, h("h2", null, t("gate.wrongNetwork")), slot, sw);
   }
   if (needSignIn && !signedIn()) {
     const slot = messageSlot();
-    const btn = h("button", { class: "btn", "data-test": "sign-in" }, "Sign in with Ethereum");
+    const btn = h("button", { class: "btn", "data-test": "sign-in" }, t("gate.signIn.button"));
     btn.addEventListener("click", () =>
       busy(btn, slot, async () => {
         await signIn();
@@ -206,12 +196,8 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
     return h(
       "div",
       { class: "card", "data-test": "gate-sign-in" },
-      h("h2", null, "Sign in"),
-      h(
-        "p",
-        { class: "muted" },
-        why || "Sign a message with your wallet to prove it is yours. It costs no gas and moves no funds.",
-      ),
+      h("h2", null, t("gate.signIn.title")),
+      h("p", { class: "muted" }, why || t("gate.signIn.why")),
       slot,
       btn,
     );

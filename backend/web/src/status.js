@@ -1,5 +1,6 @@
 // The connection banner and polling that survives a lost connection.
 import { explain } from "./chain.js";
+import { t } from "./i18n.js";
 
 /** Tell the banner whether the last request reached the server. */
 export function reportConnection(ok) {
@@ -11,8 +12,7 @@ export function reportConnection(ok) {
   }
   banner.hidden = false;
   banner.className = "banner bad";
-  banner.textContent =
-    "Connection lost: retrying… Your orders are safe on-chain; reload at any time to pick up where you left off.";
+  banner.textContent = t("status.connectionLost");
 }
 
 /**

@@ -1,4 +1,5 @@
 // Tiny DOM helpers: no framework, so the bundle stays small and every node is explicit.
+import { t } from "./i18n.js";
 
 /**
  * Make an element. `attrs` keys: `class`, `text`, `html` is not supported on purpose (no markup
@@ -82,7 +83,7 @@ export function messageSlot(attrs) {
 
 /** A human sentence (and optional detail lines) for any error thrown by our modules. */
 export function describeError(err) {
-  if (!err) return { text: "Something went wrong." };
+  if (!err) return { text: t("error.unknown") };
   if (err.userMessage) return { text: err.userMessage, detail: err.detail };
   return { text: err.message || String(err) };
 }
@@ -155,7 +156,7 @@ export function modal(title, ...body) {
         "div",
         { class: "spread" },
         h("h2", null, title),
-        h("button", { class: "btn quiet small", onclick: close, "aria-label": "Close" }, "✕"),
+        h("button", { class: "btn quiet small", onclick: close, "aria-label": t("ui.close") }, "✕"),
       ),
       ...body,
     ),

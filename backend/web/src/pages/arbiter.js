@@ -15,6 +15,7 @@ import {
   userError,
 } from "../chain.js";
 import { addr, bps, duration, short, txLink, when } from "../fmt.js";
+import { t, tn } from "../i18n.js";
 import { uriLink } from "../links.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
@@ -22,13 +23,8 @@ import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 
 const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
-const REASONS = [
-  ["code-already-redeemed", "Code already redeemed (supplier at fault)"],
-  ["code-invalid", "Code invalid or wrong product"],
-  ["not-as-described", "Not as described"],
-  ["buyer-claim-rejected", "Buyer's claim rejected (delivery proven)"],
-  ["partial-fault", "Partial fault: split"],
-];
+/** Ruling reasons: the on-chain code (bytes32 text) and its label's message id. */
+const REASONS = ["code-already-redeemed", "code-invalid", "not-as-described", "buyer-claim-rejected", "partial-fault"];
 
 /** Decode a data: URI evidence document; other URIs are shown with `uriLink` (a link or text). */
 function readEvidence(uri, expectedHash) {
@@ -65,12 +61,13 @@ function evidenceItem(ev, d) {
     return h(
       "li",
       { class: "card", "data-test": "evidence" },
-      h("div", { class: "spread" }, h("strong", null, "Party ", addr(ev.party)), txLink(ev.tx_hash, ev.block_number)),
-      message(
-        "warn",
-        "This evidence document could not be displayed.",
-        uriLink(ev.uri, { "data-test": "evidence-uri" }),
+      h(
+        "div",
+        { class: "spread" },
+        h("strong", null, tn("arbiter.party.party", { address: addr(ev.party) })),
+        txLink(ev.tx_hash, ev.block_number),
       ),
+      message("warn", t("arbiter.evidence.undisplayable"), uriLink(ev.uri, { "data-test": "evidence-uri" })),
     );
   }
 }
@@ -79,14 +76,19 @@ function evidenceCard(ev, d) {
   const { doc, hashOk } = readEvidence(ev.uri, ev.evidence_hash);
   const party =
     ev.party.toLowerCase() === d.buyer.toLowerCase()
-      ? "Buyer"
+      ? "buyer"
       : ev.party.toLowerCase() === d.supplier.toLowerCase()
-        ? "Supplier"
-        : "Party";
+        ? "supplier"
+        : "party";
   return h(
     "li",
     { class: "card", "data-test": "evidence" },
-    h("div", { class: "spread" }, h("strong", null, `${party} `, addr(ev.party)), txLink(ev.tx_hash, ev.block_number)),
+    h(
+      "div",
+      { class: "spread" },
+      h("strong", null, tn(`arbiter.party.${party}`, { address: addr(ev.party) })),
+      txLink(ev.tx_hash, ev.block_number),
+    ),
     doc
       ? h(
           "div",
@@ -97,7 +99,7 @@ function evidenceCard(ev, d) {
             ? h(
                 "div",
                 { class: "small" },
-                "File: ",
+                t("arbiter.evidence.file"),
                 doc.fileURI
                   ? uriLink(doc.fileURI, {
                       label: String(doc.fileName),
@@ -105,18 +107,28 @@ function evidenceCard(ev, d) {
                       "data-test": "evidence-file",
                     })
                   : h("span", null, doc.fileName),
-                ` (${doc.fileSize ?? "?"} bytes, keccak ${short(doc.fileHash, 10, 4)})`,
-                doc.fileURI && fileHashOk(doc.fileURI, doc.fileHash) ? pill("file hash ✓", "ok") : null,
+                t("arbiter.evidence.fileFacts", {
+                  size: String(doc.fileSize ?? "?"),
+                  hash: short(doc.fileHash, 10, 4),
+                }),
+                doc.fileURI && fileHashOk(doc.fileURI, doc.fileHash)
+                  ? pill(t("arbiter.evidence.fileHashOk"), "ok")
+                  : null,
               )
             : null,
           doc.verification
             ? h(
                 "div",
                 { class: "small" },
-                "Buyer's in-browser check: ",
+                t("arbiter.evidence.buyerCheck"),
                 doc.verification.ok
-                  ? pill("codes passed", "ok")
-                  : pill(`failed: ${(doc.verification.failed || []).join(", ") || "per-code"}`, "bad"),
+                  ? pill(t("arbiter.evidence.codesPassed"), "ok")
+                  : pill(
+                      t("arbiter.evidence.failed", {
+                        checks: (doc.verification.failed || []).join(", ") || t("arbiter.evidence.perCode"),
+                      }),
+                      "bad",
+                    ),
               )
             : null,
         )
@@ -124,14 +136,13 @@ function evidenceCard(ev, d) {
     h(
       "div",
       { class: "small" },
-      "Evidence hash ",
-      h("span", { class: "mono" }, short(ev.evidence_hash, 10, 6)),
+      tn("arbiter.evidence.hash", { hash: h("span", { class: "mono" }, short(ev.evidence_hash, 10, 6)) }),
       " ",
       hashOk === null
-        ? pill("off-site: check by hand", "warn")
+        ? pill(t("arbiter.evidence.offsite"), "warn")
         : hashOk
-          ? pill("matches the document ✓", "ok")
-          : pill("does not match ✗", "bad"),
+          ? pill(t("arbiter.evidence.matches"), "ok")
+          : pill(t("arbiter.evidence.mismatch"), "bad"),
     ),
   );
 }
@@ -173,12 +184,8 @@ function bundleCard(server) {
     return h(
       "div",
       { class: "card" },
-      h("h3", null, "Evidence bundle"),
-      message(
-        "warn",
-        "The backend's evidence bundle is not available; the checklist above is computed in this browser.",
-        server.error.userMessage || server.error.message,
-      ),
+      h("h3", null, t("arbiter.bundle.title")),
+      message("warn", t("arbiter.bundle.unavailable"), server.error.userMessage || server.error.message),
     );
   }
   const { bundle, checklist } = server;
@@ -190,47 +197,47 @@ function bundleCard(server) {
     h(
       "div",
       { class: "spread" },
-      h("h3", null, "Evidence bundle"),
+      h("h3", null, t("arbiter.bundle.title")),
       checklist.ok
-        ? pill("verified against the chain", "ok", { "data-test": "bundle-verdict" })
-        : pill("fails verification", "bad", { "data-test": "bundle-verdict" }),
+        ? pill(t("arbiter.bundle.verified"), "ok", { "data-test": "bundle-verdict" })
+        : pill(t("arbiter.bundle.fails"), "bad", { "data-test": "bundle-verdict" }),
     ),
     h(
       "p",
       { class: "small muted" },
-      "One canonical document (ERC-1497) holding every chain fact of this order and the parties' additions. Anyone can re-check it offline with ",
-      h("code", null, "kameng verify"),
-      ".",
+      tn("arbiter.bundle.intro", { command: h("code", null, "kameng verify") /* i18n-ignore: a command */ }),
     ),
     h(
       "dl",
       { class: "kv small" },
       h("dt", null, "selfHash"),
       h("dd", { class: "mono" }, bundle.self_hash),
-      h("dt", null, "Bundle hash"),
+      h("dt", null, t("arbiter.bundle.hash")),
       h("dd", { class: "mono", "data-test": "server-bundle-hash" }, bundle.bundle_hash),
-      h("dt", null, "Additions"),
+      h("dt", null, t("arbiter.bundle.additions")),
       h(
         "dd",
         null,
-        bundle.with_buyer_secret ? pill("buyer's order key", "ok") : pill("no buyer key", ""),
+        bundle.with_buyer_secret ? pill(t("arbiter.bundle.buyerKey"), "ok") : pill(t("arbiter.bundle.noBuyerKey"), ""),
         " ",
-        bundle.with_supplier_codes ? pill("supplier's codes", "ok") : pill("no supplier codes", ""),
+        bundle.with_supplier_codes
+          ? pill(t("arbiter.bundle.supplierCodes"), "ok")
+          : pill(t("arbiter.bundle.noSupplierCodes"), ""),
       ),
     ),
     h(
       "a",
       { class: "btn small quiet", href: blob, download: `kameng-evidence-${bundle.order_id}.json` },
-      "Download the bundle",
+      t("arbiter.bundle.download"),
     ),
     failed.length
       ? message(
           "error",
-          "This bundle fails verification: do not rule on it.",
+          t("arbiter.bundle.doNotRule"),
           failed.map((c) => `${c.name}: ${c.detail}`),
         )
       : null,
-    h("h3", { style: { marginTop: ".8rem" } }, "Verifier's checklist"),
+    h("h3", { style: { marginTop: ".8rem" } }, t("arbiter.bundle.checklist")),
     h(
       "ul",
       { class: "small", "data-test": "claims" },
@@ -244,7 +251,7 @@ function bundleCard(server) {
         ),
       ),
     ),
-    checklist.findings.length ? h("h3", null, "Findings") : null,
+    checklist.findings.length ? h("h3", null, t("arbiter.bundle.findings")) : null,
     checklist.findings.length
       ? h(
           "ul",
@@ -258,15 +265,12 @@ function bundleCard(server) {
 /** The checklist a verifier can repeat from the chain alone. */
 async function checklist(d) {
   const items = [];
-  const add = (label, ok, detail) => items.push({ label, ok, detail });
+  // `key` (a message id) names the check in the bundle hash, the same in every language.
+  const add = (key, ok, detail) => items.push({ key, label: t(key), ok, detail });
   const { listingId, firstIndex } = splitOrderId(d.order_id);
   const order = await rebuildOrder(d.order_id, 0n);
   const stored = await read("orderHash", [BigInt(d.order_id)]);
-  add(
-    "The order rebuilt from its events matches the hash stored on-chain",
-    Boolean(order) && hashOrder(order) === stored,
-    order ? null : "No OrderPaid event found.",
-  );
+  add("arbiter.check.rebuilt", Boolean(order) && hashOrder(order) === stored, order ? null : t("arbiter.check.noPaid"));
   const logs = await net.client.request({
     method: "eth_getLogs",
     params: [
@@ -299,27 +303,33 @@ async function checklist(d) {
     (b) => Number(b.args.firstIndex) < firstIndex + q && firstIndex < Number(b.args.firstIndex) + Number(b.args.count),
   );
   add(
-    "Every sold code was committed on-chain before the sale",
+    "arbiter.check.committed",
     Boolean(paid) &&
       covering.length > 0 &&
       covering.every((b) => Number(b.log.blockNumber) < Number(paid.log.blockNumber)),
-    covering.map((b) => `batch ${b.args.batchIndex} in block ${Number(b.log.blockNumber)}`).join(", ") +
-      (paid ? `; paid in block ${Number(paid.log.blockNumber)}` : ""),
+    covering
+      .map((b) =>
+        t("arbiter.check.batchInBlock", {
+          batch: String(b.args.batchIndex),
+          block: String(Number(b.log.blockNumber)),
+        }),
+      )
+      .join(", ") + (paid ? t("arbiter.check.paidInBlock", { block: String(Number(paid.log.blockNumber)) }) : ""),
   );
   if (delivered && paid) {
     const block = await net.client.getBlock({ blockHash: delivered.log.blockHash });
     add(
-      "Delivered before the delivery deadline",
+      "arbiter.check.inTime",
       Number(block.timestamp) <= Number(paid.args.deadline),
-      `delivered ${when(block.timestamp)}, deadline ${when(paid.args.deadline)}`,
+      t("arbiter.check.inTime.detail", { delivered: when(block.timestamp), deadline: when(paid.args.deadline) }),
     );
     add(
-      "The release digest is on-chain (the buyer's codes are bound to it)",
+      "arbiter.check.digest",
       true,
-      `digest ${short(delivered.args.releaseDigest, 10, 6)}`,
+      t("arbiter.check.digest.detail", { digest: short(delivered.args.releaseDigest, 10, 6) }),
     );
   } else {
-    add("The order was delivered", false, "No OrderDelivered event.");
+    add("arbiter.check.delivered", false, t("arbiter.check.noDelivered"));
   }
   return { items, order, paid, delivered, events: evs };
 }
@@ -339,7 +349,7 @@ function rulingForm(d, facts, onRuled) {
   const reason = h(
     "select",
     { "data-test": "reason" },
-    REASONS.map(([v, t]) => h("option", { value: v }, t)),
+    REASONS.map((v) => h("option", { value: v }, t(`arbiter.reason.${v}`))),
   );
   const summary = h("p", { class: "small", "data-test": "ruling-summary" });
   const buyerOut = h("output", null, "");
@@ -352,9 +362,13 @@ function rulingForm(d, facts, onRuled) {
     const toBuyer = (amount * b) / 10000n + (bond * s) / 10000n;
     replace(
       summary,
-      `Buyer gets ${fmtAmount((amount * b) / 10000n, d.token)} of the payment`,
-      s ? ` plus ${fmtAmount((bond * s) / 10000n, d.token)} slashed from the bond` : "",
-      ` (${fmtAmount(toBuyer, d.token)} in all). Supplier gets ${fmtAmount(amount - (amount * b) / 10000n, d.token)} before fees; ${fmtAmount(bond - (bond * s) / 10000n, d.token)} of bond returns to it.`,
+      t(s ? "arbiter.rule.summarySlash" : "arbiter.rule.summary", {
+        buyer: fmtAmount((amount * b) / 10000n, d.token),
+        slashed: fmtAmount((bond * s) / 10000n, d.token),
+        total: fmtAmount(toBuyer, d.token),
+        supplier: fmtAmount(amount - (amount * b) / 10000n, d.token),
+        bond: fmtAmount(bond - (bond * s) / 10000n, d.token),
+      }),
     );
   };
   buyer.addEventListener("input", update);
@@ -363,7 +377,7 @@ function rulingForm(d, facts, onRuled) {
   const bundle = {
     order_id: String(d.order_id),
     evidence: facts.evidence.map((e) => ({ party: e.party, evidence_hash: e.evidence_hash, tx: e.tx_hash })),
-    checklist: facts.items.map((i) => ({ label: i.label, ok: i.ok })),
+    checklist: facts.items.map((i) => ({ label: i.key, ok: i.ok })),
   };
   const serverOk = facts.server && !facts.server.error;
   const bundleHash = serverOk
@@ -371,10 +385,10 @@ function rulingForm(d, facts, onRuled) {
     : keccak256(new TextEncoder().encode(JSON.stringify(bundle)));
   const refused = serverOk && facts.server.checklist.claims.some((c) => c.status === "fail");
   const slot = messageSlot({ "data-test": "ruling-message" });
-  const btn = h("button", { class: "btn", "data-test": "rule", disabled: refused }, "Rule on-chain");
+  const btn = h("button", { class: "btn", "data-test": "rule", disabled: refused }, t("arbiter.rule.button"));
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
-      if (!facts.order) throw userError("The order could not be rebuilt from the chain; reload.");
+      if (!facts.order) throw userError(t("arbiter.rule.noOrder"));
       const r = await sendEscrow("rule", [
         BigInt(d.order_id),
         facts.order,
@@ -389,9 +403,13 @@ function rulingForm(d, facts, onRuled) {
         h(
           "div",
           { class: "msg ok", "data-test": "ruling-result" },
-          h("strong", null, "Ruling recorded on-chain. "),
+          h("strong", null, t("arbiter.rule.done"), " "),
           ev
-            ? `Buyer credited ${fmtAmount(ev.args.buyerAmount + ev.args.slashed, d.token)} (${fmtAmount(ev.args.slashed, d.token)} from the bond), supplier ${fmtAmount(ev.args.supplierAmount, d.token)}. `
+            ? `${t("arbiter.rule.credited", {
+                buyer: fmtAmount(ev.args.buyerAmount + ev.args.slashed, d.token),
+                slashed: fmtAmount(ev.args.slashed, d.token),
+                supplier: fmtAmount(ev.args.supplierAmount, d.token),
+              })} `
             : "",
           txLink(r.hash, Number(r.receipt.blockNumber)),
         ),
@@ -403,19 +421,17 @@ function rulingForm(d, facts, onRuled) {
   return h(
     "div",
     { class: "card" },
-    h("h2", null, "Ruling"),
-    field(h("span", null, "Buyer's share of the payment: ", buyerOut), buyer),
-    field(h("span", null, "Slash the supplier's bond to the buyer: ", slashOut), slash),
-    field("Reason", reason),
+    h("h2", null, t("arbiter.rule.title")),
+    field(h("span", null, tn("arbiter.rule.buyerShare", { value: buyerOut })), buyer),
+    field(h("span", null, tn("arbiter.rule.slash", { value: slashOut })), slash),
+    field(t("arbiter.rule.reason"), reason),
     summary,
     h(
       "p",
       { class: "small muted" },
-      "The ruling cites the bundle hash ",
-      h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)),
-      serverOk
-        ? ": the evidence bundle above."
-        : ": keccak256 of the evidence hashes and the checklist computed in this browser.",
+      tn(serverOk ? "arbiter.rule.cites.server" : "arbiter.rule.cites.local", {
+        hash: h("span", { class: "mono", "data-test": "bundle-hash" }, short(bundleHash, 10, 6)),
+      }),
     ),
     slot,
     btn,
@@ -424,8 +440,8 @@ function rulingForm(d, facts, onRuled) {
 
 /** #/arbiter */
 export async function arbiterPage(ctx) {
-  const title = h("h1", null, "Arbiter console");
-  const g = gate(ctx, { needSignIn: true, why: "Sign in with an arbiter's wallet." });
+  const title = h("h1", null, t("arbiter.title"));
+  const g = gate(ctx, { needSignIn: true, why: t("arbiter.why") });
   if (g) return h("section", null, title, g);
   const me = await get("/auth/me", { auth: true });
   if (!me.is_arbiter)
@@ -433,11 +449,7 @@ export async function arbiterPage(ctx) {
       "section",
       null,
       title,
-      message(
-        "error",
-        `${wallet.address} does not hold the arbiter role on this escrow.`,
-        "The operator grants ARBITER_ROLE. Connect an arbiter's wallet.",
-      ),
+      message("error", t("arbiter.notArbiter", { address: wallet.address }), t("arbiter.notArbiter.detail")),
     );
   const queueBox = h("div", { "data-test": "queue" });
   const detail = h("div");
@@ -446,7 +458,7 @@ export async function arbiterPage(ctx) {
   const open = async (d) => {
     selected = String(d.order_id);
     await tokenInfo(d.token);
-    replace(detail, h("p", { class: "muted" }, "Checking the chain…"));
+    replace(detail, h("p", { class: "muted" }, t("arbiter.checking")));
     const [facts, server] = await Promise.all([checklist(d), serverBundle(d.order_id)]);
     const all = evidenceOf(d);
     replace(
@@ -454,32 +466,32 @@ export async function arbiterPage(ctx) {
       h(
         "div",
         { "data-test": "dispute-detail" },
-        h("h2", null, `Dispute on order #${d.order_id}`),
+        h("h2", null, t("arbiter.dispute.title", { order: String(d.order_id) })),
         h(
           "div",
           { class: "cols" },
           h(
             "div",
             { class: "card" },
-            h("h3", null, "The order"),
+            h("h3", null, t("arbiter.order.title")),
             h(
               "dl",
               { class: "kv" },
-              h("dt", null, "Buyer"),
+              h("dt", null, t("arbiter.order.buyer")),
               h("dd", null, addr(d.buyer, d.buyer)),
-              h("dt", null, "Supplier"),
+              h("dt", null, t("arbiter.order.supplier")),
               h("dd", null, addr(d.supplier, d.supplier)),
-              h("dt", null, "Payment"),
+              h("dt", null, t("arbiter.order.payment")),
               h("dd", null, fmtAmount(d.amount, d.token)),
-              h("dt", null, "Bond reserved"),
+              h("dt", null, t("arbiter.order.bond")),
               h("dd", null, fmtAmount(d.bond, d.token)),
-              h("dt", null, "Paid"),
+              h("dt", null, t("arbiter.order.paid")),
               h(
                 "dd",
                 null,
                 facts.paid ? txLink(facts.paid.log.transactionHash, Number(facts.paid.log.blockNumber)) : "—",
               ),
-              h("dt", null, "Delivered"),
+              h("dt", null, t("arbiter.order.delivered")),
               h(
                 "dd",
                 null,
@@ -487,23 +499,25 @@ export async function arbiterPage(ctx) {
                   ? txLink(facts.delivered.log.transactionHash, Number(facts.delivered.log.blockNumber))
                   : "—",
               ),
-              h("dt", null, "Disputed"),
+              h("dt", null, t("arbiter.order.disputed")),
               h("dd", null, txLink(d.opened_tx, d.opened_block), " · ", when(d.opened_at)),
-              h("dt", null, "Rule by"),
+              h("dt", null, t("arbiter.order.ruleBy")),
               h(
                 "dd",
                 null,
                 when(d.arbitration_deadline),
                 " ",
-                d.overdue ? pill("overdue", "bad") : `(${duration(d.seconds_left)} left)`,
+                d.overdue
+                  ? pill(t("arbiter.overdue"), "bad")
+                  : `(${t("order.left", { duration: duration(d.seconds_left) })})`,
               ),
             ),
           ),
           h(
             "div",
             { class: "card" },
-            h("h3", null, "Checked in this browser"),
-            h("p", { class: "small muted" }, "Recomputed here from the chain's events, independently of the backend."),
+            h("h3", null, t("arbiter.checked.title")),
+            h("p", { class: "small muted" }, t("arbiter.checked.intro")),
             h(
               "ul",
               { class: "small", "data-test": "checklist" },
@@ -520,7 +534,7 @@ export async function arbiterPage(ctx) {
           ),
         ),
         bundleCard(server),
-        h("h3", null, `Evidence submitted (${all.length})`),
+        h("h3", null, t("arbiter.evidence.title", { count: all.length })),
         h(
           "ul",
           { style: { listStyle: "none", padding: 0 } },
@@ -529,7 +543,11 @@ export async function arbiterPage(ctx) {
         d.ruled
           ? message(
               "info",
-              `Ruled by ${d.arbiter ? short(d.arbiter) : "the timeout fallback"}: buyer ${bps(d.buyer_bps ?? 0)} of the payment, ${bps(d.slash_bps ?? 0)} of the bond slashed.`,
+              t(d.arbiter ? "arbiter.ruledBy" : "arbiter.ruledByTimeout", {
+                arbiter: d.arbiter ? short(d.arbiter) : "",
+                buyer: bps(d.buyer_bps ?? 0),
+                slash: bps(d.slash_bps ?? 0),
+              }),
             )
           : rulingForm(d, { ...facts, evidence: all, server }, () => refresh()),
       ),
@@ -547,8 +565,8 @@ export async function arbiterPage(ctx) {
         h(
           "div",
           { class: "spread" },
-          h("h2", null, `Queue: ${openOnes.length} open`),
-          h("span", { class: "small muted" }, "Oldest first. Deadlines in chain time."),
+          h("h2", null, t("arbiter.queue.title", { count: openOnes.length })),
+          h("span", { class: "small muted" }, t("arbiter.queue.note")),
         ),
         disputes.length
           ? h(
@@ -563,7 +581,14 @@ export async function arbiterPage(ctx) {
                   h(
                     "tr",
                     null,
-                    ["Order", "Payment", "Opened", "Deadline", "Evidence", ""].map((t) => h("th", null, t)),
+                    [
+                      t("arbiter.col.order"),
+                      t("arbiter.col.payment"),
+                      t("arbiter.col.opened"),
+                      t("arbiter.col.deadline"),
+                      t("arbiter.col.evidence"),
+                      "",
+                    ].map((label) => h("th", null, label)),
                   ),
                 ),
                 h(
@@ -575,30 +600,33 @@ export async function arbiterPage(ctx) {
                       { "data-test": "dispute-row", "data-order": String(d.order_id) },
                       h(
                         "td",
-                        { "data-label": "Order" },
+                        { "data-label": t("arbiter.col.order") },
                         `#${d.order_id}`,
-                        h("div", { class: "small muted" }, `listing #${d.listing_id}`),
+                        h("div", { class: "small muted" }, t("product.listing", { id: String(d.listing_id) })),
                       ),
-                      h("td", { "data-label": "Payment", class: "num" }, fmtAmount(d.amount, d.token)),
-                      h("td", { "data-label": "Opened" }, txLink(d.opened_tx, d.opened_block)),
+                      h("td", { "data-label": t("arbiter.col.payment"), class: "num" }, fmtAmount(d.amount, d.token)),
+                      h("td", { "data-label": t("arbiter.col.opened") }, txLink(d.opened_tx, d.opened_block)),
                       h(
                         "td",
-                        { "data-label": "Deadline", class: "countdown" },
+                        { "data-label": t("arbiter.col.deadline"), class: "countdown" },
                         d.ruled
-                          ? pill("ruled", "ok")
+                          ? pill(t("arbiter.ruled"), "ok")
                           : d.overdue
-                            ? pill(`overdue ${duration(d.seconds_left)}`, "bad")
-                            : pill(`${duration(d.seconds_left)} left`, d.seconds_left < 86400 ? "warn" : ""),
+                            ? pill(t("arbiter.overdueBy", { duration: duration(d.seconds_left) }), "bad")
+                            : pill(
+                                t("order.left", { duration: duration(d.seconds_left) }),
+                                d.seconds_left < 86400 ? "warn" : "",
+                              ),
                         h("div", { class: "small muted" }, when(d.arbitration_deadline)),
                       ),
-                      h("td", { "data-label": "Evidence", class: "num" }, `${evidenceOf(d).length}`),
+                      h("td", { "data-label": t("arbiter.col.evidence"), class: "num" }, `${evidenceOf(d).length}`),
                       h(
                         "td",
                         { "data-label": "" },
                         h(
                           "button",
                           { class: "btn small", "data-test": "review", onclick: () => open(d) },
-                          d.ruled ? "View" : "Review",
+                          d.ruled ? t("store.view") : t("arbiter.review"),
                         ),
                       ),
                     ),
@@ -606,7 +634,7 @@ export async function arbiterPage(ctx) {
                 ),
               ),
             )
-          : message("ok", "No disputes. Nothing to rule on."),
+          : message("ok", t("arbiter.queue.empty")),
       );
       if (selected && !disputes.some((d) => String(d.order_id) === selected)) replace(detail);
       return true;
@@ -618,7 +646,7 @@ export async function arbiterPage(ctx) {
     "section",
     null,
     title,
-    h("p", { class: "muted" }, `Signed in as arbiter ${short(wallet.address)}.`),
+    h("p", { class: "muted" }, t("arbiter.signedInAs", { address: short(wallet.address) })),
     h("div", { class: "card" }, queueBox),
     detail,
   );

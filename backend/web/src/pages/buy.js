@@ -3,6 +3,7 @@
 import { ensureSignedIn, get } from "../api.js";
 import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, tokenInfo, userError } from "../chain.js";
 import { addr, bps, duration, product } from "../fmt.js";
+import { t, tn } from "../i18n.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
 import { orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { connectDialog } from "../session.js";
@@ -13,15 +14,11 @@ import { nativeBalance, requireWallet, sendEscrow, signText, wallet } from "../w
 /** Check the quantity field; returns the number or throws a user error. */
 export function checkQuantity(raw, stock) {
   const text = String(raw).trim();
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw userError("Enter a whole number of codes, at least 1.");
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw userError(t("buy.quantity.whole"));
   const q = Number(text);
   if (q > stock)
-    throw userError(
-      `Only ${stock} code${stock === 1 ? "" : "s"} left in stock: choose at most ${stock}. Nothing was charged.`,
-      null,
-      { aboveStock: true },
-    );
-  if (q > 0xffffffff) throw userError("That quantity is too large.");
+    throw userError(t("buy.quantity.aboveStock", { count: stock, stock: String(stock) }), null, { aboveStock: true });
+  if (q > 0xffffffff) throw userError(t("buy.quantity.tooLarge"));
   return q;
 }
 
@@ -41,8 +38,8 @@ export function pendingCard(ctx) {
         rows.push(
           message(
             "ok",
-            `Your payment for ${e.quantity} code(s) of listing #${e.listingId} went through: order ${r.orderId}.`,
-            h("a", { href: `#/order/${r.orderId}`, "data-test": "recovered-order" }, "Open the order →"),
+            t("buy.pending.paid", { quantity: e.quantity, listing: String(e.listingId), order: String(r.orderId) }),
+            h("a", { href: `#/order/${r.orderId}`, "data-test": "recovered-order" }, t("buy.pending.open")),
           ),
         );
       } else if (r.state === "failed" || r.state === "unsent") {
@@ -51,8 +48,8 @@ export function pendingCard(ctx) {
           message(
             "warn",
             r.state === "failed"
-              ? `The payment for listing #${e.listingId} reverted on-chain; you were not charged.`
-              : `The payment for listing #${e.listingId} was never sent; you were not charged.`,
+              ? t("buy.pending.reverted", { listing: String(e.listingId) })
+              : t("buy.pending.unsent", { listing: String(e.listingId) }),
           ),
         );
       } else {
@@ -60,7 +57,13 @@ export function pendingCard(ctx) {
         rows.push(
           message(
             "info",
-            `A payment for ${e.quantity} code(s) of listing #${e.listingId} is waiting to be mined${e.txHash ? ` (tx ${e.txHash.slice(0, 10)}…)` : ""}.`,
+            e.txHash
+              ? t("buy.pending.waitingTx", {
+                  quantity: e.quantity,
+                  listing: String(e.listingId),
+                  tx: `${e.txHash.slice(0, 10)}…`,
+                })
+              : t("buy.pending.waiting", { quantity: e.quantity, listing: String(e.listingId) }),
           ),
         );
       }
@@ -97,17 +100,13 @@ export async function buyPage(ctx, listingId, referrer) {
   const pay = h(
     "button",
     { class: "btn", "data-test": "pay", disabled: closed },
-    unlicensed ? "Not licensed" : stock === 0 ? "Sold out" : "Pay into escrow",
+    unlicensed ? t("buy.pay.unlicensed") : stock === 0 ? t("buy.pay.soldOut") : t("buy.pay.button"),
   );
 
   const refresh = () => {
     slot.clear();
     if (unlicensed) {
-      slot.error(
-        userError(
-          "The rights holder has withdrawn this supplier's licence for this product, so kameng no longer sells it here. Nothing was signed or sent.",
-        ),
-      );
+      slot.error(userError(t("buy.unlicensed")));
       pay.disabled = true;
       return;
     }
@@ -139,7 +138,7 @@ export async function buyPage(ctx, listingId, referrer) {
       const quantity = checkQuantity(qty.value, stock);
       if (!wallet.kind) {
         connectDialog();
-        throw userError("Connect a wallet to pay.", null, { needsWallet: true });
+        throw userError(t("buy.connectToPay"), null, { needsWallet: true });
       }
       await requireWallet();
       const native = l.token === ZERO_ADDRESS;
@@ -154,12 +153,16 @@ export async function buyPage(ctx, listingId, referrer) {
           });
       if (have < amount) {
         throw userError(
-          `Insufficient funds: ${quantity} code(s) cost ${fmtAmount(amount, l.token)}${native ? " plus gas" : ""}, and your wallet holds ${fmtAmount(have, l.token)}. Nothing was signed or sent.`,
+          t(native ? "buy.insufficient.native" : "buy.insufficient.token", {
+            quantity,
+            cost: fmtAmount(amount, l.token),
+            have: fmtAmount(have, l.token),
+          }),
           null,
           { insufficient: true },
         );
       }
-      let s = step("Sign in to follow your order (no gas)");
+      let s = step(t("buy.step.signIn"));
       await ensureSignedIn();
       s.done();
       if (!native) {
@@ -171,12 +174,12 @@ export async function buyPage(ctx, listingId, referrer) {
           args: [wallet.address, net.escrow],
         });
         if (allowed < amount) {
-          s = step(`Allow the escrow to take ${fmtAmount(amount, l.token)}`);
+          s = step(t("buy.step.approve", { amount: fmtAmount(amount, l.token) }));
           await sendEscrow("approve", [net.escrow, amount], { abi: ERC20_ABI, address: l.token });
           s.done();
         }
       }
-      s = step("Sign to create this order's private key (no gas)");
+      s = step(t("buy.step.key"));
       const nonce = await net.client.getTransactionCount({ address: wallet.address, blockTag: "pending" });
       const fromBlock = await net.client.getBlockNumber();
       const signature = await signText(
@@ -184,7 +187,7 @@ export async function buyPage(ctx, listingId, referrer) {
       );
       const key = await orderKeyFromSignature(signature);
       s.done();
-      s = step(`Pay ${fmtAmount(amount, l.token)} into escrow`);
+      s = step(t("buy.step.pay", { amount: fmtAmount(amount, l.token) }));
       const entry = addPending({
         listingId: Number(listingId),
         quantity,
@@ -235,7 +238,7 @@ export async function buyPage(ctx, listingId, referrer) {
     "section",
     null,
     h("a", { href: `#/product/${l.sku}`, class: "small" }, `← ${p.name}`),
-    h("h1", null, `Buy ${p.name}`),
+    h("h1", null, t("buy.title", { name: p.name })),
     pendingSlot,
     h(
       "div",
@@ -243,52 +246,51 @@ export async function buyPage(ctx, listingId, referrer) {
       h(
         "div",
         { class: "card" },
-        h("h2", null, "The offer"),
+        h("h2", null, t("buy.offer.title")),
         h(
           "dl",
           { class: "kv" },
-          h("dt", null, "Listing"),
-          h("dd", null, `#${l.listing_id}`, l.active ? null : h("span", null, " ", pill("closed", "bad"))),
-          h("dt", null, "Supplier"),
+          h("dt", null, t("buy.offer.listing")),
+          h("dd", null, `#${l.listing_id}`, l.active ? null : h("span", null, " ", pill(t("buy.offer.closed"), "bad"))),
+          h("dt", null, t("buy.offer.supplier")),
           h("dd", null, addr(l.supplier, l.supplier)),
-          h("dt", null, "Unit price"),
+          h("dt", null, t("buy.offer.unitPrice")),
           h("dd", { "data-test": "unit-price" }, fmtAmount(price, l.token)),
-          h("dt", null, "In stock"),
-          h("dd", { "data-test": "stock" }, `${stock} of ${l.committed} committed on-chain`),
-          h("dt", null, "Record"),
+          h("dt", null, t("buy.offer.inStock")),
+          h(
+            "dd",
+            { "data-test": "stock" },
+            t("buy.offer.stock", { stock: String(stock), committed: String(l.committed) }),
+          ),
+          h("dt", null, t("buy.offer.record")),
           h(
             "dd",
             null,
-            `${l.supplier_record.orders_completed} orders completed, ${l.supplier_record.disputes_lost} disputes lost`,
+            t("buy.offer.recordText", {
+              completed: String(l.supplier_record.orders_completed),
+              lost: String(l.supplier_record.disputes_lost),
+            }),
           ),
-          h("dt", null, "Delivery"),
-          h("dd", null, `within ${duration(l.delivery_window)}, or reclaim your payment`),
-          h("dt", null, "Disputes"),
-          h(
-            "dd",
-            null,
-            `open within ${duration(l.dispute_window)} of delivery; ${bps(l.bond_bps)} of the price is bonded`,
-          ),
-          referrer ? h("dt", null, "Referred by") : null,
+          h("dt", null, t("buy.offer.delivery")),
+          h("dd", null, t("buy.offer.deliveryText", { duration: duration(l.delivery_window) })),
+          h("dt", null, t("buy.offer.disputes")),
+          h("dd", null, t("buy.offer.disputesText", { duration: duration(l.dispute_window), bps: bps(l.bond_bps) })),
+          referrer ? h("dt", null, t("buy.offer.referrer")) : null,
           referrer ? h("dd", null, addr(referrer)) : null,
         ),
       ),
       h(
         "div",
         { class: "card" },
-        h("h2", null, "Your order"),
-        field("Quantity", qty, `Wholesale welcome: up to ${stock} codes in one order.`),
-        h("p", null, "Total: ", total),
+        h("h2", null, t("buy.order.title")),
+        field(t("buy.order.quantity"), qty, t("buy.order.wholesale", { stock: String(stock) })),
+        h("p", null, tn("buy.order.total", { total })),
         slot,
         pay,
         progress,
-        h(
-          "p",
-          { class: "small muted" },
-          "Your payment is held by the escrow contract. The codes are sealed to a key only your wallet can re-create; you check each one against the supplier's on-chain commitment before you confirm.",
-        ),
+        h("p", { class: "small muted" }, t("buy.order.explain")),
         net.embedded && wallet.kind === "dev"
-          ? h("p", { class: "small" }, pill("DEV WALLET", "dev-label"), " paying on the embedded development chain")
+          ? h("p", { class: "small" }, tn("buy.order.devWallet", { wallet: pill(t("wallet.dev.label"), "dev-label") }))
           : null,
       ),
     ),

@@ -17,6 +17,7 @@ import {
   userError,
 } from "../chain.js";
 import { addr, duration, short, txLink, when } from "../fmt.js";
+import { t, tn } from "../i18n.js";
 import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
@@ -25,15 +26,20 @@ import { sendEscrow, signText, wallet } from "../wallet.js";
 import { pendingCard } from "./buy.js";
 
 /** Shown wherever a party writes dispute text or attaches evidence, before anything is signed. */
-const PUBLIC_EVIDENCE_WARNING = "Everything written or attached here is published on the public chain.";
-const PUBLIC_EVIDENCE_DETAIL =
-  "Anyone can read it, forever: it can never be deleted. Never paste a code, a PIN or personal data (a name, an e-mail or postal address, a phone number, an account).";
+const publicEvidenceWarning = () => t("evidence.public.warning");
+const publicEvidenceDetail = () => t("evidence.public.detail");
 
 const STATE_KIND = { Paid: "warn", Delivered: "brand", Disputed: "bad", Completed: "ok", Refunded: "", Resolved: "" };
 
+/** An order state's name in the reader's language ("Delivered", "已发货"). */
+export function stateName(state) {
+  const name = STATES[Number(state)];
+  return name ? t(`order.state.${name}`) : String(state);
+}
+
 export function statePill(state) {
   const name = STATES[Number(state)] || String(state);
-  return pill(name, STATE_KIND[name] ?? "", { "data-test": "order-state" });
+  return pill(stateName(state), STATE_KIND[name] ?? "", { "data-test": "order-state" });
 }
 
 /** The latest block's timestamp: deadlines are in chain time, which a dev chain may move. */
@@ -44,8 +50,8 @@ async function chainNow() {
 
 /** #/orders */
 export async function ordersPage(ctx) {
-  const g = gate(ctx, { needSignIn: true, why: "Sign in to see the orders this wallet paid for." });
-  if (g) return h("section", null, h("h1", null, "My orders"), pendingCard(ctx), g);
+  const g = gate(ctx, { needSignIn: true, why: t("orders.why") });
+  if (g) return h("section", null, h("h1", null, t("orders.title")), pendingCard(ctx), g);
   const orders = await get("/buyer/orders?limit=200", { auth: true });
   await Promise.all([...new Set(orders.map((o) => o.token))].map(tokenInfo));
   const balance = h("div");
@@ -53,7 +59,7 @@ export async function ordersPage(ctx) {
   return h(
     "section",
     null,
-    h("h1", null, "My orders"),
+    h("h1", null, t("orders.title")),
     pendingCard(ctx),
     balance,
     orders.length
@@ -69,7 +75,14 @@ export async function ordersPage(ctx) {
               h(
                 "tr",
                 null,
-                ["Order", "State", "Codes", "Amount", "Paid", ""].map((t) => h("th", null, t)),
+                [
+                  t("orders.col.order"),
+                  t("orders.col.state"),
+                  t("orders.col.codes"),
+                  t("orders.col.amount"),
+                  t("orders.col.paid"),
+                  "",
+                ].map((label) => h("th", null, label)),
               ),
             ),
             h(
@@ -81,41 +94,43 @@ export async function ordersPage(ctx) {
                   { "data-test": "order-row" },
                   h(
                     "td",
-                    { "data-label": "Order" },
+                    { "data-label": t("orders.col.order") },
                     h("a", { href: `#/order/${o.order_id}` }, `#${o.order_id}`),
-                    h("div", { class: "small muted" }, `listing #${o.listing_id}`),
+                    h("div", { class: "small muted" }, t("product.listing", { id: String(o.listing_id) })),
                   ),
                   h(
                     "td",
-                    { "data-label": "State" },
+                    { "data-label": t("orders.col.state") },
                     statePill(o.state),
                     Number(o.state) === STATE.DELIVERED
                       ? h(
                           "div",
                           { class: "small muted", "data-test": "order-settles" },
-                          settleDue(o) ? "due to settle now" : `settles ${when(o.settles_at ?? o.deadline)}`,
+                          settleDue(o)
+                            ? t("orders.settleDue")
+                            : t("orders.settles", { when: when(o.settles_at ?? o.deadline) }),
                         )
                       : null,
                   ),
-                  h("td", { "data-label": "Codes", class: "num" }, `${o.quantity}`),
-                  h("td", { "data-label": "Amount", class: "num" }, fmtAmount(o.amount, o.token)),
+                  h("td", { "data-label": t("orders.col.codes"), class: "num" }, `${o.quantity}`),
+                  h("td", { "data-label": t("orders.col.amount"), class: "num" }, fmtAmount(o.amount, o.token)),
                   h(
                     "td",
-                    { "data-label": "Paid" },
+                    { "data-label": t("orders.col.paid") },
                     txLink(o.paid_tx, o.paid_block),
                     h("div", { class: "small muted" }, when(o.paid_at)),
                   ),
                   h(
                     "td",
                     { "data-label": "" },
-                    h("a", { class: "btn small quiet", href: `#/order/${o.order_id}` }, "Open"),
+                    h("a", { class: "btn small quiet", href: `#/order/${o.order_id}` }, t("orders.open")),
                   ),
                 ),
               ),
             ),
           ),
         )
-      : message("info", "No orders yet.", h("a", { href: "#/" }, "Browse the store →")),
+      : message("info", t("orders.none"), h("a", { href: "#/" }, t("orders.browse"))),
   );
 }
 
@@ -127,13 +142,13 @@ async function balancesCard(box, orders) {
     const amount = await read("balanceOf", [wallet.address, token]).catch(() => 0n);
     if (amount > 0n) {
       const slot = messageSlot();
-      const btn = h("button", { class: "btn small", "data-test": "buyer-withdraw" }, "Withdraw");
+      const btn = h("button", { class: "btn small", "data-test": "buyer-withdraw" }, t("orders.withdraw"));
       btn.addEventListener("click", () =>
         busy(btn, slot, async () => {
           const r = await sendEscrow("withdraw", [token, wallet.address]);
           slot.show(
             "ok",
-            `Withdrew ${fmtAmount(amount, token)} to your wallet.`,
+            t("orders.withdrew", { amount: fmtAmount(amount, token) }),
             txLink(r.hash, Number(r.receipt.blockNumber)),
           );
           btn.disabled = true;
@@ -143,7 +158,7 @@ async function balancesCard(box, orders) {
         h(
           "div",
           { class: "spread" },
-          h("span", null, "Refunds and rulings credited to you: ", h("strong", null, fmtAmount(amount, token))),
+          h("span", null, tn("orders.credited", { amount: h("strong", null, fmtAmount(amount, token)) })),
           btn,
         ),
         slot,
@@ -166,7 +181,7 @@ function progressSteps(state) {
   const at = names.indexOf(STATES[s]);
   return h(
     "ol",
-    { class: "steps", "aria-label": "Order progress" },
+    { class: "steps", "aria-label": t("order.progress") },
     names.map((n, i) =>
       h(
         "li",
@@ -182,7 +197,7 @@ function progressSteps(state) {
                   ? "now"
                   : "",
         },
-        n,
+        t(`order.state.${n}`),
       ),
     ),
   );
@@ -194,9 +209,9 @@ const settleDue = (o, now) => Boolean(o.settle_due) || (now !== undefined && now
 /** When a Delivered order settles by itself, in one sentence (its deadline, in chain time). */
 function settlesNote(o, now) {
   if (settleDue(o, now)) {
-    return "Due to settle now: the dispute window has closed, so the supplier is paid as soon as anyone settles it (the platform does so by itself).";
+    return t("order.settleDue");
   }
-  return `Settles automatically on ${when(o.settles_at ?? o.deadline)} unless you dispute before then.`;
+  return t("order.settlesOn", { when: when(o.settles_at ?? o.deadline) });
 }
 
 /** Where the order is, in one sentence. */
@@ -204,27 +219,19 @@ function headline(o, now) {
   const s = Number(o.state);
   if (s === STATE.PAID) {
     return now > o.deadline
-      ? message("warn", "The supplier missed the delivery deadline. Reclaim your payment below.")
+      ? message("warn", t("order.head.missed"))
       : message(
           "info",
-          `Paid. Waiting for the supplier to deliver (deadline ${when(o.deadline)}, ${duration(o.deadline - now)} left).`,
-          "This page updates by itself.",
+          t("order.head.paid", { deadline: when(o.deadline), left: duration(o.deadline - now) }),
+          t("order.head.updates"),
         );
   }
   if (s === STATE.DELIVERED)
-    return message(
-      "ok",
-      "Delivered! Open your codes, check them, then confirm.",
-      h("span", { "data-test": "settles-note" }, settlesNote(o, now)),
-    );
-  if (s === STATE.DISPUTED)
-    return message(
-      "warn",
-      `Disputed. An arbiter rules by ${when(o.deadline)}; if none does, the payment is split in half.`,
-    );
-  if (s === STATE.COMPLETED) return message("ok", "Completed: the supplier has been paid (钱货两清).");
-  if (s === STATE.REFUNDED) return message("info", "Refunded: the whole payment was credited back to you.");
-  return message("info", "Resolved by a ruling.");
+    return message("ok", t("order.head.delivered"), h("span", { "data-test": "settles-note" }, settlesNote(o, now)));
+  if (s === STATE.DISPUTED) return message("warn", t("order.head.disputed", { deadline: when(o.deadline) }));
+  if (s === STATE.COMPLETED) return message("ok", t("order.head.completed"));
+  if (s === STATE.REFUNDED) return message("info", t("order.head.refunded"));
+  return message("info", t("order.head.resolved"));
 }
 
 /** The evidence document a dispute points to (ERC-1497 style), as a data: URI, and its hash. */
@@ -243,7 +250,7 @@ export async function evidenceDocument({ title, description, file, verification 
       doc.fileURI = `data:${doc.fileType};base64,${btoa(bin)}`;
     } else {
       doc.fileURI = "";
-      doc.note = "The file is larger than 24 KiB: its hash is recorded here; hand the file itself to the arbiter.";
+      doc.note = t("evidence.file.tooLarge");
     }
   }
   const json = JSON.stringify(doc);
@@ -284,9 +291,7 @@ async function orderKey(o) {
   );
   const key = await orderKeyFromSignature(signature);
   if (key.publicKeyHex.toLowerCase() !== o.buyer_pubkey.toLowerCase()) {
-    throw userError(
-      `This wallet's key for nonce ${nonce} is not the key order ${o.order_id} was paid with, so its codes cannot be opened here.`,
-    );
+    throw userError(t("order.key.wrong", { nonce: String(nonce), order: String(o.order_id) }));
   }
   return key;
 }
@@ -294,19 +299,19 @@ async function orderKey(o) {
 function copy(button, text) {
   navigator.clipboard?.writeText(text).then(
     () => {
-      button.textContent = "Copied";
+      button.textContent = t("order.code.copied");
     },
     () => {
-      button.textContent = "Select it";
+      button.textContent = t("order.code.select");
     },
   );
 }
 
 const CHECK_LABELS = {
-  commitment: "matches its commitment",
-  batchRoot: "batch root is on-chain",
-  batchRange: "index inside its batch",
-  proof: "Merkle proof verifies",
+  commitment: "order.code.check.commitment",
+  batchRoot: "order.code.check.batchRoot",
+  batchRange: "order.code.check.batchRange",
+  proof: "order.code.check.proof",
 };
 
 function releaseView(o, release, report) {
@@ -316,16 +321,12 @@ function releaseView(o, release, report) {
     h(
       "div",
       { class: "spread" },
-      h("h2", null, "Your codes"),
+      h("h2", null, t("order.codes.title")),
       report.ok
-        ? pill("all checks pass", "ok", { "data-test": "release-verdict" })
-        : pill("verification failed", "bad", { "data-test": "release-verdict" }),
+        ? pill(t("order.codes.pass"), "ok", { "data-test": "release-verdict" })
+        : pill(t("order.codes.fail"), "bad", { "data-test": "release-verdict" }),
     ),
-    h(
-      "p",
-      { class: "small muted" },
-      "Opened in this browser with your per-order key. Each code is checked against the commitment the supplier put on-chain before the sale.",
-    ),
+    h("p", { class: "small muted" }, t("order.codes.intro")),
     h(
       "ul",
       { class: "small", "data-test": "release-checks" },
@@ -353,34 +354,39 @@ function releaseView(o, release, report) {
             h(
               "div",
               { class: "checks" },
-              `index ${c.index} · `,
+              t("order.code.index", { index: String(c.index) }),
+              " · ",
               Object.entries(c.checks)
-                .map(([k, ok]) => `${ok ? "✓" : "✗"} ${CHECK_LABELS[k]}`)
+                .map(([k, ok]) => `${ok ? "✓" : "✗"} ${t(CHECK_LABELS[k])}`)
                 .join(" · "),
-              c.expiresAt ? ` · expires ${when(c.expiresAt)}` : "",
+              c.expiresAt ? ` · ${t("order.code.expires", { when: when(c.expiresAt) })}` : "",
             ),
           ),
           h(
             "div",
             { class: "row" },
-            h("button", { class: "btn small quiet", onclick: (e) => copy(e.currentTarget, c.text) }, "Copy"),
+            h(
+              "button",
+              { class: "btn small quiet", onclick: (e) => copy(e.currentTarget, c.text) },
+              t("order.code.copy"),
+            ),
             c.ok
-              ? pill("pass", "ok", { "data-test": "code-verdict" })
-              : pill("fail", "bad", { "data-test": "code-verdict" }),
+              ? pill(t("order.code.pass"), "ok", { "data-test": "code-verdict" })
+              : pill(t("order.code.fail"), "bad", { "data-test": "code-verdict" }),
           ),
         ),
       ),
     ),
-    release.tx_hash ? h("p", { class: "small" }, "Delivered in ", txLink(release.tx_hash)) : null,
+    release.tx_hash ? h("p", { class: "small" }, tn("order.codes.deliveredIn", { tx: txLink(release.tx_hash) })) : null,
   );
 }
 
 /** #/order/<id> */
 export async function orderPage(ctx, orderId) {
-  const g = gate(ctx, { needSignIn: true, why: "Sign in with the wallet that paid to follow this order." });
-  if (g) return h("section", null, h("h1", null, `Order #${orderId}`), g);
+  const g = gate(ctx, { needSignIn: true, why: t("order.why") });
+  if (g) return h("section", null, h("h1", null, t("order.title", { id: String(orderId) })), g);
   const { listingId, firstIndex } = splitOrderId(orderId);
-  const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, "Loading the order…"));
+  const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, t("order.loading")));
   const actionsBox = h("div");
   const releaseBox = h("div");
   // Outcomes of the buttons below: kept when the order's new state redraws the actions.
@@ -397,16 +403,16 @@ export async function orderPage(ctx, orderId) {
     const parts = [];
     if (s === STATE.PAID) {
       const slot = messageSlot({ "data-test": "refund-message" });
-      const btn = h("button", { class: "btn", "data-test": "refund", disabled: now <= o.deadline }, "Reclaim payment");
+      const btn = h(
+        "button",
+        { class: "btn", "data-test": "refund", disabled: now <= o.deadline },
+        t("order.refund.button"),
+      );
       btn.addEventListener("click", () =>
         busy(btn, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("refund", [BigInt(o.order_id), order]);
-          outcome.show(
-            "ok",
-            "Refunded: the payment is credited to your balance. Withdraw it from My orders.",
-            txLink(r.hash, Number(r.receipt.blockNumber)),
-          );
+          outcome.show("ok", t("order.refund.done"), txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
         }),
       );
@@ -414,13 +420,11 @@ export async function orderPage(ctx, orderId) {
         h(
           "div",
           { class: "card" },
-          h("h2", null, "Nothing arrived?"),
+          h("h2", null, t("order.refund.title")),
           h(
             "p",
             { class: "small muted" },
-            now <= o.deadline
-              ? `You can reclaim the whole payment if the codes have not arrived by ${when(o.deadline)}.`
-              : "The delivery deadline has passed: take your money back.",
+            now <= o.deadline ? t("order.refund.until", { deadline: when(o.deadline) }) : t("order.refund.passed"),
           ),
           slot,
           btn,
@@ -430,7 +434,7 @@ export async function orderPage(ctx, orderId) {
     if (s === STATE.DELIVERED || s === STATE.COMPLETED || s === STATE.DISPUTED || s === STATE.RESOLVED) {
       if (!report) {
         const slot = messageSlot({ "data-test": "open-message" });
-        const btn = h("button", { class: "btn", "data-test": "open-codes" }, "Open my codes");
+        const btn = h("button", { class: "btn", "data-test": "open-codes" }, t("order.open.button"));
         btn.addEventListener("click", () =>
           busy(btn, slot, async () => {
             releaseData = await get(`/buyer/orders/${o.order_id}/release`, { auth: true });
@@ -459,12 +463,8 @@ export async function orderPage(ctx, orderId) {
           h(
             "div",
             { class: "card" },
-            h("h2", null, "Your codes are sealed to you"),
-            h(
-              "p",
-              { class: "small muted" },
-              "Opening them asks your wallet for one signature (no gas), which re-creates this order's private key in this tab.",
-            ),
+            h("h2", null, t("order.open.title")),
+            h("p", { class: "small muted" }, t("order.open.intro")),
             slot,
             btn,
           ),
@@ -476,38 +476,33 @@ export async function orderPage(ctx, orderId) {
       const confirm = h(
         "button",
         { class: "btn", "data-test": "confirm", disabled: report ? !report.ok : false },
-        "Confirm: the codes work",
+        t("order.confirm.button"),
       );
       confirm.addEventListener("click", () =>
         busy(confirm, slot, async () => {
           const order = await liveOrder(o);
           const r = await sendEscrow("confirm", [BigInt(o.order_id), order]);
-          outcome.show(
-            "ok",
-            "Confirmed. The supplier is paid; thank you.",
-            txLink(r.hash, Number(r.receipt.blockNumber)),
-          );
+          outcome.show("ok", t("order.confirm.done"), txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
         }),
       );
       const text = h("textarea", {
-        placeholder: "What is wrong? For example: the second code was already redeemed at 14:02.",
+        placeholder: t("order.dispute.placeholder"),
         "data-test": "dispute-text",
         maxlength: "4000",
       });
       const file = h("input", { type: "file", "data-test": "dispute-file" });
       const share = h("input", { type: "checkbox", checked: true, "data-test": "share-key" });
-      const publicWarning = message("warn", h("strong", null, PUBLIC_EVIDENCE_WARNING), PUBLIC_EVIDENCE_DETAIL);
+      const publicWarning = message("warn", h("strong", null, publicEvidenceWarning()), publicEvidenceDetail());
       publicWarning.dataset.test = "evidence-public-warning";
       publicWarning.id = `evidence-public-warning-${o.order_id}`;
       text.setAttribute("aria-describedby", publicWarning.id);
       file.setAttribute("aria-describedby", publicWarning.id);
       const dslot = messageSlot({ "data-test": "dispute-message" });
-      const dispute = h("button", { class: "btn danger", "data-test": "dispute" }, "Open a dispute");
+      const dispute = h("button", { class: "btn danger", "data-test": "dispute" }, t("order.dispute.button"));
       dispute.addEventListener("click", () =>
         busy(dispute, dslot, async () => {
-          if (text.value.trim().length < 10)
-            throw userError("Describe the problem in a sentence or two (at least 10 characters).");
+          if (text.value.trim().length < 10) throw userError(t("order.dispute.tooShort"));
           const verification = report
             ? {
                 ok: report.ok,
@@ -516,18 +511,14 @@ export async function orderPage(ctx, orderId) {
               }
             : null;
           const ev = await evidenceDocument({
-            title: `Buyer's dispute of order ${o.order_id}`,
+            title: t("order.dispute.evidenceTitle", { order: String(o.order_id) }),
             description: text.value.trim(),
             file: file.files?.[0],
             verification,
           });
           const order = await liveOrder(o);
           const r = await sendEscrow("dispute", [BigInt(o.order_id), order, ev.uri, ev.hash]);
-          outcome.show(
-            "ok",
-            "Dispute opened. An arbiter will rule; your evidence is on-chain.",
-            txLink(r.hash, Number(r.receipt.blockNumber)),
-          );
+          outcome.show("ok", t("order.dispute.opened"), txLink(r.hash, Number(r.receipt.blockNumber)));
           refreshNow();
           if (share.checked) {
             try {
@@ -537,17 +528,9 @@ export async function orderPage(ctx, orderId) {
                 { order_secret: bytesToHex(key.secretKey) },
                 { auth: true },
               );
-              outcome.show(
-                "ok",
-                "Dispute opened, and your order key is in the evidence: the arbiter can open this order's codes (and no other).",
-                txLink(r.hash, Number(r.receipt.blockNumber)),
-              );
+              outcome.show("ok", t("order.dispute.openedWithKey"), txLink(r.hash, Number(r.receipt.blockNumber)));
             } catch (err) {
-              outcome.show(
-                "warn",
-                "Dispute opened, but your order key could not be added to the evidence.",
-                err.userMessage || err.message,
-              );
+              outcome.show("warn", t("order.dispute.keyFailed"), err.userMessage || err.message);
             }
           }
         }),
@@ -567,7 +550,7 @@ export async function orderPage(ctx, orderId) {
         const pbtn = h(
           "button",
           { class: "btn danger", "data-test": "prove-bad-code" },
-          `Prove code #${bad.index} is bad (refund without a judge)`,
+          t("order.prove.button", { index: String(bad.index) }),
         );
         pbtn.addEventListener("click", () =>
           busy(pbtn, pslot, async () => {
@@ -577,25 +560,11 @@ export async function orderPage(ctx, orderId) {
               order,
               badCodeProof(report, bad, releaseData.sealed),
             ]);
-            outcome.show(
-              "ok",
-              "Proven on-chain: the payment and the bond are credited to you.",
-              txLink(r.hash, Number(r.receipt.blockNumber)),
-            );
+            outcome.show("ok", t("order.prove.done"), txLink(r.hash, Number(r.receipt.blockNumber)));
             refreshNow();
           }),
         );
-        prove = h(
-          "div",
-          null,
-          h(
-            "p",
-            { class: "small" },
-            "A code does not match what the supplier committed to. The contract can check this itself: the proof reveals only that one code, on the public chain.",
-          ),
-          pslot,
-          pbtn,
-        );
+        prove = h("div", null, h("p", { class: "small" }, t("order.prove.intro")), pslot, pbtn);
       }
       parts.push(
         h(
@@ -604,15 +573,15 @@ export async function orderPage(ctx, orderId) {
           h(
             "div",
             { class: "card" },
-            h("h2", null, "All good?"),
+            h("h2", null, t("order.confirm.title")),
             h(
               "p",
               { class: "small muted" },
               report
                 ? report.ok
-                  ? "Every code matched its commitment."
-                  : "Some checks failed: dispute instead."
-                : "Open and check your codes first, or confirm if you already redeemed them.",
+                  ? t("order.confirm.allMatched")
+                  : t("order.confirm.someFailed")
+                : t("order.confirm.first"),
             ),
             slot,
             confirm,
@@ -620,21 +589,12 @@ export async function orderPage(ctx, orderId) {
           h(
             "div",
             { class: "card" },
-            h("h2", null, "Something wrong?"),
+            h("h2", null, t("order.dispute.title")),
             prove,
             publicWarning,
-            field("Describe the problem", text),
-            field(
-              "Evidence file (optional: a screenshot, the issuer's answer…)",
-              file,
-              "Up to 24 KiB is stored in the evidence itself, on the public chain; a larger file is recorded by its hash only.",
-            ),
-            h(
-              "label",
-              { class: "row small", style: { fontWeight: 500 } },
-              share,
-              "Let the arbiter open this order's codes (adds this order's key to the evidence; it opens no other order)",
-            ),
+            field(t("order.dispute.describe"), text),
+            field(t("order.dispute.file"), file, t("order.dispute.fileHint")),
+            h("label", { class: "row small", style: { fontWeight: 500 } }, share, t("order.dispute.shareKey")),
             dslot,
             dispute,
           ),
@@ -658,7 +618,7 @@ export async function orderPage(ctx, orderId) {
         h(
           "div",
           { class: "spread" },
-          h("h2", null, `${o.quantity} code${o.quantity === 1 ? "" : "s"} · ${fmtAmount(o.amount, o.token)}`),
+          h("h2", null, t("order.summary", { count: Number(o.quantity), amount: fmtAmount(o.amount, o.token) })),
           statePill(o.state),
         ),
         progressSteps(o.state),
@@ -666,32 +626,44 @@ export async function orderPage(ctx, orderId) {
         h(
           "dl",
           { class: "kv" },
-          h("dt", null, "Listing"),
-          h("dd", null, `#${listingId} · code indexes ${firstIndex}–${firstIndex + Number(o.quantity) - 1}`),
-          h("dt", null, "Supplier"),
+          h("dt", null, t("order.kv.listing")),
+          h(
+            "dd",
+            null,
+            t("order.kv.indexes", {
+              listing: String(listingId),
+              first: String(firstIndex),
+              last: String(firstIndex + Number(o.quantity) - 1),
+            }),
+          ),
+          h("dt", null, t("order.kv.supplier")),
           h("dd", null, addr(o.supplier, o.supplier)),
-          h("dt", null, "Paid"),
+          h("dt", null, t("order.kv.paid")),
           h("dd", null, txLink(o.paid_tx, o.paid_block), " · ", when(o.paid_at)),
           h(
             "dt",
             null,
             Number(o.state) === STATE.PAID
-              ? "Delivery deadline"
+              ? t("order.kv.deliveryDeadline")
               : Number(o.state) === STATE.DELIVERED
-                ? "Dispute window ends"
-                : "Deadline",
+                ? t("order.kv.disputeEnds")
+                : t("order.kv.deadline"),
           ),
           h(
             "dd",
             { class: "countdown" },
             when(o.deadline),
             Number(o.state) <= STATE.DISPUTED
-              ? ` (${o.deadline >= now ? `${duration(o.deadline - now)} left` : "passed"})`
+              ? ` (${o.deadline >= now ? t("order.left", { duration: duration(o.deadline - now) }) : t("order.passed")})`
               : "",
           ),
-          h("dt", null, "Release digest"),
-          h("dd", { class: "mono small" }, BigInt(o.release_digest) === 0n ? "not yet delivered" : o.release_digest),
-          h("dt", null, "Your order key"),
+          h("dt", null, t("order.kv.digest")),
+          h(
+            "dd",
+            { class: "mono small" },
+            BigInt(o.release_digest) === 0n ? t("order.kv.notDelivered") : o.release_digest,
+          ),
+          h("dt", null, t("order.kv.key")),
           h("dd", { class: "mono small", title: o.buyer_pubkey }, short(o.buyer_pubkey, 10, 6)),
         ),
       ),
@@ -702,7 +674,7 @@ export async function orderPage(ctx, orderId) {
         h(
           "div",
           { class: "card" },
-          h("h2", null, "On-chain history"),
+          h("h2", null, t("order.history.title")),
           h(
             "table",
             { class: "stack-sm", "data-test": "order-events" },
@@ -712,7 +684,12 @@ export async function orderPage(ctx, orderId) {
               h(
                 "tr",
                 null,
-                ["Event", "State after", "When", "Transaction"].map((t) => h("th", null, t)),
+                [
+                  t("order.history.event"),
+                  t("order.history.stateAfter"),
+                  t("order.history.when"),
+                  t("order.history.tx"),
+                ].map((label) => h("th", null, label)),
               ),
             ),
             h(
@@ -722,10 +699,10 @@ export async function orderPage(ctx, orderId) {
                 h(
                   "tr",
                   null,
-                  h("td", { "data-label": "Event" }, e.name),
-                  h("td", { "data-label": "State after" }, STATES[e.state_after] || e.state_after),
-                  h("td", { "data-label": "When" }, when(e.timestamp)),
-                  h("td", { "data-label": "Transaction" }, txLink(e.tx_hash, e.block_number)),
+                  h("td", { "data-label": t("order.history.event") }, e.name),
+                  h("td", { "data-label": t("order.history.stateAfter") }, stateName(e.state_after)),
+                  h("td", { "data-label": t("order.history.when") }, when(e.timestamp)),
+                  h("td", { "data-label": t("order.history.tx") }, txLink(e.tx_hash, e.block_number)),
                 ),
               ),
             ),
@@ -746,7 +723,7 @@ export async function orderPage(ctx, orderId) {
         o = await get(`/buyer/orders/${orderId}`, { auth: true });
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
-          replace(statusBox, message("info", "Your payment is on-chain; waiting for the mirror to list the order…"));
+          replace(statusBox, message("info", t("order.waitingMirror")));
           return true;
         }
         throw err;
@@ -762,8 +739,8 @@ export async function orderPage(ctx, orderId) {
   return h(
     "section",
     null,
-    h("a", { href: "#/orders", class: "small" }, "← My orders"),
-    h("h1", null, `Order #${orderId}`),
+    h("a", { href: "#/orders", class: "small" }, t("order.back")),
+    h("h1", null, t("order.title", { id: String(orderId) })),
     slot,
     statusBox,
     outcome,

@@ -4,6 +4,7 @@ import { toEventSelector, toHex } from "viem";
 import { get } from "../api.js";
 import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo } from "../chain.js";
 import { addr, bps, chainNumber, duration, product, short, txLink } from "../fmt.js";
+import { locale, t, tn } from "../i18n.js";
 import { h, message, pill, replace } from "../ui.js";
 
 /** Listings grouped by sku, cheapest offer first in each group. */
@@ -31,7 +32,7 @@ async function loadTokens(listings) {
 }
 
 function record(r) {
-  return `${r.orders_completed} completed · ${r.disputes_lost} dispute${r.disputes_lost === 1 ? "" : "s"} lost`;
+  return t("store.record", { completed: r.orders_completed, count: r.disputes_lost });
 }
 
 function offerCard(o, best) {
@@ -43,19 +44,19 @@ function offerCard(o, best) {
       "div",
       { class: "spread" },
       h("span", { class: "price" }, fmtAmount(o.unit_price, o.token)),
-      o === best && !soldOut ? pill("best price", "brand") : null,
+      o === best && !soldOut ? pill(t("store.offer.best"), "brand") : null,
     ),
     h(
       "dl",
       null,
-      h("dt", null, "Supplier"),
+      h("dt", null, t("store.offer.supplier")),
       h("dd", null, addr(o.supplier)),
-      h("dt", null, "Stock"),
-      h("dd", { "data-test": "offer-stock" }, soldOut ? pill("sold out", "bad") : `${o.stock}`),
-      h("dt", null, "Record"),
+      h("dt", null, t("store.offer.stock")),
+      h("dd", { "data-test": "offer-stock" }, soldOut ? pill(t("store.soldOut"), "bad") : `${o.stock}`),
+      h("dt", null, t("store.offer.record")),
       h("dd", null, `${o.supplier_record.orders_completed} ✓ · ${o.supplier_record.disputes_lost} ✗`),
-      h("dt", null, "Bond"),
-      h("dd", null, `${bps(o.bond_bps)} / order`),
+      h("dt", null, t("store.offer.bond")),
+      h("dd", null, t("store.bondPerOrder", { bps: bps(o.bond_bps) })),
     ),
     h(
       "a",
@@ -65,7 +66,7 @@ function offerCard(o, best) {
         href: `#/buy/${o.listing_id}`,
         "aria-disabled": soldOut ? "true" : null,
       },
-      soldOut ? "View" : "Buy",
+      soldOut ? t("store.view") : t("store.buy"),
     ),
   );
 }
@@ -77,18 +78,18 @@ export async function storePage(ctx) {
   const groups = groupBySku(listings);
   const search = h("input", {
     type: "search",
-    placeholder: "Search products, sku or supplier…",
-    "aria-label": "Search",
+    placeholder: t("store.search.placeholder"),
+    "aria-label": t("store.search.label"),
     "data-test": "search",
   });
   const inStock = h("input", { type: "checkbox", id: "in-stock", "data-test": "in-stock" });
   const sort = h(
     "select",
-    { "aria-label": "Sort", "data-test": "sort" },
-    h("option", { value: "name" }, "Name"),
-    h("option", { value: "price" }, "Lowest price"),
-    h("option", { value: "stock" }, "Most stock"),
-    h("option", { value: "suppliers" }, "Most suppliers"),
+    { "aria-label": t("store.sort.label"), "data-test": "sort" },
+    h("option", { value: "name" }, t("store.sort.name")),
+    h("option", { value: "price" }, t("store.sort.price")),
+    h("option", { value: "stock" }, t("store.sort.stock")),
+    h("option", { value: "suppliers" }, t("store.sort.suppliers")),
   );
   const list = h("div", { class: "grid", "data-test": "products" });
   const draw = () => {
@@ -107,7 +108,7 @@ export async function storePage(ctx) {
       if (sort.value === "price") return price(a) < price(b) ? -1 : price(a) > price(b) ? 1 : 0;
       if (sort.value === "stock") return b.stock - a.stock;
       if (sort.value === "suppliers") return b.offers.length - a.offers.length;
-      return a.name.localeCompare(b.name);
+      return a.name.localeCompare(b.name, locale());
     });
     replace(
       list,
@@ -120,15 +121,16 @@ export async function storePage(ctx) {
                 "div",
                 { class: "spread" },
                 h("h2", null, h("a", { href: `#/product/${g.sku}` }, g.name)),
-                g.stock ? pill(`${g.stock} in stock`, "ok") : pill("sold out", "bad"),
+                g.stock ? pill(t("store.inStock", { count: g.stock }), "ok") : pill(t("store.soldOut"), "bad"),
               ),
               h(
                 "div",
                 { class: "muted small" },
-                `${g.offers.length} supplier${g.offers.length === 1 ? "" : "s"} · from `,
-                h("strong", null, fmtAmount(g.best.unit_price, g.best.token)),
-                " · sku ",
-                h("span", { class: "mono", title: g.sku }, short(g.sku, 8, 4)),
+                tn("store.product.summary", {
+                  count: g.offers.length,
+                  price: h("strong", null, fmtAmount(g.best.unit_price, g.best.token)),
+                  sku: h("span", { class: "mono", title: g.sku }, short(g.sku, 8, 4)),
+                }),
               ),
               h(
                 "div",
@@ -136,18 +138,15 @@ export async function storePage(ctx) {
                 g.offers.slice(0, 4).map((o) => offerCard(o, g.best)),
               ),
               g.offers.length > 4
-                ? h("a", { href: `#/product/${g.sku}`, class: "small" }, `Compare all ${g.offers.length} suppliers →`)
+                ? h(
+                    "a",
+                    { href: `#/product/${g.sku}`, class: "small" },
+                    t("store.compareAll", { count: g.offers.length }),
+                  )
                 : null,
             ),
           )
-        : [
-            message(
-              "info",
-              listings.length
-                ? "No product matches your search."
-                : "No products are listed yet. Suppliers open listings from the Supplier page.",
-            ),
-          ],
+        : [message("info", listings.length ? t("store.noMatch") : t("store.empty"))],
     );
   };
   search.addEventListener("input", draw);
@@ -157,17 +156,18 @@ export async function storePage(ctx) {
   return h(
     "section",
     null,
-    h("h1", null, "Store"),
-    h(
-      "p",
-      { class: "muted" },
-      "Game cards, software keys and memberships, each sold by bonded suppliers. Your payment stays in escrow until the codes check out against their on-chain commitments.",
-    ),
+    h("h1", null, t("store.title")),
+    h("p", { class: "muted" }, t("store.intro")),
     h(
       "div",
       { class: "toolbar" },
       search,
-      h("label", { for: "in-stock", class: "row", style: { margin: 0, fontWeight: 500 } }, inStock, "In stock only"),
+      h(
+        "label",
+        { for: "in-stock", class: "row", style: { margin: 0, fontWeight: 500 } },
+        inStock,
+        t("store.inStockOnly"),
+      ),
       sort,
     ),
     list,
@@ -198,9 +198,9 @@ export async function productPage(ctx, sku) {
     return h(
       "section",
       null,
-      h("h1", null, "Unknown product"),
-      message("info", "No open listing sells this product."),
-      h("a", { href: "#/" }, "← Store"),
+      h("h1", null, t("product.unknown.title")),
+      message("info", t("product.unknown.text")),
+      h("a", { href: "#/" }, t("product.back")),
     );
   await loadTokens(listings);
   const [g] = groupBySku(listings);
@@ -210,10 +210,10 @@ export async function productPage(ctx, sku) {
   for (const o of g.offers) {
     const auth = h(
       "td",
-      { "data-label": "Licensed", "data-test": "authorization" },
-      h("span", { class: "muted" }, "checking…"),
+      { "data-label": t("product.col.licensed"), "data-test": "authorization" },
+      h("span", { class: "muted" }, t("product.checking")),
     );
-    const bond = h("td", { "data-label": "Supplier bond", class: "num" }, "…");
+    const bond = h("td", { "data-label": t("product.col.bond"), class: "num" }, "…");
     authSlots.set(o.listing_id, auth);
     bondSlots.set(o.listing_id, bond);
     rows.append(
@@ -222,43 +222,51 @@ export async function productPage(ctx, sku) {
         { "data-test": "compare-row" },
         h(
           "td",
-          { "data-label": "Supplier" },
+          { "data-label": t("product.col.supplier") },
           addr(o.supplier),
-          h("div", { class: "small muted" }, `listing #${o.listing_id}`),
+          h("div", { class: "small muted" }, t("product.listing", { id: String(o.listing_id) })),
         ),
         h(
           "td",
-          { "data-label": "Price", class: "num" },
+          { "data-label": t("product.col.price"), class: "num" },
           h("strong", { "data-test": "price" }, fmtAmount(o.unit_price, o.token)),
-          o === g.best ? h("div", null, pill("best", "brand")) : null,
+          o === g.best ? h("div", null, pill(t("product.best"), "brand")) : null,
         ),
         h(
           "td",
-          { "data-label": "Stock", class: "num" },
-          h("span", { "data-test": "stock" }, Number(o.stock) ? `${o.stock}` : pill("sold out", "bad")),
-          h("div", { class: "small muted" }, `of ${o.committed} committed`),
+          { "data-label": t("product.col.stock"), class: "num" },
+          h("span", { "data-test": "stock" }, Number(o.stock) ? `${o.stock}` : pill(t("store.soldOut"), "bad")),
+          h("div", { class: "small muted" }, t("product.ofCommitted", { committed: o.committed })),
         ),
         h(
           "td",
-          { "data-label": "On-chain record" },
+          { "data-label": t("product.col.record") },
           record(o.supplier_record),
           o.supplier_record.orders_refunded
-            ? h("div", { class: "small muted" }, `${o.supplier_record.orders_refunded} refunded late`)
+            ? h(
+                "div",
+                { class: "small muted" },
+                t("product.refundedLate", { count: o.supplier_record.orders_refunded }),
+              )
             : null,
         ),
         h(
           "td",
-          { "data-label": "Terms", class: "small terms" },
-          h("div", null, `deliver in ${duration(o.delivery_window)}`),
-          h("div", null, `dispute within ${duration(o.dispute_window)}`),
-          h("div", null, `bond ${bps(o.bond_bps)} / order`),
+          { "data-label": t("product.col.terms"), class: "small terms" },
+          h("div", null, t("product.terms.deliver", { duration: duration(o.delivery_window) })),
+          h("div", null, t("product.terms.dispute", { duration: duration(o.dispute_window) })),
+          h("div", null, t("product.terms.bond", { bps: bps(o.bond_bps) })),
         ),
         bond,
         auth,
         h(
           "td",
           { "data-label": "" },
-          h("a", { class: "btn small", href: `#/buy/${o.listing_id}` }, Number(o.stock) ? "Buy" : "View"),
+          h(
+            "a",
+            { class: "btn small", href: `#/buy/${o.listing_id}` },
+            Number(o.stock) ? t("store.buy") : t("store.view"),
+          ),
         ),
       ),
     );
@@ -276,16 +284,16 @@ export async function productPage(ctx, sku) {
         }
         if (batches.length) {
           const last = batches.at(-1);
-          row
-            .querySelector('[data-test="stock"]')
-            .after(
-              h(
-                "div",
-                { class: "small" },
-                `${batches.length} batch${batches.length === 1 ? "" : "es"}, last `,
-                txLink(last.log.transactionHash, Number(last.log.blockNumber)),
-              ),
-            );
+          row.querySelector('[data-test="stock"]').after(
+            h(
+              "div",
+              { class: "small" },
+              tn("product.batches", {
+                count: batches.length,
+                tx: txLink(last.log.transactionHash, Number(last.log.blockNumber)),
+              }),
+            ),
+          );
         }
       })
       .catch(() => {});
@@ -295,24 +303,28 @@ export async function productPage(ctx, sku) {
       .then(async (att) => {
         const slot = authSlots.get(o.listing_id);
         if (BigInt(att) === 0n) {
-          replace(slot, pill("not authorized", "bad"));
+          replace(slot, pill(t("product.auth.none"), "bad"));
           return;
         }
         replace(
           slot,
-          pill("licensed ✓", "ok"),
-          h("div", { class: "small mono", title: `attestation ${att}` }, `attestation ${short(att, 8, 4)}`),
+          pill(t("product.auth.ok"), "ok"),
+          h(
+            "div",
+            { class: "small mono", title: t("product.auth.attestation", { hash: att }) },
+            t("product.auth.attestation", { hash: short(att, 8, 4) }),
+          ),
         );
         const log = await authorizationLog(o.supplier, sku).catch(() => null);
         if (log) slot.append(h("div", { class: "small" }, txLink(log.transactionHash, Number(log.blockNumber))));
       })
-      .catch(() => replace(authSlots.get(o.listing_id), h("span", { class: "muted" }, "unavailable")));
+      .catch(() => replace(authSlots.get(o.listing_id), h("span", { class: "muted" }, t("product.unavailable"))));
     read("bondOf", [o.supplier, o.token])
       .then((b) =>
         replace(
           bondSlots.get(o.listing_id),
           fmtAmount(b.free, o.token),
-          h("div", { class: "small muted" }, `${fmtAmount(b.reserved, o.token)} reserved`),
+          h("div", { class: "small muted" }, t("product.bondReserved", { amount: fmtAmount(b.reserved, o.token) })),
         ),
       )
       .catch(() => replace(bondSlots.get(o.listing_id), "—"));
@@ -320,27 +332,23 @@ export async function productPage(ctx, sku) {
   return h(
     "section",
     null,
-    h("a", { href: "#/", class: "small" }, "← Store"),
+    h("a", { href: "#/", class: "small" }, t("product.back")),
     h("h1", { "data-test": "product-name" }, g.name),
     h(
       "p",
       { class: "muted" },
       g.description || "",
-      " sku ",
-      h("span", { class: "mono" }, g.sku),
+      " ",
+      tn("product.sku", { sku: h("span", { class: "mono" }, g.sku) }),
       g.proven
-        ? h("span", null, " = keccak256(", h("code", null, `"${g.slug}"`), ") ", pill("name verified", "ok"))
+        ? h("span", null, " = keccak256(", h("code", null, `"${g.slug}"`), ") ", pill(t("product.nameVerified"), "ok"))
         : null,
     ),
     h(
       "div",
       { class: "card" },
-      h("h2", null, "Compare suppliers"),
-      h(
-        "p",
-        { class: "small muted" },
-        "Every supplier here holds a licensed-product authorization from the platform's rights administrator (白名单), recorded on-chain with the hash of the rights holder's attestation. The bond backs each order: a supplier found at fault loses it to the buyer.",
-      ),
+      h("h2", null, t("product.compare.title")),
+      h("p", { class: "small muted" }, t("product.compare.intro")),
       h(
         "div",
         { class: "table-wrap" },
@@ -353,9 +361,16 @@ export async function productPage(ctx, sku) {
             h(
               "tr",
               null,
-              ["Supplier", "Price", "Stock", "On-chain record", "Terms", "Supplier bond", "Licensed", ""].map((t) =>
-                h("th", null, t),
-              ),
+              [
+                t("product.col.supplier"),
+                t("product.col.price"),
+                t("product.col.stock"),
+                t("product.col.record"),
+                t("product.col.terms"),
+                t("product.col.bond"),
+                t("product.col.licensed"),
+                "",
+              ].map((label) => h("th", null, label)),
             ),
           ),
           rows,

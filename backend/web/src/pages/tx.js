@@ -1,7 +1,8 @@
 // #/tx/<hash>: a transaction as the chain has it, with the escrow's events decoded. This is where
 // every chain number on the site links to, so no outside block explorer is needed.
 import { decodeLogs, fmtAmount, net } from "../chain.js";
-import { addr, when } from "../fmt.js";
+import { addr, count, when } from "../fmt.js";
+import { t } from "../i18n.js";
 import { h, message, pill } from "../ui.js";
 
 function show(value) {
@@ -21,8 +22,8 @@ export async function txPage(ctx, hash) {
     return h(
       "section",
       null,
-      h("h1", null, "Transaction"),
-      message("error", `No transaction ${hash} on chain ${net.chainId}.`),
+      h("h1", null, t("tx.title")),
+      message("error", t("tx.notFound", { hash, chainId: String(net.chainId) })),
     );
   const block = receipt ? await net.client.getBlock({ blockNumber: receipt.blockNumber }) : null;
   const events = receipt ? decodeLogs(receipt.logs) : [];
@@ -39,58 +40,58 @@ export async function txPage(ctx, hash) {
           history.back();
         },
       },
-      "← Back",
+      t("tx.back"),
     ),
-    h("h1", null, "Transaction"),
+    h("h1", null, t("tx.title")),
     h(
       "div",
       { class: "card" },
       h(
         "dl",
         { class: "kv", "data-test": "tx" },
-        h("dt", null, "Hash"),
+        h("dt", null, t("tx.hash")),
         h("dd", { class: "mono" }, hash),
-        h("dt", null, "Status"),
+        h("dt", null, t("tx.status")),
         h(
           "dd",
           null,
           !receipt
-            ? pill("pending", "warn")
+            ? pill(t("tx.status.pending"), "warn")
             : receipt.status === "success"
-              ? pill("success", "ok")
-              : pill("reverted", "bad"),
+              ? pill(t("tx.status.success"), "ok")
+              : pill(t("tx.status.reverted"), "bad"),
         ),
-        h("dt", null, "Block"),
+        h("dt", null, t("tx.block")),
         h(
           "dd",
           { "data-test": "tx-block" },
           receipt ? `${receipt.blockNumber}` : "—",
           block ? ` · ${when(block.timestamp)}` : "",
         ),
-        h("dt", null, "From"),
+        h("dt", null, t("tx.from")),
         h("dd", null, addr(tx.from, tx.from)),
-        h("dt", null, "To"),
+        h("dt", null, t("tx.to")),
         h(
           "dd",
           null,
-          tx.to ? addr(tx.to, tx.to) : "contract creation",
+          tx.to ? addr(tx.to, tx.to) : t("tx.creation"),
           tx.to?.toLowerCase() === net.escrow.toLowerCase()
-            ? h("span", null, " ", pill("kameng escrow", "brand"))
+            ? h("span", null, " ", pill(t("tx.escrow"), "brand"))
             : null,
         ),
-        h("dt", null, "Value"),
+        h("dt", null, t("tx.value")),
         h("dd", null, fmtAmount(tx.value)),
-        h("dt", null, "Nonce"),
+        h("dt", null, t("tx.nonce")),
         h("dd", null, String(tx.nonce)),
-        h("dt", null, "Gas used"),
-        h("dd", null, receipt ? receipt.gasUsed.toLocaleString() : "—"),
+        h("dt", null, t("tx.gasUsed")),
+        h("dd", null, receipt ? count(receipt.gasUsed) : "—"),
       ),
     ),
     events.length
       ? h(
           "div",
           { class: "card" },
-          h("h2", null, "Escrow events"),
+          h("h2", null, t("tx.events")),
           events.map((ev) =>
             h(
               "div",
