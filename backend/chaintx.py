@@ -1,8 +1,11 @@
 """Transactions the backend must be able to re-send byte for byte after a crash.
 
-The vault and the delivery agent sign a transaction, store the signed bytes in the database,
-and only then broadcast them. After a crash the stored bytes are broadcast again: a transaction
-with the same nonce can mine at most once, so a re-send can never double anything.
+The vault signs its ``commitBatch``, stores the signed bytes in the database, and only then
+broadcasts them. After a crash the stored bytes are broadcast again: a transaction with the
+same nonce can mine at most once, so a re-send can never double anything. The delivery agent
+and the keeper send through the chain gateway (`backend.gateway`), which does the same with
+its ``chain_txs`` rows and uses the helpers here (the per-sender lock, receipts, logs, what
+counts as the node being unreachable).
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from backend.chaintx import (
     CONNECTION_ERRORS,
     encode_call,
     get_logs,
-    receipt_or_none,
     rpc_guard,
 )
 from backend.db import bind_escrow
@@ -584,7 +583,7 @@ class DeliveryAgent:
                 batch.append((rel, order))
         if batch and self._over_cap(base_fee):
             batch = []  # they wait, prepared, for the base fee to fall under the cap
-        batch = self._acceptable(session, batch)
+        batch, gas = self._acceptable(session, batch)
         if not batch:
             session.commit()
             return False
@@ -600,6 +599,7 @@ class DeliveryAgent:
             to=self.escrow.address,
             data=self._deliver_data(batch),
             subjects=ids,
+            gas_estimate=gas,
         )
         for rel, _ in batch:
             rel.state = "sent"
@@ -623,9 +623,14 @@ class DeliveryAgent:
 
     def _acceptable(
         self, session: Session, batch: list[tuple[Release, Order]]
-    ) -> list[tuple[Release, Order]]:
+    ) -> tuple[list[tuple[Release, Order]], int]:
         """The batch less the orders the chain would reject, found by a dry run of ``deliver``
-        (each such order is reconciled with the chain).
+        (each such order is reconciled with the chain), and the gas the dry run estimated.
+
+        The dry run is ``eth_estimateGas``, which reverts as ``eth_call`` does; the gateway
+        signs with its estimate rather than running the same call again (a delivery of a full
+        batch is the most expensive call the agent makes, and it is on the path from one block
+        to the next delivery).
 
         Raises:
             DeliveryError: the call would revert for a reason no single order explains.
@@ -637,8 +642,7 @@ class DeliveryAgent:
                 "data": "0x" + self._deliver_data(batch).hex(),
             }
             try:
-                self.w3.eth.call(call)
-                return batch
+                return batch, int(self.w3.eth.estimate_gas(call))
             except CONNECTION_ERRORS:
                 raise
             except REVERTS as raw:
@@ -657,7 +661,7 @@ class DeliveryAgent:
                 log.warning("order %s rejected by the chain (%s)", culprit.order_id, exc.name)
                 self._reconcile_release(culprit)
                 batch = [(r, o) for r, o in batch if r is not culprit]
-        return batch
+        return batch, 0
 
     def _over_cap(self, base_fee: int) -> bool:
         """Whether the base fee is at or above `delivery_max_gas_price`, so that no delivery
@@ -714,7 +718,7 @@ class DeliveryAgent:
             delivered: dict[int, str] = {}
             if row.state == TxState.MINED:
                 assert row.tx_hash is not None
-                receipt = receipt_or_none(self.w3, row.tx_hash)
+                receipt = self.gateway.receipt(row.tx_hash)
                 if receipt is None:
                     continue  # a reorganisation took it out: the gateway sends it again
                 delivered = {

@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
+from web3.exceptions import BlockNotFound
 
 from backend.chaintx import CONNECTION_ERRORS, account_lock, is_known, receipt_or_none, rpc_guard
 from backend.gateway.models import IN_FLIGHT, ChainTx, TxState
@@ -52,9 +54,16 @@ def enqueue(
     data: bytes,
     value: int = 0,
     subjects: Sequence[int] = (),
+    gas_estimate: int | None = None,
 ) -> ChainTx:
     """Queue an intent unless one with `key` exists; return the row (not committed: the
-    caller commits it with the state that caused it)."""
+    caller commits it with the state that caused it).
+
+    `gas_estimate` is the caller's ``eth_estimateGas`` of this very call, made just before:
+    the gateway then signs with it (plus its margin) instead of running the call a second time.
+    A caller that already ran the call to pick what goes into it (the delivery agent's dry run
+    of ``deliver``) passes it, so the call is executed once on the way to the pool, not twice.
+    """
     found = session.scalar(select(ChainTx).where(ChainTx.key == key))
     if found is not None:
         return found
@@ -68,10 +77,16 @@ def enqueue(
         value=value,
         state=TxState.QUEUED,
         hashes="",
+        gas_limit=None if gas_estimate is None else gas_with_margin(gas_estimate),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def gas_with_margin(estimate: int) -> int:
+    """The gas limit signed for a call estimated at `estimate`."""
+    return estimate * 6 // 5 + 20_000
 
 
 def outcome(session: Session, key: str) -> ChainTx | None:
@@ -143,9 +158,12 @@ class Gateway:
         #: replacement's bytes stored) or ``sent`` (broadcast, recorded); raising from it
         #: simulates a crash there.
         self.crash_hook: Callable[[str], None] | None = None
-        #: The head whose chain the mined rows were last checked against (a reorganisation
-        #: changes the head's hash, so while it stands still nothing needs checking again).
-        self._checked_head: bytes | None = None
+        #: The head (number, hash) whose chain the mined rows were last checked against. While
+        #: it is still on the chain, nothing mined at or below it can have left.
+        self._checked_head: tuple[int, bytes] | None = None
+        #: Receipts this gateway read when it found its rows mined (tx hash -> receipt), newest
+        #: last, so a caller reads the outcome without asking the node again (`receipt`).
+        self._receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # ------------------------------------------------------------ fees and nonces
 
@@ -199,7 +217,9 @@ class Gateway:
         with self.session_factory() as session, rpc_guard("sending transactions"):
             latest = self.w3.eth.get_block("latest")
             head = int(latest["number"])
-            ended += self._reconcile(session, head, bytes(latest["hash"]))
+            ended += self._reconcile(
+                session, head, bytes(latest["hash"]), bytes(latest["parentHash"])
+            )
             for row in session.scalars(
                 select(ChainTx).where(ChainTx.state == TxState.SIGNED, ours).order_by(ChainTx.id)
             ).all():
@@ -223,7 +243,10 @@ class Gateway:
             "value": int(row.value),
         }
         try:
-            gas = int(self.w3.eth.estimate_gas(call)) * 6 // 5 + 20_000  # type: ignore[arg-type]
+            if row.gas_limit is not None:  # the caller estimated this call as it queued it
+                gas = int(row.gas_limit)
+            else:
+                gas = gas_with_margin(int(self.w3.eth.estimate_gas(call)))  # type: ignore[arg-type]
         except CONNECTION_ERRORS:
             raise
         except REVERTS as exc:
@@ -271,23 +294,40 @@ class Gateway:
             None,
         )
 
-    def _nonce_taken(self, row: ChainTx) -> bool:
-        """Whether the row's nonce was used by a transaction that is none of its own (read
-        before its receipts are looked at again, so one of ours mining in between is seen)."""
-        if row.nonce is None:
-            return False
-        mined = int(self.w3.eth.get_transaction_count(row.sender, "latest"))  # type: ignore[arg-type]
-        return mined > int(row.nonce) and self._receipt(row) is None
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt of a transaction: the one this gateway read when it found the row mined,
+        else the node's (None while not mined)."""
+        found = self._receipts.get(tx_hash)
+        return found if found is not None else receipt_or_none(self.w3, tx_hash)
 
-    def _reconcile(self, session: Session, head: int, head_hash: bytes) -> int:
+    def _remember(self, tx_hash: str, receipt: dict[str, Any]) -> None:
+        self._receipts[tx_hash] = receipt
+        while len(self._receipts) > 64:
+            self._receipts.popitem(last=False)
+
+    def _mined_or_taken(self, row: ChainTx) -> tuple[dict[str, Any] | None, bool]:
+        """(the receipt of whichever of the row's hashes mined, whether its nonce was used by a
+        transaction that is none of its own). The nonce is read before the receipts are looked
+        at again, so one of ours mining in between is found, not taken for someone else's."""
+        receipt = self._receipt(row)
+        if receipt is not None or row.nonce is None:
+            return receipt, False
+        mined = int(self.w3.eth.get_transaction_count(row.sender, "latest"))  # type: ignore[arg-type]
+        if mined <= int(row.nonce):
+            return None, False
+        receipt = self._receipt(row)
+        return receipt, receipt is None
+
+    def _reconcile(self, session: Session, head: int, head_hash: bytes, parent: bytes) -> int:
         ended = 0
         ours = ChainTx.sender.in_(list(self.accounts))
         rows = session.scalars(
             select(ChainTx).where(ChainTx.state == TxState.SENT, ours).order_by(ChainTx.id)
         ).all()
+        just_mined: set[int] = set()
         for row in rows:
-            receipt = self._receipt(row)
-            if receipt is None and self._nonce_taken(row):
+            receipt, taken = self._mined_or_taken(row)
+            if taken:
                 row.state = TxState.DROPPED
                 row.error = f"nonce {row.nonce} was used by another transaction of the sender"
                 session.commit()
@@ -302,32 +342,67 @@ class Gateway:
                 else:
                     row.state, row.error = TxState.REVERTED, self._mined_reason(row)
                 session.commit()
+                self._remember(row.tx_hash, receipt)
+                just_mined.add(row.id)
                 ended += 1
                 continue
             if row.sent_block is not None and head - row.sent_block >= self.bump_blocks:
                 self._replace(session, row, head)
-        # A reorganisation can drop a mined transaction: send it again.
-        if head_hash == self._checked_head:
-            return ended
+        self._check_reorg(session, head, head_hash, parent, just_mined)
+        return ended
+
+    def _still_on_chain(self, number: int, block_hash: bytes, head: int, parent: bytes) -> bool:
+        """Whether block `number` with `block_hash` is still an ancestor of the head (`parent`
+        is the head's parent hash: no request when the head is its child)."""
+        if number == head - 1:
+            return parent == block_hash
+        if number >= head:
+            return False
+        try:
+            found = self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return False
+        return bytes(found["hash"]) == block_hash
+
+    def _check_reorg(
+        self, session: Session, head: int, head_hash: bytes, parent: bytes, just_mined: set[int]
+    ) -> None:
+        """Send again a mined row that a reorganisation took off the chain.
+
+        Once per new head, and only for the rows the last check did not cover: while the head
+        it checked is still an ancestor of the new head, everything mined at or below it is
+        still on the chain, so only rows mined above it are looked up (none of those whose
+        receipt this pass just read). A new head is the moment a delivery was just mined, so
+        this check is on the path to the next one: one receipt per recent row per block cost
+        the delivery agent about a block per delivery under load.
+        """
+        checked = self._checked_head
+        if checked is not None and checked[1] == head_hash:
+            return
+        covered = -1
+        if checked is not None and self._still_on_chain(*checked, head, parent):
+            covered = checked[0]
         recent = session.scalars(
             select(ChainTx).where(
                 ChainTx.state == TxState.MINED,
-                ChainTx.block_number >= head - self.reorg_depth,
-                ours,
+                ChainTx.block_number >= max(head - self.reorg_depth, covered + 1),
+                ChainTx.sender.in_(list(self.accounts)),
             )
         ).all()
         for row in recent:
+            if row.id in just_mined:
+                continue
             if row.tx_hash and receipt_or_none(self.w3, row.tx_hash) is None:
                 log.warning(
                     "%s %s left the chain in a reorganisation: sending it again",
                     row.intent,
                     row.key,
                 )
+                self._receipts.pop(row.tx_hash, None)
                 row.state = TxState.SIGNED
                 session.commit()
                 self._broadcast(session, row, head)
-        self._checked_head = head_hash
-        return ended
+        self._checked_head = (head, head_hash)
 
     def _mined_reason(self, row: ChainTx) -> str:
         call: Any = {"from": row.sender, "to": row.to_address, "data": bytes(row.data)}
@@ -392,4 +467,4 @@ class Gateway:
             stop.wait(poll_s)
 
 
-__all__ = ["Gateway", "busy_subjects", "enqueue", "outcome"]
+__all__ = ["Gateway", "busy_subjects", "enqueue", "gas_with_margin", "outcome"]
