@@ -295,13 +295,30 @@ class DeliveryAgent:
     # ------------------------------------------------------------ uploads
 
     def _finish_stale_uploads(self, session: Session) -> None:
-        """Finish uploads left ``pending`` (a crash, or a slow block) once they have been pending
-        longer than an upload waits by itself, so their stock becomes deliverable. Without the
-        supplier's key it can only confirm or abandon them (`recover_pending`)."""
+        """Finish uploads the chain has decided, so their stock becomes deliverable (at most
+        once per ``min(5 s, commit_wait_seconds)``; may commit `session`).
+
+        - ``awaiting`` uploads, whose commitBatch the supplier signs with its own wallet: marked
+          committed once their batch is on-chain, or abandoned once another batch took their
+          indexes (`settle_signed_uploads`). The supplier reporting its transaction is not
+          needed: a browser closed after signing still puts the codes on sale.
+        - ``pending`` uploads (a crash, or a slow block), once they have been pending longer
+          than an upload waits by itself. Without the supplier's key it can only confirm or
+          abandon them (`recover_pending`).
+        """
         now = time.monotonic()
         if now - self._uploads_checked < min(5.0, self.settings.commit_wait_seconds):
             return
         self._uploads_checked = now
+        from backend.vault.service import SIGNED_BY_SUPPLIER, settle_signed_uploads
+
+        awaiting = session.execute(
+            select(Upload.id).where(Upload.state.in_(SIGNED_BY_SUPPLIER)).limit(1)
+        ).first()
+        if awaiting is not None:
+            for result in settle_signed_uploads(session, self.escrow):
+                if result.state not in SIGNED_BY_SUPPLIER:
+                    log.info("upload %s signed by its supplier: %s", result.upload_id, result.state)
         pending = set(session.execute(select(Upload.id).where(Upload.state == "pending")).scalars())
         self._pending_seen = {uid: self._pending_seen.get(uid, now) for uid in pending}
         stale = [

@@ -5,7 +5,8 @@ The backend holds no key for this supplier. It validates and encrypts the codes,
 PostgreSQL:
 
 - the codes go on sale only once the supplier's batch is on-chain, found from the reported
-  transaction or from the chain alone (a report that never came: the closed browser);
+  transaction or from the chain alone (a report that never came: the closed browser), by the
+  running delivery agent with no request at all;
 - a second upload while one awaits is refused and stores nothing (both would take the same
   code indexes, and the vault must hold whichever batch lands);
 - a hash that is not this upload's batch changes nothing;
@@ -126,12 +127,13 @@ def test_a_report_that_never_came_is_found_on_chain(served: Served) -> None:
     own = _own_key_supplier(served)
     upload = own.client.upload_codes(own.listing_id, _csv(3, 30_000))
     _sign(served, own, upload)  # signed and mined; the browser closed before reporting it
-    assert [u.state for u in own.client.uploads(listing_id=own.listing_id)] == ["awaiting"]
     from backend.vault.service import settle_signed_uploads
 
-    with served.runtime.sessions() as session:  # what the delivery agent runs
-        (result,) = settle_signed_uploads(session, served.escrow, listing_id=own.listing_id)
-    assert result.state == "committed"
+    with served.runtime.sessions() as session:  # what the delivery agent's upload sweep runs
+        results = settle_signed_uploads(session, served.escrow, listing_id=own.listing_id)
+    # The running agent's own sweep may have finished it first (then nothing awaits here).
+    assert [r.state for r in results] in ([], ["committed"])
+    assert [u.state for u in own.client.uploads(listing_id=own.listing_id)] == ["committed"]
     assert _codes(served, own.listing_id) == {"stock": 3}
     # Now the listing takes the next upload.
     nxt = own.client.upload_codes(own.listing_id, _csv(2, 31_000))
@@ -149,3 +151,30 @@ def test_a_batch_at_the_uploads_indexes_by_other_means_abandons_it(served: Serve
         assert session.query(Code).filter(Code.upload_id == upload.upload_id).count() == 0
         row = session.get(Upload, upload.upload_id)
         assert row is not None and row.state == "abandoned"
+
+
+def test_the_running_agent_alone_puts_a_signed_batch_on_sale(served: Served) -> None:
+    """The supplier signs and sends the commitBatch and never reports it (no
+    ``/submitted``): the delivery agent's upload sweep finds the batch on-chain, the upload
+    turns committed, and an order of those codes is delivered."""
+    own = _own_key_supplier(served)
+    upload = own.client.upload_codes(own.listing_id, _csv(3, 50_000))
+    assert upload.state == "awaiting"
+    _sign(served, own, upload)
+    poll(
+        "the agent to commit the upload from the chain alone",
+        lambda: [u.state for u in own.client.uploads(listing_id=own.listing_id)] == ["committed"],
+    )
+    (done,) = own.client.uploads(listing_id=own.listing_id)
+    assert done.batch_index is not None
+    root, first, count = served.escrow.batch(own.listing_id, done.batch_index)
+    assert (root, first, count) == (bytes.fromhex(upload.root[2:]), upload.first_index, 3)
+    assert _codes(served, own.listing_id) == {"stock": 3}
+    served.wait_indexed()
+    buyer = served.dev.buyers[0]
+    bought = served.buy(buyer, 2, listing_id=own.listing_id)
+    poll(
+        "the order delivered from the codes the agent put on sale",
+        lambda: served.current(bought.order_id, buyer).state == OrderState.DELIVERED,
+    )
+    assert _codes(served, own.listing_id) == {"stock": 1, "released": 2}
