@@ -4,7 +4,8 @@
   blocks: same nonce, both fees up by at least 25%, both hashes remembered; it mines once.
 - A base fee that jumps past its fee makes anvil evict it; the replacement is priced from the
   new base fee and mines once.
-- A mined transaction that a reorganisation drops is sent again and mines once.
+- A mined transaction that a reorganisation drops is sent again and mines once, also under
+  a higher head; while new heads only extend the chain, no mined row is looked up again.
 """
 
 from __future__ import annotations
@@ -133,4 +134,44 @@ def test_a_transaction_a_reorg_drops_is_sent_again_and_mines_once(
     _mine(anvil)
     gateway.run_once()
     assert _row(sessions, "reorged").state == TxState.MINED
+    assert _balance(anvil, recipient) == VALUE
+
+
+def test_heads_that_extend_the_chain_recheck_nothing_and_a_deeper_reorg_is_still_found(
+    anvil: Chain, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reorganisation check costs no receipt per mined row while each new head descends
+    from the last checked one (it runs when a delivery has just mined, on the path to the
+    next), and a reorganisation under a higher head is still found by the row's receipt."""
+    import backend.gateway.gateway as gateway_module
+
+    looked_up: list[str] = []
+    real = gateway_module.receipt_or_none
+
+    def counting(w3: object, tx_hash: str) -> object:
+        looked_up.append(tx_hash)
+        return real(w3, tx_hash)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gateway_module, "receipt_or_none", counting)
+    gateway, recipient = _sent(anvil, sessions, "deep")
+    snapshot = anvil.make_request("evm_snapshot", [])
+    _mine(anvil)
+    gateway.run_once()
+    mined = _row(sessions, "deep")
+    assert mined.state == TxState.MINED
+    looked_up.clear()
+    for _ in range(3):  # new heads, each the child of the last (and one two blocks on)
+        _mine(anvil)
+        gateway.run_once()
+    _mine(anvil, 2)
+    gateway.run_once()
+    assert mined.tx_hash not in looked_up
+    anvil.make_request("evm_revert", [snapshot])  # the block that held it is gone...
+    _mine(anvil, 8)  # ...under a head higher than any checked
+    gateway.run_once()
+    assert mined.tx_hash in looked_up  # the last checked head left the chain: checked again
+    _mine(anvil)
+    gateway.run_once()
+    again = _row(sessions, "deep")
+    assert again.state == TxState.MINED and again.nonce == mined.nonce
     assert _balance(anvil, recipient) == VALUE
