@@ -460,3 +460,65 @@ class DisputePublic(ApiModel):
     buyer_bps: int | None = None
     slash_bps: int | None = None
     arbiter: Address | None = None
+
+
+# ---------------------------------------------------------------- operator
+
+
+class TokenVolumePublic(ApiModel):
+    """Orders paid in one token: all time and in the last day of chain time."""
+
+    token: Address
+    orders: int
+    amount: Wei
+    orders_24h: int
+    amount_24h: Wei
+
+
+class BondWatchPublic(ApiModel):
+    """A supplier whose free bond is low against what its orders hold."""
+
+    supplier: Address
+    token: Address
+    free: Wei
+    reserved: Wei
+
+
+class OverviewPublic(ApiModel):
+    """The marketplace at a glance, for the operator."""
+
+    chain_time: int | None
+    head_block: int | None = Field(description="The node's latest block.")
+    mirror_block: int | None = Field(description="The indexer's checkpoint.")
+    indexer_lag_blocks: int | None
+    volume: list[TokenVolumePublic]
+    orders_by_state: dict[str, int]
+    open_disputes: int
+    oldest_dispute_age_s: int | None
+    disputes_past_deadline: int = Field(
+        description="Unruled disputes past their arbitration deadline (the keeper resolves them)."
+    )
+    undelivered_orders: int = Field(description="Paid, not delivered yet.")
+    oldest_undelivered_age_s: int | None = Field(
+        description="How long the oldest paid order has waited for delivery: the delivery "
+        "agent's lag."
+    )
+    low_bonds: list[BondWatchPublic] = Field(
+        description="Suppliers whose free bond is under a tenth of what their orders reserve."
+    )
+    dead_notifications: int
+    stuck_transactions: int = Field(
+        description="Transactions sent by the platform's keys and not mined for over 10 blocks."
+    )
+
+
+class AuditEntryPublic(ApiModel):
+    """One operator action on the escrow, read from the mirror."""
+
+    name: str = Field(description="The event: RoleGranted, SkuAuthorized, ConfigUpdated, ...")
+    actor: Address | None = Field(description="Who sent the transaction.")
+    args: dict[str, str]
+    block_number: int
+    timestamp: int | None
+    tx_hash: Bytes32
+

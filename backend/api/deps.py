@@ -207,15 +207,23 @@ class AppContext:
         Raises:
             ChainError: the node did not answer.
         """
+        return self.has_role(address, "ARBITER_ROLE")
+
+    def has_role(self, address: str, role: str) -> bool:
+        """Whether `address` holds `role` (by name) on the escrow (cached for 30 s).
+
+        Raises:
+            ChainError: the node did not answer.
+        """
         now = time.monotonic()
+        key = f"{role}:{address}"
         with self._roles_lock:
-            hit = self._roles.get(address)
+            hit = self._roles.get(key)
         if hit is not None and now - hit[0] < ROLE_CACHE_S:
             return hit[1]
-        role = self.escrow.call("ARBITER_ROLE")
-        value = bool(self.escrow.call("hasRole", role, address))
+        value = bool(self.escrow.call("hasRole", self.escrow.call(role), address))
         with self._roles_lock:
-            self._roles[address] = (now, value)
+            self._roles[key] = (now, value)
         return value
 
 
@@ -376,6 +384,28 @@ def get_arbiter(ctx: ContextDep, wallet: CurrentWallet) -> Wallet:
 
 CurrentArbiter = Annotated[Wallet, Depends(get_arbiter)]
 
+#: The roles that see the operator's console: the admin, rights admins and pausers.
+OPERATOR_ROLES = ("DEFAULT_ADMIN_ROLE", "RIGHTS_ADMIN_ROLE", "PAUSER_ROLE")
+
+
+def get_operator(ctx: ContextDep, wallet: CurrentWallet) -> Wallet:
+    """The authenticated wallet, if it holds one of `OPERATOR_ROLES`.
+
+    Raises:
+        Forbidden: it holds none.
+    """
+    from backend.api.errors import Forbidden
+
+    if not any(ctx.has_role(wallet.address, role) for role in OPERATOR_ROLES):
+        raise Forbidden(
+            f"{wallet.address} holds none of {', '.join(OPERATOR_ROLES)} on escrow "
+            f"{ctx.escrow.address}; sign in with the operator's or the rights admin's wallet"
+        )
+    return wallet
+
+
+CurrentOperator = Annotated[Wallet, Depends(get_operator)]
+
 
 __all__ = [
     "ORDER_ID_MAX",
@@ -384,6 +414,7 @@ __all__ = [
     "CatalogLimit",
     "ContextDep",
     "CurrentArbiter",
+    "CurrentOperator",
     "CurrentWallet",
     "ListingIdPath",
     "Offset",

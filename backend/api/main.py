@@ -13,7 +13,17 @@ from backend.api import errors, openapi
 from backend.api.deps import AppContext
 from backend.api.middleware import AllowedMethods, BodyTimeout, JsonDepthLimit
 from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
-from backend.api.routes import arbiter, buyer, catalog, evidence, health, notify, rpc, supplier
+from backend.api.routes import (
+    admin,
+    arbiter,
+    buyer,
+    catalog,
+    evidence,
+    health,
+    notify,
+    rpc,
+    supplier,
+)
 from backend.api.routes import auth as auth_routes
 from backend.auth import SiweAuth
 from backend.db import make_engine
@@ -126,7 +136,7 @@ def create_app(
     # Outermost: every body read below it, the depth check's included, is timed.
     app.add_middleware(BodyTimeout, idle_s=float(getattr(settings, "body_timeout_seconds", 30.0)))
     openapi.install(app)
-    for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence, notify):
+    for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence, notify, admin):
         app.include_router(module.router)
     if expose_rpc:
         from backend.rpc_proxy import JsonRpcProxy

@@ -122,6 +122,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ("buyer", accounts["buyers"][0]),
             ("supplier", accounts["supplier"]),
             ("arbiter", accounts["arbiter"]),
+            ("admin", accounts["admin"]),
         ):
             client = KamengClient(url)
             client.sign_in(Account.from_key(entry["private_key"]))
@@ -259,6 +260,8 @@ def role_for(path: str, op: dict[str, Any]) -> str | None:
         return None
     if path.startswith("/arbiter"):
         return "arbiter"
+    if path.startswith("/admin"):
+        return "admin"
     if path.startswith("/supplier") or path.endswith("supplier-codes"):
         return "supplier"
     return "buyer"
