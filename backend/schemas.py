@@ -521,4 +521,3 @@ class AuditEntryPublic(ApiModel):
     block_number: int
     timestamp: int | None
     tx_hash: Bytes32
-
