@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -193,11 +194,46 @@ def _install_indexed_tx_lookup() -> None:
     pyevm_main._get_transaction_by_hash = lookup
 
 
+_METHOD_CHOICE_LOCK = threading.RLock()
+
+
+def _install_thread_safe_method_choice() -> None:
+    """Make web3's choice of JSON-RPC method by argument safe to use from several threads.
+
+    A web3 ``Method`` is one object per method of the ``Eth`` class, shared by every thread and
+    every ``Web3`` in the process. Where the JSON-RPC method depends on the argument (``get_block``:
+    ``eth_getBlockByHash`` for a hash, ``eth_getBlockByNumber`` for a number or a tag),
+    ``Method.process_params`` stores its pick on the shared object and reads it back a few lines
+    later. Another thread picking in between sends this thread's hash as a block number (the node
+    answers "no such block" for a block it holds) or its tag as a hash (web3 refuses ``'latest'``
+    as hex). kameng's workers (indexer, delivery agent and gateway, API threads) read blocks by
+    hash and by number at the same time, so the pick and the read-back are made one step under a
+    process-wide lock. Only methods that pick by argument take it; the step is pure (munging and
+    formatter lookup, no I/O), so the lock is never held across a request. Installed once per
+    process.
+    """
+    from web3.method import Method
+
+    original = Method.process_params
+    if getattr(original, "kameng_thread_safe", False):
+        return
+
+    def process_params(self: Any, module: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.method_choice_depends_on_args:
+            return original(self, module, *args, **kwargs)
+        with _METHOD_CHOICE_LOCK:
+            return original(self, module, *args, **kwargs)
+
+    process_params.kameng_thread_safe = True  # type: ignore[attr-defined]
+    Method.process_params = process_params  # type: ignore[method-assign]
+
+
 def embedded_chain() -> Chain:
     """Start an in-process eth-tester chain on py-evm (Prague)."""
     from eth_tester import EthereumTester, PyEVMBackend
 
     _install_indexed_tx_lookup()
+    _install_thread_safe_method_choice()
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     return Chain(w3=w3, kind="embedded", _tester=tester)
@@ -221,6 +257,7 @@ def rpc_chain(
     Raises:
         ChainError: the node does not answer.
     """
+    _install_thread_safe_method_choice()
     request_kwargs: dict[str, Any] = {"timeout": timeout}
     if headers:
         request_kwargs["headers"] = {**HTTPProvider.get_request_headers(), **headers}

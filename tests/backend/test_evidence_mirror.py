@@ -31,6 +31,7 @@ from eth_account import Account
 from eth_utils import keccak
 from sqlalchemy import select
 
+from backend.evidence.chainview import ChainView, FactMissing
 from backend.evidence.service import MAX_UNINDEXED_BLOCKS
 from backend.rpc_proxy import serialize_provider
 from backend.runtime import Runtime
@@ -216,6 +217,32 @@ def test_not_a_party_is_403_without_reading_logs(grown: Grown) -> None:
         ]
         assert [a.status_code for a in answers] == [403, 403, 403], [a.text for a in answers]
         assert spy.api_ranges() == []
+
+
+def test_a_fact_the_node_lacks_is_503_not_500(
+    grown: Grown, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt or block the order's logs cite that the node cannot give (a node behind or
+    reorganising, or not an archive node) is the node's condition: 503 with ``Retry-After``
+    and what is missing, never a 500."""
+    served, bought = grown.served, grown.bought
+    mine(served.runtime, 1)  # a new head: the bundle is built again, not taken from the cache
+    served.wait_indexed()
+    real = ChainView.block
+
+    def block(self: ChainView, ident: int | str) -> Any:
+        if isinstance(ident, str):
+            raise FactMissing("block", f"the node has no block {ident}")
+        return real(self, ident)
+
+    buyer, buyer_auth = session_of(served, bought.buyer)
+    monkeypatch.setattr(ChainView, "block", block)
+    got = buyer.get(f"/evidence/orders/{bought.order_id}", headers=buyer_auth)
+    assert got.status_code == 503, got.text
+    assert int(got.headers["Retry-After"]) >= 1
+    assert "the node has no block 0x" in got.json()["detail"]
+    monkeypatch.undo()
+    assert buyer.get(f"/evidence/orders/{bought.order_id}", headers=buyer_auth).status_code == 200
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field
 
 from backend.api.deps import AppContext, ContextDep, CurrentWallet, OrderIdPath, SessionDep
 from backend.api.errors import ApiError, Forbidden, NotFound
-from backend.evidence.chainview import ChainView, LogIndex
+from backend.evidence.chainview import ChainView, FactMissing, LogIndex
 from backend.evidence.derive import SupplierClaim
 from backend.evidence.errors import (
     AdditionRejected,
@@ -56,7 +56,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     429: {"model": ErrorPublic, "description": "Over the rate limit; see `Retry-After`."},
     503: {
         "model": ErrorPublic,
-        "description": "The database or the node is down, or the mirror is behind the chain.",
+        "description": "The database or the node is down, the mirror is behind the chain, or "
+        "the node lacks a receipt, block or state the order's logs cite (`Retry-After`).",
     },
 }
 
@@ -253,6 +254,15 @@ def get_bundle(
         )
     except BundleBuildError as exc:
         raise NotFound(str(exc)) from exc
+    except FactMissing as exc:
+        # The node's own logs cite it, so the node is behind or reorganising, or it is not an
+        # archive node: a condition of the node, not of the order or the request.
+        raise ApiError(
+            f"the node cannot give every fact order {order_id}'s bundle cites ({exc}); "
+            "retry shortly, or point the backend at an archive node",
+            status=503,
+            headers={"Retry-After": "5"},
+        ) from exc
     if shown and wallet.address not in (buyer, supplier):
         codes = built.bundle.additions.supplier
         record_disclosure(
