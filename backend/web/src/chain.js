@@ -17,11 +17,18 @@ import {
   zeroAddress,
 } from "viem";
 import { abi as ESCROW_ABI } from "../../../contracts/artifacts/CodeEscrow.json";
+import { has, locale, t } from "./i18n.js";
 
 export { ESCROW_ABI };
 export const ZERO_ADDRESS = zeroAddress;
 export const STATES = ["None", "Paid", "Delivered", "Disputed", "Completed", "Refunded", "Resolved"];
 export const STATE = Object.fromEntries(STATES.map((name, i) => [name.toUpperCase(), i]));
+
+/** An order state's name (a number or "Paid") in the reader's language. */
+export function stateText(state) {
+  const name = typeof state === "number" || /^\d+$/.test(String(state)) ? STATES[Number(state)] : String(state);
+  return name && has(`order.state.${name}`) ? t(`order.state.${name}`) : String(state);
+}
 
 /** The Order tuple as the ABI declares it (the `Order` parameter of `confirm`, `refund`, ...). */
 const ORDER_PARAM = ESCROW_ABI.filter((x) => x.type === "function")
@@ -56,7 +63,7 @@ export function configure(info) {
     : new URL("rpc", window.location.href).href;
   net.chain = defineChain({
     id: net.chainId,
-    name: net.embedded ? "kameng embedded chain" : `chain ${net.chainId}`,
+    name: net.embedded ? t("chain.name.embedded") : t("chain.name.other", { id: String(net.chainId) }),
     nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
     rpcUrls: { default: { http: [net.rpcUrl] } },
   });
@@ -232,13 +239,11 @@ export async function liveOrder(apiOrder) {
   const fromApi = orderFromApi(apiOrder);
   if (hashOrder(fromApi) === stored) return fromApi;
   if (BigInt(stored) === 0n) {
-    throw userError(
-      "This order is finished on-chain (completed, refunded or resolved); reload to see its final state.",
-    );
+    throw userError(t("chain.order.finished"));
   }
   const rebuilt = await rebuildOrder(apiOrder.order_id, BigInt(apiOrder.paid_block || 0));
   if (rebuilt && hashOrder(rebuilt) === stored) return rebuilt;
-  throw userError("The order changed on-chain a moment ago; wait a second and try again.");
+  throw userError(t("chain.order.changed"));
 }
 
 // ------------------------------------------------------------------ errors
@@ -252,38 +257,40 @@ export function userError(text, detail, extra) {
   return err;
 }
 
-const time = (ts) => new Date(Number(ts) * 1000).toLocaleString();
+const time = (ts) =>
+  new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "medium" }).format(new Date(Number(ts) * 1000));
+const id = (v) => String(v);
 
-/** Sentences for the escrow's custom errors. */
+/**
+ * Parameters of the sentences for the escrow's custom errors (chain.revert.<error name>), from the
+ * error's arguments.
+ */
 const REVERTS = {
-  EscrowStockShort: (a) => `Not enough stock: ${a[2]} code(s) left, you asked for ${a[1]}. Nothing was charged.`,
-  EscrowWrongState: (a) =>
-    `The order is ${STATES[Number(a[1])] ?? a[1]} now, so this step is not possible; reload the page.`,
-  EscrowUnknownOrder: () => "The order does not match the chain (it may have just changed); reload and try again.",
-  EscrowUnknownListing: (a) => `Listing ${a[0]} does not exist.`,
-  EscrowListingInactive: (a) => `Listing ${a[0]} is closed to new orders.`,
-  EscrowWrongCaller: (a) => `The connected wallet (${a[0]}) may not do this.`,
-  EscrowZeroQuantity: () => "Choose a quantity of at least 1.",
-  EscrowPriceAboveMax: (a) =>
-    `The price changed to ${a[0]} (you accepted at most ${a[1]}); reload to see the new price.`,
-  EscrowWrongValue: () => "The payment amount did not match the price; reload and try again.",
-  EscrowBondShort: () =>
-    "The supplier's bond cannot back this order right now; try a smaller quantity or another supplier.",
-  EscrowNotAuthorized: () => "This supplier holds no licensed-product authorization for this product.",
-  EscrowDeadlinePassed: (a) => `Too late: the deadline passed at ${time(a[1])}.`,
-  EscrowDeadlineNotReached: (a) => `Too early: this is possible after ${time(a[1])}.`,
-  EscrowBadBps: (a) => `A percentage is out of range (${a[0]} basis points).`,
-  EscrowBadArgument: (a) => `Bad value for ${a[0]}.`,
-  EscrowBatchOutOfOrder: (a) =>
-    `Listing ${a[0]} already holds ${a[2]} committed codes, so a batch starting at index ${a[1]} no longer fits; reload the page.`,
-  EscrowNothingToWithdraw: () => "There is nothing to withdraw.",
-  EscrowTokenNotAllowed: () => "That payment token is not accepted by the platform.",
-  EscrowArbiterIsParty: () => "An arbiter cannot rule on an order it bought or sold.",
-  EscrowBadReferrer: () => "The referrer cannot be the buyer or the supplier.",
-  EscrowBadProof: (a) => `The proof failed at the ${a[1]} step.`,
-  EscrowCodeMatches: () => "That code matches its commitment: there is nothing to prove.",
-  AccessControlUnauthorizedAccount: (a) => `The connected wallet (${a[0]}) lacks the role this needs.`,
-  EnforcedPause: () => "The platform is paused for new business; withdrawals and settlement still work.",
+  EscrowStockShort: (a) => ({ count: Number(a[2]), asked: id(a[1]) }),
+  EscrowWrongState: (a) => ({ state: stateText(Number(a[1])) }),
+  EscrowUnknownOrder: () => ({}),
+  EscrowUnknownListing: (a) => ({ listing: id(a[0]) }),
+  EscrowListingInactive: (a) => ({ listing: id(a[0]) }),
+  EscrowWrongCaller: (a) => ({ address: id(a[0]) }),
+  EscrowZeroQuantity: () => ({}),
+  EscrowPriceAboveMax: (a) => ({ price: id(a[0]), max: id(a[1]) }),
+  EscrowWrongValue: () => ({}),
+  EscrowBondShort: () => ({}),
+  EscrowNotAuthorized: () => ({}),
+  EscrowDeadlinePassed: (a) => ({ time: time(a[1]) }),
+  EscrowDeadlineNotReached: (a) => ({ time: time(a[1]) }),
+  EscrowBadBps: (a) => ({ bps: id(a[0]) }),
+  EscrowBadArgument: (a) => ({ name: id(a[0]) }),
+  EscrowBatchOutOfOrder: (a) => ({ listing: id(a[0]), first: id(a[1]), committed: id(a[2]) }),
+  EscrowNothingToWithdraw: () => ({}),
+  EscrowTokenNotAllowed: () => ({}),
+  EscrowArbiterIsParty: () => ({}),
+  EscrowBadReferrer: () => ({}),
+  EscrowBadProof: (a) => ({ step: id(a[1]) }),
+  EscrowCodeMatches: () => ({}),
+  AccessControlUnauthorizedAccount: (a) => ({ address: id(a[0]), role: id(a[1]) }),
+  EnforcedPause: () => ({}),
+  ExpectedPause: () => ({}),
 };
 
 /** Turn anything thrown by viem, a wallet or fetch into an error with a `userMessage`. */
@@ -291,7 +298,7 @@ export function explain(err) {
   if (err?.userMessage) return err;
   const code = err?.code ?? err?.cause?.code;
   if (code === 4001 || err?.name === "UserRejectedRequestError" || /user (rejected|denied)/i.test(err?.message || "")) {
-    return userError("You rejected the request in your wallet. Nothing was signed or sent.", null, {
+    return userError(t("chain.error.rejected"), null, {
       rejected: true,
       cause: err,
     });
@@ -301,28 +308,25 @@ export function explain(err) {
     if (revert?.data?.errorName) {
       const name = revert.data.errorName;
       const args = revert.data.args || [];
-      const say = REVERTS[name];
-      return userError(say ? say(args) : `The contract refused: ${name}.`, null, { revert: name, cause: err });
+      const params = REVERTS[name];
+      const text = params ? t(`chain.revert.${name}`, params(args)) : t("chain.revert.other", { name });
+      return userError(text, null, { revert: name, cause: err });
     }
     const insufficient = err.walk((e) => e?.name === "InsufficientFundsError");
     if (insufficient || /insufficient funds|sender doesn't have enough funds/i.test(err.details || err.message)) {
-      return userError("Insufficient funds: the wallet cannot pay this amount plus gas.", null, {
+      return userError(t("chain.error.insufficient"), null, {
         insufficient: true,
         cause: err,
       });
     }
     const http = err.walk((e) => e?.name === "HttpRequestError" || e?.name === "TimeoutError");
     if (http) {
-      return userError(
-        "Lost the connection to the chain. Check your connection; the page retries and recovers on reload.",
-        null,
-        { offline: true, cause: err },
-      );
+      return userError(t("chain.error.chainOffline"), null, { offline: true, cause: err });
     }
     return userError(err.shortMessage || err.message, null, { cause: err });
   }
   if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
-    return userError("Lost the connection to the server. The page retries; your order state is kept.", null, {
+    return userError(t("chain.error.serverOffline"), null, {
       offline: true,
       cause: err,
     });

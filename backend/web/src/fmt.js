@@ -107,13 +107,6 @@ export function relative(ts, now = Date.now() / 1000) {
   return t(delta >= 0 ? "fmt.relative.future" : "fmt.relative.past", { duration: duration(delta) });
 }
 
-const plurals = new Intl.PluralRules("en");
-
-/** "1 order", "1,250 orders": a count in the reader's digits with an English noun. */
-export function plural(n, noun, nouns = `${noun}s`) {
-  return `${count(n)} ${plurals.select(Number(n)) === "one" ? noun : nouns}`;
-}
-
 /** Basis points as a percentage. */
 export function bps(value) {
   const n = Number(value) / 100;

@@ -3,6 +3,7 @@
 import { createWalletClient, custom, decodeFunctionData, getAddress, http, parseEther, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { ESCROW_ABI, decodeLogs, explain, net, userError } from "./chain.js";
+import { has, t } from "./i18n.js";
 
 const KIND_KEY = "kameng.wallet.kind";
 const DEV_KEY = "kameng.wallet.devKey";
@@ -33,22 +34,14 @@ export function hasInjected() {
   return typeof window.ethereum?.request === "function";
 }
 
+/** A network's name by chain id (wallet.network.<id>), else "chain <id>". */
 const chainName = (id) =>
-  ({
-    1: "Ethereum mainnet",
-    10: "Optimism",
-    56: "BNB Chain",
-    137: "Polygon",
-    8453: "Base",
-    42161: "Arbitrum One",
-    11155111: "Sepolia",
-    31337: "a local anvil or Hardhat node",
-  })[id] || `chain ${id}`;
+  has(`wallet.network.${id}`) ? t(`wallet.network.${id}`) : t("wallet.network.other", { id: String(id) });
 
 /** The error shown when the wallet is on another network than kameng. */
 export function wrongNetworkError(have) {
   return userError(
-    `Wrong network: your wallet is on ${chainName(have)} (id ${have}), but kameng runs on chain ${net.chainId}. Switch networks to continue; nothing was sent.`,
+    t("wallet.error.wrongNetwork", { network: chainName(have), id: String(have), chain: String(net.chainId) }),
     null,
     { wrongNetwork: true },
   );
@@ -88,13 +81,10 @@ function hookInjected() {
 
 /** Connect the injected wallet (asks the person to approve). */
 export async function connectInjected() {
-  if (!hasInjected())
-    throw userError(
-      "No browser wallet found. Install one (for example MetaMask) or, on the development chain, use the development wallet.",
-    );
+  if (!hasInjected()) throw userError(t("wallet.error.noInjected"));
   try {
     const accounts = await window.ethereum.request({ method: "eth_requestAccounts" });
-    if (!accounts?.length) throw userError("The wallet shared no account.");
+    if (!accounts?.length) throw userError(t("wallet.error.noAccount"));
     bindInjected(accounts[0], await injectedChainId());
   } catch (err) {
     throw explain(err);
@@ -149,10 +139,7 @@ function bindDev(key) {
 
 /** Use the development wallet (embedded chain only): the stored key, or a fresh one. */
 export function connectDev() {
-  if (!net.embedded)
-    throw userError(
-      "The development wallet works only on kameng's embedded development chain. Connect a browser wallet.",
-    );
+  if (!net.embedded) throw userError(t("wallet.error.devOnlyEmbedded"));
   bindDev(localStorage.getItem(DEV_KEY) || generatePrivateKey());
   changed();
   return wallet;
@@ -161,8 +148,8 @@ export function connectDev() {
 /** Replace the development wallet's key (for example a supplier key printed by `kameng serve`). */
 export function importDevKey(text) {
   const key = text.trim().startsWith("0x") ? text.trim() : `0x${text.trim()}`;
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw userError("A private key is 64 hex digits (with or without 0x).");
-  if (!net.embedded) throw userError("The development wallet works only on the embedded development chain.");
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw userError(t("wallet.error.badKey"));
+  if (!net.embedded) throw userError(t("wallet.error.devOnlyEmbedded"));
   bindDev(key.toLowerCase());
   changed();
   return wallet;
@@ -181,9 +168,9 @@ export function newDevKey() {
  * answers them).
  */
 export async function fundDev(ether = "100") {
-  if (wallet.kind !== "dev") throw userError("Only the development wallet can take coins from the development faucet.");
+  if (wallet.kind !== "dev") throw userError(t("wallet.error.faucetDevOnly"));
   const [faucet] = await net.client.request({ method: "eth_accounts" });
-  if (!faucet) throw userError("This node has no unlocked account to fund the development wallet from.");
+  if (!faucet) throw userError(t("wallet.error.noFaucet"));
   const hash = await net.client.request({
     method: "eth_sendTransaction",
     params: [{ from: faucet, to: wallet.address, value: toHex(parseEther(ether)), gas: toHex(21000) }],
@@ -229,7 +216,7 @@ export async function restore() {
  * and transaction, so a wrong network is caught before anything is signed.
  */
 export async function requireWallet() {
-  if (!wallet.kind) throw userError("Connect a wallet first.", null, { needsWallet: true });
+  if (!wallet.kind) throw userError(t("wallet.error.connectFirst"), null, { needsWallet: true });
   if (wallet.kind === "injected") {
     wallet.chainId = await injectedChainId().catch((e) => {
       throw explain(e);
@@ -269,11 +256,9 @@ export async function sendEscrow(
   if (value !== undefined && value > 0n) {
     const have = await nativeBalance();
     if (have < value) {
-      throw userError(
-        `Insufficient funds: this costs ${fmtEth(value)} plus gas, and the wallet holds ${fmtEth(have)}. Nothing was sent.`,
-        null,
-        { insufficient: true },
-      );
+      throw userError(t("wallet.error.insufficient", { cost: fmtEth(value), have: fmtEth(have) }), null, {
+        insufficient: true,
+      });
     }
   }
   let request;
@@ -298,7 +283,7 @@ export async function sendEscrow(
   onSent?.(hash);
   const receipt = await waitForReceipt(hash);
   changed(); // balances moved
-  if (receipt.status !== "success") throw userError(`The transaction ${hash} reverted on-chain.`);
+  if (receipt.status !== "success") throw userError(t("wallet.error.reverted", { hash }));
   return { hash, receipt, events: decodeLogs(receipt.logs) };
 }
 
@@ -326,7 +311,7 @@ export async function sendPrepared({ to, data }, { onSent, abi = ESCROW_ABI } = 
   onSent?.(hash);
   const receipt = await waitForReceipt(hash);
   changed();
-  if (receipt.status !== "success") throw userError(`The transaction ${hash} reverted on-chain.`);
+  if (receipt.status !== "success") throw userError(t("wallet.error.reverted", { hash }));
   return { hash, receipt, events: decodeLogs(receipt.logs) };
 }
 
@@ -348,11 +333,7 @@ export async function waitForReceipt(hash, { interval = 250, timeout = 120_000 }
       }
     }
     if (Date.now() > deadline)
-      throw userError(
-        `The transaction ${hash} was not mined within ${timeout / 1000} s; reload to check on it.`,
-        null,
-        { offline: true },
-      );
+      throw userError(t("wallet.error.notMined", { hash, seconds: timeout / 1000 }), null, { offline: true });
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }

@@ -20,7 +20,8 @@ import {
   tokenInfo,
   userError,
 } from "../chain.js";
-import { chainNumber, humanize, keccakText, plural, product, short, txLink, when } from "../fmt.js";
+import { chainNumber, duration, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
+import { has, locale, t, tn } from "../i18n.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
@@ -39,7 +40,7 @@ async function ledgerEvents(address) {
         fromBlock: "0x0",
         toBlock: "latest",
         topics: [
-          [topic("BondDeposited"), topic("BondWithdrawn"), topic("Withdrawn")],
+          [topic("BondDeposited"), topic("BondWithdrawn"), topic("Withdrawn")], // i18n-ignore: event names
           toHex(BigInt(address), { size: 32 }),
         ],
       },
@@ -63,6 +64,11 @@ function amounts(list, key) {
 
 const total = (list, key) => list.reduce((n, s) => n + Number(s[key]), 0);
 
+/** "3 orders", "1 transaction", "25 codes", "2 due orders" in the reader's language. */
+const ordersN = (count) => t("supplier.n.orders", { count });
+const transactions = (count) => t("supplier.n.transactions", { count });
+const codesOf = (count) => t("supplier.n.codes", { count });
+
 /**
  * Settle the supplier's due orders from its wallet, in batches, reporting into `slot`.
  *
@@ -70,12 +76,12 @@ const total = (list, key) => list.reduce((n, s) => n + Number(s[key]), 0);
  * confirmed, settled or disputed since the mirror saw it is left out instead of failing a batch.
  */
 async function settleDueOrders(slot) {
-  slot.show("info", "Finding your due orders…");
+  slot.show("info", t("supplier.settle.finding"));
   const due = await get("/supplier/orders/due?limit=1000", { auth: true });
   if (!due.length) {
-    throw userError("Nothing is due any more: those orders were settled or confirmed a moment ago.");
+    throw userError(t("supplier.settle.noneDue"));
   }
-  slot.show("info", `Checking ${plural(due.length, "due order")} against the chain…`);
+  slot.show("info", t("supplier.settle.checking", { orders: t("supplier.n.dueOrders", { count: due.length }) }));
   const live = [];
   let gone = 0;
   let changed = 0;
@@ -90,13 +96,11 @@ async function settleDueOrders(slot) {
     });
   }
   if (!live.length) {
-    throw userError(
-      "Nothing left to settle: the due orders were settled, confirmed or disputed on-chain a moment ago. The dashboard catches up in a few seconds.",
-    );
+    throw userError(t("supplier.settle.noneLeft"));
   }
   const tokens = [...new Set(live.map((x) => x.token))];
   await Promise.all(tokens.map(tokenInfo));
-  const before = await Promise.all(tokens.map((t) => read("balanceOf", [wallet.address, t])));
+  const before = await Promise.all(tokens.map((tok) => read("balanceOf", [wallet.address, tok])));
   const batches = [];
   for (let i = 0; i < live.length; i += SETTLE_BATCH) batches.push(live.slice(i, i + SETTLE_BATCH));
   let settled = 0;
@@ -105,7 +109,7 @@ async function settleDueOrders(slot) {
   for (const [i, batch] of batches.entries()) {
     slot.show(
       "info",
-      `Settling batch ${i + 1} of ${batches.length} (${plural(batch.length, "order")})…`,
+      t("supplier.settle.batch", { n: i + 1, total: batches.length, orders: ordersN(batch.length) }),
       txs.length ? txs : undefined,
     );
     let r;
@@ -115,7 +119,13 @@ async function settleDueOrders(slot) {
       const err = explain(raw);
       if (!txs.length) throw err;
       throw userError(
-        `${plural(settled, "order")} settled in ${plural(txs.length, "transaction")}, then batch ${i + 1} of ${batches.length} failed: ${err.userMessage} Press the button again to settle the rest.`,
+        t("supplier.settle.partFailed", {
+          orders: ordersN(settled),
+          txs: transactions(txs.length),
+          n: i + 1,
+          total: batches.length,
+          error: err.userMessage,
+        }),
         txs,
       );
     }
@@ -123,20 +133,17 @@ async function settleDueOrders(slot) {
     skipped += r.events.filter((e) => e.name === "SettlementSkipped").length;
     txs.push(txLink(r.hash, Number(r.receipt.blockNumber)));
   }
-  const after = await Promise.all(tokens.map((t) => read("balanceOf", [wallet.address, t])));
-  const credited = tokens.map((t, i) => fmtAmount(after[i] - before[i], t)).join(" + ");
+  const after = await Promise.all(tokens.map((tok) => read("balanceOf", [wallet.address, tok])));
+  const credited = tokens.map((tok, i) => fmtAmount(after[i] - before[i], tok)).join(" + ");
   const notes = [
-    gone + skipped ? `${plural(gone + skipped, "order")} had already been settled or confirmed.` : "",
-    changed
-      ? `${plural(changed, "order")} changed on-chain (a dispute?) and ${changed === 1 ? "was" : "were"} left out.`
-      : "",
+    gone + skipped ? t("supplier.settle.alreadyDone", { count: gone + skipped }) : "",
+    changed ? t("supplier.settle.changed", { count: changed }) : "",
   ].filter(Boolean);
   slot.show(
     "ok",
-    [
-      `Settled ${plural(settled, "order")} in ${plural(txs.length, "transaction")}: ${credited} credited to your withdrawable balance.`,
-      ...notes,
-    ].join(" "),
+    [t("supplier.settle.done", { orders: ordersN(settled), txs: transactions(txs.length), credited }), ...notes].join(
+      " ",
+    ),
     txs,
   );
 }
@@ -150,7 +157,7 @@ function settlementCard(onDone) {
   const figures = h("div", { class: "stats", "data-test": "settlement" });
   const why = h("p", { class: "small muted", "data-test": "settle-due-why" });
   const slot = messageSlot({ "data-test": "settle-due-message" });
-  const btn = h("button", { class: "btn", "data-test": "settle-due", disabled: true }, "Settle due orders now");
+  const btn = h("button", { class: "btn", "data-test": "settle-due", disabled: true }, t("supplier.settle.button"));
   let running = false;
   let dueCount = 0;
   btn.addEventListener("click", async () => {
@@ -166,12 +173,8 @@ function settlementCard(onDone) {
   const card = h(
     "div",
     { class: "card" },
-    h("h2", null, "Settlement"),
-    h(
-      "p",
-      { class: "small muted" },
-      "A delivered order pays you when its buyer confirms, or once its dispute window closes: then anyone may settle it, and the platform's keeper does so by itself. Settle the due ones now to be paid without waiting.",
-    ),
+    h("h2", null, t("supplier.settlement.title")),
+    h("p", { class: "small muted" }, t("supplier.settlement.intro")),
     figures,
     why,
     slot,
@@ -182,25 +185,30 @@ function settlementCard(onDone) {
     const list = dash.settlement || [];
     dueCount = total(list, "due_orders");
     const waiting = total(list, "in_window_orders");
-    const nexts = list.map((s) => s.next_due_at).filter((t) => t !== null && t !== undefined);
+    const nexts = list.map((s) => s.next_due_at).filter((x) => x !== null && x !== undefined);
     const next = nexts.length ? Math.min(...nexts.map(Number)) : null;
     replace(
       figures,
-      stat("Settled", amounts(list, "settled"), `${plural(total(list, "settled_orders"), "order")} completed`, {
-        "data-test": "settled",
-      }),
       stat(
-        "Due now",
+        t("supplier.stat.settled"),
+        amounts(list, "settled"),
+        t("supplier.stat.settled.sub", { orders: ordersN(total(list, "settled_orders")) }),
+        {
+          "data-test": "settled",
+        },
+      ),
+      stat(
+        t("supplier.stat.due"),
         amounts(list, "due"),
-        dueCount ? `${plural(dueCount, "order")} past the dispute window` : "none",
+        dueCount ? t("supplier.stat.due.sub", { orders: ordersN(dueCount) }) : t("supplier.none"),
         {
           "data-test": "due-now",
         },
       ),
       stat(
-        "In dispute window",
+        t("supplier.stat.inWindow"),
         amounts(list, "in_window"),
-        waiting ? `${plural(waiting, "order")} · next due after ${when(next)}` : "none",
+        waiting ? t("supplier.stat.inWindow.sub", { orders: ordersN(waiting), when: when(next) }) : t("supplier.none"),
         { "data-test": "in-window" },
       ),
     );
@@ -208,17 +216,20 @@ function settlementCard(onDone) {
     replace(
       why,
       dueCount
-        ? `${plural(dueCount, "order")} can be settled now, in ${plural(Math.ceil(dueCount / SETTLE_BATCH), "transaction")} from your wallet (you pay the gas).`
+        ? t("supplier.settle.why.due", {
+            orders: ordersN(dueCount),
+            txs: transactions(Math.ceil(dueCount / SETTLE_BATCH)),
+          })
         : waiting
-          ? `Nothing is due yet: ${plural(waiting, "order")} ${waiting === 1 ? "is" : "are"} in the dispute window; the next becomes due after ${when(next)}.`
-          : "Nothing to settle: no delivered order is waiting for its dispute window to close.",
+          ? t("supplier.settle.why.waiting", { count: waiting, when: when(next) })
+          : t("supplier.settle.why.nothing"),
     );
   };
   return card;
 }
 
 /** Where uploads waiting for the supplier's signature are listed (the card's heading). */
-const WAITING = "Waiting for your signature";
+const WAITING = () => t("supplier.waiting.title");
 
 /** Uploads whose commitment this page is signing now (by id), so no button signs one twice. */
 const signing = new Set();
@@ -230,7 +241,8 @@ function setSigning(uploadId, on) {
   for (const fn of signingWatchers) fn();
 }
 
-const indexes = (u) => `indexes ${u.first_index}–${u.first_index + u.count - 1}`;
+const indexes = (u) =>
+  t("supplier.indexes", { first: String(u.first_index), last: String(u.first_index + u.count - 1) });
 
 /**
  * Check an awaiting upload's `commit_call` before the wallet sees it: the escrow's commitBatch of
@@ -239,19 +251,21 @@ const indexes = (u) => `indexes ${u.first_index}–${u.first_index + u.count - 1
  */
 function checkCommitCall(u) {
   const call = u.commit_call;
-  if (!call) throw userError(`Upload #${u.upload_id} has no transaction to sign any more; reload the page.`);
+  const id = String(u.upload_id);
+  if (!call) throw userError(t("supplier.check.noCall", { id }));
   if (Number(call.chain_id) !== net.chainId)
-    throw userError(
-      `Upload #${u.upload_id} is to be committed on chain ${call.chain_id}, but this server runs on chain ${net.chainId}. Nothing was signed; reload the page.`,
-    );
+    throw userError(t("supplier.check.chain", { id, chain: String(call.chain_id), here: String(net.chainId) }));
   if (!wallet.address || !isAddressEqual(call.from_address, wallet.address))
     throw userError(
-      `Upload #${u.upload_id} must be signed by ${short(call.from_address)}, the listing's supplier, but the connected wallet is ${wallet.address ? short(wallet.address) : "none"}. Nothing was signed: connect ${short(call.from_address)} and press "Sign now" under "${WAITING}".`,
+      t("supplier.check.signer", {
+        id,
+        supplier: short(call.from_address),
+        connected: wallet.address ? short(wallet.address) : t("supplier.none"),
+        waiting: WAITING(),
+      }),
     );
   if (!isAddressEqual(call.to, net.escrow))
-    throw userError(
-      `The server asked to send the commitment of upload #${u.upload_id} to ${call.to}, which is not the escrow (${net.escrow}). Nothing was signed; reload the page, and tell the platform if it happens again.`,
-    );
+    throw userError(t("supplier.check.to", { id, to: call.to, escrow: net.escrow }));
   let decoded = null;
   try {
     decoded = decodeFunctionData({ abi: ESCROW_ABI, data: call.data });
@@ -266,31 +280,40 @@ function checkCommitCall(u) {
     BigInt(count) !== BigInt(u.count) ||
     BigInt(firstIndex) !== BigInt(u.first_index)
   )
-    throw userError(
-      `The transaction the server handed over is not the commitment of upload #${u.upload_id} (${plural(u.count, "code")} for listing #${u.listing_id}). Nothing was signed; reload the page, and tell the platform if it happens again.`,
-    );
+    throw userError(t("supplier.check.data", { id, codes: codesOf(u.count), listing: String(u.listing_id) }));
+}
+
+/** "Committed 4 codes to listing #7 as batch 0 (indexes 0–3)." */
+function committedText(u) {
+  return t("supplier.committed", {
+    count: u.count,
+    listing: String(u.listing_id),
+    batch: String(u.batch_index),
+    indexes: indexes(u),
+  });
+}
+
+/** "Merkle root 0x… · block 12 · 0x…" */
+function rootAndTx(root, tx) {
+  return h("span", null, tn("supplier.rootAndTx", { root: h("span", { class: "mono" }, short(root, 10, 6)), tx }));
 }
 
 /** Say where an upload's signature went (`done`: the server's UploadPublic after the report). */
 function showSigned(slot, done, tx) {
   if (done.state === "committed") {
-    slot.show(
-      "ok",
-      `Committed ${done.count} codes to listing #${done.listing_id} as batch ${done.batch_index} (${indexes(done)}). They are on sale now.`,
-      h("span", null, "Merkle root ", h("span", { class: "mono" }, short(done.root, 10, 6)), " · ", tx),
-    );
+    slot.show("ok", `${committedText(done)} ${t("supplier.onSaleNow")}`, rootAndTx(done.root, tx));
   } else if (done.state === "abandoned") {
     slot.show(
       "error",
-      `Upload #${done.upload_id} was dropped and its ${plural(done.count, "code")} deleted, never on sale: ${done.error || "another batch took its code indexes"}. Upload those codes again.`,
+      t("supplier.abandoned", {
+        id: String(done.upload_id),
+        codes: codesOf(done.count),
+        reason: done.error || t("supplier.abandoned.reason"),
+      }),
       tx,
     );
   } else {
-    slot.show(
-      "info",
-      `Your commitment of ${plural(done.count, "code")} was sent, but kameng has not found its batch on-chain yet. Nothing more to sign: press "Sign now" under "${WAITING}" in a minute and it checks the chain again, without a new signature.`,
-      tx,
-    );
+    slot.show("info", t("supplier.sent.notFound", { codes: codesOf(done.count), waiting: WAITING() }), tx);
   }
 }
 
@@ -300,9 +323,10 @@ function showSigned(slot, done, tx) {
  * Progress goes into `slot`; a refusal or failure throws a user error saying nothing is on sale.
  */
 async function signUpload(u, slot) {
-  const codes = plural(u.count, "code");
-  const notOnSale = `Nothing is on sale: your ${codes} are stored encrypted in upload #${u.upload_id} and wait under "${WAITING}" on this page; press "Sign now" there when you are ready.`;
-  if (signing.has(u.upload_id)) throw userError(`Upload #${u.upload_id} is being signed already; see your wallet.`);
+  const codes = codesOf(u.count);
+  const id = String(u.upload_id);
+  const notOnSale = t("supplier.sign.notOnSale", { codes, id, waiting: WAITING() });
+  if (signing.has(u.upload_id)) throw userError(t("supplier.sign.already", { id }));
   setSigning(u.upload_id, true);
   try {
     try {
@@ -310,27 +334,24 @@ async function signUpload(u, slot) {
     } catch (err) {
       throw userError(`${err.userMessage} ${notOnSale}`);
     }
-    slot.show("info", `Sign the commitment of ${codes} in your wallet… — your key never leaves your wallet.`);
+    slot.show("info", t("supplier.sign.prompt", { codes }));
     let r;
     try {
       r = await sendPrepared(u.commit_call, {
-        onSent: (hash) => slot.show("info", `Commitment of ${codes} sent; waiting for it to be mined…`, txLink(hash)),
+        onSent: (hash) => slot.show("info", t("supplier.sign.sent", { codes }), txLink(hash)),
       });
     } catch (raw) {
       const err = explain(raw);
       throw userError(`${err.userMessage} ${notOnSale}`, null, { rejected: err.rejected });
     }
     const tx = txLink(r.hash, Number(r.receipt.blockNumber));
-    slot.show("info", `Committed on-chain; telling kameng to put the ${codes} on sale…`, tx);
+    slot.show("info", t("supplier.sign.reporting", { codes }), tx);
     let done;
     try {
       done = await post(`/supplier/uploads/${u.upload_id}/submitted`, { tx_hash: r.hash }, { auth: true });
     } catch (raw) {
       const err = explain(raw);
-      throw userError(
-        `Your commitment is on-chain, but telling kameng failed: ${err.userMessage} Nothing more to sign: once the server answers again, press "Sign now" under "${WAITING}" and it finds the batch on-chain without a new signature.`,
-        tx,
-      );
+      throw userError(t("supplier.sign.reportFailed", { error: err.userMessage, waiting: WAITING() }), tx);
     }
     showSigned(slot, done, tx);
     return done;
@@ -347,7 +368,7 @@ async function signUpload(u, slot) {
 function waitingCard(onDone) {
   const rows = h("tbody");
   const slot = messageSlot({ "data-test": "waiting-message" });
-  const empty = h("p", { class: "muted", hidden: true }, "Nothing is waiting for your signature.");
+  const empty = h("p", { class: "muted", hidden: true }, t("supplier.waiting.empty"));
   const table = h(
     "div",
     { class: "table-wrap" },
@@ -360,7 +381,13 @@ function waitingCard(onDone) {
         h(
           "tr",
           null,
-          ["Upload", "Listing", "Codes", "Merkle root", ""].map((t) => h("th", null, t)),
+          [
+            t("supplier.col.upload"),
+            t("supplier.col.listing"),
+            t("supplier.col.codes"),
+            t("supplier.col.root"),
+            "",
+          ].map((label) => h("th", null, label)),
         ),
       ),
       rows,
@@ -369,12 +396,8 @@ function waitingCard(onDone) {
   const card = h(
     "div",
     { class: "card", id: "waiting", "data-test": "waiting", hidden: true },
-    h("h2", null, WAITING),
-    h(
-      "p",
-      { class: "small muted" },
-      "These codes are stored encrypted but not on sale: your wallet has not signed their commitment on-chain yet. Sign it to put them on sale; your key never leaves your wallet. A listing takes no new upload while one waits here.",
-    ),
+    h("h2", null, WAITING()),
+    h("p", { class: "small muted" }, t("supplier.waiting.intro")),
     table,
     empty,
     slot,
@@ -387,7 +410,7 @@ function waitingCard(onDone) {
         const btn = h(
           "button",
           { class: "btn small", "data-test": "sign-upload", disabled: signing.has(u.upload_id) },
-          signing.has(u.upload_id) ? "Signing…" : "Sign now",
+          signing.has(u.upload_id) ? t("supplier.sign.signing") : t("supplier.sign.now"),
         );
         btn.addEventListener("click", async () => {
           await busy(btn, slot, async () => {
@@ -401,10 +424,10 @@ function waitingCard(onDone) {
         return h(
           "tr",
           { "data-test": "waiting-upload", "data-upload": u.upload_id },
-          h("td", { "data-label": "Upload" }, `#${u.upload_id}`),
-          h("td", { "data-label": "Listing" }, `#${u.listing_id}`),
-          h("td", { "data-label": "Codes", class: "num" }, `${u.count} (${indexes(u)})`),
-          h("td", { "data-label": "Merkle root", class: "mono" }, short(u.root, 10, 6)),
+          h("td", { "data-label": t("supplier.col.upload") }, `#${u.upload_id}`),
+          h("td", { "data-label": t("supplier.col.listing") }, `#${u.listing_id}`),
+          h("td", { "data-label": t("supplier.col.codes"), class: "num" }, `${u.count} (${indexes(u)})`),
+          h("td", { "data-label": t("supplier.col.root"), class: "mono" }, short(u.root, 10, 6)),
           h("td", { "data-label": "" }, btn),
         );
       }),
@@ -434,26 +457,26 @@ function uploadCard(onDone) {
   const select = h(
     "select",
     { "data-test": "upload-listing" },
-    h("option", { value: "" }, "No listing yet: open one first"),
+    h("option", { value: "" }, t("supplier.upload.noListing")),
   );
   const file = h("input", { type: "file", accept: ".csv,text/csv,text/plain", "data-test": "upload-file" });
   const bar = h("div");
   const progressText = h("div", { class: "small muted", "data-test": "upload-progress" });
   const progress = h("div", { class: "progress", hidden: true }, bar);
   const slot = messageSlot({ "data-test": "upload-message" });
-  const btn = h("button", { class: "btn", "data-test": "upload" }, "Upload and commit");
+  const btn = h("button", { class: "btn", "data-test": "upload" }, t("supplier.upload.button"));
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       const f = file.files?.[0];
-      if (!f) throw userError("Choose a CSV file first: one code per line, optionally with an expiry and a note.");
-      if (!select.value) throw userError("Open a listing first.");
+      if (!f) throw userError(t("supplier.upload.noFile"));
+      if (!select.value) throw userError(t("supplier.upload.openFirst"));
       progress.hidden = false;
       bar.style.width = "0%";
-      progressText.textContent = `Sending ${f.name} (${(f.size / 1024).toFixed(1)} KiB)…`;
+      progressText.textContent = t("supplier.upload.sending", { file: f.name, size: (f.size / 1024).toFixed(1) });
       try {
         const r = await uploadCodes(select.value, f, (done, total) => {
           bar.style.width = `${Math.round((100 * done) / Math.max(total, 1))}%`;
-          progressText.textContent = `Encrypting and committing: ${done} of ${total} codes`;
+          progressText.textContent = t("supplier.upload.progress", { done, total });
         });
         bar.style.width = "100%";
         progressText.textContent = "";
@@ -472,18 +495,14 @@ function uploadCard(onDone) {
         if (r.state !== "committed") {
           slot.show(
             "info",
-            `Stored ${r.count} codes for listing #${r.listing_id}; their commitment is not confirmed on-chain yet. They go on sale once it is: the dashboard updates by itself.`,
+            t("supplier.upload.stored", { count: r.count, listing: String(r.listing_id) }),
             r.tx_hash ? txLink(r.tx_hash) : null,
           );
           file.value = "";
           onDone?.();
           return;
         }
-        slot.show(
-          "ok",
-          `Committed ${r.count} codes to listing #${r.listing_id} as batch ${r.batch_index} (indexes ${r.first_index}–${r.first_index + r.count - 1}).`,
-          h("span", null, "Merkle root ", h("span", { class: "mono" }, short(r.root, 10, 6)), " · ", txLink(r.tx_hash)),
-        );
+        slot.show("ok", committedText(r), rootAndTx(r.root, txLink(r.tx_hash)));
         file.value = "";
         onDone?.();
       } catch (err) {
@@ -496,7 +515,13 @@ function uploadCard(onDone) {
           if (waiting) {
             onDone?.();
             throw userError(
-              `Nothing from ${f.name} was stored: upload #${waiting.upload_id} (${plural(waiting.count, "code")}) to listing #${waiting.listing_id} still waits for your wallet to sign its commitment, and a listing takes one upload at a time. Press "Sign now" for it under "${WAITING}" on this page, then upload ${f.name} again.`,
+              t("supplier.upload.busy", {
+                file: f.name,
+                id: String(waiting.upload_id),
+                codes: codesOf(waiting.count),
+                listing: String(waiting.listing_id),
+                waiting: WAITING(),
+              }),
             );
           }
         }
@@ -506,15 +531,20 @@ function uploadCard(onDone) {
             h(
               "div",
               { class: "msg error", role: "alert", "data-test": "upload-errors" },
-              h(
-                "div",
-                null,
-                `Nothing was stored: ${err.total ?? err.errors.length} problem${(err.total ?? err.errors.length) === 1 ? "" : "s"} in ${f.name}. Fix these lines and upload again.`,
-              ),
+              h("div", null, t("supplier.upload.problems", { count: err.total ?? err.errors.length, file: f.name })),
               h(
                 "table",
                 { class: "small", style: { marginTop: ".4rem" } },
-                h("thead", null, h("tr", null, h("th", null, "Line"), h("th", null, "Problem"))),
+                h(
+                  "thead",
+                  null,
+                  h(
+                    "tr",
+                    null,
+                    h("th", null, t("supplier.upload.col.line")),
+                    h("th", null, t("supplier.upload.col.problem")),
+                  ),
+                ),
                 h(
                   "tbody",
                   null,
@@ -522,14 +552,14 @@ function uploadCard(onDone) {
                     h(
                       "tr",
                       { "data-test": "upload-error-line" },
-                      h("td", { class: "num" }, e.line === 0 ? "file" : String(e.line)),
+                      h("td", { class: "num" }, e.line === 0 ? t("supplier.upload.wholeFile") : String(e.line)),
                       h("td", null, e.reason),
                     ),
                   ),
                 ),
               ),
               err.total > err.errors.length
-                ? h("div", { class: "small" }, `…and ${err.total - err.errors.length} more.`)
+                ? h("div", { class: "small" }, t("supplier.upload.more", { count: err.total - err.errors.length }))
                 : null,
             ),
           );
@@ -542,14 +572,10 @@ function uploadCard(onDone) {
   const card = h(
     "div",
     { class: "card", id: "upload" },
-    h("h2", null, "Upload codes"),
-    h(
-      "p",
-      { class: "small muted" },
-      "A CSV with one code per line, optionally followed by an expiry date and a note. The codes are encrypted at rest, salted, and their Merkle root is committed on-chain in one batch: all or nothing. Your wallet signs that commitment (your key never leaves it); the codes go on sale once it is on-chain.",
-    ),
-    field("Listing", select),
-    field("CSV file", file),
+    h("h2", null, t("supplier.upload.title")),
+    h("p", { class: "small muted" }, t("supplier.upload.intro")),
+    field(t("supplier.upload.listing"), select),
+    field(t("supplier.upload.file"), file),
     progress,
     progressText,
     slot,
@@ -562,7 +588,11 @@ function uploadCard(onDone) {
     replace(
       select,
       listings.map((l) =>
-        h("option", { value: String(l.listing_id) }, `#${l.listing_id} · ${l.name}${l.active ? "" : " (closed)"}`),
+        h(
+          "option",
+          { value: String(l.listing_id) },
+          `#${l.listing_id} · ${l.name}${l.active ? "" : t("supplier.closedSuffix")}`,
+        ),
       ),
     );
     if (listings.some((l) => String(l.listing_id) === current)) select.value = current;
@@ -573,29 +603,17 @@ function uploadCard(onDone) {
 /** The form to open a listing for an authorized product. */
 function openListingCard(minBondBps, onDone) {
   const name = h("input", { placeholder: "steam-wallet-50", "data-test": "new-sku", autocomplete: "off" });
-  const skuInfo = h(
-    "div",
-    { class: "small muted", "data-test": "new-sku-info" },
-    "The product's sku is keccak256 of this name.",
-  );
+  const skuInfo = h("div", { class: "small muted", "data-test": "new-sku-info" }, t("supplier.open.skuHint"));
   const price = h("input", { type: "text", inputmode: "decimal", value: "0.01", "data-test": "new-price" });
   const delivery = h(
     "select",
     null,
-    [
-      ["600", "10 minutes"],
-      ["3600", "1 hour"],
-      ["86400", "1 day"],
-    ].map(([v, t]) => h("option", { value: v, selected: v === "3600" }, t)),
+    ["600", "3600", "86400"].map((v) => h("option", { value: v, selected: v === "3600" }, duration(Number(v)))),
   );
   const dispute = h(
     "select",
     null,
-    [
-      ["3600", "1 hour"],
-      ["86400", "1 day"],
-      ["604800", "7 days"],
-    ].map(([v, t]) => h("option", { value: v, selected: v === "86400" }, t)),
+    ["3600", "86400", "604800"].map((v) => h("option", { value: v, selected: v === "86400" }, duration(Number(v)))),
   );
   const bond = h("input", {
     type: "number",
@@ -606,7 +624,7 @@ function openListingCard(minBondBps, onDone) {
     "data-test": "new-bond",
   });
   const description = h("input", {
-    placeholder: "Steam wallet top-up, 50 USD, global",
+    placeholder: t("supplier.open.descriptionExample"),
     "data-test": "new-description",
   });
   const slot = messageSlot({ "data-test": "open-listing-message" });
@@ -615,7 +633,7 @@ function openListingCard(minBondBps, onDone) {
     const n = name.value.trim();
     authorized = false;
     if (!n) {
-      replace(skuInfo, "The product's sku is keccak256 of this name.");
+      replace(skuInfo, t("supplier.open.skuHint"));
       return;
     }
     const sku = keccakText(n);
@@ -623,39 +641,32 @@ function openListingCard(minBondBps, onDone) {
     authorized = BigInt(att) !== 0n;
     replace(
       skuInfo,
-      "sku ",
-      h("span", { class: "mono" }, short(sku, 10, 6)),
+      tn("supplier.open.sku", { sku: h("span", { class: "mono" }, short(sku, 10, 6)) }),
       " · ",
-      authorized
-        ? pill("licensed for you ✓", "ok")
-        : pill("no authorization: ask the platform's rights administrator", "bad"),
+      authorized ? pill(t("supplier.open.licensed"), "ok") : pill(t("supplier.open.unlicensed"), "bad"),
     );
   };
   name.addEventListener("change", check);
   name.addEventListener("input", () => {
     authorized = false;
   });
-  const btn = h("button", { class: "btn", "data-test": "open-listing" }, "Open listing");
+  const btn = h("button", { class: "btn", "data-test": "open-listing" }, t("supplier.open.button"));
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       const n = name.value.trim();
-      if (!/^[\w.-]{2,64}$/.test(n))
-        throw userError("Give the product's sku name: 2 to 64 letters, digits, dots, dashes or underscores.");
+      if (!/^[\w.-]{2,64}$/.test(n)) throw userError(t("supplier.open.badName"));
       await check();
-      if (!authorized)
-        throw userError(
-          `You hold no licensed-product authorization for "${n}". The platform's rights administrator grants it after checking the rights holder's attestation.`,
-        );
+      if (!authorized) throw userError(t("supplier.open.notLicensed", { name: n }));
       let unit;
       try {
         unit = parseEther(price.value.trim());
       } catch {
-        throw userError("Enter the unit price in ETH, for example 0.01.");
+        throw userError(t("supplier.open.badPrice"));
       }
-      if (unit <= 0n) throw userError("The price must be above zero.");
+      if (unit <= 0n) throw userError(t("supplier.open.zeroPrice"));
       const bondBps = Math.round(Number(bond.value) * 100);
       if (!(bondBps >= minBondBps && bondBps <= 10000))
-        throw userError(`The bond must be between ${minBondBps / 100}% and 100% of each order.`);
+        throw userError(t("supplier.open.badBond", { min: String(minBondBps / 100) }));
       const meta = { name: humanize(n), sku: n, description: description.value.trim() };
       const uri = `data:application/json,${encodeURIComponent(JSON.stringify(meta))}`;
       const r = await sendEscrow("createListing", [
@@ -670,7 +681,7 @@ function openListingCard(minBondBps, onDone) {
       const ev = r.events.find((e) => e.name === "ListingCreated");
       slot.show(
         "ok",
-        `Listing #${ev?.args.listingId} is open. Upload codes to put it in stock.`,
+        t("supplier.open.done", { id: String(ev?.args.listingId) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
       onDone?.();
@@ -679,17 +690,22 @@ function openListingCard(minBondBps, onDone) {
   return h(
     "div",
     { class: "card" },
-    h("h2", null, "Open a listing"),
-    field("Product (sku name)", name),
+    h("h2", null, t("supplier.open.title")),
+    field(t("supplier.open.name"), name),
     skuInfo,
     h(
       "div",
       { class: "cols" },
-      field("Unit price (ETH)", price),
-      field("Bond per order (%)", bond, `At least ${minBondBps / 100}%`),
+      field(t("supplier.open.price"), price),
+      field(t("supplier.open.bond"), bond, t("supplier.open.bondHint", { min: String(minBondBps / 100) })),
     ),
-    h("div", { class: "cols" }, field("Deliver within", delivery), field("Buyers may dispute for", dispute)),
-    field("Description", description),
+    h(
+      "div",
+      { class: "cols" },
+      field(t("supplier.open.delivery"), delivery),
+      field(t("supplier.open.dispute"), dispute),
+    ),
+    field(t("supplier.open.description"), description),
     slot,
     btn,
   );
@@ -698,22 +714,26 @@ function openListingCard(minBondBps, onDone) {
 function bondCard(currentBond, onDone) {
   const amount = h("input", { type: "text", inputmode: "decimal", value: "1", "data-test": "bond-amount" });
   const slot = messageSlot({ "data-test": "bond-message" });
-  const deposit = h("button", { class: "btn", "data-test": "bond-deposit" }, "Deposit bond");
-  const withdraw = h("button", { class: "btn quiet", "data-test": "bond-withdraw" }, "Withdraw free bond");
+  const deposit = h("button", { class: "btn", "data-test": "bond-deposit" }, t("supplier.bond.deposit"));
+  const withdraw = h("button", { class: "btn quiet", "data-test": "bond-withdraw" }, t("supplier.bond.withdraw"));
   const parse = () => {
     try {
       const v = parseEther(amount.value.trim());
       if (v <= 0n) throw new Error();
       return v;
     } catch {
-      throw userError("Enter an amount in ETH, for example 1.5.");
+      throw userError(t("supplier.bond.badAmount"));
     }
   };
   deposit.addEventListener("click", () =>
     busy(deposit, slot, async () => {
       const v = parse();
       const r = await sendEscrow("depositBond", [ZERO_ADDRESS, v], { value: v });
-      slot.show("ok", `Deposited ${fmtAmount(v)} of bond.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      slot.show(
+        "ok",
+        t("supplier.bond.deposited", { amount: fmtAmount(v) }),
+        txLink(r.hash, Number(r.receipt.blockNumber)),
+      );
       onDone?.();
     }),
   );
@@ -721,22 +741,22 @@ function bondCard(currentBond, onDone) {
     busy(withdraw, slot, async () => {
       const v = parse();
       const free = BigInt(currentBond().free);
-      if (v > free) throw userError(`Only ${fmtAmount(free)} of your bond is free; the rest backs open orders.`);
+      if (v > free) throw userError(t("supplier.bond.notFree", { amount: fmtAmount(free) }));
       const r = await sendEscrow("withdrawBond", [ZERO_ADDRESS, v, wallet.address]);
-      slot.show("ok", `Withdrew ${fmtAmount(v)} of free bond.`, txLink(r.hash, Number(r.receipt.blockNumber)));
+      slot.show(
+        "ok",
+        t("supplier.bond.withdrew", { amount: fmtAmount(v) }),
+        txLink(r.hash, Number(r.receipt.blockNumber)),
+      );
       onDone?.();
     }),
   );
   return h(
     "div",
     { class: "card" },
-    h("h2", null, "Bond (保证金)"),
-    h(
-      "p",
-      { class: "small muted" },
-      "Each order reserves part of your bond until it settles. Reserved bond cannot be withdrawn; an arbiter may slash it to the buyer.",
-    ),
-    field("Amount (ETH)", amount),
+    h("h2", null, t("supplier.bond.title")),
+    h("p", { class: "small muted" }, t("supplier.bond.intro")),
+    field(t("supplier.bond.amount"), amount),
     slot,
     h("div", { class: "row" }, deposit, withdraw),
   );
@@ -761,7 +781,7 @@ async function loadDashboard() {
   const histories = await Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => [])));
   const listings = dash.listings.map((l, i) => ({
     ...l,
-    name: meta.get(String(l.listing_id))?.name || `Listing #${l.listing_id}`,
+    name: meta.get(String(l.listing_id))?.name || t("supplier.listingN", { id: String(l.listing_id) }),
     lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
   }));
   return { dash, orders, listings, ledger, uploads };
@@ -781,14 +801,14 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
   const withdrawBtn = h(
     "button",
     { class: "btn small", "data-test": "withdraw", disabled: balance === 0n },
-    "Withdraw",
+    t("supplier.withdraw"),
   );
   withdrawBtn.addEventListener("click", () =>
     busy(withdrawBtn, wslot, async () => {
       const r = await sendEscrow("withdraw", [token, wallet.address]);
       wslot.show(
         "ok",
-        `Withdrew ${fmtAmount(balance)} to ${short(wallet.address)}.`,
+        t("supplier.withdrew", { amount: fmtAmount(balance), address: short(wallet.address) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
       refresh();
@@ -800,7 +820,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
     const toggle = h(
       "button",
       { class: "btn small quiet", "data-test": "toggle-listing" },
-      l.active ? "Close" : "Reopen",
+      l.active ? t("supplier.listing.close") : t("supplier.listing.reopen"),
     );
     toggle.addEventListener("click", () =>
       busy(toggle, slot, async () => {
@@ -808,7 +828,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         refresh();
       }),
     );
-    const restock = h("button", { class: "btn small" }, "Restock");
+    const restock = h("button", { class: "btn small" }, t("supplier.listing.restock"));
     restock.addEventListener("click", () => {
       const sel = document.querySelector('[data-test="upload-listing"]');
       if (sel) sel.value = String(l.listing_id);
@@ -819,28 +839,32 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       { "data-test": "listing-row", "data-listing": l.listing_id },
       h(
         "td",
-        { "data-label": "Listing" },
+        { "data-label": t("supplier.col.listing") },
         `#${l.listing_id} `,
         h("strong", null, l.name),
         h("div", { class: "small muted mono" }, short(l.sku, 10, 4)),
       ),
-      h("td", { "data-label": "Price", class: "num" }, fmtAmount(l.unit_price)),
+      h("td", { "data-label": t("supplier.col.price"), class: "num" }, fmtAmount(l.unit_price)),
       h(
         "td",
-        { "data-label": "Stock", class: "num" },
+        { "data-label": t("supplier.col.stock"), class: "num" },
         h("span", { "data-test": "listing-stock" }, `${l.stock}`),
-        l.low_stock ? h("div", null, pill("low", "warn")) : null,
+        l.low_stock ? h("div", null, pill(t("supplier.listing.low"), "warn")) : null,
       ),
       h(
         "td",
-        { "data-label": "Committed / sold", class: "num" },
+        { "data-label": t("supplier.col.committedSold"), class: "num" },
         l.lastBatch
           ? chainNumber(String(l.committed), l.lastBatch.log.transactionHash, Number(l.lastBatch.log.blockNumber))
           : String(l.committed),
         ` / ${l.sold}`,
       ),
-      h("td", { "data-label": "In vault", class: "num" }, l.vault_codes ?? "—"),
-      h("td", { "data-label": "Status" }, l.active ? pill("open", "ok") : pill("closed", "")),
+      h("td", { "data-label": t("supplier.col.vault"), class: "num" }, l.vault_codes ?? "—"),
+      h(
+        "td",
+        { "data-label": t("supplier.col.status") },
+        l.active ? pill(t("supplier.listing.open"), "ok") : pill(t("supplier.listing.closed"), ""),
+      ),
       h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle), slot),
     );
   });
@@ -851,28 +875,37 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
     lowStock.map((l) =>
       message(
         "warn",
-        `Low stock: ${l.name} (listing #${l.listing_id}) has ${l.stock} code${l.stock === 1 ? "" : "s"} left (threshold ${dash.low_stock_threshold}). Upload more before it sells out.`,
+        t("supplier.lowStock", {
+          name: l.name,
+          id: String(l.listing_id),
+          count: Number(l.stock),
+          threshold: dash.low_stock_threshold,
+        }),
       ),
     ),
     h(
       "div",
       { class: "stats" },
       stat(
-        "Bond free",
+        t("supplier.stat.bondFree"),
         chainNumber(
           fmtAmount(bond.free),
           lastBond?.log.transactionHash,
           lastBond ? Number(lastBond.log.blockNumber) : undefined,
         ),
-        lastBond ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber)) : "no deposit yet",
+        lastBond
+          ? txLink(lastBond.log.transactionHash, Number(lastBond.log.blockNumber))
+          : t("supplier.stat.noDeposit"),
         { "data-test": "bond-free" },
       ),
-      stat("Bond reserved", fmtAmount(bond.reserved), "backs open orders", { "data-test": "bond-reserved" }),
-      stat("In escrow", fmtAmount(amountOf(dash.in_escrow, token)), "paid, not yet settled", {
+      stat(t("supplier.stat.bondReserved"), fmtAmount(bond.reserved), t("supplier.stat.bondReserved.sub"), {
+        "data-test": "bond-reserved",
+      }),
+      stat(t("supplier.stat.inEscrow"), fmtAmount(amountOf(dash.in_escrow, token)), t("supplier.stat.inEscrow.sub"), {
         "data-test": "in-escrow",
       }),
       stat(
-        "Withdrawable",
+        t("supplier.stat.withdrawable"),
         h(
           "span",
           { "data-test": "withdrawable-amount" },
@@ -882,9 +915,9 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         { "data-test": "withdrawable" },
       ),
       stat(
-        "Earned",
+        t("supplier.stat.earned"),
         fmtAmount(amountOf(dash.earned, token)),
-        `${dash.recent_settlements.length} settlement${dash.recent_settlements.length === 1 ? "" : "s"}`,
+        t("supplier.stat.earned.sub", { count: dash.recent_settlements.length }),
         { "data-test": "earned" },
       ),
     ),
@@ -894,31 +927,31 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       h(
         "div",
         { class: "card" },
-        h("h2", null, "Sales and settlements"),
+        h("h2", null, t("supplier.chart.title")),
         cumulativeChart(
           [
-            { name: "Sold (paid into escrow)", color: "#0f766e", points: sales },
-            { name: "Settled to you", color: "#d97706", points: settled },
+            { name: t("supplier.chart.sold"), color: "#0f766e", points: sales },
+            { name: t("supplier.chart.settled"), color: "#d97706", points: settled },
           ],
-          { title: "Cumulative sales and settlements" },
+          { title: t("supplier.chart.label") },
         ),
       ),
       h(
         "div",
         { class: "card" },
-        h("h2", null, "Orders by state"),
+        h("h2", null, t("supplier.byState.title")),
         byState.length
           ? h(
               "div",
               { class: "row", "data-test": "orders-by-state" },
               byState.map(([name, n]) =>
                 pill(
-                  `${name}: ${n}`,
+                  t("supplier.byState.item", { state: stateLabel(name), count: n }),
                   name.toLowerCase() === "disputed" ? "bad" : name.toLowerCase() === "completed" ? "ok" : "",
                 ),
               ),
             )
-          : h("p", { class: "muted" }, "No orders yet."),
+          : h("p", { class: "muted" }, t("supplier.orders.none")),
         h(
           "div",
           { class: "table-wrap", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
@@ -931,7 +964,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
               h(
                 "tr",
                 null,
-                ["Order", "State", "Qty", "Amount", "Paid"].map((t) => h("th", null, t)),
+                ["order", "state", "qty", "amount", "paid"].map((c) => h("th", null, t(`supplier.orders.col.${c}`))),
               ),
             ),
             h(
@@ -958,7 +991,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
     h(
       "div",
       { class: "card" },
-      h("h2", null, "Listings"),
+      h("h2", null, t("supplier.listings.title")),
       listings.length
         ? h(
             "div",
@@ -972,15 +1005,15 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
                 h(
                   "tr",
                   null,
-                  ["Listing", "Price", "Stock", "Committed / sold", "In vault", "Status", ""].map((t) =>
-                    h("th", null, t),
-                  ),
+                  ["listing", "price", "stock", "committedSold", "vault", "status"]
+                    .map((c) => h("th", null, t(`supplier.col.${c}`)))
+                    .concat(h("th", null, "")),
                 ),
               ),
               h("tbody", null, listingRows),
             ),
           )
-        : h("p", { class: "muted" }, "No listings yet: open one below."),
+        : h("p", { class: "muted" }, t("supplier.listings.none")),
     ),
     settlementsCard(dash.recent_settlements),
   ];
@@ -988,10 +1021,10 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
 
 /** #/supplier */
 export async function supplierPage(ctx) {
-  const title = h("h1", null, "Supplier dashboard");
+  const title = h("h1", null, t("supplier.title"));
   const g = gate(ctx, {
     needSignIn: true,
-    why: "Sign in with your supplier wallet to see your listings, orders, bond and balances.",
+    why: t("supplier.why"),
   });
   if (g) return h("section", null, title, g);
   const config = await read("config");
@@ -1038,7 +1071,11 @@ export async function supplierPage(ctx) {
       "div",
       { class: "spread" },
       title,
-      h("span", { class: "muted small" }, "Signed in as ", h("span", { class: "mono" }, short(wallet.address))),
+      h(
+        "span",
+        { class: "muted small" },
+        tn("supplier.signedInAs", { address: h("span", { class: "mono" }, short(wallet.address)) }),
+      ),
     ),
     errors,
     wslot,
@@ -1055,11 +1092,17 @@ export async function supplierPage(ctx) {
   );
 }
 
+/** An order state as the API names it ("completed"), in the reader's language, lower case. */
+function stateLabel(name) {
+  const id = `order.state.${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  return has(id) ? t(id).toLocaleLowerCase(locale()) : name;
+}
+
 function settlementsCard(settlements) {
   return h(
     "div",
     { class: "card" },
-    h("h2", null, "Recent settlements"),
+    h("h2", null, t("supplier.settlements.title")),
     settlements.length
       ? h(
           "div",
@@ -1073,7 +1116,7 @@ function settlementsCard(settlements) {
               h(
                 "tr",
                 null,
-                ["Order", "Kind", "Amount", "When", "Transaction"].map((t) => h("th", null, t)),
+                ["order", "kind", "amount", "when", "tx"].map((c) => h("th", null, t(`supplier.settlements.col.${c}`))),
               ),
             ),
             h(
@@ -1084,7 +1127,7 @@ function settlementsCard(settlements) {
                   "tr",
                   { "data-test": "settlement-row" },
                   h("td", null, `#${s.order_id}`),
-                  h("td", null, s.kind),
+                  h("td", null, has(`supplier.kind.${s.kind}`) ? t(`supplier.kind.${s.kind}`) : s.kind),
                   h("td", { class: "num" }, fmtAmount(s.amount, s.token)),
                   h("td", null, when(s.timestamp)),
                   h("td", null, txLink(s.tx_hash, s.block_number)),
@@ -1093,10 +1136,6 @@ function settlementsCard(settlements) {
             ),
           ),
         )
-      : h(
-          "p",
-          { class: "muted" },
-          "Nothing settled yet. An order settles when its buyer confirms, or when its dispute window passes.",
-        ),
+      : h("p", { class: "muted" }, t("supplier.settlements.none")),
   );
 }
