@@ -58,6 +58,8 @@ class ApiError(KamengError):
         detail: The server's message: what went wrong and what to do.
         errors: Offending lines of a rejected CSV upload: (line, reason) pairs.
         retry_after: Seconds to wait before retrying, from a 503's ``Retry-After``.
+        code: The server's stable machine code for the error (``unknown_listing``,
+            ``contract.EscrowWrongState``, ...), or None.
     """
 
     def __init__(
@@ -67,11 +69,13 @@ class ApiError(KamengError):
         *,
         errors: list[tuple[int, str]] | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         self.status = status
         self.detail = detail
         self.errors = errors or []
         self.retry_after = retry_after
+        self.code = code
         where = f"HTTP {status}" if status else "unreachable"
         super().__init__(f"{where}: {detail}")
 
@@ -111,7 +115,14 @@ def _error_from(status: int, body: Any, retry_after: str | None = None) -> ApiEr
             retry = float(retry_after)
         except ValueError:
             retry = None
-    return ApiError(status, str(detail), errors=errors, retry_after=retry)
+    code = body.get("code") if isinstance(body, dict) else None
+    return ApiError(
+        status,
+        str(detail),
+        errors=errors,
+        retry_after=retry,
+        code=code if isinstance(code, str) else None,
+    )
 
 
 class KamengClient:

@@ -42,6 +42,11 @@ class ErrorPublic(ApiModel):
     """Every 4xx and 5xx answer: what went wrong and what to do about it."""
 
     detail: str = Field(description="What went wrong and what to do.")
+    code: str | None = Field(
+        default=None,
+        description="A stable machine code (`unknown_listing`, `contract.EscrowWrongState`, "
+        "`invalid_request`, `http_404`, ...) for clients that word the error themselves.",
+    )
 
 
 class LineError(ApiModel):

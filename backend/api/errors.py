@@ -10,11 +10,18 @@ One handler per family of exception:
 - a malformed request → 422, without echoing the request's content back (it could hold codes).
 
 No answer ever carries a plaintext code: messages are built from ids, line numbers and reasons.
+
+Every error body also carries ``code``, a stable machine code for clients that show the error in
+their own words (the web translates by it): the snake_case name of the backend's exception
+(``unknown_listing``, ``upload_in_progress``, ...), ``contract.<CustomError>`` for a revert
+(with ``args``), ``unauthorized``, ``invalid_request``, ``database_unavailable``,
+``chain_unavailable``, or ``http_<status>``. A code never changes meaning; new ones are added.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from email.message import Message
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,11 +60,18 @@ class ApiError(BackendError):
     status_code: ClassVar[int] = 400
 
     def __init__(
-        self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status or self.status_code
         self.headers = headers or {}
+        #: A stable machine code for this refusal (default: from the class name).
+        self.code = code
 
 
 class NotFound(ApiError):
@@ -90,7 +104,20 @@ class DatabaseUnavailable(BackendError):
 def _json(
     status: int, detail: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
+    extra.setdefault("code", f"http_{status}")
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable machine code of a backend exception: its class name in snake_case
+    (``UnknownListing`` → ``unknown_listing``); an `ApiError` may name its own."""
+    own = getattr(exc, "code", None)
+    if isinstance(own, str) and own:
+        return own
+    return _CAMEL_BOUNDARY.sub("_", type(exc).__name__).lower().rstrip("_")
 
 
 def _unavailable(
@@ -102,7 +129,8 @@ def _unavailable(
         503,
         {
             "detail": f"{what} is unavailable right now ({type(exc).__name__}); nothing was "
-            f"changed; retry in {retry_after} s"
+            f"changed; retry in {retry_after} s",
+            "code": "database_unavailable" if what == "the database" else "chain_unavailable",
         },
         {"Retry-After": str(retry_after)},
     )
@@ -124,34 +152,58 @@ def describe(exc: BaseException) -> tuple[int, dict[str, object], dict[str, str]
     Used by the exception handlers and by streaming routes that fail after the status was sent.
     """
     if isinstance(exc, AuthError):
-        return 401, {"detail": exc.reason}, {"WWW-Authenticate": 'Bearer realm="kameng", SIWE'}
+        return (
+            401,
+            {"detail": exc.reason, "code": "unauthorized"},
+            {"WWW-Authenticate": 'Bearer realm="kameng", SIWE'},
+        )
     if isinstance(exc, UploadRejected):
         return (
             exc.status_code,
             {
                 "detail": str(exc),
+                "code": "upload_rejected",
                 "errors": [{"line": line, "reason": reason} for line, reason in exc.problems],
                 "total": exc.total,
             },
             {},
         )
     if isinstance(exc, ApiError):
-        return exc.status, {"detail": str(exc)}, exc.headers
+        return exc.status, {"detail": str(exc), "code": error_code(exc)}, exc.headers
     if isinstance(exc, ChainUnavailable):
-        return 503, {"detail": str(exc)}, {"Retry-After": str(exc.retry_after)}
+        return (
+            503,
+            {"detail": str(exc), "code": "chain_unavailable"},
+            {"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, _DB_DOWN):
         return _unavailable("the database", exc)
     if isinstance(exc, BackendError):
         retry = getattr(exc, "retry_after", None)
         return (
             exc.status_code,
-            {"detail": str(exc)},
+            {"detail": str(exc), "code": error_code(exc)},
             ({"Retry-After": str(retry)} if isinstance(retry, int) else {}),
         )
     if isinstance(exc, ContractRevertError):
-        return 409, {"detail": f"the escrow contract refused: {exc.name}{exc.args_!r}"}, {}
+        return (
+            409,
+            {
+                "detail": f"the escrow contract refused: {exc.name}{exc.args_!r}",
+                "code": f"contract.{exc.name}",
+                "args": [str(a) for a in exc.args_],
+            },
+            {},
+        )
     if isinstance(exc, ContractLogicError):
-        return 409, {"detail": f"the escrow contract refused the call ({type(exc).__name__})"}, {}
+        return (
+            409,
+            {
+                "detail": f"the escrow contract refused the call ({type(exc).__name__})",
+                "code": "contract.refused",
+            },
+            {},
+        )
     if isinstance(exc, _RPC_DOWN):
         return _unavailable("the RPC node", exc)
     return None
@@ -227,7 +279,9 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = unreadable_body(exc.__cause__) if exc.status_code == 400 else None
         if detail is not None:
-            return _json(400, detail)
+            return _json(400, detail, code="unreadable_body")
+        if isinstance(exc.detail, str):
+            return _json(exc.status_code, exc.detail, dict(exc.headers or {}) or None)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -242,8 +296,11 @@ def install(app: FastAPI) -> None:
                 422,
                 "invalid request: the body must be JSON, sent with Content-Type: "
                 f"application/json (got {shown!r}); fix the content type and retry",
+                code="invalid_content_type",
             )
         problems = [_problem(err) for err in errors]
         return _json(
-            422, "invalid request: " + "; ".join(problems) + "; fix these fields and retry"
+            422,
+            "invalid request: " + "; ".join(problems) + "; fix these fields and retry",
+            code="invalid_request",
         )

@@ -81,9 +81,9 @@ class AllowedMethods:
             return
         allow = ", ".join(sorted(methods))
         detail = f"{scope['method']} is not allowed on {scope['path']}; use {allow}"
-        await JSONResponse({"detail": detail}, status_code=405, headers={"Allow": allow})(
-            scope, receive, send
-        )
+        await JSONResponse(
+            {"detail": detail, "code": "http_405"}, status_code=405, headers={"Allow": allow}
+        )(scope, receive, send)
 
 
 class BodyTimeout:
@@ -122,7 +122,9 @@ class BodyTimeout:
                     "pausing, or a Content-Length that matches it"
                 )
                 await JSONResponse(
-                    {"detail": detail}, status_code=408, headers={"Connection": "close"}
+                    {"detail": detail, "code": "http_408"},
+                    status_code=408,
+                    headers={"Connection": "close"},
                 )(scope, receive, send)
                 return {"type": "http.disconnect"}
             if message["type"] != "http.request" or not message.get("more_body", False):
@@ -179,7 +181,11 @@ class JsonDepthLimit:
         try:
             check_json_depth(b"".join(chunks), "the request body")
         except JsonTooDeep as exc:
-            status, body, headers = describe(exc) or (422, {"detail": str(exc)}, {})
+            status, body, headers = describe(exc) or (
+                422,
+                {"detail": str(exc), "code": "invalid_request"},
+                {},
+            )
             await JSONResponse(body, status_code=status, headers=headers or None)(
                 scope, receive, send
             )
