@@ -192,11 +192,25 @@ class DeliveryAgent:
         """Bind the database to the escrow, let the gateway re-send what was signed and follow
         what was sent, and apply every finished intent to its releases.
 
+        A ``deliver`` intent queued before a crash and never signed loses the gas estimate of
+        its dry run: the chain may have moved on since, so the gateway estimates it again (and
+        marks it failed, its orders reconciled, if it would now revert) instead of signing a
+        transaction that would revert on-chain.
+
         Raises:
             ChainUnavailable: the node did not answer.
         """
         with self.session_factory() as session, rpc_guard("recovering deliveries"):
             bind_escrow(session, self.chain_id, self.escrow.address)
+            session.execute(
+                update(ChainTx)
+                .where(
+                    ChainTx.intent == DELIVER,
+                    ChainTx.sender == self.account.address,
+                    ChainTx.state == TxState.QUEUED,
+                )
+                .values(gas_limit=None)
+            )
             session.commit()
         self.gateway.run_once()
         with self.session_factory() as session, rpc_guard("recovering deliveries"):

@@ -143,3 +143,39 @@ def test_repeated_crashes_at_every_point_never_double_deliver(
     new_agent(world, sessions, settings).drain()
     assert set(release_states(sessions).values()) == {"confirmed"}
     assert_delivered_once(world.escrow, sessions, orders)
+
+
+def test_a_batch_queued_before_a_crash_is_estimated_again_after_it(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """The gateway signs a queued delivery with the gas its dry run estimated, but not after a
+    crash: the chain may have moved on, and the batch is run again before anything is signed."""
+    from sqlalchemy import select
+
+    from backend.gateway.models import ChainTx
+
+    stocked = stock_listing(world, sessions, settings, count=10)
+    orders = _orders(world, stocked.listing_id)
+    dying = new_agent(world, sessions, settings)
+    dying.crash_hook = crash_at("enqueued")
+    with pytest.raises(Crash):
+        dying.run_once()
+    with sessions() as session:
+        (queued,) = session.scalars(select(ChainTx).where(ChainTx.intent == "deliver")).all()
+        assert queued.state == "queued" and queued.gas_limit is not None  # the dry run's
+    # Meanwhile the supplier delivers the first order itself: the queued batch would revert.
+    first = orders[0]
+    world.escrow.deliver(world.supplier, [(first.oid, first.order, b"\x01" * 32)])
+
+    new_agent(world, sessions, settings).drain()
+
+    txs = deliver_txs(sessions)
+    # Estimated again: refused before signing (nothing sent, no gas spent), then the rest.
+    assert [(t.state, t.tx_hash, t.order_count) for t in txs[:1]] == [("failed", None, 3)]
+    assert [(t.state, t.order_count) for t in txs[1:]] == [("mined", 2)]
+    states = release_states(sessions)
+    assert states == {
+        first.oid: "superseded",
+        orders[1].oid: "confirmed",
+        orders[2].oid: "confirmed",
+    }
