@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from backend.client import KamengClient
+from backend.client import ApiError, KamengClient
 from backend.config import Settings
 from backend.keys import next_order_key, public_key_bytes
 from backend.runtime import DevWorld, Runtime
@@ -121,7 +121,13 @@ class Served:
         client = self.client()
 
         def fresh() -> Order | None:
-            order = order_from_public(client.order(order_id, account))
+            try:
+                public = client.order(order_id, account)
+            except ApiError as exc:
+                if exc.status == 404:  # paid on-chain, not in the mirror yet
+                    return None
+                raise
+            order = order_from_public(public)
             return order if self.escrow.order_matches(order_id, order) else None
 
         return poll(f"order {order_id} in the mirror", fresh)
