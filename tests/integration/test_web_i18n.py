@@ -344,6 +344,7 @@ def _context(browser: Browser, locale: str) -> tuple[BrowserContext, Page]:
 ENGLISH = re.compile(r"\b[A-Za-z][a-z]+(?:[ ,;:]+[A-Za-z][a-z]+)+\b")
 #: Names that stay as they are in Chinese: data from the chain, brands, protocol and commands.
 KEPT = [
+    r"kameng serve --only \w+",
     r"0x[0-9a-fA-F…]+",
     r"kameng verify",
     r"kameng serve",
@@ -415,6 +416,16 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     expect(page.locator('[data-test="listing-row"]').first).to_be_visible()
     expect(page.get_by_test_id("settlement")).to_contain_text("已结算")
     seen["supplier"] = _english(page, names)
+    _render(page, base + "/operator", '[data-test="not-operator"]')
+    seen["operator (not an operator)"] = _english(page, names)
+    page.get_by_test_id("disconnect").click()
+    connect_dev_wallet(page, stack.dev.admin)
+    sign_in(page)
+    expect(page.locator("h1")).to_have_text("运营控制台")
+    expect(page.get_by_test_id("op-overview")).to_be_visible()
+    expect(page.get_by_test_id("audit-row").first).to_be_visible()
+    expect(page.locator('[data-nav="operator"]')).to_have_text("运营")
+    seen["operator"] = _english(page, names)
     _render(page, base + "/no-such-page", "h1")
     seen["not found"] = _english(page, names)
     leaks = {route: found for route, found in seen.items() if found}

@@ -7,6 +7,7 @@ import { LOCALES, locale, onLocaleChange, setLocale, t } from "./i18n.js";
 import { arbiterPage } from "./pages/arbiter.js";
 import { buyPage } from "./pages/buy.js";
 import { notifyPage } from "./pages/notify.js";
+import { operatorPage, operatorRoles } from "./pages/operator.js";
 import { orderPage, ordersPage } from "./pages/orders.js";
 import { productPage, storePage } from "./pages/store.js";
 import { supplierPage } from "./pages/supplier.js";
@@ -14,7 +15,7 @@ import { txPage } from "./pages/tx.js";
 import { walletWidget } from "./session.js";
 import { reportConnection } from "./status.js";
 import { h, message, replace } from "./ui.js";
-import { restore } from "./wallet.js";
+import { onWalletChange, restore, wallet } from "./wallet.js";
 
 const routes = [
   [/^\/?$/, "store", storePage],
@@ -25,6 +26,7 @@ const routes = [
   [/^\/supplier$/, "supplier", supplierPage],
   [/^\/arbiter$/, "arbiter", arbiterPage],
   [/^\/alerts$/, "alerts", notifyPage],
+  [/^\/operator$/, "operator", operatorPage],
   [/^\/tx\/(0x[0-9a-fA-F]{64})$/, null, txPage],
 ];
 
@@ -113,6 +115,20 @@ function showChainInfo() {
   info.title = t("app.chainInfo.title", { escrow: net.escrow });
 }
 
+/**
+ * Show the nav's "Operator" entry only to a wallet holding an operator role on the escrow (read
+ * from the chain; the page itself explains a refusal to anyone who opens it by its address).
+ */
+let operatorCheck = 0;
+async function showOperatorNav() {
+  const link = document.querySelector('[data-nav="operator"]');
+  if (!link) return;
+  const seq = ++operatorCheck;
+  const address = wallet.address;
+  const held = address ? await operatorRoles(address).catch(() => []) : [];
+  if (seq === operatorCheck) link.hidden = held.length === 0;
+}
+
 async function boot() {
   translateStatic();
   const main = document.getElementById("app");
@@ -138,6 +154,7 @@ async function boot() {
     widget.refresh();
     route();
   });
+  onWalletChange(() => showOperatorNav());
   await restore();
   window.addEventListener("hashchange", route);
   window.addEventListener("online", () => reportConnection(true));

@@ -1,0 +1,690 @@
+// The operator's console (issue 14): the marketplace at a glance (GET /admin/overview), the audit
+// log of every operator action (GET /admin/audit, paged by block), and the operator's actions sent
+// from the connected wallet: pause and unpause, appoint and remove arbiters, grant and revoke a
+// supplier's licence for a product (the attestation document's keccak256, computed here, is the
+// on-chain attestation hash; a zero hash revokes). Before anything is sent the wallet's role is
+// checked on-chain, and a missing role is named.
+import { formatUnits, getAddress, isAddress, keccak256, zeroHash } from "viem";
+import { ApiError, get } from "../api.js";
+import { ZERO_ADDRESS, net, read, stateText, tokenInfo, userError } from "../chain.js";
+import { addr, count, duration, keccakText, short, txLink, when } from "../fmt.js";
+import { locale, t, tn } from "../i18n.js";
+import { gate } from "../session.js";
+import { poll } from "../status.js";
+import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
+import { sendEscrow, wallet } from "../wallet.js";
+
+/** The roles that open the console (the API's CurrentOperator), by their constant's name. */
+export const OPERATOR_ROLES = ["DEFAULT_ADMIN_ROLE", "RIGHTS_ADMIN_ROLE", "PAUSER_ROLE"];
+const ALL_ROLES = [...OPERATOR_ROLES, "ARBITER_ROLE"];
+/** Audit entries per page. */
+const PAGE = 25;
+
+let roleIds = null;
+/** role constant name -> bytes32 id, read from the escrow once. */
+async function roles() {
+  if (!roleIds) {
+    const ids = await Promise.all(ALL_ROLES.map((name) => read(name)));
+    roleIds = Object.fromEntries(ALL_ROLES.map((name, i) => [name, String(ids[i]).toLowerCase()]));
+  }
+  return roleIds;
+}
+
+/** A role's name for a person ("arbiter", "仲裁员") from its bytes32 id or constant name. */
+function roleName(idOrName) {
+  const name = ALL_ROLES.includes(idOrName)
+    ? idOrName
+    : Object.entries(roleIds || {}).find(([, id]) => id === String(idOrName).toLowerCase())?.[0];
+  return name ? t(`operator.role.${name}`) : short(String(idOrName), 10, 4);
+}
+
+/** Whether `address` holds `role` (a constant's name) on the escrow. */
+async function holds(role, address) {
+  const ids = await roles();
+  return Boolean(await read("hasRole", [ids[role], address]));
+}
+
+/** The operator roles `address` holds on-chain (constant names; empty for everyone else). */
+export async function operatorRoles(address) {
+  if (!address || !net.client) return [];
+  const held = await Promise.all(OPERATOR_ROLES.map((role) => holds(role, address).catch(() => false)));
+  return OPERATOR_ROLES.filter((_, i) => held[i]);
+}
+
+/** Throw a user error naming the role the connected wallet lacks for an action; nothing is sent. */
+async function requireRole(role, action) {
+  if (!(await holds(role, wallet.address)))
+    throw userError(t("operator.missingRole", { address: short(wallet.address), role: roleName(role), action }));
+}
+
+/** An amount in the reader's digits ("1,234.5 ETH", "1.234,5" where that is the custom). */
+function intlAmount(amount, token) {
+  const info = tokenInfoCached.get(token.toLowerCase()) || { symbol: "?", decimals: 18 };
+  const value = new Intl.NumberFormat(locale(), { maximumFractionDigits: 6 }).format(
+    formatUnits(BigInt(amount), info.decimals),
+  );
+  return `${value} ${info.symbol}`;
+}
+const tokenInfoCached = new Map();
+async function learnTokens(tokens) {
+  await Promise.all(
+    [...new Set(tokens.map((x) => x.toLowerCase()))].map(async (token) => {
+      if (!tokenInfoCached.has(token)) tokenInfoCached.set(token, await tokenInfo(token));
+    }),
+  );
+}
+
+const age = (seconds) => (seconds === null || seconds === undefined ? "—" : duration(seconds));
+
+// ------------------------------------------------------------------ the marketplace at a glance
+
+/** What needs the operator, one sentence each (nothing when a figure is zero). */
+function advice(o) {
+  const items = [];
+  const say = (key, params, link) =>
+    items.push(
+      h(
+        "div",
+        { class: "msg warn", role: "status", "data-test": `op-advice-${key}` },
+        t(`operator.advice.${key}`, params),
+        link ? [" ", link] : null,
+      ),
+    );
+  if (o.open_disputes)
+    say(
+      "disputes",
+      { count: o.open_disputes, age: age(o.oldest_dispute_age_s) },
+      h("a", { href: "#/arbiter" }, t("operator.advice.disputes.link")),
+    );
+  if (o.disputes_past_deadline) say("late", { count: o.disputes_past_deadline });
+  if (o.undelivered_orders) say("undelivered", { count: o.undelivered_orders, age: age(o.oldest_undelivered_age_s) });
+  if (o.indexer_lag_blocks) say("indexer", { count: o.indexer_lag_blocks });
+  if (o.head_block === null) say("node", {});
+  if (o.low_bonds.length) say("bonds", { count: o.low_bonds.length });
+  if (o.dead_notifications) say("dead", { count: o.dead_notifications });
+  if (o.stuck_transactions) say("stuck", { count: o.stuck_transactions });
+  return items.length
+    ? items
+    : [h("div", { class: "msg ok", role: "status", "data-test": "op-advice-none" }, t("operator.advice.none"))];
+}
+
+function overviewView(o) {
+  const states = Object.entries(o.orders_by_state);
+  return [
+    h(
+      "div",
+      { class: "stats" },
+      stat(
+        t("operator.stat.disputes"),
+        count(o.open_disputes),
+        tn("operator.stat.oldest", { age: age(o.oldest_dispute_age_s) }),
+        {
+          "data-test": "op-open-disputes",
+        },
+      ),
+      stat(t("operator.stat.late"), count(o.disputes_past_deadline), t("operator.stat.late.sub"), {
+        "data-test": "op-disputes-late",
+      }),
+      stat(
+        t("operator.stat.undelivered"),
+        count(o.undelivered_orders),
+        t("operator.stat.agentLag", { age: age(o.oldest_undelivered_age_s) }),
+        { "data-test": "op-undelivered" },
+      ),
+      stat(
+        t("operator.stat.indexer"),
+        o.indexer_lag_blocks === null ? "—" : t("operator.n.blocks", { count: o.indexer_lag_blocks }),
+        t("operator.stat.blocks", {
+          head: o.head_block === null ? "—" : String(o.head_block),
+          mirror: o.mirror_block === null ? "—" : String(o.mirror_block),
+        }),
+        { "data-test": "op-indexer-lag" },
+      ),
+      stat(t("operator.stat.bonds"), count(o.low_bonds.length), t("operator.stat.bonds.sub"), {
+        "data-test": "op-low-bonds",
+      }),
+      stat(t("operator.stat.dead"), count(o.dead_notifications), t("operator.stat.dead.sub"), {
+        "data-test": "op-dead",
+      }),
+      stat(t("operator.stat.stuck"), count(o.stuck_transactions), t("operator.stat.stuck.sub"), {
+        "data-test": "op-stuck",
+      }),
+    ),
+    h("div", { "data-test": "op-advice" }, advice(o)),
+    h(
+      "div",
+      { class: "cols" },
+      h(
+        "div",
+        { class: "card" },
+        h("h2", null, t("operator.volume.title")),
+        o.volume.length
+          ? h(
+              "div",
+              { class: "table-wrap" },
+              h(
+                "table",
+                { class: "small", "data-test": "op-volume" },
+                h(
+                  "thead",
+                  null,
+                  h(
+                    "tr",
+                    null,
+                    ["token", "orders", "amount", "orders24h", "amount24h"].map((c) =>
+                      h("th", null, t(`operator.volume.col.${c}`)),
+                    ),
+                  ),
+                ),
+                h(
+                  "tbody",
+                  null,
+                  o.volume.map((v) =>
+                    h(
+                      "tr",
+                      { "data-test": "op-volume-row", "data-token": v.token },
+                      h(
+                        "td",
+                        null,
+                        v.token === ZERO_ADDRESS
+                          ? "ETH"
+                          : addr(v.token, tokenInfoCached.get(v.token.toLowerCase())?.symbol),
+                      ),
+                      h("td", { class: "num", "data-test": "op-volume-orders" }, count(v.orders)),
+                      h("td", { class: "num", "data-test": "op-volume-amount" }, intlAmount(v.amount, v.token)),
+                      h("td", { class: "num" }, count(v.orders_24h)),
+                      h("td", { class: "num" }, intlAmount(v.amount_24h, v.token)),
+                    ),
+                  ),
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, t("operator.volume.none")),
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h("h2", null, t("operator.states.title")),
+        states.length
+          ? h(
+              "div",
+              { class: "row", "data-test": "op-orders-by-state" },
+              states.map(([name, n]) =>
+                pill(
+                  t("operator.states.item", {
+                    state: stateText(name.charAt(0).toUpperCase() + name.slice(1)),
+                    count: n,
+                  }),
+                  name === "disputed" ? "bad" : name === "completed" ? "ok" : "",
+                  { "data-state": name, "data-count": String(n) },
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, t("operator.states.none")),
+        o.low_bonds.length
+          ? h(
+              "div",
+              { style: { marginTop: ".7rem" } },
+              h("h3", null, t("operator.bonds.title")),
+              h(
+                "table",
+                { class: "small", "data-test": "op-low-bond-list" },
+                h(
+                  "thead",
+                  null,
+                  h(
+                    "tr",
+                    null,
+                    ["supplier", "free", "reserved"].map((c) => h("th", null, t(`operator.bonds.col.${c}`))),
+                  ),
+                ),
+                h(
+                  "tbody",
+                  null,
+                  o.low_bonds.map((b) =>
+                    h(
+                      "tr",
+                      null,
+                      h("td", null, addr(b.supplier)),
+                      h("td", { class: "num" }, intlAmount(b.free, b.token)),
+                      h("td", { class: "num" }, intlAmount(b.reserved, b.token)),
+                    ),
+                  ),
+                ),
+              ),
+            )
+          : null,
+      ),
+    ),
+  ];
+}
+
+// ------------------------------------------------------------------ the audit log
+
+/** What an operator action did, in a sentence (its arguments' addresses and hashes shortened). */
+function auditText(e) {
+  const a = e.args || {};
+  const who = (x) => (x ? addr(x) : "—");
+  switch (e.name) {
+    case "RoleGranted":
+    case "RoleRevoked":
+      return tn(`operator.audit.${e.name}`, { role: roleName(a.role), account: who(a.account) });
+    case "SkuAuthorized":
+      return BigInt(a.attestationHash || 0) === 0n
+        ? tn("operator.audit.SkuRevoked", {
+            supplier: who(a.supplier),
+            sku: h("span", { class: "mono" }, short(a.sku, 10, 4)),
+          })
+        : tn("operator.audit.SkuAuthorized", {
+            supplier: who(a.supplier),
+            sku: h("span", { class: "mono" }, short(a.sku, 10, 4)),
+            hash: h("span", { class: "mono", title: a.attestationHash }, short(a.attestationHash, 10, 4)),
+          });
+    case "TokenAllowed":
+      return tn(/^true$/i.test(a.allowed) ? "operator.audit.TokenAllowed" : "operator.audit.TokenDisallowed", {
+        token: who(a.token),
+      });
+    case "FeesWithdrawn":
+      return tn("operator.audit.FeesWithdrawn", {
+        amount: intlAmount(a.amount || 0, a.token || ZERO_ADDRESS),
+        to: who(a.to),
+      });
+    case "DefaultAdminTransferScheduled":
+      return tn("operator.audit.DefaultAdminTransferScheduled", { account: who(a.newAdmin) });
+    case "Paused": // i18n-ignore: event names
+    case "Unpaused": // i18n-ignore
+    case "ConfigUpdated":
+    case "DefaultAdminTransferCanceled":
+      return t(`operator.audit.${e.name}`);
+    default:
+      return e.name;
+  }
+}
+
+/**
+ * The audit log, newest first, a page at a time (`before_block`). A full page ends at a block
+ * boundary: the entries of its oldest block are left to the next page (so none is skipped), unless
+ * the page holds a single block.
+ */
+function auditCard() {
+  const body = h("tbody");
+  const slot = messageSlot({ "data-test": "op-audit-message" });
+  const newer = h(
+    "button",
+    { class: "btn small quiet", "data-test": "audit-newer", disabled: true },
+    t("operator.audit.newer"),
+  );
+  const older = h(
+    "button",
+    { class: "btn small quiet", "data-test": "audit-older", disabled: true },
+    t("operator.audit.older"),
+  );
+  const cursors = [null]; // before_block of each page shown so far; the last is the current page's
+  let next = null;
+  let shownSig = null;
+  const load = async () => {
+    const before = cursors.at(-1);
+    const rows = await get(`/admin/audit?limit=${PAGE}${before === null ? "" : `&before_block=${before}`}`, {
+      auth: true,
+    });
+    const sig = JSON.stringify([before, locale(), rows]);
+    if (sig === shownSig) return;
+    shownSig = sig;
+    await roles();
+    const tokens = rows.filter((e) => e.args?.token).map((e) => e.args.token);
+    await learnTokens(tokens);
+    let shown = rows;
+    next = null;
+    if (rows.length === PAGE) {
+      const oldest = rows.at(-1).block_number;
+      const trimmed = rows.filter((e) => e.block_number !== oldest);
+      if (trimmed.length) {
+        shown = trimmed;
+        next = oldest + 1;
+      } else next = oldest;
+    }
+    replace(
+      body,
+      shown.length
+        ? shown.map((e) =>
+            h(
+              "tr",
+              { "data-test": "audit-row", "data-event": e.name, "data-block": String(e.block_number) },
+              h("td", { "data-label": t("operator.audit.col.who") }, e.actor ? addr(e.actor) : "—"),
+              h("td", { "data-label": t("operator.audit.col.what"), "data-test": "audit-what" }, auditText(e)),
+              h("td", { "data-label": t("operator.audit.col.when") }, e.timestamp ? when(e.timestamp) : "—"),
+              h("td", { "data-label": t("operator.audit.col.tx") }, txLink(e.tx_hash, e.block_number)),
+            ),
+          )
+        : h("tr", null, h("td", { colspan: 4, class: "muted" }, t("operator.audit.none"))),
+    );
+    newer.disabled = cursors.length === 1;
+    older.disabled = next === null;
+  };
+  const page = (fn) =>
+    busy(null, slot, async () => {
+      fn();
+      await load();
+    });
+  newer.addEventListener("click", () => page(() => cursors.pop()));
+  older.addEventListener("click", () => page(() => cursors.push(next)));
+  const card = h(
+    "div",
+    { class: "card", "data-test": "op-audit" },
+    h("h2", null, t("operator.audit.title")),
+    h("p", { class: "small muted" }, t("operator.audit.intro")),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "small stack-sm" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["who", "what", "when", "tx"].map((c) => h("th", null, t(`operator.audit.col.${c}`))),
+          ),
+        ),
+        body,
+      ),
+    ),
+    slot,
+    h("div", { class: "row" }, newer, older),
+  );
+  /** Reload the page shown (redrawn only when it changed). */
+  card.refresh = () => load().catch((err) => slot.error(err));
+  /** Follow new actions while the newest page is shown. */
+  card.follow = () => (cursors.length === 1 ? load() : undefined);
+  return card;
+}
+
+// ------------------------------------------------------------------ actions
+
+function done(slot, text, r) {
+  slot.show("ok", text, txLink(r.hash, Number(r.receipt.blockNumber)));
+}
+
+/** Pause and unpause new business (PAUSER_ROLE). */
+function pauseCard(onDone) {
+  const state = h("p", { "data-test": "op-paused" });
+  const slot = messageSlot({ "data-test": "op-pause-message" });
+  const pause = h("button", { class: "btn danger", "data-test": "op-pause" }, t("operator.pause.pause"));
+  const unpause = h("button", { class: "btn", "data-test": "op-unpause" }, t("operator.pause.unpause"));
+  let paused = null;
+  const show = async () => {
+    paused = Boolean(await read("paused"));
+    replace(
+      state,
+      paused ? pill(t("operator.pause.isPaused"), "bad") : pill(t("operator.pause.isRunning"), "ok"),
+      " ",
+      t(paused ? "operator.pause.paused.detail" : "operator.pause.running.detail"),
+    );
+    state.dataset.paused = String(paused);
+    pause.hidden = paused;
+    unpause.hidden = !paused;
+  };
+  const act = (btn, fn, sent) =>
+    btn.addEventListener("click", () =>
+      busy(btn, slot, async () => {
+        await requireRole("PAUSER_ROLE", t(`operator.action.${fn}`));
+        const r = await sendEscrow(fn, []);
+        done(slot, t(sent), r);
+        await show();
+        onDone?.();
+      }),
+    );
+  act(pause, "pause", "operator.pause.done");
+  act(unpause, "unpause", "operator.unpause.done");
+  const card = h(
+    "div",
+    { class: "card", "data-test": "op-pause-card" },
+    h("h2", null, t("operator.pause.title")),
+    state,
+    slot,
+    h("div", { class: "row" }, pause, unpause),
+  );
+  card.refresh = () => show().catch((err) => slot.error(err));
+  card.refresh();
+  return card;
+}
+
+/** An address from a text field, checksummed; a user error saying what is wrong otherwise. */
+function addressOf(input, what) {
+  const v = input.value.trim();
+  if (!isAddress(v, { strict: false })) throw userError(t("operator.badAddress", { what }));
+  const address = getAddress(v);
+  if (address === ZERO_ADDRESS) throw userError(t("operator.badAddress", { what }));
+  return address;
+}
+
+/** Appoint and remove arbiters (the admin role of ARBITER_ROLE). */
+function arbiterCard(onDone) {
+  const input = h("input", {
+    placeholder: "0x…",
+    autocomplete: "off",
+    spellcheck: "false",
+    "data-test": "op-arbiter-address",
+  });
+  const slot = messageSlot({ "data-test": "op-arbiter-message" });
+  const grant = h("button", { class: "btn", "data-test": "op-arbiter-grant" }, t("operator.arbiter.grant"));
+  const revoke = h("button", { class: "btn quiet", "data-test": "op-arbiter-revoke" }, t("operator.arbiter.revoke"));
+  const act = (btn, fn) =>
+    btn.addEventListener("click", () =>
+      busy(btn, slot, async () => {
+        const who = addressOf(input, t("operator.arbiter.what"));
+        const ids = await roles();
+        const adminRole = String(await read("getRoleAdmin", [ids.ARBITER_ROLE])).toLowerCase();
+        const adminName = Object.entries(ids).find(([, id]) => id === adminRole)?.[0] || "DEFAULT_ADMIN_ROLE";
+        await requireRole(adminName, t(`operator.action.${fn}`));
+        const has = await holds("ARBITER_ROLE", who);
+        if (fn === "grantRole" && has) return slot.show("info", t("operator.arbiter.already", { address: who }));
+        if (fn === "revokeRole" && !has) return slot.show("info", t("operator.arbiter.notOne", { address: who }));
+        const r = await sendEscrow(fn, [ids.ARBITER_ROLE, who]);
+        done(
+          slot,
+          t(fn === "grantRole" ? "operator.arbiter.granted" : "operator.arbiter.revoked", { address: who }),
+          r,
+        );
+        onDone?.();
+      }),
+    );
+  act(grant, "grantRole");
+  act(revoke, "revokeRole");
+  return h(
+    "div",
+    { class: "card", "data-test": "op-arbiter-card" },
+    h("h2", null, t("operator.arbiter.title")),
+    h("p", { class: "small muted" }, t("operator.arbiter.intro")),
+    field(t("operator.arbiter.address"), input),
+    slot,
+    h("div", { class: "row" }, grant, revoke),
+  );
+}
+
+/** Grant and revoke a supplier's licence for a product (RIGHTS_ADMIN_ROLE). */
+function licenceCard(onDone) {
+  const supplier = h("input", {
+    placeholder: "0x…",
+    autocomplete: "off",
+    spellcheck: "false",
+    "data-test": "op-licence-supplier",
+  });
+  const product = h("input", {
+    placeholder: "steam-wallet-50",
+    autocomplete: "off",
+    "data-test": "op-licence-product",
+  });
+  const file = h("input", { type: "file", "data-test": "op-licence-file" });
+  const skuInfo = h("div", { class: "small muted", "data-test": "op-licence-sku" }, t("operator.licence.skuHint"));
+  const hashInfo = h("div", { class: "small muted", "data-test": "op-licence-hash" }, t("operator.licence.fileHint"));
+  const current = h("div", { class: "small", "data-test": "op-licence-current" });
+  const slot = messageSlot({ "data-test": "op-licence-message" });
+  const grant = h("button", { class: "btn", "data-test": "op-licence-grant" }, t("operator.licence.grant"));
+  const revoke = h("button", { class: "btn quiet", "data-test": "op-licence-revoke" }, t("operator.licence.revoke"));
+  let documentHash = null;
+
+  const skuOf = () => {
+    const name = product.value.trim();
+    if (!/^[\w.-]{2,64}$/.test(name)) throw userError(t("operator.licence.badName"));
+    return { name, sku: keccakText(name) };
+  };
+  /** Show the sku and what the chain holds now for (supplier, sku), when both are valid. */
+  const check = async () => {
+    replace(current);
+    let sku;
+    try {
+      ({ sku } = skuOf());
+    } catch {
+      replace(skuInfo, t("operator.licence.skuHint"));
+      return;
+    }
+    replace(skuInfo, tn("operator.licence.sku", { sku: h("span", { class: "mono", title: sku }, short(sku, 10, 6)) }));
+    if (!isAddress(supplier.value.trim(), { strict: false })) return;
+    const att = String(await read("authorization", [getAddress(supplier.value.trim()), sku]).catch(() => zeroHash));
+    replace(
+      current,
+      BigInt(att) === 0n
+        ? pill(t("operator.licence.none"), "")
+        : pill(t("operator.licence.holds", { hash: short(att, 10, 4) }), "ok", { title: att }),
+    );
+  };
+  supplier.addEventListener("change", check);
+  product.addEventListener("change", check);
+  file.addEventListener("change", async () => {
+    documentHash = null;
+    const f = file.files?.[0];
+    if (!f) return replace(hashInfo, t("operator.licence.fileHint"));
+    documentHash = keccak256(new Uint8Array(await f.arrayBuffer()));
+    replace(
+      hashInfo,
+      tn("operator.licence.fileHash", {
+        file: f.name,
+        size: f.size,
+        hash: h("span", { class: "mono", "data-test": "op-licence-hash-value" }, documentHash),
+      }),
+    );
+  });
+  const act = (btn, granting) =>
+    btn.addEventListener("click", () =>
+      busy(btn, slot, async () => {
+        const who = addressOf(supplier, t("operator.licence.what"));
+        const { name, sku } = skuOf();
+        if (granting && !documentHash) throw userError(t("operator.licence.noFile"));
+        await requireRole(
+          "RIGHTS_ADMIN_ROLE",
+          t(granting ? "operator.action.authorize" : "operator.action.deauthorize"),
+        );
+        const attestation = granting ? documentHash : zeroHash;
+        const r = await sendEscrow("authorize", [who, sku, attestation]);
+        done(
+          slot,
+          granting
+            ? t("operator.licence.granted", { supplier: short(who), name, hash: short(attestation, 10, 4) })
+            : t("operator.licence.revoked", { supplier: short(who), name }),
+          r,
+        );
+        await check();
+        onDone?.();
+      }),
+    );
+  act(grant, true);
+  act(revoke, false);
+  return h(
+    "div",
+    { class: "card", "data-test": "op-licence-card" },
+    h("h2", null, t("operator.licence.title")),
+    h("p", { class: "small muted" }, t("operator.licence.intro")),
+    field(t("operator.licence.supplier"), supplier),
+    field(t("operator.licence.product"), product, skuInfo),
+    field(t("operator.licence.file"), file, hashInfo),
+    current,
+    slot,
+    h("div", { class: "row" }, grant, revoke),
+  );
+}
+
+// ------------------------------------------------------------------ the page
+
+/** #/operator */
+export async function operatorPage(ctx) {
+  const title = h("h1", null, t("operator.title"));
+  const g = gate(ctx, { needSignIn: true, why: t("operator.why") });
+  if (g) return h("section", null, title, g);
+  let first;
+  try {
+    first = await get("/admin/overview", { auth: true });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 403)
+      return h(
+        "section",
+        null,
+        title,
+        h(
+          "div",
+          { "data-test": "not-operator" },
+          message("error", t("operator.notOperator", { address: wallet.address }), t("operator.notOperator.detail")),
+        ),
+      );
+    throw err;
+  }
+  const [held] = await Promise.all([operatorRoles(wallet.address), roles()]);
+  const overview = h("div", { "data-test": "op-overview" });
+  const errors = messageSlot();
+  const audit = auditCard();
+  const show = async (o) => {
+    await learnTokens([...o.volume.map((v) => v.token), ...o.low_bonds.map((b) => b.token)]);
+    replace(overview, overviewView(o));
+    overview.dataset.chainTime = String(o.chain_time ?? "");
+  };
+  await show(first);
+  let refresh = () => {};
+  const after = () => {
+    refresh();
+    audit.refresh();
+  };
+  const pauseBox = pauseCard(after);
+  const sign = (o) => JSON.stringify({ ...o, chain_time: undefined });
+  let last = sign(first);
+  refresh = poll(
+    ctx,
+    async () => {
+      const o = await get("/admin/overview", { auth: true });
+      errors.clear();
+      if (sign(o) !== last) {
+        last = sign(o);
+        await show(o);
+        pauseBox.refresh();
+      }
+      await audit.follow();
+      return true;
+    },
+    { interval: 3000, onError: (err) => errors.error(err) },
+  );
+  audit.refresh();
+  return h(
+    "section",
+    { "data-test": "operator" },
+    h(
+      "div",
+      { class: "spread" },
+      title,
+      h(
+        "span",
+        { class: "muted small", "data-test": "op-roles" },
+        tn("operator.yourRoles", {
+          address: h("span", { class: "mono" }, short(wallet.address)),
+          roles: held.map((r) => roleName(r)).join(t("operator.roles.join")) || "—",
+        }),
+      ),
+    ),
+    errors,
+    h("h2", null, t("operator.glance.title")),
+    overview,
+    h("div", { class: "cols" }, pauseBox, arbiterCard(after)),
+    licenceCard(after),
+    audit,
+  );
+}
