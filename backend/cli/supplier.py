@@ -139,7 +139,9 @@ def _commit_own_batch(
         or call.to.lower() != s.escrow.address.lower()
     ):
         raise fail("the backend asked to sign a call other than this upload's commitBatch")
-    console.print(f"  signing commitBatch with {wallet.address} (your key stays here)")
+    console.print(
+        f"  signing commitBatch with {wallet.address} (your key stays here)", soft_wrap=True
+    )
     try:
         res = s.escrow.commit_batch(
             wallet, result.listing_id, root, result.count, result.first_index
