@@ -43,9 +43,9 @@ from eth_typing import HexStr
 from sqlalchemy import select
 
 from backend.config import Settings
-from backend.runtime import Runtime, deploy_dev_world
+from backend.runtime import Runtime
 from bench import gas
-from bench.latency import _fund, _order_id, _upload, percentile, run_load
+from bench.latency import _fund, _order_id, percentile, run_load, start_backend
 from contracts.chain import AnvilNode
 from contracts.encoding import OrderState
 
@@ -174,17 +174,9 @@ def measure(console: Console, orders: int, rate: float) -> dict[str, Any]:
     chain = node.start()
     runtime: Runtime | None = None
     try:
-        escrow, dev = deploy_dev_world(chain, buyers=0, bond=1000 * 10**18)
-        runtime = Runtime.local(
-            _settings(),
-            chain=chain,
-            escrow=escrow,
-            delivery_account=dev.delivery,
-            suppliers=[dev.supplier],
-        )
-        runtime.dev = dev
-        runtime.start()
-        _upload(runtime, orders + 20)
+        runtime = start_backend(chain, _settings(), codes=orders + 20)
+        escrow, dev = runtime.escrow, runtime.dev
+        assert dev is not None
         buyers: list[LocalAccount] = [Account.create() for _ in range(BUYERS)]
         _fund(chain, buyers)
         chain.make_request("evm_setAutomine", [False])

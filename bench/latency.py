@@ -311,6 +311,23 @@ def _fund(chain: Chain, accounts: list[LocalAccount]) -> None:
         chain.make_request("anvil_setBalance", [a.address, hex(10**21)])
 
 
+def start_backend(chain: Chain, settings: Settings, *, codes: int) -> Runtime:
+    """A development world on `chain` (a well-bonded supplier and its listing) and the whole
+    backend running against it, with `codes` codes uploaded through the API."""
+    escrow, dev = deploy_dev_world(chain, buyers=0, bond=1000 * 10**18)
+    runtime = Runtime.local(
+        settings,
+        chain=chain,
+        escrow=escrow,
+        delivery_account=dev.delivery,
+        suppliers=[dev.supplier],
+    )
+    runtime.dev = dev
+    runtime.start()
+    _upload(runtime, codes)
+    return runtime
+
+
 def anvil_1s_blocks(
     console: Console, rate: float = RATE, seconds: int = SECONDS
 ) -> dict[str, float]:
@@ -322,17 +339,9 @@ def anvil_1s_blocks(
     runtime: Runtime | None = None
     stop = threading.Event()
     try:
-        escrow, dev = deploy_dev_world(chain, buyers=0, bond=1000 * 10**18)
-        runtime = Runtime.local(
-            _settings(),
-            chain=chain,
-            escrow=escrow,
-            delivery_account=dev.delivery,
-            suppliers=[dev.supplier],
-        )
-        runtime.dev = dev
-        runtime.start()
-        _upload(runtime, total + 100)
+        runtime = start_backend(chain, _settings(), codes=total + 100)
+        escrow, dev = runtime.escrow, runtime.dev
+        assert dev is not None
         buyers: list[LocalAccount] = [Account.create() for _ in range(BUYERS)]
         _fund(chain, buyers)
         chain_id = chain.chain_id

@@ -277,6 +277,23 @@ def _abandon(session: Session, upload: Upload, reason: str) -> None:
     log.warning("upload %s abandoned: %s", upload.id, reason)
 
 
+def _commit_if_found(session: Session, escrow: EscrowClient, upload: Upload) -> bool:
+    """Mark `upload` committed if its batch is on-chain (whatever transaction put it there)."""
+    found = _find_batch(escrow, upload)
+    if found is None:
+        return False
+    batch_index, first = found
+    _mark_committed(
+        session,
+        upload,
+        batch_index=batch_index,
+        first_index=first,
+        block_number=int(escrow.w3.eth.block_number),
+        tx_hash=None,
+    )
+    return True
+
+
 def _find_batch(escrow: EscrowClient, upload: Upload) -> tuple[int, int] | None:
     """Search the listing's on-chain batches, newest first, for the upload's root.
 
@@ -572,17 +589,7 @@ def _settle_signed(session: Session, escrow: EscrowClient, upload: Upload) -> No
     listing = read_listing(escrow, upload.listing_id)
     if listing.committed <= upload.first_index:
         return  # nothing took its indexes yet: its call may still land
-    found = _find_batch(escrow, upload)
-    if found is not None:
-        batch_index, first = found
-        _mark_committed(
-            session,
-            upload,
-            batch_index=batch_index,
-            first_index=first,
-            block_number=int(escrow.w3.eth.block_number),
-            tx_hash=None,
-        )
+    if _commit_if_found(session, escrow, upload):
         return
     _abandon(
         session,
@@ -628,17 +635,7 @@ def _reconcile_without_receipt(
 ) -> None:
     """An upload whose transaction has no receipt: find its batch on-chain, re-send the stored
     bytes, re-sign with a fresh nonce, or give up, in that order of preference."""
-    found = _find_batch(escrow, upload)
-    if found is not None:
-        batch_index, first = found
-        _mark_committed(
-            session,
-            upload,
-            batch_index=batch_index,
-            first_index=first,
-            block_number=escrow.w3.eth.block_number,
-            tx_hash=None,
-        )
+    if _commit_if_found(session, escrow, upload):
         return
     w3 = escrow.w3
     if upload.tx_hash and is_known(w3, upload.tx_hash):

@@ -10,8 +10,12 @@ import pytest
 from playwright.sync_api import sync_playwright
 from web_support import WebStack, launch_browser, start_stack
 
+from contracts.chain import AnvilNode
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+
+    from contracts.chain import Chain
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +38,14 @@ def browser() -> Iterator[Browser]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture()
+def node() -> Iterator[tuple[AnvilNode, Chain]]:
+    """A fresh anvil (automine) and a connection to it, stopped afterwards."""
+    anvil = AnvilNode()
+    chain = anvil.start()
+    try:
+        yield anvil, chain
+    finally:
+        anvil.stop()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,16 +34,6 @@ pytestmark = pytest.mark.anvil
 runner = CliRunner()
 PASSWORD = "operator-test-password"
 SKU = "腾讯视频VIP月卡"
-
-
-@pytest.fixture()
-def node() -> Iterator[tuple[AnvilNode, Chain]]:
-    anvil = AnvilNode()
-    chain = anvil.start()
-    try:
-        yield anvil, chain
-    finally:
-        anvil.stop()
 
 
 def kameng(env: dict[str, str], *args: str) -> Result:

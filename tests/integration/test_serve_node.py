@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,16 +25,6 @@ from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anvil
 runner = CliRunner()
-
-
-@pytest.fixture()
-def node() -> Iterator[tuple[AnvilNode, Chain]]:
-    anvil = AnvilNode()
-    chain = anvil.start()
-    try:
-        yield anvil, chain
-    finally:
-        anvil.stop()
 
 
 def _setup(chain: Chain) -> tuple[World, int]:
