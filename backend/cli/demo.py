@@ -7,7 +7,10 @@
 5. buyers fetch their releases, check every code against the chain, and confirm;
 6. one buyer disputes and the arbiter rules from the queue;
 7. a second supplier goes silent, and its buyer reclaims the payment after the deadline;
-8. one buyer never confirms: after the dispute window the keeper settles the order by itself.
+8. one buyer never confirms: after the dispute window the keeper settles the order by itself;
+
+and supplier A's webhook hears of each paid, completed and disputed order, signed (Standard
+Webhooks), through the notification workers.
 
 Everything runs for real in this process: the chain (eth-tester), the indexer, the delivery
 agent, the keeper and the API under uvicorn, which the buyers, the supplier and the arbiter
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -295,6 +299,9 @@ def _story(
         metadata_uri="kameng:steam-wallet-50",
     )
     story.tx(f"supplier A opens listing {listing_id} at 0.01 ETH per code", res, "listing")
+    hook = WebhookInbox.start()
+    subscribed = api_post_endpoint(api.base_url, supplier, hook.url)
+    story.say(f"supplier A subscribes a webhook at {hook.url} for its orders' events")
     csv = b"code,expires,note\n" + b"".join(
         c + b",2027-12-31,batch 2026-11\n" for c in demo_codes(codes)
     )
@@ -518,7 +525,19 @@ def _story(
 
     # ------------------------------------------------------------------ summary
     wait_for("the mirror to settle", lambda: _mirror_done(api, sup, victim, len(purchases)))
-    _summary(story, api, sup, purchases, verified_codes, listing_id, silent_listing, transcript)
+
+    def all_heard() -> dict[str, int] | None:
+        kinds = hook.verified(subscribed)
+        paid = kinds.get("order.paid", 0) >= len(delivered_by_a)
+        # Every order of supplier A completed but the disputed one (ruled instead).
+        completed = kinds.get("order.completed", 0) >= len(delivered_by_a) - 1
+        return kinds if paid and completed else None
+
+    heard = wait_for("supplier A's webhook to hear of its paid and completed orders", all_heard)
+    hook.stop()
+    _summary(
+        story, api, sup, purchases, verified_codes, listing_id, silent_listing, transcript, heard
+    )
 
 
 def _current(escrow: EscrowClient, api: KamengClient, p: Purchase) -> Order:
@@ -548,6 +567,7 @@ def _summary(
     listing_id: int,
     silent_listing: int,
     transcript: Path,
+    heard: dict[str, int],
 ) -> None:
     dash = sup.dashboard()
     listing = api.listing(listing_id)
@@ -609,6 +629,11 @@ def _summary(
                 f"gas: {kind}",
                 f"{statistics.mean(values):,.0f} avg over {len(values)} tx{per_order}",
             )
+    table.add_row(
+        "supplier A's webhook",
+        f"{sum(heard.values())} signed notifications, every signature verified: "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(heard.items())),
+    )
     table.add_row("transactions", f"{len(story.steps)} (all hashes in {transcript})")
     table.add_row("wall time", f"{elapsed:.1f} s")
     console.print(table)
@@ -623,3 +648,73 @@ def _summary(
             indent=2,
         )
     )
+
+
+def api_post_endpoint(base_url: str, account: LocalAccount, url: str) -> str:
+    """Subscribe `account`'s webhook at `url` to every notification; return its secret."""
+    from backend.client import KamengClient, answer_json
+
+    client = KamengClient(base_url)
+    client.sign_in(account)
+    made = answer_json(
+        client.request("POST", "/notifications/endpoints", json={"kind": "webhook", "target": url})
+    )
+    return str(made["secret"])
+
+
+class WebhookInbox:
+    """A webhook receiver on loopback that keeps what it is sent (the demo's supplier)."""
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        """Wrap a running server (`start` makes one)."""
+        self.server = server
+        self.thread = thread
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/kameng"
+
+    @classmethod
+    def start(cls) -> WebhookInbox:
+        """Listen on a free loopback port, in a thread."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[tuple[dict[str, str], bytes]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.received = received  # type: ignore[attr-defined]
+        thread = threading.Thread(target=server.serve_forever, name="demo-webhook", daemon=True)
+        thread.start()
+        return cls(server, thread)
+
+    def verified(self, secret: str) -> dict[str, int]:
+        """Messages received so far by type, each signature checked (Standard Webhooks).
+
+        Raises:
+            standardwebhooks.WebhookVerificationError: a signature does not verify.
+        """
+        from standardwebhooks import Webhook
+
+        check = Webhook(secret)
+        kinds: dict[str, int] = {}
+        for headers, body in list(self.server.received):
+            message = check.verify(body, headers)
+            kinds[str(message["type"])] = kinds.get(str(message["type"]), 0) + 1
+        return kinds
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self.server.shutdown()
+        self.server.server_close()

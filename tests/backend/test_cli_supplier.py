@@ -136,6 +136,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert counts == [3, 1, 1, 1], out
     assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert "1 settled by the keeper" in out and "nobody clicked" in out
+    # The supplier's webhook heard of each of its 5 paid orders, every signature verified.
+    assert "signed notifications, every signature verified" in out and "order.paid 5" in out
+    assert "order.completed 4" in out
     assert {s["kind"] for s in steps} >= {
         "deploy",
         "buy",
