@@ -81,6 +81,32 @@ class EscrowConfig:
 escrow_struct("Config").check_dataclass(EscrowConfig)
 
 
+#: The slice of the ERC-20 interface the escrow's users need.
+ERC20_ABI: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "symbol",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "string"}],
+    },
+    {
+        "type": "function",
+        "name": "decimals",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint8"}],
+    },
+]
+
+
 @dataclass(frozen=True)
 class TxResult:
     """A mined transaction and its decoded escrow events."""
@@ -350,6 +376,20 @@ class EscrowClient:
     def withdraw_fees(self, admin: LocalAccount, token: str, to: str) -> TxResult:
         """Send the platform's fee income in `token` to `to`."""
         return self._send(admin, "withdrawFees", token, to)
+
+    def token_info(self, token: str) -> tuple[str, int]:
+        """An ERC-20's (symbol, decimals); ("ETH", 18) for the native coin (the zero address)."""
+        if int(token, 16) == 0:
+            return "ETH", 18
+        erc20 = self.w3.eth.contract(address=to_checksum_address(token), abi=ERC20_ABI)
+        return str(erc20.functions.symbol().call()), int(erc20.functions.decimals().call())
+
+    def approve_token(self, owner: LocalAccount, token: str, amount: int) -> dict[str, Any]:
+        """Let the escrow take `amount` of `owner`'s ERC-20 `token` (for a bond deposit)."""
+        erc20 = self.w3.eth.contract(address=to_checksum_address(token), abi=ERC20_ABI)
+        receipt = self.tx.send(owner, erc20.functions.approve(self.address, amount))
+        assert isinstance(receipt, dict)
+        return receipt
 
     def pause(self, pauser: LocalAccount) -> TxResult:
         """Pause new listings and orders."""

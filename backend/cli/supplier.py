@@ -50,6 +50,23 @@ def _wei(amount: int) -> str:
     return f"{amount / 10**18:,.6f}".rstrip("0").rstrip(".") + f" ({amount} wei)"
 
 
+def _units(amount: int, symbol: str, decimals: int) -> str:
+    """An amount in a token's smallest units as its holders read it: ``1.99 USDT``."""
+    whole, frac = divmod(amount, 10**decimals)
+    text = f"{whole:,}" + (f".{frac:0{decimals}d}".rstrip("0") if frac else "")
+    return f"{text} {symbol}"
+
+
+TokenOption = Annotated[
+    str,
+    typer.Option(
+        "--token",
+        help="An allowed ERC-20 (a USDT-like stablecoin) instead of the native coin; amounts "
+        "are then in its smallest units (1.99 USDT with 6 decimals is 1990000).",
+    ),
+]
+
+
 @supplier_app.command("upload")
 def upload(
     listing_id: Annotated[int, typer.Argument(help="The listing the codes are for.")],
@@ -218,20 +235,23 @@ def dashboard(
 @supplier_app.command("listing")
 def create_listing(
     sku: Annotated[str, typer.Option(help="Product name (hashed to the sku) or 0x bytes32.")],
-    price: Annotated[int, typer.Option(help="Unit price in wei.")],
+    price: Annotated[
+        int, typer.Option(help="Unit price in the smallest units (wei, or the token's).")
+    ],
     delivery_window: Annotated[int, typer.Option(help="Seconds to deliver after payment.")] = 3600,
     dispute_window: Annotated[int, typer.Option(help="Seconds the buyer may dispute.")] = 86_400,
     bond_bps: Annotated[
         int, typer.Option(help="Bond reserved per order, in bps of its amount.")
     ] = 1000,
     metadata_uri: Annotated[str, typer.Option(help="Where the listing's description lives.")] = "",
+    token: TokenOption = ZERO_ADDRESS,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
     keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
-    """Open a listing for an authorized sku (native coin)."""
+    """Open a listing for an authorized sku, priced in the native coin or an allowed ERC-20."""
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     sku_bytes = bytes.fromhex(sku[2:]) if sku.startswith("0x") and len(sku) == 66 else sku_id(sku)
     try:
@@ -239,6 +259,7 @@ def create_listing(
             s.wallet,
             sku=sku_bytes,
             unit_price=price,
+            token=to_checksum_address(token),
             delivery_window=delivery_window,
             dispute_window=dispute_window,
             bond_bps=bond_bps,
@@ -246,6 +267,8 @@ def create_listing(
         )
     except KamengError as exc:
         raise fail(describe_error(exc)) from exc
+    symbol, decimals = s.escrow.token_info(token)
+    console.print(f"  unit price {_units(price, symbol, decimals)}", soft_wrap=True)
     console.print(
         f"[green]✓[/green] listing {listing_id} opened: tx {res.tx_hash}, gas {res.gas_used:,}"
     )
@@ -253,24 +276,57 @@ def create_listing(
 
 @bond_app.command("deposit")
 def bond_deposit(
-    amount: Annotated[int, typer.Argument(help="Amount in wei.")],
+    amount: Annotated[
+        int, typer.Argument(help="Amount in the smallest units (wei, or the token's).")
+    ],
+    token: TokenOption = ZERO_ADDRESS,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
     keystore: KeystoreOption = None,
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
-    """Deposit bond in the native coin."""
+    """Deposit bond in the native coin, or in an allowed ERC-20 (approved first, for exactly
+    this amount); it backs listings priced in that token."""
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    asset = to_checksum_address(token)
     try:
-        res = s.escrow.deposit_bond(s.wallet, amount, ZERO_ADDRESS)
+        if int(asset, 16) != 0:
+            _refused_before_approval(s, asset, amount)
+            s.escrow.approve_token(s.wallet, asset, amount)
+        res = s.escrow.deposit_bond(s.wallet, amount, asset)
     except KamengError as exc:
         raise fail(describe_error(exc)) from exc
-    free, reserved = s.escrow.bond_of(s.wallet.address)
+    symbol, decimals = s.escrow.token_info(asset)
+    free, reserved = s.escrow.bond_of(s.wallet.address, asset)
     console.print(
-        f"[green]✓[/green] deposited {_wei(amount)}: tx {res.tx_hash}, gas "
-        f"{res.gas_used:,}; bond free {_wei(free)}, reserved {_wei(reserved)}"
+        f"[green]✓[/green] deposited {_units(amount, symbol, decimals)}: tx {res.tx_hash}, gas "
+        f"{res.gas_used:,}; bond free {_units(free, symbol, decimals)}, reserved "
+        f"{_units(reserved, symbol, decimals)}",
+        soft_wrap=True,
     )
+
+
+def _refused_before_approval(s: Session, token: str, amount: int) -> None:
+    """Dry-run the deposit before approving anything: a refusal of the escrow's own (a token
+    not allowed, a bond over the cap) is raised with nothing sent; the token's refusal for want
+    of an allowance is what the approval then fixes.
+
+    Raises:
+        ContractRevertError: the escrow refuses the deposit whatever the allowance.
+    """
+    from contracts.client import REVERTS, decode_revert
+    from contracts.errors import ContractRevertError
+
+    try:
+        s.escrow.contract.functions.depositBond(token, amount).call({"from": s.wallet.address})
+    except REVERTS as exc:
+        decoded = decode_revert(exc)
+        if (
+            isinstance(decoded, ContractRevertError)
+            and decoded.name != "ERC20InsufficientAllowance"
+        ):
+            raise decoded from exc
 
 
 @bond_app.command("withdraw")

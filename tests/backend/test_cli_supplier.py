@@ -194,3 +194,30 @@ def test_a_supplier_keeps_its_key_and_leaves(served: Served, tmp_path: Path) -> 
     assert code == 0 and "0 listing(s) closed" in out and "withdrew" in out, out
     assert "nothing left in the escrow" in out, out
     assert escrow.balance_of(own.address) == 0 and escrow.bond_of(own.address) == (0, 0)
+
+
+def test_a_listing_priced_in_a_stablecoin(served: Served, tmp_path: Path) -> None:
+    """Issue 15: a supplier bonds in an allowed 6-decimal ERC-20 and lists in it, from the CLI;
+    amounts read in the token's own units."""
+    from contracts.artifacts import load
+    from contracts.client import deploy_contract
+
+    escrow, dev = served.escrow, served.dev
+    address, _ = deploy_contract(served.runtime.chain, dev.admin, "TestToken", "Tether USD", "USDT")
+    token = served.runtime.chain.w3.eth.contract(address=address, abi=load("TestToken").abi)
+    escrow.tx.send(dev.admin, token.functions.mint(dev.supplier.address, 500 * 10**6))
+    code, out = kameng(served, dev.supplier, "bond", "deposit", str(100 * 10**6),
+                       "--token", address, tmp=tmp_path)  # fmt: skip
+    assert code == 1 and "EscrowTokenNotAllowed" in out, out  # the operator allows tokens
+    allowance = token.functions.allowance(dev.supplier.address, escrow.address).call()
+    assert allowance == 0  # refused before anything was approved
+    escrow.set_token_allowed(dev.admin, address, True)
+    code, out = kameng(served, dev.supplier, "bond", "deposit", str(100 * 10**6),
+                       "--token", address, tmp=tmp_path)  # fmt: skip
+    assert code == 0 and "deposited 100 USDT" in out, out
+    assert escrow.bond_of(dev.supplier.address, address) == (100 * 10**6, 0)
+    code, out = kameng(served, dev.supplier, "listing", "--sku", "demo-gift-card-10",
+                       "--price", "1990000", "--token", address, tmp=tmp_path)  # fmt: skip
+    assert code == 0 and "unit price 1.99 USDT" in out, out
+    listing_id = int(escrow.call("listingCount"))
+    assert escrow.listing(listing_id)["token"] == address
