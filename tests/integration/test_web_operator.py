@@ -103,7 +103,7 @@ def test_the_overview_shows_what_the_api_returns(stack: WebStack, browser: Brows
 
 def _dispute(stack: WebStack, buyer: LocalAccount, order_id: int) -> None:
     from backend.client import KamengClient
-    from contracts.encoding import Order, OrderState
+    from contracts.encoding import Order
 
     with KamengClient(stack.url) as client:
 
@@ -112,23 +112,7 @@ def _dispute(stack: WebStack, buyer: LocalAccount, order_id: int) -> None:
             return detail if int(detail.state) == 2 else None
 
         detail = stack.wait_until(f"order {order_id} delivered", delivered)
-    order = Order.from_tuple(
-        [
-            detail.buyer,
-            detail.supplier,
-            detail.token,
-            detail.referrer,
-            detail.amount,
-            detail.bond,
-            detail.quantity,
-            detail.fee_bps,
-            detail.referral_bps,
-            detail.dispute_window,
-            detail.deadline,
-            OrderState(detail.state),
-            bytes.fromhex(detail.release_digest[2:]),
-        ]
-    )
+    order = Order.from_record(detail)
     stack.escrow.dispute(buyer, order_id, order, "ipfs://claim", keccak(text="claim"))
 
 

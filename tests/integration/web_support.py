@@ -177,30 +177,14 @@ class WebStack:
     def confirm_over_api(self, buyer: LocalAccount, order_id: int) -> None:
         """The buyer confirms once the order is delivered (the struct comes from the API)."""
         from backend.client import KamengClient
-        from contracts.encoding import Order, OrderState
+        from contracts.encoding import Order
 
         with KamengClient(self.url) as client:
             detail = self.wait_until(
                 f"order {order_id} to be delivered",
                 lambda: _delivered(client.order(order_id, buyer)),
             )
-        order = Order.from_tuple(
-            [
-                detail.buyer,
-                detail.supplier,
-                detail.token,
-                detail.referrer,
-                detail.amount,
-                detail.bond,
-                detail.quantity,
-                detail.fee_bps,
-                detail.referral_bps,
-                detail.dispute_window,
-                detail.deadline,
-                OrderState(detail.state),
-                bytes.fromhex(detail.release_digest[2:]),
-            ]
-        )
+        order = Order.from_record(detail)
         self.escrow.confirm(buyer, order_id, order)
 
     def wait_until(self, what: str, check: Any, timeout: float = 30.0) -> Any:
