@@ -147,6 +147,7 @@ class Settings(BaseSettings):
             master key, so that rotating one does not touch the other.
         delivery_key: Hex private key of the supplier's delivery account (not its owner key).
         max_upload_bytes: Size cap of one CSV upload.
+        max_attestation_bytes: Size cap of one published attestation document.
         max_code_bytes: Longest code accepted (UTF-8 bytes); docs/PROTOCOL.md fixes 256.
         max_note_chars: Longest note accepted.
         max_codes_per_upload: Most codes in one upload (one batch on-chain).
@@ -206,6 +207,7 @@ class Settings(BaseSettings):
     delivery_key: SecretStr | None = None
 
     max_upload_bytes: int = 8 * 1024 * 1024
+    max_attestation_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_code_bytes: int = 256
     max_note_chars: int = 500
     max_codes_per_upload: int = 50_000

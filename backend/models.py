@@ -212,3 +212,24 @@ class AgentPaidOrder(Base):
     paid_block: Mapped[int] = mapped_column(BigInteger)
     paid_tx: Mapped[str] = mapped_column(String(66))
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AttestationDocument(Base):
+    """A rights holder's attestation document, kept so that anyone can check a licence.
+
+    The escrow records only the document's keccak256 (`SkuAuthorized.attestationHash`); the
+    document itself is published here by whoever holds it, and accepted only when its bytes hash
+    to an attestation a licence cites (`backend.attestations`). So it needs no sign-in and
+    cannot be forged: a reader recomputes the hash and compares it with the chain.
+    """
+
+    __tablename__ = "attestation_documents"
+
+    hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    supplier: Mapped[str] = mapped_column(String(42))
+    sku: Mapped[str] = mapped_column(String(66))
+    kept_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,6 +16,7 @@ from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
 from backend.api.routes import (
     admin,
     arbiter,
+    attestations,
     buyer,
     catalog,
     evidence,
@@ -136,7 +137,18 @@ def create_app(
     # Outermost: every body read below it, the depth check's included, is timed.
     app.add_middleware(BodyTimeout, idle_s=float(getattr(settings, "body_timeout_seconds", 30.0)))
     openapi.install(app)
-    for module in (health, auth_routes, catalog, buyer, supplier, arbiter, evidence, notify, admin):
+    for module in (
+        health,
+        auth_routes,
+        catalog,
+        buyer,
+        supplier,
+        arbiter,
+        evidence,
+        notify,
+        admin,
+        attestations,
+    ):
         app.include_router(module.router)
     if expose_rpc:
         from backend.rpc_proxy import JsonRpcProxy

@@ -110,6 +110,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth-address": Limit(per_minute=60, burst=20),
     # Verifying a bundle against the chain needs no sign-in: per client address only.
     "verify-address": Limit(per_minute=12, burst=4),
+    # Publishing an attestation document needs no sign-in (it must hash to a cited attestation).
+    "attestation-address": Limit(per_minute=12, burst=6),
 }
 
 
