@@ -65,6 +65,12 @@ class AttestationNotCited(AttestationError):
     status_code: ClassVar[int] = 409
 
     def __init__(self, digest: str) -> None:
+        if digest == ZERO_HASH:
+            super().__init__(
+                "the zero hash is how a licence is revoked; it cites no document: publish the "
+                "document under the keccak256 the licence records"
+            )
+            return
         super().__init__(
             f"no licence on this escrow cites attestation {digest}: grant the licence with this "
             "document first (kameng admin licence grant, or the operator's console), then "
@@ -101,13 +107,11 @@ def normal_hash(value: str) -> str:
     """`value` as 0x-prefixed lowercase hex of 32 bytes.
 
     Raises:
-        ValueError: it is not 32 bytes of hex, or it is the zero hash (a revocation).
+        ValueError: it is not 32 bytes of hex.
     """
     digest = value.strip().lower()
     if not _HASH.match(digest):
         raise ValueError(f"{value!r} is not a 32-byte hash (0x and 64 hex digits)")
-    if digest == ZERO_HASH:
-        raise ValueError("the zero hash revokes a licence; it names no document")
     return digest
 
 
@@ -140,6 +144,8 @@ def _info(row: AttestationDocument) -> AttestationInfo:
 
 def cited_in_mirror(session: Session, digest: str) -> tuple[str, str] | None:
     """A (supplier, sku) whose licence in the mirror cites `digest`, if any."""
+    if digest == ZERO_HASH:  # a revoked licence's; it names no document
+        return None
     row = session.execute(
         select(m.Authorization.supplier, m.Authorization.sku)
         .where(m.Authorization.attestation_hash == digest)
@@ -172,18 +178,22 @@ def publish(
         What is kept, and whether this call kept it (False: it was kept already).
 
     Raises:
+        AttestationNotCited: no licence cites `digest` (checked first, so that a hash nobody
+            cites is one answer whatever the bytes).
         AttestationMismatch: `content` does not hash to `digest`.
-        AttestationNotCited: no licence cites `digest`.
     """
     actual = "0x" + keccak(content).hex()
+    kept = session.get(AttestationDocument, digest)
+    cited = None
+    if kept is None:
+        cited = None if digest == ZERO_HASH else cited_in_mirror(session, digest) or on_chain()
+        if cited is None:
+            raise AttestationNotCited(digest)
     if actual != digest:
         raise AttestationMismatch(digest, actual)
-    kept = session.get(AttestationDocument, digest)
     if kept is not None:
         return _info(kept), False
-    cited = cited_in_mirror(session, digest) or on_chain()
-    if cited is None:
-        raise AttestationNotCited(digest)
+    assert cited is not None
     row = AttestationDocument(
         hash=digest,
         name=clean_name(name),

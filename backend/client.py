@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 from backend.errors import JsonTooDeep
 from backend.limits import loads
 from backend.schemas import (
+    AttestationPublic,
     ChainInfoPublic,
     DisputePublic,
     HealthPublic,
@@ -468,6 +469,37 @@ class KamengClient:
         raise ApiError(502, "the upload's answer ended without a result; check the dashboard")
 
     # ------------------------------------------------------------ arbiter
+
+    def publish_attestation(
+        self,
+        document: bytes,
+        *,
+        name: str,
+        media_type: str = "application/octet-stream",
+        supplier: str | None = None,
+        sku: str | None = None,
+    ) -> AttestationPublic:
+        """Publish a licence's attestation document so that buyers can read and check it.
+
+        Needs no sign-in: the server keeps it only if a licence cites its keccak256. Give the
+        licence's `supplier` and `sku` (0x hex) right after a grant, before the mirror has it.
+
+        Raises:
+            ApiError: refused (409: no licence cites it; 413: too large).
+        """
+        from eth_utils import keccak
+
+        params = {"name": name}
+        if supplier is not None and sku is not None:
+            params |= {"supplier": supplier, "sku": sku}
+        answer = self.request(
+            "PUT",
+            f"/attestations/0x{keccak(document).hex()}",
+            params=params,
+            content=document,
+            headers={"Content-Type": media_type},
+        )
+        return AttestationPublic.model_validate(answer_json(answer))
 
     def disputes(self, *, include_ruled: bool = False) -> list[DisputePublic]:
         """The dispute queue, oldest first (signed in as an arbiter)."""

@@ -7,6 +7,7 @@ salts are hex too, so that a client needs nothing but a hex decoder.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -515,6 +516,9 @@ class OverviewPublic(ApiModel):
     stuck_transactions: int = Field(
         description="Transactions sent by the platform's keys and not mined for over 10 blocks."
     )
+    allowed_tokens: list[Address] = Field(
+        default_factory=list, description="ERC-20 tokens the escrow accepts now (from the mirror)."
+    )
 
 
 class AuditEntryPublic(ApiModel):
@@ -526,3 +530,18 @@ class AuditEntryPublic(ApiModel):
     block_number: int
     timestamp: int | None
     tx_hash: Bytes32
+
+
+# ---------------------------------------------------------------- licences
+
+
+class AttestationPublic(ApiModel):
+    """A kept attestation document, without its bytes."""
+
+    hash: Bytes32 = Field(description="keccak256 of the document; what the licence cites.")
+    name: str = Field(description="The file name it was published with.")
+    media_type: str = Field(description="What it is served as.")
+    size: int = Field(description="Bytes.")
+    supplier: Address = Field(description="A supplier whose licence cites it.")
+    sku: Bytes32 = Field(description="The product of that licence.")
+    kept_at: datetime

@@ -12,6 +12,7 @@ saying which role and who holds it, and nothing is sent.
 
 from __future__ import annotations
 
+import mimetypes
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,14 @@ admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(fees_app, name="fees")
 
 ZERO32 = b"\0" * 32
+PublishOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        envvar="KAMENG_API_URL",
+        help="A kameng server to publish the attestation document to (its store shows it).",
+    ),
+]
 
 
 @dataclass
@@ -188,8 +197,12 @@ def licence_grant(
             "on-chain and the file is kept in <data dir>/attestations.",
         ),
     ],
+    api: PublishOption = None,
 ) -> None:
-    """Licence SUPPLIER to sell SKU, citing an attestation document (RIGHTS_ADMIN_ROLE)."""
+    """Licence SUPPLIER to sell SKU, citing an attestation document (RIGHTS_ADMIN_ROLE).
+
+    With --api (or KAMENG_API_URL) the document is then published to that kameng server, so
+    that its store shows it and buyers can check it against the hash on-chain."""
     from backend.keystore import data_dir
 
     who = _address(supplier, "supplier")
@@ -205,6 +218,75 @@ def licence_grant(
     res = _run("the licence", lambda: escrow.authorize(account, who, product, digest))
     _send(f"licensed {who} for sku 0x{product.hex()}, attestation 0x{digest.hex()}", res)
     console.print(f"  the document is kept at {kept}", soft_wrap=True)
+    if api:
+        try:
+            _publish(api, document, attestation, who, product)
+        except typer.Exit:
+            console.print(
+                "  the licence stands; publish the document later with "
+                "`kameng admin licence publish`",
+                soft_wrap=True,
+            )
+            raise
+
+
+def _publish(api: str, document: bytes, path: Path, supplier: str, sku: bytes) -> None:
+    """Publish an attestation document to the kameng API at `api`; one line either way."""
+    from backend.client import ApiError, KamengClient
+
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        with KamengClient(api) as client:
+            kept = client.publish_attestation(
+                document,
+                name=path.name,
+                media_type=media_type,
+                supplier=supplier,
+                sku="0x" + sku.hex(),
+            )
+    except ApiError as exc:
+        raise fail(f"the document was not published: {exc}") from exc
+    console.print(
+        f"  published at {api.rstrip('/')}/attestations/{kept.hash} ({kept.size} bytes, "
+        f"{kept.media_type}); the store shows it beside the licence",
+        soft_wrap=True,
+    )
+
+
+@licence_app.command("publish")
+def licence_publish(
+    ctx: typer.Context,
+    supplier: Annotated[str, typer.Argument(help="The supplier's address.")],
+    sku: Annotated[str, typer.Argument(help="The product: its name or 0x sku id.")],
+    attestation: Annotated[
+        Path,
+        typer.Option(
+            "--attestation",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The document the licence cites (the very file whose hash is on-chain).",
+        ),
+    ],
+    api: PublishOption = None,
+) -> None:
+    """Publish the document behind SUPPLIER's licence for SKU to a kameng server (no key needed:
+    the server checks that the licence on-chain cites the document's keccak256)."""
+    if not api:
+        raise fail("no server: pass --api URL or set KAMENG_API_URL", 2)
+    who = _address(supplier, "supplier")
+    product = _sku(sku)
+    document = attestation.read_bytes()
+    cited = bytes(_target(ctx).client().call("authorization", who, product))
+    if cited == ZERO32:
+        raise fail(f"{who} holds no licence for sku 0x{product.hex()}: grant it first", 2)
+    if cited != bytes(keccak(document)):
+        raise fail(
+            f"{attestation} hashes to 0x{bytes(keccak(document)).hex()}, but the licence cites "
+            f"0x{cited.hex()}: pass the very document the licence was granted with",
+            2,
+        )
+    _publish(api, document, attestation, who, product)
 
 
 @licence_app.command("revoke")
@@ -305,6 +387,18 @@ def fees_set(
     arbitration_window: Annotated[
         int | None, typer.Option(help="Seconds an arbiter has to rule.")
     ] = None,
+    min_delivery_window: Annotated[
+        int | None, typer.Option(help="Shortest delivery window a listing may set, seconds.")
+    ] = None,
+    max_delivery_window: Annotated[
+        int | None, typer.Option(help="Longest delivery window a listing may set, seconds.")
+    ] = None,
+    min_dispute_window: Annotated[
+        int | None, typer.Option(help="Shortest dispute window a listing may set, seconds.")
+    ] = None,
+    max_dispute_window: Annotated[
+        int | None, typer.Option(help="Longest dispute window a listing may set, seconds.")
+    ] = None,
     fee_recipient: Annotated[str | None, typer.Option(help="Who receives the fees.")] = None,
 ) -> None:
     """Change the platform's settings; what is not given stays (DEFAULT_ADMIN_ROLE). The
@@ -320,6 +414,10 @@ def fees_set(
             ("referral_bps", referral_bps),
             ("min_bond_bps", min_bond_bps),
             ("arbitration_window", arbitration_window),
+            ("min_delivery_window", min_delivery_window),
+            ("max_delivery_window", max_delivery_window),
+            ("min_dispute_window", min_dispute_window),
+            ("max_dispute_window", max_dispute_window),
             (
                 "fee_recipient",
                 _address(fee_recipient, "--fee-recipient") if fee_recipient else None,

@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_utils import keccak
@@ -24,7 +25,7 @@ from typer.testing import CliRunner, Result
 from backend.cli import app
 from backend.client import KamengClient
 from contracts.chain import AnvilNode, Chain, free_port
-from contracts.client import EscrowClient
+from contracts.client import EscrowClient, EscrowConfig, deploy_contract
 from contracts.encoding import OrderState, sku_id
 from contracts.testing import demo_codes
 from tests.backend.api_helpers import poll
@@ -185,3 +186,64 @@ def test_an_operator_opens_a_marketplace_with_kameng_commands(
         settled = client.order(mine.order_id, buyer)
         assert any(e.name == "OrderSettled" for e in settled.events)
         assert escrow.balance_of(supplier.address) > 0
+
+        # The licence's document, published to the server for the store; a different file is
+        # refused before anything is sent.
+        pub = {**ops, "KAMENG_API_URL": url}
+        forged = tmp_path / "forged.pdf"
+        forged.write_bytes(b"%PDF-1.4 not the agreement")
+        wrong_doc = kameng(pub, "admin", "licence", "publish", supplier.address, SKU,
+                           "--attestation", str(forged))  # fmt: skip
+        assert wrong_doc.exit_code == 2 and "pass the very document" in wrong_doc.output
+        published = kameng(pub, "admin", "licence", "publish", supplier.address, SKU,
+                           "--attestation", str(document))  # fmt: skip
+        assert published.exit_code == 0, published.output
+        kept = httpx.get(f"{url}/attestations/0x{attestation.hex()}")
+        assert kept.status_code == 200 and kept.content == document.read_bytes()
+        assert kept.headers["content-type"] == "application/pdf"
+
+        # The platform's settings: a fee over the contract's bound is refused with the bound
+        # named and changes nothing; windows and fees within it are set.
+        adm = {**ops, "KAMENG_KEYSTORE": "admin"}
+        before = escrow.call("config")
+        too_high = kameng(adm, "admin", "fees", "set", "--fee-bps", "6000")
+        assert too_high.exit_code == 1 and "EscrowBadBps" in too_high.output, too_high.output
+        assert escrow.call("config") == before
+        changed = kameng(adm, "admin", "fees", "set", "--fee-bps", "250",
+                         "--min-dispute-window", "7200",
+                         "--max-delivery-window", "86400")  # fmt: skip
+        assert changed.exit_code == 0, changed.output
+        config = EscrowConfig(*escrow.call("config"))
+        assert (config.fee_bps, config.min_dispute_window, config.max_delivery_window) == (
+            250, 7200, 86400,
+        )  # fmt: skip
+        assert config.referral_bps == EscrowConfig(*before).referral_bps  # what was not given
+
+        # The fee income of the settled order goes to the admin's chosen address, once.
+        native = "0x" + "00" * 20
+        owed = int(escrow.call("feesOf", native))
+        assert owed > 0
+        treasury = chain.new_account(ether=0)
+        taken = kameng(adm, "admin", "fees", "withdraw", "--to", treasury.address)
+        assert taken.exit_code == 0, taken.output
+        assert chain.w3.eth.get_balance(treasury.address) == owed
+        again = kameng(adm, "admin", "fees", "withdraw")
+        assert again.exit_code == 2 and "no fees to withdraw" in again.output
+
+        # A stablecoin allowed, then disallowed: the mirror follows.
+        token, _ = deploy_contract(chain, admin, "TestToken", "Tether USD", "USDT")
+        not_a_token = kameng(adm, "admin", "token", "allow", treasury.address)
+        assert not_a_token.exit_code == 2 and "no contract at" in not_a_token.output
+        allowed = kameng(adm, "admin", "token", "allow", token)
+        assert allowed.exit_code == 0, allowed.output
+        api.sign_in(admin)
+        poll(
+            "the token allowed in the mirror",
+            lambda: token in api.request("GET", "/admin/overview").json()["allowed_tokens"],
+        )
+        disallowed = kameng(adm, "admin", "token", "disallow", token)
+        assert disallowed.exit_code == 0, disallowed.output
+        poll(
+            "the token disallowed in the mirror",
+            lambda: token not in api.request("GET", "/admin/overview").json()["allowed_tokens"],
+        )

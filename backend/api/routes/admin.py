@@ -128,6 +128,13 @@ def overview(ctx: ContextDep, session: SessionDep, _who: CurrentOperator) -> Ove
         low_bonds=low,
         dead_notifications=int(dead),
         stuck_transactions=int(stuck),
+        allowed_tokens=list(
+            session.scalars(
+                select(m.AllowedToken.token)
+                .where(m.AllowedToken.allowed.is_(True))
+                .order_by(m.AllowedToken.token)
+            )
+        ),
     )
 
 

@@ -4,20 +4,18 @@ which a licence on the escrow cites."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
 
 from backend import attestations
 from backend.api.deps import ContextDep, SessionDep, read_body_capped
 from backend.api.errors import ApiError
 from backend.errors import UploadTooLarge
-from backend.schemas import Address, ApiModel, Bytes32, ErrorPublic
+from backend.schemas import AttestationPublic, ErrorPublic
 
 router = APIRouter(prefix="/attestations", tags=["licences"])
 
@@ -28,18 +26,6 @@ HashPath = Annotated[
         pattern="^0x[0-9a-fA-F]{64}$",
     ),
 ]
-
-
-class AttestationPublic(ApiModel):
-    """A kept attestation document, without its bytes."""
-
-    hash: Bytes32 = Field(description="keccak256 of the document; what the licence cites.")
-    name: str = Field(description="The file name it was published with.")
-    media_type: str = Field(description="What it is served as.")
-    size: int = Field(description="Bytes.")
-    supplier: Address = Field(description="A supplier whose licence cites it.")
-    sku: Bytes32 = Field(description="The product of that licence.")
-    kept_at: datetime
 
 
 def _hash(value: str) -> str:
@@ -117,7 +103,7 @@ async def publish(
         raise ApiError(f"supplier {supplier!r} is not an address", status=422)
 
     def on_chain() -> tuple[str, str] | None:
-        if supplier is None or sku is None:
+        if supplier is None or sku is None or int(sku, 16) == 0:
             return None
         who = to_checksum_address(supplier)
         cited = "0x" + bytes(ctx.escrow.call("authorization", who, bytes.fromhex(sku[2:]))).hex()
