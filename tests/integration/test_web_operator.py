@@ -1,9 +1,10 @@
 """The operator's console in Chromium (issue 14), signed in as the development world's admin
 (who holds every role): the overview shows the numbers GET /admin/overview returns; pausing and
 unpausing from the page reach the chain and the audit log; a licence granted from the page is
-on-chain with the keccak256 of the attestation document chosen there; a missing role is named
-before anything is sent; and a wallet without an operator role sees the explanation, not the
-console, and no "Operator" entry in the nav."""
+on-chain with the keccak256 of the attestation document chosen there, and the document itself is
+published once the grant is mined; a missing role is named before anything is sent; and a
+wallet without an operator role sees the explanation, not the console, and no "Operator" entry in
+the nav."""
 
 from __future__ import annotations
 
@@ -173,13 +174,28 @@ def test_pause_unpause_arbiters_and_licences_from_the_page(
         "Choose the attestation document first"
     )
     page.get_by_test_id("op-licence-file").set_input_files(str(path))
-    expect(page.get_by_test_id("op-licence-hash-value")).to_have_text("0x" + keccak(document).hex())
+    digest = "0x" + keccak(document).hex()
+    expect(page.get_by_test_id("op-licence-hash-value")).to_have_text(digest)
+    # Nothing is uploaded before the grant is mined: no licence cites the hash yet.
+    assert httpx.get(f"{stack.url}/attestations/{digest}/info").status_code == 404
     page.get_by_test_id("op-licence-grant").click()
     expect(page.get_by_test_id("op-licence-message")).to_contain_text(
         "is licensed for web-licence-42"
     )
+    expect(page.get_by_test_id("op-licence-published")).to_have_text(
+        "The document is published: buyers see it beside the licence."
+    )
     sku = keccak(text="web-licence-42")
     assert stack.escrow.call("authorization", supplier.address, sku) == keccak(document)
+    kept = httpx.get(f"{stack.url}/attestations/{digest}")
+    assert kept.status_code == 200 and kept.content == document
+    info = httpx.get(f"{stack.url}/attestations/{digest}/info").json()
+    assert (info["name"], info["media_type"], info["size"]) == (
+        "attestation.pdf",
+        "application/pdf",
+        len(document),
+    )
+    assert info["supplier"] == supplier.address and info["sku"] == "0x" + sku.hex()
     licence = page.locator('[data-test="audit-row"][data-event="SkuAuthorized"]').filter(
         has_text=f"{supplier.address[:6]}…{supplier.address[-4:]}"
     )

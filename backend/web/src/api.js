@@ -158,6 +158,8 @@ async function parse(res, auth) {
 export const get = (path, opts) => request("GET", path, opts);
 export const post = (path, body, opts) => request("POST", path, { ...opts, body });
 export const del = (path, opts) => request("DELETE", path, opts);
+/** PUT a body: JSON for an object, as it is for a Blob or File (pass its Content-Type in `headers`). */
+export const put = (path, body, opts) => request("PUT", path, { ...opts, body });
 
 /**
  * Upload a CSV of codes to a listing, reporting progress as the server streams it

@@ -2,16 +2,19 @@
 // log of every operator action (GET /admin/audit, paged by block), and the operator's actions sent
 // from the connected wallet: pause and unpause, appoint and remove arbiters, grant and revoke a
 // supplier's licence for a product (the attestation document's keccak256, computed here, is the
-// on-chain attestation hash; a zero hash revokes). Before anything is sent the wallet's role is
-// checked on-chain, and a missing role is named.
+// on-chain attestation hash; a zero hash revokes; once the grant is mined the document itself is
+// published with PUT /attestations/{hash}, so buyers can read and check it), the fees and time
+// windows (setConfig, checked against the contract's bounds here first), the payment tokens
+// accepted (setTokenAllowed), and the platform's fee income (feesOf, withdrawFees). Before
+// anything is sent the wallet's role is checked on-chain, and a missing role is named.
 import { formatUnits, getAddress, isAddress, keccak256, zeroHash } from "viem";
-import { ApiError, get } from "../api.js";
+import { ApiError, get, put } from "../api.js";
 import { ZERO_ADDRESS, net, read, stateText, tokenInfo, userError } from "../chain.js";
 import { addr, count, duration, keccakText, short, txLink, when } from "../fmt.js";
 import { locale, t, tn } from "../i18n.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
-import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
+import { busy, describeError, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 
 /** The roles that open the console (the API's CurrentOperator), by their constant's name. */
@@ -504,6 +507,32 @@ function arbiterCard(onDone) {
   );
 }
 
+/** The API's refusal of an attestation document, in the reader's words. */
+function publishRefusal(err) {
+  const code = err instanceof ApiError ? err.body?.code : null;
+  if (code === "attestation_not_cited") return t("operator.licence.publish.notCited");
+  if (code === "attestation_mismatch") return t("operator.licence.publish.mismatch");
+  if (code === "attestation_too_large") return t("operator.licence.publish.tooLarge");
+  return describeError(err).text;
+}
+
+/**
+ * Publish the attestation document of a licence just granted (PUT /attestations/{hash}, no
+ * sign-in: the server keeps it only when its keccak256 is the hash the chain now cites for
+ * (supplier, sku)). Never throws: says whether it was kept, and why not.
+ */
+async function publishDocument(file, hash, supplier, sku) {
+  const query = new URLSearchParams({ name: file.name.slice(0, 200), supplier, sku });
+  try {
+    await put(`/attestations/${hash}?${query}`, file, {
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+    });
+    return { ok: true, text: t("operator.licence.published") };
+  } catch (err) {
+    return { ok: false, text: t("operator.licence.notPublished", { reason: publishRefusal(err) }) };
+  }
+}
+
 /** Grant and revoke a supplier's licence for a product (RIGHTS_ADMIN_ROLE). */
 function licenceCard(onDone) {
   const supplier = h("input", {
@@ -525,6 +554,7 @@ function licenceCard(onDone) {
   const grant = h("button", { class: "btn", "data-test": "op-licence-grant" }, t("operator.licence.grant"));
   const revoke = h("button", { class: "btn quiet", "data-test": "op-licence-revoke" }, t("operator.licence.revoke"));
   let documentHash = null;
+  let documentFile = null;
 
   const skuOf = () => {
     const name = product.value.trim();
@@ -555,9 +585,11 @@ function licenceCard(onDone) {
   product.addEventListener("change", check);
   file.addEventListener("change", async () => {
     documentHash = null;
+    documentFile = null;
     const f = file.files?.[0];
     if (!f) return replace(hashInfo, t("operator.licence.fileHint"));
     documentHash = keccak256(new Uint8Array(await f.arrayBuffer()));
+    documentFile = f;
     replace(
       hashInfo,
       tn("operator.licence.fileHash", {
@@ -578,14 +610,28 @@ function licenceCard(onDone) {
           t(granting ? "operator.action.authorize" : "operator.action.deauthorize"),
         );
         const attestation = granting ? documentHash : zeroHash;
+        const chosen = granting ? documentFile : null;
         const r = await sendEscrow("authorize", [who, sku, attestation]);
-        done(
-          slot,
-          granting
-            ? t("operator.licence.granted", { supplier: short(who), name, hash: short(attestation, 10, 4) })
-            : t("operator.licence.revoked", { supplier: short(who), name }),
-          r,
-        );
+        if (!granting) done(slot, t("operator.licence.revoked", { supplier: short(who), name }), r);
+        else {
+          // Only now, with the grant mined, does a licence cite the hash: publish the document.
+          const granted = t("operator.licence.granted", {
+            supplier: short(who),
+            name,
+            hash: short(attestation, 10, 4),
+          });
+          const published = await publishDocument(chosen, attestation, who, sku);
+          slot.show(
+            published.ok ? "ok" : "warn",
+            granted,
+            h(
+              "div",
+              null,
+              txLink(r.hash, Number(r.receipt.blockNumber)),
+              h("div", { "data-test": "op-licence-published", "data-published": String(published.ok) }, published.text),
+            ),
+          );
+        }
         await check();
         onDone?.();
       }),
@@ -604,6 +650,494 @@ function licenceCard(onDone) {
     slot,
     h("div", { class: "row" }, grant, revoke),
   );
+}
+
+// ------------------------------------------------------------------ fees and windows
+
+/** The contract's bounds on its Config (CodeEscrow._setConfig). */
+const BOUNDS = {
+  bps: 10_000,
+  fees: 5_000,
+  arbitration: [3600, 90 * 86400],
+  minDelivery: 60,
+  minDispute: 3600,
+  window: 365 * 86400,
+};
+/** The units a time window is entered in: [catalog name, seconds]. */
+const UNITS = [
+  ["minutes", 60],
+  ["hours", 3600],
+  ["days", 86400],
+];
+
+/** Basis points as a percentage in the reader's digits ("2.5%"). */
+function percent(value) {
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 2 }).format(Number(value) / 10_000);
+}
+
+/** A labelled field holding several controls side by side. */
+function fieldRow(label, controls, hint) {
+  const [first] = controls;
+  first.id = first.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  return h("div", { class: "field" }, h("label", { for: first.id }, label), h("div", { class: "row" }, controls), hint);
+}
+
+/** A setting's refusal: the broken bound, said before anything is sent; the input is marked. */
+function refuse(input, text) {
+  input?.setAttribute("aria-invalid", "true");
+  input?.focus();
+  return userError(text, t("operator.settings.nothingSent"));
+}
+
+/** A percentage input (the contract's basis points underneath). */
+function percentInput(key, label, hintKey) {
+  const input = h("input", {
+    type: "number",
+    min: "0",
+    max: "100",
+    step: "0.01",
+    inputmode: "decimal",
+    "data-test": `op-settings-${key}`,
+  });
+  const shown = h("span", { "data-test": `op-settings-${key}-bps` });
+  const hint = h("div", { class: "hint" }, shown, " · ", t(hintKey));
+  const parse = () => {
+    const text = input.value.trim();
+    const n = Number(text);
+    if (!text || !Number.isFinite(n) || n < 0) throw refuse(input, t("operator.settings.bad.percent", { what: label }));
+    const bps = Math.round(n * 100);
+    if (Math.abs(n * 100 - bps) > 1e-6) throw refuse(input, t("operator.settings.bad.percentDigits", { what: label }));
+    return bps;
+  };
+  const update = () => {
+    let bps = null;
+    try {
+      bps = parse();
+    } catch {
+      bps = null;
+    }
+    replace(shown, bps === null ? "—" : t("operator.settings.bps", { count: bps }));
+  };
+  input.addEventListener("input", () => {
+    input.removeAttribute("aria-invalid");
+    update();
+  });
+  return {
+    input,
+    label,
+    node: fieldRow(label, [input, h("span", null, "%")], hint),
+    set(bps) {
+      input.value = String(Number(bps) / 100);
+      input.removeAttribute("aria-invalid");
+      update();
+    },
+    bps: parse,
+  };
+}
+
+/** A time window: a number and its unit (minutes, hours, days). */
+function windowInput(key, label, hintText) {
+  const input = h("input", {
+    type: "number",
+    min: "0",
+    step: "any",
+    inputmode: "decimal",
+    "data-test": `op-settings-${key}`,
+  });
+  const unit = h(
+    "select",
+    { "data-test": `op-settings-${key}-unit`, "aria-label": t("operator.settings.unit"), style: { width: "auto" } },
+    UNITS.map(([name, seconds]) => h("option", { value: String(seconds) }, t(`operator.settings.unit.${name}`))),
+  );
+  const shown = h("span", { "data-test": `op-settings-${key}-duration` });
+  const parse = () => {
+    const text = input.value.trim();
+    const n = Number(text);
+    if (!text || !Number.isFinite(n) || n < 0) throw refuse(input, t("operator.settings.bad.window", { what: label }));
+    return Math.round(n * Number(unit.value));
+  };
+  const update = () => {
+    let seconds = null;
+    try {
+      seconds = parse();
+    } catch {
+      seconds = null;
+    }
+    replace(shown, seconds === null ? "—" : duration(seconds));
+  };
+  for (const el of [input, unit])
+    el.addEventListener(el === unit ? "change" : "input", () => {
+      input.removeAttribute("aria-invalid");
+      update();
+    });
+  return {
+    input,
+    label,
+    node: fieldRow(label, [input, unit], h("div", { class: "hint" }, shown, " · ", hintText)),
+    set(seconds) {
+      const s = Number(seconds);
+      const [, size] = [...UNITS].reverse().find(([, n]) => s % n === 0 && s >= n) || UNITS[0];
+      unit.value = String(size);
+      input.value = String(s / size);
+      input.removeAttribute("aria-invalid");
+      update();
+    },
+    seconds: parse,
+  };
+}
+
+/** The escrow's fees and time windows (setConfig, DEFAULT_ADMIN_ROLE), checked here first. */
+function settingsCard(onDone) {
+  const recipient = h("input", {
+    placeholder: "0x…",
+    autocomplete: "off",
+    spellcheck: "false",
+    "data-test": "op-settings-feeRecipient",
+  });
+  const span = (min, max) => ({ min: duration(min), max: duration(max) });
+  const fee = percentInput("feeBps", t("operator.settings.fee"), "operator.settings.fee.hint");
+  const referral = percentInput("referralBps", t("operator.settings.referral"), "operator.settings.referral.hint");
+  const minBond = percentInput("minBondBps", t("operator.settings.minBond"), "operator.settings.minBond.hint");
+  const arbitration = windowInput(
+    "arbitrationWindow",
+    t("operator.settings.arbitration"),
+    t("operator.settings.arbitration.hint", span(...BOUNDS.arbitration)),
+  );
+  const minDelivery = windowInput(
+    "minDeliveryWindow",
+    t("operator.settings.minDelivery"),
+    t("operator.settings.minDelivery.hint", span(BOUNDS.minDelivery, BOUNDS.window)),
+  );
+  const maxDelivery = windowInput(
+    "maxDeliveryWindow",
+    t("operator.settings.maxDelivery"),
+    t("operator.settings.maxDelivery.hint", { max: duration(BOUNDS.window) }),
+  );
+  const minDispute = windowInput(
+    "minDisputeWindow",
+    t("operator.settings.minDispute"),
+    t("operator.settings.minDispute.hint", span(BOUNDS.minDispute, BOUNDS.window)),
+  );
+  const maxDispute = windowInput(
+    "maxDisputeWindow",
+    t("operator.settings.maxDispute"),
+    t("operator.settings.maxDispute.hint", { max: duration(BOUNDS.window) }),
+  );
+  const slot = messageSlot({ "data-test": "op-settings-message" });
+  const save = h("button", { class: "btn", "data-test": "op-settings-save" }, t("operator.settings.save"));
+  const reset = h("button", { class: "btn quiet", "data-test": "op-settings-reset" }, t("operator.settings.reset"));
+  let current = null;
+
+  const load = async () => {
+    const c = await read("config");
+    current = c;
+    recipient.value = getAddress(c.feeRecipient);
+    recipient.removeAttribute("aria-invalid");
+    fee.set(c.feeBps);
+    referral.set(c.referralBps);
+    minBond.set(c.minBondBps);
+    arbitration.set(c.arbitrationWindow);
+    minDelivery.set(c.minDeliveryWindow);
+    maxDelivery.set(c.maxDeliveryWindow);
+    minDispute.set(c.minDisputeWindow);
+    maxDispute.set(c.maxDisputeWindow);
+  };
+
+  /** A window within [min, max], or the bound it breaks; `minName` names a lower bound that is a setting. */
+  const within = (w, value, min, max, minName) => {
+    if (value < min)
+      throw refuse(
+        w.input,
+        minName
+          ? t("operator.settings.bad.belowSetting", { what: w.label, other: minName, min: duration(min) })
+          : t("operator.settings.bad.min", { what: w.label, min: duration(min) }),
+      );
+    if (value > max) throw refuse(w.input, t("operator.settings.bad.max", { what: w.label, max: duration(max) }));
+  };
+
+  /** The Config struct from the form, every bound of the contract checked (the first broken one named). */
+  const collect = () => {
+    recipient.removeAttribute("aria-invalid");
+    let feeRecipient;
+    try {
+      feeRecipient = addressOf(recipient, t("operator.settings.recipient.what"));
+    } catch (err) {
+      throw refuse(recipient, err.userMessage);
+    }
+    const cfg = { feeRecipient };
+    for (const [name, p] of [
+      ["feeBps", fee],
+      ["referralBps", referral],
+      ["minBondBps", minBond],
+    ]) {
+      cfg[name] = p.bps();
+      if (cfg[name] > BOUNDS.bps) throw refuse(p.input, t("operator.settings.bad.over100", { what: p.label }));
+    }
+    if (cfg.feeBps + cfg.referralBps > BOUNDS.fees)
+      throw refuse(
+        fee.input,
+        t("operator.settings.bad.fees", { total: percent(cfg.feeBps + cfg.referralBps), max: percent(BOUNDS.fees) }),
+      );
+    cfg.arbitrationWindow = arbitration.seconds();
+    within(arbitration, cfg.arbitrationWindow, ...BOUNDS.arbitration);
+    cfg.minDeliveryWindow = minDelivery.seconds();
+    within(minDelivery, cfg.minDeliveryWindow, BOUNDS.minDelivery, BOUNDS.window);
+    cfg.maxDeliveryWindow = maxDelivery.seconds();
+    within(maxDelivery, cfg.maxDeliveryWindow, cfg.minDeliveryWindow, BOUNDS.window, minDelivery.label);
+    cfg.minDisputeWindow = minDispute.seconds();
+    within(minDispute, cfg.minDisputeWindow, BOUNDS.minDispute, BOUNDS.window);
+    cfg.maxDisputeWindow = maxDispute.seconds();
+    within(maxDispute, cfg.maxDisputeWindow, cfg.minDisputeWindow, BOUNDS.window, minDispute.label);
+    return cfg;
+  };
+
+  save.addEventListener("click", () =>
+    busy(save, slot, async () => {
+      const cfg = collect();
+      if (current && Object.keys(cfg).every((k) => String(cfg[k]) === String(current[k])))
+        return slot.show("info", t("operator.settings.unchanged"));
+      await requireRole("DEFAULT_ADMIN_ROLE", t("operator.action.setConfig"));
+      const r = await sendEscrow("setConfig", [cfg]);
+      done(
+        slot,
+        t("operator.settings.done", {
+          fee: percent(cfg.feeBps),
+          referral: percent(cfg.referralBps),
+          arbitration: duration(cfg.arbitrationWindow),
+        }),
+        r,
+      );
+      await load();
+      onDone?.();
+    }),
+  );
+  reset.addEventListener("click", () => busy(reset, slot, load));
+  const card = h(
+    "div",
+    { class: "card", "data-test": "op-settings-card" },
+    h("h2", null, t("operator.settings.title")),
+    h("p", { class: "small muted" }, t("operator.settings.intro")),
+    h(
+      "div",
+      { class: "cols" },
+      h(
+        "div",
+        null,
+        field(t("operator.settings.recipient"), recipient, t("operator.settings.recipient.hint")),
+        fee.node,
+        referral.node,
+        minBond.node,
+      ),
+      h("div", null, arbitration.node, minDelivery.node, maxDelivery.node, minDispute.node, maxDispute.node),
+    ),
+    slot,
+    h("div", { class: "row" }, save, reset),
+  );
+  card.refresh = () => load().catch((err) => slot.error(err));
+  card.refresh();
+  return card;
+}
+
+// ------------------------------------------------------------------ payment tokens
+
+/** The ERC-20 tokens the escrow accepts (from the overview), and allowing or stopping one. */
+function tokensCard(onDone) {
+  const body = h("tbody", { "data-test": "op-tokens" });
+  const input = h("input", {
+    placeholder: "0x…",
+    autocomplete: "off",
+    spellcheck: "false",
+    "data-test": "op-token-address",
+  });
+  const slot = messageSlot({ "data-test": "op-token-message" });
+  const allow = h("button", { class: "btn", "data-test": "op-token-allow" }, t("operator.tokens.allow"));
+  const disallow = h("button", { class: "btn quiet", "data-test": "op-token-disallow" }, t("operator.tokens.disallow"));
+  let shown = null;
+  const show = async (tokens) => {
+    const sig = JSON.stringify([locale(), tokens]);
+    if (sig === shown) return;
+    await learnTokens(tokens);
+    shown = sig;
+    replace(
+      body,
+      tokens.length
+        ? tokens.map((token) => {
+            const info = tokenInfoCached.get(token.toLowerCase());
+            return h(
+              "tr",
+              { "data-test": "op-token-row", "data-token": getAddress(token) },
+              h("td", { "data-label": t("operator.tokens.col.symbol"), "data-test": "op-token-symbol" }, info.symbol),
+              h(
+                "td",
+                { "data-label": t("operator.tokens.col.decimals"), class: "num", "data-test": "op-token-decimals" },
+                count(info.decimals),
+              ),
+              h("td", { "data-label": t("operator.tokens.col.address") }, addr(getAddress(token))),
+            );
+          })
+        : h("tr", null, h("td", { colspan: 3, class: "muted" }, t("operator.tokens.none"))),
+    );
+  };
+  const act = (btn, allowed) =>
+    btn.addEventListener("click", () =>
+      busy(btn, slot, async () => {
+        const token = addressOf(input, t("operator.tokens.what"));
+        const code = await net.client.getCode({ address: token });
+        if (!code || code === "0x") throw userError(t("operator.tokens.noCode", { address: token }));
+        await requireRole(
+          "DEFAULT_ADMIN_ROLE",
+          t(allowed ? "operator.action.allowToken" : "operator.action.disallowToken"),
+        );
+        const r = await sendEscrow("setTokenAllowed", [token, allowed]);
+        const { symbol } = await tokenInfo(token);
+        done(
+          slot,
+          t(allowed ? "operator.tokens.allowed" : "operator.tokens.disallowed", { symbol, address: token }),
+          r,
+        );
+        onDone?.();
+      }),
+    );
+  act(allow, true);
+  act(disallow, false);
+  const card = h(
+    "div",
+    { class: "card", "data-test": "op-tokens-card" },
+    h("h2", null, t("operator.tokens.title")),
+    h("p", { class: "small muted" }, t("operator.tokens.intro")),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "small stack-sm" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["symbol", "decimals", "address"].map((c) => h("th", null, t(`operator.tokens.col.${c}`))),
+          ),
+        ),
+        body,
+      ),
+    ),
+    field(t("operator.tokens.address"), input),
+    slot,
+    h("div", { class: "row" }, allow, disallow),
+  );
+  /** Show the tokens the overview lists (redrawn only when they changed). */
+  card.update = (tokens) => show(tokens).catch((err) => slot.error(err));
+  return card;
+}
+
+// ------------------------------------------------------------------ fee income
+
+/** The platform's fee income per token (feesOf) and its withdrawal (withdrawFees). */
+function feesCard(onDone) {
+  const body = h("tbody", { "data-test": "op-fees" });
+  const to = h("input", {
+    placeholder: "0x…",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: wallet.address || "",
+    "data-test": "op-fees-to",
+  });
+  const slot = messageSlot({ "data-test": "op-fees-message" });
+  let tokens = [ZERO_ADDRESS];
+  let shown = null;
+  const withdraw = (btn, token) =>
+    busy(btn, slot, async () => {
+      const dest = addressOf(to, t("operator.fees.what"));
+      await requireRole("DEFAULT_ADMIN_ROLE", t("operator.action.withdrawFees"));
+      const amount = await read("feesOf", [token]);
+      if (amount === 0n)
+        return slot.show(
+          "info",
+          t("operator.fees.nothing", { symbol: tokenInfoCached.get(token.toLowerCase()).symbol }),
+        );
+      const r = await sendEscrow("withdrawFees", [token, dest]);
+      done(slot, t("operator.fees.withdrawn", { amount: intlAmount(amount, token), to: dest }), r);
+      onDone?.();
+    }).then(() => load().catch((err) => slot.error(err)));
+  const load = async () => {
+    const list = tokens;
+    await learnTokens(list);
+    const balances = await Promise.all(list.map((token) => read("feesOf", [token])));
+    const sig = JSON.stringify([locale(), list, balances.map(String)]);
+    if (sig === shown) return;
+    shown = sig;
+    replace(
+      body,
+      list.map((token, i) => {
+        const button = h(
+          "button",
+          { class: "btn small", "data-test": "op-fees-withdraw", disabled: balances[i] === 0n },
+          t("operator.fees.withdraw"),
+        );
+        button.addEventListener("click", () => withdraw(button, token));
+        return h(
+          "tr",
+          { "data-test": "op-fees-row", "data-token": getAddress(token), "data-amount": String(balances[i]) },
+          h(
+            "td",
+            { "data-label": t("operator.fees.col.token") },
+            token === ZERO_ADDRESS
+              ? t("operator.fees.native", { symbol: tokenInfoCached.get(token).symbol })
+              : addr(getAddress(token), tokenInfoCached.get(token.toLowerCase()).symbol),
+          ),
+          h(
+            "td",
+            { "data-label": t("operator.fees.col.amount"), class: "num", "data-test": "op-fees-amount" },
+            intlAmount(balances[i], token),
+          ),
+          h("td", { "data-label": "" }, button),
+        );
+      }),
+    );
+  };
+  const card = h(
+    "div",
+    { class: "card", "data-test": "op-fees-card" },
+    h("h2", null, t("operator.fees.title")),
+    h("p", { class: "small muted" }, t("operator.fees.intro")),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "small stack-sm" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["token", "amount"].map((c) => h("th", null, t(`operator.fees.col.${c}`))),
+            h("th", null),
+          ),
+        ),
+        body,
+      ),
+    ),
+    field(t("operator.fees.to"), to, t("operator.fees.to.hint")),
+    slot,
+  );
+  /** Read the balances again (redrawn only when they changed). */
+  card.refresh = () => load().catch((err) => slot.error(err));
+  /** The tokens to show: the chain's coin, then every other token named, each once. */
+  card.update = (named) => {
+    const seen = new Set();
+    tokens = [ZERO_ADDRESS, ...named].filter((token) => {
+      const key = token.toLowerCase();
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    return card.refresh();
+  };
+  return card;
 }
 
 // ------------------------------------------------------------------ the page
@@ -634,17 +1168,24 @@ export async function operatorPage(ctx) {
   const overview = h("div", { "data-test": "op-overview" });
   const errors = messageSlot();
   const audit = auditCard();
-  const show = async (o) => {
-    await learnTokens([...o.volume.map((v) => v.token), ...o.low_bonds.map((b) => b.token)]);
-    replace(overview, overviewView(o));
-    overview.dataset.chainTime = String(o.chain_time ?? "");
-  };
-  await show(first);
   let refresh = () => {};
   const after = () => {
     refresh();
     audit.refresh();
+    fees.refresh();
   };
+  const tokens = tokensCard(after);
+  const fees = feesCard(after);
+  const show = async (o) => {
+    await learnTokens([...o.volume.map((v) => v.token), ...o.low_bonds.map((b) => b.token)]);
+    replace(overview, overviewView(o));
+    overview.dataset.chainTime = String(o.chain_time ?? "");
+    const allowed = o.allowed_tokens || [];
+    tokens.update(allowed);
+    // A token no longer accepted may still hold fees: its volume names it.
+    fees.update([...allowed, ...o.volume.map((v) => v.token)]);
+  };
+  await show(first);
   const pauseBox = pauseCard(after);
   const sign = (o) => JSON.stringify({ ...o, chain_time: undefined });
   let last = sign(first);
@@ -685,6 +1226,8 @@ export async function operatorPage(ctx) {
     overview,
     h("div", { class: "cols" }, pauseBox, arbiterCard(after)),
     licenceCard(after),
+    h("div", { class: "cols" }, fees, tokens),
+    settingsCard(after),
     audit,
   );
 }

@@ -1,11 +1,13 @@
 // The storefront: products grouped by sku with their suppliers side by side (智能比价), search and
-// filters, and a product page with each supplier's licensed-product authorization.
-import { toEventSelector, toHex } from "viem";
-import { get } from "../api.js";
-import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo } from "../chain.js";
+// filters, and a product page with each supplier's licensed-product authorization and, when it is
+// published, the attestation document behind it, which the buyer can check against the hash the
+// licence records (keccak256, computed in the browser).
+import { keccak256, toEventSelector, toHex } from "viem";
+import { ApiError, get } from "../api.js";
+import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo, userError } from "../chain.js";
 import { addr, bps, chainNumber, duration, product, short, txLink } from "../fmt.js";
 import { locale, t, tn } from "../i18n.js";
-import { h, message, pill, replace } from "../ui.js";
+import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
 
 /** Listings grouped by sku, cheapest offer first in each group. */
 function groupBySku(listings) {
@@ -191,6 +193,79 @@ async function authorizationLog(supplier, sku) {
   return logs.length ? logs[logs.length - 1] : null;
 }
 
+/** A file's size in the reader's digits and units ("812 bytes", "12.5 kB"). */
+function fileSize(bytes) {
+  const n = Number(bytes);
+  if (n < 1000) return t("product.doc.bytes", { count: n });
+  const [unit, size] = n < 1e6 ? ["kilobyte", 1e3] : ["megabyte", 1e6];
+  return new Intl.NumberFormat(locale(), {
+    style: "unit",
+    unit,
+    unitDisplay: "short",
+    maximumFractionDigits: 1,
+  }).format(n / size);
+}
+
+/**
+ * The attestation document a licence cites (GET /attestations/{att}/info), when it is published:
+ * its name and size, and a check that downloads it, hashes it here and compares the hash with the
+ * one on-chain; only a matching document is offered to save or open.
+ */
+function attestationDocument(ctx, att) {
+  const box = h("div", { class: "small", "data-test": "attestation-doc" });
+  get(`/attestations/${att}/info`)
+    .then((info) => {
+      const result = messageSlot({ "data-test": "attestation-check" });
+      const check = h(
+        "button",
+        { class: "btn small quiet", "data-test": "attestation-check-button" },
+        t("product.doc.check"),
+      );
+      check.addEventListener("click", () =>
+        busy(check, result, async () => {
+          const res = await get(`/attestations/${att}`, { raw: true });
+          if (!res.ok) throw userError(t("product.doc.fetchFailed", { status: String(res.status) }));
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          const hash = keccak256(bytes);
+          if (hash !== String(att).toLowerCase()) {
+            result.show("error", t("product.doc.mismatch"), t("product.doc.mismatch.detail", { hash }));
+            result.dataset.verdict = "mismatch";
+            return;
+          }
+          const url = URL.createObjectURL(new Blob([bytes], { type: info.media_type }));
+          ctx.onLeave(() => URL.revokeObjectURL(url));
+          result.show(
+            "ok",
+            t("product.doc.matches"),
+            h("a", { href: url, download: info.name, "data-test": "attestation-save" }, t("product.doc.save")),
+          );
+          result.dataset.verdict = "match";
+        }),
+      );
+      replace(
+        box,
+        h(
+          "div",
+          { "data-test": "attestation-doc-name", title: info.media_type },
+          t("product.doc.file", { name: info.name, size: fileSize(info.size) }),
+        ),
+        check,
+        result,
+      );
+    })
+    .catch((err) =>
+      replace(
+        box,
+        h(
+          "span",
+          { class: "muted", "data-test": "attestation-doc-none" },
+          err instanceof ApiError && err.status === 404 ? t("product.doc.none") : t("product.doc.unavailable"),
+        ),
+      ),
+    );
+  return box;
+}
+
 /** #/product/<sku> : the suppliers of one product compared, with their authorizations. */
 export async function productPage(ctx, sku) {
   const listings = await get(`/catalog/listings?sku=${sku}&limit=500`);
@@ -315,8 +390,10 @@ export async function productPage(ctx, sku) {
             t("product.auth.attestation", { hash: short(att, 8, 4) }),
           ),
         );
+        const doc = attestationDocument(ctx, att);
+        slot.append(doc);
         const log = await authorizationLog(o.supplier, sku).catch(() => null);
-        if (log) slot.append(h("div", { class: "small" }, txLink(log.transactionHash, Number(log.blockNumber))));
+        if (log) doc.before(h("div", { class: "small" }, txLink(log.transactionHash, Number(log.blockNumber))));
       })
       .catch(() => replace(authSlots.get(o.listing_id), h("span", { class: "muted" }, t("product.unavailable"))));
     read("bondOf", [o.supplier, o.token])
