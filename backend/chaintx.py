@@ -1,11 +1,8 @@
-"""Transactions the backend must be able to re-send byte for byte after a crash.
+"""Chain helpers of the backend's services: what counts as the node being unreachable, the
+per-sender signing lock, calldata encoding, receipts, a listing's fields, and logs.
 
-The vault signs its ``commitBatch``, stores the signed bytes in the database, and only then
-broadcasts them. After a crash the stored bytes are broadcast again: a transaction with the
-same nonce can mine at most once, so a re-send can never double anything. The delivery agent
-and the keeper send through the chain gateway (`backend.gateway`), which does the same with
-its ``chain_txs`` rows and uses the helpers here (the per-sender lock, receipts, logs, what
-counts as the node being unreachable).
+Every transaction the backend sends goes through the chain gateway (`backend.gateway`), which
+owns nonces and signing and uses the helpers here; nothing here sends.
 """
 
 from __future__ import annotations
@@ -29,12 +26,9 @@ from web3.exceptions import (
 
 from backend.errors import ChainUnavailable
 from contracts.artifacts import load
-from contracts.client import REVERTS, decode_revert
-from contracts.errors import ChainError
 from contracts.layout import abi_type
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
     from web3 import Web3
 
     from contracts.client import EscrowClient
@@ -81,25 +75,6 @@ def rpc_guard(what: str) -> Iterator[None]:
         ) from exc
 
 
-@dataclass(frozen=True)
-class SignedTx:
-    """A signed transaction, ready to broadcast or re-broadcast.
-
-    Attributes:
-        raw: The signed RLP bytes.
-        tx_hash: Its hash, 0x hex.
-        nonce: Its nonce.
-        sender: The signer's address.
-        gas_price: The gas price it offers (wei), when known.
-    """
-
-    raw: bytes
-    tx_hash: str
-    nonce: int
-    sender: str
-    gas_price: int | None = None
-
-
 @cache
 def _function_plan(fn: str) -> tuple[bytes, tuple[str, ...]]:
     """Selector and argument types of an escrow function, computed once."""
@@ -117,57 +92,6 @@ def encode_call(fn: str, args: Sequence[Any]) -> bytes:
     return selector + abi_encode(types, list(args))
 
 
-def sign_call(
-    escrow: EscrowClient,
-    account: LocalAccount,
-    fn: str,
-    args: Sequence[Any],
-    *,
-    nonce: int,
-    gas: int | None = None,
-    gas_price: int | None = None,
-    chain_id: int | None = None,
-) -> SignedTx:
-    """Estimate (unless `gas` is given) and sign an escrow call without sending it.
-
-    Raises:
-        ContractRevertError: the call would revert with a known custom error.
-        ChainError: it would revert for another reason.
-    """
-    data = encode_call(fn, args)
-    tx: dict[str, Any] = {
-        "from": account.address,
-        "to": escrow.address,
-        "value": 0,
-        "data": "0x" + data.hex(),
-    }
-    if gas is None:
-        try:
-            gas = int(escrow.w3.eth.estimate_gas(tx)) * 6 // 5 + 20_000  # type: ignore[arg-type]
-        except REVERTS as exc:
-            decoded = decode_revert(exc)
-            if decoded is exc:
-                raise ChainError(f"{fn} would revert: {exc}") from exc
-            raise decoded from exc
-    del tx["from"]
-    tx.update(
-        {
-            "gas": gas,
-            "nonce": nonce,
-            "gasPrice": gas_price or escrow.tx.gas_price(),
-            "chainId": chain_id if chain_id is not None else escrow.chain.chain_id,
-        }
-    )
-    signed = account.sign_transaction(tx)
-    return SignedTx(
-        raw=bytes(signed.raw_transaction),
-        tx_hash="0x" + bytes(signed.hash).hex(),
-        nonce=nonce,
-        sender=account.address,
-        gas_price=int(tx["gasPrice"]),
-    )
-
-
 def receipt_or_none(w3: Web3, tx_hash: str) -> dict[str, Any] | None:
     """The receipt of a transaction, or None while it is not mined (or unknown)."""
     try:
@@ -183,41 +107,6 @@ def is_known(w3: Web3, tx_hash: str) -> bool:
     except TransactionNotFound:
         return False
     return True
-
-
-def mined_nonce(w3: Web3, address: str) -> int:
-    """The number of transactions from `address` in the latest block (its next mined nonce)."""
-    return int(w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
-
-
-def pending_nonce(w3: Web3, address: str) -> int:
-    """The next nonce counting the node's pool."""
-    return int(w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
-
-
-def broadcast(w3: Web3, tx: SignedTx) -> str:
-    """Send signed bytes; tolerate a node that already has them.
-
-    Returns:
-        ``"sent"``, ``"known"`` (the node already has it, mined or pooled) or ``"dead"`` (its
-        nonce was used by another transaction, so it can never mine).
-
-    Raises:
-        ChainUnavailable: the node did not answer.
-        ChainError: the node refused it for another reason.
-    """
-    with rpc_guard("broadcasting a transaction"):
-        try:
-            w3.eth.send_raw_transaction(tx.raw)
-            return "sent"
-        except CONNECTION_ERRORS:
-            raise
-        except Exception as exc:  # nodes and eth-tester word refusals in many exception types
-            if is_known(w3, tx.tx_hash):
-                return "known"
-            if mined_nonce(w3, tx.sender) > tx.nonce:
-                return "dead"
-            raise ChainError(f"the node refused transaction {tx.tx_hash}: {exc}") from exc
 
 
 def wait_receipt(w3: Web3, tx_hash: str, timeout: float) -> dict[str, Any] | None:

@@ -14,10 +14,11 @@ Alembic history (version table ``alembic_version_backend``). Conventions:
 
 State machines (strings, so they read well in SQL):
 
-- ``Upload.state``: ``pending`` (codes stored, the commitBatch transaction signed and stored,
-  maybe broadcast) -> ``committed`` (BatchCommitted seen at the intended first index), or
-  ``abandoned`` (the transaction can never mine; the codes are deleted), or ``misplaced`` (the
-  batch landed at another first index, see `backend.vault.service`).
+- ``Upload.state``: ``pending`` (codes stored, the commitBatch queued with the chain gateway
+  in the same transaction, ``chain_tx_id``) -> ``committed`` (BatchCommitted seen at the
+  intended first index), or ``abandoned`` (the transaction can never mine; the codes are
+  deleted), or ``misplaced`` (the batch landed at another first index, see
+  `backend.vault.service`).
 - ``Release.state``: ``prepared`` (sealed bytes and digest stored) -> ``sent`` (inside a
   ``deliver`` intent queued with the chain gateway) -> ``confirmed`` (OrderDelivered with this
   digest is on-chain); a sent release whose transaction died goes back to ``prepared`` with the
@@ -94,9 +95,11 @@ class Upload(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(String(12), default="pending")
     batch_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    tx_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The chain gateway's row carrying its commitBatch (a backend holding the supplier's key).
+    chain_tx_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chain_txs.id"), nullable=True, index=True
+    )
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

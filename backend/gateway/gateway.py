@@ -22,7 +22,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, text
@@ -132,6 +132,9 @@ class Gateway:
         bump_percent: How much a replacement raises both fees (at least 10, as nodes require).
         max_fee_cap: The most it pays per gas (None: no cap).
         reorg_depth: How deep a mined transaction is re-checked for a reorganisation.
+        follow: Senders whose stored transactions it broadcasts and follows without holding
+            their keys (it cannot sign, replace or re-sign them): a crash recovery of a key
+            that is not here, such as the vault's for an upload signed before a restart.
     """
 
     def __init__(
@@ -144,12 +147,15 @@ class Gateway:
         bump_percent: int = 25,
         max_fee_cap: int | None = None,
         reorg_depth: int = 12,
+        follow: Sequence[str] = (),
     ) -> None:
         """Bind the gateway."""
         self.session_factory = session_factory
         self.chain = chain
         self.w3 = chain.w3
         self.accounts: dict[str, LocalAccount] = {str(a.address): a for a in accounts}
+        #: Every sender whose rows this gateway follows: the keys it holds and `follow`.
+        self.senders: list[str] = sorted({*self.accounts, *follow})
         self.bump_blocks = bump_blocks
         self.bump_percent = max(bump_percent, 11)
         self.max_fee_cap = max_fee_cap
@@ -164,6 +170,8 @@ class Gateway:
         #: Receipts this gateway read when it found its rows mined (tx hash -> receipt), newest
         #: last, so a caller reads the outcome without asking the node again (`receipt`).
         self._receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: The rows the current pass is limited to (`run_once`'s `only`).
+        self._only: set[int] | None = None
 
     # ------------------------------------------------------------ fees and nonces
 
@@ -209,29 +217,50 @@ class Gateway:
 
     # ------------------------------------------------------------ a pass
 
-    def run_once(self) -> int:
+    def _ours(self) -> ColumnElement[bool]:
+        """The rows this gateway follows (of `senders`, and of `only` when a pass is limited)."""
+        ours: ColumnElement[bool] = ChainTx.sender.in_(self.senders)
+        if self._only is not None:
+            ours = ours & ChainTx.id.in_(sorted(self._only))
+        return ours
+
+    def run_once(self, only: Collection[int] | None = None) -> int:
         """One pass: reconcile what was sent, broadcast what is signed, sign what is queued.
-        Returns how many intents ended (mined, reverted, failed or dropped) in this pass."""
+        Returns how many intents ended (mined, reverted, failed or dropped) in this pass.
+
+        Args:
+            only: Follow only these rows (ids) in this pass: a caller that waits for its own
+                intent (the vault's upload) leaves the others to whoever queued them.
+        """
         ended = 0
-        ours = ChainTx.sender.in_(list(self.accounts))
-        with self.session_factory() as session, rpc_guard("sending transactions"):
-            latest = self.w3.eth.get_block("latest")
-            head = int(latest["number"])
-            ended += self._reconcile(
-                session, head, bytes(latest["hash"]), bytes(latest["parentHash"])
-            )
-            for row in session.scalars(
-                select(ChainTx).where(ChainTx.state == TxState.SIGNED, ours).order_by(ChainTx.id)
-            ).all():
-                self._broadcast(session, row, head)
-            queued = session.scalars(
-                select(ChainTx)
-                .where(ChainTx.state == TxState.QUEUED, ours)
-                .order_by(ChainTx.id)
-                .limit(50)
-            ).all()
-            for row in queued:
-                ended += self._sign(session, row, head)
+        self._only = None if only is None else set(only)
+        try:
+            with self.session_factory() as session, rpc_guard("sending transactions"):
+                latest = self.w3.eth.get_block("latest")
+                head = int(latest["number"])
+                ended += self._reconcile(
+                    session, head, bytes(latest["hash"]), bytes(latest["parentHash"])
+                )
+                for row in session.scalars(
+                    select(ChainTx)
+                    .where(ChainTx.state == TxState.SIGNED, self._ours())
+                    .order_by(ChainTx.id)
+                ).all():
+                    self._broadcast(session, row, head)
+                queued = session.scalars(
+                    select(ChainTx)
+                    .where(
+                        ChainTx.state == TxState.QUEUED,
+                        ChainTx.sender.in_(list(self.accounts)),
+                        self._ours(),
+                    )
+                    .order_by(ChainTx.id)
+                    .limit(50)
+                ).all()
+                for row in queued:
+                    ended += self._sign(session, row, head)
+        finally:
+            self._only = None
         return ended
 
     def _sign(self, session: Session, row: ChainTx, head: int) -> int:
@@ -255,6 +284,9 @@ class Gateway:
             log.warning("%s %s would revert: %s", row.intent, row.key, row.error)
             return 1
         with account_lock(row.sender):
+            session.refresh(row)
+            if row.state != TxState.QUEUED:  # another gateway of this key signed it meanwhile
+                return 0
             max_fee, priority = self._fees()
             nonce = self._next_nonce(session, row.sender)
             signed = self._signed(account, row, nonce, gas, max_fee, priority)
@@ -320,9 +352,8 @@ class Gateway:
 
     def _reconcile(self, session: Session, head: int, head_hash: bytes, parent: bytes) -> int:
         ended = 0
-        ours = ChainTx.sender.in_(list(self.accounts))
         rows = session.scalars(
-            select(ChainTx).where(ChainTx.state == TxState.SENT, ours).order_by(ChainTx.id)
+            select(ChainTx).where(ChainTx.state == TxState.SENT, self._ours()).order_by(ChainTx.id)
         ).all()
         just_mined: set[int] = set()
         for row in rows:
@@ -386,7 +417,7 @@ class Gateway:
             select(ChainTx).where(
                 ChainTx.state == TxState.MINED,
                 ChainTx.block_number >= max(head - self.reorg_depth, covered + 1),
-                ChainTx.sender.in_(list(self.accounts)),
+                self._ours(),
             )
         ).all()
         for row in recent:

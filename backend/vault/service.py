@@ -25,17 +25,20 @@ batch lands. A rejected signature leaves the upload awaiting (sign it later from
 list); its codes are never sold unless its batch lands, and are deleted only once the chain makes
 that impossible (another batch took its indexes).
 
-Crash recovery between the database write and the chain transaction: the upload is stored as
-``pending`` together with the SIGNED commitBatch bytes before anything is broadcast, so after a
-crash `recover_pending` can tell every case apart by asking the chain (see its docstring). A
-transaction with a given nonce mines at most once, so re-sending the stored bytes can never
-commit a batch twice.
+Crash recovery between the database write and the chain transaction: a backend that holds the
+supplier's key (development: ``--supplier-key-file``) stores the upload as ``pending`` and, in
+the same database transaction, queues its ``commitBatch`` with the chain gateway
+(`backend.gateway`, intent ``commit``, key ``upload:<id>``), which signs it, stores the signed
+bytes before anything is broadcast, and follows it to the end. After a crash `recover_pending`
+asks the gateway's row and the chain (see its docstring). A transaction with a given nonce mines
+at most once, so re-sending the stored bytes can never commit a batch twice.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,19 +47,13 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
 
 from backend.chaintx import (
-    SignedTx,
     account_lock,
-    broadcast,
     encode_call,
-    is_known,
-    mined_nonce,
-    pending_nonce,
     read_listing,
-    receipt_or_none,
     rpc_guard,
-    sign_call,
     wait_receipt,
 )
 from backend.db import bind_escrow
@@ -68,6 +65,8 @@ from backend.errors import (
     UploadInProgress,
     UploadRejected,
 )
+from backend.gateway.gateway import Gateway, enqueue
+from backend.gateway.models import ChainTx, TxState
 from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher, fingerprint
 from backend.vault.csv import ParsedCode, parse_codes
@@ -86,6 +85,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 250
+#: The chain gateway's intent for an upload's commitBatch.
+COMMIT_INTENT = "commit"
+#: Pause between the gateway's passes while an upload waits for its commitBatch.
+COMMIT_POLL_S = 0.1
 INSERT_CHUNK = 1000
 
 #: Called as progress(done, total) while an upload is processed.
@@ -259,7 +262,6 @@ def _mark_committed(
     upload.block_number = block_number
     if tx_hash:
         upload.tx_hash = tx_hash
-    upload.raw_tx = None
     session.execute(
         update(Code)
         .where(Code.upload_id == upload.id, Code.state == "staged")
@@ -272,7 +274,6 @@ def _abandon(session: Session, upload: Upload, reason: str) -> None:
     be uploaded again) and the reason is kept."""
     upload.state = "abandoned"
     upload.error = reason[:500]
-    upload.raw_tx = None
     session.execute(delete(Code).where(Code.upload_id == upload.id))
     log.warning("upload %s abandoned: %s", upload.id, reason)
 
@@ -378,7 +379,6 @@ def _upload_locked(
     fps: list[bytes],
 ) -> UploadResult:
     total = len(parsed)
-    w3 = escrow.w3
     address = supplier if isinstance(supplier, str) else supplier.address
     with rpc_guard("reading the listing"):
         chain_id = escrow.chain.chain_id
@@ -422,23 +422,13 @@ def _upload_locked(
     commitments = [commitment(s, p.code) for s, p in zip(salts, parsed, strict=True)]
     tree = MerkleTree([leaf(first_index + j, c) for j, c in enumerate(commitments)])
 
-    signed: SignedTx | None = None
-    with rpc_guard("preparing the commitBatch transaction"):
+    with rpc_guard("checking the commitBatch call"):
         try:
-            if isinstance(supplier, str):
-                _simulate_commit(escrow, supplier, [listing_id, tree.root, total, first_index])
-            else:
-                signed = sign_call(
-                    escrow,
-                    supplier,
-                    "commitBatch",
-                    [listing_id, tree.root, total, first_index],
-                    nonce=pending_nonce(w3, supplier.address),
-                    chain_id=chain_id,
-                )
+            _simulate_commit(escrow, address, [listing_id, tree.root, total, first_index])
         except ContractRevertError as exc:
             session.rollback()
             raise _commit_failed(exc) from exc
+    holds_key = not isinstance(supplier, str)
 
     upload = Upload(
         supplier=address,
@@ -446,13 +436,13 @@ def _upload_locked(
         first_index=first_index,
         count=total,
         root=tree.root,
-        state="pending" if signed is not None else "awaiting",
-        tx_nonce=signed.nonce if signed is not None else None,
-        tx_hash=signed.tx_hash if signed is not None else None,
-        raw_tx=signed.raw if signed is not None else None,
+        state="pending" if holds_key else "awaiting",
     )
     session.add(upload)
     session.flush()
+    if holds_key:
+        # Queued in the same database transaction as the codes: the gateway signs and sends it.
+        upload.chain_tx_id = _queue_commit(session, escrow, upload, attempt=0).id
     rows: list[dict[str, Any]] = []
     for j, (p, salt, com, fp) in enumerate(zip(parsed, salts, commitments, fps, strict=True)):
         index = first_index + j
@@ -488,7 +478,7 @@ def _upload_locked(
         ) from exc
     if progress is not None:
         progress(total, total)
-    if signed is None:
+    if not holds_key:
         log.info(
             "upload %s: %d codes for listing %s stored, awaiting the supplier's commitBatch",
             upload.id,
@@ -497,15 +487,14 @@ def _upload_locked(
         )
         return _result(upload)
     log.info(
-        "upload %s: %d codes for listing %s stored, commitBatch %s signed",
+        "upload %s: %d codes for listing %s stored, commitBatch queued",
         upload.id,
         total,
         listing_id,
-        signed.tx_hash,
     )
-
-    _send_and_finish(session, escrow, upload, signed, settings)
-    escrow.tx.reset_nonce(address)
+    assert not isinstance(supplier, str)
+    _drive(session, escrow, upload, settings, supplier)
+    escrow.tx.reset_nonce(address)  # the gateway used the key: a client of it must re-read
     return _result(upload)
 
 
@@ -608,74 +597,115 @@ def _pending_for_listing(session: Session, listing_id: int) -> bool:
     )
 
 
-def _send_and_finish(
-    session: Session, escrow: EscrowClient, upload: Upload, signed: SignedTx, settings: Settings
-) -> None:
-    """Broadcast a stored commitBatch, wait for it, record the outcome, commit."""
-    outcome = broadcast(escrow.w3, signed)
-    if outcome == "dead":
-        # Its nonce went to another transaction: it will never mine. Did ours mine before?
-        _reconcile_without_receipt(session, escrow, upload, None, settings)
-        session.commit()
-        return
-    receipt = wait_receipt(escrow.w3, signed.tx_hash, settings.commit_wait_seconds)
-    if receipt is None:
-        log.warning("upload %s: commitBatch %s not mined yet", upload.id, signed.tx_hash)
-        return
-    _finish_from_receipt(session, escrow, upload, receipt)
-    session.commit()
+def _queue_commit(session: Session, escrow: EscrowClient, upload: Upload, attempt: int) -> ChainTx:
+    """Queue `upload`'s commitBatch with the chain gateway (not committed: the caller commits it
+    together with the state that caused it). `attempt` counts re-queues after a dropped one."""
+    return enqueue(
+        session,
+        intent=COMMIT_INTENT,
+        key=f"upload:{upload.id}" + (f":{attempt}" if attempt else ""),
+        sender=upload.supplier,
+        to=escrow.address,
+        data=commit_data(upload),
+        subjects=[upload.id],
+    )
 
 
-def _reconcile_without_receipt(
+def _gateway(
+    session: Session,
+    escrow: EscrowClient,
+    settings: Settings,
+    supplier: LocalAccount | None,
+    sender: str,
+) -> Gateway:
+    """A gateway following `sender`'s rows: it signs with `supplier` when that is the sender's
+    key, and otherwise only re-sends the stored bytes and follows them."""
+    held = [supplier] if supplier is not None and supplier.address == sender else []
+    return Gateway(
+        sessionmaker(bind=session.get_bind()),
+        escrow.chain,
+        held,
+        follow=[sender],
+        bump_blocks=settings.delivery_bump_blocks,
+        bump_percent=settings.delivery_bump_percent,
+        max_fee_cap=settings.delivery_max_gas_price,
+        reorg_depth=0 if escrow.chain.kind == "embedded" else settings.reorg_depth,
+    )
+
+
+def _drive(
     session: Session,
     escrow: EscrowClient,
     upload: Upload,
-    supplier: LocalAccount | None,
     settings: Settings,
+    supplier: LocalAccount | None,
+    *,
+    wait_s: float | None = None,
 ) -> None:
-    """An upload whose transaction has no receipt: find its batch on-chain, re-send the stored
-    bytes, re-sign with a fresh nonce, or give up, in that order of preference."""
+    """Run the gateway on `upload`'s commitBatch until the upload is decided or `wait_s`
+    (default ``commit_wait_seconds``) has passed; commits the session. An upload still
+    undecided stays ``pending`` (finished later by `recover_pending`)."""
+    gateway = _gateway(session, escrow, settings, supplier, upload.supplier)
+    deadline = time.monotonic() + (settings.commit_wait_seconds if wait_s is None else wait_s)
+    passes = 0
+    while True:
+        assert upload.chain_tx_id is not None
+        gateway.run_once(only={upload.chain_tx_id})
+        passes += 1
+        _follow(session, escrow, upload, gateway, supplier)
+        session.commit()
+        # Two passes at least: one that sends, one that finds the receipt.
+        if upload.state != "pending" or (passes >= 2 and time.monotonic() >= deadline):
+            return
+        if passes >= 2:
+            time.sleep(COMMIT_POLL_S)
+
+
+def _follow(
+    session: Session,
+    escrow: EscrowClient,
+    upload: Upload,
+    gateway: Gateway,
+    supplier: LocalAccount | None,
+) -> None:
+    """Bring a pending upload up to date with its gateway row (not committed)."""
+    row = session.get(ChainTx, upload.chain_tx_id)
+    assert row is not None, f"upload {upload.id} names no chain_txs row"
+    session.refresh(row)
+    if row.tx_hash:
+        upload.tx_hash = row.tx_hash
+    if row.state in (TxState.MINED, TxState.REVERTED):
+        assert row.tx_hash is not None
+        receipt = gateway.receipt(row.tx_hash)
+        if receipt is not None:
+            _finish_from_receipt(session, escrow, upload, receipt)
+        return
+    if row.state not in (TxState.FAILED, TxState.DROPPED):
+        return  # queued, signed or sent: still on its way
+    # It can never mine: the gateway found the call would revert, or its nonce went to another
+    # transaction of the supplier. A batch of ours may be on-chain all the same.
     if _commit_if_found(session, escrow, upload):
         return
-    w3 = escrow.w3
-    if upload.tx_hash and is_known(w3, upload.tx_hash):
-        return  # in the node's pool: still pending
-    if upload.raw_tx is not None and upload.tx_nonce is not None and upload.tx_hash:
-        stored = SignedTx(upload.raw_tx, upload.tx_hash, upload.tx_nonce, upload.supplier)
-        if mined_nonce(w3, upload.supplier) <= upload.tx_nonce:
-            outcome = broadcast(w3, stored)
-            if outcome != "dead":
-                receipt = wait_receipt(w3, stored.tx_hash, settings.commit_wait_seconds)
-                if receipt is not None:
-                    _finish_from_receipt(session, escrow, upload, receipt)
-                return
-    # The stored transaction can never mine. Commit afresh if nothing moved the listing.
     listing = read_listing(escrow, upload.listing_id)
     if (
-        supplier is not None
+        row.state == TxState.DROPPED
+        and supplier is not None
         and supplier.address == upload.supplier
-        and listing.committed == upload.first_index
-    ):
-        with account_lock(supplier.address):
-            try:
-                signed = sign_call(
-                    escrow,
-                    supplier,
-                    "commitBatch",
-                    [upload.listing_id, upload.root, upload.count, upload.first_index],
-                    nonce=pending_nonce(w3, supplier.address),
+    ) and listing.committed == upload.first_index:
+        attempt = len(
+            session.scalars(
+                select(ChainTx.id).where(
+                    ChainTx.intent == COMMIT_INTENT, ChainTx.subjects == str(upload.id)
                 )
-            except ContractRevertError as exc:
-                _abandon(session, upload, f"the chain refused the batch on recovery ({exc.name})")
-                return
-            upload.tx_nonce, upload.tx_hash = signed.nonce, signed.tx_hash
-            upload.raw_tx = signed.raw
-            session.commit()  # store the new bytes before they leave
-            if broadcast(w3, signed) != "dead":
-                receipt = wait_receipt(w3, signed.tx_hash, settings.commit_wait_seconds)
-                if receipt is not None:
-                    _finish_from_receipt(session, escrow, upload, receipt)
-            escrow.tx.reset_nonce(supplier.address)
+            ).all()
+        )
+        upload.chain_tx_id = _queue_commit(session, escrow, upload, attempt).id
+        log.info("upload %s: its commitBatch was dropped; queued again", upload.id)
+        return
+    if row.state == TxState.FAILED:
+        _abandon(
+            session, upload, f"the chain refused the batch ({row.error}); upload the codes again"
+        )
         return
     _abandon(
         session,
@@ -694,19 +724,20 @@ def recover_pending(
     listing_id: int | None = None,
     upload_ids: Collection[int] | None = None,
 ) -> list[UploadResult]:
-    """Finish every pending upload after a crash, matching it against the chain.
+    """Finish every pending upload after a crash, through its chain gateway row.
 
-    For each ``pending`` upload (optionally of one listing):
+    For each ``pending`` upload (optionally of one listing), the gateway follows its queued
+    commitBatch: a row not signed yet is signed (with `supplier`'s key); stored bytes are sent
+    again (a node that has them says so); a mined one marks the upload ``committed`` from its
+    BatchCommitted event, or ``abandoned`` if it reverted. A row that can never mine (its nonce
+    went to another transaction of the supplier, or the call would revert) ends the upload
+    ``committed`` if its batch is on-chain anyway, is queued again if `supplier` is given and
+    the listing's stock still ends at the upload's first index, and is ``abandoned`` otherwise
+    (codes deleted, so the same file can be uploaded again).
 
-    - its transaction mined: mark it ``committed`` from the BatchCommitted event (or
-      ``abandoned`` if it reverted);
-    - no receipt, but a batch with its root is on-chain (a replacement mined): ``committed``;
-    - the transaction waits in the node's pool: leave it ``pending``;
-    - the node lost it and its nonce is unused: broadcast the stored bytes again (commit if
-      absent);
-    - its nonce went to another transaction: sign a new commitBatch if `supplier` is given and
-      the listing's stock still ends at the upload's first index; otherwise ``abandoned``
-      (codes deleted, so the same file can be uploaded again).
+    With `supplier` it waits up to ``commit_wait_seconds`` per upload, as an upload does;
+    without (the delivery agent's sweep), it makes two passes and leaves an undecided upload
+    ``pending`` for the next sweep.
 
     Args:
         session: A session; committed by this function.
@@ -731,14 +762,19 @@ def recover_pending(
     with rpc_guard("recovering pending uploads"):
         bind_escrow(session, escrow.chain.chain_id, escrow.address)
         for upload in session.execute(query).scalars().all():
-            receipt = receipt_or_none(escrow.w3, upload.tx_hash) if upload.tx_hash else None
-            if receipt is not None:
-                _finish_from_receipt(session, escrow, upload, receipt)
+            if upload.chain_tx_id is None:  # queued by no one: cannot happen after migration 0010
+                if not _commit_if_found(session, escrow, upload):
+                    _abandon(session, upload, "no commitBatch was ever queued for it")
             else:
-                _reconcile_without_receipt(session, escrow, upload, supplier, settings)
+                _drive(
+                    session, escrow, upload, settings, supplier,
+                    wait_s=None if supplier is not None else 0.0,
+                )  # fmt: skip
             session.commit()
             log.info("recovered upload %s: %s", upload.id, upload.state)
             out.append(_result(upload))
+        if supplier is not None:
+            escrow.tx.reset_nonce(supplier.address)
     return out
 
 

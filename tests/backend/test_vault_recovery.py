@@ -1,8 +1,9 @@
 """Crash recovery between the vault's database write and its commitBatch transaction.
 
-The upload is stored as `pending` with its signed transaction before anything is broadcast.
-Each test kills the upload at one point (an exception standing in for the process dying) and
-checks that `recover_pending` ends in exactly one committed batch, or in a clean abandon."""
+The upload is stored as `pending` with its commitBatch queued with the chain gateway, which
+stores the signed bytes before anything is broadcast. Each test kills the upload at one point
+(an exception standing in for the process dying) and checks that `recover_pending` ends in
+exactly one committed batch, or in a clean abandon."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend import chaintx
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
 from backend.errors import ChainUnavailable
+from backend.gateway.gateway import Gateway
 from backend.models import Code, Upload
-from backend.vault import service
 from backend.vault.service import recover_pending, upload_codes
 from contracts.chain import AnvilNode, Chain
 from contracts.testing import World, demo_codes, make_world
@@ -44,16 +44,16 @@ def _crash_upload(
     where: str,
     data: bytes,
 ) -> None:
-    """Run an upload that dies before or after broadcasting its transaction."""
-    real_broadcast = chaintx.broadcast
+    """Run an upload that dies in the chain gateway, before or after broadcasting its signed
+    commitBatch (the gateway's crash points ``signed`` and ``sent``)."""
+    point = {"before-broadcast": "signed", "after-broadcast": "sent"}[where]
 
-    def dying_broadcast(w3: object, tx: chaintx.SignedTx) -> str:
-        if where == "after-broadcast":
-            real_broadcast(w3, tx)  # type: ignore[arg-type]
-        raise Crash(where)
+    def dying(_gateway: Gateway, at: str) -> None:
+        if at == point:
+            raise Crash(where)
 
     with monkeypatch.context() as m:
-        m.setattr(service, "broadcast", dying_broadcast)
+        m.setattr(Gateway, "_crash", dying)
         with sessions() as session, pytest.raises(Crash):
             upload_codes(session, world.escrow, world.supplier, lid, data, settings)
 
