@@ -281,6 +281,7 @@ const REVERTS = {
   EscrowDeadlineNotReached: (a) => ({ time: time(a[1]) }),
   EscrowBadBps: (a) => ({ bps: id(a[0]) }),
   EscrowBadArgument: (a) => ({ name: id(a[0]) }),
+  EscrowBadWindow: (a) => ({ name: id(a[0]), value: id(a[1]), min: id(a[2]), max: id(a[3]) }),
   EscrowBatchOutOfOrder: (a) => ({ listing: id(a[0]), first: id(a[1]), committed: id(a[2]) }),
   EscrowNothingToWithdraw: () => ({}),
   EscrowTokenNotAllowed: () => ({}),
