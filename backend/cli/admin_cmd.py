@@ -198,6 +198,14 @@ def licence_grant(
         ),
     ],
     api: PublishOption = None,
+    new_account: Annotated[
+        bool,
+        typer.Option(
+            "--new-account",
+            help="Licence an address that has never been used on this chain (no balance, no "
+            "transaction): refused without this, since it is most often a mistyped address.",
+        ),
+    ] = False,
 ) -> None:
     """Licence SUPPLIER to sell SKU, citing an attestation document (RIGHTS_ADMIN_ROLE).
 
@@ -212,6 +220,16 @@ def licence_grant(
         raise fail(f"{attestation} is empty: the attestation is the licence document itself", 2)
     digest = bytes(keccak(document))
     escrow, account = _require(_target(ctx), "RIGHTS_ADMIN_ROLE", "a licence")
+    w3 = escrow.w3
+    if not new_account and not (
+        w3.eth.get_transaction_count(who) or w3.eth.get_balance(who) or w3.eth.get_code(who)  # type: ignore[arg-type]
+    ):
+        raise fail(
+            f"unknown supplier {who}: no account at that address has ever been used on this "
+            "chain (no balance, no transaction); check the address, or pass --new-account if "
+            "the supplier has not funded it yet. Nothing was sent",
+            2,
+        )
     kept = data_dir() / "attestations" / f"0x{digest.hex()}{attestation.suffix}"
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(attestation, kept)

@@ -115,6 +115,13 @@ def test_an_operator_opens_a_marketplace_with_kameng_commands(
         "does not hold RIGHTS_ADMIN_ROLE" in refused.output and "nothing was sent" in refused.output
     )
     assert chain.w3.eth.get_transaction_count(admin.address) == nonce
+    # An address never used on this chain is most often a typo: refused, nothing sent.
+    typo = Account.create().address
+    rights_nonce = chain.w3.eth.get_transaction_count(rights.address)
+    unknown = kameng(ops, "admin", "--keystore", "rights", "licence", "grant", typo, SKU,
+                     "--attestation", str(document))  # fmt: skip
+    assert unknown.exit_code == 2 and f"unknown supplier {typo}" in unknown.output, unknown.output
+    assert chain.w3.eth.get_transaction_count(rights.address) == rights_nonce
     granted = kameng(ops, "admin", "--keystore", "rights", "licence", "grant", supplier.address,
                      SKU, "--attestation", str(document))  # fmt: skip
     assert granted.exit_code == 0, granted.output
