@@ -1,5 +1,6 @@
 """Chain helpers of the backend's services: what counts as the node being unreachable, the
-per-sender signing lock, calldata encoding, receipts, a listing's fields, and logs.
+per-sender signing lock, calldata encoding, receipts and a listing's fields. Logs are read
+with `contracts.chain.get_logs` (`EscrowClient.logs`).
 
 Every transaction the backend sends goes through the chain gateway (`backend.gateway`), which
 owns nonces and signing and uses the helpers here; nothing here sends.
@@ -154,55 +155,3 @@ def read_listing(escrow: EscrowClient, listing_id: int) -> ListingView:
         active=bool(fields["active"]),
         batch_count=int(fields["batch_count"]),
     )
-
-
-def get_logs(
-    escrow: EscrowClient,
-    from_block: int,
-    to_block: int | str,
-    topics: list[Any],
-    step: int = 5_000,
-) -> list[dict[str, Any]]:
-    """The escrow's raw logs in a block range, ready for `EventCodec.decode_log`.
-
-    The range is read in pieces of at most `step` blocks, which every provider accepts. A real
-    node is asked through the raw provider (web3's formatting costs ~110 µs a log); the embedded
-    chain only understands web3's formatted filter.
-
-    Args:
-        escrow: The escrow.
-        from_block: First block.
-        to_block: Last block, or ``"latest"``.
-        topics: The topics filter, 0x-hex strings (or lists of them for alternatives).
-        step: Most blocks per request.
-    """
-    last = int(escrow.w3.eth.block_number) if isinstance(to_block, str) else to_block
-    out: list[dict[str, Any]] = []
-    start = from_block
-    while start <= last:
-        end = min(last, start + step - 1)
-        if escrow.chain.kind == "embedded":
-            found = escrow.w3.eth.get_logs(
-                {
-                    "address": escrow.address,
-                    "fromBlock": start,
-                    "toBlock": end,
-                    "topics": topics,
-                }
-            )
-            out.extend(dict(log) for log in found)
-        else:
-            result = escrow.chain.make_request(
-                "eth_getLogs",
-                [
-                    {
-                        "address": escrow.address,
-                        "fromBlock": hex(start),
-                        "toBlock": hex(end),
-                        "topics": topics,
-                    }
-                ],
-            )
-            out.extend(result or [])
-        start = end + 1
-    return out

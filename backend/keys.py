@@ -22,7 +22,6 @@ from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 from nacl.public import PrivateKey
 
-from backend.chaintx import get_logs
 from backend.errors import KeyDerivationError
 
 if TYPE_CHECKING:
@@ -110,8 +109,7 @@ def recover_order_key(
             derived for another nonce.
     """
     codec = escrow.codec
-    logs = get_logs(
-        escrow,
+    logs = escrow.logs(
         from_block,
         "latest",
         [

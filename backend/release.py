@@ -27,7 +27,6 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 
-from backend.chaintx import get_logs
 from backend.errors import ReleaseInvalid
 from contracts.encoding import (
     commitment,
@@ -415,7 +414,7 @@ def onchain_order_facts(
         ["0x" + codec.topic("OrderPaid").hex(), "0x" + codec.topic("OrderDelivered").hex()],
         "0x" + order_id.to_bytes(32, "big").hex(),
     ]
-    logs = get_logs(escrow, from_block, "latest", topics)
+    logs = escrow.logs(from_block, "latest", topics)
     quantity: int | None = None
     digest: bytes | None = None
     for raw in logs:

@@ -148,6 +148,95 @@ class Chain:
             self.make_request("evm_revert", [snapshot_id])
 
 
+#: Most blocks one ``eth_getLogs`` request of `get_logs` spans (every provider accepts it).
+LOG_STEP = 5_000
+
+
+def log_filter(
+    address: str, from_block: int, to_block: int, topics: list[Any] | None = None
+) -> dict[str, Any]:
+    """The JSON-RPC ``eth_getLogs`` filter of one contract over a closed block range."""
+    found: dict[str, Any] = {
+        "address": address,
+        "fromBlock": hex(from_block),
+        "toBlock": hex(to_block),
+    }
+    if topics is not None:
+        found["topics"] = topics
+    return found
+
+
+def _rpc_hex(value: Any) -> str:
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else "0x" + value.lower()
+    return "0x" + bytes(value).hex()
+
+
+def tester_logs(
+    w3: Web3, address: str, from_block: int, to_block: int, topics: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """``eth_getLogs`` on the embedded chain, shaped like a node's answer (hex strings).
+
+    eth-tester understands only web3's formatted filter, not the raw JSON-RPC one."""
+    query: dict[str, Any] = {"address": address, "fromBlock": from_block, "toBlock": to_block}
+    if topics is not None:
+        query["topics"] = topics
+    return [
+        {
+            "address": str(log["address"]),
+            "topics": [_rpc_hex(t) for t in log["topics"]],
+            "data": _rpc_hex(log["data"]),
+            "blockNumber": hex(int(log["blockNumber"])),
+            "blockHash": _rpc_hex(log["blockHash"]),
+            "transactionHash": _rpc_hex(log["transactionHash"]),
+            "logIndex": hex(int(log["logIndex"])),
+        }
+        for log in w3.eth.get_logs(query)  # type: ignore[arg-type]
+    ]
+
+
+def get_logs(
+    chain: Chain,
+    address: str,
+    from_block: int,
+    to_block: int | str,
+    topics: list[Any] | None = None,
+    step: int = LOG_STEP,
+) -> list[dict[str, Any]]:
+    """The one log reader: a contract's logs over a block range, as JSON-RPC dicts (hex
+    strings, ready for `contracts.events.EventCodec.decode_log`), in chain order.
+
+    The range is asked for in pieces of at most `step` blocks. A node is asked through the raw
+    provider (web3's formatting costs about 110 µs a log); the embedded chain through
+    `tester_logs`. The indexer's own HTTP source sends the same `log_filter` over its pooled
+    connections.
+
+    Args:
+        chain: The chain.
+        address: The contract.
+        from_block: First block.
+        to_block: Last block, or ``"latest"``.
+        topics: The topics filter: 0x-hex strings, None for any, lists for alternatives.
+        step: Most blocks per request.
+
+    Raises:
+        ChainError: the node answered with an error.
+    """
+    last = int(chain.w3.eth.block_number) if isinstance(to_block, str) else to_block
+    out: list[dict[str, Any]] = []
+    start = from_block
+    while start <= last:
+        end = min(last, start + step - 1)
+        if chain.kind == "embedded":
+            out.extend(tester_logs(chain.w3, address, start, end, topics))
+        else:
+            out.extend(
+                chain.make_request("eth_getLogs", [log_filter(address, start, end, topics)]) or []
+            )
+        start = end + 1
+    return out
+
+
 def _install_indexed_tx_lookup() -> None:
     """Make eth-tester find a mined transaction through py-evm's hash index.
 

@@ -333,6 +333,14 @@ class EscrowClient:
             events=events,
         )
 
+    def logs(
+        self, from_block: int, to_block: int | str, topics: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The escrow's raw logs over a block range (`contracts.chain.get_logs`)."""
+        from contracts.chain import get_logs
+
+        return get_logs(self.chain, self.address, from_block, to_block, topics)
+
     def call(self, fn: str, *args: Any) -> Any:
         """Call a view function.
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 from web3 import HTTPProvider
 
+from contracts.chain import log_filter, tester_logs
 from indexer.errors import RangeTooLargeError, RpcError, TransientRpcError
 
 if TYPE_CHECKING:
@@ -301,10 +302,7 @@ class HttpSource:
 
     def logs(self, from_block: int, to_block: int, address: str) -> list[dict[str, Any]]:
         """`eth_getLogs` for one contract over a closed block range."""
-        result = self.request(
-            "eth_getLogs",
-            [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": address}],
-        )
+        result = self.request("eth_getLogs", [log_filter(address, from_block, to_block)])
         return list(result or [])
 
 
@@ -365,21 +363,7 @@ class TesterSource:
 
     def logs(self, from_block: int, to_block: int, address: str) -> list[dict[str, Any]]:
         """The contract's logs over a closed block range, shaped like JSON-RPC's."""
-        raw = self.w3.eth.get_logs(
-            {"fromBlock": from_block, "toBlock": to_block, "address": address}  # type: ignore[typeddict-item]
-        )
-        return [
-            {
-                "address": str(log["address"]),
-                "topics": [_hex(t) for t in log["topics"]],
-                "data": _hex(log["data"]),
-                "blockNumber": hex(int(log["blockNumber"])),
-                "blockHash": _hex(log["blockHash"]),
-                "transactionHash": _hex(log["transactionHash"]),
-                "logIndex": hex(int(log["logIndex"])),
-            }
-            for log in raw
-        ]
+        return tester_logs(self.w3, address, from_block, to_block)
 
 
 def source_for(chain_or_url: Chain | str | Source, **kwargs: Any) -> Source:

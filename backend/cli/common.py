@@ -263,17 +263,7 @@ def order_from_public(row: OrderPublic) -> Order:
 def order_from_chain(escrow: EscrowClient, order_id: int, from_block: int = 0) -> Order | None:
     """Rebuild an order from its events on-chain (when the mirror lags behind)."""
     topic = "0x" + order_id.to_bytes(32, "big").hex()
-    raw = escrow.chain.make_request(
-        "eth_getLogs",
-        [
-            {
-                "address": escrow.address,
-                "fromBlock": hex(from_block),
-                "toBlock": "latest",
-                "topics": [None, topic],
-            }
-        ],
-    )
+    raw = escrow.logs(from_block, "latest", [None, topic])
     events = [e for e in (escrow.codec.decode_log(r) for r in raw or []) if e is not None]
     stamps = {e.block_number: escrow.block_timestamp(e.block_number) for e in events}
     return rebuild_orders(events, stamps).get(order_id)

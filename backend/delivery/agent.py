@@ -45,7 +45,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.chaintx import (
     CONNECTION_ERRORS,
     encode_call,
-    get_logs,
     rpc_guard,
 )
 from backend.db import bind_escrow
@@ -776,8 +775,7 @@ class DeliveryAgent:
     def _reconcile_release(self, rel: Release, *, late: bool = False) -> None:
         """Ask the chain what became of one order and move its release accordingly."""
         codec = self.escrow.codec
-        logs = get_logs(
-            self.escrow,
+        logs = self.escrow.logs(
             rel.paid_block,
             "latest",
             [

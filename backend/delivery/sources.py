@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Select, exists, select
 
-from backend.chaintx import get_logs
 from backend.models import AgentCursor, AgentPaidOrder, Release, Upload
 from contracts.client import order_from_paid_event
 from contracts.encoding import Order, OrderState, split_order_id
@@ -179,7 +178,7 @@ class ChainLogOrderSource:
             ev
             for ev in (
                 self.escrow.codec.decode_log(raw)
-                for raw in get_logs(self.escrow, start, end, [self._topics])
+                for raw in self.escrow.logs(start, end, [self._topics])
             )
             if ev is not None and "orderId" in ev.args
         ]

@@ -267,8 +267,7 @@ class ChainView:
             spans = self.index.ranges(topics, from_block, to_block)
         raw_logs: list[Any] = []
         for low, high in spans:
-            params = {"address": self.escrow, "fromBlock": low, "toBlock": high, "topics": topics}
-            raw_logs.extend(self.w3.eth.get_logs(params))  # type: ignore[arg-type]
+            raw_logs.extend(self.client.logs(low, high, topics))
         out = []
         for raw in raw_logs:
             decoded = self.codec.decode_log(dict(raw))

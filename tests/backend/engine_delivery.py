@@ -11,7 +11,6 @@ from nacl.public import PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.chaintx import get_logs
 from backend.gateway.models import ChainTx
 from backend.keys import next_order_key, public_key_bytes
 from backend.models import Release as ReleaseRow
@@ -62,7 +61,7 @@ def delivered_events(escrow: EscrowClient, from_block: int = 0) -> dict[int, lis
     """Every OrderDelivered on-chain: order id -> digests (0x hex), in chain order."""
     topic = "0x" + escrow.codec.topic("OrderDelivered").hex()
     out: dict[int, list[str]] = defaultdict(list)
-    for raw in get_logs(escrow, from_block, "latest", [topic]):
+    for raw in escrow.logs(from_block, "latest", [topic]):
         ev = escrow.codec.decode_log(raw)
         assert ev is not None
         out[int(ev.args["orderId"])].append("0x" + bytes(ev.args["releaseDigest"]).hex())

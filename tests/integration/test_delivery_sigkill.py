@@ -21,7 +21,6 @@ from nacl.public import PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.chaintx import get_logs
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_factory
 from backend.gateway.models import IN_FLIGHT, ChainTx
@@ -190,10 +189,8 @@ def test_sigkill_while_deliveries_are_in_flight(
 
         paid = {}
         topic = "0x" + escrow.codec.topic("OrderPaid").hex()
-        _wait_for(
-            lambda: len(get_logs(escrow, 0, "latest", [topic])) == ORDERS, 30, "all purchases"
-        )
-        for raw in get_logs(escrow, 0, "latest", [topic]):
+        _wait_for(lambda: len(escrow.logs(0, "latest", [topic])) == ORDERS, 30, "all purchases")
+        for raw in escrow.logs(0, "latest", [topic]):
             ev = escrow.codec.decode_log(raw)
             assert ev is not None
             paid[int(ev.args["orderId"])] = keys[bytes(ev.args["buyerPubKey"])]
@@ -214,7 +211,7 @@ def test_sigkill_while_deliveries_are_in_flight(
         agent.stop()
 
     delivered: dict[int, list[bytes]] = {}
-    for raw in get_logs(escrow, 0, "latest", ["0x" + escrow.codec.topic("OrderDelivered").hex()]):
+    for raw in escrow.logs(0, "latest", ["0x" + escrow.codec.topic("OrderDelivered").hex()]):
         ev = escrow.codec.decode_log(raw)
         assert ev is not None
         delivered.setdefault(int(ev.args["orderId"]), []).append(bytes(ev.args["releaseDigest"]))
