@@ -625,3 +625,11 @@ class Runtime:
                 indent=2,
             )
         return target
+
+
+def demo_codes(n: int, start: int = 0) -> list[bytes]:
+    """`n` distinct fake card codes (tests and demo only)."""
+    return [
+        f"KMG-{i:06d}-{keccak(i.to_bytes(8, 'big')).hex()[:8].upper()}".encode()
+        for i in range(start, start + n)
+    ]

@@ -66,10 +66,9 @@ from backend.evidence.service import bundle_for, mirror_view, stored_release
 from backend.evidence.store import AdditionsStore
 from backend.keys import next_order_key, public_key_bytes
 from backend.rpc_proxy import serialize_provider
-from backend.runtime import Runtime, deploy_dev_world
+from backend.runtime import Runtime, demo_codes, deploy_dev_world
 from contracts.chain import AnvilNode
 from contracts.encoding import Order, OrderState, order_id
-from contracts.testing import demo_codes
 
 if TYPE_CHECKING:
     import httpx

@@ -14,9 +14,9 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from rich.console import Console
 
+from bench.world import make_world, open_listing
 from contracts.chain import embedded_chain
 from contracts.client import EscrowClient, deploy_contract
-from contracts.testing import make_world, open_listing
 
 BATCH = 50
 _STEPS = ("buy", "deliver", "confirm", "settle_after_window", "refund", "dispute", "rule")

@@ -2,7 +2,7 @@
 
 One run:
 
-1. anvil with at least 100,000 escrow events over every event type (`indexer.testing.Workload`:
+1. anvil with at least 100,000 escrow events over every event type (`bench.workload.Workload`:
    rounds of 5,000 orders; batched deliveries and settlements give ~2.7 events per order);
 2. (c) ceiling: raw `eth_getLogs` plus JSON parse over the same chain, with the indexer's own
    adaptive ranges and concurrency, no decoding, no database;
@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from bench.workload import AnvilDriver, Workload
 from contracts.chain import AnvilNode
 from indexer import models as m
 from indexer.db import make_engine, migrate
 from indexer.fetch import RangeSizer
 from indexer.runner import Indexer
 from indexer.source import HttpSource
-from indexer.testing import AnvilDriver, Workload
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -48,9 +48,8 @@ from sqlalchemy import select
 from backend.api.queries import servable_releases
 from backend.client import KamengClient
 from backend.config import Settings
-from backend.runtime import Runtime, deploy_dev_world
+from backend.runtime import Runtime, demo_codes, deploy_dev_world
 from contracts.chain import AnvilNode, rpc_chain
-from contracts.testing import demo_codes
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

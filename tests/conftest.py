@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from bench.world import World, make_world
 from contracts.chain import AnvilNode, Chain, embedded_chain
-from contracts.testing import World, make_world
 
 # No Hypothesis test asserts a duration (speed is the benchmarks' business), and CI shares two
 # cores with other work: an example that takes 400 ms is not a failure (a fresh-clone run

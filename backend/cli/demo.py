@@ -279,9 +279,9 @@ def _story(
     from backend.client import KamengClient
     from backend.keys import next_order_key, public_key_bytes
     from backend.release import verify_release_onchain
+    from backend.runtime import demo_codes
     from contracts.encoding import commitment, leaf
     from contracts.merkle import MerkleTree
-    from contracts.testing import demo_codes
 
     del admin
     # ------------------------------------------------------------------ 2. bond and upload

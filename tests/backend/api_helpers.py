@@ -20,7 +20,7 @@ from backend.client import ApiError, KamengClient
 from backend.config import Settings
 from backend.keys import next_order_key, public_key_bytes
 from backend.runtime import DevWorld, Runtime
-from contracts.testing import demo_codes
+from bench.world import demo_codes
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.vault.service import UploadResult, upload_codes
-from contracts.testing import World, demo_codes
+from bench.world import World, demo_codes
 
 
 def engine_settings(**overrides: object) -> Settings:

@@ -11,9 +11,9 @@ import pytest
 
 from backend.client import ApiError, answer_json
 from backend.schemas import SettlementSummaryPublic
+from bench.world import demo_codes
 from contracts import order_rules as rules
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 
 CAP = 64 * 1024

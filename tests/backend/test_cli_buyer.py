@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from backend.cli import app
 from backend.models import Release
+from bench.world import demo_codes
 from contracts.encoding import OrderState, commitment, leaf
 from contracts.merkle import MerkleTree
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, poll, serve
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
 from backend.cli import app
-from contracts.testing import demo_codes
+from bench.world import demo_codes
 from tests.backend.api_helpers import Served, serve
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ from backend.delivery.sources import ChainLogOrderSource, MirrorOrderSource
 from backend.errors import ReleaseNotFound, UploadRejected
 from backend.release_store import get_release
 from backend.vault.service import stock_counts, upload_codes
-from contracts.testing import World, commit_codes, demo_codes
+from bench.world import World, commit_codes, demo_codes
 from tests.backend.engine_delivery import (
     Crash,
     assert_delivered_once,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
-from contracts.testing import World
+from bench.world import World
 from tests.backend.engine_delivery import (
     Bought,
     Crash,

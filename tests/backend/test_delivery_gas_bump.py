@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.delivery.agent import DeliveryAgent
+from bench.world import World, make_world
 from contracts.chain import Chain
-from contracts.testing import World, make_world
 from tests.backend.engine_delivery import (
     Bought,
     Crash,

@@ -23,8 +23,8 @@ from backend.evidence.schema import ReleaseSection, to_json
 from backend.evidence.verify import Checklist, verify_bundle
 from backend.release import Release
 from backend.release_store import get_release
+from bench.world import World, make_world
 from contracts.chain import Chain, embedded_chain
-from contracts.testing import World, make_world
 from tests.backend.engine_delivery import Bought, buy
 from tests.backend.engine_helpers import engine_settings, stock_listing
 from tests.backend.evidence_helpers import edit

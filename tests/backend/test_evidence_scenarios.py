@@ -30,10 +30,10 @@ from backend.evidence import canonical
 from backend.evidence.schema import EvidenceBundle
 from backend.evidence.store import AdditionsStore
 from backend.keys import public_key_bytes
+from bench.world import demo_codes
 from contracts import order_rules as rules
 from contracts.client import EscrowClient
 from contracts.encoding import OrderState
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Bought, Served, poll, serve
 from tests.backend.evidence_helpers import commit_own_batch, deliver_own, store_release
 

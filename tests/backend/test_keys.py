@@ -15,7 +15,7 @@ from backend.keys import (
     public_key_bytes,
     recover_order_key,
 )
-from contracts.testing import World, open_listing
+from bench.world import World, open_listing
 
 ESCROW = "0x" + "ab" * 20
 

@@ -19,9 +19,9 @@ from backend.evidence.store import AdditionsStore
 from backend.runtime import Runtime
 from backend.vault.crypto import CodeCipher, key_check, master_key_id
 from backend.vault.master import MasterKeyMismatch, VaultKey, open_vault, vault_key_id
+from bench.world import World
 from contracts.chain import Chain
 from contracts.client import EscrowClient, EscrowConfig
-from contracts.testing import World
 from tests.backend.engine_helpers import engine_settings, stock_listing
 from tests.backend.test_vault_notes import insert_codes, migrate_to
 

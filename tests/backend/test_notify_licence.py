@@ -26,8 +26,8 @@ from backend.notify.models import Endpoint, NotifyCursor, OutboxMessage
 from backend.notify.producer import EVENTS, LICENCES, Producer, sku_name
 from backend.notify.service import dispatcher_for
 from backend.runtime import DEV_SKU_NAME
+from bench.world import demo_codes
 from contracts.encoding import sku_id
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 from tests.backend.notify_helpers import receiver, smtp_server
 

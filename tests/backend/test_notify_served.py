@@ -19,8 +19,8 @@ from standardwebhooks.webhooks import Webhook
 
 from backend.client import ApiError, KamengClient
 from backend.notify.endpoints import EndpointRejected, check_webhook_url
+from bench.world import demo_codes
 from contracts.encoding import OrderState
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 from tests.backend.notify_helpers import Receiver, receiver, self_signed_tls_server
 

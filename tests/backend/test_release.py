@@ -22,9 +22,9 @@ from backend.release import (
     verify_release,
 )
 from backend.release_store import release_from_row
+from bench.world import World, demo_codes
 from contracts.encoding import commitment, leaf, order_id
 from contracts.merkle import MerkleTree
-from contracts.testing import World, demo_codes
 
 CHAIN_ID = 31337
 ESCROW = "0x" + "12" * 20

@@ -20,7 +20,7 @@ from backend.vault.crypto import CodeCipher
 from backend.vault.master import open_vault
 from backend.vault.notes import count_legacy_notes, read_notes
 from backend.vault.service import upload_codes
-from contracts.testing import World, demo_codes
+from bench.world import World, demo_codes
 
 SUPPLIER = "0x" + "5a" * 20
 

@@ -27,8 +27,8 @@ from backend.chaintx import encode_call
 from backend.client import ApiError, KamengClient
 from backend.models import Code, Upload
 from backend.schemas import UploadPublic
+from bench.world import demo_codes
 from contracts.encoding import OrderState
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import Served, backend_settings, database, poll, serve
 
 

@@ -19,8 +19,8 @@ from backend.errors import ChainUnavailable
 from backend.gateway.gateway import Gateway
 from backend.models import Code, Upload
 from backend.vault.service import recover_pending, upload_codes
+from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain
-from contracts.testing import World, demo_codes, make_world
 from tests.backend.engine_delivery import assert_delivered_once, buy
 from tests.backend.engine_helpers import engine_settings
 

@@ -26,7 +26,7 @@ from backend.vault.master import MasterKeyMismatch, open_vault, vault_key_id
 from backend.vault.notes import read_notes, record_of
 from backend.vault.rotate import rotate_master_key
 from backend.vault.service import upload_codes
-from contracts.testing import World, demo_codes
+from bench.world import World, demo_codes
 from tests.backend.engine_helpers import engine_settings
 from tests.backend.test_vault_notes import insert_codes
 

@@ -18,9 +18,9 @@ from backend.gateway.models import ChainTx, TxState
 from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher
 from backend.vault.service import commit_data, recover_pending
+from bench.world import World, demo_codes
 from contracts.encoding import commitment, leaf
 from contracts.merkle import MerkleTree
-from contracts.testing import World, demo_codes
 from tests.backend.engine_helpers import engine_settings
 from tests.backend.test_vault_notes import migrate_to
 

@@ -19,9 +19,9 @@ from backend.models import Code, Upload
 from backend.vault.crypto import CodeCipher, EncryptedRecord
 from backend.vault.notes import record_of
 from backend.vault.service import list_uploads, stock_counts, upload_codes
+from bench.world import World, demo_codes
 from contracts.encoding import commitment, leaf
 from contracts.merkle import MerkleTree
-from contracts.testing import World, demo_codes
 from tests.backend.engine_helpers import engine_settings, stock_listing
 
 

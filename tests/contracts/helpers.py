@@ -10,6 +10,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
+from bench.world import World, make_world, open_listing
 from contracts.artifacts import load
 from contracts.client import (
     REVERTS,
@@ -22,7 +23,6 @@ from contracts.client import (
 )
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
 from contracts.errors import ChainError, ContractRevertError
-from contracts.testing import World, make_world, open_listing
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

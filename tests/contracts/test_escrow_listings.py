@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
+from bench.world import commit_codes, demo_codes
 from contracts.client import TxResult
 from contracts.encoding import commitment, leaf, sku_id
 from contracts.merkle import MerkleTree, verify
-from contracts.testing import commit_codes, demo_codes
 from tests.contracts.helpers import (
     ETH,
     ETH_PRICE,

@@ -23,6 +23,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.world import demo_codes
 from contracts import order_rules as rules
 from contracts.client import EscrowConfig, rebuild_orders
 from contracts.encoding import (
@@ -37,7 +38,6 @@ from contracts.encoding import (
 )
 from contracts.layout import escrow_struct
 from contracts.merkle import MerkleTree
-from contracts.testing import demo_codes
 from tests.contracts.helpers import ETH, PUBKEY, Env
 
 if TYPE_CHECKING:

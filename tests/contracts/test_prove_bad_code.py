@@ -9,6 +9,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from bench.world import World, demo_codes
 from contracts.client import EscrowClient
 from contracts.encoding import (
     Order,
@@ -20,7 +21,6 @@ from contracts.encoding import (
 )
 from contracts.errors import ContractRevertError
 from contracts.merkle import MerkleTree
-from contracts.testing import World, demo_codes
 
 
 @dataclass

@@ -15,21 +15,21 @@ import pytest
 import sqlalchemy as sa
 from eth_utils import keccak
 
+from bench.workload import diff_mirrors, dump_mirror
+from bench.world import commit_codes, demo_codes, make_world, open_listing
 from contracts import order_rules as rules
 from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
 from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
 from contracts.layout import escrow_struct
-from contracts.testing import commit_codes, demo_codes, make_world, open_listing
 from indexer import models as m
 from indexer.runner import Indexer
-from indexer.testing import diff_mirrors, dump_mirror
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from bench.world import World
     from contracts.chain import Chain
-    from contracts.testing import World
 
 
 @dataclass

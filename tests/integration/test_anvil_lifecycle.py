@@ -6,10 +6,10 @@ import pytest
 from eth_typing import HexStr
 from eth_utils import keccak
 
+from bench.world import make_world, open_listing
 from contracts.chain import Chain
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.errors import ContractRevertError
-from contracts.testing import make_world, open_listing
 
 pytestmark = pytest.mark.anvil
 

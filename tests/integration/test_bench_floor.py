@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench.indexer import floor
+from bench.workload import dump_mirror, small_workload
 from indexer.runner import Indexer
-from indexer.testing import dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -28,8 +28,8 @@ from backend.models import Release
 from backend.release import verify_release_onchain
 from backend.release_store import get_release
 from backend.vault.service import upload_codes
+from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain
-from contracts.testing import World, demo_codes, make_world
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = 36

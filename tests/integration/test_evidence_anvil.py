@@ -23,8 +23,8 @@ from backend.evidence.bundle import build_bundle  # noqa: E402
 from backend.evidence.chainview import ChainView  # noqa: E402
 from backend.evidence.verify import verify_bundle  # noqa: E402
 from backend.keys import next_order_key, public_key_bytes  # noqa: E402
+from bench.world import demo_codes, make_world  # noqa: E402
 from contracts.chain import AnvilNode, rpc_chain  # noqa: E402
-from contracts.testing import demo_codes, make_world  # noqa: E402
 from tests.backend.evidence_helpers import Sealed, commit_own_batch, deliver_own  # noqa: E402
 
 pytestmark = pytest.mark.anvil

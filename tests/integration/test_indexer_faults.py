@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from bench.workload import diff_mirrors, dump_mirror, small_workload
 from indexer.fetch import RetryPolicy
 from indexer.runner import Indexer
-from indexer.testing import diff_mirrors, dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bench.workload import IndexProcess, diff_mirrors, dump_mirror, small_workload
 from indexer.runner import Indexer
-from indexer.testing import IndexProcess, diff_mirrors, dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from bench.workload import diff_mirrors, dump_mirror, reorg, small_workload, wait_until
 from indexer.db import make_engine
 from indexer.runner import Indexer
-from indexer.testing import diff_mirrors, dump_mirror, reorg, small_workload, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bench.workload import Workload, diff_mirrors, dump_mirror, reorg, small_workload
 from contracts.encoding import ZERO_ADDRESS
 from indexer.errors import DeepReorgError
 from indexer.runner import Indexer
-from indexer.testing import Workload, diff_mirrors, dump_mirror, reorg, small_workload
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bench.workload import diff_mirrors, dump_mirror, small_workload
 from indexer.runner import Indexer
-from indexer.testing import diff_mirrors, dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
+from bench.workload import IndexProcess, diff_mirrors, dump_mirror, small_workload
 from indexer.runner import Indexer
-from indexer.testing import IndexProcess, diff_mirrors, dump_mirror, small_workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 from backend.cli import app
 from backend.client import KamengClient
 from backend.limits import MAX_JSON_DEPTH
+from bench.world import demo_codes
 from contracts.chain import free_port
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import poll
 from tests.integration.serve_support import kameng_serve
 

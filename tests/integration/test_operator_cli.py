@@ -24,10 +24,10 @@ from typer.testing import CliRunner, Result
 
 from backend.cli import app
 from backend.client import KamengClient
+from bench.world import demo_codes
 from contracts.chain import AnvilNode, Chain, free_port
 from contracts.client import EscrowClient, EscrowConfig, deploy_contract
 from contracts.encoding import OrderState, sku_id
-from contracts.testing import demo_codes
 from tests.backend.api_helpers import poll
 from tests.integration.serve_support import kameng_serve
 

@@ -26,8 +26,8 @@ from eth_account.signers.local import LocalAccount
 
 from backend.client import KamengClient
 from backend.keys import next_order_key, public_key_bytes
+from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain, free_port
-from contracts.testing import World, demo_codes, make_world
 from tests.backend.api_helpers import poll
 from tests.integration.serve_support import ROOT, kameng_serve
 

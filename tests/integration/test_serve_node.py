@@ -17,8 +17,8 @@ from backend.cli import app
 from backend.client import ApiError, KamengClient
 from backend.keys import next_order_key, public_key_bytes
 from backend.release import verify_release_onchain
+from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain, free_port
-from contracts.testing import World, demo_codes, make_world
 from tests.backend.api_helpers import poll
 from tests.integration.serve_support import kameng_serve
 from tests.integration.tcp_proxy import TcpProxy

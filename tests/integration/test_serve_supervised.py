@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from backend.cli import app
 from backend.db import make_engine
+from bench.world import demo_codes
 from contracts.chain import free_port
 from contracts.encoding import OrderState
-from contracts.testing import demo_codes
 from indexer.models import Delivery, Order
 from tests.backend.api_helpers import poll
 from tests.integration.serve_support import kameng_serve

@@ -1,4 +1,7 @@
-"""A deployed kameng world for tests, the demo and benchmarks: escrow, roles, a listing.
+"""A deployed kameng world for tests and benchmarks: escrow, roles, a listing.
+
+Kept out of the runtime packages (issue 12); `demo_codes` lives in `backend.runtime`, beside
+the embedded development world.
 
 Nothing here holds a key: every account is made fresh with a random key and funded by the
 chain's faucet (see `contracts.chain`).
@@ -11,9 +14,12 @@ from typing import TYPE_CHECKING
 
 from eth_utils import keccak
 
+from backend.runtime import demo_codes
 from contracts.client import EscrowClient, EscrowConfig, deploy_contract
 from contracts.encoding import ZERO_ADDRESS, commitment, leaf, sku_id
 from contracts.merkle import MerkleTree
+
+__all__ = ["World", "commit_codes", "demo_codes", "make_world", "open_listing"]
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -63,14 +69,6 @@ def make_world(chain: Chain, buyers: int = 3, config: EscrowConfig | None = None
         buyers=[chain.new_account() for _ in range(buyers)],
         sku=sku,
     )
-
-
-def demo_codes(n: int, start: int = 0) -> list[bytes]:
-    """`n` distinct fake card codes (tests and demo only)."""
-    return [
-        f"KMG-{i:06d}-{keccak(i.to_bytes(8, 'big')).hex()[:8].upper()}".encode()
-        for i in range(start, start + n)
-    ]
 
 
 def commit_codes(
