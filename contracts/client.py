@@ -177,8 +177,26 @@ def decode_revert(exc: BaseException) -> BaseException:
     return exc
 
 
+#: The tip (priority fee per gas) every kameng transaction offers.
+PRIORITY_FEE = 1_000_000_000
+
+
+def eip1559_fees(w3: Any, cap: int | None = None) -> tuple[int, int]:
+    """(max fee, priority fee) per gas for a new EIP-1559 transaction: twice the latest base fee
+    plus a 1 gwei tip (room for the base fee to double before the transaction is priced out),
+    at most `cap`."""
+    block = w3.eth.get_block("latest")
+    base = int(block.get("baseFeePerGas", 0) or 0)
+    max_fee = 2 * base + PRIORITY_FEE
+    if cap is not None:
+        max_fee = min(max_fee, cap)
+    return max_fee, min(PRIORITY_FEE, max_fee)
+
+
 class Transactor:
-    """Signs and sends transactions for local accounts, tracking nonces."""
+    """Signs and sends a client's own transactions (a CLI user's wallet, a test's accounts):
+    EIP-1559, nonces tracked per account. The backend's services send through the chain gateway
+    (`backend.gateway`) instead, which stores what it signs before broadcasting it."""
 
     def __init__(self, chain: Chain) -> None:
         """Bind to a chain."""
@@ -202,7 +220,8 @@ class Transactor:
         self._nonces.pop(address, None)
 
     def gas_price(self) -> int:
-        """A gas price that covers the current base fee with room to spare."""
+        """A legacy gas price that covers the current base fee with room to spare (for callers
+        that sign legacy transactions themselves, such as the benchmarks' load generators)."""
         block = self.w3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas", 0) or 0)
         return max(2 * base + 1_000_000_000, 1_000_000_000)
@@ -231,8 +250,14 @@ class Transactor:
             except REVERTS as exc:
                 raise decode_revert(exc) from exc
         with self._lock:  # one nonce per transaction, even with several threads per account
+            max_fee, tip = eip1559_fees(self.w3)
             tx.update(
-                {"gas": gas, "nonce": self._nonce(account.address), "gasPrice": self.gas_price()}
+                {
+                    "gas": gas,
+                    "nonce": self._nonce(account.address),
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
+                }
             )
             built = call.build_transaction(tx)
             signed = account.sign_transaction(built)

@@ -31,7 +31,7 @@ from web3.exceptions import BlockNotFound
 
 from backend.chaintx import CONNECTION_ERRORS, account_lock, is_known, receipt_or_none, rpc_guard
 from backend.gateway.models import IN_FLIGHT, ChainTx, TxState
-from contracts.client import REVERTS, decode_revert
+from contracts.client import REVERTS, decode_revert, eip1559_fees
 from contracts.errors import ContractRevertError
 
 if TYPE_CHECKING:
@@ -176,15 +176,8 @@ class Gateway:
     # ------------------------------------------------------------ fees and nonces
 
     def _fees(self) -> tuple[int, int]:
-        """(max fee, priority fee) per gas for a new transaction: twice the latest base fee
-        plus a 1 gwei tip, under the cap."""
-        block = self.w3.eth.get_block("latest")
-        base = int(block.get("baseFeePerGas", 0) or 0)
-        priority = 1_000_000_000
-        cap = 2 * base + priority
-        if self.max_fee_cap is not None:
-            cap = min(cap, self.max_fee_cap)
-        return cap, min(priority, cap)
+        """(max fee, priority fee) per gas for a new transaction, under the cap."""
+        return eip1559_fees(self.w3, self.max_fee_cap)
 
     def _next_nonce(self, session: Session, sender: str) -> int:
         if session.get_bind().dialect.name == "postgresql":
