@@ -4,8 +4,10 @@ One call of `Applier.apply` handles a batch of consecutive block ranges inside t
 transaction:
 
 1. decode every log once with `contracts.events.EventCodec` (eth_abi against precomputed types);
-2. load, in a few bulk SELECTs, the latest-value rows the batch will touch;
-3. run each event's handler in chain order, in memory;
+2. load, in a few bulk SELECTs, the latest-value rows the batch will touch: each handler is
+   registered with `on` next to its code, declaring what it reads (`Reads`), in the spirit of
+   Ponder's ``ponder.on`` or a subgraph's mappings, so no list elsewhere must predict it;
+3. run each event's handler (`HANDLERS`) in chain order, in memory;
 4. write: raw events, history rows and blocks with COPY/executemany, latest-value rows with one
    upsert per table, and (for blocks that are not final yet) the undo journal.
 
@@ -36,7 +38,7 @@ from contracts.layout import escrow_struct
 from indexer.bulk import BulkWriter, RowFormat
 from indexer.decode import LogDecoder
 from indexer.errors import IndexerError
-from indexer.state import TABLES, RowCache, WorkingSet, Write
+from indexer.state import LATEST_TABLES, TABLES, RowCache, WorkingSet, Write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -123,27 +125,6 @@ class Applier:
         self.chain_id = chain_id
         self.escrow = to_checksum_address(escrow)
         self.decoder = LogDecoder(escrow_codec())
-        self._handlers: dict[str, Callable[[_Batch, Event], None]] = {
-            "ConfigUpdated": _Batch.config_updated,
-            "TokenAllowed": _Batch.token_allowed,
-            "SkuAuthorized": _Batch.sku_authorized,
-            "DeliveryKeySet": _Batch.delivery_key_set,
-            "BondDeposited": _Batch.bond_changed,
-            "BondWithdrawn": _Batch.bond_changed,
-            "ListingCreated": _Batch.listing_created,
-            "ListingUpdated": _Batch.listing_updated,
-            "BatchCommitted": _Batch.batch_committed,
-            "OrderPaid": _Batch.order_paid,
-            "OrderDelivered": _Batch.order_delivered,
-            "OrderConfirmed": _Batch.order_completed,
-            "OrderSettled": _Batch.order_completed,
-            "OrderRefunded": _Batch.order_refunded,
-            "DisputeOpened": _Batch.dispute_opened,
-            "EvidenceAdded": _Batch.evidence_added,
-            "DisputeRuled": _Batch.dispute_ruled,
-            "FeesWithdrawn": _Batch.fees_withdrawn,
-            "Withdrawn": _Batch.withdrawn,
-        }
 
     def decode(self, ranges: Sequence[FetchedRange]) -> tuple[list[Event], list[tuple[Any, ...]]]:
         """Decode a batch's logs into events and raw-event rows (in `RAW_COLUMNS` order).
@@ -245,11 +226,10 @@ class Applier:
         ws = WorkingSet(conn, journal=journal, cache=cache)
         batch = _Batch(self, ws, fmt.uint_format)
         batch.prefetch(events)
-        handlers = self._handlers
         for ev in events:
-            handler = handlers.get(ev.name)
+            handler = HANDLERS.get(ev.name)
             if handler is not None:
-                handler(batch, ev)
+                handler.apply(batch, ev)
         writes: list[Write] = [("insert", TABLES["raw_events"], RAW_COLUMNS, raw)]
         for name, table_rows in batch.history.items():
             if table_rows:
@@ -318,6 +298,164 @@ HISTORY_COLUMNS = {
 }
 
 
+# ---------------------------------------------------------------- handlers and what they read
+
+
+class Reads:
+    """The latest-value rows a batch's handlers will read, gathered before any of them runs so
+    that they are loaded in a few bulk SELECTs. Rows the batch itself creates (a listing created,
+    an order paid in the batch) are not asked for."""
+
+    def __init__(self, escrow: str) -> None:
+        """Start empty, for the escrow at `escrow`."""
+        self.escrow = escrow
+        self.keys: dict[str, set[tuple[Any, ...]]] = {table: set() for table in LATEST_TABLES}
+        #: OrderPaid events of the batch, by order id: their orders are created, not read.
+        self.paid: dict[int, Event] = {}
+        self.created_listings: set[int] = set()
+
+    def order(self, order_id: int) -> None:
+        """The order's row (unless the batch pays it)."""
+        if order_id not in self.paid:
+            self.keys["orders"].add((order_id,))
+
+    def listing(self, listing_id: int) -> None:
+        """The listing's row (unless the batch creates it)."""
+        if listing_id not in self.created_listings:
+            self.keys["listings"].add((listing_id,))
+
+    def dispute(self, order_id: int) -> None:
+        """The order's dispute."""
+        self.keys["disputes"].add((order_id,))
+
+    def bond(self, supplier: str, token: str) -> None:
+        """A supplier's bond in a token."""
+        self.keys["bonds"].add((supplier, token))
+
+    def balance(self, account: str, token: str) -> None:
+        """An account's withdrawable balance in a token."""
+        self.keys["balances"].add((account, token))
+
+    def row(self, table: str, key: tuple[Any, ...]) -> None:
+        """Any other latest-value row (the platform's tables)."""
+        self.keys[table].add(key)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One event's handler and the rows it reads.
+
+    Attributes:
+        apply: Turns the event into rows (a `_Batch` method).
+        reads: Declares what it reads, from the event alone.
+        parties: Declares what it reads of the order's parties once the batch's orders are
+            loaded (their bonds and balances), given the order's row (None if the batch pays
+            the order; the OrderPaid event is then in `Reads.paid`).
+    """
+
+    apply: Callable[[_Batch, Event], None]
+    reads: Callable[[Reads, Event], None]
+    parties: Callable[[Reads, Event, dict[str, Any] | None], None] | None = None
+
+
+#: Tables read in the second round: the order's parties' bonds and balances.
+SECOND_ROUND = ("bonds", "balances")
+#: Every handled event's handler, by event name (filled by `on`).
+HANDLERS: dict[str, Handler] = {}
+
+
+def _nothing(_reads: Reads, _ev: Event) -> None:
+    return None
+
+
+def on(
+    *names: str,
+    reads: Callable[[Reads, Event], None] = _nothing,
+    parties: Callable[[Reads, Event, dict[str, Any] | None], None] | None = None,
+) -> Callable[[Callable[[_Batch, Event], None]], Callable[[_Batch, Event], None]]:
+    """Register a `_Batch` method as the handler of the events `names`, with what it reads."""
+
+    def register(fn: Callable[[_Batch, Event], None]) -> Callable[[_Batch, Event], None]:
+        for name in names:
+            if name in HANDLERS:
+                raise ValueError(f"{name} has two handlers")
+            HANDLERS[name] = Handler(fn, reads, parties)
+        return fn
+
+    return register
+
+
+def _reads_order(r: Reads, ev: Event) -> None:
+    r.order(ev.args["orderId"])
+
+
+def _reads_paid(r: Reads, ev: Event) -> None:
+    oid = ev.args["orderId"]
+    r.paid[oid] = ev
+    r.listing(oid >> 32)
+
+
+def _reads_ruled(r: Reads, ev: Event) -> None:
+    r.order(ev.args["orderId"])
+    r.dispute(ev.args["orderId"])
+
+
+def _reads_listing(r: Reads, ev: Event) -> None:
+    r.listing(ev.args["listingId"])
+
+
+def _creates_listing(r: Reads, ev: Event) -> None:
+    r.created_listings.add(ev.args["listingId"])
+
+
+def _reads_bond(r: Reads, ev: Event) -> None:
+    r.bond(ev.args["supplier"], ev.args["token"])
+
+
+def _reads_balance(r: Reads, ev: Event) -> None:
+    r.balance(ev.args["account"], ev.args["token"])
+
+
+def _reads_fee_balance(r: Reads, ev: Event) -> None:
+    r.balance(r.escrow, ev.args["token"])
+
+
+def _reads_config(r: Reads, _ev: Event) -> None:
+    r.row("platform_config", (r.escrow,))
+
+
+def _reads_token(r: Reads, ev: Event) -> None:
+    r.row("allowed_tokens", (ev.args["token"],))
+
+
+def _reads_authorization(r: Reads, ev: Event) -> None:
+    r.row("authorizations", (ev.args["supplier"], ev.args["sku"]))
+
+
+def _reads_delivery_key(r: Reads, ev: Event) -> None:
+    r.row("delivery_keys", (ev.args["supplier"], ev.args["key"]))
+
+
+def _payer_bond(r: Reads, ev: Event, _order: dict[str, Any] | None) -> None:
+    r.bond(ev.args["supplier"], ev.args["token"])
+
+
+def _order_parties(r: Reads, ev: Event, order: dict[str, Any] | None) -> None:
+    """The bonds and balances an order's ending moves: supplier, buyer, platform, referrer."""
+    if order is None:
+        paid = r.paid.get(ev.args["orderId"])
+        if paid is None:
+            return
+        order = paid.args
+    supplier, buyer = order["supplier"], order["buyer"]
+    token, referrer = order["token"], order["referrer"]
+    r.bond(supplier, token)
+    for account in (supplier, buyer, r.escrow):
+        r.balance(account, token)
+    if referrer != ZERO_ADDRESS:
+        r.balance(referrer, token)
+
+
 class _Batch:
     """The in-memory state of one batch: the working set and the history rows to insert."""
 
@@ -346,73 +484,25 @@ class _Batch:
     # ------------------------------------------------------------ loading
 
     def prefetch(self, events: Sequence[Event]) -> None:
-        """Load every latest-value row the batch will touch, in a few bulk SELECTs."""
+        """Load every latest-value row the batch's handlers declare they read (`on`), in a few
+        bulk SELECTs: first what the events name, then the parties of the orders they move
+        money of."""
         ws = self.ws
-        paid: dict[int, Event] = {}
-        order_keys: set[tuple[Any, ...]] = set()
-        listing_keys: set[tuple[Any, ...]] = set()
-        created_listings: set[int] = set()
-        dispute_keys: set[tuple[Any, ...]] = set()
-        bond_keys: set[tuple[Any, ...]] = set()
-        balance_keys: set[tuple[Any, ...]] = set()
+        wanted = Reads(self.escrow)
         for ev in events:
-            name, args = ev.name, ev.args
-            if name in ORDER_EVENTS:
-                oid = args["orderId"]
-                if name == "OrderPaid":
-                    paid[oid] = ev
-                    lid = oid >> 32
-                    if lid not in created_listings:
-                        listing_keys.add((lid,))
-                elif oid not in paid:
-                    order_keys.add((oid,))
-                if name == "DisputeRuled":
-                    dispute_keys.add((oid,))
-            elif name == "ListingCreated":
-                created_listings.add(args["listingId"])
-            elif name in ("ListingUpdated", "BatchCommitted"):
-                if args["listingId"] not in created_listings:
-                    listing_keys.add((args["listingId"],))
-            elif name in ("BondDeposited", "BondWithdrawn"):
-                bond_keys.add((args["supplier"], args["token"]))
-            elif name == "Withdrawn":
-                balance_keys.add((args["account"], args["token"]))
-            elif name == "FeesWithdrawn":
-                balance_keys.add((self.escrow, args["token"]))
-        ws.prefetch("orders", order_keys)
-        ws.prefetch("listings", listing_keys)
-        ws.prefetch("disputes", dispute_keys)
-        # Second round: the bonds and balances the batch's payments move.
+            handler = HANDLERS.get(ev.name)
+            if handler is not None:
+                handler.reads(wanted, ev)
+        for table, keys in wanted.keys.items():
+            if table not in SECOND_ROUND:
+                ws.prefetch(table, keys)
+        orders = ws.tables["orders"].rows
         for ev in events:
-            if ev.name not in MONEY_EVENTS:
-                continue
-            oid = ev.args["orderId"]
-            if ev.name == "OrderPaid":
-                bond_keys.add((ev.args["supplier"], ev.args["token"]))
-                continue
-            order = ws.tables["orders"].rows.get((oid,))
-            if order is None:
-                paid_ev = paid.get(oid)
-                if paid_ev is None:
-                    continue
-                a = paid_ev.args
-                buyer, supplier = a["buyer"], a["supplier"]
-                token, referrer = a["token"], a["referrer"]
-            else:
-                buyer, supplier, token, referrer = (
-                    order["buyer"],
-                    order["supplier"],
-                    order["token"],
-                    order["referrer"],
-                )
-            bond_keys.add((supplier, token))
-            balance_keys.add((supplier, token))
-            balance_keys.add((buyer, token))
-            balance_keys.add((self.escrow, token))
-            if referrer != ZERO_ADDRESS:
-                balance_keys.add((referrer, token))
-        ws.prefetch("bonds", bond_keys)
-        ws.prefetch("balances", balance_keys)
+            handler = HANDLERS.get(ev.name)
+            if handler is not None and handler.parties is not None:
+                handler.parties(wanted, ev, orders.get((ev.args.get("orderId"),)))
+        for table in SECOND_ROUND:
+            ws.prefetch(table, wanted.keys[table])
 
     def _order(self, ev: Event) -> dict[str, Any] | None:
         oid = ev.args["orderId"]
@@ -562,6 +652,7 @@ class _Batch:
 
     # ------------------------------------------------------------ platform
 
+    @on("ConfigUpdated", reads=_reads_config)
     def config_updated(self, ev: Event) -> None:
         """ConfigUpdated: the platform's settings (columns named as the Config struct's fields)."""
         self.ws.put(
@@ -575,6 +666,7 @@ class _Batch:
             ev.block,
         )
 
+    @on("TokenAllowed", reads=_reads_token)
     def token_allowed(self, ev: Event) -> None:
         """TokenAllowed: the payment-token allow-list."""
         token = ev.args["token"]
@@ -589,6 +681,7 @@ class _Batch:
             ev.block,
         )
 
+    @on("SkuAuthorized", reads=_reads_authorization)
     def sku_authorized(self, ev: Event) -> None:
         """SkuAuthorized: the licensed-product whitelist."""
         supplier, sku = ev.args["supplier"], ev.args["sku"]
@@ -604,6 +697,7 @@ class _Batch:
             ev.block,
         )
 
+    @on("DeliveryKeySet", reads=_reads_delivery_key)
     def delivery_key_set(self, ev: Event) -> None:
         """DeliveryKeySet: keys that may deliver a supplier's orders."""
         supplier, key = ev.args["supplier"], ev.args["key"]
@@ -619,6 +713,7 @@ class _Batch:
             ev.block,
         )
 
+    @on("BondDeposited", "BondWithdrawn", reads=_reads_bond)
     def bond_changed(self, ev: Event) -> None:
         """BondDeposited / BondWithdrawn: the event carries the bond's new free and reserved."""
         a = ev.args
@@ -652,6 +747,7 @@ class _Batch:
 
     # ------------------------------------------------------------ listings
 
+    @on("ListingCreated", reads=_creates_listing)
     def listing_created(self, ev: Event) -> None:
         """ListingCreated: a new listing with no stock yet."""
         a = ev.args
@@ -681,6 +777,7 @@ class _Batch:
             ev.block,
         )
 
+    @on("ListingUpdated", reads=_reads_listing)
     def listing_updated(self, ev: Event) -> None:
         """ListingUpdated: price, activity and fee terms."""
         a = ev.args
@@ -695,6 +792,7 @@ class _Batch:
             updated_block=ev.block,
         )
 
+    @on("BatchCommitted", reads=_reads_listing)
     def batch_committed(self, ev: Event) -> None:
         """BatchCommitted: a Merkle root over a range of code indexes; the stock grows."""
         a = ev.args
@@ -717,6 +815,7 @@ class _Batch:
 
     # ------------------------------------------------------------ orders
 
+    @on("OrderPaid", reads=_reads_paid, parties=_payer_bond)
     def order_paid(self, ev: Event) -> None:
         """OrderPaid: the whole order; stock sold and bond reserved."""
         a = ev.args
@@ -759,6 +858,7 @@ class _Batch:
             self.bond_move(ev, a["supplier"], a["token"], reserve=a["bond"])
         self._order_event(ev, int(OrderState.PAID))
 
+    @on("OrderDelivered", reads=_reads_order)
     def order_delivered(self, ev: Event) -> None:
         """OrderDelivered: the release digest; the dispute window opens."""
         order = self._order(ev)
@@ -777,6 +877,7 @@ class _Batch:
             )
         self._order_event(ev, int(OrderState.DELIVERED))
 
+    @on("OrderConfirmed", "OrderSettled", reads=_reads_order, parties=_order_parties)
     def order_completed(self, ev: Event) -> None:
         """OrderConfirmed / OrderSettled: supplier, platform and referrer paid; bond freed."""
         order = self._order(ev)
@@ -790,6 +891,7 @@ class _Batch:
             self.release_bond(ev, order, pay)
         self._order_event(ev, int(OrderState.COMPLETED))
 
+    @on("OrderRefunded", reads=_reads_order, parties=_order_parties)
     def order_refunded(self, ev: Event) -> None:
         """OrderRefunded: the buyer gets the whole payment back; bond freed."""
         order = self._order(ev)
@@ -804,6 +906,7 @@ class _Batch:
 
     # ------------------------------------------------------------ disputes
 
+    @on("DisputeOpened", reads=_reads_order)
     def dispute_opened(self, ev: Event) -> None:
         """DisputeOpened: the arbitration deadline and the buyer's first evidence."""
         a = ev.args
@@ -851,6 +954,7 @@ class _Batch:
         )
         self._order_event(ev, int(OrderState.DISPUTED))
 
+    @on("EvidenceAdded", reads=_reads_order)
     def evidence_added(self, ev: Event) -> None:
         """EvidenceAdded: more evidence from a party."""
         a = ev.args
@@ -870,6 +974,7 @@ class _Batch:
         state = int(order["state"]) if order is not None else int(OrderState.DISPUTED)
         self._order_event(ev, state)
 
+    @on("DisputeRuled", reads=_reads_ruled, parties=_order_parties)
     def dispute_ruled(self, ev: Event) -> None:
         """DisputeRuled: the split, the slash and the payouts (arbiter zero: the timeout)."""
         a = ev.args
@@ -916,6 +1021,7 @@ class _Batch:
 
     # ------------------------------------------------------------ withdrawals
 
+    @on("FeesWithdrawn", reads=_reads_fee_balance)
     def fees_withdrawn(self, ev: Event) -> None:
         """FeesWithdrawn: the platform's fees (credited to the escrow's address) paid out."""
         a = ev.args
@@ -935,6 +1041,7 @@ class _Batch:
             )
         )
 
+    @on("Withdrawn", reads=_reads_balance)
     def withdrawn(self, ev: Event) -> None:
         """Withdrawn: an account took its whole balance."""
         a = ev.args

@@ -138,6 +138,9 @@ class WorkingSet:
         self.tables = {name: _TableState(t, primary_key(t)) for name, t in LATEST_TABLES.items()}
         #: (block, table, key) -> pre-image, for blocks that may still be reorganised away.
         self.undo: dict[tuple[int, str, Key], Row | None] = {}
+        #: Rows a handler read that no handler declared (`indexer.apply.on`): each cost a
+        #: SELECT of its own. A test keeps this empty.
+        self.late: list[tuple[str, Key]] = []
 
     def prefetch(self, name: str, keys: Iterable[Key]) -> None:
         """Load the rows of `keys` not loaded yet, in bulk (absent keys are remembered as None)."""
@@ -171,6 +174,7 @@ class WorkingSet:
         """The current row of `key` (loading it if it was not prefetched), or None."""
         state = self.tables[name]
         if key not in state.rows:
+            self.late.append((name, key))
             self.prefetch(name, [key])
         return state.rows[key]
 
@@ -178,6 +182,7 @@ class WorkingSet:
         """Replace the row of `key` with `row` (a full row) as of `block`."""
         state = self.tables[name]
         if key not in state.rows:
+            self.late.append((name, key))
             self.prefetch(name, [key])
         if self.journal:
             marker = (block, name, key)

@@ -391,3 +391,31 @@ def test_indexing_step_by_step_gives_the_same_rows(
     stepped = dump_mirror(url, skip=("reorg_undo", "blocks", "checkpoints"))
     whole = dump_mirror(mirror, skip=("reorg_undo", "blocks", "checkpoints"))
     assert diff_mirrors(stepped, whole) == []
+
+
+@pytest.mark.parametrize("max_range", [3, 1000])
+def test_handlers_read_only_what_they_declare(
+    lifecycle: Lifecycle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_range: int
+) -> None:
+    """Every latest-value row a handler reads was declared with `on` and loaded in bulk before
+    the batch ran: none is fetched on its own, in small batches or in one."""
+    from indexer.apply import HANDLERS, Applier, Prepared
+    from indexer.source import TesterSource
+
+    assert set(rules.ORDER_EVENTS) <= set(HANDLERS)
+    assert {n for n, h in HANDLERS.items() if h.parties is not None} == set(rules.MONEY_EVENTS)
+    late: list[tuple[str, Any]] = []
+    real = Applier.prepare
+
+    def spy(self: Applier, *args: Any, **kwargs: Any) -> Prepared:
+        prepared = real(self, *args, **kwargs)
+        late.extend(prepared.working_set.late)
+        return prepared
+
+    monkeypatch.setattr(Applier, "prepare", spy)
+    source = TesterSource(lifecycle.world.chain.w3, max_range=max_range)
+    url = f"sqlite:///{tmp_path / 'declared.db'}"
+    with Indexer(source, url, lifecycle.world.escrow.address) as ix:
+        while ix.run_once():
+            pass
+    assert late == []
