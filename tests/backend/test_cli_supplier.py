@@ -6,13 +6,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
 from backend.cli import app
 from bench.world import demo_codes
-from tests.backend.api_helpers import Served, serve
+from tests.backend.api_helpers import Served, poll, serve
 
 runner = CliRunner()
 
@@ -211,7 +212,12 @@ def test_a_listing_priced_in_a_stablecoin(served: Served, tmp_path: Path) -> Non
     assert code == 1 and "EscrowTokenNotAllowed" in out, out  # the operator allows tokens
     allowance = token.functions.allowance(dev.supplier.address, escrow.address).call()
     assert allowance == 0  # refused before anything was approved
+    assert address not in httpx.get(f"{served.url}/catalog/tokens").json()
     escrow.set_token_allowed(dev.admin, address, True)
+    poll(
+        "the token in the catalog",
+        lambda: address in httpx.get(f"{served.url}/catalog/tokens").json(),
+    )
     code, out = kameng(served, dev.supplier, "bond", "deposit", str(100 * 10**6),
                        "--token", address, tmp=tmp_path)  # fmt: skip
     assert code == 0 and "deposited 100 USDT" in out, out

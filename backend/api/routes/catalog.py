@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy import select
 
 from backend.api import queries
 from backend.api.convert import listing_public
@@ -17,7 +18,8 @@ from backend.api.validate import (
     bytes32_or_none,
     checksum,
 )
-from backend.schemas import ErrorPublic, ListingPublic, SupplierRecord
+from backend.schemas import Address, ErrorPublic, ListingPublic, SupplierRecord
+from indexer import models as m
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 
@@ -103,3 +105,20 @@ def supplier_record(
     supplier = checksum(address, "address")
     record = queries.supplier_records(session, suppliers=[supplier])[supplier]
     return SupplierRecord(supplier=supplier, **record)
+
+
+@router.get(
+    "/tokens",
+    response_model=list[Address],
+    responses={503: {"model": ErrorPublic, "description": "The database is down."}},
+)
+def allowed_tokens(session: SessionDep) -> list[str]:
+    """The ERC-20 tokens the escrow accepts now (besides the chain's own coin), from the mirror:
+    what a supplier may price a listing and hold a bond in."""
+    return list(
+        session.scalars(
+            select(m.AllowedToken.token)
+            .where(m.AllowedToken.allowed.is_(True))
+            .order_by(m.AllowedToken.token)
+        )
+    )
