@@ -42,14 +42,14 @@ def test_a_cited_document_is_kept_once_and_served_as_a_safe_download(served: Ser
     # Right after the grant the mirror may not have it: naming supplier and sku asks the chain.
     first = httpx.put(
         url,
-        params={"name": "C:\\papers\\licence\x07.pdf", "supplier": supplier, "sku": sku},
+        params={"name": "授权书 licence.pdf", "supplier": supplier, "sku": sku},
         content=document,
         headers={"Content-Type": "application/pdf"},
     )
     assert first.status_code == 201, first.text
     kept = first.json()
     assert kept["hash"] == digest and kept["size"] == len(document)
-    assert kept["name"] == "licence.pdf"  # no folders, no control characters
+    assert kept["name"] == "授权书 licence.pdf"
     assert kept["media_type"] == "application/pdf"
     assert kept["supplier"] == supplier and kept["sku"] == sku
 
@@ -61,7 +61,7 @@ def test_a_cited_document_is_kept_once_and_served_as_a_safe_download(served: Ser
         return answer if answer.status_code == 200 else None
 
     again = poll("the grant in the mirror", republished)
-    assert again.json()["name"] == "licence.pdf"
+    assert again.json()["name"] == "授权书 licence.pdf"
 
     info = httpx.get(url + "/info")
     assert info.status_code == 200 and info.json() == kept
@@ -123,6 +123,20 @@ def test_a_hash_no_licence_cites_is_refused(served: Served) -> None:
         assert answer.status_code == 409, answer.text
         assert answer.json()["code"] == "attestation_not_cited"
         assert "grant the licence with this document first" in answer.json()["detail"]
+    assert httpx.get(f"{served.url}/attestations/{_hash(document)}").status_code == 404
+
+
+def test_a_file_name_with_folders_or_control_characters_is_refused(served: Served) -> None:
+    document = b"name test"
+    supplier, sku = _grant(served, "name-test", document)
+    for name in ("C:\\papers\\licence.pdf", "../licence.pdf", "licence\x07.pdf", "\u202efdp.exe"):
+        answer = httpx.put(
+            f"{served.url}/attestations/{_hash(document)}",
+            params={"name": name, "supplier": supplier, "sku": sku},
+            content=document,
+        )
+        assert answer.status_code == 422, (name, answer.text)
+        assert "name" in answer.json()["detail"]
     assert httpx.get(f"{served.url}/attestations/{_hash(document)}").status_code == 404
 
 

@@ -427,6 +427,8 @@ def base_path(server: Server, params: list[dict[str, Any]]) -> dict[str, str]:
             values[name] = str(server.order_id)
         elif "listing" in name:
             values[name] = str(server.listing_id)
+        elif name == "digest":  # an attestation hash no licence cites
+            values[name] = "0x" + "ab" * 32
         else:
             values[name] = server.supplier
     return values
@@ -444,6 +446,8 @@ def schema_cases(server: Server) -> list[Case]:
         body_schema = content.get(kind, {}).get("schema", {}) if kind else {}
         if kind == "text/csv":
             body = b"KMG-\x00nasty\n"  # refused whatever else: nothing can be stored
+        elif kind == "application/octet-stream":
+            body = b"\x00nasty"  # a document no licence cites: nothing can be stored
         elif kind is not None:
             body = json.dumps(sample(doc, body_schema)).encode()
         else:
@@ -473,8 +477,8 @@ def schema_cases(server: Server) -> list[Case]:
                         frozenset({422}),
                     )
                 )
-        if kind is None or kind == "text/csv":
-            continue
+        if kind is None or kind in ("text/csv", "application/octet-stream"):
+            continue  # not JSON: the body cases below are JSON's
         # Body: each field of the schema given hostile values, on an order no one has.
         url = path.format(**{k: str(UNKNOWN_ORDER) if "order" in k else v for k, v in real.items()})
         base = sample(doc, body_schema)

@@ -19,6 +19,9 @@ from backend.schemas import AttestationPublic, ErrorPublic
 
 router = APIRouter(prefix="/attestations", tags=["licences"])
 
+#: A file name: any characters but control ones, bidirectional overrides and isolates, slashes
+#: and U+FFFD (what a byte that is not UTF-8 decodes to).
+NAME_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069/\\\\\\ufffd]+$"
 HashPath = Annotated[
     str,
     Path(
@@ -67,7 +70,12 @@ async def publish(
     response: Response,
     ctx: ContextDep,
     name: Annotated[
-        str | None, Query(max_length=attestations.MAX_NAME, description="The file's name.")
+        str | None,
+        Query(
+            max_length=attestations.MAX_NAME,
+            description="The file's name: no control or direction characters, no slashes.",
+            pattern=NAME_PATTERN,
+        ),
     ] = None,
     supplier: Annotated[
         str | None,
