@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ETH = 10**18
 PRICE = 10**16  # 0.01 ETH per code
+USDT = 10**6  # the development USDT has 6 decimals
+VIP_PRICE = 15 * USDT
 WHOLESALE = 50
 
 
@@ -283,7 +285,6 @@ def _story(
     from contracts.encoding import commitment, leaf
     from contracts.merkle import MerkleTree
 
-    del admin
     # ------------------------------------------------------------------ 2. bond and upload
     story.chapter(f"2. Supplier A bonds and uploads {codes:,} codes")
     story.tx(
@@ -535,20 +536,140 @@ def _story(
 
     heard = wait_for("supplier A's webhook to hear of its paid and completed orders", all_heard)
     hook.stop()
+
+    # ------------------------------------------------------------------ 9. a stablecoin
+    stablecoin = _stablecoin_chapter(story, chain, escrow, api, sup, admin=admin, supplier=supplier)
     _summary(
-        story, api, sup, purchases, verified_codes, listing_id, silent_listing, transcript, heard
+        story,
+        api,
+        sup,
+        purchases,
+        verified_codes,
+        listing_id,
+        silent_listing,
+        transcript,
+        heard,
+        stablecoin,
+    )
+
+
+def _stablecoin_chapter(
+    story: Story,
+    chain: Chain,
+    escrow: EscrowClient,
+    api: KamengClient,
+    sup: KamengClient,
+    *,
+    admin: LocalAccount,
+    supplier: LocalAccount,
+) -> str:
+    """Chapter 9: a listing priced in a USDT-like token, bought and confirmed; its summary line."""
+    from urllib.parse import quote
+
+    from eth_utils import to_checksum_address
+
+    from backend.keys import next_order_key, public_key_bytes
+    from backend.release import verify_release_onchain
+    from backend.runtime import demo_codes
+    from contracts.artifacts import load
+    from contracts.client import deploy_contract
+    from contracts.encoding import sku_id
+
+    name = "腾讯视频VIP月卡"
+    story.chapter(f"9. {name} (Tencent Video VIP, one month) priced in a stablecoin (USDT)")
+    token, res = deploy_contract(chain, admin, "TestToken", "Tether USD (development)", "USDT")
+    story.tx(
+        f"operator deploys a 6-decimal USDT stand-in at {token[:10]}… (anyone may mint it: "
+        "the development faucet)",
+        res,
+        "deploy",
+    )
+    story.tx(
+        "operator allows USDT as a payment token",
+        escrow.set_token_allowed(admin, token, True),
+        "admin",
+    )
+    vip = sku_id(name)
+    story.tx(
+        f"rights holder whitelists supplier A for {name}",
+        escrow.authorize(admin, supplier.address, vip, keccak(text="licence: Tencent Video")),
+        "admin",
+    )
+    usdt = chain.w3.eth.contract(address=to_checksum_address(token), abi=load("TestToken").abi)
+    escrow.tx.send(supplier, usdt.functions.mint(supplier.address, 1_000 * USDT))
+    escrow.approve_token(supplier, token, 200 * USDT)
+    story.tx(
+        "supplier A posts a 200 USDT bond",
+        escrow.deposit_bond(supplier, 200 * USDT, token),
+        "bond",
+    )
+    meta = {"name": name, "sku": name, "description": "腾讯视频VIP会员 1个月 · 自动发货"}
+    vip_listing, res = escrow.create_listing(
+        supplier,
+        sku=vip,
+        unit_price=VIP_PRICE,
+        token=token,
+        delivery_window=3600,
+        dispute_window=86_400,
+        bond_bps=2000,
+        metadata_uri="data:application/json," + quote(json.dumps(meta, ensure_ascii=False)),
+    )
+    story.tx(f"supplier A opens listing {vip_listing} at 15 USDT per code", res, "listing")
+    stock = 1_000
+    csv = b"code\n" + b"\n".join(demo_codes(stock, start=2 * 10**6))
+    upload = sup.upload_codes(vip_listing, csv)
+    story.tx(
+        f"vault commits {upload.count:,} {name} codes, root {upload.root[:10]}…",
+        _receipt_result(escrow, upload.tx_hash or ""),
+        "commitBatch",
+    )
+    wait_for(f"{name} on sale", lambda: api.listing(vip_listing).stock == stock or None)
+
+    buyer = chain.new_account(ether=1)
+    escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
+    quantity = 2
+    escrow.approve_token(buyer, token, VIP_PRICE * quantity)
+    key, _nonce = next_order_key(escrow, buyer)
+    escrow.tx.reset_nonce(buyer.address)
+    oid, _order, res = escrow.buy(
+        buyer,
+        vip_listing,
+        quantity,
+        max_unit_price=VIP_PRICE,
+        buyer_pubkey=public_key_bytes(key),
+        value=0,
+    )
+    story.tx(f"a buyer pays 30 USDT for {quantity} {name} codes", res, "buy")
+    release = api.wait_release(oid, buyer, timeout=30, poll=0.005)
+    verified = verify_release_onchain(release, key, escrow, res.block_number)
+    order = _current_of(escrow, api, oid, buyer)  # delivered: its release was fetched
+    story.tx(
+        f"the buyer verifies {len(verified.codes)} codes against the chain and confirms",
+        escrow.confirm(buyer, oid, order),
+        "confirm",
+    )
+    return (
+        f"listing {vip_listing}: {name} at 15 USDT, {stock:,} codes; order {oid}: "
+        f"{quantity} codes for 30 USDT, delivered, verified and confirmed"
     )
 
 
 def _current(escrow: EscrowClient, api: KamengClient, p: Purchase) -> Order:
     """The order as stored on-chain, from the mirror."""
+    return _current_of(escrow, api, p.order_id, p.buyer)
+
+
+def _current_of(
+    escrow: EscrowClient, api: KamengClient, order_id: int, buyer: LocalAccount
+) -> Order:
+    """Order `order_id` as stored on-chain, once the mirror has caught up with it."""
     from backend.cli.common import order_from_public
 
     def fresh() -> Order | None:
-        order = order_from_public(api.order(p.order_id, p.buyer))
-        return order if escrow.order_matches(p.order_id, order) else None
+        order = order_from_public(api.order(order_id, buyer))
+        return order if escrow.order_matches(order_id, order) else None
 
-    return wait_for(f"order {p.order_id} in the mirror", fresh)
+    return wait_for(f"order {order_id} in the mirror", fresh)
 
 
 def _mirror_done(api: KamengClient, sup: KamengClient, victim: Purchase, n: int) -> bool:
@@ -568,6 +689,7 @@ def _summary(
     silent_listing: int,
     transcript: Path,
     heard: dict[str, int],
+    stablecoin: str,
 ) -> None:
     dash = sup.dashboard()
     listing = api.listing(listing_id)
@@ -594,6 +716,7 @@ def _summary(
     table.add_row(
         "codes verified by buyers", f"{verified_codes} against commitments and roots on-chain"
     )
+    table.add_row("in a stablecoin", stablecoin)
     if latencies:
         table.add_row(
             "payment → release delivered and fetchable",
