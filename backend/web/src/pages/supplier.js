@@ -3,10 +3,11 @@
 // orders by state, a sales chart, CSV uploads with progress and per-line errors (signed by the
 // supplier's own wallet when the server holds no key for it, with the uploads still waiting for
 // that signature), and listings to open, restock, reprice and close.
-import { decodeFunctionData, isAddressEqual, parseEther, toEventSelector, toHex } from "viem";
+import { decodeFunctionData, isAddressEqual, toEventSelector, toHex } from "viem";
 import { ApiError, get, post, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
 import {
+  ERC20_ABI,
   ESCROW_ABI,
   ZERO_ADDRESS,
   decodeLogs,
@@ -25,7 +26,7 @@ import { has, locale, t, tn } from "../i18n.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
-import { sendEscrow, sendPrepared, wallet } from "../wallet.js";
+import { requireWallet, sendEscrow, sendPrepared, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
 
 const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
@@ -50,8 +51,102 @@ async function ledgerEvents(address) {
 }
 
 function amountOf(list, token) {
-  return BigInt(list.find((x) => x.token.toLowerCase() === token.toLowerCase())?.amount ?? 0);
+  return BigInt(list.find((x) => sameToken(x.token, token))?.amount ?? 0);
 }
+
+// ------------------------------------------------------------------ payment tokens
+
+const sameToken = (a, b) => String(a || ZERO_ADDRESS).toLowerCase() === String(b || ZERO_ADDRESS).toLowerCase();
+const isNative = (token) => sameToken(token, ZERO_ADDRESS);
+
+/** A token's bond in the dashboard's `bonds` (zero when it has none). */
+const bondIn = (dash, token) => dash.bonds.find((b) => sameToken(b.token, token)) || { free: "0", reserved: "0" };
+
+/** Symbol and decimals of the tokens the page has met (filled by `loadDashboard`). */
+const known = new Map();
+const symbolOf = (token) => known.get(String(token || ZERO_ADDRESS).toLowerCase())?.symbol ?? "TOKEN";
+
+/** How a token reads in a selector: "ETH (the chain's coin)", "USDT · 0x5FbD…0aa3". */
+const tokenLabel = (token) =>
+  isNative(token) ? t("supplier.token.native", { symbol: symbolOf(token) }) : `${symbolOf(token)} · ${short(token)}`;
+
+/** Call a view function of an ERC-20 token. */
+const erc20 = (token, functionName, args = []) =>
+  net.client.readContract({ address: token, abi: ERC20_ABI, functionName, args });
+
+/**
+ * Symbol and decimals of a token, its decimals read from the token itself (an amount typed in
+ * its units is only read with decimals the token gave). Throws a user error when it does not
+ * answer.
+ */
+async function unitsOf(token) {
+  const { symbol } = await tokenInfo(token);
+  if (isNative(token)) return { symbol, decimals: 18 };
+  try {
+    return { symbol, decimals: Number(await erc20(token, "decimals")) };
+  } catch {
+    throw userError(t("supplier.token.unreadable", { token }));
+  }
+}
+
+/**
+ * An amount as a person types it ("1.99") in a token's smallest units (1990000 with 6 decimals).
+ * Returns `{ value }`, or `{ error }`: "format" (not a plain decimal number) or "precision" (more
+ * decimal places than the token has). Nothing is rounded.
+ */
+function parseAmount(text, decimals) {
+  const m = /^(\d*)(?:\.(\d*))?$/.exec(String(text).trim());
+  if (!m || !`${m[1]}${m[2] ?? ""}`.length) return { error: "format" };
+  const frac = m[2] ?? "";
+  if (frac.replace(/0+$/, "").length > decimals) return { error: "precision" };
+  const scale = 10n ** BigInt(decimals);
+  const part = frac.slice(0, decimals).padEnd(decimals, "0");
+  return { value: BigInt(m[1] || "0") * scale + BigInt(part || "0") };
+}
+
+/**
+ * A select of payment tokens (`data-test` = `testId`); `setTokens(list)` refreshes the choices,
+ * keeping the current one while it is still offered. `onChange` runs when the choice changes.
+ */
+function tokenSelect(testId, onChange) {
+  const select = h("select", { "data-test": testId }, h("option", { value: ZERO_ADDRESS }, tokenLabel(ZERO_ADDRESS)));
+  let shown = "";
+  select.setTokens = (tokens) => {
+    const labels = tokens.map((tok) => [tok, tokenLabel(tok)]);
+    const sig = JSON.stringify(labels);
+    if (sig === shown) return;
+    shown = sig;
+    const current = select.value;
+    replace(
+      select,
+      labels.map(([tok, label]) => h("option", { value: tok }, label)),
+    );
+    const keep = tokens.find((tok) => sameToken(tok, current));
+    select.value = keep ?? ZERO_ADDRESS;
+    if (!keep) onChange?.();
+  };
+  select.addEventListener("change", () => onChange?.());
+  return select;
+}
+
+/** The tokens a listing may be priced in: the chain's coin, then every allowed ERC-20. */
+const listingTokens = (data) => [ZERO_ADDRESS, ...data.allowed.filter((tok) => !isNative(tok))];
+
+/**
+ * The tokens a bond may be deposited or withdrawn in: those a listing may use, and any other
+ * the supplier still holds bond in (a token the operator stopped accepting can still be taken
+ * out).
+ */
+function bondTokens(data) {
+  const list = listingTokens(data);
+  for (const b of data.dash.bonds) {
+    if (BigInt(b.free) + BigInt(b.reserved) > 0n && !list.some((tok) => sameToken(tok, b.token))) list.push(b.token);
+  }
+  return list;
+}
+
+/** A listing's unit price is a uint96 on-chain. */
+const MAX_PRICE = 2n ** 96n;
 
 /** Orders per `settle` transaction, as the keeper and `kameng supplier settle` send them. */
 const SETTLE_BATCH = 50;
@@ -605,6 +700,10 @@ function openListingCard(minBondBps, onDone) {
   const name = h("input", { placeholder: "steam-wallet-50", "data-test": "new-sku", autocomplete: "off" });
   const skuInfo = h("div", { class: "small muted", "data-test": "new-sku-info" }, t("supplier.open.skuHint"));
   const price = h("input", { type: "text", inputmode: "decimal", value: "0.01", "data-test": "new-price" });
+  const priceLabel = h("span", null, t("supplier.open.price", { symbol: symbolOf(ZERO_ADDRESS) }));
+  const token = tokenSelect("new-token", () => {
+    replace(priceLabel, t("supplier.open.price", { symbol: symbolOf(token.value) }));
+  });
   const delivery = h(
     "select",
     null,
@@ -657,13 +756,15 @@ function openListingCard(minBondBps, onDone) {
       if (!/^[\w.-]{2,64}$/.test(n)) throw userError(t("supplier.open.badName"));
       await check();
       if (!authorized) throw userError(t("supplier.open.notLicensed", { name: n }));
-      let unit;
-      try {
-        unit = parseEther(price.value.trim());
-      } catch {
-        throw userError(t("supplier.open.badPrice"));
-      }
+      const tok = token.value;
+      const { symbol, decimals } = await unitsOf(tok);
+      const parsed = parseAmount(price.value, decimals);
+      if (parsed.error === "precision")
+        throw userError(t("supplier.open.tooPrecise", { symbol, count: decimals, price: price.value.trim() }));
+      if (parsed.error) throw userError(t("supplier.open.badPrice", { symbol }));
+      const unit = parsed.value;
       if (unit <= 0n) throw userError(t("supplier.open.zeroPrice"));
+      if (unit >= MAX_PRICE) throw userError(t("supplier.open.tooLarge", { symbol }));
       const bondBps = Math.round(Number(bond.value) * 100);
       if (!(bondBps >= minBondBps && bondBps <= 10000))
         throw userError(t("supplier.open.badBond", { min: String(minBondBps / 100) }));
@@ -671,7 +772,7 @@ function openListingCard(minBondBps, onDone) {
       const uri = `data:application/json,${encodeURIComponent(JSON.stringify(meta))}`;
       const r = await sendEscrow("createListing", [
         keccakText(n),
-        ZERO_ADDRESS,
+        tok,
         unit,
         Number(delivery.value),
         Number(dispute.value),
@@ -681,13 +782,13 @@ function openListingCard(minBondBps, onDone) {
       const ev = r.events.find((e) => e.name === "ListingCreated");
       slot.show(
         "ok",
-        t("supplier.open.done", { id: String(ev?.args.listingId) }),
+        t("supplier.open.done", { id: String(ev?.args.listingId), price: fmtAmount(unit, tok) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
       onDone?.();
     }),
   );
-  return h(
+  const card = h(
     "div",
     { class: "card" },
     h("h2", null, t("supplier.open.title")),
@@ -696,9 +797,10 @@ function openListingCard(minBondBps, onDone) {
     h(
       "div",
       { class: "cols" },
-      field(t("supplier.open.price"), price),
-      field(t("supplier.open.bond"), bond, t("supplier.open.bondHint", { min: String(minBondBps / 100) })),
+      field(t("supplier.open.token"), token, t("supplier.open.tokenHint")),
+      field(priceLabel, price),
     ),
+    field(t("supplier.open.bond"), bond, t("supplier.open.bondHint", { min: String(minBondBps / 100) })),
     h(
       "div",
       { class: "cols" },
@@ -709,62 +811,140 @@ function openListingCard(minBondBps, onDone) {
     slot,
     btn,
   );
+  /** Offer the tokens a listing may be priced in now (`loadDashboard`'s data). */
+  card.update = (data) => token.setTokens(listingTokens(data));
+  return card;
 }
 
-function bondCard(currentBond, onDone) {
+/**
+ * Deposit and withdraw bond, in the chain's coin or an allowed ERC-20. An ERC-20 deposit checks
+ * the wallet's balance of the token, has the wallet approve the escrow for exactly the amount
+ * (unless its allowance already covers it), then deposits. `update(data)` shows the dashboard's
+ * figures for the chosen token.
+ */
+function bondCard(onDone) {
   const amount = h("input", { type: "text", inputmode: "decimal", value: "1", "data-test": "bond-amount" });
+  const amountLabel = h("span", null, t("supplier.bond.amount", { symbol: symbolOf(ZERO_ADDRESS) }));
+  const figures = h("p", { class: "small", "data-test": "bond-of-token" });
   const slot = messageSlot({ "data-test": "bond-message" });
   const deposit = h("button", { class: "btn", "data-test": "bond-deposit" }, t("supplier.bond.deposit"));
   const withdraw = h("button", { class: "btn quiet", "data-test": "bond-withdraw" }, t("supplier.bond.withdraw"));
-  const parse = () => {
-    try {
-      const v = parseEther(amount.value.trim());
-      if (v <= 0n) throw new Error();
-      return v;
-    } catch {
-      throw userError(t("supplier.bond.badAmount"));
-    }
+  let data = null;
+  const draw = () => {
+    const tok = token.value;
+    replace(amountLabel, t("supplier.bond.amount", { symbol: symbolOf(tok) }));
+    if (!data) return;
+    const bond = bondIn(data.dash, tok);
+    replace(
+      figures,
+      t("supplier.bond.ofToken", {
+        symbol: symbolOf(tok),
+        free: fmtAmount(bond.free, tok),
+        reserved: fmtAmount(bond.reserved, tok),
+      }),
+    );
   };
+  const token = tokenSelect("bond-token", draw);
+  /** The amount typed, in the chosen token's smallest units. */
+  const parse = async (tok) => {
+    const { symbol, decimals } = await unitsOf(tok);
+    const parsed = parseAmount(amount.value, decimals);
+    if (parsed.error === "precision") throw userError(t("supplier.bond.tooPrecise", { symbol, count: decimals }));
+    if (parsed.error || parsed.value <= 0n) throw userError(t("supplier.bond.badAmount", { symbol }));
+    return parsed.value;
+  };
+  const shown = (r) => txLink(r.hash, Number(r.receipt.blockNumber));
   deposit.addEventListener("click", () =>
     busy(deposit, slot, async () => {
-      const v = parse();
-      const r = await sendEscrow("depositBond", [ZERO_ADDRESS, v], { value: v });
-      slot.show(
-        "ok",
-        t("supplier.bond.deposited", { amount: fmtAmount(v) }),
-        txLink(r.hash, Number(r.receipt.blockNumber)),
-      );
+      const tok = token.value;
+      const v = await parse(tok);
+      const txs = [];
+      if (isNative(tok)) {
+        txs.push(shown(await sendEscrow("depositBond", [ZERO_ADDRESS, v], { value: v })));
+      } else {
+        await requireWallet();
+        const have = await erc20(tok, "balanceOf", [wallet.address]);
+        if (have < v)
+          throw userError(
+            t("supplier.bond.tokenShort", { amount: fmtAmount(v, tok), have: fmtAmount(have, tok) }),
+            null,
+            {
+              insufficient: true,
+            },
+          );
+        const allowed = await erc20(tok, "allowance", [wallet.address, net.escrow]);
+        if (allowed < v) {
+          await refusedBeforeApproval(tok, v);
+          slot.show("info", t("supplier.bond.approving", { amount: fmtAmount(v, tok) }));
+          txs.push(shown(await sendEscrow("approve", [net.escrow, v], { abi: ERC20_ABI, address: tok })));
+        }
+        slot.show("info", t("supplier.bond.depositing", { amount: fmtAmount(v, tok) }), txs.length ? txs : undefined);
+        try {
+          txs.push(shown(await sendEscrow("depositBond", [tok, v])));
+        } catch (raw) {
+          const err = explain(raw);
+          if (!txs.length) throw err;
+          throw userError(t("supplier.bond.approvedOnly", { error: err.userMessage, amount: fmtAmount(v, tok) }), txs);
+        }
+      }
+      slot.show("ok", t("supplier.bond.deposited", { amount: fmtAmount(v, tok) }), txs);
       onDone?.();
     }),
   );
   withdraw.addEventListener("click", () =>
     busy(withdraw, slot, async () => {
-      const v = parse();
-      const free = BigInt(currentBond().free);
-      if (v > free) throw userError(t("supplier.bond.notFree", { amount: fmtAmount(free) }));
-      const r = await sendEscrow("withdrawBond", [ZERO_ADDRESS, v, wallet.address]);
-      slot.show(
-        "ok",
-        t("supplier.bond.withdrew", { amount: fmtAmount(v) }),
-        txLink(r.hash, Number(r.receipt.blockNumber)),
-      );
+      const tok = token.value;
+      const v = await parse(tok);
+      const free = BigInt(data ? bondIn(data.dash, tok).free : 0);
+      if (v > free) throw userError(t("supplier.bond.notFree", { amount: fmtAmount(free, tok) }));
+      const r = await sendEscrow("withdrawBond", [tok, v, wallet.address]);
+      slot.show("ok", t("supplier.bond.withdrew", { amount: fmtAmount(v, tok) }), shown(r));
       onDone?.();
     }),
   );
-  return h(
+  const card = h(
     "div",
     { class: "card" },
     h("h2", null, t("supplier.bond.title")),
     h("p", { class: "small muted" }, t("supplier.bond.intro")),
-    field(t("supplier.bond.amount"), amount),
+    h("div", { class: "cols" }, field(t("supplier.bond.token"), token), field(amountLabel, amount)),
+    figures,
     slot,
     h("div", { class: "row" }, deposit, withdraw),
   );
+  /** Offer the tokens a bond may be held in, and show the chosen one's (`loadDashboard`'s data). */
+  card.update = (next) => {
+    data = next;
+    token.setTokens(bondTokens(next));
+    draw();
+  };
+  return card;
+}
+
+/**
+ * Dry-run an ERC-20 bond deposit before asking for the allowance: a refusal of the escrow's own
+ * (the token no longer accepted, a bond over the cap, the escrow paused) is thrown with nothing
+ * signed; the token's refusal for want of an allowance is what the approval then fixes.
+ */
+async function refusedBeforeApproval(token, amount) {
+  try {
+    await net.client.simulateContract({
+      account: wallet.account,
+      address: net.escrow,
+      abi: ESCROW_ABI,
+      functionName: "depositBond",
+      args: [token, amount],
+    });
+  } catch (raw) {
+    const err = explain(raw);
+    const own = err.revert && (err.revert.startsWith("Escrow") || err.revert === "EnforcedPause"); // i18n-ignore: error names
+    if (own) throw err;
+  }
 }
 
 /** Everything the dashboard shows, fetched in one go. */
 async function loadDashboard() {
-  const [dash, orders, listingsFull, ledger, uploads] = await Promise.all([
+  const [dash, orders, listingsFull, ledger, uploads, allowed] = await Promise.all([
     get("/supplier/dashboard", { auth: true }),
     get("/supplier/orders?limit=1000", { auth: true }),
     Promise.all(
@@ -774,46 +954,71 @@ async function loadDashboard() {
     ).then((x) => x.flat()),
     ledgerEvents(wallet.address).catch(() => []),
     get("/supplier/uploads", { auth: true }),
+    get("/catalog/tokens"),
   ]);
-  const tokens = [ZERO_ADDRESS, ...orders.map((o) => o.token), ...dash.settlement.map((s) => s.token)];
-  await Promise.all([...new Set(tokens)].map(tokenInfo));
-  const meta = new Map(listingsFull.map((l) => [String(l.listing_id), product(l)]));
+  const tokens = [
+    ZERO_ADDRESS,
+    ...allowed,
+    ...orders.map((o) => o.token),
+    ...listingsFull.map((l) => l.token),
+    ...[dash.settlement, dash.bonds, dash.balances, dash.in_escrow, dash.earned].flat().map((x) => x.token),
+  ];
+  const unique = [...new Set(tokens.map((tok) => String(tok).toLowerCase()))];
+  const infos = await Promise.all(unique.map(tokenInfo));
+  unique.forEach((tok, i) => known.set(tok, infos[i]));
+  const full = new Map(listingsFull.map((l) => [String(l.listing_id), l]));
   const histories = await Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => [])));
-  const listings = dash.listings.map((l, i) => ({
-    ...l,
-    name: meta.get(String(l.listing_id))?.name || t("supplier.listingN", { id: String(l.listing_id) }),
-    lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
-  }));
-  return { dash, orders, listings, ledger, uploads };
+  const listings = dash.listings.map((l, i) => {
+    const f = full.get(String(l.listing_id));
+    return {
+      ...l,
+      token: f?.token ?? ZERO_ADDRESS,
+      name: (f && product(f).name) || t("supplier.listingN", { id: String(l.listing_id) }),
+      lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
+    };
+  });
+  return { dash, orders, listings, ledger, uploads, allowed };
 }
 
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
 function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
-  const token = ZERO_ADDRESS;
   const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
-  const bond = dash.bonds.find((b) => b.token.toLowerCase() === token) || { free: "0", reserved: "0" };
-  const balance = amountOf(dash.balances, token);
   const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
-  const lastSettle = dash.recent_settlements[0];
   const lowStock = listings.filter((l) => l.low_stock);
   const byState = Object.entries(dash.orders_by_state);
 
-  const withdrawBtn = h(
-    "button",
-    { class: "btn small", "data-test": "withdraw", disabled: balance === 0n },
-    t("supplier.withdraw"),
-  );
-  withdrawBtn.addEventListener("click", () =>
-    busy(withdrawBtn, wslot, async () => {
-      const r = await sendEscrow("withdraw", [token, wallet.address]);
-      wslot.show(
-        "ok",
-        t("supplier.withdrew", { amount: fmtAmount(balance), address: short(wallet.address) }),
-        txLink(r.hash, Number(r.receipt.blockNumber)),
-      );
-      refresh();
-    }),
-  );
+  /** One withdrawable balance with its button: the chain's coin always, each ERC-20 held. */
+  const withdrawable = (token) => {
+    const balance = amountOf(dash.balances, token);
+    const lastSettle = dash.recent_settlements.find((x) => sameToken(x.token, token));
+    const btn = h(
+      "button",
+      { class: "btn small", "data-test": "withdraw", "data-token": token, disabled: balance === 0n },
+      t("supplier.withdrawToken", { symbol: symbolOf(token) }),
+    );
+    btn.addEventListener("click", () =>
+      busy(btn, wslot, async () => {
+        const r = await sendEscrow("withdraw", [token, wallet.address]);
+        wslot.show(
+          "ok",
+          t("supplier.withdrew", { amount: fmtAmount(balance, token), address: short(wallet.address) }),
+          txLink(r.hash, Number(r.receipt.blockNumber)),
+        );
+        refresh();
+      }),
+    );
+    return h(
+      "div",
+      { class: "spread", "data-test": "withdrawable-row", "data-token": token },
+      h(
+        "span",
+        { "data-test": "withdrawable-amount" },
+        chainNumber(fmtAmount(balance, token), lastSettle?.tx_hash, lastSettle?.block_number),
+      ),
+      btn,
+    );
+  };
+  const held = dash.balances.filter((b) => !isNative(b.token) && BigInt(b.amount) > 0n).map((b) => b.token);
 
   const listingRows = listings.map((l) => {
     const slot = messageSlot();
@@ -844,7 +1049,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         h("strong", null, l.name),
         h("div", { class: "small muted mono" }, short(l.sku, 10, 4)),
       ),
-      h("td", { "data-label": t("supplier.col.price"), class: "num" }, fmtAmount(l.unit_price)),
+      h("td", { "data-label": t("supplier.col.price"), class: "num" }, fmtAmount(l.unit_price, l.token)),
       h(
         "td",
         { "data-label": t("supplier.col.stock"), class: "num" },
@@ -869,8 +1074,15 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
     );
   });
 
-  const sales = orders.map((o) => ({ t: Number(o.paid_at), amount: BigInt(o.amount) }));
-  const settled = dash.recent_settlements.map((x) => ({ t: Number(x.timestamp), amount: BigInt(x.amount) }));
+  // One chart per token sold in (amounts in different tokens do not add up).
+  const sales = orders.map((o) => ({ t: Number(o.paid_at), amount: BigInt(o.amount), token: o.token }));
+  const settled = dash.recent_settlements.map((x) => ({
+    t: Number(x.timestamp),
+    amount: BigInt(x.amount),
+    token: x.token,
+  }));
+  const chartTokens = [...new Set([...sales, ...settled].map((p) => String(p.token).toLowerCase()))];
+  if (!chartTokens.length) chartTokens.push(ZERO_ADDRESS);
   return [
     lowStock.map((l) =>
       message(
@@ -889,7 +1101,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       stat(
         t("supplier.stat.bondFree"),
         chainNumber(
-          fmtAmount(bond.free),
+          amounts(dash.bonds, "free"),
           lastBond?.log.transactionHash,
           lastBond ? Number(lastBond.log.blockNumber) : undefined,
         ),
@@ -898,25 +1110,21 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
           : t("supplier.stat.noDeposit"),
         { "data-test": "bond-free" },
       ),
-      stat(t("supplier.stat.bondReserved"), fmtAmount(bond.reserved), t("supplier.stat.bondReserved.sub"), {
+      stat(t("supplier.stat.bondReserved"), amounts(dash.bonds, "reserved"), t("supplier.stat.bondReserved.sub"), {
         "data-test": "bond-reserved",
       }),
-      stat(t("supplier.stat.inEscrow"), fmtAmount(amountOf(dash.in_escrow, token)), t("supplier.stat.inEscrow.sub"), {
+      stat(t("supplier.stat.inEscrow"), amounts(dash.in_escrow, "amount"), t("supplier.stat.inEscrow.sub"), {
         "data-test": "in-escrow",
       }),
       stat(
         t("supplier.stat.withdrawable"),
-        h(
-          "span",
-          { "data-test": "withdrawable-amount" },
-          chainNumber(fmtAmount(balance), lastSettle?.tx_hash, lastSettle?.block_number),
-        ),
-        h("div", null, withdrawBtn),
+        h("div", null, [ZERO_ADDRESS, ...held].map(withdrawable)),
+        t("supplier.stat.withdrawable.sub"),
         { "data-test": "withdrawable" },
       ),
       stat(
         t("supplier.stat.earned"),
-        fmtAmount(amountOf(dash.earned, token)),
+        amounts(dash.earned, "amount"),
         t("supplier.stat.earned.sub", { count: dash.recent_settlements.length }),
         { "data-test": "earned" },
       ),
@@ -928,12 +1136,26 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         "div",
         { class: "card" },
         h("h2", null, t("supplier.chart.title")),
-        cumulativeChart(
-          [
-            { name: t("supplier.chart.sold"), color: "#0f766e", points: sales },
-            { name: t("supplier.chart.settled"), color: "#d97706", points: settled },
-          ],
-          { title: t("supplier.chart.label") },
+        chartTokens.map((tok) =>
+          cumulativeChart(
+            [
+              {
+                name: t("supplier.chart.sold"),
+                color: "#0f766e",
+                points: sales.filter((p) => sameToken(p.token, tok)),
+              },
+              {
+                name: t("supplier.chart.settled"),
+                color: "#d97706",
+                points: settled.filter((p) => sameToken(p.token, tok)),
+              },
+            ],
+            {
+              title: t("supplier.chart.label", { symbol: symbolOf(tok) }),
+              decimals: known.get(tok)?.decimals ?? 18,
+              unit: symbolOf(tok),
+            },
+          ),
         ),
       ),
       h(
@@ -1036,11 +1258,15 @@ export async function supplierPage(ctx) {
   const upload = uploadCard(() => refresh());
   const settlement = settlementCard(() => refresh());
   const waiting = waitingCard(() => refresh());
+  const opener = openListingCard(Number(config.minBondBps), () => refresh());
+  const bond = bondCard(() => refresh());
   const show = () => {
     replace(live, liveView(data, { wslot, refresh: () => refresh() }));
     upload.setListings(data.listings);
     settlement.update(data.dash);
     waiting.update(data.uploads);
+    opener.update(data);
+    bond.update(data);
   };
   show();
   // Redraw when the figures change, not on every new block (chain_time).
@@ -1062,8 +1288,6 @@ export async function supplierPage(ctx) {
     },
     { interval: 2500, onError: (err) => errors.error(err) },
   );
-  const currentBond = () =>
-    data.dash.bonds.find((b) => b.token.toLowerCase() === ZERO_ADDRESS) || { free: "0", reserved: "0" };
   return h(
     "section",
     null,
@@ -1082,13 +1306,8 @@ export async function supplierPage(ctx) {
     settlement,
     live,
     waiting,
-    h(
-      "div",
-      { class: "cols" },
-      upload,
-      openListingCard(Number(config.minBondBps), () => refresh()),
-    ),
-    bondCard(currentBond, () => refresh()),
+    h("div", { class: "cols" }, upload, opener),
+    bond,
   );
 }
 
