@@ -23,6 +23,7 @@ from web_support import (
     TIMEOUT_MS,
     WebStack,
     connect_dev_wallet,
+    screenshot,
     settle_after_connect,
     sign_in,
     start_stack,
@@ -380,6 +381,7 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     expect(page.locator("h1")).to_have_text("商城")
     seen = {"store": _english(page, names)}
+    screenshot(page, "zh-store")
     sku = listing["sku"]
     _render(page, f"{base}/product/{sku}", '[data-test="compare-row"]')
     seen["product"] = _english(page, names)
@@ -394,6 +396,7 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     _render(page, f"{base}/order/{order_id}", '[data-test="order-state"]')
     expect(page.locator('[data-test="order-state"]')).to_have_text("已发货")
     seen["order"] = _english(page, names)
+    screenshot(page, "zh-buyer-order")
     paid_tx = page.locator("a.txlink").first.get_attribute("href") or ""
     _render(page, base + paid_tx.lstrip("#"), '[data-test="tx"]')
     seen["tx"] = _english(page, names + ["Hardhat"])
@@ -416,6 +419,7 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     expect(page.locator('[data-test="listing-row"]').first).to_be_visible()
     expect(page.get_by_test_id("settlement")).to_contain_text("已结算")
     seen["supplier"] = _english(page, names)
+    screenshot(page, "zh-supplier-dashboard")
     _render(page, base + "/operator", '[data-test="not-operator"]')
     seen["operator (not an operator)"] = _english(page, names)
     page.get_by_test_id("disconnect").click()
@@ -426,6 +430,7 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     expect(page.get_by_test_id("audit-row").first).to_be_visible()
     expect(page.locator('[data-nav="operator"]')).to_have_text("运营")
     seen["operator"] = _english(page, names)
+    screenshot(page, "zh-operator-console")
     _render(page, base + "/no-such-page", "h1")
     seen["not found"] = _english(page, names)
     leaks = {route: found for route, found in seen.items() if found}
