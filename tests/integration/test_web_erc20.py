@@ -92,6 +92,7 @@ def test_buyer_approves_then_buys_in_the_token_and_confirms(
     expect(page.get_by_test_id("release-verdict")).to_have_text("all checks pass")
     expect(page.get_by_test_id("code-text")).to_have_text(stack.codes_of_order(oid, 2))
     page.get_by_test_id("confirm").click()
+    page.get_by_test_id("confirm-yes").click()  # the in-page "are you sure?"
     expect(page.get_by_test_id("order-state")).to_have_text("Completed")
     fee_bps = int(stack.catalog_listing(usdc_listing.listing_id)["fee_bps"])
     credit = stack.escrow.balance_of(stack.dev.supplier.address, usdc_listing.token.address)

@@ -87,6 +87,7 @@ def test_buyer_buys_receives_checks_and_confirms(stack: WebStack, browser: Brows
     expect(page.get_by_test_id("code-verdict")).to_have_text(["pass", "pass"])
 
     page.get_by_test_id("confirm").click()
+    page.get_by_test_id("confirm-yes").click()  # the in-page "are you sure?"
     expect(page.get_by_test_id("order-outcome")).to_contain_text("Confirmed. The supplier is paid")
     expect(page.get_by_test_id("order-state")).to_have_text("Completed")
     expect(page.get_by_test_id("order-events")).to_contain_text("OrderConfirmed")

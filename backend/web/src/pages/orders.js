@@ -16,7 +16,7 @@ import {
   tokenInfo,
   userError,
 } from "../chain.js";
-import { addr, duration, short, txLink, when } from "../fmt.js";
+import { addr, duration, txLink, when } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { gate } from "../session.js";
@@ -214,6 +214,19 @@ function settlesNote(o, now) {
   return t("order.settlesOn", { when: when(o.settles_at ?? o.deadline) });
 }
 
+/**
+ * What happens to the money from here, for someone who has never held a wallet: shown under the
+ * codes while the order is Delivered.
+ */
+function plainStatus(o, now) {
+  if (Number(o.state) !== STATE.DELIVERED) return null;
+  return h(
+    "p",
+    { class: "plain-status", "data-test": "plain-status" },
+    settleDue(o, now) ? t("order.plain.due") : t("order.plain.delivered", { when: when(o.settles_at ?? o.deadline) }),
+  );
+}
+
 /** Where the order is, in one sentence. */
 function headline(o, now) {
   const s = Number(o.state);
@@ -296,15 +309,22 @@ async function orderKey(o) {
   return key;
 }
 
-function copy(button, text) {
-  navigator.clipboard?.writeText(text).then(
-    () => {
-      button.textContent = t("order.code.copied");
-    },
-    () => {
-      button.textContent = t("order.code.select");
-    },
-  );
+/** Copy a code to the clipboard and say so next to the button ("Copied"), or say how otherwise. */
+function copyButton(text) {
+  const said = h("span", { class: "small copied", role: "status", "aria-live": "polite", "data-test": "copied" });
+  const button = h("button", { class: "btn small", type: "button", "data-test": "copy-code" }, t("order.code.copy"));
+  button.addEventListener("click", async () => {
+    try {
+      if (!navigator.clipboard) throw new Error("no clipboard");
+      await navigator.clipboard.writeText(text);
+      said.textContent = `✓ ${t("order.code.copied")}`;
+      said.classList.remove("bad");
+    } catch {
+      said.textContent = t("order.code.select");
+      said.classList.add("bad");
+    }
+  });
+  return [button, said];
 }
 
 const CHECK_LABELS = {
@@ -314,10 +334,11 @@ const CHECK_LABELS = {
   proof: "order.code.check.proof",
 };
 
-function releaseView(o, release, report) {
+/** The codes, first thing on the page once opened: each with a Copy button and how to redeem it. */
+function codesView(report) {
   return h(
     "div",
-    { class: "card", "data-test": "release" },
+    { class: "card codes-card", "data-test": "release" },
     h(
       "div",
       { class: "spread" },
@@ -325,20 +346,6 @@ function releaseView(o, release, report) {
       report.ok
         ? pill(t("order.codes.pass"), "ok", { "data-test": "release-verdict" })
         : pill(t("order.codes.fail"), "bad", { "data-test": "release-verdict" }),
-    ),
-    h("p", { class: "small muted" }, t("order.codes.intro")),
-    h(
-      "ul",
-      { class: "small", "data-test": "release-checks" },
-      report.checks.map((c) =>
-        h(
-          "li",
-          { "data-test": "release-check", "data-ok": String(c.ok) },
-          c.ok ? "✓ " : "✗ ",
-          c.label,
-          c.detail && !c.ok ? h("div", { class: "muted" }, c.detail) : null,
-        ),
-      ),
     ),
     h(
       "ul",
@@ -349,27 +356,15 @@ function releaseView(o, release, report) {
           { "data-test": "code", "data-ok": String(c.ok) },
           h(
             "div",
-            null,
+            { class: "code-main" },
             h("div", { class: "code-text", "data-test": "code-text" }, c.text),
-            h(
-              "div",
-              { class: "checks" },
-              t("order.code.index", { index: String(c.index) }),
-              " · ",
-              Object.entries(c.checks)
-                .map(([k, ok]) => `${ok ? "✓" : "✗"} ${t(CHECK_LABELS[k])}`)
-                .join(" · "),
-              c.expiresAt ? ` · ${t("order.code.expires", { when: when(c.expiresAt) })}` : "",
-            ),
+            c.expiresAt ? h("div", { class: "checks" }, t("order.code.expires", { when: when(c.expiresAt) })) : null,
+            c.ok ? null : h("div", { class: "checks bad-text" }, codeChecks(c)),
           ),
           h(
             "div",
             { class: "row" },
-            h(
-              "button",
-              { class: "btn small quiet", onclick: (e) => copy(e.currentTarget, c.text) },
-              t("order.code.copy"),
-            ),
+            copyButton(c.text),
             c.ok
               ? pill(t("order.code.pass"), "ok", { "data-test": "code-verdict" })
               : pill(t("order.code.fail"), "bad", { "data-test": "code-verdict" }),
@@ -377,8 +372,71 @@ function releaseView(o, release, report) {
         ),
       ),
     ),
-    release.tx_hash ? h("p", { class: "small" }, tn("order.codes.deliveredIn", { tx: txLink(release.tx_hash) })) : null,
+    h("p", { class: "small", "data-test": "redeem-hint" }, t("order.code.redeem")),
   );
+}
+
+/** One code's checks against the chain, in one line ("✓ matches its commitment · ✗ …"). */
+function codeChecks(c) {
+  return [
+    t("order.code.index", { index: String(c.index) }),
+    ...Object.entries(c.checks).map(([k, ok]) => `${ok ? "✓" : "✗"} ${t(CHECK_LABELS[k])}`),
+  ].join(" · ");
+}
+
+/** The proof behind the order, folded away: digests, the order key and the Merkle checklist. */
+function proofView(o, release, report) {
+  return [
+    h(
+      "summary",
+      { "data-test": "proof-toggle" },
+      h("strong", null, t("order.proof.title")),
+      " ",
+      h("span", { class: "small muted" }, t("order.proof.who")),
+    ),
+    h(
+      "dl",
+      { class: "kv" },
+      h("dt", null, t("order.kv.orderId")),
+      h("dd", { class: "mono small" }, String(o.order_id)),
+      h("dt", null, t("order.kv.digest")),
+      h(
+        "dd",
+        { class: "mono small", "data-test": "release-digest" },
+        BigInt(o.release_digest) === 0n ? t("order.kv.notDelivered") : o.release_digest,
+      ),
+      h("dt", null, t("order.kv.key")),
+      h("dd", { class: "mono small", "data-test": "order-key" }, o.buyer_pubkey),
+    ),
+    report
+      ? h(
+          "div",
+          null,
+          h("p", { class: "small muted" }, t("order.codes.intro")),
+          h(
+            "ul",
+            { class: "small", "data-test": "release-checks" },
+            report.checks.map((c) =>
+              h(
+                "li",
+                { "data-test": "release-check", "data-ok": String(c.ok) },
+                c.ok ? "✓ " : "✗ ",
+                c.label,
+                c.detail && !c.ok ? h("div", { class: "muted" }, c.detail) : null,
+              ),
+            ),
+          ),
+          h(
+            "ul",
+            { class: "small proof-codes", "data-test": "proof-codes" },
+            report.codes.map((c) => h("li", null, h("span", { class: "mono" }, c.text), " — ", codeChecks(c))),
+          ),
+          release?.tx_hash
+            ? h("p", { class: "small" }, tn("order.codes.deliveredIn", { tx: txLink(release.tx_hash) }))
+            : null,
+        )
+      : h("p", { class: "small muted" }, t("order.proof.afterOpening")),
+  ];
 }
 
 /** #/order/<id> */
@@ -388,7 +446,9 @@ export async function orderPage(ctx, orderId) {
   const { listingId, firstIndex } = splitOrderId(orderId);
   const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, t("order.loading")));
   const actionsBox = h("div");
-  const releaseBox = h("div");
+  // The codes lead the page once opened; the proof behind them is folded away below.
+  const codesBox = h("div", { "data-test": "codes-box" });
+  const proofBox = h("details", { class: "card proof", "data-test": "proof" });
   // Outcomes of the buttons below: kept when the order's new state redraws the actions.
   const outcome = messageSlot({ "data-test": "order-outcome" });
   const eventsBox = h("div");
@@ -455,11 +515,13 @@ export async function orderPage(ctx, orderId) {
               onchainDigest: await onchainDigest(o),
               batches,
             });
-            replace(releaseBox, releaseView(o, releaseData, report));
+            replace(codesBox, codesView(report));
+            replace(proofBox, proofView(last, releaseData, report));
             renderActions(last, now);
           }),
         );
-        parts.push(
+        replace(
+          codesBox,
           h(
             "div",
             { class: "card" },
@@ -473,17 +535,45 @@ export async function orderPage(ctx, orderId) {
     }
     if (s === STATE.DELIVERED) {
       const slot = messageSlot({ "data-test": "confirm-message" });
+      // Confirming pays the seller for good: only once the codes were opened on this page, and
+      // only after a second, in-page "are you sure".
       const confirm = h(
         "button",
-        { class: "btn", "data-test": "confirm", disabled: report ? !report.ok : false },
+        { class: "btn", "data-test": "confirm", disabled: !report || !report.ok },
         t("order.confirm.button"),
       );
-      confirm.addEventListener("click", () =>
-        busy(confirm, slot, async () => {
-          const order = await liveOrder(o);
-          const r = await sendEscrow("confirm", [BigInt(o.order_id), order]);
-          outcome.show("ok", t("order.confirm.done"), txLink(r.hash, Number(r.receipt.blockNumber)));
-          refreshNow();
+      const yes = h("button", { class: "btn", type: "button", "data-test": "confirm-yes" }, t("order.confirm.yes"));
+      const no = h("button", { class: "btn quiet", type: "button", "data-test": "confirm-no" }, t("order.confirm.no"));
+      const ask = h(
+        "div",
+        { class: "msg warn", role: "alertdialog", "aria-label": t("order.confirm.ask"), "data-test": "confirm-ask" },
+        h("p", null, h("strong", null, t("order.confirm.ask"))),
+        h("div", { class: "row" }, yes, no),
+      );
+      ask.hidden = true;
+      confirm.addEventListener("click", () => {
+        slot.clear();
+        ask.hidden = false;
+        confirm.hidden = true;
+        yes.focus();
+      });
+      no.addEventListener("click", () => {
+        ask.hidden = true;
+        confirm.hidden = false;
+        confirm.focus();
+      });
+      yes.addEventListener("click", () =>
+        busy(yes, slot, async () => {
+          no.disabled = true;
+          try {
+            const order = await liveOrder(o);
+            const r = await sendEscrow("confirm", [BigInt(o.order_id), order]);
+            outcome.show("ok", t("order.confirm.done"), txLink(r.hash, Number(r.receipt.blockNumber)));
+            ask.hidden = true;
+            refreshNow();
+          } finally {
+            no.disabled = false;
+          }
         }),
       );
       const text = h("textarea", {
@@ -585,6 +675,7 @@ export async function orderPage(ctx, orderId) {
             ),
             slot,
             confirm,
+            ask,
           ),
           h(
             "div",
@@ -612,6 +703,7 @@ export async function orderPage(ctx, orderId) {
     actionsKey = key;
     replace(
       statusBox,
+      plainStatus(o, now),
       h(
         "div",
         { class: "card" },
@@ -657,17 +749,10 @@ export async function orderPage(ctx, orderId) {
               ? ` (${o.deadline >= now ? t("order.left", { duration: duration(o.deadline - now) }) : t("order.passed")})`
               : "",
           ),
-          h("dt", null, t("order.kv.digest")),
-          h(
-            "dd",
-            { class: "mono small" },
-            BigInt(o.release_digest) === 0n ? t("order.kv.notDelivered") : o.release_digest,
-          ),
-          h("dt", null, t("order.kv.key")),
-          h("dd", { class: "mono small", title: o.buyer_pubkey }, short(o.buyer_pubkey, 10, 6)),
         ),
       ),
     );
+    if (changed || !proofBox.childElementCount) replace(proofBox, proofView(o, releaseData, report));
     if (o.events) {
       replace(
         eventsBox,
@@ -742,10 +827,11 @@ export async function orderPage(ctx, orderId) {
     h("a", { href: "#/orders", class: "small" }, t("order.back")),
     h("h1", null, t("order.title", { id: String(orderId) })),
     slot,
+    codesBox,
     statusBox,
     outcome,
-    releaseBox,
     actionsBox,
+    proofBox,
     eventsBox,
   );
 }
