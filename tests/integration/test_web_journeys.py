@@ -162,7 +162,8 @@ def test_supplier_uploads_codes_and_sees_the_sale_settle(
     oid = stack.buy_over_api(buyer, listing_id, 2)
     expect(row.get_by_test_id("listing-stock")).to_have_text("23")
     stack.confirm_over_api(buyer, oid)
-    settlement = page.get_by_test_id("settlement-row").filter(has_text=f"#{oid}")
+    reference = f"L{oid >> 32}-{oid & 0xFFFFFFFF}"  # the order's reference (fmt.js orderRef)
+    settlement = page.get_by_test_id("settlement-row").filter(has_text=reference)
     expect(settlement).to_contain_text("0.0392 ETH")  # 0.04 less the 2% platform fee
     expect(settlement.get_by_role("link")).to_contain_text("block")
     expect(page.get_by_test_id("orders-by-state")).to_contain_text("completed")

@@ -162,3 +162,39 @@ export function product(listing) {
     description: typeof meta.description === "string" ? meta.description : "",
   };
 }
+
+// ------------------------------------------------------------------ order references
+
+const LOW32 = 0xffffffffn;
+
+/**
+ * A short, reversible reference for an on-chain order id: ids are `listingId << 32 | n` (n the
+ * index of the order's first code in the listing), so order 8589934609 is "L2-17".
+ */
+export function orderRef(orderId) {
+  const id = BigInt(orderId);
+  return `L${id >> 32n}-${id & LOW32}`;
+}
+
+/**
+ * The on-chain order id (a decimal string) of a reference ("L2-17", any case) or of a decimal
+ * id ("8589934609"); null for anything else.
+ */
+export function parseOrderRef(text) {
+  const s = String(text ?? "").trim();
+  if (/^\d{1,78}$/.test(s)) return BigInt(s).toString();
+  const m = /^L(\d{1,68})-(\d{1,10})$/i.exec(s);
+  if (!m) return null;
+  const n = BigInt(m[2]);
+  if (n > LOW32) return null;
+  return ((BigInt(m[1]) << 32n) | n).toString();
+}
+
+/** An order's reference as shown on a page, with the on-chain id on hover. */
+export function orderLabel(orderId) {
+  return h(
+    "span",
+    { class: "order-ref nowrap", title: t("fmt.order.title", { id: String(orderId) }), "data-order-ref": "" },
+    orderRef(orderId),
+  );
+}

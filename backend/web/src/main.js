@@ -22,7 +22,7 @@ const routes = [
   [/^\/product\/(0x[0-9a-fA-F]{64})$/, "store", productPage],
   [/^\/buy\/(\d+)(?:\?ref=(0x[0-9a-fA-F]{40}))?$/, "store", buyPage],
   [/^\/orders$/, "orders", ordersPage],
-  [/^\/order\/(\d+)$/, "orders", orderPage],
+  [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", orderPage],
   [/^\/supplier$/, "supplier", supplierPage],
   [/^\/arbiter$/, "arbiter", arbiterPage],
   [/^\/alerts$/, "alerts", notifyPage],

@@ -14,7 +14,7 @@ import {
   tokenInfo,
   userError,
 } from "../chain.js";
-import { addr, bps, duration, short, txLink, when } from "../fmt.js";
+import { addr, bps, duration, orderLabel, orderRef, short, txLink, when } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { uriLink } from "../links.js";
 import { gate } from "../session.js";
@@ -466,7 +466,7 @@ export async function arbiterPage(ctx) {
       h(
         "div",
         { "data-test": "dispute-detail" },
-        h("h2", null, t("arbiter.dispute.title", { order: String(d.order_id) })),
+        h("h2", null, t("arbiter.dispute.title", { order: orderRef(d.order_id) })),
         h(
           "div",
           { class: "cols" },
@@ -601,7 +601,7 @@ export async function arbiterPage(ctx) {
                       h(
                         "td",
                         { "data-label": t("arbiter.col.order") },
-                        `#${d.order_id}`,
+                        orderLabel(d.order_id),
                         h("div", { class: "small muted" }, t("product.listing", { id: String(d.listing_id) })),
                       ),
                       h("td", { "data-label": t("arbiter.col.payment"), class: "num" }, fmtAmount(d.amount, d.token)),

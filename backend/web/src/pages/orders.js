@@ -16,7 +16,7 @@ import {
   tokenInfo,
   userError,
 } from "../chain.js";
-import { addr, duration, txLink, when } from "../fmt.js";
+import { addr, duration, orderLabel, orderRef, parseOrderRef, txLink, when } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { gate } from "../session.js";
@@ -95,7 +95,7 @@ export async function ordersPage(ctx) {
                   h(
                     "td",
                     { "data-label": t("orders.col.order") },
-                    h("a", { href: `#/order/${o.order_id}` }, `#${o.order_id}`),
+                    h("a", { href: `#/order/${o.order_id}`, "data-test": "order-ref" }, orderLabel(o.order_id)),
                     h("div", { class: "small muted" }, t("product.listing", { id: String(o.listing_id) })),
                   ),
                   h(
@@ -439,10 +439,15 @@ function proofView(o, release, report) {
   ];
 }
 
-/** #/order/<id> */
-export async function orderPage(ctx, orderId) {
+/** #/order/<id>: the on-chain id (#/order/8589934609) or its reference (#/order/L2-17). */
+export async function orderPage(ctx, ref) {
+  const orderId = parseOrderRef(ref);
+  if (orderId === null)
+    return h("section", null, h("h1", null, t("app.notFound.title")), message("error", t("order.badRef")));
+  const title = () =>
+    h("h1", { title: t("fmt.order.title", { id: orderId }) }, t("order.title", { id: orderRef(orderId) }));
   const g = gate(ctx, { needSignIn: true, why: t("order.why") });
-  if (g) return h("section", null, h("h1", null, t("order.title", { id: String(orderId) })), g);
+  if (g) return h("section", null, title(), g);
   const { listingId, firstIndex } = splitOrderId(orderId);
   const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, t("order.loading")));
   const actionsBox = h("div");
@@ -825,7 +830,7 @@ export async function orderPage(ctx, orderId) {
     "section",
     null,
     h("a", { href: "#/orders", class: "small" }, t("order.back")),
-    h("h1", null, t("order.title", { id: String(orderId) })),
+    title(),
     slot,
     codesBox,
     statusBox,

@@ -21,7 +21,7 @@ import {
   tokenInfo,
   userError,
 } from "../chain.js";
-import { chainNumber, duration, humanize, keccakText, product, short, txLink, when } from "../fmt.js";
+import { chainNumber, duration, humanize, keccakText, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { has, locale, t, tn } from "../i18n.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
@@ -1198,7 +1198,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
                   h(
                     "tr",
                     null,
-                    h("td", null, `#${o.order_id}`),
+                    h("td", null, orderLabel(o.order_id)),
                     h("td", null, statePill(o.state)),
                     h("td", { class: "num" }, `${o.quantity}`),
                     h("td", { class: "num" }, fmtAmount(o.amount, o.token)),
@@ -1345,7 +1345,7 @@ function settlementsCard(settlements) {
                 h(
                   "tr",
                   { "data-test": "settlement-row" },
-                  h("td", null, `#${s.order_id}`),
+                  h("td", null, orderLabel(s.order_id)),
                   h("td", null, has(`supplier.kind.${s.kind}`) ? t(`supplier.kind.${s.kind}`) : s.kind),
                   h("td", { class: "num" }, fmtAmount(s.amount, s.token)),
                   h("td", null, when(s.timestamp)),
