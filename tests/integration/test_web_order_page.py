@@ -122,9 +122,15 @@ def _delivered(stack: WebStack, buyer: LocalAccount, oid: int) -> int:
     """The order's deadline once it is delivered (read as the buyer, through the API)."""
     from backend.client import KamengClient
 
+    from backend.client import ApiError
+
+    def delivered(client: KamengClient) -> object:
+        try:
+            d = client.order(oid, buyer)
+        except ApiError:  # not in the mirror yet
+            return None
+        return d if int(d.state) == 2 else None
+
     with KamengClient(stack.url) as client:
-        detail = stack.wait_until(
-            f"order {oid} to be delivered",
-            lambda: (d if int((d := client.order(oid, buyer)).state) == 2 else None),
-        )
+        detail = stack.wait_until(f"order {oid} to be delivered", lambda: delivered(client))
     return int(detail.deadline)

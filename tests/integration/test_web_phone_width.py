@@ -1,0 +1,144 @@
+"""Every page works on a 360-pixel-wide phone without scrolling sideways (issue 18).
+
+At a 360x780 viewport the test visits every route with something on it (the store, a product's
+comparison, the buy page, the orders, a delivered order with its codes open, a transaction, the
+alerts, the supplier dashboard, the arbiter's console with an open dispute and the operator
+console) and checks the document is no wider than the window; a failure names the elements
+whose right edge passes the screen's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_utils import keccak
+from playwright.sync_api import expect
+from web_support import TIMEOUT_MS, WebStack, connect_dev_wallet, sign_in
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+WIDTH, HEIGHT = 360, 780
+
+#: What pokes out of the screen: elements whose right edge is past the window's, unless a
+#: scrolling (or clipping) ancestor that itself fits holds them.
+_OVERFLOW = """() => {
+  const w = window.innerWidth;
+  const held = (el) => {
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      const ox = getComputedStyle(p).overflowX;
+      if (ox !== "visible" && p.getBoundingClientRect().right <= w + 0.5) return true;
+    }
+    return false;
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : "") +
+    (el.dataset.test ? `[data-test=${el.dataset.test}]` : "");
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > w + 0.5 && !held(el)) {
+      const path = [];
+      for (let p = el; p && p !== document.body && path.length < 4; p = p.parentElement) path.unshift(name(p));
+      out.push(`${path.join(" > ")} (right edge ${Math.round(r.right)} px): ` +
+        JSON.stringify((el.textContent || "").trim().slice(0, 50)));
+    }
+  }
+  return { scroll: document.documentElement.scrollWidth, width: w, out: out.slice(0, 12) };
+}"""
+
+
+def assert_fits(page: Page, name: str) -> None:
+    expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
+    found = page.evaluate(_OVERFLOW)
+    assert found["scroll"] <= found["width"], (
+        f"the {name} page is {found['scroll']} px wide on a {found['width']} px screen; "
+        "past the edge:\n" + "\n".join(found["out"])
+    )
+
+
+def visit(page: Page, url: str, marker: str, name: str) -> None:
+    page.goto(url)
+    expect(page.locator(marker).first).to_be_visible()
+    assert_fits(page, name)
+
+
+def test_every_page_fits_a_360_pixel_screen(stack: WebStack, browser: Browser) -> None:
+    from backend.client import KamengClient
+    from contracts.encoding import Order
+
+    stack.stock_listing(4)
+    listing = stack.catalog_listing(stack.dev.listing_id)
+    buyer = stack.new_account(ether=5)
+    oid = stack.buy_over_api(buyer, stack.dev.listing_id, 2)
+    # Another buyer's order, disputed, for the arbiter's console.
+    other = stack.new_account(ether=5)
+    disputed = stack.buy_over_api(other, stack.dev.listing_id, 1)
+    from backend.client import ApiError
+
+    def delivered(client: KamengClient) -> object:
+        try:
+            d = client.order(disputed, other)
+        except ApiError:  # not in the mirror yet
+            return None
+        return d if int(d.state) == 2 else None
+
+    with KamengClient(stack.url) as client:
+        detail = stack.wait_until("the disputed order to be delivered", lambda: delivered(client))
+    stack.escrow.tx.reset_nonce(other.address)
+    stack.escrow.dispute(
+        other,
+        disputed,
+        Order.from_record(detail),
+        "data:,the%20code%20was%20already%20redeemed",
+        keccak(b"the code was already redeemed"),
+    )
+
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    base = f"{stack.url}/#"
+    visit(page, base + "/", '[data-test="product"]', "store")
+    visit(page, f"{base}/product/{listing['sku']}", '[data-test="compare-row"]', "product")
+    visit(page, f"{base}/buy/{stack.dev.listing_id}", '[data-test="pay"]', "buy")
+    visit(page, base + "/orders", '[data-test="gate-connect"]', "orders (no wallet)")
+    connect_dev_wallet(page, buyer)
+    sign_in(page)
+    expect(page.get_by_test_id("order-row")).to_have_count(1)
+    assert_fits(page, "orders")
+    visit(page, f"{base}/order/{oid}", '[data-test="open-codes"]', "order")
+    page.get_by_test_id("open-codes").click()
+    expect(page.get_by_test_id("code-text")).to_have_count(2)
+    page.get_by_test_id("proof-toggle").click()
+    expect(page.get_by_test_id("release-check").first).to_be_visible()
+    assert_fits(page, "order (codes and proof open)")
+    paid_tx = page.locator("a.txlink").first.get_attribute("href") or ""
+    visit(page, base + paid_tx.lstrip("#"), '[data-test="tx"]', "transaction")
+    visit(page, base + "/alerts", '[data-test="endpoint-add"]', "alerts")
+
+    page.get_by_test_id("disconnect").click()
+    page.goto(base + "/supplier")
+    connect_dev_wallet(page, stack.dev.supplier)
+    sign_in(page)
+    expect(page.get_by_test_id("listing-row").first).to_be_visible()
+    assert_fits(page, "supplier dashboard")
+
+    page.get_by_test_id("disconnect").click()
+    page.goto(base + "/arbiter")
+    connect_dev_wallet(page, stack.dev.arbiter)
+    sign_in(page)
+    row = page.locator(f'[data-test="dispute-row"][data-order="{disputed}"]')
+    expect(row).to_be_visible()
+    assert_fits(page, "arbiter queue")
+    row.get_by_test_id("review").click()
+    expect(page.get_by_test_id("check").first).to_be_visible()
+    assert_fits(page, "arbiter dispute")
+
+    page.get_by_test_id("disconnect").click()
+    page.goto(base + "/operator")
+    connect_dev_wallet(page, stack.dev.admin)
+    sign_in(page)
+    expect(page.get_by_test_id("op-overview")).to_be_visible()
+    expect(page.get_by_test_id("audit-row").first).to_be_visible()
+    assert_fits(page, "operator console")
+    context.close()
