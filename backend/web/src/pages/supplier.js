@@ -676,7 +676,9 @@ function uploadCard(onDone) {
     slot,
     btn,
   );
-  /** Refresh the listing choices, keeping the current one. */
+  // A listing just opened, to select as soon as the dashboard's data lists it.
+  let wanted = null;
+  /** Refresh the listing choices, keeping the current one (or selecting the one just opened). */
   card.setListings = (listings) => {
     const current = select.value;
     if (!listings.length) return;
@@ -686,11 +688,23 @@ function uploadCard(onDone) {
         h(
           "option",
           { value: String(l.listing_id) },
-          `#${l.listing_id} · ${l.name}${l.active ? "" : t("supplier.closedSuffix")}`,
+          `#${l.listing_id} · ${l.name} · ${fmtAmount(l.unit_price, l.token)}${l.active ? "" : t("supplier.closedSuffix")}`,
         ),
       ),
     );
-    if (listings.some((l) => String(l.listing_id) === current)) select.value = current;
+    if (wanted !== null && listings.some((l) => String(l.listing_id) === wanted)) {
+      select.value = wanted;
+      wanted = null;
+    } else if (listings.some((l) => String(l.listing_id) === current)) select.value = current;
+  };
+  /** Select listing `id` in the form now, or once the dashboard lists it. */
+  card.follow = (id) => {
+    if (id === null || id === undefined) return;
+    wanted = String(id);
+    if ([...select.options].some((o) => o.value === wanted)) {
+      select.value = wanted;
+      wanted = null;
+    }
   };
   return card;
 }
@@ -785,7 +799,7 @@ function openListingCard(minBondBps, onDone) {
         t("supplier.open.done", { id: String(ev?.args.listingId), price: fmtAmount(unit, tok) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
-      onDone?.();
+      onDone?.(ev ? String(ev.args.listingId) : null);
     }),
   );
   const card = h(
@@ -1258,7 +1272,10 @@ export async function supplierPage(ctx) {
   const upload = uploadCard(() => refresh());
   const settlement = settlementCard(() => refresh());
   const waiting = waitingCard(() => refresh());
-  const opener = openListingCard(Number(config.minBondBps), () => refresh());
+  const opener = openListingCard(Number(config.minBondBps), (id) => {
+    upload.follow(id);
+    refresh();
+  });
   const bond = bondCard(() => refresh());
   const show = () => {
     replace(live, liveView(data, { wslot, refresh: () => refresh() }));
