@@ -41,7 +41,7 @@ from backend.rpc_proxy import serialize_provider
 from backend.vault.master import open_vault
 from backend.workers import RUNNING, WorkerReport, dead
 from contracts.chain import embedded_chain, free_port, rpc_chain
-from contracts.client import EscrowClient, EscrowConfig
+from contracts.client import EscrowClient, EscrowConfig, deploy_contract
 from contracts.encoding import sku_id
 from contracts.errors import KamengError
 from indexer.db import private_dirs
@@ -81,6 +81,9 @@ class DevWorld:
     listing_id: int
     #: The keeper's key: no role, only gas money (`backend.keeper`).
     keeper: LocalAccount | None = None
+    #: A 6-decimal USDT stand-in the escrow accepts; anyone may mint it (the faucet:
+    #: ``mint(to, amount)``), so any development wallet can pay and bond in a stablecoin.
+    usdt: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Addresses and private keys, for `kameng serve --dev-accounts FILE`."""
@@ -98,6 +101,7 @@ class DevWorld:
             "buyers": [one(b) for b in self.buyers],
             "sku": "0x" + self.sku.hex(),
             "listing_id": self.listing_id,
+            **({"usdt": self.usdt} if self.usdt is not None else {}),
         }
 
 
@@ -125,6 +129,8 @@ def deploy_dev_world(
         bond_bps=1000,
         metadata_uri=f"kameng:dev/{DEV_SKU_NAME}",
     )
+    usdt, _ = deploy_contract(chain, admin, "TestToken", "Tether USD (development)", "USDT")
+    escrow.set_token_allowed(admin, usdt, True)
     world = DevWorld(
         admin=admin,
         arbiter=arbiter,
@@ -134,6 +140,7 @@ def deploy_dev_world(
         sku=sku,
         listing_id=listing_id,
         keeper=chain.new_account(ether=100),
+        usdt=usdt,
     )
     return escrow, world
 

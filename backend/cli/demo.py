@@ -52,6 +52,8 @@ ETH = 10**18
 PRICE = 10**16  # 0.01 ETH per code
 USDT = 10**6  # the development USDT has 6 decimals
 VIP_PRICE = 15 * USDT
+#: Codes the stablecoin chapter's buyer takes.
+STABLECOIN_QUANTITY = 2
 WHOLESALE = 50
 
 
@@ -627,7 +629,7 @@ def _stablecoin_chapter(
 
     buyer = chain.new_account(ether=1)
     escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
-    quantity = 2
+    quantity = STABLECOIN_QUANTITY
     escrow.approve_token(buyer, token, VIP_PRICE * quantity)
     key, _nonce = next_order_key(escrow, buyer)
     escrow.tx.reset_nonce(buyer.address)
@@ -702,9 +704,9 @@ def _summary(
     table = Table("", "result", title="kameng demo: summary", title_justify="left")
     table.add_row(
         "orders",
-        f"{len(purchases)} by {len(purchases)} buyers, "
-        f"{sum(p.quantity for p in purchases)} codes "
-        f"(wholesale: {WHOLESALE} in one order)",
+        f"{len(purchases) + 1} by {len(purchases) + 1} buyers, "
+        f"{sum(p.quantity for p in purchases) + STABLECOIN_QUANTITY} codes "
+        f"(wholesale: {WHOLESALE} in one order; one order in USDT)",
     )
     kinds = [step["kind"] for step in story.steps]
     table.add_row(

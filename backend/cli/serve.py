@@ -260,6 +260,12 @@ def serve(
             "dev accounts",
             f"{written} (supplier, arbiter, buyer0..; listing {runtime.dev.listing_id})",
         )
+        if runtime.dev.usdt is not None:
+            table.add_row(
+                "dev stablecoin",
+                f"USDT (6 decimals) at {runtime.dev.usdt}, allowed by the escrow; anyone may "
+                "mint it: mint(address, amount)",
+            )
     console.print(table)
     try:
         if supervisor is not None:

@@ -126,15 +126,19 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         "6. A dispute",
         "7. Supplier B misses",
         "8. Nobody clicks: the keeper settles",
+        "9. 腾讯视频VIP月卡",
         "summary",
     ):
         assert chapter in out, chapter
     steps = json.loads(transcript.read_text())["steps"]
     kinds = [s["kind"] for s in steps]
     # 6 buyers: one disputes, one buys from the silent supplier, one never confirms (the keeper
-    # settles its order after the dispute window), the other 3 confirm.
+    # settles its order after the dispute window), the other 3 confirm; and the stablecoin
+    # chapter's buyer confirms too.
     counts = [kinds.count(k) for k in ("confirm", "settle", "rule", "refund")]
-    assert counts == [3, 1, 1, 1], out
+    assert counts == [4, 1, 1, 1], out
+    assert "7 by 7 buyers" in out and "one order in USDT" in out
+    assert "2 codes for 30 USDT, delivered, verified and confirmed" in out
     assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert "1 settled by the keeper" in out and "nobody clicked" in out
     # The supplier's webhook heard of each of its 5 paid orders, every signature verified.

@@ -120,9 +120,7 @@ def test_the_plain_status_speaks_chinese(stack: WebStack, browser: Browser) -> N
 
 def _delivered(stack: WebStack, buyer: LocalAccount, oid: int) -> int:
     """The order's deadline once it is delivered (read as the buyer, through the API)."""
-    from backend.client import KamengClient
-
-    from backend.client import ApiError
+    from backend.client import ApiError, KamengClient
 
     def delivered(client: KamengClient) -> object:
         try:

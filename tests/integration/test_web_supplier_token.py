@@ -17,7 +17,6 @@ from playwright.sync_api import expect
 from web_support import WebStack, connect_dev_wallet, new_page, sign_in
 
 from contracts.artifacts import load
-from contracts.client import deploy_contract
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -28,13 +27,12 @@ USDT = 10**6
 
 @pytest.fixture(scope="module")
 def usdt(stack: WebStack) -> Any:
-    """A 6-decimal "Tether USD" the operator allows, 1,000 of it minted to the dev supplier."""
+    """The development world's 6-decimal USDT (allowed by the escrow), 1,000 of it minted to the
+    dev supplier through its public faucet."""
     dev, escrow, chain = stack.dev, stack.escrow, stack.chain
-    address, _ = deploy_contract(chain, dev.admin, "TestToken", "Tether USD", "USDT")
-    escrow.tx.reset_nonce(dev.admin.address)  # deploy_contract signed with its own transactor
-    token = chain.w3.eth.contract(address=to_checksum_address(address), abi=load("TestToken").abi)
-    escrow.set_token_allowed(dev.admin, token.address, True)
-    escrow.tx.send(dev.admin, token.functions.mint(dev.supplier.address, 1_000 * USDT))
+    assert dev.usdt is not None
+    token = chain.w3.eth.contract(address=to_checksum_address(dev.usdt), abi=load("TestToken").abi)
+    escrow.tx.send(dev.supplier, token.functions.mint(dev.supplier.address, 1_000 * USDT))
     stack.wait_until(
         "the token in GET /catalog/tokens",
         lambda: token.address in httpx.get(f"{stack.url}/catalog/tokens").json(),
