@@ -31,15 +31,20 @@ _OVERFLOW = """() => {
     }
     return false;
   };
-  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
-    (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : "") +
+  const classes = (el) =>
+    el.className && typeof el.className === "string"
+      ? "." + el.className.trim().split(/\\s+/).join(".")
+      : "";
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + classes(el) +
     (el.dataset.test ? `[data-test=${el.dataset.test}]` : "");
   const out = [];
   for (const el of document.querySelectorAll("body *")) {
     const r = el.getBoundingClientRect();
     if (r.width > 0 && r.right > w + 0.5 && !held(el)) {
       const path = [];
-      for (let p = el; p && p !== document.body && path.length < 4; p = p.parentElement) path.unshift(name(p));
+      for (let p = el; p && p !== document.body && path.length < 4; p = p.parentElement) {
+        path.unshift(name(p));
+      }
       out.push(`${path.join(" > ")} (right edge ${Math.round(r.right)} px): ` +
         JSON.stringify((el.textContent || "").trim().slice(0, 50)));
     }

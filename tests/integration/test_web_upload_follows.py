@@ -14,9 +14,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 
-def test_the_upload_form_selects_the_listing_just_opened(
-    stack: WebStack, browser: Browser
-) -> None:
+def test_the_upload_form_selects_the_listing_just_opened(stack: WebStack, browser: Browser) -> None:
     context, page = new_page(browser)
     page.goto(f"{stack.url}/#/supplier")
     connect_dev_wallet(page, stack.dev.supplier)
