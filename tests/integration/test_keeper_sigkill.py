@@ -52,7 +52,6 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from backend.chaintx import get_logs  # noqa: E402
 from backend.gateway.models import FINAL, ChainTx, TxState  # noqa: E402
 from backend.runtime import Runtime, deploy_dev_world  # noqa: E402
 from contracts.chain import AnvilNode, Chain  # noqa: E402
@@ -351,7 +350,7 @@ def _settlements(stack: Stack, first_block: int) -> Settlements:
     escrow = stack.runtime.escrow
     topics = [["0x" + escrow.codec.topic(n).hex() for n in ("OrderSettled", "SettlementSkipped")]]
     out = Settlements({}, [], {})
-    for raw in get_logs(escrow, first_block, "latest", topics):
+    for raw in escrow.logs(first_block, "latest", topics):
         event = escrow.codec.decode_log(raw)
         assert event is not None
         oid = int(event.args["orderId"])
