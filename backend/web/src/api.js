@@ -1,6 +1,7 @@
 // The kameng API (same origin): JSON requests, Sign-In with Ethereum sessions, streamed uploads.
 import { net, userError } from "./chain.js";
 import { t } from "./i18n.js";
+import { connectionBack, connectionLost } from "./status.js";
 import { signText, wallet } from "./wallet.js";
 
 const SESSION_KEY = "kameng.session.";
@@ -31,7 +32,9 @@ function humanize(status, text, retryAfter) {
   return status === 503 && retryAfter ? t("api.error.retrying", { said, seconds: String(retryAfter) }) : said;
 }
 
+/** The server could not be reached: the banner says so and probes until it answers again. */
 function offline(err) {
+  connectionLost();
   return userError(t("api.offline"), null, { offline: true, cause: err });
 }
 
@@ -134,6 +137,8 @@ async function request(method, path, { body, auth = false, headers = {}, raw = f
   } catch (err) {
     throw offline(err);
   }
+  // An answer (other than a gateway's "not there") means the server is reachable again.
+  if (![502, 503, 504].includes(res.status)) connectionBack();
   if (raw) return res;
   return parse(res, auth);
 }

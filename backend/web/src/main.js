@@ -1,7 +1,7 @@
 // kameng's single-page front-end: boot, routing (#/...), the wallet widget and the connection
 // banner. Pages live in ./pages and render into <main id="app">.
-import { get } from "./api.js";
-import { configure, net } from "./chain.js";
+import { ApiError, get } from "./api.js";
+import { configure, explain, net } from "./chain.js";
 import { short } from "./fmt.js";
 import { LOCALES, locale, onLocaleChange, setLocale, t } from "./i18n.js";
 import { arbiterPage } from "./pages/arbiter.js";
@@ -13,8 +13,8 @@ import { productPage, storePage } from "./pages/store.js";
 import { supplierPage } from "./pages/supplier.js";
 import { txPage } from "./pages/tx.js";
 import { walletWidget } from "./session.js";
-import { reportConnection } from "./status.js";
-import { h, message, replace } from "./ui.js";
+import { connectionLost, onReconnect, retryNow } from "./status.js";
+import { describeError, h, message, replace } from "./ui.js";
 import { onWalletChange, restore, wallet } from "./wallet.js";
 
 const routes = [
@@ -32,6 +32,8 @@ const routes = [
 
 let cleanup = null;
 let renderSeq = 0;
+/** Whether the page shown is the failure of a render that could not reach the server. */
+let failedOffline = false;
 
 /**
  * Render the page the location's hash names. While a render is under way <main> carries
@@ -50,6 +52,7 @@ async function route() {
 
 async function render(main, seq) {
   const path = window.location.hash.replace(/^#/, "") || "/";
+  failedOffline = false;
   cleanup?.();
   cleanup = null;
   const match = routes.map(([re, nav, page]) => [path.match(re), nav, page]).find(([m]) => m);
@@ -74,11 +77,45 @@ async function render(main, seq) {
   try {
     const node = await page(ctx, ...m.slice(1));
     if (seq === renderSeq && node) replace(main, node);
-  } catch (err) {
-    console.error(err);
-    if (seq === renderSeq) replace(main, message("error", err.userMessage || err.message || String(err)));
+  } catch (raw) {
+    console.error(raw);
+    const err = explain(raw);
+    if (seq !== renderSeq) return;
+    if (err.offline) {
+      // Shown until the server answers again: then the router renders this route by itself.
+      failedOffline = true;
+      connectionLost();
+    }
+    replace(
+      main,
+      failure(err, () => route()),
+    );
   }
   window.scrollTo?.(0, 0);
+}
+
+/**
+ * What a page that could not load shows: what happened, in the reader's language (never a
+ * server's bare text for a 5xx), and a Retry button calling `retry`.
+ */
+function failure(err, retry) {
+  let text;
+  let detail;
+  if (err.offline) {
+    text = err.userMessage;
+    detail = t("app.failed.offline");
+  } else if (err instanceof ApiError && err.status >= 500) {
+    text = t("app.failed.server");
+    detail = t("app.failed.server.detail", { status: String(err.status) });
+  } else {
+    ({ text, detail } = describeError(err));
+  }
+  return h(
+    "div",
+    { class: "page-failed", "data-test": "page-failed" },
+    message("error", text, detail),
+    h("button", { type: "button", class: "btn", "data-test": "page-retry", onclick: retry }, t("app.retry")),
+  );
 }
 
 /** The text index.html carries: each element with data-i18n (and data-i18n-<attribute>). */
@@ -133,16 +170,28 @@ async function boot() {
   translateStatic();
   const main = document.getElementById("app");
   let info;
-  try {
-    info = await get("/chain");
-  } catch (err) {
-    replace(
-      main,
-      message("error", t("app.unreachable"), err.userMessage || String(err)),
-      h("button", { class: "btn", onclick: () => window.location.reload() }, t("app.retry")),
-    );
-    reportConnection(false);
-    return;
+  for (;;) {
+    try {
+      info = await get("/chain");
+      break;
+    } catch (raw) {
+      console.error(raw);
+      const err = explain(raw);
+      // Wait for the server (its return, or Retry), then start again: no reload needed.
+      await new Promise((resolve) => {
+        const off = onReconnect(() => {
+          off();
+          resolve();
+        });
+        replace(
+          main,
+          failure(err, () => {
+            off();
+            resolve();
+          }),
+        );
+      });
+    }
   }
   configure(info);
   showChainInfo();
@@ -157,8 +206,11 @@ async function boot() {
   onWalletChange(() => showOperatorNav());
   await restore();
   window.addEventListener("hashchange", route);
-  window.addEventListener("online", () => reportConnection(true));
-  window.addEventListener("offline", () => reportConnection(false));
+  window.addEventListener("online", () => retryNow());
+  window.addEventListener("offline", () => connectionLost());
+  onReconnect(() => {
+    if (failedOffline) route();
+  });
   await route();
 }
 
