@@ -54,6 +54,15 @@ admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(fees_app, name="fees")
 
 ZERO32 = b"\0" * 32
+SupplierArg = Annotated[str, typer.Argument(help="The supplier's address.")]
+SkuArg = Annotated[str, typer.Argument(help="The product: its name or 0x sku id.")]
+
+
+def _document_option(help_text: str) -> Any:
+    """The ``--attestation FILE`` option (an existing, readable file)."""
+    return typer.Option("--attestation", exists=True, dir_okay=False, readable=True, help=help_text)
+
+
 PublishOption = Annotated[
     str | None,
     typer.Option(
@@ -184,17 +193,13 @@ def _run(what: str, call: Callable[[], TxResult]) -> TxResult:
 @licence_app.command("grant")
 def licence_grant(
     ctx: typer.Context,
-    supplier: Annotated[str, typer.Argument(help="The supplier's address.")],
-    sku: Annotated[str, typer.Argument(help="The product: its name or 0x sku id.")],
+    supplier: SupplierArg,
+    sku: SkuArg,
     attestation: Annotated[
         Path,
-        typer.Option(
-            "--attestation",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="The licence document (contract, authorisation letter): its keccak256 goes "
-            "on-chain and the file is kept in <data dir>/attestations.",
+        _document_option(
+            "The licence document (contract, authorisation letter): its keccak256 goes "
+            "on-chain and the file is kept in <data dir>/attestations."
         ),
     ],
     api: PublishOption = None,
@@ -274,17 +279,11 @@ def _publish(api: str, document: bytes, path: Path, supplier: str, sku: bytes) -
 @licence_app.command("publish")
 def licence_publish(
     ctx: typer.Context,
-    supplier: Annotated[str, typer.Argument(help="The supplier's address.")],
-    sku: Annotated[str, typer.Argument(help="The product: its name or 0x sku id.")],
+    supplier: SupplierArg,
+    sku: SkuArg,
     attestation: Annotated[
         Path,
-        typer.Option(
-            "--attestation",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="The document the licence cites (the very file whose hash is on-chain).",
-        ),
+        _document_option("The document the licence cites (the very file whose hash is on-chain)."),
     ],
     api: PublishOption = None,
 ) -> None:
@@ -310,8 +309,8 @@ def licence_publish(
 @licence_app.command("revoke")
 def licence_revoke(
     ctx: typer.Context,
-    supplier: Annotated[str, typer.Argument(help="The supplier's address.")],
-    sku: Annotated[str, typer.Argument(help="The product: its name or 0x sku id.")],
+    supplier: SupplierArg,
+    sku: SkuArg,
 ) -> None:
     """Revoke SUPPLIER's licence for SKU (its listings leave the store; close them too)."""
     who = _address(supplier, "supplier")

@@ -79,6 +79,29 @@ async function learnTokens(tokens) {
 
 const age = (seconds) => (seconds === null || seconds === undefined ? "—" : duration(seconds));
 
+/** A table in its scrolling wrapper: a header per column (`operator.<prefix>.col.<column>`; null
+ * for an empty one), then `body`. */
+function operatorTable(prefix, columns, body) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "small stack-sm" },
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          columns.map((c) => h("th", null, c === null ? null : t(`operator.${prefix}.col.${c}`))),
+        ),
+      ),
+      body,
+    ),
+  );
+}
+
 // ------------------------------------------------------------------ the marketplace at a glance
 
 /** What needs the operator, one sentence each (nothing when a figure is zero). */
@@ -376,24 +399,7 @@ function auditCard() {
     { class: "card", "data-test": "op-audit" },
     h("h2", null, t("operator.audit.title")),
     h("p", { class: "small muted" }, t("operator.audit.intro")),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "small stack-sm" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["who", "what", "when", "tx"].map((c) => h("th", null, t(`operator.audit.col.${c}`))),
-          ),
-        ),
-        body,
-      ),
-    ),
+    operatorTable("audit", ["who", "what", "when", "tx"], body),
     slot,
     h("div", { class: "row" }, newer, older),
   );
@@ -1005,24 +1011,7 @@ function tokensCard(onDone) {
     { class: "card", "data-test": "op-tokens-card" },
     h("h2", null, t("operator.tokens.title")),
     h("p", { class: "small muted" }, t("operator.tokens.intro")),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "small stack-sm" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["symbol", "decimals", "address"].map((c) => h("th", null, t(`operator.tokens.col.${c}`))),
-          ),
-        ),
-        body,
-      ),
-    ),
+    operatorTable("tokens", ["symbol", "decimals", "address"], body),
     field(t("operator.tokens.address"), input),
     slot,
     h("div", { class: "row" }, allow, disallow),
@@ -1102,25 +1091,7 @@ function feesCard(onDone) {
     { class: "card", "data-test": "op-fees-card" },
     h("h2", null, t("operator.fees.title")),
     h("p", { class: "small muted" }, t("operator.fees.intro")),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "small stack-sm" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["token", "amount"].map((c) => h("th", null, t(`operator.fees.col.${c}`))),
-            h("th", null),
-          ),
-        ),
-        body,
-      ),
-    ),
+    operatorTable("fees", ["token", "amount", null], body),
     field(t("operator.fees.to"), to, t("operator.fees.to.hint")),
     slot,
   );
