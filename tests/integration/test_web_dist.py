@@ -104,3 +104,19 @@ def test_pages_carry_security_headers_and_cannot_be_framed() -> None:
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_bundle_is_sent_compressed_to_clients_that_accept_it() -> None:
+    """Issue 18: text compression on every asset; the same bytes once decompressed."""
+    app = FastAPI()
+    mount_web(app)
+    client = TestClient(app)
+    for path, file in (("/app.js", "app.js"), ("/styles.css", "styles.css"), ("/", "index.html")):
+        raw = (DIST / file).read_bytes()
+        zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert zipped.headers.get("content-encoding") == "gzip", path
+        assert zipped.content == raw  # httpx decompresses
+        assert zipped.num_bytes_downloaded < len(raw) // 2, path  # bytes on the wire
+        assert zipped.headers["x-frame-options"] == "DENY"  # the headers survive
+        plain = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == raw
