@@ -70,14 +70,17 @@ async function build() {
   rmSync(DIST, { recursive: true, force: true });
   mkdirSync(DIST, { recursive: true });
   await esbuild.build({
-    entryPoints: [join(WEB, "src", "main.js")],
+    // app.js, and the crypto library in a chunk of its own that only pages needing it load.
+    entryPoints: { app: join(WEB, "src", "main.js") },
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
     bundle: true,
     format: "esm",
     target: ["es2022"],
     minify: true,
     legalComments: "none",
     charset: "utf8",
-    outfile: join(DIST, "app.js"),
+    outdir: DIST,
     logLevel: "warning",
     // libsodium's wasm loader mentions Node built-ins behind runtime checks; a browser never takes
     // that path.

@@ -29,8 +29,10 @@ OFFLINE = "Cannot reach the kameng server. Retrying…"
 
 
 def is_api(url: str) -> bool:
-    """Whether a request goes to the API (or the chain behind it) rather than a static file."""
-    return urlsplit(url).path not in STATIC
+    """Whether a request goes to the API (or the chain behind it) rather than a static file
+    (the bundle and its lazily loaded chunks)."""
+    path = urlsplit(url).path
+    return path not in STATIC and not path.startswith("/chunks/")
 
 
 class Refuser:

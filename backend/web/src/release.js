@@ -2,7 +2,6 @@
 // wallet signature exactly as backend/keys.py does), opening the libsodium sealed box, and
 // checking every code against the chain (release v2, docs/PROTOCOL.md and docs/RELEASE.md).
 // The plaintext codes exist only in this browser tab.
-import sodium from "libsodium-wrappers";
 import {
   bytesToHex,
   concat,
@@ -34,12 +33,25 @@ export function orderKeyMessage({ chainId, escrow, buyer, nonce }) {
   // i18n-ignore-end
 }
 
+let sodiumLoading = null;
+/**
+ * libsodium, loaded on first use: its WebAssembly is about a third of the site's JavaScript, and
+ * only the pages that derive an order key or open a release need it (issue 18).
+ */
+function loadSodium() {
+  sodiumLoading ??= import("libsodium-wrappers").then(async ({ default: sodium }) => {
+    await sodium.ready;
+    return sodium;
+  });
+  return sodiumLoading;
+}
+
 /**
  * The X25519 key pair of an order from the wallet's 65-byte signature: the secret is
  * keccak256(signature) with v normalized to 27/28; libsodium clamps it.
  */
 export async function orderKeyFromSignature(signature) {
-  await sodium.ready;
+  const sodium = await loadSodium();
   const sig = hexToBytes(signature).slice();
   if (sig.length !== 65) throw new Error(`expected a 65-byte signature, got ${sig.length} bytes`);
   if (sig[64] < 27) sig[64] += 27;
@@ -155,7 +167,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
  * @returns {{ok: boolean, checks: Array, codes: Array, key: string|null, items: Array}}
  */
 export async function openRelease(release, facts) {
-  await sodium.ready;
+  const sodium = await loadSodium();
   const checks = [];
   const codes = [];
   const report = { ok: false, checks, codes, key: null, items: [] };

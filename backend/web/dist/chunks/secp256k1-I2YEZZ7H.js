@@ -1,0 +1,1 @@
+import{b as a,c as b,d as c,e as d,f as e}from"./chunk-4G5HEQQC.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as encodeToCurve,d as hashToCurve,b as schnorr,a as secp256k1,c as secp256k1_hasher};
