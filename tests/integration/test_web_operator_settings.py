@@ -183,7 +183,11 @@ def test_payment_tokens_are_allowed_and_stopped(stack: WebStack, browser: Browse
     context, page = _open_console(stack, browser, admin)
     card = page.get_by_test_id("op-tokens-card")
     message = card.get_by_test_id("op-token-message")
-    expect(card.get_by_test_id("op-tokens")).to_contain_text("Only the chain's coin is accepted.")
+    # The development world's USDT is accepted from the start; the new token is not.
+    dev_usdt = stack.dev.usdt
+    assert dev_usdt is not None
+    expect(card.locator(f'[data-test="op-token-row"][data-token="{dev_usdt}"]')).to_have_count(1)
+    expect(card.locator(f'[data-test="op-token-row"][data-token="{token}"]')).to_have_count(0)
     nonce = stack.chain.w3.eth.get_transaction_count(admin.address)
 
     # Not an address, and an address with no contract: refused before anything is sent.
