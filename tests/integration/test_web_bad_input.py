@@ -199,7 +199,7 @@ def test_lost_connection_during_an_order_recovers_on_reload(
     page.route("**/*", network)
     page.get_by_test_id("pay").click()
     expect(page.get_by_test_id("buy-message")).to_contain_text("Lost the connection")
-    expect(page.locator("#banner")).to_contain_text("Connection lost")
+    expect(page.locator("#banner")).to_contain_text("Cannot reach the kameng server")
 
     # Back online, a reload finds the order that was paid while the page was cut off. The cut-off
     # page is closed while still offline and the same address opened again (what a reload does):
