@@ -8,13 +8,12 @@ the nav."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_utils import keccak
 from playwright.sync_api import expect
-from web_support import WebStack, connect_dev_wallet, new_page, screenshot, sign_in
+from web_support import WebStack, eth_text, open_operator_console, screenshot
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,26 +37,12 @@ def _overview(stack: WebStack, token: str) -> dict[str, Any]:
     return data
 
 
-def _eth(wei: int) -> str:
-    """An amount as the page writes it in English (Intl, up to 6 decimals)."""
-    value = (Decimal(wei) / Decimal(10**18)).quantize(Decimal("0.000001")).normalize()
-    return f"{value:,f} ETH"
-
-
-def _open_console(stack: WebStack, browser: Browser, who: LocalAccount) -> tuple[Any, Page]:
-    context, page = new_page(browser)
-    page.goto(f"{stack.url}/#/operator")
-    connect_dev_wallet(page, who)
-    sign_in(page)
-    return context, page
-
-
 def test_the_overview_shows_what_the_api_returns(stack: WebStack, browser: Browser) -> None:
     stack.stock_listing(3)
     buyer = stack.new_account(ether=5)
     order_id = stack.buy_over_api(buyer, stack.dev.listing_id, 2)
     stack.confirm_over_api(buyer, order_id)
-    context, page = _open_console(stack, browser, stack.dev.admin)
+    context, page = open_operator_console(stack, browser, stack.dev.admin)
     expect(page.locator('[data-nav="operator"]')).to_be_visible()
     expect(page.get_by_test_id("op-overview")).to_be_visible()
     expect(page.get_by_test_id("op-roles")).to_contain_text("admin, rights admin, pauser")
@@ -70,7 +55,7 @@ def test_the_overview_shows_what_the_api_returns(stack: WebStack, browser: Brows
     (volume,) = [v for v in overview["volume"] if v["token"] == ZERO]
     row = page.locator(f'[data-test="op-volume-row"][data-token="{ZERO}"]')
     expect(row.get_by_test_id("op-volume-orders")).to_have_text(f"{volume['orders']:,}")
-    expect(row.get_by_test_id("op-volume-amount")).to_have_text(_eth(int(volume["amount"])))
+    expect(row.get_by_test_id("op-volume-amount")).to_have_text(eth_text(int(volume["amount"])))
     states = page.get_by_test_id("op-orders-by-state")
     for state, n in overview["orders_by_state"].items():
         expect(states.locator(f'[data-state="{state}"]')).to_have_text(
@@ -121,7 +106,7 @@ def test_pause_unpause_arbiters_and_licences_from_the_page(
     stack: WebStack, browser: Browser, tmp_path: Path
 ) -> None:
     admin = stack.dev.admin
-    context, page = _open_console(stack, browser, admin)
+    context, page = open_operator_console(stack, browser, admin)
     expect(page.get_by_test_id("op-paused")).to_have_attribute("data-paused", "false")
 
     # Pause, then unpause: both on-chain and in the audit log, with who sent them.
@@ -214,7 +199,7 @@ def test_a_missing_role_is_named_before_anything_is_sent(stack: WebStack, browse
     pauser = stack.new_account(ether=1)
     stack.escrow.tx.reset_nonce(stack.dev.admin.address)  # the admin's browser sent some too
     stack.escrow.grant_role(stack.dev.admin, "PAUSER_ROLE", pauser.address)
-    context, page = _open_console(stack, browser, pauser)
+    context, page = open_operator_console(stack, browser, pauser)
     expect(page.get_by_test_id("op-roles")).to_contain_text("pauser")
     nonce = stack.chain.w3.eth.get_transaction_count(pauser.address)
     page.get_by_test_id("op-arbiter-address").fill(stack.new_account(ether=0).address)
@@ -231,7 +216,7 @@ def test_a_wallet_without_a_role_sees_why_not_the_console(
     stack: WebStack, browser: Browser
 ) -> None:
     someone = stack.new_account(ether=1)
-    context, page = _open_console(stack, browser, someone)
+    context, page = open_operator_console(stack, browser, someone)
     refusal = page.get_by_test_id("not-operator")
     expect(refusal).to_contain_text(f"{someone.address} holds no operator role on this escrow.")
     expect(refusal).to_contain_text("DEFAULT_ADMIN_ROLE, RIGHTS_ADMIN_ROLE, PAUSER_ROLE")
@@ -249,7 +234,7 @@ def test_the_audit_log_pages_back_without_gaps(stack: WebStack, browser: Browser
         stack.escrow.authorize(
             admin, stack.new_account(ether=0).address, keccak(text=f"p{i}"), keccak(text=f"a{i}")
         )
-    context, page = _open_console(stack, browser, admin)
+    context, page = open_operator_console(stack, browser, admin)
     expect(page.get_by_test_id("audit-row").first).to_be_visible()
     token = _token(page, admin.address)
     last_sku = "0x" + keccak(text="p29").hex()

@@ -6,14 +6,13 @@ platform's fee income withdrawn to an address of the operator's choosing."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_utils import keccak
 from playwright.sync_api import expect
-from web_support import WebStack, connect_dev_wallet, new_page, sign_in
+from web_support import WebStack, eth_text, new_page, open_operator_console
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -22,17 +21,8 @@ if TYPE_CHECKING:
 ZERO = "0x" + "00" * 20
 
 
-def _eth(wei: int) -> str:
-    """An amount as the page writes it in English (Intl, up to 6 decimals)."""
-    value = (Decimal(wei) / Decimal(10**18)).quantize(Decimal("0.000001")).normalize()
-    return f"{value:,f} ETH"
-
-
 def _open_console(stack: WebStack, browser: Browser, who: LocalAccount) -> tuple[Any, Page]:
-    context, page = new_page(browser)
-    page.goto(f"{stack.url}/#/operator")
-    connect_dev_wallet(page, who)
-    sign_in(page)
+    context, page = open_operator_console(stack, browser, who)
     expect(page.get_by_test_id("op-overview")).to_be_visible()
     return context, page
 
@@ -232,7 +222,7 @@ def test_fee_income_is_withdrawn_to_a_chosen_address(stack: WebStack, browser: B
     context, page = _open_console(stack, browser, admin)
     card = page.get_by_test_id("op-fees-card")
     row = card.locator(f'[data-test="op-fees-row"][data-token="{ZERO}"]')
-    expect(row.get_by_test_id("op-fees-amount")).to_have_text(_eth(fee))
+    expect(row.get_by_test_id("op-fees-amount")).to_have_text(eth_text(fee))
     expect(row).to_contain_text("ETH (the chain's coin)")
     expect(card.get_by_test_id("op-fees-to")).to_have_value(admin.address)
 
@@ -240,14 +230,14 @@ def test_fee_income_is_withdrawn_to_a_chosen_address(stack: WebStack, browser: B
     card.get_by_test_id("op-fees-to").fill(to)
     row.get_by_test_id("op-fees-withdraw").click()
     message = card.get_by_test_id("op-fees-message")
-    expect(message).to_contain_text(f"Withdrew {_eth(fee)} of platform fees to {to}.")
+    expect(message).to_contain_text(f"Withdrew {eth_text(fee)} of platform fees to {to}.")
     assert stack.chain.w3.eth.get_balance(to) == fee
     assert stack.escrow.call("feesOf", ZERO) == 0
     expect(row.get_by_test_id("op-fees-amount")).to_have_text("0 ETH")
     expect(row.get_by_test_id("op-fees-withdraw")).to_be_disabled()
     newest = page.get_by_test_id("audit-row").first
     expect(newest).to_have_attribute("data-event", "FeesWithdrawn")
-    expect(newest).to_contain_text(f"Withdrew {_eth(fee)} of platform fees to")
+    expect(newest).to_contain_text(f"Withdrew {eth_text(fee)} of platform fees to")
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -430,3 +431,20 @@ class _RpcError(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(json.dumps(error))
         self.error = error
+
+
+def eth_text(wei: int) -> str:
+    """An amount of the chain's coin as the page writes it in English (Intl, up to 6 decimals)."""
+    value = (Decimal(wei) / Decimal(10**18)).quantize(Decimal("0.000001")).normalize()
+    return f"{value:,f} ETH"
+
+
+def open_operator_console(
+    stack: WebStack, browser: Browser, who: LocalAccount
+) -> tuple[BrowserContext, Page]:
+    """A new page at ``#/operator`` with `who`'s development wallet connected and signed in."""
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/operator")
+    connect_dev_wallet(page, who)
+    sign_in(page)
+    return context, page
