@@ -138,6 +138,9 @@ class ListingView:
     sold: int
     active: bool
     batch_count: int
+    #: 0 while the listing delivers off-chain; else (first code index that must be delivered
+    #: on-chain) + 1 (`requireOnChainRelease`).
+    on_chain_from: int = 0
 
     @property
     def exists(self) -> bool:
@@ -154,4 +157,5 @@ def read_listing(escrow: EscrowClient, listing_id: int) -> ListingView:
         sold=int(fields["sold"]),
         active=bool(fields["active"]),
         batch_count=int(fields["batch_count"]),
+        on_chain_from=int(fields["on_chain_from"]),
     )

@@ -28,6 +28,7 @@ from contracts.encoding import (
     ZERO_DIGEST,
     Order,
     OrderState,
+    PublishedRelease,
     order_id,
 )
 from contracts.errors import ChainError
@@ -596,6 +597,61 @@ class EscrowClient:
             apply_event(o, "OrderDelivered", {"releaseDigest": d}, ts) for _, o, d in items
         ]
         return delivered, res
+
+    def deliver_on_chain(
+        self,
+        sender: LocalAccount,
+        items: Sequence[tuple[int, Order, bytes, PublishedRelease]],
+        gas: int | None = None,
+    ) -> tuple[list[Order], TxResult]:
+        """Deliver paid orders with their sealed releases in the transaction (`deliverOnChain`):
+        items are (order id, order, digest, published release).
+
+        Returns:
+            The orders as now stored, and the transaction.
+        """
+        res = self._send(
+            sender,
+            "deliverOnChain",
+            [i[0] for i in items],
+            [i[1].as_tuple() for i in items],
+            [i[2] for i in items],
+            [i[3].as_tuple() for i in items],
+            gas=gas,
+        )
+        ts = self.block_timestamp(res.block_number)
+        delivered = [
+            apply_event(o, "OrderDelivered", {"releaseDigest": d}, ts) for _, o, d, _ in items
+        ]
+        return delivered, res
+
+    def require_on_chain_release(self, supplier: LocalAccount, listing_id: int) -> TxResult:
+        """Promise on-chain delivery for every later order of a listing (one way)."""
+        return self._send(supplier, "requireOnChainRelease", listing_id)
+
+    def published_releases(
+        self, order_ids: Sequence[int], from_block: int = 0, to_block: int | str = "latest"
+    ) -> dict[int, PublishedRelease]:
+        """The releases that `deliverOnChain` published for these orders, by order id, read
+        from the ReleasePublished logs (an order delivered off-chain has none)."""
+        if not order_ids:
+            return {}
+        topics: list[Any] = [
+            "0x" + self.codec.topic("ReleasePublished").hex(),
+            ["0x" + oid.to_bytes(32, "big").hex() for oid in order_ids],
+        ]
+        out: dict[int, PublishedRelease] = {}
+        for raw in self.logs(from_block, to_block, topics):
+            ev = self.codec.decode_log(raw)
+            if ev is None or ev.name != "ReleasePublished":
+                continue
+            out[int(ev.args["orderId"])] = PublishedRelease(
+                sealed_release=bytes(ev.args["sealedRelease"]),
+                element_root=bytes(ev.args["elementRoot"]),
+                key_hash=bytes(ev.args["keyHash"]),
+                proofs=bytes(ev.args["proofs"]),
+            )
+        return out
 
     def block_timestamp(self, block_number: int) -> int:
         """The timestamp of a block."""

@@ -35,7 +35,7 @@ CONTRACTS: tuple[str, ...] = (
 
 SETTINGS: dict[str, Any] = {
     "evmVersion": "prague",
-    "optimizer": {"enabled": True, "runs": 800},
+    "optimizer": {"enabled": True, "runs": 400},
     "viaIR": True,
     "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
     "outputSelection": {

@@ -202,3 +202,65 @@ def release_digest_v2(sealed_hash: bytes, element_root: bytes, key: bytes) -> by
 def sku_id(name: str) -> bytes:
     """A product id (sku) from its name: keccak256 of the UTF-8 name."""
     return keccak(text=name)
+
+
+@dataclass(frozen=True)
+class PublishedRelease:
+    """A sealed release as `deliverOnChain` carries and ReleasePublished emits it (the ABI's
+    ``PublishedRelease``): the sealed box, the rest of the digest's preimage, and the codes'
+    public proofs (`encode_release_proofs`)."""
+
+    sealed_release: bytes
+    element_root: bytes
+    key_hash: bytes
+    proofs: bytes
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """The ABI tuple for a contract call."""
+        return astuple(self)
+
+    def digest(self) -> bytes:
+        """The release digest these parts hash to."""
+        return release_digest_from_parts(
+            keccak(self.sealed_release), self.element_root, self.key_hash
+        )
+
+
+escrow_struct("PublishedRelease").check_dataclass(PublishedRelease)
+
+
+def release_digest_from_parts(sealed_hash: bytes, element_root: bytes, key_hash: bytes) -> bytes:
+    """Release v2's digest from the public parts that `deliverOnChain` publishes: the same value
+    as `release_digest_v2`, with ``key_hash = keccak256(abi.encode(key))`` in place of the key."""
+    return keccak(
+        abi_encode(["bytes32", "bytes32", "bytes32"], [sealed_hash, element_root, key_hash])
+    )
+
+
+#: One code's public proof material in a published release: (index, commitment, batch index,
+#: Merkle proof of ``leaf(index, commitment)`` under that batch's root).
+ProofItem = tuple[int, bytes, int, list[bytes]]
+
+_PROOFS_TYPE = "(uint256,bytes32,uint256,bytes32[])[]"
+
+
+def encode_release_proofs(items: Sequence[ProofItem]) -> bytes:
+    """The ``proofs`` field of a `PublishedRelease`:
+    ``abi.encode((uint256 index, bytes32 commitment, uint256 batchIndex, bytes32[] proof)[])``."""
+    return abi_encode(
+        [_PROOFS_TYPE],
+        [[(index, bytes(c), batch, [bytes(p) for p in proof]) for index, c, batch, proof in items]],
+    )
+
+
+def decode_release_proofs(data: bytes) -> list[ProofItem]:
+    """Inverse of `encode_release_proofs`.
+
+    Raises:
+        ValueError: the bytes are not that encoding.
+    """
+    try:
+        (rows,) = abi_decode([_PROOFS_TYPE], data)
+    except Exception as exc:  # eth_abi raises several decoding errors
+        raise ValueError(f"the release's proofs are not valid ABI: {exc}") from exc
+    return [(int(i), bytes(c), int(b), [bytes(p) for p in proof]) for i, c, b, proof in rows]

@@ -22,6 +22,9 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
     /// @notice May pause and unpause.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Most codes in one order of a listing that delivers on-chain: keeps a release
+    ///         (at most about 300 bytes a code) well inside one transaction.
+    uint256 public constant MAX_ON_CHAIN_QUANTITY = 32;
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_FEES_BPS = 5_000;
@@ -211,6 +214,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             feeBps: cfg.feeBps,
             referralBps: 0,
             arbitrationWindow: cfg.arbitrationWindow,
+            onChainFrom: 0,
             sku: sku
         });
         emit ListingCreated(
@@ -262,6 +266,16 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     }
 
     /// @inheritdoc ICodeEscrow
+    function requireOnChainRelease(uint256 listingId) external {
+        Listing storage listing = _existingListing(listingId);
+        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        if (listing.onChainFrom != 0) return;
+        uint32 from = listing.sold + 1; // sold < committed <= 2^32 - 1 whenever it can grow
+        listing.onChainFrom = from;
+        emit OnChainReleaseRequired(listingId, from);
+    }
+
+    /// @inheritdoc ICodeEscrow
     function commitBatch(uint256 listingId, bytes32 root, uint32 count, uint32 firstIndex)
         external
         whenNotPaused
@@ -306,6 +320,9 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             available = uint256(listing.committed) - firstIndex; // sold <= committed, always
         }
         if (quantity > available) revert EscrowStockShort(listingId, quantity, available);
+        if (listing.onChainFrom != 0 && quantity > MAX_ON_CHAIN_QUANTITY) {
+            revert EscrowQuantityTooLarge(quantity, MAX_ON_CHAIN_QUANTITY);
+        }
         if (referrer != address(0)) {
             // An arbiter named as referrer would be a party to the order and could not rule on it.
             if (referrer == msg.sender || referrer == supplier || hasRole(ARBITER_ROLE, referrer)) {
@@ -443,41 +460,51 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         Order[] calldata orders,
         bytes32[] calldata releaseDigests
     ) external returns (uint256 delivered) {
-        uint256 n = orderIds.length;
-        if (n == 0) revert EscrowBadArgument("orderIds");
-        if (orders.length != n || releaseDigests.length != n) revert EscrowLengthMismatch();
+        uint256 n = _checkLengths(orderIds.length, orders.length, releaseDigests.length);
         address allowedSupplier;
+        bool done;
         for (uint256 i; i < n; ++i) {
-            uint256 orderId = orderIds[i];
-            Order calldata order = orders[i];
-            bytes32 stored = _orderHashes[orderId];
-            if (stored == bytes32(0)) {
-                // Finished (refunded) or never placed: skip it, deliver the rest.
-                emit DeliverySkipped(orderId);
-                continue;
-            }
-            _checkStored(orderId, stored, order, OrderState.Paid);
-            if (order.supplier != allowedSupplier) {
-                if (msg.sender != order.supplier && _deliveryKeys[order.supplier][msg.sender] != _KEY_ACTIVE) {
-                    revert EscrowWrongCaller(msg.sender);
+            (done, allowedSupplier) =
+                _deliverOne(orderIds[i], orders[i], releaseDigests[i], allowedSupplier, false);
+            if (done) {
+                unchecked {
+                    ++delivered;
                 }
-                allowedSupplier = order.supplier;
-            }
-            if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
-            bytes32 digest = releaseDigests[i];
-            if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
-            uint40 disputeDeadline;
-            unchecked {
-                disputeDeadline = uint40(block.timestamp + order.disputeWindow); // 2^32 s window
-            }
-            _orderHashes[orderId] =
-                _hashCalldata(order, uint256(OrderState.Delivered), disputeDeadline, digest);
-            emit OrderDelivered(orderId, digest);
-            unchecked {
-                ++delivered;
             }
         }
         // Nothing left to deliver: the caller is told, as for a single finished order.
+        if (delivered == 0) revert EscrowUnknownOrder(orderIds[0]);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function deliverOnChain(
+        uint256[] calldata orderIds,
+        Order[] calldata orders,
+        bytes32[] calldata releaseDigests,
+        PublishedRelease[] calldata releases
+    ) external returns (uint256 delivered) {
+        uint256 n = _checkLengths(orderIds.length, orders.length, releaseDigests.length);
+        if (releases.length != n) revert EscrowLengthMismatch();
+        address allowedSupplier;
+        bool done;
+        for (uint256 i; i < n; ++i) {
+            uint256 orderId = orderIds[i];
+            PublishedRelease calldata release = releases[i];
+            bytes32 digest = releaseDigests[i];
+            if (keccak256(abi.encode(keccak256(release.sealedRelease), release.elementRoot, release.keyHash)) != digest)
+            {
+                revert EscrowReleaseMismatch(orderId);
+            }
+            (done, allowedSupplier) = _deliverOne(orderId, orders[i], digest, allowedSupplier, true);
+            if (done) {
+                emit ReleasePublished(
+                    orderId, release.sealedRelease, release.elementRoot, release.keyHash, release.proofs
+                );
+                unchecked {
+                    ++delivered;
+                }
+            }
+        }
         if (delivered == 0) revert EscrowUnknownOrder(orderIds[0]);
     }
 
@@ -695,6 +722,51 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         if (status == 0) return;
         delete _deliveryKeys[supplier][key];
         if (status == _KEY_ACTIVE) emit DeliveryKeySet(supplier, key, false);
+    }
+
+    function _checkLengths(uint256 n, uint256 orders, uint256 digests) private pure returns (uint256) {
+        if (n == 0) revert EscrowBadArgument("orderIds");
+        if (orders != n || digests != n) revert EscrowLengthMismatch();
+        return n;
+    }
+
+    /// @dev Deliver one order of a batch: skip it when finished, else check it, its caller and
+    ///      its deadline and post its digest. `allowedSupplier` caches the supplier whose caller
+    ///      check passed. An order of an on-chain-delivery listing needs `published`.
+    function _deliverOne(
+        uint256 orderId,
+        Order calldata order,
+        bytes32 digest,
+        address allowedSupplier,
+        bool published
+    ) private returns (bool, address) {
+        bytes32 stored = _orderHashes[orderId];
+        if (stored == bytes32(0)) {
+            // Finished (refunded) or never placed: skip it, deliver the rest.
+            emit DeliverySkipped(orderId);
+            return (false, allowedSupplier);
+        }
+        _checkStored(orderId, stored, order, OrderState.Paid);
+        if (order.supplier != allowedSupplier) {
+            if (msg.sender != order.supplier && _deliveryKeys[order.supplier][msg.sender] != _KEY_ACTIVE) {
+                revert EscrowWrongCaller(msg.sender);
+            }
+            allowedSupplier = order.supplier;
+        }
+        if (!published) {
+            uint256 from = _listings[orderId >> 32].onChainFrom;
+            // firstIndex = the low 32 bits of the id; orders from index from - 1 on need it.
+            if (from != 0 && uint32(orderId) >= from - 1) revert EscrowReleaseRequired(orderId);
+        }
+        if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
+        if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
+        uint40 disputeDeadline;
+        unchecked {
+            disputeDeadline = uint40(block.timestamp + order.disputeWindow); // 2^32 s window
+        }
+        _orderHashes[orderId] = _hashCalldata(order, uint256(OrderState.Delivered), disputeDeadline, digest);
+        emit OrderDelivered(orderId, digest);
+        return (true, allowedSupplier);
     }
 
     function _existingListing(uint256 listingId) private view returns (Listing storage listing) {

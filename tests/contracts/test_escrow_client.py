@@ -70,11 +70,12 @@ def test_ledger_storage_reads_agree_with_the_views(env: Env) -> None:
             assert env.ledger(account, token) == views
 
 
-def test_getlisting_returns_fourteen_fields(env: Env) -> None:
+def test_getlisting_returns_fifteen_fields(env: Env) -> None:
     fields = env.escrow.call("getListing", env.eth_listing)
-    assert len(fields) == 14
+    assert len(fields) == 15
     assert fields[1] == STOCK
     assert fields[12] == 7 * 24 * 3600  # the arbitration window, fixed at creation
+    assert fields[13] == 0  # onChainFrom: off-chain delivery until the supplier opts in
 
 
 def test_client_listing_view(env: Env) -> None:

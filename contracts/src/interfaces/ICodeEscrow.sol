@@ -48,8 +48,12 @@ interface ICodeEscrow {
     ///      slot 0: supplier (160) | committed (32) | sold (32) | bondBps (16) | active (8)
     ///      slot 1: token (160) | unitPrice (96)
     ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32) | feeBps (16) |
-    ///              referralBps (16) | arbitrationWindow (32)
+    ///              referralBps (16) | arbitrationWindow (32) | onChainFrom (32)
     ///      slot 3: sku
+    ///      `onChainFrom` is 0 while the listing delivers off-chain; once the supplier calls
+    ///      `requireOnChainRelease` it is (the next code index to be sold) + 1, and every order
+    ///      from that index on must be delivered with `deliverOnChain` and holds at most
+    ///      MAX_ON_CHAIN_QUANTITY codes. It never goes back to 0.
     ///      `feeBps` is the platform's at creation, refreshed by `updateListing`. `referralBps` is
     ///      the supplier's choice (zero until it opts in with `setReferralBps`), never above the
     ///      platform's cap. `arbitrationWindow` is the platform's at creation and never changes,
@@ -68,6 +72,7 @@ interface ICodeEscrow {
         uint16 feeBps;
         uint16 referralBps;
         uint32 arbitrationWindow;
+        uint32 onChainFrom;
         bytes32 sku;
     }
 
@@ -77,6 +82,19 @@ interface ICodeEscrow {
         bytes32 root;
         uint32 firstIndex;
         uint32 count;
+    }
+
+    /// @notice A sealed release carried in the delivery transaction itself (`deliverOnChain`), so
+    ///         that the buyer can recover it from the chain alone.
+    /// @dev `keccak256(abi.encode(keccak256(sealed), elementRoot, keyHash))` must equal the
+    ///      order's release digest (release v2, docs/PROTOCOL.md). `proofs` is public and not
+    ///      bound by the digest: for each code, its Merkle proof under its batch root, which a
+    ///      reader checks against the root on-chain (encoding in docs/PROTOCOL.md).
+    struct PublishedRelease {
+        bytes sealedRelease;
+        bytes32 elementRoot;
+        bytes32 keyHash;
+        bytes proofs;
     }
 
     /// @notice A buyer's on-chain proof that a released code does not match its commitment.
@@ -182,6 +200,12 @@ interface ICodeEscrow {
     error EscrowBadProof(uint256 orderId, string step);
     /// @notice The released code matches its commitment: there is no misbehaviour to prove.
     error EscrowCodeMatches(uint256 orderId, uint256 index);
+    /// @notice The order's listing requires on-chain delivery: use deliverOnChain.
+    error EscrowReleaseRequired(uint256 orderId);
+    /// @notice The published release does not hash to the digest posted for the order.
+    error EscrowReleaseMismatch(uint256 orderId);
+    /// @notice An order of an on-chain-delivery listing may hold at most `max` codes.
+    error EscrowQuantityTooLarge(uint256 quantity, uint256 max);
 
     // ------------------------------------------------------------------ events: ERC-1497
 
@@ -279,6 +303,14 @@ interface ICodeEscrow {
     /// @notice An order was delivered: `releaseDigest` binds the sealed release sent off-chain.
     ///         The dispute window now ends at this block's timestamp + the order's disputeWindow.
     event OrderDelivered(uint256 indexed orderId, bytes32 releaseDigest);
+    /// @notice The sealed release of an order delivered with `deliverOnChain`, emitted right after
+    ///         its OrderDelivered; it hashes to that event's digest.
+    event ReleasePublished(
+        uint256 indexed orderId, bytes sealedRelease, bytes32 elementRoot, bytes32 keyHash, bytes proofs
+    );
+    /// @notice From now on every order of the listing is delivered on-chain (orders from code
+    ///         index `onChainFrom - 1` on); this never changes back.
+    event OnChainReleaseRequired(uint256 indexed listingId, uint32 onChainFrom);
     /// @notice The buyer confirmed an order: it is complete. The supplier's balance grew by
     ///         amount - fee - commission, the referrer's by commission and the platform's fees by
     ///         fee, where fee = amount * feeBps / 10000 and commission = amount * referralBps /
@@ -415,6 +447,13 @@ interface ICodeEscrow {
     /// @param referralBps The commission, at most the platform's cap (`config().referralBps`).
     function setReferralBps(uint256 listingId, uint16 referralBps) external;
 
+    /// @notice Promise on-chain delivery for every later order of a listing: from the next code
+    ///         index sold, orders must be delivered with `deliverOnChain` and hold at most
+    ///         MAX_ON_CHAIN_QUANTITY codes. One way: it cannot be withdrawn. Supplier only; a
+    ///         second call changes nothing.
+    /// @param listingId The listing.
+    function requireOnChainRelease(uint256 listingId) external;
+
     /// @notice Append a batch of committed codes to a listing's stock.
     /// @param listingId The listing.
     /// @param root Merkle root over the batch's leaves (see docs/PROTOCOL.md).
@@ -502,6 +541,23 @@ interface ICodeEscrow {
     /// @param orders The orders as stored.
     /// @return settled How many orders were settled (the rest were skipped).
     function settle(uint256[] calldata orderIds, Order[] calldata orders) external returns (uint256 settled);
+
+    /// @notice Deliver paid orders with their sealed releases in the transaction itself: each is
+    ///         emitted as ReleasePublished, so any node can serve it to the buyer later, with no
+    ///         kameng backend. Supplier or its delivery key; skips finished orders as `deliver`
+    ///         does. Required for the orders of a listing that called `requireOnChainRelease`.
+    /// @param orderIds The orders.
+    /// @param orders The orders as stored.
+    /// @param releaseDigests For each order, its release digest (release v2).
+    /// @param releases For each order, its sealed release and the rest of the digest's preimage;
+    ///        reverts EscrowReleaseMismatch(orderId) when they do not hash to the digest.
+    /// @return delivered How many orders were delivered (the rest were skipped).
+    function deliverOnChain(
+        uint256[] calldata orderIds,
+        Order[] calldata orders,
+        bytes32[] calldata releaseDigests,
+        PublishedRelease[] calldata releases
+    ) external returns (uint256 delivered);
 
     // ------------------------------------------------------------------ arbitration
 
