@@ -29,8 +29,11 @@ from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 
 from backend.errors import ReleaseInvalid
 from contracts.encoding import (
+    PublishedRelease,
     commitment,
+    decode_release_proofs,
     element_leaf,
+    encode_release_proofs,
     keystream_xor,
     leaf,
     release_digest_v2,
@@ -527,4 +530,96 @@ def bad_code_proof(release: Release, private_key: PrivateKey, index: int) -> Bad
         batch_index=claim.batch_index,
         committed=claim.commitment,
         leaf_proof=list(claim.proof),
+    )
+
+
+# ------------------------------------------------------------------ on-chain releases
+
+
+def published_from_manifest(sealed: bytes, manifest: str) -> PublishedRelease:
+    """The `PublishedRelease` that `deliverOnChain` carries for a stored release: its sealed
+    bytes, and from its manifest the element root, the key hash and each code's proof."""
+    m = json.loads(manifest)
+    proofs = encode_release_proofs(
+        [
+            (
+                int(c["index"]),
+                bytes.fromhex(c["commitment"][2:]),
+                int(c["batch_index"]),
+                [bytes.fromhex(p[2:]) for p in c["proof"]],
+            )
+            for c in m["codes"]
+        ]
+    )
+    return PublishedRelease(
+        sealed_release=sealed,
+        element_root=bytes.fromhex(m["element_root"][2:]),
+        key_hash=bytes.fromhex(m["key_hash"][2:]),
+        proofs=proofs,
+    )
+
+
+def release_from_published(
+    published: PublishedRelease,
+    *,
+    order_id: int,
+    chain_id: int,
+    escrow: str,
+    buyer: str,
+    quantity: int,
+    batch_roots: Mapping[int, bytes],
+    tx_hash: str | None = None,
+) -> Release:
+    """A `Release` rebuilt from a ReleasePublished event alone (no backend), which
+    `verify_release` then checks like a fetched one.
+
+    Args:
+        published: The event's release.
+        order_id: The order.
+        chain_id: The chain.
+        escrow: The escrow.
+        buyer: The order's buyer (from OrderPaid).
+        quantity: The order's quantity (from OrderPaid).
+        batch_roots: The on-chain root of every batch the proofs cite, by batch index.
+        tx_hash: The delivering transaction.
+
+    Raises:
+        ReleaseInvalid: the proofs do not decode, or cite a batch missing from `batch_roots`.
+    """
+    try:
+        items = decode_release_proofs(published.proofs)
+    except ValueError as exc:
+        raise ReleaseInvalid("bad-proofs", f"order {order_id}: {exc}") from exc
+    listing_id, first_index = split_order_id(order_id)
+    codes = []
+    for index, code_commitment, batch_index, proof in items:
+        root = batch_roots.get(batch_index)
+        if root is None:
+            raise ReleaseInvalid(
+                "unknown-batch", f"order {order_id} cites batch {batch_index}, not on-chain"
+            )
+        codes.append(
+            CodeProof(
+                index=index,
+                commitment=code_commitment,
+                batch_index=batch_index,
+                batch_root=root,
+                proof=proof,
+            )
+        )
+    return Release(
+        order_id=order_id,
+        chain_id=chain_id,
+        escrow=escrow,
+        buyer=buyer,
+        listing_id=listing_id,
+        first_index=first_index,
+        quantity=quantity,
+        sealed=published.sealed_release,
+        digest=published.digest(),
+        element_root=published.element_root,
+        key_hash=published.key_hash,
+        codes=codes,
+        state="confirmed",
+        tx_hash=tx_hash,
     )
