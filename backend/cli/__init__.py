@@ -15,6 +15,7 @@ from backend.cli import (  # noqa: F401
     keeper_cmd,  # noqa: F401 - `kameng keeper`
     keys_cmd,  # noqa: F401 - `kameng keys ...`
     notify_cmd,  # noqa: F401 - `kameng notify ...`
+    recover_cmd,  # noqa: F401 - `kameng recover`
     serve,
     supplier,
     vault_cmd,  # noqa: F401 - `kameng vault ...`
