@@ -36,6 +36,9 @@ BPS = 10_000
 MAX_FEES_BPS = 5_000
 #: Most one order may cost: every payout is credited to a 96-bit ledger balance.
 MAX_AMOUNT = 2**96 - 1
+#: Most codes one order may hold once its listing requires on-chain delivery
+#: (``MAX_ON_CHAIN_QUANTITY``; ``buy`` reverts ``EscrowQuantityTooLarge`` above it).
+MAX_ON_CHAIN_QUANTITY = 32
 #: The buyer's share when arbitration times out (``resolveTimedOut``).
 TIMEOUT_BUYER_BPS = BPS // 2
 #: The wraparound of the uint40 deadlines the contract computes unchecked.
@@ -316,6 +319,7 @@ __all__ = [
     "ENDING_EVENTS",
     "MAX_AMOUNT",
     "MAX_FEES_BPS",
+    "MAX_ON_CHAIN_QUANTITY",
     "MONEY_EVENTS",
     "ORDER_EVENTS",
     "STATE_AFTER",

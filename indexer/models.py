@@ -220,6 +220,9 @@ class Listing(Base, LogRef):
     active: Mapped[bool] = mapped_column(Boolean)
     committed: Mapped[int] = mapped_column(BigInteger, default=0)
     sold: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The contract's ``onChainFrom``: 0, or 1 + the first code index whose orders must be
+    #: delivered on-chain (`deliverOnChain`), set once by OnChainReleaseRequired (migration 0004).
+    on_chain_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_block: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -261,6 +264,9 @@ class Order(Base):
     deadline: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[int] = mapped_column(Integer, index=True)  # contracts.encoding.OrderState
     release_digest: Mapped[str] = mapped_column(String(66))
+    #: Whether the sealed release was published in the delivery transaction (ReleasePublished,
+    #: `deliverOnChain`): the buyer can then read it from the chain alone (migration 0004).
+    release_on_chain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     buyer_pubkey: Mapped[str] = mapped_column(String(66))
     paid_block: Mapped[int] = mapped_column(BigInteger)
     paid_tx: Mapped[str] = mapped_column(String(66))

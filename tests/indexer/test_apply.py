@@ -20,7 +20,14 @@ from bench.world import commit_codes, demo_codes, make_world, open_listing
 from contracts import order_rules as rules
 from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
-from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.encoding import (
+    ZERO_ADDRESS,
+    Order,
+    OrderState,
+    PublishedRelease,
+    encode_release_proofs,
+    sku_id,
+)
 from contracts.layout import escrow_struct
 from indexer import models as m
 from indexer.runner import Indexer
@@ -42,6 +49,8 @@ class Lifecycle:
     closed: dict[int, OrderState] = field(default_factory=dict)
     accounts: set[str] = field(default_factory=set)
     steps: list[int] = field(default_factory=list)  # block number after each step
+    on_chain_order: int = 0  # delivered with deliverOnChain
+    published: PublishedRelease | None = None  # its release
 
 
 def _run(chain: Chain) -> Lifecycle:
@@ -146,6 +155,23 @@ def _run(chain: Chain) -> Lifecycle:
     d = {o: od for (o, _), od in zip(to_deliver, delivered, strict=True)}
     mark()
 
+    # On-chain delivery: the native listing's promise, then an order delivered with its release.
+    escrow.require_on_chain_release(supplier, native)
+    oid, order, _ = escrow.buy(
+        b3, native, 2, max_unit_price=10**16, buyer_pubkey=keccak(b"on-chain"), value=2 * 10**16
+    )
+    life.published = published = PublishedRelease(
+        sealed_release=b"sealed" * 40,
+        element_root=keccak(b"root"),
+        key_hash=keccak(b"key"),
+        proofs=encode_release_proofs([(oid & 0xFFFFFFFF, keccak(b"c"), 0, [keccak(b"s")])]),
+    )
+    (on_chain,), _ = escrow.deliver_on_chain(
+        world.delivery_key, [(oid, order, published.digest(), published)]
+    )
+    life.on_chain_order = oid
+    mark()
+
     # Confirm one in each token; dispute two; evidence from the supplier.
     escrow.confirm(b1, buys[0][0], d[buys[0][0]])
     escrow.confirm(b1, buys[6][0], d[buys[6][0]])
@@ -182,7 +208,7 @@ def _run(chain: Chain) -> Lifecycle:
     escrow.close_listing(admin, usdc)
     mark()
 
-    life.open_orders = {buys[4][0]: d[buys[4][0]]}
+    life.open_orders = {buys[4][0]: d[buys[4][0]], oid: on_chain}
     life.closed = {
         buys[0][0]: OrderState.COMPLETED,
         buys[6][0]: OrderState.COMPLETED,
@@ -242,7 +268,7 @@ def test_open_orders_hash_to_the_contracts_stored_hash(
 ) -> None:
     escrow = lifecycle.world.escrow
     by_id = {int(r.order_id): r for r in _rows(mirror, m.Order)}
-    assert len(by_id) == 7
+    assert len(by_id) == 8
     for oid, expected in lifecycle.open_orders.items():
         rebuilt = Order.from_record(by_id[oid])
         assert rebuilt == expected
@@ -250,6 +276,33 @@ def test_open_orders_hash_to_the_contracts_stored_hash(
     for oid, state in lifecycle.closed.items():
         assert by_id[oid].state == state
         assert escrow.order_hash(oid) == b"\0" * 32
+
+
+def test_on_chain_delivery_is_mirrored(lifecycle: Lifecycle, mirror: sa.Engine) -> None:
+    """OnChainReleaseRequired sets the listing's on_chain_from (the contract's); ReleasePublished
+    marks the order, and its history cites the log in the delivery transaction."""
+    escrow = lifecycle.world.escrow
+    oid = lifecycle.on_chain_order
+    assert escrow.call("MAX_ON_CHAIN_QUANTITY") == rules.MAX_ON_CHAIN_QUANTITY
+    listings = {r.listing_id: r for r in _rows(mirror, m.Listing)}
+    native = listings[oid >> 32]
+    assert native.on_chain_from == escrow.listing(oid >> 32)["on_chain_from"]
+    assert native.on_chain_from - 1 <= oid & 0xFFFFFFFF
+    assert [r.on_chain_from for r in listings.values() if r is not native] == [0]
+    marked = {int(r.order_id) for r in _rows(mirror, m.Order) if r.release_on_chain}
+    assert marked == {oid}
+    history = [
+        (r.name, r.state_after, r.tx_hash)
+        for r in sorted(_rows(mirror, m.OrderEvent), key=lambda r: (r.block_number, r.log_index))
+        if int(r.order_id) == oid
+    ]
+    (delivery,) = [r for r in _rows(mirror, m.Delivery) if int(r.order_id) == oid]
+    assert history == [
+        ("OrderPaid", 1, history[0][2]),
+        ("OrderDelivered", 2, delivery.tx_hash),
+        ("ReleasePublished", 2, delivery.tx_hash),
+    ]
+    assert escrow.published_releases([oid]) == {oid: lifecycle.published}
 
 
 def test_order_history_lists_every_step_in_chain_order(
@@ -399,9 +452,11 @@ def test_handlers_read_only_what_they_declare(
 ) -> None:
     """Every latest-value row a handler reads was declared with `on` and loaded in bulk before
     the batch ran: none is fetched on its own, in small batches or in one."""
-    from indexer.apply import HANDLERS, Applier, Prepared
+    from indexer.apply import HANDLERS, UNMIRRORED, Applier, Prepared
     from indexer.source import TesterSource
 
+    abi_events = {e["name"] for e in load("CodeEscrow").abi if e["type"] == "event"}
+    assert set(HANDLERS) | UNMIRRORED == abi_events and not set(HANDLERS) & UNMIRRORED
     assert set(rules.ORDER_EVENTS) <= set(HANDLERS)
     assert {n for n, h in HANDLERS.items() if h.parties is not None} == set(rules.MONEY_EVENTS)
     late: list[tuple[str, Any]] = []

@@ -35,7 +35,7 @@ def _check(url: str) -> None:
             assert diff == [], diff
     finally:
         engine.dispose()
-    assert current_revision(url) == "0003"
+    assert current_revision(url) == "0004"
 
 
 def test_migrations_build_the_models_on_sqlite(tmp_path: Path) -> None:
@@ -45,6 +45,60 @@ def test_migrations_build_the_models_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_migrations_build_the_models_on_postgres(postgres_url: str) -> None:
     _check(postgres_url)
+
+
+def _round_trip(url: str) -> None:
+    """0004 upgrades a mirror holding rows in place (0 and false), and its downgrade drops the
+    columns and keeps the rows."""
+    from alembic import command
+
+    from indexer.db import alembic_config
+
+    migrate(url, "0003")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in ("listings", "orders"):
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+                conn.execute(table.insert().values({c.name: _filler(c) for c in table.columns}))
+        migrate(url)
+        with engine.connect() as conn:
+            listings = conn.execute(sa.text("SELECT on_chain_from FROM listings")).scalars()
+            orders = conn.execute(sa.text("SELECT release_on_chain FROM orders")).scalars()
+            assert list(listings) == [0] and [bool(v) for v in orders] == [False]
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            assert "on_chain_from" not in {c["name"] for c in inspector.get_columns("listings")}
+            assert "release_on_chain" not in {c["name"] for c in inspector.get_columns("orders")}
+            for name in ("listings", "orders"):
+                assert conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar() == 1
+        assert current_revision(url) == "0003"
+        migrate(url)
+        assert current_revision(url) == "0004"
+    finally:
+        engine.dispose()
+
+
+def _filler(column: sa.Column[object]) -> object:
+    """Some value of the column's type (every column of the two tables is NOT NULL)."""
+    if isinstance(column.type, sa.Boolean):
+        return True
+    if isinstance(column.type, sa.Integer | sa.Numeric):
+        return 1
+    if isinstance(column.type, sa.LargeBinary):
+        return b"1"
+    return "1"
+
+
+def test_0004_round_trips_with_rows_on_sqlite(tmp_path: Path) -> None:
+    _round_trip(f"sqlite:///{tmp_path / 'r.db'}")
+
+
+@pytest.mark.postgres
+def test_0004_round_trips_with_rows_on_postgres(postgres_url: str) -> None:
+    _round_trip(postgres_url)
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
