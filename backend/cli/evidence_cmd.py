@@ -2,7 +2,10 @@
 
 ``evidence`` pulls an order's bundle from the API (its buyer, its supplier or an arbiter may),
 optionally adding the buyer's per-order secret (re-derived from the wallet) or the supplier's
-codes first, saves it byte for byte and checks it against the chain. ``verify`` needs nothing
+codes first, saves it byte for byte and checks it against the chain. With ``--escrow`` (and
+``--rpc-url``) it builds the bundle itself from the chain alone, with no backend: the release
+comes from the chain when the order was delivered with ``deliverOnChain``, and the buyer's
+secret from the wallet or from a file the buyer handed to the arbiter. ``verify`` needs nothing
 but the bundle and a node: it prints one line per claim and exits 1 when any claim fails.
 ``prove-bad-code`` wins an order without a judge when a released code does not match its
 commitment (docs/PROTOCOL.md, "Proof of a bad code").
@@ -34,11 +37,15 @@ from backend.cli.common import (
     write_private,
 )
 from backend.client import ApiError, answer_json
+from contracts.chain import rpc_chain
 from contracts.errors import KamengError
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from backend.api.routes.evidence import BundlePublic
     from backend.evidence.arbiter import Outcome
+    from backend.evidence.bundle import Built
     from backend.evidence.verify import Checklist
     from contracts.chain import Chain
 
@@ -135,6 +142,77 @@ def print_outcome(result: Outcome, what: str) -> None:
     )
 
 
+def read_order_secret(path: Path) -> bytes:
+    """The buyer's per-order secret from a file: 0x hex of 32 bytes (as the bundle's
+    ``additions.buyer.orderSecret`` writes it).
+
+    Raises:
+        typer.Exit: the file cannot be read or does not hold 32 bytes of hex (its content is
+            never printed).
+    """
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read the order secret file {path}: {type(exc).__name__}", 2) from exc
+    hexdigits = text[2:] if text.startswith(("0x", "0X")) else text
+    try:
+        secret = bytes.fromhex(hexdigits)
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise fail(f"{path} must hold the order's 32-byte secret as 0x hex (64 hex digits)", 2)
+    return secret
+
+
+def bundle_from_chain(
+    rpc_url: str,
+    escrow: str,
+    order_id: int,
+    *,
+    secret: bytes | None,
+    wallet: LocalAccount | None,
+    from_block: int,
+) -> Built:
+    """Build an order's bundle from a node alone (no backend): the chain's facts, the release
+    the chain published (if it did), and the buyer's secret (given, or re-derived from the
+    buyer's `wallet`).
+
+    Raises:
+        typer.Exit: bad input (address, secret not this order's key), the node cannot be
+            reached, or the chain has no such order.
+    """
+    from eth_utils import is_address
+    from nacl.public import PrivateKey
+
+    from backend.evidence.bundle import Hints, build_bundle
+    from backend.evidence.chainview import ChainView, hex32
+    from backend.keys import recover_order_key
+
+    if not is_address(escrow):
+        raise fail(f"--escrow {escrow!r} is not an address", 2)
+    try:
+        view = ChainView(rpc_chain(rpc_url), escrow)
+        if wallet is not None:
+            secret = bytes(recover_order_key(view.client, wallet, order_id, from_block))
+        built = build_bundle(
+            view,
+            order_id,
+            buyer_secret=secret,
+            hints=Hints(paid_block=from_block, listing_block=from_block),
+        )
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    if secret is not None and hex32(bytes(PrivateKey(secret).public_key)) != (
+        built.bundle.order.buyer_pub_key
+    ):
+        raise fail(
+            f"this secret is not the key of order {order_id}: its public key is not the "
+            "buyerPubKey the order was paid with; nothing was saved",
+            2,
+        )
+    return built
+
+
 def verify_file(path: Path, chain: Chain | str) -> Checklist:
     """Read a bundle file and verify it against the chain.
 
@@ -202,6 +280,31 @@ def evidence(
         bool, typer.Option(help="Include the parties' additions already given.")
     ] = True,
     check: Annotated[bool, typer.Option(help="Verify the bundle against the chain.")] = True,
+    escrow: Annotated[
+        str | None,
+        typer.Option(
+            "--escrow",
+            help="Build the bundle from the chain alone, with no backend: the escrow's address "
+            "(needs --rpc-url). The release is read from the chain when the order was "
+            "delivered on-chain.",
+        ),
+    ] = None,
+    order_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--order-secret-file",
+            help="With --escrow: a file holding the buyer's per-order secret (0x hex), as the "
+            "buyer handed it to the arbiter, to open the release.",
+        ),
+    ] = None,
+    from_block: Annotated[
+        int,
+        typer.Option(
+            "--from-block",
+            min=0,
+            help="With --escrow: scan the chain from this block (the escrow's deployment block).",
+        ),
+    ] = 0,
     api: ApiOption = DEFAULT_API,
     key_file: KeyFileOption = None,
     keystore: KeystoreOption = None,
@@ -209,7 +312,27 @@ def evidence(
     rpc_url: RpcOption = None,
 ) -> None:
     """Pull an order's evidence bundle (its buyer, its supplier or an arbiter), save it and check
-    it against the chain. Exits 1 when a claim fails."""
+    it against the chain. Exits 1 when a claim fails.
+
+    With --escrow and --rpc-url it needs no backend: anyone can build the bundle from a node
+    (add --with-buyer-secret as the buyer, or --order-secret-file as the arbiter holding the
+    buyer's secret, to open the release).
+    """
+    if escrow is not None:
+        _evidence_from_chain(
+            order_id,
+            out=out,
+            escrow=escrow,
+            rpc_url=rpc_url,
+            secret_file=order_secret_file,
+            wallet=load_wallet(key_file, dev, keystore=keystore) if with_buyer_secret else None,
+            with_supplier_codes=with_supplier_codes,
+            from_block=from_block,
+            check=check,
+        )
+        return
+    if order_secret_file is not None:
+        raise fail("--order-secret-file goes with --escrow (the backend keeps added secrets)", 2)
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
     try:
         if with_buyer_secret:
@@ -237,6 +360,60 @@ def evidence(
         )
     if check:
         checklist = verify_file(target, s.escrow.chain)
+        print_checklist(checklist, title=f"order {order_id}")
+        if not checklist.ok:
+            raise typer.Exit(1)
+
+
+def _evidence_from_chain(
+    order_id: int,
+    *,
+    out: Path | None,
+    escrow: str,
+    rpc_url: str | None,
+    secret_file: Path | None,
+    wallet: LocalAccount | None,
+    with_supplier_codes: bool,
+    from_block: int,
+    check: bool,
+) -> None:
+    """`kameng evidence ORDER --escrow ADDRESS --rpc-url URL`: build, save and check a bundle
+    with no backend.
+
+    Raises:
+        typer.Exit: bad input (one line, nothing saved), or a claim fails (exit 1).
+    """
+    if rpc_url is None:
+        raise fail("--escrow builds the bundle from the chain alone: give --rpc-url too", 2)
+    if with_supplier_codes:
+        raise fail(
+            "--with-supplier-codes reads your backend's vault: leave out --escrow to use it", 2
+        )
+    if secret_file is not None and wallet is not None:
+        raise fail("give --with-buyer-secret or --order-secret-file, not both", 2)
+    secret = read_order_secret(secret_file) if secret_file is not None else None
+    built = bundle_from_chain(
+        rpc_url, escrow, order_id, secret=secret, wallet=wallet, from_block=from_block
+    )
+    target = out or EVIDENCE_DIR / f"{order_id}.json"
+    write_private(target, built.data)
+    console.print(
+        f"built the evidence bundle of order {order_id} from the chain alone and saved it to "
+        f"{target} ({len(built.data)} bytes)"
+    )
+    release = built.bundle.release
+    if release is not None and release.published is not None:
+        console.print(
+            f"  the release is the one published on-chain (ReleasePublished in "
+            f"{release.published.tx})"
+        )
+    elif built.bundle.delivery is not None:
+        console.print(
+            "  [dim]the order was delivered off-chain: its sealed release is with the "
+            "supplier's backend and the buyer, not in this bundle[/dim]"
+        )
+    if check:
+        checklist = verify_file(target, rpc_url)
         print_checklist(checklist, title=f"order {order_id}")
         if not checklist.ok:
             raise typer.Exit(1)

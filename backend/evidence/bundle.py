@@ -10,8 +10,12 @@ parts; per code its commitment and Merkle proof; block number, hash and timestam
 transaction cited; the dispute, evidence and ruling events; and the parties' additions. The
 format, canonicalization and ``selfHash`` are specified in docs/PROTOCOL.md ("Evidence bundle").
 
-Everything but the release and the additions is read from the chain; the release comes from
-the supplier's backend (`backend.release.Release`) or from the buyer's saved copy.
+Everything but the release and the additions is read from the chain. The release too, when the
+order was delivered with ``deliverOnChain``: its ReleasePublished log (in the delivering
+transaction) then gives the sealed bytes and public parts, whatever release the caller passed,
+and the section says so (``source: chain``, ``published``: the log), so a bundle needs nothing
+but a node. Otherwise the release comes from the supplier's backend (`backend.release.Release`)
+or from the buyer's saved copy.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from backend.evidence.derive import (
     SupplierClaim,
     assemble,
     cited_logs,
+    published_release,
     release_section,
 )
 from backend.evidence.errors import BundleBuildError
@@ -177,11 +182,14 @@ def build_bundle(
 ) -> Built:
     """Build and seal an order's bundle.
 
+    An order delivered with ``deliverOnChain`` takes its release from the ReleasePublished log,
+    in place of any given: the given one can only be the same bytes (both hash to the digest).
+
     Args:
         view: The chain and escrow.
         order_id: The order.
         release: The sealed release as the backend serves it (or pass `sealed` and
-            `release_public` instead).
+            `release_public` instead); not needed when the chain published it.
         sealed: The sealed release's bytes.
         release_public: Its public section (element root, per-code commitments and proofs).
         buyer_secret: The buyer's per-order X25519 secret (32 bytes), to open the release.
@@ -199,6 +207,9 @@ def build_bundle(
     if buyer_secret is not None and len(buyer_secret) != 32:
         raise BundleBuildError("the buyer's secret is a 32-byte X25519 private key")
     facts = gather_facts(view, order_id, hints=hints, as_of=as_of)
+    on_chain = published_release(facts, order_id)
+    if on_chain is not None:
+        sealed, release_public = on_chain
     inputs = Inputs(
         sealed=sealed,
         release=release_public,

@@ -7,9 +7,12 @@ A bundle therefore cannot state anything the chain does not, and what it says ab
 release follows from the release bytes and the buyer's secret by the same code either way.
 
 Inputs that only a party holds (not derivable from the chain): the sealed release and its public
-proof material (from the supplier's backend), the buyer's per-order secret, the supplier's
-salts and codes. Their claims are checked separately (proofs under on-chain roots, the secret
-against the on-chain public key, the release against the on-chain digest).
+proof material (from the supplier's backend) unless the order was delivered with
+``deliverOnChain``, the buyer's per-order secret, the supplier's salts and codes. Their claims
+are checked separately (proofs under on-chain roots, the secret against the on-chain public
+key, the release against the on-chain digest). A release the chain published (ReleasePublished,
+in the delivering transaction) is derived from its log like any other section
+(`published_release`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from contracts.client import apply_event, order_from_paid_event
 from contracts.encoding import (
     Order,
     commitment,
+    decode_release_proofs,
     element_leaf,
     keystream_xor,
     release_digest_v2,
@@ -577,8 +581,10 @@ def release_section(
     element_root: bytes,
     codes: Sequence[tuple[int, bytes, int, Sequence[bytes]]],
     key_hash: bytes | None = None,
+    published: LogRef | None = None,
 ) -> ReleaseSection:
-    """The release section from public proof material: (index, commitment, batch, proof)."""
+    """The release section from public proof material: (index, commitment, batch, proof);
+    with `published`, the ReleasePublished log it was read from (``source: chain``)."""
     return ReleaseSection(
         element_root=hex32(element_root),
         key_hash=hex32(key_hash) if key_hash is not None else None,
@@ -591,4 +597,46 @@ def release_section(
             )
             for index, c, batch, proof in codes
         ],
+        source="chain" if published is not None else None,
+        published=published,
     )
+
+
+def release_from_log(log: FoundLog) -> tuple[bytes, ReleaseSection]:
+    """The sealed bytes and public section a ReleasePublished log carries.
+
+    Proofs that do not decode (the contract checks only the digest, which they are not part
+    of) give no codes, so the ``release.codes`` claim fails against the supplier who sent them.
+    """
+    a = log.args
+    try:
+        codes = decode_release_proofs(bytes(a["proofs"]))
+    except ValueError:
+        codes = []
+    section = release_section(
+        element_root=bytes(a["elementRoot"]),
+        codes=codes,
+        key_hash=bytes(a["keyHash"]),
+        published=ref(log),
+    )
+    return bytes(a["sealedRelease"]), section
+
+
+def published_log(facts: Facts, order_id: int) -> FoundLog | None:
+    """The order's ReleasePublished log: in the transaction of its OrderDelivered, where
+    ``deliverOnChain`` emits it; None when the order was delivered off-chain or not yet."""
+    delivered = _only(facts, "OrderDelivered")
+    tx = facts.txs.get(delivered.tx) if delivered is not None else None
+    if tx is None:
+        return None
+    return next(
+        (f for f in tx.logs if f.name == "ReleasePublished" and int(f.args["orderId"]) == order_id),
+        None,
+    )
+
+
+def published_release(facts: Facts, order_id: int) -> tuple[bytes, ReleaseSection] | None:
+    """The release the chain published for the order (see `published_log`), as the bundle
+    carries it: sealed bytes and public section with ``source: chain``."""
+    log = published_log(facts, order_id)
+    return release_from_log(log) if log is not None else None

@@ -190,11 +190,18 @@ class CodeProofSection(Model):
 
 
 class ReleaseSection(Model):
-    """Release v2's public parts; the sealed bytes are the ERC-1497 file (``fileURI``)."""
+    """Release v2's public parts; the sealed bytes are the ERC-1497 file (``fileURI``).
+
+    ``source`` is ``chain`` when the sealed bytes and these parts were read from the
+    ReleasePublished log at ``published`` (an order delivered with ``deliverOnChain``); both are
+    absent when a party gave the release (the supplier's backend, the buyer's saved copy).
+    """
 
     element_root: Hex32
     key_hash: Hex32 | None = None
     codes: list[CodeProofSection]
+    source: Literal["chain"] | None = None
+    published: LogRef | None = None
 
 
 class OpenedCode(Model):

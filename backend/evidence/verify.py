@@ -11,7 +11,9 @@ the bundle's block), derives every section again with the builder's own code
 first differing field named. Claims about the release are checked separately: each code's
 commitment under its batch's on-chain root, the buyer's secret against the on-chain public key,
 and the sealed bytes against the on-chain digest (by opening them with the buyer's secret, or
-through the release key hash when the bundle carries one).
+through the release key hash when the bundle carries one). A release the bundle says it read
+from the chain (``source: chain``) must also be, byte for byte, the ReleasePublished log it
+cites, in the order's delivering transaction (``release.source``).
 
 Findings are what a passing bundle proves about the parties: the delivery time, a code that does
 not match its commitment (and the ready ``proveBadCode`` argument), codes that all match.
@@ -59,9 +61,11 @@ from backend.evidence.derive import (
     derive_ruling,
     derive_transactions,
     erc1497_text,
+    published_log,
+    release_from_log,
 )
 from backend.evidence.errors import BundleFormatError
-from backend.evidence.schema import EvidenceBundle, OrderSection, to_json
+from backend.evidence.schema import EvidenceBundle, OrderSection, ReleaseSection, to_json
 from contracts.encoding import leaf
 from contracts.errors import ChainError
 from contracts.merkle import verify as merkle_verify
@@ -93,8 +97,8 @@ class Finding:
     """A fact a verified bundle establishes about the order.
 
     Attributes:
-        kind: ``delivered``, ``not-delivered``, ``codes-match``, ``bad-code``, ``code``,
-            ``supplier-codes``, ``ruling``.
+        kind: ``delivered``, ``not-delivered``, ``published``, ``codes-match``, ``bad-code``,
+            ``code``, ``supplier-codes``, ``ruling``.
         detail: The fact, in a sentence.
         against: ``supplier`` or ``buyer`` when the fact weighs against a party.
     """
@@ -341,6 +345,59 @@ def _facts(
     return facts
 
 
+def _source_claim(
+    release: ReleaseSection, order_id: int, facts: Facts, sealed: bytes, out: Checklist
+) -> None:
+    """``release.source``: a release the bundle says it read from the chain is, byte for byte,
+    the ReleasePublished log it cites, and that log is the order's, in its delivering
+    transaction. A release without a source claims nothing here (the digest binds it)."""
+    if release.source is None and release.published is None:
+        return
+    name = "release.source"
+    cited = release.published
+    if release.source != "chain" or cited is None:
+        out.add(name, "fail", "a release from the chain names the ReleasePublished log it is")
+        return
+    where = f"{cited.tx}#{cited.log_index}"
+    log = published_log(facts, order_id)
+    if log is None:
+        out.add(
+            name,
+            "fail",
+            f"order {order_id}'s delivering transaction has no ReleasePublished log up to the "
+            "bundle's block: the release was not published on-chain",
+        )
+        return
+    if (log.tx, log.log_index) != (cited.tx, cited.log_index):
+        out.add(
+            name,
+            "fail",
+            f"the bundle cites {where}; order {order_id}'s ReleasePublished is "
+            f"{log.tx}#{log.log_index}",
+        )
+        return
+    expected_sealed, expected = release_from_log(log)
+    if expected_sealed != sealed:
+        out.add(
+            name,
+            "fail",
+            f"the sealed bytes in fileURI ({len(sealed)} bytes, keccak256 "
+            f"{hex32(keccak(sealed))[:18]}…) are not the ReleasePublished log's at {where} "
+            f"({len(expected_sealed)} bytes, keccak256 {hex32(keccak(expected_sealed))[:18]}…)",
+        )
+        return
+    diff = first_difference(to_json(expected), to_json(release), "release")
+    if diff:
+        out.add(name, "fail", f"{diff} (the ReleasePublished log at {where})")
+        return
+    out.add(
+        name,
+        "pass",
+        f"the sealed bytes, element root, key hash and proofs are the ReleasePublished log's "
+        f"at {where}",
+    )
+
+
 def _release_claims(
     bundle: EvidenceBundle,
     order: OrderSection,
@@ -394,6 +451,7 @@ def _release_claims(
                 f"commitment {c.commitment[:18]}… is under batch {c.batch_index}'s on-chain root",
             )
     delivery = derive_delivery(facts, order.struct)
+    _source_claim(release, int(bundle.order_id), facts, sealed, out)
     onchain = bytes.fromhex(delivery.release_digest[2:]) if delivery else None
     if onchain is None:
         out.add("release.digest", "fail", "the order has no OrderDelivered: no release is bound")
@@ -668,6 +726,15 @@ def findings(
                 f"delivered at {delivery.delivered_at} (block time) in {delivery.event.tx}, "
                 f"digest {delivery.release_digest[:18]}…; dispute window until "
                 f"{delivery.dispute_deadline}",
+            )
+        )
+    published = bundle.release.published if bundle.release is not None else None
+    if published is not None:
+        out.append(
+            Finding(
+                "published",
+                f"the sealed release is on-chain (ReleasePublished in {published.tx}): any node "
+                "serves it to the buyer, with or without the supplier's backend",
             )
         )
     if opening is not None and opening.digest_matches_chain:
