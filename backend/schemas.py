@@ -196,6 +196,13 @@ class ListingBase(ApiModel):
     referral_bps: int
     metadata_uri: str
     active: bool
+    on_chain_from: int = Field(
+        0,
+        description="The contract's `onChainFrom`: 0 while the listing delivers off-chain; once "
+        "the supplier called `requireOnChainRelease`, 1 + the first code index whose orders are "
+        "delivered on-chain (their sealed release published in the delivery transaction). "
+        "It never goes back to 0.",
+    )
 
 
 class ListingPublic(ListingBase):
@@ -210,6 +217,16 @@ class ListingPublic(ListingBase):
         "takes payments until the supplier or an admin closes it."
     )
     supplier_record: SupplierRecord
+    on_chain_release: bool = Field(
+        False,
+        description="Whether new orders are delivered on-chain (`on_chain_from` is set): the "
+        "buyer can read the sealed release from the chain even if this platform is gone.",
+    )
+    max_quantity_per_order: int | None = Field(
+        None,
+        description="Most codes one order may hold: 32 when `on_chain_release` (`buy` reverts "
+        "`EscrowQuantityTooLarge` above it), null when only stock limits it.",
+    )
 
 
 # ---------------------------------------------------------------- orders
@@ -251,6 +268,13 @@ class OrderPublic(OrderBase):
     release_ready: bool = Field(
         description="Whether its sealed release can be fetched: stored by this backend and "
         "delivered on-chain with that digest (as far as the mirror has indexed)."
+    )
+    release_on_chain: bool = Field(
+        False,
+        description="Whether its sealed release was published on-chain (`deliverOnChain`): it "
+        "is in the ReleasePublished log of the delivery transaction (the order's "
+        "`ReleasePublished` event gives its block, transaction and log index), readable without "
+        "this backend.",
     )
     settles_at: int | None = Field(
         None,
@@ -337,6 +361,10 @@ class ListingStockPublic(ApiModel):
     stock: int
     low_stock: bool = Field(description="Stock at or below the low-stock threshold.")
     vault_codes: int | None = Field(None, description="Codes held in this backend's vault.")
+    on_chain_from: int = Field(0, description="As `ListingPublic.on_chain_from`.")
+    on_chain_release: bool = Field(
+        False, description="Whether new orders are delivered on-chain (at most 32 codes each)."
+    )
 
 
 class SettlementSummaryPublic(ApiModel):

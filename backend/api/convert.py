@@ -11,6 +11,7 @@ from backend.schemas import (
     SupplierRecord,
 )
 from contracts.encoding import OrderState
+from contracts.order_rules import MAX_ON_CHAIN_QUANTITY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,6 +25,17 @@ def state_name(state: int) -> str:
         return OrderState(state).name.lower()
     except ValueError:
         return f"unknown({state})"
+
+
+def on_chain_fields(row: m.Listing) -> dict[str, Any]:
+    """A listing's delivery mode: `on_chain_from` as the contract holds it, whether new orders
+    are delivered on-chain, and the most codes an order may then hold (None otherwise)."""
+    start = int(row.on_chain_from)
+    return {
+        "on_chain_from": start,
+        "on_chain_release": start != 0,
+        "max_quantity_per_order": MAX_ON_CHAIN_QUANTITY if start else None,
+    }
 
 
 def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> ListingPublic:
@@ -47,6 +59,7 @@ def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> Li
         stock=max(0, committed - sold),
         licensed=licensed,
         supplier_record=SupplierRecord(supplier=row.supplier, **record),
+        **on_chain_fields(row),
     )
 
 
@@ -72,6 +85,7 @@ def order_fields(row: m.Order) -> dict[str, Any]:
         "deadline": int(row.deadline),
         "state": int(row.state),
         "release_digest": row.release_digest,
+        "release_on_chain": bool(row.release_on_chain),
         "listing_id": int(row.listing_id),
         "first_index": int(row.first_index),
         "state_name": state_name(int(row.state)),

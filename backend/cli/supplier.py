@@ -1,4 +1,4 @@
-"""`kameng supplier upload / dashboard / listing / bond / delivery-key`.
+"""`kameng supplier upload / dashboard / listing / on-chain / bond / delivery-key`.
 
 Uploads go through the API (signed in with SIWE) to the vault of the backend that holds the
 supplier's key; the rest are the supplier's own transactions, signed locally.
@@ -31,6 +31,7 @@ from backend.cli.common import (
 from backend.client import ApiError, KamengClient
 from contracts.encoding import ZERO_ADDRESS, sku_id
 from contracts.errors import KamengError
+from contracts.order_rules import MAX_ON_CHAIN_QUANTITY
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -212,7 +213,15 @@ def dashboard(
             soft_wrap=True,
         )
     table = Table(
-        "listing", "price (wei)", "committed", "sold", "stock", "vault", "alert", title="stock"
+        "listing",
+        "price (wei)",
+        "committed",
+        "sold",
+        "stock",
+        "vault",
+        "delivery",
+        "alert",
+        title="stock",
     )
     for row in d.listings:
         table.add_row(
@@ -222,6 +231,7 @@ def dashboard(
             str(row.sold),
             str(row.stock),
             str(row.vault_codes),
+            f"on-chain from #{row.on_chain_from - 1}" if row.on_chain_release else "off-chain",
             "[yellow]low stock[/yellow]" if row.low_stock else "",
         )
     console.print(table)
@@ -271,6 +281,61 @@ def create_listing(
     console.print(f"  unit price {_units(price, symbol, decimals)}", soft_wrap=True)
     console.print(
         f"[green]✓[/green] listing {listing_id} opened: tx {res.tx_hash}, gas {res.gas_used:,}"
+    )
+
+
+@supplier_app.command("on-chain")
+def on_chain(
+    listing_id: Annotated[int, typer.Argument(help="The listing to deliver on-chain.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Deliver every later order of a listing on-chain (`requireOnChainRelease`): each sealed
+    release is published in its delivery transaction, so buyers can read their codes from the
+    chain even if this platform is gone. One way, and orders are then capped at 32 codes."""
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    listing = s.escrow.listing(listing_id)
+    supplier = str(listing["supplier"])
+    if int(supplier, 16) == 0:
+        raise fail(
+            f"unknown listing {listing_id}: escrow {s.escrow.address} has no such listing", 2
+        )
+    if supplier.lower() != s.wallet.address.lower():
+        raise fail(f"listing {listing_id} belongs to {supplier}, not to you", 2)
+    start = int(listing["on_chain_from"])
+    if start:
+        console.print(
+            f"listing {listing_id} already delivers on-chain: every order from code index "
+            f"{start - 1} on; nothing sent"
+        )
+        return
+    sold = int(listing["sold"])
+    if not yes and not typer.confirm(
+        f"Listing {listing_id}: every order from its next one on (code index {sold}) will be "
+        "delivered on-chain, its sealed release published in the delivery transaction (more "
+        "gas per delivery). This is one way: it can never be undone, and from now on an order "
+        f"holds at most {MAX_ON_CHAIN_QUANTITY} codes. Go ahead?",
+        default=False,
+    ):
+        console.print(f"nothing sent: listing {listing_id} still delivers off-chain")
+        raise typer.Exit(1)
+    try:
+        res = s.escrow.require_on_chain_release(s.wallet, listing_id)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    try:
+        start = int(res.event("OnChainReleaseRequired").args["onChainFrom"])
+    except KeyError:  # set by another transaction of this wallet first: no event, same promise
+        start = int(s.escrow.listing(listing_id)["on_chain_from"])
+    console.print(
+        f"[green]✓[/green] listing {listing_id} delivers on-chain from code index {start - 1} "
+        f"on, at most {MAX_ON_CHAIN_QUANTITY} codes an order: tx {res.tx_hash}, gas "
+        f"{res.gas_used:,}",
+        soft_wrap=True,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,13 +25,16 @@ def served() -> Iterator[Served]:
         yield s
 
 
-def kameng(served: Served, account: LocalAccount, *args: str, tmp: Path) -> tuple[int, str]:
+def kameng(
+    served: Served, account: LocalAccount, *args: str, tmp: Path, input: str | None = None
+) -> tuple[int, str]:
     key = tmp / "supplier.key"
     key.write_text("0x" + bytes(account.key).hex())
     result = runner.invoke(
         app,
         ["supplier", *args, "--api", served.url, "--key-file", str(key)],
         env={"COLUMNS": "200"},
+        input=input,
     )
     return result.exit_code, " ".join(result.output.split())
 
@@ -105,6 +109,48 @@ def test_settle_now_pays_the_supplier_for_orders_past_their_window(
         assert served.client().order(b.order_id, buyer).state == OrderState.COMPLETED
     code, out = kameng(served, served.dev.supplier, "settle", tmp=tmp_path)
     assert code == 0 and "nothing to settle" in out, out
+
+
+def test_on_chain_delivery_is_confirmed_one_way_and_shown(served: Served, tmp_path: Path) -> None:
+    """`kameng supplier on-chain`: asks first (one way, 32 codes), sends requireOnChainRelease,
+    refuses unknown and other suppliers' listings in one line; the catalog and the dashboard
+    show the delivery mode."""
+    supplier, buyer = served.dev.supplier, served.dev.buyers[0]
+    sku = "0x" + served.dev.sku.hex()
+    code, out = kameng(served, supplier, "listing", "--sku", sku, "--price", "1000", tmp=tmp_path)
+    assert code == 0, out
+    lid = int(re.search(r"listing (\d+) opened", out)[1])  # type: ignore[index]
+    code, out = kameng(served, supplier, "on-chain", str(lid), tmp=tmp_path, input="n\n")
+    assert code == 1 and "one way" in out and "at most 32 codes" in out, out
+    assert "nothing sent" in out and served.escrow.listing(lid)["on_chain_from"] == 0
+    code, out = kameng(served, supplier, "on-chain", str(lid), "--yes", tmp=tmp_path)
+    assert code == 0 and f"listing {lid} delivers on-chain from code index 0 on" in out, out
+    assert served.escrow.listing(lid)["on_chain_from"] == 1
+    code, out = kameng(served, supplier, "on-chain", str(lid), "--yes", tmp=tmp_path)
+    assert code == 0 and "already delivers on-chain" in out and "nothing sent" in out, out
+    for account, listing, expected in (
+        (supplier, "9999", "error: unknown listing 9999"),
+        (buyer, str(lid), f"error: listing {lid} belongs to {supplier.address}, not to you"),
+    ):
+        code, out = kameng(served, account, "on-chain", listing, "--yes", tmp=tmp_path)
+        assert code == 2 and out.startswith(expected) and out.count("error:") == 1, out
+    assert served.escrow.listing(served.dev.listing_id)["on_chain_from"] == 0
+    served.wait_indexed()
+    catalog = served.client()
+    on, off = catalog.listing(lid), catalog.listing(served.dev.listing_id)
+    assert (on.on_chain_from, on.on_chain_release, on.max_quantity_per_order) == (1, True, 32)
+    assert (off.on_chain_from, off.on_chain_release, off.max_quantity_per_order) == (0, False, None)
+    raw = httpx.get(f"{served.url}/catalog/listings/{lid}").json()
+    assert (raw["on_chain_from"], raw["on_chain_release"], raw["max_quantity_per_order"]) == (
+        1,
+        True,
+        32,
+    )
+    schemas = httpx.get(f"{served.url}/openapi.json").json()["components"]["schemas"]
+    assert schemas["OrderPublic"]["properties"]["release_on_chain"]["type"] == "boolean"
+    assert "on_chain_release" in schemas["ListingStockPublic"]["properties"]
+    code, out = kameng(served, supplier, "dashboard", tmp=tmp_path)
+    assert code == 0 and "on-chain from #0" in out and "off-chain" in out, out
 
 
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:

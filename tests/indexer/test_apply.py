@@ -303,6 +303,27 @@ def test_on_chain_delivery_is_mirrored(lifecycle: Lifecycle, mirror: sa.Engine) 
         ("ReleasePublished", 2, delivery.tx_hash),
     ]
     assert escrow.published_releases([oid]) == {oid: lifecycle.published}
+    # What the API answers from these rows (`backend.api.convert`).
+    from sqlalchemy.orm import Session
+
+    from backend.api.convert import listing_public, order_public
+
+    record = dict.fromkeys(
+        ("orders_completed", "orders_refunded", "disputes_total", "disputes_lost"), 0
+    )
+    with Session(mirror) as session:
+        on_chain = listing_public(session.get_one(m.Listing, oid >> 32), record, True)
+        assert on_chain.on_chain_from == native.on_chain_from and on_chain.on_chain_release
+        assert on_chain.max_quantity_per_order == rules.MAX_ON_CHAIN_QUANTITY
+        plain = next(r for r in session.scalars(sa.select(m.Listing)) if not r.on_chain_from)
+        off = listing_public(plain, record, True)
+        assert (off.on_chain_from, off.on_chain_release, off.max_quantity_per_order) == (
+            0,
+            False,
+            None,
+        )
+        orders = {int(r.order_id): order_public(r) for r in session.scalars(sa.select(m.Order))}
+        assert {o for o, pub in orders.items() if pub.release_on_chain} == {oid}
 
 
 def test_order_history_lists_every_step_in_chain_order(

@@ -106,6 +106,8 @@ def dashboard(
                 stock=left,
                 low_stock=bool(row.active) and left <= threshold,
                 vault_codes=int(vault.get(int(row.listing_id), 0)),
+                on_chain_from=int(row.on_chain_from),
+                on_chain_release=int(row.on_chain_from) != 0,
             )
         )
     return SupplierDashboardPublic(
