@@ -10,6 +10,7 @@ import { notifyPage } from "./pages/notify.js";
 import { operatorPage, operatorRoles } from "./pages/operator.js";
 import { orderPage, ordersPage } from "./pages/orders.js";
 import { productPage, storePage } from "./pages/store.js";
+import { recoverPage } from "./pages/recover.js";
 import { supplierPage } from "./pages/supplier.js";
 import { txPage } from "./pages/tx.js";
 import { walletWidget } from "./session.js";
@@ -28,7 +29,15 @@ const routes = [
   [/^\/alerts$/, "alerts", notifyPage],
   [/^\/operator$/, "operator", operatorPage],
   [/^\/tx\/(0x[0-9a-fA-F]{64})$/, null, txPage],
+  [/^\/recover(?:\?(.*))?$/, "recover", recoverPage],
 ];
+
+/**
+ * Whether no kameng server answers here (the front-end served as plain static files, issue 16):
+ * then only the recovery page works, and every other route says so.
+ */
+let standalone = false;
+const RECOVER_ROUTE = /^#\/recover(?:\?|$)/;
 
 let cleanup = null;
 let renderSeq = 0;
@@ -62,7 +71,15 @@ async function render(main, seq) {
     replace(main, h("h1", null, t("app.notFound.title")), h("p", null, h("a", { href: "#/" }, t("app.notFound.back"))));
     return;
   }
-  const [m, , page] = match;
+  const [m, nav, page] = match;
+  if (standalone && nav !== "recover") {
+    replace(
+      main,
+      h("h1", null, t("app.standalone.title")),
+      message("info", t("app.standalone.only"), h("a", { href: "#/recover" }, t("app.standalone.link"))),
+    );
+    return;
+  }
   const ctx = {
     alive: () => seq === renderSeq,
     onLeave: (fn) => {
@@ -166,14 +183,31 @@ async function showOperatorNav() {
   if (seq === operatorCheck) link.hidden = held.length === 0;
 }
 
-async function boot() {
-  translateStatic();
+/**
+ * This kameng's chain (GET /chain) without waiting or raising the offline banner: null when no
+ * kameng server answers (plain static files, or a server that is gone).
+ */
+async function probeServer() {
+  try {
+    const res = await fetch("chain", {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) return null;
+    const info = await res.json();
+    return info && info.chain_id && info.escrow ? info : null;
+  } catch {
+    return null;
+  }
+}
+
+/** GET /chain, waiting for the server (its return, or Retry) as long as it takes. */
+async function serverChain() {
   const main = document.getElementById("app");
-  let info;
   for (;;) {
     try {
-      info = await get("/chain");
-      break;
+      return await get("/chain");
     } catch (raw) {
       console.error(raw);
       const err = explain(raw);
@@ -193,24 +227,39 @@ async function boot() {
       });
     }
   }
-  configure(info);
-  showChainInfo();
-  const widget = walletWidget(() => route());
-  replace(document.getElementById("wallet"), widget);
+}
+
+async function boot() {
+  translateStatic();
+  // The recovery page must work with no kameng server at all: it only probes for one.
+  const info = RECOVER_ROUTE.test(window.location.hash) ? await probeServer() : await serverChain();
+  let widget = null;
+  if (info) {
+    configure(info);
+    showChainInfo();
+    widget = walletWidget(() => route());
+    replace(document.getElementById("wallet"), widget);
+    onWalletChange(() => showOperatorNav());
+    await restore();
+  } else {
+    standalone = true;
+    document.getElementById("chain-info").textContent = t("app.chainInfo.standalone");
+  }
   onLocaleChange(() => {
     translateStatic();
-    showChainInfo();
-    widget.refresh();
+    if (standalone) document.getElementById("chain-info").textContent = t("app.chainInfo.standalone");
+    else showChainInfo();
+    widget?.refresh();
     route();
   });
-  onWalletChange(() => showOperatorNav());
-  await restore();
   window.addEventListener("hashchange", route);
-  window.addEventListener("online", () => retryNow());
-  window.addEventListener("offline", () => connectionLost());
-  onReconnect(() => {
-    if (failedOffline) route();
-  });
+  if (!standalone) {
+    window.addEventListener("online", () => retryNow());
+    window.addEventListener("offline", () => connectionLost());
+    onReconnect(() => {
+      if (failedOffline) route();
+    });
+  }
   await route();
 }
 

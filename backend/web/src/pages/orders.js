@@ -131,6 +131,13 @@ export async function ordersPage(ctx) {
           ),
         )
       : message("info", t("orders.none"), h("a", { href: "#/" }, t("orders.browse"))),
+    h(
+      "p",
+      { class: "small muted" },
+      t("orders.recover.text"),
+      " ",
+      h("a", { href: "#/recover", "data-test": "recover-link" }, t("orders.recover.link")),
+    ),
   );
 }
 
@@ -310,7 +317,7 @@ async function orderKey(o) {
 }
 
 /** Copy a code to the clipboard and say so next to the button ("Copied"), or say how otherwise. */
-function copyButton(text) {
+export function copyButton(text) {
   const said = h("span", { class: "small copied", role: "status", "aria-live": "polite", "data-test": "copied" });
   const button = h("button", { class: "btn small", type: "button", "data-test": "copy-code" }, t("order.code.copy"));
   button.addEventListener("click", async () => {
