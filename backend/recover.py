@@ -108,7 +108,8 @@ class Recovery:
         return sum(1 for o in self.orders if o.status == status)
 
     def as_json(self) -> dict[str, Any]:
-        """Everything as plain JSON values, codes in clear (write it to a private file only)."""
+        """Everything as plain JSON values, each code in clear with its salt (which, with the
+        commitment, proves the code on-chain): write it to a private file only."""
         return {
             "chain_id": self.chain_id,
             "escrow": self.escrow,
@@ -129,6 +130,7 @@ class Recovery:
                         {
                             "index": c.index,
                             "code": c.text(),
+                            "salt": "0x" + c.salt.hex(),
                             "commitment": "0x" + c.commitment.hex(),
                             "expires_at": c.expires_at,
                         }
@@ -319,8 +321,8 @@ def _outcome(
     if published is None:
         return OrderRecovery(
             status="off-chain",
-            detail="delivered off-chain: no release on the chain, so its codes live only with "
-            "the platform (fetch them with `kameng buyer fetch` while it runs)",
+            detail="no release on the chain, so its codes live only with the platform (fetch "
+            "them with `kameng buyer fetch` while it runs)",
             **base,
         )
     try:
