@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.chaintx import (
     CONNECTION_ERRORS,
     encode_call,
+    read_listing,
     rpc_guard,
 )
 from backend.db import bind_escrow
@@ -62,7 +63,7 @@ from backend.evidence.retention import purge_final_orders
 from backend.gateway.gateway import Gateway, enqueue
 from backend.gateway.models import FINAL, ChainTx, TxState
 from backend.models import Code, Release, Upload
-from backend.release import CodeToSeal, seal_release
+from backend.release import CodeToSeal, published_from_manifest, seal_release
 from backend.vault.crypto import CodeCipher, EncryptedRecord
 from contracts.client import REVERTS, decode_revert
 from contracts.encoding import Order, OrderState
@@ -90,6 +91,13 @@ GATEWAY_POINTS = {"signed": "tx-stored", "sent": "broadcast", "replaced": "bump-
 RETRYABLE: tuple[type[BaseException], ...] = (ChainUnavailable, SQLAlchemyError, *CONNECTION_ERRORS)
 #: Errors whose first argument is the order that broke a whole batch.
 ORDER_ERRORS = frozenset({"EscrowUnknownOrder", "EscrowWrongState", "EscrowDeadlinePassed"})
+#: Most bytes of sealed releases and proofs one ``deliverOnChain`` carries (its calldata stays
+#: far under the 128 KiB a node's transaction pool accepts; one order of 32 codes of 256 bytes
+#: with deep proofs is about 40 KiB, and a batch always takes at least one order).
+ON_CHAIN_BATCH_BYTES = 64 * 1024
+#: How long a listing read as delivering off-chain is believed before it is read again (a
+#: stale answer costs nothing: the dry run's EscrowReleaseRequired makes the agent read again).
+ON_CHAIN_RECHECK_SECONDS = 30.0
 
 
 def _fresh_key(session: Session, prefix: str) -> str:
@@ -184,6 +192,8 @@ class DeliveryAgent:
         self._pending_seen: dict[int, float] = {}
         self._uploads_checked = 0.0
         self._retention_swept = float("-inf")
+        #: Per listing: its onChainFrom, and when a 0 was read (monotonic) or None once set.
+        self._on_chain_from: dict[int, tuple[int, float | None]] = {}
 
     # ------------------------------------------------------------ public
 
@@ -613,6 +623,7 @@ class DeliveryAgent:
                 batch.append((rel, order))
         if batch and self._over_cap(base_fee):
             batch = []  # they wait, prepared, for the base fee to fall under the cap
+        batch = self._one_mode(batch)
         batch, gas = self._acceptable(session, batch)
         if not batch:
             session.commit()
@@ -627,7 +638,7 @@ class DeliveryAgent:
             key=_fresh_key(session, f"{DELIVER}:{digest}"),
             sender=self.account.address,
             to=self.escrow.address,
-            data=self._deliver_data(batch),
+            data=self._deliver_data(batch, self._publishes(batch[0][0])),
             subjects=ids,
             gas_estimate=gas,
         )
@@ -639,17 +650,50 @@ class DeliveryAgent:
         log.info("queued %d deliveries (%s)", len(batch), row.key)
         return True
 
+    def _publishes(self, rel: Release) -> bool:
+        """Whether the order's listing requires its release on-chain (``deliverOnChain``): its
+        first index is at or past the listing's ``onChainFrom - 1``. A set ``onChainFrom``
+        never changes, so it is read once; a 0 is read again after ON_CHAIN_RECHECK_SECONDS."""
+        start, read_at = self._on_chain_from.get(rel.listing_id, (0, None))
+        if start == 0 and (
+            read_at is None or time.monotonic() - read_at > ON_CHAIN_RECHECK_SECONDS
+        ):
+            start = read_listing(self.escrow, rel.listing_id).on_chain_from
+            self._on_chain_from[rel.listing_id] = (start, None if start else time.monotonic())
+        return start != 0 and rel.first_index >= start - 1
+
+    def _one_mode(self, batch: list[tuple[Release, Order]]) -> list[tuple[Release, Order]]:
+        """The batch's releases that go out the way its oldest goes (``deliver`` or
+        ``deliverOnChain``: one transaction cannot mix them); an on-chain batch is cut at
+        ON_CHAIN_BATCH_BYTES. The rest wait, prepared, for the next pass."""
+        if not batch:
+            return batch
+        on_chain = self._publishes(batch[0][0])
+        same = [(rel, order) for rel, order in batch if self._publishes(rel) == on_chain]
+        if not on_chain:
+            return same
+        out: list[tuple[Release, Order]] = []
+        size = 0
+        for rel, order in same:
+            size += len(rel.sealed) + len(rel.manifest)
+            if out and size > ON_CHAIN_BATCH_BYTES:
+                break
+            out.append((rel, order))
+        return out
+
     @staticmethod
-    def _deliver_data(batch: Sequence[tuple[Release, Order]]) -> bytes:
-        """The calldata of one ``deliver`` of the batch's releases."""
-        return encode_call(
-            "deliver",
-            [
-                [rel.order_id for rel, _ in batch],
-                [order.as_tuple() for _, order in batch],
-                [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
-            ],
-        )
+    def _deliver_data(batch: Sequence[tuple[Release, Order]], on_chain: bool) -> bytes:
+        """The calldata of one ``deliver`` (or ``deliverOnChain``, with each sealed release
+        and its proofs) of the batch's releases."""
+        args: list[Any] = [
+            [rel.order_id for rel, _ in batch],
+            [order.as_tuple() for _, order in batch],
+            [bytes.fromhex(rel.digest[2:]) for rel, _ in batch],
+        ]
+        if not on_chain:
+            return encode_call("deliver", args)
+        published = [published_from_manifest(rel.sealed, rel.manifest) for rel, _ in batch]
+        return encode_call("deliverOnChain", [*args, [p.as_tuple() for p in published]])
 
     def _acceptable(
         self, session: Session, batch: list[tuple[Release, Order]]
@@ -669,7 +713,7 @@ class DeliveryAgent:
             call: Any = {
                 "from": self.account.address,
                 "to": self.escrow.address,
-                "data": "0x" + self._deliver_data(batch).hex(),
+                "data": "0x" + self._deliver_data(batch, self._publishes(batch[0][0])).hex(),
             }
             try:
                 return batch, int(self.w3.eth.estimate_gas(call))
@@ -677,6 +721,13 @@ class DeliveryAgent:
                 raise
             except REVERTS as raw:
                 exc = decode_revert(raw)
+                if isinstance(exc, ContractRevertError) and exc.name == "EscrowReleaseRequired":
+                    # The listing turned on-chain since it was last read: read it again next
+                    # pass; its orders wait, prepared, and go out with deliverOnChain.
+                    listing = int(exc.args_[0]) >> 32  # type: ignore[call-overload]
+                    self._on_chain_from.pop(listing, None)
+                    batch = [(r, o) for r, o in batch if r.listing_id != listing]
+                    continue
                 culprit = (
                     self._culprit(session, exc, [rel for rel, _ in batch])
                     if isinstance(exc, ContractRevertError)
