@@ -28,6 +28,8 @@ def _value(typ: str, rng: random.Random) -> Any:
         return rng.random() < 0.5
     if typ == "string":
         return rng.choice(["", "ipfs://x", "ünïcødé\ttab\nline", "a" * 100])
+    if typ == "bytes":  # dynamic (ReleasePublished): empty, short, a word and more
+        return rng.randbytes(rng.choice([0, 1, 32, 33, 200]))
     if typ.startswith("bytes"):
         return rng.randbytes(int(typ[5:]))
     raise AssertionError(f"no generator for {typ}")
