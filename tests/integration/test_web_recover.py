@@ -7,6 +7,10 @@ another buyer. In Chromium, with a browser wallet answering in Python: the page 
 buyer's three orders from OrderPaid logs, opens the published release with the key re-derived
 from one signature (the buy transaction's nonce), checks it against the chain, and shows exactly
 the codes sold, with a working Copy button; the other two orders get their plain status.
+
+With a kameng server: the supplier turns on on-chain delivery for a listing from the dashboard
+(asked first: one way, 32 codes an order), and the store then shows the listing's badge and the
+buy form caps the quantity at 32.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 from playwright.sync_api import expect
-from web_support import InjectedWallet, new_page, screenshot
+from web_support import (
+    InjectedWallet,
+    WebStack,
+    connect_dev_wallet,
+    new_page,
+    screenshot,
+    sign_in,
+)
 
 from backend.keys import next_order_key, public_key_bytes
 from backend.release import CodeToSeal, published_from_manifest, seal_release
@@ -179,5 +190,52 @@ def test_codes_come_back_from_the_chain_with_no_kameng_server(
     # Other routes say this copy only recovers codes, instead of waiting for a server.
     page.goto(f"{static_site}/#/orders")
     expect(page.locator("#app")).to_contain_text("only the recovery page works here")
+    assert page.errors == []  # type: ignore[attr-defined]
+    context.close()
+
+
+def test_supplier_keeps_codes_on_chain_and_the_store_says_so(
+    stack: WebStack, browser: Browser
+) -> None:
+    listing_id = stack.dev.listing_id
+    stack.stock_listing(40)
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/supplier")
+    connect_dev_wallet(page, stack.dev.supplier)
+    sign_in(page)
+    row = page.locator(f'[data-test="listing-row"][data-listing="{listing_id}"]')
+    expect(row.get_by_test_id("listing-onchain")).to_have_count(0)
+    # Asked first, in the page: one way, at most 32 codes an order. Cancel changes nothing.
+    row.get_by_test_id("onchain-listing").click()
+    ask = row.get_by_test_id("onchain-ask")
+    expect(ask).to_contain_text("one way")
+    expect(ask).to_contain_text("at most 32 codes")
+    row.get_by_test_id("onchain-no").click()
+    expect(ask).to_be_hidden()
+    assert stack.escrow.listing(listing_id)["on_chain_from"] == 0
+    row.get_by_test_id("onchain-listing").click()
+    row.get_by_test_id("onchain-yes").click()
+    expect(page.get_by_test_id("withdraw-message")).to_contain_text(
+        f"Listing #{listing_id} now delivers on the blockchain"
+    )
+    sold = stack.escrow.listing(listing_id)["sold"]
+    assert stack.escrow.listing(listing_id)["on_chain_from"] == sold + 1
+    expect(row.get_by_test_id("listing-onchain")).to_be_visible()
+    expect(row.get_by_test_id("onchain-listing")).to_have_count(0)
+    # The store and the buy form: the badge, and orders capped at 32 codes.
+    page.goto(f"{stack.url}/#/")
+    offer = page.locator(f'[data-test="offer"][data-listing="{listing_id}"]')
+    expect(offer.get_by_test_id("onchain-badge")).to_contain_text(
+        "you can recover them even if this shop disappears"
+    )
+    page.goto(f"{stack.url}/#/buy/{listing_id}")
+    expect(page.get_by_test_id("onchain-badge")).to_contain_text("At most 32 codes per order")
+    quantity = page.get_by_test_id("quantity")
+    expect(quantity).to_have_attribute("max", "32")
+    quantity.fill("33")
+    expect(page.get_by_test_id("buy-message")).to_contain_text("at most 32 codes")
+    expect(page.get_by_test_id("pay")).to_be_disabled()
+    quantity.fill("32")
+    expect(page.get_by_test_id("pay")).to_be_enabled()
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()

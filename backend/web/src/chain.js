@@ -21,6 +21,8 @@ import { has, locale, t } from "./i18n.js";
 
 export { ESCROW_ABI };
 export const ZERO_ADDRESS = zeroAddress;
+/** The escrow's MAX_ON_CHAIN_QUANTITY: most codes in one order of a listing delivered on-chain. */
+export const MAX_ON_CHAIN_QUANTITY = 32;
 export const STATES = ["None", "Paid", "Delivered", "Disputed", "Completed", "Refunded", "Resolved"];
 export const STATE = Object.fromEntries(STATES.map((name, i) => [name.toUpperCase(), i]));
 
@@ -273,6 +275,7 @@ const REVERTS = {
   EscrowListingInactive: (a) => ({ listing: id(a[0]) }),
   EscrowWrongCaller: (a) => ({ address: id(a[0]) }),
   EscrowZeroQuantity: () => ({}),
+  EscrowQuantityTooLarge: (a) => ({ asked: id(a[0]), count: Number(a[1]) }),
   EscrowPriceAboveMax: (a) => ({ price: id(a[0]), max: id(a[1]) }),
   EscrowWrongValue: () => ({}),
   EscrowBondShort: () => ({}),

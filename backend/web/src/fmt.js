@@ -198,3 +198,19 @@ export function orderLabel(orderId) {
     orderRef(orderId),
   );
 }
+
+/**
+ * The plain badge of a listing whose codes are also kept on the blockchain (issue 16: its
+ * supplier called requireOnChainRelease): the buyer can recover them without this shop, and an
+ * order holds at most `max_quantity_per_order` codes. Null for other listings.
+ */
+export function onChainBadge(listing) {
+  if (!listing?.on_chain_release) return null;
+  const cap = listing.max_quantity_per_order;
+  return h(
+    "div",
+    { class: "onchain-badge small", "data-test": "onchain-badge" },
+    h("strong", null, t("listing.onChain.badge")),
+    cap ? h("div", { class: "muted" }, t("listing.onChain.cap", { count: Number(cap) })) : null,
+  );
+}

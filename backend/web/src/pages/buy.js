@@ -2,7 +2,7 @@
 // and go to the order page. A payment in flight survives a reload or a lost connection.
 import { ensureSignedIn, get } from "../api.js";
 import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, tokenInfo, userError } from "../chain.js";
-import { addr, bps, duration, product } from "../fmt.js";
+import { addr, bps, duration, onChainBadge, product } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
 import { orderKeyFromSignature, orderKeyMessage } from "../release.js";
@@ -11,11 +11,16 @@ import { poll, reportConnection } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { nativeBalance, requireWallet, sendEscrow, signText, wallet } from "../wallet.js";
 
-/** Check the quantity field; returns the number or throws a user error. */
-export function checkQuantity(raw, stock) {
+/**
+ * Check the quantity field; returns the number or throws a user error. `cap` is the most codes
+ * one order may hold (32 for a listing delivered on-chain), or null.
+ */
+export function checkQuantity(raw, stock, cap = null) {
   const text = String(raw).trim();
   if (!/^\d+$/.test(text) || Number(text) < 1) throw userError(t("buy.quantity.whole"));
   const q = Number(text);
+  if (cap !== null && cap <= stock && q > cap)
+    throw userError(t("buy.quantity.aboveCap", { count: cap }), null, { aboveCap: true });
   if (q > stock)
     throw userError(t("buy.quantity.aboveStock", { count: stock, stock: String(stock) }), null, { aboveStock: true });
   if (q > 0xffffffff) throw userError(t("buy.quantity.tooLarge"));
@@ -81,11 +86,13 @@ export async function buyPage(ctx, listingId, referrer) {
   await tokenInfo(l.token);
   const p = product(l);
   const stock = Number(l.stock);
+  // An order of a listing delivered on-chain holds at most 32 codes (buy reverts above it).
+  const cap = l.max_quantity_per_order ? Number(l.max_quantity_per_order) : null;
   const price = BigInt(l.unit_price);
   const qty = h("input", {
     type: "number",
     min: "1",
-    max: String(Math.max(stock, 1)),
+    max: String(Math.max(cap !== null ? Math.min(stock, cap) : stock, 1)),
     step: "1",
     value: "1",
     inputmode: "numeric",
@@ -111,7 +118,7 @@ export async function buyPage(ctx, listingId, referrer) {
       return;
     }
     try {
-      const q = checkQuantity(qty.value, stock);
+      const q = checkQuantity(qty.value, stock, cap);
       total.textContent = fmtAmount(price * BigInt(q), l.token);
       pay.disabled = closed;
     } catch (err) {
@@ -135,7 +142,7 @@ export async function buyPage(ctx, listingId, referrer) {
   pay.addEventListener("click", () =>
     busy(pay, slot, async () => {
       progress.replaceChildren();
-      const quantity = checkQuantity(qty.value, stock);
+      const quantity = checkQuantity(qty.value, stock, cap);
       if (!wallet.kind) {
         connectDialog();
         throw userError(t("buy.connectToPay"), null, { needsWallet: true });
@@ -283,7 +290,14 @@ export async function buyPage(ctx, listingId, referrer) {
         "div",
         { class: "card" },
         h("h2", null, t("buy.order.title")),
-        field(t("buy.order.quantity"), qty, t("buy.order.wholesale", { stock: String(stock) })),
+        field(
+          t("buy.order.quantity"),
+          qty,
+          cap !== null && cap < stock
+            ? t("buy.order.capped", { count: cap })
+            : t("buy.order.wholesale", { stock: String(stock) }),
+        ),
+        onChainBadge(l),
         h("p", null, tn("buy.order.total", { total })),
         slot,
         pay,

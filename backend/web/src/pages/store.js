@@ -5,7 +5,7 @@
 import { keccak256, toEventSelector, toHex } from "viem";
 import { ApiError, get } from "../api.js";
 import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo, userError } from "../chain.js";
-import { addr, bps, chainNumber, duration, product, short, txLink } from "../fmt.js";
+import { addr, bps, chainNumber, duration, onChainBadge, product, short, txLink } from "../fmt.js";
 import { locale, t, tn } from "../i18n.js";
 import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
 
@@ -60,6 +60,7 @@ function offerCard(o, best) {
       h("dt", null, t("store.offer.bond")),
       h("dd", null, t("store.bondPerOrder", { bps: bps(o.bond_bps) })),
     ),
+    onChainBadge(o),
     h(
       "a",
       {
@@ -331,6 +332,7 @@ export async function productPage(ctx, sku) {
           h("div", null, t("product.terms.deliver", { duration: duration(o.delivery_window) })),
           h("div", null, t("product.terms.dispute", { duration: duration(o.dispute_window) })),
           h("div", null, t("product.terms.bond", { bps: bps(o.bond_bps) })),
+          onChainBadge(o),
         ),
         bond,
         auth,

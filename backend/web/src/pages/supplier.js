@@ -9,6 +9,7 @@ import { cumulativeChart } from "../chart.js";
 import {
   ERC20_ABI,
   ESCROW_ABI,
+  MAX_ON_CHAIN_QUANTITY,
   ZERO_ADDRESS,
   decodeLogs,
   explain,
@@ -994,6 +995,71 @@ async function loadDashboard() {
   return { dash, orders, listings, ledger, uploads, allowed };
 }
 
+/**
+ * The button that turns on on-chain delivery for a listing (requireOnChainRelease), after an
+ * in-page "are you sure" saying it is one way and caps orders at 32 codes. Failures go to the
+ * row's `slot`, the outcome to the page's `outcome` (the row is redrawn once the mirror sees it).
+ */
+function onChainControl(l, slot, outcome, refresh) {
+  const button = h(
+    "button",
+    { class: "btn small quiet", "data-test": "onchain-listing" },
+    t("supplier.onChain.button"),
+  );
+  const yes = h(
+    "button",
+    { class: "btn small danger", type: "button", "data-test": "onchain-yes" },
+    t("supplier.onChain.yes"),
+  );
+  const no = h(
+    "button",
+    { class: "btn small quiet", type: "button", "data-test": "onchain-no" },
+    t("supplier.onChain.no"),
+  );
+  const ask = h(
+    "div",
+    {
+      class: "msg warn",
+      role: "alertdialog",
+      "aria-label": t("supplier.onChain.ask", { id: String(l.listing_id) }),
+      "data-test": "onchain-ask",
+    },
+    h("p", null, h("strong", null, t("supplier.onChain.ask", { id: String(l.listing_id) }))),
+    h("p", { class: "small" }, t("supplier.onChain.explain", { count: MAX_ON_CHAIN_QUANTITY })),
+    h("div", { class: "row" }, yes, no),
+  );
+  ask.hidden = true;
+  button.addEventListener("click", () => {
+    slot.clear();
+    ask.hidden = false;
+    button.hidden = true;
+    yes.focus();
+  });
+  no.addEventListener("click", () => {
+    ask.hidden = true;
+    button.hidden = false;
+    button.focus();
+  });
+  yes.addEventListener("click", () =>
+    busy(yes, slot, async () => {
+      no.disabled = true;
+      try {
+        const r = await sendEscrow("requireOnChainRelease", [BigInt(l.listing_id)]);
+        ask.hidden = true;
+        outcome.show(
+          "ok",
+          t("supplier.onChain.done", { id: String(l.listing_id), count: MAX_ON_CHAIN_QUANTITY }),
+          txLink(r.hash, Number(r.receipt.blockNumber)),
+        );
+        refresh();
+      } finally {
+        no.disabled = false;
+      }
+    }),
+  );
+  return { button, ask };
+}
+
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
 function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
   const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
@@ -1053,6 +1119,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       if (sel) sel.value = String(l.listing_id);
       document.getElementById("upload")?.scrollIntoView({ behavior: "smooth" });
     });
+    const onChain = l.on_chain_release ? null : onChainControl(l, slot, wslot, refresh);
     return h(
       "tr",
       { "data-test": "listing-row", "data-listing": l.listing_id },
@@ -1083,8 +1150,15 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
         "td",
         { "data-label": t("supplier.col.status") },
         l.active ? pill(t("supplier.listing.open"), "ok") : pill(t("supplier.listing.closed"), ""),
+        l.on_chain_release
+          ? h(
+              "div",
+              { title: t("supplier.listing.onChain.title", { count: MAX_ON_CHAIN_QUANTITY }) },
+              pill(t("supplier.listing.onChain"), "brand", { "data-test": "listing-onchain" }),
+            )
+          : null,
       ),
-      h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle), slot),
+      h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle, onChain?.button), onChain?.ask, slot),
     );
   });
 
