@@ -31,7 +31,9 @@ from eth_utils import to_checksum_address
 from backend.errors import BackendError, KeyDerivationError, ReleaseInvalid
 from backend.keys import derive_order_key, public_key_bytes
 from backend.release import ReleasedCode, release_from_published, verify_release
+from contracts.chain import get_logs
 from contracts.encoding import PublishedRelease, decode_release_proofs, split_order_id
+from contracts.errors import ChainError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -183,33 +185,73 @@ def _topic(value: int) -> str:
     return "0x" + value.to_bytes(32, "big").hex()
 
 
-def _scan(
-    escrow: EscrowClient,
-    from_block: int,
-    to_block: int,
-    filters: Sequence[list[Any]],
-    stage: str,
-    progress: Progress | None,
-    step: int,
-) -> list[DecodedLog]:
-    """Decoded escrow logs matching any of the topic `filters`, read `step` blocks at a time
-    (one request per filter and range), in chain order."""
-    out: list[DecodedLog] = []
-    total = max(0, to_block - from_block + 1)
-    start = from_block
-    while start <= to_block:
-        end = min(to_block, start + step - 1)
-        found: list[DecodedLog] = []
-        for topics in filters:
-            for raw in escrow.logs(start, end, topics):
-                ev = escrow.codec.decode_log(raw)
-                if ev is not None:
-                    found.append(ev)
-        out.extend(sorted(found, key=lambda e: (e.block_number, e.log_index)))
-        if progress is not None:
-            progress(stage, end - from_block + 1, total)
-        start = end + 1
-    return out
+class _Reader:
+    """Reads the escrow's logs in bounded block ranges. A range the node refuses (many public
+    nodes cap the blocks or the results of one request) is halved and asked again, down to one
+    block, and the smaller step is kept for the rest of the reads."""
+
+    def __init__(self, escrow: EscrowClient, step: int, progress: Progress | None) -> None:
+        self.escrow = escrow
+        self.step = max(1, step)
+        self.progress = progress
+
+    def _logs(self, start: int, end: int, topics: list[Any]) -> list[dict[str, Any]] | None:
+        """The raw logs of one range, or None when the node refused it and the step was
+        halved (ask again). Raises ChainError when even one block is refused."""
+        try:
+            return get_logs(
+                self.escrow.chain, self.escrow.address, start, end, topics, end - start + 1
+            )
+        except ChainError:
+            if end == start:
+                raise
+            self.step = max(1, (end - start + 1) // 2)
+            return None
+
+    def scan(
+        self, from_block: int, to_block: int, filters: Sequence[list[Any]], stage: str
+    ) -> list[DecodedLog]:
+        """Decoded logs matching any of the topic `filters` (one request per filter and
+        range), in chain order; progress is reported after each range."""
+        out: list[DecodedLog] = []
+        total = max(0, to_block - from_block + 1)
+        start = from_block
+        while start <= to_block:
+            end = min(to_block, start + self.step - 1)
+            found: list[dict[str, Any]] = []
+            for topics in filters:
+                got = self._logs(start, end, topics)
+                if got is None:
+                    break
+                found.extend(got)
+            else:
+                events = [e for e in map(self.escrow.codec.decode_log, found) if e is not None]
+                out.extend(sorted(events, key=lambda e: (e.block_number, e.log_index)))
+                if self.progress is not None:
+                    self.progress(stage, end - from_block + 1, total)
+                start = end + 1
+        return out
+
+    def published(self, delivered: dict[int, DecodedLog]) -> dict[int, PublishedRelease]:
+        """The ReleasePublished releases of delivered orders, decoded as
+        `EscrowClient.published_releases` does. deliverOnChain emits each in its
+        OrderDelivered's transaction, so only the blocks that hold deliveries are read."""
+        out: dict[int, PublishedRelease] = {}
+        ids = sorted(delivered, key=lambda i: delivered[i].block_number)
+        for group in _chunks(ids, IDS_PER_REQUEST):
+            blocks = sorted({delivered[i].block_number for i in group})
+            lo = blocks[0]
+            while lo <= blocks[-1]:
+                hi = min(lo + self.step - 1, blocks[-1])
+                try:
+                    out.update(self.escrow.published_releases(group, lo, hi))
+                except ChainError:
+                    if hi == lo:
+                        raise
+                    self.step = max(1, (hi - lo + 1) // 2)
+                    continue
+                lo = next((b for b in blocks if b > hi), blocks[-1] + 1)
+        return out
 
 
 def _chunks(ids: Sequence[int], size: int) -> Iterable[list[int]]:
@@ -344,24 +386,6 @@ def _outcome(
     )
 
 
-def _published(
-    escrow: EscrowClient, delivered: dict[int, DecodedLog], step: int
-) -> dict[int, PublishedRelease]:
-    """The ReleasePublished releases of delivered orders (`EscrowClient.published_releases`).
-    deliverOnChain emits each in its OrderDelivered's transaction, so only the blocks that
-    hold deliveries are read, `step` blocks at a time."""
-    out: dict[int, PublishedRelease] = {}
-    ids = sorted(delivered, key=lambda i: delivered[i].block_number)
-    for group in _chunks(ids, IDS_PER_REQUEST):
-        blocks = sorted({delivered[i].block_number for i in group})
-        lo = blocks[0]
-        while lo <= blocks[-1]:
-            hi = lo + step - 1
-            out.update(escrow.published_releases(group, lo, min(hi, blocks[-1])))
-            lo = next((b for b in blocks if b > hi), blocks[-1] + 1)
-    return out
-
-
 def recover(
     escrow: EscrowClient,
     account: LocalAccount,
@@ -377,25 +401,20 @@ def recover(
         account: The buyer's wallet (it signs the key messages locally; nothing is sent).
         from_block: The first block to scan; None finds the escrow's deployment block.
         progress: Called after each block range read (see `Progress`).
-        step: Most blocks a log request spans.
+        step: Most blocks a log request spans (halved while the node refuses a range).
 
     Raises:
         NoEscrowError: the address holds no escrow on this chain.
-        ChainError: the node refused a read.
+        ChainError: the node refused a read (a log read even for one block).
     """
     check_escrow(escrow)
     latest = int(escrow.w3.eth.block_number)
     start = deployment_block(escrow, latest) if from_block is None else from_block
     codec = escrow.codec
     buyer_topic = "0x" + bytes(12).hex() + account.address[2:].lower()
-    paid = _scan(
-        escrow,
-        start,
-        latest,
-        [["0x" + codec.topic("OrderPaid").hex(), None, buyer_topic]],
-        "orders",
-        progress,
-        step,
+    reader = _Reader(escrow, step, progress)
+    paid = reader.scan(
+        start, latest, [["0x" + codec.topic("OrderPaid").hex(), None, buyer_topic]], "orders"
     )
     paid = [p for p in paid if p.name == "OrderPaid"]
     outcome = Recovery(
@@ -412,20 +431,17 @@ def recover(
     names = ["0x" + codec.topic(n).hex() for n in ("OrderDelivered", "OrderRefunded")]
     delivered: dict[int, DecodedLog] = {}
     refunded: set[int] = set()
-    for ev in _scan(
-        escrow,
+    for ev in reader.scan(
         min(p.block_number for p in paid),
         latest,
         [[names, [_topic(i) for i in group]] for group in _chunks(ids, IDS_PER_REQUEST)],
         "deliveries",
-        progress,
-        step,
     ):
         if ev.name == "OrderDelivered":
             delivered[int(ev.args["orderId"])] = ev
         elif ev.name == "OrderRefunded":
             refunded.add(int(ev.args["orderId"]))
-    published = _published(escrow, delivered, step)
+    published = reader.published(delivered)
     batches = _Batches(escrow)
     for p in paid:
         oid = int(p.args["orderId"])
