@@ -354,9 +354,10 @@ def _outcome(
     }
     if delivered is None:
         detail = (
-            "refunded: it was never delivered and the payment went back"
+            "it was refunded, never delivered: nothing to recover"
             if refunded
-            else "not delivered yet: nothing to recover until the supplier delivers it"
+            else "the supplier has not delivered it yet: nothing to recover until it does "
+            "(after its delivery deadline the payment can be reclaimed with refund)"
         )
         return OrderRecovery(status="not-delivered", detail=detail, **base)
     base["delivery_tx"] = delivered.tx_hash

@@ -123,7 +123,8 @@ def scene() -> Scene:
     wrong_key, wk_order = _buy(world, buyer, listing, 1)  # 9: sealed to another key
     bad_proof, bp_order = _buy(world, buyer, listing, 2)  # 10, 11: a proof that does not hold
     theirs, theirs_order = _buy(world, other, listing, 1)  # 12: another buyer's
-    waiting, _ = _buy(world, buyer, listing, 1)  # 13: never delivered
+    waiting, _ = _buy(world, buyer, listing, 1)  # 13: not delivered
+    refunded, refunded_order = _buy(world, buyer, listing, 1)  # 14: refunded after its deadline
 
     items = []
     for oid, order in ((one, one_order), (two, two_order), (theirs, theirs_order)):
@@ -138,6 +139,8 @@ def scene() -> Scene:
     rows[1] = (index, committed, batch, [bytes(32), *proof[1:]])
     items.append((bad_proof, bp_order, digest, replace(good, proofs=encode_release_proofs(rows))))
     escrow.deliver_on_chain(agent, items)
+    world.chain.travel_to(refunded_order.deadline + 1)
+    escrow.refund(buyer, refunded, refunded_order)
     orders = {
         "off": off,
         "one": one,
@@ -146,6 +149,7 @@ def scene() -> Scene:
         "bad_proof": bad_proof,
         "theirs": theirs,
         "waiting": waiting,
+        "refunded": refunded,
     }
     return Scene(world, stock, buyer, orders)
 
@@ -157,7 +161,7 @@ def test_recover_gets_every_on_chain_code_and_reports_the_rest(scene: Scene) -> 
     ids = scene.orders
     assert ids["theirs"] not in by_id  # only the wallet's own orders
     assert [o.order_id for o in found.orders] == [
-        ids[k] for k in ("off", "one", "two", "wrong_key", "bad_proof", "waiting")
+        ids[k] for k in ("off", "one", "two", "wrong_key", "bad_proof", "waiting", "refunded")
     ]
     assert found.from_block > 0  # the escrow's deployment block, found by bisection
     assert found.count("recovered") == 2
@@ -177,7 +181,9 @@ def test_recover_gets_every_on_chain_code_and_reports_the_rest(scene: Scene) -> 
     assert failed["bad_proof"].reason == "proof-mismatch"
     assert all(o.codes == [] for o in failed.values())
     waiting = by_id[ids["waiting"]]
-    assert waiting.status == "not-delivered" and "not delivered yet" in waiting.detail
+    assert waiting.status == "not-delivered" and "not delivered it yet" in waiting.detail
+    refund = by_id[ids["refunded"]]
+    assert refund.status == "not-delivered" and "refunded" in refund.detail
     # Progress came in bounded ranges, both stages, ending at the last block.
     assert {stage for stage, *_ in progress} == {"orders", "deliveries"}
     assert all(done <= total for _, done, total in progress)

@@ -257,3 +257,14 @@ def test_recover_every_code_after_the_backend_and_its_database_are_gone(
     )
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert f"no orders by {world.buyers[2].address} on escrow {escrow.address}" in result.output
+
+    # --reveal prints them, on the buyer's own terminal only when asked.
+    theirs = json.loads((tmp_path / f"recovered-{buyers[1].address}.json").read_text())
+    result = runner.invoke(
+        app,
+        [*base[:3], "--key-file", str(_key_file(buyers[1], tmp_path)), "--reveal"]
+        + ["--escrow", escrow.address],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert all(c["code"] in result.stdout for o in theirs["orders"] for c in o["codes"])
