@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
+from nacl.public import PrivateKey
 from rich.console import Console
 
-from bench.world import make_world, open_listing
+from backend.release import CodeToSeal, published_from_manifest, seal_release
+from bench.world import World, make_world, open_listing
 from contracts.chain import embedded_chain
 from contracts.client import EscrowClient, deploy_contract
+from contracts.encoding import PublishedRelease, split_order_id
 
 BATCH = 50
 _STEPS = ("buy", "deliver", "confirm", "settle_after_window", "refund", "dispute", "rule")
@@ -27,15 +30,84 @@ FIELDS = (
     "lifecycle_single",
     "lifecycle_batched",
     "baseline_lifecycle",
+    "on_chain.deliver_1_code",
+    "on_chain.deliver_10_codes",
+    "on_chain.per_extra_code",
+    "on_chain.batch50_per_order",
+    "on_chain.release_bytes_1_code",
 )
-"""Dotted paths of the result's leaves, all gas amounts (ints)."""
+"""Dotted paths of the result's leaves, all gas amounts (ints) but the release size (bytes)."""
+
+#: Codes as the trade sells them (a 4x5 game card), in a listing of 1,000 codes (proofs of 10).
+_CODE = b"KMNG-7F3Q-XP2D-9WLA-H4TZ"
+_PROOF_DEPTH = 10
 
 
-def _buy(escrow: EscrowClient, buyer: Any, listing_id: int) -> tuple[int, Any, int]:
+def _buy(
+    escrow: EscrowClient, buyer: Any, listing_id: int, quantity: int = 1
+) -> tuple[int, Any, int]:
     oid, order, res = escrow.buy(
-        buyer, listing_id, 1, max_unit_price=10**16, buyer_pubkey=keccak(text=f"pk{buyer.address}")
+        buyer,
+        listing_id,
+        quantity,
+        max_unit_price=10**16,
+        buyer_pubkey=keccak(text=f"pk{buyer.address}"),
+        value=10**16 * quantity,
     )
     return oid, order, res.gas_used
+
+
+def _published(escrow: EscrowClient, oid: int, quantity: int) -> tuple[bytes, PublishedRelease]:
+    """A real release of `quantity` codes sealed to a fresh key, as the agent publishes it."""
+    _, first = split_order_id(oid)
+    codes = [
+        CodeToSeal(
+            index=first + j,
+            code=_CODE,
+            salt=keccak(j.to_bytes(32, "big")),
+            commitment=keccak(b"c" + j.to_bytes(32, "big")),
+            batch_index=0,
+            batch_root=keccak(b"root"),
+            proof=[keccak(bytes([d])) for d in range(_PROOF_DEPTH)],
+        )
+        for j in range(quantity)
+    ]
+    built = seal_release(
+        chain_id=escrow.chain.chain_id,
+        escrow=escrow.address,
+        order_id=oid,
+        buyer_pubkey=bytes(PrivateKey.generate().public_key),
+        codes=codes,
+    )
+    return built.digest, published_from_manifest(built.sealed, built.manifest)
+
+
+def _on_chain(console: Console, world: World, buyer: Any) -> dict[str, int]:
+    """Gas of ``deliverOnChain``: one order of 1 and of 10 codes, and 50 one-code orders."""
+    escrow = world.escrow
+    console.print("[dim]on-chain delivery: 1 code, 10 codes, a batch of 50[/dim]")
+    listing = open_listing(world, stock=BATCH + 40, dispute_window=3600)
+    escrow.require_on_chain_release(world.supplier, listing)
+
+    def deliver(orders: list[tuple[int, Any, int]]) -> tuple[int, int]:
+        items = []
+        for oid, order, _ in orders:
+            digest, pub = _published(escrow, oid, order.quantity)
+            items.append((oid, order, digest, pub))
+        _, res = escrow.deliver_on_chain(world.delivery_key, items)
+        return res.gas_used, sum(len(i[3].sealed_release) + len(i[3].proofs) for i in items)
+
+    deliver([_buy(escrow, buyer, listing)])  # warm: the listing's first on-chain delivery
+    one, one_bytes = deliver([_buy(escrow, buyer, listing)])
+    ten, _ = deliver([_buy(escrow, buyer, listing, 10)])
+    batch, _ = deliver([_buy(escrow, buyer, listing) for _ in range(BATCH)])
+    return {
+        "deliver_1_code": one,
+        "deliver_10_codes": ten,
+        "per_extra_code": round((ten - one) / 9),
+        "batch50_per_order": round(batch / BATCH),
+        "release_bytes_1_code": one_bytes,
+    }
 
 
 def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG001
@@ -112,6 +184,8 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         assert isinstance(r1, dict) and isinstance(r2, dict) and isinstance(r3, dict)
         baseline = int(r1["gasUsed"]) + int(r2["gasUsed"]) + int(r3["gasUsed"])
 
+    on_chain = _on_chain(console, world, buyer)
+
     lifecycle_single = single["buy"] + single["deliver"] + single["confirm"]
     lifecycle_batched = round(buy_avg + deliver_per + settle_per)
     return {
@@ -123,6 +197,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         "lifecycle_single": lifecycle_single,
         "lifecycle_batched": lifecycle_batched,
         "baseline_lifecycle": baseline,
+        "on_chain": on_chain,
     }
 
 

@@ -78,6 +78,10 @@ def test_gas_quick_has_every_field() -> None:
     for step in ("deliver", "settle_after_window"):
         assert figures[f"batch50_per_order.{step}"] < figures[f"single.{step}"], figures
     assert figures["lifecycle_batched"] < figures["lifecycle_single"], figures
+    # on-chain delivery pays for its bytes: more than a digest, more again per code
+    assert figures["on_chain.deliver_1_code"] > figures["single.deliver"], figures
+    assert figures["on_chain.deliver_10_codes"] > figures["on_chain.deliver_1_code"], figures
+    assert figures["on_chain.batch50_per_order"] < figures["on_chain.deliver_1_code"], figures
 
 
 @pytest.mark.anvil
