@@ -10,7 +10,8 @@ the codes sold, with a working Copy button; the other two orders get their plain
 
 With a kameng server: the supplier turns on on-chain delivery for a listing from the dashboard
 (asked first: one way, 32 codes an order), and the store then shows the listing's badge and the
-buy form caps the quantity at 32.
+buy form caps the quantity at 32; the delivery agent then publishes the next sale on-chain, and
+the recovery page, starting from the server's chain, opens it with the development wallet.
 """
 
 from __future__ import annotations
@@ -187,6 +188,9 @@ def test_codes_come_back_from_the_chain_with_no_kameng_server(
     )
     assert page.evaluate("navigator.clipboard.readText()") == codes[0].decode()
     screenshot(page, "recover-static")
+    # It fits a 360-pixel phone.
+    page.set_viewport_size({"width": 360, "height": 780})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     # Other routes say this copy only recovers codes, instead of waiting for a server.
     page.goto(f"{static_site}/#/orders")
     expect(page.locator("#app")).to_contain_text("only the recovery page works here")
@@ -237,5 +241,27 @@ def test_supplier_keeps_codes_on_chain_and_the_store_says_so(
     expect(page.get_by_test_id("pay")).to_be_disabled()
     quantity.fill("32")
     expect(page.get_by_test_id("pay")).to_be_enabled()
+    assert page.errors == []  # type: ignore[attr-defined]
+    context.close()
+
+    # A sale from then on: the delivery agent publishes it on-chain, and #/recover, with this
+    # server there, starts from its chain and escrow and opens it with the development wallet.
+    buyer = stack.new_account()
+    oid = stack.buy_over_api(buyer, listing_id, 2)
+    stack.wait_until(
+        f"order {oid} to be delivered on-chain", lambda: stack.escrow.published_releases([oid])
+    )
+    context, page = new_page(browser)
+    page.goto(f"{stack.url}/#/recover")
+    connect_dev_wallet(page, buyer)
+    expect(page.get_by_test_id("recover-escrow")).to_have_value(stack.escrow.address)
+    expect(page.get_by_test_id("recover-rpc")).to_have_value(f"{stack.url}/rpc")
+    page.get_by_test_id("recover-start").click()
+    expect(page.get_by_test_id("recover-message")).to_contain_text("Found 1 order")
+    order = page.locator(f'[data-test="recover-order"][data-order="{oid}"]')
+    expect(order).to_have_attribute("data-status", "recovered")
+    expect(page.get_by_test_id("recover-code").get_by_test_id("code-text")).to_have_text(
+        stack.codes_of_order(oid, 2)
+    )
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()

@@ -398,10 +398,14 @@ export async function recoverPage(ctx, query) {
       if (unreachable(err)) throw userError(t("recover.error.node", { url: form.rpc }));
       throw userError(t("recover.error.notEscrow", { escrow: form.escrow, chainId: String(chainId) }));
     }
-    // The wallet, on the escrow's chain.
-    if (!hasInjected()) throw userError(t("recover.error.noWallet"));
-    if (wallet.kind !== "injected") await connectInjected();
-    wallet.chainId = Number(await window.ethereum.request({ method: "eth_chainId" }));
+    // The wallet, on the escrow's chain: the browser's, or (on kameng's embedded development
+    // chain) the development wallet already connected to it.
+    const devWallet = wallet.kind === "dev" && wallet.chainId === chainId;
+    if (!devWallet) {
+      if (!hasInjected()) throw userError(t("recover.error.noWallet"));
+      if (wallet.kind !== "injected") await connectInjected();
+      wallet.chainId = Number(await window.ethereum.request({ method: "eth_chainId" }));
+    }
     if (wallet.chainId !== chainId) {
       const sw = h("button", { class: "btn small", "data-test": "recover-switch" }, t("wallet.switchNetwork"));
       sw.addEventListener("click", () =>
