@@ -4,10 +4,11 @@ It needs a JSON-RPC node, the escrow's address and the buyer's wallet: no kameng
 database, no API. Codes are masked unless ``--reveal``; ``--out`` writes them all, in clear, to a
 file only this user can read (0600).
 
-Exit status: 0 when every order was read (recovered, not delivered yet, or delivered off-chain);
-1 when an order failed verification (the others are still reported), when the address holds no
-escrow on the node's chain, when the node cannot be reached, or when the wallet has no order on
-the escrow (one line saying so); 2 for a missing or unreadable wallet.
+Exit status: 0 when every order was read (recovered, not delivered, or delivered off-chain); 1
+when an order failed (its release does not verify, or it was paid with a key not derived from
+this wallet; the others are still reported), when the address holds no escrow on the node's
+chain, when the node cannot be reached, or when the wallet has no order on the escrow (one line
+saying so); 2 for a missing or unreadable wallet.
 """
 
 from __future__ import annotations
@@ -148,6 +149,6 @@ def recover(
     failed = [o.order_id for o in found.orders if o.status == "failed"]
     if failed:
         raise fail(
-            f"{len(failed)} order(s) failed verification ({', '.join(map(str, failed))}): do not "
-            "confirm them; dispute them"
+            f"{len(failed)} order(s) could not be recovered ({', '.join(map(str, failed))}); "
+            "each one's line above says why"
         )

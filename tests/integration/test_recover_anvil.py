@@ -23,11 +23,14 @@ from typing import Any
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
+from nacl.public import PrivateKey
 from typer.testing import CliRunner
 
 from backend.cli import app
+from backend.cli.common import order_from_chain
 from backend.client import KamengClient
 from backend.keys import next_order_key, public_key_bytes
+from backend.release import CodeToSeal, published_from_manifest, seal_release
 from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain, free_port
 from contracts.encoding import commitment, decode_release_proofs, leaf
@@ -268,3 +271,39 @@ def test_recover_every_code_after_the_backend_and_its_database_are_gone(
     )
     assert result.exit_code == 0, result.output
     assert all(c["code"] in result.stdout for o in theirs["orders"] for c in o["codes"])
+
+    # A release that does not open (sealed to another key) is reported, the command exits 1 in
+    # one line, and the wallet's other orders are still recovered.
+    late = _buy(world, buyers[1], on_chain, 1)
+    late_order = order_from_chain(escrow, late)
+    assert late_order is not None
+    built = seal_release(
+        chain_id=chain.chain_id,
+        escrow=escrow.address,
+        order_id=late,
+        buyer_pubkey=bytes(PrivateKey.generate().public_key),
+        codes=[
+            CodeToSeal(
+                late & 0xFFFFFFFF, b"KMG-NOT-FOR-YOU", os.urandom(32), bytes(32), 0, bytes(32), []
+            )
+        ],
+    )
+    published = published_from_manifest(built.sealed, built.manifest)
+    escrow.tx.reset_nonce(world.delivery_key.address)  # the backend has sent with it since
+    escrow.deliver_on_chain(world.delivery_key, [(late, late_order, built.digest, published)])
+    result = runner.invoke(
+        app,
+        [*base[:3], "--key-file", str(_key_file(buyers[1], tmp_path))]
+        + ["--escrow", escrow.address],
+        env=env,
+    )
+    assert result.exit_code == 1
+    lines = " ".join(result.stdout.split())
+    assert (
+        f"order {late} (listing {on_chain}, 1 code(s)): FAILED: release invalid (cannot-open)"
+        in lines
+    )
+    assert lines.count(": recovered:") == len(mine[buyers[1].address])
+    assert result.stderr.strip() == (
+        f"error: 1 order(s) could not be recovered ({late}); each one's line above says why"
+    )
