@@ -263,5 +263,9 @@ def test_supplier_keeps_codes_on_chain_and_the_store_says_so(
     expect(page.get_by_test_id("recover-code").get_by_test_id("code-text")).to_have_text(
         stack.codes_of_order(oid, 2)
     )
+    # The order's own page says its codes are kept on-chain, and links here.
+    page.goto(f"{stack.url}/#/order/{oid}")
+    sign_in(page)
+    expect(page.get_by_test_id("order-onchain")).to_contain_text("also kept on the blockchain")
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()

@@ -716,6 +716,15 @@ export async function orderPage(ctx, ref) {
     replace(
       statusBox,
       plainStatus(o, now),
+      o.release_on_chain
+        ? h(
+            "p",
+            { class: "small onchain-badge", "data-test": "order-onchain" },
+            t("order.onChain"),
+            " ",
+            h("a", { href: "#/recover" }, t("orders.recover.link")),
+          )
+        : null,
       h(
         "div",
         { class: "card" },
