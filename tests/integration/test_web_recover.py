@@ -6,7 +6,8 @@ one delivered the old way (only its digest on-chain), one not delivered yet, and
 another buyer. In Chromium, with a browser wallet answering in Python: the page finds the
 buyer's three orders from OrderPaid logs, opens the published release with the key re-derived
 from one signature (the buy transaction's nonce), checks it against the chain, and shows exactly
-the codes sold, with a working Copy button; the other two orders get their plain status.
+the codes sold, with a working Copy button; the other two orders get their plain status. An
+address that is no escrow, and a wallet on another chain, are each told in one line.
 
 With a kameng server: the supplier turns on on-chain delivery for a listing from the dashboard
 (asked first: one way, 32 codes an order), and the store then shows the listing's badge and the
@@ -162,7 +163,19 @@ def test_codes_come_back_from_the_chain_with_no_kameng_server(
     expect(page.get_by_test_id("recover-rpc")).to_have_value(anvil.url)
     expect(page.get_by_test_id("recover-escrow")).to_have_value(escrow.address)
 
+    # Not an escrow, and a wallet on another chain: one line each (it offers the switch).
+    page.get_by_test_id("recover-escrow").fill(buyer.address)
     page.get_by_test_id("recover-start").click()
+    expect(page.get_by_test_id("recover-message")).to_have_text(
+        f"There is no kameng escrow at {buyer.address} on chain {chain.chain_id}."
+    )
+    page.get_by_test_id("recover-escrow").fill(escrow.address)
+    wallet.chain_id = 1
+    page.get_by_test_id("recover-start").click()
+    expect(page.get_by_test_id("recover-message")).to_contain_text(
+        f"Your wallet is on chain 1, but this escrow is on chain {chain.chain_id}."
+    )
+    page.get_by_test_id("recover-switch").click()
     rows = page.get_by_test_id("recover-order")
     expect(rows).to_have_count(3)
     expect(page.get_by_test_id("recover-message")).to_contain_text("Found 3 orders", timeout=60_000)
