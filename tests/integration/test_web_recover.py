@@ -6,8 +6,9 @@ one delivered the old way (only its digest on-chain), one not delivered yet, and
 another buyer. In Chromium, with a browser wallet answering in Python: the page finds the
 buyer's three orders from OrderPaid logs, opens the published release with the key re-derived
 from one signature (the buy transaction's nonce), checks it against the chain, and shows exactly
-the codes sold, with a working Copy button; the other two orders get their plain status. An
-address that is no escrow, and a wallet on another chain, are each told in one line.
+the codes sold, with a working Copy button; the other two orders get their plain status. The
+node refuses log ranges over 4 blocks, as public nodes cap them, and the page narrows its ranges.
+An address that is no escrow, and a wallet on another chain, are each told in one line.
 
 With a kameng server: the supplier turns on on-chain delivery for a listing from the dashboard
 (asked first: one way, 32 codes an order), and the store then shows the listing's badge and the
@@ -17,10 +18,12 @@ the recovery page, starting from the server's chain, opens it with the developme
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -71,6 +74,65 @@ def static_site() -> Iterator[str]:
         thread.join(10)
 
 
+@contextmanager
+def capped_node(upstream: str, most_blocks: int) -> Iterator[tuple[str, list[int]]]:
+    """A JSON-RPC front to `upstream`, open to pages of any origin (CORS), that refuses an
+    ``eth_getLogs`` over more than `most_blocks` blocks as many public nodes do; yields its URL
+    and the spans it refused."""
+    refused: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_OPTIONS(self) -> None:  # noqa: N802 - the http.server hook's name
+            self._answer(b"")
+
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = json.loads(body)
+            if request.get("method") == "eth_getLogs":
+                query = request["params"][0]
+                span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+                if span > most_blocks:
+                    refused.append(span)
+                    error = {"code": -32005, "message": f"max block range {most_blocks}"}
+                    answer = {"jsonrpc": "2.0", "id": request["id"], "error": error}
+                    self._answer(json.dumps(answer).encode())
+                    return
+            upstream_answer = httpx.post(
+                upstream, content=body, headers={"Content-Type": "application/json"}
+            )
+            self._answer(upstream_answer.content)
+
+        def _answer(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "content-type")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            del args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="capped-node", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", refused
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture()
+def capped(node: tuple[AnvilNode, Chain]) -> Iterator[tuple[str, list[int]]]:
+    """The test's anvil behind a node front that refuses log ranges over 4 blocks."""
+    with capped_node(node[0].url, 4) as front:
+        yield front
+
+
 class NodeWallet(InjectedWallet):
     """The tests' browser wallet, asking a node directly (there is no kameng /rpc here)."""
 
@@ -99,9 +161,13 @@ def _buy(world: World, buyer: LocalAccount, listing_id: int, quantity: int) -> A
 
 
 def test_codes_come_back_from_the_chain_with_no_kameng_server(
-    node: tuple[AnvilNode, Chain], static_site: str, browser: Browser
+    node: tuple[AnvilNode, Chain],
+    capped: tuple[str, list[int]],
+    static_site: str,
+    browser: Browser,
 ) -> None:
     anvil, chain = node
+    node_url, refused = capped
     world = make_world(chain, buyers=2)
     escrow = world.escrow
     buyer, stranger = world.buyers
@@ -158,9 +224,10 @@ def test_codes_come_back_from_the_chain_with_no_kameng_server(
     wallet.install(context)
     # No kameng API behind these files: GET /chain is a plain 404.
     assert httpx.get(f"{static_site}/chain").status_code == 404
-    page.goto(f"{static_site}/#/recover?rpc={quote(anvil.url, safe='')}&escrow={escrow.address}")
+    # The page reads the chain through a node that refuses log ranges over 4 blocks.
+    page.goto(f"{static_site}/#/recover?rpc={quote(node_url, safe='')}&escrow={escrow.address}")
     expect(page.locator("#chain-info")).to_contain_text("No kameng server")
-    expect(page.get_by_test_id("recover-rpc")).to_have_value(anvil.url)
+    expect(page.get_by_test_id("recover-rpc")).to_have_value(node_url)
     expect(page.get_by_test_id("recover-escrow")).to_have_value(escrow.address)
 
     # Not an escrow, and a wallet on another chain: one line each (it offers the switch).
@@ -192,6 +259,8 @@ def test_codes_come_back_from_the_chain_with_no_kameng_server(
     expect(page.get_by_test_id("recover-code")).to_have_count(2)
     for item in page.get_by_test_id("recover-code").all():
         assert item.get_attribute("data-ok") == "true"
+    # It asked for logs in ranges the node accepts, after the node refused wider ones.
+    assert refused and max(refused) > 4
     # One signature for the one published release; nothing was sent.
     assert wallet.requests.count("personal_sign") == 1
     assert "eth_sendTransaction" not in wallet.requests
