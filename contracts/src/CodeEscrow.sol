@@ -463,9 +463,17 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         uint256 n = _checkLengths(orderIds.length, orders.length, releaseDigests.length);
         address allowedSupplier;
         bool done;
+        // A batch is mostly one listing: read its onChainFrom once per run of the same listing.
+        uint256 listingId;
+        uint256 onChainFrom;
         for (uint256 i; i < n; ++i) {
+            uint256 orderId = orderIds[i];
+            if (orderId >> 32 != listingId) {
+                listingId = orderId >> 32;
+                onChainFrom = _listings[listingId].onChainFrom;
+            }
             (done, allowedSupplier) =
-                _deliverOne(orderIds[i], orders[i], releaseDigests[i], allowedSupplier, false);
+                _deliverOne(orderId, orders[i], releaseDigests[i], allowedSupplier, onChainFrom);
             if (done) {
                 unchecked {
                     ++delivered;
@@ -495,7 +503,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             {
                 revert EscrowReleaseMismatch(orderId);
             }
-            (done, allowedSupplier) = _deliverOne(orderId, orders[i], digest, allowedSupplier, true);
+            (done, allowedSupplier) = _deliverOne(orderId, orders[i], digest, allowedSupplier, 0);
             if (done) {
                 emit ReleasePublished(
                     orderId, release.sealedRelease, release.elementRoot, release.keyHash, release.proofs
@@ -732,13 +740,14 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
 
     /// @dev Deliver one order of a batch: skip it when finished, else check it, its caller and
     ///      its deadline and post its digest. `allowedSupplier` caches the supplier whose caller
-    ///      check passed. An order of an on-chain-delivery listing needs `published`.
+    ///      check passed. `onChainFrom` is the listing's for a plain `deliver` (an order from
+    ///      index onChainFrom - 1 on must be published) and 0 for `deliverOnChain`.
     function _deliverOne(
         uint256 orderId,
         Order calldata order,
         bytes32 digest,
         address allowedSupplier,
-        bool published
+        uint256 onChainFrom
     ) private returns (bool, address) {
         bytes32 stored = _orderHashes[orderId];
         if (stored == bytes32(0)) {
@@ -753,11 +762,8 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             }
             allowedSupplier = order.supplier;
         }
-        if (!published) {
-            uint256 from = _listings[orderId >> 32].onChainFrom;
-            // firstIndex = the low 32 bits of the id; orders from index from - 1 on need it.
-            if (from != 0 && uint32(orderId) >= from - 1) revert EscrowReleaseRequired(orderId);
-        }
+        // firstIndex = the low 32 bits of the id.
+        if (onChainFrom != 0 && uint32(orderId) >= onChainFrom - 1) revert EscrowReleaseRequired(orderId);
         if (block.timestamp > order.deadline) revert EscrowDeadlinePassed(orderId, order.deadline);
         if (digest == bytes32(0)) revert EscrowBadArgument("releaseDigest");
         uint40 disputeDeadline;
