@@ -571,6 +571,7 @@ def _stablecoin_chapter(
     from eth_utils import to_checksum_address
 
     from backend.keys import next_order_key, public_key_bytes
+    from backend.recover import recover
     from backend.release import verify_release_onchain
     from backend.runtime import demo_codes
     from contracts.artifacts import load
@@ -626,6 +627,12 @@ def _stablecoin_chapter(
         "commitBatch",
     )
     wait_for(f"{name} on sale", lambda: api.listing(vip_listing).stock == stock or None)
+    story.tx(
+        f"supplier A promises on-chain delivery for listing {vip_listing}: each release travels "
+        "in its delivery transaction, so the codes survive the platform",
+        escrow.require_on_chain_release(supplier, vip_listing),
+        "listing",
+    )
 
     buyer = chain.new_account(ether=1)
     escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
@@ -650,9 +657,21 @@ def _stablecoin_chapter(
         escrow.confirm(buyer, oid, order),
         "confirm",
     )
+    # What `kameng recover` does: the chain alone (no API, no database) gives the codes back.
+    recovery = recover(escrow, buyer, from_block=res.block_number)
+    (found,) = recovery.orders
+    if found.status != "recovered" or [c.code for c in found.codes] != [
+        c.code for c in verified.codes
+    ]:
+        raise RuntimeError(f"order {oid} could not be recovered from the chain: {found.detail}")
+    story.say(
+        f"  with no backend at all, the buyer recovers its {len(found.codes)} codes from the "
+        f"chain alone (kameng recover): delivered on-chain in {short(found.delivery_tx or '')}"
+    )
     return (
-        f"listing {vip_listing}: {name} at 15 USDT, {stock:,} codes; order {oid}: "
-        f"{quantity} codes for 30 USDT, delivered, verified and confirmed"
+        f"listing {vip_listing}: {name} at 15 USDT, {stock:,} codes, delivered on-chain; order "
+        f"{oid}: {quantity} codes for 30 USDT, delivered, verified, confirmed and recovered "
+        "from the chain alone"
     )
 
 
