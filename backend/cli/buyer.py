@@ -165,6 +165,12 @@ def buy(
         raise fail(str(exc)) from exc
     if listing.stock < quantity:
         raise fail(f"listing {listing_id} has {listing.stock} code(s) left; ask for fewer")
+    cap = listing.max_quantity_per_order
+    if cap is not None and quantity > cap:
+        raise fail(
+            f"listing {listing_id} delivers its codes on-chain, at most {cap} in one order; "
+            "ask for fewer, or place several orders"
+        )
     price = max_price if max_price is not None else listing.unit_price
     amount = listing.unit_price * quantity
     try:
@@ -189,6 +195,11 @@ def buy(
     )
     _tx("paid into escrow", res)
     console.print(f"  delivery deadline: {order.deadline} (chain time)")
+    if listing.on_chain_release:
+        console.print(
+            "  the codes travel on-chain: `kameng recover` gets them back from any node, with "
+            "or without this platform"
+        )
     if not wait:
         return
     try:

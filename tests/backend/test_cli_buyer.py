@@ -142,3 +142,26 @@ def test_refund_after_a_missed_deadline(served: Served, tmp_path: Path) -> None:
     assert code == 0 and f"refunded order {oid}" in out and "withdrew" in out, out
     assert chain.w3.eth.get_balance(buyer.address) > balance
     poll("the refund in the mirror", lambda: client.order(oid, buyer).state == OrderState.REFUNDED)
+
+
+def test_a_listing_delivered_on_chain_caps_orders_and_says_so(
+    served: Served, tmp_path: Path
+) -> None:
+    """Last in this module: it turns the shared listing's on-chain delivery on, for good."""
+    lid = served.dev.listing_id
+    served.upload(40, start=1_000)  # enough stock that only the cap can refuse 33
+    served.escrow.require_on_chain_release(served.dev.supplier, lid)
+    client = served.client()
+    poll(
+        "the promise and the stock in the mirror",
+        lambda: client.listing(lid).max_quantity_per_order == 32 and client.listing(lid).stock > 33,
+    )
+    buyer = served.dev.buyers[1]
+    stock = client.listing(lid).stock
+    code, out = kameng(served, buyer, "buy", str(lid), "-q", "33", tmp=tmp_path)
+    assert code == 1 and "at most 32 in one order" in out, out
+    assert client.listing(lid).stock == stock  # nothing was sent
+    code, out = kameng(served, buyer, "buy", str(lid), "-q", "2", tmp=tmp_path)
+    assert code == 0 and "fetched and verified" in out and "kameng recover" in out, out
+    oid = _order_id(out)
+    assert set(served.escrow.published_releases([oid])) == {oid}
