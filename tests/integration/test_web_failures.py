@@ -14,11 +14,12 @@ forward, and the page recovers by itself when the server answers again.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
-from web_support import WebStack, new_page
+from web_support import WebStack, connect_dev_wallet, new_page, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -160,5 +161,37 @@ def test_a_page_whose_script_never_loads_says_so_after_ten_seconds(
     expect(stuck).to_be_visible(timeout=15_000)
     expect(stuck).to_contain_text("The page did not start. Check your connection and reload.")
     expect(stuck.get_by_role("link", name="Reload")).to_have_attribute("href", "")
+    assert page.errors == []  # type: ignore[attr-defined]
+    context.close()
+
+
+def test_a_sign_in_outlives_a_render_of_its_page(stack: WebStack, browser: Browser) -> None:
+    """The page is rendered again while the wallet's sign-in is on its way (a recovered
+    connection, an account change, a hash change): the sign-in still ends on the signed-in page.
+    Before, the sign-in's own re-render was for the superseded render and did nothing, so the
+    page stayed at "Sign in" although the session was stored (a failure of fresh clone h1)."""
+    context, page = new_page(browser)
+    page.goto(stack.url + "/#/")
+    connect_dev_wallet(page, stack.dev.supplier)
+    page.goto(stack.url + "/#/supplier")
+    expect(page.get_by_test_id("sign-in")).to_be_visible()
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/auth/verify", hold)
+    with page.expect_request("**/auth/verify"):
+        sign_in(page)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:  # the handler runs as events are pumped
+        page.wait_for_timeout(10)
+    assert held, "the sign-in request was not intercepted"
+    # Render the page again while the sign-in waits for its answer.
+    page.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")
+    settled(page)
+    expect(page.get_by_test_id("sign-in")).to_be_visible()
+    held[0].continue_()
+    expect(page.get_by_test_id("listings")).to_be_visible()
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()

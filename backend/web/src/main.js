@@ -90,6 +90,10 @@ async function render(main, seq) {
       };
     },
     rerender: () => seq === renderSeq && route(),
+    // Render whatever route is current, even if this page was rendered again meanwhile: for an
+    // act that outlives its render (a sign-in whose page was re-rendered while the wallet
+    // signed must still show the signed-in page).
+    refresh: () => route(),
   };
   try {
     const node = await page(ctx, ...m.slice(1));

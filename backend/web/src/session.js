@@ -179,7 +179,7 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
     sw.addEventListener("click", () =>
       busy(sw, slot, async () => {
         await switchNetwork();
-        ctx.rerender();
+        ctx.refresh();
       }),
     );
     return h("div", { class: "card", "data-test": "gate-network" }, h("h2", null, t("gate.wrongNetwork")), slot, sw);
@@ -190,7 +190,7 @@ export function gate(ctx, { needSignIn = false, why = "" } = {}) {
     btn.addEventListener("click", () =>
       busy(btn, slot, async () => {
         await signIn();
-        ctx.rerender();
+        ctx.refresh();
       }),
     );
     return h(
