@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backend import api_worker
 from backend.api_worker import WorkerConfig, settings_values
 from backend.internal_rpc import InternalServer
 from backend.workers import RUNNING, WorkerReport, dead
@@ -44,8 +45,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kameng.supervisor")
 
-#: The directory that holds the `backend` package, put on the child's import path.
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+#: The API worker's module, run as ``python -m``: its name as imported here, so that it is
+#: ``backend.api_worker`` in a checkout and ``kameng.backend.api_worker`` in the installed wheel
+#: (scripts/build_wheel.py), with no name written twice.
+WORKER_MODULE = api_worker.__name__
+#: The directory that holds the top-level package (the checkout, or site-packages for the
+#: wheel's ``kameng``), put on the child's import path: one level up per dot in this module's
+#: name, so it is never a folder that would make ``backend`` importable by itself.
+PACKAGE_ROOT = Path(__file__).resolve().parents[__name__.count(".")]
 
 
 def describe_exit(returncode: int) -> str:
@@ -255,7 +262,7 @@ class ApiSupervisor:
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + path if path else "")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "backend.api_worker"],
+                [sys.executable, "-m", WORKER_MODULE],
                 stdin=subprocess.PIPE,
                 pass_fds=(listener.fileno(),),
                 env=env,

@@ -378,7 +378,8 @@ class AnvilNode:
 
     @staticmethod
     def binary() -> str:
-        """Path of the anvil binary from the npm package.
+        """Path of the anvil binary: the npm package's in a checkout, else anvil on PATH (an
+        installed wheel ships no node_modules).
 
         Raises:
             ChainError: anvil is not installed.
@@ -388,7 +389,10 @@ class AnvilNode:
         found = shutil.which("anvil")
         if found:
             return found
-        raise ChainError("anvil not found; run `npm ci` to install @foundry-rs/anvil")
+        raise ChainError(
+            "anvil not found: put Foundry's anvil on PATH (in a checkout, `npm ci` installs it), "
+            "or use the embedded chain or a node's --rpc-url"
+        )
 
     def start(self) -> Chain:
         """Start the node and wait until it answers.

@@ -4,6 +4,10 @@ py-solc-x cannot download compilers on these machines, so `solc_shim.js` stands 
 solc binary: it answers `--version` and `--standard-json` through solcjs. Artifacts are
 written to `contracts/artifacts/`, one JSON file per contract, each recording the compiler
 version and the hash of every input, so a stale artifact is detected without a compiler.
+
+An installed wheel (scripts/build_wheel.py) carries the artifacts but neither the Solidity
+sources nor package.json: there `in_checkout` is False and `build` uses the artifacts as they
+are, as the wheel's build checked them current.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ SETTINGS: dict[str, Any] = {
         "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
     },
 }
+
+
+def in_checkout() -> bool:
+    """Whether the Solidity sources and package.json are here (a checkout, not a wheel)."""
+    return SOURCES_DIR.is_dir() and (ROOT / "package.json").is_file()
 
 
 def source_files() -> list[Path]:
@@ -125,11 +134,24 @@ def build(force: bool = False) -> bool:
     Args:
         force: Compile even when the artifacts are current.
 
+    Outside a checkout (an installed wheel) there is nothing to compile: the shipped artifacts
+    are used as they are.
+
     Returns:
-        True when the compiler ran, False when the cache was current.
+        True when the compiler ran, False when the cache was current or this is no checkout.
+
+    Raises:
+        ToolchainError: `force` outside a checkout, or the compiler failed.
     """
     from contracts.artifacts import artifacts_current
 
+    if not in_checkout():
+        if force:
+            raise ToolchainError(
+                "compiling needs a checkout of kameng (contracts/src and package.json); "
+                "this installation runs on the contract artifacts it ships"
+            )
+        return False
     if not force and artifacts_current():
         return False
     artifacts = compile_sources()

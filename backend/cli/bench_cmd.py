@@ -18,8 +18,10 @@ import typer
 
 from backend.cli.app import app, console, err_console
 
-#: The package holding one module per benchmark, each with ``run(console, quick)``.
-BENCH_PACKAGE = "bench"
+#: The package holding one module per benchmark, each with ``run(console, quick)``: ``bench``
+#: beside the ``backend`` that holds this module (``backend.cli.bench_cmd``), so it is
+#: ``kameng.bench`` in the installed wheel (scripts/build_wheel.py).
+BENCH_PACKAGE = ".".join([*__name__.split(".")[:-3], "bench"])
 
 
 def available() -> list[str]:

@@ -13,13 +13,16 @@ def compile_cmd(
     force: bool = typer.Option(False, "--force", help="Compile even if the artifacts are current."),
 ) -> None:
     """Compile the Solidity sources to contracts/artifacts (cached by source hash)."""
-    from contracts.compiler import build
+    from contracts.compiler import build, in_checkout
 
     try:
         ran = build(force=force)
     except KamengError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    console.print(
-        "compiled" if ran else "artifacts are current (source hash matches); nothing to do"
-    )
+    if not in_checkout():
+        console.print("no Solidity sources here (an installed kameng): using the shipped artifacts")
+    else:
+        console.print(
+            "compiled" if ran else "artifacts are current (source hash matches); nothing to do"
+        )
