@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import evidence, gas, indexer, keeper, latency, leaves
+from bench import api, evidence, gas, indexer, keeper, latency, leaves
 
 KAMENG = Path(sys.executable).with_name("kameng")
 TIMEOUT = 600
@@ -135,3 +135,24 @@ def test_keeper_quick_has_every_field() -> None:
     assert figures["gas_ratio"] == round(
         figures["gas_per_order"] / figures["batch50_gas_per_order"], 3
     )
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+def test_api_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("api"), api.FIELDS)
+    counts = {"requests", "api_workers", "orders_paid", "orders_delivered"}
+    counts |= {f for f in figures if f == "errors" or f.endswith(".errors")}
+    assert all(is_int(figures[f]) for f in counts), figures
+    assert all(isinstance(v, float) for f, v in figures.items() if f not in counts), figures
+    # every request of the mix answered, by every endpoint, and every order paid was delivered
+    assert figures["errors"] == 0, figures
+    assert figures["requests"] > 0 and 0 < figures["requests_per_s"] <= figures["offered_per_s"]
+    for key, (_, weight) in api.MIX.items():
+        assert figures[f"endpoints.{key}.errors"] == 0, figures
+        assert 0 <= figures[f"endpoints.{key}.p50_ms"] <= figures[f"endpoints.{key}.p99_ms"]
+        if weight >= 5:  # hundreds of requests: each of these answered some (GET /chain may not)
+            assert figures[f"endpoints.{key}.requests_per_s"] > 0, figures
+    assert figures["api_workers"] == api.API_WORKERS
+    assert figures["orders_paid"] == figures["orders_delivered"] > 0, figures
+    assert figures["delivery_p99_ms"] > 0, figures
