@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.chaintx import (
@@ -469,58 +469,97 @@ class DeliveryAgent:
             self._trees.move_to_end(upload_id)
         return tree
 
-    def _codes_for(self, session: Session, paid: PaidOrder) -> list[CodeToSeal] | None:
-        """Decrypt the order's codes with their proofs; None if the vault lacks some."""
-        q = paid.order.quantity
-        rows = session.execute(
-            select(Code, Upload)
-            .join(Upload, Upload.id == Code.upload_id)
-            .where(
-                Code.listing_id == paid.listing_id,
-                Code.code_index >= paid.first_index,
-                Code.code_index < paid.first_index + q,
-                Upload.state == "committed",
+    @staticmethod
+    def _ranges(orders: Sequence[PaidOrder]) -> dict[int, list[tuple[int, int]]]:
+        """The code indexes `orders` take, per listing, as merged half-open ranges (orders of
+        a listing are paid for consecutive indexes, so a pass's orders make few ranges)."""
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for paid in orders:
+            spans.setdefault(paid.listing_id, []).append(
+                (paid.first_index, paid.first_index + paid.order.quantity)
             )
-            .order_by(Code.code_index)
-        ).all()
-        if len(rows) != q:
-            if paid.order_id not in self._missing_logged:
-                self._missing_logged.add(paid.order_id)
-                log.error(
-                    "order %s needs %d codes at %d.. of listing %s; the vault has %d of them",
-                    paid.order_id,
-                    q,
-                    paid.first_index,
-                    paid.listing_id,
-                    len(rows),
-                )
-            return None
-        out = []
-        for code_row, upload in rows:
-            index = int(code_row.code_index)
-            salt, code = self.cipher.decrypt(
-                paid.listing_id,
-                index,
-                EncryptedRecord(
-                    code_row.ciphertext, code_row.nonce, code_row.wrapped_key, code_row.key_id
-                ),
-            )
-            tree = self._tree(session, upload.id)
-            expires: datetime | None = code_row.expires_at
-            assert upload.batch_index is not None
-            out.append(
-                CodeToSeal(
-                    index=index,
-                    code=code,
-                    salt=salt,
-                    commitment=bytes(code_row.commitment),
-                    batch_index=upload.batch_index,
-                    batch_root=upload.root,
-                    proof=tree.proof(index - upload.first_index),
-                    expires_at=int(expires.timestamp()) if expires is not None else 0,
-                )
-            )
-        return out
+        merged: dict[int, list[tuple[int, int]]] = {}
+        for listing, pairs in spans.items():
+            out: list[tuple[int, int]] = []
+            for lo, hi in sorted(pairs):
+                if out and lo <= out[-1][1]:
+                    out[-1] = (out[-1][0], max(out[-1][1], hi))
+                else:
+                    out.append((lo, hi))
+            merged[listing] = out
+        return merged
+
+    @staticmethod
+    def _in_ranges(listing: int, ranges: list[tuple[int, int]]) -> Any:
+        """The SQL condition: a code of `listing` whose index is in one of `ranges`."""
+        return and_(
+            Code.listing_id == listing,
+            or_(*(and_(Code.code_index >= lo, Code.code_index < hi) for lo, hi in ranges)),
+        )
+
+    def _codes_for(
+        self, session: Session, orders: Sequence[PaidOrder]
+    ) -> dict[int, list[CodeToSeal] | None]:
+        """Decrypt each order's codes with their proofs (one query per listing for all of
+        them); None for an order whose codes the vault lacks."""
+        rows_by_index: dict[tuple[int, int], tuple[Code, Upload]] = {}
+        for listing, ranges in self._ranges(orders).items():
+            for code_row, upload in session.execute(
+                select(Code, Upload)
+                .join(Upload, Upload.id == Code.upload_id)
+                .where(self._in_ranges(listing, ranges), Upload.state == "committed")
+            ).all():
+                rows_by_index[(listing, int(code_row.code_index))] = (code_row, upload)
+        found: dict[int, list[CodeToSeal] | None] = {}
+        for paid in orders:
+            q = paid.order.quantity
+            indexes = range(paid.first_index, paid.first_index + q)
+            rows = [
+                rows_by_index[(paid.listing_id, i)]
+                for i in indexes
+                if (paid.listing_id, i) in rows_by_index
+            ]
+            if len(rows) != q:
+                if paid.order_id not in self._missing_logged:
+                    self._missing_logged.add(paid.order_id)
+                    log.error(
+                        "order %s needs %d codes at %d.. of listing %s; the vault has %d of them",
+                        paid.order_id,
+                        q,
+                        paid.first_index,
+                        paid.listing_id,
+                        len(rows),
+                    )
+                found[paid.order_id] = None
+                continue
+            found[paid.order_id] = [self._to_seal(session, paid, c, u) for c, u in rows]
+        return found
+
+    def _to_seal(
+        self, session: Session, paid: PaidOrder, code_row: Code, upload: Upload
+    ) -> CodeToSeal:
+        """One stored code, decrypted, with its proof."""
+        index = int(code_row.code_index)
+        salt, code = self.cipher.decrypt(
+            paid.listing_id,
+            index,
+            EncryptedRecord(
+                code_row.ciphertext, code_row.nonce, code_row.wrapped_key, code_row.key_id
+            ),
+        )
+        tree = self._tree(session, upload.id)
+        expires: datetime | None = code_row.expires_at
+        assert upload.batch_index is not None
+        return CodeToSeal(
+            index=index,
+            code=code,
+            salt=salt,
+            commitment=bytes(code_row.commitment),
+            batch_index=upload.batch_index,
+            batch_root=upload.root,
+            proof=tree.proof(index - upload.first_index),
+            expires_at=int(expires.timestamp()) if expires is not None else 0,
+        )
 
     def _prepare(self, session: Session, now: int) -> list[int]:
         """Seal every new paid order and store the releases in one transaction."""
@@ -529,14 +568,18 @@ class DeliveryAgent:
             min_deadline=now + self.settings.delivery_deadline_margin,
             limit=self.settings.delivery_batch_size * 2,
         )
-        sealed: list[int] = []
+        sealed: list[PaidOrder] = []
+        ours: list[PaidOrder] = []
         for paid in candidates:
             if paid.order_id in self._missing_logged:
                 continue
             if not self._may_deliver_for(session, paid.order.supplier):
                 self._skipped.add(paid.order_id)
                 continue
-            codes = self._codes_for(session, paid)
+            ours.append(paid)
+        found = self._codes_for(session, ours) if ours else {}
+        for paid in ours:
+            codes = found[paid.order_id]
             if codes is None:
                 self._skipped.add(paid.order_id)
                 continue
@@ -565,21 +608,18 @@ class DeliveryAgent:
                     state="prepared",
                 )
             )
+            sealed.append(paid)
+        # The sealed orders' codes are released in the same transaction, a statement per
+        # listing, not one per order.
+        for listing, ranges in self._ranges(sealed).items():
             session.execute(
-                update(Code)
-                .where(
-                    Code.listing_id == paid.listing_id,
-                    Code.code_index >= paid.first_index,
-                    Code.code_index < paid.first_index + paid.order.quantity,
-                )
-                .values(state="released")
+                update(Code).where(self._in_ranges(listing, ranges)).values(state="released")
             )
-            sealed.append(paid.order_id)
         if sealed:
             session.commit()
             log.info("sealed %d releases", len(sealed))
             self._crash("prepared")
-        return sealed
+        return [paid.order_id for paid in sealed]
 
     # ------------------------------------------------------------ posting
 
