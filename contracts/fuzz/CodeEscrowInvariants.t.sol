@@ -26,6 +26,12 @@ import {VM} from "./Vm.sol";
 ///           fee can be withdrawn until the escrow holds nothing: no payout is blocked by another
 ///           party (simulated in a call that reverts, so the run goes on undisturbed);
 ///         - bond cap: free + reserved bond never above 2^80 - 1;
+///         - on-chain delivery: a listing's onChainFrom is 0 until its supplier's first
+///           requireOnChainRelease sets it to sold + 1, and never changes after; every order of
+///           such a listing from index onChainFrom - 1 on that reached Delivered was delivered by
+///           deliverOnChain, whose ReleasePublished carries a release hashing to the order's digest
+///           (plain deliver of it reverts EscrowReleaseRequired, a mismatching release
+///           EscrowReleaseMismatch, a purchase above 32 codes EscrowQuantityTooLarge);
 ///         and during each call, whether the escrow accepted or refused it as its rules say and
 ///         moved exactly the amounts they give. `invariant_escrow`, run by Foundry after every
 ///         call, fails with every violation recorded at the first call that broke something.
@@ -133,7 +139,7 @@ contract CodeEscrowInvariants {
 
     /// @notice Foundry: the handler's entry points (not its setup and check functions).
     function targetSelectors() public view returns (FuzzSelector[] memory out) {
-        bytes4[] memory s = new bytes4[](37);
+        bytes4[] memory s = new bytes4[](39);
         s[0] = EscrowHandler.warp.selector;
         s[1] = EscrowHandler.warpAgain.selector;
         s[2] = EscrowHandler.setAttackerMode.selector;
@@ -171,6 +177,8 @@ contract CodeEscrowInvariants {
         s[34] = EscrowHandler.unpause.selector;
         s[35] = EscrowHandler.roles.selector;
         s[36] = EscrowHandler.adminTransfer.selector;
+        s[37] = EscrowHandler.requireOnChainRelease.selector;
+        s[38] = EscrowHandler.deliverOnChain.selector;
         out = new FuzzSelector[](1);
         out[0] = FuzzSelector({addr: address(handler), selectors: s});
     }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {ICodeEscrow} from "../src/interfaces/ICodeEscrow.sol";
+
 /// @title Codes
 /// @notice The harness's codes, commitments, batch roots and releases, built exactly as
 ///         docs/PROTOCOL.md describes ("Codes, commitments and batches", "Release v2"), so that
@@ -120,8 +122,19 @@ library Codes {
         return keccak256(abi.encode("key", seed));
     }
 
+    /// @notice The sealed release's bytes (what `deliverOnChain` publishes); only its hash is
+    ///         bound by the digest, so any bytes serve.
+    function sealedRelease(uint256 seed) internal pure returns (bytes memory) {
+        return abi.encode("sealed", seed);
+    }
+
     function sealedHash(uint256 seed) internal pure returns (bytes32) {
-        return keccak256(abi.encode("sealed", seed));
+        return keccak256(sealedRelease(seed));
+    }
+
+    /// @notice keccak256(abi.encode(key)): the key's commitment in the digest.
+    function keyHash(uint256 seed) internal pure returns (bytes32) {
+        return keccak256(abi.encode(releaseKey(seed)));
     }
 
     function elementKind(uint256 seed, uint256 j) internal pure returns (uint256) {
@@ -173,13 +186,34 @@ library Codes {
         }
     }
 
+    /// @notice releaseDigest = keccak256(abi.encode(sealedHash, elementRoot, keyHash)).
+    function digestOf(bytes32 sealedHash_, bytes32 elementRoot, bytes32 keyHash_) internal pure returns (bytes32) {
+        return keccak256(abi.encode(sealedHash_, elementRoot, keyHash_));
+    }
+
     /// @notice releaseDigest = keccak256(abi.encode(sealedHash, elementRoot, keccak256(abi.encode(key)))).
     function digest(uint256 seed, uint256 listingId, uint256 firstIndex, uint256 quantity)
         internal
         pure
         returns (bytes32)
     {
-        bytes32 elementRoot = root(elementLeaves(seed, listingId, firstIndex, quantity));
-        return keccak256(abi.encode(sealedHash(seed), elementRoot, keccak256(abi.encode(releaseKey(seed)))));
+        return digestOf(sealedHash(seed), root(elementLeaves(seed, listingId, firstIndex, quantity)), keyHash(seed));
+    }
+
+    /// @notice The release of `seed` as `deliverOnChain` publishes it (proofs left empty: the
+    ///         escrow does not read them, the caller may set any).
+    function published(uint256 seed, uint256 listingId, uint256 firstIndex, uint256 quantity)
+        internal
+        pure
+        returns (ICodeEscrow.PublishedRelease memory r)
+    {
+        r.sealedRelease = sealedRelease(seed);
+        r.elementRoot = root(elementLeaves(seed, listingId, firstIndex, quantity));
+        r.keyHash = keyHash(seed);
+    }
+
+    /// @notice The digest a published release hashes to.
+    function digestOf(ICodeEscrow.PublishedRelease memory r) internal pure returns (bytes32) {
+        return digestOf(keccak256(r.sealedRelease), r.elementRoot, r.keyHash);
     }
 }

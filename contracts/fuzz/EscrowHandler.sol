@@ -32,6 +32,8 @@ contract EscrowHandler {
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_BOND = type(uint80).max;
     uint256 private constant _MAX_AMOUNT = type(uint96).max;
+    /// @dev CodeEscrow.MAX_ON_CHAIN_QUANTITY: codes an order of an on-chain-delivery listing may hold.
+    uint256 private constant _MAX_ON_CHAIN = 32;
     /// @dev Orders kept open at once; `buy` does nothing beyond this, to bound the checks' cost.
     uint256 private constant _MAX_OPEN = 32;
     uint256 private constant _FINISHED_KEPT = 16;
@@ -63,6 +65,11 @@ contract EscrowHandler {
     /// @notice The release each delivered order carries (0: a digest that is no release).
     mapping(uint256 orderId => uint256) public releaseSeedOf;
     mapping(uint256 from => mapping(uint256 to => uint256)) public transitions;
+    /// @notice How each order was delivered: 1 by `deliver`, 2 by `deliverOnChain`.
+    mapping(uint256 orderId => uint256) public deliveredBy;
+    /// @notice For an order delivered by `deliverOnChain`: the digest its ReleasePublished
+    ///         event (the release as the chain published it) hashes to.
+    mapping(uint256 orderId => bytes32) public publishedDigest;
 
     // ---------------------------------------------------------------- ghosts
     mapping(uint256 listingId => uint256) public ghostSold;
@@ -71,6 +78,8 @@ contract EscrowHandler {
     mapping(uint256 listingId => mapping(uint256 index => bool)) private _indexSold;
     mapping(uint256 listingId => mapping(uint256 batchIndex => bool)) private _realRoot;
     mapping(address token => bool) public ghostAllowed;
+    /// @notice onChainFrom as the first successful `requireOnChainRelease` set it (0: never).
+    mapping(uint256 listingId => uint256) public ghostOnChainFrom;
     /// @dev (supplier, key): the key accepted (active) / was proposed and has not answered.
     mapping(address supplier => mapping(address key => bool)) public accepted;
     mapping(address supplier => mapping(address key => bool)) public proposed;
@@ -84,6 +93,10 @@ contract EscrowHandler {
     string public firstViolation;
     uint256 private _firstViolationCall;
     mapping(bytes32 op => uint256) public successes;
+    /// @notice Calls refused with exactly the revert data the rules give, by error (coverage).
+    mapping(bytes4 selector => uint256) public refusedWith;
+    /// @notice Orders that had to be delivered on-chain and were (coverage).
+    uint256 public requiredOnChainDeliveries;
 
     /// @dev Ledger balances, free and reserved bonds of the actors in `mask` (by actor index),
     ///      and the platform's fees.
@@ -389,7 +402,7 @@ contract EscrowHandler {
                 id != countBefore + 1 || l.supplier != s || l.committed != 0 || l.sold != 0 || l.bondBps != bondBps
                     || !l.active || l.token != t || l.unitPrice != price || l.deliveryWindow != dw
                     || l.disputeWindow != xw || l.batchCount != 0 || l.feeBps != cfg.feeBps || l.referralBps != 0
-                    || l.arbitrationWindow != cfg.arbitrationWindow || l.sku != sku_
+                    || l.arbitrationWindow != cfg.arbitrationWindow || l.sku != sku_ || l.onChainFrom != 0
             ) _fail("createListing: the stored listing is not the one asked for");
         } catch (bytes memory err) {
             _outcome("createListing", false, expected, err);
@@ -413,8 +426,11 @@ contract EscrowHandler {
             if (n.unitPrice != price || n.active != active || n.feeBps != cfg.feeBps || n.referralBps != ref) {
                 _fail("updateListing: the listing's price, activity or fee terms are not as specified");
             }
-            if (n.sold != l.sold || n.committed != l.committed || n.arbitrationWindow != l.arbitrationWindow) {
-                _fail("updateListing: changed stock or the arbitration window");
+            if (
+                n.sold != l.sold || n.committed != l.committed || n.arbitrationWindow != l.arbitrationWindow
+                    || n.onChainFrom != l.onChainFrom
+            ) {
+                _fail("updateListing: changed stock, the arbitration window or onChainFrom");
             }
         } catch (bytes memory err) {
             _outcome("updateListing", false, expected, err);
@@ -438,6 +454,61 @@ contract EscrowHandler {
         } catch (bytes memory err) {
             _outcome("setReferralBps", false, expected, err);
         }
+    }
+
+    /// @notice The supplier (or, one call in five, anyone: EscrowWrongCaller unless it is the
+    ///         supplier) requires on-chain delivery for a listing's later orders, mostly one being
+    ///         bought from; a second call changes nothing. One way, so three calls in eight do
+    ///         nothing, to keep listings of both kinds.
+    function requireOnChainRelease(uint256 listingSeed, uint256 seed) external counted {
+        uint256 m = seed % 8;
+        if (m >= 5) return;
+        uint256 id = (listingSeed >> 64) % 2 == 0 ? _listing(listingSeed) : _buyable(listingSeed >> 8);
+        if (m == 1) id = _requiredListing(listingSeed >> 128, id);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address caller = m == 0 ? _any(seed >> 8) : l.supplier;
+        bytes memory want;
+        if (l.supplier == address(0)) want = abi.encodeWithSelector(ICodeEscrow.EscrowUnknownListing.selector, id);
+        else if (caller != l.supplier) want = abi.encodeWithSelector(ICodeEscrow.EscrowWrongCaller.selector, caller);
+        vm.recordLogs();
+        vm.prank(caller);
+        try escrow.requireOnChainRelease(id) {
+            _exact("requireOnChainRelease", true, want, "");
+            uint256 from = ghostOnChainFrom[id] == 0 ? uint256(l.sold) + 1 : ghostOnChainFrom[id];
+            if (escrow.getListing(id).onChainFrom != from) {
+                _fail("requireOnChainRelease: onChainFrom is not sold + 1 at the first call, unchanged after");
+            }
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            uint256 events;
+            for (uint256 k; k < logs.length; ++k) {
+                if (
+                    logs[k].emitter != address(escrow) || logs[k].topics.length != 2
+                        || logs[k].topics[0] != ICodeEscrow.OnChainReleaseRequired.selector
+                ) {
+                    continue;
+                }
+                ++events;
+                if (uint256(logs[k].topics[1]) != id || abi.decode(logs[k].data, (uint32)) != from) {
+                    _fail("requireOnChainRelease: OnChainReleaseRequired does not name the listing and onChainFrom");
+                }
+            }
+            if (events != (ghostOnChainFrom[id] == 0 ? 1 : 0)) {
+                _fail("requireOnChainRelease: not one OnChainReleaseRequired at the first call and none after");
+            }
+            ghostOnChainFrom[id] = from;
+        } catch (bytes memory err) {
+            _exact("requireOnChainRelease", false, want, err);
+        }
+    }
+
+    /// @dev A listing that requires on-chain delivery, if any, else `fallbackId`.
+    function _requiredListing(uint256 seed, uint256 fallbackId) private view returns (uint256) {
+        uint256 count = escrow.listingCount();
+        for (uint256 i; i < count; ++i) {
+            uint256 id = 1 + (seed % count + i) % count;
+            if (ghostOnChainFrom[id] != 0) return id;
+        }
+        return fallbackId;
     }
 
     function commitBatch(uint256 listingSeed, uint256 seed) external counted {
@@ -494,6 +565,8 @@ contract EscrowHandler {
         uint256 bond;
         uint256 value;
         bool expected;
+        bool tooLarge; // above MAX_ON_CHAIN_QUANTITY for a listing that requires on-chain delivery
+        bool onlyTooLarge; // and breaks no other rule: must revert EscrowQuantityTooLarge
     }
 
     function buy(uint256 who, uint256 listingSeed, uint256 seed) external counted {
@@ -526,6 +599,16 @@ contract EscrowHandler {
             _checkBooks("buy", before, e);
         } catch (bytes memory err) {
             _outcome("buy", false, p.expected, err);
+            // Nothing else wrong with it: the cap is the reason.
+            bytes memory want =
+                abi.encodeWithSelector(ICodeEscrow.EscrowQuantityTooLarge.selector, p.quantity, _MAX_ON_CHAIN);
+            if (p.onlyTooLarge) {
+                if (keccak256(err) != keccak256(want)) {
+                    _fail(string.concat("buy: reverted with ", _hex(err), " where the rules say EscrowQuantityTooLarge"));
+                } else {
+                    ++refusedWith[ICodeEscrow.EscrowQuantityTooLarge.selector];
+                }
+            }
         }
     }
 
@@ -538,7 +621,11 @@ contract EscrowHandler {
         uint256 qm = _r(seed, 1) % 16;
         if (qm == 0) p.quantity = 0;
         else if (qm == 1) p.quantity = uint32(available + 1);
-        else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
+        else if (qm < 4 && available > _MAX_ON_CHAIN && (qm == 2 || l.onChainFrom != 0)) {
+            p.quantity = uint32(_bound(_r(seed, 7), _MAX_ON_CHAIN + 1, available < 48 ? available : 48)); // over the cap
+        } else if (qm < 6 && available >= _MAX_ON_CHAIN && l.onChainFrom != 0) {
+            p.quantity = uint32(_MAX_ON_CHAIN); // the cap exactly
+        } else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
         p.referrer = _referrerCandidate(_r(seed, 3), p.buyer, l.supplier);
         p.maxUnitPrice = _r(seed, 4) % 16 == 0 && l.unitPrice != 0 ? uint256(l.unitPrice) - 1 : l.unitPrice;
         p.pubKey = _r(seed, 5) % 32 == 0 ? bytes32(0) : keccak256(abi.encode("pub", seed));
@@ -550,10 +637,13 @@ contract EscrowHandler {
         else FuzzToken(l.token).mint(p.buyer, p.amount);
         bool referrerOk = p.referrer == address(0)
             || (p.referrer != p.buyer && p.referrer != l.supplier && !escrow.hasRole(escrow.ARBITER_ROLE(), p.referrer));
-        p.expected = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
+        bool othersOk = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
             && p.quantity <= available && p.pubKey != bytes32(0) && referrerOk && l.unitPrice <= p.maxUnitPrice
             && p.amount <= _MAX_AMOUNT && p.bond <= escrow.bondOf(l.supplier, l.token).free
             && p.value == (p.ti == 0 ? p.amount : 0);
+        p.tooLarge = l.onChainFrom != 0 && p.quantity > _MAX_ON_CHAIN;
+        p.expected = othersOk && !p.tooLarge;
+        p.onlyTooLarge = othersOk && p.tooLarge;
     }
 
     function _afterBuy(uint256 orderId, Purchase memory p) private {
@@ -601,70 +691,313 @@ contract EscrowHandler {
 
     // ================================================================== delivery
 
-    function deliver(uint256 pickSeed, uint256 seed) external counted {
-        _deliver(pickSeed, seed);
-    }
+    uint256 private constant _PLAIN = 0; // `deliver`
+    uint256 private constant _BY_RULE = 1; // `deliverOnChain` where the listing requires it, else `deliver`
+    uint256 private constant _ON_CHAIN = 2; // `deliverOnChain`
 
-    /// @notice The same as `deliver` (weight).
-    function deliverMore(uint256 pickSeed, uint256 seed) external counted {
-        _deliver(pickSeed, seed);
-    }
-
-    function _deliver(uint256 pickSeed, uint256 seed) private {
-        if (_open.length == 0) return;
-        uint256 base = _pickOpen(pickSeed, ICodeEscrow.OrderState.Paid, pickSeed % 8 == 0 ? ANY_TIME : BY_DEADLINE);
-        address s = _orders[base].supplier;
-        uint256[] memory ids = _batchOf(base, s, seed);
-        uint256 n = ids.length;
-        ICodeEscrow.Order[] memory os = new ICodeEscrow.Order[](n);
-        bytes32[] memory digests = new bytes32[](n);
-        uint256[] memory seeds = new uint256[](n);
-        address caller = _deliverer(s, _r(seed, 7));
-        bool expected = n != 0;
+    /// @dev A delivery batch as sent, and what the rules say of it.
+    struct Delivery {
+        uint256[] ids;
+        ICodeEscrow.Order[] os;
+        bytes32[] digests;
+        uint256[] seeds;
+        ICodeEscrow.PublishedRelease[] rels;
+        bool[] mismatch;
+        address caller;
+        bool onChain;
         uint256 open;
+        bytes want; // the revert data the rules give, or empty for success
+    }
+
+    /// @notice `deliver` (off-chain release). One call in four takes an order of a listing that
+    ///         requires on-chain delivery, if there is one: EscrowReleaseRequired.
+    function deliver(uint256 pickSeed, uint256 seed) external counted {
+        _deliverVia(pickSeed, seed, _PLAIN);
+    }
+
+    /// @notice A delivery as the delivery agent makes it: `deliverOnChain` for an order of a
+    ///         listing that requires it, `deliver` otherwise.
+    function deliverMore(uint256 pickSeed, uint256 seed) external counted {
+        _deliverVia(pickSeed, seed, _BY_RULE);
+    }
+
+    /// @notice `deliverOnChain` of any paid orders (allowed whether or not the listing requires
+    ///         it), each with a release that hashes to its digest; one call in six with one
+    ///         release that does not (EscrowReleaseMismatch, nothing changes), rarely with one
+    ///         release too many (EscrowLengthMismatch).
+    function deliverOnChain(uint256 pickSeed, uint256 seed) external counted {
+        _deliverVia(pickSeed, seed, _ON_CHAIN);
+    }
+
+    function _deliverVia(uint256 pickSeed, uint256 seed, uint256 mode) private {
+        if (_open.length == 0) return;
+        uint256 timing = pickSeed % 8 == 0 ? ANY_TIME : BY_DEADLINE;
+        uint256 base = _pickOpen(pickSeed, ICodeEscrow.OrderState.Paid, timing);
+        Delivery memory d;
+        d.onChain = mode == _ON_CHAIN || (mode == _BY_RULE && _required(base));
+        // A plain delivery mostly takes orders it may deliver; one `deliver` in eight does not.
+        // `deliver` takes, one call in four, an order it may not deliver, if there is one.
+        bool avoid = !d.onChain && (mode == _BY_RULE || _r(seed, 10) % 4 != 0);
+        if (!d.onChain && !avoid) base = _pickPaid(pickSeed, timing, base, true);
+        else if (avoid && _required(base)) base = _pickPaid(pickSeed, timing, base, false);
+        d.ids = _batchOf(base, _orders[base].supplier, seed, avoid);
+        uint256 n = d.ids.length;
+        d.os = new ICodeEscrow.Order[](n);
+        d.digests = new bytes32[](n);
+        d.seeds = new uint256[](n);
+        d.mismatch = new bool[](n);
+        d.caller = _deliverer(_orders[base].supplier, _r(seed, 7));
         for (uint256 i; i < n; ++i) {
-            os[i] = _orders[ids[i]];
+            d.os[i] = _orders[d.ids[i]];
+        }
+        if (d.onChain) _releases(d, seed);
+        else _plainDigests(d, seed);
+        d.want = _deliveryError(d);
+        uint256 extra = d.onChain && _r(seed, 11) % 64 == 0 ? 1 : 0;
+        if (extra != 0) {
+            // One release too many: refused before anything else.
+            ICodeEscrow.PublishedRelease[] memory more = new ICodeEscrow.PublishedRelease[](n + 1);
+            for (uint256 i; i < n; ++i) {
+                more[i] = d.rels[i];
+            }
+            more[n] = d.rels[0];
+            d.rels = more;
+            d.want = abi.encodeWithSelector(ICodeEscrow.EscrowLengthMismatch.selector);
+        }
+        bytes32[] memory hashes = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            hashes[i] = escrow.orderHash(d.ids[i]);
+        }
+        Books memory before = _books(_maskOrders(d.os));
+        vm.recordLogs();
+        vm.prank(d.caller);
+        if (d.onChain) {
+            try escrow.deliverOnChain(d.ids, d.os, d.digests, d.rels) returns (uint256 delivered) {
+                _exact("deliverOnChain", true, d.want, "");
+                _delivered(d, delivered);
+            } catch (bytes memory err) {
+                _exact("deliverOnChain", false, d.want, err);
+                _unchanged(d, hashes);
+            }
+        } else {
+            try escrow.deliver(d.ids, d.os, d.digests) returns (uint256 delivered) {
+                _exact("deliver", true, d.want, "");
+                _delivered(d, delivered);
+            } catch (bytes memory err) {
+                _exact("deliver", false, d.want, err);
+            }
+        }
+        // Delivery moves no money, on either path.
+        _checkBooks(d.onChain ? "deliverOnChain" : "deliver", before, _expect(before));
+    }
+
+    /// @dev Digests for `deliver`: mostly a release's, sometimes zero or a digest no release hashes to.
+    function _plainDigests(Delivery memory d, uint256 seed) private view {
+        for (uint256 i; i < d.ids.length; ++i) {
             uint256 dm = _r(seed, 100 + i) % 32;
             if (dm == 0) {
-                digests[i] = bytes32(0);
+                d.digests[i] = bytes32(0);
             } else if (dm == 1) {
-                digests[i] = keccak256(abi.encode("junk digest", seed, i)); // no release behind it
-            } else if (_openPos[ids[i]] != 0) {
-                seeds[i] = _r(seed, 200 + i) | (1 << 255); // nonzero: a release
-                digests[i] = Codes.digest(seeds[i], ids[i] >> 32, ids[i] & type(uint32).max, os[i].quantity);
+                d.digests[i] = keccak256(abi.encode("junk digest", seed, i)); // no release behind it
+            } else if (_openPos[d.ids[i]] != 0) {
+                d.seeds[i] = _r(seed, 200 + i) | (1 << 255); // nonzero: a release
+                d.digests[i] =
+                    Codes.digest(d.seeds[i], d.ids[i] >> 32, d.ids[i] & type(uint32).max, d.os[i].quantity);
             } else {
-                digests[i] = keccak256(abi.encode("skipped", seed, i));
+                d.digests[i] = keccak256(abi.encode("skipped", seed, i));
             }
-            if (_openPos[ids[i]] == 0) continue; // finished or never placed: must be skipped
-            ++open;
-            if (
-                os[i].state != ICodeEscrow.OrderState.Paid || _now() > os[i].deadline || digests[i] == bytes32(0)
-                    || (caller != os[i].supplier && !accepted[os[i].supplier][caller])
-            ) expected = false;
-        }
-        vm.prank(caller);
-        try escrow.deliver(ids, os, digests) returns (uint256 delivered) {
-            _outcome("deliver", true, expected, "");
-            if (delivered != open) _fail("deliver: the count returned is not the number of open orders");
-            for (uint256 i; i < n; ++i) {
-                if (_openPos[ids[i]] == 0) {
-                    if (escrow.orderHash(ids[i]) != bytes32(0)) _fail("deliver: a skipped order came back");
-                    continue;
-                }
-                ICodeEscrow.Order storage o = _orders[ids[i]];
-                _move(ids[i], ICodeEscrow.OrderState.Delivered);
-                o.deadline = uint40(_now() + o.disputeWindow);
-                o.releaseDigest = digests[i];
-                releaseSeedOf[ids[i]] = seeds[i];
-            }
-        } catch (bytes memory err) {
-            _outcome("deliver", false, expected, err);
         }
     }
 
-    /// @dev A batch for `deliver`: `base`, more open orders of the same supplier, sometimes a
+    /// @dev Releases for `deliverOnChain` and the digests they hash to: an open order's is mostly
+    ///      a real release (provable if bad), sometimes bytes that hash to the digest but are no
+    ///      release; a skipped order's is junk that hashes to its digest. Then, one call in six,
+    ///      one release is spoiled: its digest zero or unrelated, or its sealed bytes, element root
+    ///      or key hash changed.
+    function _releases(Delivery memory d, uint256 seed) private view {
+        uint256 n = d.ids.length;
+        d.rels = new ICodeEscrow.PublishedRelease[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 id = d.ids[i];
+            ICodeEscrow.PublishedRelease memory rel;
+            if (_openPos[id] != 0 && _r(seed, 100 + i) % 32 != 1) {
+                d.seeds[i] = _r(seed, 200 + i) | (1 << 255);
+                rel = Codes.published(d.seeds[i], id >> 32, id & type(uint32).max, d.os[i].quantity);
+            } else {
+                rel.sealedRelease = abi.encode("junk release", seed, i);
+                rel.elementRoot = keccak256(abi.encode("junk root", seed, i));
+                rel.keyHash = keccak256(abi.encode("junk key", seed, i));
+            }
+            uint256 pm = _r(seed, 300 + i) % 3;
+            if (pm == 1) rel.proofs = abi.encode("proofs", seed, i);
+            else if (pm == 2) rel.proofs = new bytes(1 + _r(seed, 301 + i) % 200);
+            d.digests[i] = Codes.digestOf(rel);
+            d.rels[i] = rel;
+        }
+        if (_r(seed, 12) % 6 != 0) return;
+        uint256 j = _r(seed, 13) % n;
+        uint256 how = _r(seed, 14) % 5;
+        ICodeEscrow.PublishedRelease memory bad = d.rels[j];
+        if (how == 0) d.digests[j] = bytes32(0);
+        else if (how == 1) d.digests[j] = keccak256(abi.encode("other digest", seed));
+        else if (how == 2) bad.sealedRelease = bytes.concat(bad.sealedRelease, hex"00");
+        else if (how == 3) bad.elementRoot = bad.elementRoot ^ bytes32(uint256(1));
+        else bad.keyHash = bad.keyHash ^ bytes32(uint256(1) << 255);
+        d.mismatch[j] = true;
+    }
+
+    /// @dev The revert data the rules give for a delivery batch, or empty if it must succeed;
+    ///      sets `d.open`. The escrow checks the orders in turn: on-chain, first that the release
+    ///      hashes to the digest (even for an order it then skips); then skips a finished or
+    ///      unknown order; else the order's state, its caller (once per supplier), for `deliver`
+    ///      that the listing does not require on-chain delivery from this order's first index,
+    ///      the deadline, a nonzero digest. A batch of skipped orders only reverts EscrowUnknownOrder.
+    function _deliveryError(Delivery memory d) private view returns (bytes memory) {
+        address allowed;
+        for (uint256 i; i < d.ids.length; ++i) {
+            uint256 id = d.ids[i];
+            if (d.onChain && d.mismatch[i]) {
+                return abi.encodeWithSelector(ICodeEscrow.EscrowReleaseMismatch.selector, id);
+            }
+            if (_openPos[id] == 0) continue;
+            ICodeEscrow.Order memory o = d.os[i];
+            if (o.state != ICodeEscrow.OrderState.Paid) {
+                return abi.encodeWithSelector(ICodeEscrow.EscrowWrongState.selector, id, o.state);
+            }
+            if (o.supplier != allowed) {
+                if (d.caller != o.supplier && !accepted[o.supplier][d.caller]) {
+                    return abi.encodeWithSelector(ICodeEscrow.EscrowWrongCaller.selector, d.caller);
+                }
+                allowed = o.supplier;
+            }
+            if (!d.onChain && _required(id)) {
+                return abi.encodeWithSelector(ICodeEscrow.EscrowReleaseRequired.selector, id);
+            }
+            if (_now() > o.deadline) {
+                return abi.encodeWithSelector(ICodeEscrow.EscrowDeadlinePassed.selector, id, uint256(o.deadline));
+            }
+            if (d.digests[i] == bytes32(0)) {
+                return abi.encodeWithSelector(ICodeEscrow.EscrowBadArgument.selector, "releaseDigest");
+            }
+            ++d.open;
+        }
+        if (d.open == 0) return abi.encodeWithSelector(ICodeEscrow.EscrowUnknownOrder.selector, d.ids[0]);
+        return "";
+    }
+
+    /// @dev After a delivery succeeded: the events say exactly what was delivered (on-chain, each
+    ///      OrderDelivered followed by the ReleasePublished of the release sent, which hashes to
+    ///      the digest; plain, no ReleasePublished), and the books follow.
+    function _delivered(Delivery memory d, uint256 delivered) private {
+        string memory op = d.onChain ? "deliverOnChain" : "deliver";
+        if (delivered != d.open) _fail(string.concat(op, ": the count returned is not the number of open orders"));
+        _checkDeliveryLogs(d, op);
+        for (uint256 i; i < d.ids.length; ++i) {
+            uint256 id = d.ids[i];
+            if (_openPos[id] == 0) {
+                if (escrow.orderHash(id) != bytes32(0)) _fail(string.concat(op, ": a skipped order came back"));
+                continue;
+            }
+            ICodeEscrow.Order storage o = _orders[id];
+            _move(id, ICodeEscrow.OrderState.Delivered);
+            o.deadline = uint40(_now() + o.disputeWindow);
+            o.releaseDigest = d.digests[i];
+            releaseSeedOf[id] = d.seeds[i];
+            deliveredBy[id] = d.onChain ? 2 : 1;
+            if (d.onChain && _required(id)) ++requiredOnChainDeliveries;
+        }
+    }
+
+    function _checkDeliveryLogs(Delivery memory d, string memory op) private {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 seen;
+        for (uint256 k; k < logs.length; ++k) {
+            Vm.Log memory g = logs[k];
+            if (g.emitter != address(escrow) || g.topics.length == 0) continue;
+            if (g.topics[0] == ICodeEscrow.ReleasePublished.selector) {
+                _fail(string.concat(op, ": ReleasePublished without the OrderDelivered right before it"));
+                return;
+            }
+            if (g.topics[0] != ICodeEscrow.OrderDelivered.selector) continue;
+            uint256 id = uint256(g.topics[1]);
+            uint256 i;
+            while (i < d.ids.length && (d.ids[i] != id || _openPos[id] == 0)) ++i;
+            if (i == d.ids.length || abi.decode(g.data, (bytes32)) != d.digests[i]) {
+                _fail(string.concat(op, ": OrderDelivered for an order or digest not in the batch"));
+                return;
+            }
+            ++seen;
+            if (!d.onChain) continue;
+            if (
+                k + 1 == logs.length || logs[k + 1].emitter != address(escrow) || logs[k + 1].topics.length != 2
+                    || logs[k + 1].topics[0] != ICodeEscrow.ReleasePublished.selector
+                    || uint256(logs[k + 1].topics[1]) != id
+            ) {
+                _fail(string.concat(op, ": an order was delivered without its ReleasePublished"));
+                return;
+            }
+            ++k;
+            (bytes memory sealedBytes, bytes32 root, bytes32 keyHash, bytes memory proofs) =
+                abi.decode(logs[k].data, (bytes, bytes32, bytes32, bytes));
+            bytes32 h = Codes.digestOf(keccak256(sealedBytes), root, keyHash);
+            if (h != d.digests[i]) {
+                _fail(string.concat(op, ": the release published does not hash to the order's digest"));
+            }
+            if (
+                keccak256(sealedBytes) != keccak256(d.rels[i].sealedRelease)
+                    || keccak256(proofs) != keccak256(d.rels[i].proofs)
+            ) {
+                _fail(string.concat(op, ": the release published is not the one sent"));
+            }
+            publishedDigest[id] = h;
+        }
+        if (seen != d.open) _fail(string.concat(op, ": not one OrderDelivered per delivered order"));
+    }
+
+    /// @dev A refused delivery changed no order.
+    function _unchanged(Delivery memory d, bytes32[] memory hashes) private {
+        for (uint256 i; i < d.ids.length; ++i) {
+            if (escrow.orderHash(d.ids[i]) != hashes[i]) {
+                _fail("deliverOnChain: a refused delivery changed an order");
+                return;
+            }
+        }
+    }
+
+    /// @dev Whether the order must be delivered on-chain: its listing requires it and its first
+    ///      index is at least onChainFrom - 1.
+    function _required(uint256 id) private view returns (bool) {
+        uint256 from = ghostOnChainFrom[id >> 32];
+        return from != 0 && (id & type(uint32).max) >= from - 1;
+    }
+
+    /// @dev A paid order that must (or need not) be delivered on-chain, on the wanted side of its
+    ///         deadline if there is one, else `fallbackId`.
+    function _pickPaid(uint256 seed, uint256 timing, uint256 fallbackId, bool required)
+        private
+        view
+        returns (uint256)
+    {
+        uint256 n = _open.length;
+        uint256 start = seed % n;
+        uint256 inState = fallbackId;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = _open[(start + i) % n];
+            ICodeEscrow.Order storage o = _orders[id];
+            if (o.state != ICodeEscrow.OrderState.Paid || _required(id) != required) continue;
+            if (timing == ANY_TIME || (timing == BY_DEADLINE) == (_now() <= o.deadline)) return id;
+            if (inState == fallbackId) inState = id;
+        }
+        return inState;
+    }
+
+    /// @dev A batch for a delivery: `base`, more open orders of the same supplier, sometimes a
     ///      finished order, an order id that never existed, or an order of another supplier.
-    function _batchOf(uint256 base, address s, uint256 seed) private view returns (uint256[] memory ids) {
+    function _batchOf(uint256 base, address s, uint256 seed, bool avoidRequired)
+        private
+        view
+        returns (uint256[] memory ids)
+    {
         uint256[] memory buf = new uint256[](10);
         uint256 n;
         buf[n++] = base;
@@ -674,6 +1007,7 @@ contract EscrowHandler {
             uint256 id = _open[(start % _open.length + i) % _open.length];
             if (id == base) continue;
             if (_orders[id].supplier != s && _r(seed, 3) % 8 != 0) continue;
+            if (avoidRequired && _required(id)) continue;
             bool live = _orders[id].state == ICodeEscrow.OrderState.Paid && _now() <= _orders[id].deadline;
             if (!live && _r(seed, 4) % 8 != 0) continue;
             buf[n++] = id;
@@ -1224,6 +1558,11 @@ contract EscrowHandler {
             if (l.sold != ghostSold[id] || l.committed != ghostCommitted[id] || l.batchCount != ghostBatches[id]) {
                 return string.concat("stock: listing ", _u(id), " sold/committed/batches differ from the calls made");
             }
+            if (l.onChainFrom != ghostOnChainFrom[id]) {
+                return string.concat(
+                    "on-chain: onChainFrom of listing ", _u(id), " is not as the first requireOnChainRelease set it"
+                );
+            }
         }
         for (uint256 k; k < _open.length; ++k) {
             uint256 id = _open[k];
@@ -1258,6 +1597,31 @@ contract EscrowHandler {
         return "";
     }
 
+    /// @notice Every order that reached Delivered (open in Delivered or Disputed, or finished
+    ///         Completed or Resolved) of a listing that requires on-chain delivery from its first
+    ///         index (firstIndex >= onChainFrom - 1) was delivered by `deliverOnChain`, and the
+    ///         release its ReleasePublished event carries hashes to the digest the order holds;
+    ///         so does that of any order delivered on-chain. (onChainFrom itself: `checkStock`.)
+    function checkOnChain() public view returns (string memory) {
+        uint256 n = _open.length;
+        for (uint256 k; k < n + _finished.length; ++k) {
+            uint256 id = k < n ? _open[k] : _finished[k - n];
+            ICodeEscrow.Order storage o = _orders[id];
+            if (o.state == ICodeEscrow.OrderState.Paid || o.state == ICodeEscrow.OrderState.Refunded) continue;
+            uint256 by = deliveredBy[id];
+            if (by == 0) return string.concat("on-chain: order ", _u(id), " reached Delivered by no delivery call");
+            if (_required(id) && by != 2) {
+                return string.concat(
+                    "on-chain: order ", _u(id), " of a listing that requires on-chain delivery was delivered without it"
+                );
+            }
+            if (by == 2 && publishedDigest[id] != o.releaseDigest) {
+                return string.concat("on-chain: the release published for order ", _u(id), " does not hash to its digest");
+            }
+        }
+        return "";
+    }
+
     /// @notice Nobody is a delivery key (a party) of a supplier unless it accepted; proposals are as
     ///         the calls left them.
     function checkParties() public view returns (string memory) {
@@ -1286,6 +1650,7 @@ contract EscrowHandler {
         (bad, capBad) = checkConservation();
         bad = _and(bad, checkStock());
         bad = _and(bad, checkOrders());
+        bad = _and(bad, checkOnChain());
         bad = _and(bad, checkParties());
         bad = _and(bad, capBad);
     }
@@ -1525,6 +1890,17 @@ contract EscrowHandler {
         if (ok == expected) return;
         if (ok) _fail(string.concat(op, ": succeeded where the rules say it must revert"));
         else _fail(string.concat(op, ": reverted where the rules say it must succeed: ", _hex(err)));
+    }
+
+    /// @dev `_outcome` where the rules give the exact revert data `want` (empty: must succeed).
+    function _exact(string memory op, bool ok, bytes memory want, bytes memory err) private {
+        _outcome(op, ok, want.length == 0, err);
+        if (ok || want.length == 0) return;
+        if (keccak256(err) != keccak256(want)) {
+            _fail(string.concat(op, ": reverted with ", _hex(err), " where the rules say ", _hex(want)));
+        } else {
+            ++refusedWith[bytes4(want)];
+        }
     }
 
     /// @dev Keeps every violation of the first call that broke something (several invariants

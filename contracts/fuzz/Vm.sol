@@ -6,6 +6,13 @@ pragma solidity 0.8.37;
 ///         harness does not depend on forge-std (npm only has an old, unofficial copy of it).
 ///         Signatures as in Foundry's cheatcode interface (forge 1.7).
 interface Vm {
+    /// @notice A log recorded by `recordLogs`.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     /// @notice The next call's msg.sender is `sender`.
     function prank(address sender) external;
     /// @notice Set block.timestamp.
@@ -19,6 +26,10 @@ interface Vm {
     function deployCode(string calldata artifactPath, bytes calldata constructorArgs)
         external
         returns (address deployed);
+    /// @notice Start recording logs, dropping any recorded so far.
+    function recordLogs() external;
+    /// @notice The logs recorded since `recordLogs` (or the last call of this), which it clears.
+    function getRecordedLogs() external returns (Log[] memory logs);
     /// @notice Name an address in traces.
     function label(address account, string calldata newLabel) external;
 }
