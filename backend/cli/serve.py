@@ -29,6 +29,11 @@ from backend.cli.common import ManifestOption, deployment, fail, from_config
 if TYPE_CHECKING:
     from backend.runtime import Runtime
 
+#: Demo codes a development listing starts with (`--dev-stock`).
+DEV_STOCK = 100
+#: The first demo-code number of that stock: far from the numbers tests and people upload.
+DEV_STOCK_FIRST = 900_000
+
 
 def is_local_url(url: str) -> bool:
     """Whether a node URL points at this machine (loopback)."""
@@ -78,6 +83,14 @@ def serve(
     dev_accounts: Annotated[
         Path, typer.Option(help="Where to write the embedded chain's dev keys.")
     ] = Path("var/dev-accounts.json"),
+    dev_stock: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Demo codes the development listing starts with, so the store has something "
+            "to sell (0 for an empty store).",
+        ),
+    ] = DEV_STOCK,
     only: Annotated[
         str,
         typer.Option(
@@ -254,19 +267,29 @@ def serve(
         if supervisor is None
         else "a child process, restarted on the same port if it dies",
     )
+    notes: list[str] = []
+    stocker: threading.Thread | None = None
     if runtime.dev is not None:
         written = runtime.write_dev_accounts(dev_accounts)
         table.add_row(
             "dev accounts",
             f"{written} (supplier, arbiter, buyer0..; listing {runtime.dev.listing_id})",
         )
-        if runtime.dev.usdt is not None:
-            table.add_row(
-                "dev stablecoin",
-                f"USDT (6 decimals) at {runtime.dev.usdt}, allowed by the escrow; anyone may "
-                "mint it: mint(address, amount)",
+        if only == "all":
+            stocker = threading.Thread(
+                target=_stock_dev_listing, args=(runtime, dev_stock, url), daemon=True
+            )
+        for role in ("supplier", "arbiter"):
+            account = getattr(runtime.dev, role)
+            notes.append(
+                f"dev {role} key: 0x{bytes(account.key).hex()} ({account.address}; development "
+                "only: import it in the web's development wallet with Key…)"
             )
     console.print(table)
+    for line in notes:
+        console.print(line, soft_wrap=True)
+    if stocker is not None:
+        stocker.start()  # the API answers at once; the stock follows in a second or two
     try:
         if supervisor is not None:
             supervisor.run()
@@ -275,6 +298,38 @@ def serve(
             uvicorn.run(app_, host=host, port=port, log_level="info", ws="none")
     finally:
         runtime.stop()
+
+
+def _stock_dev_listing(runtime: Runtime, count: int, url: str) -> None:
+    """Upload `count` demo codes to the development listing through the vault (committed
+    on-chain as any upload is), then say so and how to stock more (runs beside the server)."""
+    from backend.runtime import demo_codes
+    from backend.vault.service import upload_codes
+
+    dev = runtime.dev
+    assert dev is not None
+    listing = dev.listing_id
+    hint = f"upload more at {url}/#/supplier or with `kameng supplier upload {listing} FILE`"
+    if count == 0:
+        console.print(f"listing {listing} is empty (--dev-stock 0): {hint}", soft_wrap=True)
+        return
+    # Codes from their own range, so that they never clash with codes a person uploads.
+    data = b"\n".join(demo_codes(count, start=DEV_STOCK_FIRST))
+    try:
+        with runtime.sessions() as session:
+            upload = upload_codes(
+                session, runtime.escrow, dev.supplier, listing, data, runtime.settings
+            )
+    except Exception as exc:  # a development convenience: say why, keep serving
+        console.print(
+            f"[yellow]could not stock listing {listing}:[/yellow] {type(exc).__name__}: {exc}; "
+            + hint,
+            soft_wrap=True,
+        )
+        return
+    console.print(
+        f"listing {listing} stocked with {upload.count} demo codes; {hint}", soft_wrap=True
+    )
 
 
 def _run_worker(runtime: Runtime) -> None:

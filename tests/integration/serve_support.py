@@ -23,9 +23,16 @@ def kameng_serve(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
+    dev_stock: int | None = 0,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start `kameng serve ARGS` and yield its URL once `/chain` answers; stop it afterwards."""
+    """Start `kameng serve ARGS` and yield its URL once `/chain` answers; stop it afterwards.
+
+    A development world starts with `dev_stock` demo codes on its listing: none by default, so
+    that a test sees only the stock it uploads; None leaves serve's own default.
+    """
     port = args[args.index("--port") + 1]
+    if dev_stock is not None:
+        args = [*args, "--dev-stock", str(dev_stock)]
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     log = (cwd or ROOT) / f"serve-{port}.log"

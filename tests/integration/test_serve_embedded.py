@@ -22,12 +22,26 @@ runner = CliRunner()
 def test_zero_config_serve_runs_the_whole_flow(tmp_path: Path) -> None:
     dev = tmp_path / "dev.json"
     port = str(free_port())
-    with kameng_serve(["--port", port, "--dev-accounts", str(dev)], cwd=tmp_path) as (url, proc):
+    with kameng_serve(
+        ["--port", port, "--dev-accounts", str(dev)], cwd=tmp_path, dev_stock=None
+    ) as (url, proc):
         accounts = json.loads(dev.read_text())
         listing = str(accounts["listing_id"])
         env = {"KAMENG_DEV_ACCOUNTS": str(dev), "KAMENG_API_URL": url, "COLUMNS": "200"}
         health = httpx.get(url + "/health").json()
         assert health["status"] == "ok" and health["escrow"] == accounts["escrow"]
+        # A first run's store has something to sell, and the console says how to stock more and
+        # which development keys sign in as supplier and arbiter.
+        poll(
+            "the development stock on sale",
+            lambda: httpx.get(f"{url}/catalog/listings/{listing}").json()["stock"] == 100,
+        )
+        log = tmp_path / f"serve-{port}.log"
+        poll("the console's stock line", lambda: "stocked with 100 demo codes" in log.read_text())
+        console = " ".join(log.read_text().split())
+        assert "kameng supplier upload" in console
+        for role in ("supplier", "arbiter"):
+            assert f"dev {role} key: {accounts[role]['private_key']}" in console, role
         csv = tmp_path / "codes.csv"
         csv.write_bytes(b"\n".join(demo_codes(200)))
         result = runner.invoke(
