@@ -70,6 +70,15 @@ def _ours(module: str | None) -> bool:
     return module is not None and module.split(".")[0] in PACKAGES
 
 
+def _names_our_module(value: str) -> bool:
+    """Whether `value` is the dotted name of one of our modules (``backend.api_worker``, or
+    ``backend.cli:main``), not merely shaped like one (a file name such as ``bench.json``)."""
+    if not _MODULE_STRING.match(value):
+        return False
+    path = ROOT.joinpath(*value.partition(":")[0].split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _line_offsets(data: bytes) -> list[int]:
     offsets = [0]
     for line in data.splitlines(keepends=True):
@@ -129,7 +138,7 @@ def rewrite_imports(source: str, name: str = "<module>") -> str:
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
-            and _MODULE_STRING.match(node.value)
+            and _names_our_module(node.value)
         ):
             raise BuildError(
                 f"{name}:{node.lineno}: the string {node.value!r} names a module of ours, which "

@@ -85,6 +85,7 @@ def test_rewrite_imports_keeps_meaning_and_touches_only_imports() -> None:
         "if True:\n    import bench\n"
         "s = 'from backend.x import y'  # import backend\n"
         "t = indexer.models.Uint256\n"
+        "u = 'bench.json'\n"
     )
     assert rewrite(source) == (
         "import os; import kameng.indexer.models; from kameng import indexer\n"
@@ -94,6 +95,7 @@ def test_rewrite_imports_keeps_meaning_and_touches_only_imports() -> None:
         "if True:\n    from kameng import bench\n"
         "s = 'from backend.x import y'  # import backend\n"
         "t = indexer.models.Uint256\n"
+        "u = 'bench.json'\n"
     )
     with pytest.raises(script.BuildError, match="names a module of ours"):
         rewrite("CHILD = ['-m', 'backend.api_worker']\n")
