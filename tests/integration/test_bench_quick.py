@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import bench.throughput
 from bench import api, evidence, gas, indexer, keeper, latency, leaves
 
 KAMENG = Path(sys.executable).with_name("kameng")
@@ -156,3 +157,30 @@ def test_api_quick_has_every_field() -> None:
     assert figures["api_workers"] == api.API_WORKERS
     assert figures["orders_paid"] == figures["orders_delivered"] > 0, figures
     assert figures["delivery_p99_ms"] > 0, figures
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+def test_throughput_quick_has_every_field() -> None:
+    figures = check_shape(run_quick("throughput"), bench.throughput.FIELDS)
+    steps = figures.pop("steps")
+    assert 1 <= len(steps) <= len(bench.throughput.QUICK_STEPS), steps
+    rates = [s["offered_per_s"] for s in steps]
+    assert rates == [float(r) for r in bench.throughput.QUICK_STEPS[: len(steps)]]
+    base = {f: figures[f"baseline.{f}"] for f in bench.throughput.STEP_FIELDS}
+    assert base["orders_per_deliver_tx"] == 1.0, base  # the naive baseline: one order a deliver
+    for step in [*steps, base]:
+        assert set(step) == set(bench.throughput.STEP_FIELDS), step
+        assert isinstance(step["kept_up"], bool)
+        # every buy sent was paid (the bench checks it against the OrderPaid logs)
+        assert step["orders"] > 0 and 0 <= step["backlog_at_end"] <= step["orders"], step
+        assert 0 < step["p50_ms"] <= step["p99_ms"] <= step["max_ms"], step
+        assert step["delivered_per_s"] >= 0 and step["deliver_txs_per_block"] > 0, step
+        # the generator could offer at least twice the rate asked
+        assert step["send_capacity_per_s"] >= 2 * step["offered_per_s"], step
+        assert all(step[f] >= 0 for f in bench.throughput.STEP_FIELDS if f.startswith("cpu_")), step
+        assert step["cpu_agent_s"] > 0, step
+    kept = [s["offered_per_s"] for s in steps if s["kept_up"]]
+    assert figures["max_sustained_orders_per_s"] == int(max(kept, default=0.0)), figures
+    assert figures["baseline_orders_per_s"] == base["delivered_per_s"]
+    assert figures["cpus"] >= 1 and figures["delivery_batch_size"] >= 1, figures
