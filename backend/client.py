@@ -338,11 +338,12 @@ class KamengClient:
         return self._get(OrderDetailPublic, f"/buyer/orders/{order_id}", signer=account)
 
     def release(self, order_id: int, account: LocalAccount | None = None) -> ReleasePublic:
-        """The sealed release of an order (its buyer only).
+        """The sealed release of an order. Needs no sign-in: it opens only with the buyer's
+        per-order key, so `account` is not needed (a signed request is still accepted).
 
         Raises:
-            ApiError: 409 while it is being sealed or its delivery is not on-chain yet, 403 for
-                another buyer's order, 404 unknown.
+            ApiError: 409 while it is being sealed or its delivery is not on-chain yet, 404
+                unknown.
         """
         return self._get(ReleasePublic, f"/buyer/orders/{order_id}/release", signer=account)
 

@@ -230,7 +230,8 @@ def fetch(
     dev: DevOption = None,
     rpc_url: RpcOption = None,
 ) -> None:
-    """Fetch an order's sealed release (only its buyer may) and save it as JSON."""
+    """Fetch an order's sealed release and save it as JSON (anyone may fetch it: it opens only
+    with its buyer's per-order key)."""
     s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         release = s.api.release(order_id, s.wallet)

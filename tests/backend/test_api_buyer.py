@@ -1,5 +1,6 @@
 """The buyer's side of the API against a served backend (embedded chain, SQLite, real workers):
-orders, the sealed release only for its buyer, and clear 4xx answers for bad requests."""
+orders (only for their parties), the sealed release (anyone fetches it, only its buyer opens it),
+and clear 4xx answers for bad requests."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from nacl.public import PrivateKey
 
 from backend.auth import sign_message
 from backend.client import ApiError
+from backend.errors import ReleaseInvalid
+from backend.keys import derive_order_key
 from backend.models import Release as ReleaseRow
-from backend.release import verify_release_onchain
+from backend.release import open_release, verify_release_onchain
 from contracts.encoding import OrderState, order_id
 from tests.backend.api_helpers import Served, agent_held, database, poll, serve
 
@@ -122,15 +126,32 @@ def test_buyer_sees_its_orders_and_their_history(served: Served) -> None:
     assert detail.paid_tx == bought.tx.tx_hash and detail.release_ready
 
 
-def test_release_of_another_buyers_order_is_forbidden(served: Served) -> None:
+def test_anyone_fetches_a_release_and_only_its_buyer_opens_it(served: Served) -> None:
+    """A release is public (docs/API.md): a stranger, signed in or not, gets the same bytes as
+    the buyer, and they are ciphertext to every key but the buyer's per-order key, including a
+    key the stranger's own wallet derives for the order's nonce. The order itself stays private."""
     owner, intruder = served.dev.buyers[0], served.dev.buyers[2]
     bought = served.buy(owner, 1)
-    served.client(owner).wait_release(bought.order_id)
+    mine = served.client(owner).wait_release(bought.order_id)
+    anonymous = served.client().release(bought.order_id)
+    signed_in = served.client(intruder).release(bought.order_id)
+    assert anonymous.sealed == mine.sealed == signed_in.sealed
+    assert anonymous.buyer == owner.address
+    paid_nonce = served.escrow.w3.eth.get_transaction(bought.tx.tx_hash)["nonce"]
+    for key in (
+        derive_order_key(
+            intruder,
+            chain_id=served.runtime.chain.chain_id,
+            escrow=served.escrow.address,
+            nonce=paid_nonce,
+        ),
+        PrivateKey.generate(),
+    ):
+        with pytest.raises(ReleaseInvalid, match="does not open"):
+            open_release(anonymous, key)
+    assert open_release(anonymous, bought.key)  # the buyer's key opens it
     with pytest.raises(ApiError) as err:
-        served.client(intruder).release(bought.order_id)
-    assert err.value.status == 403 and "another buyer" in err.value.detail
-    with pytest.raises(ApiError) as err:
-        served.client().release(bought.order_id, intruder)
+        served.client(intruder).order(bought.order_id)
     assert err.value.status == 403
 
 
@@ -145,9 +166,9 @@ def test_unknown_order_is_404_with_a_hint(served: Served) -> None:
     assert err.value.status == 404
 
 
-def test_release_needs_a_signed_in_or_signed_request(served: Served) -> None:
+def test_the_order_needs_a_signed_in_or_signed_request(served: Served) -> None:
     with pytest.raises(ApiError) as err:
-        served.client().release(order_id(served.dev.listing_id, 0))
+        served.client().order(order_id(served.dev.listing_id, 0))
     assert err.value.status == 401 and "not signed in" in err.value.detail
 
 
@@ -159,7 +180,7 @@ def test_a_signed_request_authenticates_one_fetch_and_a_forged_one_is_refused(
     client = served.client()
     release = client.wait_release(bought.order_id, buyer)
     assert len(release.codes) == 2
-    path = f"/buyer/orders/{bought.order_id}/release"
+    path = f"/buyer/orders/{bought.order_id}"
     request = client.http.build_request("GET", path)
     headers = client.sign_request(buyer, request)
     headers["X-Kameng-Signature"] = client.sign_request(other, request)["X-Kameng-Signature"]
