@@ -3,10 +3,11 @@
 One run against the real parts, each in its own process, as in production on one machine:
 
 - **anvil**, mining a block every second once the world is set up;
-- **`kameng serve`** on anvil and PostgreSQL (a fresh schema): the indexer, the delivery agent
-  and one API worker, with a development world (supplier, listing); then ``API_WORKERS - 1``
-  more **`kameng serve --only api`** processes on the same database (stateless API workers, as
-  behind a load balancer). ``API_WORKERS`` is the number of cores;
+- **`kameng serve --escrow`** on anvil and PostgreSQL (a fresh schema, migrated first) for a
+  development world this process deploys (supplier, listing): the indexer, the delivery agent
+  and one API worker; beside it ``API_WORKERS - 1`` more **`kameng serve --only api`**
+  processes on the same database (stateless API workers, as behind a load balancer), started
+  at the same time. ``API_WORKERS`` is the number of cores;
 - **Locust** (`bench._api_users`), headless in a child process: ``USERS`` shoppers each making
   ``PER_USER`` requests a second, spread round robin over the API workers, drawn from the mix
   in `bench._api_mix` (catalog and listing pages, order status polls, order lists and release
@@ -386,8 +387,10 @@ def measure(console: Console, sizes: Sizes) -> dict[str, Any]:
             "anvil": _cpu([node.process.pid]) if node.process is not None else 0.0,
         }
         load_after = os.getloadavg()[0]
-        payer.join(timeout=60)
-        orders = _order_ids(escrow, chain, paid.get("hashes", []))
+        payer.join(timeout=sizes.warmup + sizes.seconds + 300)
+        if "hashes" not in paid:
+            raise RuntimeError("the background payments did not finish (see the log above)")
+        orders = _order_ids(escrow, chain, paid["hashes"])
         delivered = _wait_servable(sessions, list(orders), timeout=30)
         stop.set()
         times = [

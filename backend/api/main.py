@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 
 from backend.api import errors, openapi
+from backend.api.cache import CacheRules
 from backend.api.deps import AppContext
 from backend.api.middleware import AllowedMethods, BodyTimeout, JsonDepthLimit
 from backend.api.ratelimit import DEFAULT_LIMITS, RateLimiter, scaled
@@ -134,6 +135,8 @@ def create_app(
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(AllowedMethods, api=app)
+    # Before the routes and the 405 check: the catalog's stored answers skip both.
+    app.add_middleware(CacheRules, api=app)
     # Outermost: every body read below it, the depth check's included, is timed.
     app.add_middleware(BodyTimeout, idle_s=float(getattr(settings, "body_timeout_seconds", 30.0)))
     openapi.install(app)
