@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, replace
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -56,11 +57,19 @@ def _digest_bytes(value: Any) -> bytes:
     return bytes(value)
 
 
+@lru_cache(maxsize=65_536)
+def _checksummed(address: str) -> str:
+    """`to_checksum_address`, remembered: a keccak per call, and the delivery agent decodes
+    the same buyers, suppliers and tokens in every order of every pass (issue 17's profile:
+    7-9% of the agent's time)."""
+    return to_checksum_address(address)
+
+
 def _reader(component: Mapping[str, Any]) -> Callable[[Any], Any]:
     """How a value of one Order component becomes the dataclass field's Python value."""
     kind = python_type(component)
     if component["type"] == "address":
-        return lambda v: to_checksum_address(str(v))
+        return lambda v: _checksummed(str(v))
     if kind == OrderState.__name__:
         return lambda v: OrderState(int(v))
     if kind == "bytes":
