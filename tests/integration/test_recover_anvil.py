@@ -13,14 +13,9 @@ import os
 import stat
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 from nacl.public import PrivateKey
@@ -32,32 +27,15 @@ from backend.client import KamengClient
 from backend.keys import next_order_key, public_key_bytes
 from backend.release import CodeToSeal, published_from_manifest, seal_release
 from bench.world import World, demo_codes, make_world
-from contracts.chain import AnvilNode, Chain, free_port
+from contracts.chain import AnvilNode, Chain
 from contracts.encoding import commitment, decode_release_proofs, leaf
 from contracts.merkle import verify as merkle_verify
 from tests.backend.api_helpers import poll
-from tests.integration.serve_support import ROOT, kameng_serve
+from tests.integration.serve_support import ROOT, capped_node, kameng_serve, node_serve_args
 
 pytestmark = pytest.mark.anvil
 runner = CliRunner()
 PRICE = 10**15
-
-
-def _serve_args(world: World, rpc: str, db: str, tmp: Path) -> list[str]:
-    key = tmp / "supplier.key"
-    key.write_text("0x" + bytes(world.supplier.key).hex())
-    return [
-        "--port",
-        str(free_port()),
-        "--rpc-url",
-        rpc,
-        "--database-url",
-        db,
-        "--escrow",
-        world.escrow.address,
-        "--supplier-key-file",
-        str(key),
-    ]
 
 
 def _serve_env(world: World) -> dict[str, str]:
@@ -101,52 +79,6 @@ def _recover(anvil: AnvilNode, escrow: str, key: Path, out: Path, cwd: Path) -> 
     return done.stdout
 
 
-@contextmanager
-def capped_node(upstream: str, most_blocks: int) -> Iterator[tuple[str, list[int]]]:
-    """A JSON-RPC front to `upstream` that refuses an ``eth_getLogs`` over more than
-    `most_blocks` blocks, as many public nodes do; yields its URL and the refused spans."""
-    refused: list[int] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = json.loads(body)
-            if request.get("method") == "eth_getLogs":
-                query = request["params"][0]
-                span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
-                if span > most_blocks:
-                    refused.append(span)
-                    message = f"query exceeds max block range {most_blocks}"
-                    error = {"code": -32005, "message": message}
-                    self._answer(
-                        json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": error})
-                    )
-                    return
-            upstream_answer = httpx.post(
-                upstream, content=body, headers={"Content-Type": "application/json"}
-            )
-            self._answer(upstream_answer.text)
-
-        def _answer(self, text: str) -> None:
-            data = text.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", refused
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _check_against_chain(world: World, order: dict[str, Any], sold: list[bytes]) -> None:
     """Each recovered code is the one sold at its index, matches its commitment, and that
     commitment is under its batch's root on-chain by the proof the chain published."""
@@ -180,7 +112,7 @@ def test_recover_every_code_after_the_backend_and_its_database_are_gone(
     db = tmp_path / "kameng.db"
     buyers = world.buyers[:2]
     with kameng_serve(
-        _serve_args(world, anvil.url, f"sqlite:///{db}", tmp_path),
+        node_serve_args(world, anvil.url, f"sqlite:///{db}", tmp_path),
         env=_serve_env(world),
         cwd=tmp_path,
     ) as (url, _):

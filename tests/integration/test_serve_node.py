@@ -20,7 +20,7 @@ from backend.release import verify_release_onchain
 from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain, free_port
 from tests.backend.api_helpers import poll
-from tests.integration.serve_support import kameng_serve
+from tests.integration.serve_support import kameng_serve, node_serve_args
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anvil
@@ -42,23 +42,6 @@ def _env(world: World) -> dict[str, str]:
         "KAMENG_SESSION_KEY": os.urandom(32).hex(),
         "KAMENG_DELIVERY_KEY": "0x" + bytes(world.delivery_key.key).hex(),
     }
-
-
-def _args(world: World, rpc: str, db: str, tmp: Path) -> list[str]:
-    key = tmp / "supplier.key"
-    key.write_text("0x" + bytes(world.supplier.key).hex())
-    return [
-        "--port",
-        str(free_port()),
-        "--rpc-url",
-        rpc,
-        "--database-url",
-        db,
-        "--escrow",
-        world.escrow.address,
-        "--supplier-key-file",
-        str(key),
-    ]
 
 
 def _buy_and_verify(world: World, listing: int, api: KamengClient, buyer_index: int) -> None:
@@ -118,7 +101,7 @@ def test_serve_on_anvil_and_sqlite_survives_the_node_going_down(
     db = f"sqlite:///{tmp_path}/kameng.db"
     try:
         with kameng_serve(
-            _args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
+            node_serve_args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
             env=_env(world),
             cwd=tmp_path,
         ) as (url, _):
@@ -167,7 +150,7 @@ def test_serve_on_anvil_and_postgres_survives_the_database_and_node_going_down(
     db = urlunsplit(parts._replace(netloc=netloc))
     try:
         with kameng_serve(
-            _args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
+            node_serve_args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
             env=_env(world),
             cwd=tmp_path,
         ) as (url, _):

@@ -18,12 +18,10 @@ the recovery page, starting from the server's chain, opens it with the developme
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -45,6 +43,7 @@ from backend.release import CodeToSeal, published_from_manifest, seal_release
 from bench.world import commit_codes, make_world
 from contracts.chain import free_port
 from contracts.encoding import commitment, split_order_id
+from tests.integration.serve_support import capped_node
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -71,58 +70,6 @@ def static_site() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
-        thread.join(10)
-
-
-@contextmanager
-def capped_node(upstream: str, most_blocks: int) -> Iterator[tuple[str, list[int]]]:
-    """A JSON-RPC front to `upstream`, open to pages of any origin (CORS), that refuses an
-    ``eth_getLogs`` over more than `most_blocks` blocks as many public nodes do; yields its URL
-    and the spans it refused."""
-    refused: list[int] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_OPTIONS(self) -> None:  # noqa: N802 - the http.server hook's name
-            self._answer(b"")
-
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = json.loads(body)
-            if request.get("method") == "eth_getLogs":
-                query = request["params"][0]
-                span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
-                if span > most_blocks:
-                    refused.append(span)
-                    error = {"code": -32005, "message": f"max block range {most_blocks}"}
-                    answer = {"jsonrpc": "2.0", "id": request["id"], "error": error}
-                    self._answer(json.dumps(answer).encode())
-                    return
-            upstream_answer = httpx.post(
-                upstream, content=body, headers={"Content-Type": "application/json"}
-            )
-            self._answer(upstream_answer.content)
-
-        def _answer(self, data: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
-            self.send_header("Access-Control-Allow-Headers", "content-type")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            del args
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="capped-node", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", refused
-    finally:
-        server.shutdown()
-        server.server_close()
         thread.join(10)
 
 

@@ -126,8 +126,10 @@ class WebStack:
         return codes
 
     def catalog_listing(self, listing_id: int) -> dict[str, Any]:
-        """A listing as the catalog API shows it."""
-        answer: dict[str, Any] = httpx.get(f"{self.url}/catalog/listings/{listing_id}").json()
+        """A listing as the catalog API shows it (waiting as long as `wait_until` would: a loaded
+        machine can keep the in-process server from answering within httpx's default 5 s)."""
+        url = f"{self.url}/catalog/listings/{listing_id}"
+        answer: dict[str, Any] = httpx.get(url, timeout=30).json()
         return answer
 
     def codes_of_order(self, order_id: int, quantity: int) -> list[str]:
@@ -342,6 +344,7 @@ class InjectedWallet:
         reject_signatures: Refuse ``personal_sign`` as a person pressing "Reject" would: every
             request when True, or only messages containing this text.
         requests: Every method asked, in order.
+        signed: The text of every ``personal_sign`` message, in order (refused ones too).
     """
 
     def __init__(self, stack: WebStack, account: LocalAccount, chain_id: int | None = None):
@@ -350,6 +353,7 @@ class InjectedWallet:
         self.chain_id = chain_id if chain_id is not None else stack.chain.chain_id
         self.reject_signatures: bool | str = False
         self.requests: list[str] = []
+        self.signed: list[str] = []
         self._http = httpx.Client(timeout=30)
         self._page: Page | None = None
         self._rpc_id = 0
@@ -389,6 +393,7 @@ class InjectedWallet:
             return None
         if method == "personal_sign":
             data = bytes.fromhex(params[0][2:])
+            self.signed.append(data.decode("utf-8", "replace"))
             reject = self.reject_signatures
             if reject is True or (isinstance(reject, str) and reject.encode() in data):
                 raise _RpcError({"code": 4001, "message": "User rejected the request."})
@@ -425,6 +430,24 @@ class InjectedWallet:
         return str(
             self._rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
         )
+
+
+#: The requests a wallet shows its owner to approve: a message to sign or a transaction to send.
+PROMPTS = frozenset(
+    {
+        "personal_sign",
+        "eth_sign",
+        "eth_signTypedData",
+        "eth_signTypedData_v3",
+        "eth_signTypedData_v4",
+        "eth_sendTransaction",
+    }
+)
+
+
+def prompts(wallet: InjectedWallet) -> list[str]:
+    """The wallet prompts `wallet` was asked for so far, in order (`PROMPTS`)."""
+    return [m for m in wallet.requests if m in PROMPTS]
 
 
 class _RpcError(Exception):
