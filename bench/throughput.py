@@ -3,8 +3,9 @@
 One run on anvil mining a block every second, with the backend (`Runtime.local`: API, indexer,
 delivery agent, as ``kameng serve`` runs them) in this process on PostgreSQL, in a schema of
 its own. A load generator in another process (`load_main`) offers ``buy`` transactions at a
-fixed rate in steps (`STEPS`, each held `STEP_SECONDS`), stopping after the first step that
-fails. The generator signs every transaction of a step before the step starts, with keys the
+fixed rate in steps (`STEPS`, each held `STEP_SECONDS`), stopping after the first step whose
+delivered rate falls behind (a step that only misses the p99 target does not stop the run: the
+next shows how much more it carries, latency aside). The generator signs every transaction of a step before the step starts, with keys the
 node holds (anvil's dev accounts, ``eth_signTransaction`` in JSON-RPC batches: signing in Python
 costs about 11 ms a transaction here), then sends them raw at the offered rate, in one JSON-RPC
 batch per 5-ms tick. It reports what it achieved, and how fast it could have sent: transactions
@@ -719,8 +720,8 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:
             result = bench.step(float(rate), float(seconds))
             results.append(result)
             sampled.append((float(rate), bench.sampler.report(), bench.sampler.samples))
-            if not result["kept_up"]:
-                break
+            if result["delivered_per_s"] < KEEP_UP * result["sent_per_s"]:
+                break  # it clearly fails: a backlog grows (a p99 miss alone goes on)
         assert bench.runtime is not None
         bench.runtime.check()
     finally:
