@@ -5,10 +5,12 @@ delivery agent, as ``kameng serve`` runs them) in this process on PostgreSQL, in
 its own. A load generator in another process (`load_main`) offers ``buy`` transactions at a
 fixed rate in steps (`STEPS`, each held `STEP_SECONDS`), stopping after the first step whose
 delivered rate falls behind (a step that only misses the p99 target does not stop the run: the
-next shows how much more it carries, latency aside). The generator signs every transaction of a step before the step starts, with keys the
-node holds (anvil's dev accounts, ``eth_signTransaction`` in JSON-RPC batches: signing in Python
-costs about 11 ms a transaction here), then sends them raw at the offered rate, in one JSON-RPC
-batch per 5-ms tick. It reports what it achieved, and how fast it could have sent: transactions
+next shows how much more it carries, latency aside).
+
+The generator signs every transaction of a step before the step starts, with keys the node
+holds (anvil's dev accounts, ``eth_signTransaction`` in JSON-RPC batches: signing in Python
+costs about 11 ms a transaction here), then sends them raw at the offered rate, in one
+JSON-RPC batch per 5-ms tick. It reports what it achieved, and how fast it could have sent: transactions
 over the seconds it spent inside its send calls (``send_capacity_per_s``).
 
 Per step:
