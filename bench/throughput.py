@@ -10,8 +10,8 @@ next shows how much more it carries, latency aside).
 The generator signs every transaction of a step before the step starts, with keys the node
 holds (anvil's dev accounts, ``eth_signTransaction`` in JSON-RPC batches: signing in Python
 costs about 11 ms a transaction here), then sends them raw at the offered rate, in one
-JSON-RPC batch per 5-ms tick. It reports what it achieved, and how fast it could have sent: transactions
-over the seconds it spent inside its send calls (``send_capacity_per_s``).
+JSON-RPC batch per 5-ms tick. It reports what it achieved, and how fast it could have sent:
+transactions over the seconds it spent inside its send calls (``send_capacity_per_s``).
 
 Per step:
 
