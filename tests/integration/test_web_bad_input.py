@@ -121,7 +121,7 @@ def test_rejected_signature_leaves_no_order(stack: WebStack, browser: Browser) -
     buyer = stack.new_account(ether=5)
     context, page = new_page(browser)
     wallet = InjectedWallet(stack, buyer)
-    wallet.reject_signatures = "unlock the codes"  # the per-order key; sign-in is accepted
+    wallet.reject_signatures = "unlock the codes"  # the per-order key
     wallet.install(context)
     page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
     page.get_by_test_id("connect").click()
@@ -133,7 +133,7 @@ def test_rejected_signature_leaves_no_order(stack: WebStack, browser: Browser) -
     expect(page.get_by_test_id("buy-message")).to_contain_text(
         "You rejected the request in your wallet. Nothing was signed or sent."
     )
-    assert wallet.requests.count("personal_sign") == 2  # sign-in, then the refused key
+    assert wallet.requests.count("personal_sign") == 1  # the refused key: buying needs no sign-in
     assert "eth_sendTransaction" not in wallet.requests
     assert sold(stack) == before
     expect(page.get_by_test_id("pending-payments")).to_be_empty()

@@ -97,6 +97,11 @@ def test_buyer_buys_receives_checks_and_confirms(stack: WebStack, browser: Brows
     page.get_by_test_id("order-events").get_by_role("link").last.click()
     expect(page.get_by_test_id("tx-event")).to_contain_text("OrderConfirmed")
 
+    # Buying and opening the codes needed no sign-in; the order list does.
+    page.goto(f"{stack.url}/#/orders")
+    sign_in(page)
+    expect(page.get_by_test_id("order-row")).not_to_have_count(0)
+
     # Disconnecting signs out on the server too: the token is refused from then on.
     key = f"kameng.session.{buyer.address.lower()}"
     token = page.evaluate(f"JSON.parse(localStorage.getItem('{key}')).token")
@@ -277,6 +282,7 @@ def test_buyer_reclaims_the_payment_after_a_missed_deadline(
         expect(page.get_by_test_id("order-outcome")).to_contain_text("Refunded")
         expect(page.get_by_test_id("order-state")).to_have_text("Refunded")
     page.goto(f"{stack.url}/#/orders")
+    sign_in(page)  # the purchase needed none; the order list does
     expect(page.get_by_test_id("buyer-withdraw")).to_be_visible()
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()

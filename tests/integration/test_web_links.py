@@ -181,7 +181,8 @@ def _delivered_order(stack: WebStack, buyer: LocalAccount, order_id: int) -> Ord
 
 @pytest.fixture(scope="module")
 def bought(stack: WebStack, browser: Browser) -> Iterator[tuple[LocalAccount, int, Page]]:
-    """A buyer pays in the browser; the order page (signed in) is left open on the delivery."""
+    """A buyer pays in the browser; the order page (the tab that bought it: no sign-in) is left
+    open on the delivery."""
     stack.stock_listing(2)
     buyer = stack.new_account(ether=5)
     context, page = new_page(browser)

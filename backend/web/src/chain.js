@@ -199,35 +199,56 @@ export function orderFromPaid(args) {
   return orderFrom({ ...args, state: STATE.PAID, releaseDigest: toHex(0n, { size: 32 }) }, (name) => name);
 }
 
+const STATE_AFTER = { OrderConfirmed: 4, OrderSettled: 4, OrderRefunded: 5, DisputeRuled: 6 };
+/** Block timestamps by block hash (a block's never changes). */
+const blockTimes = new Map();
+async function blockTime(blockHash) {
+  if (!blockTimes.has(blockHash)) {
+    const block = await net.client.getBlock({ blockHash });
+    blockTimes.set(blockHash, Number(block.timestamp));
+  }
+  return blockTimes.get(blockHash);
+}
+
 /**
- * Rebuild an order from its events alone (docs/PROTOCOL.md, "Rebuilding an order"). Used when the
- * API's copy does not hash to the stored value. `fromBlock` should be the paid block.
+ * An order's history from its events alone (docs/PROTOCOL.md, "Rebuilding an order"): the Order
+ * struct after each event, and the events themselves with their logs and block times.
+ * `fromBlock` should be the paid block. `order` is null when no OrderPaid is found.
  */
-export async function rebuildOrder(orderId, fromBlock = 0n) {
+export async function orderHistory(orderId, fromBlock = 0n) {
   const topic = toHex(BigInt(orderId), { size: 32 });
   const logs = await net.client.request({
     method: "eth_getLogs",
     params: [{ address: net.escrow, fromBlock: toHex(BigInt(fromBlock)), toBlock: "latest", topics: [null, topic] }],
   });
   let order = null;
+  const events = [];
   for (const ev of decodeLogs(logs)) {
     if (ev.name === "OrderPaid") order = orderFromPaid(ev.args);
     else if (!order) continue;
     else if (ev.name === "OrderDelivered") {
-      const block = await net.client.getBlock({ blockHash: ev.log.blockHash });
       order = {
         ...order,
         state: STATE.DELIVERED,
         releaseDigest: ev.args.releaseDigest,
-        deadline: Number(block.timestamp) + order.disputeWindow,
+        deadline: (await blockTime(ev.log.blockHash)) + order.disputeWindow,
       };
     } else if (ev.name === "DisputeOpened") {
       order = { ...order, state: STATE.DISPUTED, deadline: Number(ev.args.arbitrationDeadline) };
-    } else if (["OrderConfirmed", "OrderSettled", "OrderRefunded", "DisputeRuled"].includes(ev.name)) {
-      order = { ...order, state: { OrderConfirmed: 4, OrderSettled: 4, OrderRefunded: 5, DisputeRuled: 6 }[ev.name] };
+    } else if (STATE_AFTER[ev.name] !== undefined) {
+      order = { ...order, state: STATE_AFTER[ev.name] };
     }
+    events.push({ ...ev, stateAfter: order.state, timestamp: await blockTime(ev.log.blockHash) });
   }
-  return order;
+  return { order, events };
+}
+
+/**
+ * Rebuild an order from its events alone. Used when the API's copy does not hash to the stored
+ * value. `fromBlock` should be the paid block.
+ */
+export async function rebuildOrder(orderId, fromBlock = 0n) {
+  return (await orderHistory(orderId, fromBlock)).order;
 }
 
 /**

@@ -33,6 +33,45 @@ export function orderKeyMessage({ chainId, escrow, buyer, nonce }) {
   // i18n-ignore-end
 }
 
+// The keys this tab derived at purchase, by order id: the order page opens the codes with them
+// and asks the wallet for nothing more. Only in memory: gone on reload or when the tab closes.
+const heldKeys = new Map();
+// Orders this tab bought, by order id (lower-case buyer address): kept for the tab's session so
+// that after a reload its order page still needs no sign-in (it re-derives the key: one prompt).
+const BOUGHT_KEY = "kameng.bought.";
+
+/** Keep the key derived for an order bought in this tab (see `heldOrderKey`). */
+export function holdOrderKey(orderId, key, buyer) {
+  heldKeys.set(String(orderId), key);
+  markBoughtHere(orderId, buyer);
+}
+
+/** Remember for this tab's session that `buyer` bought the order here (see `boughtHere`). */
+export function markBoughtHere(orderId, buyer) {
+  try {
+    sessionStorage.setItem(BOUGHT_KEY + String(orderId), buyer.toLowerCase());
+  } catch {
+    // storage refused (private mode): the key in memory still serves this page
+  }
+}
+
+/** The key derived for this order in this tab, if any, when it is `buyer`'s. */
+export function heldOrderKey(orderId, buyerPubkey) {
+  const key = heldKeys.get(String(orderId));
+  return key && key.publicKeyHex.toLowerCase() === String(buyerPubkey).toLowerCase() ? key : null;
+}
+
+/** Whether `buyer` bought this order in this tab's session. */
+export function boughtHere(orderId, buyer) {
+  if (!buyer) return false;
+  if (heldKeys.has(String(orderId))) return true;
+  try {
+    return sessionStorage.getItem(BOUGHT_KEY + String(orderId)) === buyer.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
 let sodiumLoading = null;
 /**
  * libsodium, loaded on first use: its WebAssembly is about a third of the site's JavaScript, and

@@ -1,11 +1,11 @@
 // Buying: choose a quantity, derive the per-order key from a wallet signature, pay into escrow,
 // and go to the order page. A payment in flight survives a reload or a lost connection.
-import { ensureSignedIn, get } from "../api.js";
+import { get } from "../api.js";
 import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, tokenInfo, userError } from "../chain.js";
 import { addr, bps, duration, onChainBadge, product } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
-import { orderKeyFromSignature, orderKeyMessage } from "../release.js";
+import { holdOrderKey, markBoughtHere, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { connectDialog } from "../session.js";
 import { poll, reportConnection } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
@@ -40,6 +40,7 @@ export function pendingCard(ctx) {
       const r = await resolvePending(e);
       if (r.state === "paid") {
         removePending(e.id);
+        markBoughtHere(r.orderId, e.buyer);
         rows.push(
           message(
             "ok",
@@ -169,9 +170,9 @@ export async function buyPage(ctx, listingId, referrer) {
           { insufficient: true },
         );
       }
-      let s = step(t("buy.step.signIn"));
-      await ensureSignedIn();
-      s.done();
+      // No sign-in: the order page reads the order from the chain and the sealed release needs
+      // none, so a purchase asks the wallet for the key and the payment only (issue 18).
+      let s;
       if (!native) {
         // The allowance goes first: the buy must be the transaction right after the key is made.
         const allowed = await net.client.readContract({
@@ -233,6 +234,7 @@ export async function buyPage(ctx, listingId, referrer) {
           // The wallet chose another nonce: the key cannot be re-derived from the chain, keep it here.
           localStorage.setItem(`kameng.orderkey.${paid.args.orderId}`, JSON.stringify({ nonce }));
         }
+        holdOrderKey(paid.args.orderId, key, wallet.address);
         window.location.hash = `#/order/${paid.args.orderId}`;
       }
     }),

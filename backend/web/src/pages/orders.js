@@ -1,7 +1,7 @@
 // A buyer's orders: the list, and one order watched live from paid to delivered, with the sealed
 // release opened in the browser, per-code checks, and confirm / dispute / reclaim.
 import { bytesToHex, keccak256, toEventSelector, toHex } from "viem";
-import { ApiError, get, post } from "../api.js";
+import { ApiError, ensureSignedIn, get, post, signedIn } from "../api.js";
 import {
   ESCROW_ABI,
   STATE,
@@ -11,6 +11,7 @@ import {
   fmtAmount,
   liveOrder,
   net,
+  orderHistory,
   read,
   splitOrderId,
   tokenInfo,
@@ -18,7 +19,14 @@ import {
 } from "../chain.js";
 import { addr, duration, orderLabel, orderRef, parseOrderRef, txLink, when } from "../fmt.js";
 import { t, tn } from "../i18n.js";
-import { badCodeProof, openRelease, orderKeyFromSignature, orderKeyMessage } from "../release.js";
+import {
+  badCodeProof,
+  boughtHere,
+  heldOrderKey,
+  openRelease,
+  orderKeyFromSignature,
+  orderKeyMessage,
+} from "../release.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
@@ -301,8 +309,13 @@ async function onchainDigest(orderApi) {
   return ev ? ev.args.releaseDigest : null;
 }
 
-/** Re-create the order's key: sign the message for the buy transaction's nonce. */
+/**
+ * The order's key: the one this tab derived when it bought the order (no prompt), else re-created
+ * by signing the message for the buy transaction's nonce.
+ */
 async function orderKey(o) {
+  const held = heldOrderKey(o.order_id, o.buyer_pubkey);
+  if (held) return held;
   const tx = await net.client.getTransaction({ hash: o.paid_tx });
   const saved = JSON.parse(localStorage.getItem(`kameng.orderkey.${o.order_id}`) || "null");
   const nonce = saved?.nonce ?? tx.nonce;
@@ -314,6 +327,65 @@ async function orderKey(o) {
     throw userError(t("order.key.wrong", { nonce: String(nonce), order: String(o.order_id) }));
   }
   return key;
+}
+
+/**
+ * An order as the API's OrderDetailPublic has it, read from the chain alone (its events): the
+ * order page of a buyer who has not signed in. `release_ready` is left to the caller.
+ */
+async function orderFromChain(orderId, fromBlock) {
+  const { order, events } = await orderHistory(orderId, fromBlock);
+  if (!order) return null;
+  const paid = events.find((e) => e.name === "OrderPaid");
+  const { listingId, firstIndex } = splitOrderId(orderId);
+  return {
+    order_id: String(orderId),
+    buyer: order.buyer,
+    supplier: order.supplier,
+    token: order.token,
+    referrer: order.referrer,
+    amount: String(order.amount),
+    bond: String(order.bond),
+    quantity: Number(order.quantity),
+    fee_bps: Number(order.feeBps),
+    referral_bps: Number(order.referralBps),
+    dispute_window: Number(order.disputeWindow),
+    deadline: Number(order.deadline),
+    state: Number(order.state),
+    release_digest: order.releaseDigest,
+    release_on_chain: events.some((e) => e.name === "ReleasePublished"),
+    listing_id: String(listingId),
+    first_index: firstIndex,
+    buyer_pubkey: paid.args.buyerPubKey,
+    paid_block: Number(paid.log.blockNumber),
+    paid_tx: paid.log.transactionHash,
+    paid_at: paid.timestamp,
+    settles_at: Number(order.state) === STATE.DELIVERED ? Number(order.deadline) : null,
+    settle_due: false,
+    events: events.map((e) => ({
+      name: e.name,
+      state_after: e.stateAfter,
+      timestamp: e.timestamp,
+      tx_hash: e.log.transactionHash,
+      block_number: Number(e.log.blockNumber),
+    })),
+  };
+}
+
+/**
+ * The order's sealed release (public: it opens only with the buyer's key). The chain may show
+ * the delivery a moment before the server's mirror does, so "not yet" (409, or 404 while the
+ * mirror does not know the order) is asked again for a while.
+ */
+async function fetchRelease(orderId) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await get(`/buyer/orders/${orderId}/release`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || ![404, 409].includes(err.status) || attempt >= 40) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 /** Copy a code to the clipboard and say so next to the button ("Copied"), or say how otherwise. */
@@ -453,9 +525,12 @@ export async function orderPage(ctx, ref) {
     return h("section", null, h("h1", null, t("app.notFound.title")), message("error", t("order.badRef")));
   const title = () =>
     h("h1", { title: t("fmt.order.title", { id: orderId }) }, t("order.title", { id: orderRef(orderId) }));
-  const g = gate(ctx, { needSignIn: true, why: t("order.why") });
+  // The tab that bought the order follows it on the chain and needs no sign-in (issue 18).
+  const fromChain = () => !signedIn() && boughtHere(orderId, wallet.address);
+  const g = gate(ctx, { needSignIn: !fromChain(), why: t("order.why") });
   if (g) return h("section", null, title(), g);
   const { listingId, firstIndex } = splitOrderId(orderId);
+  let paidBlock = 0n;
   const statusBox = h("div", { "data-test": "order-status" }, h("p", { class: "muted" }, t("order.loading")));
   const actionsBox = h("div");
   // The codes lead the page once opened; the proof behind them is folded away below.
@@ -509,7 +584,7 @@ export async function orderPage(ctx, ref) {
         const btn = h("button", { class: "btn", "data-test": "open-codes" }, t("order.open.button"));
         btn.addEventListener("click", () =>
           busy(btn, slot, async () => {
-            releaseData = await get(`/buyer/orders/${o.order_id}/release`, { auth: true });
+            releaseData = await fetchRelease(o.order_id);
             const key = await orderKey(o);
             openedKey = key;
             const batches = new Map();
@@ -625,6 +700,8 @@ export async function orderPage(ctx, ref) {
           if (share.checked) {
             try {
               const key = openedKey || (await orderKey(o));
+              // Handing the key to the arbiter is the one step here that needs a sign-in.
+              await ensureSignedIn();
               await post(
                 `/evidence/orders/${o.order_id}/buyer-secret`,
                 { order_secret: bytesToHex(key.secretKey) },
@@ -826,7 +903,17 @@ export async function orderPage(ctx, ref) {
     async () => {
       let o;
       try {
-        o = await get(`/buyer/orders/${orderId}`, { auth: true });
+        if (fromChain()) {
+          o = await orderFromChain(orderId, paidBlock);
+          if (!o) {
+            replace(statusBox, message("info", t("order.waitingMirror")));
+            return true;
+          }
+          paidBlock = BigInt(o.paid_block);
+          o.release_ready = Number(o.state) >= STATE.DELIVERED && BigInt(o.release_digest) !== 0n;
+        } else {
+          o = await get(`/buyer/orders/${orderId}`, { auth: true });
+        }
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
           replace(statusBox, message("info", t("order.waitingMirror")));
