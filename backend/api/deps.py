@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -242,18 +243,18 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
 async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
-    """A database session for one request, closed afterwards (in the thread pool: closing
-    hands its connection back to the pool, which rolls it back).
+    """A database session for one request, closed afterwards in a worker thread (closing hands
+    its connection back to the pool, which rolls it back).
 
-    Making a session touches no database; its first query checks out a connection. The bearer
-    token's check (`get_wallet`) runs on this same session, so a signed-in read uses one
-    connection, not two.
+    Making a session touches no database; its first query checks out a connection. The close
+    gets a limiter of its own, as FastAPI gives a plain dependency's exit: behind the shared
+    one it could wait for a thread while every thread waits for the connection it holds.
     """
     session = ctx.session_factory()
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -320,10 +321,18 @@ def _verify_signed(
         )
 
 
+def _authenticate(ctx: AppContext, token: str) -> Wallet:
+    # Its own session, checked out and returned within this one call in the thread pool: a
+    # connection held across thread-pool trips (the request's session, used here and again by
+    # the route) can starve the pool under load, every thread waiting for a connection held
+    # by a request that waits for a thread (kameng bench api: 30-s pool timeouts).
+    with ctx.session_factory() as session:
+        return ctx.auth.authenticate(token, session=session)
+
+
 async def get_wallet(
     request: Request,
     ctx: ContextDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_kameng_address: Annotated[str | None, Depends(_signed_address)],
     x_kameng_timestamp: Annotated[str | None, Depends(_signed_timestamp)],
@@ -340,9 +349,7 @@ async def get_wallet(
         AuthError: neither is present, or the one present is invalid, revoked or replayed.
     """
     if credentials is not None:
-        return await run_in_threadpool(
-            ctx.auth.authenticate, credentials.credentials, session=session
-        )
+        return await run_in_threadpool(_authenticate, ctx, credentials.credentials)
     if x_kameng_address and x_kameng_signature and x_kameng_timestamp is not None:
         stamp = x_kameng_timestamp
         if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
