@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -410,6 +411,9 @@ def measure(console: Console, sizes: Sizes) -> dict[str, Any]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+    # The servers' logs are kept only when the run failed (the error above names the folder's
+    # files by their tails).
+    shutil.rmtree(tmp, ignore_errors=True)
     total = figures["total"]
     cpu = {k: round((cpu_after[k] - cpu_before[k]) / took * 100, 1) for k in cpu_before}
     cpu["generator"] = round(figures["generator_cpu_s"] / figures["seconds"] * 100, 1)
