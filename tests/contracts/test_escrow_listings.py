@@ -23,7 +23,7 @@ from tests.contracts.helpers import (
 # getListing tuple positions
 SUPPLIER, COMMITTED, SOLD, BOND_BPS, ACTIVE, TOKEN, PRICE = range(7)
 DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE, LISTING_REFERRAL = range(7, 12)
-ARBITRATION_WINDOW, SKU = 12, 13
+ARBITRATION_WINDOW, ON_CHAIN_FROM, SKU = 12, 13, 14
 DAY = 86_400
 
 
@@ -64,7 +64,7 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
     assert (got[DELIVERY_WINDOW], got[DISPUTE_WINDOW], got[BATCH_COUNT]) == (600, 7200, 0)
     # Referrals are the supplier's opt-in (audit finding 8): a new listing offers none.
     assert (got[LISTING_FEE], got[LISTING_REFERRAL], got[SKU]) == (FEE_BPS, 0, env.world.sku)
-    assert got[ARBITRATION_WINDOW] == 7 * DAY
+    assert (got[ARBITRATION_WINDOW], got[ON_CHAIN_FROM]) == (7 * DAY, 0)
     ev = res.event("ListingCreated").args
     assert ev["listingId"] == lid and ev["sku"] == env.world.sku
     assert (ev["unitPrice"], ev["deliveryWindow"], ev["disputeWindow"], ev["bondBps"]) == (
