@@ -1,5 +1,5 @@
 """The latency benchmark's percentile. The benchmark itself runs end to end, at small sizes,
-in ``test_bench_quick.py`` (``kameng bench latency --quick``)."""
+in ``test_bench_quick_api.py`` (``kameng bench latency --quick``)."""
 
 from __future__ import annotations
 

@@ -5,68 +5,17 @@ its stdout and checks it against the benchmark module's own ``FIELDS``. The figu
 tiny runs, so only their types and signs are checked, never their size (gas changes with the
 contract). What the benchmarks' parts do is tested elsewhere: the floor's rows in
 ``test_bench_floor.py``, the percentile in ``test_bench_latency.py``.
+
+This file: gas, indexer, evidence; test_bench_quick_api.py: api, latency;
+test_bench_quick_throughput.py: throughput, keeper.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-import bench.throughput
-from bench import api, evidence, gas, indexer, keeper, latency, leaves
-
-KAMENG = Path(sys.executable).with_name("kameng")
-TIMEOUT = 600
-
-
-def run_quick(name: str) -> dict[str, Any]:
-    """Run ``kameng bench NAME --quick --json`` and return its flattened JSON result.
-
-    Args:
-        name: The benchmark.
-
-    Returns:
-        The result's leaves by dotted path (see `bench.leaves`).
-    """
-    proc = subprocess.run(
-        [str(KAMENG), "bench", name, "--quick", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no output; stderr: {proc.stderr[-4000:]}"
-    result = json.loads(lines[-1])
-    assert isinstance(result, dict)
-    return leaves(result)
-
-
-def check_shape(flat: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """Assert the result has exactly `fields` plus ``quick: true``; return it without ``quick``.
-
-    Args:
-        flat: A flattened quick result.
-        fields: The benchmark module's ``FIELDS``.
-
-    Returns:
-        The figures named by `fields`.
-    """
-    assert len(set(fields)) == len(fields)
-    assert set(flat) == {*fields, "quick"}
-    assert flat["quick"] is True
-    return {f: flat[f] for f in fields}
-
-
-def is_int(value: Any) -> bool:
-    """Whether `value` is a JSON integer (a bool is not)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+from bench import evidence, gas, indexer
+from tests.integration.bench_support import check_shape, is_int, run_quick
 
 
 def test_gas_quick_has_every_field() -> None:
@@ -97,14 +46,6 @@ def test_indexer_quick_has_every_field() -> None:
 
 
 @pytest.mark.anvil
-def test_latency_quick_has_every_field() -> None:
-    figures = check_shape(run_quick("latency"), latency.FIELDS)
-    assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
-    for setup in ("embedded", "anvil_1s_blocks"):
-        assert figures[f"{setup}.p50_ms"] <= figures[f"{setup}.p99_ms"], figures
-
-
-@pytest.mark.anvil
 def test_evidence_quick_has_every_field() -> None:
     figures = check_shape(run_quick("evidence"), evidence.FIELDS)
     for node in evidence.NODES:
@@ -122,65 +63,3 @@ def test_evidence_quick_has_every_field() -> None:
             assert figures[prefix + "speedup"] > 0, figures
         assert figures[f"{node}.early.paid_block"] < figures[f"{node}.late.paid_block"], figures
         assert isinstance(figures[f"{node}.unknown_codes_under_1s"], bool), figures
-
-
-@pytest.mark.anvil
-def test_keeper_quick_has_every_field() -> None:
-    figures = check_shape(run_quick("keeper"), keeper.FIELDS)
-    assert figures["orders"] == keeper.QUICK_ORDERS, figures
-    assert figures["skipped"] == 0, figures  # no gas paid for an order already settled
-    assert 1 <= figures["batches"] <= figures["orders"], figures
-    # an order due in block B is seen by the keeper only once B exists: B+1 is the floor
-    assert 1 <= figures["lag_blocks_p50"] <= figures["lag_blocks_p99"] <= figures["lag_blocks_max"]
-    assert figures["gas_per_order"] > 0 and figures["batch50_gas_per_order"] > 0, figures
-    assert figures["gas_ratio"] == round(
-        figures["gas_per_order"] / figures["batch50_gas_per_order"], 3
-    )
-
-
-@pytest.mark.anvil
-@pytest.mark.postgres
-def test_api_quick_has_every_field() -> None:
-    figures = check_shape(run_quick("api"), api.FIELDS)
-    counts = {"requests", "api_workers", "orders_paid", "orders_delivered"}
-    counts |= {f for f in figures if f == "errors" or f.endswith(".errors")}
-    assert all(is_int(figures[f]) for f in counts), figures
-    assert all(isinstance(v, float) for f, v in figures.items() if f not in counts), figures
-    # every request of the mix answered, by every endpoint, and every order paid was delivered
-    assert figures["errors"] == 0, figures
-    assert figures["requests"] > 0 and 0 < figures["requests_per_s"] <= figures["offered_per_s"]
-    for key, (_, weight) in api.MIX.items():
-        assert figures[f"endpoints.{key}.errors"] == 0, figures
-        assert 0 <= figures[f"endpoints.{key}.p50_ms"] <= figures[f"endpoints.{key}.p99_ms"]
-        if weight >= 5:  # hundreds of requests: each of these answered some (GET /chain may not)
-            assert figures[f"endpoints.{key}.requests_per_s"] > 0, figures
-    assert figures["api_workers"] == api.API_WORKERS
-    assert figures["orders_paid"] == figures["orders_delivered"] > 0, figures
-    assert figures["delivery_p99_ms"] > 0, figures
-
-
-@pytest.mark.anvil
-@pytest.mark.postgres
-def test_throughput_quick_has_every_field() -> None:
-    figures = check_shape(run_quick("throughput"), bench.throughput.FIELDS)
-    steps = figures.pop("steps")
-    assert 1 <= len(steps) <= len(bench.throughput.QUICK_STEPS), steps
-    rates = [s["offered_per_s"] for s in steps]
-    assert rates == [float(r) for r in bench.throughput.QUICK_STEPS[: len(steps)]]
-    base = {f: figures[f"baseline.{f}"] for f in bench.throughput.STEP_FIELDS}
-    assert base["orders_per_deliver_tx"] == 1.0, base  # the naive baseline: one order a deliver
-    for step in [*steps, base]:
-        assert set(step) == set(bench.throughput.STEP_FIELDS), step
-        assert isinstance(step["kept_up"], bool)
-        # every buy sent was paid (the bench checks it against the OrderPaid logs)
-        assert step["orders"] > 0 and 0 <= step["backlog_at_end"] <= step["orders"], step
-        assert 0 < step["p50_ms"] <= step["p99_ms"] <= step["max_ms"], step
-        assert step["delivered_per_s"] >= 0 and step["deliver_txs_per_block"] > 0, step
-        # the generator could offer at least twice the rate asked
-        assert step["send_capacity_per_s"] >= 2 * step["offered_per_s"], step
-        assert all(step[f] >= 0 for f in bench.throughput.STEP_FIELDS if f.startswith("cpu_")), step
-        assert step["cpu_agent_s"] > 0, step
-    kept = [s["offered_per_s"] for s in steps if s["kept_up"]]
-    assert figures["max_sustained_orders_per_s"] == int(max(kept, default=0.0)), figures
-    assert figures["baseline_orders_per_s"] == base["delivered_per_s"]
-    assert figures["cpus"] >= 1 and figures["delivery_batch_size"] >= 1, figures
