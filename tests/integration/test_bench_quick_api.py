@@ -27,7 +27,10 @@ def test_api_quick_has_every_field() -> None:
     assert all(isinstance(v, float) for f, v in figures.items() if f not in counts), figures
     # every request of the mix answered, by every endpoint, and every order paid was delivered
     assert figures["errors"] == 0, figures
-    assert figures["requests"] > 0 and 0 < figures["requests_per_s"] <= figures["offered_per_s"]
+    # Locust paces each user to its rate, but over the few seconds of the quick window the
+    # measured rate can come out a little above the nominal offer (101.4 of 100 in fresh clone h4)
+    assert figures["requests"] > 0
+    assert 0 < figures["requests_per_s"] <= 1.1 * figures["offered_per_s"], figures
     for key, (_, weight) in api.MIX.items():
         assert figures[f"endpoints.{key}.errors"] == 0, figures
         assert 0 <= figures[f"endpoints.{key}.p50_ms"] <= figures[f"endpoints.{key}.p99_ms"]
