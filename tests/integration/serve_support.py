@@ -148,3 +148,14 @@ def node_serve_args(world: World, rpc: str, db: str, tmp: Path) -> list[str]:
         "--supplier-key-file",
         str(key),
     ]
+
+
+def node_serve_env(world: World) -> dict[str, str]:
+    """The environment of a test backend on a node: fresh secrets and `world`'s delivery key."""
+    return {
+        "KAMENG_ENVIRONMENT": "test",
+        "KAMENG_MASTER_KEY": os.urandom(32).hex(),
+        "KAMENG_FINGERPRINT_KEY": os.urandom(32).hex(),
+        "KAMENG_SESSION_KEY": os.urandom(32).hex(),
+        "KAMENG_DELIVERY_KEY": "0x" + bytes(world.delivery_key.key).hex(),
+    }

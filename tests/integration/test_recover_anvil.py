@@ -31,21 +31,17 @@ from contracts.chain import AnvilNode, Chain
 from contracts.encoding import commitment, decode_release_proofs, leaf
 from contracts.merkle import verify as merkle_verify
 from tests.backend.api_helpers import poll
-from tests.integration.serve_support import ROOT, capped_node, kameng_serve, node_serve_args
+from tests.integration.serve_support import (
+    ROOT,
+    capped_node,
+    kameng_serve,
+    node_serve_args,
+    node_serve_env,
+)
 
 pytestmark = pytest.mark.anvil
 runner = CliRunner()
 PRICE = 10**15
-
-
-def _serve_env(world: World) -> dict[str, str]:
-    return {
-        "KAMENG_ENVIRONMENT": "test",
-        "KAMENG_MASTER_KEY": os.urandom(32).hex(),
-        "KAMENG_FINGERPRINT_KEY": os.urandom(32).hex(),
-        "KAMENG_SESSION_KEY": os.urandom(32).hex(),
-        "KAMENG_DELIVERY_KEY": "0x" + bytes(world.delivery_key.key).hex(),
-    }
 
 
 def _buy(world: World, buyer: LocalAccount, listing: int, quantity: int) -> int:
@@ -113,7 +109,7 @@ def test_recover_every_code_after_the_backend_and_its_database_are_gone(
     buyers = world.buyers[:2]
     with kameng_serve(
         node_serve_args(world, anvil.url, f"sqlite:///{db}", tmp_path),
-        env=_serve_env(world),
+        env=node_serve_env(world),
         cwd=tmp_path,
     ) as (url, _):
         api = KamengClient(url)

@@ -5,7 +5,6 @@ answers 503 with a retry hint, writes nothing half-way, and recovers when they c
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +19,7 @@ from backend.release import verify_release_onchain
 from bench.world import World, demo_codes, make_world
 from contracts.chain import AnvilNode, Chain, free_port
 from tests.backend.api_helpers import poll
-from tests.integration.serve_support import kameng_serve, node_serve_args
+from tests.integration.serve_support import kameng_serve, node_serve_args, node_serve_env
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anvil
@@ -32,16 +31,6 @@ def _setup(chain: Chain) -> tuple[World, int]:
     listing, _ = world.escrow.create_listing(world.supplier, sku=world.sku, unit_price=10**15)
     world.escrow.deposit_bond(world.supplier, 10**18)
     return world, listing
-
-
-def _env(world: World) -> dict[str, str]:
-    return {
-        "KAMENG_ENVIRONMENT": "test",
-        "KAMENG_MASTER_KEY": os.urandom(32).hex(),
-        "KAMENG_FINGERPRINT_KEY": os.urandom(32).hex(),
-        "KAMENG_SESSION_KEY": os.urandom(32).hex(),
-        "KAMENG_DELIVERY_KEY": "0x" + bytes(world.delivery_key.key).hex(),
-    }
 
 
 def _buy_and_verify(world: World, listing: int, api: KamengClient, buyer_index: int) -> None:
@@ -102,7 +91,7 @@ def test_serve_on_anvil_and_sqlite_survives_the_node_going_down(
     try:
         with kameng_serve(
             node_serve_args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
-            env=_env(world),
+            env=node_serve_env(world),
             cwd=tmp_path,
         ) as (url, _):
             api = KamengClient(url)
@@ -151,7 +140,7 @@ def test_serve_on_anvil_and_postgres_survives_the_database_and_node_going_down(
     try:
         with kameng_serve(
             node_serve_args(world, f"http://127.0.0.1:{rpc.port}", db, tmp_path),
-            env=_env(world),
+            env=node_serve_env(world),
             cwd=tmp_path,
         ) as (url, _):
             api = KamengClient(url)
