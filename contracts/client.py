@@ -11,7 +11,7 @@ import ast
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from eth_tester.exceptions import TransactionFailed
@@ -35,9 +35,11 @@ from contracts.errors import ChainError
 from contracts.events import DecodedLog, EventCodec
 from contracts.layout import escrow_struct
 from contracts.order_rules import order_changes
+from contracts.storage import VIEWS, EscrowStorage, extsload_reader
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from web3.types import BlockIdentifier
 
     from contracts.chain import Chain
 
@@ -367,12 +369,25 @@ class EscrowClient:
 
         return get_logs(self.chain, self.address, from_block, to_block, topics)
 
+    @cached_property
+    def storage(self) -> EscrowStorage:
+        """The escrow's state, decoded from its storage through ``extsload`` (at ``latest``)."""
+        return EscrowStorage(extsload_reader(self.contract))
+
+    def storage_at(self, block_identifier: BlockIdentifier) -> EscrowStorage:
+        """The escrow's state as of one block (for reads that must agree with a block)."""
+        return EscrowStorage(extsload_reader(self.contract, block_identifier), self.storage.layout)
+
     def call(self, fn: str, *args: Any) -> Any:
-        """Call a view function.
+        """Call a view function, or answer one of the views the escrow's storage replaced
+        (`contracts.storage.VIEWS`, such as ``orderHash`` or ``getListing``) from its storage,
+        in the shape a call of the view returned.
 
         Raises:
             ContractRevertError: it reverted with one of our errors.
         """
+        if fn in VIEWS:
+            return self.storage.view(fn, *args)
         try:
             return getattr(self.contract.functions, fn)(*args).call()
         except REVERTS as exc:
@@ -698,14 +713,9 @@ class EscrowClient:
         return self.order_hash(oid) == order.hash()
 
     def listing(self, listing_id: int) -> dict[str, Any]:
-        """A listing as a dict of its fields, by the snake_case names of the ABI's Listing
-        struct (``supplier``, ``committed``, ``sold``, ``unit_price``, ..., ``sku`` as bytes)."""
-        layout = escrow_struct("Listing")
-        fields = layout.as_dict(self.call("getListing", listing_id))
-        for field, component in zip(layout.fields, layout.components, strict=True):
-            if component["type"].startswith("bytes"):
-                fields[field] = bytes(fields[field])
-        return fields
+        """A listing as a dict of its fields, by the snake_case names of the Listing struct's
+        members (``supplier``, ``committed``, ``sold``, ``unit_price``, ..., ``sku`` as bytes)."""
+        return self.storage.listing(listing_id)
 
     def batch(self, listing_id: int, index: int) -> tuple[bytes, int, int]:
         """A batch: (root, first index, count)."""

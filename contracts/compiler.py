@@ -2,8 +2,9 @@
 
 py-solc-x cannot download compilers on these machines, so `solc_shim.js` stands in for the
 solc binary: it answers `--version` and `--standard-json` through solcjs. Artifacts are
-written to `contracts/artifacts/`, one JSON file per contract, each recording the compiler
-version and the hash of every input, so a stale artifact is detected without a compiler.
+written to `contracts/artifacts/`, one JSON file per contract: ABI, bytecode, the compiler's
+storage layout (read by `contracts.storage`), the compiler version and the hash of every input,
+so a stale artifact is detected without a compiler.
 
 An installed wheel (scripts/build_wheel.py) carries the artifacts but neither the Solidity
 sources nor package.json: there `in_checkout` is False and `build` uses the artifacts as they
@@ -43,7 +44,7 @@ SETTINGS: dict[str, Any] = {
     "viaIR": True,
     "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
     "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"]},
     },
 }
 
@@ -119,6 +120,7 @@ def compile_sources() -> dict[str, dict[str, Any]]:
                 "abi": contract["abi"],
                 "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+                "storageLayout": contract["storageLayout"],
                 "compiler": f"solc-js {version}",
                 "sourceHash": wanted,
             }

@@ -2,7 +2,8 @@
 
 Nothing here touches a database or the backend: the builder and the chain-only verifier read
 the chain through the same `ChainView`, so the facts they derive sections from are gathered the
-same way. Reads that depend on state (`orderHash`, `getBatch`) are pinned to a block number
+same way. Reads that depend on state (an order's stored hash, a batch, both decoded from the
+escrow's storage through ``extsload``) are pinned to a block number
 whose hash is checked, so a bundle made weeks ago verifies against an archive node.
 
 A view may be given a `LogIndex`: something that knows in which blocks an order's, a listing's
@@ -25,6 +26,7 @@ from backend.evidence.errors import EvidenceError
 from contracts.artifacts import load, runtime_code_hash
 from contracts.client import EscrowClient
 from contracts.errors import ChainError
+from contracts.storage import VIEWS
 
 if TYPE_CHECKING:
     from contracts.chain import Chain
@@ -322,13 +324,17 @@ class ChainView:
         return block.number
 
     def call_at(self, block: BlockInfo, fn: str, *args: Any) -> Any:
-        """Call a view function of the escrow as of `block`.
+        """Call a view function of the escrow as of `block`; the views its storage replaced
+        (`contracts.storage.VIEWS`, such as ``orderHash`` and ``getBatch``) are answered from
+        its storage words through ``extsload`` at that block.
 
         Raises:
             FactMissing: the node cannot answer for that block (not an archive node).
         """
         number = self._pinned(block)
         try:
+            if fn in VIEWS:
+                return self.client.storage_at(number).view(fn, *args)
             return getattr(self.client.contract.functions, fn)(*args).call(block_identifier=number)
         except (ValueError, ChainError) as exc:
             raise FactMissing(
@@ -337,13 +343,13 @@ class ChainView:
             ) from exc
 
     def order_hash_at(self, block: BlockInfo, order_id: int) -> bytes:
-        """`orderHash(orderId)` as of `block`."""
+        """The stored hash of an order (``_orderHashes``) as of `block`."""
         return bytes(self.call_at(block, "orderHash", order_id))
 
     def batch_at(
         self, block: BlockInfo, listing_id: int, batch_index: int
     ) -> tuple[bytes, int, int]:
-        """`getBatch(listingId, batchIndex)` as of `block`: (root, first index, count)."""
+        """A listing's batch (``_batches``) as of `block`: (root, first index, count)."""
         root, first, count = self.call_at(block, "getBatch", listing_id, batch_index)
         return bytes(root), int(first), int(count)
 

@@ -32,6 +32,9 @@ import {VM} from "./Vm.sol";
 ///           deliverOnChain, whose ReleasePublished carries a release hashing to the order's digest
 ///           (plain deliver of it reverts EscrowReleaseRequired, a mismatching release
 ///           EscrowReleaseMismatch, a purchase above 32 codes EscrowQuantityTooLarge);
+///         - reader: `extsload` returns the stored words (`vm.load`) of the escrow's first 16 slots
+///           and of a sample of the slots the handler reads state from (through EscrowReader,
+///           which decodes the words by the artifact's storage layout);
 ///         and during each call, whether the escrow accepted or refused it as its rules say and
 ///         moved exactly the amounts they give. `invariant_escrow`, run by Foundry after every
 ///         call, fails with every violation recorded at the first call that broke something.

@@ -6,6 +6,7 @@ import {IAccessControlDefaultAdminRules} from
 
 import {ICodeEscrow} from "../src/interfaces/ICodeEscrow.sol";
 import {Codes} from "./Codes.sol";
+import {EscrowReader} from "./EscrowReader.sol";
 import {FuzzAttacker} from "./FuzzAttacker.sol";
 import {FuzzToken} from "./FuzzToken.sol";
 import {VM, Vm} from "./Vm.sol";
@@ -27,6 +28,11 @@ interface IEscrow is ICodeEscrow, IAccessControlDefaultAdminRules {
 ///         escrow disagrees. It keeps every open order's full struct (the escrow stores only its
 ///         hash) and ghost copies of stock, keys and balances for the invariants.
 contract EscrowHandler {
+    /// @dev The escrow's state is read through its one reader, `extsload`: EscrowReader answers
+    ///      what the views it replaced answered (`escrow.getListing(id)`, `escrow.bondOf(s, t)`,
+    ///      ...) from the storage words, at the positions of the committed artifact's layout.
+    using EscrowReader for IEscrow;
+
     Vm private constant vm = VM;
 
     uint256 private constant _BPS = 10_000;
@@ -1644,6 +1650,69 @@ contract EscrowHandler {
         return "";
     }
 
+    /// @notice One `extsload` call answers with the words the escrow's storage holds (`vm.load`)
+    ///         for its first 16 slots (every top-level state variable) and for the slots
+    ///         EscrowReader reads of: the settings, the listing count, and, picked anew at each
+    ///         check, one listing and one of its batches, one actor's ledger and overflow and the
+    ///         fees in every token, one open and one finished order, one delivery-key pair met and
+    ///         one authorization of a supplier. (A sample keeps the check cheap; over a campaign it
+    ///         reaches every one.)
+    function checkReader() public view returns (string memory) {
+        bytes32[] memory slots = new bytes32[](64);
+        uint256 n;
+        for (; n < 16; ++n) {
+            slots[n] = bytes32(n);
+        }
+        n = _append(slots, n, EscrowReader.configSlots());
+        n = _append(slots, n, EscrowReader.listingCountSlots());
+        uint256 count = escrow.listingCount();
+        if (count != 0) {
+            uint256 id = 1 + _r(calls, 1) % count;
+            n = _append(slots, n, EscrowReader.getListingSlots(id));
+            if (ghostBatches[id] != 0) {
+                n = _append(slots, n, EscrowReader.getBatchSlots(id, _r(calls, 2) % ghostBatches[id]));
+            }
+        }
+        address a = actors[_r(calls, 3) % actors.length];
+        for (uint256 ti; ti < 3; ++ti) {
+            n = _append(slots, n, EscrowReader.balanceOfSlots(a, tokens[ti]));
+            n = _append(slots, n, EscrowReader.feesOfSlots(tokens[ti]));
+        }
+        if (_open.length != 0) {
+            n = _append(slots, n, EscrowReader.orderHashSlots(_open[_r(calls, 4) % _open.length]));
+        }
+        if (_finished.length != 0) {
+            n = _append(slots, n, EscrowReader.orderHashSlots(_finished[_r(calls, 5) % _finished.length]));
+        }
+        if (_pairSupplier.length != 0) {
+            uint256 i = _r(calls, 6) % _pairSupplier.length;
+            n = _append(slots, n, EscrowReader.isDeliveryKeySlots(_pairSupplier[i], _pairKey[i]));
+        }
+        address s = _suppliers[_r(calls, 7) % _suppliers.length];
+        n = _append(slots, n, EscrowReader.authorizationSlots(s, _skus[_r(calls, 8) % 3]));
+        assembly ("memory-safe") {
+            mstore(slots, n) // only the first n are asked for
+        }
+        bytes32[] memory words = escrow.extsload(slots);
+        if (words.length != n) {
+            return string.concat("reader: extsload of ", _u(n), " slots returned ", _u(words.length), " words");
+        }
+        for (uint256 i; i < n; ++i) {
+            if (words[i] != vm.load(address(escrow), slots[i])) {
+                return string.concat("reader: extsload of slot ", _u(uint256(slots[i])), " differs from the storage");
+            }
+        }
+        return "";
+    }
+
+    /// @dev Copies `more` into `slots` from index `n` on; returns the new count.
+    function _append(bytes32[] memory slots, uint256 n, bytes32[] memory more) private pure returns (uint256) {
+        for (uint256 i; i < more.length; ++i) {
+            slots[n + i] = more[i];
+        }
+        return n + more.length;
+    }
+
     /// @notice Every state invariant, now. Empty if all hold, else each broken one's message.
     function checkAll() public view returns (string memory bad) {
         string memory capBad;
@@ -1652,6 +1721,7 @@ contract EscrowHandler {
         bad = _and(bad, checkOrders());
         bad = _and(bad, checkOnChain());
         bad = _and(bad, checkParties());
+        bad = _and(bad, checkReader());
         bad = _and(bad, capBad);
     }
 

@@ -20,6 +20,8 @@ interface Vm {
     /// @notice block.timestamp as the EVM sees it now. Read time through this: under viaIR the
     ///         optimizer may reuse a `block.timestamp` read from before a `warp`.
     function getBlockTimestamp() external view returns (uint256 timestamp);
+    /// @notice The word in storage slot `slot` of `target`.
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
     /// @notice Set an account's native balance.
     function deal(address account, uint256 newBalance) external;
     /// @notice Deploy a contract of this project from its artifact ("File.sol:Contract").

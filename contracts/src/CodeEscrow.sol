@@ -640,64 +640,21 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     // ================================================================== views
 
     /// @inheritdoc ICodeEscrow
-    function feesOf(address token) external view returns (uint256) {
-        return _fees[token];
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function orderHash(uint256 orderId) external view returns (bytes32) {
-        return _orderHashes[orderId];
+    function extsload(bytes32[] calldata slots) external view returns (bytes32[] memory words) {
+        words = new bytes32[](slots.length);
+        for (uint256 i; i < slots.length; ++i) {
+            bytes32 slot = slots[i];
+            bytes32 word;
+            assembly ("memory-safe") {
+                word := sload(slot)
+            }
+            words[i] = word;
+        }
     }
 
     /// @inheritdoc ICodeEscrow
     function hashOrder(Order calldata order) external pure returns (bytes32) {
         return keccak256(abi.encode(order));
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function getListing(uint256 listingId) external view returns (Listing memory) {
-        return _listings[listingId];
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function getBatch(uint256 listingId, uint256 batchIndex) external view returns (Batch memory) {
-        return _batches[listingId][batchIndex];
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function bondOf(address supplier, address token) external view returns (Bond memory) {
-        Ledger storage ledger = _ledgers[supplier][token];
-        return Bond({free: ledger.bondFree, reserved: ledger.bondReserved});
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function balanceOf(address account, address token) external view returns (uint256) {
-        return _ledgers[account][token].balance + _overflow[account][token];
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function authorization(address supplier, bytes32 sku) external view returns (bytes32) {
-        return _authorizations[supplier][sku];
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function isDeliveryKey(address supplier, address key) external view returns (bool) {
-        return _deliveryKeys[supplier][key] == _KEY_ACTIVE;
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function isProposedDeliveryKey(address supplier, address key) external view returns (bool) {
-        return _deliveryKeys[supplier][key] == _KEY_PROPOSED;
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function config() external view returns (Config memory) {
-        return _config;
-    }
-
-    /// @inheritdoc ICodeEscrow
-    function listingCount() external view returns (uint256) {
-        return _listingCount;
     }
 
     // ================================================================== internal

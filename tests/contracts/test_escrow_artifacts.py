@@ -67,6 +67,7 @@ def test_fresh_compile_equals_committed_artifacts() -> None:
             ("abi", committed.abi),
             ("bytecode", committed.bytecode),
             ("deployedBytecode", committed.deployed_bytecode),
+            ("storageLayout", committed.storage_layout),
             ("compiler", committed.compiler),
             ("sourceHash", committed.source_hash),
         ):

@@ -1,5 +1,6 @@
-// Chain access from the browser: the escrow's ABI, reads over the server's JSON-RPC, the Order
-// struct and its hash, order rebuilding from events, and turning reverts into sentences.
+// Chain access from the browser: the escrow's ABI, reads over the server's JSON-RPC (the views
+// the escrow replaced by `extsload` decoded from its storage by storage.js), the Order struct and
+// its hash, order rebuilding from events, and turning reverts into sentences.
 import {
   BaseError,
   ContractFunctionRevertedError,
@@ -17,7 +18,11 @@ import {
   zeroAddress,
 } from "viem";
 import { abi as ESCROW_ABI } from "../../../contracts/artifacts/CodeEscrow.json";
+// The artifact's storage layout, cut down at build time (backend/web/build.mjs).
+import ESCROW_STORAGE_LAYOUT from "virtual:escrow-storage-layout";
 import { has, locale, t } from "./i18n.js";
+import { escrowViews, extsloadReader, isStorageView } from "./storage.js";
+import { explainErrorsWith } from "./ui.js";
 
 export { ESCROW_ABI };
 export const ZERO_ADDRESS = zeroAddress;
@@ -51,6 +56,7 @@ export const net = {
   escrow: ZERO_ADDRESS,
   rpcUrl: "",
   embedded: false,
+  settleBatch: 50,
   chain: null,
   client: null,
 };
@@ -60,6 +66,7 @@ export function configure(info) {
   net.chainId = Number(info.chain_id);
   net.escrow = getAddress(info.escrow);
   net.embedded = Boolean(info.embedded);
+  net.settleBatch = Number(info.settle_batch) || 50;
   net.rpcUrl = info.rpc_url
     ? new URL(info.rpc_url, window.location.href).href
     : new URL("rpc", window.location.href).href;
@@ -77,8 +84,17 @@ export function configure(info) {
   });
 }
 
-/** Call a view function of the escrow. */
+/**
+ * Call a view function of the escrow. The views it replaced by `extsload` (getListing, getBatch,
+ * orderHash, bondOf, balanceOf, authorization, isDeliveryKey, isProposedDeliveryKey, config,
+ * listingCount, feesOf) are answered from its storage, with one `extsload` call each and in the
+ * shapes viem gave the views' results.
+ */
 export function read(functionName, args = []) {
+  if (isStorageView(functionName)) {
+    const readWords = extsloadReader(net.client, net.escrow, ESCROW_ABI);
+    return escrowViews(ESCROW_STORAGE_LAYOUT, readWords)(functionName, args);
+  }
   return net.client.readContract({ address: net.escrow, abi: ESCROW_ABI, functionName, args });
 }
 
@@ -358,3 +374,5 @@ export function explain(err) {
   }
   return userError(err?.message || String(err), null, { cause: err });
 }
+
+explainErrorsWith(explain);

@@ -611,68 +611,17 @@ interface ICodeEscrow {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The platform's accumulated fees in a token.
-    /// @param token The token.
-    /// @return The amount.
-    function feesOf(address token) external view returns (uint256);
-
-    /// @notice The stored hash of an open order; zero if none or if the order has finished
-    ///         (completed, refunded or resolved orders are deleted; their history is in events).
-    /// @param orderId The order.
-    /// @return The hash.
-    function orderHash(uint256 orderId) external view returns (bytes32);
+    /// @notice Raw storage words of this contract, for readers that decode its storage layout
+    ///         (published in the compiled artifact's `storageLayout` and docs/PROTOCOL.md,
+    ///         "Reading state from storage"): listings, batches, order hashes, ledgers, bonds,
+    ///         authorizations, delivery keys, the settings, fees and the listing count. One call
+    ///         reads any number of slots from one state.
+    /// @param slots The storage slots to read.
+    /// @return words The word stored in each slot, in the order asked.
+    function extsload(bytes32[] calldata slots) external view returns (bytes32[] memory words);
 
     /// @notice Hash an order the way the contract stores it.
     /// @param order The order.
     /// @return The hash.
     function hashOrder(Order calldata order) external pure returns (bytes32);
-
-    /// @notice A listing.
-    /// @param listingId The listing.
-    /// @return The listing.
-    function getListing(uint256 listingId) external view returns (Listing memory);
-
-    /// @notice A batch of a listing.
-    /// @param listingId The listing.
-    /// @param batchIndex The batch index.
-    /// @return The batch.
-    function getBatch(uint256 listingId, uint256 batchIndex) external view returns (Batch memory);
-
-    /// @notice A supplier's bond in a token.
-    /// @param supplier The supplier.
-    /// @param token The token.
-    /// @return The bond.
-    function bondOf(address supplier, address token) external view returns (Bond memory);
-
-    /// @notice An account's withdrawable balance in a token (packed slot plus overflow).
-    /// @param account The account.
-    /// @param token The token.
-    /// @return The balance.
-    function balanceOf(address account, address token) external view returns (uint256);
-
-    /// @notice The attestation hash authorizing (supplier, sku), zero if none.
-    /// @param supplier The supplier.
-    /// @param sku The product id.
-    /// @return The attestation hash.
-    function authorization(address supplier, bytes32 sku) external view returns (bytes32);
-
-    /// @notice Whether `key` may deliver `supplier`'s orders (proposed and accepted).
-    /// @param supplier The supplier.
-    /// @param key The key.
-    /// @return Whether it may.
-    function isDeliveryKey(address supplier, address key) external view returns (bool);
-
-    /// @notice Whether `supplier` proposed `key` and the key has not accepted yet.
-    /// @param supplier The supplier.
-    /// @param key The key.
-    /// @return Whether the proposal is pending.
-    function isProposedDeliveryKey(address supplier, address key) external view returns (bool);
-
-    /// @notice The platform settings.
-    /// @return The settings.
-    function config() external view returns (Config memory);
-
-    /// @notice Number of listings created.
-    /// @return The count.
-    function listingCount() external view returns (uint256);
 }
