@@ -36,9 +36,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,7 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 from eth_account import Account
 from eth_typing import HexStr
@@ -57,8 +54,9 @@ from backend.client import KamengClient
 from backend.db import make_engine, migrate, session_factory
 from backend.runtime import demo_codes, deploy_dev_world
 from bench._api_mix import MIX
+from bench._serve import KAMENG, Serve
 from bench.latency import BlockWatcher, percentile, run_load
-from contracts.chain import AnvilNode
+from contracts.chain import AnvilNode, free_port
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -112,61 +110,6 @@ FIELDS = (
     "load_avg_1m",
 )
 """Dotted paths of the result's leaves: rates and times are floats, counts ints."""
-
-#: `kameng` without relying on the console script being on PATH.
-KAMENG = [sys.executable, "-c", "from backend.cli import main; main()"]
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Serve:
-    """One `kameng serve` process, its output in a log file."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
-        """Start ``kameng serve ARGS``."""
-        self.port = int(args[args.index("--port") + 1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._out = log.open("wb")
-        self.proc = subprocess.Popen(
-            [*KAMENG, "serve", *args], stdout=self._out, stderr=subprocess.STDOUT, env=env
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until ``GET /chain`` answers.
-
-        Raises:
-            RuntimeError: the process exited or did not answer in time.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kameng serve exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/chain", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"kameng serve did not answer:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)  # polling the server's port, with a deadline
-
-    def stop(self) -> None:
-        """SIGINT, as Ctrl-C; SIGKILL if it does not stop."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
 
 
 class ReleasePoller(threading.Thread):

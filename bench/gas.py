@@ -110,6 +110,41 @@ def _on_chain(console: Console, world: World, buyer: Any) -> dict[str, int]:
     }
 
 
+def _warm(world: World, listing: int) -> None:
+    """One full order, so that the balances and counters every later order touches exist."""
+    escrow, buyer = world.escrow, world.buyers[0]
+    oid, order, _ = _buy(escrow, buyer, listing)
+    (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, keccak(b"warm"))])
+    escrow.confirm(buyer, oid, order)
+
+
+def _batch(console: Console, world: World, listing: int) -> tuple[float, float, float]:
+    """A batch of `BATCH` orders bought, delivered in one transaction and settled in another
+    after their window: (buy, deliver, settle) gas per order."""
+    escrow, chain = world.escrow, world.chain
+    buyer, other = world.buyers
+    console.print(f"[dim]batch of {BATCH}: buy, deliver in one tx, settle in one tx[/dim]")
+    batch = [_buy(escrow, buyer, listing) for _ in range(BATCH)]
+    delivered, res = escrow.deliver(
+        world.delivery_key, [(oid, o, keccak(oid.to_bytes(32, "big"))) for oid, o, _ in batch]
+    )
+    deliver_per = res.gas_used / BATCH
+    chain.travel_to(max(o.deadline for o in delivered) + 1)
+    res = escrow.settle(other, [(b[0], o) for b, o in zip(batch, delivered, strict=True)])
+    settle_per = res.gas_used / BATCH
+    return sum(b[2] for b in batch) / BATCH, deliver_per, settle_per
+
+
+def settle_per_order_in_a_batch(console: Console) -> int:
+    """Only the batch of `run`: the gas per order of settling `BATCH` delivered orders in one
+    transaction (the keeper benchmark's baseline), on a fresh embedded chain."""
+    world = make_world(embedded_chain(), buyers=2)
+    listing = open_listing(world, stock=BATCH + 1, dispute_window=3600)
+    console.print("[dim]warming up: one full order so balances exist[/dim]")
+    _warm(world, listing)
+    return round(_batch(console, world, listing)[2])
+
+
 def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG001
     """Measure every step once, a 50-order batch, and the plain baseline.
 
@@ -128,9 +163,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
     buyer, other = world.buyers
     listing = open_listing(world, stock=BATCH + 20, dispute_window=3600)
     console.print("[dim]warming up: one full order so balances exist[/dim]")
-    oid, order, _ = _buy(escrow, buyer, listing)
-    (order,), _ = escrow.deliver(world.delivery_key, [(oid, order, keccak(b"warm"))])
-    escrow.confirm(buyer, oid, order)
+    _warm(world, listing)
 
     single: dict[str, int] = {}
     oid, order, single["buy"] = _buy(escrow, buyer, listing)
@@ -155,16 +188,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         world.arbiter, oid4, order4, buyer_bps=10_000, slash_bps=5000, bundle_hash=keccak(b"bundle")
     ).gas_used
 
-    console.print(f"[dim]batch of {BATCH}: buy, deliver in one tx, settle in one tx[/dim]")
-    batch = [_buy(escrow, buyer, listing) for _ in range(BATCH)]
-    delivered, res = escrow.deliver(
-        world.delivery_key, [(oid, o, keccak(oid.to_bytes(32, "big"))) for oid, o, _ in batch]
-    )
-    deliver_per = res.gas_used / BATCH
-    chain.travel_to(max(o.deadline for o in delivered) + 1)
-    res = escrow.settle(other, [(b[0], o) for b, o in zip(batch, delivered, strict=True)])
-    settle_per = res.gas_used / BATCH
-    buy_avg = sum(b[2] for b in batch) / BATCH
+    buy_avg, deliver_per, settle_per = _batch(console, world, listing)
 
     console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
     plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")

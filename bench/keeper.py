@@ -267,7 +267,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:
     result = measure(console, orders, rate)
     console.print(f"keeper: {result}")
     console.print("[dim]baseline: `kameng bench gas`'s batch of 50, on the embedded chain[/dim]")
-    baseline = int(gas.run(console)["batch50_per_order"]["settle_after_window"])
+    baseline = gas.settle_per_order_in_a_batch(console)
     result["batch50_gas_per_order"] = baseline
     result["gas_ratio"] = round(result["gas_per_order"] / baseline, 3)
     return result

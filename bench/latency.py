@@ -3,28 +3,44 @@
 The API serves a release only once its delivery is on-chain and indexed (audit finding 10), so
 this is payment block -> sealed, delivered on-chain, indexed and served.
 
-Two runs of the whole backend in this process (API under uvicorn, indexer, delivery agent, on
-SQLite), each against a real chain:
+Three runs of the whole backend in this process (API under uvicorn, indexer, delivery agent, on
+SQLite), against a real chain:
 
 - **embedded**: eth-tester, which mines each transaction in its own block inside
   ``eth_sendRawTransaction``. One order at a time: the clock starts when the send returns (the
   block exists) and stops when ``GET /buyer/orders/{id}/release`` first answers 200 (polled
   every 5 ms over HTTP, with a signed request): the deliver transaction is mined and indexed.
 - **anvil_1s_blocks**: anvil mining a block every second, while buyers pay at a steady
-  ``RATE`` orders per second (signed locally, sent without waiting) for ``SECONDS`` seconds.
-  A watcher polls the node every 5 ms and notes when each block first appears; a poller asks
-  the database every 10 ms which releases the API would serve (the API's own query,
+  ``RATE`` orders per second for ``SECONDS`` seconds: a generator process builds every payment
+  first, then sends them at the rate without waiting, as ``eth_sendTransaction`` from fresh
+  accounts the node impersonates (`run_paced_load`: signing in Python held it to 16 of the
+  60/s asked on the busy machine). In a process of their own (`WatcherProcess`), a watcher
+  polls the node every 5 ms and notes when each block first appears, and a poller asks the
+  database every 10 ms which releases the API would serve (the API's own query,
   `backend.api.queries.servable_releases`: stored, and delivered on-chain with that digest in
   the mirror; every release is then fetched through the API to check it). Latency is the time
   from the order's block appearing to its release becoming servable. ``orders_per_s`` is the
   number of orders divided by the time from the first order's block to the last release:
-  orders paid, sealed, delivered and servable per second, end to end.
+  orders paid, sealed, delivered and servable per second, end to end. The CPU each of the
+  backend's threads used meanwhile is printed (not in the JSON).
+- **anvil_1s_blocks_cpu_hog** (issue 17, "Latency under pressure"): right after, on the same
+  node and backend, the same load again from fresh buyers while a `CpuHog` keeps the machine
+  busy, as another tenant of a shared host would: one busy-looping Python process per core,
+  at normal priority, from before the first payment until the last release is servable. It
+  adds the hog's processes and progress (``hog_cores``: the CPU-seconds they ran per second,
+  summed; ``hog_mloops_per_s``: their loop turns, millions per second, summed).
+
+Each anvil run also says the 1-minute load average (`os.getloadavg`) as it starts and ends:
+the machine is shared, and the figures mean little without it.
 
 The last line of ``kameng bench latency --json`` is
 ``{"embedded": {"p50_ms": N, "p99_ms": N}, "anvil_1s_blocks": {"p50_ms": N, "p99_ms": N,
-"orders_per_s": N}}``. Targets (issue 3): embedded p99 <= 500 ms; anvil with 1-s blocks at
->= 50 orders/s, p99 <= 1,500 ms. ``--quick`` runs both on the same real parts at small sizes
-(``QUICK_EMBEDDED_ORDERS``; ``QUICK_RATE`` orders/s for ``QUICK_SECONDS`` s), for CI: its
+"orders_per_s": N, "load_avg_1m_start": N, "load_avg_1m_end": N},
+"anvil_1s_blocks_cpu_hog": {... the same, "hog_processes": N, "hog_cores": N,
+"hog_mloops_per_s": N}}``. Targets (issue 3): embedded p99 <= 500 ms; anvil with 1-s blocks
+at >= 50 orders/s, p99 <= 1,500 ms; the same with the CPU hog (issue 17). ``--quick`` runs
+all three on the same real parts at small sizes (``QUICK_EMBEDDED_ORDERS``; ``QUICK_RATE``
+orders/s for ``QUICK_SECONDS`` s, then for ``QUICK_HOG_SECONDS`` s with the hog), for CI: its
 figures say the run works, not whether the targets are met.
 """
 
@@ -32,12 +48,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import HexStr
@@ -66,14 +86,27 @@ GAS = 150_000
 QUICK_EMBEDDED_ORDERS = 10
 QUICK_RATE = 10.0
 QUICK_SECONDS = 3
+QUICK_HOG_SECONDS = 2
 FIELDS = (
     "embedded.p50_ms",
     "embedded.p99_ms",
     "anvil_1s_blocks.p50_ms",
     "anvil_1s_blocks.p99_ms",
     "anvil_1s_blocks.orders_per_s",
+    "anvil_1s_blocks.load_avg_1m_start",
+    "anvil_1s_blocks.load_avg_1m_end",
+    "anvil_1s_blocks_cpu_hog.p50_ms",
+    "anvil_1s_blocks_cpu_hog.p99_ms",
+    "anvil_1s_blocks_cpu_hog.orders_per_s",
+    "anvil_1s_blocks_cpu_hog.load_avg_1m_start",
+    "anvil_1s_blocks_cpu_hog.load_avg_1m_end",
+    "anvil_1s_blocks_cpu_hog.hog_processes",
+    "anvil_1s_blocks_cpu_hog.hog_cores",
+    "anvil_1s_blocks_cpu_hog.hog_mloops_per_s",
 )
-"""Dotted paths of the result's leaves, all floats: latencies in ms and a rate in orders/s."""
+"""Dotted paths of the result's leaves, all floats: latencies in ms, rates in orders/s, the
+1-minute load average (`os.getloadavg`) as each anvil run starts and ends, and the CPU hog's
+processes and progress (`CpuHog.stop`)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -179,6 +212,48 @@ def run_load(**kwargs: Any) -> tuple[list[str], float]:
     return list(out["hashes"]), float(out["seconds"])
 
 
+def run_paced_load(
+    on_ready: Callable[[], None] | None = None, **kwargs: Any
+) -> tuple[list[str], float]:
+    """Pay for `total` orders at `rate` per second from the `buyers` (addresses the node
+    impersonates: ``anvil_autoImpersonateAccount``), from a child process, like `run_load`.
+
+    The child is `bench._paced_load`. The node signs nothing and the child nothing: signing
+    in Python costs about 11 ms a payment here, two thirds of a core at 60 a second, and on a
+    busy machine it held the generator to a fraction of the rate asked (16 of 60/s at a load
+    average of 12; under 9/s with the CPU hog). The payments are built first; `on_ready` runs
+    between that and the first send.
+
+    Raises:
+        RuntimeError: the child failed.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from bench._paced_load import main; main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        proc.stdin.write(json.dumps(kwargs) + "\n")
+        proc.stdin.flush()
+        if proc.stdout.readline().strip() != "ready":
+            proc.wait(timeout=30)
+            raise RuntimeError(f"the load generator failed: {proc.stderr.read()[-2000:]}")
+        if on_ready is not None:
+            on_ready()
+        out, err = proc.communicate("go\n", timeout=kwargs["total"] / kwargs["rate"] * 3 + 120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {err[-2000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return list(result["hashes"]), float(result["seconds"])
+
+
 def _order_id(escrow: EscrowClient, receipt: Any) -> int:
     for log in receipt["logs"]:
         decoded = escrow.codec.decode_log(dict(log))
@@ -240,6 +315,7 @@ class BlockWatcher(threading.Thread):
 
     def __init__(self, url: str, stop: threading.Event) -> None:
         super().__init__(name="bench-blocks", daemon=True)
+        self.polled = threading.Event()
         self.chain = rpc_chain(url)
         self.stop_event = stop
         self.seen: dict[int, float] = {}
@@ -252,6 +328,7 @@ class BlockWatcher(threading.Thread):
             for n in range(last + 1, number + 1):
                 self.seen.setdefault(n, now)
             last = max(last, number)
+            self.polled.set()
             self.stop_event.wait(0.005)
 
 
@@ -261,6 +338,7 @@ class ReleaseWatcher(threading.Thread):
 
     def __init__(self, runtime: Runtime, stop: threading.Event) -> None:
         super().__init__(name="bench-releases", daemon=True)
+        self.polled = threading.Event()
         self.runtime = runtime
         self.stop_event = stop
         self.seen: dict[int, float] = {}
@@ -274,6 +352,7 @@ class ReleaseWatcher(threading.Thread):
             for oid, block in rows.items():
                 self.seen.setdefault(oid, now)
                 newest = max(newest, block)
+            self.polled.set()
             self.stop_event.wait(0.01)
 
 
@@ -283,6 +362,7 @@ class MirrorWatcher(threading.Thread):
 
     def __init__(self, runtime: Runtime, stop: threading.Event) -> None:
         super().__init__(name="bench-mirror", daemon=True)
+        self.polled = threading.Event()
         self.runtime = runtime
         self.stop_event = stop
         self.seen: dict[int, float] = {}
@@ -302,7 +382,99 @@ class MirrorWatcher(threading.Thread):
             for oid, block in rows:
                 self.seen.setdefault(int(oid), now)
                 newest = max(newest, int(block))
+            self.polled.set()
             self.stop_event.wait(0.01)
+
+
+def watch_main() -> None:
+    """Entry of the watchers' process (`WatcherProcess`): a `BlockWatcher`, a `ReleaseWatcher`
+    and a `MirrorWatcher` against the node and the database named on stdin's first line (JSON);
+    each later line asks for what they saw so far, answered as one JSON line on stdout."""
+    from types import SimpleNamespace
+
+    from backend.db import make_engine, session_factory
+
+    args = json.loads(sys.stdin.readline())
+    stop = threading.Event()
+    backend: Any = SimpleNamespace(sessions=session_factory(make_engine(args["database_url"])))
+    watchers: dict[str, BlockWatcher | ReleaseWatcher | MirrorWatcher] = {
+        "blocks": BlockWatcher(args["url"], stop),
+        "releases": ReleaseWatcher(backend, stop),
+        "mirror": MirrorWatcher(backend, stop),
+    }
+    for watcher in watchers.values():
+        watcher.start()
+    for watcher in watchers.values():
+        watcher.polled.wait()
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps({k: dict(w.seen) for k, w in watchers.items()}), flush=True)
+    stop.set()
+
+
+class WatcherProcess:
+    """The watchers in a process of their own (`watch_main`), so that their polling (200 node
+    calls and 200 queries a second) never holds the backend's interpreter lock. Their clock,
+    `time.perf_counter`, is the system's monotonic clock, the same in every process."""
+
+    def __init__(self, url: str, database_url: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from bench.latency import watch_main; watch_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"url": url, "database_url": database_url}) + "\n")
+        self.proc.stdin.flush()
+        self.ready = False  # it starts while the caller goes on; `seen` waits for it
+
+    def seen(self) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+        """When each block first appeared, each order's release became servable, and each
+        order appeared in the mirror (once each watcher has polled once).
+
+        Raises:
+            RuntimeError: the process did not start.
+        """
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if not self.ready:
+            if self.proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("the watchers' process did not start")
+            self.ready = True
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        return tuple(  # type: ignore[return-value]
+            {int(k): float(v) for k, v in out[name].items()}
+            for name in ("blocks", "releases", "mirror")
+        )
+
+    def close(self) -> None:
+        """End the process."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU-seconds each live Python thread of this process has used, by thread name (from
+    ``/proc``; empty where there is none)."""
+    used: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[thread.name] = used.get(thread.name, 0.0) + (int(fields[11]) + int(fields[12])) / _CLK
+    return used
 
 
 def _fund(chain: Chain, accounts: list[LocalAccount]) -> None:
@@ -327,84 +499,239 @@ def start_backend(chain: Chain, settings: Settings, *, codes: int) -> Runtime:
     return runtime
 
 
+class CpuHog:
+    """Another tenant's work on a shared host: one busy-looping Python process per core, at
+    normal priority (the nice value this process has, which the children inherit).
+
+    Each child counts its loop's turns; `stop` ends them with SIGTERM and collects what they
+    got done: the CPU-seconds each ran over its wall time, and the turns per second."""
+
+    #: A child: says it is running, counts until SIGTERM, then prints its turns, its
+    #: CPU-seconds and its wall seconds.
+    CODE = (
+        "import signal, sys, time\n"
+        "n = 0\n"
+        "t0 = time.perf_counter()\n"
+        "def done(*_):\n"
+        "    print(n, time.process_time(), time.perf_counter() - t0, flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, done)\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    n += 1\n"
+    )
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self) -> None:
+        """Start the children and return once each is looping.
+
+        Raises:
+            RuntimeError: a child did not start.
+        """
+        for _ in range(self.processes):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", self.CODE], stdout=subprocess.PIPE, text=True
+                )
+            )
+        for proc in self.procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                self.stop()
+                raise RuntimeError("a CPU hog process did not start")
+
+    def stop(self) -> dict[str, float]:
+        """End the children; their progress.
+
+        Returns:
+            ``hog_processes``; ``hog_cores``: the CPU-seconds the children ran per second of
+            the run, summed (2.0 would be both cores to themselves); ``hog_mloops_per_s``:
+            millions of loop turns per second, summed.
+        """
+        turns = cpu = wall = 0.0
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            fields = out.split()
+            if len(fields) == 3:
+                turns += float(fields[0])
+                cpu += float(fields[1])
+                wall = max(wall, float(fields[2]))
+        self.procs = []
+        wall = max(wall, 1e-9)
+        return {
+            "hog_processes": float(self.processes),
+            "hog_cores": round(cpu / wall, 2),
+            "hog_mloops_per_s": round(turns / wall / 1e6, 2),
+        }
+
+
 def anvil_1s_blocks(
-    console: Console, rate: float = RATE, seconds: int = SECONDS
-) -> dict[str, float]:
+    console: Console,
+    rate: float = RATE,
+    seconds: int = SECONDS,
+    *,
+    hog_seconds: int | None = None,
+    watchers_apart: bool = True,
+) -> dict[str, dict[str, float]]:
     """Payment block to fetchable (so delivered) release on anvil with 1-s blocks, under a
-    steady load."""
-    total = int(rate * seconds)
+    steady load; then, if `hog_seconds`, the same load again on the same node and backend with
+    a `CpuHog` running from before the first payment to the last release. With `watchers_apart`
+    (the default) the watchers run in a `WatcherProcess`, else as threads of this process.
+
+    Returns:
+        ``{"anvil_1s_blocks": {...}}`` and, with `hog_seconds`, ``"anvil_1s_blocks_cpu_hog"``.
+    """
+    total = int(rate * seconds) + (int(rate * hog_seconds) if hog_seconds else 0)
     node = AnvilNode()
     chain = node.start()
     runtime: Runtime | None = None
-    stop = threading.Event()
+    process: WatcherProcess | None = None
+    results: dict[str, dict[str, float]] = {}
     try:
         runtime = start_backend(chain, _settings(), codes=total + 100)
-        escrow, dev = runtime.escrow, runtime.dev
-        assert dev is not None
-        buyers: list[LocalAccount] = [Account.create() for _ in range(BUYERS)]
-        _fund(chain, buyers)
-        chain_id = chain.chain_id
-        gas_price = 3 * escrow.tx.gas_price()
+        if watchers_apart:  # one for both runs: it takes seconds to start
+            process = WatcherProcess(node.url, runtime.engine.url.render_as_string(False))
+        chain.make_request("anvil_autoImpersonateAccount", [True])  # see `run_paced_load`
         chain.make_request("evm_setAutomine", [False])
         chain.make_request("evm_setIntervalMining", [1])
-        blocks = BlockWatcher(node.url, stop)
-        releases = ReleaseWatcher(runtime, stop)
-        mirror = MirrorWatcher(runtime, stop)
-        for watcher in (blocks, releases, mirror):
-            watcher.start()
-        console.print(f"[dim]anvil, 1-s blocks: {total} orders at {rate:g}/s for {seconds} s[/dim]")
-        hashes, sent_for = run_load(
-            url=node.url,
-            escrow=escrow.address,
-            listing_id=dev.listing_id,
-            keys=["0x" + bytes(b.key).hex() for b in buyers],
-            rate=rate,
-            total=total,
-            gas_price=gas_price,
-            chain_id=chain_id,
-        )
-        receipts = [
-            chain.w3.eth.wait_for_transaction_receipt(HexStr(h), timeout=60, poll_latency=0.1)
-            for h in hashes
-        ]
-        orders = {_order_id(escrow, r): int(r["blockNumber"]) for r in receipts}
-        deadline = time.perf_counter() + 60
-        while not set(orders) <= set(releases.seen):
-            if time.perf_counter() > deadline:
-                missing = len(set(orders) - set(releases.seen))
-                raise RuntimeError(f"{missing} releases never appeared")
-            runtime.check()
-            time.sleep(0.05)  # waiting for the backend to drain the last blocks
-        stop.set()
-        latencies = [(releases.seen[o] - blocks.seen[b]) * 1000 for o, b in orders.items()]
-        indexed = [
-            (mirror.seen[o] - blocks.seen[b]) * 1000 for o, b in orders.items() if o in mirror.seen
-        ]
-        if indexed:
-            console.print(
-                f"[dim]breakdown: block -> mirror p50 {percentile(indexed, 50):.0f} ms, "
-                f"p99 {percentile(indexed, 99):.0f} ms; the rest is the agent sealing, "
-                "storing and delivering, and the mirror indexing the delivery[/dim]"
+        results["anvil_1s_blocks"] = _steady_load(console, node, runtime, rate, seconds, process)
+        if hog_seconds:
+            results["anvil_1s_blocks_cpu_hog"] = _steady_load(
+                console, node, runtime, rate, hog_seconds, process, hog=CpuHog()
             )
-        first_block = min(blocks.seen[b] for b in orders.values())
-        last_release = max(releases.seen[o] for o in orders)
-        per_block = len(orders) / max(1, len(set(orders.values())))
-        console.print(
-            f"[dim]sent {total} in {sent_for:.1f} s; {len(set(orders.values()))} "
-            f"blocks, {per_block:.0f} orders per block; checking every release "
-            "through the API[/dim]"
-        )
-        _check_through_api(runtime, escrow, buyers, receipts)
-        runtime.check()
     finally:
-        stop.set()
+        if process is not None:
+            process.close()
         if runtime is not None:
             runtime.stop()
         node.stop()
+    return results
+
+
+def _steady_load(
+    console: Console,
+    node: AnvilNode,
+    runtime: Runtime,
+    rate: float,
+    seconds: int,
+    process: WatcherProcess | None,
+    hog: CpuHog | None = None,
+) -> dict[str, float]:
+    """One steady load on a running node (1-s blocks) and backend, from fresh buyers.
+
+    The watchers are `process`, or without it threads of this process, the backend's, as the
+    benchmark had them before issue 17. While the orders flow this process only waits: the
+    payments' receipts are read once every release is servable."""
+    total = int(rate * seconds)
+    chain, escrow, dev = runtime.chain, runtime.escrow, runtime.dev
+    assert dev is not None
+    # no more buyers than orders: creating an account costs milliseconds of Python
+    buyers: list[LocalAccount] = [Account.create() for _ in range(min(BUYERS, total))]
+    _fund(chain, buyers)
+    gas_price = 3 * escrow.tx.gas_price()
+    stop = threading.Event()
+    if process is not None:
+        seen = process.seen
+    else:
+        threads = (BlockWatcher(node.url, stop), ReleaseWatcher(runtime, stop))
+        mirror = MirrorWatcher(runtime, stop)
+        for watcher in (*threads, mirror):
+            watcher.start()
+
+        def seen() -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+            return threads[0].seen, threads[1].seen, mirror.seen
+
+    load_before = 0.0
+    hog_figures: dict[str, float] = {}
+    cpu_before: dict[str, float] = {}
+    window_start = 0.0
+    earlier: set[int] = set()
+
+    def go() -> None:  # the payments are built: the clock starts
+        nonlocal load_before, window_start
+        earlier.update(seen()[1])
+        load_before = os.getloadavg()[0]
+        cpu_before.update(thread_cpu())
+        window_start = time.perf_counter()
+        what = f"{total} orders at {rate:g}/s for {seconds} s"
+        if hog is not None:
+            hog.start()
+            what += f", {hog.processes} CPU hog processes busy"
+        console.print(f"[dim]anvil, 1-s blocks: {what}[/dim]")
+
+    try:
+        hashes, sent_for = run_paced_load(
+            go,
+            url=node.url,
+            escrow=escrow.address,
+            listing_id=dev.listing_id,
+            buyers=[b.address for b in buyers],
+            rate=rate,
+            total=total,
+            gas_price=gas_price,
+            gas=GAS,
+        )
+        deadline = time.perf_counter() + 60
+        while len(set(seen()[1]) - earlier) < total:
+            if time.perf_counter() > deadline:
+                missing = total - len(set(seen()[1]) - earlier)
+                raise RuntimeError(f"{missing} releases never appeared")
+            runtime.check()
+            time.sleep(0.2)  # waiting for the backend to drain the last blocks
+        cpu_after = thread_cpu()  # while the watchers still run
+        blocks_seen, releases_seen, mirror_seen = seen()
+    finally:
+        stop.set()
+        if hog is not None:
+            hog_figures = hog.stop()
+    load_after = os.getloadavg()[0]
+    window = time.perf_counter() - window_start
+    cpu = {n: t - cpu_before.get(n, 0.0) for n, t in cpu_after.items()}
+    console.print(
+        f"[dim]CPU of the backend process's threads over the {window:.1f} s from the first "
+        "payment to the last release: "
+        + ", ".join(f"{n} {t:.1f} s" for n, t in sorted(cpu.items(), key=lambda x: -x[1]) if t)
+        + "[/dim]"
+    )
+    receipts = [
+        chain.w3.eth.wait_for_transaction_receipt(HexStr(h), timeout=60, poll_latency=0.1)
+        for h in hashes
+    ]
+    orders = {_order_id(escrow, r): int(r["blockNumber"]) for r in receipts}
+    if not set(orders) <= set(releases_seen):
+        raise RuntimeError("the count of servable releases included other orders")
+    latencies = [(releases_seen[o] - blocks_seen[b]) * 1000 for o, b in orders.items()]
+    indexed = [
+        (mirror_seen[o] - blocks_seen[b]) * 1000 for o, b in orders.items() if o in mirror_seen
+    ]
+    if indexed:
+        console.print(
+            f"[dim]breakdown: block -> mirror p50 {percentile(indexed, 50):.0f} ms, "
+            f"p99 {percentile(indexed, 99):.0f} ms; the rest is the agent sealing, "
+            "storing and delivering, and the mirror indexing the delivery[/dim]"
+        )
+    first_block = min(blocks_seen[b] for b in orders.values())
+    last_release = max(releases_seen[o] for o in orders)
+    per_block = len(orders) / max(1, len(set(orders.values())))
+    console.print(
+        f"[dim]sent {total} in {sent_for:.1f} s; {len(set(orders.values()))} "
+        f"blocks, {per_block:.0f} orders per block; load average {load_before:.1f} -> "
+        f"{load_after:.1f}; checking every release through the API[/dim]"
+    )
+    _check_through_api(runtime, escrow, buyers, receipts)
+    runtime.check()
     return {
         "p50_ms": round(percentile(latencies, 50), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
         "orders_per_s": round(len(orders) / (last_release - first_block), 1),
+        "load_avg_1m_start": round(load_before, 2),
+        "load_avg_1m_end": round(load_after, 2),
+        **hog_figures,
     }
 
 
@@ -422,10 +749,12 @@ def _check_through_api(
     assert runtime.url is not None
     by_address = {b.address: b for b in buyers}
     clients: dict[str, KamengClient] = {}
+    # one transport for every buyer's client: each of its own loads the CA bundle (0.1 s)
+    transport = httpx.HTTPTransport()
     for receipt in receipts:
         buyer = by_address[receipt["from"]]
         if buyer.address not in clients:
-            clients[buyer.address] = KamengClient(runtime.url)
+            clients[buyer.address] = KamengClient(runtime.url, transport=transport)
             clients[buyer.address].sign_in(buyer)
         oid = _order_id(escrow, receipt)
         release = clients[buyer.address].release(oid)
@@ -434,19 +763,22 @@ def _check_through_api(
 
 
 def run(console: Console, quick: bool = False) -> dict[str, Any]:
-    """Both measurements; the dict is the JSON line ``kameng bench latency --json`` prints.
+    """The three measurements; the dict is the JSON line ``kameng bench latency --json`` prints.
 
     Args:
         console: Where progress and each measurement's figures go.
         quick: Measure few orders at a low rate for a few seconds instead of the full load.
 
     Returns:
-        ``{"embedded": {...}, "anvil_1s_blocks": {...}}``, with the leaves named by `FIELDS`.
+        ``{"embedded": {...}, "anvil_1s_blocks": {...}, "anvil_1s_blocks_cpu_hog": {...}}``,
+        with the leaves named by `FIELDS`.
     """
     orders = QUICK_EMBEDDED_ORDERS if quick else EMBEDDED_ORDERS
     rate, seconds = (QUICK_RATE, QUICK_SECONDS) if quick else (RATE, SECONDS)
+    hog_seconds = QUICK_HOG_SECONDS if quick else SECONDS
     result_embedded = embedded(console, orders=orders)
     console.print(f"embedded: {result_embedded}")
-    result_anvil = anvil_1s_blocks(console, rate=rate, seconds=seconds)
-    console.print(f"anvil, 1-s blocks: {result_anvil}")
-    return {"embedded": result_embedded, "anvil_1s_blocks": result_anvil}
+    results = anvil_1s_blocks(console, rate=rate, seconds=seconds, hog_seconds=hog_seconds)
+    console.print(f"anvil, 1-s blocks: {results['anvil_1s_blocks']}")
+    console.print(f"anvil, 1-s blocks, CPU hog: {results['anvil_1s_blocks_cpu_hog']}")
+    return {"embedded": result_embedded, **results}

@@ -11,6 +11,8 @@ This file: api, latency (the rest: test_bench_quick.py).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench import api, latency
@@ -44,6 +46,16 @@ def test_api_quick_has_every_field() -> None:
 @pytest.mark.anvil
 def test_latency_quick_has_every_field() -> None:
     figures = check_shape(run_quick("latency"), latency.FIELDS)
-    assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
-    for setup in ("embedded", "anvil_1s_blocks"):
-        assert figures[f"{setup}.p50_ms"] <= figures[f"{setup}.p99_ms"], figures
+    assert all(isinstance(v, float) for v in figures.values()), figures
+    setups = ("embedded", "anvil_1s_blocks", "anvil_1s_blocks_cpu_hog")
+    for setup in setups:
+        assert 0 < figures[f"{setup}.p50_ms"] <= figures[f"{setup}.p99_ms"], figures
+    for setup in setups[1:]:
+        assert figures[f"{setup}.orders_per_s"] > 0, figures
+        assert figures[f"{setup}.load_avg_1m_start"] >= 0, figures
+        assert figures[f"{setup}.load_avg_1m_end"] >= 0, figures
+    # the hog ran one process per core for the whole run, and each got some CPU
+    hog = "anvil_1s_blocks_cpu_hog"
+    assert figures[f"{hog}.hog_processes"] == float(os.cpu_count() or 1), figures
+    assert 0 < figures[f"{hog}.hog_cores"] <= figures[f"{hog}.hog_processes"] + 0.05, figures
+    assert figures[f"{hog}.hog_mloops_per_s"] > 0, figures
