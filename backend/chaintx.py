@@ -149,7 +149,7 @@ class ListingView:
 
 
 def read_listing(escrow: EscrowClient, listing_id: int) -> ListingView:
-    """Read a listing through `getListing` (fields by their names in the ABI's Listing struct)."""
+    """Read a listing from the escrow's storage (`contracts.storage.EscrowStorage.listing`)."""
     fields = escrow.listing(listing_id)
     return ListingView(
         supplier=str(fields["supplier"]),

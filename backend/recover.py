@@ -11,9 +11,9 @@ the escrow's address to get back what it paid for:
    bounded block ranges (`SCAN_STEP` blocks a request, progress reported through a callback);
 3. per delivered order: re-derive its key from the wallet (`backend.keys.derive_order_key`, the
    same signature the buy used), rebuild the release (`backend.release.release_from_published`,
-   batch roots from ``getBatch``) and check it (`backend.release.verify_release`: the digest in
-   OrderDelivered, the box opening, each code against its commitment and Merkle proof under the
-   on-chain root).
+   batch roots from the escrow's storage) and check it (`backend.release.verify_release`: the
+   digest in OrderDelivered, the box opening, each code against its commitment and Merkle proof
+   under the on-chain root).
 
 Each order ends in one `OrderRecovery`: recovered (its codes), not delivered (yet, or refunded),
 delivered off-chain (no release on the chain: its codes live only with the platform), or failed
@@ -146,7 +146,7 @@ class Recovery:
 
 def check_escrow(escrow: EscrowClient) -> None:
     """Make sure `escrow.address` holds a CodeEscrow on the node's chain: code is there and the
-    escrow's views (``listingCount``, ``MAX_ON_CHAIN_QUANTITY``) answer.
+    escrow answers (its listing count through ``extsload``, and ``MAX_ON_CHAIN_QUANTITY``).
 
     Raises:
         NoEscrowError: it does not (a wrong chain or a wrong address), said in one line.

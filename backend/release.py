@@ -86,7 +86,7 @@ class CodeProof(BaseModel):
         index: The code's index in its listing.
         commitment: keccak256("kameng.code.v1" || salt || code).
         batch_index: The batch that committed it.
-        batch_root: That batch's Merkle root (check it against `getBatch` on-chain).
+        batch_root: That batch's Merkle root (check it against the batch stored on-chain).
         proof: Sibling path from the code's leaf to the root (OpenZeppelin MerkleProof).
     """
 

@@ -89,6 +89,11 @@ class ChainInfoPublic(ApiModel):
         description="This server's domain (host[:port]): what SIWE messages and signed "
         "requests name.",
     )
+    settle_batch: int = Field(
+        50,
+        description="Orders per `settle` transaction, as this server's keeper sends them; "
+        'the web\'s "Settle due orders now" uses the same size.',
+    )
 
 
 class HealthPublic(ApiModel):

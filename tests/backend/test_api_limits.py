@@ -144,7 +144,7 @@ def test_json_nested_deeper_than_the_limit_is_refused_with_422(served: Served) -
             ),
         ]
         for path, body, headers in sent:
-            answer = httpx.post(served.url + path, content=body, headers=headers)
+            answer = httpx.post(served.url + path, content=body, headers=headers, timeout=60)
             assert answer.status_code == 422, (path, depth, answer.status_code, answer.text[:200])
             detail = answer.json()["detail"]
             assert f"{depth} levels deep" in detail and limit in detail, (path, detail)

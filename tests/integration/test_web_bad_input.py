@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from axe_support import assert_accessible
 from playwright.sync_api import expect
 from web_support import (
     InjectedWallet,
     WebStack,
     connect_dev_wallet,
     new_page,
+    settle_after_connect,
     sign_in,
     write_csv,
 )
@@ -96,6 +98,8 @@ def test_wrong_network_is_refused_until_the_wallet_switches(
     page.get_by_test_id("connect").click()
     page.get_by_test_id("connect-injected").click()
     expect(page.get_by_test_id("wrong-network")).to_contain_text("Wrong network (1)")
+    # The new account re-renders the page: pay on the page that stays.
+    expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
     before = sold(stack)
 
     page.get_by_test_id("pay").click()
@@ -106,6 +110,8 @@ def test_wrong_network_is_refused_until_the_wallet_switches(
     assert "personal_sign" not in wallet.requests
     assert "eth_sendTransaction" not in wallet.requests
     assert sold(stack) == before
+    # The refusal, the red pill and the switch button read in both colour schemes.
+    assert_accessible(page, "buy page on the wrong network", dark=True)
 
     # Switching networks in the wallet lets the same page go on: the injected wallet pays.
     page.get_by_test_id("switch-network").click()
@@ -126,7 +132,7 @@ def test_rejected_signature_leaves_no_order(stack: WebStack, browser: Browser) -
     page.goto(f"{stack.url}/#/buy/{stack.dev.listing_id}")
     page.get_by_test_id("connect").click()
     page.get_by_test_id("connect-injected").click()
-    expect(page.get_by_test_id("wallet-address")).to_be_visible()
+    settle_after_connect(page, buyer.address)
     before = sold(stack)
 
     page.get_by_test_id("pay").click()
@@ -164,6 +170,7 @@ def test_upload_with_bad_lines_names_them_and_stores_nothing(
     numbers = [t.split()[0] for t in lines.all_inner_texts()]
     assert "3" in numbers, numbers  # the duplicate of line 1
     assert "5" in numbers, numbers  # 257 bytes, over the limit
+    assert_accessible(page, "supplier dashboard with a refused upload")
     expect(row.get_by_test_id("listing-stock")).to_have_text(stock)
     assert int(stack.catalog_listing(stack.dev.listing_id)["committed"]) == committed
 

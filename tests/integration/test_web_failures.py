@@ -9,6 +9,11 @@ forward, and the page recovers by itself when the server answers again.
 3. The same at start-up (GET /chain refused): the page waits, and the banner's Retry starts it.
 4. app.js never loads: after about 10 s index.html's own note (CSS only, no inline script) says
    the page did not start and offers a reload link.
+5. A page's own later requests answered 500 (the operator console's pause card reading the
+   chain through the server's RPC, the supplier dashboard's refresh, an order's status): the
+   page says so inline in the reader's language (English, Chinese), never with the server's or
+   the chain client's bare text, offers Retry, and the message goes when the server answers
+   again (after Retry, or by itself).
 """
 
 from __future__ import annotations
@@ -18,8 +23,17 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import httpx
+from axe_support import assert_accessible
 from playwright.sync_api import expect
-from web_support import WebStack, connect_dev_wallet, new_page, sign_in
+from web_support import (
+    WebStack,
+    connect_dev_wallet,
+    new_page,
+    open_operator_console,
+    pause_page_clock,
+    sign_in,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -126,6 +140,9 @@ def test_a_page_that_cannot_start_waits_for_the_server_and_retry_starts_it(
     stack: WebStack, browser: Browser
 ) -> None:
     context, page = new_page(browser)
+    # The page's own clock, so that the backoff's next probe of /health can be held back while
+    # Retry is pressed (otherwise that probe may bring the page back first, and Retry is gone).
+    page.clock.install()
     down = Refuser()
     page.route(is_api, down)
     page.goto(stack.url + "/#/")
@@ -134,17 +151,106 @@ def test_a_page_that_cannot_start_waits_for_the_server_and_retry_starts_it(
     expect(page.get_by_test_id("page-failed")).to_be_visible()
     with page.expect_request(lambda r: urlsplit(r.url).path == "/health"):
         pass
+    assert_accessible(page, "page that cannot reach the server", dark=True)
     page.evaluate("window.__marker = 'no reload'")
     loaded = loads(page)
 
+    # Stop the page's timers (the jump fires the probe that was due, if any), and wait until no
+    # probe is out: the banner is busy while one is.
+    pause_page_clock(page)
+    expect(banner).not_to_have_attribute("aria-busy", "true")
     page.unroute(is_api, down)
     page.get_by_test_id("offline-retry").click()
+    # With the clock still stopped, only Retry's probe can have brought the page back.
     expect(page.get_by_test_id("products")).to_be_visible(timeout=15_000)
+    page.clock.resume()
     expect(banner).to_be_hidden()
     expect(page.get_by_test_id("page-failed")).to_have_count(0)
     assert down.paths[0] == "/chain"
     assert page.evaluate("window.__marker") == "no reload"
     assert loaded == []
+    assert page.errors == []  # type: ignore[attr-defined]
+    context.close()
+
+
+def boom(route: Route) -> None:
+    """Answer a request as a server that failed (500, its bare text in the detail)."""
+    route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "Boom"}))
+
+
+#: The selector of the escrow's paused(), which only the operator console's pause card reads.
+PAUSED = "0x5c975abb"
+
+
+def test_a_pages_own_requests_failing_are_said_inline_with_retry(
+    stack: WebStack, browser: Browser
+) -> None:
+    """One signed-in operator meets three: the pause card's read of the chain, the supplier
+    dashboard's refresh (English, Retry), an order's status (Chinese, recovers by itself)."""
+    rpc = urlsplit(httpx.get(stack.url + "/chain").json()["rpc_url"]).path
+
+    def is_rpc(url: str) -> bool:
+        return urlsplit(url).path == rpc
+
+    def fail_paused(route: Route) -> None:
+        if PAUSED in (route.request.post_data or ""):
+            boom(route)
+        else:
+            route.continue_()
+
+    # The pause card reads the chain (through the server's RPC) on its own: a 500 there is said
+    # in the card in the reader's words, not the chain client's, and Retry reads it again.
+    context, page = open_operator_console(stack, browser, stack.dev.admin)
+    page.clock.install()  # flows as usual until the dashboard's part stops it
+    state = page.get_by_test_id("op-paused")
+    expect(state).to_have_attribute("data-paused", "false")
+    settled(page)
+    page.route(is_rpc, fail_paused)
+    page.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")  # render it again
+    inline = page.get_by_test_id("op-pause-message")
+    expect(inline).to_contain_text("Lost the connection to the chain.")
+    expect(inline).not_to_contain_text("HTTP request failed")
+    expect(inline).not_to_contain_text("Boom")
+    page.unroute(is_rpc, fail_paused)
+    inline.get_by_test_id("error-retry").click()
+    expect(inline).to_be_empty()
+    expect(state).to_have_attribute("data-paused", "false")
+
+    # The supplier dashboard stays; its failed refresh is said above it, with Retry. Its own
+    # refresh every 2.5 s must not answer first (and take Retry away): the page's clock stops
+    # once the failure shows, and the test waits until no refresh is out (the message is
+    # aria-busy while one is) before the server comes back and Retry is pressed.
+    page.goto(stack.url + "/#/supplier")
+    expect(page.locator("h1")).to_have_text("Supplier dashboard")
+    settled(page)
+    inline = page.get_by_test_id("dashboard-message")
+    page.route("**/supplier/dashboard", boom)
+    expect(inline).to_contain_text("The server had a problem; nothing was changed.")
+    expect(inline).not_to_contain_text("Boom")
+    pause_page_clock(page)
+    expect(inline).not_to_have_attribute("aria-busy", "true")
+    page.unroute("**/supplier/dashboard", boom)
+    with page.expect_response("**/supplier/dashboard") as answer:
+        inline.get_by_test_id("error-retry").click()
+    assert answer.value.status == 200
+    expect(inline).to_be_empty()
+    page.clock.resume()
+
+    # An order's status (an order nobody bought: once the server answers, the page waits for it
+    # to appear), read in Chinese: the page recovers by itself.
+    order = "**/buyer/orders/999999"
+    page.route(order, boom)
+    page.goto(stack.url + "/#/order/999999")
+    inline = page.get_by_test_id("order-message")
+    expect(inline).to_contain_text("Error 500.")
+    page.get_by_test_id("lang-zh-CN").click()
+    expect(inline).to_contain_text("服务器出了问题，没有做任何更改。")
+    expect(inline).to_contain_text("错误代码 500")
+    expect(inline.get_by_test_id("error-retry")).to_have_text("重试")
+    expect(inline).not_to_contain_text("Boom")
+    page.unroute(order, boom)
+    expect(inline).to_be_empty()
+    expect(page.get_by_test_id("order-status")).to_contain_text("等待索引服务列出订单")
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from axe_support import assert_accessible
 from playwright.sync_api import expect
 from web_support import (
     TIMEOUT_MS,
@@ -167,6 +168,8 @@ IDENTIFIERS = {
     "Authorization",
     "Bearer",
     "OrderPaid",
+    "Escape",  # KeyboardEvent.key names
+    "Tab",
 }
 
 
@@ -381,6 +384,7 @@ def test_every_page_renders_in_chinese(stack: WebStack, browser: Browser) -> Non
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     expect(page.locator("h1")).to_have_text("商城")
     seen = {"store": _english(page, names)}
+    assert_accessible(page, "store in Chinese")
     screenshot(page, "zh-store")
     sku = listing["sku"]
     _render(page, f"{base}/product/{sku}", '[data-test="compare-row"]')

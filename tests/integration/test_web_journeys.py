@@ -7,8 +7,8 @@
 3. A buyer disputes with a text and a file; an arbiter reviews the evidence and the checklist,
    rules, and the buyer sees the outcome.
 
-Plus the buyer's reclaim after a missed delivery deadline. Each test checks what a person sees
-and saves a screenshot to docs/screenshots/.
+Plus the buyer's reclaim after a missed delivery deadline, and the connect dialog by keyboard
+alone. Each test checks what a person sees and saves a screenshot to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from typing import TYPE_CHECKING
 
 import httpx
+from axe_support import assert_accessible
 from playwright.sync_api import expect
 from web_support import (
     WebStack,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 PRODUCT = "Demo Gift Card 10"
+#: A phone's screen (an iPhone 12 to 15's, in CSS pixels).
+PHONE = {"width": 390, "height": 844}
 
 
 def short(address: str) -> str:
@@ -85,6 +88,14 @@ def test_buyer_buys_receives_checks_and_confirms(stack: WebStack, browser: Brows
     oid = order_id_of(page.url)
     expect(page.get_by_test_id("code-text")).to_have_text(stack.codes_of_order(oid, 2))
     expect(page.get_by_test_id("code-verdict")).to_have_text(["pass", "pass"])
+
+    # The same page on a phone: the codes, with their copy buttons, fill the first screen.
+    page.set_viewport_size(PHONE)
+    page.evaluate("window.scrollTo(0, 0)")
+    codes = page.get_by_test_id("codes").bounding_box()
+    assert codes and codes["y"] + codes["height"] <= PHONE["height"], codes
+    screenshot(page, "phone-buyer-order", full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.get_by_test_id("confirm").click()
     page.get_by_test_id("confirm-yes").click()  # the in-page "are you sure?"
@@ -319,4 +330,52 @@ def test_pages_fit_a_phone_screen(stack: WebStack, browser: Browser) -> None:
     page.goto(stack.url)
     expect(page.get_by_test_id("product").first).to_be_visible()
     screenshot(page, "phone-store")
+    context.close()
+
+
+#: Where the focus is: its data-test (or tag and text), and whether it is inside the dialog.
+_FOCUS = """() => {
+  const el = document.activeElement;
+  const name = el.dataset.test || `${el.tagName.toLowerCase()} ${(el.textContent || "").trim()}`;
+  return { name, inside: Boolean(el.closest("[role=dialog]")) };
+}"""
+#: How many controls the open dialog has for Tab to stop at.
+_STOPS = """() => [...document.querySelector("[role=dialog]").querySelectorAll(
+  "a[href], button:not([disabled]), input:not([disabled]), select, textarea"
+)].filter((el) => el.getClientRects().length).length"""
+
+
+def test_the_connect_dialog_holds_the_keyboard_and_esc_gives_it_back(
+    stack: WebStack, browser: Browser
+) -> None:
+    """With the keyboard alone: Enter on "Connect wallet" opens the dialog with the focus in it,
+    Tab and Shift+Tab go round its controls and never behind it, Esc closes it and the focus is
+    back on the button. axe-core finds nothing serious with the dialog open (light and dark)."""
+    context, page = new_page(browser)
+    page.goto(stack.url)
+    expect(page.get_by_test_id("product").first).to_be_visible()
+    expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
+    opener = page.get_by_test_id("connect")
+    opener.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Connect a wallet")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_test_id("connect-dev")).to_be_focused()
+    first = page.evaluate(_FOCUS)
+    stops = page.evaluate(_STOPS)
+    assert stops >= 3, stops  # close, the development wallet, its key field, import
+    walk = []
+    for _ in range(stops):
+        page.keyboard.press("Tab")
+        walk.append(page.evaluate(_FOCUS))
+    assert all(f["inside"] for f in walk), walk
+    assert len({f["name"] for f in walk}) == stops, walk  # each control once ...
+    assert walk[-1] == first, walk  # ... and round to the first again
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(_FOCUS) == walk[-2]
+    assert_accessible(page, "connect dialog", dark=True)
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(opener).to_be_focused()
+    assert page.errors == []  # type: ignore[attr-defined]
     context.close()

@@ -68,7 +68,12 @@ def test_the_product_page_shows_the_document_and_checks_it(
         f"**/attestations/0x{digest.hex()}",
         lambda route: route.fulfill(status=200, body=b"forged", content_type="text/plain"),
     )
+    # Click on the reloaded document, never the old one: the old page carries a marker (and its
+    # verdict), the new one neither.
+    page.evaluate("window.__beforeReload = true")
     page.reload()
+    page.wait_for_function("window.__beforeReload === undefined")
+    expect(verdict).not_to_have_attribute("data-verdict", "match")
     doc.get_by_test_id("attestation-check-button").click()
     expect(verdict).to_have_attribute("data-verdict", "mismatch")
     expect(verdict).to_contain_text("does NOT match the hash on-chain")

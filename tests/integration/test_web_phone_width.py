@@ -4,13 +4,17 @@ At a 360x780 viewport the test visits every route with something on it (the stor
 comparison, the buy page, the orders, a delivered order with its codes open, a transaction, the
 alerts, the supplier dashboard, the arbiter's console with an open dispute and the operator
 console) and checks the document is no wider than the window; a failure names the elements
-whose right edge passes the screen's.
+whose right edge passes the screen's. At each stop it also runs axe-core: no page or state may
+have a serious or critical accessibility violation (the failure lists every one met on the walk);
+the pages richest in colour (an order with its checks, a dispute, the operator console) are
+checked in the dark colour scheme too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from axe_support import accessibility_problems, dark_problems
 from eth_utils import keccak
 from playwright.sync_api import expect
 from web_support import TIMEOUT_MS, WebStack, connect_dev_wallet, sign_in
@@ -53,13 +57,23 @@ _OVERFLOW = """() => {
 }"""
 
 
-def assert_fits(page: Page, name: str) -> None:
+#: The serious and critical axe-core findings met so far on the walk (asserted at its end, so
+#: that one run names them all).
+_axe: list[str] = []
+
+
+def assert_fits(page: Page, name: str, *, dark: bool = False) -> None:
+    """The page is no wider than the screen; its axe-core findings go to `_axe` (with `dark`,
+    also those of the colour rules in the dark scheme)."""
     expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
     found = page.evaluate(_OVERFLOW)
     assert found["scroll"] <= found["width"], (
         f"the {name} page is {found['scroll']} px wide on a {found['width']} px screen; "
         "past the edge:\n" + "\n".join(found["out"])
     )
+    _axe.extend(accessibility_problems(page, name))
+    if dark:
+        _axe.extend(dark_problems(page, name))
 
 
 def visit(page: Page, url: str, marker: str, name: str) -> None:
@@ -68,10 +82,13 @@ def visit(page: Page, url: str, marker: str, name: str) -> None:
     assert_fits(page, name)
 
 
-def test_every_page_fits_a_360_pixel_screen(stack: WebStack, browser: Browser) -> None:
+def test_every_page_fits_a_360_pixel_screen_and_passes_axe(
+    stack: WebStack, browser: Browser
+) -> None:
     from backend.client import KamengClient
     from contracts.encoding import Order
 
+    _axe.clear()
     stack.stock_listing(4)
     listing = stack.catalog_listing(stack.dev.listing_id)
     buyer = stack.new_account(ether=5)
@@ -116,7 +133,7 @@ def test_every_page_fits_a_360_pixel_screen(stack: WebStack, browser: Browser) -
     expect(page.get_by_test_id("code-text")).to_have_count(2)
     page.get_by_test_id("proof-toggle").click()
     expect(page.get_by_test_id("release-check").first).to_be_visible()
-    assert_fits(page, "order (codes and proof open)")
+    assert_fits(page, "order (codes and proof open)", dark=True)
     paid_tx = page.locator("a.txlink").first.get_attribute("href") or ""
     visit(page, base + paid_tx.lstrip("#"), '[data-test="tx"]', "transaction")
     visit(page, base + "/alerts", '[data-test="endpoint-add"]', "alerts")
@@ -137,7 +154,7 @@ def test_every_page_fits_a_360_pixel_screen(stack: WebStack, browser: Browser) -
     assert_fits(page, "arbiter queue")
     row.get_by_test_id("review").click()
     expect(page.get_by_test_id("check").first).to_be_visible()
-    assert_fits(page, "arbiter dispute")
+    assert_fits(page, "arbiter dispute", dark=True)
 
     page.get_by_test_id("disconnect").click()
     page.goto(base + "/operator")
@@ -145,5 +162,6 @@ def test_every_page_fits_a_360_pixel_screen(stack: WebStack, browser: Browser) -
     sign_in(page)
     expect(page.get_by_test_id("op-overview")).to_be_visible()
     expect(page.get_by_test_id("audit-row").first).to_be_visible()
-    assert_fits(page, "operator console")
+    assert_fits(page, "operator console", dark=True)
     context.close()
+    assert not _axe, "axe-core found serious or critical violations:\n" + "\n".join(_axe)

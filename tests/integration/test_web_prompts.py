@@ -90,4 +90,14 @@ def test_store_to_code_on_screen_in_two_prompts_or_three_in_a_token(
     assert len(wallet.signed) == 1 and "unlock the codes of one order" in wallet.signed[0]
     assert not any(SIWE in text for text in wallet.signed)
     assert page.errors == []  # type: ignore[attr-defined]
+
+    # The order's link opened later in another tab of the same browser (a notification's link):
+    # the codes again, for one prompt (the order key) and no sign-in.
+    later = context.new_page()
+    later.goto(f"{stack.url}/#/order/{oid}")
+    expect(later.get_by_test_id("order-state")).to_have_text("Delivered")
+    later.get_by_test_id("open-codes").click()
+    expect(later.get_by_test_id("code-text")).to_have_text(stack.codes_of_order(oid, 1))
+    assert prompts(wallet) == [*expected, "personal_sign"], prompts(wallet)
+    assert not any(SIWE in text for text in wallet.signed)
     context.close()

@@ -3,10 +3,12 @@
 The buyer's order page says when a delivered order settles by itself, then that it is due; the
 supplier's dashboard shows what is settled, due now and still in the dispute window, keeps its
 "Settle due orders now" button disabled (saying why) while nothing is due, and once the window
-has passed settles every due order from the supplier's wallet in batches of 50, paying exactly
-what the dashboard said was due.
+has passed settles every due order from the supplier's wallet in batches of the server's keeper
+batch size (GET /chain), paying exactly what the dashboard said was due.
 
-This module's server runs without its keeper, which would otherwise settle the due orders first.
+This module's server runs without its keeper, which would otherwise settle the due orders first,
+and with a batch size of 2, so that three orders take two transactions (at the default of 50 the
+same path took 51 purchases and a 50-order settle, about two minutes on a loaded CI machine).
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from contracts.encoding import Order, OrderState
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+#: Orders per settle transaction in this module's server.
+BATCH = 2
+
 #: One more than a settle batch, so that the button sends two transactions.
-ORDERS = 51
+ORDERS = BATCH + 1
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +46,7 @@ def stack() -> Iterator[WebStack]:
     """kameng with the web front-end on the embedded chain, without the keeper."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("KAMENG_KEEPER", "false")
+        env.setenv("KAMENG_KEEPER_BATCH_SIZE", str(BATCH))
         s = start_stack()
     try:
         assert s.runtime.keeper is None
@@ -65,6 +71,7 @@ def test_supplier_settles_due_orders_from_the_dashboard(stack: WebStack, browser
     buyer = stack.new_account(ether=5)
     oids = [stack.buy_over_api(buyer, stack.dev.listing_id, 1) for _ in range(ORDERS)]
     with KamengClient(stack.url) as client:
+        assert client.chain_info().settle_batch == BATCH
         client.sign_in(buyer)
         orders = stack.wait_until(
             f"{ORDERS} orders delivered in the mirror",
@@ -99,7 +106,7 @@ def test_supplier_settles_due_orders_from_the_dashboard(stack: WebStack, browser
     sign_in(page)
     button = page.get_by_test_id("settle-due")
     expect(page.get_by_test_id("in-window")).to_contain_text(f"{ORDERS} orders")
-    expect(page.get_by_test_id("in-window")).to_contain_text("0.4998 ETH")  # 51 × 0.01, less 2%
+    expect(page.get_by_test_id("in-window")).to_contain_text("0.0294 ETH")  # 3 × 0.01, less 2%
     expect(page.get_by_test_id("due-now")).to_contain_text("0 ETH")
     expect(button).to_be_disabled()
     expect(page.get_by_test_id("settle-due-why")).to_contain_text(
@@ -111,7 +118,7 @@ def test_supplier_settles_due_orders_from_the_dashboard(stack: WebStack, browser
     stack.travel(86_400 + 60)
     expect(note).to_contain_text("Due to settle now")
     expect(page.get_by_test_id("due-now")).to_contain_text(f"{ORDERS} orders")
-    expect(page.get_by_test_id("due-now")).to_contain_text("0.4998 ETH")
+    expect(page.get_by_test_id("due-now")).to_contain_text("0.0294 ETH")
     expect(page.get_by_test_id("in-window")).to_contain_text("none")
     expect(page.get_by_test_id("settle-due-why")).to_contain_text("in 2 transactions")
     expect(button).to_be_enabled()
@@ -123,7 +130,7 @@ def test_supplier_settles_due_orders_from_the_dashboard(stack: WebStack, browser
     button.click()
     message = page.get_by_test_id("settle-due-message")
     expect(message).to_contain_text(
-        f"Settled {ORDERS} orders in 2 transactions: 0.4998 ETH credited to your withdrawable "
+        f"Settled {ORDERS} orders in 2 transactions: 0.0294 ETH credited to your withdrawable "
         "balance."
     )
     expect(message.get_by_role("link")).to_have_count(2)

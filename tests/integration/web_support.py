@@ -289,16 +289,25 @@ def settle_after_connect(page: Page, address: str) -> None:
     expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
 
 
+def pause_page_clock(page: Page, ahead_s: float = 60.0) -> None:
+    """Stop the page's timers (its clock must be installed: ``page.clock.install()``), after
+    jumping `ahead_s` seconds on, which fires each timer due by then once: a poll or probe
+    that was waiting runs now, and none runs again until ``page.clock.resume()``."""
+    now_s = page.evaluate("Date.now()") / 1000  # Python's clock takes seconds, the page's ms
+    page.clock.pause_at(now_s + ahead_s)
+
+
 def sign_in(page: Page) -> None:
     """Press the page's "Sign in with Ethereum" button."""
     page.get_by_test_id("sign-in").click()
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot as <name>.png in `SCREENSHOTS`."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save a screenshot as <name>.png in `SCREENSHOTS`: the full page, or (`full_page=False`)
+    what the window shows."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

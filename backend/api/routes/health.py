@@ -72,4 +72,5 @@ def chain_info(ctx: ContextDep) -> ChainInfoPublic:
         # Under `kameng serve`'s supervisor the API reaches the embedded chain over loopback.
         embedded=ctx.embedded or ctx.chain.embedded_upstream,
         domain=ctx.auth.domain,
+        settle_batch=int(ctx.settings.keeper_batch_size),
     )

@@ -1,19 +1,26 @@
 // The kameng API (same origin): JSON requests, Sign-In with Ethereum sessions, streamed uploads.
 import { net, userError } from "./chain.js";
-import { t } from "./i18n.js";
+import { has, t } from "./i18n.js";
 import { connectionBack, connectionLost } from "./status.js";
 import { signText, wallet } from "./wallet.js";
 
 const SESSION_KEY = "kameng.session.";
 
-/** An API refusal: `status`, the server's `detail`, and per-line `errors` for uploads. */
+/**
+ * An API refusal: `status`, the server's `detail`, its stable machine `apiCode` (the body's
+ * `code`), and per-line `errors` for uploads. `userMessage` (and `detail`) say what happened in
+ * the reader's language, by the error's kind (see `explainApiError`); `retryable` is whether
+ * asking again may work (a server error, a timeout, too many requests).
+ */
 export class ApiError extends Error {
-  constructor(status, body, retryAfter) {
+  constructor(status, body, retryAfter, method = "GET") {
     const detail = body?.detail ?? body?.error?.detail;
     const text = typeof detail === "string" ? detail : null;
     super(text ?? `HTTP ${status}`);
     this.status = status;
-    this.userMessage = humanize(status, text, retryAfter);
+    this.method = method;
+    this.apiCode = body?.code ?? body?.error?.code ?? null;
+    Object.assign(this, explainApiError(status, this.apiCode, text, retryAfter, method));
     this.errors = body?.errors ?? body?.error?.errors ?? null;
     this.total = body?.total ?? body?.error?.total ?? null;
     this.body = body;
@@ -21,15 +28,38 @@ export class ApiError extends Error {
 }
 
 /**
- * The server's words (its `detail`, in English until the API's errors carry codes the web
- * translates), framed in the reader's language: "服务器说：…".
+ * What an API error means to the reader, by its kind: `{ userMessage, detail, retryable }`.
+ *
+ * - A code the catalog knows (`api.code.<code>`): its sentence, in the reader's language.
+ * - A server error (5xx): never the server's bare text; a sentence that says what it means for
+ *   the request (a read changed nothing; a write may have to be checked) and the status.
+ * - Any other refusal (4xx): the server's words (English, from its `detail`), framed in the
+ *   reader's language: "服务器说：…".
  */
-function humanize(status, text, retryAfter) {
-  if (text === null) return t("api.error.status", { status: String(status) });
+export function explainApiError(status, code, text, retryAfter, method = "GET") {
+  const seconds = String(retryAfter || 5);
+  const retryable = status >= 500 || status === 408 || status === 429;
+  const key = code ? `api.code.${code}` : null;
+  if (key && has(key)) {
+    const detail = status >= 500 ? t("api.error.server.detail", { status: String(status) }) : null;
+    return { userMessage: t(key, { seconds }), detail, retryable };
+  }
+  if (status >= 500) {
+    const read = method === "GET" || method === "HEAD";
+    return {
+      userMessage: t(read ? "api.error.server" : "api.error.server.write"),
+      detail: t("api.error.server.detail", { status: String(status) }),
+      retryable,
+    };
+  }
+  if (text === null) return { userMessage: t("api.error.status", { status: String(status) }), retryable };
   let sentence = text.charAt(0).toUpperCase() + text.slice(1);
-  if (status !== 503 && !sentence.endsWith(".")) sentence = `${sentence}.`;
+  if (!sentence.endsWith(".")) sentence = `${sentence}.`;
   const said = t("api.error.said", { detail: sentence });
-  return status === 503 && retryAfter ? t("api.error.retrying", { said, seconds: String(retryAfter) }) : said;
+  return {
+    userMessage: retryAfter && retryable ? t("api.error.retrying", { said, seconds }) : said,
+    retryable,
+  };
 }
 
 /** The server could not be reached: the banner says so and probes until it answers again. */
@@ -140,10 +170,10 @@ async function request(method, path, { body, auth = false, headers = {}, raw = f
   // An answer (other than a gateway's "not there") means the server is reachable again.
   if (![502, 503, 504].includes(res.status)) connectionBack();
   if (raw) return res;
-  return parse(res, auth);
+  return parse(res, auth, method);
 }
 
-async function parse(res, auth) {
+async function parse(res, auth, method = "GET") {
   let data = null;
   const text = await res.text().catch(() => "");
   try {
@@ -153,7 +183,7 @@ async function parse(res, auth) {
   }
   if (!res.ok) {
     if (res.status === 401 && auth) signOut();
-    const err = new ApiError(res.status, data, res.headers.get("Retry-After"));
+    const err = new ApiError(res.status, data, res.headers.get("Retry-After"), method);
     if (res.status === 401) err.needsSignIn = true;
     throw err;
   }
@@ -177,7 +207,7 @@ export async function uploadCodes(listingId, file, onProgress) {
     body: file,
     headers: { "Content-Type": "text/csv", Accept: "application/x-ndjson" },
   });
-  if (!res.ok || !(res.headers.get("content-type") || "").includes("ndjson")) return parse(res, true);
+  if (!res.ok || !(res.headers.get("content-type") || "").includes("ndjson")) return parse(res, true, "POST");
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -199,7 +229,7 @@ export async function uploadCodes(listingId, file, onProgress) {
       const msg = JSON.parse(line);
       if (msg.progress) onProgress?.(msg.progress.done, msg.progress.total);
       else if (msg.result) result = msg.result;
-      else if (msg.error) throw new ApiError(msg.error.status, msg.error);
+      else if (msg.error) throw new ApiError(msg.error.status, msg.error, null, "POST");
     }
   }
   if (!result) throw userError(t("api.upload.noAnswer"));

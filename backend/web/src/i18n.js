@@ -19,12 +19,16 @@
 // The language is the reader's stored choice (localStorage "kameng.locale"), else the first of
 // navigator.languages that we speak (zh* -> zh-CN, en* -> en), else English. `setLocale` stores a
 // new choice, sets <html lang> and tells the listeners (main.js re-renders the page).
-// (Standard JSON modules: esbuild bundles them, and a browser can import the sources unbundled.)
+// English is bundled in app.js (every message falls back to it); any other catalog is fetched when
+// it is first needed (`ready` before the first render, `setLocale` before switching), as a chunk
+// of its own, so a reader of one language does not download the other (issue 18: the store on a
+// phone). (Standard JSON modules: esbuild bundles and splits them, and a browser can import the
+// sources unbundled.)
 import en from "./i18n/en.json" with { type: "json" };
-import zhCN from "./i18n/zh-CN.json" with { type: "json" };
 
 export const LOCALES = ["zh-CN", "en"];
-const CATALOGS = { en, "zh-CN": zhCN };
+const CATALOGS = { en };
+const LOADERS = { "zh-CN": () => import("./i18n/zh-CN.json", { with: { type: "json" } }) };
 const STORE_KEY = "kameng.locale";
 const listeners = new Set();
 
@@ -61,9 +65,34 @@ export function locale() {
   return current;
 }
 
-/** Switch language, remember it, and tell the listeners (which re-render). */
-export function setLocale(tag) {
+/** Fetch the catalog of `tag` unless it is here already. */
+async function load(tag) {
+  if (!CATALOGS[tag]) CATALOGS[tag] = (await LOADERS[tag]()).default;
+}
+
+/**
+ * Resolves once the current language's catalog is here (call before the first render). If it
+ * cannot be fetched, the page is shown in English rather than not at all.
+ */
+export async function ready() {
+  try {
+    await load(current);
+  } catch (err) {
+    console.error(err);
+    current = "en";
+    plurals = new Intl.PluralRules(current);
+    numbers = new Intl.NumberFormat(current);
+    document.documentElement.lang = current;
+  }
+}
+
+/**
+ * Switch language (after fetching its catalog), remember it, and tell the listeners (which
+ * re-render). Rejects, leaving the language as it was, if the catalog cannot be fetched.
+ */
+export async function setLocale(tag) {
   const next = supported(tag) || "en";
+  await load(next);
   try {
     localStorage.setItem(STORE_KEY, next);
   } catch {
@@ -84,7 +113,7 @@ export function onLocaleChange(fn) {
 }
 
 function lookup(id, params) {
-  let msg = CATALOGS[current][id] ?? CATALOGS.en[id];
+  let msg = CATALOGS[current]?.[id] ?? CATALOGS.en[id];
   if (msg === undefined) {
     console.warn(`i18n: no message ${id}`);
     return id;

@@ -3,33 +3,43 @@
 import { ApiError, get } from "./api.js";
 import { configure, explain, net } from "./chain.js";
 import { short } from "./fmt.js";
-import { LOCALES, locale, onLocaleChange, setLocale, t } from "./i18n.js";
-import { arbiterPage } from "./pages/arbiter.js";
-import { buyPage } from "./pages/buy.js";
-import { notifyPage } from "./pages/notify.js";
-import { operatorPage, operatorRoles } from "./pages/operator.js";
-import { orderPage, ordersPage } from "./pages/orders.js";
+import { LOCALES, locale, onLocaleChange, ready, setLocale, t } from "./i18n.js";
 import { productPage, storePage } from "./pages/store.js";
-import { recoverPage } from "./pages/recover.js";
-import { supplierPage } from "./pages/supplier.js";
-import { txPage } from "./pages/tx.js";
 import { walletWidget } from "./session.js";
 import { connectionLost, onReconnect, retryNow } from "./status.js";
 import { describeError, h, message, replace } from "./ui.js";
 import { onWalletChange, restore, wallet } from "./wallet.js";
 
+// The store and product pages are in app.js; every other page is fetched when it is first
+// opened, as a chunk of its own, so a phone opening the store parses less (issue 18). A chunk that
+// cannot be fetched fails its render like any other error: the page says so, with Retry.
+const pages = {
+  buy: () => import("./pages/buy.js"),
+  orders: () => import("./pages/orders.js"),
+  supplier: () => import("./pages/supplier.js"),
+  arbiter: () => import("./pages/arbiter.js"),
+  notify: () => import("./pages/notify.js"),
+  operator: () => import("./pages/operator.js"),
+  tx: () => import("./pages/tx.js"),
+  recover: () => import("./pages/recover.js"),
+};
+const lazy =
+  (module, name) =>
+  async (...args) =>
+    (await pages[module]())[name](...args);
+
 const routes = [
   [/^\/?$/, "store", storePage],
   [/^\/product\/(0x[0-9a-fA-F]{64})$/, "store", productPage],
-  [/^\/buy\/(\d+)(?:\?ref=(0x[0-9a-fA-F]{40}))?$/, "store", buyPage],
-  [/^\/orders$/, "orders", ordersPage],
-  [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", orderPage],
-  [/^\/supplier$/, "supplier", supplierPage],
-  [/^\/arbiter$/, "arbiter", arbiterPage],
-  [/^\/alerts$/, "alerts", notifyPage],
-  [/^\/operator$/, "operator", operatorPage],
-  [/^\/tx\/(0x[0-9a-fA-F]{64})$/, null, txPage],
-  [/^\/recover(?:\?(.*))?$/, "recover", recoverPage],
+  [/^\/buy\/(\d+)(?:\?ref=(0x[0-9a-fA-F]{40}))?$/, "store", lazy("buy", "buyPage")],
+  [/^\/orders$/, "orders", lazy("orders", "ordersPage")],
+  [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", lazy("orders", "orderPage")],
+  [/^\/supplier$/, "supplier", lazy("supplier", "supplierPage")],
+  [/^\/arbiter$/, "arbiter", lazy("arbiter", "arbiterPage")],
+  [/^\/alerts$/, "alerts", lazy("notify", "notifyPage")],
+  [/^\/operator$/, "operator", lazy("operator", "operatorPage")],
+  [/^\/tx\/(0x[0-9a-fA-F]{64})$/, null, lazy("tx", "txPage")],
+  [/^\/recover(?:\?(.*))?$/, "recover", lazy("recover", "recoverPage")],
 ];
 
 /**
@@ -156,7 +166,8 @@ function translateStatic() {
             lang: tag,
             "aria-pressed": String(tag === locale()),
             "data-test": `lang-${tag}`,
-            onclick: () => setLocale(tag),
+            // a catalog that cannot be fetched leaves the page in its language
+            onclick: () => setLocale(tag).catch((err) => console.error(err)),
           },
           t(`lang.${tag}`),
         ),
@@ -183,7 +194,8 @@ async function showOperatorNav() {
   if (!link) return;
   const seq = ++operatorCheck;
   const address = wallet.address;
-  const held = address ? await operatorRoles(address).catch(() => []) : [];
+  const roles = (a) => pages.operator().then(({ operatorRoles }) => operatorRoles(a));
+  const held = address ? await roles(address).catch(() => []) : [];
   if (seq === operatorCheck) link.hidden = held.length === 0;
 }
 
@@ -234,6 +246,7 @@ async function serverChain() {
 }
 
 async function boot() {
+  await ready(); // the reader's catalog (English is here already; another is fetched)
   translateStatic();
   // The recovery page must work with no kameng server at all: it only probes for one.
   const info = RECOVER_ROUTE.test(window.location.hash) ? await probeServer() : await serverChain();

@@ -36,8 +36,10 @@ export function orderKeyMessage({ chainId, escrow, buyer, nonce }) {
 // The keys this tab derived at purchase, by order id: the order page opens the codes with them
 // and asks the wallet for nothing more. Only in memory: gone on reload or when the tab closes.
 const heldKeys = new Map();
-// Orders this tab bought, by order id (lower-case buyer address): kept for the tab's session so
-// that after a reload its order page still needs no sign-in (it re-derives the key: one prompt).
+// Orders bought in this browser, by order id (lower-case buyer address): kept in localStorage so
+// that the order page, reloaded or opened later in another tab (a notification's link), follows
+// the order on the chain and needs no sign-in: it re-derives the key (one prompt). Order ids and
+// buyers are public on the chain; only the wallet that bought can open the codes.
 const BOUGHT_KEY = "kameng.bought.";
 
 /** Keep the key derived for an order bought in this tab (see `heldOrderKey`). */
@@ -46,10 +48,10 @@ export function holdOrderKey(orderId, key, buyer) {
   markBoughtHere(orderId, buyer);
 }
 
-/** Remember for this tab's session that `buyer` bought the order here (see `boughtHere`). */
+/** Remember in this browser that `buyer` bought the order here (see `boughtHere`). */
 export function markBoughtHere(orderId, buyer) {
   try {
-    sessionStorage.setItem(BOUGHT_KEY + String(orderId), buyer.toLowerCase());
+    localStorage.setItem(BOUGHT_KEY + String(orderId), buyer.toLowerCase());
   } catch {
     // storage refused (private mode): the key in memory still serves this page
   }
@@ -61,12 +63,12 @@ export function heldOrderKey(orderId, buyerPubkey) {
   return key && key.publicKeyHex.toLowerCase() === String(buyerPubkey).toLowerCase() ? key : null;
 }
 
-/** Whether `buyer` bought this order in this tab's session. */
+/** Whether `buyer` bought this order in this browser. */
 export function boughtHere(orderId, buyer) {
   if (!buyer) return false;
   if (heldKeys.has(String(orderId))) return true;
   try {
-    return sessionStorage.getItem(BOUGHT_KEY + String(orderId)) === buyer.toLowerCase();
+    return localStorage.getItem(BOUGHT_KEY + String(orderId)) === buyer.toLowerCase();
   } catch {
     return false;
   }

@@ -113,7 +113,7 @@ export function walletWidget(onAccountChange) {
       const fund = h(
         "button",
         { class: "btn small quiet", "data-test": "fund-dev", title: t("wallet.fund.title") },
-        "+100 ETH",
+        t("wallet.fund.button"),
       );
       fund.addEventListener("click", () => busy(fund, null, () => fundDev("100")));
       const menu = h(

@@ -64,12 +64,22 @@ async function answers() {
   return body?.status === "degraded";
 }
 
+/** Mark the banner busy while a probe is out (assistive technology, and tests, can see it). */
+function markProbing(on) {
+  const banner = document.getElementById("banner");
+  if (!banner) return;
+  if (on) banner.setAttribute("aria-busy", "true");
+  else banner.removeAttribute("aria-busy");
+}
+
 function probe() {
   if (!down) return Promise.resolve();
   if (probing) return probing;
   clearTimeout(timer);
+  markProbing(true);
   probing = answers().then((back) => {
     probing = null;
+    markProbing(false);
     if (!down) return;
     if (back) connectionBack();
     else schedule();
@@ -139,10 +149,12 @@ export function reportConnection(ok) {
 
 /**
  * Call `fn` now and then every `interval` ms while the page is shown. A failure that is a lost
- * connection raises the banner and retries with backoff; other failures go to `onError`.
+ * connection raises the banner and retries with backoff; other failures go to
+ * `onError(err, retry)`, where `retry` polls once more at once (for a Retry button). `busy`, an
+ * element (the one `onError` writes into), is marked aria-busy while a poll is out.
  * Returns a function that polls once more at once.
  */
-export function poll(ctx, fn, { interval = 1000, onError } = {}) {
+export function poll(ctx, fn, { interval = 1000, onError, busy } = {}) {
   let timer = null;
   let delay = interval;
   let stopped = false;
@@ -152,6 +164,7 @@ export function poll(ctx, fn, { interval = 1000, onError } = {}) {
     if (running) return;
     running = true;
     clearTimeout(timer);
+    busy?.setAttribute("aria-busy", "true");
     try {
       const again = await fn();
       reportConnection(true);
@@ -169,10 +182,13 @@ export function poll(ctx, fn, { interval = 1000, onError } = {}) {
         reportConnection(false);
         delay = Math.min(delay * 2, MAX_DELAY);
       } else {
-        onError?.(err);
+        onError?.(err, () => {
+          if (!stopped) tick();
+        });
       }
     } finally {
       running = false;
+      busy?.removeAttribute("aria-busy");
     }
     if (!stopped && ctx.alive()) timer = setTimeout(tick, delay);
   };

@@ -69,23 +69,72 @@ export function message(kind, text, detail) {
   return box;
 }
 
-/** A slot that shows one message at a time (or none). */
+/**
+ * A slot that shows one message at a time (or none). `slot.error(err, retry)` shows a failure as
+ * `errorView` does.
+ */
 export function messageSlot(attrs) {
   const el = h("div", { class: "msg-slot", ...attrs });
   el.show = (kind, text, detail) => replace(el, message(kind, text, detail));
-  el.error = (err) => {
-    const { text, detail } = describeError(err);
-    replace(el, message("error", text, detail));
-  };
+  el.error = (err, retry) => replace(el, errorView(err, retry));
   el.clear = () => el.replaceChildren();
   return el;
 }
 
-/** A human sentence (and optional detail lines) for any error thrown by our modules. */
-export function describeError(err) {
-  if (!err) return { text: t("error.unknown") };
-  if (err.userMessage) return { text: err.userMessage, detail: err.detail };
-  return { text: err.message || String(err) };
+/**
+ * A human sentence (and optional detail lines) for any error thrown by our modules, and whether
+ * trying again may work (`retryable`: the server could not be reached, or had a problem). The
+ * sentence is chosen by the error's kind where it is made: an unreachable server and a chain's
+ * refusal in chain.js (`explain`, applied here to an error no module explained yet), an API
+ * error by its status and code in api.js (`explainApiError`: a 5xx never shows the server's
+ * bare text).
+ */
+export function describeError(raw) {
+  if (!raw) return { text: t("error.unknown"), retryable: false };
+  const err = raw.userMessage ? raw : explainError(raw);
+  const retryable = Boolean(err.retryable || err.offline);
+  if (err.userMessage) return { text: err.userMessage, detail: err.detail, retryable };
+  return { text: err.message || String(err), retryable };
+}
+
+/** Turns a library's error (a chain client's, a failed fetch) into one of ours: see `explainErrorsWith`. */
+let explainError = (err) => err;
+
+/**
+ * Have `describeError` explain errors that are not ours yet with `fn` (chain.js registers its
+ * `explain`: a refused or unreachable chain, a rejected signature, in the reader's words). ui.js
+ * does not import chain.js itself, so that its DOM helpers load without the chain client.
+ */
+export function explainErrorsWith(fn) {
+  explainError = fn;
+}
+
+/**
+ * What a page shows inline for a failed request: what happened, in the reader's language
+ * (`describeError`), and a Retry button calling `retry` when one is given and trying again may
+ * work. Returns a list of nodes for `replace` or `h`.
+ */
+export function errorView(err, retry) {
+  const { text, detail, retryable } = describeError(err);
+  return [
+    message("error", text, detail),
+    retry && retryable
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "btn small",
+            style: { marginBottom: "0.6rem" },
+            "data-test": "error-retry",
+            onclick: (e) => {
+              e.currentTarget.disabled = true;
+              retry();
+            },
+          },
+          t("app.retry"),
+        )
+      : null,
+  ];
 }
 
 /**
@@ -141,26 +190,71 @@ export function pill(text, kind = "", attrs) {
   return h("span", { class: `pill ${kind}`, ...attrs }, text);
 }
 
-/** A modal dialog; returns { el, close }. */
+const FOCUSABLE =
+  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+let dialogs = 0;
+
+/**
+ * A modal dialog; returns { el, close }. While it is open the rest of the page is inert (no
+ * focus, no clicks, hidden from screen readers); focus moves into it (its first control after
+ * the close button), Tab and Shift+Tab go round inside it, and Esc, the close button or a click
+ * beside it closes it. Closing gives focus back to the element that had it before, if that is
+ * still on the page.
+ */
 export function modal(title, ...body) {
-  const back = h("div", { class: "modal-back", role: "dialog", "aria-modal": "true", "aria-label": title });
-  const close = () => back.remove();
+  const titleId = `dialog-title-${++dialogs}`;
+  const back = h("div", { class: "modal-back", role: "dialog", "aria-modal": "true", "aria-labelledby": titleId });
+  const opener = document.activeElement;
+  const silenced = [...document.body.children].filter((el) => !el.inert);
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    document.removeEventListener("keydown", onKey);
+    back.remove();
+    for (const el of silenced) el.inert = false;
+    if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+  };
   back.addEventListener("click", (e) => {
     if (e.target === back) close();
   });
-  back.append(
-    h(
-      "div",
-      { class: "modal" },
-      h(
-        "div",
-        { class: "spread" },
-        h("h2", null, title),
-        h("button", { class: "btn quiet small", onclick: close, "aria-label": t("ui.close") }, "✕"),
-      ),
-      ...body,
-    ),
+  // On the document, not the dialog: a button that disables itself while it works drops the
+  // focus to <body>, and Esc must still close.
+  const onKey = (e) => {
+    if (e.key === "Escape") {
+      e.preventDefault();
+      close();
+      return;
+    }
+    if (e.key !== "Tab") return;
+    const stops = [...back.querySelectorAll(FOCUSABLE)].filter((el) => el.getClientRects().length);
+    if (!stops.length) return;
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (e.shiftKey && (document.activeElement === first || !stops.includes(document.activeElement))) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (document.activeElement === last || !stops.includes(document.activeElement))) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
+  const closeButton = h(
+    "button",
+    { type: "button", class: "btn quiet small", onclick: close, "aria-label": t("ui.close") },
+    "✕",
   );
+  const box = h(
+    "div",
+    { class: "modal", tabindex: "-1" },
+    h("div", { class: "spread" }, h("h2", { id: titleId }, title), closeButton),
+    ...body,
+  );
+  back.append(box);
+  for (const el of silenced) el.inert = true;
   document.body.append(back);
+  document.addEventListener("keydown", onKey);
+  const start = [...box.querySelectorAll(FOCUSABLE)].find((el) => el !== closeButton && el.getClientRects().length);
+  (start || closeButton).focus();
   return { el: back, close };
 }

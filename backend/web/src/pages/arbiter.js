@@ -19,7 +19,7 @@ import { t, tn } from "../i18n.js";
 import { uriLink } from "../links.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
-import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
+import { busy, describeError, errorView, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 
 const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
@@ -185,7 +185,7 @@ function bundleCard(server) {
       "div",
       { class: "card" },
       h("h3", null, t("arbiter.bundle.title")),
-      message("warn", t("arbiter.bundle.unavailable"), server.error.userMessage || server.error.message),
+      message("warn", t("arbiter.bundle.unavailable"), describeError(server.error).text),
     );
   }
   const { bundle, checklist } = server;
@@ -571,7 +571,7 @@ export async function arbiterPage(ctx) {
         disputes.length
           ? h(
               "div",
-              { class: "table-wrap" },
+              { class: "table-wrap", tabindex: "0" },
               h(
                 "table",
                 { class: "stack-sm" },
@@ -587,7 +587,7 @@ export async function arbiterPage(ctx) {
                       t("arbiter.col.opened"),
                       t("arbiter.col.deadline"),
                       t("arbiter.col.evidence"),
-                      "",
+                      h("span", { class: "sr-only" }, t("ui.col.actions")),
                     ].map((label) => h("th", null, label)),
                   ),
                 ),
@@ -639,7 +639,7 @@ export async function arbiterPage(ctx) {
       if (selected && !disputes.some((d) => String(d.order_id) === selected)) replace(detail);
       return true;
     },
-    { interval: 4000, onError: (err) => replace(queueBox, message("error", err.userMessage || err.message)) },
+    { interval: 4000, onError: (err, retry) => replace(queueBox, errorView(err, retry)) },
   );
 
   return h(

@@ -134,7 +134,7 @@ function deadCard(dead, refresh) {
         h("th", null, t("notify.dead.kind")),
         h("th", null, t("notify.dead.tries")),
         h("th", null, t("notify.dead.lastError")),
-        h("th"),
+        h("th", null, h("span", { class: "sr-only" }, t("ui.col.actions"))),
       ),
       ...rows,
     ),
@@ -164,7 +164,7 @@ export async function notifyPage(ctx) {
             h("th", null, t("notify.col.by")),
             h("th", null, t("notify.col.to")),
             h("th", null, t("notify.col.kinds")),
-            h("th"),
+            h("th", null, h("span", { class: "sr-only" }, t("ui.col.actions"))),
           ),
           ...endpoints.map((e) => endpointRow(e, refresh)),
         )

@@ -80,11 +80,11 @@ async function learnTokens(tokens) {
 const age = (seconds) => (seconds === null || seconds === undefined ? "—" : duration(seconds));
 
 /** A table in its scrolling wrapper: a header per column (`operator.<prefix>.col.<column>`; null
- * for an empty one), then `body`. */
+ * for one with nothing to show, which screen readers still hear as "Actions"), then `body`. */
 function operatorTable(prefix, columns, body) {
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0" },
     h(
       "table",
       { class: "small stack-sm" },
@@ -94,7 +94,13 @@ function operatorTable(prefix, columns, body) {
         h(
           "tr",
           null,
-          columns.map((c) => h("th", null, c === null ? null : t(`operator.${prefix}.col.${c}`))),
+          columns.map((c) =>
+            h(
+              "th",
+              null,
+              c === null ? h("span", { class: "sr-only" }, t("ui.col.actions")) : t(`operator.${prefix}.col.${c}`),
+            ),
+          ),
         ),
       ),
       body,
@@ -187,7 +193,7 @@ function overviewView(o) {
         o.volume.length
           ? h(
               "div",
-              { class: "table-wrap" },
+              { class: "table-wrap", tabindex: "0" },
               h(
                 "table",
                 { class: "small", "data-test": "op-volume" },
@@ -348,17 +354,21 @@ function auditCard() {
   const cursors = [null]; // before_block of each page shown so far; the last is the current page's
   let next = null;
   let shownSig = null;
+  let loads = 0; // an answer is drawn only if no later load started (a follow of page 1 that
+  // answers after "older" was pressed must not redraw page 1 over page 2)
   const load = async () => {
+    const seq = ++loads;
     const before = cursors.at(-1);
     const rows = await get(`/admin/audit?limit=${PAGE}${before === null ? "" : `&before_block=${before}`}`, {
       auth: true,
     });
     const sig = JSON.stringify([before, locale(), rows]);
-    if (sig === shownSig) return;
-    shownSig = sig;
+    if (seq !== loads || sig === shownSig) return;
     await roles();
     const tokens = rows.filter((e) => e.args?.token).map((e) => e.args.token);
     await learnTokens(tokens);
+    if (seq !== loads) return;
+    shownSig = sig;
     let shown = rows;
     next = null;
     if (rows.length === PAGE) {
@@ -404,7 +414,11 @@ function auditCard() {
     h("div", { class: "row" }, newer, older),
   );
   /** Reload the page shown (redrawn only when it changed). */
-  card.refresh = () => load().catch((err) => slot.error(err));
+  card.refresh = () =>
+    load().then(
+      () => slot.clear(),
+      (err) => slot.error(err, card.refresh),
+    );
   /** Follow new actions while the newest page is shown. */
   card.follow = () => (cursors.length === 1 ? load() : undefined);
   return card;
@@ -455,7 +469,7 @@ function pauseCard(onDone) {
     slot,
     h("div", { class: "row" }, pause, unpause),
   );
-  card.refresh = () => show().catch((err) => slot.error(err));
+  card.refresh = reloader(slot, show);
   card.refresh();
   return card;
 }
@@ -511,6 +525,26 @@ function arbiterCard(onDone) {
     slot,
     h("div", { class: "row" }, grant, revoke),
   );
+}
+
+/**
+ * A card's `refresh`: runs `load`, says in `slot` when it fails (with Retry, when trying again
+ * may work), and takes that failure away once a load works again (leaving an action's outcome).
+ */
+function reloader(slot, load) {
+  let failed = false;
+  const run = () =>
+    load().then(
+      () => {
+        if (failed) slot.clear();
+        failed = false;
+      },
+      (err) => {
+        failed = true;
+        slot.error(err, run);
+      },
+    );
+  return run;
 }
 
 /** The API's refusal of an attestation document, in the reader's words. */
@@ -939,7 +973,7 @@ function settingsCard(onDone) {
     slot,
     h("div", { class: "row" }, save, reset),
   );
-  card.refresh = () => load().catch((err) => slot.error(err));
+  card.refresh = reloader(slot, load);
   card.refresh();
   return card;
 }
@@ -1049,7 +1083,7 @@ function feesCard(onDone) {
       const r = await sendEscrow("withdrawFees", [token, dest]);
       done(slot, t("operator.fees.withdrawn", { amount: intlAmount(amount, token), to: dest }), r);
       onDone?.();
-    }).then(() => load().catch((err) => slot.error(err)));
+    }).then(() => card.refresh());
   const load = async () => {
     const list = tokens;
     await learnTokens(list);
@@ -1096,7 +1130,7 @@ function feesCard(onDone) {
     slot,
   );
   /** Read the balances again (redrawn only when they changed). */
-  card.refresh = () => load().catch((err) => slot.error(err));
+  card.refresh = reloader(slot, load);
   /** The tokens to show: the chain's coin, then every other token named, each once. */
   card.update = (named) => {
     const seen = new Set();
@@ -1173,7 +1207,7 @@ export async function operatorPage(ctx) {
       await audit.follow();
       return true;
     },
-    { interval: 3000, onError: (err) => errors.error(err) },
+    { interval: 3000, onError: (err, retry) => errors.error(err, retry) },
   );
   audit.refresh();
   return h(

@@ -29,7 +29,7 @@ import {
 } from "../release.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
-import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
+import { busy, describeError, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, signText, wallet } from "../wallet.js";
 import { pendingCard } from "./buy.js";
 
@@ -73,7 +73,7 @@ export async function ordersPage(ctx) {
     orders.length
       ? h(
           "div",
-          { class: "card table-wrap" },
+          { class: "card table-wrap", tabindex: "0" },
           h(
             "table",
             { class: "stack-sm", "data-test": "orders-table" },
@@ -89,7 +89,7 @@ export async function ordersPage(ctx) {
                   t("orders.col.codes"),
                   t("orders.col.amount"),
                   t("orders.col.paid"),
-                  "",
+                  h("span", { class: "sr-only" }, t("ui.col.actions")),
                 ].map((label) => h("th", null, label)),
               ),
             ),
@@ -709,7 +709,7 @@ export async function orderPage(ctx, ref) {
               );
               outcome.show("ok", t("order.dispute.openedWithKey"), txLink(r.hash, Number(r.receipt.blockNumber)));
             } catch (err) {
-              outcome.show("warn", t("order.dispute.keyFailed"), err.userMessage || err.message);
+              outcome.show("warn", t("order.dispute.keyFailed"), describeError(err).text);
             }
           }
         }),
@@ -897,7 +897,7 @@ export async function orderPage(ctx, ref) {
     last = o;
   };
 
-  const slot = messageSlot();
+  const slot = messageSlot({ "data-test": "order-message" });
   const refreshNow = poll(
     ctx,
     async () => {
@@ -916,6 +916,7 @@ export async function orderPage(ctx, ref) {
         }
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
+          slot.clear();
           replace(statusBox, message("info", t("order.waitingMirror")));
           return true;
         }
@@ -926,7 +927,7 @@ export async function orderPage(ctx, ref) {
       // Keep watching while something can still happen.
       return ![STATE.COMPLETED, STATE.REFUNDED, STATE.RESOLVED].includes(Number(o.state));
     },
-    { interval: 800, onError: (err) => slot.error(err) },
+    { interval: 800, onError: (err, retry) => slot.error(err, retry) },
   );
 
   return h(

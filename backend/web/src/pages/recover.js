@@ -349,7 +349,7 @@ export async function recoverPage(ctx, query) {
       ordersBox,
       h(
         "div",
-        { class: "card table-wrap" },
+        { class: "card table-wrap", tabindex: "0" },
         h("h2", null, t("recover.orders.title", { count: orders.length })),
         h(
           "table",

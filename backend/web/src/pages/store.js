@@ -430,7 +430,7 @@ export async function productPage(ctx, sku) {
       h("p", { class: "small muted" }, t("product.compare.intro")),
       h(
         "div",
-        { class: "table-wrap" },
+        { class: "table-wrap", tabindex: "0" },
         h(
           "table",
           { class: "compare stack-sm" },
@@ -448,7 +448,7 @@ export async function productPage(ctx, sku) {
                 t("product.col.terms"),
                 t("product.col.bond"),
                 t("product.col.licensed"),
-                "",
+                h("span", { class: "sr-only" }, t("ui.col.actions")),
               ].map((label) => h("th", null, label)),
             ),
           ),

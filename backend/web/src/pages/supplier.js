@@ -149,8 +149,8 @@ function bondTokens(data) {
 /** A listing's unit price is a uint96 on-chain. */
 const MAX_PRICE = 2n ** 96n;
 
-/** Orders per `settle` transaction, as the keeper and `kameng supplier settle` send them. */
-const SETTLE_BATCH = 50;
+/** Orders per `settle` transaction: the server's keeper batch size (GET /chain). */
+const settleBatch = () => net.settleBatch;
 
 /** Per-token amounts as "1.2 ETH + 3 USDC" ("0 ETH" when all are zero). */
 function amounts(list, key) {
@@ -181,8 +181,8 @@ async function settleDueOrders(slot) {
   const live = [];
   let gone = 0;
   let changed = 0;
-  for (let i = 0; i < due.length; i += SETTLE_BATCH) {
-    const part = due.slice(i, i + SETTLE_BATCH);
+  for (let i = 0; i < due.length; i += settleBatch()) {
+    const part = due.slice(i, i + settleBatch());
     const stored = await Promise.all(part.map((o) => read("orderHash", [BigInt(o.order_id)])));
     part.forEach((o, j) => {
       const order = orderFromApi(o);
@@ -198,7 +198,7 @@ async function settleDueOrders(slot) {
   await Promise.all(tokens.map(tokenInfo));
   const before = await Promise.all(tokens.map((tok) => read("balanceOf", [wallet.address, tok])));
   const batches = [];
-  for (let i = 0; i < live.length; i += SETTLE_BATCH) batches.push(live.slice(i, i + SETTLE_BATCH));
+  for (let i = 0; i < live.length; i += settleBatch()) batches.push(live.slice(i, i + settleBatch()));
   let settled = 0;
   let skipped = 0;
   const txs = [];
@@ -314,7 +314,7 @@ function settlementCard(onDone) {
       dueCount
         ? t("supplier.settle.why.due", {
             orders: ordersN(dueCount),
-            txs: transactions(Math.ceil(dueCount / SETTLE_BATCH)),
+            txs: transactions(Math.ceil(dueCount / settleBatch())),
           })
         : waiting
           ? t("supplier.settle.why.waiting", { count: waiting, when: when(next) })
@@ -467,7 +467,7 @@ function waitingCard(onDone) {
   const empty = h("p", { class: "muted", hidden: true }, t("supplier.waiting.empty"));
   const table = h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0" },
     h(
       "table",
       { class: "small stack-sm", "data-test": "waiting-uploads" },
@@ -482,7 +482,7 @@ function waitingCard(onDone) {
             t("supplier.col.listing"),
             t("supplier.col.codes"),
             t("supplier.col.root"),
-            "",
+            h("span", { class: "sr-only" }, t("ui.col.actions")),
           ].map((label) => h("th", null, label)),
         ),
       ),
@@ -1000,7 +1000,7 @@ async function loadDashboard() {
  * in-page "are you sure" saying it is one way and caps orders at 32 codes. Failures go to the
  * row's `slot`, the outcome to the page's `outcome` (the row is redrawn once the mirror sees it).
  */
-function onChainControl(l, slot, outcome, refresh) {
+function onChainControl(l, slot, outcome, refresh, asking) {
   const button = h(
     "button",
     { class: "btn small quiet", "data-test": "onchain-listing" },
@@ -1028,14 +1028,18 @@ function onChainControl(l, slot, outcome, refresh) {
     h("p", { class: "small" }, t("supplier.onChain.explain", { count: MAX_ON_CHAIN_QUANTITY })),
     h("div", { class: "row" }, yes, no),
   );
-  ask.hidden = true;
+  // Open or closed as it was: the dashboard redraws its rows when a figure changes.
+  ask.hidden = !asking.has(l.listing_id);
+  button.hidden = !ask.hidden;
   button.addEventListener("click", () => {
     slot.clear();
+    asking.add(l.listing_id);
     ask.hidden = false;
     button.hidden = true;
     yes.focus();
   });
   no.addEventListener("click", () => {
+    asking.delete(l.listing_id);
     ask.hidden = true;
     button.hidden = false;
     button.focus();
@@ -1045,6 +1049,7 @@ function onChainControl(l, slot, outcome, refresh) {
       no.disabled = true;
       try {
         const r = await sendEscrow("requireOnChainRelease", [BigInt(l.listing_id)]);
+        asking.delete(l.listing_id);
         ask.hidden = true;
         outcome.show(
           "ok",
@@ -1061,7 +1066,7 @@ function onChainControl(l, slot, outcome, refresh) {
 }
 
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
-function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
+function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking }) {
   const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
   const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
   const lowStock = listings.filter((l) => l.low_stock);
@@ -1119,7 +1124,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       if (sel) sel.value = String(l.listing_id);
       document.getElementById("upload")?.scrollIntoView({ behavior: "smooth" });
     });
-    const onChain = l.on_chain_release ? null : onChainControl(l, slot, wslot, refresh);
+    const onChain = l.on_chain_release ? null : onChainControl(l, slot, wslot, refresh, asking);
     return h(
       "tr",
       { "data-test": "listing-row", "data-listing": l.listing_id },
@@ -1264,7 +1269,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
           : h("p", { class: "muted" }, t("supplier.orders.none")),
         h(
           "div",
-          { class: "table-wrap", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
+          { class: "table-wrap", tabindex: "0", style: { marginTop: ".7rem", maxHeight: "16rem", overflowY: "auto" } },
           h(
             "table",
             { class: "small", "data-test": "supplier-orders" },
@@ -1305,7 +1310,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh }) {
       listings.length
         ? h(
             "div",
-            { class: "table-wrap" },
+            { class: "table-wrap", tabindex: "0" },
             h(
               "table",
               { class: "stack-sm", "data-test": "listings" },
@@ -1341,7 +1346,7 @@ export async function supplierPage(ctx) {
   let data = await loadDashboard();
   const live = h("div", { "data-test": "supplier-live" });
   const wslot = messageSlot({ "data-test": "withdraw-message" });
-  const errors = messageSlot();
+  const errors = messageSlot({ "data-test": "dashboard-message" });
   let refresh = () => {};
   const upload = uploadCard(() => refresh());
   const settlement = settlementCard(() => refresh());
@@ -1351,8 +1356,9 @@ export async function supplierPage(ctx) {
     refresh();
   });
   const bond = bondCard(() => refresh());
+  const asking = new Set(); // listings whose "keep codes on-chain?" question is open
   const show = () => {
-    replace(live, liveView(data, { wslot, refresh: () => refresh() }));
+    replace(live, liveView(data, { wslot, refresh: () => refresh(), asking }));
     upload.setListings(data.listings);
     settlement.update(data.dash);
     waiting.update(data.uploads);
@@ -1377,7 +1383,7 @@ export async function supplierPage(ctx) {
       }
       return true;
     },
-    { interval: 2500, onError: (err) => errors.error(err) },
+    { interval: 2500, busy: errors, onError: (err, retry) => errors.error(err, retry) },
   );
   return h(
     "section",
@@ -1416,7 +1422,7 @@ function settlementsCard(settlements) {
     settlements.length
       ? h(
           "div",
-          { class: "table-wrap" },
+          { class: "table-wrap", tabindex: "0" },
           h(
             "table",
             { class: "small", "data-test": "settlements" },

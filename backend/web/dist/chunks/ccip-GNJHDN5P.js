@@ -1,1 +1,0 @@
-import{oc as a,pc as b,qc as c,rc as d}from"./chunk-O6XMUIHA.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{d as ccipRequest,c as offchainLookup,b as offchainLookupAbiItem,a as offchainLookupSignature};
