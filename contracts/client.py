@@ -68,7 +68,6 @@ class EscrowConfig:
 
     fee_recipient: str
     fee_bps: int = 200
-    referral_bps: int = 300
     min_bond_bps: int = 1000
     arbitration_window: int = 7 * 24 * 3600
     min_delivery_window: int = 60
@@ -488,9 +487,15 @@ class EscrowClient:
             self.accept_delivery_key(key, supplier.address),
         )
 
-    def set_referral_bps(self, supplier: LocalAccount, listing_id: int, bps: int) -> TxResult:
-        """Opt a listing into referrals at `bps` (0 opts out)."""
-        return self._send(supplier, "setReferralBps", listing_id, bps)
+    def set_reseller_price(
+        self, supplier: LocalAccount, listing_id: int, reseller_price: int
+    ) -> TxResult:
+        """Open a listing to resellers at `reseller_price` a unit (0 closes it to them)."""
+        return self._send(supplier, "setResellerPrice", listing_id, reseller_price)
+
+    def set_shop_price(self, reseller: LocalAccount, listing_id: int, price: int) -> TxResult:
+        """Put a listing in `reseller`'s shop at `price` a unit (0 takes it out)."""
+        return self._send(reseller, "setShopPrice", listing_id, price)
 
     def create_listing(
         self,
@@ -551,10 +556,12 @@ class EscrowClient:
         *,
         max_unit_price: int,
         buyer_pubkey: bytes,
-        referrer: str = ZERO_ADDRESS,
+        reseller: str = ZERO_ADDRESS,
         value: int | None = None,
     ) -> tuple[int, Order, TxResult]:
         """Pay for an order; returns its id, the stored Order and the transaction.
+
+        With a `reseller`, the order is bought in that reseller's shop at the shop's price.
 
         `value` defaults to `max_unit_price * quantity` for native-coin listings when it is the
         exact price; pass it explicitly otherwise (0 for ERC-20 listings).
@@ -562,7 +569,7 @@ class EscrowClient:
         if value is None:
             value = max_unit_price * quantity
         res = self._send(
-            buyer, "buy", listing_id, quantity, max_unit_price, referrer, buyer_pubkey, value=value
+            buyer, "buy", listing_id, quantity, max_unit_price, reseller, buyer_pubkey, value=value
         )
         ev = res.event("OrderPaid")
         return int(ev.args["orderId"]), order_from_paid_event(ev.args), res

@@ -91,12 +91,12 @@ class Order:
     buyer: str
     supplier: str
     token: str
-    referrer: str
+    reseller: str
     amount: int
     bond: int
     quantity: int
     fee_bps: int
-    referral_bps: int
+    reseller_cut: int
     dispute_window: int
     deadline: int
     state: OrderState

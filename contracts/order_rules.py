@@ -4,10 +4,13 @@ each order event does to the order. No chain access: plain integers in, plain in
 Every rule is CodeEscrow.sol's, with its integer arithmetic (divisions round down):
 
 - buy: ``amount = unitPrice * quantity`` (at most 2**96 - 1), ``bond = amount * bondBps / 10000``
-  moves from the supplier's free bond to its reserved bond; the order's ``referralBps`` is the
-  listing's when a referrer is named, else 0; its ``feeBps`` is the listing's.
-- proceeds of a gross amount: ``fee = gross * feeBps / 10000`` to the platform,
-  ``commission = gross * referralBps / 10000`` to the referrer, the rest to the supplier.
+  moves from the supplier's free bond to its reserved bond; its ``feeBps`` is the listing's.
+  Bought in a reseller's shop, ``unitPrice`` is the shop's price and the order's
+  ``resellerCut = (shopPrice - resellerPrice) * quantity``; without a reseller it is 0.
+- proceeds of a gross amount (the amount, or what a ruling leaves the sellers):
+  ``fee = gross * feeBps / 10000`` to the platform; the cut scaled as gross is,
+  ``cut = resellerCut * gross / amount``, less its share of the fee,
+  ``commission = cut - cut * feeBps / 10000``, to the reseller; the rest to the supplier.
 - confirm and settle: the whole amount is proceeds; the whole bond returns to the free bond.
 - refund: the buyer is credited the amount; the whole bond returns.
 - rule(buyerBps, slashBps): ``buyerAmount = amount * buyerBps / 10000`` to the buyer, the rest is
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 #: Basis points in a whole (``_BPS``).
 BPS = 10_000
-#: Most of a payment fee and commission may take together (``_MAX_FEES_BPS``).
+#: Most of a payment the platform's fee may take (``_MAX_FEES_BPS``).
 MAX_FEES_BPS = 5_000
 #: Most one order may cost: every payout is credited to a 96-bit ledger balance.
 MAX_AMOUNT = 2**96 - 1
@@ -71,24 +74,24 @@ class Terms:
         amount: What the buyer paid.
         bond: The supplier's bond reserved for the order.
         fee_bps: The platform's fee on proceeds.
-        referral_bps: The referrer's commission on proceeds (0 without a referrer).
+        reseller_cut: The reseller's margin in the amount (0 without a reseller).
     """
 
     amount: int
     bond: int
     fee_bps: int
-    referral_bps: int
+    reseller_cut: int
 
     @classmethod
     def of(cls, order: Order) -> Terms:
         """The terms of an Order."""
-        return cls(order.amount, order.bond, order.fee_bps, order.referral_bps)
+        return cls(order.amount, order.bond, order.fee_bps, order.reseller_cut)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Terms:
         """The terms of an order held as a mapping with the Order's field names."""
         return cls(
-            int(row["amount"]), int(row["bond"]), int(row["fee_bps"]), int(row["referral_bps"])
+            int(row["amount"]), int(row["bond"]), int(row["fee_bps"]), int(row["reseller_cut"])
         )
 
 
@@ -99,12 +102,13 @@ class Purchase:
     Attributes:
         amount: The price paid, ``unitPrice * quantity``.
         bond: The supplier's bond reserved for the order.
-        referral_bps: The order's commission rate (the listing's, or 0 without a referrer).
+        reseller_cut: The reseller's margin, ``(unitPrice - resellerPrice) * quantity`` (0
+            without a reseller).
     """
 
     amount: int
     bond: int
-    referral_bps: int
+    reseller_cut: int
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ class Payout:
         slashed: Bond taken from the supplier and credited to the buyer.
         to_supplier: Credited to the supplier (``DisputeRuled.supplierAmount`` on a ruling).
         fee: Added to the platform's fees.
-        commission: Credited to the referrer.
+        commission: Credited to the reseller.
         bond_unreserved: Taken off the supplier's reserved bond (the order's whole bond).
         bond_refreed: Returned to the supplier's free bond (the bond less what was slashed).
     """
@@ -151,49 +155,57 @@ def _check_bps(name: str, bps: int) -> None:
 
 
 def purchase(
-    unit_price: int, quantity: int, bond_bps: int, referral_bps: int, referrer: str
+    unit_price: int, quantity: int, bond_bps: int, reseller_price: int | None = None
 ) -> Purchase:
     """What ``buy`` stores for `quantity` codes of a listing.
 
     Args:
-        unit_price: The listing's price per code.
+        unit_price: The price per code the buyer pays: the listing's, or the shop's when bought
+            from a reseller.
         quantity: Codes bought.
         bond_bps: The listing's bond rate.
-        referral_bps: The listing's commission rate.
-        referrer: The referrer named by the buyer (the zero address for none).
+        reseller_price: The listing's reseller price when bought from a reseller, else None.
 
     Raises:
-        ValueError: the amount does not fit 96 bits (``EscrowAmountTooLarge``), or a rate is
-            out of range.
+        ValueError: the amount does not fit 96 bits (``EscrowAmountTooLarge``), the shop's price
+            is below the reseller price (``EscrowBelowResellerPrice``), or a rate is out of range.
     """
     _check_bps("bond_bps", bond_bps)
-    _check_bps("referral_bps", referral_bps)
     amount = unit_price * quantity
     if amount > MAX_AMOUNT:
         raise ValueError(f"amount {amount} exceeds {MAX_AMOUNT} (EscrowAmountTooLarge)")
-    return Purchase(
-        amount=amount,
-        bond=amount * bond_bps // BPS,
-        referral_bps=referral_bps if int(referrer, 16) != 0 else 0,
-    )
+    cut = 0
+    if reseller_price is not None:
+        if not 0 < reseller_price <= unit_price:
+            raise ValueError(
+                f"shop price {unit_price} is below reseller price {reseller_price}"
+                " (EscrowBelowResellerPrice)"
+            )
+        cut = (unit_price - reseller_price) * quantity
+    return Purchase(amount=amount, bond=amount * bond_bps // BPS, reseller_cut=cut)
 
 
-def split_proceeds(gross: int, fee_bps: int, referral_bps: int) -> Split:
-    """Split `gross` as ``_splitProceeds`` does: fee and commission first, the rest to the supplier.
+def split_proceeds(gross: int, terms: Terms) -> Split:
+    """Split `gross` as ``_splitProceeds`` does: the fee, the reseller's commission (its cut
+    scaled as `gross` is from the amount, less its share of the fee), the rest to the supplier.
 
     Args:
-        gross: The amount to split.
-        fee_bps: The order's fee rate.
-        referral_bps: The order's commission rate.
+        gross: The amount to split: the order's amount, or what a ruling leaves the sellers.
+        terms: The order's terms.
     """
-    fee = gross * fee_bps // BPS
-    commission = gross * referral_bps // BPS
+    fee = gross * terms.fee_bps // BPS
+    commission = 0
+    if terms.reseller_cut:
+        cut = terms.reseller_cut
+        if gross != terms.amount:
+            cut = cut * gross // terms.amount
+        commission = cut - cut * terms.fee_bps // BPS
     return Split(to_supplier=gross - fee - commission, fee=fee, commission=commission)
 
 
 def complete(terms: Terms) -> Payout:
     """``confirm`` and ``settle``: the supplier is paid, less fee and commission; bond freed."""
-    split = split_proceeds(terms.amount, terms.fee_bps, terms.referral_bps)
+    split = split_proceeds(terms.amount, terms)
     return Payout(
         buyer_amount=0,
         slashed=0,
@@ -232,7 +244,7 @@ def resolve(terms: Terms, buyer_bps: int, slash_bps: int) -> Payout:
     _check_bps("buyer_bps", buyer_bps)
     _check_bps("slash_bps", slash_bps)
     buyer_amount = terms.amount * buyer_bps // BPS
-    split = split_proceeds(terms.amount - buyer_amount, terms.fee_bps, terms.referral_bps)
+    split = split_proceeds(terms.amount - buyer_amount, terms)
     slashed = terms.bond * slash_bps // BPS
     return Payout(
         buyer_amount=buyer_amount,

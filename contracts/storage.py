@@ -496,6 +496,15 @@ class EscrowStorage:
         """``feesOf(token)``: the platform's fee income in `token`, not yet withdrawn."""
         return int(self._one("_fees", token))
 
+    def reseller_price(self, listing_id: int) -> int:
+        """What the supplier receives a unit from a reseller's sale of the listing (0: the
+        listing is not open to resellers)."""
+        return int(self._one("_resellerPrices", listing_id))
+
+    def shop_price(self, reseller: str, listing_id: int) -> int:
+        """The unit price of the listing in `reseller`'s shop (0: not in its shop)."""
+        return int(self._one("_shopPrices", reseller, listing_id))
+
 
 #: How `EscrowStorage.view` answers each view the escrow's storage replaced, by the view's name:
 #: structs as tuples of their members in declaration order, as a web3 call of the view gave them.
@@ -511,9 +520,12 @@ _ANSWERS: dict[str, Callable[..., Any]] = {
     "listingCount": EscrowStorage.listing_count,
     "orderHash": EscrowStorage.order_hash,
     "feesOf": EscrowStorage.fees_of,
+    "resellerPrice": EscrowStorage.reseller_price,
+    "shopPrice": EscrowStorage.shop_price,
 }
 
-#: The views the escrow's storage answers, by the names of the functions they replaced.
+#: The views the escrow's storage answers: the functions it replaced, by their names, and the
+#: reads added since in the same style (``resellerPrice``, ``shopPrice``).
 VIEWS = frozenset(_ANSWERS)
 
 

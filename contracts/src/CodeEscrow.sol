@@ -71,6 +71,8 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     mapping(address account => mapping(address token => uint256)) private _overflow;
     mapping(address token => bool) private _tokenAllowed;
     mapping(address token => uint256) private _fees;
+    mapping(uint256 listingId => uint256 resellerPrice) private _resellerPrices;
+    mapping(address reseller => mapping(uint256 listingId => uint256 price)) private _shopPrices;
 
     /// @notice Deploy with an admin and the first platform settings.
     /// @param admin Holder of every role at deployment; it may hand them on.
@@ -116,7 +118,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     function closeListing(uint256 listingId) external onlyRole(RIGHTS_ADMIN_ROLE) {
         Listing storage listing = _existingListing(listingId);
         listing.active = false;
-        emit ListingUpdated(listingId, listing.unitPrice, false, listing.feeBps, listing.referralBps);
+        emit ListingUpdated(listingId, listing.unitPrice, false, listing.feeBps);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -212,7 +214,6 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             disputeWindow: disputeWindow,
             batchCount: 0,
             feeBps: cfg.feeBps,
-            referralBps: 0,
             arbitrationWindow: cfg.arbitrationWindow,
             onChainFrom: 0,
             sku: sku
@@ -227,7 +228,6 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             disputeWindow,
             bondBps,
             cfg.feeBps,
-            0,
             cfg.arbitrationWindow,
             metadataURI
         );
@@ -247,22 +247,29 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         }
         listing.unitPrice = unitPrice;
         listing.active = active;
-        // Re-pricing a listing also moves it onto the platform's current fee and referral cap.
-        Config storage cfg = _config;
-        listing.feeBps = cfg.feeBps;
-        if (listing.referralBps > cfg.referralBps) listing.referralBps = cfg.referralBps;
-        emit ListingUpdated(listingId, unitPrice, active, listing.feeBps, listing.referralBps);
+        // Re-pricing a listing also moves it onto the platform's current fee.
+        uint16 feeBps = _config.feeBps;
+        listing.feeBps = feeBps;
+        emit ListingUpdated(listingId, unitPrice, active, feeBps);
     }
 
     /// @inheritdoc ICodeEscrow
-    function setReferralBps(uint256 listingId, uint16 referralBps) external {
-        Listing storage listing = _existingListing(listingId);
-        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
-        if (referralBps > _config.referralBps || uint256(referralBps) + listing.feeBps > _MAX_FEES_BPS) {
-            revert EscrowBadBps(referralBps);
+    function setResellerPrice(uint256 listingId, uint96 resellerPrice) external {
+        if (_existingListing(listingId).supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        _resellerPrices[listingId] = resellerPrice;
+        emit ResellerPriceSet(listingId, resellerPrice);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function setShopPrice(uint256 listingId, uint96 price) external {
+        _existingListing(listingId);
+        if (price != 0) {
+            uint256 resellerPrice = _resellerPrices[listingId];
+            if (resellerPrice == 0) revert EscrowNotDistributable(listingId);
+            if (price < resellerPrice) revert EscrowBelowResellerPrice(listingId, price, resellerPrice);
         }
-        listing.referralBps = referralBps;
-        emit ListingUpdated(listingId, listing.unitPrice, listing.active, listing.feeBps, referralBps);
+        _shopPrices[msg.sender][listingId] = price;
+        emit ShopPriceSet(msg.sender, listingId, price);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -306,7 +313,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         uint256 listingId,
         uint32 quantity,
         uint256 maxUnitPrice,
-        address referrer,
+        address reseller,
         bytes32 buyerPubKey
     ) external payable nonReentrant whenNotPaused returns (uint256 orderId) {
         if (quantity == 0) revert EscrowZeroQuantity();
@@ -323,13 +330,19 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         if (listing.onChainFrom != 0 && quantity > MAX_ON_CHAIN_QUANTITY) {
             revert EscrowQuantityTooLarge(quantity, MAX_ON_CHAIN_QUANTITY);
         }
-        if (referrer != address(0)) {
-            // An arbiter named as referrer would be a party to the order and could not rule on it.
-            if (referrer == msg.sender || referrer == supplier || hasRole(ARBITER_ROLE, referrer)) {
-                revert EscrowBadReferrer(referrer);
+        uint256 unitPrice = listing.unitPrice;
+        uint256 cut;
+        if (reseller != address(0)) {
+            // The shop's price, of which the supplier receives its reseller price as it is now.
+            unitPrice = _shopPrices[reseller][listingId];
+            if (unitPrice == 0) revert EscrowNotInShop(reseller, listingId);
+            uint256 resellerPrice = _resellerPrices[listingId];
+            if (resellerPrice == 0) revert EscrowNotDistributable(listingId);
+            if (unitPrice < resellerPrice) revert EscrowBelowResellerPrice(listingId, unitPrice, resellerPrice);
+            unchecked {
+                cut = (unitPrice - resellerPrice) * quantity; // < 2^96 * 2^32, and <= amount
             }
         }
-        uint256 unitPrice = listing.unitPrice;
         if (unitPrice > maxUnitPrice) revert EscrowPriceAboveMax(unitPrice, maxUnitPrice);
         address token = listing.token;
         uint256 amount;
@@ -358,12 +371,12 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             buyer: msg.sender,
             supplier: supplier,
             token: token,
-            referrer: referrer,
+            reseller: reseller,
             amount: uint128(amount),
             bond: uint128(bondAmount),
             quantity: quantity,
             feeBps: listing.feeBps,
-            referralBps: referrer == address(0) ? 0 : listing.referralBps,
+            resellerCut: uint128(cut),
             disputeWindow: listing.disputeWindow,
             deadline: uint40(block.timestamp + listing.deliveryWindow),
             state: OrderState.Paid,
@@ -382,12 +395,12 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             buyerPubKey,
             supplier,
             token,
-            referrer,
+            reseller,
             order.amount,
             order.bond,
             quantity,
             order.feeBps,
-            order.referralBps,
+            order.resellerCut,
             order.disputeWindow,
             order.deadline
         );
@@ -403,7 +416,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         (uint256 toSupplier, uint256 fee, uint256 commission) = _splitProceeds(order, order.amount);
         _paySupplier(order.supplier, order.token, toSupplier, order.bond, order.bond);
         _fees[order.token] += fee;
-        if (commission != 0) _credit(order.referrer, order.token, commission);
+        if (commission != 0) _credit(order.reseller, order.token, commission);
         emit OrderConfirmed(orderId);
     }
 
@@ -555,7 +568,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
                 bondSum += order.bond;
                 ++settled;
             }
-            if (commission != 0) _credit(order.referrer, order.token, commission);
+            if (commission != 0) _credit(order.reseller, order.token, commission);
             emit OrderSettled(orderId);
         }
         // Nothing left to settle: the caller is told, as for a single finished order.
@@ -576,7 +589,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     ) external nonReentrant onlyRole(ARBITER_ROLE) {
         _checkOrder(orderId, order, OrderState.Disputed);
         if (
-            msg.sender == order.buyer || msg.sender == order.supplier || msg.sender == order.referrer
+            msg.sender == order.buyer || msg.sender == order.supplier || msg.sender == order.reseller
                 || _deliveryKeys[order.supplier][msg.sender] == _KEY_ACTIVE
         ) revert EscrowArbiterIsParty(msg.sender);
         if (buyerBps > _BPS) revert EscrowBadBps(buyerBps);
@@ -660,11 +673,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     // ================================================================== internal
 
     function _setConfig(Config memory newConfig) private {
-        if (newConfig.feeBps > _BPS) revert EscrowBadBps(newConfig.feeBps);
-        if (newConfig.referralBps > _BPS) revert EscrowBadBps(newConfig.referralBps);
-        if (uint256(newConfig.feeBps) + newConfig.referralBps > _MAX_FEES_BPS) {
-            revert EscrowBadBps(uint256(newConfig.feeBps) + newConfig.referralBps);
-        }
+        if (newConfig.feeBps > _MAX_FEES_BPS) revert EscrowBadBps(newConfig.feeBps);
         if (newConfig.minBondBps > _BPS) revert EscrowBadBps(newConfig.minBondBps);
         if (newConfig.feeRecipient == address(0)) revert EscrowBadArgument("feeRecipient");
         _checkWindow(
@@ -774,17 +783,24 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         }
     }
 
-    /// @dev Splits `gross` into the supplier's part, the platform fee and the referral commission.
+    /// @dev Splits `gross` (the whole payment, or what a ruling leaves the sellers) into the
+    ///      supplier's part, the platform fee and the reseller's commission: the reseller's cut,
+    ///      scaled as `gross` is scaled from the payment, less its share of the fee. The supplier
+    ///      takes the remainder, so the three always sum to `gross`.
     function _splitProceeds(Order calldata order, uint256 gross)
         private
         pure
         returns (uint256 toSupplier, uint256 fee, uint256 commission)
     {
         unchecked {
-            // gross < 2^128 and bps < 2^16; feeBps and referralBps are each at most 5,000
-            // (setConfig, setReferralBps), so fee + commission <= gross.
+            // gross <= amount < 2^128, resellerCut <= amount and feeBps <= 5,000 (setConfig), so
+            // every product fits 256 bits, commission <= gross - fee and nothing underflows.
             fee = (gross * order.feeBps) / _BPS;
-            commission = (gross * order.referralBps) / _BPS;
+            uint256 cut = order.resellerCut;
+            if (cut != 0) {
+                if (gross != order.amount) cut = (cut * gross) / order.amount;
+                commission = cut - (cut * order.feeBps) / _BPS;
+            }
             toSupplier = gross - fee - commission;
         }
     }
@@ -807,7 +823,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         _credit(order.buyer, order.token, buyerAmount + slashed);
         _paySupplier(order.supplier, order.token, toSupplier, order.bond, order.bond - slashed);
         _fees[order.token] += fee;
-        if (commission != 0) _credit(order.referrer, order.token, commission);
+        if (commission != 0) _credit(order.reseller, order.token, commission);
 
         emit DisputeRuled(
             orderId, arbiter, buyerBps, slashBps, buyerAmount, toSupplier, slashed, bundleHash, reason

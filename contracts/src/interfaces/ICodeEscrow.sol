@@ -31,12 +31,12 @@ interface ICodeEscrow {
         address buyer;
         address supplier;
         address token;
-        address referrer;
+        address reseller;
         uint128 amount;
         uint128 bond;
         uint32 quantity;
         uint16 feeBps;
-        uint16 referralBps;
+        uint128 resellerCut;
         uint32 disputeWindow;
         uint40 deadline;
         OrderState state;
@@ -48,15 +48,14 @@ interface ICodeEscrow {
     ///      slot 0: supplier (160) | committed (32) | sold (32) | bondBps (16) | active (8)
     ///      slot 1: token (160) | unitPrice (96)
     ///      slot 2: deliveryWindow (32) | disputeWindow (32) | batchCount (32) | feeBps (16) |
-    ///              referralBps (16) | arbitrationWindow (32) | onChainFrom (32)
+    ///              arbitrationWindow (32) | onChainFrom (32)
     ///      slot 3: sku
     ///      `onChainFrom` is 0 while the listing delivers off-chain; once the supplier calls
     ///      `requireOnChainRelease` it is (the next code index to be sold) + 1, and every order
     ///      from that index on must be delivered with `deliverOnChain` and holds at most
     ///      MAX_ON_CHAIN_QUANTITY codes. It never goes back to 0.
-    ///      `feeBps` is the platform's at creation, refreshed by `updateListing`. `referralBps` is
-    ///      the supplier's choice (zero until it opts in with `setReferralBps`), never above the
-    ///      platform's cap. `arbitrationWindow` is the platform's at creation and never changes,
+    ///      `feeBps` is the platform's at creation, refreshed by `updateListing`.
+    ///      `arbitrationWindow` is the platform's at creation and never changes,
     ///      so no setting changes the terms of an order already placed.
     struct Listing {
         address supplier;
@@ -70,7 +69,6 @@ interface ICodeEscrow {
         uint32 disputeWindow;
         uint32 batchCount;
         uint16 feeBps;
-        uint16 referralBps;
         uint32 arbitrationWindow;
         uint32 onChainFrom;
         bytes32 sku;
@@ -121,16 +119,14 @@ interface ICodeEscrow {
     }
 
     /// @notice Platform settings, packed into two slots.
-    /// @dev slot 0: feeRecipient (160) | feeBps (16) | referralBps (16) | minBondBps (16) |
-    ///      arbitrationWindow (32); slot 1: minDeliveryWindow | maxDeliveryWindow |
-    ///      minDisputeWindow | maxDisputeWindow (32 each). `feeRecipient` is informational; fees
-    ///      are withdrawn by the admin. `referralBps` is the cap a supplier may offer. The windows
+    /// @dev slot 0: feeRecipient (160) | feeBps (16) | minBondBps (16) | arbitrationWindow (32);
+    ///      slot 1: minDeliveryWindow | maxDeliveryWindow | minDisputeWindow | maxDisputeWindow
+    ///      (32 each). `feeRecipient` is informational; fees are withdrawn by the admin. The windows
     ///      bound what a listing may choose and are themselves bounded by the contract (see
     ///      `setConfig`).
     struct Config {
         address feeRecipient;
         uint16 feeBps;
-        uint16 referralBps;
         uint16 minBondBps;
         uint32 arbitrationWindow;
         uint32 minDeliveryWindow;
@@ -181,10 +177,14 @@ interface ICodeEscrow {
     error EscrowNothingToWithdraw(address account, address token);
     /// @notice A native-coin transfer failed.
     error EscrowTransferFailed(address to, uint256 amount);
-    /// @notice The referrer is the buyer, the supplier, or an arbiter.
-    error EscrowBadReferrer(address referrer);
+    /// @notice The listing is not open to resellers (its supplier set no reseller price).
+    error EscrowNotDistributable(uint256 listingId);
+    /// @notice A reseller's price is below the supplier's reseller price for the listing.
+    error EscrowBelowResellerPrice(uint256 listingId, uint256 price, uint256 resellerPrice);
+    /// @notice The reseller's shop does not sell this listing.
+    error EscrowNotInShop(address reseller, uint256 listingId);
     /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key the supplier
-    ///         named and that accepted, or the referrer).
+    ///         named and that accepted, or the reseller).
     error EscrowArbiterIsParty(address arbiter);
     /// @notice A window (delivery, dispute or arbitration) is outside its bounds.
     error EscrowBadWindow(string name, uint256 value, uint256 min, uint256 max);
@@ -265,14 +265,16 @@ interface ICodeEscrow {
         uint32 disputeWindow,
         uint16 bondBps,
         uint16 feeBps,
-        uint16 referralBps,
         uint32 arbitrationWindow,
         string metadataURI
     );
-    /// @notice A listing's price, activity, fee terms or referral commission changed.
-    event ListingUpdated(
-        uint256 indexed listingId, uint256 unitPrice, bool active, uint16 feeBps, uint16 referralBps
-    );
+    /// @notice A listing's price, activity or fee terms changed.
+    event ListingUpdated(uint256 indexed listingId, uint256 unitPrice, bool active, uint16 feeBps);
+    /// @notice A supplier opened a listing to resellers at `resellerPrice` a unit (what it receives
+    ///         before the platform fee), or closed it to them (zero).
+    event ResellerPriceSet(uint256 indexed listingId, uint256 resellerPrice);
+    /// @notice A reseller put a listing in its shop at `price` a unit, or took it out (zero).
+    event ShopPriceSet(address indexed reseller, uint256 indexed listingId, uint256 price);
     /// @notice A batch of code commitments was appended to a listing.
     event BatchCommitted(
         uint256 indexed listingId,
@@ -291,12 +293,12 @@ interface ICodeEscrow {
         bytes32 buyerPubKey,
         address supplier,
         address token,
-        address referrer,
+        address reseller,
         uint128 amount,
         uint128 bond,
         uint32 quantity,
         uint16 feeBps,
-        uint16 referralBps,
+        uint128 resellerCut,
         uint32 disputeWindow,
         uint40 deadline
     );
@@ -311,10 +313,11 @@ interface ICodeEscrow {
     /// @notice From now on every order of the listing is delivered on-chain (orders from code
     ///         index `onChainFrom - 1` on); this never changes back.
     event OnChainReleaseRequired(uint256 indexed listingId, uint32 onChainFrom);
-    /// @notice The buyer confirmed an order: it is complete. The supplier's balance grew by
-    ///         amount - fee - commission, the referrer's by commission and the platform's fees by
-    ///         fee, where fee = amount * feeBps / 10000 and commission = amount * referralBps /
-    ///         10000; the order's bond reservation was freed.
+    /// @notice The buyer confirmed an order: it is complete. The platform's fees grew by
+    ///         fee = amount * feeBps / 10000, the reseller's balance by its cut net of its share
+    ///         of the fee (commission = resellerCut - resellerCut * feeBps / 10000) and the
+    ///         supplier's by the rest, amount - fee - commission; the order's bond reservation was
+    ///         freed.
     event OrderConfirmed(uint256 indexed orderId);
     /// @notice An order was settled after its dispute window passed: the same payouts as
     ///         OrderConfirmed.
@@ -352,11 +355,11 @@ interface ICodeEscrow {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Set the platform fee, referral cap, minimum bond, arbitration window and the
-    ///         bounds of listing windows. Applies to listings created (fees: updated) from now on;
-    ///         an order keeps the terms it was placed under.
-    /// @param config The new settings; bps values are at most 10,000 and fee + referral at most
-    ///        5,000; 1 hour <= arbitrationWindow <= 90 days; 1 minute <= minDeliveryWindow <=
+    /// @notice Set the platform fee, minimum bond, arbitration window and the bounds of listing
+    ///         windows. Applies to listings created (fees: updated) from now on; an order keeps
+    ///         the terms it was placed under.
+    /// @param config The new settings; feeBps is at most 5,000 and minBondBps at most 10,000;
+    ///        1 hour <= arbitrationWindow <= 90 days; 1 minute <= minDeliveryWindow <=
     ///        maxDeliveryWindow <= 365 days; 1 hour <= minDisputeWindow <= maxDisputeWindow <= 365 days.
     function setConfig(Config calldata config) external;
 
@@ -438,14 +441,20 @@ interface ICodeEscrow {
     /// @param active Whether it takes new orders.
     function updateListing(uint256 listingId, uint96 unitPrice, bool active) external;
 
-    /// @notice Opt a listing into referrals: a referrer named at purchase earns `referralBps` of
-    ///         the payment, out of the supplier's proceeds. Zero opts out. Because a buyer can
-    ///         name a second address of its own, a supplier that offers a commission offers it
-    ///         as a possible discount to every buyer (docs/PROTOCOL.md, "Referrals"). Open orders
-    ///         keep their terms.
+    /// @notice Open a listing to resellers (分站): any address may then sell it in its shop at a
+    ///         price of its own, at least `resellerPrice`; the supplier's part of each such sale
+    ///         is `resellerPrice` a unit and the reseller's the difference, each less its share
+    ///         of the platform fee. Zero closes the listing to resellers. Open orders keep their
+    ///         terms (docs/PROTOCOL.md, "Resellers").
     /// @param listingId The listing (the caller's).
-    /// @param referralBps The commission, at most the platform's cap (`config().referralBps`).
-    function setReferralBps(uint256 listingId, uint16 referralBps) external;
+    /// @param resellerPrice What the supplier receives a unit from a reseller's sale, or zero.
+    function setResellerPrice(uint256 listingId, uint96 resellerPrice) external;
+
+    /// @notice Put a listing in the caller's shop at `price` a unit, or take it out (zero). Any
+    ///         address may keep a shop; the price must be at least the listing's reseller price.
+    /// @param listingId A listing its supplier opened to resellers.
+    /// @param price The unit price the shop's buyers pay, or zero.
+    function setShopPrice(uint256 listingId, uint96 price) external;
 
     /// @notice Promise on-chain delivery for every later order of a listing: from the next code
     ///         index sold, orders must be delivered with `deliverOnChain` and hold at most
@@ -471,15 +480,17 @@ interface ICodeEscrow {
     /// @param listingId The listing.
     /// @param quantity Number of codes (wholesale buyers take many).
     /// @param maxUnitPrice The highest unit price the buyer accepts.
-    /// @param referrer Who referred the buyer, or address 0; never the buyer, the supplier or an
-    ///        arbiter. It earns a commission only on listings that opted into referrals.
+    /// @param reseller Address 0 to buy at the listing's price, or the reseller whose shop the
+    ///        buyer buys from, at the shop's price; the reseller's margin is fixed in the order.
+    ///        Any address may be the reseller, the buyer's own included (docs/PROTOCOL.md,
+    ///        "Resellers": the supplier still receives its reseller price).
     /// @param buyerPubKey The buyer's per-order X25519 public key.
     /// @return orderId The order's id: `listingId << 32 | firstIndex`.
     function buy(
         uint256 listingId,
         uint32 quantity,
         uint256 maxUnitPrice,
-        address referrer,
+        address reseller,
         bytes32 buyerPubKey
     ) external payable returns (uint256 orderId);
 
