@@ -198,9 +198,14 @@ class ListingBase(ApiModel):
     dispute_window: int = Field(description="Seconds the buyer has to dispute after delivery.")
     bond_bps: int
     fee_bps: int
-    referral_bps: int
     metadata_uri: str
     active: bool
+    reseller_price: Wei = Field(
+        0,
+        description="The contract's `resellerPrice`: 0 while the listing is closed to resellers "
+        "(分站); else what its supplier receives a unit from a sale in a reseller's shop, which "
+        "prices it at least this high (`GET /shops/{address}`).",
+    )
     on_chain_from: int = Field(
         0,
         description="The contract's `onChainFrom`: 0 while the listing delivers off-chain; once "
@@ -234,6 +239,21 @@ class ListingPublic(ListingBase):
     )
 
 
+class ShopListingPublic(ListingPublic):
+    """A listing in a reseller's shop (分站): the listing's fields and the shop's price."""
+
+    reseller: Address
+    shop_price: Wei = Field(
+        description="The unit price the shop's buyers pay: `buy` with this reseller charges it "
+        "instead of `unit_price`."
+    )
+    buyable: bool = Field(
+        description="Whether `buy` through this shop would be accepted now as far as the mirror "
+        "knows: the listing is active, open to resellers (`reseller_price` not 0) and the shop's "
+        "price is at least its reseller price. Stock is `stock`."
+    )
+
+
 # ---------------------------------------------------------------- orders
 
 
@@ -244,12 +264,18 @@ class OrderBase(ApiModel):
     buyer: Address
     supplier: Address
     token: Address
-    referrer: Address
+    reseller: Address = Field(
+        description="The reseller whose shop the order was bought in, or the zero address "
+        "(bought at the listing's price)."
+    )
     amount: Wei
     bond: Wei
     quantity: int
     fee_bps: int
-    referral_bps: int
+    reseller_cut: Wei = Field(
+        description="The reseller's margin in `amount`, (shop price - reseller price) * "
+        "quantity; 0 without a reseller. Its commission is this less its share of the fee."
+    )
     dispute_window: int
     deadline: int
     state: int = Field(
@@ -375,7 +401,7 @@ class ListingStockPublic(ApiModel):
 class SettlementSummaryPublic(ApiModel):
     """A supplier's money from delivered orders in one token: settled, due now, and still in
     the dispute window. Each amount is what the supplier is paid: the payments less the
-    platform's fee and the referrer's commission."""
+    platform's fee and the reseller's commission."""
 
     token: Address
     settled: Wei = Field(

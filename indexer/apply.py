@@ -17,10 +17,14 @@ re-application after a reorg all give the same ids, on SQLite as on PostgreSQL.
 
 Money and order states follow the contract through `contracts.order_rules` (which a property
 test checks against the deployed contract): on OrderConfirmed and OrderSettled the platform's
-fee (credited to the escrow's own address), the referrer's commission and the supplier's rest,
-and the order's bond reservation is freed; a refund returns the payment; a ruling splits the
-payment by its shares, pays the slashed bond to the buyer and charges fee and commission on the
-supplier's gross share.
+fee (credited to the escrow's own address), the reseller's commission (its cut less its share
+of the fee) and the supplier's rest, and the order's bond reservation is freed; a refund returns
+the payment; a ruling splits the payment by its shares, pays the slashed bond to the buyer and
+charges fee and commission (the cut scaled to the sellers' share) on the sellers' gross share.
+
+Resellers (分站): ResellerPriceSet keeps a listing's reseller price on its row and ShopPriceSet a
+reseller's price for a listing in ``shop_prices``; a price set to 0 stays as a row with price 0,
+as in the contract's mappings (readers show only nonzero prices).
 """
 
 from __future__ import annotations
@@ -428,6 +432,10 @@ def _reads_listing(r: Reads, ev: Event) -> None:
     r.listing(ev.args["listingId"])
 
 
+def _reads_shop_price(r: Reads, ev: Event) -> None:
+    r.row("shop_prices", (ev.args["reseller"], ev.args["listingId"]))
+
+
 def _creates_listing(r: Reads, ev: Event) -> None:
     r.created_listings.add(ev.args["listingId"])
 
@@ -465,19 +473,19 @@ def _payer_bond(r: Reads, ev: Event, _order: dict[str, Any] | None) -> None:
 
 
 def _order_parties(r: Reads, ev: Event, order: dict[str, Any] | None) -> None:
-    """The bonds and balances an order's ending moves: supplier, buyer, platform, referrer."""
+    """The bonds and balances an order's ending moves: supplier, buyer, platform, reseller."""
     if order is None:
         paid = r.paid.get(ev.args["orderId"])
         if paid is None:
             return
         order = paid.args
     supplier, buyer = order["supplier"], order["buyer"]
-    token, referrer = order["token"], order["referrer"]
+    token, reseller = order["token"], order["reseller"]
     r.bond(supplier, token)
     for account in (supplier, buyer, r.escrow):
         r.balance(account, token)
-    if referrer != ZERO_ADDRESS:
-        r.balance(referrer, token)
+    if reseller != ZERO_ADDRESS:
+        r.balance(reseller, token)
 
 
 class _Batch:
@@ -790,12 +798,12 @@ class _Batch:
                 "arbitration_window": a["arbitrationWindow"],
                 "bond_bps": a["bondBps"],
                 "fee_bps": a["feeBps"],
-                "referral_bps": a["referralBps"],
                 "metadata_uri": a["metadataURI"],
                 "active": True,
                 "committed": 0,
                 "sold": 0,
                 "on_chain_from": 0,
+                "reseller_price": 0,
                 "updated_block": ev.block,
                 **ev.ref(),
             },
@@ -813,8 +821,35 @@ class _Batch:
             unit_price=a["unitPrice"],
             active=a["active"],
             fee_bps=a["feeBps"],
-            referral_bps=a["referralBps"],
             updated_block=ev.block,
+        )
+
+    @on("ResellerPriceSet", reads=_reads_listing)
+    def reseller_price_set(self, ev: Event) -> None:
+        """ResellerPriceSet: the listing is open to resellers at this price a unit (what its
+        supplier receives from a shop's sale), or closed to them (0). Shops keep their prices."""
+        a = ev.args
+        row = self.ws.touch("listings", (a["listingId"],), ev.block)
+        if row is not None:
+            row["reseller_price"] = a["resellerPrice"]
+            row["updated_block"] = ev.block
+
+    @on("ShopPriceSet", reads=_reads_shop_price)
+    def shop_price_set(self, ev: Event) -> None:
+        """ShopPriceSet: a reseller's unit price for a listing in its shop (0: taken out, the
+        row kept with price 0)."""
+        a = ev.args
+        reseller, lid = a["reseller"], a["listingId"]
+        self.ws.put(
+            "shop_prices",
+            (reseller, lid),
+            {
+                "reseller": reseller,
+                "listing_id": lid,
+                "price": a["price"],
+                "updated_block": ev.block,
+            },
+            ev.block,
         )
 
     @on("BatchCommitted", reads=_reads_listing)
@@ -866,12 +901,12 @@ class _Batch:
                 "buyer": a["buyer"],
                 "supplier": a["supplier"],
                 "token": a["token"],
-                "referrer": a["referrer"],
+                "reseller": a["reseller"],
                 "amount": a["amount"],
                 "bond": a["bond"],
                 "quantity": a["quantity"],
                 "fee_bps": a["feeBps"],
-                "referral_bps": a["referralBps"],
+                "reseller_cut": a["resellerCut"],
                 "dispute_window": a["disputeWindow"],
                 "deadline": a["deadline"],
                 "state": int(OrderState.PAID),
@@ -927,7 +962,7 @@ class _Batch:
 
     @on("OrderConfirmed", "OrderSettled", reads=_reads_order, parties=_order_parties)
     def order_completed(self, ev: Event) -> None:
-        """OrderConfirmed / OrderSettled: supplier, platform and referrer paid; bond freed."""
+        """OrderConfirmed / OrderSettled: supplier, platform and reseller paid; bond freed."""
         order = self._order(ev)
         if order is not None:
             self._advance(ev, order)
@@ -935,7 +970,7 @@ class _Batch:
             token, oid = order["token"], order["order_id"]
             self.credit(ev, 0, order["supplier"], token, pay.to_supplier, "supplier", oid)
             self.credit(ev, 1, self.escrow, token, pay.fee, "fee", oid)
-            self.credit(ev, 2, order["referrer"], token, pay.commission, "commission", oid)
+            self.credit(ev, 2, order["reseller"], token, pay.commission, "commission", oid)
             self.release_bond(ev, order, pay)
         self._order_event(ev, int(OrderState.COMPLETED))
 
@@ -1061,7 +1096,7 @@ class _Batch:
             side = "timeout" if timeout else "ruling"
             self.credit(ev, 0, order["supplier"], token, pay.to_supplier, f"{side}_supplier", oid)
             self.credit(ev, 1, self.escrow, token, pay.fee, "fee", oid)
-            self.credit(ev, 2, order["referrer"], token, pay.commission, "commission", oid)
+            self.credit(ev, 2, order["reseller"], token, pay.commission, "commission", oid)
             self.credit(ev, 3, order["buyer"], token, pay.buyer_amount, f"{side}_buyer", oid)
             self.credit(ev, 4, order["buyer"], token, pay.slashed, "slash", oid)
             self.release_bond(ev, order, pay)

@@ -156,7 +156,6 @@ class PlatformConfig(Base):
     contract: Mapped[str] = mapped_column(String(42), primary_key=True)
     fee_recipient: Mapped[str] = mapped_column(String(42))
     fee_bps: Mapped[int] = mapped_column(Integer)
-    referral_bps: Mapped[int] = mapped_column(Integer)
     min_bond_bps: Mapped[int] = mapped_column(Integer)
     arbitration_window: Mapped[int] = mapped_column(BigInteger)
     min_delivery_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -215,7 +214,6 @@ class Listing(Base, LogRef):
     arbitration_window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bond_bps: Mapped[int] = mapped_column(Integer)
     fee_bps: Mapped[int] = mapped_column(Integer)
-    referral_bps: Mapped[int] = mapped_column(Integer)
     metadata_uri: Mapped[str] = mapped_column(String(2048))
     active: Mapped[bool] = mapped_column(Boolean)
     committed: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -223,6 +221,23 @@ class Listing(Base, LogRef):
     #: The contract's ``onChainFrom``: 0, or 1 + the first code index whose orders must be
     #: delivered on-chain (`deliverOnChain`), set once by OnChainReleaseRequired (migration 0004).
     on_chain_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: The contract's ``resellerPrice``: what the supplier receives a unit from a sale in a
+    #: reseller's shop, or 0 while the listing is closed to resellers (ResellerPriceSet,
+    #: migration 0005).
+    reseller_price: Mapped[int] = mapped_column(Uint256, default=0, server_default="0")
+    updated_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class ShopPrice(Base):
+    """A listing in a reseller's shop (分站): the unit price its buyers pay, latest value
+    (ShopPriceSet, migration 0005). A reseller that takes the listing out leaves its row with
+    price 0, as the contract's mapping does; readers show only nonzero prices."""
+
+    __tablename__ = "shop_prices"
+
+    reseller: Mapped[str] = mapped_column(String(42), primary_key=True)
+    listing_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    price: Mapped[int] = mapped_column(Uint256)
     updated_block: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -254,12 +269,15 @@ class Order(Base):
     buyer: Mapped[str] = mapped_column(String(42), index=True)
     supplier: Mapped[str] = mapped_column(String(42), index=True)
     token: Mapped[str] = mapped_column(String(42))
-    referrer: Mapped[str] = mapped_column(String(42))
+    #: The shop the order was bought in, or the zero address (bought at the listing's price).
+    reseller: Mapped[str] = mapped_column(String(42))
     amount: Mapped[int] = mapped_column(Uint256)
     bond: Mapped[int] = mapped_column(Uint256)
     quantity: Mapped[int] = mapped_column(BigInteger)
     fee_bps: Mapped[int] = mapped_column(Integer)
-    referral_bps: Mapped[int] = mapped_column(Integer)
+    #: The reseller's margin in the amount, ``(shopPrice - resellerPrice) * quantity`` (0
+    #: without a reseller); its commission is this less its share of the fee.
+    reseller_cut: Mapped[int] = mapped_column(Uint256)
     dispute_window: Mapped[int] = mapped_column(BigInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[int] = mapped_column(Integer, index=True)  # contracts.encoding.OrderState

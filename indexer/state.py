@@ -1,9 +1,9 @@
 """The working set of latest-value rows one transaction reads and writes, with undo capture.
 
 Latest-value tables (orders, listings, disputes, bonds, balances, the platform's settings,
-allowed tokens, authorizations, delivery keys) hold each key's current row. A batch of events
-loads the rows it will touch in a few bulk SELECTs (`prefetch`), changes them in memory, and
-writes the changed ones back with one upsert per table (`flush`).
+allowed tokens, authorizations, delivery keys, resellers' shop prices) hold each key's current
+row. A batch of events loads the rows it will touch in a few bulk SELECTs (`prefetch`), changes
+them in memory, and writes the changed ones back with one upsert per table (`flush`).
 
 While blocks can still be reorganised away, every change is journaled: the first time a block
 touches a key, the row as it was before (or None when the block creates it) is kept as a
@@ -50,6 +50,7 @@ LATEST_TABLES: dict[str, Table] = {
         TABLES["allowed_tokens"],
         TABLES["authorizations"],
         TABLES["delivery_keys"],
+        TABLES["shop_prices"],
     )
 }
 

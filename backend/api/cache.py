@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Paths whose answer is the same for everyone and follows the mirror: stored here.
-CATALOG_PREFIX = "/catalog/"
+#: Paths whose answer is the same for everyone and follows the mirror: stored here (the
+#: catalog, and the resellers' shops, which are catalog listings at a shop's prices).
+CATALOG_PREFIX = ("/catalog/", "/shops/")
 #: The server's chain and escrow: the same for the process's life.
 CHAIN_PATH = "/chain"
 #: What shared caches and browsers may do with those (one block, on a 1-s chain).

@@ -8,6 +8,7 @@ from backend.schemas import (
     ListingPublic,
     OrderEventPublic,
     OrderPublic,
+    ShopListingPublic,
     SupplierRecord,
 )
 from contracts.encoding import OrderState
@@ -51,7 +52,7 @@ def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> Li
         dispute_window=int(row.dispute_window),
         bond_bps=row.bond_bps,
         fee_bps=row.fee_bps,
-        referral_bps=row.referral_bps,
+        reseller_price=int(row.reseller_price),
         metadata_uri=row.metadata_uri,
         active=bool(row.active),
         committed=committed,
@@ -60,6 +61,21 @@ def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> Li
         licensed=licensed,
         supplier_record=SupplierRecord(supplier=row.supplier, **record),
         **on_chain_fields(row),
+    )
+
+
+def shop_listing_public(
+    shop: m.ShopPrice, row: m.Listing, record: dict[str, int], licensed: bool
+) -> ShopListingPublic:
+    """A listing in a reseller's shop: the catalog entry (`listing_public`) with the shop's
+    price, and whether a purchase through the shop would be accepted now."""
+    listing = listing_public(row, record, licensed)
+    price, floor = int(shop.price), int(row.reseller_price)
+    return ShopListingPublic(
+        **listing.model_dump(),
+        reseller=shop.reseller,
+        shop_price=price,
+        buyable=bool(row.active) and floor != 0 and price >= floor,
     )
 
 
@@ -75,12 +91,12 @@ def order_fields(row: m.Order) -> dict[str, Any]:
         "buyer": row.buyer,
         "supplier": row.supplier,
         "token": row.token,
-        "referrer": row.referrer,
+        "reseller": row.reseller,
         "amount": int(row.amount),
         "bond": int(row.bond),
         "quantity": int(row.quantity),
         "fee_bps": row.fee_bps,
-        "referral_bps": row.referral_bps,
+        "reseller_cut": int(row.reseller_cut),
         "dispute_window": int(row.dispute_window),
         "deadline": int(row.deadline),
         "state": int(row.state),

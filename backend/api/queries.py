@@ -94,6 +94,22 @@ def get_listing(session: Session, *, listing_id: int) -> m.Listing | None:
     return session.get(m.Listing, listing_id)
 
 
+def shop_listings(
+    session: Session, *, reseller: str, limit: int = 100, offset: int = 0
+) -> Sequence[tuple[m.ShopPrice, m.Listing]]:
+    """The listings in a reseller's shop, by listing id, each with its shop price row. A shop
+    price of 0 is a listing the reseller took out: left out."""
+    rows = session.execute(
+        select(m.ShopPrice, m.Listing)
+        .join(m.Listing, m.Listing.listing_id == m.ShopPrice.listing_id)
+        .where(m.ShopPrice.reseller == reseller, m.ShopPrice.price != 0)
+        .order_by(m.ShopPrice.listing_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [(shop, listing) for shop, listing in rows]
+
+
 def supplier_records(session: Session, *, suppliers: Iterable[str]) -> dict[str, dict[str, int]]:
     """Each supplier's record: orders completed and refunded, disputes total and lost.
 
@@ -238,7 +254,7 @@ class SettlementTotals:
     """A supplier's settled, due and pending money in one token, at one chain time.
 
     Amounts are what the supplier is (or was) paid: each order's proceeds less the platform's
-    fee and the referrer's commission (`contracts.order_rules.complete`).
+    fee and the reseller's commission (`contracts.order_rules.complete`).
 
     Attributes:
         settled: Paid for Completed orders (confirmed by the buyer, or settled after the window).
@@ -278,7 +294,7 @@ def settlement_totals(
             m.Order.amount,
             m.Order.bond,
             m.Order.fee_bps,
-            m.Order.referral_bps,
+            m.Order.reseller_cut,
         ).where(
             m.Order.supplier == supplier,
             m.Order.state.in_([int(OrderState.DELIVERED), int(OrderState.COMPLETED)]),
@@ -290,7 +306,7 @@ def settlement_totals(
             amount=int(row.amount),
             bond=int(row.bond),
             fee_bps=int(row.fee_bps),
-            referral_bps=int(row.referral_bps),
+            reseller_cut=int(row.reseller_cut),
         )
         paid = order_rules.complete(terms).to_supplier
         t = out.setdefault(row.token, SettlementTotals())

@@ -395,9 +395,6 @@ def unpause(ctx: typer.Context) -> None:
 def fees_set(
     ctx: typer.Context,
     fee_bps: Annotated[int | None, typer.Option(help="Platform fee, basis points.")] = None,
-    referral_bps: Annotated[
-        int | None, typer.Option(help="Most a listing may give referrers, basis points.")
-    ] = None,
     min_bond_bps: Annotated[
         int | None, typer.Option(help="Least bond a listing may ask, basis points.")
     ] = None,
@@ -428,7 +425,6 @@ def fees_set(
         k: v
         for k, v in (
             ("fee_bps", fee_bps),
-            ("referral_bps", referral_bps),
             ("min_bond_bps", min_bond_bps),
             ("arbitration_window", arbitration_window),
             ("min_delivery_window", min_delivery_window),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_utils import keccak, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 from rich.table import Table
 
 from backend.cli.app import app, console
@@ -143,8 +143,12 @@ def buy(
         int | None,
         typer.Option(help="Highest unit price accepted (wei); default: the listed price."),
     ] = None,
-    referrer: Annotated[
-        str | None, typer.Option(help="Address that referred you (commission).")
+    reseller: Annotated[
+        str | None,
+        typer.Option(
+            help="Buy in this reseller's shop (分站), at the shop's price instead of the "
+            "listing's; the shop keeps its margin."
+        ),
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the release and verify it.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the release.")] = 60.0,
@@ -158,6 +162,7 @@ def buy(
     """Pay for codes into escrow with a fresh per-order key, then (by default) fetch and verify."""
     from backend.keys import next_order_key, public_key_bytes
 
+    shop = _reseller(reseller)
     s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         listing = s.api.listing(listing_id)
@@ -171,8 +176,9 @@ def buy(
             f"listing {listing_id} delivers its codes on-chain, at most {cap} in one order; "
             "ask for fewer, or place several orders"
         )
-    price = max_price if max_price is not None else listing.unit_price
-    amount = listing.unit_price * quantity
+    unit_price = listing.unit_price if shop == ZERO_ADDRESS else _shop_price(s, shop, listing_id)
+    price = max_price if max_price is not None else unit_price
+    amount = unit_price * quantity
     try:
         if listing.token != ZERO_ADDRESS:
             _approve(s, listing.token, amount)
@@ -184,7 +190,7 @@ def buy(
             quantity,
             max_unit_price=price,
             buyer_pubkey=public_key_bytes(key),
-            referrer=to_checksum_address(referrer) if referrer else ZERO_ADDRESS,
+            reseller=shop,
             value=amount if listing.token == ZERO_ADDRESS else 0,
         )
     except KamengError as exc:
@@ -193,6 +199,8 @@ def buy(
         f"order [bold]{oid}[/bold]: {quantity} code(s) of listing {listing_id} for "
         f"{amount} wei, key from nonce {nonce}"
     )
+    if shop != ZERO_ADDRESS:
+        console.print(f"  bought in the shop of {shop} (its margin: {order.reseller_cut} wei)")
     _tx("paid into escrow", res)
     console.print(f"  delivery deadline: {order.deadline} (chain time)")
     if listing.on_chain_release:
@@ -209,6 +217,40 @@ def buy(
         raise fail(f"{exc}; fetch later with `kameng buyer fetch {oid}`") from exc
     console.print(f"  [green]✓[/green] release {release.digest.hex()[:16]}… fetched and verified")
     show_codes(verified, reveal)
+
+
+def _reseller(value: str | None) -> str:
+    """The `--reseller` option as a checksummed address (the zero address when not given).
+
+    Raises:
+        typer.Exit: it is not an address (exit 2, before anything is sent).
+    """
+    if value is None:
+        return ZERO_ADDRESS
+    if not is_address(value):
+        raise fail(f"--reseller {value!r} is not an address (0x and 40 hex digits)", 2)
+    return str(to_checksum_address(value))
+
+
+def _shop_price(s: Session, reseller: str, listing_id: int) -> int:
+    """The unit price of a listing in a reseller's shop, read from the chain (the escrow
+    charges it), checked against the listing's reseller price as `buy` checks it.
+
+    Raises:
+        typer.Exit: the shop does not sell the listing now.
+    """
+    price = int(s.escrow.call("shopPrice", reseller, listing_id))
+    if price == 0:
+        raise fail(f"listing {listing_id} is not in the shop of {reseller}")
+    floor = int(s.escrow.call("resellerPrice", listing_id))
+    if floor == 0 or price < floor:
+        why = (
+            "closed it to resellers" if floor == 0 else "raised its reseller price above the shop's"
+        )
+        raise fail(
+            f"the shop of {reseller} cannot sell listing {listing_id} now: its supplier {why}"
+        )
+    return price
 
 
 def _approve(s: Session, token: str, amount: int) -> None:

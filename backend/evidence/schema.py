@@ -123,7 +123,6 @@ class ListingSection(Model):
     dispute_window: Int
     bond_bps: Int
     fee_bps: Int
-    referral_bps: Int
     metadata_uri: str
     created: LogRef
     meta_evidence: LogRef
@@ -146,12 +145,12 @@ class OrderStruct(Model):
     buyer: Address
     supplier: Address
     token: Address
-    referrer: Address
+    reseller: Address
     amount: Uint
     bond: Uint
     quantity: Int
     fee_bps: Int
-    referral_bps: Int
+    reseller_cut: Uint
     dispute_window: Int
     deadline: Int
     state: Int

@@ -54,6 +54,20 @@ def test_catalog_from_memory_until_the_mirror_moves(served: Served) -> None:
     assert http.get("/catalog/listings/987").status_code == 404
     assert http.get("/catalog/listings/987").status_code == 404
     assert cache.misses == misses + 2
+    # A reseller's shop is catalog listings at the shop's prices: kept the same way, and a
+    # price it sets shows in the first answer after the mirror has it.
+    reseller = served.runtime.chain.new_account(ether=1)
+    shop = f"/shops/{reseller.address}"
+    assert http.get(shop).json() == [] and http.get(shop).headers["cache-control"] == (
+        "public, max-age=1"
+    )
+    hits = cache.hits
+    assert http.get(shop).json() == [] and cache.hits == hits + 1
+    price = int(first.json()["unit_price"])
+    served.escrow.set_reseller_price(served.dev.supplier, served.dev.listing_id, price)
+    served.escrow.set_shop_price(reseller, served.dev.listing_id, price + 1)
+    served.wait_indexed()
+    assert [int(x["shop_price"]) for x in http.get(shop).json()] == [price + 1]
     # /chain is the server's configuration: kept, public.
     chain = http.get("/chain")
     assert chain.headers["cache-control"] == "public, max-age=1"

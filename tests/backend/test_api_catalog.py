@@ -130,3 +130,73 @@ def test_health_reports_head_and_mirror(served: Served) -> None:
     assert health.escrow == served.escrow.address
     info = served.client().chain_info()
     assert info.embedded and info.rpc_url and info.rpc_url.endswith("/rpc")
+
+
+def test_a_resellers_shop_lists_its_listings_at_its_prices(served: Served) -> None:
+    """``GET /shops/{address}``: the listings a reseller (分站) sells, each with its shop price and
+    the listing's fields; one taken out (price 0) is not listed; a closed listing stays, no
+    longer buyable; an order bought in the shop names the reseller and its cut."""
+    from backend.keys import next_order_key, public_key_bytes
+
+    escrow, dev = served.escrow, served.dev
+    shop = served.runtime.chain.new_account()
+    lid = dev.listing_id
+    escrow.set_reseller_price(dev.supplier, lid, 7 * 10**15)
+    escrow.set_shop_price(shop, lid, 9 * 10**15)
+    other, _ = escrow.create_listing(dev.supplier, sku=dev.sku, unit_price=10**16)
+    escrow.set_reseller_price(dev.supplier, other, 5 * 10**15)
+    escrow.set_shop_price(shop, other, 6 * 10**15)
+    escrow.set_shop_price(shop, other, 0)  # taken out again
+    served.wait_indexed()
+
+    answer = httpx.get(f"{served.url}/shops/{shop.address.lower()}")  # any case
+    assert answer.status_code == 200, answer.text
+    (entry,) = answer.json()
+    assert (entry["listing_id"], entry["reseller"], entry["supplier"]) == (
+        lid,
+        shop.address,
+        dev.supplier.address,
+    )
+    # Amounts travel as decimal strings, as in the catalog.
+    assert (entry["shop_price"], entry["reseller_price"], entry["unit_price"]) == (
+        str(9 * 10**15),
+        str(7 * 10**15),
+        str(10**16),
+    )
+    assert entry["buyable"] and entry["stock"] == entry["committed"] - entry["sold"] > 0
+    assert served.client().listing(lid).reseller_price == 7 * 10**15
+    assert httpx.get(f"{served.url}/shops/{dev.buyers[0].address}").json() == []
+
+    for bad in ("0x1234", "not-an-address", "0x" + "g" * 40):
+        refused = httpx.get(f"{served.url}/shops/{bad}")
+        body = refused.json()
+        assert (refused.status_code, body["code"]) == (400, "bad_address"), body
+        assert "address must be a 0x-prefixed 20-byte hex address" in body["detail"]
+
+    buyer = dev.buyers[0]
+    key, _ = next_order_key(escrow, buyer)
+    escrow.tx.reset_nonce(buyer.address)
+    oid, order, _ = escrow.buy(
+        buyer,
+        lid,
+        2,
+        max_unit_price=9 * 10**15,
+        buyer_pubkey=public_key_bytes(key),
+        reseller=shop.address,
+    )
+    assert order.reseller_cut == 2 * (9 - 7) * 10**15
+    served.current(oid, buyer)  # the mirror has it
+    seen = served.client(buyer).order(oid)
+    assert (seen.reseller, seen.reseller_cut, seen.amount) == (
+        shop.address,
+        order.reseller_cut,
+        18 * 10**15,
+    )
+    raw = served.client(buyer).request("GET", f"/buyer/orders/{oid}").json()
+    assert raw["reseller_cut"] == str(order.reseller_cut) and "referrer" not in raw
+
+    escrow.set_reseller_price(dev.supplier, lid, 0)  # the supplier closes it to resellers
+    served.wait_indexed()
+    (closed,) = httpx.get(f"{served.url}/shops/{shop.address}").json()
+    assert closed["reseller_price"] == "0" and closed["shop_price"] == str(9 * 10**15)
+    assert not closed["buyable"]

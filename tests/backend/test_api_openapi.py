@@ -17,6 +17,7 @@ EXPECTED = {
     ("get", "/catalog/listings"),
     ("get", "/catalog/listings/{listing_id}"),
     ("get", "/catalog/suppliers/{address}"),
+    ("get", "/shops/{address}"),
     ("get", "/buyer/orders"),
     ("get", "/buyer/orders/{order_id}"),
     ("get", "/buyer/orders/{order_id}/release"),

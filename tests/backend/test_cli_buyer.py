@@ -147,6 +147,39 @@ def test_refund_after_a_missed_deadline(served: Served, tmp_path: Path) -> None:
     poll("the refund in the mirror", lambda: client.order(oid, buyer).state == OrderState.REFUNDED)
 
 
+def test_buy_in_a_resellers_shop(served: Served, tmp_path: Path) -> None:
+    """`buy --reseller` pays the shop's price (read from the chain), and the order names the
+    reseller and its cut; a malformed address or a shop without the listing sends nothing."""
+    escrow, dev, lid = served.escrow, served.dev, served.dev.listing_id
+    shop, empty = served.runtime.chain.new_account(), served.runtime.chain.new_account()
+    escrow.set_reseller_price(dev.supplier, lid, 7 * 10**15)
+    escrow.set_shop_price(shop, lid, 9 * 10**15)
+    buyer = dev.buyers[2]
+    w3 = served.runtime.chain.w3
+    sent = w3.eth.get_transaction_count(buyer.address)
+    code, out = kameng(served, buyer, "buy", str(lid), "--reseller", "0x12", tmp=tmp_path)
+    assert code == 2 and "--reseller '0x12' is not an address" in out, out
+    code, out = kameng(served, buyer, "buy", str(lid), "--reseller", empty.address, tmp=tmp_path)
+    assert code == 1 and f"listing {lid} is not in the shop of {empty.address}" in out, out
+    assert w3.eth.get_transaction_count(buyer.address) == sent  # nothing was sent
+    code, out = kameng(
+        served, buyer, "buy", str(lid), "-q", "2", "--reseller", shop.address.lower(), tmp=tmp_path
+    )
+    assert code == 0 and "fetched and verified" in out, out
+    assert f"for {18 * 10**15} wei" in out
+    assert f"bought in the shop of {shop.address} (its margin: {4 * 10**15} wei)" in out
+    oid = _order_id(out)
+    order = served.current(oid, buyer)
+    assert (order.reseller, order.reseller_cut, order.amount) == (
+        shop.address,
+        4 * 10**15,
+        18 * 10**15,
+    )
+    escrow.set_reseller_price(dev.supplier, lid, 0)  # closed to resellers: the shop cannot sell
+    code, out = kameng(served, buyer, "buy", str(lid), "--reseller", shop.address, tmp=tmp_path)
+    assert code == 1 and "its supplier closed it to resellers" in out, out
+
+
 def test_a_listing_delivered_on_chain_caps_orders_and_says_so(
     served: Served, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ from backend.evidence.derive import derive_opening
 from backend.evidence.errors import BundleFormatError
 from backend.evidence.schema import ReleaseSection, to_json
 from backend.evidence.verify import Checklist, verify_bundle
+from backend.keys import next_order_key, public_key_bytes
 from backend.release import Release
 from backend.release_store import get_release
 from bench.world import World, make_world
@@ -29,10 +30,15 @@ from tests.backend.engine_delivery import Bought, buy
 from tests.backend.engine_helpers import engine_settings, stock_listing
 from tests.backend.evidence_helpers import edit
 
+#: Order B's unit price in the reseller's shop (the listing's is 10**15, its reseller price
+#: 8 * 10**14).
+SHOP_PRICE = 12 * 10**14
+
 
 @dataclass
 class Env:
-    """One chain with two delivered orders (A: 3 codes, B: 2 codes) and their releases."""
+    """One chain with two delivered orders (A: 3 codes; B: 2 codes, bought in a reseller's shop)
+    and their releases."""
 
     chain: Chain
     world: World
@@ -67,7 +73,19 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     settings = engine_settings()
     stocked = stock_listing(world, sessions, settings, count=10)
     a = buy(world.escrow, world.buyers[0], stocked.listing_id, 3)
-    b = buy(world.escrow, world.buyers[1], stocked.listing_id, 2)
+    shop = world.buyers[2]
+    world.escrow.set_reseller_price(world.supplier, stocked.listing_id, 8 * 10**14)
+    world.escrow.set_shop_price(shop, stocked.listing_id, SHOP_PRICE)
+    key, _ = next_order_key(world.escrow, world.buyers[1])
+    oid, order, _ = world.escrow.buy(
+        world.buyers[1],
+        stocked.listing_id,
+        2,
+        max_unit_price=SHOP_PRICE,
+        buyer_pubkey=public_key_bytes(key),
+        reseller=shop.address,
+    )
+    b = Bought(oid, order, world.buyers[1], key)
     DeliveryAgent(settings, sessions, world.escrow, world.delivery_key).drain()
     with sessions() as session:
         release_a, release_b = get_release(session, a.oid), get_release(session, b.oid)
@@ -143,6 +161,31 @@ def test_honest_bundle_with_the_buyers_secret_passes_every_claim(env: Env) -> No
         bundle.order.paid.tx,
         bundle.batches[0].event.tx,
     }
+
+
+def test_a_shop_orders_bundle_carries_the_reseller_and_its_cut(env: Env) -> None:
+    """The order struct names the reseller and its cut (an amount, a decimal string like every
+    amount); both are bound by the order's stored hash, so a bundle that changes either fails."""
+    built = env.bundle(order="b")
+    assert env.verify(built.data).ok
+    struct = built.bundle.order.struct
+    shop = env.world.buyers[2].address
+    assert (struct.reseller, struct.reseller_cut) == (shop, str((SHOP_PRICE - 8 * 10**14) * 2))
+    assert struct.amount == str(2 * SHOP_PRICE)
+    doc = canonical.loads(built.data)
+    assert doc["order"]["struct"]["resellerCut"] == "800000000000000"
+    assert "referrer" not in doc["order"]["struct"] and "referralBps" not in doc["listing"]
+    plain = env.bundle().bundle.order.struct
+    assert (plain.reseller, plain.reseller_cut) == ("0x" + "00" * 20, "0")
+
+    def bigger_cut(doc: dict) -> None:
+        doc["order"]["struct"]["resellerCut"] = "800000000000001"
+
+    def other_shop(doc: dict) -> None:
+        doc["order"]["struct"]["reseller"] = env.world.buyers[0].address
+
+    for forge in (bigger_cut, other_shop):
+        assert "order" in failed(env.verify(edit(built.data, forge))), forge.__name__
 
 
 def test_without_the_buyers_secret_the_key_hash_binds_the_release(env: Env) -> None:

@@ -3,7 +3,8 @@
 One lifecycle (`lifecycle` fixture) emits every event type of CodeEscrow, in the native coin and
 in a 6-decimal ERC-20. The mirror must then agree with the contract's views: open orders hash to
 `orderHash`, balances equal `balanceOf`, the platform's fees `feesOf`, bonds `bondOf`, listings
-`getListing`, batches `getBatch`, authorizations and delivery keys their views.
+`getListing`, batches `getBatch`, authorizations and delivery keys their views, reseller and
+shop prices `resellerPrice` and `shopPrice`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Lifecycle:
     steps: list[int] = field(default_factory=list)  # block number after each step
     on_chain_order: int = 0  # delivered with deliverOnChain
     published: PublishedRelease | None = None  # its release
+    shops: set[tuple[str, int]] = field(default_factory=set)  # (reseller, listing) ever priced
+    via_shop: dict[int, str] = field(default_factory=dict)  # order id -> its reseller
 
 
 def _run(chain: Chain) -> Lifecycle:
@@ -69,7 +72,6 @@ def _run(chain: Chain) -> Lifecycle:
         EscrowConfig(
             fee_recipient=world.fee_recipient.address,
             fee_bps=250,
-            referral_bps=300,
             arbitration_window=3600,
         ),
     )
@@ -85,16 +87,23 @@ def _run(chain: Chain) -> Lifecycle:
     escrow.set_delivery_key(supplier, b3.address, False)
     mark()
 
-    # A native-coin listing (bond, listing, batch) and a price change.
+    # A native-coin listing (bond, listing, batch, open to resellers) and a price change.
     native = open_listing(
         world,
         stock=12,
         unit_price=10**16,
         delivery_window=600,
         dispute_window=3600,
-        referral_bps=300,
+        reseller_price=6 * 10**15,
     )
     escrow.update_listing(supplier, native, 10**16, True)
+    # Shops (分站): three resellers sell it at their own prices; one changes its mind twice.
+    shop_prices = {b1: 9 * 10**15, b2: 12 * 10**15, b3: 10**16}
+    for reseller, shop_price in shop_prices.items():
+        escrow.set_shop_price(reseller, native, shop_price)
+    escrow.set_shop_price(b3, native, 0)
+    escrow.set_shop_price(b3, native, 11 * 10**15)
+    shop_prices[b3] = 11 * 10**15
     mark()
 
     # An ERC-20 listing with its own bond.
@@ -112,39 +121,51 @@ def _run(chain: Chain) -> Lifecycle:
         bond_bps=2000,
         metadata_uri="ipfs://u",
     )
-    escrow.set_referral_bps(supplier, usdc, 300)
+    escrow.set_reseller_price(supplier, usdc, 4_000_000)
+    escrow.set_shop_price(b2, usdc, 5_500_000)
+    escrow.set_shop_price(b3, usdc, 4_500_000)
+    escrow.set_shop_price(b3, usdc, 0)  # taken out again
     commit_codes(world, usdc, demo_codes(5, 100))
+    life.shops = {(str(a.address), lid) for a in (b1, b2, b3) for lid in (native, usdc)} - {
+        (b1.address, usdc)
+    }
     mark()
 
-    # Orders: referrers, quantities, both tokens.
+    # Orders: through shops or not, quantities, both tokens.
     buys: list[tuple[int, Order]] = []
-    for buyer, qty, ref in (
-        (b1, 1, b2.address),
-        (b2, 2, ZERO_ADDRESS),
-        (b1, 1, ZERO_ADDRESS),
-        (b2, 3, b3.address),
-        (b3, 1, ZERO_ADDRESS),
-        (b3, 1, b1.address),
+    for buyer, qty, shop in (
+        (b1, 1, b2),
+        (b2, 2, None),
+        (b1, 1, None),
+        (b2, 3, b3),
+        (b3, 1, None),
+        (b3, 1, b1),
     ):
+        price = 10**16 if shop is None else shop_prices[shop]
         oid, order, _ = escrow.buy(
             buyer,
             native,
             qty,
-            max_unit_price=10**16,
+            max_unit_price=price,
             buyer_pubkey=keccak(buyer.address.encode()),
-            referrer=ref,
+            reseller=ZERO_ADDRESS if shop is None else shop.address,
         )
         buys.append((oid, order))
+        if shop is not None:
+            life.via_shop[oid] = shop.address
     oid, order, _ = escrow.buy(
         b1,
         usdc,
         2,
-        max_unit_price=5_000_000,
+        max_unit_price=5_500_000,
         buyer_pubkey=keccak(b"u"),
-        referrer=b2.address,
+        reseller=b2.address,
         value=0,
     )
     buys.append((oid, order))
+    life.via_shop[oid] = b2.address
+    # The supplier closes the ERC-20 listing to resellers: the shop keeps its price on-chain.
+    escrow.set_reseller_price(supplier, usdc, 0)
     mark()
 
     # Deliver all but one (batched), by the delivery key.
@@ -400,9 +421,72 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
         on_chain["sku"] = "0x" + on_chain["sku"].hex()
         del on_chain["batch_count"]  # the mirror counts batches in its batches table
         assert {name: getattr(r, name) for name in on_chain} == on_chain
+        assert int(r.reseller_price) == escrow.call("resellerPrice", r.listing_id)
     for b in _rows(mirror, m.Batch):
         root, first, count = escrow.batch(b.listing_id, b.batch_index)
         assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
+
+
+def test_reseller_and_shop_prices_match_the_contract(
+    lifecycle: Lifecycle, mirror: sa.Engine
+) -> None:
+    """ResellerPriceSet and ShopPriceSet: the latest price of every listing and shop, a shop
+    price set back to 0 kept as a row with price 0, as the contract's mapping holds it."""
+    escrow = lifecycle.world.escrow
+    listings = {r.listing_id: int(r.reseller_price) for r in _rows(mirror, m.Listing)}
+    native, usdc = sorted(listings)
+    assert listings == {native: 6 * 10**15, usdc: 0}  # the ERC-20 one was closed again
+    shops = {(r.reseller, r.listing_id): int(r.price) for r in _rows(mirror, m.ShopPrice)}
+    assert set(shops) == lifecycle.shops
+    for (reseller, lid), price in shops.items():
+        assert price == escrow.call("shopPrice", reseller, lid), (reseller, lid)
+    b1, b2, b3 = (b.address for b in lifecycle.world.buyers)
+    assert shops[(b3, native)] == 11 * 10**15  # set, taken out, set again: the last one
+    assert shops[(b3, usdc)] == 0 and shops[(b2, usdc)] == 5_500_000
+
+
+def test_shop_orders_pay_the_reseller_its_commission(
+    lifecycle: Lifecycle, mirror: sa.Engine
+) -> None:
+    """An order bought in a shop carries the reseller and its cut; once it completes, the
+    reseller is credited its commission (the cut less its share of the fee) and the supplier
+    the rest; a ruling scales the cut to the sellers' share."""
+    orders = {int(r.order_id): r for r in _rows(mirror, m.Order)}
+    assert {o for o, r in orders.items() if r.reseller != ZERO_ADDRESS} == set(lifecycle.via_shop)
+    for oid, reseller in lifecycle.via_shop.items():
+        row = orders[oid]
+        assert row.reseller == reseller
+        floor = 6 * 10**15 if row.token == ZERO_ADDRESS else 4_000_000
+        unit = int(row.amount) // int(row.quantity)
+        assert int(row.reseller_cut) == (unit - floor) * int(row.quantity) > 0
+    assert all(int(r.reseller_cut) == 0 for r in orders.values() if r.reseller == ZERO_ADDRESS)
+    commissions: dict[int, tuple[str, int]] = {}
+    for p in _rows(mirror, m.Payout):
+        if p.kind == "commission":
+            assert int(p.order_id) not in commissions
+            commissions[int(p.order_id)] = (p.account, int(p.amount))
+    # Completed in a shop: buys 0 (native, b2's shop) and 6 (USDC, b2's shop); the timed-out
+    # dispute of buy 3 (b3's shop) splits the payment in half and the cut with it.
+    ended = {
+        oid: state
+        for oid, state in lifecycle.closed.items()
+        if oid in lifecycle.via_shop and state != OrderState.REFUNDED
+    }
+    assert set(commissions) == set(ended)
+    for oid, state in ended.items():
+        terms = rules.Terms.from_row(orders[oid]._mapping)
+        if state == OrderState.COMPLETED:
+            pay = rules.complete(terms)
+            cut = terms.reseller_cut
+        else:
+            pay = rules.resolve(terms, 5000, 0)
+            cut = terms.reseller_cut * (terms.amount - pay.buyer_amount) // terms.amount
+        assert commissions[oid] == (lifecycle.via_shop[oid], cut - cut * terms.fee_bps // 10_000)
+        assert pay.commission == commissions[oid][1] > 0
+    b2 = lifecycle.world.buyers[1].address
+    escrow = lifecycle.world.escrow
+    balances = {(r.account, r.token): int(r.amount) for r in _rows(mirror, m.Balance)}
+    assert balances[(b2, lifecycle.token)] == escrow.balance_of(b2, lifecycle.token) > 0
 
 
 def test_platform_tables_match_the_contract(lifecycle: Lifecycle, mirror: sa.Engine) -> None:

@@ -15,6 +15,9 @@ from indexer.models import Base
 if TYPE_CHECKING:
     from pathlib import Path
 
+#: The newest revision.
+HEAD = "0005"
+
 
 def _check(url: str) -> None:
     assert current_revision(url) is None
@@ -35,7 +38,7 @@ def _check(url: str) -> None:
             assert diff == [], diff
     finally:
         engine.dispose()
-    assert current_revision(url) == "0004"
+    assert current_revision(url) == HEAD
 
 
 def test_migrations_build_the_models_on_sqlite(tmp_path: Path) -> None:
@@ -76,7 +79,7 @@ def _round_trip(url: str) -> None:
                 assert conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar() == 1
         assert current_revision(url) == "0003"
         migrate(url)
-        assert current_revision(url) == "0004"
+        assert current_revision(url) == HEAD
     finally:
         engine.dispose()
 
@@ -99,6 +102,69 @@ def test_0004_round_trips_with_rows_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_0004_round_trips_with_rows_on_postgres(postgres_url: str) -> None:
     _round_trip(postgres_url)
+
+
+def _columns(conn: sa.Connection, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(conn).get_columns(table)}
+
+
+def _round_trip_0005(url: str) -> None:
+    """0005 upgrades a mirror holding rows in place: the referrer's address kept as the
+    reseller, the cut 0, reseller price 0 (stored as every amount is, so SQL comparisons with
+    amounts hold); its downgrade brings the referral rates back as 0 and keeps the rows."""
+    from alembic import command
+
+    from indexer.db import alembic_config
+    from indexer.models import Listing, Order
+
+    migrate(url, "0004")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in ("listings", "orders", "platform_config"):
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+                values = {c.name: _filler(c) for c in table.columns}
+                if name == "orders":
+                    values.update(referrer="0x" + "ab" * 20, referral_bps=300)
+                conn.execute(table.insert().values(values))
+        migrate(url)
+        with engine.connect() as conn:
+            assert "referral_bps" not in _columns(conn, "listings") | _columns(
+                conn, "platform_config"
+            )
+            assert {"reseller", "reseller_cut"} <= _columns(conn, "orders")
+            assert not {"referrer", "referral_bps"} & _columns(conn, "orders")
+            (order,) = conn.execute(sa.select(Order.reseller, Order.reseller_cut)).all()
+            assert (order.reseller, order.reseller_cut) == ("0x" + "ab" * 20, 0)
+            assert conn.execute(sa.select(Listing.reseller_price)).scalars().all() == [0]
+            zero = sa.select(sa.func.count()).where(Listing.reseller_price == 0)
+            assert conn.execute(zero).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM shop_prices")).scalar() == 0
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004")
+        with engine.connect() as conn:
+            assert "shop_prices" not in sa.inspect(conn).get_table_names()
+            assert "reseller_price" not in _columns(conn, "listings")
+            for name in ("listings", "platform_config"):
+                assert "referral_bps" in _columns(conn, name)
+                rates = conn.execute(sa.text(f"SELECT referral_bps FROM {name}")).scalars()
+                assert list(rates) == [0]
+            referrer = conn.execute(sa.text("SELECT referrer, referral_bps FROM orders")).one()
+            assert tuple(referrer) == ("0x" + "ab" * 20, 0)
+        assert current_revision(url) == "0004"
+        migrate(url)
+        assert current_revision(url) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_0005_round_trips_with_rows_on_sqlite(tmp_path: Path) -> None:
+    _round_trip_0005(f"sqlite:///{tmp_path / 'r5.db'}")
+
+
+@pytest.mark.postgres
+def test_0005_round_trips_with_rows_on_postgres(postgres_url: str) -> None:
+    _round_trip_0005(postgres_url)
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -1,30 +1,46 @@
-"""The catalog: ``GET /catalog/listings`` with live stock, price and the supplier's record."""
+"""The catalog: ``GET /catalog/listings`` with live stock, price and the supplier's record, and
+the resellers' shops (分站): ``GET /shops/{address}``, the listings a reseller sells at its own
+prices. `router` holds both (``/catalog`` and ``/shops``), so the app mounts one router."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from backend.api import queries
-from backend.api.convert import listing_public
+from backend.api.convert import listing_public, shop_listing_public
 from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
-from backend.api.errors import NotFound
+from backend.api.errors import ApiError, NotFound
 from backend.api.validate import (
     ADDRESS_PATTERN,
     BYTES32_PATTERN,
+    BadValue,
     address_or_none,
     bytes32_or_none,
     checksum,
 )
-from backend.schemas import Address, ErrorPublic, ListingPublic, SupplierRecord
+from backend.schemas import (
+    Address,
+    ErrorPublic,
+    ListingPublic,
+    ShopListingPublic,
+    SupplierRecord,
+)
 from indexer import models as m
 
-router = APIRouter(prefix="/catalog", tags=["catalog"])
+catalog = APIRouter(prefix="/catalog", tags=["catalog"])
+shops = APIRouter(prefix="/shops", tags=["catalog"])
 
 
-@router.get(
+class BadAddress(ApiError):
+    """A path's address is malformed (400, code ``bad_address``)."""
+
+    status_code: ClassVar[int] = 400
+
+
+@catalog.get(
     "/listings",
     response_model=list[ListingPublic],
     responses={422: {"model": ErrorPublic}, 503: {"model": ErrorPublic}},
@@ -76,7 +92,7 @@ def list_listings(
     return [listing_public(r, records[r.supplier], (r.supplier, r.sku) in ok) for r in rows]
 
 
-@router.get(
+@catalog.get(
     "/listings/{listing_id}",
     response_model=ListingPublic,
     responses={404: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
@@ -94,7 +110,7 @@ def get_listing(listing_id: ListingIdPath, session: SessionDep) -> ListingPublic
     return listing_public(row, records[row.supplier], (row.supplier, row.sku) in ok)
 
 
-@router.get(
+@catalog.get(
     "/suppliers/{address}", response_model=SupplierRecord, responses={422: {"model": ErrorPublic}}
 )
 def supplier_record(
@@ -107,7 +123,7 @@ def supplier_record(
     return SupplierRecord(supplier=supplier, **record)
 
 
-@router.get(
+@catalog.get(
     "/tokens",
     response_model=list[Address],
     responses={503: {"model": ErrorPublic, "description": "The database is down."}},
@@ -122,3 +138,48 @@ def allowed_tokens(session: SessionDep) -> list[str]:
             .order_by(m.AllowedToken.token)
         )
     )
+
+
+@shops.get(
+    "/{address}",
+    response_model=list[ShopListingPublic],
+    responses={
+        400: {"model": ErrorPublic},
+        422: {"model": ErrorPublic},
+        503: {"model": ErrorPublic},
+    },
+)
+def shop_listings(
+    address: Annotated[
+        str,
+        Path(
+            description="The reseller's address (any case).",
+            json_schema_extra={"pattern": ADDRESS_PATTERN},
+        ),
+    ],
+    session: SessionDep,
+    limit: CatalogLimit = 100,
+    offset: Offset = 0,
+) -> list[ShopListingPublic]:
+    """The listings in a reseller's shop (分站), by listing id: each listing's fields (as in
+    ``GET /catalog/listings``) with the shop's unit price and whether a purchase through the
+    shop would be accepted now. Listings the reseller took out (price 0) are not listed; an
+    address without a shop has an empty list. Read from the mirror."""
+    try:
+        reseller = checksum(address, "address")
+    except BadValue as exc:
+        raise BadAddress(str(exc)) from exc
+    rows = queries.shop_listings(session, reseller=reseller, limit=limit, offset=offset)
+    listings = [listing for _, listing in rows]
+    records = queries.supplier_records(session, suppliers={r.supplier for r in listings})
+    ok = queries.licensed_pairs(session, listings=listings)
+    return [
+        shop_listing_public(shop, r, records[r.supplier], (r.supplier, r.sku) in ok)
+        for shop, r in rows
+    ]
+
+
+#: What the app mounts: the catalog and the shops.
+router = APIRouter()
+router.include_router(catalog)
+router.include_router(shops)
