@@ -8,6 +8,8 @@
 6. one buyer disputes and the arbiter rules from the queue;
 7. a second supplier goes silent, and its buyer reclaims the payment after the deadline;
 8. one buyer never confirms: after the dispute window the keeper settles the order by itself;
+9. a listing priced in a USDT-like token is sold through a reseller's shop (分站), delivered
+   on-chain, and the payment split between the supplier, the shop and the platform;
 
 and supplier A's webhook hears of each paid, completed and disputed order, signed (Standard
 Webhooks), through the notification workers.
@@ -52,6 +54,8 @@ ETH = 10**18
 PRICE = 10**16  # 0.01 ETH per code
 USDT = 10**6  # the development USDT has 6 decimals
 VIP_PRICE = 15 * USDT
+#: What supplier A receives a code from a reseller's sale (代理价).
+RESELLER_PRICE = 13 * USDT
 #: Codes the stablecoin chapter's buyer takes.
 STABLECOIN_QUANTITY = 2
 WHOLESALE = 50
@@ -577,6 +581,7 @@ def _stablecoin_chapter(
     from contracts.artifacts import load
     from contracts.client import deploy_contract
     from contracts.encoding import sku_id
+    from contracts.order_rules import Terms, complete
 
     name = "腾讯视频VIP月卡"
     story.chapter(f"9. {name} (Tencent Video VIP, one month) priced in a stablecoin (USDT)")
@@ -634,28 +639,65 @@ def _stablecoin_chapter(
         "listing",
     )
 
+    # A reseller (分站) sells it in its own shop: the supplier names what it receives, the shop
+    # its own retail price; the order fixes every party's part at the purchase.
+    story.tx(
+        f"supplier A opens listing {vip_listing} to resellers at 13 USDT a code (代理价)",
+        escrow.set_reseller_price(supplier, vip_listing, RESELLER_PRICE),
+        "listing",
+    )
+    shop = chain.new_account(ether=1)
+    story.tx(
+        f"a reseller, {shop.address[:10]}…, puts it in its shop at 15 USDT (its link: "
+        f"/#/s/{shop.address[:10]}…)",
+        escrow.set_shop_price(shop, vip_listing, VIP_PRICE),
+        "listing",
+    )
+
     buyer = chain.new_account(ether=1)
     escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
     quantity = STABLECOIN_QUANTITY
     escrow.approve_token(buyer, token, VIP_PRICE * quantity)
     key, _nonce = next_order_key(escrow, buyer)
     escrow.tx.reset_nonce(buyer.address)
-    oid, _order, res = escrow.buy(
+    oid, bought, res = escrow.buy(
         buyer,
         vip_listing,
         quantity,
         max_unit_price=VIP_PRICE,
         buyer_pubkey=public_key_bytes(key),
+        reseller=shop.address,
         value=0,
     )
-    story.tx(f"a buyer pays 30 USDT for {quantity} {name} codes", res, "buy")
+    story.tx(
+        f"a buyer pays 30 USDT for {quantity} {name} codes in the reseller's shop (the shop's "
+        f"margin, {bought.reseller_cut / USDT:g} USDT, is fixed in the order)",
+        res,
+        "buy",
+    )
     release = api.wait_release(oid, buyer, timeout=30, poll=0.005)
     verified = verify_release_onchain(release, key, escrow, res.block_number)
     order = _current_of(escrow, api, oid, buyer)  # delivered: its release was fetched
+    before = {a: escrow.balance_of(a, token) for a in (supplier.address, shop.address)}
+    fees_before = escrow.call("feesOf", token)
     story.tx(
         f"the buyer verifies {len(verified.codes)} codes against the chain and confirms",
         escrow.confirm(buyer, oid, order),
         "confirm",
+    )
+    paid = complete(Terms.of(order))
+    credited = {a: escrow.balance_of(a, token) - b for a, b in before.items()}
+    fee = escrow.call("feesOf", token) - fees_before
+    if (credited[supplier.address], credited[shop.address], fee) != (
+        paid.to_supplier,
+        paid.commission,
+        paid.fee,
+    ):
+        raise RuntimeError(f"order {oid} paid {credited} and fee {fee}, not {paid}")
+    story.say(
+        f"  the 30 USDT are split on-chain: supplier A {paid.to_supplier / USDT:g}, the shop "
+        f"{paid.commission / USDT:g}, the platform's fee {paid.fee / USDT:g} (each bears its "
+        "share of the fee)"
     )
     # What `kameng recover` does: the chain alone (no API, no database) gives the codes back.
     recovery = recover(escrow, buyer, from_block=res.block_number)
@@ -670,8 +712,9 @@ def _stablecoin_chapter(
     )
     return (
         f"listing {vip_listing}: {name} at 15 USDT, {stock:,} codes, delivered on-chain; order "
-        f"{oid}: {quantity} codes for 30 USDT, delivered, verified, confirmed and recovered "
-        "from the chain alone"
+        f"{oid}: {quantity} codes for 30 USDT in a reseller's shop, delivered, verified, "
+        f"confirmed and recovered from the chain alone; the shop earned "
+        f"{paid.commission / USDT:g} USDT"
     )
 
 

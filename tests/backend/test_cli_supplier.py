@@ -185,7 +185,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     counts = [kinds.count(k) for k in ("confirm", "settle", "rule", "refund")]
     assert counts == [4, 1, 1, 1], out
     assert "7 by 7 buyers" in out and "one order in USDT" in out
-    assert "2 codes for 30 USDT, delivered, verified, confirmed and recovered from the chain" in out
+    assert "2 codes for 30 USDT in a reseller's shop, delivered, verified, confirmed" in out
+    # The shop's margin: (15 - 13) x 2 = 4 USDT, less its 2% share of the fee: 3.92.
+    assert "recovered from the chain alone; the shop earned 3.92 USDT" in out
     assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert "1 settled by the keeper" in out and "nobody clicked" in out
     # The supplier's webhook heard of each of its 5 paid orders, every signature verified.

@@ -112,7 +112,7 @@ def test_fees_and_windows_are_checked_in_the_page_then_set(
     card.get_by_test_id("op-settings-feeBps").fill("60")
     card.get_by_test_id("op-settings-save").click()
     expect(message).to_contain_text(
-        "The platform fee plus the referral reward may be at most 50%; they add up to 63%."
+        "The platform fee may be at most 50%; it is 60%."
     )
     expect(message).to_contain_text("Nothing was sent.")
     expect(card.get_by_test_id("op-settings-feeBps")).to_have_attribute("aria-invalid", "true")
@@ -141,8 +141,7 @@ def test_fees_and_windows_are_checked_in_the_page_then_set(
     expect(card.get_by_test_id("op-settings-minDisputeWindow-duration")).to_have_text("2 h")
     card.get_by_test_id("op-settings-save").click()
     expect(message).to_contain_text(
-        "The new fees and windows are on-chain: platform fee 2.5%, referral reward 3%, "
-        "arbitration window 3 d."
+        "The new fees and windows are on-chain: platform fee 2.5%, arbitration window 3 d."
     )
     expect(message.locator("a.txlink")).to_be_visible()
     after = stack.escrow.call("config")
@@ -150,12 +149,11 @@ def test_fees_and_windows_are_checked_in_the_page_then_set(
         before[0],
         250,
         before[2],
-        before[3],
         3 * 86400,
+        before[4],
         before[5],
-        before[6],
         2 * 3600,
-        before[8],
+        before[7],
     )
     newest = page.get_by_test_id("audit-row").first
     expect(newest).to_have_attribute("data-event", "ConfigUpdated")

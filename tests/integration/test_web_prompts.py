@@ -10,16 +10,12 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from eth_utils import to_checksum_address
 from playwright.sync_api import expect
-from web_support import InjectedWallet, WebStack, new_page, prompts
-
-from contracts.artifacts import load
+from web_support import USDT, InjectedWallet, WebStack, new_page, prompts
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-USDT = 10**6
 #: What a Sign-In with Ethereum message (EIP-4361) says; the order key's text never does.
 SIWE = "wants you to sign in with your Ethereum account"
 
@@ -27,24 +23,7 @@ SIWE = "wants you to sign in with your Ethereum account"
 @pytest.fixture(scope="module")
 def usdt_listing(stack: WebStack) -> int:
     """The development supplier's listing in the development world's USDT, with 2 codes."""
-    dev, escrow = stack.dev, stack.escrow
-    assert dev.usdt, "the development world deploys a USDT stand-in"
-    token = stack.chain.w3.eth.contract(
-        address=to_checksum_address(dev.usdt), abi=load("TestToken").abi
-    )
-    escrow.tx.send(dev.supplier, token.functions.mint(dev.supplier.address, 1_000 * USDT))
-    escrow.tx.send(dev.supplier, token.functions.approve(escrow.address, 2**256 - 1))
-    escrow.deposit_bond(dev.supplier, 100 * USDT, token=token.address)
-    listing_id, _ = escrow.create_listing(
-        dev.supplier,
-        sku=dev.sku,
-        unit_price=3 * USDT,
-        token=token.address,
-        bond_bps=1000,
-        metadata_uri="kameng:dev/usdt",
-    )
-    stack.stock_listing(2, listing_id)
-    return listing_id
+    return stack.usdt_listing(3 * USDT, 2)
 
 
 @pytest.mark.parametrize("kind", ["native", "token"])
@@ -57,9 +36,7 @@ def test_store_to_code_on_screen_in_two_prompts_or_three_in_a_token(
         stack.stock_listing(1)
     buyer = stack.new_account(ether=5)
     if not native:
-        token = stack.chain.w3.eth.contract(
-            address=to_checksum_address(stack.dev.usdt), abi=load("TestToken").abi
-        )
+        token = stack.usdt()
         stack.escrow.tx.send(stack.dev.admin, token.functions.mint(buyer.address, 10 * USDT))
     context, page = new_page(browser, phone=True)
     wallet = InjectedWallet(stack, buyer)

@@ -60,6 +60,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+#: One USDT in its smallest units (the development USDT has 6 decimals).
+USDT = 10**6
 #: How long a page condition may take (chain transactions, delivery, the mirror).
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
@@ -189,6 +191,35 @@ class WebStack:
             )
         order = Order.from_record(detail)
         self.escrow.confirm(buyer, order_id, order)
+
+    def usdt(self) -> Any:
+        """The development world's USDT stand-in (6 decimals; anyone may mint it)."""
+        from eth_utils import to_checksum_address
+
+        from contracts.artifacts import load
+
+        assert self.dev.usdt, "the development world deploys a USDT stand-in"
+        return self.chain.w3.eth.contract(
+            address=to_checksum_address(self.dev.usdt), abi=load("TestToken").abi
+        )
+
+    def usdt_listing(self, unit_price: int, codes: int) -> int:
+        """A listing of the development supplier priced in the development USDT, bonded in it,
+        with `codes` codes in stock; returns its id."""
+        dev, escrow, token = self.dev, self.escrow, self.usdt()
+        escrow.tx.send(dev.supplier, token.functions.mint(dev.supplier.address, 1_000 * USDT))
+        escrow.tx.send(dev.supplier, token.functions.approve(escrow.address, 2**256 - 1))
+        escrow.deposit_bond(dev.supplier, 100 * USDT, token=token.address)
+        listing_id, _ = escrow.create_listing(
+            dev.supplier,
+            sku=dev.sku,
+            unit_price=unit_price,
+            token=token.address,
+            bond_bps=1000,
+            metadata_uri="kameng:dev/usdt",
+        )
+        self.stock_listing(codes, listing_id)
+        return listing_id
 
     def wait_until(self, what: str, check: Any, timeout: float = 30.0) -> Any:
         """Poll a Python-side condition (the mirror, the chain) until it holds."""

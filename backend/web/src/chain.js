@@ -130,6 +130,57 @@ export function fmtAmount(amount, token = ZERO_ADDRESS, { symbol = true, digits 
   return symbol ? `${value} ${info.symbol}` : value;
 }
 
+/**
+ * Symbol and decimals of a token, its decimals read from the token itself (an amount typed in
+ * its units is only read with decimals the token gave). Throws a user error when it does not
+ * answer.
+ */
+export async function tokenUnits(token) {
+  const { symbol } = await tokenInfo(token);
+  if ((token || ZERO_ADDRESS) === ZERO_ADDRESS) return { symbol, decimals: 18 };
+  try {
+    return {
+      symbol,
+      decimals: Number(await net.client.readContract({ address: token, abi: ERC20_ABI, functionName: "decimals" })),
+    };
+  } catch {
+    throw userError(t("supplier.token.unreadable", { token }));
+  }
+}
+
+/**
+ * An amount as a person types it ("1.99") in a token's smallest units (1990000 with 6 decimals).
+ * Returns `{ value }`, or `{ error }`: "format" (not a plain decimal number) or "precision" (more
+ * decimal places than the token has). Nothing is rounded.
+ */
+export function parseAmount(text, decimals) {
+  const m = /^(\d*)(?:\.(\d*))?$/.exec(String(text).trim());
+  if (!m || !`${m[1]}${m[2] ?? ""}`.length) return { error: "format" };
+  const frac = m[2] ?? "";
+  if (frac.replace(/0+$/, "").length > decimals) return { error: "precision" };
+  const scale = 10n ** BigInt(decimals);
+  const part = frac.slice(0, decimals).padEnd(decimals, "0");
+  return { value: BigInt(m[1] || "0") * scale + BigInt(part || "0") };
+}
+
+/** The most a unit price may be: the escrow keeps prices in 96 bits. */
+export const MAX_UNIT_PRICE = 2n ** 96n;
+
+/**
+ * A unit price as a person typed it, in `token`'s smallest units. Throws a user error saying what
+ * to fix: not a number, more decimal places than the token has, zero, or too large.
+ */
+export async function unitPriceOf(text, token) {
+  const { symbol, decimals } = await tokenUnits(token);
+  const parsed = parseAmount(text, decimals);
+  if (parsed.error === "precision")
+    throw userError(t("supplier.open.tooPrecise", { symbol, count: decimals, price: String(text).trim() }));
+  if (parsed.error) throw userError(t("supplier.open.badPrice", { symbol }));
+  if (parsed.value <= 0n) throw userError(t("supplier.open.zeroPrice"));
+  if (parsed.value >= MAX_UNIT_PRICE) throw userError(t("supplier.open.tooLarge", { symbol }));
+  return parsed.value;
+}
+
 // ------------------------------------------------------------------ orders
 
 /** `releaseDigest` -> `release_digest`: the API's name for an ABI field. */
@@ -326,7 +377,9 @@ const REVERTS = {
   EscrowNothingToWithdraw: () => ({}),
   EscrowTokenNotAllowed: () => ({}),
   EscrowArbiterIsParty: () => ({}),
-  EscrowBadReferrer: () => ({}),
+  EscrowNotDistributable: (a) => ({ listing: id(a[0]) }),
+  EscrowBelowResellerPrice: (a) => ({ listing: id(a[0]) }),
+  EscrowNotInShop: (a) => ({ listing: id(a[1]) }),
   EscrowBadProof: (a) => ({ step: id(a[1]) }),
   EscrowCodeMatches: () => ({}),
   AccessControlUnauthorizedAccount: (a) => ({ address: id(a[0]), role: id(a[1]) }),

@@ -14,6 +14,8 @@ export const ESCROW_VARIABLES = Object.freeze([
   "_deliveryKeys",
   "_overflow",
   "_fees",
+  "_resellerPrices",
+  "_shopPrices",
 ]);
 
 function typeOf(types, typeId) {

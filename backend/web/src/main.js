@@ -22,6 +22,7 @@ const pages = {
   operator: () => import("./pages/operator.js"),
   tx: () => import("./pages/tx.js"),
   recover: () => import("./pages/recover.js"),
+  shop: () => import("./pages/shop.js"),
 };
 const lazy =
   (module, name) =>
@@ -34,7 +35,9 @@ const routes = [
   [/^\/buy\/(\d+)(?:\?ref=(0x[0-9a-fA-F]{40}))?$/, "store", lazy("buy", "buyPage")],
   [/^\/orders$/, "orders", lazy("orders", "ordersPage")],
   [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", lazy("orders", "orderPage")],
+  [/^\/s\/(0x[0-9a-fA-F]{40})$/, "store", lazy("shop", "shopPage")],
   [/^\/supplier$/, "supplier", lazy("supplier", "supplierPage")],
+  [/^\/reseller$/, "reseller", lazy("shop", "resellerPage")],
   [/^\/arbiter$/, "arbiter", lazy("arbiter", "arbiterPage")],
   [/^\/alerts$/, "alerts", lazy("notify", "notifyPage")],
   [/^\/operator$/, "operator", lazy("operator", "operatorPage")],

@@ -219,7 +219,8 @@ export async function readValues(layout, readWords, ...locations) {
  * @param {(slots: `0x${string}`[]) => Promise<`0x${string}`[]>} readWords Reads storage words:
  *   32-byte hex slots in, their 32-byte hex words out, in order (the shape of `extsload`).
  * @returns {object} Methods named after the views' data: listing, batch, orderHash, bondOf,
- *   balanceOf, authorization, isDeliveryKey, isProposedDeliveryKey, config, listingCount, feesOf.
+ *   balanceOf, authorization, isDeliveryKey, isProposedDeliveryKey, config, listingCount, feesOf,
+ *   resellerPrice, shopPrice.
  */
 export function escrowStorage(layout, readWords) {
   const one = async (label, ...path) => {
@@ -260,11 +261,16 @@ export function escrowStorage(layout, readWords) {
     listingCount: async () => BigInt(await one("_listingCount")),
     /** `feesOf(token)`: the platform's fee income in `token`, as a bigint. */
     feesOf: async (token) => BigInt(await one("_fees", token)),
+    /** `resellerPrice(listingId)`: what the supplier receives a unit from a reseller's sale (0: not open to resellers). */
+    resellerPrice: async (listingId) => BigInt(await one("_resellerPrices", BigInt(listingId))),
+    /** `shopPrice(reseller, listingId)`: the listing's unit price in the reseller's shop (0: not in it). */
+    shopPrice: async (reseller, listingId) => BigInt(await one("_shopPrices", reseller, BigInt(listingId))),
   };
 }
 
 /**
- * The views the escrow's storage answers, by the names of the functions they replaced, each with
+ * The views the escrow's storage answers, by the names of the functions they replaced (and of the
+ * reads added since in the same style: resellerPrice, shopPrice), each with
  * the `escrowStorage` method answering it (contracts/storage.py's `VIEWS`).
  */
 export const STORAGE_VIEWS = Object.freeze({
@@ -279,6 +285,8 @@ export const STORAGE_VIEWS = Object.freeze({
   config: "config",
   listingCount: "listingCount",
   feesOf: "feesOf",
+  resellerPrice: "resellerPrice",
+  shopPrice: "shopPrice",
 });
 
 /**

@@ -1,7 +1,7 @@
 // Buying: choose a quantity, derive the per-order key from a wallet signature, pay into escrow,
 // and go to the order page. A payment in flight survives a reload or a lost connection.
 import { get } from "../api.js";
-import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, tokenInfo, userError } from "../chain.js";
+import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
 import { addr, bps, duration, onChainBadge, product } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
@@ -81,15 +81,21 @@ export function pendingCard(ctx) {
   return box;
 }
 
-/** #/buy/<listingId> */
-export async function buyPage(ctx, listingId, referrer) {
+/**
+ * #/buy/<listingId>, or #/buy/<listingId>?ref=<reseller>: bought in that reseller's shop (分站)
+ * at the shop's price, read from the chain (the escrow charges it, so nothing else may show it).
+ */
+export async function buyPage(ctx, listingId, reseller) {
   const l = await get(`/catalog/listings/${listingId}`);
   await tokenInfo(l.token);
   const p = product(l);
   const stock = Number(l.stock);
   // An order of a listing delivered on-chain holds at most 32 codes (buy reverts above it).
   const cap = l.max_quantity_per_order ? Number(l.max_quantity_per_order) : null;
-  const price = BigInt(l.unit_price);
+  const shopPrice = reseller ? await read("shopPrice", [reseller, BigInt(listingId)]) : null;
+  // A shop that does not sell the listing: say so, and offer the supplier's own price.
+  const notInShop = shopPrice === 0n;
+  const price = shopPrice ? shopPrice : BigInt(l.unit_price);
   const qty = h("input", {
     type: "number",
     min: "1",
@@ -104,7 +110,7 @@ export async function buyPage(ctx, listingId, referrer) {
   const progress = h("ol", { class: "small stack", "data-test": "buy-steps" });
   // The rights holder withdrew the supplier's licence for this product: no new sales here.
   const unlicensed = l.licensed === false;
-  const closed = !l.active || stock === 0 || unlicensed;
+  const closed = !l.active || stock === 0 || unlicensed || notInShop;
   const pay = h(
     "button",
     { class: "btn", "data-test": "pay", disabled: closed },
@@ -115,6 +121,14 @@ export async function buyPage(ctx, listingId, referrer) {
     slot.clear();
     if (unlicensed) {
       slot.error(userError(t("buy.unlicensed")));
+      pay.disabled = true;
+      return;
+    }
+    if (notInShop) {
+      replace(slot, [
+        message("error", t("buy.shop.missing", { listing: String(listingId) })),
+        h("a", { href: `#/buy/${listingId}`, class: "btn quiet", "data-test": "buy-direct" }, t("buy.shop.direct")),
+      ]);
       pay.disabled = true;
       return;
     }
@@ -208,7 +222,7 @@ export async function buyPage(ctx, listingId, referrer) {
       try {
         result = await sendEscrow(
           "buy",
-          [BigInt(listingId), quantity, price, referrer || ZERO_ADDRESS, key.publicKeyHex],
+          [BigInt(listingId), quantity, price, shopPrice ? reseller : ZERO_ADDRESS, key.publicKeyHex],
           {
             value: native ? amount : undefined,
             nonce,
@@ -284,8 +298,15 @@ export async function buyPage(ctx, listingId, referrer) {
           h("dd", null, t("buy.offer.deliveryText", { duration: duration(l.delivery_window) })),
           h("dt", null, t("buy.offer.disputes")),
           h("dd", null, t("buy.offer.disputesText", { duration: duration(l.dispute_window), bps: bps(l.bond_bps) })),
-          referrer ? h("dt", null, t("buy.offer.referrer")) : null,
-          referrer ? h("dd", null, addr(referrer)) : null,
+          shopPrice ? h("dt", null, t("buy.offer.shop")) : null,
+          shopPrice
+            ? h(
+                "dd",
+                { "data-test": "shop" },
+                addr(reseller),
+                h("div", { class: "small muted" }, t("buy.offer.shopNote")),
+              )
+            : null,
         ),
       ),
       h(

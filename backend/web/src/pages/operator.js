@@ -836,7 +836,6 @@ function settingsCard(onDone) {
   });
   const span = (min, max) => ({ min: duration(min), max: duration(max) });
   const fee = percentInput("feeBps", t("operator.settings.fee"), "operator.settings.fee.hint");
-  const referral = percentInput("referralBps", t("operator.settings.referral"), "operator.settings.referral.hint");
   const minBond = percentInput("minBondBps", t("operator.settings.minBond"), "operator.settings.minBond.hint");
   const arbitration = windowInput(
     "arbitrationWindow",
@@ -874,7 +873,6 @@ function settingsCard(onDone) {
     recipient.value = getAddress(c.feeRecipient);
     recipient.removeAttribute("aria-invalid");
     fee.set(c.feeBps);
-    referral.set(c.referralBps);
     minBond.set(c.minBondBps);
     arbitration.set(c.arbitrationWindow);
     minDelivery.set(c.minDeliveryWindow);
@@ -907,16 +905,15 @@ function settingsCard(onDone) {
     const cfg = { feeRecipient };
     for (const [name, p] of [
       ["feeBps", fee],
-      ["referralBps", referral],
       ["minBondBps", minBond],
     ]) {
       cfg[name] = p.bps();
       if (cfg[name] > BOUNDS.bps) throw refuse(p.input, t("operator.settings.bad.over100", { what: p.label }));
     }
-    if (cfg.feeBps + cfg.referralBps > BOUNDS.fees)
+    if (cfg.feeBps > BOUNDS.fees)
       throw refuse(
         fee.input,
-        t("operator.settings.bad.fees", { total: percent(cfg.feeBps + cfg.referralBps), max: percent(BOUNDS.fees) }),
+        t("operator.settings.bad.fees", { total: percent(cfg.feeBps), max: percent(BOUNDS.fees) }),
       );
     cfg.arbitrationWindow = arbitration.seconds();
     within(arbitration, cfg.arbitrationWindow, ...BOUNDS.arbitration);
@@ -942,7 +939,6 @@ function settingsCard(onDone) {
         slot,
         t("operator.settings.done", {
           fee: percent(cfg.feeBps),
-          referral: percent(cfg.referralBps),
           arbitration: duration(cfg.arbitrationWindow),
         }),
         r,
@@ -965,7 +961,6 @@ function settingsCard(onDone) {
         null,
         field(t("operator.settings.recipient"), recipient, t("operator.settings.recipient.hint")),
         fee.node,
-        referral.node,
         minBond.node,
       ),
       h("div", null, arbitration.node, minDelivery.node, maxDelivery.node, minDispute.node, maxDispute.node),

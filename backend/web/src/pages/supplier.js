@@ -18,8 +18,11 @@ import {
   listingHistory,
   net,
   orderFromApi,
+  parseAmount,
   read,
   tokenInfo,
+  tokenUnits,
+  unitPriceOf,
   userError,
 } from "../chain.js";
 import { chainNumber, duration, humanize, keccakText, orderLabel, product, short, txLink, when } from "../fmt.js";
@@ -76,36 +79,6 @@ const erc20 = (token, functionName, args = []) =>
   net.client.readContract({ address: token, abi: ERC20_ABI, functionName, args });
 
 /**
- * Symbol and decimals of a token, its decimals read from the token itself (an amount typed in
- * its units is only read with decimals the token gave). Throws a user error when it does not
- * answer.
- */
-async function unitsOf(token) {
-  const { symbol } = await tokenInfo(token);
-  if (isNative(token)) return { symbol, decimals: 18 };
-  try {
-    return { symbol, decimals: Number(await erc20(token, "decimals")) };
-  } catch {
-    throw userError(t("supplier.token.unreadable", { token }));
-  }
-}
-
-/**
- * An amount as a person types it ("1.99") in a token's smallest units (1990000 with 6 decimals).
- * Returns `{ value }`, or `{ error }`: "format" (not a plain decimal number) or "precision" (more
- * decimal places than the token has). Nothing is rounded.
- */
-function parseAmount(text, decimals) {
-  const m = /^(\d*)(?:\.(\d*))?$/.exec(String(text).trim());
-  if (!m || !`${m[1]}${m[2] ?? ""}`.length) return { error: "format" };
-  const frac = m[2] ?? "";
-  if (frac.replace(/0+$/, "").length > decimals) return { error: "precision" };
-  const scale = 10n ** BigInt(decimals);
-  const part = frac.slice(0, decimals).padEnd(decimals, "0");
-  return { value: BigInt(m[1] || "0") * scale + BigInt(part || "0") };
-}
-
-/**
  * A select of payment tokens (`data-test` = `testId`); `setTokens(list)` refreshes the choices,
  * keeping the current one while it is still offered. `onChange` runs when the choice changes.
  */
@@ -145,9 +118,6 @@ function bondTokens(data) {
   }
   return list;
 }
-
-/** A listing's unit price is a uint96 on-chain. */
-const MAX_PRICE = 2n ** 96n;
 
 /** Orders per `settle` transaction: the server's keeper batch size (GET /chain). */
 const settleBatch = () => net.settleBatch;
@@ -772,14 +742,7 @@ function openListingCard(minBondBps, onDone) {
       await check();
       if (!authorized) throw userError(t("supplier.open.notLicensed", { name: n }));
       const tok = token.value;
-      const { symbol, decimals } = await unitsOf(tok);
-      const parsed = parseAmount(price.value, decimals);
-      if (parsed.error === "precision")
-        throw userError(t("supplier.open.tooPrecise", { symbol, count: decimals, price: price.value.trim() }));
-      if (parsed.error) throw userError(t("supplier.open.badPrice", { symbol }));
-      const unit = parsed.value;
-      if (unit <= 0n) throw userError(t("supplier.open.zeroPrice"));
-      if (unit >= MAX_PRICE) throw userError(t("supplier.open.tooLarge", { symbol }));
+      const unit = await unitPriceOf(price.value, tok);
       const bondBps = Math.round(Number(bond.value) * 100);
       if (!(bondBps >= minBondBps && bondBps <= 10000))
         throw userError(t("supplier.open.badBond", { min: String(minBondBps / 100) }));
@@ -862,7 +825,7 @@ function bondCard(onDone) {
   const token = tokenSelect("bond-token", draw);
   /** The amount typed, in the chosen token's smallest units. */
   const parse = async (tok) => {
-    const { symbol, decimals } = await unitsOf(tok);
+    const { symbol, decimals } = await tokenUnits(tok);
     const parsed = parseAmount(amount.value, decimals);
     if (parsed.error === "precision") throw userError(t("supplier.bond.tooPrecise", { symbol, count: decimals }));
     if (parsed.error || parsed.value <= 0n) throw userError(t("supplier.bond.badAmount", { symbol }));
@@ -988,6 +951,7 @@ async function loadDashboard() {
     return {
       ...l,
       token: f?.token ?? ZERO_ADDRESS,
+      reseller_price: f?.reseller_price ?? "0",
       name: (f && product(f).name) || t("supplier.listingN", { id: String(l.listing_id) }),
       lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
     };
@@ -1065,8 +1029,69 @@ function onChainControl(l, slot, outcome, refresh, asking) {
   return { button, ask };
 }
 
+/**
+ * Opening a listing to resellers (分站): the reseller price (what the supplier receives a unit
+ * from a shop's sale, before the platform fee), changed or set to zero (closed to resellers) with
+ * setResellerPrice. Failures go to the row's `slot`, the outcome to the page's `outcome`.
+ */
+function resellerControl(l, slot, outcome, refresh, unfolded) {
+  const current = BigInt(l.reseller_price ?? 0);
+  const price = h("input", {
+    type: "text",
+    inputmode: "decimal",
+    autocomplete: "off",
+    value: current > 0n ? fmtAmount(current, l.token, { symbol: false, digits: 18 }).replaceAll(",", "") : "",
+    placeholder: fmtAmount(l.unit_price, l.token, { symbol: false, digits: 18 }).replaceAll(",", ""),
+    "aria-label": t("supplier.resell.price", { id: String(l.listing_id) }),
+    "data-test": "reseller-price",
+  });
+  const set = h(
+    "button",
+    { class: "btn small", type: "button", "data-test": "reseller-set" },
+    current > 0n ? t("supplier.resell.update") : t("supplier.resell.open"),
+  );
+  const close =
+    current > 0n
+      ? h(
+          "button",
+          { class: "btn small quiet", type: "button", "data-test": "reseller-close" },
+          t("supplier.resell.close"),
+        )
+      : null;
+  const send = async (value, text) => {
+    const r = await sendEscrow("setResellerPrice", [BigInt(l.listing_id), value]);
+    outcome.show("ok", text, txLink(r.hash, Number(r.receipt.blockNumber)));
+    refresh();
+  };
+  set.addEventListener("click", () =>
+    busy(set, slot, async () => {
+      const value = await unitPriceOf(price.value, l.token);
+      await send(value, t("supplier.resell.done", { id: String(l.listing_id), price: fmtAmount(value, l.token) }));
+    }),
+  );
+  close?.addEventListener("click", () =>
+    busy(close, slot, () => send(0n, t("supplier.resell.closed", { id: String(l.listing_id) }))),
+  );
+  const box = h(
+    "details",
+    { class: "small", "data-test": "reseller-control", open: unfolded.has(l.listing_id) ? true : null },
+    h(
+      "summary",
+      null,
+      current > 0n
+        ? t("supplier.resell.summaryOpen", { price: fmtAmount(current, l.token) })
+        : t("supplier.resell.summary"),
+    ),
+    h("p", { class: "muted" }, t("supplier.resell.explain")),
+    h("div", { class: "row" }, price, set, close),
+  );
+  // Open or closed as it was: the dashboard redraws its rows when a figure changes.
+  box.addEventListener("toggle", () => (box.open ? unfolded.add(l.listing_id) : unfolded.delete(l.listing_id)));
+  return box;
+}
+
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
-function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking }) {
+function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking, unfolded }) {
   const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
   const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
   const lowStock = listings.filter((l) => l.low_stock);
@@ -1163,7 +1188,14 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking }
             )
           : null,
       ),
-      h("td", { "data-label": "" }, h("div", { class: "row" }, restock, toggle, onChain?.button), onChain?.ask, slot),
+      h(
+        "td",
+        { "data-label": "" },
+        h("div", { class: "row" }, restock, toggle, onChain?.button),
+        onChain?.ask,
+        resellerControl(l, slot, wslot, refresh, unfolded),
+        slot,
+      ),
     );
   });
 
@@ -1357,8 +1389,9 @@ export async function supplierPage(ctx) {
   });
   const bond = bondCard(() => refresh());
   const asking = new Set(); // listings whose "keep codes on-chain?" question is open
+  const unfolded = new Set(); // listings whose reseller settings are open
   const show = () => {
-    replace(live, liveView(data, { wslot, refresh: () => refresh(), asking }));
+    replace(live, liveView(data, { wslot, refresh: () => refresh(), asking, unfolded }));
     upload.setListings(data.listings);
     settlement.update(data.dash);
     waiting.update(data.uploads);
