@@ -254,6 +254,25 @@ class ShopListingPublic(ListingPublic):
     )
 
 
+class ShopSalePublic(ApiModel):
+    """An order bought in a reseller's shop, as its reseller's dashboard lists it."""
+
+    order_id: OrderId
+    listing_id: int
+    token: Address
+    quantity: int
+    amount: Wei = Field(description="What the buyer paid: the shop's price * quantity.")
+    reseller_cut: Wei = Field(description="The shop's margin fixed in the order.")
+    commission: Wei = Field(
+        description="What the escrow credited the reseller when the order ended (its cut, scaled "
+        "by a ruling, less its share of the fee); 0 while the order is open or after a refund."
+    )
+    state: int
+    state_name: str
+    paid_at: int
+    paid_tx: Bytes32
+
+
 # ---------------------------------------------------------------- orders
 
 

@@ -110,6 +110,30 @@ def shop_listings(
     return [(shop, listing) for shop, listing in rows]
 
 
+def shop_sales(
+    session: Session, *, reseller: str, limit: int = 100, offset: int = 0
+) -> Sequence[tuple[m.Order, int]]:
+    """The orders bought in a reseller's shop, newest first, each with the commission the
+    mirror has credited the reseller for it (0 while open, or after a refund)."""
+    credited = (
+        select(func.coalesce(func.sum(m.Payout.amount), 0))
+        .where(
+            m.Payout.order_id == m.Order.order_id,
+            m.Payout.account == reseller,
+            m.Payout.kind == "commission",
+        )
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(m.Order, credited)
+        .where(m.Order.reseller == reseller)
+        .order_by(m.Order.paid_block.desc(), m.Order.order_id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [(order, int(commission)) for order, commission in rows]
+
+
 def supplier_records(session: Session, *, suppliers: Iterable[str]) -> dict[str, dict[str, int]]:
     """Each supplier's record: orders completed and refunded, disputes total and lost.
 

@@ -10,6 +10,7 @@ from eth_utils import keccak
 
 from backend.client import ApiError
 from contracts.encoding import OrderState
+from contracts.order_rules import Terms, complete
 from tests.backend.api_helpers import Served, poll, serve
 
 
@@ -200,3 +201,24 @@ def test_a_resellers_shop_lists_its_listings_at_its_prices(served: Served) -> No
     (closed,) = httpx.get(f"{served.url}/shops/{shop.address}").json()
     assert closed["reseller_price"] == "0" and closed["shop_price"] == str(9 * 10**15)
     assert not closed["buyable"]
+
+    # The shop's sales: the order, its margin, and nothing credited while it is open ...
+    sales = httpx.get(f"{served.url}/shops/{shop.address}/sales")
+    assert sales.status_code == 200, sales.text
+    (sale,) = sales.json()
+    assert (sale["order_id"], sale["listing_id"], sale["quantity"]) == (str(oid), lid, 2)
+    assert sale["state_name"] in ("paid", "delivered")  # the delivery agent may be done already
+    assert (sale["reseller_cut"], sale["commission"]) == (str(order.reseller_cut), "0")
+    # ... then what the escrow credited the shop once the buyer confirmed.
+    served.client(buyer).wait_release(oid)
+    delivered = served.current(oid, buyer)
+    escrow.tx.reset_nonce(buyer.address)
+    escrow.confirm(buyer, oid, delivered)
+    served.wait_indexed()
+    (done,) = httpx.get(f"{served.url}/shops/{shop.address}/sales").json()
+    paid = complete(Terms.of(delivered))
+    assert paid.commission == escrow.balance_of(shop.address) > 0
+    assert (done["state_name"], done["commission"]) == ("completed", str(paid.commission))
+    assert httpx.get(f"{served.url}/shops/{dev.buyers[0].address}/sales").json() == []
+    refused = httpx.get(f"{served.url}/shops/0x1234/sales")
+    assert (refused.status_code, refused.json()["code"]) == (400, "bad_address")

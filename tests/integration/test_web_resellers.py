@@ -176,6 +176,8 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     page.reload()
     balance = page.locator(f'[data-test="resell-balance"][data-token="{token.address.lower()}"]')
     expect(balance.get_by_test_id("resell-amount")).to_have_text(usdt_text(paid.commission))
+    sale = page.locator(f'[data-test="resell-sale"][data-order="{oid}"]')
+    expect(sale.get_by_test_id("resell-credited")).to_have_text(usdt_text(paid.commission))
     balance.get_by_test_id("resell-withdraw").click()
     expect(page.get_by_test_id("resell-outcome")).to_contain_text(text["withdrew"])
     assert token.functions.balanceOf(reseller.address).call() == paid.commission

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from backend.api import queries
-from backend.api.convert import listing_public, shop_listing_public
+from backend.api.convert import listing_public, shop_listing_public, state_name
 from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
 from backend.api.errors import ApiError, NotFound
 from backend.api.validate import (
@@ -26,12 +26,17 @@ from backend.schemas import (
     ErrorPublic,
     ListingPublic,
     ShopListingPublic,
+    ShopSalePublic,
     SupplierRecord,
 )
 from indexer import models as m
 
 catalog = APIRouter(prefix="/catalog", tags=["catalog"])
 shops = APIRouter(prefix="/shops", tags=["catalog"])
+#: What a shop's routes answer besides 200: a malformed address, bad paging, no mirror yet.
+SHOP_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorPublic} for code in (400, 422, 503)
+}
 
 
 class BadAddress(ApiError):
@@ -176,6 +181,50 @@ def shop_listings(
     return [
         shop_listing_public(shop, r, records[r.supplier], (r.supplier, r.sku) in ok)
         for shop, r in rows
+    ]
+
+
+@shops.get(
+    "/{address}/sales",
+    response_model=list[ShopSalePublic],
+    responses=SHOP_ERRORS,
+)
+def shop_sales(
+    address: Annotated[
+        str,
+        Path(
+            description="The reseller's address (any case).",
+            json_schema_extra={"pattern": ADDRESS_PATTERN},
+        ),
+    ],
+    session: SessionDep,
+    limit: CatalogLimit = 100,
+    offset: Offset = 0,
+) -> list[ShopSalePublic]:
+    """The orders bought in a reseller's shop, newest first, with the margin fixed in each and
+    what the escrow credited the reseller once it ended. Public, as the chain is: every field
+    is in the order's events. Read from the mirror."""
+    try:
+        reseller = checksum(address, "address")
+    except BadValue as exc:
+        raise BadAddress(str(exc)) from exc
+    return [
+        ShopSalePublic(
+            order_id=int(o.order_id),
+            listing_id=int(o.listing_id),
+            token=o.token,
+            quantity=int(o.quantity),
+            amount=int(o.amount),
+            reseller_cut=int(o.reseller_cut),
+            commission=commission,
+            state=int(o.state),
+            state_name=state_name(int(o.state)),
+            paid_at=int(o.paid_at),
+            paid_tx=o.paid_tx,
+        )
+        for o, commission in queries.shop_sales(
+            session, reseller=reseller, limit=limit, offset=offset
+        )
     ]
 
 

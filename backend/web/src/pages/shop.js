@@ -4,11 +4,12 @@
 // and fixes every party's part in the order, so this page only shows and sends them.
 import { get } from "../api.js";
 import { fmtAmount, read, tokenInfo, unitPriceOf, userError } from "../chain.js";
-import { addr, onChainBadge, product, short, txLink } from "../fmt.js";
+import { addr, onChainBadge, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { gate } from "../session.js";
 import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
+import { statePill } from "./orders.js";
 
 /** The shareable link of a reseller's shop. */
 export const shopLink = (reseller) => `${window.location.origin}${window.location.pathname}#/s/${reseller}`;
@@ -174,6 +175,58 @@ function withdrawRow(token, amount, me, outcome, onDone) {
   );
 }
 
+/** The orders bought in the shop: margin fixed at purchase, what the escrow credited at the end. */
+function salesCard(sales, names) {
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, t("resell.sales.title")),
+    sales.length
+      ? h(
+          "table",
+          { "data-test": "resell-sales" },
+          h(
+            "tr",
+            null,
+            h("th", null, t("resell.sales.order")),
+            h("th", null, t("resell.col.listing")),
+            h("th", null, t("resell.sales.paid")),
+            h("th", null, t("resell.sales.margin")),
+            h("th", null, t("resell.sales.state")),
+            h("th", null, t("resell.sales.credited")),
+          ),
+          ...sales.map((x) =>
+            h(
+              "tr",
+              { "data-test": "resell-sale", "data-order": x.order_id },
+              h("td", { "data-label": t("resell.sales.order") }, orderLabel(x.order_id)),
+              h(
+                "td",
+                { "data-label": t("resell.col.listing") },
+                `#${x.listing_id} `,
+                names.get(String(x.listing_id)) ?? "",
+                h("div", { class: "small muted" }, t("supplier.n.codes", { count: Number(x.quantity) })),
+              ),
+              h(
+                "td",
+                { "data-label": t("resell.sales.paid"), class: "num" },
+                fmtAmount(x.amount, x.token),
+                h("div", { class: "small muted" }, when(x.paid_at)),
+              ),
+              h("td", { "data-label": t("resell.sales.margin"), class: "num" }, fmtAmount(x.reseller_cut, x.token)),
+              h("td", { "data-label": t("resell.sales.state") }, statePill(x.state)),
+              h(
+                "td",
+                { "data-label": t("resell.sales.credited"), class: "num", "data-test": "resell-credited" },
+                fmtAmount(x.commission, x.token),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "muted", "data-test": "resell-no-sales" }, t("resell.sales.none")),
+  );
+}
+
 /** #/reseller: the connected wallet's shop. */
 export async function resellerPage(ctx) {
   const title = h("h1", null, t("resell.title"));
@@ -186,7 +239,7 @@ export async function resellerPage(ctx) {
   const load = async () => {
     // Which listings are open to resellers comes from the mirror; the prices that matter (the
     // supplier's reseller price, this shop's price) from the chain, so a change shows at once.
-    const catalog = await get("/catalog/listings?limit=500");
+    const [catalog, sales] = await Promise.all([get("/catalog/listings?limit=500"), get(`/shops/${me}/sales`)]);
     const listed = catalog.filter((l) => BigInt(l.reseller_price ?? 0) > 0n);
     await loadTokens(listed);
     const open = (
@@ -198,7 +251,9 @@ export async function resellerPage(ctx) {
         }),
       )
     ).filter((l) => BigInt(l.reseller_price) > 0n || l.shop_price > 0n);
-    const tokens = [...new Set(open.map((l) => l.token.toLowerCase()))];
+    await loadTokens(sales);
+    const tokens = [...new Set([...open, ...sales].map((l) => l.token.toLowerCase()))];
+    const names = new Map(catalog.map((l) => [String(l.listing_id), product(l).name]));
     const balances = await Promise.all(tokens.map(async (tok) => [tok, await read("balanceOf", [me, tok])]));
     if (!ctx.alive()) return;
     const link = shopLink(me);
@@ -244,6 +299,7 @@ export async function resellerPage(ctx) {
         h("p", { class: "muted" }, t("resell.earned.intro")),
         ...balances.map(([tok, amount]) => withdrawRow(tok, amount, me, outcome, load)),
       ),
+      salesCard(sales, names),
     );
   };
   await load();
