@@ -1,7 +1,10 @@
 """Gas of the escrow on the embedded chain, against a plain escrow measured in the same run.
 
 Orders are measured in steady state: the supplier already holds a balance and bond, so no
-measurement includes the one-off cost of a first write to an empty slot.
+measurement includes the one-off cost of a first write to an empty slot. The one exception is
+measured on purpose: an order bought in a reseller's shop (分站) is reported for the reseller's
+first sale in the token, whose commission is the first credit to its empty ledger slot, and for
+a later sale.
 
 Gas is deterministic and the whole run takes seconds, so quick mode measures exactly what the
 full run does (a smaller batch would change what ``batch50_per_order`` means).
@@ -19,16 +22,27 @@ from backend.release import CodeToSeal, published_from_manifest, seal_release
 from bench.world import World, make_world, open_listing
 from contracts.chain import embedded_chain
 from contracts.client import EscrowClient, deploy_contract
-from contracts.encoding import PublishedRelease, split_order_id
+from contracts.encoding import ZERO_ADDRESS, PublishedRelease, split_order_id
 
 BATCH = 50
 _STEPS = ("buy", "deliver", "confirm", "settle_after_window", "refund", "dispute", "rule")
+_RESELLER_STEPS = (
+    "set_reseller_price",
+    "set_shop_price",
+    "buy",
+    "deliver",
+    "confirm_first_sale",
+    "confirm",
+)
 FIELDS = (
     *(f"single.{step}" for step in _STEPS),
     "batch50_per_order.deliver",
     "batch50_per_order.settle_after_window",
     "lifecycle_single",
     "lifecycle_batched",
+    *(f"reseller.{step}" for step in _RESELLER_STEPS),
+    "lifecycle_single_reseller_first_sale",
+    "lifecycle_single_reseller",
     "baseline_lifecycle",
     "on_chain.deliver_1_code",
     "on_chain.deliver_10_codes",
@@ -38,21 +52,33 @@ FIELDS = (
 )
 """Dotted paths of the result's leaves, all gas amounts (ints) but the release size (bytes)."""
 
+#: The plain orders' price, and the same price in a reseller's shop over a reseller price 10%
+#: below it: a shop order pays what a plain one does, and carries a cut.
+_PRICE = 10**16
+_RESELLER_PRICE = 9 * 10**15
+
 #: Codes as the trade sells them (a 4x5 game card), in a listing of 1,000 codes (proofs of 10).
 _CODE = b"KMNG-7F3Q-XP2D-9WLA-H4TZ"
 _PROOF_DEPTH = 10
 
 
 def _buy(
-    escrow: EscrowClient, buyer: Any, listing_id: int, quantity: int = 1
+    escrow: EscrowClient,
+    buyer: Any,
+    listing_id: int,
+    quantity: int = 1,
+    reseller: str = ZERO_ADDRESS,
 ) -> tuple[int, Any, int]:
+    """Buy at `_PRICE` a code, at the listing's price or in `reseller`'s shop; returns the
+    order's id, the order and the gas of the purchase."""
     oid, order, res = escrow.buy(
         buyer,
         listing_id,
         quantity,
-        max_unit_price=10**16,
+        max_unit_price=_PRICE,
         buyer_pubkey=keccak(text=f"pk{buyer.address}"),
-        value=10**16 * quantity,
+        reseller=reseller,
+        value=_PRICE * quantity,
     )
     return oid, order, res.gas_used
 
@@ -135,6 +161,28 @@ def _batch(console: Console, world: World, listing: int) -> tuple[float, float, 
     return sum(b[2] for b in batch) / BATCH, deliver_per, settle_per
 
 
+def _reseller(console: Console, world: World, listing: int) -> dict[str, int]:
+    """Gas of the reseller path on a warm listing: opening it to resellers, a shop's price, and
+    buy, deliver and confirm of one order bought in the shop, for the reseller's first sale in
+    the token (its commission is the first credit to its empty ledger slot) and a later one."""
+    escrow, buyer = world.escrow, world.buyers[0]
+    reseller = world.chain.new_account(ether=1)
+    console.print("[dim]a reseller's shop: its first sale, then a later one[/dim]")
+    steps = {
+        "set_reseller_price": escrow.set_reseller_price(
+            world.supplier, listing, _RESELLER_PRICE
+        ).gas_used,
+        "set_shop_price": escrow.set_shop_price(reseller, listing, _PRICE).gas_used,
+    }
+    for confirm in ("confirm_first_sale", "confirm"):
+        oid, order, steps["buy"] = _buy(escrow, buyer, listing, reseller=reseller.address)
+        digest = keccak(b"shop" + oid.to_bytes(32, "big"))
+        (order,), res = escrow.deliver(world.delivery_key, [(oid, order, digest)])
+        steps["deliver"] = res.gas_used
+        steps[confirm] = escrow.confirm(buyer, oid, order).gas_used
+    return steps
+
+
 def settle_per_order_in_a_batch(console: Console) -> int:
     """Only the batch of `run`: the gas per order of settling `BATCH` delivered orders in one
     transaction (the keeper benchmark's baseline), on a fresh embedded chain."""
@@ -154,8 +202,9 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
             deterministic, so it measures the same things either way.
 
     Returns:
-        Gas per step, per order in a batch of 50, per lifecycle, and the baseline's lifecycle;
-        its leaves are `FIELDS`.
+        Gas per step, per order in a batch of 50, per lifecycle (plain, and bought in a
+        reseller's shop for its first and a later sale), and the baseline's lifecycle; its
+        leaves are `FIELDS`.
     """
     chain = embedded_chain()
     world = make_world(chain, buyers=2)
@@ -189,6 +238,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
     ).gas_used
 
     buy_avg, deliver_per, settle_per = _batch(console, world, listing)
+    reseller = _reseller(console, world, listing)
 
     console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
     plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")
@@ -212,6 +262,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
 
     lifecycle_single = single["buy"] + single["deliver"] + single["confirm"]
     lifecycle_batched = round(buy_avg + deliver_per + settle_per)
+    in_shop = reseller["buy"] + reseller["deliver"]
     return {
         "single": single,
         "batch50_per_order": {
@@ -220,6 +271,9 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         },
         "lifecycle_single": lifecycle_single,
         "lifecycle_batched": lifecycle_batched,
+        "reseller": reseller,
+        "lifecycle_single_reseller_first_sale": in_shop + reseller["confirm_first_sale"],
+        "lifecycle_single_reseller": in_shop + reseller["confirm"],
         "baseline_lifecycle": baseline,
         "on_chain": on_chain,
     }

@@ -6,8 +6,12 @@ with automine off, and mines blocks at chosen timestamps. `Workload` drives the 
 lifecycle in rounds, so that every event type of the contract appears, and many per
 transaction (batched deliver and settle), about 2.7 events per order:
 
-    buy -> deliver (batched) -> confirm | dispute -> evidence -> rule | timeout fallback
-        -> settle (batched) | refund -> withdraw, withdraw fees, bond in and out
+    buy (a quarter in a reseller's shop) -> deliver (batched) -> confirm | dispute -> evidence
+        -> rule | timeout fallback -> settle (batched) | refund -> withdraw, withdraw fees,
+        bond in and out
+
+Each listing is opened to resellers (分站) and sold in one reseller's shop, so the orders bought
+there carry a reseller and a cut, and their endings credit the reseller a commission.
 
 It tracks every order's stored struct from the events it sees, with the client's own
 `order_from_paid_event` and `apply_event`, so later calls pass the right `Order`.
@@ -231,6 +235,9 @@ class Workload:
     dispute_window: int = 3600
     arbitration_window: int = 3600
     unit_price: int = 10**15
+    #: What the supplier receives a code from a reseller's sale, and the reseller's shop price.
+    reseller_price: int = 9 * 10**14
+    shop_price: int = 11 * 10**14
     escrow: str = ""
     orders: dict[int, Order] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
@@ -243,7 +250,7 @@ class Workload:
         self.arbiter = random_address()
         self.supplier = random_address()
         self.delivery_key = random_address()
-        self.referrer = random_address()
+        self.reseller = random_address()
         self.fee_recipient = random_address()
         self.buyer_list = [random_address() for _ in range(self.buyers)]
         self.sku = sku_id("steam-wallet-50")
@@ -252,7 +259,7 @@ class Workload:
             self.arbiter,
             self.supplier,
             self.delivery_key,
-            self.referrer,
+            self.reseller,
             *self.buyer_list,
         )
         self.now = self.driver.timestamp() + 10
@@ -313,7 +320,7 @@ class Workload:
     def deploy(self) -> str:
         """Deploy the escrow and set up roles, config, a token, a licensed supplier, a listing."""
         art = load("CodeEscrow")
-        config = (self.fee_recipient, 200, 300, 1000, self.arbitration_window, *WINDOW_BOUNDS)
+        config = (self.fee_recipient, 200, 1000, self.arbitration_window, *WINDOW_BOUNDS)
         data = self.calldata.constructor(art.bytecode, self.admin, config)
         # The escrow's constructor also deploys its BadCodeVerifier: about 7.5M gas in all.
         (tx_hash,) = self.driver.send([{"from": self.admin, "data": data, "gas": 15_000_000}])
@@ -338,7 +345,8 @@ class Workload:
         return self.escrow
 
     def open_listing(self) -> int:
-        """Create a listing (ListingCreated, MetaEvidence)."""
+        """Create a listing (ListingCreated, MetaEvidence), open it to resellers
+        (ResellerPriceSet) and put it in the reseller's shop (ShopPriceSet)."""
         logs = self.block(
             [
                 self.tx(
@@ -355,6 +363,11 @@ class Workload:
             ]
         )
         lid = int(next(ev for ev in logs if ev.name == "ListingCreated").args["listingId"])
+        # Two blocks: the shop's price is refused until the reseller price is set.
+        logs = self.block([self.tx(self.supplier, "setResellerPrice", lid, self.reseller_price)])
+        self.expect(logs, "ResellerPriceSet", 1)
+        logs = self.block([self.tx(self.reseller, "setShopPrice", lid, self.shop_price)])
+        self.expect(logs, "ShopPriceSet", 1)
         self.listings.append(lid)
         self.stock[lid] = 0
         return lid
@@ -369,13 +382,16 @@ class Workload:
         self.stock[listing_id] += count
 
     def buy_block(self, n: int, listing_id: int) -> list[int]:
-        """`n` purchases in one block; some with a referrer, some of several codes."""
+        """`n` purchases in one block; a quarter in the reseller's shop, a third of several
+        codes."""
         if self.stock[listing_id] < n * 3:
             self.restock(listing_id, max(n * 3, 1000))
         txs = []
         for i in range(n):
             quantity = 1 + (i % 3 == 0) * 2
-            referrer = self.referrer if i % 4 == 0 else ZERO_ADDRESS
+            in_shop = i % 4 == 0
+            reseller = self.reseller if in_shop else ZERO_ADDRESS
+            price = self.shop_price if in_shop else self.unit_price
             buyer = self.buyer_list[self.rng.randrange(len(self.buyer_list))]
             txs.append(
                 self.tx(
@@ -383,10 +399,10 @@ class Workload:
                     "buy",
                     listing_id,
                     quantity,
-                    self.unit_price,
-                    referrer,
+                    price,
+                    reseller,
                     os.urandom(32),
-                    value=self.unit_price * quantity,
+                    value=price * quantity,
                     gas=300_000,
                 )
             )
@@ -419,7 +435,7 @@ class Workload:
             chunk = oids[i : i + batch]
             txs.append(
                 self.tx(
-                    self.referrer,
+                    self.reseller,
                     "settle",
                     chunk,
                     [self.orders[o].as_tuple() for o in chunk],
@@ -432,7 +448,12 @@ class Workload:
         """One full lifecycle round over `orders` new orders; every event type appears."""
         listing = self.listings[-1]
         if self.rng.random() < 0.5:
-            self.block([self.tx(self.supplier, "updateListing", listing, self.unit_price, True)])
+            self.block(
+                [
+                    self.tx(self.supplier, "updateListing", listing, self.unit_price, True),
+                    self.tx(self.reseller, "setShopPrice", listing, self.shop_price),
+                ]
+            )
         paid: list[int] = []
         for i in range(0, orders, per_block):
             paid += self.buy_block(min(per_block, orders - i), listing)
@@ -508,12 +529,12 @@ class Workload:
         timed_out = disputed[len(ruled) :]
         logs = self.block(
             [
-                self.tx(self.referrer, "resolveTimedOut", o, self.orders[o].as_tuple())
+                self.tx(self.reseller, "resolveTimedOut", o, self.orders[o].as_tuple())
                 for o in timed_out
             ]
         )
         self.expect(logs, "DisputeRuled", len(timed_out))
-        withdrawers = sorted({self.supplier, self.referrer, *self.rng.sample(self.buyer_list, 3)})
+        withdrawers = sorted({self.supplier, self.reseller, *self.rng.sample(self.buyer_list, 3)})
         logs = self.block(
             [self.tx(a, "withdraw", ZERO_ADDRESS, a) for a in withdrawers]
             + [
@@ -526,7 +547,7 @@ class Workload:
 
     def config_change(self) -> None:
         """ConfigUpdated, SkuAuthorized and DeliveryKeySet once more."""
-        config = (self.fee_recipient, 150, 250, 1000, self.arbitration_window, *WINDOW_BOUNDS)
+        config = (self.fee_recipient, 150, 1000, self.arbitration_window, *WINDOW_BOUNDS)
         self.block(
             [
                 self.tx(self.admin, "setConfig", config),

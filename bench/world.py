@@ -100,11 +100,13 @@ def open_listing(
     delivery_window: int = 3600,
     dispute_window: int = 86_400,
     bond_bps: int = 1000,
-    referral_bps: int = 0,
+    reseller_price: int = 0,
 ) -> int:
     """Bond the supplier, open a listing and commit `stock` codes to it; returns the listing id.
 
-    `referral_bps` opts the listing into referrals (the supplier's choice; zero leaves it out).
+    A nonzero `reseller_price` opens the listing to resellers (分站) at that price a unit (the
+    supplier's choice; zero leaves it closed to them): any account may then sell it in its shop
+    (`EscrowClient.set_shop_price`) at a price of its own, at least this one.
     """
     listing_id, _ = world.escrow.create_listing(
         world.supplier,
@@ -116,8 +118,8 @@ def open_listing(
         bond_bps=bond_bps,
         metadata_uri="ipfs://listing",
     )
-    if referral_bps:
-        world.escrow.set_referral_bps(world.supplier, listing_id, referral_bps)
+    if reseller_price:
+        world.escrow.set_reseller_price(world.supplier, listing_id, reseller_price)
     if bond:
         world.escrow.deposit_bond(world.supplier, bond, token)
     if stock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-from bench.world import World, make_world, open_listing
+from bench.world import World, demo_codes, make_world, open_listing
 from contracts.artifacts import load
 from contracts.client import (
     REVERTS,
@@ -21,8 +22,20 @@ from contracts.client import (
     deploy_contract,
     error_codec,
 )
-from contracts.encoding import ZERO_ADDRESS, Order, OrderState, sku_id
+from contracts.encoding import (
+    ZERO_ADDRESS,
+    Order,
+    OrderState,
+    commitment,
+    element_leaf,
+    keystream_xor,
+    leaf,
+    release_digest_v2,
+    sku_id,
+)
 from contracts.errors import ChainError, ContractRevertError
+from contracts.layout import escrow_struct
+from contracts.merkle import MerkleTree
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -44,8 +57,14 @@ USDC_BOND = 1_000 * USDC
 USDC_BOND_BPS = 2_000
 STOCK = 20
 FEE_BPS = 200
-REFERRAL_BPS = 300
 BPS = 10_000
+#: Both listings are open to resellers (分站): the supplier receives its reseller price a unit
+#: from a reseller's sale (less the fee on it), and the environment's reseller sells them in its
+#: shop at a price of its own. The ETH shop sells above the listing's price, the USDC shop below.
+ETH_RESELLER_PRICE = 8 * 10**15
+ETH_SHOP_PRICE = 11 * 10**15
+USDC_RESELLER_PRICE = 4 * USDC
+USDC_SHOP_PRICE = 4_500_000
 #: Gas limit for transactions sent without estimation, so that they are mined even if they revert.
 FIXED_GAS = 2_000_000
 
@@ -60,7 +79,8 @@ class Env:
         usdc: The 6-decimal TestToken, allowed, minted to everyone and approved to the escrow.
         eth_listing: A native-coin listing: price ETH_PRICE, bond ETH_BOND at ETH_BOND_BPS.
         usdc_listing: A USDC listing: price USDC_PRICE, bond USDC_BOND at USDC_BOND_BPS.
-        referrer: An account that refers buyers.
+        reseller: An account with a shop: it sells both listings at ETH_SHOP_PRICE and
+            USDC_SHOP_PRICE.
         outsider: An account with no role and no part in any order.
         extra_accounts: Further accounts whose ledger entries the state checks include.
         extra_tokens: Further tokens whose ledgers the state checks include.
@@ -71,7 +91,7 @@ class Env:
     usdc: Contract
     eth_listing: int
     usdc_listing: int
-    referrer: LocalAccount
+    reseller: LocalAccount
     outsider: LocalAccount
     extra_accounts: list[str] = field(default_factory=list)
     extra_tokens: list[str] = field(default_factory=list)
@@ -121,7 +141,7 @@ class Env:
         """Every account the environment knows."""
         w = self.world
         named = [w.admin, w.arbiter, w.supplier, w.delivery_key, w.fee_recipient, *w.buyers]
-        named += [self.referrer, self.outsider]
+        named += [self.reseller, self.outsider]
         return [a.address for a in named] + self.extra_accounts
 
     @property
@@ -167,8 +187,10 @@ class Env:
 
     # ------------------------------------------------------------ orders
 
-    def price(self, listing_id: int) -> int:
-        """A listing's current unit price."""
+    def price(self, listing_id: int, reseller: str = ETH) -> int:
+        """A listing's current unit price: its own, or in `reseller`'s shop (0: not in it)."""
+        if reseller != ETH:
+            return int(self.escrow.call("shopPrice", reseller, listing_id))
         return int(self.escrow.listing(listing_id)["unit_price"])
 
     def listing_token(self, listing_id: int) -> str:
@@ -180,11 +202,14 @@ class Env:
         listing_id: int | None = None,
         buyer: LocalAccount | None = None,
         quantity: int = 1,
-        referrer: str = ETH,
+        reseller: str = ETH,
     ) -> tuple[int, Order]:
-        """Buy at the current price, paying in the listing's token; returns id and stored order."""
+        """Buy at the current price, paying in the listing's token; returns id and stored order.
+
+        With a `reseller`, the order is bought in its shop, at the shop's current price.
+        """
         lid = self.eth_listing if listing_id is None else listing_id
-        price = self.price(lid)
+        price = self.price(lid, reseller)
         value = price * quantity if self.listing_token(lid) == ETH else 0
         oid, order, _ = self.escrow.buy(
             buyer or self.buyer,
@@ -192,7 +217,7 @@ class Env:
             quantity,
             max_unit_price=price,
             buyer_pubkey=PUBKEY,
-            referrer=referrer,
+            reseller=reseller,
             value=value,
         )
         return oid, order
@@ -239,7 +264,8 @@ class Env:
         self, orders: Iterable[int] = (), listings: Iterable[int] | None = None
     ) -> dict[tuple[object, ...], object]:
         """Everything a failed call must leave unchanged: ledgers, bonds, fees, holdings,
-        the given orders' hashes, the listings, the listing count and the pause flag."""
+        the given orders' hashes, the listings, their reseller prices and every known account's
+        shop prices for them, the listing count and the pause flag."""
         escrow = self.escrow
         out: dict[tuple[object, ...], object] = {}
         for token in self.tokens:
@@ -253,9 +279,28 @@ class Env:
         lids = range(1, count + 1) if listings is None else listings
         for lid in lids:
             out[("listing", lid)] = tuple(escrow.call("getListing", lid))
+        out.update(self.distribution(lids))
         out[("listingCount",)] = count
         out[("paused",)] = escrow.call("paused")
         return out
+
+    def distribution(self, listings: Iterable[int]) -> dict[tuple[object, ...], int]:
+        """The listings' reseller prices and every known account's shop prices for them, read
+        from storage in one ``extsload``: ``("resellerPrice", listing)`` and
+        ``("shopPrice", account, listing)``."""
+        storage = self.escrow.storage
+        keys: list[tuple[object, ...]] = []
+        locations = []
+        for lid in listings:
+            keys.append(("resellerPrice", lid))
+            locations.append(storage.layout.locate("_resellerPrices", lid))
+            for account in self.accounts:
+                keys.append(("shopPrice", account, lid))
+                locations.append(storage.layout.locate("_shopPrices", account, lid))
+        if not keys:
+            return {}
+        values = storage.layout.read(storage.read_words, *locations)
+        return {key: int(v) for key, v in zip(keys, values, strict=True)}
 
     def ledger(self, account: str, token: str) -> tuple[int, int, int]:
         """(balance, free bond, reserved bond) of `account` in `token`, read from storage.
@@ -304,7 +349,7 @@ class Env:
 def make_env(chain: Chain) -> Env:
     """Deploy and prepare the shared environment (about 40 transactions)."""
     world = make_world(chain, buyers=3)
-    referrer = chain.new_account()
+    reseller = chain.new_account()
     outsider = chain.new_account()
     usdc_address, _ = deploy_contract(chain, world.admin, "TestToken", "USD Coin", "USDC")
     world.escrow.tx.reset_nonce(world.admin.address)
@@ -317,7 +362,7 @@ def make_env(chain: Chain) -> Env:
         usdc=usdc,
         eth_listing=0,
         usdc_listing=0,
-        referrer=referrer,
+        reseller=reseller,
         outsider=outsider,
     )
     world.escrow.set_token_allowed(world.admin, usdc.address, True)
@@ -328,7 +373,7 @@ def make_env(chain: Chain) -> Env:
         unit_price=ETH_PRICE,
         bond=ETH_BOND,
         bond_bps=ETH_BOND_BPS,
-        referral_bps=REFERRAL_BPS,
+        reseller_price=ETH_RESELLER_PRICE,
     )
     env.usdc_listing = open_listing(
         world,
@@ -337,10 +382,70 @@ def make_env(chain: Chain) -> Env:
         token=usdc.address,
         bond=USDC_BOND,
         bond_bps=USDC_BOND_BPS,
-        referral_bps=REFERRAL_BPS,
+        reseller_price=USDC_RESELLER_PRICE,
     )
+    world.escrow.set_shop_price(reseller, env.eth_listing, ETH_SHOP_PRICE)
+    world.escrow.set_shop_price(reseller, env.usdc_listing, USDC_SHOP_PRICE)
     env.locate_ledgers()
     return env
+
+
+@dataclass
+class Stock:
+    """A listing's committed codes, when they are real (for bad-code proofs)."""
+
+    codes: list[bytes]
+    salts: list[bytes]
+    tree: MerkleTree
+
+
+def commit_stock(env: Env, listing_id: int, count: int) -> Stock:
+    """Commit `count` real codes with random salts as the listing's first batch (from index 0)."""
+    codes = demo_codes(count)
+    salts = [os.urandom(32) for _ in codes]
+    pairs = enumerate(zip(salts, codes, strict=True))
+    tree = MerkleTree([leaf(i, commitment(salt, code)) for i, (salt, code) in pairs])
+    env.escrow.commit_batch(env.supplier, listing_id, tree.root, count, 0)
+    return Stock(codes, salts, tree)
+
+
+def bad_code_proof(env: Env, oid: int, order: Order, stock: Stock) -> tuple[Order, Any]:
+    """Deliver a v2 release of an order from index 0 of `stock` whose first code is not the
+    committed one; return the delivered order and a proof of it, built by field name from the
+    ABI's BadCodeProof."""
+    key, sealed_hash = os.urandom(32), keccak(b"sealed box")
+    sent = [b"KMG-NOT-THE-COMMITTED-CODE", *stock.codes[1 : order.quantity]]
+    cts = [keystream_xor(key, i, c) for i, c in enumerate(sent)]
+    elements = MerkleTree([element_leaf(i, stock.salts[i], ct) for i, ct in enumerate(cts)])
+    digest = release_digest_v2(sealed_hash, elements.root, key)
+    (delivered,), _ = env.escrow.deliver(env.supplier, [(oid, order, digest)])
+    proof = escrow_struct("BadCodeProof").as_tuple(
+        {
+            "sealed_hash": sealed_hash,
+            "key": key,
+            "index": 0,
+            "salt": stock.salts[0],
+            "ciphertext": cts[0],
+            "element_proof": elements.proof(0),
+            "batch_index": 0,
+            "committed": commitment(stock.salts[0], stock.codes[0]),
+            "leaf_proof": stock.tree.proof(0),
+        }
+    )
+    return delivered, proof
+
+
+def split(order: Order, gross: int | None = None) -> tuple[int, int, int]:
+    """(to supplier, fee, commission) of `gross` (default: the order's whole amount), as
+    ICodeEscrow documents the split: the fee is ``gross * feeBps / 10000``; the reseller's cut,
+    scaled as `gross` is from the amount (``resellerCut * gross / amount``), less its share of the
+    fee (``cut * feeBps / 10000``), is its commission; the supplier takes the rest. Every
+    division rounds down."""
+    gross = order.amount if gross is None else gross
+    fee = gross * order.fee_bps // BPS
+    cut = order.reseller_cut * gross // order.amount
+    commission = cut - cut * order.fee_bps // BPS
+    return gross - fee - commission, fee, commission
 
 
 def config(env: Env, **changes: int) -> EscrowConfig:

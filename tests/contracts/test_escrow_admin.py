@@ -10,7 +10,6 @@ from tests.contracts.helpers import (
     ETH,
     ETH_PRICE,
     FEE_BPS,
-    REFERRAL_BPS,
     ZERO32,
     Env,
     assert_reverts,
@@ -34,7 +33,7 @@ def test_deployer_admin_holds_every_role_and_arbiter_only_its_own(env: Env) -> N
         assert escrow.call("hasRole", role_id, env.arbiter.address) is (role == "ARBITER_ROLE")
     cfg = escrow.call("config")
     assert tuple(cfg) == EscrowConfig(fee_recipient=env.world.fee_recipient.address).as_tuple()
-    assert tuple(cfg)[:5] == (env.world.fee_recipient.address, FEE_BPS, REFERRAL_BPS, 1000, 604_800)
+    assert tuple(cfg)[:4] == (env.world.fee_recipient.address, FEE_BPS, 1000, 604_800)
     assert escrow.call("listingCount") == 2
 
 
@@ -50,14 +49,13 @@ def test_deploy_with_zero_admin_reverts(env: Env) -> None:
 def test_deploy_with_bad_config_reverts(env: Env) -> None:
     bad = EscrowConfig(fee_recipient=env.world.fee_recipient.address, fee_bps=6_000)
     err = catch_revert(lambda: EscrowClient.deploy(env.chain, env.outsider, bad))
-    assert err.name == "EscrowBadBps" and revert_args(err) == (6_000 + REFERRAL_BPS,)
+    assert err.name == "EscrowBadBps" and revert_args(err) == (6_000,)
 
 
 def test_set_config_updates_and_emits(env: Env) -> None:
     new = EscrowConfig(
         fee_recipient=env.outsider.address,
         fee_bps=4_000,
-        referral_bps=1_000,
         min_bond_bps=0,
         arbitration_window=3600,
         min_delivery_window=120,
@@ -83,8 +81,8 @@ def test_set_config_updates_and_emits(env: Env) -> None:
     ("changes", "error", "args"),
     [
         ({"fee_bps": 10_001}, "EscrowBadBps", [10_001]),
-        ({"referral_bps": 10_001}, "EscrowBadBps", [10_001]),
-        ({"fee_bps": 2_501, "referral_bps": 2_500}, "EscrowBadBps", [5_001]),
+        # The fee alone is capped at half a payment now that no referral rate shares the cap.
+        ({"fee_bps": 5_001}, "EscrowBadBps", [5_001]),
         ({"min_bond_bps": 10_001}, "EscrowBadBps", [10_001]),
         # Audit finding 5: the arbitration window is bounded (1 hour to 90 days).
         ({"arbitration_window": 0}, "EscrowBadWindow", ["arbitrationWindow", 0, HOUR, 90 * DAY]),
@@ -116,9 +114,9 @@ def test_set_config_bad_values_revert(
     )
 
 
-def test_set_config_fee_and_referral_at_the_cap_is_accepted(env: Env) -> None:
-    env.escrow.set_config(env.admin, config(env, fee_bps=2_500, referral_bps=2_500))
-    assert tuple(env.escrow.call("config"))[1:3] == (2_500, 2_500)
+def test_set_config_fee_at_the_cap_is_accepted(env: Env) -> None:
+    env.escrow.set_config(env.admin, config(env, fee_bps=5_000))
+    assert tuple(env.escrow.call("config"))[1] == 5_000
 
 
 def test_set_config_zero_fee_recipient_and_non_admin_revert(env: Env) -> None:

@@ -9,14 +9,16 @@ from eth_utils import keccak
 
 from contracts.encoding import OrderState
 from tests.contracts.helpers import (
+    BPS,
     ETH_PRICE,
+    FEE_BPS,
     PUBKEY,
-    REFERRAL_BPS,
     USDC,
     Env,
     assert_reverts,
     config,
     next_tx_at,
+    split,
 )
 
 HOUR = 3600
@@ -113,21 +115,41 @@ def test_a_delivery_key_acts_only_after_accepting_and_can_resign(env: Env) -> No
 # ---------------------------------------------------------------- finding 2
 
 
-def test_buyer_cannot_name_an_arbiter_as_referrer(env: Env) -> None:
+def test_buyer_cannot_name_an_arbiter_as_reseller(env: Env) -> None:
     """Audit finding 2 (medium): a buyer named the arbiter as referrer to block its ruling, then
-    disputed a good code in bad faith and collected half by timeout. An arbiter is refused as a
-    referrer at buy."""
-    arbiter = env.world.arbiter
+    disputed a good code in bad faith and collected half by timeout. Referrers gave way to
+    resellers: a buyer can only buy from a shop its owner opened, so it cannot make an arbiter a
+    party to its order; an arbiter that opens a shop itself is a party to that shop's orders
+    only, and another arbiter rules on them."""
+    escrow, arbiter, lid = env.escrow, env.world.arbiter, env.eth_listing
     assert_reverts(
         env,
-        lambda: env.buy(referrer=arbiter.address),
-        "EscrowBadReferrer",
-        [arbiter.address],
+        lambda: env.buy(reseller=arbiter.address),
+        "EscrowNotInShop",
+        [arbiter.address, lid],
     )
     # The admin also holds ARBITER_ROLE in this deployment.
     assert_reverts(
-        env, lambda: env.buy(referrer=env.admin.address), "EscrowBadReferrer", [env.admin.address]
+        env,
+        lambda: env.buy(reseller=env.admin.address),
+        "EscrowNotInShop",
+        [env.admin.address, lid],
     )
+    # An arbiter that keeps a shop by its own choice cannot rule on what it sold ...
+    escrow.set_shop_price(arbiter, lid, ETH_PRICE)
+    oid, order = env.disputed_order(reseller=arbiter.address)
+    assert_reverts(
+        env,
+        lambda: escrow.rule(arbiter, oid, order, buyer_bps=0),
+        "EscrowArbiterIsParty",
+        [arbiter.address],
+        orders=[oid],
+    )
+    # ... another arbiter can, and it still rules on everyone else's orders.
+    escrow.rule(env.admin, oid, order, buyer_bps=0)
+    other_oid, other = env.disputed_order(buyer=env.world.buyers[1])
+    escrow.rule(arbiter, other_oid, other, buyer_bps=0)
+    assert escrow.order_hash(oid) == escrow.order_hash(other_oid) == b"\0" * 32
 
 
 # ---------------------------------------------------------------- finding 3
@@ -251,15 +273,15 @@ def test_a_refund_racing_a_delivery_batch_does_not_revert_it(env: Env) -> None:
 # ---------------------------------------------------------------- finding 7
 
 
-def test_a_full_referrer_balance_does_not_block_anyone_elses_payout(env: Env) -> None:
-    """Audit finding 7 (low): a referrer whose 96-bit balance was nearly full made every payout of
-    an order naming it revert. A credit that does not fit the packed slot now goes to an
-    overflow balance that withdraw pays out too."""
-    escrow, token, referrer, supplier = env.escrow, env.usdc.address, env.referrer, env.supplier
-    oid, order = env.delivered_order(env.usdc_listing, referrer=referrer.address)
-    commission = order.amount * REFERRAL_BPS // 10_000
+def test_a_full_reseller_balance_does_not_block_anyone_elses_payout(env: Env) -> None:
+    """Audit finding 7 (low): a referrer (now a reseller) whose 96-bit balance was nearly full
+    made every payout of an order naming it revert. A credit that does not fit the packed slot
+    now goes to an overflow balance that withdraw pays out too."""
+    escrow, token, reseller, supplier = env.escrow, env.usdc.address, env.reseller, env.supplier
+    oid, order = env.delivered_order(env.usdc_listing, reseller=reseller.address)
+    _, _, commission = split(order)
     assert commission > 0
-    # Fill the referrer's 96-bit balance through the contract itself: it buys an order as large
+    # Fill the reseller's 96-bit balance through the contract itself: it buys an order as large
     # as the ledger takes from an unbonded listing, and is refunded.
     escrow.set_config(env.admin, config(env, min_bond_bps=0))
     huge = MAX96 - 1
@@ -267,22 +289,22 @@ def test_a_full_referrer_balance_does_not_block_anyone_elses_payout(env: Env) ->
         supplier, sku=env.world.sku, unit_price=huge, token=token, bond_bps=0
     )
     escrow.commit_batch(supplier, lid, keccak(b"huge"), 1)
-    env.fund_token(token, [referrer], huge)
+    env.fund_token(token, [reseller], huge)
     big_oid, big, _ = escrow.buy(
-        referrer, lid, 1, max_unit_price=huge, buyer_pubkey=PUBKEY, value=0
+        reseller, lid, 1, max_unit_price=huge, buyer_pubkey=PUBKEY, value=0
     )
     next_tx_at(env.chain, big.deadline + 1)
-    escrow.refund(referrer, big_oid, big)
-    assert escrow.balance_of(referrer.address, token) == huge
+    escrow.refund(reseller, big_oid, big)
+    assert escrow.balance_of(reseller.address, token) == huge
     # The order naming it pays out all the same: buyer confirms, supplier and platform paid.
     escrow.confirm(env.buyer, oid, order)
     assert escrow.order_hash(oid) == b"\0" * 32
-    assert escrow.balance_of(referrer.address, token) == huge + commission > MAX96
+    assert escrow.balance_of(reseller.address, token) == huge + commission > MAX96
     assert escrow.balance_of(supplier.address, token) > 0
     # And withdraw pays the whole of it, packed slot and overflow.
-    escrow.withdraw(referrer, token)
-    assert env.held(token, referrer.address) == huge + commission
-    assert escrow.balance_of(referrer.address, token) == 0
+    escrow.withdraw(reseller, token)
+    assert env.held(token, reseller.address) == huge + commission
+    assert escrow.balance_of(reseller.address, token) == 0
 
 
 # ---------------------------------------------------------------- finding 8
@@ -290,39 +312,45 @@ def test_a_full_referrer_balance_does_not_block_anyone_elses_payout(env: Env) ->
 
 def test_self_referral_pays_only_what_the_supplier_offered(env: Env) -> None:
     """Audit finding 8 (low): a buyer named its own second address as referrer and rebated the
-    platform-wide referralBps. Referrals are now the supplier's opt-in per listing: on a listing
-    that did not opt in, a self-referral earns nothing; on one that did, the commission comes out
-    of the supplier's proceeds, a discount the supplier chose to offer (docs/PROTOCOL.md)."""
+    platform-wide referralBps. Referrals gave way to resellers, the supplier's opt-in per
+    listing: on a listing it did not open, a buyer's second address cannot keep a shop, so
+    there is nothing to rebate; on one it opened, a buyer buying from its own shop gets the
+    margin back, but the supplier still receives its reseller price less the fee on it, what it
+    accepted from every reseller (docs/PROTOCOL.md, "Resellers"; the full rule is in
+    test_escrow_resellers.py)."""
     escrow, supplier = env.escrow, env.supplier
     second = env.chain.new_account(ether=1)
     lid, _ = escrow.create_listing(supplier, sku=env.world.sku, unit_price=ETH_PRICE)
     escrow.commit_batch(supplier, lid, keccak(b"r8"), 4)
-    oid, order = env.buy(lid, referrer=second.address)
-    assert order.referral_bps == 0
-    order = env.deliver(oid, order)
-    escrow.confirm(env.buyer, oid, order)
-    assert escrow.balance_of(second.address) == 0
-    # The supplier opts in; then the commission is paid, out of the supplier's share.
-    escrow.set_referral_bps(supplier, lid, 100)
-    oid, order = env.buy(lid, referrer=second.address)
-    assert order.referral_bps == 100
-    before = escrow.balance_of(supplier.address)
-    escrow.confirm(env.buyer, oid, env.deliver(oid, order))
-    fee = ETH_PRICE * 200 // 10_000
-    assert escrow.balance_of(second.address) == ETH_PRICE // 100
-    assert escrow.balance_of(supplier.address) - before == ETH_PRICE - fee - ETH_PRICE // 100
-    # Only the supplier sets it, and never above the platform's cap.
     assert_reverts(
         env,
-        lambda: escrow.set_referral_bps(env.outsider, lid, 1),
+        lambda: escrow.set_shop_price(second, lid, ETH_PRICE),
+        "EscrowNotDistributable",
+        [lid],
+    )
+    assert_reverts(
+        env, lambda: env.buy(lid, reseller=second.address), "EscrowNotInShop", [second.address, lid]
+    )
+    # Only the supplier opens a listing to resellers.
+    assert_reverts(
+        env,
+        lambda: escrow.set_reseller_price(env.outsider, lid, ETH_PRICE // 2),
         "EscrowWrongCaller",
         [env.outsider.address],
     )
-    assert_reverts(
-        env,
-        lambda: escrow.set_referral_bps(supplier, lid, REFERRAL_BPS + 1),
-        "EscrowBadBps",
-        [REFERRAL_BPS + 1],
+    # It opens it at 90% of the price; the buyer's second address sells it at the full price.
+    reseller_price = ETH_PRICE * 9 // 10
+    escrow.set_reseller_price(supplier, lid, reseller_price)
+    escrow.set_shop_price(second, lid, ETH_PRICE)
+    oid, order = env.buy(lid, reseller=second.address)
+    assert order.reseller_cut == ETH_PRICE - reseller_price == ETH_PRICE // 10
+    before = escrow.balance_of(supplier.address)
+    escrow.confirm(env.buyer, oid, env.deliver(oid, order))
+    cut = ETH_PRICE // 10
+    assert escrow.balance_of(second.address) == cut - cut * FEE_BPS // BPS
+    assert (
+        escrow.balance_of(supplier.address) - before
+        == reseller_price - reseller_price * FEE_BPS // BPS
     )
 
 
@@ -364,7 +392,7 @@ def test_admin_cannot_touch_funds_already_in_escrow(env: Env) -> None:
     escrow, admin, token = env.escrow, env.admin, env.usdc.address
     paid_oid, paid = env.buy(env.usdc_listing)
     oid, order = env.delivered_order(env.usdc_listing)
-    escrow.set_config(admin, config(env, fee_bps=5_000, referral_bps=0))
+    escrow.set_config(admin, config(env, fee_bps=5_000))
     escrow.pause(admin)
     escrow.authorize(admin, env.supplier.address, env.world.sku, b"\0" * 32)
     escrow.close_listing(admin, env.usdc_listing)

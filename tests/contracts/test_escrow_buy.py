@@ -7,8 +7,9 @@ from tests.contracts.helpers import (
     ETH,
     ETH_BOND_BPS,
     ETH_PRICE,
+    ETH_RESELLER_PRICE,
+    ETH_SHOP_PRICE,
     PUBKEY,
-    REFERRAL_BPS,
     STOCK,
     USDC_PRICE,
     ZERO32,
@@ -29,12 +30,12 @@ def test_buy_escrows_payment_and_stores_order_hash(env: Env) -> None:
         buyer=buyer.address,
         supplier=env.supplier.address,
         token=ETH,
-        referrer=ETH,
+        reseller=ETH,
         amount=3 * ETH_PRICE,
         bond=3 * ETH_PRICE * ETH_BOND_BPS // 10_000,
         quantity=3,
         fee_bps=200,
-        referral_bps=0,
+        reseller_cut=0,
         dispute_window=86_400,
         deadline=ts + 3600,
         state=OrderState.PAID,
@@ -167,16 +168,34 @@ def test_zero_buyer_key_reverts(env: Env) -> None:
     )
 
 
-def test_referrer_who_is_the_buyer_or_the_supplier_reverts(env: Env) -> None:
-    for who in (env.buyer.address, env.supplier.address):
-        assert_reverts(env, lambda who=who: env.buy(referrer=who), "EscrowBadReferrer", [who])  # type: ignore[misc]
+def test_the_buyer_or_the_supplier_may_be_the_reseller_once_it_keeps_a_shop(env: Env) -> None:
+    """Any address may be the reseller (there is no EscrowBadReferrer any more), the buyer and
+    the supplier included, but only one whose shop sells the listing: before it sets a shop
+    price, naming it reverts."""
+    lid = env.eth_listing
+    for who, price in ((env.buyer, ETH_RESELLER_PRICE), (env.supplier, ETH_SHOP_PRICE + 7)):
+        assert_reverts(
+            env,
+            lambda who=who: env.buy(reseller=who.address),  # type: ignore[misc]
+            "EscrowNotInShop",
+            [who.address, lid],
+        )
+        env.escrow.set_shop_price(who, lid, price)
+        _, order = env.buy(reseller=who.address, quantity=2)
+        assert (order.buyer, order.reseller) == (env.buyer.address, who.address)
+        assert order.amount == 2 * price
+        assert order.reseller_cut == 2 * (price - ETH_RESELLER_PRICE)
 
 
-def test_referrer_sets_referral_terms_and_no_referrer_none(env: Env) -> None:
-    _, with_ref = env.buy(referrer=env.referrer.address)
-    _, without = env.buy()
-    assert with_ref.referrer == env.referrer.address and with_ref.referral_bps == REFERRAL_BPS
-    assert without.referrer == ETH and without.referral_bps == 0
+def test_a_reseller_fixes_the_cut_and_no_reseller_none(env: Env) -> None:
+    _, sold = env.buy(reseller=env.reseller.address, quantity=3)
+    _, plain = env.buy(quantity=3)
+    # In the shop: the shop's price, and the reseller's margin over the reseller price.
+    assert sold.reseller == env.reseller.address and sold.amount == 3 * ETH_SHOP_PRICE
+    assert sold.reseller_cut == 3 * (ETH_SHOP_PRICE - ETH_RESELLER_PRICE) == 9 * 10**15
+    assert sold.bond == 3 * ETH_SHOP_PRICE * ETH_BOND_BPS // 10_000
+    # Without: the listing's price, no reseller, no cut.
+    assert plain.reseller == ETH and plain.reseller_cut == 0 and plain.amount == 3 * ETH_PRICE
 
 
 def test_orders_keep_their_terms_when_the_listing_changes(env: Env) -> None:
@@ -189,7 +208,8 @@ def test_orders_keep_their_terms_when_the_listing_changes(env: Env) -> None:
 
 
 def test_order_hash_matches_python_and_contract_hashing(env: Env) -> None:
-    oid, order = env.buy(env.usdc_listing, quantity=2, referrer=env.referrer.address)
+    oid, order = env.buy(env.usdc_listing, quantity=2, reseller=env.reseller.address)
+    assert order.reseller_cut > 0
     assert bytes(env.escrow.call("hashOrder", order.as_tuple())) == order.hash()
     assert env.escrow.order_hash(oid) == order.hash()
     tampered = order.with_changes(amount=order.amount + 1)

@@ -14,10 +14,11 @@ from tests.contracts.helpers import (
     ETH_PRICE,
     FEE_BPS,
     FIXED_GAS,
-    REFERRAL_BPS,
     STOCK,
     USDC_BOND_BPS,
     USDC_PRICE,
+    USDC_RESELLER_PRICE,
+    USDC_SHOP_PRICE,
     Env,
     next_tx_at,
     pending_timestamp,
@@ -56,26 +57,26 @@ def test_order_rebuilt_by_the_client_matches_each_transition(env: Env) -> None:
 
 def test_ledger_storage_reads_agree_with_the_views(env: Env) -> None:
     """The state checks read ledgers from storage; they must say what balanceOf/bondOf say."""
-    oid, order = env.delivered_order(quantity=3, referrer=env.referrer.address)
+    oid, order = env.delivered_order(quantity=3, reseller=env.reseller.address)
     env.escrow.confirm(env.buyer, oid, order)
     env.buy(env.usdc_listing, quantity=2)
     env.buy(quantity=2)
     supplier = env.supplier.address
     balance, free, reserved = env.ledger(supplier, env.usdc.address)
     assert free > 0 and reserved > 0
-    assert all(env.ledger(supplier, ETH)) and env.ledger(env.referrer.address, ETH)[0] > 0
+    assert all(env.ledger(supplier, ETH)) and env.ledger(env.reseller.address, ETH)[0] > 0
     for account in env.accounts:
         for token in env.tokens:
             views = (env.escrow.balance_of(account, token), *env.escrow.bond_of(account, token))
             assert env.ledger(account, token) == views
 
 
-def test_getlisting_returns_fifteen_fields(env: Env) -> None:
+def test_getlisting_returns_fourteen_fields(env: Env) -> None:
     fields = env.escrow.call("getListing", env.eth_listing)
-    assert len(fields) == 15
+    assert len(fields) == 14  # fifteen until referralBps gave way to reseller prices
     assert fields[1] == STOCK
-    assert fields[12] == 7 * 24 * 3600  # the arbitration window, fixed at creation
-    assert fields[13] == 0  # onChainFrom: off-chain delivery until the supplier opts in
+    assert fields[11] == 7 * 24 * 3600  # the arbitration window, fixed at creation
+    assert fields[12] == 0  # onChainFrom: off-chain delivery until the supplier opts in
 
 
 def test_client_listing_view(env: Env) -> None:
@@ -87,12 +88,32 @@ def test_client_listing_view(env: Env) -> None:
         USDC_PRICE,
         1,
     )
-    assert (got["bond_bps"], got["fee_bps"], got["referral_bps"]) == (
-        USDC_BOND_BPS,
-        FEE_BPS,
-        REFERRAL_BPS,
-    )
+    assert (got["bond_bps"], got["fee_bps"]) == (USDC_BOND_BPS, FEE_BPS)
+    assert "referral_bps" not in got
     assert got["active"] is True and got["sku"] == env.world.sku
+
+
+def test_client_reseller_and_shop_price_views(env: Env) -> None:
+    """``resellerPrice`` and ``shopPrice`` read what set_reseller_price and set_shop_price
+    wrote, 0 where nothing was; the transactions emit the events the indexer follows."""
+    escrow, lid, reseller = env.escrow, env.usdc_listing, env.reseller
+    assert escrow.call("resellerPrice", lid) == USDC_RESELLER_PRICE
+    assert escrow.call("shopPrice", reseller.address, lid) == USDC_SHOP_PRICE
+    assert escrow.call("shopPrice", env.outsider.address, lid) == 0
+    res = escrow.set_reseller_price(env.supplier, lid, USDC_RESELLER_PRICE + 1)
+    assert dict(res.event("ResellerPriceSet").args) == {
+        "listingId": lid,
+        "resellerPrice": USDC_RESELLER_PRICE + 1,
+    }
+    res = escrow.set_shop_price(env.outsider, lid, USDC_PRICE)
+    ev = res.event("ShopPriceSet").args
+    assert (ev["reseller"].lower(), ev["listingId"], ev["price"]) == (
+        env.outsider.address.lower(),
+        lid,
+        USDC_PRICE,
+    )
+    assert escrow.call("resellerPrice", lid) == USDC_RESELLER_PRICE + 1
+    assert escrow.call("shopPrice", env.outsider.address, lid) == USDC_PRICE
 
 
 def test_client_decodes_escrow_bad_argument(env: Env) -> None:

@@ -23,16 +23,16 @@ def check(env: Env, open_orders: dict[str, tuple[int, Order]]) -> None:
 def test_mixed_scenario_conserves_money_and_rebuilds_from_events(env: Env) -> None:
     escrow, usdc = env.escrow, env.usdc_listing
     b1, b2, b3 = env.world.buyers
-    ref = env.referrer.address
+    ref = env.reseller.address
     first_block = env.chain.w3.eth.block_number + 1
     check(env, {})
 
     o: dict[str, tuple[int, Order]] = {
-        "A": env.buy(buyer=b1, quantity=2, referrer=ref),
+        "A": env.buy(buyer=b1, quantity=2, reseller=ref),
         "B": env.buy(usdc, buyer=b2, quantity=3),
         "C": env.buy(buyer=b3),
-        "D": env.buy(buyer=b2, quantity=4, referrer=ref),
-        "E": env.buy(usdc, buyer=b3, referrer=ref),
+        "D": env.buy(buyer=b2, quantity=4, reseller=ref),
+        "E": env.buy(usdc, buyer=b3, reseller=ref),
         "F": env.buy(buyer=b1),
         "G": env.buy(usdc, buyer=b1, quantity=5),
         "H": env.buy(buyer=b3, quantity=2),
@@ -60,7 +60,7 @@ def test_mixed_scenario_conserves_money_and_rebuilds_from_events(env: Env) -> No
     env.chain.travel_to(o["B"][1].deadline + 1)
     escrow.settle(env.outsider, [o.pop("B")])
     escrow.withdraw(env.supplier, env.usdc.address)
-    escrow.withdraw(env.referrer)
+    escrow.withdraw(env.reseller)
     env.withdraw_fees(ETH, env.world.fee_recipient.address)
     check(env, o)
 

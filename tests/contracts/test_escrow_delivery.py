@@ -158,7 +158,7 @@ def test_one_bad_order_reverts_the_whole_batch(env: Env) -> None:
         {"bond": 0},
         {"quantity": 5},
         {"fee_bps": 0},
-        {"referral_bps": 300},
+        {"reseller_cut": 300},
         {"dispute_window": 10**6},
         {"deadline": 2**40 - 1},
         {"state": OrderState.DELIVERED},
@@ -166,7 +166,7 @@ def test_one_bad_order_reverts_the_whole_batch(env: Env) -> None:
         {"buyer": "0x" + "11" * 20},
         {"supplier": "0x" + "22" * 20},
         {"token": "0x" + "33" * 20},
-        {"referrer": "0x" + "44" * 20},
+        {"reseller": "0x" + "44" * 20},
     ],
 )
 def test_tampered_order_reverts_unknown_order(env: Env, change: dict[str, object]) -> None:

@@ -129,10 +129,10 @@ def test_parties_add_evidence(env: Env, who: str) -> None:
     assert env.escrow.order_matches(oid, order)  # evidence does not change the order
 
 
-@pytest.mark.parametrize("who", ["outsider", "arbiter", "referrer"])
+@pytest.mark.parametrize("who", ["outsider", "arbiter", "reseller"])
 def test_evidence_from_non_parties_reverts(env: Env, who: str) -> None:
     account: LocalAccount = getattr(env.world, who, None) or getattr(env, who)
-    oid, order = env.disputed_order(referrer=env.referrer.address)
+    oid, order = env.disputed_order(reseller=env.reseller.address)
     assert_reverts(
         env,
         lambda: env.escrow.add_evidence(account, oid, order, "x", EVIDENCE_HASH),
@@ -165,7 +165,8 @@ def test_rule_credits_exactly_as_documented(
     token = ETH if listing == "eth" else env.usdc.address
     bond_total = ETH_BOND if listing == "eth" else USDC_BOND
     escrow = env.escrow
-    oid, order = env.disputed_order(lid, quantity=3, referrer=env.referrer.address)
+    oid, order = env.disputed_order(lid, quantity=3, reseller=env.reseller.address)
+    assert order.reseller_cut > 0
     fees_before = escrow.call("feesOf", token)
     reason = keccak(text="code-already-redeemed")
     bundle = keccak(b"bundle")
@@ -179,16 +180,19 @@ def test_rule_credits_exactly_as_documented(
         reason=reason,
     )
     # NatSpec: buyerBps is the buyer's share of the payment; slashBps the share of the reserved
-    # bond paid to the buyer. The supplier's share pays the fee and commission (as on confirm).
+    # bond paid to the buyer. The sellers' share pays the fee; the reseller's cut is scaled as
+    # that share is, less the fee on it; the supplier takes the rest (as on confirm).
     buyer_amount = order.amount * buyer_bps // BPS
     slashed = order.bond * slash_bps // BPS
     supplier_gross = order.amount - buyer_amount
     fee = supplier_gross * order.fee_bps // BPS
-    commission = supplier_gross * order.referral_bps // BPS
+    cut = order.reseller_cut * supplier_gross // order.amount
+    commission = cut - cut * order.fee_bps // BPS
     to_supplier = supplier_gross - fee - commission
+    assert (commission > 0) is (buyer_bps < 10_000)
     assert escrow.balance_of(env.buyer.address, token) == buyer_amount + slashed
     assert escrow.balance_of(env.supplier.address, token) == to_supplier
-    assert escrow.balance_of(env.referrer.address, token) == commission
+    assert escrow.balance_of(env.reseller.address, token) == commission
     assert escrow.call("feesOf", token) == fees_before + fee
     assert escrow.bond_of(env.supplier.address, token) == (bond_total - slashed, 0)
     assert escrow.order_hash(oid) == ZERO32
@@ -219,15 +223,17 @@ def test_rule_by_non_arbiter_reverts_access_control(env: Env) -> None:
         )
 
 
-@pytest.mark.parametrize("party", ["buyer", "supplier", "delivery_key"])
+@pytest.mark.parametrize("party", ["buyer", "supplier", "delivery_key", "reseller"])
 def test_arbiter_who_is_a_party_reverts(env: Env, party: str) -> None:
     account: LocalAccount = {
         "buyer": env.buyer,
         "supplier": env.supplier,
         "delivery_key": env.world.delivery_key,
+        "reseller": env.reseller,
     }[party]
     env.escrow.grant_role(env.admin, "ARBITER_ROLE", account.address)
-    oid, order = env.disputed_order()
+    # Every order here is sold in the reseller's shop: it is a party to each.
+    oid, order = env.disputed_order(reseller=env.reseller.address)
     assert_reverts(
         env,
         lambda: env.escrow.rule(account, oid, order, buyer_bps=5_000),
@@ -285,15 +291,17 @@ def test_rule_twice_or_with_tampered_order_reverts_unknown_order(env: Env) -> No
 
 def test_timeout_fallback_splits_equally_and_frees_the_bond(env: Env) -> None:
     escrow, token = env.escrow, env.usdc.address
-    oid, order = env.disputed_order(env.usdc_listing, quantity=3, referrer=env.referrer.address)
+    oid, order = env.disputed_order(env.usdc_listing, quantity=3, reseller=env.reseller.address)
     env.chain.travel_to(order.deadline + 1)
     res = escrow.resolve_timed_out(env.outsider, oid, order)
     buyer_amount = order.amount // 2
     gross = order.amount - buyer_amount
-    fee, commission = gross * order.fee_bps // BPS, gross * order.referral_bps // BPS
+    cut = order.reseller_cut * gross // order.amount
+    fee, commission = gross * order.fee_bps // BPS, cut - cut * order.fee_bps // BPS
+    assert commission > 0
     assert escrow.balance_of(env.buyer.address, token) == buyer_amount
     assert escrow.balance_of(env.supplier.address, token) == gross - fee - commission
-    assert escrow.balance_of(env.referrer.address, token) == commission
+    assert escrow.balance_of(env.reseller.address, token) == commission
     assert escrow.call("feesOf", token) == fee
     assert escrow.bond_of(env.supplier.address, token) == (USDC_BOND, 0)  # no slash
     ev = res.event("DisputeRuled").args

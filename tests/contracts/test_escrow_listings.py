@@ -12,6 +12,8 @@ from contracts.merkle import MerkleTree, verify
 from tests.contracts.helpers import (
     ETH,
     ETH_PRICE,
+    ETH_RESELLER_PRICE,
+    ETH_SHOP_PRICE,
     FEE_BPS,
     STOCK,
     ZERO32,
@@ -22,8 +24,8 @@ from tests.contracts.helpers import (
 
 # getListing tuple positions
 SUPPLIER, COMMITTED, SOLD, BOND_BPS, ACTIVE, TOKEN, PRICE = range(7)
-DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE, LISTING_REFERRAL = range(7, 12)
-ARBITRATION_WINDOW, ON_CHAIN_FROM, SKU = 12, 13, 14
+DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE = range(7, 11)
+ARBITRATION_WINDOW, ON_CHAIN_FROM, SKU = 11, 12, 13
 DAY = 86_400
 
 
@@ -62,9 +64,10 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
         7 * 10**6,
     )
     assert (got[DELIVERY_WINDOW], got[DISPUTE_WINDOW], got[BATCH_COUNT]) == (600, 7200, 0)
-    # Referrals are the supplier's opt-in (audit finding 8): a new listing offers none.
-    assert (got[LISTING_FEE], got[LISTING_REFERRAL], got[SKU]) == (FEE_BPS, 0, env.world.sku)
+    assert len(got) == 14 and (got[LISTING_FEE], got[SKU]) == (FEE_BPS, env.world.sku)
     assert (got[ARBITRATION_WINDOW], got[ON_CHAIN_FROM]) == (7 * DAY, 0)
+    # Resellers are the supplier's opt-in (audit finding 8): a new listing is closed to them.
+    assert env.escrow.call("resellerPrice", lid) == 0
     ev = res.event("ListingCreated").args
     assert ev["listingId"] == lid and ev["sku"] == env.world.sku
     assert (ev["unitPrice"], ev["deliveryWindow"], ev["disputeWindow"], ev["bondBps"]) == (
@@ -73,7 +76,8 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
         7200,
         1500,
     )
-    assert (ev["feeBps"], ev["referralBps"], ev["metadataURI"]) == (FEE_BPS, 0, "ipfs://terms")
+    assert (ev["feeBps"], ev["metadataURI"]) == (FEE_BPS, "ipfs://terms")
+    assert "referralBps" not in ev
     assert ev["arbitrationWindow"] == 7 * DAY
     meta = res.event("MetaEvidence").args
     assert (meta["_metaEvidenceID"], meta["_evidence"]) == (lid, "ipfs://terms")
@@ -150,25 +154,17 @@ def test_bond_bps_at_the_minimum_and_at_full_are_accepted(env: Env) -> None:
 def test_update_listing_changes_price_activity_and_fee_terms(env: Env) -> None:
     lid = env.eth_listing
     cfg = env.escrow.call("config")
-    env.escrow.set_config(env.admin, config(env, fee_bps=100, referral_bps=50))
+    env.escrow.set_config(env.admin, config(env, fee_bps=100))
     assert tuple(env.escrow.call("config")) != tuple(cfg)
     assert listing(env, lid)[LISTING_FEE] == FEE_BPS  # unchanged until the listing is updated
     res = env.escrow.update_listing(env.supplier, lid, 2 * ETH_PRICE, True)
     got = listing(env, lid)
-    assert (got[PRICE], got[ACTIVE], got[LISTING_FEE], got[LISTING_REFERRAL]) == (
-        2 * ETH_PRICE,
-        True,
-        100,
-        50,
-    )
+    assert (got[PRICE], got[ACTIVE], got[LISTING_FEE]) == (2 * ETH_PRICE, True, 100)
     ev = res.event("ListingUpdated").args
-    assert (ev["listingId"], ev["unitPrice"], ev["active"], ev["feeBps"], ev["referralBps"]) == (
-        lid,
-        2 * ETH_PRICE,
-        True,
-        100,
-        50,
-    )
+    assert dict(ev) == {"listingId": lid, "unitPrice": 2 * ETH_PRICE, "active": True, "feeBps": 100}
+    # Re-pricing the listing leaves its reseller price and the shops' prices as they were.
+    assert env.escrow.call("resellerPrice", lid) == ETH_RESELLER_PRICE
+    assert env.escrow.call("shopPrice", env.reseller.address, lid) == ETH_SHOP_PRICE
     env.escrow.update_listing(env.supplier, lid, 2 * ETH_PRICE, False)
     assert listing(env, lid)[ACTIVE] is False
 

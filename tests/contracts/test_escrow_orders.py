@@ -65,11 +65,11 @@ STEPS: dict[str, tuple[OrderState, bool, Step]] = {
 def order_in(env: Env, state: OrderState, wait: bool) -> tuple[int, Order]:
     """An order in `state`; past its deadline if the step waits for it."""
     if state == OrderState.PAID:
-        oid, order = env.buy(quantity=2, referrer=env.referrer.address)
+        oid, order = env.buy(quantity=2, reseller=env.reseller.address)
     elif state == OrderState.DELIVERED:
-        oid, order = env.delivered_order(quantity=2, referrer=env.referrer.address)
+        oid, order = env.delivered_order(quantity=2, reseller=env.reseller.address)
     else:
-        oid, order = env.disputed_order(quantity=2, referrer=env.referrer.address)
+        oid, order = env.disputed_order(quantity=2, reseller=env.reseller.address)
     if wait:
         next_tx_at(env.chain, order.deadline + 1)
     return oid, order
@@ -81,7 +81,8 @@ def test_every_step_refuses_a_tampered_order(env: Env, step: str) -> None:
     oid, order = order_in(env, state, wait)
     for forged in (
         order.with_changes(amount=order.amount - 1),
-        order.with_changes(referrer=env.outsider.address),
+        order.with_changes(reseller=env.outsider.address),
+        order.with_changes(reseller_cut=order.reseller_cut + 1),
         order.with_changes(deadline=order.deadline + 10**6),
         order.with_changes(state=OrderState(state % 3 + 1)),
     ):
@@ -111,7 +112,9 @@ def test_every_step_refuses_an_order_in_the_wrong_state(env: Env, step: str) -> 
     )
 
 
-@pytest.mark.parametrize(("field", "word"), [("buyer", 1), ("quantity", 7), ("state", 12)])
+@pytest.mark.parametrize(
+    ("field", "word"), [("buyer", 1), ("quantity", 7), ("reseller_cut", 9), ("state", 12)]
+)
 def test_non_canonical_encoding_of_the_genuine_order_is_refused(
     env: Env, field: str, word: int
 ) -> None:

@@ -6,41 +6,38 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from contracts.encoding import Order, OrderState
+from contracts.encoding import OrderState
 from tests.contracts.helpers import (
     BPS,
     ETH,
     ETH_BOND,
-    ETH_PRICE,
+    ETH_RESELLER_PRICE,
+    ETH_SHOP_PRICE,
     FEE_BPS,
-    REFERRAL_BPS,
     USDC,
     USDC_BOND,
+    USDC_RESELLER_PRICE,
     ZERO32,
     Env,
     assert_reverts,
     config,
+    split,
 )
 
 
-def split(order: Order, gross: int | None = None) -> tuple[int, int, int]:
-    """(to supplier, fee, commission) of `gross` (default: the whole amount), as documented."""
-    gross = order.amount if gross is None else gross
-    fee = gross * order.fee_bps // BPS
-    commission = gross * order.referral_bps // BPS
-    return gross - fee - commission, fee, commission
-
-
-def test_confirm_pays_supplier_fee_and_referrer_and_frees_bond(env: Env) -> None:
+def test_confirm_pays_supplier_fee_and_reseller_and_frees_bond(env: Env) -> None:
     escrow, supplier = env.escrow, env.supplier
-    oid, order = env.delivered_order(quantity=3, referrer=env.referrer.address)
+    oid, order = env.delivered_order(quantity=3, reseller=env.reseller.address)
     res = escrow.confirm(env.buyer, oid, order)
     to_supplier, fee, commission = split(order)
-    assert (
-        fee == 3 * ETH_PRICE * FEE_BPS // BPS and commission == 3 * ETH_PRICE * REFERRAL_BPS // BPS
-    )
+    # The fee is on the whole payment; the reseller keeps its margin less the fee on it, and the
+    # supplier its reseller price less the fee on that.
+    cut = 3 * (ETH_SHOP_PRICE - ETH_RESELLER_PRICE)
+    assert fee == 3 * ETH_SHOP_PRICE * FEE_BPS // BPS
+    assert commission == cut - cut * FEE_BPS // BPS
+    assert to_supplier == 3 * ETH_RESELLER_PRICE - 3 * ETH_RESELLER_PRICE * FEE_BPS // BPS
     assert escrow.balance_of(supplier.address) == to_supplier
-    assert escrow.balance_of(env.referrer.address) == commission
+    assert escrow.balance_of(env.reseller.address) == commission
     assert escrow.call("feesOf", ETH) == fee
     assert escrow.balance_of(env.buyer.address) == 0
     assert escrow.bond_of(supplier.address) == (ETH_BOND, 0)
@@ -48,7 +45,7 @@ def test_confirm_pays_supplier_fee_and_referrer_and_frees_bond(env: Env) -> None
     assert res.event("OrderConfirmed").args["orderId"] == oid
 
 
-def test_confirm_without_referrer_pays_no_commission(env: Env) -> None:
+def test_confirm_without_reseller_pays_no_commission(env: Env) -> None:
     oid, order = env.delivered_order(env.usdc_listing, quantity=2)
     env.escrow.confirm(env.buyer, oid, order)
     to_supplier, fee, commission = split(order)
@@ -59,25 +56,31 @@ def test_confirm_without_referrer_pays_no_commission(env: Env) -> None:
 
 
 def test_payout_rounds_fees_down_and_supplier_keeps_the_remainder(env: Env) -> None:
-    price = 1_234_567  # 1.234567 USDC
-    env.escrow.update_listing(env.supplier, env.usdc_listing, price, True)
-    oid, order = env.delivered_order(env.usdc_listing, quantity=3, referrer=env.referrer.address)
+    price = 4_234_567  # 4.234567 USDC in the shop, over a reseller price of 4 USDC
+    env.escrow.set_shop_price(env.reseller, env.usdc_listing, price)
+    oid, order = env.delivered_order(env.usdc_listing, quantity=3, reseller=env.reseller.address)
     env.escrow.confirm(env.buyer, oid, order)
-    amount = 3 * price
-    fee, commission = amount * 200 // BPS, amount * 300 // BPS
-    assert (fee, commission) == (74_074, 111_111)
+    amount, cut = 3 * price, 3 * (price - USDC_RESELLER_PRICE)
+    assert (amount, cut) == (12_703_701, 703_701)
+    # fee: 12,703,701 * 2% = 254,074.02 -> 254,074; the cut's share 703,701 * 2% = 14,074.02 ->
+    # 14,074, so the commission is 689,627; the supplier takes the remainder.
+    fee, commission = amount * 200 // BPS, cut - cut * 200 // BPS
+    assert (fee, commission) == (254_074, 689_627)
     token = env.usdc.address
     assert env.escrow.balance_of(env.supplier.address, token) == amount - fee - commission
-    assert env.escrow.balance_of(env.referrer.address, token) == commission
+    assert amount - fee - commission == 11_760_000 == 3 * USDC_RESELLER_PRICE * 98 // 100
+    assert env.escrow.balance_of(env.reseller.address, token) == commission
     assert env.escrow.call("feesOf", token) == fee
 
 
 def test_order_keeps_fee_terms_of_its_listing_when_config_changes(env: Env) -> None:
-    oid, order = env.delivered_order(referrer=env.referrer.address)
-    env.escrow.set_config(env.admin, config(env, fee_bps=0, referral_bps=0))
+    oid, order = env.delivered_order(reseller=env.reseller.address)
+    env.escrow.set_config(env.admin, config(env, fee_bps=0))
+    env.escrow.update_listing(env.supplier, env.eth_listing, ETH_SHOP_PRICE, True)  # fee now 0
     env.escrow.confirm(env.buyer, oid, order)
-    assert env.escrow.call("feesOf", ETH) == ETH_PRICE * FEE_BPS // BPS
-    assert env.escrow.balance_of(env.referrer.address) == ETH_PRICE * REFERRAL_BPS // BPS
+    cut = ETH_SHOP_PRICE - ETH_RESELLER_PRICE
+    assert env.escrow.call("feesOf", ETH) == ETH_SHOP_PRICE * FEE_BPS // BPS
+    assert env.escrow.balance_of(env.reseller.address) == cut - cut * FEE_BPS // BPS
 
 
 @pytest.mark.parametrize("who", ["supplier", "outsider", "other_buyer", "arbiter"])
@@ -147,7 +150,7 @@ def test_confirm_still_possible_after_the_window_until_settled(env: Env) -> None
     assert env.escrow.order_hash(oid) == ZERO32
 
 
-def test_settle_batch_across_suppliers_tokens_and_referrers(env: Env) -> None:
+def test_settle_batch_across_suppliers_tokens_and_resellers(env: Env) -> None:
     escrow = env.escrow
     other, sku = env.add_supplier()
     lid2, _ = escrow.create_listing(other, sku=sku, unit_price=3 * 10**15)
@@ -155,9 +158,9 @@ def test_settle_batch_across_suppliers_tokens_and_referrers(env: Env) -> None:
     b1, b2, b3 = env.world.buyers
     orders = [
         env.buy(buyer=b1, quantity=2),
-        env.buy(buyer=b2, referrer=env.referrer.address),
+        env.buy(buyer=b2, reseller=env.reseller.address),
         env.buy(lid2, buyer=b3, quantity=3),
-        env.buy(env.usdc_listing, buyer=b1, quantity=4, referrer=env.referrer.address),
+        env.buy(env.usdc_listing, buyer=b1, quantity=4, reseller=env.reseller.address),
         env.buy(buyer=b3),
     ]
     delivered = [(oid, env.deliver(oid, o)) for oid, o in orders[:2]]
@@ -173,9 +176,10 @@ def test_settle_batch_across_suppliers_tokens_and_referrers(env: Env) -> None:
         to_supplier, fee, commission = split(o)
         expected[(o.supplier, o.token)] = expected.get((o.supplier, o.token), 0) + to_supplier
         if commission:
-            key = (o.referrer, o.token)
+            key = (o.reseller, o.token)
             expected[key] = expected.get(key, 0) + commission
         fees[o.token] = fees.get(o.token, 0) + fee
+    assert (env.reseller.address, env.usdc.address) in expected
     for (account, token), amount in expected.items():
         assert escrow.balance_of(account, token) == amount
     for token, amount in fees.items():
@@ -232,13 +236,14 @@ def test_settle_bad_arrays_and_twice_revert(env: Env) -> None:
 
 def test_refund_after_missed_deadline_returns_everything_to_buyer(env: Env) -> None:
     escrow = env.escrow
-    oid, order = env.buy(quantity=2, referrer=env.referrer.address)
+    oid, order = env.buy(quantity=2, reseller=env.reseller.address)
+    assert order.reseller_cut > 0
     env.chain.travel_to(order.deadline + 1)
     res = escrow.refund(env.outsider, oid, order)  # anyone may trigger it; the buyer is credited
     ev = res.event("OrderRefunded").args
-    assert (ev["orderId"], ev["amount"]) == (oid, 2 * ETH_PRICE)
-    assert escrow.balance_of(env.buyer.address) == 2 * ETH_PRICE
-    assert escrow.balance_of(env.referrer.address) == 0
+    assert (ev["orderId"], ev["amount"]) == (oid, 2 * ETH_SHOP_PRICE)
+    assert escrow.balance_of(env.buyer.address) == 2 * ETH_SHOP_PRICE
+    assert escrow.balance_of(env.reseller.address) == 0
     assert escrow.balance_of(env.supplier.address) == 0
     assert escrow.call("feesOf", ETH) == 0
     assert escrow.bond_of(env.supplier.address) == (ETH_BOND, 0)

@@ -6,10 +6,11 @@ from eth_utils import keccak
 
 from tests.contracts.helpers import (
     PUBKEY,
-    REFERRAL_BPS,
     USDC,
     USDC_BOND,
     USDC_PRICE,
+    USDC_RESELLER_PRICE,
+    USDC_SHOP_PRICE,
     Env,
     assert_reverts,
 )
@@ -20,24 +21,26 @@ def test_usdc_has_six_decimals_and_a_full_lifecycle_moves_exact_units(env: Env) 
     assert usdc.functions.decimals().call() == 6
     buyer = env.buyer
     wallet_before = env.held(token, buyer.address)
-    oid, order = env.buy(env.usdc_listing, quantity=7, referrer=env.referrer.address)
-    assert order.amount == 35 * USDC and order.token == token
-    assert env.held(token, buyer.address) == wallet_before - 35 * USDC
-    assert env.held(token) == USDC_BOND + 35 * USDC
+    # Bought in the reseller's shop: 7 codes at 4.5 USDC, 31.5 USDC.
+    oid, order = env.buy(env.usdc_listing, quantity=7, reseller=env.reseller.address)
+    assert 7 * USDC_SHOP_PRICE == 31_500_000
+    assert order.amount == 31_500_000 and order.token == token
+    assert order.reseller_cut == 7 * (USDC_SHOP_PRICE - USDC_RESELLER_PRICE) == 3_500_000
+    assert env.held(token, buyer.address) == wallet_before - 31_500_000
+    assert env.held(token) == USDC_BOND + 31_500_000
     delivered = env.deliver(oid, order)
     escrow.confirm(buyer, oid, delivered)
-    fee, commission = 35 * USDC * 200 // 10_000, 35 * USDC * 300 // 10_000
-    assert (fee, commission) == (700_000, 1_050_000)
+    # fee 2% of 31.5 USDC; commission the 3.5 USDC cut less its 2%; the supplier 28 USDC less 2%.
+    fee, commission = 31_500_000 * 200 // 10_000, 3_500_000 - 3_500_000 * 200 // 10_000
+    assert (fee, commission) == (630_000, 3_430_000)
+    assert 31_500_000 - fee - commission == 27_440_000 == 28 * USDC * 98 // 100
     supplier_wallet = env.held(token, env.supplier.address)
     escrow.withdraw(env.supplier, token)
-    escrow.withdraw(env.referrer, token)
+    escrow.withdraw(env.reseller, token)
     escrow.withdraw_bond(env.supplier, USDC_BOND, token=token)
     env.withdraw_fees(token, env.world.fee_recipient.address)
-    assert (
-        env.held(token, env.supplier.address)
-        == supplier_wallet + 35 * USDC - fee - commission + USDC_BOND
-    )
-    assert env.held(token, env.referrer.address) == commission
+    assert env.held(token, env.supplier.address) == supplier_wallet + 27_440_000 + USDC_BOND
+    assert env.held(token, env.reseller.address) == commission
     assert env.held(token, env.world.fee_recipient.address) == fee
     assert env.held(token) == 0
 
@@ -77,9 +80,10 @@ def test_blocked_supplier_cannot_freeze_anyone_elses_funds(env: Env) -> None:
     env.fund_token(blk, [supplier, b1, b2], 10**12)
     escrow.deposit_bond(supplier, 1_000 * USDC, blk)
     lid, _ = escrow.create_listing(supplier, sku=env.world.sku, unit_price=USDC_PRICE, token=blk)
-    escrow.set_referral_bps(supplier, lid, REFERRAL_BPS)
+    escrow.set_reseller_price(supplier, lid, USDC_RESELLER_PRICE)
+    escrow.set_shop_price(env.reseller, lid, USDC_SHOP_PRICE)
     escrow.commit_batch(supplier, lid, keccak(b"blk"), 10)
-    sold, sold_order = env.buy(lid, buyer=b1, quantity=2, referrer=env.referrer.address)
+    sold, sold_order = env.buy(lid, buyer=b1, quantity=2, reseller=env.reseller.address)
     sold_order = env.deliver(sold, sold_order)
     escrow.confirm(b1, sold, sold_order)
     unsent, unsent_order = env.buy(lid, buyer=b2)
@@ -97,8 +101,8 @@ def test_blocked_supplier_cannot_freeze_anyone_elses_funds(env: Env) -> None:
         "Blocked",
         [supplier.address],
     )
-    # Everyone else is paid: the refunded buyer, the referrer, the platform.
-    for account in (b2, env.referrer):
+    # Everyone else is paid: the refunded buyer, the reseller, the platform.
+    for account in (b2, env.reseller):
         before = env.held(blk, account.address)
         credit = escrow.balance_of(account.address, blk)
         escrow.withdraw(account, blk)
@@ -128,14 +132,16 @@ def test_blocked_buyer_cannot_freeze_the_supplier(env: Env) -> None:
     env.fund_token(blk, [supplier, buyer], 10**12)
     escrow.deposit_bond(supplier, 1_000 * USDC, blk)
     lid, _ = escrow.create_listing(supplier, sku=env.world.sku, unit_price=USDC_PRICE, token=blk)
-    escrow.set_referral_bps(supplier, lid, REFERRAL_BPS)
+    escrow.set_reseller_price(supplier, lid, USDC_RESELLER_PRICE)
+    escrow.set_shop_price(env.reseller, lid, USDC_SHOP_PRICE)
     escrow.commit_batch(supplier, lid, keccak(b"blk"), 10)
     oid, order = env.buy(lid, buyer=buyer)
     order = env.deliver(oid, order)
-    oid2, order2 = env.disputed_order(lid, buyer=buyer)
-    env.send(env.admin, token.functions.setBlocked(buyer.address, True))
+    oid2, order2 = env.disputed_order(lid, buyer=buyer, reseller=env.reseller.address)
+    for blocked in (buyer, env.reseller):
+        env.send(env.admin, token.functions.setBlocked(blocked.address, True))
     env.chain.travel_to(max(order.deadline, order2.deadline) + 1)
-    # Settlement and rulings are credits, never pushes: a blocked buyer stops neither.
+    # Settlement and rulings are credits, never pushes: a blocked buyer or reseller stops neither.
     escrow.settle(env.outsider, [(oid, order)])
     escrow.rule(env.arbiter, oid2, order2, buyer_bps=5_000, slash_bps=5_000)
     before = env.held(blk, supplier.address)
@@ -148,3 +154,11 @@ def test_blocked_buyer_cannot_freeze_the_supplier(env: Env) -> None:
     assert_reverts(env, lambda: escrow.withdraw(buyer, blk), "Blocked", [buyer.address])
     escrow.withdraw(buyer, blk, to=env.outsider.address)
     assert env.held(blk, env.outsider.address) == share
+    # So does the reseller's commission on the half of the payment the ruling left the sellers.
+    commission = escrow.balance_of(env.reseller.address, blk)
+    assert commission > 0
+    assert_reverts(
+        env, lambda: escrow.withdraw(env.reseller, blk), "Blocked", [env.reseller.address]
+    )
+    escrow.withdraw(env.reseller, blk, to=env.outsider.address)
+    assert env.held(blk, env.outsider.address) == share + commission

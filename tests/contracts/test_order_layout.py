@@ -26,7 +26,7 @@ WORD = 32
 
 def test_order_type_is_computed_from_the_abi_and_is_the_known_layout() -> None:
     assert ORDER_ABI_TYPE == (
-        "(address,address,address,address,uint128,uint128,uint32,uint16,uint16,uint32,uint40,"
+        "(address,address,address,address,uint128,uint128,uint32,uint16,uint128,uint32,uint40,"
         "uint8,bytes32)"
     )
     assert ORDER_LAYOUT.internal_type == "struct ICodeEscrow.Order"
@@ -78,11 +78,11 @@ def _abi_with_order(components: list[dict[str, str]]) -> list[dict[str, object]]
 
 def test_a_reordered_struct_fails_the_dataclass_check() -> None:
     components = copy.deepcopy(list(ORDER_LAYOUT.components))
-    i, j = ORDER_LAYOUT.index("fee_bps"), ORDER_LAYOUT.index("referral_bps")
+    i, j = ORDER_LAYOUT.index("bond"), ORDER_LAYOUT.index("reseller_cut")
     components[i], components[j] = components[j], components[i]
     drifted = struct_layout(_abi_with_order(components), "Order")
-    assert drifted.abi_type == ORDER_ABI_TYPE  # both uint16: the hash alone would not tell
-    with pytest.raises(LayoutError, match="fee_bps"):
+    assert drifted.abi_type == ORDER_ABI_TYPE  # both uint128: the hash alone would not tell
+    with pytest.raises(LayoutError, match="reseller_cut"):
         drifted.check_dataclass(Order)
 
 
@@ -110,12 +110,12 @@ def test_order_round_trips_through_the_abi_by_name() -> None:
         buyer="0x" + "11" * 20,
         supplier="0x" + "22" * 20,
         token="0x" + "00" * 20,
-        referrer="0x" + "33" * 20,
+        reseller="0x" + "33" * 20,
         amount=2**96 - 1,
         bond=7,
         quantity=3,
         fee_bps=200,
-        referral_bps=300,
+        reseller_cut=2**96 - 2,
         dispute_window=3600,
         deadline=2**40 - 1,
         state=OrderState.DISPUTED,

@@ -1,12 +1,14 @@
 """The order rules in Python (`contracts.order_rules`) agree with the deployed contract.
 
-Hypothesis draws platform rates, a listing (price, bond rate, referral rate, token), an order
-(quantity, with or without a referrer) and an ending: confirm, settle (of one or two orders in one
-call), refund after the delivery deadline, a ruling with random shares, the arbitration timeout,
-or a bad-code proof. Each example runs on one shared deployed escrow, reverted to a snapshot
-afterwards, and compares every ledger entry the contract moved (balances, free and reserved
-bond, platform fees, what the escrow holds), the amounts its events carry and the order hashes
-it stores with what the rules predict.
+Hypothesis draws a platform fee, a listing (price, bond rate, token, and a reseller price when
+it is open to resellers), orders (quantities, each bought at the listing's price or in a
+reseller's shop at a shop price at least the reseller price; the shop is a third account's,
+the buyer's own or the supplier's) and an ending: confirm, settle (of one or two orders in one
+call, which may mix shop and plain orders), refund after the delivery deadline, a ruling with
+random shares, the arbitration timeout, or a bad-code proof. Each example runs on one shared
+deployed escrow, reverted to a snapshot afterwards, and compares every ledger entry the contract
+moved (balances, free and reserved bond, platform fees, what the escrow holds), the amounts its
+events carry and the order hashes it stores with what the rules predict.
 
 About 35 examples run in 40 to 50 s; KAMENG_RULES_EXAMPLES=500 runs more. The unit tests at the
 end pin a few values by hand.
@@ -16,34 +18,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.world import demo_codes
 from contracts import order_rules as rules
 from contracts.client import EscrowConfig, rebuild_orders
-from contracts.encoding import (
-    ZERO_ADDRESS,
-    Order,
-    OrderState,
-    commitment,
-    element_leaf,
-    keystream_xor,
-    leaf,
-    release_digest_v2,
-)
-from contracts.layout import escrow_struct
-from contracts.merkle import MerkleTree
-from tests.contracts.helpers import ETH, PUBKEY, Env
+from contracts.encoding import ZERO_ADDRESS, Order, OrderState
+from tests.contracts.helpers import ETH, PUBKEY, Env, Stock, bad_code_proof, commit_stock
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from contracts.client import TxResult
 
 ENDINGS = ("confirm", "settle", "refund", "rule", "timeout", "prove")
+#: Whose shop a resold order is bought in: a third account's, the buyer's own or the supplier's.
+SHOPS = ("reseller", "buyer", "supplier")
 #: Free plus reserved bond never exceeds this (the contract's _MAX_BOND); keep clear of it.
 BOND_ROOM = 2**80 - 1 - 10**15
 #: Native-coin orders stay within what a test buyer holds (1,000 ether).
@@ -58,23 +52,22 @@ class Case:
 
     token: str  # "eth" or "usdc"
     fee_bps: int
-    referral_cap: int  # the platform's referral cap
-    referral_bps: int  # the listing's rate
     bond_bps: int
-    referred: bool
     ending: str
     quantities: tuple[int, ...]
-    unit_price: int
+    resold: tuple[bool, ...]  # per order: bought in the shop, else at the listing's price
+    unit_price: int  # what each order pays a unit: the shop's price when resold
+    listing_price: int  # the listing's own price (unit_price unless an order is resold)
+    reseller_price: int  # the listing's reseller price (0: not open to resellers)
+    shop: str  # one of SHOPS
     buyer_bps: int
     slash_bps: int
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    """Rates within the contract's limits, an order that fits its ledgers, and an ending."""
+    """Rates within the contract's limits, orders that fit its ledgers, and an ending."""
     fee_bps = draw(st.integers(0, rules.MAX_FEES_BPS))
-    referral_cap = draw(st.integers(0, rules.MAX_FEES_BPS - fee_bps))
-    referral_bps = draw(st.integers(0, referral_cap))
     bond_bps = draw(st.integers(0, rules.BPS))
     ending = draw(st.sampled_from(ENDINGS))
     token = draw(st.sampled_from(["eth", "usdc"]))
@@ -89,16 +82,28 @@ def cases(draw: st.DrawFn) -> Case:
         max_amount = min(max_amount, BOND_ROOM * rules.BPS // bond_bps // len(quantities))
     top = max_amount // max(quantities)
     unit_price = draw(st.one_of(st.integers(1, min(top, 10**6)), st.integers(1, top)))
+    resold = tuple(draw(st.booleans()) for _ in quantities)
+    reseller_price = listing_price = 0
+    if any(resold):
+        # The shop's price is `unit_price`; the reseller price anywhere up to it, often close.
+        reseller_price = draw(
+            st.one_of(
+                st.integers(1, unit_price),
+                st.integers(max(1, unit_price - 10**6), unit_price),
+            )
+        )
+        listing_price = draw(st.integers(1, top))
     return Case(
         token=token,
         fee_bps=fee_bps,
-        referral_cap=referral_cap,
-        referral_bps=referral_bps,
         bond_bps=bond_bps,
-        referred=draw(st.booleans()),
         ending=ending,
         quantities=quantities,
+        resold=resold,
         unit_price=unit_price,
+        listing_price=unit_price if all(not r for r in resold) else listing_price,
+        reseller_price=reseller_price,
+        shop=draw(st.sampled_from(SHOPS)),
         buyer_bps=draw(st.integers(0, rules.BPS)),
         slash_bps=draw(st.integers(0, rules.BPS)),
     )
@@ -123,44 +128,43 @@ def moved(before: Books, **deltas: int) -> Books:
     return {k: v + deltas.get(k, 0) for k, v in before.items()}
 
 
-@dataclass
-class Stock:
-    """A listing's committed codes, when they are real (for bad-code proofs)."""
+def prices(case: Case) -> list[int]:
+    """The unit price each order of the case pays: the shop's, or the listing's."""
+    return [case.unit_price if r else case.listing_price for r in case.resold]
 
-    codes: list[bytes]
-    salts: list[bytes]
-    tree: MerkleTree
+
+def shop_owner(env: Env, case: Case) -> LocalAccount:
+    """The account whose shop the case's resold orders are bought in."""
+    return {"reseller": env.reseller, "buyer": env.buyer, "supplier": env.supplier}[case.shop]
 
 
 def open_listing(env: Env, case: Case, token: str) -> tuple[int, Stock | None]:
-    """Set the platform's rates, open a listing with the case's terms, stock and bond it."""
+    """Set the platform's fee, open a listing with the case's terms (and, when an order is
+    resold, open it to resellers and put it in the shop), stock and bond it."""
     escrow, supplier, admin = env.escrow, env.supplier, env.admin
     escrow.set_config(
         admin,
         EscrowConfig(
-            fee_recipient=env.world.fee_recipient.address,
-            fee_bps=case.fee_bps,
-            referral_bps=case.referral_cap,
-            min_bond_bps=0,
+            fee_recipient=env.world.fee_recipient.address, fee_bps=case.fee_bps, min_bond_bps=0
         ),
     )
     lid, _ = escrow.create_listing(
-        supplier, sku=env.world.sku, unit_price=case.unit_price, token=token, bond_bps=case.bond_bps
+        supplier,
+        sku=env.world.sku,
+        unit_price=case.listing_price,
+        token=token,
+        bond_bps=case.bond_bps,
     )
-    if case.referral_bps:
-        escrow.set_referral_bps(supplier, lid, case.referral_bps)
+    if case.reseller_price:
+        escrow.set_reseller_price(supplier, lid, case.reseller_price)
+        escrow.set_shop_price(shop_owner(env, case), lid, case.unit_price)
     stock = None
     total = sum(case.quantities)
     if case.ending == "prove":
-        codes = demo_codes(total)
-        salts = [os.urandom(32) for _ in codes]
-        pairs = enumerate(zip(salts, codes, strict=True))
-        tree = MerkleTree([leaf(i, commitment(salt, code)) for i, (salt, code) in pairs])
-        escrow.commit_batch(supplier, lid, tree.root, total, 0)
-        stock = Stock(codes, salts, tree)
+        stock = commit_stock(env, lid, total)
     else:  # never opened: any nonzero root will do
         escrow.commit_batch(supplier, lid, keccak(os.urandom(32)), total, 0)
-    amounts = [case.unit_price * q for q in case.quantities]
+    amounts = [price * q for price, q in zip(prices(case), case.quantities, strict=True)]
     bond = sum(a * case.bond_bps // rules.BPS for a in amounts)
     if token != ETH:
         usdc = env.usdc.functions
@@ -170,31 +174,6 @@ def open_listing(env: Env, case: Case, token: str) -> tuple[int, Stock | None]:
     if bond:
         escrow.deposit_bond(supplier, bond, token)
     return lid, stock
-
-
-def bad_code_proof(env: Env, oid: int, order: Order, stock: Stock) -> tuple[Order, Any]:
-    """Deliver a v2 release whose first code is not the committed one; return the delivered
-    order and a proof of it, built by field name from the ABI's BadCodeProof."""
-    key, sealed_hash = os.urandom(32), keccak(b"sealed box")
-    sent = [b"KMG-NOT-THE-COMMITTED-CODE", *stock.codes[1 : order.quantity]]
-    cts = [keystream_xor(key, i, c) for i, c in enumerate(sent)]
-    elements = MerkleTree([element_leaf(i, stock.salts[i], ct) for i, ct in enumerate(cts)])
-    digest = release_digest_v2(sealed_hash, elements.root, key)
-    (delivered,), _ = env.escrow.deliver(env.supplier, [(oid, order, digest)])
-    proof = escrow_struct("BadCodeProof").as_tuple(
-        {
-            "sealed_hash": sealed_hash,
-            "key": key,
-            "index": 0,
-            "salt": stock.salts[0],
-            "ciphertext": cts[0],
-            "element_proof": elements.proof(0),
-            "batch_index": 0,
-            "committed": commitment(stock.salts[0], stock.codes[0]),
-            "leaf_proof": stock.tree.proof(0),
-        }
-    )
-    return delivered, proof
 
 
 def end_orders(
@@ -251,35 +230,38 @@ def run_case(env: Env, case: Case) -> None:
     token = ETH if case.token == "eth" else env.usdc.address
     first_block = env.chain.w3.eth.block_number + 1
     lid, stock = open_listing(env, case, token)
-    referrer = env.referrer.address if case.referred else ZERO_ADDRESS
-    accounts = {
+    shop = shop_owner(env, case).address
+    accounts: dict[str, str] = {
         "buyer": env.buyer.address,
         "supplier": env.supplier.address,
-        "referrer": env.referrer.address,
+        "reseller": env.reseller.address,
     }
+    role: dict[str, str] = {address: name for name, address in accounts.items()}
 
     # buy: the order's terms, the bond reservation and the payment.
     placed: list[tuple[int, Order]] = []
-    for quantity in case.quantities:
+    for quantity, resold, price in zip(case.quantities, case.resold, prices(case), strict=True):
         before = books(env, token, accounts)
         terms = rules.purchase(
-            case.unit_price, quantity, case.bond_bps, case.referral_bps, referrer
+            price, quantity, case.bond_bps, case.reseller_price if resold else None
         )
         oid, order, _ = escrow.buy(
             env.buyer,
             lid,
             quantity,
-            max_unit_price=case.unit_price,
+            max_unit_price=price,
             buyer_pubkey=PUBKEY,
-            referrer=referrer,
+            reseller=shop if resold else ZERO_ADDRESS,
             value=terms.amount if token == ETH else 0,
         )
-        assert (order.amount, order.bond, order.referral_bps, order.fee_bps) == (
+        assert order.reseller == (shop if resold else ZERO_ADDRESS)
+        assert (order.amount, order.bond, order.reseller_cut, order.fee_bps) == (
             terms.amount,
             terms.bond,
-            terms.referral_bps,
+            terms.reseller_cut,
             case.fee_bps,
         )
+        assert (terms.reseller_cut > 0) is (resold and case.reseller_price < case.unit_price)
         assert order.state == OrderState.PAID and escrow.order_matches(oid, order)
         assert books(env, token, accounts) == moved(
             before, bond_free=-terms.bond, bond_reserved=terms.bond, held=terms.amount
@@ -289,11 +271,16 @@ def run_case(env: Env, case: Case) -> None:
     # the ending: every credit and bond move, the events' amounts, the stored hashes.
     before = books(env, token, accounts)
     res, ended, payouts = end_orders(env, case, placed, stock)
+    # Credits by whoever receives them: the shop may be the buyer's or the supplier's own.
+    credits = dict.fromkeys(accounts, 0)
+    for (_, order), pay in zip(ended, payouts, strict=True):
+        credits[role[order.buyer]] += pay.buyer_credit
+        credits[role[order.supplier]] += pay.to_supplier
+        if pay.commission:
+            credits[role[order.reseller]] += pay.commission
     assert books(env, token, accounts) == moved(
         before,
-        buyer=sum(p.buyer_credit for p in payouts),
-        supplier=sum(p.to_supplier for p in payouts),
-        referrer=sum(p.commission for p in payouts),
+        **credits,
         fees=sum(p.fee for p in payouts),
         bond_free=sum(p.bond_refreed for p in payouts),
         bond_reserved=-sum(p.bond_unreserved for p in payouts),
@@ -354,14 +341,43 @@ def test_order_rules_agree_with_the_contract(base_env: Env, case: Case) -> None:
 
 
 def test_split_rounds_fee_and_commission_down_and_gives_the_rest_to_the_supplier() -> None:
-    assert rules.split_proceeds(9_999, 200, 300) == rules.Split(9_501, 199, 299)
-    pay = rules.complete(rules.Terms(amount=10**16, bond=10**15, fee_bps=200, referral_bps=300))
-    assert (pay.to_supplier, pay.fee, pay.commission) == (95 * 10**14, 2 * 10**14, 3 * 10**14)
+    # fee 9,999 * 2% = 199.98 -> 199; the cut's share of it 3,333 * 2% = 66.66 -> 66, so the
+    # commission is 3,333 - 66 = 3,267; the supplier 9,999 - 199 - 3,267 = 6,533.
+    terms = rules.Terms(amount=9_999, bond=0, fee_bps=200, reseller_cut=3_333)
+    assert rules.split_proceeds(9_999, terms) == rules.Split(6_533, 199, 3_267)
+    # Without a reseller there is no commission: 9,999 - 199 to the supplier.
+    plain = rules.Terms(amount=9_999, bond=0, fee_bps=200, reseller_cut=0)
+    assert rules.split_proceeds(9_999, plain) == rules.Split(9_800, 199, 0)
+    # A shop price of 1e16 over a reseller price of 7e15: the cut is 3e15, less 2% (6e13).
+    pay = rules.complete(
+        rules.Terms(amount=10**16, bond=10**15, fee_bps=200, reseller_cut=3 * 10**15)
+    )
+    assert (pay.to_supplier, pay.fee, pay.commission) == (686 * 10**13, 2 * 10**14, 294 * 10**13)
+    assert pay.to_supplier == 7 * 10**15 - 7 * 10**15 * 200 // 10_000
     assert (pay.bond_unreserved, pay.bond_refreed, pay.buyer_credit) == (10**15, 10**15, 0)
 
 
+def test_the_cut_scales_as_a_ruling_scales_the_payment() -> None:
+    # Half of 1,000 to the sellers: fee 500 * 2% = 10; cut 333 * 500 / 1,000 = 166.5 -> 166,
+    # less 166 * 2% = 3.32 -> 3: commission 163; the supplier 500 - 10 - 163 = 327.
+    terms = rules.Terms(amount=1_000, bond=100, fee_bps=200, reseller_cut=333)
+    assert rules.split_proceeds(500, terms) == rules.Split(327, 10, 163)
+    ruled = rules.resolve(terms, buyer_bps=5_000, slash_bps=0)
+    assert (ruled.buyer_amount, ruled.to_supplier, ruled.fee, ruled.commission) == (
+        500,
+        327,
+        10,
+        163,
+    )
+    assert rules.resolve_timed_out(terms) == ruled
+    # Nothing left to the sellers, nothing to the reseller: a full refund by ruling or proof.
+    assert rules.resolve(terms, buyer_bps=10_000, slash_bps=10_000).commission == 0
+    assert rules.prove_bad_code(terms).commission == 0
+    assert rules.refund(terms).commission == 0
+
+
 def test_rulings_split_the_payment_and_slash_the_bond() -> None:
-    terms = rules.Terms(amount=1_000, bond=101, fee_bps=200, referral_bps=0)
+    terms = rules.Terms(amount=1_000, bond=101, fee_bps=200, reseller_cut=0)
     ruled = rules.resolve(terms, buyer_bps=3_000, slash_bps=5_000)
     assert (ruled.buyer_amount, ruled.slashed, ruled.buyer_credit) == (300, 50, 350)
     assert (ruled.to_supplier, ruled.fee, ruled.bond_refreed) == (686, 14, 51)
@@ -380,12 +396,15 @@ def test_rulings_split_the_payment_and_slash_the_bond() -> None:
 
 
 def test_purchase_terms() -> None:
-    assert rules.purchase(10**16, 3, 1_000, 300, ZERO_ADDRESS) == rules.Purchase(
-        3 * 10**16, 3 * 10**15, 0
-    )
-    assert rules.purchase(7, 3, 3_333, 300, "0x" + "11" * 20) == rules.Purchase(21, 6, 300)
+    assert rules.purchase(10**16, 3, 1_000) == rules.Purchase(3 * 10**16, 3 * 10**15, 0)
+    # 3 at a shop price of 7 over a reseller price of 5: amount 21, bond 21 * 33.33% = 6.9993
+    # -> 6, cut (7 - 5) * 3 = 6.
+    assert rules.purchase(7, 3, 3_333, reseller_price=5) == rules.Purchase(21, 6, 6)
+    assert rules.purchase(7, 3, 0, reseller_price=7) == rules.Purchase(21, 0, 0)
+    with pytest.raises(ValueError, match="EscrowBelowResellerPrice"):
+        rules.purchase(4, 1, 0, reseller_price=5)
     with pytest.raises(ValueError, match="EscrowAmountTooLarge"):
-        rules.purchase(2**64, 2**32, 0, 0, ZERO_ADDRESS)
+        rules.purchase(2**64, 2**32, 0)
 
 
 def test_order_changes_follow_each_event() -> None:

@@ -47,10 +47,14 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 MAX96 = 2**96 - 1
+#: The rich listing's reseller price, and its price in the environment's reseller's shop and in
+#: the outsider's (distinct from each other and from the listing's own price, 7,654,321).
+RICH_RESELLER_PRICE = 7_000_001
+RICH_SHOP_PRICE = 7_777_777
+OUTSIDER_SHOP_PRICE = 8_123_457
 #: Platform settings with no two fields alike (and none zero), within the contract's bounds.
 DISTINCT_CONFIG = {
     "fee_bps": 123,
-    "referral_bps": 456,
     "min_bond_bps": 789,
     "arbitration_window": 2 * 86_400 + 17,
     "min_delivery_window": 61,
@@ -105,27 +109,27 @@ def counting(read_words: ReadWords, calls: list[int]) -> ReadWords:
     return counted
 
 
-def _overflow_a_balance(env: Env, referrer: LocalAccount) -> int:
-    """Make the referrer's USDC balance spill over the 96-bit ledger into `_overflow`.
+def _overflow_a_balance(env: Env, reseller: LocalAccount) -> int:
+    """Make the reseller's USDC balance spill over the 96-bit ledger into `_overflow`.
 
-    The referrer buys an order as large as the ledger takes from an unbonded listing and is
-    refunded (filling its balance to MAX96 - 1); then an order naming it as referrer is
+    The reseller buys an order as large as the ledger takes from an unbonded listing and is
+    refunded (filling its balance to MAX96 - 1); then an order bought in its shop is
     confirmed, and its commission does not fit. Returns the listing of the large order.
     """
     escrow, token = env.escrow, env.usdc.address
-    oid, order = env.delivered_order(env.usdc_listing, referrer=referrer.address)
+    oid, order = env.delivered_order(env.usdc_listing, reseller=reseller.address)
     escrow.set_config(env.admin, config(env, min_bond_bps=0))
     huge = MAX96 - 1
     lid, _ = escrow.create_listing(
         env.supplier, sku=env.world.sku, unit_price=huge, token=token, bond_bps=0
     )
     escrow.commit_batch(env.supplier, lid, keccak(b"huge"), 1)
-    env.fund_token(token, [referrer], huge)
+    env.fund_token(token, [reseller], huge)
     big_oid, big, _ = escrow.buy(
-        referrer, lid, 1, max_unit_price=huge, buyer_pubkey=PUBKEY, value=0
+        reseller, lid, 1, max_unit_price=huge, buyer_pubkey=PUBKEY, value=0
     )
     next_tx_at(env.chain, big.deadline + 1)
-    escrow.refund(referrer, big_oid, big)
+    escrow.refund(reseller, big_oid, big)
     escrow.confirm(env.buyer, oid, order)
     return lid
 
@@ -136,7 +140,7 @@ def rich_state(base_env: Env) -> Iterator[Rich]:
     env = base_env
     escrow, supplier, admin = env.escrow, env.supplier, env.admin
     usdc = env.usdc.address
-    huge_listing = _overflow_a_balance(env, env.referrer)
+    huge_listing = _overflow_a_balance(env, env.reseller)
     escrow.close_listing(admin, huge_listing)
 
     # Distinct settings, then a USDC listing created under them with every field non-zero.
@@ -150,10 +154,14 @@ def rich_state(base_env: Env) -> Iterator[Rich]:
         dispute_window=7_207,
         bond_bps=1_234,
     )
-    escrow.set_referral_bps(supplier, lid, 345)
+    # Open to resellers, in two shops; the ETH listing's shop is emptied again (a zero written).
+    escrow.set_reseller_price(supplier, lid, RICH_RESELLER_PRICE)
+    escrow.set_shop_price(env.reseller, lid, RICH_SHOP_PRICE)
+    escrow.set_shop_price(env.outsider, lid, OUTSIDER_SHOP_PRICE)
+    escrow.set_shop_price(env.reseller, env.eth_listing, 0)
     escrow.commit_batch(supplier, lid, keccak(b"first batch"), 5, 0)
     escrow.commit_batch(supplier, lid, keccak(b"second batch"), 7, 5)
-    open_usdc, _ = env.buy(lid, quantity=3, referrer=env.referrer.address)
+    open_usdc, _ = env.buy(lid, quantity=3, reseller=env.reseller.address)
     escrow.require_on_chain_release(supplier, lid)
 
     # Orders: open in ETH and USDC, one confirmed (its hash cleared), fees in both tokens.
@@ -234,21 +242,24 @@ def test_the_state_has_every_field_non_zero(rich: Rich) -> None:
         "dispute_window": 7_207,
         "batch_count": 2,
         "fee_bps": DISTINCT_CONFIG["fee_bps"],
-        "referral_bps": 345,
         "arbitration_window": DISTINCT_CONFIG["arbitration_window"],
         "on_chain_from": 3 + 1,  # the next code to sell, plus one
         "sku": env.world.sku,
     }
     assert escrow.batch(rich.listing, 0) == (keccak(b"first batch"), 0, 5)
-    # 3 codes sold at 7,654,321 with a 12.34% bond: the reserve, rounded down.
-    reserved = 3 * 7_654_321 * 1_234 // 10_000
+    # 3 codes sold in the reseller's shop at 7,777,777 with a 12.34% bond: the reserve, rounded
+    # down.
+    reserved = 3 * RICH_SHOP_PRICE * 1_234 // 10_000
     assert escrow.bond_of(env.supplier.address, env.usdc.address)[1] == reserved
     assert escrow.call("config")[0] == env.outsider.address
     assert escrow.batch(rich.listing, 1) == (keccak(b"second batch"), 5, 7)
     assert tuple(escrow.call("config"))[1:] == tuple(DISTINCT_CONFIG.values())
     usdc = rich.env.usdc.address
     assert all(escrow.bond_of(rich.env.supplier.address, usdc))
-    assert escrow.balance_of(rich.env.referrer.address, usdc) > MAX96
+    assert escrow.balance_of(rich.env.reseller.address, usdc) > MAX96
+    assert escrow.call("resellerPrice", rich.listing) == RICH_RESELLER_PRICE
+    assert escrow.call("shopPrice", env.reseller.address, rich.listing) == RICH_SHOP_PRICE
+    assert escrow.call("shopPrice", env.outsider.address, rich.listing) == OUTSIDER_SHOP_PRICE
     assert escrow.balance_of(rich.env.supplier.address, usdc) > 0
     assert all(escrow.call("feesOf", token) for token in rich.tokens[:2])
 
@@ -283,13 +294,33 @@ def test_bonds_and_balances(rich: Rich) -> None:
             account, token
         ), (account, token)
     # The overflow is really in the sum: the packed balance alone is at its 96-bit cap.
-    layout, referrer, usdc = storage.layout, rich.env.referrer.address, rich.env.usdc.address
+    layout, reseller, usdc = storage.layout, rich.env.reseller.address, rich.env.usdc.address
     packed, spilled = layout.read(
         rich.reader,
-        layout.locate("_ledgers", referrer, usdc, "balance"),
-        layout.locate("_overflow", referrer, usdc),
+        layout.locate("_ledgers", reseller, usdc, "balance"),
+        layout.locate("_overflow", reseller, usdc),
     )
     assert packed == MAX96 and spilled > 0
+
+
+def test_reseller_and_shop_prices(rich: Rich) -> None:
+    """``resellerPrice`` and ``shopPrice``: set, emptied again (zero written) and never set."""
+    escrow, storage, env = rich.env.escrow, rich.storage, rich.env
+    count = int(escrow.call("listingCount"))
+    listings = [*range(count + 2), 2**64, 2**256 - 1]
+    seen = set()
+    for lid in listings:
+        want = int(escrow.call("resellerPrice", lid))
+        assert one_read(rich, storage.reseller_price(lid)) == want, lid
+        seen.add(want)
+        for account in rich.accounts:
+            want = int(escrow.call("shopPrice", account, lid))
+            assert one_read(rich, storage.shop_price(account, lid)) == want, (account, lid)
+            seen.add(want)
+    assert {0, RICH_RESELLER_PRICE, RICH_SHOP_PRICE, OUTSIDER_SHOP_PRICE} <= seen
+    # The emptied shop price reads as zero, and the other listing's shop still has its price.
+    assert storage.shop_price(env.reseller.address, env.eth_listing) == 0
+    assert storage.shop_price(env.reseller.address, env.usdc_listing) > 0
 
 
 def test_authorizations(rich: Rich) -> None:
@@ -376,7 +407,7 @@ def test_a_struct_with_an_enum_in_another_contract(env: Env) -> None:
         bond=2**100 + 3,
         quantity=2**31 + 7,
         fee_bps=0xBEEF,
-        referral_bps=0x1234,
+        reseller_cut=2**120 + 0x1234,
         dispute_window=2**32 - 2,
         deadline=2**39 + 11,
         state=OrderState.RESOLVED,

@@ -2,9 +2,10 @@
 answers the escrow's replaced views as the Python decoder does, in the shapes viem gave them.
 
 The escrow is driven into the rich state of tests/contracts/test_storage_layout.py. For queries
-covering each of the eleven views the escrow replaced by ``extsload`` (known, unknown and zero
-keys), the Python side works out the slots a query needs with `contracts.storage` and reads their
-words through the escrow's ``extsload``. Node then runs what chain.js's ``read`` runs:
+covering each of the eleven views the escrow replaced by ``extsload`` and the two reads added
+since, ``resellerPrice`` and ``shopPrice`` (known, unknown and zero keys), the Python side works
+out the slots a query needs with `contracts.storage` and reads their words through the escrow's
+``extsload``. Node then runs what chain.js's ``read`` runs:
 ``escrowViews(compactLayout(storageLayout), extsloadReader(client, escrow, abi))``, where the
 viem client's node knows only those words and answers nothing but ``extsload`` (encoded and
 decoded with the artifact's ABI). Its answers must be exactly what the old views gave through
@@ -88,7 +89,8 @@ process.stdout.write(JSON.stringify({ views: Object.keys(STORAGE_VIEWS), results
 NODE = shutil.which("node")
 
 #: The Listing, Config, Batch and Bond structs as the removed views returned them (the ABI of
-#: CodeEscrow before ``extsload``): member names and Solidity types in declaration order.
+#: CodeEscrow before ``extsload``, less the referralBps that resellers replaced): member names
+#: and Solidity types in declaration order.
 LISTING = (
     ("supplier", "address"),
     ("committed", "uint32"),
@@ -101,7 +103,6 @@ LISTING = (
     ("disputeWindow", "uint32"),
     ("batchCount", "uint32"),
     ("feeBps", "uint16"),
-    ("referralBps", "uint16"),
     ("arbitrationWindow", "uint32"),
     ("onChainFrom", "uint32"),
     ("sku", "bytes32"),
@@ -109,7 +110,6 @@ LISTING = (
 CONFIG = (
     ("feeRecipient", "address"),
     ("feeBps", "uint16"),
-    ("referralBps", "uint16"),
     ("minBondBps", "uint16"),
     ("arbitrationWindow", "uint32"),
     ("minDeliveryWindow", "uint32"),
@@ -134,6 +134,9 @@ OUTPUTS: dict[str, Output] = {
     "config": CONFIG,
     "listingCount": "uint256",
     "feesOf": "uint256",
+    # Reads added since in the same style: a uint256 mapping value each.
+    "resellerPrice": "uint256",
+    "shopPrice": "uint256",
 }
 
 Query = tuple[str, list[Any]]
@@ -186,6 +189,8 @@ def _locations(rich: Rich, view: str, args: list[Any]) -> list[Location]:
         "config": "_config",
         "listingCount": "_listingCount",
         "feesOf": "_fees",
+        "resellerPrice": "_resellerPrices",
+        "shopPrice": "_shopPrices",
     }
     if view == "balanceOf":
         return [locate("_ledgers", *args, "balance"), locate("_overflow", *args)]
@@ -205,6 +210,9 @@ def _queries(rich: Rich) -> list[Query]:
     for supplier, key in product(rich.suppliers, rich.keys):
         q += [("isDeliveryKey", [supplier, key]), ("isProposedDeliveryKey", [supplier, key])]
     q += [("feesOf", [t]) for t in rich.tokens]
+    listings = range(rich.listing + 2)
+    q += [("resellerPrice", [lid]) for lid in listings]
+    q += [("shopPrice", [a, lid]) for a, lid in product(rich.accounts, listings)]
     return q
 
 

@@ -14,6 +14,9 @@ from contracts.errors import ContractRevertError
 pytestmark = pytest.mark.anvil
 
 PRICE = 10**16
+#: The listing is open to resellers at 0.008 a code; the reseller's shop sells it at 0.011.
+RESELLER_PRICE = 8 * 10**15
+SHOP_PRICE = 11 * 10**15
 BOND = 10**18
 PUBKEY = keccak(b"buyer key")
 
@@ -22,18 +25,20 @@ def test_whole_lifecycle_on_anvil(anvil: Chain) -> None:
     world = make_world(anvil, buyers=3)
     escrow, supplier = world.escrow, world.supplier
     b1, b2, b3 = world.buyers
-    referrer = anvil.new_account()
+    reseller = anvil.new_account()
 
-    # Bond, listing and a committed batch of ten codes.
-    lid = open_listing(world, stock=10, unit_price=PRICE, bond=BOND, referral_bps=300)
+    # Bond, listing (open to resellers, in the reseller's shop) and a batch of ten codes.
+    lid = open_listing(world, stock=10, unit_price=PRICE, bond=BOND, reseller_price=RESELLER_PRICE)
+    escrow.set_shop_price(reseller, lid, SHOP_PRICE)
     assert escrow.bond_of(supplier.address) == (BOND, 0)
     assert escrow.batch(lid, 0)[1:] == (0, 10)
 
-    # Four orders; the bond reservation follows them.
+    # Four orders, the first in the reseller's shop; the bond reservation follows them.
     buy = escrow.buy
     oid1, o1, _ = buy(
-        b1, lid, 2, max_unit_price=PRICE, buyer_pubkey=PUBKEY, referrer=referrer.address
+        b1, lid, 2, max_unit_price=SHOP_PRICE, buyer_pubkey=PUBKEY, reseller=reseller.address
     )
+    assert (o1.amount, o1.reseller_cut) == (2 * SHOP_PRICE, 2 * (SHOP_PRICE - RESELLER_PRICE))
     oid2, o2, _ = buy(b2, lid, 1, max_unit_price=PRICE, buyer_pubkey=PUBKEY)
     oid3, o3, _ = buy(b3, lid, 1, max_unit_price=PRICE, buyer_pubkey=PUBKEY)
     oid4, o4, _ = buy(b1, lid, 3, max_unit_price=PRICE, buyer_pubkey=PUBKEY)
@@ -67,9 +72,11 @@ def test_whole_lifecycle_on_anvil(anvil: Chain) -> None:
     escrow.refund(b3, oid3, o3)
 
     fee = (o1.amount + o2.amount) * 200 // 10_000
-    commission = o1.amount * 300 // 10_000
+    # The reseller's cut less its 2% share of the fee; the supplier the rest.
+    commission = o1.reseller_cut - o1.reseller_cut * 200 // 10_000
     assert escrow.balance_of(supplier.address) == o1.amount + o2.amount - fee - commission
-    assert escrow.balance_of(referrer.address) == commission
+    assert escrow.balance_of(supplier.address) == (2 * RESELLER_PRICE + PRICE) * 98 // 100
+    assert escrow.balance_of(reseller.address) == commission
     assert escrow.balance_of(b1.address) == o4.amount + slashed
     assert escrow.balance_of(b3.address) == o3.amount
     assert escrow.call("feesOf", ZERO_ADDRESS) == fee
@@ -77,7 +84,7 @@ def test_whole_lifecycle_on_anvil(anvil: Chain) -> None:
     assert all(escrow.order_hash(o) == b"\0" * 32 for o in (oid1, oid2, oid3, oid4))
 
     # Everyone withdraws; the escrow keeps only the fees and the supplier's free bond.
-    for account in (supplier, referrer, b1, b3):
+    for account in (supplier, reseller, b1, b3):
         before = anvil.w3.eth.get_balance(account.address)
         owed = escrow.balance_of(account.address)
         receipt = escrow.withdraw(account)

@@ -35,7 +35,7 @@ def _activity(work: Workload) -> None:
         [work.tx(work.orders[paid[0]].buyer, "confirm", paid[0], work.orders[paid[0]].as_tuple())]
     )
     work.buy_block(2, listing)
-    work.block([work.tx(a, "withdraw", ZERO_ADDRESS, a) for a in (work.supplier, work.referrer)])
+    work.block([work.tx(a, "withdraw", ZERO_ADDRESS, a) for a in (work.supplier, work.reseller)])
 
 
 def _clean(node: str, escrow: str, tmp: Path, name: str) -> dict[str, list[tuple]]:
