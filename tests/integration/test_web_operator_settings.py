@@ -111,9 +111,7 @@ def test_fees_and_windows_are_checked_in_the_page_then_set(
     # Out of bounds: refused in the page, the bound named, nothing sent.
     card.get_by_test_id("op-settings-feeBps").fill("60")
     card.get_by_test_id("op-settings-save").click()
-    expect(message).to_contain_text(
-        "The platform fee may be at most 50%; it is 60%."
-    )
+    expect(message).to_contain_text("The platform fee may be at most 50%; it is 60%.")
     expect(message).to_contain_text("Nothing was sent.")
     expect(card.get_by_test_id("op-settings-feeBps")).to_have_attribute("aria-invalid", "true")
     card.get_by_test_id("op-settings-feeBps").fill("2.5")
