@@ -5,9 +5,10 @@ CodeEscrow answers questions about its state only through ``extsload(bytes32[] s
 storage words. The invariant harness (contracts/fuzz) still asks what the eleven views that call
 replaced answered (``getListing``, ``getBatch``, ``bondOf``, ``balanceOf``, ``authorization``,
 ``isDeliveryKey``, ``isProposedDeliveryKey``, ``config``, ``listingCount``, ``orderHash``,
-``feesOf``). The Solidity library ``EscrowReader`` answers each with one read of the words
-(forge's ``vm.load``, which the harness checks against ``extsload``) and the return type of the
-view, decoding the words as `contracts.storage.EscrowStorage` does. Every slot
+``feesOf``) and the two reads added since in their style (``resellerPrice``, ``shopPrice``), that
+is `contracts.storage.VIEWS`. The Solidity library ``EscrowReader`` answers each with one read of
+the words (forge's ``vm.load``, which the harness checks against ``extsload``) and the return type
+of the view, decoding the words as `contracts.storage.EscrowStorage` does. Every slot
 number, member slot, byte offset, size, type and mapping key type in it is taken from the
 committed artifact's ``storageLayout`` (`contracts.storage.escrow_layout`) by `render`;
 tests/contracts/test_fuzz_reader.py checks that the committed file is what `render` writes now, so
@@ -137,6 +138,21 @@ _VIEWS = (
         "uint256",
         ("return {_fees};",),
     ),
+    _View(
+        "resellerPrice",
+        "what the supplier receives a unit from a reseller's sale of the listing (0: not open to "
+        "resellers).",
+        (("_resellerPrices", ("listingId",)),),
+        "uint256",
+        ("return {_resellerPrices};",),
+    ),
+    _View(
+        "shopPrice",
+        "the unit price of the listing in `reseller`'s shop (0: not in its shop).",
+        (("_shopPrices", ("reseller", "listingId")),),
+        "uint256",
+        ("return {_shopPrices};",),
+    ),
 )
 
 _HEADER = """\
@@ -150,13 +166,14 @@ import {{ICodeEscrow}} from "../src/interfaces/ICodeEscrow.sol";
 import {{VM}} from "./Vm.sol";
 
 /// @title EscrowReader
-/// @notice The eleven views CodeEscrow dropped for `extsload`, answered from its storage words
-///         for the invariant harness, with the views' return types: each function computes the
-///         slots its view read (`<view>Slots`), fetches their words and unpacks the members at
-///         their byte offsets and sizes. `using EscrowReader for IEscrow` keeps the calls' old
-///         shape: `escrow.getListing(id)`. The words come from forge's `vm.load`, which costs
-///         the fuzzer no EVM execution (through `extsload` the harness ran about half as many
-///         calls a second); the handler's `checkReader` checks `extsload` against `vm.load`.
+/// @notice The eleven views CodeEscrow dropped for `extsload`, and the reseller and shop prices
+///         read in their style, answered from its storage words for the invariant harness, with
+///         the views' return types: each function computes the slots its view read
+///         (`<view>Slots`), fetches their words and unpacks the members at their byte offsets
+///         and sizes. `using EscrowReader for IEscrow` keeps the calls' old shape:
+///         `escrow.getListing(id)`. The words come from forge's `vm.load`, which costs the fuzzer
+///         no EVM execution (through `extsload` the harness ran about half as many calls a
+///         second); the handler's `checkReader` checks `extsload` against `vm.load`.
 /// @dev Mapping entry: keccak256(abi.encode(key, slot)), nested mappings repeated; struct member:
 ///      struct slot + member slot, right-aligned at its byte offset (contracts/storage.py).
 library EscrowReader {{

@@ -13,13 +13,21 @@ import {VM} from "./Vm.sol";
 ///         escrow (a refused call or a time jump cannot break them), the handler checks:
 ///         - conservation: per token (native, 6 and 18 decimals), the escrow holds exactly the
 ///           ledger balances, the bonds (free and reserved), the open orders' payments and the
-///           fees; each supplier's reserved bond is its open orders' bonds;
+///           fees; each supplier's reserved bond is its open orders' bonds; every call that
+///           finishes orders credits the parties and the fees exactly what the orders paid plus
+///           the bond slashed to the buyer;
+///         - resellers: every order bought through a shop holds the shop's price as the calls
+///           set it and the cut (shop price - reseller price) * quantity, never above its amount
+///           (none for a plain order); its completion or ruling credits the reseller exactly the
+///           cut, scaled as a ruling scales the payment, less the fee's share of it; reseller and
+///           shop prices are as the calls left them;
 ///         - stock: no code index sold twice, sold <= committed, every order inside its stock;
 ///         - orders: every open order is stored as the hash of the struct its legal history gives
 ///           (Paid -> Delivered -> Completed | Disputed -> Resolved, Delivered -> Resolved,
 ///           Paid -> Refunded), so no other transition happened; finished orders are deleted;
 ///         - parties: nobody is a supplier's delivery key without accepting, an arbiter never;
-///           no referrer held the arbiter role at buy; no re-entrant call passed the guard;
+///           no re-entrant call passed the guard (an arbiter may be a reseller; it is then a
+///           party to the orders it sold and cannot rule on them);
 ///         - liveness: from the current state, with every deadline passed, anyone can finish
 ///           every open order (refund, settle in a batch holding finished orders, timeout), a
 ///           non-party arbiter can rule, the buyer can confirm, and then every balance, bond and
@@ -57,7 +65,6 @@ contract CodeEscrowInvariants {
         ICodeEscrow.Config memory cfg = ICodeEscrow.Config({
             feeRecipient: ADMIN,
             feeBps: 250,
-            referralBps: 500,
             minBondBps: 1_000,
             arbitrationWindow: 7 days,
             minDeliveryWindow: 1 days,
@@ -77,14 +84,14 @@ contract CodeEscrowInvariants {
         address[] memory buyers = _people("buyer", 0xB000, 3, address(attacker));
         address[] memory keys = _people("key", 0xC000, 3, address(0));
         address[] memory arbiters = _people("arbiter", 0xD000, 2, address(0));
-        address[] memory referrers = _people("referrer", 0xE000, 2, address(0));
+        address[] memory resellers = _people("reseller", 0xE000, 2, address(0));
         address[] memory others = new address[](3);
         (others[0], others[1], others[2]) = (ADMIN, ADMIN2, address(0xF000));
         handler.name(ADMIN, "admin");
         handler.name(ADMIN2, "admin2");
         handler.name(address(0xF000), "stranger");
         handler.name(address(attacker), "attacker");
-        handler.addActors(suppliers, buyers, keys, arbiters, referrers, others);
+        handler.addActors(suppliers, buyers, keys, arbiters, resellers, others);
 
         bytes32 arbiterRole = escrow.ARBITER_ROLE();
         for (uint256 i; i < arbiters.length; ++i) {
@@ -118,6 +125,17 @@ contract CodeEscrowInvariants {
         handler.seedListing(suppliers[1], 1, 1, 25e6, 1_000);
         handler.seedListing(suppliers[2], 2, 2, 3e18, 5_000);
         handler.seedListing(address(attacker), 0, 0, 0.01 ether, 1_000);
+        // Three listings open to resellers, in shops from the first call: resellers' shops above
+        // the reseller price, a buyer's own shop at it, the supplier's own shop, the attacker's.
+        handler.seedResellerPrice(1, 0.04 ether);
+        handler.seedResellerPrice(2, 20e6);
+        handler.seedResellerPrice(4, 0.008 ether);
+        handler.seedShop(resellers[0], 1, 0.06 ether);
+        handler.seedShop(resellers[1], 1, 0.045 ether);
+        handler.seedShop(buyers[0], 1, 0.04 ether);
+        handler.seedShop(suppliers[1], 2, 27e6);
+        handler.seedShop(resellers[1], 2, 20e6 + 1);
+        handler.seedShop(address(attacker), 4, 0.0125 ether);
     }
 
     function _people(string memory role, uint256 base, uint256 n, address extra)
@@ -142,7 +160,7 @@ contract CodeEscrowInvariants {
 
     /// @notice Foundry: the handler's entry points (not its setup and check functions).
     function targetSelectors() public view returns (FuzzSelector[] memory out) {
-        bytes4[] memory s = new bytes4[](39);
+        bytes4[] memory s = new bytes4[](40);
         s[0] = EscrowHandler.warp.selector;
         s[1] = EscrowHandler.warpAgain.selector;
         s[2] = EscrowHandler.setAttackerMode.selector;
@@ -153,7 +171,7 @@ contract CodeEscrowInvariants {
         s[7] = EscrowHandler.resignDeliveryKey.selector;
         s[8] = EscrowHandler.createListing.selector;
         s[9] = EscrowHandler.updateListing.selector;
-        s[10] = EscrowHandler.setReferralBps.selector;
+        s[10] = EscrowHandler.setResellerPrice.selector;
         s[11] = EscrowHandler.commitBatch.selector;
         s[12] = EscrowHandler.buy.selector;
         s[13] = EscrowHandler.buyMore.selector;
@@ -182,6 +200,7 @@ contract CodeEscrowInvariants {
         s[36] = EscrowHandler.adminTransfer.selector;
         s[37] = EscrowHandler.requireOnChainRelease.selector;
         s[38] = EscrowHandler.deliverOnChain.selector;
+        s[39] = EscrowHandler.setShopPrice.selector;
         out = new FuzzSelector[](1);
         out[0] = FuzzSelector({addr: address(handler), selectors: s});
     }

@@ -26,7 +26,8 @@ interface IEscrow is ICodeEscrow, IAccessControlDefaultAdminRules {
 ///         handler knows, from ICodeEscrow's NatSpec and docs/PROTOCOL.md, whether each
 ///         money-moving call must succeed or must be refused, and records a violation when the
 ///         escrow disagrees. It keeps every open order's full struct (the escrow stores only its
-///         hash) and ghost copies of stock, keys and balances for the invariants.
+///         hash) and ghost copies of stock, keys, reseller and shop prices and balances for the
+///         invariants.
 contract EscrowHandler {
     /// @dev The escrow's state is read through its one reader, `extsload`: EscrowReader answers
     ///      what the views it replaced answered (`escrow.getListing(id)`, `escrow.bondOf(s, t)`,
@@ -56,7 +57,7 @@ contract EscrowHandler {
     address[] private _buyers;
     address[] private _keys;
     address[] private _arbiters;
-    address[] private _referrers;
+    address[] private _resellers;
     mapping(address account => uint256) private _actorIndex; // 1-based
     /// @notice Actor names, for messages.
     mapping(address account => string) public names;
@@ -104,6 +105,25 @@ contract EscrowHandler {
     /// @notice Orders that had to be delivered on-chain and were (coverage).
     uint256 public requiredOnChainDeliveries;
 
+    // ---------------------------------------------------------------- resellers
+    /// @notice A listing's reseller price as the last successful `setResellerPrice` left it (0:
+    ///         not open to resellers).
+    mapping(uint256 listingId => uint256) public ghostResellerPrice;
+    /// @notice A shop's price for a listing as the last successful `setShopPrice` left it (0: not
+    ///         in the shop).
+    mapping(address reseller => mapping(uint256 listingId => uint256)) public ghostShopPrice;
+    /// @dev Every (shop, listing) a successful `setShopPrice` touched, for the checks and buys.
+    address[] private _shopOwner;
+    uint256[] private _shopListing;
+    mapping(address reseller => mapping(uint256 listingId => bool)) private _shopSeen;
+    /// @notice Orders bought through a shop; of them, through the buyer's own shop (coverage).
+    uint256 public shopOrders;
+    uint256 public ownShopOrders;
+    /// @notice Nonzero commissions credited to resellers, and how many of them by a ruling
+    ///         (scaled cut) (coverage).
+    uint256 public commissionsPaid;
+    uint256 public scaledCommissionsPaid;
+
     /// @dev Ledger balances, free and reserved bonds of the actors in `mask` (by actor index),
     ///      and the platform's fees.
     struct Books {
@@ -114,12 +134,18 @@ contract EscrowHandler {
         uint256[] fees;
     }
 
+    /// @dev What a call must move, as Books: per account and token (`com`: the part of `bal`
+    ///      that is commission to the account as a reseller, for messages); for a call that
+    ///      finishes orders (`finishing`), `paid`: the amounts those orders paid, per token.
     struct Expect {
         bool[] mask;
         int256[] bal;
         int256[] free;
         int256[] res;
         int256[] fees;
+        int256[] com;
+        int256[] paid;
+        bool finishing;
         bool unknownAccount;
     }
 
@@ -154,7 +180,7 @@ contract EscrowHandler {
         address[] memory buyers,
         address[] memory keys,
         address[] memory arbiters,
-        address[] memory referrers,
+        address[] memory resellers,
         address[] memory others
     ) external {
         require(actors.length == 0, "actors already set");
@@ -162,7 +188,7 @@ contract EscrowHandler {
         _addAll(_buyers, buyers);
         _addAll(_keys, keys);
         _addAll(_arbiters, arbiters);
-        _addAll(_referrers, referrers);
+        _addAll(_resellers, resellers);
         for (uint256 i; i < others.length; ++i) {
             _addActor(others[i]);
         }
@@ -206,6 +232,21 @@ contract EscrowHandler {
             "ipfs://seed"
         );
         _commit(supplier, listingId, 48, true);
+    }
+
+    /// @notice Open a listing to resellers at setup, as its supplier, recorded as a fuzzed call's.
+    function seedResellerPrice(uint256 listingId, uint96 price) external {
+        address supplier = escrow.getListing(listingId).supplier;
+        vm.prank(supplier);
+        escrow.setResellerPrice(listingId, price);
+        ghostResellerPrice[listingId] = price;
+    }
+
+    /// @notice Put a listing in a shop at setup, recorded as a fuzzed call's.
+    function seedShop(address reseller, uint256 listingId, uint96 price) external {
+        vm.prank(reseller);
+        escrow.setShopPrice(listingId, price);
+        _noteShop(reseller, listingId, price);
     }
 
     function _addAll(address[] storage pool, address[] memory list) private {
@@ -407,9 +448,10 @@ contract EscrowHandler {
             if (
                 id != countBefore + 1 || l.supplier != s || l.committed != 0 || l.sold != 0 || l.bondBps != bondBps
                     || !l.active || l.token != t || l.unitPrice != price || l.deliveryWindow != dw
-                    || l.disputeWindow != xw || l.batchCount != 0 || l.feeBps != cfg.feeBps || l.referralBps != 0
+                    || l.disputeWindow != xw || l.batchCount != 0 || l.feeBps != cfg.feeBps
                     || l.arbitrationWindow != cfg.arbitrationWindow || l.sku != sku_ || l.onChainFrom != 0
             ) _fail("createListing: the stored listing is not the one asked for");
+            if (escrow.resellerPrice(id) != 0) _fail("createListing: a new listing is open to resellers");
         } catch (bytes memory err) {
             _outcome("createListing", false, expected, err);
         }
@@ -428,9 +470,11 @@ contract EscrowHandler {
         try escrow.updateListing(id, price, active) {
             _outcome("updateListing", true, expected, "");
             ICodeEscrow.Listing memory n = escrow.getListing(id);
-            uint16 ref = l.referralBps > cfg.referralBps ? cfg.referralBps : l.referralBps;
-            if (n.unitPrice != price || n.active != active || n.feeBps != cfg.feeBps || n.referralBps != ref) {
-                _fail("updateListing: the listing's price, activity or fee terms are not as specified");
+            if (n.unitPrice != price || n.active != active || n.feeBps != cfg.feeBps) {
+                _fail("updateListing: the listing's price, activity or fee are not as specified");
+            }
+            if (escrow.resellerPrice(id) != ghostResellerPrice[id]) {
+                _fail("updateListing: changed the listing's reseller price");
             }
             if (
                 n.sold != l.sold || n.committed != l.committed || n.arbitrationWindow != l.arbitrationWindow
@@ -443,23 +487,136 @@ contract EscrowHandler {
         }
     }
 
-    function setReferralBps(uint256 listingSeed, uint256 seed) external counted {
+    // ================================================================== resellers
+
+    /// @notice The supplier (one call in eight, anyone: EscrowWrongCaller) opens a listing to
+    ///         resellers, changes its reseller price, or closes it (zero). The price is mostly
+    ///         below the listing's own, sometimes equal to it, above it, 1 or 2^96 - 1.
+    function setResellerPrice(uint256 listingSeed, uint256 seed) external counted {
         uint256 id = _listing(listingSeed);
         ICodeEscrow.Listing memory l = escrow.getListing(id);
         address caller = _r(seed, 1) % 8 == 0 ? _any(seed) : l.supplier;
-        // At most the platform's cap, and fee + commission at most 5,000 bps (docs/PROTOCOL.md).
-        uint256 cap = escrow.config().referralBps;
-        if (cap + l.feeBps > 5_000 && _r(seed, 4) % 2 == 0) cap = l.feeBps > 5_000 ? 0 : 5_000 - l.feeBps;
-        uint16 bps = uint16(_r(seed, 2) % 8 == 0 ? cap + 1 : _bound(_r(seed, 3), 0, cap));
-        bool expected = l.supplier != address(0) && caller == l.supplier && bps <= escrow.config().referralBps
-            && uint256(bps) + l.feeBps <= 5_000;
+        uint96 price = _resellerPriceFor(l.unitPrice, _r(seed, 2));
+        bytes memory want;
+        if (l.supplier == address(0)) want = abi.encodeWithSelector(ICodeEscrow.EscrowUnknownListing.selector, id);
+        else if (caller != l.supplier) want = abi.encodeWithSelector(ICodeEscrow.EscrowWrongCaller.selector, caller);
+        vm.recordLogs();
         vm.prank(caller);
-        try escrow.setReferralBps(id, bps) {
-            _outcome("setReferralBps", true, expected, "");
-            if (escrow.getListing(id).referralBps != bps) _fail("setReferralBps: not stored");
+        try escrow.setResellerPrice(id, price) {
+            _exact("setResellerPrice", true, want, "");
+            bytes32[] memory topics = new bytes32[](2);
+            (topics[0], topics[1]) = (ICodeEscrow.ResellerPriceSet.selector, bytes32(id));
+            _expectOneLog("setResellerPrice: not one ResellerPriceSet naming the listing and price", topics, price);
+            ghostResellerPrice[id] = price;
         } catch (bytes memory err) {
-            _outcome("setReferralBps", false, expected, err);
+            _exact("setResellerPrice", false, want, err);
         }
+    }
+
+    /// @notice A shop puts a listing in, reprices it or takes it out (zero). The shop is mostly a
+    ///         reseller, else a buyer (to buy from its own shop), the listing's supplier, an
+    ///         arbiter (then a party to the orders it sells) or anyone; the listing mostly one open
+    ///         to resellers. The price is mostly above the reseller price, sometimes exactly it, one
+    ///         below it (EscrowBelowResellerPrice) or 2^96 - 1; on a listing not open to resellers
+    ///         a nonzero price is EscrowNotDistributable, on an unknown one EscrowUnknownListing.
+    function setShopPrice(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        uint256 id = listingSeed % 4 == 0 ? _listing(listingSeed >> 8) : _distributable(listingSeed >> 8);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address shop = _shopKeeper(who, l.supplier);
+        uint256 rp = ghostResellerPrice[id];
+        uint96 price = _shopPriceFor(rp, l.unitPrice, _r(seed, 1));
+        bytes memory want;
+        if (l.supplier == address(0)) {
+            want = abi.encodeWithSelector(ICodeEscrow.EscrowUnknownListing.selector, id);
+        } else if (price != 0 && rp == 0) {
+            want = abi.encodeWithSelector(ICodeEscrow.EscrowNotDistributable.selector, id);
+        } else if (price != 0 && price < rp) {
+            want = abi.encodeWithSelector(ICodeEscrow.EscrowBelowResellerPrice.selector, id, uint256(price), rp);
+        }
+        vm.recordLogs();
+        vm.prank(shop);
+        try escrow.setShopPrice(id, price) {
+            _exact("setShopPrice", true, want, "");
+            bytes32[] memory topics = new bytes32[](3);
+            (topics[0], topics[1], topics[2]) =
+                (ICodeEscrow.ShopPriceSet.selector, bytes32(uint256(uint160(shop))), bytes32(id));
+            _expectOneLog("setShopPrice: not one ShopPriceSet naming the shop, listing and price", topics, price);
+            _noteShop(shop, id, price);
+        } catch (bytes memory err) {
+            _exact("setShopPrice", false, want, err);
+        }
+    }
+
+    /// @dev Exactly one of the recorded logs the escrow emitted has `topics[0]`, and it has these
+    ///      topics and the one word `value` as data.
+    function _expectOneLog(string memory why, bytes32[] memory topics, uint256 value) private {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 seen;
+        for (uint256 k; k < logs.length; ++k) {
+            Vm.Log memory g = logs[k];
+            if (g.emitter != address(escrow) || g.topics.length == 0 || g.topics[0] != topics[0]) continue;
+            ++seen;
+            if (keccak256(abi.encode(g.topics)) != keccak256(abi.encode(topics))) seen = 2;
+            if (keccak256(g.data) != keccak256(abi.encode(value))) seen = 2;
+        }
+        if (seen != 1) _fail(why);
+    }
+
+    /// @dev Record a successful shop price (and the pair, once).
+    function _noteShop(address shop, uint256 listingId, uint256 price) private {
+        ghostShopPrice[shop][listingId] = price;
+        if (_shopSeen[shop][listingId]) return;
+        _shopSeen[shop][listingId] = true;
+        _shopOwner.push(shop);
+        _shopListing.push(listingId);
+    }
+
+    /// @dev A reseller price for a listing of unit price `unit`: mostly below it, sometimes zero
+    ///      (closed), equal, above, 1 or 2^96 - 1.
+    function _resellerPriceFor(uint256 unit, uint256 seed) private pure returns (uint96) {
+        uint256 m = seed % 16;
+        if (unit == 0) unit = 1;
+        if (m < 2) return 0;
+        if (m == 2) return uint96(unit);
+        if (m == 3) return uint96(_bound(seed >> 8, unit, unit * 2 > _MAX_AMOUNT ? _MAX_AMOUNT : unit * 2));
+        if (m == 4) return 1;
+        if (m == 5) return uint96(_MAX_AMOUNT);
+        return uint96(_bound(seed >> 8, unit / 2 == 0 ? 1 : unit / 2, unit));
+    }
+
+    /// @dev A shop price over reseller price `rp` (listing price `unit`): mostly a margin above
+    ///      `rp`, sometimes zero, `rp` itself, one below it, the listing's price or 2^96 - 1; on
+    ///      a listing not open to resellers (rp = 0) around the listing's price.
+    function _shopPriceFor(uint256 rp, uint256 unit, uint256 seed) private pure returns (uint96) {
+        uint256 m = seed % 16;
+        uint256 base = rp != 0 ? rp : unit != 0 ? unit : 1;
+        if (m == 0) return 0;
+        if (m == 1) return uint96(base);
+        if (m == 2) return uint96(base - 1);
+        if (m == 3) return uint96(_MAX_AMOUNT);
+        if (m == 4 && unit != 0) return uint96(unit);
+        uint256 top = base + base / 2 + 1;
+        return uint96(_bound(seed >> 8, base, top > _MAX_AMOUNT ? _MAX_AMOUNT : top));
+    }
+
+    /// @dev A listing open to resellers, if there is one, else any listing.
+    function _distributable(uint256 seed) private view returns (uint256) {
+        uint256 count = escrow.listingCount();
+        for (uint256 i; i < count; ++i) {
+            uint256 id = 1 + (seed % count + i) % count;
+            if (ghostResellerPrice[id] != 0) return id;
+        }
+        return _listing(seed);
+    }
+
+    /// @dev Who keeps a shop: mostly a reseller, else a buyer, the supplier, an arbiter or anyone.
+    function _shopKeeper(uint256 seed, address supplier) private view returns (address) {
+        uint256 m = seed % 8;
+        if (m < 3) return _resellers[(seed >> 8) % _resellers.length];
+        if (m < 5) return _buyers[(seed >> 8) % _buyers.length];
+        if (m == 5 && supplier != address(0)) return supplier;
+        if (m == 6) return _arbiters[(seed >> 8) % _arbiters.length];
+        return _any(seed >> 8);
     }
 
     /// @notice The supplier (or, one call in five, anyone: EscrowWrongCaller unless it is the
@@ -563,7 +720,9 @@ contract EscrowHandler {
         uint256 listingId;
         ICodeEscrow.Listing listing;
         uint32 quantity;
-        address referrer;
+        address reseller; // zero: at the listing's price; else through this shop
+        uint256 unitPrice; // what the buyer pays a unit: the listing's or the shop's price
+        uint256 cut; // the reseller's margin, (shop price - reseller price) * quantity
         uint256 maxUnitPrice;
         bytes32 pubKey;
         uint256 ti;
@@ -571,8 +730,7 @@ contract EscrowHandler {
         uint256 bond;
         uint256 value;
         bool expected;
-        bool tooLarge; // above MAX_ON_CHAIN_QUANTITY for a listing that requires on-chain delivery
-        bool onlyTooLarge; // and breaks no other rule: must revert EscrowQuantityTooLarge
+        bytes want; // the exact revert data where the rules fix it (see `_purchase`), else empty
     }
 
     function buy(uint256 who, uint256 listingSeed, uint256 seed) external counted {
@@ -593,8 +751,9 @@ contract EscrowHandler {
         if (_open.length >= _MAX_OPEN) return;
         Purchase memory p = _purchase(who, listingSeed, seed);
         Books memory before = _books(_mask(p.listing.supplier));
+        vm.recordLogs();
         vm.prank(p.buyer);
-        try escrow.buy{value: p.value}(p.listingId, p.quantity, p.maxUnitPrice, p.referrer, p.pubKey) returns (
+        try escrow.buy{value: p.value}(p.listingId, p.quantity, p.maxUnitPrice, p.reseller, p.pubKey) returns (
             uint256 orderId
         ) {
             _outcome("buy", true, p.expected, "");
@@ -605,22 +764,29 @@ contract EscrowHandler {
             _checkBooks("buy", before, e);
         } catch (bytes memory err) {
             _outcome("buy", false, p.expected, err);
-            // Nothing else wrong with it: the cap is the reason.
-            bytes memory want =
-                abi.encodeWithSelector(ICodeEscrow.EscrowQuantityTooLarge.selector, p.quantity, _MAX_ON_CHAIN);
-            if (p.onlyTooLarge) {
-                if (keccak256(err) != keccak256(want)) {
-                    _fail(string.concat("buy: reverted with ", _hex(err), " where the rules say EscrowQuantityTooLarge"));
+            if (p.want.length != 0) {
+                if (keccak256(err) != keccak256(p.want)) {
+                    _fail(string.concat("buy: reverted with ", _hex(err), " where the rules say ", _hex(p.want)));
                 } else {
-                    ++refusedWith[ICodeEscrow.EscrowQuantityTooLarge.selector];
+                    ++refusedWith[bytes4(p.want)];
                 }
             }
         }
     }
 
+    /// @dev A purchase and what the rules say of it. Plain, it pays the listing's price; through
+    ///      a shop (`_resellerCandidate`), the shop's price as the calls set it,
+    ///      of which (shop price - reseller price) * quantity is the reseller's cut. `want`: once
+    ///      the checks before them pass (not paused, a known and active listing, a quantity in
+    ///      stock, a public key), the escrow refuses, in this order, a quantity above the on-chain
+    ///      cap, a shop that does not sell the listing (EscrowNotInShop), a listing closed to
+    ///      resellers (EscrowNotDistributable), a shop price below the reseller price
+    ///      (EscrowBelowResellerPrice), a unit price above the buyer's maximum, an amount above
+    ///      2^96 - 1.
     function _purchase(uint256 who, uint256 listingSeed, uint256 seed) private returns (Purchase memory p) {
         p.buyer = _buyer(who);
         p.listingId = listingSeed % 8 == 0 ? _listing(listingSeed >> 8) : _buyable(listingSeed >> 8);
+        (p.buyer, p.reseller, p.listingId) = _resellerCandidate(_r(seed, 3), p.buyer, p.listingId);
         p.listing = escrow.getListing(p.listingId);
         ICodeEscrow.Listing memory l = p.listing;
         uint256 available = uint256(l.committed) - l.sold;
@@ -632,24 +798,90 @@ contract EscrowHandler {
         } else if (qm < 6 && available >= _MAX_ON_CHAIN && l.onChainFrom != 0) {
             p.quantity = uint32(_MAX_ON_CHAIN); // the cap exactly
         } else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
-        p.referrer = _referrerCandidate(_r(seed, 3), p.buyer, l.supplier);
-        p.maxUnitPrice = _r(seed, 4) % 16 == 0 && l.unitPrice != 0 ? uint256(l.unitPrice) - 1 : l.unitPrice;
+        bytes memory shopWant;
+        p.unitPrice = l.unitPrice;
+        if (p.reseller != address(0)) {
+            uint256 shopPrice = ghostShopPrice[p.reseller][p.listingId];
+            uint256 rp = ghostResellerPrice[p.listingId];
+            if (shopPrice == 0) {
+                shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotInShop.selector, p.reseller, p.listingId);
+            } else if (rp == 0) {
+                shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotDistributable.selector, p.listingId);
+            } else if (shopPrice < rp) {
+                shopWant = abi.encodeWithSelector(
+                    ICodeEscrow.EscrowBelowResellerPrice.selector, p.listingId, shopPrice, rp
+                );
+            } else {
+                p.cut = (shopPrice - rp) * p.quantity;
+            }
+            p.unitPrice = shopPrice;
+        }
+        uint256 pm = _r(seed, 4) % 16;
+        p.maxUnitPrice = p.unitPrice;
+        if (pm == 0 && p.unitPrice != 0) p.maxUnitPrice = p.unitPrice - 1;
+        else if (pm == 1 && p.reseller != address(0)) p.maxUnitPrice = l.unitPrice; // expecting the listing's price
         p.pubKey = _r(seed, 5) % 32 == 0 ? bytes32(0) : keccak256(abi.encode("pub", seed));
         p.ti = _tokenIndex(l.token);
-        p.amount = uint256(l.unitPrice) * p.quantity;
+        p.amount = p.unitPrice * p.quantity;
         p.bond = (p.amount * l.bondBps) / _BPS;
         p.value = p.ti == 0 ? (_r(seed, 6) % 16 == 0 ? p.amount + 1 : p.amount) : 0;
         if (p.ti == 0) vm.deal(p.buyer, p.buyer.balance + p.value);
         else FuzzToken(l.token).mint(p.buyer, p.amount);
-        bool referrerOk = p.referrer == address(0)
-            || (p.referrer != p.buyer && p.referrer != l.supplier && !escrow.hasRole(escrow.ARBITER_ROLE(), p.referrer));
-        bool othersOk = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
-            && p.quantity <= available && p.pubKey != bytes32(0) && referrerOk && l.unitPrice <= p.maxUnitPrice
-            && p.amount <= _MAX_AMOUNT && p.bond <= escrow.bondOf(l.supplier, l.token).free
+        bool pre = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
+            && p.quantity <= available && p.pubKey != bytes32(0);
+        if (pre) {
+            if (l.onChainFrom != 0 && p.quantity > _MAX_ON_CHAIN) {
+                p.want = abi.encodeWithSelector(ICodeEscrow.EscrowQuantityTooLarge.selector, p.quantity, _MAX_ON_CHAIN);
+            } else if (shopWant.length != 0) {
+                p.want = shopWant;
+            } else if (p.unitPrice > p.maxUnitPrice) {
+                p.want = abi.encodeWithSelector(ICodeEscrow.EscrowPriceAboveMax.selector, p.unitPrice, p.maxUnitPrice);
+            } else if (p.amount > _MAX_AMOUNT) {
+                p.want = abi.encodeWithSelector(ICodeEscrow.EscrowAmountTooLarge.selector, p.amount, _MAX_AMOUNT);
+            }
+        }
+        p.expected = pre && p.want.length == 0 && p.bond <= escrow.bondOf(l.supplier, l.token).free
             && p.value == (p.ti == 0 ? p.amount : 0);
-        p.tooLarge = l.onChainFrom != 0 && p.quantity > _MAX_ON_CHAIN;
-        p.expected = othersOk && !p.tooLarge;
-        p.onlyTooLarge = othersOk && p.tooLarge;
+    }
+
+    /// @dev The buyer, the shop a purchase names and the listing: plain (no shop) six times in
+    ///      sixteen; five times a shop that sells a listing with stock, and that listing; once the
+    ///      keeper of such a shop buying from it; else, for the listing picked, the buyer itself,
+    ///      the supplier, a reseller, an arbiter or anyone, whether or not it keeps a shop.
+    function _resellerCandidate(uint256 seed, address buyer, uint256 listingId)
+        private
+        view
+        returns (address, address, uint256)
+    {
+        uint256 m = seed % 16;
+        if (m < 6) return (buyer, address(0), listingId);
+        if (m < 12) {
+            (address shop, uint256 id) = _liveShop(seed >> 8);
+            if (shop != address(0)) return (m == 11 ? shop : buyer, shop, id);
+            m = 14;
+        }
+        if (m == 12) return (buyer, buyer, listingId);
+        if (m == 13) {
+            address supplier = escrow.getListing(listingId).supplier;
+            return (buyer, supplier == address(0) ? buyer : supplier, listingId);
+        }
+        if (m == 14) return (buyer, _resellers[(seed >> 8) % _resellers.length], listingId);
+        if ((seed >> 8) % 2 == 0) return (buyer, _arbiters[(seed >> 16) % _arbiters.length], listingId);
+        return (buyer, _any(seed >> 16), listingId);
+    }
+
+    /// @dev A shop that sells (a nonzero shop price) an active listing with stock, from a random
+    ///      start, and the listing; or zero.
+    function _liveShop(uint256 seed) private view returns (address, uint256) {
+        uint256 n = _shopOwner.length;
+        for (uint256 j; j < n; ++j) {
+            uint256 i = (seed % n + j) % n;
+            (address shop, uint256 id) = (_shopOwner[i], _shopListing[i]);
+            if (ghostShopPrice[shop][id] == 0) continue;
+            ICodeEscrow.Listing memory l = escrow.getListing(id);
+            if (l.active && l.committed > l.sold) return (shop, id);
+        }
+        return (address(0), 0);
     }
 
     function _afterBuy(uint256 orderId, Purchase memory p) private {
@@ -667,19 +899,16 @@ contract EscrowHandler {
         if (l.deliveryWindow > 365 days || l.disputeWindow > 365 days || l.arbitrationWindow > 90 days) {
             _fail("windows: an order was placed under a window beyond the contract's bounds");
         }
-        if (p.referrer != address(0) && escrow.hasRole(escrow.ARBITER_ROLE(), p.referrer)) {
-            _fail("parties: an arbiter was named referrer at buy");
-        }
         ICodeEscrow.Order memory o = ICodeEscrow.Order({
             buyer: p.buyer,
             supplier: l.supplier,
             token: l.token,
-            referrer: p.referrer,
+            reseller: p.reseller,
             amount: uint128(p.amount),
             bond: uint128(p.bond),
             quantity: q,
             feeBps: l.feeBps,
-            referralBps: p.referrer == address(0) ? 0 : l.referralBps,
+            resellerCut: uint128(p.cut),
             disputeWindow: l.disputeWindow,
             deadline: uint40(_now() + l.deliveryWindow),
             state: ICodeEscrow.OrderState.Paid,
@@ -688,11 +917,53 @@ contract EscrowHandler {
         if (escrow.orderHash(orderId) != keccak256(abi.encode(o))) {
             _fail("orders: the stored order is not the one OrderPaid's rules describe");
         }
+        _checkOrderPaid(orderId, o);
+        if (p.reseller != address(0)) {
+            ++shopOrders;
+            if (p.reseller == p.buyer) ++ownShopOrders;
+        }
         if (_openPos[orderId] != 0) _fail("stock: an order id was issued twice");
         _orders[orderId] = o;
         _open.push(orderId);
         _openPos[orderId] = _open.length;
         ++transitions[0][uint256(ICodeEscrow.OrderState.Paid)];
+    }
+
+    /// @dev OrderPaid's data (its fields after the indexed orderId and buyer).
+    struct OrderPaidData {
+        bytes32 buyerPubKey;
+        address supplier;
+        address token;
+        address reseller;
+        uint128 amount;
+        uint128 bond;
+        uint32 quantity;
+        uint16 feeBps;
+        uint128 resellerCut;
+        uint32 disputeWindow;
+        uint40 deadline;
+    }
+
+    /// @dev One OrderPaid, for the order, naming its buyer, reseller, amount and reseller's cut
+    ///      (what the indexer reads the order from).
+    function _checkOrderPaid(uint256 orderId, ICodeEscrow.Order memory o) private {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 seen;
+        for (uint256 k; k < logs.length; ++k) {
+            Vm.Log memory g = logs[k];
+            if (g.emitter != address(escrow) || g.topics.length == 0) continue;
+            if (g.topics[0] != ICodeEscrow.OrderPaid.selector) continue;
+            ++seen;
+            OrderPaidData memory d = abi.decode(g.data, (OrderPaidData));
+            if (
+                g.topics.length != 3 || uint256(g.topics[1]) != orderId
+                    || address(uint160(uint256(g.topics[2]))) != o.buyer || d.reseller != o.reseller
+                    || d.amount != o.amount || d.resellerCut != o.resellerCut
+            ) {
+                _fail("buy: OrderPaid does not name the order's buyer, reseller, amount and cut");
+            }
+        }
+        if (seen != 1) _fail("buy: not one OrderPaid");
     }
 
     // ================================================================== delivery
@@ -1319,11 +1590,10 @@ contract EscrowHandler {
         ICodeEscrow.Config memory c;
         c.feeRecipient = _r(seed, 1) % 32 == 0 ? address(0) : _any(seed);
         c.feeBps = uint16(_bound(_r(seed, 2), 0, 1_500));
-        c.referralBps = uint16(_bound(_r(seed, 3), 0, 1_500));
         uint256 extreme = _r(seed, 4) % 16;
-        if (extreme == 0) (c.feeBps, c.referralBps) = (5_000, 0); // listings keep their fee terms
-        else if (extreme == 1) (c.feeBps, c.referralBps) = (0, 5_000); // until updated
-        else if (extreme == 2) (c.feeBps, c.referralBps) = (3_000, 2_001); // over 5,000 together
+        if (extreme == 0) c.feeBps = 5_000; // the most; listings keep their fee terms until updated
+        else if (extreme == 1) c.feeBps = 0;
+        else if (extreme == 2) c.feeBps = uint16(5_001 + _r(seed, 3) % 5_000); // above the cap
         c.minBondBps = uint16(_r(seed, 5) % 3 == 0 ? 0 : _bound(_r(seed, 6), 0, 2_000));
         bool edgy = _r(seed, 14) % 4 == 0; // one config in four tries edges and invalid windows
         c.arbitrationWindow = _window(_r(seed, 7), 1 hours, 90 days, edgy);
@@ -1335,7 +1605,7 @@ contract EscrowHandler {
         if (edgy && _r(seed, 13) % 4 == 0) c.maxDisputeWindow = 365 days + 1;
         address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : escrow.defaultAdmin();
         bool expected = escrow.hasRole(bytes32(0), caller) && c.feeRecipient != address(0)
-            && uint256(c.feeBps) + c.referralBps <= 5_000 && c.minBondBps <= _BPS && c.arbitrationWindow >= 1 hours
+            && c.feeBps <= 5_000 && c.minBondBps <= _BPS && c.arbitrationWindow >= 1 hours
             && c.arbitrationWindow <= 90 days && c.minDeliveryWindow >= 1 minutes
             && c.maxDeliveryWindow >= c.minDeliveryWindow && c.maxDeliveryWindow <= 365 days
             && c.minDisputeWindow >= 1 hours && c.maxDisputeWindow >= c.minDisputeWindow
@@ -1394,7 +1664,7 @@ contract EscrowHandler {
     }
 
     function pause(uint256 callerSeed) external counted {
-        if ((callerSeed >> 128) % 8 != 0) return; // a pause stops most business: keep it rare
+        if (_r(callerSeed, 0) % 8 != 0) return; // a pause stops most business: keep it rare (hashed: the fuzzer favours 0)
         address caller = callerSeed % 8 == 0 ? _any(callerSeed >> 8) : _holder(escrow.PAUSER_ROLE(), callerSeed);
         bool expected = escrow.hasRole(escrow.PAUSER_ROLE(), caller) && !escrow.paused();
         vm.prank(caller);
@@ -1509,8 +1779,10 @@ contract EscrowHandler {
 
     // ================================================================== invariants (views)
 
-    /// @notice Conservation, per token: the escrow holds exactly every ledger balance, every bond
-    ///         (free and reserved), every open order's payment and the platform's fees. Also:
+    /// @notice Conservation, per token: the escrow holds exactly every ledger balance (what fits
+    ///         the packed ledger plus the overflow, `balanceOf`; resellers' commissions included:
+    ///         every order's reseller is an actor, `checkOrders`), every bond (free and reserved),
+    ///         every open order's payment and the platform's fees. Also:
     ///         each supplier's reserved bond is the sum of its open orders' bonds, and (second
     ///         result) no bond, free + reserved, is above 2^80 - 1, the cap that keeps returns
     ///         from overflowing.
@@ -1581,10 +1853,19 @@ contract EscrowHandler {
     }
 
     /// @notice Every open order is stored as the hash of the struct its legal history gives, and
-    ///         every finished order is deleted.
+    ///         every finished order is deleted. Of that stored order: its reseller's cut never
+    ///         exceeds its amount, a plain order (no reseller) has none, and its reseller is one
+    ///         of the actors, whose balances conservation counts.
     function checkOrders() public view returns (string memory) {
         for (uint256 k; k < _open.length; ++k) {
             uint256 id = _open[k];
+            ICodeEscrow.Order storage o = _orders[id];
+            if (o.resellerCut > o.amount) {
+                return string.concat("resellers: order ", _u(id), "'s resellerCut exceeds its amount");
+            }
+            if (o.reseller == address(0) ? o.resellerCut != 0 : _actorIndex[o.reseller] == 0) {
+                return string.concat("resellers: order ", _u(id), " has a cut without a reseller, or a reseller no actor");
+            }
             if (escrow.orderHash(id) != keccak256(abi.encode(_orders[id]))) {
                 return string.concat(
                     "orders: order ",
@@ -1628,6 +1909,27 @@ contract EscrowHandler {
         return "";
     }
 
+    /// @notice Every listing's reseller price and every shop price a call set are as the calls
+    ///         left them (`setResellerPrice`, `setShopPrice`; nothing else changes them).
+    function checkShops() public view returns (string memory) {
+        uint256 count = escrow.listingCount();
+        for (uint256 id = 1; id <= count + 1; ++id) {
+            if (escrow.resellerPrice(id) != ghostResellerPrice[id]) {
+                return string.concat("resellers: the reseller price of listing ", _u(id), " is not as the calls left it");
+            }
+        }
+        for (uint256 i; i < _shopOwner.length; ++i) {
+            address shop = _shopOwner[i];
+            uint256 id = _shopListing[i];
+            if (escrow.shopPrice(shop, id) != ghostShopPrice[shop][id]) {
+                return string.concat(
+                    "resellers: the price of listing ", _u(id), " in the shop of ", names[shop], " is not as the calls left it"
+                );
+            }
+        }
+        return "";
+    }
+
     /// @notice Nobody is a delivery key (a party) of a supplier unless it accepted; proposals are as
     ///         the calls left them.
     function checkParties() public view returns (string memory) {
@@ -1651,16 +1953,16 @@ contract EscrowHandler {
     }
 
     /// @notice One `extsload` call answers with the words the escrow's storage holds (`vm.load`)
-    ///         for its first 16 slots (every top-level state variable) and for the slots
+    ///         for its first 18 slots (every top-level state variable) and for the slots
     ///         EscrowReader reads of: the settings, the listing count, and, picked anew at each
-    ///         check, one listing and one of its batches, one actor's ledger and overflow and the
-    ///         fees in every token, one open and one finished order, one delivery-key pair met and
-    ///         one authorization of a supplier. (A sample keeps the check cheap; over a campaign it
-    ///         reaches every one.)
+    ///         check, one listing, its reseller price and one of its batches, one actor's ledger and
+    ///         overflow and the fees in every token, one open and one finished order, one
+    ///         delivery-key pair met, one authorization of a supplier and one shop price set.
+    ///         (A sample keeps the check cheap; over a campaign it reaches every one.)
     function checkReader() public view returns (string memory) {
         bytes32[] memory slots = new bytes32[](64);
         uint256 n;
-        for (; n < 16; ++n) {
+        for (; n < 18; ++n) {
             slots[n] = bytes32(n);
         }
         n = _append(slots, n, EscrowReader.configSlots());
@@ -1669,6 +1971,7 @@ contract EscrowHandler {
         if (count != 0) {
             uint256 id = 1 + _r(calls, 1) % count;
             n = _append(slots, n, EscrowReader.getListingSlots(id));
+            n = _append(slots, n, EscrowReader.resellerPriceSlots(id));
             if (ghostBatches[id] != 0) {
                 n = _append(slots, n, EscrowReader.getBatchSlots(id, _r(calls, 2) % ghostBatches[id]));
             }
@@ -1690,6 +1993,10 @@ contract EscrowHandler {
         }
         address s = _suppliers[_r(calls, 7) % _suppliers.length];
         n = _append(slots, n, EscrowReader.authorizationSlots(s, _skus[_r(calls, 8) % 3]));
+        if (_shopOwner.length != 0) {
+            uint256 i = _r(calls, 9) % _shopOwner.length;
+            n = _append(slots, n, EscrowReader.shopPriceSlots(_shopOwner[i], _shopListing[i]));
+        }
         assembly ("memory-safe") {
             mstore(slots, n) // only the first n are asked for
         }
@@ -1719,6 +2026,7 @@ contract EscrowHandler {
         (bad, capBad) = checkConservation();
         bad = _and(bad, checkStock());
         bad = _and(bad, checkOrders());
+        bad = _and(bad, checkShops());
         bad = _and(bad, checkOnChain());
         bad = _and(bad, checkParties());
         bad = _and(bad, checkReader());
@@ -1910,7 +2218,7 @@ contract EscrowHandler {
     // ================================================================== bookkeeping
 
     function _isParty(ICodeEscrow.Order memory o, address a) private view returns (bool) {
-        return a == o.buyer || a == o.supplier || (a == o.referrer && a != address(0)) || accepted[o.supplier][a];
+        return a == o.buyer || a == o.supplier || (a == o.reseller && a != address(0)) || accepted[o.supplier][a];
     }
 
     function _move(uint256 id, ICodeEscrow.OrderState to) private {
@@ -1997,11 +2305,11 @@ contract EscrowHandler {
         if (i != 0) m[i - 1] = true;
     }
 
-    /// @dev The accounts a finished order may credit: its buyer, supplier and referrer.
+    /// @dev The accounts a finished order may credit: its buyer, supplier and reseller.
     function _maskOrder(ICodeEscrow.Order memory o) private view returns (bool[] memory m) {
         m = _mask(o.buyer);
         _maskAdd(m, o.supplier);
-        _maskAdd(m, o.referrer);
+        _maskAdd(m, o.reseller);
     }
 
     function _maskOrders(ICodeEscrow.Order[] memory os) private view returns (bool[] memory m) {
@@ -2009,7 +2317,7 @@ contract EscrowHandler {
         for (uint256 i; i < os.length; ++i) {
             _maskAdd(m, os[i].buyer);
             _maskAdd(m, os[i].supplier);
-            _maskAdd(m, os[i].referrer);
+            _maskAdd(m, os[i].reseller);
         }
     }
 
@@ -2039,6 +2347,8 @@ contract EscrowHandler {
         e.free = new int256[](n);
         e.res = new int256[](n);
         e.fees = new int256[](3);
+        e.com = new int256[](n);
+        e.paid = new int256[](3);
     }
 
     function _slot(Expect memory e, address a, uint256 ti) private view returns (uint256, bool) {
@@ -2068,17 +2378,56 @@ contract EscrowHandler {
         if (ok) e.res[s] += d;
     }
 
-    /// @dev Confirmation or settlement: amount - fee - commission to the supplier, the commission to
-    ///      the referrer, the fee to the platform, the reservation back to free bond.
-    function _expectComplete(Expect memory e, ICodeEscrow.Order memory o) private view {
+    /// @dev How `gross` of an order's payment (all of it, or what a ruling leaves the sellers)
+    ///      is split by the rules (ICodeEscrow's OrderConfirmed; docs/DISTRIBUTION.md): the
+    ///      platform's fee, gross * feeBps / 10000; the reseller's commission, its cut scaled as
+    ///      gross is scaled from the amount (resellerCut * gross / amount: the whole cut when gross
+    ///      is the amount) less the fee's share of that cut (cut * feeBps / 10000); the supplier the
+    ///      rest. Records a violation if the order's terms let the commission exceed its cut or
+    ///      the fee and commission exceed gross (the supplier's part would be negative).
+    function _split(ICodeEscrow.Order memory o, uint256 gross)
+        private
+        returns (uint256 toSupplier, uint256 fee, uint256 commission)
+    {
+        fee = (gross * o.feeBps) / _BPS;
+        uint256 cut = o.amount == 0 ? 0 : (uint256(o.resellerCut) * gross) / o.amount;
+        commission = cut - (cut * o.feeBps) / _BPS;
+        if (commission > o.resellerCut || fee + commission > gross) {
+            _fail("resellers: an order's commission exceeds its cut, or fee and commission its proceeds");
+            return (0, fee, commission);
+        }
+        toSupplier = gross - fee - commission;
+        if (commission != 0) {
+            ++commissionsPaid;
+            if (gross != o.amount) ++scaledCommissionsPaid;
+        }
+    }
+
+    /// @dev The commission to an order's reseller, credited to its balance (with whatever else
+    ///      the account receives as buyer or supplier of the same call's orders).
+    function _addCommission(Expect memory e, ICodeEscrow.Order memory o, uint256 ti, uint256 commission) private view {
+        if (commission == 0) return;
+        if (o.reseller == address(0)) {
+            e.unknownAccount = true; // a commission without a reseller: the rules give none
+            return;
+        }
+        _addBalance(e, o.reseller, ti, int256(commission));
+        (uint256 s, bool ok) = _slot(e, o.reseller, ti);
+        if (ok) e.com[s] += int256(commission);
+    }
+
+    /// @dev Confirmation or settlement: the whole amount split (`_split`): the supplier's part
+    ///      and the commission credited, the fee to the platform, the reservation back to free bond.
+    function _expectComplete(Expect memory e, ICodeEscrow.Order memory o) private {
         uint256 ti = _tokenIndex(o.token);
-        uint256 fee = (uint256(o.amount) * o.feeBps) / _BPS;
-        uint256 commission = (uint256(o.amount) * o.referralBps) / _BPS;
-        _addBalance(e, o.supplier, ti, int256(uint256(o.amount) - fee - commission));
-        _addBalance(e, o.referrer, ti, int256(commission));
+        (uint256 toSupplier, uint256 fee, uint256 commission) = _split(o, o.amount);
+        _addBalance(e, o.supplier, ti, int256(toSupplier));
+        _addCommission(e, o, ti, commission);
         e.fees[ti] += int256(fee);
         _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
         _addFree(e, o.supplier, ti, int256(uint256(o.bond)));
+        e.finishing = true;
+        e.paid[ti] += int256(uint256(o.amount));
     }
 
     function _expectRefund(Expect memory e, ICodeEscrow.Order memory o) private view {
@@ -2086,26 +2435,31 @@ contract EscrowHandler {
         _addBalance(e, o.buyer, ti, int256(uint256(o.amount)));
         _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
         _addFree(e, o.supplier, ti, int256(uint256(o.bond)));
+        e.finishing = true;
+        e.paid[ti] += int256(uint256(o.amount));
     }
 
-    function _expectResolve(Expect memory e, ICodeEscrow.Order memory o, uint256 buyerBps, uint256 slashBps)
-        private
-        view
-    {
+    /// @dev A ruling: amount * buyerBps / 10000 and the slashed bond to the buyer, the rest of
+    ///      the amount split (`_split`, the cut scaled down with it), the unslashed bond freed.
+    function _expectResolve(Expect memory e, ICodeEscrow.Order memory o, uint256 buyerBps, uint256 slashBps) private {
         uint256 ti = _tokenIndex(o.token);
         uint256 buyerAmount = (uint256(o.amount) * buyerBps) / _BPS;
-        uint256 gross = o.amount - buyerAmount;
-        uint256 fee = (gross * o.feeBps) / _BPS;
-        uint256 commission = (gross * o.referralBps) / _BPS;
+        (uint256 toSupplier, uint256 fee, uint256 commission) = _split(o, o.amount - buyerAmount);
         uint256 slashed = (uint256(o.bond) * slashBps) / _BPS;
         _addBalance(e, o.buyer, ti, int256(buyerAmount + slashed));
-        _addBalance(e, o.supplier, ti, int256(gross - fee - commission));
-        _addBalance(e, o.referrer, ti, int256(commission));
+        _addBalance(e, o.supplier, ti, int256(toSupplier));
+        _addCommission(e, o, ti, commission);
         e.fees[ti] += int256(fee);
         _addReserved(e, o.supplier, ti, -int256(uint256(o.bond)));
         _addFree(e, o.supplier, ti, int256(uint256(o.bond) - slashed));
+        e.finishing = true;
+        e.paid[ti] += int256(uint256(o.amount));
     }
 
+    /// @dev The books after the call moved exactly as `e` says, account by account; and, for a
+    ///      call that finished orders, whatever the split: per token, what the parties' balances
+    ///      and the fees gained is what the orders paid plus the bond taken from the supplier
+    ///      (slashed to the buyer), so no order's payment was lost or credited twice.
     function _checkBooks(string memory op, Books memory before, Expect memory e) private {
         if (e.unknownAccount) {
             _fail(string.concat(op, ": the rules credit an account outside the call's parties (harness)"));
@@ -2118,9 +2472,27 @@ contract EscrowHandler {
                 return;
             }
         }
-        for (uint256 s; s < nowB.bal.length; ++s) {
-            if (int256(nowB.bal[s]) != int256(before.bal[s]) + e.bal[s]) {
-                _fail(string.concat(op, ": balance of ", names[actors[s / 3]], " in token ", _u(s % 3), " moved by the wrong amount"));
+        // Resellers' balances first: a wrong commission is named as such.
+        for (uint256 k; k < 2 * nowB.bal.length; ++k) {
+            uint256 s = k % nowB.bal.length;
+            if ((k < nowB.bal.length) != (e.com[s] != 0)) continue;
+            int256 moved = int256(nowB.bal[s]) - int256(before.bal[s]);
+            if (moved != e.bal[s]) {
+                _fail(
+                    string.concat(
+                        e.com[s] != 0 ? "resellers: " : "",
+                        op,
+                        ": balance of ",
+                        names[actors[s / 3]],
+                        " in token ",
+                        _u(s % 3),
+                        " moved by ",
+                        _i(moved),
+                        " where the rules say ",
+                        _i(e.bal[s]),
+                        e.com[s] != 0 ? string.concat(", of which commission ", _i(e.com[s])) : ""
+                    )
+                );
                 return;
             }
             if (int256(nowB.free[s]) != int256(before.free[s]) + e.free[s]) {
@@ -2129,6 +2501,29 @@ contract EscrowHandler {
             }
             if (int256(nowB.res[s]) != int256(before.res[s]) + e.res[s]) {
                 _fail(string.concat(op, ": reserved bond of ", names[actors[s / 3]], " in token ", _u(s % 3), " moved by the wrong amount"));
+                return;
+            }
+        }
+        if (!e.finishing) return;
+        for (uint256 ti; ti < 3; ++ti) {
+            int256 credited = int256(nowB.fees[ti]) - int256(before.fees[ti]);
+            int256 slashed;
+            for (uint256 s = ti; s < nowB.bal.length; s += 3) {
+                credited += int256(nowB.bal[s]) - int256(before.bal[s]);
+                slashed -= int256(nowB.free[s] + nowB.res[s]) - int256(before.free[s] + before.res[s]);
+            }
+            if (credited != e.paid[ti] + slashed) {
+                _fail(
+                    string.concat(
+                        op,
+                        ": credits and fees in token ",
+                        _u(ti),
+                        " were ",
+                        _i(credited),
+                        ", not the amount paid plus the bond slashed, ",
+                        _i(e.paid[ti] + slashed)
+                    )
+                );
                 return;
             }
         }
@@ -2183,16 +2578,6 @@ contract EscrowHandler {
         if (m == 0) return address(0);
         if (m < 7) return _keys[(seed >> 8) % _keys.length];
         if (m < 11) return _arbiters[(seed >> 8) % _arbiters.length];
-        return _any(seed >> 8);
-    }
-
-    function _referrerCandidate(uint256 seed, address b, address s) private view returns (address) {
-        uint256 m = seed % 16;
-        if (m < 6) return address(0);
-        if (m < 12) return _referrers[(seed >> 8) % _referrers.length];
-        if (m == 12) return _arbiters[(seed >> 8) % _arbiters.length];
-        if (m == 13) return b;
-        if (m == 14) return s;
         return _any(seed >> 8);
     }
 
@@ -2360,6 +2745,10 @@ contract EscrowHandler {
             out[i] = b[78 - n + i];
         }
         return string(out);
+    }
+
+    function _i(int256 v) private pure returns (string memory) {
+        return v < 0 ? string.concat("-", _u(uint256(-v))) : _u(uint256(v));
     }
 
     function _hex(bytes memory data) private pure returns (string memory) {

@@ -8,13 +8,14 @@ import {ICodeEscrow} from "../src/interfaces/ICodeEscrow.sol";
 import {VM} from "./Vm.sol";
 
 /// @title EscrowReader
-/// @notice The eleven views CodeEscrow dropped for `extsload`, answered from its storage words
-///         for the invariant harness, with the views' return types: each function computes the
-///         slots its view read (`<view>Slots`), fetches their words and unpacks the members at
-///         their byte offsets and sizes. `using EscrowReader for IEscrow` keeps the calls' old
-///         shape: `escrow.getListing(id)`. The words come from forge's `vm.load`, which costs
-///         the fuzzer no EVM execution (through `extsload` the harness ran about half as many
-///         calls a second); the handler's `checkReader` checks `extsload` against `vm.load`.
+/// @notice The eleven views CodeEscrow dropped for `extsload`, and the reseller and shop prices
+///         read in their style, answered from its storage words for the invariant harness, with
+///         the views' return types: each function computes the slots its view read
+///         (`<view>Slots`), fetches their words and unpacks the members at their byte offsets
+///         and sizes. `using EscrowReader for IEscrow` keeps the calls' old shape:
+///         `escrow.getListing(id)`. The words come from forge's `vm.load`, which costs the fuzzer
+///         no EVM execution (through `extsload` the harness ran about half as many calls a
+///         second); the handler's `checkReader` checks `extsload` against `vm.load`.
 /// @dev Mapping entry: keccak256(abi.encode(key, slot)), nested mappings repeated; struct member:
 ///      struct slot + member slot, right-aligned at its byte offset (contracts/storage.py).
 library EscrowReader {
@@ -49,9 +50,8 @@ library EscrowReader {
         out.disputeWindow = uint32(uint256(w[2]) >> 32);
         out.batchCount = uint32(uint256(w[2]) >> 64);
         out.feeBps = uint16(uint256(w[2]) >> 96);
-        out.referralBps = uint16(uint256(w[2]) >> 112);
-        out.arbitrationWindow = uint32(uint256(w[2]) >> 128);
-        out.onChainFrom = uint32(uint256(w[2]) >> 160);
+        out.arbitrationWindow = uint32(uint256(w[2]) >> 112);
+        out.onChainFrom = uint32(uint256(w[2]) >> 144);
         out.sku = w[3];
     }
 
@@ -161,13 +161,12 @@ library EscrowReader {
         bytes32[] memory w = _words(escrow, configSlots());
         out.feeRecipient = address(uint160(uint256(w[0])));
         out.feeBps = uint16(uint256(w[0]) >> 160);
-        out.referralBps = uint16(uint256(w[0]) >> 176);
-        out.minBondBps = uint16(uint256(w[0]) >> 192);
-        out.arbitrationWindow = uint32(uint256(w[0]) >> 208);
-        out.minDeliveryWindow = uint32(uint256(w[1]));
-        out.maxDeliveryWindow = uint32(uint256(w[1]) >> 32);
-        out.minDisputeWindow = uint32(uint256(w[1]) >> 64);
-        out.maxDisputeWindow = uint32(uint256(w[1]) >> 96);
+        out.minBondBps = uint16(uint256(w[0]) >> 176);
+        out.arbitrationWindow = uint32(uint256(w[0]) >> 192);
+        out.minDeliveryWindow = uint32(uint256(w[0]) >> 224);
+        out.maxDeliveryWindow = uint32(uint256(w[1]));
+        out.minDisputeWindow = uint32(uint256(w[1]) >> 32);
+        out.maxDisputeWindow = uint32(uint256(w[1]) >> 64);
     }
 
     /// @notice The slots `config` reads, in this order: `_config` (slot 4, 2 words).
@@ -212,5 +211,31 @@ library EscrowReader {
     function feesOfSlots(address token) internal pure returns (bytes32[] memory slots) {
         slots = new bytes32[](1);
         slots[0] = keccak256(abi.encode(token, uint256(15)));
+    }
+
+    /// @notice `resellerPrice(listingId)`: what the supplier receives a unit from a reseller's sale of the listing (0:
+    ///         not open to resellers).
+    function resellerPrice(ICodeEscrow escrow, uint256 listingId) internal view returns (uint256) {
+        bytes32[] memory w = _words(escrow, resellerPriceSlots(listingId));
+        return uint256(w[0]);
+    }
+
+    /// @notice The slots `resellerPrice` reads, in this order: `_resellerPrices[listingId]` (slot 16, 1 word).
+    function resellerPriceSlots(uint256 listingId) internal pure returns (bytes32[] memory slots) {
+        slots = new bytes32[](1);
+        slots[0] = keccak256(abi.encode(listingId, uint256(16)));
+    }
+
+    /// @notice `shopPrice(reseller, listingId)`: the unit price of the listing in `reseller`'s shop (0: not in its
+    ///         shop).
+    function shopPrice(ICodeEscrow escrow, address reseller, uint256 listingId) internal view returns (uint256) {
+        bytes32[] memory w = _words(escrow, shopPriceSlots(reseller, listingId));
+        return uint256(w[0]);
+    }
+
+    /// @notice The slots `shopPrice` reads, in this order: `_shopPrices[reseller][listingId]` (slot 17, 1 word).
+    function shopPriceSlots(address reseller, uint256 listingId) internal pure returns (bytes32[] memory slots) {
+        slots = new bytes32[](1);
+        slots[0] = keccak256(abi.encode(listingId, keccak256(abi.encode(reseller, uint256(17)))));
     }
 }

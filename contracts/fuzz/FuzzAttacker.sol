@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {ICodeEscrow} from "../src/interfaces/ICodeEscrow.sol";
 
 /// @title FuzzAttacker
-/// @notice An actor that is a contract: the handler uses it as buyer, supplier, referrer and
+/// @notice An actor that is a contract: the handler uses it as buyer, supplier, reseller and
 ///         withdrawal recipient (calls are made as it with `prank`). When the escrow pays it
 ///         native coin it either accepts, refuses (its own withdrawals then fail, nobody
 ///         else's may), or tries to re-enter every value-moving entry point of the escrow and
