@@ -31,10 +31,13 @@ def kameng_serve(
     *,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
     dev_stock: int | None = 0,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start `kameng serve ARGS` and yield its URL once `/chain` answers; stop it afterwards.
+
+    `timeout` bounds the start: on a busy two-core machine (the test workers, the fuzzer and
+    slither beside them) a start took over 60 s once (fresh clone h1 of 2026-12-03).
 
     A development world starts with `dev_stock` demo codes on its listing: none by default, so
     that a test sees only the stock it uploads; None leaves serve's own default.
