@@ -167,21 +167,25 @@ def purchase(
         reseller_price: The listing's reseller price when bought from a reseller, else None.
 
     Raises:
-        ValueError: the amount does not fit 96 bits (``EscrowAmountTooLarge``), the shop's price
-            is below the reseller price (``EscrowBelowResellerPrice``), or a rate is out of range.
+        ValueError: as ``buy`` reverts, in its order: the listing is not open to resellers
+            (``EscrowNotDistributable``), the shop's price is below the reseller price
+            (``EscrowBelowResellerPrice``), the amount does not fit 96 bits
+            (``EscrowAmountTooLarge``); or a rate is out of range.
     """
     _check_bps("bond_bps", bond_bps)
-    amount = unit_price * quantity
-    if amount > MAX_AMOUNT:
-        raise ValueError(f"amount {amount} exceeds {MAX_AMOUNT} (EscrowAmountTooLarge)")
     cut = 0
     if reseller_price is not None:
-        if not 0 < reseller_price <= unit_price:
+        if reseller_price == 0:
+            raise ValueError("the listing is not open to resellers (EscrowNotDistributable)")
+        if unit_price < reseller_price:
             raise ValueError(
                 f"shop price {unit_price} is below reseller price {reseller_price}"
                 " (EscrowBelowResellerPrice)"
             )
         cut = (unit_price - reseller_price) * quantity
+    amount = unit_price * quantity
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"amount {amount} exceeds {MAX_AMOUNT} (EscrowAmountTooLarge)")
     return Purchase(amount=amount, bond=amount * bond_bps // BPS, reseller_cut=cut)
 
 

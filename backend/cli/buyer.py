@@ -141,7 +141,10 @@ def buy(
     quantity: Annotated[int, typer.Option("--quantity", "-q", min=1, help="How many codes.")] = 1,
     max_price: Annotated[
         int | None,
-        typer.Option(help="Highest unit price accepted (wei); default: the listed price."),
+        typer.Option(
+            help="Highest unit price accepted (wei); default: the listed price, or the shop's "
+            "with --reseller."
+        ),
     ] = None,
     reseller: Annotated[
         str | None,

@@ -19,7 +19,10 @@ from eth_utils import is_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-FORMAT = "kameng.evidence.v1"
+#: The bundle format. v2 (2026-12-03): orders carry `reseller` and `resellerCut` where v1 had
+#: `referrer` and `referralBps`, and listings lost `referralBps` (issue 15's resellers); a v1
+#: bundle belongs to an escrow deployed before them and is refused by this verifier.
+FORMAT = "kameng.evidence.v2"
 
 
 def _checksummed(value: str) -> str:
@@ -317,7 +320,7 @@ class EvidenceBundle(Model):
     file_hash: Multihash | None = None
     file_type_extension: str | None = None
     self_hash: Multihash
-    format: Literal["kameng.evidence.v1"]
+    format: Literal["kameng.evidence.v2"]
     chain_id: Int
     escrow: Address
     escrow_code_hash: Hex32

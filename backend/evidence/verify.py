@@ -251,7 +251,7 @@ def parse(data: bytes, out: Checklist) -> EvidenceBundle | None:
         diff = first_difference(to_json(bundle), parsed, "") or "explicit nulls"
         out.add("schema", "fail", f"not in the schema's own form: {diff}")
         return None
-    out.add("schema", "pass", "kameng.evidence.v1")
+    out.add("schema", "pass", "kameng.evidence.v2")
     out.order_id = int(bundle.order_id)
     return bundle
 

@@ -405,6 +405,12 @@ def test_purchase_terms() -> None:
         rules.purchase(4, 1, 0, reseller_price=5)
     with pytest.raises(ValueError, match="EscrowAmountTooLarge"):
         rules.purchase(2**64, 2**32, 0)
+    # The contract's order of checks: a listing closed to resellers first, then the reseller
+    # price, then the amount.
+    with pytest.raises(ValueError, match="EscrowNotDistributable"):
+        rules.purchase(2**64, 2**32, 0, reseller_price=0)
+    with pytest.raises(ValueError, match="EscrowBelowResellerPrice"):
+        rules.purchase(2**64, 2**32, 0, reseller_price=2**65)
 
 
 def test_order_changes_follow_each_event() -> None:

@@ -184,3 +184,33 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     assert escrow.balance_of(reseller.address, token.address) == 0
     assert page.errors == []  # type: ignore[attr-defined]
     context.close()
+
+
+def test_a_shop_the_escrow_would_refuse_says_so_before_anything_is_paid(
+    stack: WebStack, browser: Browser, listing: int
+) -> None:
+    """The supplier raised its reseller price above a shop's price (or closed the listing to
+    resellers): the shop's buy page says why it cannot sell and offers the supplier's price;
+    Pay stays off, so no wallet is asked for a purchase the escrow would refuse."""
+    escrow, supplier = stack.escrow, stack.dev.supplier
+    shop = stack.new_account(ether=1)
+    escrow.set_shop_price(shop, listing, 14 * USDT)
+    context, page = _page(browser, "en")
+    try:
+        for floor, said in (
+            (14_500_000, "is below what the supplier now asks of resellers"),
+            (0, "is not open to resellers (any more)"),
+        ):
+            escrow.set_reseller_price(supplier, listing, floor)
+            page.goto(f"{stack.url}/#/buy/{listing}?ref={shop.address}")
+            expect(page.get_by_test_id("buy-message")).to_contain_text(said)
+            expect(page.get_by_test_id("pay")).to_be_disabled()
+            page.get_by_test_id("buy-direct").click()
+            expect(page).to_have_url(re.compile(rf"#/buy/{listing}$"))
+            # The supplier's own offer (sold out by now: the shop's buyers took its 4 codes).
+            expect(page.get_by_test_id("unit-price")).to_have_text("15 USDT")
+            expect(page.get_by_test_id("buy-message")).not_to_contain_text(said)
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        escrow.set_reseller_price(supplier, listing, RESELLER_PRICE)
+        context.close()

@@ -494,7 +494,8 @@ interface ICodeEscrow {
         bytes32 buyerPubKey
     ) external payable returns (uint256 orderId);
 
-    /// @notice Confirm receipt: the supplier is paid and the bond reservation is freed.
+    /// @notice Confirm receipt: the supplier, the reseller (if any) and the platform's fee are
+    ///         credited their parts of the payment, and the bond reservation is freed.
     /// @param orderId The order.
     /// @param order The order as stored.
     function confirm(uint256 orderId, Order calldata order) external;
@@ -625,7 +626,8 @@ interface ICodeEscrow {
     /// @notice Raw storage words of this contract, for readers that decode its storage layout
     ///         (published in the compiled artifact's `storageLayout` and docs/PROTOCOL.md,
     ///         "Reading state from storage"): listings, batches, order hashes, ledgers, bonds,
-    ///         authorizations, delivery keys, the settings, fees and the listing count. One call
+    ///         authorizations, delivery keys, the settings, fees, the listing count, reseller
+    ///         prices and shop prices. One call
     ///         reads any number of slots from one state.
     /// @param slots The storage slots to read.
     /// @return words The word stored in each slot, in the order asked.

@@ -92,9 +92,24 @@ export async function buyPage(ctx, listingId, reseller) {
   const stock = Number(l.stock);
   // An order of a listing delivered on-chain holds at most 32 codes (buy reverts above it).
   const cap = l.max_quantity_per_order ? Number(l.max_quantity_per_order) : null;
-  const shopPrice = reseller ? await read("shopPrice", [reseller, BigInt(listingId)]) : null;
-  // A shop that does not sell the listing: say so, and offer the supplier's own price.
-  const notInShop = shopPrice === 0n;
+  const [shopPrice, floor] = reseller
+    ? await Promise.all([read("shopPrice", [reseller, BigInt(listingId)]), read("resellerPrice", [BigInt(listingId)])])
+    : [null, null];
+  // A shop that cannot sell the listing now (it does not, the supplier closed it to resellers,
+  // or raised its reseller price above the shop's): say so before anything is paid, and offer
+  // the supplier's own price. The escrow would refuse the purchase.
+  const lid = String(listingId);
+  const shopProblem =
+    shopPrice === null
+      ? null
+      : shopPrice === 0n
+        ? t("buy.shop.missing", { listing: lid })
+        : floor === 0n
+          ? t("chain.revert.EscrowNotDistributable", { listing: lid })
+          : floor > shopPrice
+            ? t("chain.revert.EscrowBelowResellerPrice", { listing: lid })
+            : null;
+  const notInShop = shopProblem !== null;
   const price = shopPrice ? shopPrice : BigInt(l.unit_price);
   const qty = h("input", {
     type: "number",
@@ -126,7 +141,7 @@ export async function buyPage(ctx, listingId, reseller) {
     }
     if (notInShop) {
       replace(slot, [
-        message("error", t("buy.shop.missing", { listing: String(listingId) })),
+        message("error", shopProblem),
         h("a", { href: `#/buy/${listingId}`, class: "btn quiet", "data-test": "buy-direct" }, t("buy.shop.direct")),
       ]);
       pay.disabled = true;
