@@ -145,23 +145,32 @@ def allowed_tokens(session: SessionDep) -> list[str]:
     )
 
 
+#: A reseller's address in a shop's path: checked by `_reseller`, so that a malformed one is a
+#: 400 that names it.
+ResellerPath = Annotated[
+    str,
+    Path(
+        description="The reseller's address (any case).",
+        json_schema_extra={"pattern": ADDRESS_PATTERN},
+    ),
+]
+
+
+def _reseller(address: str) -> str:
+    """The checksummed reseller address of a shop's path, or a 400 ``bad_address``."""
+    try:
+        return checksum(address, "address")
+    except BadValue as exc:
+        raise BadAddress(str(exc)) from exc
+
+
 @shops.get(
     "/{address}",
     response_model=list[ShopListingPublic],
-    responses={
-        400: {"model": ErrorPublic},
-        422: {"model": ErrorPublic},
-        503: {"model": ErrorPublic},
-    },
+    responses=SHOP_ERRORS,
 )
 def shop_listings(
-    address: Annotated[
-        str,
-        Path(
-            description="The reseller's address (any case).",
-            json_schema_extra={"pattern": ADDRESS_PATTERN},
-        ),
-    ],
+    address: ResellerPath,
     session: SessionDep,
     limit: CatalogLimit = 100,
     offset: Offset = 0,
@@ -170,10 +179,7 @@ def shop_listings(
     ``GET /catalog/listings``) with the shop's unit price and whether a purchase through the
     shop would be accepted now. Listings the reseller took out (price 0) are not listed; an
     address without a shop has an empty list. Read from the mirror."""
-    try:
-        reseller = checksum(address, "address")
-    except BadValue as exc:
-        raise BadAddress(str(exc)) from exc
+    reseller = _reseller(address)
     rows = queries.shop_listings(session, reseller=reseller, limit=limit, offset=offset)
     listings = [listing for _, listing in rows]
     records = queries.supplier_records(session, suppliers={r.supplier for r in listings})
@@ -190,13 +196,7 @@ def shop_listings(
     responses=SHOP_ERRORS,
 )
 def shop_sales(
-    address: Annotated[
-        str,
-        Path(
-            description="The reseller's address (any case).",
-            json_schema_extra={"pattern": ADDRESS_PATTERN},
-        ),
-    ],
+    address: ResellerPath,
     session: SessionDep,
     limit: CatalogLimit = 100,
     offset: Offset = 0,
@@ -204,10 +204,7 @@ def shop_sales(
     """The orders bought in a reseller's shop, newest first, with the margin fixed in each and
     what the escrow credited the reseller once it ended. Public, as the chain is: every field
     is in the order's events. Read from the mirror."""
-    try:
-        reseller = checksum(address, "address")
-    except BadValue as exc:
-        raise BadAddress(str(exc)) from exc
+    reseller = _reseller(address)
     return [
         ShopSalePublic(
             order_id=int(o.order_id),
