@@ -236,3 +236,18 @@ class AttestationDocument(Base):
     supplier: Mapped[str] = mapped_column(String(42))
     sku: Mapped[str] = mapped_column(String(66))
     kept_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShopName(Base):
+    """A reseller's shop name (分站 name), for links such as ``/#/s/NAME``.
+
+    A shop is an address on-chain (`setShopPrice`); its name is a convenience this platform
+    keeps, claimed by the signed-in wallet: one name per address, first come first served. The
+    address link works without it, so nothing is lost if the platform is gone.
+    """
+
+    __tablename__ = "shop_names"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reseller: Mapped[str] = mapped_column(String(42), unique=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -273,6 +273,15 @@ class ShopSalePublic(ApiModel):
     paid_tx: Bytes32
 
 
+class ShopNamePublic(ApiModel):
+    """A reseller's shop name: its link is ``/#/s/NAME``; the shop itself is the address."""
+
+    name: str = Field(
+        description="3 to 32 of a-z, 0-9 and '-', starting and ending with a letter or digit."
+    )
+    reseller: Address
+
+
 # ---------------------------------------------------------------- orders
 
 

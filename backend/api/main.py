@@ -24,6 +24,7 @@ from backend.api.routes import (
     health,
     notify,
     rpc,
+    shop_names,
     supplier,
 )
 from backend.api.routes import auth as auth_routes
@@ -151,6 +152,7 @@ def create_app(
         notify,
         admin,
         attestations,
+        shop_names,
     ):
         app.include_router(module.router)
     if expose_rpc:

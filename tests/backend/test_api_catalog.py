@@ -222,3 +222,43 @@ def test_a_resellers_shop_lists_its_listings_at_its_prices(served: Served) -> No
     assert httpx.get(f"{served.url}/shops/{dev.buyers[0].address}/sales").json() == []
     refused = httpx.get(f"{served.url}/shops/0x1234/sales")
     assert (refused.status_code, refused.json()["code"]) == (400, "bad_address")
+
+
+def test_a_reseller_names_its_shop_and_the_name_finds_it(served: Served) -> None:
+    """``PUT /shop-names/{name}`` names the signed-in wallet's shop; ``GET /shop-names/{name}``
+    finds the reseller behind a link; one name per shop, a taken or malformed name is refused
+    with what to fix, and nothing changes."""
+    alice, bob = served.dev.buyers[1], served.dev.buyers[2]
+    named = served.client(alice).request("PUT", "/shop-names/xiaoming-games").json()
+    assert named == {"name": "xiaoming-games", "reseller": alice.address}
+    assert httpx.get(f"{served.url}/shop-names/xiaoming-games").json() == named
+    by_address = httpx.get(f"{served.url}/shop-names", params={"reseller": alice.address.lower()})
+    assert by_address.json() == [named]
+
+    # Taken by another shop: 409, and the name stays its owner's.
+    with pytest.raises(ApiError) as taken:
+        served.client(bob).request("PUT", "/shop-names/xiaoming-games")
+    assert (taken.value.status, taken.value.code) == (409, "shop_name_taken")
+    assert "belongs to another shop" in str(taken.value)
+    assert httpx.get(f"{served.url}/shop-names/xiaoming-games").json() == named
+
+    # Malformed names: 400 with the rule, for reading and for claiming.
+    for bad in ("ab", "-edge", "edge-", "Upper", "卡盟", "a" * 33, "under_score"):
+        refused = httpx.get(f"{served.url}/shop-names/{bad}")
+        assert (refused.status_code, refused.json()["code"]) == (400, "bad_shop_name"), bad
+        assert "3 to 32 lowercase letters, digits and hyphens" in refused.json()["detail"]
+        with pytest.raises(ApiError) as claimed:
+            served.client(bob).request("PUT", f"/shop-names/{bad}")
+        assert claimed.value.status == 400
+    assert httpx.get(f"{served.url}/shop-names", params={"reseller": bob.address}).json() == []
+
+    # A second name replaces the first: one name per shop, the old one free again.
+    renamed = served.client(alice).request("PUT", "/shop-names/xm-2").json()
+    assert renamed == {"name": "xm-2", "reseller": alice.address}
+    gone = httpx.get(f"{served.url}/shop-names/xiaoming-games")
+    assert (gone.status_code, gone.json()["code"]) == (404, "unknown_shop_name")
+    assert served.client(bob).request("PUT", "/shop-names/xiaoming-games").json()["reseller"] == (
+        bob.address
+    )
+    # Not signed in: 401.
+    assert httpx.put(f"{served.url}/shop-names/free-name").status_code == 401

@@ -2,12 +2,12 @@
 
 At a 360x780 viewport the test visits every route with something on it (the store, a product's
 comparison, the buy page, the orders, a delivered order with its codes open, a transaction, the
-alerts, the supplier dashboard, the arbiter's console with an open dispute and the operator
-console) and checks the document is no wider than the window; a failure names the elements
-whose right edge passes the screen's. At each stop it also runs axe-core: no page or state may
-have a serious or critical accessibility violation (the failure lists every one met on the walk);
-the pages richest in colour (an order with its checks, a dispute, the operator console) are
-checked in the dark colour scheme too.
+alerts, the supplier dashboard, a reseller's page and its shop, the arbiter's console with an open
+dispute and the operator console) and checks the document is no wider than the window; a failure
+names the elements whose right edge passes the screen's. At each stop it also runs axe-core: no
+page or state may have a serious or critical accessibility violation (the failure lists every one
+met on the walk); the pages richest in colour (an order with its checks, a dispute, the operator
+console) are checked in the dark colour scheme too.
 """
 
 from __future__ import annotations
@@ -144,6 +144,20 @@ def test_every_page_fits_a_360_pixel_screen_and_passes_axe(
     sign_in(page)
     expect(page.get_by_test_id("listing-row").first).to_be_visible()
     assert_fits(page, "supplier dashboard")
+
+    # A reseller's page and its shop (issue 15): the listing opened to resellers, in a shop.
+    escrow, lid = stack.escrow, stack.dev.listing_id
+    price = int(listing["unit_price"])
+    escrow.set_reseller_price(stack.dev.supplier, lid, price)
+    reseller = stack.new_account(ether=1)
+    escrow.set_shop_price(reseller, lid, price + 1)
+    page.get_by_test_id("disconnect").click()
+    page.goto(base + "/reseller")
+    connect_dev_wallet(page, reseller)
+    expect(page.get_by_test_id("resell-row").first).to_be_visible()
+    assert_fits(page, "reseller")
+    visit(page, f"{base}/s/{reseller.address}", '[data-test="shop-item"]', "shop")
+    escrow.set_reseller_price(stack.dev.supplier, lid, 0)
 
     page.get_by_test_id("disconnect").click()
     page.goto(base + "/arbiter")

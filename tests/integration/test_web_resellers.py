@@ -2,10 +2,10 @@
 
 The development supplier opens a USDT listing to resellers on its dashboard (reseller price 13
 USDT). Then, in each language, a new reseller with nothing but a wallet puts the listing in its
-shop at 15.5 USDT on its page (a price under 13 is refused before anything is signed), a buyer
-opens the shop's link, buys two codes at the shop's price, opens them, and confirms; the
-reseller's page shows the margin the escrow credited it and withdraws it, and the supplier's
-credit is what its reseller price promised, less the fee, to the unit.
+shop at 15.5 USDT on its page (a price under 13 is refused before anything is signed) and names
+its shop; a buyer opens the shop's named link, buys two codes at the shop's price, opens them,
+and confirms; the reseller's page shows the margin the escrow credited it and withdraws it, and
+the supplier's credit is what its reseller price promised, less the fee, to the unit.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ TEXT = {
         "listed": "is in your shop at 15.5 USDT",
         "shop": "You pay the shop's price",
         "withdrew": "Withdrew",
+        "badName": "Use 3 to 32 lowercase letters",
     },
     "zh-CN": {
         "below": "低于代理价 13 USDT",
         "listed": "已在您的分站上架，售价 15.5 USDT",
         "shop": "您支付分站的售价",
         "withdrew": "已提现",
+        "badName": "请使用 3 到 32 个小写字母",
     },
 }
 
@@ -130,6 +132,17 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     assert escrow.call("shopPrice", reseller.address, listing) == SHOP_PRICE
     link = page.get_by_test_id("shop-link").get_attribute("href")
     assert link is not None and link.endswith(f"#/s/{reseller.address}")
+    # A name makes the link short: a bad one is refused in the page, a good one claimed.
+    name = f"shop-{locale.lower()}"
+    page.get_by_test_id("shop-name").fill("Bad Name")
+    page.get_by_test_id("shop-name-claim").click()
+    expect(page.get_by_test_id("shop-name-message")).to_contain_text(text["badName"])
+    page.get_by_test_id("shop-name").fill(name)
+    page.get_by_test_id("shop-name-claim").click()
+    expect(page.get_by_test_id("resell-outcome")).to_contain_text(name)
+    expect(page.get_by_test_id("shop-link")).to_have_attribute("href", re.compile(f"#/s/{name}$"))
+    link = page.get_by_test_id("shop-link").get_attribute("href")
+    assert link is not None
     assert page.errors == []  # type: ignore[attr-defined]
 
     # The buyer opens the shop's link and pays the shop's price.
@@ -137,6 +150,7 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     escrow.tx.send(stack.dev.admin, token.functions.mint(buyer.address, 100 * USDT))
     shopper, store = _page(browser, locale)
     store.goto(link)
+    expect(store.get_by_test_id("shop-title")).to_contain_text(name)
     item = store.locator(f'[data-test="shop-item"][data-listing="{listing}"]')
     expect(item.get_by_test_id("shop-price")).to_have_text("15.5 USDT")
     item.get_by_test_id("shop-buy").click()

@@ -36,6 +36,7 @@ const routes = [
   [/^\/orders$/, "orders", lazy("orders", "ordersPage")],
   [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", lazy("orders", "orderPage")],
   [/^\/s\/(0x[0-9a-fA-F]{40})$/, "store", lazy("shop", "shopPage")],
+  [/^\/s\/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])$/, "store", lazy("shop", "shopByName")],
   [/^\/supplier$/, "supplier", lazy("supplier", "supplierPage")],
   [/^\/reseller$/, "reseller", lazy("shop", "resellerPage")],
   [/^\/arbiter$/, "arbiter", lazy("arbiter", "arbiterPage")],

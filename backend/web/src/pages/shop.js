@@ -2,17 +2,26 @@
 // page (#/reseller) where it puts listings in its shop at its own prices, shares its link and
 // withdraws its margin. Prices live on-chain (setShopPrice): the escrow charges the shop's price
 // and fixes every party's part in the order, so this page only shows and sends them.
-import { get } from "../api.js";
+import { ensureSignedIn, get, put } from "../api.js";
 import { fmtAmount, read, tokenInfo, unitPriceOf, userError } from "../chain.js";
 import { addr, onChainBadge, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { gate } from "../session.js";
-import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
+import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
 
-/** The shareable link of a reseller's shop. */
-export const shopLink = (reseller) => `${window.location.origin}${window.location.pathname}#/s/${reseller}`;
+/** The shareable link of a reseller's shop: by its name when it has one, else by its address. */
+export const shopLink = (shop) => `${window.location.origin}${window.location.pathname}#/s/${shop}`;
+
+/** What a shop name may be (backend/api/routes/shop_names.py's NAME_PATTERN). */
+const SHOP_NAME = /^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$/;
+
+/** The name a reseller claimed for its shop, or null. */
+async function nameOf(reseller) {
+  const [named] = await get(`/shop-names?reseller=${reseller}`);
+  return named ? named.name : null;
+}
 
 async function loadTokens(listings) {
   await Promise.all([...new Set(listings.map((l) => l.token.toLowerCase()))].map((tok) => tokenInfo(tok)));
@@ -30,6 +39,20 @@ function copyButton(text, testId) {
     }
   });
   return btn;
+}
+
+/** A table whose rows stack into labelled lines on a phone (`stack-sm`, as the supplier's). */
+function table(testId, columns, rows) {
+  return h(
+    "div",
+    { class: "table-wrap", tabindex: "0" },
+    h(
+      "table",
+      { class: "stack-sm", "data-test": testId },
+      h("thead", null, h("tr", null, ...columns.map((c) => h("th", null, t(c))))),
+      h("tbody", null, ...rows),
+    ),
+  );
 }
 
 /** One listing of a shop, as its buyers see it. */
@@ -69,14 +92,24 @@ function shopItem(item) {
   );
 }
 
+/** #/s/<name>: the shop a reseller named. */
+export async function shopByName(ctx, name) {
+  const { reseller } = await get(`/shop-names/${name}`);
+  return shopPage(ctx, reseller, name);
+}
+
 /** #/s/<address>: a reseller's shop. */
-export async function shopPage(ctx, reseller) {
-  const items = await get(`/shops/${reseller}`);
+export async function shopPage(ctx, reseller, known) {
+  const [items, name] = await Promise.all([get(`/shops/${reseller}`), known ?? nameOf(reseller)]);
   await loadTokens(items);
   return h(
     "section",
     { "data-test": "shop" },
-    h("h1", null, t("shop.title", { shop: short(reseller) })),
+    h(
+      "h1",
+      { "data-test": "shop-title" },
+      name ? t("shop.titleNamed", { name, shop: short(reseller) }) : t("shop.title", { shop: short(reseller) }),
+    ),
     h("p", { class: "muted" }, t("shop.intro")),
     items.length
       ? h("div", { class: "grid" }, ...items.map(shopItem))
@@ -182,20 +215,17 @@ function salesCard(sales, names) {
     { class: "card" },
     h("h2", null, t("resell.sales.title")),
     sales.length
-      ? h(
-          "table",
-          { "data-test": "resell-sales" },
-          h(
-            "tr",
-            null,
-            h("th", null, t("resell.sales.order")),
-            h("th", null, t("resell.col.listing")),
-            h("th", null, t("resell.sales.paid")),
-            h("th", null, t("resell.sales.margin")),
-            h("th", null, t("resell.sales.state")),
-            h("th", null, t("resell.sales.credited")),
-          ),
-          ...sales.map((x) =>
+      ? table(
+          "resell-sales",
+          [
+            "resell.sales.order",
+            "resell.col.listing",
+            "resell.sales.paid",
+            "resell.sales.margin",
+            "resell.sales.state",
+            "resell.sales.credited",
+          ],
+          sales.map((x) =>
             h(
               "tr",
               { "data-test": "resell-sale", "data-order": x.order_id },
@@ -227,6 +257,40 @@ function salesCard(sales, names) {
   );
 }
 
+/** The card where a reseller names its shop, so that its link reads /#/s/NAME. */
+function nameCard(current, outcome, onDone) {
+  const input = h("input", {
+    type: "text",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: current ?? "",
+    placeholder: "xiaoming-games",
+    "data-test": "shop-name",
+  });
+  const slot = messageSlot({ "data-test": "shop-name-message" });
+  const claim = h("button", { class: "btn", "data-test": "shop-name-claim" }, t("resell.name.claim"));
+  claim.addEventListener("click", () =>
+    busy(claim, slot, async () => {
+      const name = input.value.trim();
+      if (!SHOP_NAME.test(name)) throw userError(t("resell.name.bad"));
+      if (name === current) return slot.show("info", t("resell.name.unchanged"));
+      await ensureSignedIn();
+      await put(`/shop-names/${name}`, undefined, { auth: true });
+      outcome.show("ok", t("resell.name.done", { name }));
+      await onDone();
+    }),
+  );
+  return h(
+    "div",
+    { class: "card" },
+    h("h2", null, t("resell.name.title")),
+    h("p", { class: "muted" }, t("resell.name.intro")),
+    field(t("resell.name.label"), input, t("resell.name.hint")),
+    slot,
+    claim,
+  );
+}
+
 /** #/reseller: the connected wallet's shop. */
 export async function resellerPage(ctx) {
   const title = h("h1", null, t("resell.title"));
@@ -239,7 +303,11 @@ export async function resellerPage(ctx) {
   const load = async () => {
     // Which listings are open to resellers comes from the mirror; the prices that matter (the
     // supplier's reseller price, this shop's price) from the chain, so a change shows at once.
-    const [catalog, sales] = await Promise.all([get("/catalog/listings?limit=500"), get(`/shops/${me}/sales`)]);
+    const [catalog, sales, name] = await Promise.all([
+      get("/catalog/listings?limit=500"),
+      get(`/shops/${me}/sales`),
+      nameOf(me),
+    ]);
     const listed = catalog.filter((l) => BigInt(l.reseller_price ?? 0) > 0n);
     await loadTokens(listed);
     const open = (
@@ -256,7 +324,7 @@ export async function resellerPage(ctx) {
     const names = new Map(catalog.map((l) => [String(l.listing_id), product(l).name]));
     const balances = await Promise.all(tokens.map(async (tok) => [tok, await read("balanceOf", [me, tok])]));
     if (!ctx.alive()) return;
-    const link = shopLink(me);
+    const link = shopLink(name ?? me);
     replace(
       body,
       h(
@@ -271,24 +339,17 @@ export async function resellerPage(ctx) {
           copyButton(link, "shop-link-copy"),
         ),
       ),
+      nameCard(name, outcome, load),
       h(
         "div",
         { class: "card" },
         h("h2", null, t("resell.open.title")),
         h("p", { class: "muted" }, t("resell.open.intro")),
         open.length
-          ? h(
-              "table",
-              { "data-test": "resell-table" },
-              h(
-                "tr",
-                null,
-                h("th", null, t("resell.col.listing")),
-                h("th", null, t("resell.col.supplierPrice")),
-                h("th", null, t("resell.col.resellerPrice")),
-                h("th", null, t("resell.col.yourPrice")),
-              ),
-              ...open.map((l) => resellRow(l, outcome, load)),
+          ? table(
+              "resell-table",
+              ["resell.col.listing", "resell.col.supplierPrice", "resell.col.resellerPrice", "resell.col.yourPrice"],
+              open.map((l) => resellRow(l, outcome, load)),
             )
           : h("p", { class: "muted", "data-test": "resell-none" }, t("resell.open.none")),
       ),
