@@ -48,7 +48,16 @@ class ShopNameTaken(ApiError):
     status_code: ClassVar[int] = 409
 
 
-NamePath = Annotated[str, Path(description="The shop's name.", max_length=64)]
+#: A shop name in a path: the pattern is published for clients; `_name` checks it, so that a
+#: name that breaks it is a 400 that states the rule.
+NamePath = Annotated[
+    str,
+    Path(
+        description="The shop's name.",
+        max_length=64,
+        json_schema_extra={"pattern": NAME_PATTERN},
+    ),
+]
 
 
 def _name(name: str) -> str:
