@@ -171,7 +171,7 @@ def test_a_resellers_shop_lists_its_listings_at_its_prices(served: Served) -> No
     for bad in ("0x1234", "not-an-address", "0x" + "g" * 40):
         refused = httpx.get(f"{served.url}/shops/{bad}")
         body = refused.json()
-        assert (refused.status_code, body["code"]) == (400, "bad_address"), body
+        assert (refused.status_code, body["code"]) == (422, "bad_value"), body
         assert "address must be a 0x-prefixed 20-byte hex address" in body["detail"]
 
     buyer = dev.buyers[0]
@@ -221,7 +221,7 @@ def test_a_resellers_shop_lists_its_listings_at_its_prices(served: Served) -> No
     assert (done["state_name"], done["commission"]) == ("completed", str(paid.commission))
     assert httpx.get(f"{served.url}/shops/{dev.buyers[0].address}/sales").json() == []
     refused = httpx.get(f"{served.url}/shops/0x1234/sales")
-    assert (refused.status_code, refused.json()["code"]) == (400, "bad_address")
+    assert (refused.status_code, refused.json()["code"]) == (422, "bad_value")
 
 
 def test_a_reseller_names_its_shop_and_the_name_finds_it(served: Served) -> None:
@@ -242,14 +242,14 @@ def test_a_reseller_names_its_shop_and_the_name_finds_it(served: Served) -> None
     assert "belongs to another shop" in str(taken.value)
     assert httpx.get(f"{served.url}/shop-names/xiaoming-games").json() == named
 
-    # Malformed names: 400 with the rule, for reading and for claiming.
+    # Malformed names: 422 with the rule, for reading and for claiming.
     for bad in ("ab", "-edge", "edge-", "Upper", "卡盟", "a" * 33, "under_score"):
         refused = httpx.get(f"{served.url}/shop-names/{bad}")
-        assert (refused.status_code, refused.json()["code"]) == (400, "bad_shop_name"), bad
+        assert (refused.status_code, refused.json()["code"]) == (422, "bad_shop_name"), bad
         assert "3 to 32 lowercase letters, digits and hyphens" in refused.json()["detail"]
         with pytest.raises(ApiError) as claimed:
             served.client(bob).request("PUT", f"/shop-names/{bad}")
-        assert claimed.value.status == 400
+        assert claimed.value.status == 422
     assert httpx.get(f"{served.url}/shop-names", params={"reseller": bob.address}).json() == []
 
     # A second name replaces the first: one name per shop, the old one free again.

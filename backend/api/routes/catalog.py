@@ -4,7 +4,7 @@ prices. `router` holds both (``/catalog`` and ``/shops``), so the app mounts one
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
@@ -12,11 +12,10 @@ from sqlalchemy import select
 from backend.api import queries
 from backend.api.convert import listing_public, shop_listing_public, state_name
 from backend.api.deps import CatalogLimit, ListingIdPath, Offset, SessionDep
-from backend.api.errors import ApiError, NotFound
+from backend.api.errors import NotFound
 from backend.api.validate import (
     ADDRESS_PATTERN,
     BYTES32_PATTERN,
-    BadValue,
     address_or_none,
     bytes32_or_none,
     checksum,
@@ -33,16 +32,11 @@ from indexer import models as m
 
 catalog = APIRouter(prefix="/catalog", tags=["catalog"])
 shops = APIRouter(prefix="/shops", tags=["catalog"])
-#: What a shop's routes answer besides 200: a malformed address, bad paging, no mirror yet.
+#: What a shop's routes answer besides 200: a malformed address or paging (422, as every path
+#: and query value of the API), no mirror yet (503).
 SHOP_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorPublic} for code in (400, 422, 503)
+    code: {"model": ErrorPublic} for code in (422, 503)
 }
-
-
-class BadAddress(ApiError):
-    """A path's address is malformed (400, code ``bad_address``)."""
-
-    status_code: ClassVar[int] = 400
 
 
 @catalog.get(
@@ -145,8 +139,8 @@ def allowed_tokens(session: SessionDep) -> list[str]:
     )
 
 
-#: A reseller's address in a shop's path: checked by `_reseller`, so that a malformed one is a
-#: 400 that names it.
+#: A reseller's address in a shop's path: checked by `checksum`, so that a malformed one is a
+#: 422 ``bad_value`` that names it.
 ResellerPath = Annotated[
     str,
     Path(
@@ -154,14 +148,6 @@ ResellerPath = Annotated[
         json_schema_extra={"pattern": ADDRESS_PATTERN},
     ),
 ]
-
-
-def _reseller(address: str) -> str:
-    """The checksummed reseller address of a shop's path, or a 400 ``bad_address``."""
-    try:
-        return checksum(address, "address")
-    except BadValue as exc:
-        raise BadAddress(str(exc)) from exc
 
 
 @shops.get(
@@ -179,7 +165,7 @@ def shop_listings(
     ``GET /catalog/listings``) with the shop's unit price and whether a purchase through the
     shop would be accepted now. Listings the reseller took out (price 0) are not listed; an
     address without a shop has an empty list. Read from the mirror."""
-    reseller = _reseller(address)
+    reseller = checksum(address, "address")
     rows = queries.shop_listings(session, reseller=reseller, limit=limit, offset=offset)
     listings = [listing for _, listing in rows]
     records = queries.supplier_records(session, suppliers={r.supplier for r in listings})
@@ -204,7 +190,7 @@ def shop_sales(
     """The orders bought in a reseller's shop, newest first, with the margin fixed in each and
     what the escrow credited the reseller once it ended. Public, as the chain is: every field
     is in the order's events. Read from the mirror."""
-    reseller = _reseller(address)
+    reseller = checksum(address, "address")
     return [
         ShopSalePublic(
             order_id=int(o.order_id),

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from backend import models as bm
 from backend.api.deps import CurrentWallet, SessionDep
 from backend.api.errors import ApiError, NotFound
-from backend.api.validate import ADDRESS_PATTERN, BadValue, checksum
+from backend.api.validate import ADDRESS_PATTERN, checksum
 from backend.schemas import ErrorPublic, ShopNamePublic
 
 router = APIRouter(prefix="/shop-names", tags=["catalog"])
@@ -29,9 +29,10 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 class BadShopName(ApiError):
-    """A shop name that breaks the rule (400, code ``bad_shop_name``)."""
+    """A shop name that breaks the rule (422, code ``bad_shop_name``, as every malformed path
+    value of the API)."""
 
-    status_code: ClassVar[int] = 400
+    status_code: ClassVar[int] = 422
 
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -49,7 +50,7 @@ class ShopNameTaken(ApiError):
 
 
 #: A shop name in a path: the pattern is published for clients; `_name` checks it, so that a
-#: name that breaks it is a 400 that states the rule.
+#: name that breaks it is a 422 that states the rule.
 NamePath = Annotated[
     str,
     Path(
@@ -61,7 +62,7 @@ NamePath = Annotated[
 
 
 def _name(name: str) -> str:
-    """`name` if it is a usable shop name, else a 400 that says what to fix."""
+    """`name` if it is a usable shop name, else a 422 that says what to fix."""
     if not _NAME.match(name):
         raise BadShopName(name)
     return name
@@ -74,7 +75,7 @@ def _public(row: bm.ShopName) -> ShopNamePublic:
 @router.get(
     "",
     response_model=list[ShopNamePublic],
-    responses={400: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+    responses={422: {"model": ErrorPublic}},
 )
 def name_of_shop(
     session: SessionDep,
@@ -87,10 +88,7 @@ def name_of_shop(
     ],
 ) -> list[ShopNamePublic]:
     """The name of a reseller's shop: a list of one, or empty when it has claimed none."""
-    try:
-        address = checksum(reseller, "reseller")
-    except BadValue as exc:
-        raise ApiError(str(exc), code="bad_address") from exc
+    address = checksum(reseller, "reseller")
     row = session.scalar(select(bm.ShopName).where(bm.ShopName.reseller == address))
     return [_public(row)] if row is not None else []
 
@@ -98,7 +96,7 @@ def name_of_shop(
 @router.get(
     "/{name}",
     response_model=ShopNamePublic,
-    responses={code: {"model": ErrorPublic} for code in (400, 404, 422)},
+    responses={code: {"model": ErrorPublic} for code in (404, 422)},
 )
 def shop_by_name(name: NamePath, session: SessionDep) -> ShopNamePublic:
     """The reseller whose shop has this name (the link ``/#/s/NAME`` opens its shop)."""
@@ -112,10 +110,9 @@ def shop_by_name(name: NamePath, session: SessionDep) -> ShopNamePublic:
     "/{name}",
     response_model=ShopNamePublic,
     responses={
-        400: {"model": ErrorPublic, "description": "Not a usable shop name."},
         401: {"model": ErrorPublic, "description": "Not signed in."},
         409: {"model": ErrorPublic, "description": "Another shop has this name."},
-        422: {"model": ErrorPublic},
+        422: {"model": ErrorPublic, "description": "Not a usable shop name."},
     },
 )
 def claim_shop_name(name: NamePath, session: SessionDep, wallet: CurrentWallet) -> ShopNamePublic:

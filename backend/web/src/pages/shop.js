@@ -41,6 +41,18 @@ function copyButton(text, testId) {
   return btn;
 }
 
+/**
+ * Redraw the page (`onDone`), then say what the transaction did in `outcome`: the message
+ * appears once the page it speaks of is the one on screen, even if the redraw failed.
+ */
+async function redrawThenSay(onDone, outcome, ...message) {
+  try {
+    await onDone();
+  } finally {
+    outcome.show(...message);
+  }
+}
+
 /** A table whose rows stack into labelled lines on a phone (`stack-sm`, as the supplier's). */
 function table(testId, columns, rows) {
   return h(
@@ -144,7 +156,9 @@ function resellRow(l, outcome, onDone) {
       if (unit < floor)
         throw userError(t("resell.belowFloor", { price: fmtAmount(unit, l.token), floor: fmtAmount(floor, l.token) }));
       const r = await sendEscrow("setShopPrice", [BigInt(l.listing_id), unit]);
-      outcome.show(
+      await redrawThenSay(
+        onDone,
+        outcome,
         "ok",
         t("resell.done", {
           id: String(l.listing_id),
@@ -153,18 +167,18 @@ function resellRow(l, outcome, onDone) {
         }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
-      await onDone();
     }),
   );
   remove?.addEventListener("click", () =>
     busy(remove, slot, async () => {
       const r = await sendEscrow("setShopPrice", [BigInt(l.listing_id), 0n]);
-      outcome.show(
+      await redrawThenSay(
+        onDone,
+        outcome,
         "ok",
         t("resell.removed", { id: String(l.listing_id) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
-      await onDone();
     }),
   );
   return h(
@@ -192,12 +206,13 @@ function withdrawRow(token, amount, me, outcome, onDone) {
   btn.addEventListener("click", () =>
     busy(btn, slot, async () => {
       const r = await sendEscrow("withdraw", [token, me]);
-      outcome.show(
+      await redrawThenSay(
+        onDone,
+        outcome,
         "ok",
         t("resell.withdrew", { amount: fmtAmount(amount, token) }),
         txLink(r.hash, Number(r.receipt.blockNumber)),
       );
-      await onDone();
     }),
   );
   return h(
@@ -276,8 +291,7 @@ function nameCard(current, outcome, onDone) {
       if (name === current) return slot.show("info", t("resell.name.unchanged"));
       await ensureSignedIn();
       await put(`/shop-names/${name}`, undefined, { auth: true });
-      outcome.show("ok", t("resell.name.done", { name }));
-      await onDone();
+      await redrawThenSay(onDone, outcome, "ok", t("resell.name.done", { name }));
     }),
   );
   return h(
