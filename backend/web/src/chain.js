@@ -181,6 +181,16 @@ export async function unitPriceOf(text, token) {
   return parsed.value;
 }
 
+/** An amount as a person types it back into a field: every decimal, no symbol, no grouping. */
+export function amountText(amount, token) {
+  return fmtAmount(amount, token, { symbol: false, digits: 18 }).replaceAll(",", "");
+}
+
+/** Fetch the symbol and decimals of every token the listings are priced in (for fmtAmount). */
+export async function loadTokens(listings) {
+  await Promise.all([...new Set(listings.map((l) => l.token.toLowerCase()))].map((tok) => tokenInfo(tok)));
+}
+
 // ------------------------------------------------------------------ orders
 
 /** `releaseDigest` -> `release_digest`: the API's name for an ABI field. */

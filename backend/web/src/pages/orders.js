@@ -388,10 +388,13 @@ async function fetchRelease(orderId) {
   }
 }
 
-/** Copy a code to the clipboard and say so next to the button ("Copied"), or say how otherwise. */
-export function copyButton(text) {
+/**
+ * Copy `text` (a code, by default) to the clipboard and say so next to the button ("Copied"), or
+ * say how otherwise: `manual` is the message for copying by hand, `testId` the button's.
+ */
+export function copyButton(text, { testId = "copy-code", manual = "order.code.select" } = {}) {
   const said = h("span", { class: "small copied", role: "status", "aria-live": "polite", "data-test": "copied" });
-  const button = h("button", { class: "btn small", type: "button", "data-test": "copy-code" }, t("order.code.copy"));
+  const button = h("button", { class: "btn small", type: "button", "data-test": testId }, t("order.code.copy"));
   button.addEventListener("click", async () => {
     try {
       if (!navigator.clipboard) throw new Error("no clipboard");
@@ -399,7 +402,7 @@ export function copyButton(text) {
       said.textContent = `✓ ${t("order.code.copied")}`;
       said.classList.remove("bad");
     } catch {
-      said.textContent = t("order.code.select");
+      said.textContent = t(manual);
       said.classList.add("bad");
     }
   });

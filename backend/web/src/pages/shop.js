@@ -3,13 +3,13 @@
 // withdraws its margin. Prices live on-chain (setShopPrice): the escrow charges the shop's price
 // and fixes every party's part in the order, so this page only shows and sends them.
 import { ensureSignedIn, get, put } from "../api.js";
-import { fmtAmount, read, tokenInfo, unitPriceOf, userError } from "../chain.js";
+import { amountText, fmtAmount, loadTokens, read, unitPriceOf, userError } from "../chain.js";
 import { addr, onChainBadge, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { gate } from "../session.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
-import { statePill } from "./orders.js";
+import { copyButton, statePill } from "./orders.js";
 
 /** The shareable link of a reseller's shop: by its name when it has one, else by its address. */
 export const shopLink = (shop) => `${window.location.origin}${window.location.pathname}#/s/${shop}`;
@@ -21,24 +21,6 @@ const SHOP_NAME = /^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$/;
 async function nameOf(reseller) {
   const [named] = await get(`/shop-names?reseller=${reseller}`);
   return named ? named.name : null;
-}
-
-async function loadTokens(listings) {
-  await Promise.all([...new Set(listings.map((l) => l.token.toLowerCase()))].map((tok) => tokenInfo(tok)));
-}
-
-/** A copy-to-clipboard button for `text`, saying so once copied. */
-function copyButton(text, testId) {
-  const btn = h("button", { class: "btn small quiet", type: "button", "data-test": testId }, t("shop.copy"));
-  btn.addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(text);
-      btn.textContent = t("shop.copied");
-    } catch {
-      btn.textContent = t("shop.copyFailed");
-    }
-  });
-  return btn;
 }
 
 /**
@@ -137,7 +119,7 @@ function resellRow(l, outcome, onDone) {
     type: "text",
     inputmode: "decimal",
     autocomplete: "off",
-    value: fmtAmount(inShop ? l.shop_price : l.unit_price, l.token, { symbol: false, digits: 18 }).replaceAll(",", ""),
+    value: amountText(inShop ? l.shop_price : l.unit_price, l.token),
     "aria-label": t("resell.price", { name: product(l).name }),
     "data-test": "resell-price",
   });
@@ -350,7 +332,7 @@ export async function resellerPage(ctx) {
           "div",
           { class: "row" },
           h("a", { href: link, class: "mono", "data-test": "shop-link" }, link),
-          copyButton(link, "shop-link-copy"),
+          copyButton(link, { testId: "shop-link-copy", manual: "shop.copyManually" }),
         ),
       ),
       nameCard(name, outcome, load),

@@ -4,7 +4,7 @@
 // licence records (keccak256, computed in the browser).
 import { keccak256, toEventSelector, toHex } from "viem";
 import { ApiError, get } from "../api.js";
-import { ESCROW_ABI, fmtAmount, listingHistory, net, read, tokenInfo, userError } from "../chain.js";
+import { ESCROW_ABI, fmtAmount, listingHistory, loadTokens, net, read, userError } from "../chain.js";
 import { addr, bps, chainNumber, duration, onChainBadge, product, short, txLink } from "../fmt.js";
 import { locale, t, tn } from "../i18n.js";
 import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
@@ -27,10 +27,6 @@ function groupBySku(listings) {
     g.best = g.offers.find((o) => Number(o.stock) > 0) || g.offers[0];
   }
   return [...groups.values()];
-}
-
-async function loadTokens(listings) {
-  await Promise.all([...new Set(listings.map((l) => l.token.toLowerCase()))].map((t) => tokenInfo(t)));
 }
 
 function record(r) {

@@ -7,6 +7,7 @@ import { decodeFunctionData, isAddressEqual, toEventSelector, toHex } from "viem
 import { ApiError, get, post, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
 import {
+  amountText,
   ERC20_ABI,
   ESCROW_ABI,
   MAX_ON_CHAIN_QUANTITY,
@@ -1040,8 +1041,8 @@ function resellerControl(l, slot, outcome, refresh, unfolded) {
     type: "text",
     inputmode: "decimal",
     autocomplete: "off",
-    value: current > 0n ? fmtAmount(current, l.token, { symbol: false, digits: 18 }).replaceAll(",", "") : "",
-    placeholder: fmtAmount(l.unit_price, l.token, { symbol: false, digits: 18 }).replaceAll(",", ""),
+    value: current > 0n ? amountText(current, l.token) : "",
+    placeholder: amountText(l.unit_price, l.token),
     "aria-label": t("supplier.resell.price", { id: String(l.listing_id) }),
     "data-test": "reseller-price",
   });

@@ -1,1 +1,0 @@
-import{g as a,h as b,i as c}from"./chunk-5KRIEXBW.js";import"./chunk-FX6RHRI6.js";import"./chunk-322PCTIT.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{c as buyPage,a as checkQuantity,b as pendingCard};
