@@ -589,7 +589,10 @@ function licenceCard(onDone) {
   const file = h("input", { type: "file", "data-test": "op-licence-file" });
   const skuInfo = h("div", { class: "small muted", "data-test": "op-licence-sku" }, t("operator.licence.skuHint"));
   const hashInfo = h("div", { class: "small muted", "data-test": "op-licence-hash" }, t("operator.licence.fileHint"));
-  const current = h("div", { class: "small", "data-test": "op-licence-current" });
+  // The line keeps its height while empty: a pill arriving from the chain must not move the
+  // buttons under a pointer that is pressing one (a click whose press and release land on
+  // different elements is lost).
+  const current = h("div", { class: "small line-slot", "data-test": "op-licence-current" });
   const slot = messageSlot({ "data-test": "op-licence-message" });
   const grant = h("button", { class: "btn", "data-test": "op-licence-grant" }, t("operator.licence.grant"));
   const revoke = h("button", { class: "btn quiet", "data-test": "op-licence-revoke" }, t("operator.licence.revoke"));
@@ -601,19 +604,22 @@ function licenceCard(onDone) {
     if (!/^[\w.-]{2,64}$/.test(name)) throw userError(t("operator.licence.badName"));
     return { name, sku: keccakText(name) };
   };
+  let checking = 0;
   /** Show the sku and what the chain holds now for (supplier, sku), when both are valid. */
   const check = async () => {
-    replace(current);
+    const mine = ++checking;
     let sku;
     try {
       ({ sku } = skuOf());
     } catch {
+      replace(current);
       replace(skuInfo, t("operator.licence.skuHint"));
       return;
     }
     replace(skuInfo, tn("operator.licence.sku", { sku: h("span", { class: "mono", title: sku }, short(sku, 10, 6)) }));
-    if (!isAddress(supplier.value.trim(), { strict: false })) return;
+    if (!isAddress(supplier.value.trim(), { strict: false })) return replace(current);
     const att = String(await read("authorization", [getAddress(supplier.value.trim()), sku]).catch(() => zeroHash));
+    if (mine !== checking) return; // a newer check answers for newer fields
     replace(
       current,
       BigInt(att) === 0n
@@ -621,8 +627,10 @@ function licenceCard(onDone) {
         : pill(t("operator.licence.holds", { hash: short(att, 10, 4) }), "ok", { title: att }),
     );
   };
-  supplier.addEventListener("change", check);
-  product.addEventListener("change", check);
+  // As typed, not on leaving the field: leaving it by pressing Grant would redraw the form
+  // under the press.
+  supplier.addEventListener("input", check);
+  product.addEventListener("input", check);
   file.addEventListener("change", async () => {
     documentHash = null;
     documentFile = null;

@@ -684,7 +684,7 @@ function uploadCard(onDone) {
 /** The form to open a listing for an authorized product. */
 function openListingCard(minBondBps, onDone) {
   const name = h("input", { placeholder: "steam-wallet-50", "data-test": "new-sku", autocomplete: "off" });
-  const skuInfo = h("div", { class: "small muted", "data-test": "new-sku-info" }, t("supplier.open.skuHint"));
+  const skuInfo = h("div", { class: "small muted line-slot", "data-test": "new-sku-info" }, t("supplier.open.skuHint"));
   const price = h("input", { type: "text", inputmode: "decimal", value: "0.01", "data-test": "new-price" });
   const priceLabel = h("span", null, t("supplier.open.price", { symbol: symbolOf(ZERO_ADDRESS) }));
   const token = tokenSelect("new-token", () => {
