@@ -497,6 +497,19 @@ class EscrowClient:
         """Put a listing in `reseller`'s shop at `price` a unit (0 takes it out)."""
         return self._send(reseller, "setShopPrice", listing_id, price)
 
+    def set_tiers(
+        self, supplier: LocalAccount, listing_id: int, tiers: Sequence[tuple[int, int]]
+    ) -> TxResult:
+        """Set a listing's volume tiers, ``(min_quantity, discount_bps)`` each, smallest first
+        (none removes them)."""
+        return self._send(
+            supplier,
+            "setTiers",
+            listing_id,
+            [int(q) for q, _ in tiers],
+            [int(d) for _, d in tiers],
+        )
+
     def create_listing(
         self,
         supplier: LocalAccount,

@@ -5,7 +5,7 @@ CodeEscrow answers questions about its state only through ``extsload(bytes32[] s
 storage words. The invariant harness (contracts/fuzz) still asks what the eleven views that call
 replaced answered (``getListing``, ``getBatch``, ``bondOf``, ``balanceOf``, ``authorization``,
 ``isDeliveryKey``, ``isProposedDeliveryKey``, ``config``, ``listingCount``, ``orderHash``,
-``feesOf``) and the two reads added since in their style (``resellerPrice``, ``shopPrice``), that
+``feesOf``) and the reads added since in their style (``resellerPrice``, ``shopPrice``, ``tiers``), that
 is `contracts.storage.VIEWS`. The Solidity library ``EscrowReader`` answers each with one read of
 the words (forge's ``vm.load``, which the harness checks against ``extsload``) and the return type
 of the view, decoding the words as `contracts.storage.EscrowStorage` does. Every slot
@@ -152,6 +152,14 @@ _VIEWS = (
         (("_shopPrices", ("reseller", "listingId")),),
         "uint256",
         ("return {_shopPrices};",),
+    ),
+    _View(
+        "tiers",
+        "the listing's volume tiers, packed: tier i in bits [48i, 48i + 48), its minimum quantity "
+        "(32 bits) above its discount in basis points (16 bits); a zero minimum ends the list.",
+        (("_tiers", ("listingId",)),),
+        "uint256",
+        ("return {_tiers};",),
     ),
 )
 

@@ -505,6 +505,30 @@ class EscrowStorage:
         """The unit price of the listing in `reseller`'s shop (0: not in its shop)."""
         return int(self._one("_shopPrices", reseller, listing_id))
 
+    def tiers(self, listing_id: int) -> list[tuple[int, int]]:
+        """The listing's volume tiers as ``(min_quantity, discount_bps)``, smallest first (none
+        if it has no tiers; see `decode_tiers`)."""
+        return decode_tiers(int(self._one("_tiers", listing_id)))
+
+
+#: Bits a volume tier takes in the escrow's packed ``_tiers`` word, and the most it holds.
+_TIER_BITS = 48
+MAX_TIERS = 3
+
+
+def decode_tiers(packed: int) -> list[tuple[int, int]]:
+    """The ``(min_quantity, discount_bps)`` tiers of a packed ``_tiers`` word: tier i in bits
+    ``[48i, 48i + 48)``, its minimum quantity (32 bits) above its discount (16 bits); a zero
+    minimum ends the list."""
+    out: list[tuple[int, int]] = []
+    for i in range(MAX_TIERS):
+        tier = packed >> (_TIER_BITS * i)
+        minimum = (tier >> 16) & 0xFFFFFFFF
+        if minimum == 0:
+            break
+        out.append((minimum, tier & 0xFFFF))
+    return out
+
 
 #: How `EscrowStorage.view` answers each view the escrow's storage replaced, by the view's name:
 #: structs as tuples of their members in declaration order, as a web3 call of the view gave them.
@@ -522,10 +546,11 @@ _ANSWERS: dict[str, Callable[..., Any]] = {
     "feesOf": EscrowStorage.fees_of,
     "resellerPrice": EscrowStorage.reseller_price,
     "shopPrice": EscrowStorage.shop_price,
+    "tiers": lambda s, listing_id: int(s._one("_tiers", listing_id)),
 }
 
 #: The views the escrow's storage answers: the functions it replaced, by their names, and the
-#: reads added since in the same style (``resellerPrice``, ``shopPrice``).
+#: reads added since in the same style (``resellerPrice``, ``shopPrice``, ``tiers``).
 VIEWS = frozenset(_ANSWERS)
 
 

@@ -52,6 +52,7 @@ library EscrowReader {
         out.feeBps = uint16(uint256(w[2]) >> 96);
         out.arbitrationWindow = uint32(uint256(w[2]) >> 112);
         out.onChainFrom = uint32(uint256(w[2]) >> 144);
+        out.tiered = (uint8(uint256(w[2]) >> 176) != 0);
         out.sku = w[3];
     }
 
@@ -237,5 +238,18 @@ library EscrowReader {
     function shopPriceSlots(address reseller, uint256 listingId) internal pure returns (bytes32[] memory slots) {
         slots = new bytes32[](1);
         slots[0] = keccak256(abi.encode(listingId, keccak256(abi.encode(reseller, uint256(17)))));
+    }
+
+    /// @notice `tiers(listingId)`: the listing's volume tiers, packed: tier i in bits [48i, 48i + 48), its minimum
+    ///         quantity (32 bits) above its discount in basis points (16 bits); a zero minimum ends the list.
+    function tiers(ICodeEscrow escrow, uint256 listingId) internal view returns (uint256) {
+        bytes32[] memory w = _words(escrow, tiersSlots(listingId));
+        return uint256(w[0]);
+    }
+
+    /// @notice The slots `tiers` reads, in this order: `_tiers[listingId]` (slot 18, 1 word).
+    function tiersSlots(uint256 listingId) internal pure returns (bytes32[] memory slots) {
+        slots = new bytes32[](1);
+        slots[0] = keccak256(abi.encode(listingId, uint256(18)));
     }
 }

@@ -25,6 +25,8 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     /// @notice Most codes in one order of a listing that delivers on-chain: keeps a release
     ///         (at most about 300 bytes a code) well inside one transaction.
     uint256 public constant MAX_ON_CHAIN_QUANTITY = 32;
+    /// @notice The most volume-tier breaks a listing carries (with its base price, four tiers).
+    uint256 public constant MAX_TIERS = 3;
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_FEES_BPS = 5_000;
@@ -73,6 +75,9 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     mapping(address token => uint256) private _fees;
     mapping(uint256 listingId => uint256 resellerPrice) private _resellerPrices;
     mapping(address reseller => mapping(uint256 listingId => uint256 price)) private _shopPrices;
+    /// @dev Tier i in bits [48i, 48i + 48): the minimum quantity (32 bits) above the discount in
+    ///      basis points (16 bits); a zero minimum ends the list. Read only if `Listing.tiered`.
+    mapping(uint256 listingId => uint256 packed) private _tiers;
 
     /// @notice Deploy with an admin and the first platform settings.
     /// @param admin Holder of every role at deployment; it may hand them on.
@@ -216,6 +221,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             feeBps: cfg.feeBps,
             arbitrationWindow: cfg.arbitrationWindow,
             onChainFrom: 0,
+            tiered: false,
             sku: sku
         });
         emit ListingCreated(
@@ -270,6 +276,27 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         }
         _shopPrices[msg.sender][listingId] = price;
         emit ShopPriceSet(msg.sender, listingId, price);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function setTiers(uint256 listingId, uint32[] calldata minQuantities, uint16[] calldata discountsBps) external {
+        Listing storage listing = _existingListing(listingId);
+        if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
+        uint256 n = minQuantities.length;
+        if (n > MAX_TIERS || discountsBps.length != n) revert EscrowBadTiers(MAX_TIERS);
+        uint256 packed;
+        uint256 lastQuantity = 1;
+        uint256 lastDiscount;
+        for (uint256 i; i < n; ++i) {
+            uint256 q = minQuantities[i];
+            uint256 d = discountsBps[i];
+            if (q <= lastQuantity || d <= lastDiscount || d >= _BPS) revert EscrowBadTiers(i);
+            packed |= ((q << 16) | d) << (48 * i);
+            (lastQuantity, lastDiscount) = (q, d);
+        }
+        _tiers[listingId] = packed;
+        listing.tiered = n != 0;
+        emit TiersSet(listingId, minQuantities, discountsBps);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -331,14 +358,26 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             revert EscrowQuantityTooLarge(quantity, MAX_ON_CHAIN_QUANTITY);
         }
         uint256 unitPrice = listing.unitPrice;
-        uint256 cut;
+        uint256 resellerPrice;
         if (reseller != address(0)) {
             // The shop's price, of which the supplier receives its reseller price as it is now.
             unitPrice = _shopPrices[reseller][listingId];
             if (unitPrice == 0) revert EscrowNotInShop(reseller, listingId);
-            uint256 resellerPrice = _resellerPrices[listingId];
+            resellerPrice = _resellerPrices[listingId];
             if (resellerPrice == 0) revert EscrowNotDistributable(listingId);
             if (unitPrice < resellerPrice) revert EscrowBelowResellerPrice(listingId, unitPrice, resellerPrice);
+        }
+        if (listing.tiered) {
+            uint256 off = _tierDiscount(listingId, quantity);
+            unchecked {
+                // x - floor(x * off / 10^4) with off < 10^4: at least 1 for x >= 1, and it never
+                // decreases as x grows, so the shop's price stays at or above the reseller's.
+                unitPrice -= (unitPrice * off) / _BPS;
+                resellerPrice -= (resellerPrice * off) / _BPS;
+            }
+        }
+        uint256 cut;
+        if (reseller != address(0)) {
             unchecked {
                 cut = (unitPrice - resellerPrice) * quantity; // < 2^96 * 2^32, and <= amount
             }
@@ -739,6 +778,17 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         _orderHashes[orderId] = _hashCalldata(order, uint256(OrderState.Delivered), disputeDeadline, digest);
         emit OrderDelivered(orderId, digest);
         return (true, allowedSupplier);
+    }
+
+    /// @dev The discount in basis points of the largest tier `quantity` reaches (zero if none).
+    function _tierDiscount(uint256 listingId, uint256 quantity) private view returns (uint256 off) {
+        uint256 packed = _tiers[listingId];
+        for (uint256 i; i < MAX_TIERS; ++i) {
+            uint256 tier = packed >> (48 * i);
+            uint256 minQuantity = uint32(tier >> 16);
+            if (minQuantity == 0 || quantity < minQuantity) break;
+            off = uint16(tier);
+        }
     }
 
     function _existingListing(uint256 listingId) private view returns (Listing storage listing) {

@@ -71,12 +71,13 @@ def test_ledger_storage_reads_agree_with_the_views(env: Env) -> None:
             assert env.ledger(account, token) == views
 
 
-def test_getlisting_returns_fourteen_fields(env: Env) -> None:
+def test_getlisting_returns_fifteen_fields(env: Env) -> None:
     fields = env.escrow.call("getListing", env.eth_listing)
-    assert len(fields) == 14  # fifteen until referralBps gave way to reseller prices
+    assert len(fields) == 15  # volume tiers added the `tiered` flag before the sku
     assert fields[1] == STOCK
     assert fields[11] == 7 * 24 * 3600  # the arbitration window, fixed at creation
     assert fields[12] == 0  # onChainFrom: off-chain delivery until the supplier opts in
+    assert fields[13] is False  # tiered: no volume tiers until the supplier sets them
 
 
 def test_client_listing_view(env: Env) -> None:

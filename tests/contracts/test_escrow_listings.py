@@ -25,7 +25,7 @@ from tests.contracts.helpers import (
 # getListing tuple positions
 SUPPLIER, COMMITTED, SOLD, BOND_BPS, ACTIVE, TOKEN, PRICE = range(7)
 DELIVERY_WINDOW, DISPUTE_WINDOW, BATCH_COUNT, LISTING_FEE = range(7, 11)
-ARBITRATION_WINDOW, ON_CHAIN_FROM, SKU = 11, 12, 13
+ARBITRATION_WINDOW, ON_CHAIN_FROM, TIERED, SKU = 11, 12, 13, 14
 DAY = 86_400
 
 
@@ -64,7 +64,7 @@ def test_create_listing_stores_terms_and_emits_events(env: Env) -> None:
         7 * 10**6,
     )
     assert (got[DELIVERY_WINDOW], got[DISPUTE_WINDOW], got[BATCH_COUNT]) == (600, 7200, 0)
-    assert len(got) == 14 and (got[LISTING_FEE], got[SKU]) == (FEE_BPS, env.world.sku)
+    assert len(got) == 15 and (got[LISTING_FEE], got[SKU]) == (FEE_BPS, env.world.sku)
     assert (got[ARBITRATION_WINDOW], got[ON_CHAIN_FROM]) == (7 * DAY, 0)
     # Resellers are the supplier's opt-in (audit finding 8): a new listing is closed to them.
     assert env.escrow.call("resellerPrice", lid) == 0

@@ -36,6 +36,7 @@ from contracts.storage import (
     ReadWords,
     StorageLayout,
     StorageLayoutError,
+    decode_tiers,
     decode_value,
     encode_key,
     escrow_layout,
@@ -52,6 +53,9 @@ MAX96 = 2**96 - 1
 RICH_RESELLER_PRICE = 7_000_001
 RICH_SHOP_PRICE = 7_777_777
 OUTSIDER_SHOP_PRICE = 8_123_457
+#: The rich listing's volume tiers: all three, the last at the widest quantity and discount (the
+#: rich state's shop order, of 3, is below them all).
+RICH_TIERS = [(4, 250), (70_000, 700), (2**32 - 1, 9_999)]
 #: Platform settings with no two fields alike (and none zero), within the contract's bounds.
 DISTINCT_CONFIG = {
     "fee_bps": 123,
@@ -159,6 +163,10 @@ def rich_state(base_env: Env) -> Iterator[Rich]:
     escrow.set_shop_price(env.reseller, lid, RICH_SHOP_PRICE)
     escrow.set_shop_price(env.outsider, lid, OUTSIDER_SHOP_PRICE)
     escrow.set_shop_price(env.reseller, env.eth_listing, 0)
+    # Volume tiers on it (all three), and on the ETH listing set and removed again.
+    escrow.set_tiers(supplier, lid, RICH_TIERS)
+    escrow.set_tiers(supplier, env.eth_listing, [(5, 100)])
+    escrow.set_tiers(supplier, env.eth_listing, [])
     escrow.commit_batch(supplier, lid, keccak(b"first batch"), 5, 0)
     escrow.commit_batch(supplier, lid, keccak(b"second batch"), 7, 5)
     open_usdc, _ = env.buy(lid, quantity=3, reseller=env.reseller.address)
@@ -244,6 +252,7 @@ def test_the_state_has_every_field_non_zero(rich: Rich) -> None:
         "fee_bps": DISTINCT_CONFIG["fee_bps"],
         "arbitration_window": DISTINCT_CONFIG["arbitration_window"],
         "on_chain_from": 3 + 1,  # the next code to sell, plus one
+        "tiered": True,
         "sku": env.world.sku,
     }
     assert escrow.batch(rich.listing, 0) == (keccak(b"first batch"), 0, 5)
@@ -321,6 +330,18 @@ def test_reseller_and_shop_prices(rich: Rich) -> None:
     # The emptied shop price reads as zero, and the other listing's shop still has its price.
     assert storage.shop_price(env.reseller.address, env.eth_listing) == 0
     assert storage.shop_price(env.reseller.address, env.usdc_listing) > 0
+
+
+def test_tiers(rich: Rich) -> None:
+    """``tiers``: three tiers packed in one word, removed again (zero written), never set."""
+    escrow, storage, env = rich.env.escrow, rich.storage, rich.env
+    count = int(escrow.call("listingCount"))
+    for lid in [*range(count + 2), 2**64, 2**256 - 1]:
+        want = decode_tiers(int(escrow.call("tiers", lid)))
+        assert one_read(rich, storage.tiers(lid)) == want, lid
+    assert storage.tiers(rich.listing) == RICH_TIERS
+    assert storage.tiers(env.eth_listing) == []
+    assert escrow.listing(env.eth_listing)["tiered"] is False
 
 
 def test_authorizations(rich: Rich) -> None:

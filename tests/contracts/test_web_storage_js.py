@@ -105,6 +105,7 @@ LISTING = (
     ("feeBps", "uint16"),
     ("arbitrationWindow", "uint32"),
     ("onChainFrom", "uint32"),
+    ("tiered", "bool"),
     ("sku", "bytes32"),
 )
 CONFIG = (
@@ -137,6 +138,7 @@ OUTPUTS: dict[str, Output] = {
     # Reads added since in the same style: a uint256 mapping value each.
     "resellerPrice": "uint256",
     "shopPrice": "uint256",
+    "tiers": "uint256",
 }
 
 Query = tuple[str, list[Any]]
@@ -191,6 +193,7 @@ def _locations(rich: Rich, view: str, args: list[Any]) -> list[Location]:
         "feesOf": "_fees",
         "resellerPrice": "_resellerPrices",
         "shopPrice": "_shopPrices",
+        "tiers": "_tiers",
     }
     if view == "balanceOf":
         return [locate("_ledgers", *args, "balance"), locate("_overflow", *args)]
@@ -213,6 +216,7 @@ def _queries(rich: Rich) -> list[Query]:
     listings = range(rich.listing + 2)
     q += [("resellerPrice", [lid]) for lid in listings]
     q += [("shopPrice", [a, lid]) for a, lid in product(rich.accounts, listings)]
+    q += [("tiers", [lid]) for lid in listings]
     return q
 
 

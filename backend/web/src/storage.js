@@ -265,12 +265,14 @@ export function escrowStorage(layout, readWords) {
     resellerPrice: async (listingId) => BigInt(await one("_resellerPrices", BigInt(listingId))),
     /** `shopPrice(reseller, listingId)`: the listing's unit price in the reseller's shop (0: not in it). */
     shopPrice: async (reseller, listingId) => BigInt(await one("_shopPrices", reseller, BigInt(listingId))),
+    /** `tiers(listingId)`: the packed volume tiers word, as a bigint (see `decodeTiers`). */
+    tiers: async (listingId) => BigInt(await one("_tiers", BigInt(listingId))),
   };
 }
 
 /**
  * The views the escrow's storage answers, by the names of the functions they replaced (and of the
- * reads added since in the same style: resellerPrice, shopPrice), each with
+ * reads added since in the same style: resellerPrice, shopPrice, tiers), each with
  * the `escrowStorage` method answering it (contracts/storage.py's `VIEWS`).
  */
 export const STORAGE_VIEWS = Object.freeze({
@@ -287,7 +289,26 @@ export const STORAGE_VIEWS = Object.freeze({
   feesOf: "feesOf",
   resellerPrice: "resellerPrice",
   shopPrice: "shopPrice",
+  tiers: "tiers",
 });
+
+/**
+ * A listing's volume tiers from the escrow's packed `_tiers` word: tier i in bits [48i, 48i + 48),
+ * its minimum quantity (32 bits) above its discount in basis points (16 bits); a zero minimum
+ * ends the list (contracts/storage.py's `decode_tiers`).
+ * @param {bigint} packed
+ * @returns {{minQuantity: number, discountBps: number}[]}
+ */
+export function decodeTiers(packed) {
+  const out = [];
+  for (let i = 0n; i < 3n; i++) {
+    const tier = BigInt(packed) >> (48n * i);
+    const minQuantity = Number((tier >> 16n) & 0xffffffffn);
+    if (minQuantity === 0) break;
+    out.push({ minQuantity, discountBps: Number(tier & 0xffffn) });
+  }
+  return out;
+}
 
 /**
  * Whether `name` is one of the views the escrow's storage answers.

@@ -71,6 +71,7 @@ interface ICodeEscrow {
         uint16 feeBps;
         uint32 arbitrationWindow;
         uint32 onChainFrom;
+        bool tiered;
         bytes32 sku;
     }
 
@@ -183,6 +184,10 @@ interface ICodeEscrow {
     error EscrowBelowResellerPrice(uint256 listingId, uint256 price, uint256 resellerPrice);
     /// @notice The reseller's shop does not sell this listing.
     error EscrowNotInShop(address reseller, uint256 listingId);
+    /// @notice A volume tier list is not valid: more than `MAX_TIERS` breaks, lists of different
+    ///         lengths, a break below 2 units, or breaks and discounts that do not both strictly
+    ///         increase, or a discount of 100% or more (`index` is the first entry at fault).
+    error EscrowBadTiers(uint256 index);
     /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key the supplier
     ///         named and that accepted, or the reseller).
     error EscrowArbiterIsParty(address arbiter);
@@ -275,6 +280,9 @@ interface ICodeEscrow {
     event ResellerPriceSet(uint256 indexed listingId, uint256 resellerPrice);
     /// @notice A reseller put a listing in its shop at `price` a unit, or took it out (zero).
     event ShopPriceSet(address indexed reseller, uint256 indexed listingId, uint256 price);
+    /// @notice A listing's volume tiers (批发价) changed: from `minQuantities[i]` units an order
+    ///         pays `discountsBps[i]` basis points less a unit. Empty lists remove the tiers.
+    event TiersSet(uint256 indexed listingId, uint32[] minQuantities, uint16[] discountsBps);
     /// @notice A batch of code commitments was appended to a listing.
     event BatchCommitted(
         uint256 indexed listingId,
@@ -455,6 +463,18 @@ interface ICodeEscrow {
     /// @param listingId A listing its supplier opened to resellers.
     /// @param price The unit price the shop's buyers pay, or zero.
     function setShopPrice(uint256 listingId, uint96 price) external;
+
+    /// @notice Set a listing's volume tiers (批发价): an order of at least `minQuantities[i]`
+    ///         units pays `discountsBps[i]` basis points less a unit, the largest break it
+    ///         reaches counting. The discount applies to whatever unit price the order pays (the
+    ///         listing's, or a shop's) and to the supplier's reseller price alike, so a
+    ///         reseller's margin shrinks in the same proportion. At most `MAX_TIERS` breaks, each
+    ///         of at least 2 units, breaks and discounts strictly increasing, discounts under
+    ///         100%; empty lists remove the tiers. Open orders keep the price they paid.
+    /// @param listingId The listing (the caller's).
+    /// @param minQuantities The quantity from which each tier applies.
+    /// @param discountsBps Each tier's discount in basis points of the unit price.
+    function setTiers(uint256 listingId, uint32[] calldata minQuantities, uint16[] calldata discountsBps) external;
 
     /// @notice Promise on-chain delivery for every later order of a listing: from the next code
     ///         index sold, orders must be delivered with `deliverOnChain` and hold at most

@@ -1,1 +1,0 @@
-import{g as a,h as b,i as c}from"./chunk-2TV3ST57.js";import"./chunk-PUIMI3U4.js";import"./chunk-BFTOH5MH.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{c as buyPage,a as checkQuantity,b as pendingCard};

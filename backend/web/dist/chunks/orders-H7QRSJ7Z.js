@@ -1,1 +1,0 @@
-import{a,b,c,d,e,f}from"./chunk-RYALKG3F.js";import"./chunk-2TV3ST57.js";import"./chunk-PUIMI3U4.js";import"./chunk-BFTOH5MH.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};
