@@ -16,6 +16,7 @@ export const ESCROW_VARIABLES = Object.freeze([
   "_fees",
   "_resellerPrices",
   "_shopPrices",
+  "_tiers",
 ]);
 
 function typeOf(types, typeId) {
