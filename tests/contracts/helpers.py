@@ -187,11 +187,14 @@ class Env:
 
     # ------------------------------------------------------------ orders
 
-    def price(self, listing_id: int, reseller: str = ETH) -> int:
-        """A listing's current unit price: its own, or in `reseller`'s shop (0: not in it)."""
+    def price(self, listing_id: int, reseller: str = ETH, quantity: int = 1) -> int:
+        """A listing's current unit price for an order of `quantity`: its own, or in
+        `reseller`'s shop (0: not in it), less the volume tier the quantity reaches."""
         if reseller != ETH:
-            return int(self.escrow.call("shopPrice", reseller, listing_id))
-        return int(self.escrow.listing(listing_id)["unit_price"])
+            price = int(self.escrow.call("shopPrice", reseller, listing_id))
+        else:
+            price = int(self.escrow.listing(listing_id)["unit_price"])
+        return tier_price(price, self.escrow.storage.tiers(listing_id), quantity)
 
     def listing_token(self, listing_id: int) -> str:
         """A listing's payment token."""
@@ -209,7 +212,7 @@ class Env:
         With a `reseller`, the order is bought in its shop, at the shop's current price.
         """
         lid = self.eth_listing if listing_id is None else listing_id
-        price = self.price(lid, reseller)
+        price = self.price(lid, reseller, quantity)
         value = price * quantity if self.listing_token(lid) == ETH else 0
         oid, order, _ = self.escrow.buy(
             buyer or self.buyer,
@@ -285,15 +288,17 @@ class Env:
         return out
 
     def distribution(self, listings: Iterable[int]) -> dict[tuple[object, ...], int]:
-        """The listings' reseller prices and every known account's shop prices for them, read
-        from storage in one ``extsload``: ``("resellerPrice", listing)`` and
-        ``("shopPrice", account, listing)``."""
+        """The listings' reseller prices, packed volume tiers and every known account's shop
+        prices for them, read from storage in one ``extsload``: ``("resellerPrice", listing)``,
+        ``("tiers", listing)`` and ``("shopPrice", account, listing)``."""
         storage = self.escrow.storage
         keys: list[tuple[object, ...]] = []
         locations = []
         for lid in listings:
             keys.append(("resellerPrice", lid))
             locations.append(storage.layout.locate("_resellerPrices", lid))
+            keys.append(("tiers", lid))
+            locations.append(storage.layout.locate("_tiers", lid))
             for account in self.accounts:
                 keys.append(("shopPrice", account, lid))
                 locations.append(storage.layout.locate("_shopPrices", account, lid))
@@ -433,6 +438,16 @@ def bad_code_proof(env: Env, oid: int, order: Order, stock: Stock) -> tuple[Orde
         }
     )
     return delivered, proof
+
+
+def tier_price(price: int, tiers: Sequence[tuple[int, int]], quantity: int) -> int:
+    """A unit price less the discount of the largest ``(min_quantity, discount_bps)`` tier
+    `quantity` reaches, as the escrow computes it (``price - price * bps // 10000``)."""
+    off = 0
+    for minimum, bps in tiers:
+        if quantity >= minimum:
+            off = bps
+    return price - price * off // BPS
 
 
 def split(order: Order, gross: int | None = None) -> tuple[int, int, int]:
