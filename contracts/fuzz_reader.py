@@ -5,12 +5,12 @@ CodeEscrow answers questions about its state only through ``extsload(bytes32[] s
 storage words. The invariant harness (contracts/fuzz) still asks what the eleven views that call
 replaced answered (``getListing``, ``getBatch``, ``bondOf``, ``balanceOf``, ``authorization``,
 ``isDeliveryKey``, ``isProposedDeliveryKey``, ``config``, ``listingCount``, ``orderHash``,
-``feesOf``) and the reads added since in their style (``resellerPrice``, ``shopPrice``, ``tiers``), that
-is `contracts.storage.VIEWS`. The Solidity library ``EscrowReader`` answers each with one read of
-the words (forge's ``vm.load``, which the harness checks against ``extsload``) and the return type
-of the view, decoding the words as `contracts.storage.EscrowStorage` does. Every slot
-number, member slot, byte offset, size, type and mapping key type in it is taken from the
-committed artifact's ``storageLayout`` (`contracts.storage.escrow_layout`) by `render`;
+``feesOf``) and the reads added since in their style (``resellerPrice``, ``shopPrice``, ``tiers``),
+that is `contracts.storage.VIEWS`. The Solidity library ``EscrowReader`` answers each with one read
+of the words (forge's ``vm.load``, which the harness checks against ``extsload``) and the return
+type of the view, decoding the words as `contracts.storage.EscrowStorage` does. Every slot number,
+member slot, byte offset, size, type and mapping key type in it is taken from the committed
+artifact's ``storageLayout`` (`contracts.storage.escrow_layout`) by `render`;
 tests/contracts/test_fuzz_reader.py checks that the committed file is what `render` writes now, so
 a layout that moves fails that test rather than the fuzzer reading stale positions.
 
