@@ -160,7 +160,7 @@ contract CodeEscrowInvariants {
 
     /// @notice Foundry: the handler's entry points (not its setup and check functions).
     function targetSelectors() public view returns (FuzzSelector[] memory out) {
-        bytes4[] memory s = new bytes4[](40);
+        bytes4[] memory s = new bytes4[](41);
         s[0] = EscrowHandler.warp.selector;
         s[1] = EscrowHandler.warpAgain.selector;
         s[2] = EscrowHandler.setAttackerMode.selector;
@@ -201,6 +201,7 @@ contract CodeEscrowInvariants {
         s[37] = EscrowHandler.requireOnChainRelease.selector;
         s[38] = EscrowHandler.deliverOnChain.selector;
         s[39] = EscrowHandler.setShopPrice.selector;
+        s[40] = EscrowHandler.setTiers.selector;
         out = new FuzzSelector[](1);
         out[0] = FuzzSelector({addr: address(handler), selectors: s});
     }

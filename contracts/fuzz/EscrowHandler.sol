@@ -118,6 +118,14 @@ contract EscrowHandler {
     mapping(address reseller => mapping(uint256 listingId => bool)) private _shopSeen;
     /// @notice Orders bought through a shop; of them, through the buyer's own shop (coverage).
     uint256 public shopOrders;
+
+    // ---------------------------------------------------------------- volume tiers
+    /// @notice A listing's volume tiers as the last successful `setTiers` left them, packed as
+    ///         the escrow documents (tier i in bits [48i, 48i + 48): minimum quantity above the
+    ///         discount in basis points).
+    mapping(uint256 listingId => uint256) public ghostTiers;
+    /// @notice Orders that paid a tier's discount (coverage).
+    uint256 public tieredOrders;
     uint256 public ownShopOrders;
     /// @notice Nonzero commissions credited to resellers, and how many of them by a ruling
     ///         (scaled cut) (coverage).
@@ -547,6 +555,93 @@ contract EscrowHandler {
         }
     }
 
+    /// @notice The supplier (one call in eight, anyone: EscrowWrongCaller) sets a listing's
+    ///         volume tiers: 0 to 4 breaks (4 is EscrowBadTiers(3)), small enough that orders
+    ///         reach them; one list in sixteen has lists of different lengths, and about one in
+    ///         five has an entry made bad (a break of 0 or 1 or not above the last, a discount of
+    ///         0, not above the last or 100% and more): EscrowBadTiers names the first entry at
+    ///         fault, as the rules below find it.
+    function setTiers(uint256 listingSeed, uint256 seed) external counted {
+        uint256 id = _listing(listingSeed);
+        ICodeEscrow.Listing memory l = escrow.getListing(id);
+        address caller = _r(seed, 1) % 8 == 0 ? _any(seed) : l.supplier;
+        uint256 n = _r(seed, 2) % 5;
+        uint32[] memory q = new uint32[](n);
+        uint16[] memory d = new uint16[](_r(seed, 3) % 16 == 0 ? (n == 0 ? 1 : n - 1) : n);
+        uint256 last = 1;
+        for (uint256 i; i < q.length; ++i) {
+            last += 1 + _r(seed, 10 + i) % 8;
+            q[i] = uint32(last);
+        }
+        last = 0;
+        for (uint256 i; i < d.length; ++i) {
+            last += 1 + _r(seed, 20 + i) % 2_000;
+            d[i] = uint16(last);
+        }
+        uint256 c = _r(seed, 4) % 16;
+        if (c < 3 && q.length != 0) {
+            uint256 k = _r(seed, 5) % q.length;
+            q[k] = k == 0 ? uint32(c % 2) : q[k - 1];
+        } else if (c < 6 && d.length != 0) {
+            uint256 k = _r(seed, 5) % d.length;
+            d[k] = c == 5 ? uint16(_BPS + _r(seed, 6) % 100) : k == 0 ? 0 : d[k - 1];
+        }
+        bytes memory want;
+        uint256 packed;
+        if (l.supplier == address(0)) want = abi.encodeWithSelector(ICodeEscrow.EscrowUnknownListing.selector, id);
+        else if (caller != l.supplier) want = abi.encodeWithSelector(ICodeEscrow.EscrowWrongCaller.selector, caller);
+        else (want, packed) = _tierRules(q, d);
+        vm.recordLogs();
+        vm.prank(caller);
+        try escrow.setTiers(id, q, d) {
+            _exact("setTiers", true, want, "");
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            uint256 seen;
+            for (uint256 k; k < logs.length; ++k) {
+                Vm.Log memory g = logs[k];
+                if (g.emitter != address(escrow) || g.topics[0] != ICodeEscrow.TiersSet.selector) continue;
+                ++seen;
+                if (g.topics.length != 2 || g.topics[1] != bytes32(id) || keccak256(g.data) != keccak256(abi.encode(q, d))) {
+                    seen = 2;
+                }
+            }
+            if (seen != 1) _fail("setTiers: not one TiersSet naming the listing and its lists");
+            ghostTiers[id] = packed;
+        } catch (bytes memory err) {
+            _exact("setTiers", false, want, err);
+        }
+    }
+
+    /// @dev What the rules say of a tier list: at most 3 breaks and as many discounts, each
+    ///      break above the last (the first above 1), each discount above the last (the first
+    ///      above 0) and under 10,000; the revert data for the first entry at fault (index 3 for
+    ///      the lengths), or the packed word the escrow stores.
+    function _tierRules(uint32[] memory q, uint16[] memory d) private pure returns (bytes memory, uint256 packed) {
+        if (q.length > 3 || d.length != q.length) {
+            return (abi.encodeWithSelector(ICodeEscrow.EscrowBadTiers.selector, uint256(3)), 0);
+        }
+        uint256 lastQ = 1;
+        uint256 lastD;
+        for (uint256 i; i < q.length; ++i) {
+            if (q[i] <= lastQ || d[i] <= lastD || d[i] >= _BPS) {
+                return (abi.encodeWithSelector(ICodeEscrow.EscrowBadTiers.selector, i), 0);
+            }
+            packed |= ((uint256(q[i]) << 16) | d[i]) << (48 * i);
+            (lastQ, lastD) = (q[i], d[i]);
+        }
+        return ("", packed);
+    }
+
+    /// @dev The discount in basis points the calls' tiers give an order of `quantity`.
+    function _ghostDiscount(uint256 listingId, uint256 quantity) private view returns (uint256 off) {
+        uint256 packed = ghostTiers[listingId];
+        for (uint256 i; i < 3; ++i) {
+            uint256 minimum = uint32(packed >> (48 * i + 16));
+            if (minimum == 0 || quantity < minimum) break;
+            off = uint16(packed >> (48 * i));
+        }
+    }
+
     /// @dev Exactly one of the recorded logs the escrow emitted has `topics[0]`, and it has these
     ///      topics and the one word `value` as data.
     function _expectOneLog(string memory why, bytes32[] memory topics, uint256 value) private {
@@ -800,6 +895,7 @@ contract EscrowHandler {
         } else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
         bytes memory shopWant;
         p.unitPrice = l.unitPrice;
+        uint256 supplierUnit; // a shop sale's reseller price, discounted as the unit price is
         if (p.reseller != address(0)) {
             uint256 shopPrice = ghostShopPrice[p.reseller][p.listingId];
             uint256 rp = ghostResellerPrice[p.listingId];
@@ -811,11 +907,16 @@ contract EscrowHandler {
                 shopWant = abi.encodeWithSelector(
                     ICodeEscrow.EscrowBelowResellerPrice.selector, p.listingId, shopPrice, rp
                 );
-            } else {
-                p.cut = (shopPrice - rp) * p.quantity;
             }
             p.unitPrice = shopPrice;
+            supplierUnit = rp;
         }
+        uint256 off = _ghostDiscount(p.listingId, p.quantity);
+        if (off != 0) {
+            p.unitPrice -= (p.unitPrice * off) / _BPS;
+            supplierUnit -= (supplierUnit * off) / _BPS;
+        }
+        if (p.reseller != address(0) && shopWant.length == 0) p.cut = (p.unitPrice - supplierUnit) * p.quantity;
         uint256 pm = _r(seed, 4) % 16;
         p.maxUnitPrice = p.unitPrice;
         if (pm == 0 && p.unitPrice != 0) p.maxUnitPrice = p.unitPrice - 1;
@@ -922,6 +1023,7 @@ contract EscrowHandler {
             ++shopOrders;
             if (p.reseller == p.buyer) ++ownShopOrders;
         }
+        if (_ghostDiscount(p.listingId, p.quantity) != 0) ++tieredOrders;
         if (_openPos[orderId] != 0) _fail("stock: an order id was issued twice");
         _orders[orderId] = o;
         _open.push(orderId);
@@ -1917,6 +2019,9 @@ contract EscrowHandler {
             if (escrow.resellerPrice(id) != ghostResellerPrice[id]) {
                 return string.concat("resellers: the reseller price of listing ", _u(id), " is not as the calls left it");
             }
+            if (escrow.tiers(id) != ghostTiers[id] || escrow.getListing(id).tiered != (ghostTiers[id] != 0)) {
+                return string.concat("tiers: the volume tiers of listing ", _u(id), " are not as the calls left them");
+            }
         }
         for (uint256 i; i < _shopOwner.length; ++i) {
             address shop = _shopOwner[i];
@@ -1972,6 +2077,7 @@ contract EscrowHandler {
             uint256 id = 1 + _r(calls, 1) % count;
             n = _append(slots, n, EscrowReader.getListingSlots(id));
             n = _append(slots, n, EscrowReader.resellerPriceSlots(id));
+            n = _append(slots, n, EscrowReader.tiersSlots(id));
             if (ghostBatches[id] != 0) {
                 n = _append(slots, n, EscrowReader.getBatchSlots(id, _r(calls, 2) % ghostBatches[id]));
             }
