@@ -34,6 +34,7 @@ _RESELLER_STEPS = (
     "confirm_first_sale",
     "confirm",
 )
+_TIER_STEPS = ("set_tiers", "buy", "deliver", "confirm")
 FIELDS = (
     *(f"single.{step}" for step in _STEPS),
     "batch50_per_order.deliver",
@@ -43,6 +44,8 @@ FIELDS = (
     *(f"reseller.{step}" for step in _RESELLER_STEPS),
     "lifecycle_single_reseller_first_sale",
     "lifecycle_single_reseller",
+    *(f"tiers.{step}" for step in _TIER_STEPS),
+    "lifecycle_single_tiered",
     "baseline_lifecycle",
     "on_chain.deliver_1_code",
     "on_chain.deliver_10_codes",
@@ -56,6 +59,8 @@ FIELDS = (
 #: below it: a shop order pays what a plain one does, and carries a cut.
 _PRICE = 10**16
 _RESELLER_PRICE = 9 * 10**15
+#: The volume tiers of the tier measurement: 5% off from 2 codes, 10% off from 10.
+_TIERS = [(2, 500), (10, 1_000)]
 
 #: Codes as the trade sells them (a 4x5 game card), in a listing of 1,000 codes (proofs of 10).
 _CODE = b"KMNG-7F3Q-XP2D-9WLA-H4TZ"
@@ -68,17 +73,19 @@ def _buy(
     listing_id: int,
     quantity: int = 1,
     reseller: str = ZERO_ADDRESS,
+    unit_price: int = _PRICE,
 ) -> tuple[int, Any, int]:
-    """Buy at `_PRICE` a code, at the listing's price or in `reseller`'s shop; returns the
-    order's id, the order and the gas of the purchase."""
+    """Buy at `unit_price` a code (`_PRICE` unless a volume tier lowers it), at the listing's
+    price or in `reseller`'s shop; returns the order's id, the order and the gas of the
+    purchase."""
     oid, order, res = escrow.buy(
         buyer,
         listing_id,
         quantity,
-        max_unit_price=_PRICE,
+        max_unit_price=unit_price,
         buyer_pubkey=keccak(text=f"pk{buyer.address}"),
         reseller=reseller,
-        value=_PRICE * quantity,
+        value=unit_price * quantity,
     )
     return oid, order, res.gas_used
 
@@ -183,6 +190,21 @@ def _reseller(console: Console, world: World, listing: int) -> dict[str, int]:
     return steps
 
 
+def _tiered(console: Console, world: World, listing: int) -> dict[str, int]:
+    """Gas of a purchase at a volume tier (批发价) on a warm listing: setting two tiers, then buy,
+    deliver and confirm of an order of 2 codes at the first tier's 5% off."""
+    escrow, buyer = world.escrow, world.buyers[0]
+    console.print("[dim]volume tiers: an order of 2 at 5% off[/dim]")
+    steps = {"set_tiers": escrow.set_tiers(world.supplier, listing, _TIERS).gas_used}
+    unit = _PRICE - _PRICE * _TIERS[0][1] // 10_000
+    oid, order, steps["buy"] = _buy(escrow, buyer, listing, quantity=2, unit_price=unit)
+    digest = keccak(b"tier" + oid.to_bytes(32, "big"))
+    (order,), res = escrow.deliver(world.delivery_key, [(oid, order, digest)])
+    steps["deliver"] = res.gas_used
+    steps["confirm"] = escrow.confirm(buyer, oid, order).gas_used
+    return steps
+
+
 def settle_per_order_in_a_batch(console: Console) -> int:
     """Only the batch of `run`: the gas per order of settling `BATCH` delivered orders in one
     transaction (the keeper benchmark's baseline), on a fresh embedded chain."""
@@ -203,7 +225,8 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
 
     Returns:
         Gas per step, per order in a batch of 50, per lifecycle (plain, and bought in a
-        reseller's shop for its first and a later sale), and the baseline's lifecycle; its
+        reseller's shop for its first and a later sale, and at a volume tier), and the
+        baseline's lifecycle; its
         leaves are `FIELDS`.
     """
     chain = embedded_chain()
@@ -239,6 +262,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
 
     buy_avg, deliver_per, settle_per = _batch(console, world, listing)
     reseller = _reseller(console, world, listing)
+    tiers = _tiered(console, world, listing)
 
     console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
     plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")
@@ -274,6 +298,8 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         "reseller": reseller,
         "lifecycle_single_reseller_first_sale": in_shop + reseller["confirm_first_sale"],
         "lifecycle_single_reseller": in_shop + reseller["confirm"],
+        "tiers": tiers,
+        "lifecycle_single_tiered": tiers["buy"] + tiers["deliver"] + tiers["confirm"],
         "baseline_lifecycle": baseline,
         "on_chain": on_chain,
     }
