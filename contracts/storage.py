@@ -29,7 +29,7 @@ contract's words one by one with ``eth_getStorageAt``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from functools import cache
@@ -514,6 +514,15 @@ class EscrowStorage:
 #: Bits a volume tier takes in the escrow's packed ``_tiers`` word, and the most it holds.
 _TIER_BITS = 48
 MAX_TIERS = 3
+
+
+def encode_tiers(tiers: Iterable[tuple[int, int]]) -> int:
+    """The packed ``_tiers`` word of ``(min_quantity, discount_bps)`` tiers, smallest first, as
+    the escrow's ``setTiers`` stores them (the inverse of `decode_tiers`)."""
+    packed = 0
+    for i, (minimum, bps) in enumerate(tiers):
+        packed |= ((int(minimum) << 16) | int(bps)) << (_TIER_BITS * i)
+    return packed
 
 
 def decode_tiers(packed: int) -> list[tuple[int, int]]:

@@ -39,6 +39,7 @@ from contracts import order_rules as rules
 from contracts.client import escrow_codec
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.layout import escrow_struct
+from contracts.storage import encode_tiers
 from indexer.bulk import BulkWriter, RowFormat
 from indexer.decode import LogDecoder
 from indexer.errors import IndexerError
@@ -804,6 +805,7 @@ class _Batch:
                 "sold": 0,
                 "on_chain_from": 0,
                 "reseller_price": 0,
+                "tiers": 0,
                 "updated_block": ev.block,
                 **ev.ref(),
             },
@@ -832,6 +834,16 @@ class _Batch:
         row = self.ws.touch("listings", (a["listingId"],), ev.block)
         if row is not None:
             row["reseller_price"] = a["resellerPrice"]
+            row["updated_block"] = ev.block
+
+    @on("TiersSet", reads=_reads_listing)
+    def tiers_set(self, ev: Event) -> None:
+        """TiersSet: the listing's volume tiers, kept packed as the escrow keeps them (empty
+        lists: 0, no tiers). Open orders keep the price they paid."""
+        a = ev.args
+        row = self.ws.touch("listings", (a["listingId"],), ev.block)
+        if row is not None:
+            row["tiers"] = encode_tiers(zip(a["minQuantities"], a["discountsBps"], strict=True))
             row["updated_block"] = ev.block
 
     @on("ShopPriceSet", reads=_reads_shop_price)

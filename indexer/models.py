@@ -225,6 +225,9 @@ class Listing(Base, LogRef):
     #: reseller's shop, or 0 while the listing is closed to resellers (ResellerPriceSet,
     #: migration 0005).
     reseller_price: Mapped[int] = mapped_column(Uint256, default=0, server_default="0")
+    #: The contract's packed ``_tiers`` word: the listing's volume tiers (TiersSet, migration
+    #: 0006; `contracts.storage.decode_tiers` unpacks it), 0 for none.
+    tiers: Mapped[int] = mapped_column(Uint256, default=0, server_default="0")
     updated_block: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -4,7 +4,7 @@ One lifecycle (`lifecycle` fixture) emits every event type of CodeEscrow, in the
 in a 6-decimal ERC-20. The mirror must then agree with the contract's views: open orders hash to
 `orderHash`, balances equal `balanceOf`, the platform's fees `feesOf`, bonds `bondOf`, listings
 `getListing`, batches `getBatch`, authorizations and delivery keys their views, reseller and
-shop prices `resellerPrice` and `shopPrice`.
+shop prices `resellerPrice` and `shopPrice`, volume tiers `tiers`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bench.world import commit_codes, demo_codes, make_world, open_listing
 from contracts import order_rules as rules
 from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
+from contracts.storage import decode_tiers
 from contracts.encoding import (
     ZERO_ADDRESS,
     Order,
@@ -122,6 +123,11 @@ def _run(chain: Chain) -> Lifecycle:
         metadata_uri="ipfs://u",
     )
     escrow.set_reseller_price(supplier, usdc, 4_000_000)
+    # Volume tiers: two on the ERC-20 listing (its order of 2 below pays 5% off); the native
+    # listing's set and removed again.
+    escrow.set_tiers(supplier, usdc, [(2, 500), (50, 900)])
+    escrow.set_tiers(supplier, native, [(4, 100)])
+    escrow.set_tiers(supplier, native, [])
     escrow.set_shop_price(b2, usdc, 5_500_000)
     escrow.set_shop_price(b3, usdc, 4_500_000)
     escrow.set_shop_price(b3, usdc, 0)  # taken out again
@@ -420,8 +426,13 @@ def test_bonds_listings_batches_match_the_contract(lifecycle: Lifecycle, mirror:
         on_chain = escrow.listing(r.listing_id)  # the Listing struct, by field name
         on_chain["sku"] = "0x" + on_chain["sku"].hex()
         del on_chain["batch_count"]  # the mirror counts batches in its batches table
+        tiered = on_chain.pop("tiered")  # the mirror keeps the tiers themselves
         assert {name: getattr(r, name) for name in on_chain} == on_chain
         assert int(r.reseller_price) == escrow.call("resellerPrice", r.listing_id)
+        assert int(r.tiers) == escrow.call("tiers", r.listing_id)
+        assert tiered is (int(r.tiers) != 0)
+    tiers = {r.listing_id: decode_tiers(int(r.tiers)) for r in listings}
+    assert sorted(tiers.values()) == [[], [(2, 500), (50, 900)]]
     for b in _rows(mirror, m.Batch):
         root, first, count = escrow.batch(b.listing_id, b.batch_index)
         assert (b.root, b.first_index, b.count) == ("0x" + root.hex(), first, count)
@@ -456,7 +467,8 @@ def test_shop_orders_pay_the_reseller_its_commission(
     for oid, reseller in lifecycle.via_shop.items():
         row = orders[oid]
         assert row.reseller == reseller
-        floor = 6 * 10**15 if row.token == ZERO_ADDRESS else 4_000_000
+        # The ERC-20 order of 2 reached its 5% tier: the reseller price is discounted alike.
+        floor = 6 * 10**15 if row.token == ZERO_ADDRESS else 4_000_000 * 95 // 100
         unit = int(row.amount) // int(row.quantity)
         assert int(row.reseller_cut) == (unit - floor) * int(row.quantity) > 0
     assert all(int(r.reseller_cut) == 0 for r in orders.values() if r.reseller == ZERO_ADDRESS)

@@ -17,6 +17,8 @@ DECODER = LogDecoder(CODEC)
 
 
 def _value(typ: str, rng: random.Random) -> Any:
+    if typ.endswith("[]"):  # dynamic arrays (TiersSet): empty, one, a few
+        return [_value(typ[:-2], rng) for _ in range(rng.choice([0, 1, 3]))]
     if typ.startswith("("):
         return tuple(_value(t, rng) for t in _split_tuple(typ))
     if typ == "address":
@@ -36,7 +38,10 @@ def _value(typ: str, rng: random.Random) -> Any:
 
 
 def _expected(value: Any, typ: str) -> Any:
-    """What the decoder should give: checksummed addresses, 0x hex for bytesN."""
+    """What the decoder should give: checksummed addresses, 0x hex for bytesN, tuples for
+    arrays (as eth_abi gives them)."""
+    if typ.endswith("[]"):
+        return tuple(_expected(v, typ[:-2]) for v in value)
     if typ.startswith("("):
         return tuple(_expected(v, t) for v, t in zip(value, _split_tuple(typ), strict=True))
     if typ == "address":

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: The newest revision.
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _check(url: str) -> None:
