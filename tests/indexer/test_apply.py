@@ -21,7 +21,6 @@ from bench.world import commit_codes, demo_codes, make_world, open_listing
 from contracts import order_rules as rules
 from contracts.artifacts import load
 from contracts.client import EscrowConfig, deploy_contract
-from contracts.storage import decode_tiers
 from contracts.encoding import (
     ZERO_ADDRESS,
     Order,
@@ -31,6 +30,7 @@ from contracts.encoding import (
     sku_id,
 )
 from contracts.layout import escrow_struct
+from contracts.storage import decode_tiers
 from indexer import models as m
 from indexer.runner import Indexer
 
