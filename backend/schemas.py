@@ -186,6 +186,16 @@ class SupplierRecord(ApiModel):
     )
 
 
+class VolumeTier(ApiModel):
+    """A volume tier (批发价): from `min_quantity` units an order pays `discount_bps` basis points
+    less a unit (the contract's `setTiers`)."""
+
+    min_quantity: int = Field(description="The order quantity from which the tier applies.")
+    discount_bps: int = Field(
+        description="The discount off the unit price, in basis points (500 is 5%)."
+    )
+
+
 class ListingBase(ApiModel):
     """A listing's on-chain terms."""
 
@@ -205,6 +215,13 @@ class ListingBase(ApiModel):
         description="The contract's `resellerPrice`: 0 while the listing is closed to resellers "
         "(分站); else what its supplier receives a unit from a sale in a reseller's shop, which "
         "prices it at least this high (`GET /shops/{address}`).",
+    )
+    tiers: list[VolumeTier] = Field(
+        default_factory=list,
+        description="The listing's volume tiers, smallest quantity first (at most 3; empty for "
+        "none). An order of `quantity` pays the unit price (the listing's, or a shop's) less the "
+        "discount of the largest tier it reaches, `price - price * discount_bps // 10000`, and "
+        "a shop's sale discounts the supplier's reseller price alike.",
     )
     on_chain_from: int = Field(
         0,

@@ -10,9 +10,11 @@ from backend.schemas import (
     OrderPublic,
     ShopListingPublic,
     SupplierRecord,
+    VolumeTier,
 )
 from contracts.encoding import OrderState
 from contracts.order_rules import MAX_ON_CHAIN_QUANTITY
+from contracts.storage import decode_tiers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,6 +55,7 @@ def listing_public(row: m.Listing, record: dict[str, int], licensed: bool) -> Li
         bond_bps=row.bond_bps,
         fee_bps=row.fee_bps,
         reseller_price=int(row.reseller_price),
+        tiers=[VolumeTier(min_quantity=q, discount_bps=d) for q, d in decode_tiers(int(row.tiers))],
         metadata_uri=row.metadata_uri,
         active=bool(row.active),
         committed=committed,

@@ -262,3 +262,31 @@ def test_a_reseller_names_its_shop_and_the_name_finds_it(served: Served) -> None
     )
     # Not signed in: 401.
     assert httpx.put(f"{served.url}/shop-names/free-name").status_code == 401
+
+
+def test_volume_tiers_in_the_catalog_and_the_shops(served: Served) -> None:
+    """A listing's volume tiers (批发价) as ``tiers``, smallest first, in the catalog, the
+    listing's page and every shop that sells it; removed, an empty list."""
+    escrow, dev = served.escrow, served.dev
+    lid, _ = escrow.create_listing(dev.supplier, sku=dev.sku, unit_price=10**16)
+    shop = served.runtime.chain.new_account()
+    escrow.set_reseller_price(dev.supplier, lid, 8 * 10**15)
+    escrow.set_shop_price(shop, lid, 9 * 10**15)
+    escrow.set_tiers(dev.supplier, lid, [(10, 500), (100, 1_000)])
+    served.wait_indexed()
+    want = [{"min_quantity": 10, "discount_bps": 500}, {"min_quantity": 100, "discount_bps": 1000}]
+    page = httpx.get(f"{served.url}/catalog/listings/{lid}").json()
+    assert page["tiers"] == want
+    catalog = httpx.get(f"{served.url}/catalog/listings").json()
+    assert next(e for e in catalog if e["listing_id"] == lid)["tiers"] == want
+    (entry,) = httpx.get(f"{served.url}/shops/{shop.address}").json()
+    assert entry["tiers"] == want
+    assert [(t.min_quantity, t.discount_bps) for t in served.client().listing(lid).tiers] == [
+        (10, 500),
+        (100, 1_000),
+    ]
+    # The plain listing has none; removing them empties the list.
+    assert httpx.get(f"{served.url}/catalog/listings/{dev.listing_id}").json()["tiers"] == []
+    escrow.set_tiers(dev.supplier, lid, [])
+    served.wait_indexed()
+    assert httpx.get(f"{served.url}/catalog/listings/{lid}").json()["tiers"] == []
