@@ -24,7 +24,7 @@ against the deployed contract on random orders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +152,42 @@ class Payout:
 def _check_bps(name: str, bps: int) -> None:
     if not 0 <= bps <= BPS:
         raise ValueError(f"{name} must be 0 to {BPS} basis points, not {bps}")
+
+
+#: Most volume-tier breaks a listing carries (``MAX_TIERS``; four tiers with its base price).
+MAX_TIERS = 3
+
+
+def tier_price(price: int, tiers: Sequence[tuple[int, int]], quantity: int) -> int:
+    """A unit price (the listing's, a shop's, or the supplier's reseller price) for an order of
+    `quantity`, less the discount of the largest ``(min_quantity, discount_bps)`` tier it
+    reaches, as ``buy`` computes it: ``price - price * bps // 10000``."""
+    off = 0
+    for minimum, bps in tiers:
+        if quantity >= minimum:
+            off = bps
+    return price - price * off // BPS
+
+
+def tier_fault(tiers: Sequence[tuple[int, int]]) -> str | None:
+    """Why ``setTiers`` would refuse these ``(min_quantity, discount_bps)`` tiers
+    (``EscrowBadTiers``), in words, or None if it accepts them."""
+    if len(tiers) > MAX_TIERS:
+        return f"at most {MAX_TIERS} tiers over the base price, not {len(tiers)}"
+    last_quantity, last_discount = 1, 0
+    for i, (minimum, bps) in enumerate(tiers, 1):
+        if not last_quantity < minimum < 2**32:
+            return (
+                f"tier {i}: its quantity ({minimum}) must be above {last_quantity} "
+                "(each tier starts at a larger order than the one before, the first at 2 or more)"
+            )
+        if not last_discount < bps < BPS:
+            return (
+                f"tier {i}: its discount ({bps / 100:g}%) must be above {last_discount / 100:g}% "
+                "and below 100% (a larger order gets a larger discount)"
+            )
+        last_quantity, last_discount = minimum, bps
+    return None
 
 
 def purchase(

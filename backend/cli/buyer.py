@@ -37,6 +37,7 @@ from backend.errors import BackendError, JsonTooDeep, ReleaseInvalid
 from backend.limits import loads
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.errors import KamengError
+from contracts.order_rules import tier_price
 
 if TYPE_CHECKING:
     from nacl.public import PrivateKey
@@ -180,6 +181,13 @@ def buy(
             "ask for fewer, or place several orders"
         )
     unit_price = listing.unit_price if shop == ZERO_ADDRESS else _shop_price(s, shop, listing_id)
+    # Volume tiers, as the chain holds them now (the escrow charges them).
+    discounted = tier_price(unit_price, s.escrow.storage.tiers(listing_id), quantity)
+    if discounted != unit_price:
+        console.print(
+            f"  volume tier: {quantity} codes at {discounted} a code instead of {unit_price}"
+        )
+    unit_price = discounted
     price = max_price if max_price is not None else unit_price
     amount = unit_price * quantity
     try:

@@ -1,4 +1,4 @@
-"""`kameng supplier upload / dashboard / listing / on-chain / bond / delivery-key`.
+"""`kameng supplier upload / dashboard / listing / on-chain / tiers / bond / delivery-key`.
 
 Uploads go through the API (signed in with SIWE) to the vault of the backend that holds the
 supplier's key; the rest are the supplier's own transactions, signed locally.
@@ -31,7 +31,7 @@ from backend.cli.common import (
 from backend.client import ApiError, KamengClient
 from contracts.encoding import ZERO_ADDRESS, sku_id
 from contracts.errors import KamengError
-from contracts.order_rules import MAX_ON_CHAIN_QUANTITY
+from contracts.order_rules import MAX_ON_CHAIN_QUANTITY, tier_fault, tier_price
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -440,6 +440,76 @@ def delivery_key(
             f"[green]✓[/green] delivery key {address} proposed: tx {res.tx_hash}; it delivers "
             "once the key accepts (the platform's delivery agent does so by itself)"
         )
+
+
+def _tier(text: str) -> tuple[int, int]:
+    """One ``QUANTITY:PERCENT`` tier (``10:5`` is 5% off from 10 codes; ``100:7.5`` works) as
+    ``(min_quantity, discount_bps)``.
+
+    Raises:
+        typer.Exit: it is not of that form (exit 2, before anything is sent).
+    """
+    quantity, sep, percent = text.partition(":")
+    try:
+        minimum, off = int(quantity), float(percent.rstrip("%"))
+    except ValueError:
+        minimum, off = 0, -1.0
+    bps = round(off * 100)
+    if not sep or minimum < 0 or off < 0 or abs(bps - off * 100) > 1e-6:
+        raise fail(
+            f"tier {text!r} is not QUANTITY:PERCENT (for example 10:5 for 5% off from 10 codes; "
+            "percent to two decimals); nothing sent",
+            2,
+        )
+    return minimum, bps
+
+
+@supplier_app.command("tiers")
+def tiers(
+    listing_id: Annotated[int, typer.Argument(help="The listing (yours).")],
+    tier: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Up to 3 tiers as QUANTITY:PERCENT, for example 10:5 100:10 (5% off from 10 "
+            "codes, 10% off from 100). None removes the tiers."
+        ),
+    ] = None,
+    api: ApiOption = DEFAULT_API,
+    key_file: KeyFileOption = None,
+    keystore: KeystoreOption = None,
+    dev: DevOption = None,
+    rpc_url: RpcOption = None,
+) -> None:
+    """Set a listing's volume tiers (批发价): from each quantity an order pays that percent less a
+    code, off the listing's price and, in a reseller's shop, off the shop's price and your
+    reseller price alike. Open orders keep the price they paid."""
+    wanted = [_tier(t) for t in tier or []]
+    fault = tier_fault(wanted)
+    if fault is not None:
+        raise fail(f"{fault}; nothing sent", 2)
+    s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
+    listing = s.escrow.listing(listing_id)
+    supplier = str(listing["supplier"])
+    if int(supplier, 16) == 0:
+        raise fail(f"unknown listing {listing_id}: escrow {s.escrow.address} has no such one", 2)
+    if supplier.lower() != s.wallet.address.lower():
+        raise fail(f"listing {listing_id} belongs to {supplier}, not to you", 2)
+    try:
+        res = s.escrow.set_tiers(s.wallet, listing_id, wanted)
+    except KamengError as exc:
+        raise fail(describe_error(exc)) from exc
+    if not wanted:
+        console.print(
+            f"[green]✓[/green] listing {listing_id} has no volume tiers now: tx {res.tx_hash}"
+        )
+        return
+    price = int(listing["unit_price"])
+    table = Table("from", "discount", "unit price (base units)", title=f"listing {listing_id}")
+    table.add_row("1", "—", str(price))
+    for minimum, bps in wanted:
+        table.add_row(str(minimum), f"{bps / 100:g}%", str(tier_price(price, wanted, minimum)))
+    console.print(table)
+    console.print(f"[green]✓[/green] volume tiers set: tx {res.tx_hash}, gas {res.gas_used:,}")
 
 
 @supplier_app.command("close")

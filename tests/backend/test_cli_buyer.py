@@ -180,6 +180,25 @@ def test_buy_in_a_resellers_shop(served: Served, tmp_path: Path) -> None:
     assert code == 1 and "its supplier closed it to resellers" in out, out
 
 
+def test_buy_pays_the_volume_tier_the_quantity_reaches(served: Served, tmp_path: Path) -> None:
+    """`buy -q N` pays the tier N reaches (read from the chain, as the escrow charges it) and says
+    so; a quantity below every tier pays the listing's price."""
+    escrow, dev, lid = served.escrow, served.dev, served.dev.listing_id
+    buyer = dev.buyers[1]
+    escrow.set_tiers(dev.supplier, lid, [(2, 1_000)])
+    try:
+        code, out = kameng(served, buyer, "buy", str(lid), "-q", "2", tmp=tmp_path)
+        assert code == 0 and "fetched and verified" in out, out
+        assert f"volume tier: 2 codes at {9 * 10**15} a code instead of {10**16}" in out
+        order = served.current(_order_id(out), buyer)
+        assert order.amount == 18 * 10**15
+        code, out = kameng(served, buyer, "buy", str(lid), "-q", "1", tmp=tmp_path)
+        assert code == 0 and "volume tier" not in out, out
+        assert served.current(_order_id(out), buyer).amount == 10**16
+    finally:
+        escrow.set_tiers(dev.supplier, lid, [])
+
+
 def test_a_listing_delivered_on_chain_caps_orders_and_says_so(
     served: Served, tmp_path: Path
 ) -> None:

@@ -154,6 +154,38 @@ def test_on_chain_delivery_is_confirmed_one_way_and_shown(served: Served, tmp_pa
     assert code == 0 and "on-chain" in out and "from #0" in out and "off-chain" in out, out
 
 
+def test_volume_tiers_are_checked_set_shown_and_removed(served: Served, tmp_path: Path) -> None:
+    """`supplier tiers LISTING 10:5 100:10`: a malformed or refused list sends nothing (exit 2,
+    saying what to fix); a good one lands on-chain and is shown with its prices; none removes."""
+    escrow, dev = served.escrow, served.dev
+    lid, _ = escrow.create_listing(dev.supplier, sku=dev.sku, unit_price=10**16)
+    w3 = served.runtime.chain.w3
+    sent = w3.eth.get_transaction_count(dev.supplier.address)
+    for args, says in (
+        (["10"], "tier '10' is not QUANTITY:PERCENT"),
+        (["10:abc"], "tier '10:abc' is not QUANTITY:PERCENT"),
+        (["10:5.125"], "percent to two decimals"),
+        (["1:5"], "tier 1: its quantity (1) must be above 1"),
+        (["10:5", "5:10"], "tier 2: its quantity (5) must be above 10"),
+        (["10:5", "20:5"], "tier 2: its discount (5%) must be above 5%"),
+        (["10:100"], "and below 100%"),
+        (["2:1", "3:2", "4:3", "5:4"], "at most 3 tiers over the base price, not 4"),
+    ):
+        code, out = kameng(served, dev.supplier, "tiers", str(lid), *args, tmp=tmp_path)
+        assert code == 2 and says in out and "nothing sent" in out, out
+    stranger = served.runtime.chain.new_account(ether=1)
+    code, out = kameng(served, stranger, "tiers", str(lid), "10:5", tmp=tmp_path)
+    assert code == 2 and f"listing {lid} belongs to {dev.supplier.address}" in out, out
+    assert w3.eth.get_transaction_count(dev.supplier.address) == sent
+    code, out = kameng(served, dev.supplier, "tiers", str(lid), "10:5", "100:7.5", tmp=tmp_path)
+    assert code == 0 and "volume tiers set" in out, out
+    assert f"│ 10 │ 5% │ {95 * 10**14} │" in out and f"│ 100 │ 7.5% │ {925 * 10**13} │" in out, out
+    assert escrow.storage.tiers(lid) == [(10, 500), (100, 750)]
+    code, out = kameng(served, dev.supplier, "tiers", str(lid), tmp=tmp_path)
+    assert code == 0 and f"listing {lid} has no volume tiers now" in out, out
+    assert escrow.storage.tiers(lid) == []
+
+
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     transcript = tmp_path / "t.json"
     result = runner.invoke(

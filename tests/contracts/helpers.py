@@ -36,6 +36,7 @@ from contracts.encoding import (
 from contracts.errors import ChainError, ContractRevertError
 from contracts.layout import escrow_struct
 from contracts.merkle import MerkleTree
+from contracts.order_rules import tier_price
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -438,16 +439,6 @@ def bad_code_proof(env: Env, oid: int, order: Order, stock: Stock) -> tuple[Orde
         }
     )
     return delivered, proof
-
-
-def tier_price(price: int, tiers: Sequence[tuple[int, int]], quantity: int) -> int:
-    """A unit price less the discount of the largest ``(min_quantity, discount_bps)`` tier
-    `quantity` reaches, as the escrow computes it (``price - price * bps // 10000``)."""
-    off = 0
-    for minimum, bps in tiers:
-        if quantity >= minimum:
-            off = bps
-    return price - price * off // BPS
 
 
 def split(order: Order, gross: int | None = None) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from contracts.encoding import Order
+from contracts.order_rules import tier_fault, tier_price
 from tests.contracts.helpers import (
     BPS,
     ETH,
@@ -28,7 +29,6 @@ from tests.contracts.helpers import (
     Env,
     assert_reverts,
     split,
-    tier_price,
 )
 
 #: 1-2 at the base price, 3-9 at 5% off, 10 and more at 10% off.
@@ -66,6 +66,7 @@ def buy(
 
 def test_set_read_and_remove_tiers(env: Env) -> None:
     escrow, lid = env.escrow, env.eth_listing
+    assert tier_fault(TIERS) is None
     assert escrow.storage.tiers(lid) == [] and escrow.listing(lid)["tiered"] is False
     res = escrow.set_tiers(env.supplier, lid, TIERS)
     args = res.event("TiersSet").args
@@ -212,6 +213,8 @@ def test_open_orders_keep_their_price_when_the_tiers_change(env: Env) -> None:
 def test_bad_tier_lists_revert(
     env: Env, quantities: list[int], discounts: list[int], index: int
 ) -> None:
+    if len(quantities) == len(discounts):  # the rules the CLI and the web check first agree
+        assert tier_fault(list(zip(quantities, discounts, strict=True))) is not None
     env.escrow.set_tiers(env.supplier, env.eth_listing, TIERS)  # refused lists change nothing
     assert_reverts(
         env,
