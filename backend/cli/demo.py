@@ -58,6 +58,9 @@ VIP_PRICE = 15 * USDT
 RESELLER_PRICE = 13 * USDT
 #: Codes the stablecoin chapter's buyer takes.
 STABLECOIN_QUANTITY = 2
+#: The stablecoin listing's wholesale tier (批发价): 5% off from 10 codes.
+WHOLESALE_FROM = 10
+WHOLESALE_BPS = 500
 WHOLESALE = 50
 
 
@@ -581,7 +584,7 @@ def _stablecoin_chapter(
     from contracts.artifacts import load
     from contracts.client import deploy_contract
     from contracts.encoding import sku_id
-    from contracts.order_rules import Terms, complete
+    from contracts.order_rules import Terms, complete, tier_price
 
     name = "腾讯视频VIP月卡"
     story.chapter(f"9. {name} (Tencent Video VIP, one month) priced in a stablecoin (USDT)")
@@ -654,6 +657,13 @@ def _stablecoin_chapter(
         "listing",
     )
 
+    story.tx(
+        f"supplier A sets a wholesale tier (批发价) on listing {vip_listing}: 5% off from "
+        f"{WHOLESALE_FROM} codes, in every shop too",
+        escrow.set_tiers(supplier, vip_listing, [(WHOLESALE_FROM, WHOLESALE_BPS)]),
+        "listing",
+    )
+
     buyer = chain.new_account(ether=1)
     escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
     quantity = STABLECOIN_QUANTITY
@@ -699,6 +709,34 @@ def _stablecoin_chapter(
         f"{paid.commission / USDT:g}, the platform's fee {paid.fee / USDT:g} (each bears its "
         "share of the fee)"
     )
+    # A wholesale buyer in the same shop reaches the tier: the shop's price and the supplier's
+    # reseller price are both 5% lower, so every part shrinks alike.
+    wholesale = chain.new_account(ether=1)
+    unit = tier_price(VIP_PRICE, [(WHOLESALE_FROM, WHOLESALE_BPS)], WHOLESALE_FROM)
+    escrow.tx.send(wholesale, usdt.functions.mint(wholesale.address, unit * WHOLESALE_FROM))
+    escrow.approve_token(wholesale, token, unit * WHOLESALE_FROM)
+    wkey, _nonce = next_order_key(escrow, wholesale)
+    escrow.tx.reset_nonce(wholesale.address)
+    woid, wbought, wres = escrow.buy(
+        wholesale,
+        vip_listing,
+        WHOLESALE_FROM,
+        max_unit_price=unit,
+        buyer_pubkey=public_key_bytes(wkey),
+        reseller=shop.address,
+        value=0,
+    )
+    if wbought.amount != unit * WHOLESALE_FROM:
+        raise RuntimeError(f"order {woid} paid {wbought.amount}, not the tier's {unit} a code")
+    story.tx(
+        f"a wholesale buyer pays {wbought.amount / USDT:g} USDT for {WHOLESALE_FROM} codes in "
+        f"the shop ({unit / USDT:g} a code at the tier; the shop's margin "
+        f"{wbought.reseller_cut / USDT:g} USDT, 5% below its plain margin too)",
+        wres,
+        "buy",
+    )
+    api.wait_release(woid, wholesale, timeout=30, poll=0.005)
+    story.say(f"  its {WHOLESALE_FROM} codes are delivered on-chain like any order's")
     # What `kameng recover` does: the chain alone (no API, no database) gives the codes back.
     recovery = recover(escrow, buyer, from_block=res.block_number)
     (found,) = recovery.orders
@@ -714,7 +752,8 @@ def _stablecoin_chapter(
         f"listing {vip_listing}: {name} at 15 USDT, {stock:,} codes, delivered on-chain; order "
         f"{oid}: {quantity} codes for 30 USDT in a reseller's shop, delivered, verified, "
         f"confirmed and recovered from the chain alone; the shop earned "
-        f"{paid.commission / USDT:g} USDT"
+        f"{paid.commission / USDT:g} USDT; order {woid}: {WHOLESALE_FROM} codes at the "
+        f"wholesale tier for {wbought.amount / USDT:g} USDT"
     )
 
 

@@ -220,6 +220,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "2 codes for 30 USDT in a reseller's shop, delivered, verified, confirmed" in out
     # The shop's margin: (15 - 13) x 2 = 4 USDT, less its 2% share of the fee: 3.92.
     assert "recovered from the chain alone; the shop earned 3.92 USDT" in out
+    # The wholesale tier: 10 codes at 15 less 5%, 14.25 each; the shop's margin 5% lower too.
+    assert "10 codes at the wholesale tier for 142.5 USDT" in out
+    assert "the shop's margin 19 USDT" in out
     assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert "1 settled by the keeper" in out and "nobody clicked" in out
     # The supplier's webhook heard of each of its 5 paid orders, every signature verified.
