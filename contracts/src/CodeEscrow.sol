@@ -29,6 +29,17 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     uint256 public constant MAX_TIERS = 3;
 
     uint256 private constant _BPS = 10_000;
+    /// @dev Bit offsets in a Listing's first storage word (supplier at 0) and third
+    ///      (deliveryWindow at 0), which `buy` reads once each; tests/contracts/test_storage_layout.py
+    ///      checks them against the compiler's storageLayout.
+    uint256 private constant _COMMITTED_SHIFT = 160;
+    uint256 private constant _SOLD_SHIFT = 192;
+    uint256 private constant _BOND_BPS_SHIFT = 224;
+    uint256 private constant _ACTIVE_SHIFT = 240;
+    uint256 private constant _DISPUTE_WINDOW_SHIFT = 32;
+    uint256 private constant _FEE_BPS_SHIFT = 96;
+    uint256 private constant _ON_CHAIN_FROM_SHIFT = 144;
+    uint256 private constant _TIERED_SHIFT = 176;
     uint256 private constant _MAX_FEES_BPS = 5_000;
     /// @dev Bounds on the bounds: no configuration can make a window shorter or longer than these.
     uint256 private constant _MIN_DELIVERY_WINDOW = 1 minutes;
@@ -345,16 +356,27 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     ) external payable nonReentrant whenNotPaused returns (uint256 orderId) {
         if (quantity == 0) revert EscrowZeroQuantity();
         if (buyerPubKey == bytes32(0)) revert EscrowBadArgument("buyerPubKey");
-        Listing storage listing = _existingListing(listingId);
-        address supplier = listing.supplier;
-        if (!listing.active) revert EscrowListingInactive(listingId);
-        uint32 firstIndex = listing.sold;
+        Listing storage listing = _listings[listingId];
+        // The listing's first word (supplier, committed, sold, bond, active), read once.
+        uint256 head;
+        assembly ("memory-safe") {
+            head := sload(listing.slot)
+        }
+        address supplier = address(uint160(head));
+        if (supplier == address(0)) revert EscrowUnknownListing(listingId);
+        if (uint8(head >> _ACTIVE_SHIFT) == 0) revert EscrowListingInactive(listingId);
+        uint32 firstIndex = uint32(head >> _SOLD_SHIFT);
         uint256 available;
         unchecked {
-            available = uint256(listing.committed) - firstIndex; // sold <= committed, always
+            available = uint256(uint32(head >> _COMMITTED_SHIFT)) - firstIndex; // sold <= committed, always
         }
         if (quantity > available) revert EscrowStockShort(listingId, quantity, available);
-        if (listing.onChainFrom != 0 && quantity > MAX_ON_CHAIN_QUANTITY) {
+        // The listing's third word (its windows, fee, on-chain promise and tiers flag), read once.
+        uint256 terms;
+        assembly ("memory-safe") {
+            terms := sload(add(listing.slot, 2))
+        }
+        if (uint32(terms >> _ON_CHAIN_FROM_SHIFT) != 0 && quantity > MAX_ON_CHAIN_QUANTITY) {
             revert EscrowQuantityTooLarge(quantity, MAX_ON_CHAIN_QUANTITY);
         }
         uint256 unitPrice = listing.unitPrice;
@@ -367,7 +389,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             if (resellerPrice == 0) revert EscrowNotDistributable(listingId);
             if (unitPrice < resellerPrice) revert EscrowBelowResellerPrice(listingId, unitPrice, resellerPrice);
         }
-        if (listing.tiered) {
+        if (uint8(terms >> _TIERED_SHIFT) != 0) {
             uint256 off = _tierDiscount(listingId, quantity);
             unchecked {
                 // x - floor(x * off / 10^4) with off < 10^4: at least 1 for x >= 1, and it never
@@ -392,7 +414,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         // Every payout of an order is credited to a 96-bit ledger balance; refuse what could not be.
         if (amount > type(uint96).max) revert EscrowAmountTooLarge(amount, type(uint96).max);
         unchecked {
-            bondAmount = (amount * listing.bondBps) / _BPS; // < 2^96 * 2^16, and <= amount
+            bondAmount = (amount * uint16(head >> _BOND_BPS_SHIFT)) / _BPS; // < 2^96 * 2^16, and <= amount
         }
 
         Ledger storage ledger = _ledgers[supplier][token];
@@ -403,7 +425,10 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             // bond between them cannot overflow; quantity <= available, so sold <= committed.
             ledger.bondFree = uint80(free - bondAmount);
             ledger.bondReserved = uint80(ledger.bondReserved + bondAmount);
-            listing.sold = firstIndex + quantity;
+        }
+        assembly ("memory-safe") {
+            // sold += quantity: sold + quantity <= committed < 2^32, so nothing carries out of it.
+            sstore(listing.slot, add(head, shl(_SOLD_SHIFT, quantity)))
         }
 
         Order memory order = Order({
@@ -414,10 +439,10 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
             amount: uint128(amount),
             bond: uint128(bondAmount),
             quantity: quantity,
-            feeBps: listing.feeBps,
+            feeBps: uint16(terms >> _FEE_BPS_SHIFT),
             resellerCut: uint128(cut),
-            disputeWindow: listing.disputeWindow,
-            deadline: uint40(block.timestamp + listing.deliveryWindow),
+            disputeWindow: uint32(terms >> _DISPUTE_WINDOW_SHIFT),
+            deadline: uint40(block.timestamp + uint32(terms)),
             state: OrderState.Paid,
             releaseDigest: bytes32(0)
         });

@@ -15,6 +15,7 @@ zero ones included, through the client (``extsload``, one ``eth_call``) and thro
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import product
@@ -493,3 +494,33 @@ def test_an_artifact_without_a_storage_layout_is_a_clear_error(tmp_path: Path) -
     assert artifact == replace(load("CodeEscrow"), storage_layout=None)
     with pytest.raises(StaleArtifactsError, match=r"no storageLayout.*kameng compile --force"):
         StorageLayout.from_artifact(artifact)
+
+
+def test_the_listing_bit_offsets_buy_reads_are_the_compilers() -> None:
+    """`buy` reads a listing's first and third words once each and takes its fields out by the
+    `_*_SHIFT` constants of CodeEscrow.sol; each is the member's slot and byte offset in the
+    compiler's storageLayout (a reordered struct fails here, not in a wrong price)."""
+    source = (Path(__file__).parents[2] / "contracts/src/CodeEscrow.sol").read_text()
+    shifts = {
+        name: int(bits)
+        for name, bits in re.findall(r"uint256 private constant _([A-Z_]+)_SHIFT = (\d+);", source)
+    }
+    layout = load("CodeEscrow").require_storage_layout()
+    (listing,) = (t for k, t in layout["types"].items() if k.startswith("t_struct(Listing)"))
+    members = {m["label"]: (int(m["slot"]), 8 * int(m["offset"])) for m in listing["members"]}
+    want = {
+        "COMMITTED": "committed",
+        "SOLD": "sold",
+        "BOND_BPS": "bondBps",
+        "ACTIVE": "active",
+        "DISPUTE_WINDOW": "disputeWindow",
+        "FEE_BPS": "feeBps",
+        "ON_CHAIN_FROM": "onChainFrom",
+        "TIERED": "tiered",
+    }
+    assert set(shifts) == set(want)
+    for constant, member in want.items():
+        slot = 0 if constant in ("COMMITTED", "SOLD", "BOND_BPS", "ACTIVE") else 2
+        assert members[member] == (slot, shifts[constant]), constant
+    # The fields read at bit 0 of those words without a constant.
+    assert members["supplier"] == (0, 0) and members["deliveryWindow"] == (2, 0)
