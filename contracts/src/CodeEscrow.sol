@@ -295,9 +295,9 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         if (listing.supplier != msg.sender) revert EscrowWrongCaller(msg.sender);
         uint256 n = minQuantities.length;
         if (n > MAX_TIERS || discountsBps.length != n) revert EscrowBadTiers(MAX_TIERS);
-        uint256 packed;
+        uint256 packed = 0;
         uint256 lastQuantity = 1;
-        uint256 lastDiscount;
+        uint256 lastDiscount = 0;
         for (uint256 i; i < n; ++i) {
             uint256 q = minQuantities[i];
             uint256 d = discountsBps[i];
