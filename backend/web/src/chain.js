@@ -389,6 +389,8 @@ const REVERTS = {
   EscrowArbiterIsParty: () => ({}),
   EscrowNotDistributable: (a) => ({ listing: id(a[0]) }),
   EscrowBelowResellerPrice: (a) => ({ listing: id(a[0]) }),
+  // The index of the first tier at fault, counted from 1 as the supplier's form counts them.
+  EscrowBadTiers: (a) => ({ row: Number(a[0]) + 1 }),
   EscrowNotInShop: (a) => ({ listing: id(a[1]) }),
   EscrowBadProof: (a) => ({ step: id(a[1]) }),
   EscrowCodeMatches: () => ({}),

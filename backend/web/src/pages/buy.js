@@ -8,6 +8,7 @@ import { addPending, pendingPayments, removePending, resolvePending, updatePendi
 import { holdOrderKey, markBoughtHere, orderKeyFromSignature, orderKeyMessage } from "../release.js";
 import { connectDialog } from "../session.js";
 import { poll, reportConnection } from "../status.js";
+import { listingTiers, tierTable, tierUnitPrice } from "../tiers.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { nativeBalance, requireWallet, sendEscrow, signText, wallet } from "../wallet.js";
 
@@ -92,9 +93,12 @@ export async function buyPage(ctx, listingId, reseller) {
   const stock = Number(l.stock);
   // An order of a listing delivered on-chain holds at most 32 codes (buy reverts above it).
   const cap = l.max_quantity_per_order ? Number(l.max_quantity_per_order) : null;
-  const [shopPrice, floor] = reseller
-    ? await Promise.all([read("shopPrice", [reseller, BigInt(listingId)]), read("resellerPrice", [BigInt(listingId)])])
-    : [null, null];
+  // The volume tiers come from the chain too: the escrow discounts by them what it charges.
+  const [shopPrice, floor, tiers] = await Promise.all([
+    reseller ? read("shopPrice", [reseller, BigInt(listingId)]) : null,
+    reseller ? read("resellerPrice", [BigInt(listingId)]) : null,
+    listingTiers(l, { fromChain: true }),
+  ]);
   // A shop that cannot sell the listing now (it does not, the supplier closed it to resellers,
   // or raised its reseller price above the shop's): say so before anything is paid, and offer
   // the supplier's own price. The escrow would refuse the purchase.
@@ -111,6 +115,8 @@ export async function buyPage(ctx, listingId, reseller) {
             : null;
   const notInShop = shopProblem !== null;
   const price = shopPrice ? shopPrice : BigInt(l.unit_price);
+  // What one code costs in an order of `q`: the price less the discount of the tier it reaches.
+  const unitFor = (q) => tierUnitPrice(price, tiers, q);
   const qty = h("input", {
     type: "number",
     min: "1",
@@ -121,6 +127,8 @@ export async function buyPage(ctx, listingId, reseller) {
     "data-test": "quantity",
   });
   const total = h("strong", { "data-test": "total" }, fmtAmount(price, l.token));
+  const unitPrice = h("dd", { "data-test": "unit-price" }, fmtAmount(price, l.token));
+  const tierSlot = h("dd", { "data-test": "tier-prices" }, tierTable(price, tiers, l.token, { quantity: 1 }));
   const slot = messageSlot({ "data-test": "buy-message" });
   const progress = h("ol", { class: "small stack", "data-test": "buy-steps" });
   // The rights holder withdrew the supplier's licence for this product: no new sales here.
@@ -149,7 +157,10 @@ export async function buyPage(ctx, listingId, reseller) {
     }
     try {
       const q = checkQuantity(qty.value, stock, cap);
-      total.textContent = fmtAmount(price * BigInt(q), l.token);
+      const unit = unitFor(q);
+      unitPrice.textContent = fmtAmount(unit, l.token);
+      total.textContent = fmtAmount(unit * BigInt(q), l.token);
+      replace(tierSlot, tierTable(price, tiers, l.token, { quantity: q }));
       pay.disabled = closed;
     } catch (err) {
       total.textContent = "—";
@@ -179,7 +190,8 @@ export async function buyPage(ctx, listingId, reseller) {
       }
       await requireWallet();
       const native = l.token === ZERO_ADDRESS;
-      const amount = price * BigInt(quantity);
+      const unit = unitFor(quantity);
+      const amount = unit * BigInt(quantity);
       const have = native
         ? await nativeBalance()
         : await net.client.readContract({
@@ -237,7 +249,7 @@ export async function buyPage(ctx, listingId, reseller) {
       try {
         result = await sendEscrow(
           "buy",
-          [BigInt(listingId), quantity, price, shopPrice ? reseller : ZERO_ADDRESS, key.publicKeyHex],
+          [BigInt(listingId), quantity, unit, shopPrice ? reseller : ZERO_ADDRESS, key.publicKeyHex],
           {
             value: native ? amount : undefined,
             nonce,
@@ -293,7 +305,9 @@ export async function buyPage(ctx, listingId, reseller) {
           h("dt", null, t("buy.offer.supplier")),
           h("dd", null, addr(l.supplier, l.supplier)),
           h("dt", null, t("buy.offer.unitPrice")),
-          h("dd", { "data-test": "unit-price" }, fmtAmount(price, l.token)),
+          unitPrice,
+          tiers.length ? h("dt", null, t("buy.offer.tiers")) : null,
+          tiers.length ? tierSlot : null,
           h("dt", null, t("buy.offer.inStock")),
           h(
             "dd",

@@ -7,6 +7,7 @@ import { amountText, fmtAmount, loadTokens, read, unitPriceOf, userError } from 
 import { addr, onChainBadge, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { gate } from "../session.js";
+import { listingTiers, tierTable } from "../tiers.js";
 import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, wallet } from "../wallet.js";
 import { copyButton, statePill } from "./orders.js";
@@ -49,8 +50,8 @@ function table(testId, columns, rows) {
   );
 }
 
-/** One listing of a shop, as its buyers see it. */
-function shopItem(item) {
+/** One listing of a shop, as its buyers see it: the shop's price, less its volume tiers' discounts. */
+function shopItem(item, tiers) {
   const p = product(item);
   const soldOut = Number(item.stock) === 0;
   const open = item.buyable && !soldOut;
@@ -64,6 +65,7 @@ function shopItem(item) {
       h("span", { class: "price", "data-test": "shop-price" }, fmtAmount(item.shop_price, item.token)),
       soldOut ? pill(t("store.soldOut"), "bad") : item.buyable ? null : pill(t("shop.unavailable"), "warn"),
     ),
+    tierTable(BigInt(item.shop_price), tiers, item.token, { testId: "shop-tiers" }),
     h(
       "dl",
       null,
@@ -95,7 +97,7 @@ export async function shopByName(ctx, name) {
 /** #/s/<address>: a reseller's shop. */
 export async function shopPage(ctx, reseller, known) {
   const [items, name] = await Promise.all([get(`/shops/${reseller}`), known ?? nameOf(reseller)]);
-  await loadTokens(items);
+  const [tiers] = await Promise.all([Promise.all(items.map((item) => listingTiers(item))), loadTokens(items)]);
   return h(
     "section",
     { "data-test": "shop" },
@@ -106,7 +108,7 @@ export async function shopPage(ctx, reseller, known) {
     ),
     h("p", { class: "muted" }, t("shop.intro")),
     items.length
-      ? h("div", { class: "grid" }, ...items.map(shopItem))
+      ? h("div", { class: "grid" }, ...items.map((item, i) => shopItem(item, tiers[i])))
       : h("p", { class: "muted", "data-test": "shop-empty" }, t("shop.empty")),
   );
 }

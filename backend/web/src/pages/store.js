@@ -7,7 +7,17 @@ import { ApiError, get } from "../api.js";
 import { ESCROW_ABI, fmtAmount, listingHistory, loadTokens, net, read, userError } from "../chain.js";
 import { addr, bps, chainNumber, duration, onChainBadge, product, short, txLink } from "../fmt.js";
 import { locale, t, tn } from "../i18n.js";
+import { listingTiers, tierTable } from "../tiers.js";
 import { busy, h, message, messageSlot, pill, replace } from "../ui.js";
+
+/**
+ * The volume tiers of each listing, by listing id (none where they cannot be read: the price
+ * table is then left out, the buy page reads them again before anything is paid).
+ */
+async function tiersOf(listings) {
+  const all = await Promise.all(listings.map((l) => listingTiers(l).catch(() => [])));
+  return new Map(listings.map((l, i) => [String(l.listing_id), all[i]]));
+}
 
 /** Listings grouped by sku, cheapest offer first in each group. */
 function groupBySku(listings) {
@@ -33,7 +43,7 @@ function record(r) {
   return t("store.record", { completed: r.orders_completed, count: r.disputes_lost });
 }
 
-function offerCard(o, best) {
+function offerCard(o, best, tiers) {
   const soldOut = Number(o.stock) === 0;
   return h(
     "div",
@@ -44,6 +54,7 @@ function offerCard(o, best) {
       h("span", { class: "price" }, fmtAmount(o.unit_price, o.token)),
       o === best && !soldOut ? pill(t("store.offer.best"), "brand") : null,
     ),
+    tierTable(BigInt(o.unit_price), tiers.get(String(o.listing_id)), o.token, { testId: "offer-tiers" }),
     h(
       "dl",
       null,
@@ -73,7 +84,7 @@ function offerCard(o, best) {
 /** #/ : every product with its suppliers side by side. */
 export async function storePage(ctx) {
   const listings = await get("/catalog/listings?limit=500");
-  await loadTokens(listings);
+  const [tiers] = await Promise.all([tiersOf(listings), loadTokens(listings)]);
   const groups = groupBySku(listings);
   const search = h("input", {
     type: "search",
@@ -134,7 +145,7 @@ export async function storePage(ctx) {
               h(
                 "div",
                 { class: "offers" },
-                g.offers.slice(0, 4).map((o) => offerCard(o, g.best)),
+                g.offers.slice(0, 4).map((o) => offerCard(o, g.best, tiers)),
               ),
               g.offers.length > 4
                 ? h(
@@ -274,7 +285,7 @@ export async function productPage(ctx, sku) {
       message("info", t("product.unknown.text")),
       h("a", { href: "#/" }, t("product.back")),
     );
-  await loadTokens(listings);
+  const [tiers] = await Promise.all([tiersOf(listings), loadTokens(listings)]);
   const [g] = groupBySku(listings);
   const rows = h("tbody");
   const authSlots = new Map();
@@ -302,6 +313,7 @@ export async function productPage(ctx, sku) {
           "td",
           { "data-label": t("product.col.price"), class: "num" },
           h("strong", { "data-test": "price" }, fmtAmount(o.unit_price, o.token)),
+          tierTable(BigInt(o.unit_price), tiers.get(String(o.listing_id)), o.token, { testId: "compare-tiers" }),
           o === g.best ? h("div", null, pill(t("product.best"), "brand")) : null,
         ),
         h(

@@ -30,6 +30,16 @@ import { chainNumber, duration, humanize, keccakText, orderLabel, product, short
 import { has, locale, t, tn } from "../i18n.js";
 import { gate } from "../session.js";
 import { poll } from "../status.js";
+import {
+  MAX_TIERS,
+  checkTiers,
+  discounted,
+  listingTiers,
+  percentBps,
+  percentOff,
+  percentText,
+  tierTable,
+} from "../tiers.js";
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
 import { requireWallet, sendEscrow, sendPrepared, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
@@ -946,13 +956,17 @@ async function loadDashboard() {
   const infos = await Promise.all(unique.map(tokenInfo));
   unique.forEach((tok, i) => known.set(tok, infos[i]));
   const full = new Map(listingsFull.map((l) => [String(l.listing_id), l]));
-  const histories = await Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => [])));
+  const [histories, tiers] = await Promise.all([
+    Promise.all(dash.listings.map((l) => listingHistory(l.listing_id).catch(() => []))),
+    Promise.all(dash.listings.map((l) => listingTiers(full.get(String(l.listing_id)) ?? l))),
+  ]);
   const listings = dash.listings.map((l, i) => {
     const f = full.get(String(l.listing_id));
     return {
       ...l,
       token: f?.token ?? ZERO_ADDRESS,
       reseller_price: f?.reseller_price ?? "0",
+      tiers: tiers[i],
       name: (f && product(f).name) || t("supplier.listingN", { id: String(l.listing_id) }),
       lastBatch: histories[i].filter((e) => e.name === "BatchCommitted").at(-1) || null,
     };
@@ -1091,8 +1105,100 @@ function resellerControl(l, slot, outcome, refresh, unfolded) {
   return box;
 }
 
+/**
+ * Volume tiers (批发价): up to three quantity breaks, each with a percentage off the listing's
+ * price (the price it comes to shown beside it), saved with setTiers, or removed with empty
+ * lists. What is typed is checked by the escrow's rules before anything is sent. Failures go to
+ * the row's `slot`, the outcome to the page's `outcome`.
+ */
+function tiersControl(l, slot, outcome, refresh, unfolded) {
+  const id = String(l.listing_id);
+  const price = BigInt(l.unit_price);
+  const current = l.tiers;
+  const rows = Array.from({ length: MAX_TIERS }, (_, i) => {
+    const tier = current[i];
+    const min = h("input", {
+      type: "text",
+      inputmode: "numeric",
+      autocomplete: "off",
+      value: tier ? String(tier.minQuantity) : "",
+      style: { width: "5rem" },
+      "data-test": "tier-min",
+    });
+    const off = h("input", {
+      type: "text",
+      inputmode: "decimal",
+      autocomplete: "off",
+      value: tier ? percentText(tier.discountBps) : "",
+      style: { width: "4.5rem" },
+      "data-test": "tier-off",
+    });
+    const result = h("span", { class: "muted", "data-test": "tier-result" });
+    const show = () => {
+      const bps = percentBps(off.value);
+      result.textContent =
+        bps === null ? "" : t("supplier.tiers.result", { price: fmtAmount(discounted(price, bps), l.token) });
+    };
+    off.addEventListener("input", show);
+    show();
+    const label = { class: "row", style: { margin: 0, fontWeight: 500, gap: "0.3rem" } };
+    return {
+      min,
+      off,
+      el: h(
+        "div",
+        { class: "row", style: { marginBottom: "0.3rem" }, "data-test": "tier-row" },
+        h("label", label, t("supplier.tiers.from", { row: i + 1 }), min),
+        h("label", label, t("supplier.tiers.off"), off),
+        result,
+      ),
+    };
+  });
+  const save = h("button", { class: "btn small", type: "button", "data-test": "tiers-save" }, t("supplier.tiers.save"));
+  const remove = current.length
+    ? h("button", { class: "btn small quiet", type: "button", "data-test": "tiers-remove" }, t("supplier.tiers.remove"))
+    : null;
+  const send = async (minQuantities, discountsBps, text) => {
+    const r = await sendEscrow("setTiers", [BigInt(l.listing_id), minQuantities, discountsBps]);
+    outcome.show("ok", text, txLink(r.hash, Number(r.receipt.blockNumber)));
+    refresh();
+  };
+  save.addEventListener("click", () =>
+    busy(save, slot, async () => {
+      const { minQuantities, discountsBps } = checkTiers(rows.map((r) => ({ min: r.min.value, off: r.off.value })));
+      const summary = minQuantities
+        .map((q, i) => t("supplier.tiers.part", { count: q, percent: percentOff(discountsBps[i]) }))
+        .join(t("supplier.tiers.join"));
+      await send(minQuantities, discountsBps, t("supplier.tiers.done", { id, tiers: summary }));
+    }),
+  );
+  remove?.addEventListener("click", () => busy(remove, slot, () => send([], [], t("supplier.tiers.removed", { id }))));
+  const box = h(
+    "details",
+    { class: "small", "data-test": "tiers-control", open: unfolded.has(l.listing_id) ? true : null },
+    h(
+      "summary",
+      null,
+      current.length
+        ? t("supplier.tiers.summaryOn", {
+            tiers: current
+              .map((x) => t("supplier.tiers.part", { count: x.minQuantity, percent: percentOff(x.discountBps) }))
+              .join(t("supplier.tiers.join")),
+          })
+        : t("supplier.tiers.summary"),
+    ),
+    h("p", { class: "muted" }, t("supplier.tiers.explain", { count: MAX_TIERS })),
+    tierTable(price, current, l.token, { testId: "supplier-tiers" }),
+    rows.map((r) => r.el),
+    h("div", { class: "row" }, save, remove),
+  );
+  // Open or closed as it was: the dashboard redraws its rows when a figure changes.
+  box.addEventListener("toggle", () => (box.open ? unfolded.add(l.listing_id) : unfolded.delete(l.listing_id)));
+  return box;
+}
+
 /** The part of the dashboard that follows the chain: warnings, figures, chart, tables. */
-function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking, unfolded }) {
+function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking, unfolded, tiering }) {
   const lastOf = (names) => [...ledger].reverse().find((e) => names.includes(e.name));
   const lastBond = lastOf(["BondDeposited", "BondWithdrawn"]);
   const lowStock = listings.filter((l) => l.low_stock);
@@ -1195,6 +1301,7 @@ function liveView({ dash, orders, listings, ledger }, { wslot, refresh, asking, 
         h("div", { class: "row" }, restock, toggle, onChain?.button),
         onChain?.ask,
         resellerControl(l, slot, wslot, refresh, unfolded),
+        tiersControl(l, slot, wslot, refresh, tiering),
         slot,
       ),
     );
@@ -1391,8 +1498,9 @@ export async function supplierPage(ctx) {
   const bond = bondCard(() => refresh());
   const asking = new Set(); // listings whose "keep codes on-chain?" question is open
   const unfolded = new Set(); // listings whose reseller settings are open
+  const tiering = new Set(); // listings whose volume tiers are open
   const show = () => {
-    replace(live, liveView(data, { wslot, refresh: () => refresh(), asking, unfolded }));
+    replace(live, liveView(data, { wslot, refresh: () => refresh(), asking, unfolded, tiering }));
     upload.setListings(data.listings);
     settlement.update(data.dash);
     waiting.update(data.uploads);

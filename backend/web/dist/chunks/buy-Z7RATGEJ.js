@@ -1,1 +1,0 @@
-import{g as a,h as b,i as c}from"./chunk-ABPV3JD2.js";import"./chunk-V3BWRXU7.js";import"./chunk-VB3WVWOF.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{c as buyPage,a as checkQuantity,b as pendingCard};

@@ -1,1 +1,0 @@
-import{a,b,c,d,e,f}from"./chunk-5M7ROAOH.js";import"./chunk-ABPV3JD2.js";import"./chunk-V3BWRXU7.js";import"./chunk-VB3WVWOF.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};
