@@ -17,20 +17,18 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.sync_api import expect
 from web_support import (
-    TIMEOUT_MS,
     USDT,
     WebStack,
     connect_dev_wallet,
+    delivered_order,
     new_page,
     sign_in,
 )
 
-from contracts.encoding import Order, OrderState
 from contracts.order_rules import Terms, complete
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser
 
 RESELLER_PRICE = 13 * USDT
 SHOP_PRICE = 15_500_000  # 15.5 USDT
@@ -59,26 +57,6 @@ def usdt_text(amount: int) -> str:
     """An amount of the development USDT as the web shows it (fmtAmount: no trailing zeros)."""
     value = Decimal(amount) / USDT
     return f"{value.normalize():f} USDT"
-
-
-def _page(browser: Browser, locale: str) -> tuple[BrowserContext, Page]:
-    """A fresh desktop profile whose browser prefers `locale`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
-    return context, page
-
-
-def _delivered(stack: WebStack, oid: int, buyer: LocalAccount) -> Order | None:
-    """The order's struct from the API once it is delivered, else None."""
-    from backend.client import KamengClient
-
-    with KamengClient(stack.url) as client:
-        order = Order.from_record(client.order(oid, buyer))
-    return order if order.state == OrderState.DELIVERED else None
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +94,7 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
 
     # The reseller: a wallet, nothing else.
     reseller = stack.new_account(ether=5)
-    context, page = _page(browser, locale)
+    context, page = new_page(browser, locale=locale)
     page.goto(f"{stack.url}/#/reseller")
     connect_dev_wallet(page, reseller)
     row = page.locator(f'[data-test="resell-row"][data-listing="{listing}"]')
@@ -148,7 +126,7 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     # The buyer opens the shop's link and pays the shop's price.
     buyer = stack.new_account(ether=5)
     escrow.tx.send(stack.dev.admin, token.functions.mint(buyer.address, 100 * USDT))
-    shopper, store = _page(browser, locale)
+    shopper, store = new_page(browser, locale=locale)
     store.goto(link)
     expect(store.get_by_test_id("shop-title")).to_contain_text(name)
     item = store.locator(f'[data-test="shop-item"][data-listing="{listing}"]')
@@ -163,7 +141,7 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     store.get_by_test_id("pay").click()
     expect(store).to_have_url(re.compile(r"#/order/\d+$"))
     oid = int(store.url.rsplit("/", 1)[1])
-    order = stack.wait_until(f"order {oid} delivered", lambda: _delivered(stack, oid, buyer))
+    order = stack.wait_until(f"order {oid} delivered", lambda: delivered_order(stack, oid, buyer))
     # Every party's part is fixed in the order: 2 x (15.5 - 13) = 5 USDT is the shop's cut.
     assert (order.reseller, order.amount) == (reseller.address, QUANTITY * SHOP_PRICE)
     assert order.reseller_cut == QUANTITY * (SHOP_PRICE - RESELLER_PRICE)
@@ -209,7 +187,7 @@ def test_a_shop_the_escrow_would_refuse_says_so_before_anything_is_paid(
     escrow, supplier = stack.escrow, stack.dev.supplier
     shop = stack.new_account(ether=1)
     escrow.set_shop_price(shop, listing, 14 * USDT)
-    context, page = _page(browser, "en")
+    context, page = new_page(browser, locale="en")
     try:
         for floor, said in (
             (14_500_000, "is below what the supplier now asks of resellers"),

@@ -17,13 +17,18 @@ import pytest
 from axe_support import accessibility_problems
 from playwright.sync_api import expect
 from test_web_phone_width import _OVERFLOW  # what pokes out of a phone's screen, by name
-from web_support import TIMEOUT_MS, USDT, WebStack, connect_dev_wallet, sign_in
-
-from contracts.encoding import Order, OrderState
+from web_support import (
+    TIMEOUT_MS,
+    USDT,
+    WebStack,
+    connect_dev_wallet,
+    delivered_order,
+    new_page,
+    sign_in,
+)
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, Page
 
 PRICE = 10 * USDT
 TIERS = [(3, 500), (10, 1000)]
@@ -61,26 +66,6 @@ TEXT = {
 }
 
 
-def _page(browser: Browser, locale: str) -> tuple[BrowserContext, Page]:
-    """A fresh desktop profile whose browser prefers `locale`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
-    return context, page
-
-
-def _delivered(stack: WebStack, oid: int, buyer: LocalAccount) -> Order | None:
-    """The order's struct from the API once it is delivered, else None."""
-    from backend.client import KamengClient
-
-    with KamengClient(stack.url) as client:
-        order = Order.from_record(client.order(oid, buyer))
-    return order if order.state == OrderState.DELIVERED else None
-
-
 def _in_shop(stack: WebStack, reseller: str, listing: int) -> bool:
     """Whether the mirror lists `listing` in `reseller`'s shop."""
     items = httpx.get(f"{stack.url}/shops/{reseller}", timeout=30).json()
@@ -92,7 +77,7 @@ def _set_tiers_on_the_dashboard(stack: WebStack, browser: Browser, locale: str, 
     sent), then the tiers are saved with setTiers."""
     text = TEXT[locale]
     supplier = stack.dev.supplier
-    context, page = _page(browser, locale)
+    context, page = new_page(browser, locale=locale)
     page.goto(f"{stack.url}/#/supplier")
     connect_dev_wallet(page, supplier)
     sign_in(page)
@@ -150,7 +135,7 @@ def test_a_supplier_sets_tiers_and_a_buyer_pays_the_tier_price(
     # The store shows the price table on the offer.
     buyer = stack.new_account(ether=5)
     escrow.tx.send(stack.dev.admin, token.functions.mint(buyer.address, 100 * USDT))
-    context, page = _page(browser, locale)
+    context, page = new_page(browser, locale=locale)
     page.goto(f"{stack.url}/#/")
     offer = page.locator(f'[data-test="offer"][data-listing="{lid}"]')
     expect(offer.get_by_test_id("offer-tiers").get_by_test_id("tier")).to_have_text(text["table"])
@@ -170,7 +155,7 @@ def test_a_supplier_sets_tiers_and_a_buyer_pays_the_tier_price(
     page.get_by_test_id("pay").click()
     expect(page).to_have_url(re.compile(r"#/order/\d+$"))
     oid = int(page.url.rsplit("/", 1)[1])
-    order = stack.wait_until(f"order {oid} delivered", lambda: _delivered(stack, oid, buyer))
+    order = stack.wait_until(f"order {oid} delivered", lambda: delivered_order(stack, oid, buyer))
     # The order the escrow keeps says 3 codes at 9.5 USDT, and that is what left the wallet.
     assert escrow.order_matches(oid, order)
     assert (order.quantity, order.amount) == (QUANTITY, QUANTITY * UNIT)
@@ -185,7 +170,7 @@ def test_a_supplier_sets_tiers_and_a_buyer_pays_the_tier_price(
     escrow.set_reseller_price(stack.dev.supplier, lid, 8 * USDT)
     escrow.set_shop_price(reseller, lid, SHOP_PRICE)
     stack.wait_until(f"the shop to list {lid}", lambda: _in_shop(stack, reseller.address, lid))
-    context, page = _page(browser, locale)
+    context, page = new_page(browser, locale=locale)
     page.goto(f"{stack.url}/#/s/{reseller.address}")
     item = page.locator(f'[data-test="shop-item"][data-listing="{lid}"]')
     expect(item.get_by_test_id("shop-price")).to_have_text("12 USDT")
@@ -213,7 +198,7 @@ def test_in_the_chains_coin_the_payment_sent_is_the_tier_price(
     stack.stock_listing(2, lid)
     escrow.set_tiers(dev.supplier, lid, [(2, 333)])
     buyer = stack.new_account(ether=5)
-    context, page = _page(browser, "en")
+    context, page = new_page(browser, locale="en")
     page.goto(f"{stack.url}/#/buy/{lid}")
     connect_dev_wallet(page, buyer)
     expect(page.get_by_test_id("tier-prices").get_by_test_id("tier")).to_have_text(
@@ -225,7 +210,7 @@ def test_in_the_chains_coin_the_payment_sent_is_the_tier_price(
     page.get_by_test_id("pay").click()
     expect(page).to_have_url(re.compile(r"#/order/\d+$"))
     oid = int(page.url.rsplit("/", 1)[1])
-    order = stack.wait_until(f"order {oid} delivered", lambda: _delivered(stack, oid, buyer))
+    order = stack.wait_until(f"order {oid} delivered", lambda: delivered_order(stack, oid, buyer))
     assert escrow.order_matches(oid, order)
     assert order.amount == 2 * (price - price * 333 // 10_000)
     assert page.errors == []  # type: ignore[attr-defined]
@@ -290,7 +275,7 @@ def test_a_supplier_removes_its_tiers(stack: WebStack, browser: Browser) -> None
     escrow, dev = stack.escrow, stack.dev
     lid = stack.usdt_listing(PRICE, 1)
     escrow.set_tiers(dev.supplier, lid, TIERS)
-    context, page = _page(browser, "en")
+    context, page = new_page(browser, locale="en")
     page.goto(f"{stack.url}/#/supplier")
     connect_dev_wallet(page, dev.supplier)
     sign_in(page)

@@ -33,6 +33,7 @@ from backend.config import Settings
 from backend.runtime import Runtime
 from backend.vault.service import upload_codes
 from contracts.chain import free_port
+from contracts.encoding import Order, OrderState
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -276,18 +277,22 @@ def launch_browser(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def new_page(browser: Browser, *, phone: bool = False) -> tuple[BrowserContext, Page]:
-    """A fresh browser profile (its own localStorage); `page.errors` collects uncaught script
-    errors and Content-Security-Policy refusals."""
+def new_page(
+    browser: Browser, *, phone: bool = False, locale: str | None = None
+) -> tuple[BrowserContext, Page]:
+    """A fresh browser profile (its own localStorage), preferring `locale` if given;
+    `page.errors` collects uncaught script errors and Content-Security-Policy refusals."""
+    lang: dict[str, Any] = {"locale": locale} if locale else {}
     if phone:
         context = browser.new_context(
             viewport={"width": 390, "height": 844},
             device_scale_factor=2,
             is_mobile=True,
             has_touch=True,
+            **lang,
         )
     else:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, **lang)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
@@ -299,6 +304,15 @@ def new_page(browser: Browser, *, phone: bool = False) -> tuple[BrowserContext, 
     )
     page.errors = errors  # type: ignore[attr-defined]
     return context, page
+
+
+def delivered_order(stack: WebStack, oid: int, buyer: LocalAccount) -> Order | None:
+    """The order's struct from the API once it is delivered, else None (for `wait_until`)."""
+    from backend.client import KamengClient
+
+    with KamengClient(stack.url) as client:
+        order = Order.from_record(client.order(oid, buyer))
+    return order if order.state == OrderState.DELIVERED else None
 
 
 def connect_dev_wallet(page: Page, account: LocalAccount) -> None:
