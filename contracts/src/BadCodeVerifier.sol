@@ -6,14 +6,46 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
 
 /// @title BadCodeVerifier
-/// @notice The pure half of `CodeEscrow.proveBadCode`: checks a buyer's proof that a released code
-///         is not the committed one. CodeEscrow deploys one in its constructor and calls it, which
-///         keeps the escrow's runtime code under the EIP-170 size limit. It holds no state and
-///         moves no value; it reverts with the escrow's own errors, which the escrow passes on.
-/// @dev Encodings are in docs/PROTOCOL.md ("Proof of a bad code").
+/// @notice The pure checks of CodeEscrow kept out of its runtime code: the buyer's proof that a
+///         released code is not the committed one (`CodeEscrow.proveBadCode`) and the bounds of
+///         the platform settings (`CodeEscrow.setConfig` and its constructor). CodeEscrow deploys
+///         one in its constructor and calls it, which keeps the escrow's runtime code under the
+///         EIP-170 size limit. It holds no state and moves no value; it reverts with the escrow's
+///         own errors, which the escrow passes on.
+/// @dev Encodings are in docs/PROTOCOL.md ("Proof of a bad code"); the bounds in "Money",
+///      "Windows".
 contract BadCodeVerifier {
     uint256 private constant _MAX_CODE_BYTES = 256;
     bytes14 private constant _COMMITMENT_DOMAIN = "kameng.code.v1";
+    uint256 private constant _BPS = 10_000;
+    uint256 private constant _MAX_FEES_BPS = 5_000;
+    uint256 private constant _MIN_DELIVERY_WINDOW = 1 minutes;
+    uint256 private constant _MIN_DISPUTE_WINDOW = 1 hours;
+    uint256 private constant _MAX_WINDOW = 365 days;
+    uint256 private constant _MIN_ARBITRATION_WINDOW = 1 hours;
+    uint256 private constant _MAX_ARBITRATION_WINDOW = 90 days;
+
+    /// @notice Check platform settings against the escrow's bounds: a fee of at most 50%, a
+    ///         minimum bond of at most 100%, a fee recipient, an arbitration window of 1 hour to
+    ///         90 days, delivery windows from at least 1 minute and dispute windows from at least
+    ///         1 hour, each maximum at least its minimum and at most 365 days. Reverts with
+    ///         `EscrowBadBps`, `EscrowBadArgument("feeRecipient")` or `EscrowBadWindow(name, value,
+    ///         min, max)`, in that order of checks; returns nothing when they hold.
+    /// @param config The settings the escrow is asked to take.
+    function checkConfig(ICodeEscrow.Config calldata config) external pure {
+        if (config.feeBps > _MAX_FEES_BPS) revert ICodeEscrow.EscrowBadBps(config.feeBps);
+        if (config.minBondBps > _BPS) revert ICodeEscrow.EscrowBadBps(config.minBondBps);
+        if (config.feeRecipient == address(0)) revert ICodeEscrow.EscrowBadArgument("feeRecipient");
+        _window("arbitrationWindow", config.arbitrationWindow, _MIN_ARBITRATION_WINDOW, _MAX_ARBITRATION_WINDOW);
+        _window("minDeliveryWindow", config.minDeliveryWindow, _MIN_DELIVERY_WINDOW, _MAX_WINDOW);
+        _window("maxDeliveryWindow", config.maxDeliveryWindow, config.minDeliveryWindow, _MAX_WINDOW);
+        _window("minDisputeWindow", config.minDisputeWindow, _MIN_DISPUTE_WINDOW, _MAX_WINDOW);
+        _window("maxDisputeWindow", config.maxDisputeWindow, config.minDisputeWindow, _MAX_WINDOW);
+    }
+
+    function _window(string memory name, uint256 value, uint256 min, uint256 max) private pure {
+        if (value < min || value > max) revert ICodeEscrow.EscrowBadWindow(name, value, min, max);
+    }
 
     /// @notice Check `proof` against an order's release digest and the cited batch.
     /// @param orderId The order (its low 32 bits are its first code index).

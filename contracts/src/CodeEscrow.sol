@@ -40,13 +40,7 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     uint256 private constant _FEE_BPS_SHIFT = 96;
     uint256 private constant _ON_CHAIN_FROM_SHIFT = 144;
     uint256 private constant _TIERED_SHIFT = 176;
-    uint256 private constant _MAX_FEES_BPS = 5_000;
     /// @dev Bounds on the bounds: no configuration can make a window shorter or longer than these.
-    uint256 private constant _MIN_DELIVERY_WINDOW = 1 minutes;
-    uint256 private constant _MIN_DISPUTE_WINDOW = 1 hours;
-    uint256 private constant _MAX_WINDOW = 365 days;
-    uint256 private constant _MIN_ARBITRATION_WINDOW = 1 hours;
-    uint256 private constant _MAX_ARBITRATION_WINDOW = 90 days;
     /// @dev Delay before a new default admin can accept the role (two-step transfer).
     uint48 private constant _ADMIN_TRANSFER_DELAY = 2 days;
     /// @dev Free + reserved bond never exceeds this, so a reservation returned to free always fits.
@@ -737,16 +731,9 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     // ================================================================== internal
 
     function _setConfig(Config memory newConfig) private {
-        if (newConfig.feeBps > _MAX_FEES_BPS) revert EscrowBadBps(newConfig.feeBps);
-        if (newConfig.minBondBps > _BPS) revert EscrowBadBps(newConfig.minBondBps);
-        if (newConfig.feeRecipient == address(0)) revert EscrowBadArgument("feeRecipient");
-        _checkWindow(
-            "arbitrationWindow", newConfig.arbitrationWindow, _MIN_ARBITRATION_WINDOW, _MAX_ARBITRATION_WINDOW
-        );
-        _checkWindow("minDeliveryWindow", newConfig.minDeliveryWindow, _MIN_DELIVERY_WINDOW, _MAX_WINDOW);
-        _checkWindow("maxDeliveryWindow", newConfig.maxDeliveryWindow, newConfig.minDeliveryWindow, _MAX_WINDOW);
-        _checkWindow("minDisputeWindow", newConfig.minDisputeWindow, _MIN_DISPUTE_WINDOW, _MAX_WINDOW);
-        _checkWindow("maxDisputeWindow", newConfig.maxDisputeWindow, newConfig.minDisputeWindow, _MAX_WINDOW);
+        // The bounds are checked by the verifier (a pure call that reverts with this contract's
+        // errors), which keeps their revert data out of the runtime code (EIP-170).
+        _verifier.checkConfig(newConfig);
         _config = newConfig;
         emit ConfigUpdated(newConfig);
     }

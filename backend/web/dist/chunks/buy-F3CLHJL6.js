@@ -1,1 +1,0 @@
-import{g as a,h as b,i as c}from"./chunk-JXLYX6ZI.js";import"./chunk-AGKXB6MR.js";import"./chunk-BF6WKGYA.js";import"./chunk-2Y55KUMX.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{c as buyPage,a as checkQuantity,b as pendingCard};

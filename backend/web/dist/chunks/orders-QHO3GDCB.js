@@ -1,1 +1,0 @@
-import{a,b,c,d,e,f}from"./chunk-A5GDMCLY.js";import"./chunk-JXLYX6ZI.js";import"./chunk-AGKXB6MR.js";import"./chunk-BF6WKGYA.js";import"./chunk-2Y55KUMX.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};
