@@ -17,45 +17,12 @@ from typing import TYPE_CHECKING
 from axe_support import accessibility_problems, dark_problems
 from eth_utils import keccak
 from playwright.sync_api import expect
-from web_support import TIMEOUT_MS, WebStack, connect_dev_wallet, sign_in
+from web_support import OVERFLOW, TIMEOUT_MS, WebStack, connect_dev_wallet, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 WIDTH, HEIGHT = 360, 780
-
-#: What pokes out of the screen: elements whose right edge is past the window's, unless a
-#: scrolling (or clipping) ancestor that itself fits holds them.
-_OVERFLOW = """() => {
-  const w = window.innerWidth;
-  const held = (el) => {
-    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-      const ox = getComputedStyle(p).overflowX;
-      if (ox !== "visible" && p.getBoundingClientRect().right <= w + 0.5) return true;
-    }
-    return false;
-  };
-  const classes = (el) =>
-    el.className && typeof el.className === "string"
-      ? "." + el.className.trim().split(/\\s+/).join(".")
-      : "";
-  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + classes(el) +
-    (el.dataset.test ? `[data-test=${el.dataset.test}]` : "");
-  const out = [];
-  for (const el of document.querySelectorAll("body *")) {
-    const r = el.getBoundingClientRect();
-    if (r.width > 0 && r.right > w + 0.5 && !held(el)) {
-      const path = [];
-      for (let p = el; p && p !== document.body && path.length < 4; p = p.parentElement) {
-        path.unshift(name(p));
-      }
-      out.push(`${path.join(" > ")} (right edge ${Math.round(r.right)} px): ` +
-        JSON.stringify((el.textContent || "").trim().slice(0, 50)));
-    }
-  }
-  return { scroll: document.documentElement.scrollWidth, width: w, out: out.slice(0, 12) };
-}"""
-
 
 #: The serious and critical axe-core findings met so far on the walk (asserted at its end, so
 #: that one run names them all).
@@ -66,7 +33,7 @@ def assert_fits(page: Page, name: str, *, dark: bool = False) -> None:
     """The page is no wider than the screen; its axe-core findings go to `_axe` (with `dark`,
     also those of the colour rules in the dark scheme)."""
     expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
-    found = page.evaluate(_OVERFLOW)
+    found = page.evaluate(OVERFLOW)
     assert found["scroll"] <= found["width"], (
         f"the {name} page is {found['scroll']} px wide on a {found['width']} px screen; "
         "past the edge:\n" + "\n".join(found["out"])

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from axe_support import accessibility_problems
 from playwright.sync_api import expect
-from test_web_phone_width import _OVERFLOW  # what pokes out of a phone's screen, by name
 from web_support import (
+    OVERFLOW,
     TIMEOUT_MS,
     USDT,
     WebStack,
@@ -223,7 +223,7 @@ PHONE_WIDTH = 360
 def _fits(page: Page, name: str) -> None:
     """The page is no wider than the screen, and axe-core finds nothing serious in it."""
     expect(page.locator("#app")).not_to_have_attribute("aria-busy", "true")
-    found = page.evaluate(_OVERFLOW)
+    found = page.evaluate(OVERFLOW)
     assert found["scroll"] <= PHONE_WIDTH, (
         f"the {name} page is {found['scroll']} px wide on a {PHONE_WIDTH} px screen; past the "
         "edge:\n" + "\n".join(found["out"])

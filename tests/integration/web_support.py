@@ -67,6 +67,38 @@ USDT = 10**6
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
 
+#: What pokes out of the screen: elements whose right edge is past the window's, unless a
+#: scrolling (or clipping) ancestor that itself fits holds them.
+OVERFLOW = """() => {
+  const w = window.innerWidth;
+  const held = (el) => {
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      const ox = getComputedStyle(p).overflowX;
+      if (ox !== "visible" && p.getBoundingClientRect().right <= w + 0.5) return true;
+    }
+    return false;
+  };
+  const classes = (el) =>
+    el.className && typeof el.className === "string"
+      ? "." + el.className.trim().split(/\\s+/).join(".")
+      : "";
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + classes(el) +
+    (el.dataset.test ? `[data-test=${el.dataset.test}]` : "");
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > w + 0.5 && !held(el)) {
+      const path = [];
+      for (let p = el; p && p !== document.body && path.length < 4; p = p.parentElement) {
+        path.unshift(name(p));
+      }
+      out.push(`${path.join(" > ")} (right edge ${Math.round(r.right)} px): ` +
+        JSON.stringify((el.textContent || "").trim().slice(0, 50)));
+    }
+  }
+  return { scroll: document.documentElement.scrollWidth, width: w, out: out.slice(0, 12) };
+}"""
+
 
 @dataclass
 class WebStack:
