@@ -7,7 +7,7 @@ supplier's key; the rest are the supplier's own transactions, signed locally.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_utils import to_checksum_address
@@ -298,14 +298,7 @@ def on_chain(
     release is published in its delivery transaction, so buyers can read their codes from the
     chain even if this platform is gone. One way, and orders are then capped at 32 codes."""
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
-    listing = s.escrow.listing(listing_id)
-    supplier = str(listing["supplier"])
-    if int(supplier, 16) == 0:
-        raise fail(
-            f"unknown listing {listing_id}: escrow {s.escrow.address} has no such listing", 2
-        )
-    if supplier.lower() != s.wallet.address.lower():
-        raise fail(f"listing {listing_id} belongs to {supplier}, not to you", 2)
+    listing = _own_listing(s, listing_id)
     start = int(listing["on_chain_from"])
     if start:
         console.print(
@@ -442,6 +435,23 @@ def delivery_key(
         )
 
 
+def _own_listing(s: Session, listing_id: int) -> dict[str, Any]:
+    """The wallet's listing `listing_id`, as the chain holds it now.
+
+    Raises:
+        typer.Exit: no such listing, or another supplier's (exit 2, nothing sent).
+    """
+    listing = s.escrow.listing(listing_id)
+    supplier = str(listing["supplier"])
+    if int(supplier, 16) == 0:
+        raise fail(
+            f"unknown listing {listing_id}: escrow {s.escrow.address} has no such listing", 2
+        )
+    if supplier.lower() != s.wallet.address.lower():
+        raise fail(f"listing {listing_id} belongs to {supplier}, not to you", 2)
+    return listing
+
+
 def _tier(text: str) -> tuple[int, int]:
     """One ``QUANTITY:PERCENT`` tier (``10:5`` is 5% off from 10 codes; ``100:7.5`` works) as
     ``(min_quantity, discount_bps)``.
@@ -488,12 +498,7 @@ def tiers(
     if fault is not None:
         raise fail(f"{fault}; nothing sent", 2)
     s = connect(api, load_wallet(key_file, dev, keystore=keystore), rpc_url)
-    listing = s.escrow.listing(listing_id)
-    supplier = str(listing["supplier"])
-    if int(supplier, 16) == 0:
-        raise fail(f"unknown listing {listing_id}: escrow {s.escrow.address} has no such one", 2)
-    if supplier.lower() != s.wallet.address.lower():
-        raise fail(f"listing {listing_id} belongs to {supplier}, not to you", 2)
+    listing = _own_listing(s, listing_id)
     try:
         res = s.escrow.set_tiers(s.wallet, listing_id, wanted)
     except KamengError as exc:
@@ -532,9 +537,7 @@ def _close(s: Session, listing_id: int) -> bool:
     Raises:
         typer.Exit: it is not the wallet's, or the chain refused.
     """
-    listing = s.escrow.listing(listing_id)
-    if str(listing["supplier"]).lower() != s.wallet.address.lower():
-        raise fail(f"listing {listing_id} belongs to {listing['supplier']}, not to you", 2)
+    listing = _own_listing(s, listing_id)
     if not listing["active"]:
         return False
     try:

@@ -185,6 +185,7 @@ def test_buy_pays_the_volume_tier_the_quantity_reaches(served: Served, tmp_path:
     so; a quantity below every tier pays the listing's price."""
     escrow, dev, lid = served.escrow, served.dev, served.dev.listing_id
     buyer = dev.buyers[1]
+    escrow.tx.reset_nonce(dev.supplier.address)
     escrow.set_tiers(dev.supplier, lid, [(2, 1_000)])
     try:
         code, out = kameng(served, buyer, "buy", str(lid), "-q", "2", tmp=tmp_path)

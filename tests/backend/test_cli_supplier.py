@@ -158,6 +158,7 @@ def test_volume_tiers_are_checked_set_shown_and_removed(served: Served, tmp_path
     """`supplier tiers LISTING 10:5 100:10`: a malformed or refused list sends nothing (exit 2,
     saying what to fix); a good one lands on-chain and is shown with its prices; none removes."""
     escrow, dev = served.escrow, served.dev
+    escrow.tx.reset_nonce(dev.supplier.address)  # earlier tests sent from it through the CLI
     lid, _ = escrow.create_listing(dev.supplier, sku=dev.sku, unit_price=10**16)
     w3 = served.runtime.chain.w3
     sent = w3.eth.get_transaction_count(dev.supplier.address)
@@ -176,6 +177,10 @@ def test_volume_tiers_are_checked_set_shown_and_removed(served: Served, tmp_path
     stranger = served.runtime.chain.new_account(ether=1)
     code, out = kameng(served, stranger, "tiers", str(lid), "10:5", tmp=tmp_path)
     assert code == 2 and f"listing {lid} belongs to {dev.supplier.address}" in out, out
+    # The same ownership check as `on-chain` and `close` (which now also names an unknown one).
+    for command in (["tiers", "9999", "10:5"], ["close", "9999"]):
+        code, out = kameng(served, dev.supplier, *command, tmp=tmp_path)
+        assert code == 2 and "unknown listing 9999" in out, out
     assert w3.eth.get_transaction_count(dev.supplier.address) == sent
     code, out = kameng(served, dev.supplier, "tiers", str(lid), "10:5", "100:7.5", tmp=tmp_path)
     assert code == 0 and "volume tiers set" in out, out
