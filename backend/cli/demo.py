@@ -664,21 +664,29 @@ def _stablecoin_chapter(
         "listing",
     )
 
-    buyer = chain.new_account(ether=1)
-    escrow.tx.send(buyer, usdt.functions.mint(buyer.address, 100 * USDT))
+    def buy_in_shop(
+        quantity: int, unit: int, funds: int
+    ) -> tuple[LocalAccount, PrivateKey, int, Order, TxResult]:
+        """A new buyer, given `funds` from the faucet, pays `unit` a code for `quantity` codes
+        in the shop with a fresh order key; its account, key, order id, order and receipt."""
+        buyer = chain.new_account(ether=1)
+        escrow.tx.send(buyer, usdt.functions.mint(buyer.address, funds))
+        escrow.approve_token(buyer, token, unit * quantity)
+        key, _nonce = next_order_key(escrow, buyer)
+        escrow.tx.reset_nonce(buyer.address)
+        oid, order, res = escrow.buy(
+            buyer,
+            vip_listing,
+            quantity,
+            max_unit_price=unit,
+            buyer_pubkey=public_key_bytes(key),
+            reseller=shop.address,
+            value=0,
+        )
+        return buyer, key, oid, order, res
+
     quantity = STABLECOIN_QUANTITY
-    escrow.approve_token(buyer, token, VIP_PRICE * quantity)
-    key, _nonce = next_order_key(escrow, buyer)
-    escrow.tx.reset_nonce(buyer.address)
-    oid, bought, res = escrow.buy(
-        buyer,
-        vip_listing,
-        quantity,
-        max_unit_price=VIP_PRICE,
-        buyer_pubkey=public_key_bytes(key),
-        reseller=shop.address,
-        value=0,
-    )
+    buyer, key, oid, bought, res = buy_in_shop(quantity, VIP_PRICE, 100 * USDT)
     story.tx(
         f"a buyer pays 30 USDT for {quantity} {name} codes in the reseller's shop (the shop's "
         f"margin, {bought.reseller_cut / USDT:g} USDT, is fixed in the order)",
@@ -711,21 +719,8 @@ def _stablecoin_chapter(
     )
     # A wholesale buyer in the same shop reaches the tier: the shop's price and the supplier's
     # reseller price are both 5% lower, so every part shrinks alike.
-    wholesale = chain.new_account(ether=1)
     unit = tier_price(VIP_PRICE, [(WHOLESALE_FROM, WHOLESALE_BPS)], WHOLESALE_FROM)
-    escrow.tx.send(wholesale, usdt.functions.mint(wholesale.address, unit * WHOLESALE_FROM))
-    escrow.approve_token(wholesale, token, unit * WHOLESALE_FROM)
-    wkey, _nonce = next_order_key(escrow, wholesale)
-    escrow.tx.reset_nonce(wholesale.address)
-    woid, wbought, wres = escrow.buy(
-        wholesale,
-        vip_listing,
-        WHOLESALE_FROM,
-        max_unit_price=unit,
-        buyer_pubkey=public_key_bytes(wkey),
-        reseller=shop.address,
-        value=0,
-    )
+    wholesale, _, woid, wbought, wres = buy_in_shop(WHOLESALE_FROM, unit, unit * WHOLESALE_FROM)
     if wbought.amount != unit * WHOLESALE_FROM:
         raise RuntimeError(f"order {woid} paid {wbought.amount}, not the tier's {unit} a code")
     story.tx(
