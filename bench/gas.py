@@ -23,6 +23,7 @@ from bench.world import World, make_world, open_listing
 from contracts.chain import embedded_chain
 from contracts.client import EscrowClient, deploy_contract
 from contracts.encoding import ZERO_ADDRESS, PublishedRelease, split_order_id
+from contracts.order_rules import tier_price
 
 BATCH = 50
 _STEPS = ("buy", "deliver", "confirm", "settle_after_window", "refund", "dispute", "rule")
@@ -196,7 +197,7 @@ def _tiered(console: Console, world: World, listing: int) -> dict[str, int]:
     escrow, buyer = world.escrow, world.buyers[0]
     console.print("[dim]volume tiers: an order of 2 at 5% off[/dim]")
     steps = {"set_tiers": escrow.set_tiers(world.supplier, listing, _TIERS).gas_used}
-    unit = _PRICE - _PRICE * _TIERS[0][1] // 10_000
+    unit = tier_price(_PRICE, _TIERS, 2)
     oid, order, steps["buy"] = _buy(escrow, buyer, listing, quantity=2, unit_price=unit)
     digest = keccak(b"tier" + oid.to_bytes(32, "big"))
     (order,), res = escrow.deliver(world.delivery_key, [(oid, order, digest)])

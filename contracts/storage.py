@@ -41,6 +41,7 @@ from contracts.artifacts import Artifact, load
 from contracts.encoding import ZERO_ADDRESS
 from contracts.errors import StaleArtifactsError
 from contracts.layout import snake_case
+from contracts.order_rules import MAX_TIERS
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -511,9 +512,9 @@ class EscrowStorage:
         return decode_tiers(int(self._one("_tiers", listing_id)))
 
 
-#: Bits a volume tier takes in the escrow's packed ``_tiers`` word, and the most it holds.
+#: Bits a volume tier takes in the escrow's packed ``_tiers`` word (it holds
+#: `contracts.order_rules.MAX_TIERS` of them).
 _TIER_BITS = 48
-MAX_TIERS = 3
 
 
 def encode_tiers(tiers: Iterable[tuple[int, int]]) -> int:
