@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from web3.types import BlockIdentifier
 
     from contracts.chain import Chain
+    from contracts.coupons import Coupon
 
 #: What a revert looks like on the way out of web3 (nodes) or eth-tester (embedded chain).
 REVERTS = (ContractCustomError, ContractLogicError, ContractPanicError, TransactionFailed)
@@ -586,6 +587,48 @@ class EscrowClient:
         )
         ev = res.event("OrderPaid")
         return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
+
+    def buy_with_coupon(
+        self,
+        buyer: LocalAccount,
+        listing_id: int,
+        quantity: int,
+        coupon: Coupon,
+        *,
+        max_unit_price: int,
+        buyer_pubkey: bytes,
+        reseller: str = ZERO_ADDRESS,
+        value: int | None = None,
+    ) -> tuple[int, Order, TxResult]:
+        """`buy` with a signed coupon of the listing's supplier (`contracts.coupons`);
+        `max_unit_price` bounds the price after the discounts."""
+        if value is None:
+            value = max_unit_price * quantity
+        res = self._send(
+            buyer,
+            "buyWithCoupon",
+            listing_id,
+            quantity,
+            max_unit_price,
+            reseller,
+            buyer_pubkey,
+            coupon.as_tuple(),
+            coupon.r,
+            coupon.vs,
+            value=value,
+        )
+        ev = res.event("OrderPaid")
+        return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
+
+    def revoke_coupon(self, supplier: LocalAccount, coupon_id: int) -> TxResult:
+        """End every coupon `supplier` signed with number `coupon_id`."""
+        return self._send(supplier, "revokeCoupon", coupon_id)
+
+    def sign_coupon(self, supplier: LocalAccount, coupon: Coupon) -> Coupon:
+        """`coupon` signed by `supplier` for this escrow on this chain."""
+        from contracts import coupons
+
+        return coupons.sign(supplier, coupon, self.chain.chain_id, self.address)
 
     def confirm(self, buyer: LocalAccount, oid: int, order: Order) -> TxResult:
         """Confirm receipt (buyer)."""

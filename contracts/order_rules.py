@@ -169,6 +169,27 @@ def tier_price(price: int, tiers: Sequence[tuple[int, int]], quantity: int) -> i
     return price - price * off // BPS
 
 
+def coupon_prices(
+    unit_price: int, reseller_price: int | None, discount_bps: int, amount_off: int
+) -> tuple[int, int | None]:
+    """The (unit price, reseller price) a coupon leaves, after any tier, as ``buy`` computes
+    them: its percentage off both (``p - p * bps // 10000``), then its amount off both; the
+    reseller price is None outside a shop.
+
+    Raises:
+        ValueError: the amount off is not below the price it comes out of (the reseller price
+            in a shop, else the unit price): ``EscrowCouponTooLarge``.
+    """
+    unit = unit_price - unit_price * discount_bps // BPS
+    resale = (
+        None if reseller_price is None else reseller_price - reseller_price * discount_bps // BPS
+    )
+    base = unit if resale is None else resale
+    if amount_off and amount_off >= base:
+        raise ValueError(f"the coupon takes {amount_off} off a price of {base}: it must be less")
+    return unit - amount_off, None if resale is None else resale - amount_off
+
+
 def tier_fault(tiers: Sequence[tuple[int, int]]) -> str | None:
     """Why ``setTiers`` would refuse these ``(min_quantity, discount_bps)`` tiers
     (``EscrowBadTiers``), in words, or None if it accepts them."""

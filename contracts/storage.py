@@ -511,6 +511,16 @@ class EscrowStorage:
         if it has no tiers; see `decode_tiers`)."""
         return decode_tiers(int(self._one("_tiers", listing_id)))
 
+    def token_allowed(self, token: str) -> bool:
+        """Whether listings and bonds may be in `token` (the operator allows tokens)."""
+        return bool(int(self._one("_tokenAllowed", token)))
+
+    def coupon_uses(self, supplier: str, coupon_id: int) -> int:
+        """How many purchases used `supplier`'s coupons numbered `coupon_id`
+        (`contracts.coupons.REVOKED` once revoked)."""
+        word, shift = coupon_id >> 3, (coupon_id & 7) * 32
+        return (int(self._one("_couponUses", supplier, word)) >> shift) & 0xFFFFFFFF
+
 
 #: Bits a volume tier takes in the escrow's packed ``_tiers`` word (it holds
 #: `contracts.order_rules.MAX_TIERS` of them).

@@ -366,16 +366,23 @@ def bond_deposit(
 
 
 def _refused_before_approval(s: Session, token: str, amount: int) -> None:
-    """Dry-run the deposit before approving anything: a refusal of the escrow's own (a token
-    not allowed, a bond over the cap) is raised with nothing sent; the token's refusal for want
-    of an allowance is what the approval then fixes.
+    """Check the deposit before approving anything: a token the escrow does not accept is
+    refused from its storage, then a dry run of the deposit names any other refusal of the
+    escrow's own (a bond over the cap); the token's refusal for want of an allowance is what the
+    approval then fixes.
 
     Raises:
+        typer.Exit: the escrow does not accept the token.
         ContractRevertError: the escrow refuses the deposit whatever the allowance.
     """
     from contracts.client import REVERTS, decode_revert
     from contracts.errors import ContractRevertError
 
+    if not s.escrow.storage.token_allowed(token):
+        raise fail(
+            f"the escrow does not accept {token} (EscrowTokenNotAllowed): the operator allows "
+            "tokens; nothing was approved or sent"
+        )
     try:
         s.escrow.contract.functions.depositBond(token, amount).call({"from": s.wallet.address})
     except REVERTS as exc:

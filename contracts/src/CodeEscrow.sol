@@ -7,6 +7,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {BadCodeVerifier} from "./BadCodeVerifier.sol";
 import {ICodeEscrow} from "./interfaces/ICodeEscrow.sol";
@@ -27,6 +28,16 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     uint256 public constant MAX_ON_CHAIN_QUANTITY = 32;
     /// @notice The most volume-tier breaks a listing carries (with its base price, four tiers).
     uint256 public constant MAX_TIERS = 3;
+
+    /// @notice EIP-712 type hash of a `Coupon` (domain: name "kameng", version "1", this chain,
+    ///         this contract).
+    bytes32 public constant COUPON_TYPEHASH = keccak256(
+        "Coupon(uint256 listingId,bytes32 sku,address buyer,uint16 discountBps,uint96 amountOff,uint32 maxUses,uint40 expiry,uint64 id)"
+    );
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    /// @dev A revoked coupon id's use count.
+    uint256 private constant _REVOKED = type(uint32).max;
 
     uint256 private constant _BPS = 10_000;
     /// @dev Bit offsets in a Listing's first storage word (supplier at 0) and third
@@ -83,6 +94,12 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
     /// @dev Tier i in bits [48i, 48i + 48): the minimum quantity (32 bits) above the discount in
     ///      basis points (16 bits); a zero minimum ends the list. Read only if `Listing.tiered`.
     mapping(uint256 listingId => uint256 packed) private _tiers;
+    /// @dev Coupon uses: eight 32-bit counters a word, coupon id i in word i >> 3 at bits
+    ///      [32 (i & 7), 32 (i & 7) + 32); `_REVOKED` marks a revoked id.
+    mapping(address supplier => mapping(uint256 word => uint256 packed)) private _couponUses;
+    /// @dev A checked coupon's discounts (amountOff << 16 | discountBps) from `buyWithCoupon` to
+    ///      the `buy` it runs; `buy` clears it.
+    uint256 private transient _couponTerms;
 
     /// @notice Deploy with an admin and the first platform settings.
     /// @param admin Holder of every role at deployment; it may hand them on.
@@ -392,6 +409,24 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
                 resellerPrice -= (resellerPrice * off) / _BPS;
             }
         }
+        uint256 couponTerms = _couponTerms;
+        if (couponTerms != 0) {
+            _couponTerms = 0;
+            uint256 couponBps = uint16(couponTerms);
+            uint256 couponOff = couponTerms >> 16;
+            unchecked {
+                // couponBps < 10^4, checked by buyWithCoupon: as for a tier.
+                unitPrice -= (unitPrice * couponBps) / _BPS;
+                resellerPrice -= (resellerPrice * couponBps) / _BPS;
+            }
+            // Out of the supplier's part: off the reseller price in a shop, so the margin stays.
+            uint256 base = reseller == address(0) ? unitPrice : resellerPrice;
+            if (couponOff >= base) revert EscrowCouponTooLarge(couponOff, base);
+            unchecked {
+                unitPrice -= couponOff; // unitPrice >= base > couponOff
+                if (reseller != address(0)) resellerPrice -= couponOff;
+            }
+        }
         uint256 cut;
         if (reseller != address(0)) {
             unchecked {
@@ -464,6 +499,78 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
         );
 
         _pullPayment(token, amount);
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function buyWithCoupon(
+        uint256 listingId,
+        uint32 quantity,
+        uint256 maxUnitPrice,
+        address reseller,
+        bytes32 buyerPubKey,
+        Coupon calldata coupon,
+        bytes32 r,
+        bytes32 vs
+    ) external payable returns (uint256 orderId) {
+        if (block.timestamp > coupon.expiry) revert EscrowCouponExpired(coupon.expiry);
+        if (coupon.listingId != listingId && (coupon.listingId != 0 || coupon.sku != _listings[listingId].sku)) {
+            revert EscrowCouponForeign(listingId);
+        }
+        if (coupon.buyer != address(0) && coupon.buyer != msg.sender) revert EscrowCouponNotYours(msg.sender);
+        if (coupon.discountBps >= _BPS) revert EscrowBadBps(coupon.discountBps);
+        bytes32 domain = keccak256(
+            abi.encode(_DOMAIN_TYPEHASH, keccak256("kameng"), keccak256("1"), block.chainid, address(this))
+        );
+        bytes32 structHash = COUPON_TYPEHASH;
+        assembly ("memory-safe") {
+            // hashStruct(coupon): the type hash, then the eight static fields as the ABI laid them
+            // out (each field was range-checked when read above or is read as a full word).
+            let p := mload(0x40)
+            mstore(p, structHash)
+            calldatacopy(add(p, 0x20), coupon, 0x100)
+            structHash := keccak256(p, 0x120)
+        }
+        bytes32 digest = MessageHashUtils.toTypedDataHash(domain, structHash);
+        // EIP-2098: v's parity in the top bit of vs. A failed recovery gives address 0.
+        address signer = ecrecover(
+            digest, uint8(27 + (uint256(vs) >> 255)), r, vs & bytes32(uint256(type(uint256).max >> 1))
+        );
+        address supplier = _listings[listingId].supplier;
+        if (supplier == address(0)) revert EscrowUnknownListing(listingId);
+        // A failed recovery gives address 0, which is no listing's supplier.
+        if (signer != supplier) revert EscrowBadSignature();
+        uint256 shift = uint256(coupon.id & 7) << 5;
+        mapping(uint256 => uint256) storage uses = _couponUses[supplier];
+        uint256 packed = uses[coupon.id >> 3];
+        uint256 used = uint32(packed >> shift);
+        uint256 limit = coupon.maxUses;
+        if (used == _REVOKED || (limit != 0 && used >= limit)) revert EscrowCouponUsedUp(coupon.id, limit);
+        // used < limit <= 2^32 - 1: the count stays inside its 32 bits.
+        if (limit != 0) uses[coupon.id >> 3] = packed + (1 << shift);
+        // `buy` itself, in this call's context (same sender and value), with the discounts held
+        // for it in transient storage: one body for every purchase. `buy` takes the reentrancy
+        // lock and the pause check, and clears the discounts as it reads them.
+        _couponTerms = (uint256(coupon.amountOff) << 16) | coupon.discountBps;
+        bytes4 selector = this.buy.selector;
+        assembly ("memory-safe") {
+            // buy(listingId, quantity, maxUnitPrice, reseller, buyerPubKey): the selector, then this
+            // call's first five argument words as they came (`buy` decodes and checks them).
+            let p := mload(0x40)
+            mstore(p, selector)
+            calldatacopy(add(p, 4), 4, 0xa0)
+            if iszero(delegatecall(gas(), address(), p, 0xa4, 0, 0x20)) {
+                returndatacopy(0, 0, returndatasize())
+                revert(0, returndatasize())
+            }
+            orderId := mload(0)
+        }
+    }
+
+    /// @inheritdoc ICodeEscrow
+    function revokeCoupon(uint64 id) external {
+        uint256 shift = uint256(id & 7) << 5;
+        _couponUses[msg.sender][id >> 3] |= _REVOKED << shift;
+        emit CouponRevoked(msg.sender, id);
     }
 
     /// @inheritdoc ICodeEscrow
@@ -725,7 +832,8 @@ contract CodeEscrow is ICodeEscrow, AccessControlDefaultAdminRules, Pausable, Re
 
     /// @inheritdoc ICodeEscrow
     function hashOrder(Order calldata order) external pure returns (bytes32) {
-        return keccak256(abi.encode(order));
+        // The bytes as they came: what `_checkOrder` compares, dirty high bits included.
+        return _hashCalldata(order, 0, 0, bytes32(0));
     }
 
     // ================================================================== internal

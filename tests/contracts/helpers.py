@@ -68,6 +68,8 @@ USDC_RESELLER_PRICE = 4 * USDC
 USDC_SHOP_PRICE = 4_500_000
 #: Gas limit for transactions sent without estimation, so that they are mined even if they revert.
 FIXED_GAS = 2_000_000
+#: Words of the supplier's coupon counters every state check reads (coupon ids below 8 x this).
+COUPON_WORDS = 4
 
 
 @dataclass
@@ -290,8 +292,9 @@ class Env:
 
     def distribution(self, listings: Iterable[int]) -> dict[tuple[object, ...], int]:
         """The listings' reseller prices, packed volume tiers and every known account's shop
-        prices for them, read from storage in one ``extsload``: ``("resellerPrice", listing)``,
-        ``("tiers", listing)`` and ``("shopPrice", account, listing)``."""
+        prices for them, and the supplier's first coupon counters, read from storage in one
+        ``extsload``: ``("resellerPrice", listing)``, ``("tiers", listing)``,
+        ``("shopPrice", account, listing)`` and ``("couponUses", word)``."""
         storage = self.escrow.storage
         keys: list[tuple[object, ...]] = []
         locations = []
@@ -303,8 +306,9 @@ class Env:
             for account in self.accounts:
                 keys.append(("shopPrice", account, lid))
                 locations.append(storage.layout.locate("_shopPrices", account, lid))
-        if not keys:
-            return {}
+        for word in range(COUPON_WORDS):  # the supplier's first coupon counters
+            keys.append(("couponUses", word))
+            locations.append(storage.layout.locate("_couponUses", self.supplier.address, word))
         values = storage.layout.read(storage.read_words, *locations)
         return {key: int(v) for key, v in zip(keys, values, strict=True)}
 

@@ -75,6 +75,30 @@ interface ICodeEscrow {
         bytes32 sku;
     }
 
+    /// @notice A coupon: a discount the listing's supplier signs (EIP-712, docs/PROTOCOL.md,
+    ///         "Coupons") and a buyer presents to `buyWithCoupon`.
+    /// @param listingId The listing it is good for, or 0 for any of the signer's listings of `sku`.
+    /// @param sku The product it is good for when `listingId` is 0 (ignored otherwise).
+    /// @param buyer The one buyer who may use it, or address 0 for anyone.
+    /// @param discountBps Basis points off the unit price and the reseller price alike (< 10,000).
+    /// @param amountOff Token units off each code, out of the supplier's part: off the unit price
+    ///        and the reseller price alike, so a shop's margin stays; below the price it comes
+    ///        out of.
+    /// @param maxUses How many purchases may use it, or 0 for no limit (until it expires).
+    /// @param expiry The last timestamp it may be used at.
+    /// @param id The supplier's number for it: uses are counted per (supplier, id), and
+    ///        `revokeCoupon(id)` ends every coupon of that id.
+    struct Coupon {
+        uint256 listingId;
+        bytes32 sku;
+        address buyer;
+        uint16 discountBps;
+        uint96 amountOff;
+        uint32 maxUses;
+        uint40 expiry;
+        uint64 id;
+    }
+
     /// @notice A batch of committed codes: a Merkle root over leaves for indexes
     ///         `[firstIndex, firstIndex + count)`.
     struct Batch {
@@ -188,6 +212,18 @@ interface ICodeEscrow {
     ///         lengths, a break below 2 units, or breaks and discounts that do not both strictly
     ///         increase, or a discount of 100% or more (`index` is the first entry at fault).
     error EscrowBadTiers(uint256 index);
+    /// @notice The coupon's expiry has passed.
+    error EscrowCouponExpired(uint256 expiry);
+    /// @notice The coupon has been used `maxUses` times, or its supplier revoked its id.
+    error EscrowCouponUsedUp(uint256 id, uint256 maxUses);
+    /// @notice The coupon is for another listing or product.
+    error EscrowCouponForeign(uint256 listingId);
+    /// @notice The coupon is bound to another buyer.
+    error EscrowCouponNotYours(address buyer);
+    /// @notice The coupon was not signed by the listing's supplier, or was changed after it was.
+    error EscrowBadSignature();
+    /// @notice The coupon's amount off is not below the price it comes out of.
+    error EscrowCouponTooLarge(uint256 amountOff, uint256 price);
     /// @notice The arbiter is a party to the order (buyer, supplier, a delivery key the supplier
     ///         named and that accepted, or the reseller).
     error EscrowArbiterIsParty(address arbiter);
@@ -283,6 +319,8 @@ interface ICodeEscrow {
     /// @notice A listing's volume tiers (批发价) changed: from `minQuantities[i]` units an order
     ///         pays `discountsBps[i]` basis points less a unit. Empty lists remove the tiers.
     event TiersSet(uint256 indexed listingId, uint32[] minQuantities, uint16[] discountsBps);
+    /// @notice A supplier ended every coupon numbered `id`.
+    event CouponRevoked(address indexed supplier, uint64 indexed id);
     /// @notice A batch of code commitments was appended to a listing.
     event BatchCommitted(
         uint256 indexed listingId,
@@ -513,6 +551,34 @@ interface ICodeEscrow {
         address reseller,
         bytes32 buyerPubKey
     ) external payable returns (uint256 orderId);
+
+    /// @notice `buy` with a coupon of the listing's supplier: its percentage comes off the unit
+    ///         price after any volume tier, then its amount off, and `maxUnitPrice` bounds the
+    ///         price after both. The coupon's use is counted in the same transaction.
+    /// @param listingId The listing.
+    /// @param quantity Number of codes.
+    /// @param maxUnitPrice The highest unit price the buyer accepts, after the discounts.
+    /// @param reseller Address 0, or the reseller whose shop the buyer buys from (as in `buy`).
+    /// @param buyerPubKey The buyer's per-order X25519 public key.
+    /// @param coupon The coupon, as its supplier signed it.
+    /// @param r The signature's r.
+    /// @param vs The signature's s with v's parity in the top bit (EIP-2098 compact form).
+    /// @return orderId The order's id.
+    function buyWithCoupon(
+        uint256 listingId,
+        uint32 quantity,
+        uint256 maxUnitPrice,
+        address reseller,
+        bytes32 buyerPubKey,
+        Coupon calldata coupon,
+        bytes32 r,
+        bytes32 vs
+    ) external payable returns (uint256 orderId);
+
+    /// @notice End every coupon the caller signed with number `id`, however many uses it had
+    ///         left. For a coupon that leaked; one way.
+    /// @param id The coupons' number.
+    function revokeCoupon(uint64 id) external;
 
     /// @notice Confirm receipt: the supplier, the reseller (if any) and the platform's fee are
     ///         credited their parts of the payment, and the bond reservation is freed.
