@@ -22,8 +22,9 @@ from backend.release import CodeToSeal, published_from_manifest, seal_release
 from bench.world import World, make_world, open_listing
 from contracts.chain import embedded_chain
 from contracts.client import EscrowClient, deploy_contract
+from contracts.coupons import Coupon
 from contracts.encoding import ZERO_ADDRESS, PublishedRelease, split_order_id
-from contracts.order_rules import tier_price
+from contracts.order_rules import coupon_prices, tier_price
 
 BATCH = 50
 _STEPS = ("buy", "deliver", "confirm", "settle_after_window", "refund", "dispute", "rule")
@@ -36,6 +37,14 @@ _RESELLER_STEPS = (
     "confirm",
 )
 _TIER_STEPS = ("set_tiers", "buy", "deliver", "confirm")
+_COUPON_STEPS = (
+    "buy_unlimited",
+    "buy_first_in_word",
+    "buy_counted",
+    "deliver",
+    "confirm",
+    "revoke",
+)
 FIELDS = (
     *(f"single.{step}" for step in _STEPS),
     "batch50_per_order.deliver",
@@ -47,6 +56,8 @@ FIELDS = (
     "lifecycle_single_reseller",
     *(f"tiers.{step}" for step in _TIER_STEPS),
     "lifecycle_single_tiered",
+    *(f"coupons.{step}" for step in _COUPON_STEPS),
+    "lifecycle_single_coupon",
     "baseline_lifecycle",
     "on_chain.deliver_1_code",
     "on_chain.deliver_10_codes",
@@ -206,6 +217,44 @@ def _tiered(console: Console, world: World, listing: int) -> dict[str, int]:
     return steps
 
 
+def _couponed(console: Console, world: World, listing: int) -> dict[str, int]:
+    """Gas of purchases with a coupon of 10% off on a warm listing: one with no use limit (no
+    counter is written), the first counted use in a fresh counter word (a zero slot written),
+    and a counted use in a word already written (seven coupon ids in eight); then delivery and
+    confirmation of the last, and a revocation."""
+    escrow, buyer = world.escrow, world.buyers[0]
+    console.print("[dim]coupons: unlimited, first in a counter word, a later one[/dim]")
+    escrow.set_tiers(world.supplier, listing, [])  # priced as the plain order, no tier to read
+    expiry = world.chain.timestamp() + 30 * 86_400
+    unit = coupon_prices(_PRICE, None, 1_000, 0)[0]
+    steps: dict[str, int] = {}
+    order: Any = None
+    for step, coupon_id, max_uses in (
+        ("buy_unlimited", 1, 0),
+        ("buy_first_in_word", 2, 5),
+        ("buy_counted", 3, 5),
+    ):
+        coupon = escrow.sign_coupon(
+            world.supplier,
+            Coupon(listing, bytes(32), ZERO_ADDRESS, 1_000, 0, max_uses, expiry, coupon_id),
+        )
+        oid, order, res = escrow.buy_with_coupon(
+            buyer,
+            listing,
+            1,
+            coupon,
+            max_unit_price=unit,
+            buyer_pubkey=keccak(text=f"pk{buyer.address}"),
+        )
+        steps[step] = res.gas_used
+    digest = keccak(b"coupon" + oid.to_bytes(32, "big"))
+    (order,), res = escrow.deliver(world.delivery_key, [(oid, order, digest)])
+    steps["deliver"] = res.gas_used
+    steps["confirm"] = escrow.confirm(buyer, oid, order).gas_used
+    steps["revoke"] = escrow.revoke_coupon(world.supplier, 1).gas_used
+    return steps
+
+
 def settle_per_order_in_a_batch(console: Console) -> int:
     """Only the batch of `run`: the gas per order of settling `BATCH` delivered orders in one
     transaction (the keeper benchmark's baseline), on a fresh embedded chain."""
@@ -264,6 +313,7 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
     buy_avg, deliver_per, settle_per = _batch(console, world, listing)
     reseller = _reseller(console, world, listing)
     tiers = _tiered(console, world, listing)
+    coupons = _couponed(console, world, listing)
 
     console.print("[dim]baseline: a plain escrow (struct per order, no bond/fees/batches)[/dim]")
     plain_addr, _ = deploy_contract(chain, world.admin, "PlainEscrow")
@@ -301,6 +351,8 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:  # noqa: ARG00
         "lifecycle_single_reseller": in_shop + reseller["confirm"],
         "tiers": tiers,
         "lifecycle_single_tiered": tiers["buy"] + tiers["deliver"] + tiers["confirm"],
+        "coupons": coupons,
+        "lifecycle_single_coupon": coupons["buy_counted"] + coupons["deliver"] + coupons["confirm"],
         "baseline_lifecycle": baseline,
         "on_chain": on_chain,
     }

@@ -8,6 +8,7 @@ from backend.cli import (  # noqa: F401
     bench_cmd,
     buyer,
     chain_cmds,
+    coupon_cmd,  # noqa: F401 - `kameng supplier coupon`, `kameng supplier revoke-coupon`
     demo,
     deploy_cmd,  # noqa: F401 - `kameng deploy`
     evidence_cmd,  # noqa: F401 - `kameng evidence`, `kameng verify`

@@ -35,9 +35,11 @@ from backend.cli.common import (
 from backend.client import ApiError
 from backend.errors import BackendError, JsonTooDeep, ReleaseInvalid
 from backend.limits import loads
+from contracts.coupons import Coupon, CouponError
+from contracts.coupons import fault as coupon_fault
 from contracts.encoding import ZERO_ADDRESS, OrderState
 from contracts.errors import KamengError
-from contracts.order_rules import tier_price
+from contracts.order_rules import coupon_prices, tier_price
 
 if TYPE_CHECKING:
     from nacl.public import PrivateKey
@@ -154,6 +156,13 @@ def buy(
             "listing's; the shop keeps its margin."
         ),
     ] = None,
+    coupon: Annotated[
+        str | None,
+        typer.Option(
+            help="A coupon (优惠券) of the listing's supplier, as the text it gave (or a link "
+            "carrying ?coupon=...)."
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the release and verify it.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the release.")] = 60.0,
     reveal: Annotated[bool, typer.Option(help="Print the codes in clear after verifying.")] = False,
@@ -167,6 +176,7 @@ def buy(
     from backend.keys import next_order_key, public_key_bytes
 
     shop = _reseller(reseller)
+    presented = _coupon(coupon)
     s = _session(api, key_file, dev, rpc_url, keystore)
     try:
         listing = s.api.listing(listing_id)
@@ -188,6 +198,8 @@ def buy(
             f"  volume tier: {quantity} codes at {discounted} a code instead of {unit_price}"
         )
     unit_price = discounted
+    if presented is not None:
+        unit_price = _coupon_price(s, presented, listing_id, shop, unit_price, quantity)
     price = max_price if max_price is not None else unit_price
     amount = unit_price * quantity
     try:
@@ -195,15 +207,27 @@ def buy(
             _approve(s, listing.token, amount)
         key, nonce = next_order_key(s.escrow, s.wallet)
         s.escrow.tx.reset_nonce(s.wallet.address)
-        oid, order, res = s.escrow.buy(
-            s.wallet,
-            listing_id,
-            quantity,
-            max_unit_price=price,
-            buyer_pubkey=public_key_bytes(key),
-            reseller=shop,
-            value=amount if listing.token == ZERO_ADDRESS else 0,
-        )
+        if presented is None:
+            oid, order, res = s.escrow.buy(
+                s.wallet,
+                listing_id,
+                quantity,
+                max_unit_price=price,
+                buyer_pubkey=public_key_bytes(key),
+                reseller=shop,
+                value=amount if listing.token == ZERO_ADDRESS else 0,
+            )
+        else:
+            oid, order, res = s.escrow.buy_with_coupon(
+                s.wallet,
+                listing_id,
+                quantity,
+                presented,
+                max_unit_price=price,
+                buyer_pubkey=public_key_bytes(key),
+                reseller=shop,
+                value=amount if listing.token == ZERO_ADDRESS else 0,
+            )
     except KamengError as exc:
         raise fail(describe_error(exc)) from exc
     console.print(
@@ -228,6 +252,61 @@ def buy(
         raise fail(f"{exc}; fetch later with `kameng buyer fetch {oid}`") from exc
     console.print(f"  [green]✓[/green] release {release.digest.hex()[:16]}… fetched and verified")
     show_codes(verified, reveal)
+
+
+def _coupon(value: str | None) -> Coupon | None:
+    """The `--coupon` option read (its text, or a link carrying ``coupon=``).
+
+    Raises:
+        typer.Exit: it is not a coupon (exit 2, before anything is sent).
+    """
+    if value is None:
+        return None
+    text = value.split("coupon=", 1)[1].split("&", 1)[0] if "coupon=" in value else value
+    try:
+        return Coupon.from_text(text)
+    except CouponError as exc:
+        raise fail(f"--coupon: {exc}", 2) from exc
+
+
+def _coupon_price(
+    s: Session, coupon: Coupon, listing_id: int, shop: str, unit_price: int, quantity: int
+) -> int:
+    """The unit price after `coupon`, checked as the escrow checks it (signer, expiry, listing,
+    buyer, uses), from the chain as it is now.
+
+    Raises:
+        typer.Exit: the escrow would refuse the coupon (nothing is sent).
+    """
+    listing = s.escrow.listing(listing_id)
+    supplier = str(listing["supplier"])
+    if coupon.signer(s.escrow.chain.chain_id, s.escrow.address) != supplier:
+        raise fail(
+            "the coupon is not signed by this listing's supplier for this escrow "
+            "(EscrowBadSignature); nothing sent"
+        )
+    fault = coupon_fault(
+        coupon,
+        listing_id=listing_id,
+        listing_sku=bytes(listing["sku"]),
+        buyer=s.wallet.address,
+        now=s.escrow.chain.timestamp(),
+        used=s.escrow.storage.coupon_uses(supplier, coupon.id),
+    )
+    if fault is not None:
+        raise fail(f"{fault}; nothing sent")
+    resale = None
+    if shop != ZERO_ADDRESS:
+        floor = int(s.escrow.call("resellerPrice", listing_id))
+        resale = tier_price(floor, s.escrow.storage.tiers(listing_id), quantity)
+    try:
+        unit, _ = coupon_prices(unit_price, resale, coupon.discount_bps, coupon.amount_off)
+    except ValueError as exc:
+        raise fail(f"{exc} (EscrowCouponTooLarge); nothing sent") from exc
+    console.print(
+        f"  coupon {coupon.id}: {quantity} code(s) at {unit} a code instead of {unit_price}"
+    )
+    return unit
 
 
 def _reseller(value: str | None) -> str:

@@ -221,3 +221,77 @@ def test_a_listing_delivered_on_chain_caps_orders_and_says_so(
     assert code == 0 and "fetched and verified" in out and "kameng recover" in out, out
     oid = _order_id(out)
     assert set(served.escrow.published_releases([oid])) == {oid}
+
+
+def test_a_coupon_signed_in_the_supplier_cli_discounts_one_purchase(
+    served: Served, tmp_path: Path
+) -> None:
+    """Issue 15: `supplier coupon` signs a coupon (nothing sent) and prints its text and link;
+    `buyer buy --coupon` pays the discounted price; once used up, revoked or tampered with, the
+    buyer's CLI says why and sends nothing."""
+    import re
+    from dataclasses import replace
+
+    from contracts.coupons import REVOKED, Coupon
+
+    dev, escrow, lid = served.dev, served.escrow, served.dev.listing_id
+    w3 = served.runtime.chain.w3
+    price = int(escrow.listing(lid)["unit_price"])
+    key = tmp_path / "supplier.key"
+    key.write_text("0x" + bytes(dev.supplier.key).hex())
+
+    def supplier(*args: str) -> tuple[int, str]:
+        result = runner.invoke(
+            app,
+            ["supplier", *args, "--api", served.url, "--key-file", str(key)],
+            env={"COLUMNS": "200"},
+        )
+        return result.exit_code, " ".join(result.output.split())
+
+    signed_by_supplier = w3.eth.get_transaction_count(dev.supplier.address)
+    for args, says in (
+        (["--off", "100"], "from 0 to below 100"),
+        (["--off", "ten"], "give a percentage"),
+        (["--off", "0"], "takes neither"),
+        (["--off", "5", "--buyer", "nobody"], "is not an address"),
+    ):
+        code, out = supplier("coupon", str(lid), *args)
+        assert code == 2 and says in out, out
+    code, out = supplier("coupon", str(lid), "--off", "10", "--uses", "1", "--id", "77")
+    assert code == 0 and "coupon 77 for listing" in out and "1 use(s)" in out, out
+    match = re.search(r"coupon: (\S+)", out)
+    assert match is not None, out
+    text = match[1]
+    assert f"link: {served.url}/#/buy/{lid}?coupon={text}" in out
+    assert w3.eth.get_transaction_count(dev.supplier.address) == signed_by_supplier  # no tx
+    coupon = Coupon.from_text(text)
+    assert (coupon.listing_id, coupon.discount_bps, coupon.max_uses) == (lid, 1_000, 1)
+
+    buyer = dev.buyers[2]
+    tampered = replace(coupon, discount_bps=5_000)
+    sent = w3.eth.get_transaction_count(buyer.address)
+    code, out = kameng(
+        served, buyer, "buy", str(lid), "--coupon", tampered.text(), "--no-wait", tmp=tmp_path
+    )
+    assert code == 1 and "EscrowBadSignature" in out and "nothing sent" in out, out
+    code, out = kameng(served, buyer, "buy", str(lid), "--coupon", "kc1-not-a-coupon", tmp=tmp_path)
+    assert code == 2 and "not a coupon" in out, out
+    assert w3.eth.get_transaction_count(buyer.address) == sent
+
+    link = f"{served.url}/#/buy/{lid}?coupon={text}"
+    code, out = kameng(served, buyer, "buy", str(lid), "--coupon", link, "--no-wait", tmp=tmp_path)
+    assert code == 0 and f"coupon 77: 1 code(s) at {price * 9 // 10}" in out, out
+    order = served.current(_order_id(out), buyer)
+    assert order.amount == price * 9 // 10
+    assert escrow.storage.coupon_uses(dev.supplier.address, 77) == 1
+    sent = w3.eth.get_transaction_count(buyer.address)
+    code, out = kameng(served, buyer, "buy", str(lid), "--coupon", text, "--no-wait", tmp=tmp_path)
+    assert code == 1 and "used 1 of 1 times" in out and "nothing sent" in out, out
+    assert w3.eth.get_transaction_count(buyer.address) == sent
+
+    escrow.tx.reset_nonce(dev.supplier.address)
+    code, out = supplier("revoke-coupon", "77")
+    assert code == 0 and "coupon 77 revoked after 1 counted use(s)" in out, out
+    assert escrow.storage.coupon_uses(dev.supplier.address, 77) == REVOKED
+    code, out = supplier("revoke-coupon", "77")
+    assert code == 0 and "revoked already; nothing sent" in out, out
