@@ -58,6 +58,8 @@ VIP_PRICE = 15 * USDT
 RESELLER_PRICE = 13 * USDT
 #: Codes the stablecoin chapter's buyer takes.
 STABLECOIN_QUANTITY = 2
+#: The coupon supplier A signs in the stablecoin chapter: 1 USDT off a code.
+COUPON_OFF = 1_000_000
 #: The stablecoin listing's wholesale tier (批发价): 5% off from 10 codes.
 WHOLESALE_FROM = 10
 WHOLESALE_BPS = 500
@@ -583,7 +585,8 @@ def _stablecoin_chapter(
     from backend.runtime import demo_codes
     from contracts.artifacts import load
     from contracts.client import deploy_contract
-    from contracts.encoding import sku_id
+    from contracts.coupons import Coupon
+    from contracts.encoding import ZERO_ADDRESS, sku_id
     from contracts.order_rules import Terms, complete, tier_price
 
     name = "腾讯视频VIP月卡"
@@ -665,24 +668,27 @@ def _stablecoin_chapter(
     )
 
     def buy_in_shop(
-        quantity: int, unit: int, funds: int
+        quantity: int, unit: int, funds: int, coupon: Coupon | None = None
     ) -> tuple[LocalAccount, PrivateKey, int, Order, TxResult]:
         """A new buyer, given `funds` from the faucet, pays `unit` a code for `quantity` codes
-        in the shop with a fresh order key; its account, key, order id, order and receipt."""
+        in the shop with a fresh order key (and `coupon`, if given); its account, key, order
+        id, order and receipt."""
         buyer = chain.new_account(ether=1)
         escrow.tx.send(buyer, usdt.functions.mint(buyer.address, funds))
         escrow.approve_token(buyer, token, unit * quantity)
         key, _nonce = next_order_key(escrow, buyer)
         escrow.tx.reset_nonce(buyer.address)
-        oid, order, res = escrow.buy(
-            buyer,
-            vip_listing,
-            quantity,
-            max_unit_price=unit,
-            buyer_pubkey=public_key_bytes(key),
-            reseller=shop.address,
-            value=0,
-        )
+        pubkey = public_key_bytes(key)
+        if coupon is None:
+            oid, order, res = escrow.buy(
+                buyer, vip_listing, quantity, max_unit_price=unit, buyer_pubkey=pubkey,
+                reseller=shop.address, value=0,
+            )  # fmt: skip
+        else:
+            oid, order, res = escrow.buy_with_coupon(
+                buyer, vip_listing, quantity, coupon, max_unit_price=unit, buyer_pubkey=pubkey,
+                reseller=shop.address, value=0,
+            )  # fmt: skip
         return buyer, key, oid, order, res
 
     quantity = STABLECOIN_QUANTITY
@@ -732,6 +738,38 @@ def _stablecoin_chapter(
     )
     api.wait_release(woid, wholesale, timeout=30, poll=0.005)
     story.say(f"  its {WHOLESALE_FROM} codes are delivered on-chain like any order's")
+    # A coupon (优惠券): supplier A signs it (no transaction); a buyer presents it in the shop.
+    # An amount off comes out of the supplier's part, so the shop's margin stays.
+    coupon = escrow.sign_coupon(
+        supplier,
+        Coupon(
+            listing_id=vip_listing,
+            sku=bytes(32),
+            buyer=ZERO_ADDRESS,
+            discount_bps=0,
+            amount_off=COUPON_OFF,
+            max_uses=100,
+            expiry=chain.timestamp() + 7 * 86_400,
+            id=1,
+        ),
+    )
+    story.say(
+        f"  supplier A signs a coupon (优惠券) of {COUPON_OFF / USDT:g} USDT off, 100 uses, a "
+        f"week: no transaction; it travels in the shop's link "
+        f"(/#/buy/{vip_listing}?ref={shop.address[:10]}…&coupon={coupon.text()[:12]}…)"
+    )
+    cunit = VIP_PRICE - COUPON_OFF
+    _, _, coid, cbought, cres = buy_in_shop(1, cunit, cunit, coupon)
+    if (cbought.amount, cbought.reseller_cut) != (cunit, VIP_PRICE - RESELLER_PRICE):
+        raise RuntimeError(f"order {coid} paid {cbought.amount}, cut {cbought.reseller_cut}")
+    story.tx(
+        f"a buyer with the coupon pays {cbought.amount / USDT:g} USDT for a code in the shop: "
+        f"the shop's margin stays {cbought.reseller_cut / USDT:g} USDT, supplier A gives the "
+        f"{COUPON_OFF / USDT:g} off its part (coupon 1 used "
+        f"{escrow.storage.coupon_uses(supplier.address, 1)} time)",
+        cres,
+        "buy",
+    )
     # What `kameng recover` does: the chain alone (no API, no database) gives the codes back.
     recovery = recover(escrow, buyer, from_block=res.block_number)
     (found,) = recovery.orders
@@ -748,7 +786,8 @@ def _stablecoin_chapter(
         f"{oid}: {quantity} codes for 30 USDT in a reseller's shop, delivered, verified, "
         f"confirmed and recovered from the chain alone; the shop earned "
         f"{paid.commission / USDT:g} USDT; order {woid}: {WHOLESALE_FROM} codes at the "
-        f"wholesale tier for {wbought.amount / USDT:g} USDT"
+        f"wholesale tier for {wbought.amount / USDT:g} USDT; order {coid}: a coupon's "
+        f"{COUPON_OFF / USDT:g} USDT off, paid {cbought.amount / USDT:g} USDT"
     )
 
 

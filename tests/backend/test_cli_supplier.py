@@ -228,6 +228,10 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     # The wholesale tier: 10 codes at 15 less 5%, 14.25 each; the shop's margin 5% lower too.
     assert "10 codes at the wholesale tier for 142.5 USDT" in out
     assert "the shop's margin 19 USDT" in out
+    # A coupon of 1 USDT off comes out of the supplier's part: the shop's margin stays 2.
+    assert "a buyer with the coupon pays 14 USDT for a code in the shop" in out
+    assert "the shop's margin stays 2 USDT" in out and "coupon 1 used 1 time" in out
+    assert "a coupon's 1 USDT off, paid 14 USDT" in out
     assert "confirmed" in out and "dispute ruled for the buyer" in out
     assert "1 settled by the keeper" in out and "nobody clicked" in out
     # The supplier's webhook heard of each of its 5 paid orders, every signature verified.
