@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from playwright.sync_api import expect
 from web3 import Web3
 
@@ -431,6 +431,9 @@ class InjectedWallet:
             request when True, or only messages containing this text.
         requests: Every method asked, in order.
         signed: The text of every ``personal_sign`` message, in order (refused ones too).
+        typed: The typed data of every ``eth_signTypedData_v4`` request, in order (refused ones
+            too); `reject_signatures` refuses them as it refuses ``personal_sign`` (a text
+            matches the JSON of the typed data).
     """
 
     def __init__(self, stack: WebStack, account: LocalAccount, chain_id: int | None = None):
@@ -440,6 +443,7 @@ class InjectedWallet:
         self.reject_signatures: bool | str = False
         self.requests: list[str] = []
         self.signed: list[str] = []
+        self.typed: list[dict[str, Any]] = []
         self._http = httpx.Client(timeout=30)
         self._page: Page | None = None
         self._rpc_id = 0
@@ -485,11 +489,28 @@ class InjectedWallet:
                 raise _RpcError({"code": 4001, "message": "User rejected the request."})
             signed = self.account.sign_message(encode_defunct(primitive=data))
             return "0x" + bytes(signed.signature).hex()
+        if method == "eth_signTypedData_v4":
+            return self._sign_typed_data(params)
         if method == "eth_sendTransaction":
             if self.chain_id != self.stack.chain.chain_id:
                 raise _RpcError({"code": 4901, "message": "wallet is on another chain"})
             return self._send(params[0])
         return self._rpc(method, params)
+
+    def _sign_typed_data(self, params: list[Any]) -> str:
+        """EIP-712 ``eth_signTypedData_v4``: params are the signing address and the typed data
+        (JSON text, numbers as decimal strings as viem sends them); the signature is r s v."""
+        address, data = params[0], params[1]
+        text = data if isinstance(data, str) else json.dumps(data)
+        typed: dict[str, Any] = json.loads(text)
+        self.typed.append(typed)
+        if str(address).lower() != self.account.address.lower():
+            raise _RpcError({"code": 4100, "message": f"this wallet does not hold {address}"})
+        reject = self.reject_signatures
+        if reject is True or (isinstance(reject, str) and reject in text):
+            raise _RpcError({"code": 4001, "message": "User rejected the request."})
+        signed = self.account.sign_message(encode_typed_data(full_message=typed))
+        return "0x" + bytes(signed.signature).hex()
 
     def _send(self, tx: dict[str, Any]) -> str:
         nonce = (

@@ -21,7 +21,7 @@ import { abi as ESCROW_ABI } from "../../../contracts/artifacts/CodeEscrow.json"
 // The artifact's storage layout, cut down at build time (backend/web/build.mjs).
 import ESCROW_STORAGE_LAYOUT from "virtual:escrow-storage-layout";
 import { has, locale, t } from "./i18n.js";
-import { escrowViews, extsloadReader, isStorageView } from "./storage.js";
+import { decodeCouponUses, escrowStorage, escrowViews, extsloadReader, isStorageView } from "./storage.js";
 import { explainErrorsWith } from "./ui.js";
 
 export { ESCROW_ABI };
@@ -96,6 +96,42 @@ export function read(functionName, args = []) {
     return escrowViews(ESCROW_STORAGE_LAYOUT, readWords)(functionName, args);
   }
   return net.client.readContract({ address: net.escrow, abi: ESCROW_ABI, functionName, args });
+}
+
+/**
+ * The use counts of a supplier's coupon numbers, read from the escrow's storage in one call
+ * (`_couponUses`: `REVOKED` of coupons.js once revoked; a coupon without a use limit is never
+ * counted).
+ * @param {string} supplier
+ * @param {(bigint | number)[]} ids Coupon numbers.
+ * @returns {Promise<number[]>} One count per id, in order.
+ */
+export async function couponUses(supplier, ids) {
+  const words = [...new Set(ids.map((id) => BigInt(id) >> 3n))];
+  const storage = escrowStorage(ESCROW_STORAGE_LAYOUT, extsloadReader(net.client, net.escrow, ESCROW_ABI));
+  const packed = words.length ? await storage.couponWords(supplier, words) : [];
+  return ids.map((id) => decodeCouponUses(packed[words.indexOf(BigInt(id) >> 3n)], id));
+}
+
+/**
+ * The packed use-counter words of a supplier's coupon numbers `8 * from` up to `8 * (from +
+ * count)`, in one call (for finding the numbers already in use).
+ * @param {string} supplier
+ * @param {number} from The first word.
+ * @param {number} count How many words.
+ * @returns {Promise<bigint[]>}
+ */
+export function couponWords(supplier, from, count) {
+  const storage = escrowStorage(ESCROW_STORAGE_LAYOUT, extsloadReader(net.client, net.escrow, ESCROW_ABI));
+  return storage.couponWords(
+    supplier,
+    Array.from({ length: count }, (_, i) => BigInt(from + i)),
+  );
+}
+
+/** The time of the chain's latest block (unix seconds): what the escrow compares expiries with. */
+export async function chainNow() {
+  return Number((await net.client.getBlock({ blockTag: "latest" })).timestamp);
 }
 
 // ------------------------------------------------------------------ tokens and amounts
@@ -394,6 +430,12 @@ const REVERTS = {
   EscrowNotInShop: (a) => ({ listing: id(a[1]) }),
   EscrowBadProof: (a) => ({ step: id(a[1]) }),
   EscrowCodeMatches: () => ({}),
+  EscrowCouponExpired: (a) => ({ time: time(a[0]) }),
+  EscrowCouponUsedUp: (a) => ({ id: id(a[0]) }),
+  EscrowCouponForeign: (a) => ({ listing: id(a[0]) }),
+  EscrowCouponNotYours: (a) => ({ address: id(a[0]) }),
+  EscrowBadSignature: () => ({}),
+  EscrowCouponTooLarge: () => ({}),
   AccessControlUnauthorizedAccount: (a) => ({ address: id(a[0]), role: id(a[1]) }),
   EnforcedPause: () => ({}),
   ExpectedPause: () => ({}),

@@ -17,6 +17,7 @@ export const ESCROW_VARIABLES = Object.freeze([
   "_resellerPrices",
   "_shopPrices",
   "_tiers",
+  "_couponUses",
 ]);
 
 function typeOf(types, typeId) {

@@ -32,11 +32,16 @@ const lazy =
 const routes = [
   [/^\/?$/, "store", storePage],
   [/^\/product\/(0x[0-9a-fA-F]{64})$/, "store", productPage],
-  [/^\/buy\/(\d+)(?:\?ref=(0x[0-9a-fA-F]{40}))?$/, "store", lazy("buy", "buyPage")],
+  // A share link may carry a coupon (its text: base64url, or anything else the page refuses).
+  [
+    /^\/buy\/(\d+)(?:\?(?:ref=(0x[0-9a-fA-F]{40})(?:&coupon=([^&]*))?|coupon=([^&]*)))?$/,
+    "store",
+    lazy("buy", "buyRoute"),
+  ],
   [/^\/orders$/, "orders", lazy("orders", "ordersPage")],
   [/^\/order\/(\d+|[Ll]\d+-\d+)$/, "orders", lazy("orders", "orderPage")],
-  [/^\/s\/(0x[0-9a-fA-F]{40})$/, "store", lazy("shop", "shopPage")],
-  [/^\/s\/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])$/, "store", lazy("shop", "shopByName")],
+  [/^\/s\/(0x[0-9a-fA-F]{40})(?:\?coupon=([^&]*))?$/, "store", lazy("shop", "shopByAddress")],
+  [/^\/s\/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])(?:\?coupon=([^&]*))?$/, "store", lazy("shop", "shopByName")],
   [/^\/supplier$/, "supplier", lazy("supplier", "supplierPage")],
   [/^\/reseller$/, "reseller", lazy("shop", "resellerPage")],
   [/^\/arbiter$/, "arbiter", lazy("arbiter", "arbiterPage")],

@@ -220,7 +220,7 @@ export async function readValues(layout, readWords, ...locations) {
  *   32-byte hex slots in, their 32-byte hex words out, in order (the shape of `extsload`).
  * @returns {object} Methods named after the views' data: listing, batch, orderHash, bondOf,
  *   balanceOf, authorization, isDeliveryKey, isProposedDeliveryKey, config, listingCount, feesOf,
- *   resellerPrice, shopPrice.
+ *   resellerPrice, shopPrice, tiers; and couponWords (coupon use counters).
  */
 export function escrowStorage(layout, readWords) {
   const one = async (label, ...path) => {
@@ -267,6 +267,15 @@ export function escrowStorage(layout, readWords) {
     shopPrice: async (reseller, listingId) => BigInt(await one("_shopPrices", reseller, BigInt(listingId))),
     /** `tiers(listingId)`: the packed volume tiers word, as a bigint (see `decodeTiers`). */
     tiers: async (listingId) => BigInt(await one("_tiers", BigInt(listingId))),
+    /**
+     * `_couponUses[supplier][word]` for each of `words`, as bigints, in one read: eight 32-bit
+     * use counters a word, coupon number i in word i >> 3 (see `decodeCouponUses`). Not one of
+     * `STORAGE_VIEWS`: the escrow never had a view of it (contracts/storage.py's `coupon_uses`).
+     */
+    couponWords: async (supplier, words) =>
+      (
+        await readValues(layout, readWords, ...words.map((w) => locate(layout, "_couponUses", supplier, BigInt(w))))
+      ).map((v) => BigInt(v)),
   };
 }
 
@@ -308,6 +317,17 @@ export function decodeTiers(packed) {
     out.push({ minQuantity, discountBps: Number(tier & 0xffffn) });
   }
   return out;
+}
+
+/**
+ * A coupon number's use count out of its packed `_couponUses` word: bits [32 (id & 7), +32)
+ * (0xffffffff once its supplier revoked it; contracts/storage.py's `coupon_uses`).
+ * @param {bigint} packed The word `couponWords` read for `id >> 3`.
+ * @param {bigint | number} id The coupon number.
+ * @returns {number}
+ */
+export function decodeCouponUses(packed, id) {
+  return Number((BigInt(packed) >> ((BigInt(id) & 7n) * 32n)) & 0xffffffffn);
 }
 
 /**

@@ -236,6 +236,21 @@ export async function signText(text) {
   }
 }
 
+/**
+ * EIP-712 signature of typed data (`eth_signTypedData_v4` for an injected wallet; the
+ * development wallet signs in the page): a signature, no transaction.
+ * @param {{domain: object, types: object, primaryType: string, message: object}} typedData
+ * @returns {Promise<`0x${string}`>} The 65-byte signature (r, s, v).
+ */
+export async function signTypedData(typedData) {
+  await requireWallet();
+  try {
+    return await wallet.client.signTypedData({ account: wallet.account, ...typedData });
+  } catch (err) {
+    throw explain(err);
+  }
+}
+
 /** The native-coin balance of the connected wallet. */
 export async function nativeBalance(address = wallet.address) {
   return net.client.getBalance({ address });

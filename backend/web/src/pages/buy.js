@@ -1,8 +1,10 @@
 // Buying: choose a quantity, derive the per-order key from a wallet signature, pay into escrow,
 // and go to the order page. A payment in flight survives a reload or a lost connection.
 import { get } from "../api.js";
-import { ERC20_ABI, ZERO_ADDRESS, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
-import { addr, bps, duration, onChainBadge, product } from "../fmt.js";
+import { ERC20_ABI, ZERO_ADDRESS, explain, fmtAmount, net, read, tokenInfo, userError } from "../chain.js";
+import { couponRefusal, couponTerms, couponVerdict, readCoupon } from "../coupon-view.js";
+import { CouponError, couponArgs, couponPrice } from "../coupons.js";
+import { addr, bps, duration, onChainBadge, product, when } from "../fmt.js";
 import { t, tn } from "../i18n.js";
 import { addPending, pendingPayments, removePending, resolvePending, updatePending } from "../pending.js";
 import { holdOrderKey, markBoughtHere, orderKeyFromSignature, orderKeyMessage } from "../release.js";
@@ -83,10 +85,27 @@ export function pendingCard(ctx) {
 }
 
 /**
+ * The route #/buy/<listingId>[?ref=<reseller>][&coupon=<text>] (or ?coupon=<text> alone): the
+ * buy page, with the coupon of a share link (its text, as the link carries it).
+ */
+export function buyRoute(ctx, listingId, reseller, couponInShop, couponAlone) {
+  const raw = couponInShop ?? couponAlone;
+  let coupon = raw ?? "";
+  try {
+    coupon = decodeURIComponent(coupon);
+  } catch {
+    // not percent-encoded after all: the page says the text is not a coupon
+  }
+  return buyPage(ctx, listingId, reseller, coupon);
+}
+
+/**
  * #/buy/<listingId>, or #/buy/<listingId>?ref=<reseller>: bought in that reseller's shop (分站)
  * at the shop's price, read from the chain (the escrow charges it, so nothing else may show it).
+ * `couponText` fills the coupon field (a coupon from a share link): the page checks it against
+ * the chain, shows the price it leaves, and pays with `buyWithCoupon`.
  */
-export async function buyPage(ctx, listingId, reseller) {
+export async function buyPage(ctx, listingId, reseller, couponText = "") {
   const l = await get(`/catalog/listings/${listingId}`);
   await tokenInfo(l.token);
   const p = product(l);
@@ -115,8 +134,20 @@ export async function buyPage(ctx, listingId, reseller) {
             : null;
   const notInShop = shopProblem !== null;
   const price = shopPrice ? shopPrice : BigInt(l.unit_price);
-  // What one code costs in an order of `q`: the price less the discount of the tier it reaches.
-  const unitFor = (q) => tierUnitPrice(price, tiers, q);
+  // What one code costs in an order of `q`: the price less the discount of the tier it reaches,
+  // then less a coupon's discounts (in a shop its amount off comes off the reseller price too,
+  // and must be below it: the escrow refuses it otherwise, EscrowCouponTooLarge).
+  const unitFor = (q, coupon = null) => {
+    const unit = tierUnitPrice(price, tiers, q);
+    if (!coupon) return unit;
+    const floorUnit = shopPrice ? tierUnitPrice(floor, tiers, q) : null;
+    try {
+      return couponPrice(unit, floorUnit, coupon.discountBps, coupon.amountOff).unit;
+    } catch (err) {
+      if (err instanceof CouponError) throw couponRefusal(err.key, coupon, { token: l.token, base: err.params.base });
+      throw err;
+    }
+  };
   const qty = h("input", {
     type: "number",
     min: "1",
@@ -130,6 +161,18 @@ export async function buyPage(ctx, listingId, reseller) {
   const unitPrice = h("dd", { "data-test": "unit-price" }, fmtAmount(price, l.token));
   const tierSlot = h("dd", { "data-test": "tier-prices" }, tierTable(price, tiers, l.token, { quantity: 1 }));
   const slot = messageSlot({ "data-test": "buy-message" });
+  // The coupon: its field, what the chain says of it, and the coupon once it passed.
+  const couponInput = h("input", {
+    type: "text",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: couponText,
+    "data-test": "coupon",
+  });
+  const couponSlot = messageSlot({ "data-test": "coupon-message" });
+  /** null: no coupon; {coupon}: it passed; {error}: refused; {checking: true}: being checked. */
+  let couponState = null;
+  let couponSeq = 0;
   const progress = h("ol", { class: "small stack", "data-test": "buy-steps" });
   // The rights holder withdrew the supplier's licence for this product: no new sales here.
   const unlicensed = l.licensed === false;
@@ -157,18 +200,77 @@ export async function buyPage(ctx, listingId, reseller) {
     }
     try {
       const q = checkQuantity(qty.value, stock, cap);
-      const unit = unitFor(q);
-      unitPrice.textContent = fmtAmount(unit, l.token);
-      total.textContent = fmtAmount(unit * BigInt(q), l.token);
       replace(tierSlot, tierTable(price, tiers, l.token, { quantity: q }));
+      const full = unitFor(q);
+      unitPrice.textContent = fmtAmount(full, l.token);
+      total.textContent = fmtAmount(full * BigInt(q), l.token);
+      if (couponState?.error) {
+        // A refused coupon pays nothing: the buyer clears it to pay the full price.
+        couponSlot.error(userError(t("buy.coupon.refused", { reason: couponState.error.userMessage })));
+        pay.disabled = true;
+        return;
+      }
+      if (couponState?.checking) {
+        couponSlot.show("info", t("buy.coupon.checking"));
+      } else if (couponState?.coupon) {
+        const c = couponState.coupon;
+        const unit = unitFor(q, c);
+        unitPrice.textContent = fmtAmount(unit, l.token);
+        total.textContent = fmtAmount(unit * BigInt(q), l.token);
+        couponSlot.show(
+          "ok",
+          t("buy.coupon.applied", { terms: couponTerms(c, l.token), expiry: when(c.expiry) }),
+          h(
+            "div",
+            null,
+            h(
+              "div",
+              { "data-test": "coupon-saving" },
+              t("buy.coupon.saving", {
+                amount: fmtAmount((full - unit) * BigInt(q), l.token),
+                price: fmtAmount(full, l.token),
+              }),
+            ),
+            BigInt(c.buyer) !== 0n ? h("div", null, t("buy.coupon.onlyFor", { buyer: c.buyer })) : null,
+          ),
+        );
+      } else {
+        couponSlot.clear();
+      }
       pay.disabled = closed;
     } catch (err) {
       total.textContent = "—";
-      slot.error(err);
+      if (err.coupon) couponSlot.error(userError(t("buy.coupon.refused", { reason: err.userMessage })));
+      else slot.error(err);
       pay.disabled = true;
     }
   };
   qty.addEventListener("input", refresh);
+
+  // Check the coupon against the chain whenever it changes (the last check typed wins).
+  const checkCoupon = async () => {
+    const seq = ++couponSeq;
+    const text = couponInput.value.trim();
+    if (!text) {
+      couponState = null;
+      refresh();
+      return;
+    }
+    couponState = { checking: true };
+    refresh();
+    let next;
+    try {
+      const coupon = readCoupon(text);
+      const error = await couponVerdict(coupon, { listingId, buyer: wallet.address, token: l.token });
+      next = error ? { error } : { coupon };
+    } catch (err) {
+      next = { error: explain(err) };
+    }
+    if (seq !== couponSeq || !ctx.alive()) return;
+    couponState = next;
+    refresh();
+  };
+  couponInput.addEventListener("input", checkCoupon);
 
   const step = (text) => {
     const li = h("li", null, text, " …");
@@ -190,7 +292,19 @@ export async function buyPage(ctx, listingId, reseller) {
       }
       await requireWallet();
       const native = l.token === ZERO_ADDRESS;
-      const unit = unitFor(quantity);
+      // The coupon is checked again against the chain as it is now, for this wallet, before
+      // anything is asked of the wallet: a refused one sends nothing.
+      let coupon = null;
+      if (couponInput.value.trim()) {
+        coupon = readCoupon(couponInput.value.trim());
+        const error = await couponVerdict(coupon, { listingId, buyer: wallet.address, token: l.token });
+        if (error) {
+          couponState = { error };
+          refresh();
+          throw userError(t("buy.coupon.refusedAtPay"));
+        }
+      }
+      const unit = unitFor(quantity, coupon);
       const amount = unit * BigInt(quantity);
       const have = native
         ? await nativeBalance()
@@ -247,15 +361,12 @@ export async function buyPage(ctx, listingId, reseller) {
       });
       let result;
       try {
-        result = await sendEscrow(
-          "buy",
-          [BigInt(listingId), quantity, unit, shopPrice ? reseller : ZERO_ADDRESS, key.publicKeyHex],
-          {
-            value: native ? amount : undefined,
-            nonce,
-            onSent: (hash) => updatePending(entry.id, { txHash: hash }),
-          },
-        );
+        const args = [BigInt(listingId), quantity, unit, shopPrice ? reseller : ZERO_ADDRESS, key.publicKeyHex];
+        result = await sendEscrow(coupon ? "buyWithCoupon" : "buy", coupon ? [...args, ...couponArgs(coupon)] : args, {
+          value: native ? amount : undefined,
+          nonce,
+          onSent: (hash) => updatePending(entry.id, { txHash: hash }),
+        });
       } catch (err) {
         if (err.offline) {
           // The payment may be on its way: keep the entry, the page resolves it when back online.
@@ -284,6 +395,7 @@ export async function buyPage(ctx, listingId, reseller) {
   const pendingSlot = h("div");
   replace(pendingSlot, pendingCard(ctx));
   refresh();
+  if (couponText) checkCoupon();
   return h(
     "section",
     null,
@@ -349,6 +461,8 @@ export async function buyPage(ctx, listingId, reseller) {
             ? t("buy.order.capped", { count: cap })
             : t("buy.order.wholesale", { stock: String(stock) }),
         ),
+        field(t("buy.coupon.label"), couponInput, t("buy.coupon.hint")),
+        couponSlot,
         onChainBadge(l),
         h("p", null, tn("buy.order.total", { total })),
         slot,

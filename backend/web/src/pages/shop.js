@@ -4,6 +4,8 @@
 // and fixes every party's part in the order, so this page only shows and sends them.
 import { ensureSignedIn, get, put } from "../api.js";
 import { amountText, fmtAmount, loadTokens, read, unitPriceOf, userError } from "../chain.js";
+import { couponTerms } from "../coupon-view.js";
+import { parseCoupon } from "../coupons.js";
 import { addr, onChainBadge, orderLabel, product, short, txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { gate } from "../session.js";
@@ -50,8 +52,17 @@ function table(testId, columns, rows) {
   );
 }
 
-/** One listing of a shop, as its buyers see it: the shop's price, less its volume tiers' discounts. */
-function shopItem(item, tiers) {
+/** Whether a coupon is good for a listing: named by it, or for its product (sku) when it names none. */
+const couponFits = (coupon, item) =>
+  coupon.listingId === BigInt(item.listing_id) ||
+  (coupon.listingId === 0n && coupon.sku === String(item.sku).toLowerCase());
+
+/**
+ * One listing of a shop, as its buyers see it: the shop's price, less its volume tiers'
+ * discounts. `coupon` ({text, coupon}) is the shop link's coupon when it is good for this
+ * listing: the buy link carries it on, and the item says so.
+ */
+function shopItem(item, tiers, coupon = null) {
   const p = product(item);
   const soldOut = Number(item.stock) === 0;
   const open = item.buyable && !soldOut;
@@ -75,11 +86,12 @@ function shopItem(item, tiers) {
       h("dd", { "data-test": "shop-stock" }, String(item.stock)),
     ),
     onChainBadge(item),
+    coupon ? h("div", null, pill(t("shop.coupon.pill"), "brand", { "data-test": "shop-coupon" })) : null,
     h(
       "a",
       {
         class: "btn small",
-        href: `#/buy/${item.listing_id}?ref=${item.reseller}`,
+        href: `#/buy/${item.listing_id}?ref=${item.reseller}${coupon ? `&coupon=${coupon.text}` : ""}`,
         "aria-disabled": open ? null : "true",
         "data-test": "shop-buy",
       },
@@ -88,16 +100,45 @@ function shopItem(item, tiers) {
   );
 }
 
-/** #/s/<name>: the shop a reseller named. */
-export async function shopByName(ctx, name) {
+/** #/s/<name>[?coupon=<text>]: the shop a reseller named. */
+export async function shopByName(ctx, name, couponText) {
   const { reseller } = await get(`/shop-names/${name}`);
-  return shopPage(ctx, reseller, name);
+  return shopPage(ctx, reseller, name, couponText);
 }
 
-/** #/s/<address>: a reseller's shop. */
-export async function shopPage(ctx, reseller, known) {
+/** #/s/<address>[?coupon=<text>]: a reseller's shop. */
+export function shopByAddress(ctx, reseller, couponText) {
+  return shopPage(ctx, reseller, undefined, couponText);
+}
+
+/**
+ * The coupon a shop link carries, as its buyers read it: its terms (in the first listing it is
+ * good for) or why it cannot be used here. The buy page checks it against the chain.
+ */
+function couponNote(coupon, items) {
+  if (!coupon) return message("warn", t("shop.coupon.bad"));
+  const fit = items.find((item) => couponFits(coupon, item));
+  if (!fit) return message("warn", t("shop.coupon.none"));
+  return message("info", t("shop.coupon.ok", { terms: couponTerms(coupon, fit.token), expiry: when(coupon.expiry) }));
+}
+
+/**
+ * A reseller's shop; `couponText` is a coupon its link carries (the buy links of the listings
+ * it is good for pass it on to the buy page).
+ */
+export async function shopPage(ctx, reseller, known, couponText) {
   const [items, name] = await Promise.all([get(`/shops/${reseller}`), known ?? nameOf(reseller)]);
   const [tiers] = await Promise.all([Promise.all(items.map((item) => listingTiers(item))), loadTokens(items)]);
+  let coupon = null;
+  if (couponText) {
+    try {
+      coupon = parseCoupon(decodeURIComponent(couponText));
+    } catch {
+      coupon = null;
+    }
+  }
+  // The text as the buy links carry it on: exactly as the link had it (the route lets no & in).
+  const carried = coupon ? { text: couponText, coupon } : null;
   return h(
     "section",
     { "data-test": "shop" },
@@ -107,8 +148,15 @@ export async function shopPage(ctx, reseller, known) {
       name ? t("shop.titleNamed", { name, shop: short(reseller) }) : t("shop.title", { shop: short(reseller) }),
     ),
     h("p", { class: "muted" }, t("shop.intro")),
+    couponText ? h("div", { "data-test": "shop-coupon-note" }, couponNote(coupon, items)) : null,
     items.length
-      ? h("div", { class: "grid" }, ...items.map((item, i) => shopItem(item, tiers[i])))
+      ? h(
+          "div",
+          { class: "grid" },
+          ...items.map((item, i) =>
+            shopItem(item, tiers[i], carried && couponFits(carried.coupon, item) ? carried : null),
+          ),
+        )
       : h("p", { class: "muted", "data-test": "shop-empty" }, t("shop.empty")),
   );
 }

@@ -2,7 +2,8 @@
 // still in the dispute window (with a button to settle the due orders now), low-stock warnings,
 // orders by state, a sales chart, CSV uploads with progress and per-line errors (signed by the
 // supplier's own wallet when the server holds no key for it, with the uploads still waiting for
-// that signature), and listings to open, restock, reprice and close.
+// that signature), listings to open, restock, reprice and close, and coupons to issue and revoke
+// (supplier-coupons.js).
 import { decodeFunctionData, isAddressEqual, toEventSelector, toHex } from "viem";
 import { ApiError, get, post, uploadCodes } from "../api.js";
 import { cumulativeChart } from "../chart.js";
@@ -43,6 +44,7 @@ import {
 import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
 import { requireWallet, sendEscrow, sendPrepared, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
+import { couponCard } from "./supplier-coupons.js";
 
 const topic = (name) => toEventSelector(ESCROW_ABI.find((x) => x.type === "event" && x.name === name));
 
@@ -1496,6 +1498,7 @@ export async function supplierPage(ctx) {
     refresh();
   });
   const bond = bondCard(() => refresh());
+  const coupons = couponCard({ symbolOf });
   const asking = new Set(); // listings whose "keep codes on-chain?" question is open
   const unfolded = new Set(); // listings whose reseller settings are open
   const tiering = new Set(); // listings whose volume tiers are open
@@ -1506,6 +1509,7 @@ export async function supplierPage(ctx) {
     waiting.update(data.uploads);
     opener.update(data);
     bond.update(data);
+    coupons.update(data);
   };
   show();
   // Redraw when the figures change, not on every new block (chain_time).
@@ -1547,6 +1551,7 @@ export async function supplierPage(ctx) {
     waiting,
     h("div", { class: "cols" }, upload, opener),
     bond,
+    coupons,
   );
 }
 

@@ -1,1 +1,0 @@
-import{g as a,h as b,i as c}from"./chunk-TCNW4YYY.js";import"./chunk-F5P4PVZI.js";import"./chunk-3JG26NUZ.js";import"./chunk-WVEQTUEK.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{c as buyPage,a as checkQuantity,b as pendingCard};

@@ -1,1 +1,0 @@
-import{a,b,c,d,e,f}from"./chunk-PTXAFANX.js";import"./chunk-TCNW4YYY.js";import"./chunk-F5P4PVZI.js";import"./chunk-3JG26NUZ.js";import"./chunk-WVEQTUEK.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};
