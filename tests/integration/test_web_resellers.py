@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 from web_support import (
@@ -164,7 +165,15 @@ def test_a_buyer_buys_in_a_resellers_shop_and_every_party_is_paid_its_part(
     assert abs(paid.to_supplier - at_reseller_price.to_supplier) <= 1
     assert escrow.balance_of(reseller.address, token.address) == paid.commission
 
-    # The reseller sees its margin and withdraws it.
+    # The reseller sees its margin and withdraws it. The page reads the sale's credit from the
+    # mirror once, as it loads: reload only after the indexer has recorded the confirmation.
+    stack.wait_until(
+        f"the mirror to credit order {oid} to the shop",
+        lambda: any(
+            int(x["order_id"]) == oid and x.get("commission") is not None
+            for x in httpx.get(f"{stack.url}/shops/{reseller.address}/sales", timeout=30).json()
+        ),
+    )
     page.reload()
     balance = page.locator(f'[data-test="resell-balance"][data-token="{token.address.lower()}"]')
     expect(balance.get_by_test_id("resell-amount")).to_have_text(usdt_text(paid.commission))
