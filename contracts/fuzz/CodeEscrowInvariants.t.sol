@@ -21,6 +21,12 @@ import {VM} from "./Vm.sol";
 ///           (none for a plain order); its completion or ruling credits the reseller exactly the
 ///           cut, scaled as a ruling scales the payment, less the fee's share of it; reseller and
 ///           shop prices are as the calls left them;
+///         - coupons: every order bought with a coupon holds the price its terms give (its
+///           percentage off the unit price and the reseller price after any tier, then its amount
+///           off the unit price and, in a shop, off the reseller price), so conservation and the
+///           order checks hold for it; every coupon-use counter word a call touched holds, counter
+///           by counter, the uses the calls counted (coupons with a use limit) or 2^32 - 1 for a
+///           revoked id;
 ///         - stock: no code index sold twice, sold <= committed, every order inside its stock;
 ///         - orders: every open order is stored as the hash of the struct its legal history gives
 ///           (Paid -> Delivered -> Completed | Disputed -> Resolved, Delivered -> Resolved,
@@ -40,9 +46,9 @@ import {VM} from "./Vm.sol";
 ///           deliverOnChain, whose ReleasePublished carries a release hashing to the order's digest
 ///           (plain deliver of it reverts EscrowReleaseRequired, a mismatching release
 ///           EscrowReleaseMismatch, a purchase above 32 codes EscrowQuantityTooLarge);
-///         - reader: `extsload` returns the stored words (`vm.load`) of the escrow's first 16 slots
+///         - reader: `extsload` returns the stored words (`vm.load`) of the escrow's first 20 slots
 ///           and of a sample of the slots the handler reads state from (through EscrowReader,
-///           which decodes the words by the artifact's storage layout);
+///           which decodes the words by the artifact's storage layout, and coupon counter words);
 ///         and during each call, whether the escrow accepted or refused it as its rules say and
 ///         moved exactly the amounts they give. `invariant_escrow`, run by Foundry after every
 ///         call, fails with every violation recorded at the first call that broke something.
@@ -80,11 +86,12 @@ contract CodeEscrowInvariants {
         FuzzAttacker attacker = new FuzzAttacker(escrow, tokens);
         handler = new EscrowHandler(escrow, attacker, tokens);
 
-        address[] memory suppliers = _people("supplier", 0x5000, 3, address(attacker));
-        address[] memory buyers = _people("buyer", 0xB000, 3, address(attacker));
-        address[] memory keys = _people("key", 0xC000, 3, address(0));
-        address[] memory arbiters = _people("arbiter", 0xD000, 2, address(0));
-        address[] memory resellers = _people("reseller", 0xE000, 2, address(0));
+        // Suppliers are made from private keys (vm.addr), so that the handler can sign their coupons.
+        address[] memory suppliers = _people("supplier", 0x5000, 3, address(attacker), true);
+        address[] memory buyers = _people("buyer", 0xB000, 3, address(attacker), false);
+        address[] memory keys = _people("key", 0xC000, 3, address(0), false);
+        address[] memory arbiters = _people("arbiter", 0xD000, 2, address(0), false);
+        address[] memory resellers = _people("reseller", 0xE000, 2, address(0), false);
         address[] memory others = new address[](3);
         (others[0], others[1], others[2]) = (ADMIN, ADMIN2, address(0xF000));
         handler.name(ADMIN, "admin");
@@ -138,13 +145,16 @@ contract CodeEscrowInvariants {
         handler.seedShop(address(attacker), 4, 0.0125 ether);
     }
 
-    function _people(string memory role, uint256 base, uint256 n, address extra)
+    /// @dev `n` actors named role-0, role-1, ...: the addresses base, base + 1, ..., or, if
+    ///      `keyed`, those of the private keys base, base + 1, ... (noted in the handler), then `extra`.
+    function _people(string memory role, uint256 base, uint256 n, address extra, bool keyed)
         internal
         returns (address[] memory out)
     {
         out = new address[](extra == address(0) ? n : n + 1);
         for (uint256 i; i < n; ++i) {
-            out[i] = address(uint160(base + i));
+            out[i] = keyed ? VM.addr(base + i) : address(uint160(base + i));
+            if (keyed) handler.addSigningKey(base + i);
             string memory label = string.concat(role, "-", string(abi.encodePacked(bytes1(uint8(48 + i)))));
             handler.name(out[i], label);
             VM.label(out[i], label);
@@ -160,7 +170,7 @@ contract CodeEscrowInvariants {
 
     /// @notice Foundry: the handler's entry points (not its setup and check functions).
     function targetSelectors() public view returns (FuzzSelector[] memory out) {
-        bytes4[] memory s = new bytes4[](41);
+        bytes4[] memory s = new bytes4[](44);
         s[0] = EscrowHandler.warp.selector;
         s[1] = EscrowHandler.warpAgain.selector;
         s[2] = EscrowHandler.setAttackerMode.selector;
@@ -202,6 +212,9 @@ contract CodeEscrowInvariants {
         s[38] = EscrowHandler.deliverOnChain.selector;
         s[39] = EscrowHandler.setShopPrice.selector;
         s[40] = EscrowHandler.setTiers.selector;
+        s[41] = EscrowHandler.buyWithCoupon.selector;
+        s[42] = EscrowHandler.buyWithCouponAgain.selector;
+        s[43] = EscrowHandler.revokeCoupon.selector;
         out = new FuzzSelector[](1);
         out[0] = FuzzSelector({addr: address(handler), selectors: s});
     }

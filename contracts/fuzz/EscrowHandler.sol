@@ -48,6 +48,22 @@ contract EscrowHandler {
     uint256 private constant _MAX_LISTINGS = 24;
     /// @dev An EOA outside every role, used as a neutral caller and withdrawal recipient.
     address public constant SINK = address(0x5151);
+    /// @dev CodeEscrow's `_couponUses` slot in the committed artifact's layout (contracts.storage
+    ///      has no view of it, so neither has EscrowReader; tests/contracts/test_fuzz_runner.py
+    ///      checks the number against the layout). Counters are read from it with `vm.load`.
+    uint256 private constant _COUPON_USES_SLOT = 19;
+    /// @dev A revoked coupon id's use count.
+    uint256 private constant _REVOKED = type(uint32).max;
+    /// @dev The coupon's EIP-712 type and domain type, as ICodeEscrow documents them.
+    bytes32 private constant _COUPON_TYPEHASH = keccak256(
+        "Coupon(uint256 listingId,bytes32 sku,address buyer,uint16 discountBps,uint96 amountOff,uint32 maxUses,uint40 expiry,uint64 id)"
+    );
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    /// @dev secp256k1's group order: a signature's s is given in its lower half (EIP-2098).
+    uint256 private constant _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    /// @dev A key no actor was made from: coupons "signed by someone else".
+    uint256 private constant _STRANGER_KEY = 0xBAD5EED;
 
     IEscrow public immutable escrow;
     FuzzAttacker public immutable attacker;
@@ -132,6 +148,28 @@ contract EscrowHandler {
     uint256 public commissionsPaid;
     uint256 public scaledCommissionsPaid;
 
+    // ---------------------------------------------------------------- coupons
+    /// @notice A supplier's use count of each coupon id as the successful calls left it: one more
+    ///         for each purchase with a coupon of that id that has a use limit, 2^32 - 1 once the
+    ///         supplier revoked the id.
+    mapping(address supplier => mapping(uint256 id => uint256)) public ghostCouponUses;
+    /// @dev Every (supplier, counter word) a coupon call touched, for `checkCoupons`.
+    address[] private _couponSupplier;
+    uint256[] private _couponWord;
+    mapping(address supplier => mapping(uint256 word => bool)) private _couponWordSeen;
+    /// @dev The private key of each actor made from one (`addSigningKey`: the suppliers), which
+    ///      signs that actor's coupons.
+    mapping(address account => uint256) private _signingKey;
+    uint256[] private _signingKeys;
+    /// @dev Per supplier, 1 + the coupon id it last revoked or a purchase last counted a use of
+    ///      (0: none), which coupons pick often so that revoked and used-up ids are met.
+    mapping(address supplier => uint256) private _recentCouponId;
+    /// @notice Orders bought with a coupon, by kind (coverage): "all", "percent", "amount",
+    ///         "both", "sku-wide", "buyer-bound", "limited", "shop", "tiered".
+    mapping(bytes32 kind => uint256) public couponOrders;
+    /// @notice Coupon ids revoked (coverage).
+    uint256 public couponsRevoked;
+
     /// @dev Ledger balances, free and reserved bonds of the actors in `mask` (by actor index),
     ///      and the platform's fees.
     struct Books {
@@ -211,6 +249,12 @@ contract EscrowHandler {
     /// @notice Name an actor in violation messages.
     function name(address account, string calldata label) external {
         names[account] = label;
+    }
+
+    /// @notice Note the private key an actor was made from (`vm.addr`), to sign its coupons.
+    function addSigningKey(uint256 privateKey) external {
+        _signingKey[vm.addr(privateKey)] = privateKey;
+        _signingKeys.push(privateKey);
     }
 
     /// @notice Note a token the test allowed at setup.
@@ -816,7 +860,8 @@ contract EscrowHandler {
         ICodeEscrow.Listing listing;
         uint32 quantity;
         address reseller; // zero: at the listing's price; else through this shop
-        uint256 unitPrice; // what the buyer pays a unit: the listing's or the shop's price
+        uint256 unitPrice; // what the buyer pays a unit: the listing's or the shop's price, discounted
+        uint256 supplierUnit; // a shop sale's reseller price, discounted as the unit price is
         uint256 cut; // the reseller's margin, (shop price - reseller price) * quantity
         uint256 maxUnitPrice;
         bytes32 pubKey;
@@ -824,7 +869,11 @@ contract EscrowHandler {
         uint256 amount;
         uint256 bond;
         uint256 value;
+        uint256 couponBps; // a coupon's percentage off (basis points), 0 without one
+        uint256 couponOff; // a coupon's amount off a unit, 0 without one
         bool expected;
+        bytes shopWant; // the shop's refusal (EscrowNotInShop, ...), else empty
+        bytes couponWant; // a coupon's amount off not below its base (EscrowCouponTooLarge), else empty
         bytes want; // the exact revert data where the rules fix it (see `_purchase`), else empty
     }
 
@@ -852,20 +901,30 @@ contract EscrowHandler {
             uint256 orderId
         ) {
             _outcome("buy", true, p.expected, "");
-            _afterBuy(orderId, p);
-            Expect memory e = _expect(before);
-            _addFree(e, p.listing.supplier, p.ti, -int256(p.bond));
-            _addReserved(e, p.listing.supplier, p.ti, int256(p.bond));
-            _checkBooks("buy", before, e);
+            _bought("buy", orderId, p, before);
         } catch (bytes memory err) {
-            _outcome("buy", false, p.expected, err);
-            if (p.want.length != 0) {
-                if (keccak256(err) != keccak256(p.want)) {
-                    _fail(string.concat("buy: reverted with ", _hex(err), " where the rules say ", _hex(p.want)));
-                } else {
-                    ++refusedWith[bytes4(p.want)];
-                }
-            }
+            _refused("buy", p, err);
+        }
+    }
+
+    /// @dev A purchase that succeeded: its order recorded and checked (`_afterBuy`), and the
+    ///      supplier's bond moved from free to reserved by exactly the order's bond, nothing else.
+    function _bought(string memory op, uint256 orderId, Purchase memory p, Books memory before) private {
+        _afterBuy(op, orderId, p);
+        Expect memory e = _expect(before);
+        _addFree(e, p.listing.supplier, p.ti, -int256(p.bond));
+        _addReserved(e, p.listing.supplier, p.ti, int256(p.bond));
+        _checkBooks(op, before, e);
+    }
+
+    /// @dev A purchase that was refused: it had to be, with `p.want` exactly where the rules fix it.
+    function _refused(string memory op, Purchase memory p, bytes memory err) private {
+        _outcome(op, false, p.expected, err);
+        if (p.want.length == 0) return;
+        if (keccak256(err) != keccak256(p.want)) {
+            _fail(string.concat(op, ": reverted with ", _hex(err), " where the rules say ", _hex(p.want)));
+        } else {
+            ++refusedWith[bytes4(p.want)];
         }
     }
 
@@ -876,9 +935,18 @@ contract EscrowHandler {
     ///      stock, a public key), the escrow refuses, in this order, a quantity above the on-chain
     ///      cap, a shop that does not sell the listing (EscrowNotInShop), a listing closed to
     ///      resellers (EscrowNotDistributable), a shop price below the reseller price
-    ///      (EscrowBelowResellerPrice), a unit price above the buyer's maximum, an amount above
-    ///      2^96 - 1.
+    ///      (EscrowBelowResellerPrice), a coupon's amount off not below the price it comes out of
+    ///      (EscrowCouponTooLarge, `_applyCoupon`), a unit price above the buyer's maximum, an
+    ///      amount above 2^96 - 1.
     function _purchase(uint256 who, uint256 listingSeed, uint256 seed) private returns (Purchase memory p) {
+        _pick(p, who, listingSeed, seed);
+        _listPrice(p);
+        _pay(p, seed);
+    }
+
+    /// @dev The buyer, the listing, the shop (`_resellerCandidate`) and the quantity: mostly in
+    ///      stock, sometimes zero, one above the stock, above or at the on-chain cap.
+    function _pick(Purchase memory p, uint256 who, uint256 listingSeed, uint256 seed) private view {
         p.buyer = _buyer(who);
         p.listingId = listingSeed % 8 == 0 ? _listing(listingSeed >> 8) : _buyable(listingSeed >> 8);
         (p.buyer, p.reseller, p.listingId) = _resellerCandidate(_r(seed, 3), p.buyer, p.listingId);
@@ -893,30 +961,67 @@ contract EscrowHandler {
         } else if (qm < 6 && available >= _MAX_ON_CHAIN && l.onChainFrom != 0) {
             p.quantity = uint32(_MAX_ON_CHAIN); // the cap exactly
         } else p.quantity = uint32(_bound(_r(seed, 2), 1, available == 0 ? 1 : available < 12 ? available : 12));
-        bytes memory shopWant;
-        p.unitPrice = l.unitPrice;
-        uint256 supplierUnit; // a shop sale's reseller price, discounted as the unit price is
+    }
+
+    /// @dev The unit price and, in a shop, the reseller price before any coupon: the listing's
+    ///      price, or the shop's price of which the supplier receives the reseller price (the
+    ///      shop's refusal in `shopWant`), both less the volume tier the quantity reaches.
+    function _listPrice(Purchase memory p) private view {
+        p.unitPrice = p.listing.unitPrice;
         if (p.reseller != address(0)) {
             uint256 shopPrice = ghostShopPrice[p.reseller][p.listingId];
             uint256 rp = ghostResellerPrice[p.listingId];
             if (shopPrice == 0) {
-                shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotInShop.selector, p.reseller, p.listingId);
+                p.shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotInShop.selector, p.reseller, p.listingId);
             } else if (rp == 0) {
-                shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotDistributable.selector, p.listingId);
+                p.shopWant = abi.encodeWithSelector(ICodeEscrow.EscrowNotDistributable.selector, p.listingId);
             } else if (shopPrice < rp) {
-                shopWant = abi.encodeWithSelector(
+                p.shopWant = abi.encodeWithSelector(
                     ICodeEscrow.EscrowBelowResellerPrice.selector, p.listingId, shopPrice, rp
                 );
             }
             p.unitPrice = shopPrice;
-            supplierUnit = rp;
+            p.supplierUnit = rp;
         }
         uint256 off = _ghostDiscount(p.listingId, p.quantity);
         if (off != 0) {
             p.unitPrice -= (p.unitPrice * off) / _BPS;
-            supplierUnit -= (supplierUnit * off) / _BPS;
+            p.supplierUnit -= (p.supplierUnit * off) / _BPS;
         }
-        if (p.reseller != address(0) && shopWant.length == 0) p.cut = (p.unitPrice - supplierUnit) * p.quantity;
+    }
+
+    /// @dev A coupon's discounts (`p.couponBps`, `p.couponOff`) on the prices `_listPrice` gave,
+    ///      as ICodeEscrow's `buyWithCoupon` gives them: its percentage off the unit price and the
+    ///      reseller price alike (as a tier's, after it), then its amount off the unit price and,
+    ///      in a shop, off the reseller price too (out of the supplier's part: the shop's margin
+    ///      stays). The amount off must be below the price it comes out of (the reseller price in
+    ///      a shop, else the unit price): else `couponWant` is EscrowCouponTooLarge(off, price).
+    ///      Nothing to price where a shop's refusal or a bad percentage comes first.
+    function _applyCoupon(Purchase memory p) private pure {
+        if (p.shopWant.length != 0 || p.couponBps >= _BPS) return;
+        p.unitPrice = _lessBps(p.unitPrice, p.couponBps);
+        p.supplierUnit = _lessBps(p.supplierUnit, p.couponBps);
+        uint256 base = p.reseller == address(0) ? p.unitPrice : p.supplierUnit;
+        if (p.couponOff >= base) {
+            p.couponWant = abi.encodeWithSelector(ICodeEscrow.EscrowCouponTooLarge.selector, p.couponOff, base);
+            return;
+        }
+        p.unitPrice -= p.couponOff;
+        if (p.reseller != address(0)) p.supplierUnit -= p.couponOff;
+    }
+
+    /// @dev `x` less `bps` basis points of it, rounded as the escrow rounds a discount.
+    function _lessBps(uint256 x, uint256 bps) private pure returns (uint256) {
+        return x - (x * bps) / _BPS;
+    }
+
+    /// @dev The rest of a purchase once its unit price is known: the reseller's cut, the
+    ///      buyer's maximum, key, payment (funded), and what the rules say of it (`_purchase`).
+    function _pay(Purchase memory p, uint256 seed) private {
+        ICodeEscrow.Listing memory l = p.listing;
+        if (p.reseller != address(0) && p.shopWant.length == 0 && p.couponWant.length == 0) {
+            p.cut = (p.unitPrice - p.supplierUnit) * p.quantity;
+        }
         uint256 pm = _r(seed, 4) % 16;
         p.maxUnitPrice = p.unitPrice;
         if (pm == 0 && p.unitPrice != 0) p.maxUnitPrice = p.unitPrice - 1;
@@ -929,12 +1034,14 @@ contract EscrowHandler {
         if (p.ti == 0) vm.deal(p.buyer, p.buyer.balance + p.value);
         else FuzzToken(l.token).mint(p.buyer, p.amount);
         bool pre = l.supplier != address(0) && l.active && !escrow.paused() && p.quantity != 0
-            && p.quantity <= available && p.pubKey != bytes32(0);
+            && p.quantity <= uint256(l.committed) - l.sold && p.pubKey != bytes32(0);
         if (pre) {
             if (l.onChainFrom != 0 && p.quantity > _MAX_ON_CHAIN) {
                 p.want = abi.encodeWithSelector(ICodeEscrow.EscrowQuantityTooLarge.selector, p.quantity, _MAX_ON_CHAIN);
-            } else if (shopWant.length != 0) {
-                p.want = shopWant;
+            } else if (p.shopWant.length != 0) {
+                p.want = p.shopWant;
+            } else if (p.couponWant.length != 0) {
+                p.want = p.couponWant;
             } else if (p.unitPrice > p.maxUnitPrice) {
                 p.want = abi.encodeWithSelector(ICodeEscrow.EscrowPriceAboveMax.selector, p.unitPrice, p.maxUnitPrice);
             } else if (p.amount > _MAX_AMOUNT) {
@@ -985,7 +1092,7 @@ contract EscrowHandler {
         return (address(0), 0);
     }
 
-    function _afterBuy(uint256 orderId, Purchase memory p) private {
+    function _afterBuy(string memory op, uint256 orderId, Purchase memory p) private {
         uint256 id = p.listingId;
         ICodeEscrow.Listing memory l = p.listing;
         uint32 q = p.quantity;
@@ -1018,7 +1125,7 @@ contract EscrowHandler {
         if (escrow.orderHash(orderId) != keccak256(abi.encode(o))) {
             _fail("orders: the stored order is not the one OrderPaid's rules describe");
         }
-        _checkOrderPaid(orderId, o);
+        _checkOrderPaid(op, orderId, o);
         if (p.reseller != address(0)) {
             ++shopOrders;
             if (p.reseller == p.buyer) ++ownShopOrders;
@@ -1048,7 +1155,7 @@ contract EscrowHandler {
 
     /// @dev One OrderPaid, for the order, naming its buyer, reseller, amount and reseller's cut
     ///      (what the indexer reads the order from).
-    function _checkOrderPaid(uint256 orderId, ICodeEscrow.Order memory o) private {
+    function _checkOrderPaid(string memory op, uint256 orderId, ICodeEscrow.Order memory o) private {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         uint256 seen;
         for (uint256 k; k < logs.length; ++k) {
@@ -1062,10 +1169,327 @@ contract EscrowHandler {
                     || address(uint160(uint256(g.topics[2]))) != o.buyer || d.reseller != o.reseller
                     || d.amount != o.amount || d.resellerCut != o.resellerCut
             ) {
-                _fail("buy: OrderPaid does not name the order's buyer, reseller, amount and cut");
+                _fail(string.concat(op, ": OrderPaid does not name the order's buyer, reseller, amount and cut"));
             }
         }
-        if (seen != 1) _fail("buy: not one OrderPaid");
+        if (seen != 1) _fail(string.concat(op, ": not one OrderPaid"));
+    }
+
+    // ================================================================== coupons
+
+    /// @dev A coupon as presented, and what the rules say of it before `buy` runs.
+    struct CouponCall {
+        ICodeEscrow.Coupon coupon;
+        bytes32 r;
+        bytes32 vs;
+        uint256 key; // the key it was signed with
+        bool genuine; // signed by the listing's supplier over exactly these terms
+        bytes want; // its refusal before `buy` runs (`_couponRules`), else empty
+    }
+
+    /// @notice `buyWithCoupon`: a purchase picked as `buy`'s, with a coupon (`_couponFor`) of
+    ///         every kind: percentage, amount off or both, for the listing or its sku, for anyone
+    ///         or one buyer, limited or not; sometimes expired, foreign, another buyer's, signed by
+    ///         someone else or changed after signing, 100% or more, an amount off too large, used
+    ///         up or revoked. It must be refused exactly as `_couponRules` says, else priced as
+    ///         `buy` prices, then `_applyCoupon`; a success counts the use of a limited coupon.
+    ///         The supplier's counter word is checked against the calls' after every call.
+    function buyWithCoupon(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        _buyWithCoupon(who, listingSeed, seed);
+    }
+
+    /// @notice The same as `buyWithCoupon` (weight).
+    function buyWithCouponAgain(uint256 who, uint256 listingSeed, uint256 seed) external counted {
+        _buyWithCoupon(who, listingSeed, seed);
+    }
+
+    function _buyWithCoupon(uint256 who, uint256 listingSeed, uint256 seed) private {
+        if (_open.length >= _MAX_OPEN) return;
+        Purchase memory p;
+        _pick(p, who, listingSeed, seed);
+        _listPrice(p);
+        CouponCall memory c = _couponFor(p, seed);
+        p.couponBps = c.coupon.discountBps;
+        p.couponOff = c.coupon.amountOff;
+        _applyCoupon(p);
+        _pay(p, seed);
+        if (c.want.length != 0) (p.want, p.expected) = (c.want, false);
+        address s = p.listing.supplier;
+        uint256 word = c.coupon.id >> 3;
+        _noteCouponWord(s, word);
+        _noteCouponWord(vm.addr(c.key), word);
+        Books memory before = _books(_mask(s));
+        vm.recordLogs();
+        vm.prank(p.buyer);
+        try escrow.buyWithCoupon{value: p.value}(
+            p.listingId, p.quantity, p.maxUnitPrice, p.reseller, p.pubKey, c.coupon, c.r, c.vs
+        ) returns (uint256 orderId) {
+            _outcome("buyWithCoupon", true, p.expected, "");
+            _bought("buyWithCoupon", orderId, p, before);
+            if (c.coupon.maxUses != 0) {
+                ++ghostCouponUses[s][c.coupon.id];
+                _recentCouponId[s] = uint256(c.coupon.id) + 1;
+            }
+            _countCouponOrder(p, c.coupon);
+        } catch (bytes memory err) {
+            _refused("buyWithCoupon", p, err);
+        }
+        _checkCouponWord("buyWithCoupon", s, word);
+    }
+
+    /// @notice A supplier (one call in eight, any actor: anyone may revoke its own ids) revokes
+    ///         a coupon id, one of those coupons are made with (`_couponId`); never refused. The
+    ///         counter must read 2^32 - 1 after, its word's other counters unchanged, with one
+    ///         CouponRevoked naming the caller and the id. Half the calls do nothing, so that
+    ///         coupons keep ids to use.
+    function revokeCoupon(uint256 who, uint256 idSeed) external counted {
+        if (idSeed % 2 == 0) return;
+        address s = _supplier(who);
+        uint64 id = _couponId(idSeed >> 8);
+        _noteCouponWord(s, id >> 3);
+        vm.recordLogs();
+        vm.prank(s);
+        try escrow.revokeCoupon(id) {
+            _exact("revokeCoupon", true, "", "");
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            uint256 seen;
+            for (uint256 k; k < logs.length; ++k) {
+                Vm.Log memory g = logs[k];
+                if (g.emitter != address(escrow) || g.topics.length == 0) continue;
+                if (g.topics[0] != ICodeEscrow.CouponRevoked.selector) continue;
+                ++seen;
+                if (
+                    g.topics.length != 3 || g.topics[1] != bytes32(uint256(uint160(s)))
+                        || g.topics[2] != bytes32(uint256(id)) || g.data.length != 0
+                ) seen = 2;
+            }
+            if (seen != 1) _fail("revokeCoupon: not one CouponRevoked naming the supplier and the id");
+            ghostCouponUses[s][id] = _REVOKED;
+            _recentCouponId[s] = uint256(id) + 1;
+            ++couponsRevoked;
+        } catch (bytes memory err) {
+            _exact("revokeCoupon", false, "", err);
+        }
+        _checkCouponWord("revokeCoupon", s, id >> 3);
+    }
+
+    /// @dev A coupon for purchase `p` (its prices before the coupon from `_listPrice`), signed.
+    function _couponFor(Purchase memory p, uint256 seed) private view returns (CouponCall memory c) {
+        _couponScope(p, c.coupon, seed);
+        _couponDiscounts(p, c.coupon, seed);
+        _couponLimits(p, c.coupon, seed);
+        _couponSign(p, c, seed);
+        c.want = _couponRules(p, c);
+    }
+
+    /// @dev What it is good for: mostly the listing bought (its sku, which is then ignored, set
+    ///      or not) or every listing of the listing's sku (listingId 0); one time in 32 each,
+    ///      another listing, another sku, or neither (listingId 0 and sku 0): foreign. For
+    ///      anyone, the buyer, or one time in sixteen another actor.
+    function _couponScope(Purchase memory p, ICodeEscrow.Coupon memory k, uint256 seed) private view {
+        bytes32 own = p.listing.sku;
+        bytes32 other = _skus[_r(seed, 31) % 3];
+        if (other == own) other = _skus[(_r(seed, 31) + 1) % 3];
+        uint256 m = _r(seed, 30) % 32;
+        if (m < 16) {
+            k.listingId = p.listingId;
+            k.sku = m % 2 == 0 ? own : other;
+        } else if (m < 29) {
+            k.sku = own == bytes32(0) ? other : own;
+        } else if (m == 29) {
+            k.listingId = p.listingId + 1 + _r(seed, 32) % 3;
+            k.sku = own;
+        } else if (m == 30) {
+            k.sku = other;
+        }
+        m = _r(seed, 33) % 16;
+        if (m == 15) k.buyer = _any(_r(seed, 34));
+        else if (m >= 8) k.buyer = p.buyer;
+    }
+
+    /// @dev Its discounts: a percentage (none, mostly up to 50%, up to 99.99%, one time in 32
+    ///      each 100% or more: EscrowBadBps), and an amount off measured against the price it
+    ///      comes out of after the percentage (none, mostly below it, one below it, 1, one time
+    ///      in 32 each exactly it or above it: EscrowCouponTooLarge).
+    function _couponDiscounts(Purchase memory p, ICodeEscrow.Coupon memory k, uint256 seed) private pure {
+        uint256 m = _r(seed, 35) % 32;
+        if (m < 10) k.discountBps = 0;
+        else if (m < 24) k.discountBps = uint16(_bound(_r(seed, 36), 1, 5_000));
+        else if (m < 26) k.discountBps = uint16(_BPS - 1);
+        else if (m < 30) k.discountBps = uint16(_bound(_r(seed, 36), 5_001, _BPS - 2));
+        else if (m == 30) k.discountBps = uint16(_BPS);
+        else k.discountBps = uint16(_bound(_r(seed, 36), _BPS + 1, type(uint16).max));
+        uint256 bps = k.discountBps < _BPS ? k.discountBps : 0;
+        uint256 base = _lessBps(p.reseller == address(0) ? p.unitPrice : p.supplierUnit, bps);
+        uint256 off;
+        m = _r(seed, 37) % 32;
+        if (m == 30) off = base;
+        else if (m == 31) off = base + 1 + (base == 0 ? 0 : _r(seed, 38) % base);
+        else if (m < 10 || base < 2) off = 0;
+        else if (m < 24) off = _bound(_r(seed, 38), 1, base - 1);
+        else if (m < 27) off = base - 1;
+        else off = 1;
+        k.amountOff = uint96(off > _MAX_AMOUNT ? _MAX_AMOUNT : off);
+    }
+
+    /// @dev Its id (one time in four the one the supplier last revoked or had a use counted of,
+    ///      if any, else `_couponId`), use limit (none; 1 to 3; exactly one more than used;
+    ///      exactly as many as used: used up; 2^32 - 1) and expiry (mostly ahead; now, the last
+    ///      second it is good; the largest; one time in 32 past: EscrowCouponExpired).
+    function _couponLimits(Purchase memory p, ICodeEscrow.Coupon memory k, uint256 seed) private view {
+        uint256 recent = _recentCouponId[p.listing.supplier];
+        k.id = recent != 0 && _r(seed, 39) % 4 == 0 ? uint64(recent - 1) : _couponId(_r(seed, 39) >> 8);
+        uint256 used = ghostCouponUses[p.listing.supplier][k.id];
+        uint256 m = _r(seed, 40) % 8;
+        if (m < 3) k.maxUses = 0;
+        else if (m < 5) k.maxUses = uint32(_bound(_r(seed, 41), 1, 3));
+        else if (m == 5) k.maxUses = uint32(used >= _REVOKED - 1 ? _REVOKED : used + 1);
+        else if (m == 6) k.maxUses = uint32(used == _REVOKED ? 1 : used);
+        else k.maxUses = type(uint32).max;
+        uint256 t = _now();
+        m = _r(seed, 42) % 32;
+        if (m == 0) k.expiry = uint40(t - 1 - _r(seed, 43) % 1 days);
+        else if (m < 3) k.expiry = uint40(t);
+        else if (m == 3) k.expiry = type(uint40).max;
+        else k.expiry = uint40(t + _bound(_r(seed, 43), 1, 30 days));
+    }
+
+    /// @dev A coupon id: mostly one of 20 small ids (three counter words), sometimes one of the
+    ///      largest (the last word, the last counter of it) or one in the middle of the range.
+    function _couponId(uint256 seed) private pure returns (uint64) {
+        uint256 m = seed % 16;
+        if (m == 0) return type(uint64).max;
+        if (m == 1) return uint64((1 << 63) | ((seed >> 8) % 16));
+        return uint64((seed >> 8) % 20);
+    }
+
+    /// @dev Signs it: mostly with the listing's supplier's key; one time in 32 each with a
+    ///      stranger's key, another supplier's (its own, if it picks the same), then changed in
+    ///      one field (use limit, id, amount off, percentage, sku), or with its signature spoiled
+    ///      (v's parity flipped, or r zero). A listing whose supplier has no key (the attacker,
+    ///      or an actor that became a supplier) gets a stranger's or a supplier's signature.
+    function _couponSign(Purchase memory p, CouponCall memory c, uint256 seed) private view {
+        ICodeEscrow.Coupon memory k = c.coupon;
+        uint256 own = _signingKey[p.listing.supplier];
+        uint256 m = _r(seed, 44) % 32;
+        if (m == 1 || (own == 0 && m % 2 == 1)) c.key = _signingKeys[_r(seed, 45) % _signingKeys.length];
+        else if (m == 0 || own == 0) c.key = _STRANGER_KEY;
+        else c.key = own;
+        (c.r, c.vs) = _sign(c.key, _couponDigest(k));
+        c.genuine = vm.addr(c.key) == p.listing.supplier;
+        if (m == 2) {
+            uint256 t = _r(seed, 46) % 5;
+            if (t == 0) k.maxUses ^= 1;
+            else if (t == 1) k.id ^= 8;
+            else if (t == 2) k.amountOff ^= 1;
+            else if (t == 3) k.discountBps = k.discountBps == 0 ? 1 : k.discountBps - 1;
+            else k.sku ^= bytes32(uint256(1));
+            c.genuine = false;
+        } else if (m == 3) {
+            if (_r(seed, 46) % 2 == 0) c.vs ^= bytes32(uint256(1) << 255);
+            else c.r = bytes32(0);
+            c.genuine = false;
+        }
+    }
+
+    /// @dev The coupon's EIP-712 digest for this escrow on this chain.
+    function _couponDigest(ICodeEscrow.Coupon memory k) private view returns (bytes32) {
+        bytes32 domain = keccak256(
+            abi.encode(_DOMAIN_TYPEHASH, keccak256("kameng"), keccak256("1"), block.chainid, address(escrow))
+        );
+        // Every field is static: the struct's ABI encoding is its EIP-712 encodeData.
+        return keccak256(abi.encodePacked("\x19\x01", domain, keccak256(abi.encode(_COUPON_TYPEHASH, k))));
+    }
+
+    /// @dev `digest` signed with `key`, in EIP-2098's compact form (r, s with v's parity on top).
+    function _sign(uint256 key, bytes32 digest) private pure returns (bytes32 r, bytes32 vs) {
+        (uint8 v, bytes32 r_, bytes32 s_) = vm.sign(key, digest);
+        uint256 s = uint256(s_);
+        if (s > _SECP256K1_N / 2) (s, v) = (_SECP256K1_N - s, v == 27 ? 28 : 27);
+        return (r_, bytes32(s | (uint256(v - 27) << 255)));
+    }
+
+    /// @dev What `buyWithCoupon` refuses before `buy` runs, in its order: an expired coupon
+    ///      (now after its expiry), one for another listing that is not for every listing of this
+    ///      one's sku (EscrowCouponForeign), one for another buyer (EscrowCouponNotYours(caller)),
+    ///      a percentage of 100% or more (EscrowBadBps), an unknown listing, a coupon not signed
+    ///      by the listing's supplier over exactly its terms (EscrowBadSignature), an id revoked
+    ///      or used `maxUses` times when limited (EscrowCouponUsedUp(id, maxUses)).
+    function _couponRules(Purchase memory p, CouponCall memory c) private view returns (bytes memory) {
+        ICodeEscrow.Coupon memory k = c.coupon;
+        ICodeEscrow.Listing memory l = p.listing;
+        if (_now() > k.expiry) return abi.encodeWithSelector(ICodeEscrow.EscrowCouponExpired.selector, uint256(k.expiry));
+        if (k.listingId != p.listingId && (k.listingId != 0 || k.sku != l.sku)) {
+            return abi.encodeWithSelector(ICodeEscrow.EscrowCouponForeign.selector, p.listingId);
+        }
+        if (k.buyer != address(0) && k.buyer != p.buyer) {
+            return abi.encodeWithSelector(ICodeEscrow.EscrowCouponNotYours.selector, p.buyer);
+        }
+        if (k.discountBps >= _BPS) return abi.encodeWithSelector(ICodeEscrow.EscrowBadBps.selector, uint256(k.discountBps));
+        if (l.supplier == address(0)) return abi.encodeWithSelector(ICodeEscrow.EscrowUnknownListing.selector, p.listingId);
+        if (!c.genuine) return abi.encodeWithSelector(ICodeEscrow.EscrowBadSignature.selector);
+        uint256 used = ghostCouponUses[l.supplier][k.id];
+        if (used == _REVOKED || (k.maxUses != 0 && used >= k.maxUses)) {
+            return abi.encodeWithSelector(ICodeEscrow.EscrowCouponUsedUp.selector, uint256(k.id), uint256(k.maxUses));
+        }
+        return "";
+    }
+
+    function _countCouponOrder(Purchase memory p, ICodeEscrow.Coupon memory k) private {
+        ++couponOrders["all"];
+        if (k.discountBps != 0 && k.amountOff != 0) ++couponOrders["both"];
+        else if (k.discountBps != 0) ++couponOrders["percent"];
+        else if (k.amountOff != 0) ++couponOrders["amount"];
+        if (k.listingId == 0) ++couponOrders["sku-wide"];
+        if (k.buyer != address(0)) ++couponOrders["buyer-bound"];
+        if (k.maxUses != 0) ++couponOrders["limited"];
+        if (p.reseller != address(0)) ++couponOrders["shop"];
+        if (_ghostDiscount(p.listingId, p.quantity) != 0) ++couponOrders["tiered"];
+    }
+
+    /// @dev Remember a (supplier, counter word) for `checkCoupons`.
+    function _noteCouponWord(address s, uint256 word) private {
+        if (s == address(0) || _couponWordSeen[s][word]) return;
+        _couponWordSeen[s][word] = true;
+        _couponSupplier.push(s);
+        _couponWord.push(word);
+    }
+
+    /// @dev The storage slot of a supplier's counter word: `_couponUses[s][word]`.
+    function _couponSlot(address s, uint256 word) private pure returns (bytes32) {
+        return keccak256(abi.encode(word, keccak256(abi.encode(s, _COUPON_USES_SLOT))));
+    }
+
+    /// @dev A supplier's counter word as the calls left it: coupon id 8 word + j's count in bits
+    ///      [32 j, 32 j + 32).
+    function _ghostCouponWord(address s, uint256 word) private view returns (uint256 w) {
+        for (uint256 j; j < 8; ++j) {
+            w |= ghostCouponUses[s][word * 8 + j] << (32 * j);
+        }
+    }
+
+    /// @dev The stored counter word of `s` disagrees with the calls: the message, else "".
+    function _couponWordBad(address s, uint256 word) private view returns (string memory) {
+        uint256 stored = uint256(vm.load(address(escrow), _couponSlot(s, word)));
+        uint256 ghost = _ghostCouponWord(s, word);
+        if (stored == ghost) return "";
+        return string.concat(
+            "coupons: the use counters of ",
+            names[s],
+            " in word ",
+            _u(word),
+            " are ",
+            _hex(abi.encode(stored)),
+            " where the calls left ",
+            _hex(abi.encode(ghost))
+        );
+    }
+
+    /// @dev After a coupon call, refused or not: the counter word it touched is as the calls left it.
+    function _checkCouponWord(string memory op, address s, uint256 word) private {
+        if (s == address(0)) return;
+        string memory bad = _couponWordBad(s, word);
+        if (bytes(bad).length != 0) _fail(string.concat(op, ": ", bad));
     }
 
     // ================================================================== delivery
@@ -2035,6 +2459,16 @@ contract EscrowHandler {
         return "";
     }
 
+    /// @notice Every coupon counter word a call touched holds, counter by counter, the use counts
+    ///         the calls left (`ghostCouponUses`: limited uses counted, revoked ids 2^32 - 1).
+    function checkCoupons() public view returns (string memory) {
+        for (uint256 i; i < _couponSupplier.length; ++i) {
+            string memory bad = _couponWordBad(_couponSupplier[i], _couponWord[i]);
+            if (bytes(bad).length != 0) return bad;
+        }
+        return "";
+    }
+
     /// @notice Nobody is a delivery key (a party) of a supplier unless it accepted; proposals are as
     ///         the calls left them.
     function checkParties() public view returns (string memory) {
@@ -2058,16 +2492,17 @@ contract EscrowHandler {
     }
 
     /// @notice One `extsload` call answers with the words the escrow's storage holds (`vm.load`)
-    ///         for its first 18 slots (every top-level state variable) and for the slots
+    ///         for its first 20 slots (every top-level state variable) and for the slots
     ///         EscrowReader reads of: the settings, the listing count, and, picked anew at each
     ///         check, one listing, its reseller price and one of its batches, one actor's ledger and
     ///         overflow and the fees in every token, one open and one finished order, one
-    ///         delivery-key pair met, one authorization of a supplier and one shop price set.
+    ///         delivery-key pair met, one authorization of a supplier and one shop price set; and
+    ///         one coupon counter word a call touched.
     ///         (A sample keeps the check cheap; over a campaign it reaches every one.)
     function checkReader() public view returns (string memory) {
         bytes32[] memory slots = new bytes32[](64);
         uint256 n;
-        for (; n < 18; ++n) {
+        for (; n < 20; ++n) {
             slots[n] = bytes32(n);
         }
         n = _append(slots, n, EscrowReader.configSlots());
@@ -2103,6 +2538,10 @@ contract EscrowHandler {
             uint256 i = _r(calls, 9) % _shopOwner.length;
             n = _append(slots, n, EscrowReader.shopPriceSlots(_shopOwner[i], _shopListing[i]));
         }
+        if (_couponSupplier.length != 0) {
+            uint256 i = _r(calls, 10) % _couponSupplier.length;
+            slots[n++] = _couponSlot(_couponSupplier[i], _couponWord[i]);
+        }
         assembly ("memory-safe") {
             mstore(slots, n) // only the first n are asked for
         }
@@ -2133,6 +2572,7 @@ contract EscrowHandler {
         bad = _and(bad, checkStock());
         bad = _and(bad, checkOrders());
         bad = _and(bad, checkShops());
+        bad = _and(bad, checkCoupons());
         bad = _and(bad, checkOnChain());
         bad = _and(bad, checkParties());
         bad = _and(bad, checkReader());

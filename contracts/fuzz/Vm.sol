@@ -34,6 +34,10 @@ interface Vm {
     function getRecordedLogs() external returns (Log[] memory logs);
     /// @notice Name an address in traces.
     function label(address account, string calldata newLabel) external;
+    /// @notice The address of the account with this private key.
+    function addr(uint256 privateKey) external pure returns (address keyAddr);
+    /// @notice Sign `digest` (secp256k1) with `privateKey`.
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
 }
 
 /// @dev Foundry's cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).

@@ -19,6 +19,7 @@ from contracts.fuzz_runner import (
     parse_seed,
     replay_hint,
 )
+from contracts.storage import escrow_layout
 
 PASS_OUTPUT = """\
 Compiling 2 files with Solc 0.8.37
@@ -140,3 +141,11 @@ def test_the_fuzzer_targets_every_entry_point_of_the_handler() -> None:
     targeted = re.findall(r"EscrowHandler\.(\w+)\.selector", test)
     assert len(entry_points) > 30
     assert sorted(entry_points) == sorted(targeted)
+
+
+def test_the_handler_reads_coupon_counters_at_the_layouts_slot() -> None:
+    # EscrowReader has no coupon view: the handler reads `_couponUses` with vm.load at a slot
+    # number of its own, which must be the committed layout's.
+    handler = _sol("contracts/fuzz/EscrowHandler.sol")
+    slots = re.findall(r"uint256 private constant _COUPON_USES_SLOT = (\d+);", handler)
+    assert slots == [str(escrow_layout().variable("_couponUses").slot)]
