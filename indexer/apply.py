@@ -369,10 +369,12 @@ SECOND_ROUND = ("bonds", "balances")
 HANDLERS: dict[str, Handler] = {}
 #: The escrow's events kept only in ``raw_events``: roles and admin transfers, pauses, the
 #: ERC-792/1497 arbitration standard's copies of what the mirror takes from the escrow's own
-#: events, skipped items of a batch, and proposed delivery keys (acting only once accepted). A
-#: test checks every event of the ABI is handled or named here.
+#: events, skipped items of a batch, proposed delivery keys (acting only once accepted) and
+#: coupon revocations (a coupon's order is an OrderPaid like any other; the escrow keeps the use
+#: counts). A test checks every event of the ABI is handled or named here.
 UNMIRRORED = frozenset(
     {
+        "CouponRevoked",
         "DefaultAdminDelayChangeCanceled",
         "DefaultAdminDelayChangeScheduled",
         "DefaultAdminTransferCanceled",

@@ -128,6 +128,7 @@ def _run(chain: Chain) -> Lifecycle:
     escrow.set_tiers(supplier, usdc, [(2, 500), (50, 900)])
     escrow.set_tiers(supplier, native, [(4, 100)])
     escrow.set_tiers(supplier, native, [])
+    escrow.revoke_coupon(supplier, 7)  # kept raw: coupon orders are OrderPaid like any other
     escrow.set_shop_price(b2, usdc, 5_500_000)
     escrow.set_shop_price(b3, usdc, 4_500_000)
     escrow.set_shop_price(b3, usdc, 0)  # taken out again
