@@ -161,6 +161,64 @@ export async function busy(button, slot, action) {
   }
 }
 
+/**
+ * A button that asks first: pressing it opens an in-page "are you sure" (an alertdialog with
+ * `question`, `explain`, yes and no); yes runs `act()` through `busy`, reporting failures into
+ * `slot`; once it succeeds the question closes, then `done(result)` reports the outcome. `asking` (a Set) holds the keys whose
+ * question is open, so that a redrawn row keeps it open. Test ids: `test` on the button,
+ * `${prefix}-ask`, `${prefix}-yes` and `${prefix}-no` on the rest.
+ * @param {{key: unknown, asking: Set<unknown>, slot: any, test: string, prefix: string, label: string,
+ *   question: string, explain: string, yesLabel: string, noLabel: string,
+ *   act: () => Promise<any>, done: (result: any) => unknown, buttonType?: string}} o
+ * @returns {{button: HTMLElement, ask: HTMLElement}}
+ */
+export function askFirst(o) {
+  const { key, asking, slot, test, prefix } = o;
+  const button = h(
+    "button",
+    { class: "btn small quiet", "data-test": test, ...(o.buttonType ? { type: o.buttonType } : {}) },
+    o.label,
+  );
+  const yes = h("button", { class: "btn small danger", type: "button", "data-test": `${prefix}-yes` }, o.yesLabel);
+  const no = h("button", { class: "btn small quiet", type: "button", "data-test": `${prefix}-no` }, o.noLabel);
+  const ask = h(
+    "div",
+    { class: "msg warn", role: "alertdialog", "aria-label": o.question, "data-test": `${prefix}-ask` },
+    h("p", null, h("strong", null, o.question)),
+    h("p", { class: "small" }, o.explain),
+    h("div", { class: "row" }, yes, no),
+  );
+  ask.hidden = !asking.has(key);
+  button.hidden = !ask.hidden;
+  button.addEventListener("click", () => {
+    slot.clear();
+    asking.add(key);
+    ask.hidden = false;
+    button.hidden = true;
+    yes.focus();
+  });
+  no.addEventListener("click", () => {
+    asking.delete(key);
+    ask.hidden = true;
+    button.hidden = false;
+    button.focus();
+  });
+  yes.addEventListener("click", () =>
+    busy(yes, slot, async () => {
+      no.disabled = true;
+      try {
+        const result = await o.act();
+        asking.delete(key);
+        ask.hidden = true;
+        await o.done(result);
+      } finally {
+        no.disabled = false;
+      }
+    }),
+  );
+  return { button, ask };
+}
+
 /** A labelled form field. */
 export function field(label, input, hint) {
   const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;

@@ -37,7 +37,7 @@ import {
 import { txLink, when } from "../fmt.js";
 import { t } from "../i18n.js";
 import { percentBps } from "../tiers.js";
-import { busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
+import { askFirst, busy, field, h, message, messageSlot, pill, replace } from "../ui.js";
 import { sendEscrow, signTypedData, wallet } from "../wallet.js";
 import { copyButton } from "./orders.js";
 
@@ -157,62 +157,21 @@ async function shopOf(text) {
  * redrawn list keeps it open.
  */
 function revokeControl(id, { slot, said, asking }) {
-  const button = h(
-    "button",
-    { class: "btn small quiet", type: "button", "data-test": "coupon-revoke" },
-    t("coupon.revoke.button"),
-  );
-  const yes = h(
-    "button",
-    { class: "btn small danger", type: "button", "data-test": "coupon-revoke-yes" },
-    t("coupon.revoke.yes"),
-  );
-  const no = h(
-    "button",
-    { class: "btn small quiet", type: "button", "data-test": "coupon-revoke-no" },
-    t("coupon.revoke.no"),
-  );
-  const ask = h(
-    "div",
-    {
-      class: "msg warn",
-      role: "alertdialog",
-      "aria-label": t("coupon.revoke.ask", { id: String(id) }),
-      "data-test": "coupon-revoke-ask",
-    },
-    h("p", null, h("strong", null, t("coupon.revoke.ask", { id: String(id) }))),
-    h("p", { class: "small" }, t("coupon.revoke.explain")),
-    h("div", { class: "row" }, yes, no),
-  );
-  const key = String(id);
-  ask.hidden = !asking.has(key);
-  button.hidden = !ask.hidden;
-  button.addEventListener("click", () => {
-    slot.clear();
-    asking.add(key);
-    ask.hidden = false;
-    button.hidden = true;
-    yes.focus();
+  const { button, ask } = askFirst({
+    key: String(id),
+    asking,
+    slot,
+    test: "coupon-revoke",
+    prefix: "coupon-revoke",
+    buttonType: "button",
+    label: t("coupon.revoke.button"),
+    question: t("coupon.revoke.ask", { id: String(id) }),
+    explain: t("coupon.revoke.explain"),
+    yesLabel: t("coupon.revoke.yes"),
+    noLabel: t("coupon.revoke.no"),
+    act: () => sendEscrow("revokeCoupon", [BigInt(id)]),
+    done: (r) => said(t("coupon.revoke.done", { id: String(id) }), txLink(r.hash, Number(r.receipt.blockNumber))),
   });
-  no.addEventListener("click", () => {
-    asking.delete(key);
-    ask.hidden = true;
-    button.hidden = false;
-    button.focus();
-  });
-  yes.addEventListener("click", () =>
-    busy(yes, slot, async () => {
-      no.disabled = true;
-      try {
-        const r = await sendEscrow("revokeCoupon", [BigInt(id)]);
-        asking.delete(key);
-        ask.hidden = true;
-        await said(t("coupon.revoke.done", { id: String(id) }), txLink(r.hash, Number(r.receipt.blockNumber)));
-      } finally {
-        no.disabled = false;
-      }
-    }),
-  );
   return h("div", null, button, ask);
 }
 

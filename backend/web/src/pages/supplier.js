@@ -41,7 +41,7 @@ import {
   percentText,
   tierTable,
 } from "../tiers.js";
-import { busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
+import { askFirst, busy, field, h, message, messageSlot, pill, replace, stat } from "../ui.js";
 import { requireWallet, sendEscrow, sendPrepared, wallet } from "../wallet.js";
 import { statePill } from "./orders.js";
 import { couponCard } from "./supplier-coupons.js";
@@ -982,68 +982,29 @@ async function loadDashboard() {
  * row's `slot`, the outcome to the page's `outcome` (the row is redrawn once the mirror sees it).
  */
 function onChainControl(l, slot, outcome, refresh, asking) {
-  const button = h(
-    "button",
-    { class: "btn small quiet", "data-test": "onchain-listing" },
-    t("supplier.onChain.button"),
-  );
-  const yes = h(
-    "button",
-    { class: "btn small danger", type: "button", "data-test": "onchain-yes" },
-    t("supplier.onChain.yes"),
-  );
-  const no = h(
-    "button",
-    { class: "btn small quiet", type: "button", "data-test": "onchain-no" },
-    t("supplier.onChain.no"),
-  );
-  const ask = h(
-    "div",
-    {
-      class: "msg warn",
-      role: "alertdialog",
-      "aria-label": t("supplier.onChain.ask", { id: String(l.listing_id) }),
-      "data-test": "onchain-ask",
-    },
-    h("p", null, h("strong", null, t("supplier.onChain.ask", { id: String(l.listing_id) }))),
-    h("p", { class: "small" }, t("supplier.onChain.explain", { count: MAX_ON_CHAIN_QUANTITY })),
-    h("div", { class: "row" }, yes, no),
-  );
+  const id = String(l.listing_id);
   // Open or closed as it was: the dashboard redraws its rows when a figure changes.
-  ask.hidden = !asking.has(l.listing_id);
-  button.hidden = !ask.hidden;
-  button.addEventListener("click", () => {
-    slot.clear();
-    asking.add(l.listing_id);
-    ask.hidden = false;
-    button.hidden = true;
-    yes.focus();
+  return askFirst({
+    key: l.listing_id,
+    asking,
+    slot,
+    test: "onchain-listing",
+    prefix: "onchain",
+    label: t("supplier.onChain.button"),
+    question: t("supplier.onChain.ask", { id }),
+    explain: t("supplier.onChain.explain", { count: MAX_ON_CHAIN_QUANTITY }),
+    yesLabel: t("supplier.onChain.yes"),
+    noLabel: t("supplier.onChain.no"),
+    act: () => sendEscrow("requireOnChainRelease", [BigInt(l.listing_id)]),
+    done: (r) => {
+      outcome.show(
+        "ok",
+        t("supplier.onChain.done", { id, count: MAX_ON_CHAIN_QUANTITY }),
+        txLink(r.hash, Number(r.receipt.blockNumber)),
+      );
+      refresh();
+    },
   });
-  no.addEventListener("click", () => {
-    asking.delete(l.listing_id);
-    ask.hidden = true;
-    button.hidden = false;
-    button.focus();
-  });
-  yes.addEventListener("click", () =>
-    busy(yes, slot, async () => {
-      no.disabled = true;
-      try {
-        const r = await sendEscrow("requireOnChainRelease", [BigInt(l.listing_id)]);
-        asking.delete(l.listing_id);
-        ask.hidden = true;
-        outcome.show(
-          "ok",
-          t("supplier.onChain.done", { id: String(l.listing_id), count: MAX_ON_CHAIN_QUANTITY }),
-          txLink(r.hash, Number(r.receipt.blockNumber)),
-        );
-        refresh();
-      } finally {
-        no.disabled = false;
-      }
-    }),
-  );
-  return { button, ask };
 }
 
 /**

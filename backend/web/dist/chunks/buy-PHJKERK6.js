@@ -1,1 +1,0 @@
-import{s as a,t as b,u as c,v as d}from"./chunk-PD6YFC7X.js";import"./chunk-ZEUOR7ZH.js";import"./chunk-KNVNOCWD.js";import"./chunk-ULTN7HKH.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{d as buyPage,c as buyRoute,a as checkQuantity,b as pendingCard};

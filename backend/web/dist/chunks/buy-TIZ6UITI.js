@@ -1,0 +1,1 @@
+import{s as a,t as b,u as c,v as d}from"./chunk-5M55YZON.js";import"./chunk-LC27WD2B.js";import"./chunk-CBZH7KGB.js";import"./chunk-IP5WY4UD.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{d as buyPage,c as buyRoute,a as checkQuantity,b as pendingCard};

@@ -1,1 +1,0 @@
-import{a,b,c,d,e,f}from"./chunk-EWYAULRB.js";import"./chunk-PD6YFC7X.js";import"./chunk-ZEUOR7ZH.js";import"./chunk-KNVNOCWD.js";import"./chunk-ULTN7HKH.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};

@@ -1,0 +1,1 @@
+import{a,b,c,d,e,f}from"./chunk-G57JNTQA.js";import"./chunk-5M55YZON.js";import"./chunk-LC27WD2B.js";import"./chunk-CBZH7KGB.js";import"./chunk-IP5WY4UD.js";import"./chunk-4G5HEQQC.js";import"./chunk-VLYJA4LW.js";import"./chunk-QCOMWME2.js";import"./chunk-L72EZ7PG.js";export{e as copyButton,d as evidenceDocument,f as orderPage,c as ordersPage,a as stateName,b as statePill};
