@@ -238,11 +238,11 @@ def _couponed(console: Console, world: World, listing: int) -> dict[str, int]:
             world.supplier,
             Coupon(listing, bytes(32), ZERO_ADDRESS, 1_000, 0, max_uses, expiry, coupon_id),
         )
-        oid, order, res = escrow.buy_with_coupon(
+        oid, order, res = escrow.buy(
             buyer,
             listing,
             1,
-            coupon,
+            coupon=coupon,
             max_unit_price=unit,
             buyer_pubkey=keccak(text=f"pk{buyer.address}"),
         )

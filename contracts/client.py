@@ -572,51 +572,26 @@ class EscrowClient:
         buyer_pubkey: bytes,
         reseller: str = ZERO_ADDRESS,
         value: int | None = None,
+        coupon: Coupon | None = None,
     ) -> tuple[int, Order, TxResult]:
         """Pay for an order; returns its id, the stored Order and the transaction.
 
-        With a `reseller`, the order is bought in that reseller's shop at the shop's price.
+        With a `reseller`, the order is bought in that reseller's shop at the shop's price. With
+        a signed `coupon` of the listing's supplier (`contracts.coupons`), it is bought through
+        ``buyWithCoupon``, and `max_unit_price` bounds the price after the discounts.
 
         `value` defaults to `max_unit_price * quantity` for native-coin listings when it is the
         exact price; pass it explicitly otherwise (0 for ERC-20 listings).
         """
         if value is None:
             value = max_unit_price * quantity
-        res = self._send(
-            buyer, "buy", listing_id, quantity, max_unit_price, reseller, buyer_pubkey, value=value
-        )
-        ev = res.event("OrderPaid")
-        return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
-
-    def buy_with_coupon(
-        self,
-        buyer: LocalAccount,
-        listing_id: int,
-        quantity: int,
-        coupon: Coupon,
-        *,
-        max_unit_price: int,
-        buyer_pubkey: bytes,
-        reseller: str = ZERO_ADDRESS,
-        value: int | None = None,
-    ) -> tuple[int, Order, TxResult]:
-        """`buy` with a signed coupon of the listing's supplier (`contracts.coupons`);
-        `max_unit_price` bounds the price after the discounts."""
-        if value is None:
-            value = max_unit_price * quantity
-        res = self._send(
-            buyer,
-            "buyWithCoupon",
-            listing_id,
-            quantity,
-            max_unit_price,
-            reseller,
-            buyer_pubkey,
-            coupon.as_tuple(),
-            coupon.r,
-            coupon.vs,
-            value=value,
-        )
+        args = (listing_id, quantity, max_unit_price, reseller, buyer_pubkey)
+        if coupon is None:
+            res = self._send(buyer, "buy", *args, value=value)
+        else:
+            res = self._send(
+                buyer, "buyWithCoupon", *args, coupon.as_tuple(), coupon.r, coupon.vs, value=value
+            )
         ev = res.event("OrderPaid")
         return int(ev.args["orderId"]), order_from_paid_event(ev.args), res
 

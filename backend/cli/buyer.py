@@ -207,27 +207,16 @@ def buy(
             _approve(s, listing.token, amount)
         key, nonce = next_order_key(s.escrow, s.wallet)
         s.escrow.tx.reset_nonce(s.wallet.address)
-        if presented is None:
-            oid, order, res = s.escrow.buy(
-                s.wallet,
-                listing_id,
-                quantity,
-                max_unit_price=price,
-                buyer_pubkey=public_key_bytes(key),
-                reseller=shop,
-                value=amount if listing.token == ZERO_ADDRESS else 0,
-            )
-        else:
-            oid, order, res = s.escrow.buy_with_coupon(
-                s.wallet,
-                listing_id,
-                quantity,
-                presented,
-                max_unit_price=price,
-                buyer_pubkey=public_key_bytes(key),
-                reseller=shop,
-                value=amount if listing.token == ZERO_ADDRESS else 0,
-            )
+        oid, order, res = s.escrow.buy(
+            s.wallet,
+            listing_id,
+            quantity,
+            max_unit_price=price,
+            buyer_pubkey=public_key_bytes(key),
+            reseller=shop,
+            value=amount if listing.token == ZERO_ADDRESS else 0,
+            coupon=presented,
+        )
     except KamengError as exc:
         raise fail(describe_error(exc)) from exc
     console.print(

@@ -678,17 +678,16 @@ def _stablecoin_chapter(
         escrow.approve_token(buyer, token, unit * quantity)
         key, _nonce = next_order_key(escrow, buyer)
         escrow.tx.reset_nonce(buyer.address)
-        pubkey = public_key_bytes(key)
-        if coupon is None:
-            oid, order, res = escrow.buy(
-                buyer, vip_listing, quantity, max_unit_price=unit, buyer_pubkey=pubkey,
-                reseller=shop.address, value=0,
-            )  # fmt: skip
-        else:
-            oid, order, res = escrow.buy_with_coupon(
-                buyer, vip_listing, quantity, coupon, max_unit_price=unit, buyer_pubkey=pubkey,
-                reseller=shop.address, value=0,
-            )  # fmt: skip
+        oid, order, res = escrow.buy(
+            buyer,
+            vip_listing,
+            quantity,
+            max_unit_price=unit,
+            buyer_pubkey=public_key_bytes(key),
+            reseller=shop.address,
+            value=0,
+            coupon=coupon,
+        )
         return buyer, key, oid, order, res
 
     quantity = STABLECOIN_QUANTITY

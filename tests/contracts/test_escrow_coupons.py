@@ -82,11 +82,11 @@ def buy(
     if unit is None:
         unit = coupon_price(env, coupon, lid, quantity, reseller)
     value = unit * quantity if env.listing_token(lid) == ETH else 0
-    oid, order, _ = env.escrow.buy_with_coupon(
+    oid, order, _ = env.escrow.buy(
         buyer or env.buyer,
         lid,
         quantity,
-        coupon,
+        coupon=coupon,
         max_unit_price=unit,
         buyer_pubkey=PUBKEY,
         reseller=reseller,
@@ -323,11 +323,11 @@ def test_the_buyers_bound_is_the_price_after_the_coupon(env: Env) -> None:
     # Native coin: paying the undiscounted price is the wrong value.
     assert_reverts(
         env,
-        lambda: env.escrow.buy_with_coupon(
+        lambda: env.escrow.buy(
             env.buyer,
             lid,
             1,
-            coupon,
+            coupon=coupon,
             max_unit_price=ETH_PRICE,
             buyer_pubkey=PUBKEY,
             value=ETH_PRICE,
